@@ -1,0 +1,141 @@
+//! The bus conformance suite, written once for every backend: each promise
+//! of `lib.rs` is one `pub async fn` taking a [`BusFactory`], and
+//! [`bus_conformance!`](crate::bus_conformance) turns them into tests.
+//!
+//! A backend's test file provides a factory with a fresh namespace (a temp
+//! directory, a unique stream name, ...) and invokes the macro:
+//!
+//! ```ignore
+//! magpie_bus::bus_conformance!(MyFactory::fresh());
+//! ```
+//!
+//! The expression is evaluated once per test, so every case starts empty.
+//! The suite panics on failure (it is test code) and the crate using the
+//! macro needs `tokio` as a (dev-)dependency.
+
+mod delivery;
+mod durability;
+
+pub use delivery::*;
+pub use durability::*;
+
+use crate::{Bus, Consumer, ConsumerOptions, Delivery, Outgoing};
+use bytes::Bytes;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Opens buses over one namespace. `open` is called again after every
+/// handle of the previous bus was dropped to simulate a restart: it must see
+/// the same durable state.
+pub trait BusFactory: Send + Sync {
+    fn open(&self) -> impl Future<Output = Bus> + Send;
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each evaluating
+/// `$factory` for a fresh namespace.
+#[macro_export]
+macro_rules! bus_conformance {
+    ($factory:expr) => {
+        $crate::bus_conformance!(@cases $factory;
+            publish_returns_increasing_offsets_and_keeps_order,
+            consumer_sees_only_its_topics,
+            every_group_sees_every_event,
+            consumers_of_one_group_split_events,
+            unacked_event_is_redelivered_after_ack_wait,
+            nak_redelivers_promptly,
+            acked_events_are_not_redelivered,
+            unacked_events_are_redelivered_after_reopen,
+            published_event_survives_reopen,
+            msg_id_deduplicates,
+            fetch_wakes_on_publish,
+            concurrent_publishes_are_delivered_exactly_once,
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread")]
+            async fn $case() {
+                let factory = $factory;
+                $crate::testsuite::$case(&factory).await;
+            }
+        )*
+    };
+}
+
+/// An event whose payload is its msg_id, so deliveries are easy to check.
+pub fn event(topic: &str, msg_id: &str) -> Outgoing {
+    Outgoing {
+        topic: topic.into(),
+        msg_id: msg_id.into(),
+        payload: Bytes::from(msg_id.to_string()),
+    }
+}
+
+pub fn opts(ack_wait: Duration) -> ConsumerOptions {
+    ConsumerOptions { ack_wait }
+}
+
+pub async fn publish(bus: &Bus, events: Vec<Outgoing>) -> Vec<u64> {
+    let n = events.len();
+    let offsets = bus.publish(events).await.expect("publish");
+    assert_eq!(offsets.len(), n, "one offset per event");
+    offsets
+}
+
+pub async fn consumer(
+    bus: &Bus,
+    group: &str,
+    topics: &[&str],
+    ack_wait: Duration,
+) -> Box<dyn Consumer> {
+    bus.consumer(group, topics, opts(ack_wait))
+        .await
+        .expect("consumer")
+}
+
+/// Fetches until `n` deliveries arrived (acking them when `ack`), failing
+/// after 20s; then checks nothing more is ready.
+pub async fn take(c: &mut Box<dyn Consumer>, n: usize, ack: bool) -> Vec<Delivery> {
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(
+            Instant::now() < give_up,
+            "only {} of {n} events arrived",
+            got.len()
+        );
+        let batch = c
+            .fetch(n - got.len(), Duration::from_millis(500))
+            .await
+            .expect("fetch");
+        if ack && !batch.is_empty() {
+            let offsets: Vec<u64> = batch.iter().map(|d| d.offset).collect();
+            c.ack(&offsets).await.expect("ack");
+        }
+        got.extend(batch);
+    }
+    assert_eq!(got.len(), n, "more events than expected");
+    got
+}
+
+/// Asserts that nothing is delivered within `wait`.
+pub async fn assert_idle(c: &mut Box<dyn Consumer>, wait: Duration) {
+    let extra = c.fetch(100, wait).await.expect("fetch");
+    assert!(extra.is_empty(), "unexpected deliveries: {extra:?}");
+}
+
+pub fn ids(ds: &[Delivery]) -> Vec<String> {
+    ds.iter()
+        .map(|d| String::from_utf8_lossy(&d.payload).into_owned())
+        .collect()
+}
+
+pub fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+pub fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
+}

@@ -1,0 +1,183 @@
+//! Conformance cases about delivery within one bus lifetime: ordering,
+//! topic filtering, groups, competing consumers, redelivery and waiting.
+
+use super::*;
+use std::collections::HashSet;
+
+const LONG: Duration = Duration::from_secs(60);
+const SHORT: Duration = Duration::from_millis(200);
+
+/// Offsets strictly increase across single and batch publishes; a topic's
+/// events are delivered in publish order.
+pub async fn publish_returns_increasing_offsets_and_keeps_order(f: &impl BusFactory) {
+    let bus = f.open().await;
+    let mut offsets = Vec::new();
+    for (i, id) in names("m", 20).iter().enumerate() {
+        let topic = if i % 2 == 0 { "order.a" } else { "order.b" };
+        offsets.extend(publish(&bus, vec![event(topic, id)]).await);
+    }
+    offsets.extend(
+        publish(
+            &bus,
+            names("batch", 10)
+                .iter()
+                .map(|id| event("order.a", id))
+                .collect(),
+        )
+        .await,
+    );
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "offsets not increasing: {offsets:?}"
+    );
+
+    let mut c = consumer(&bus, "order", &["order.a"], LONG).await;
+    let got = take(&mut c, 20, true).await;
+    let mut want: Vec<String> = names("m", 20).into_iter().step_by(2).collect();
+    want.extend(names("batch", 10));
+    assert_eq!(ids(&got), want, "per-topic order");
+    assert!(got.windows(2).all(|w| w[0].offset < w[1].offset));
+    assert!(got.iter().all(|d| d.topic == "order.a" && d.attempt == 1));
+    assert_idle(&mut c, SHORT).await;
+}
+
+pub async fn consumer_sees_only_its_topics(f: &impl BusFactory) {
+    let bus = f.open().await;
+    for (i, id) in names("t", 30).iter().enumerate() {
+        let topic = ["only.a", "only.b", "only.c"][i % 3];
+        publish(&bus, vec![event(topic, id)]).await;
+    }
+    let mut c = consumer(&bus, "only", &["only.a", "only.c"], LONG).await;
+    let got = take(&mut c, 20, true).await;
+    assert!(
+        got.iter()
+            .all(|d| d.topic == "only.a" || d.topic == "only.c")
+    );
+    let want: Vec<String> = names("t", 30)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 1)
+        .map(|p| p.1)
+        .collect();
+    assert_eq!(ids(&got), want);
+    assert_idle(&mut c, SHORT).await;
+}
+
+pub async fn every_group_sees_every_event(f: &impl BusFactory) {
+    let bus = f.open().await;
+    publish(
+        &bus,
+        names("e", 50)
+            .iter()
+            .map(|id| event("groups", id))
+            .collect(),
+    )
+    .await;
+    let mut g1 = consumer(&bus, "g1", &["groups"], LONG).await;
+    let mut g2 = consumer(&bus, "g2", &["groups"], LONG).await;
+    assert_eq!(ids(&take(&mut g1, 50, true).await), names("e", 50));
+    assert_eq!(ids(&take(&mut g2, 50, true).await), names("e", 50));
+    assert_idle(&mut g1, SHORT).await;
+    assert_idle(&mut g2, SHORT).await;
+}
+
+/// Consumers of one group compete: nothing goes to both while acks are in
+/// time, and together they get everything.
+pub async fn consumers_of_one_group_split_events(f: &impl BusFactory) {
+    let bus = f.open().await;
+    publish(
+        &bus,
+        names("s", 20).iter().map(|id| event("split", id)).collect(),
+    )
+    .await;
+    let mut c1 = consumer(&bus, "split", &["split"], LONG).await;
+    let mut c2 = consumer(&bus, "split", &["split"], LONG).await;
+    let a = c1.fetch(10, Duration::from_secs(2)).await.expect("fetch");
+    let b = take(&mut c2, 20 - a.len(), false).await;
+    assert!(!a.is_empty(), "first consumer got nothing");
+    let union: HashSet<String> = ids(&a).into_iter().chain(ids(&b)).collect();
+    assert_eq!(
+        union.len(),
+        20,
+        "an event went to both consumers, or one was lost"
+    );
+    c1.ack(&a.iter().map(|d| d.offset).collect::<Vec<_>>())
+        .await
+        .expect("ack");
+    c2.ack(&b.iter().map(|d| d.offset).collect::<Vec<_>>())
+        .await
+        .expect("ack");
+    assert_idle(&mut c1, SHORT).await;
+    assert_idle(&mut c2, SHORT).await;
+
+    // The same, racing: two tasks fetch and ack concurrently.
+    publish(
+        &bus,
+        names("r", 200)
+            .iter()
+            .map(|id| event("split", id))
+            .collect(),
+    )
+    .await;
+    let racer = |mut c: Box<dyn Consumer>| {
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let got = c.fetch(7, Duration::from_millis(500)).await.expect("fetch");
+                if got.is_empty() {
+                    return seen;
+                }
+                c.ack(&got.iter().map(|d| d.offset).collect::<Vec<_>>())
+                    .await
+                    .expect("ack");
+                seen.extend(ids(&got));
+            }
+        })
+    };
+    let (x, y) = (racer(c1), racer(c2));
+    let mut all = x.await.expect("task");
+    all.extend(y.await.expect("task"));
+    assert_eq!(sorted(all), names("r", 200), "lost or duplicated events");
+}
+
+pub async fn unacked_event_is_redelivered_after_ack_wait(f: &impl BusFactory) {
+    let bus = f.open().await;
+    let off = publish(&bus, vec![event("redeliver", "x")]).await[0];
+    let mut c = consumer(&bus, "redeliver", &["redeliver"], SHORT).await;
+    let first = take(&mut c, 1, false).await;
+    assert_eq!((first[0].offset, first[0].attempt), (off, 1));
+    let again = c.fetch(10, Duration::from_secs(3)).await.expect("fetch");
+    assert_eq!(again.len(), 1, "not redelivered after ack_wait");
+    assert_eq!(
+        (again[0].offset, again[0].attempt, ids(&again)[0].as_str()),
+        (off, 2, "x")
+    );
+    c.ack(&[off]).await.expect("ack");
+    assert_idle(&mut c, SHORT * 3).await;
+}
+
+pub async fn nak_redelivers_promptly(f: &impl BusFactory) {
+    let bus = f.open().await;
+    let off = publish(&bus, vec![event("nak", "x")]).await[0];
+    let mut c = consumer(&bus, "nak", &["nak"], LONG).await;
+    assert_eq!(take(&mut c, 1, false).await[0].attempt, 1);
+    c.nak(off).await.expect("nak");
+    // ack_wait is a minute: only the nak can bring it back within 5s.
+    let again = c.fetch(10, Duration::from_secs(5)).await.expect("fetch");
+    assert_eq!(again.len(), 1, "nak did not cause a redelivery");
+    assert_eq!((again[0].offset, again[0].attempt), (off, 2));
+}
+
+/// A fetch that is waiting returns the event published meanwhile.
+pub async fn fetch_wakes_on_publish(f: &impl BusFactory) {
+    let bus = f.open().await;
+    let mut c = consumer(&bus, "wake", &["wake"], LONG).await;
+    let publisher = bus.clone();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        publish(&publisher, vec![event("wake", "late")]).await
+    });
+    let got = c.fetch(10, Duration::from_secs(2)).await.expect("fetch");
+    task.await.expect("publisher");
+    assert_eq!(ids(&got), vec!["late".to_string()]);
+}

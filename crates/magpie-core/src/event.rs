@@ -1,0 +1,58 @@
+//! Events carried by the bus between the logic and the workers.
+//!
+//! Every event is applied idempotently by its consumers (insert-if-absent,
+//! max-of positions), because the bus delivers at least once.
+
+use crate::ids::{ConvId, DeviceId, Seq, UserId};
+use crate::message::Message;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BusEvent {
+    /// A message was accepted (it is durable in the store).
+    Message { msg: Message },
+    /// `user` has read `conv` up to `seq` (the notes' "message read" topic).
+    Read(ReadUpTo),
+    /// A device of `user` acknowledged delivery of these sequences.
+    Delivered {
+        user: UserId,
+        device: DeviceId,
+        conv: ConvId,
+        seqs: Vec<Seq>,
+    },
+    /// A device came online or went offline.
+    Presence(Presence),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadUpTo {
+    pub user: UserId,
+    pub conv: ConvId,
+    pub seq: Seq,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub online: bool,
+    pub node: String,
+    pub at: i64,
+    /// Why a device went offline: "logout", "closed", "idle", "shutdown", "node_lost".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl BusEvent {
+    /// The topic the event is published on.
+    pub fn topic(&self) -> &'static str {
+        match self {
+            BusEvent::Message { .. } => "msg",
+            BusEvent::Read(_) => "read",
+            BusEvent::Delivered { .. } => "delivered",
+            BusEvent::Presence(_) => "presence",
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Identifiers.
+//!
+//! - `UserId`: server-assigned, positive; `0` is the system sender.
+//! - `DeviceId`: chosen by the client (e.g. "phone"), 1..=64 printable chars.
+//! - `ConvId`: a conversation; direct chats are `d:{low}:{high}` so both
+//!   parties name the same conversation.
+//! - `ServerMsgId`: time-ordered 64-bit id (41 bits ms, 10 bits node, 12 bits counter).
+//! - `ClientMsgId`: the client's UUID, the idempotency key scoped to the sender.
+//! - `Seq`: per-conversation sequence, contiguous from 1.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub type Seq = i64;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdError {
+    #[error("invalid conversation id: {0}")]
+    Conversation(String),
+    #[error("invalid device id: must be 1 to 64 characters of [A-Za-z0-9._-]")]
+    Device,
+    #[error("invalid client message id: {0}")]
+    ClientMsgId(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub i64);
+
+impl UserId {
+    /// The sender of system messages sent through the internal API.
+    pub const SYSTEM: UserId = UserId(0);
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DeviceId(String);
+
+impl DeviceId {
+    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if ok {
+            Ok(DeviceId(s))
+        } else {
+            Err(IdError::Device)
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DeviceId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        DeviceId::new(s)
+    }
+}
+impl From<DeviceId> for String {
+    fn from(d: DeviceId) -> String {
+        d.0
+    }
+}
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConvId(String);
+
+impl ConvId {
+    /// The direct conversation between two users; symmetric in its arguments.
+    pub fn direct(a: UserId, b: UserId) -> ConvId {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        ConvId(format!("d:{}:{}", lo.0, hi.0))
+    }
+    pub fn parse(s: &str) -> Result<ConvId, IdError> {
+        let bad = || IdError::Conversation(s.to_string());
+        let mut parts = s.split(':');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("d"), Some(a), Some(b), None) => {
+                let a: i64 = a.parse().map_err(|_| bad())?;
+                let b: i64 = b.parse().map_err(|_| bad())?;
+                if a < 0 || b < 0 || a > b {
+                    return Err(bad());
+                }
+                Ok(ConvId(s.to_string()))
+            }
+            _ => Err(bad()),
+        }
+    }
+    /// For a direct conversation, the two members (low, high).
+    pub fn direct_members(&self) -> Option<(UserId, UserId)> {
+        let rest = self.0.strip_prefix("d:")?;
+        let (a, b) = rest.split_once(':')?;
+        Some((UserId(a.parse().ok()?), UserId(b.parse().ok()?)))
+    }
+    /// For a direct conversation, the member that is not `me`.
+    pub fn peer_of(&self, me: UserId) -> Option<UserId> {
+        let (a, b) = self.direct_members()?;
+        if a == me {
+            Some(b)
+        } else if b == me {
+            Some(a)
+        } else {
+            None
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ConvId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        ConvId::parse(&s)
+    }
+}
+impl From<ConvId> for String {
+    fn from(c: ConvId) -> String {
+        c.0
+    }
+}
+impl fmt::Display for ConvId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Server message id. Serialized as a string in JSON because 64-bit integers
+/// do not survive JavaScript clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ServerMsgId(pub i64);
+
+impl TryFrom<String> for ServerMsgId {
+    type Error = std::num::ParseIntError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse().map(ServerMsgId)
+    }
+}
+impl From<ServerMsgId> for String {
+    fn from(s: ServerMsgId) -> String {
+        s.0.to_string()
+    }
+}
+impl fmt::Display for ServerMsgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Custom epoch for server ids: 2024-01-01T00:00:00Z.
+const EPOCH_MS: i64 = 1_704_067_200_000;
+
+/// Generates time-ordered server message ids for one node.
+///
+/// Layout: 41 bits of milliseconds since `EPOCH_MS`, 10 bits of node id,
+/// 12 bits of counter. The counter borrows from the clock when more than 4096
+/// ids are taken in one millisecond, so ids stay strictly increasing per node.
+#[derive(Debug)]
+pub struct MsgIdGen {
+    node: i64,
+    last: AtomicU64,
+}
+
+impl MsgIdGen {
+    pub fn new(node: u16) -> Self {
+        MsgIdGen {
+            node: (node & 0x3ff) as i64,
+            last: AtomicU64::new(0),
+        }
+    }
+    pub fn next(&self) -> ServerMsgId {
+        let now = (crate::now_ms() - EPOCH_MS).max(0) as u64;
+        let floor = now << 12;
+        let mut prev = self.last.load(Ordering::Relaxed);
+        loop {
+            let next = if prev < floor { floor } else { prev + 1 };
+            match self
+                .last
+                .compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    let ms = (next >> 12) as i64;
+                    let ctr = (next & 0xfff) as i64;
+                    return ServerMsgId((ms << 22) | (self.node << 12) | ctr);
+                }
+                Err(p) => prev = p,
+            }
+        }
+    }
+}
+
+/// The client's message id: a UUID the client generates (v7, time-ordered, is
+/// recommended). It makes a send idempotent for 30 minutes on the fast path and
+/// forever in the durable store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClientMsgId(pub uuid::Uuid);
+
+impl ClientMsgId {
+    pub fn new_v7() -> Self {
+        ClientMsgId(uuid::Uuid::now_v7())
+    }
+}
+impl TryFrom<String> for ClientMsgId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        uuid::Uuid::parse_str(&s)
+            .map(ClientMsgId)
+            .map_err(|_| IdError::ClientMsgId(s))
+    }
+}
+impl From<ClientMsgId> for String {
+    fn from(c: ClientMsgId) -> String {
+        c.0.to_string()
+    }
+}
+impl fmt::Display for ClientMsgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_conversation_is_symmetric() {
+        let a = ConvId::direct(UserId(7), UserId(3));
+        assert_eq!(a, ConvId::direct(UserId(3), UserId(7)));
+        assert_eq!(a.as_str(), "d:3:7");
+        assert_eq!(a.peer_of(UserId(3)), Some(UserId(7)));
+        assert_eq!(a.peer_of(UserId(9)), None);
+        assert!(ConvId::parse("d:7:3").is_err());
+        assert!(ConvId::parse("x").is_err());
+    }
+
+    #[test]
+    fn server_ids_strictly_increase() {
+        let g = MsgIdGen::new(3);
+        let mut prev = g.next();
+        for _ in 0..20_000 {
+            let n = g.next();
+            assert!(n > prev);
+            prev = n;
+        }
+    }
+
+    #[test]
+    fn device_ids_are_validated() {
+        assert!(DeviceId::new("phone-1").is_ok());
+        assert!(DeviceId::new("").is_err());
+        assert!(DeviceId::new("a b").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! Magpie's domain vocabulary: identifiers, messages, bus events and client
+//! settings. Every other crate speaks in these types.
+//!
+//! Invariant: this crate does no I/O and knows no wire format beyond serde
+//! derives; it can be used from the server, the SDK and tests alike.
+
+pub mod event;
+pub mod ids;
+pub mod message;
+pub mod settings;
+pub mod time;
+
+pub use event::{BusEvent, Presence, ReadUpTo};
+pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};
+pub use message::{Accepted, Message, NewMessage};
+pub use settings::{ClientSettings, Persistence, ResendLevel, ResendPolicy, Transport, UnreadMode};
+pub use time::now_ms;

@@ -1,0 +1,60 @@
+//! Messages as the server accepts, stores and delivers them.
+
+use crate::ids::{ClientMsgId, ConvId, Seq, ServerMsgId, UserId};
+use crate::settings::Persistence;
+use serde::{Deserialize, Serialize};
+
+/// A send request after validation, before it has a sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub server_id: ServerMsgId,
+    pub conv: ConvId,
+    pub from: UserId,
+    pub to: UserId,
+    pub cmid: ClientMsgId,
+    pub body: String,
+    pub persistence: Persistence,
+    pub sent_at: i64,
+}
+
+/// A message as stored and delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub server_id: ServerMsgId,
+    pub conv: ConvId,
+    pub seq: Seq,
+    pub from: UserId,
+    pub to: UserId,
+    pub cmid: ClientMsgId,
+    pub body: String,
+    pub persistence: Persistence,
+    pub sent_at: i64,
+}
+
+/// The outcome of accepting a send: the ids the sender is acknowledged with.
+/// `duplicate` is true when the client message id had been seen before and
+/// this is the original result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub server_id: ServerMsgId,
+    pub conv: ConvId,
+    pub seq: Seq,
+    pub sent_at: i64,
+    pub duplicate: bool,
+}
+
+impl Message {
+    pub fn from_new(m: NewMessage, seq: Seq) -> Message {
+        Message {
+            server_id: m.server_id,
+            conv: m.conv,
+            seq,
+            from: m.from,
+            to: m.to,
+            cmid: m.cmid,
+            body: m.body,
+            persistence: m.persistence,
+            sent_at: m.sent_at,
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Per-user, per-device client settings (the notes' "personal settings").
+//!
+//! Two of them change what the server does with a message:
+//! - `persistence` (the sender's) decides how long a message is kept;
+//! - `resend` (the receiving device's) decides how soon and how often an
+//!   unacknowledged push is resent.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Ws,
+    Tcp,
+}
+
+/// How long a message is kept. Serialized as `"none"`, `"offline"`,
+/// `"days:N"` or `"forever"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(try_from = "String", into = "String")]
+pub enum Persistence {
+    /// Delivered to online devices; removed from the server as soon as one
+    /// device of the receiver acknowledges delivery (or the offline TTL ends).
+    None,
+    /// Kept only until the receiver reads it, or until the offline TTL ends.
+    Offline,
+    /// Kept for this many days.
+    Days(u32),
+    /// Kept until deleted.
+    #[default]
+    Forever,
+}
+
+impl fmt::Display for Persistence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Persistence::None => f.write_str("none"),
+            Persistence::Offline => f.write_str("offline"),
+            Persistence::Days(n) => write!(f, "days:{n}"),
+            Persistence::Forever => f.write_str("forever"),
+        }
+    }
+}
+
+impl FromStr for Persistence {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Persistence::None),
+            "offline" => Ok(Persistence::Offline),
+            "forever" => Ok(Persistence::Forever),
+            _ => match s.strip_prefix("days:").and_then(|n| n.parse::<u32>().ok()) {
+                Some(n) if n > 0 => Ok(Persistence::Days(n)),
+                _ => Err(format!(
+                    "invalid persistence {s:?}: expected none, offline, days:N or forever"
+                )),
+            },
+        }
+    }
+}
+impl TryFrom<String> for Persistence {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+impl From<Persistence> for String {
+    fn from(p: Persistence) -> String {
+        p.to_string()
+    }
+}
+
+impl Persistence {
+    /// Stable small integer for storage.
+    pub fn code(self) -> i64 {
+        match self {
+            Persistence::None => 0,
+            Persistence::Offline => 1,
+            Persistence::Days(_) => 2,
+            Persistence::Forever => 3,
+        }
+    }
+}
+
+/// What the unread API reports for this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnreadMode {
+    /// Per conversation and the total.
+    #[default]
+    PerConversation,
+    /// Only the total.
+    TotalOnly,
+    /// No unread counts are reported.
+    Off,
+}
+
+/// How eagerly an unacknowledged push is resent to this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ResendLevel {
+    /// Never resent; the client relies on sync.
+    Off,
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+/// The timing a resend level stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResendPolicy {
+    /// Wait this long for a delivery ack before the first resend; doubles each time.
+    pub first_after_ms: u64,
+    /// Resend at most this many times; after that the message waits for sync.
+    pub max_resends: u32,
+}
+
+impl ResendLevel {
+    pub fn policy(self) -> ResendPolicy {
+        match self {
+            ResendLevel::Off => ResendPolicy {
+                first_after_ms: 0,
+                max_resends: 0,
+            },
+            ResendLevel::Low => ResendPolicy {
+                first_after_ms: 10_000,
+                max_resends: 2,
+            },
+            ResendLevel::Normal => ResendPolicy {
+                first_after_ms: 3_000,
+                max_resends: 4,
+            },
+            ResendLevel::High => ResendPolicy {
+                first_after_ms: 1_000,
+                max_resends: 8,
+            },
+        }
+    }
+}
+
+/// The settings a client keeps on the server. Unset fields take defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ClientSettings {
+    pub transport: Transport,
+    pub search: bool,
+    pub persistence: Persistence,
+    pub unread_mode: UnreadMode,
+    pub resend: ResendLevel,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persistence_round_trips() {
+        for p in [
+            Persistence::None,
+            Persistence::Offline,
+            Persistence::Days(7),
+            Persistence::Forever,
+        ] {
+            assert_eq!(p.to_string().parse::<Persistence>().unwrap(), p);
+        }
+        assert!("days:0".parse::<Persistence>().is_err());
+        assert!("sometimes".parse::<Persistence>().is_err());
+    }
+
+    #[test]
+    fn settings_fill_defaults() {
+        let s: ClientSettings = serde_json::from_str(r#"{"resend":"high"}"#).unwrap();
+        assert_eq!(s.resend, ResendLevel::High);
+        assert_eq!(s.persistence, Persistence::Forever);
+    }
+}

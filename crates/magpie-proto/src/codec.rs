@@ -1,0 +1,46 @@
+//! The TCP framing: a 4-byte big-endian length, then that many bytes of
+//! UTF-8 JSON (the same frames as WebSocket text messages).
+//!
+//! A length above the limit cannot be skipped safely (the peer may be
+//! misframed), so the decoder fails and the connection is closed after an
+//! error frame.
+
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+/// Default frame limit: 64 KiB.
+pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
+
+pub struct TcpCodec(LengthDelimitedCodec);
+
+impl TcpCodec {
+    pub fn new(max_frame: usize) -> Self {
+        TcpCodec(
+            LengthDelimitedCodec::builder()
+                .length_field_length(4)
+                .big_endian()
+                .max_frame_length(max_frame)
+                .new_codec(),
+        )
+    }
+}
+
+/// Whether a decode error is a frame over the limit (as opposed to an I/O error).
+pub fn is_too_large(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::InvalidData
+}
+
+impl Decoder for TcpCodec {
+    type Item = BytesMut;
+    type Error = std::io::Error;
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, std::io::Error> {
+        self.0.decode(src)
+    }
+}
+
+impl Encoder<Bytes> for TcpCodec {
+    type Error = std::io::Error;
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), std::io::Error> {
+        self.0.encode(item, dst)
+    }
+}

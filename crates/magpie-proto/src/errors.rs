@@ -1,0 +1,153 @@
+//! Error codes: one list for HTTP responses and error frames.
+//!
+//! Each code has one HTTP status and, where it ends a connection, one
+//! WebSocket close code. docs/protocol.md documents every code.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The payload is not JSON.
+    BadJson,
+    /// The payload is not valid UTF-8.
+    BadUtf8,
+    /// `op` names no operation.
+    UnknownOp,
+    /// A field is missing, has the wrong type, or an invalid value.
+    BadField,
+    /// A frame or body is larger than the configured limit.
+    FrameTooLarge,
+    /// Missing, malformed or invalid credentials.
+    Unauthorized,
+    /// The access token has expired: refresh it.
+    TokenExpired,
+    /// The connection ticket is unknown, used or expired: ask for a new one.
+    BadTicket,
+    /// A socket operation came before a successful `hello`.
+    NotAuthenticated,
+    /// Authenticated, but not allowed (e.g. a user token on the internal API, or a disallowed Origin).
+    Forbidden,
+    /// The recipient user does not exist.
+    UnknownRecipient,
+    /// No such resource, or not yours (the same answer for both).
+    NotFound,
+    /// The resource exists already (e.g. the username).
+    Conflict,
+    /// Wrong username or password.
+    BadCredentials,
+    /// The server cannot take this now (storage or bus unavailable); retry with the same client message id.
+    Unavailable,
+    /// The client stopped acknowledging pushes and its window filled; reconnect and sync.
+    SlowConsumer,
+    /// Nothing was received within the idle timeout.
+    IdleTimeout,
+    /// The server is shutting down; reconnect (to another node).
+    ShuttingDown,
+    /// A newer connection of the same device replaced this one.
+    Replaced,
+    /// A bug on the server.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::BadUtf8 => "bad_utf8",
+            ErrorCode::UnknownOp => "unknown_op",
+            ErrorCode::BadField => "bad_field",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::BadTicket => "bad_ticket",
+            ErrorCode::NotAuthenticated => "not_authenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::UnknownRecipient => "unknown_recipient",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::BadCredentials => "bad_credentials",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::SlowConsumer => "slow_consumer",
+            ErrorCode::IdleTimeout => "idle_timeout",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Replaced => "replaced",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadJson
+            | ErrorCode::BadUtf8
+            | ErrorCode::UnknownOp
+            | ErrorCode::BadField => 400,
+            ErrorCode::FrameTooLarge => 413,
+            ErrorCode::Unauthorized
+            | ErrorCode::TokenExpired
+            | ErrorCode::BadTicket
+            | ErrorCode::NotAuthenticated
+            | ErrorCode::BadCredentials => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::UnknownRecipient | ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::SlowConsumer | ErrorCode::Replaced => 409,
+            ErrorCode::Unavailable | ErrorCode::ShuttingDown | ErrorCode::IdleTimeout => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// The WebSocket close code used when this error ends a connection.
+    pub fn close_code(self) -> u16 {
+        match self {
+            ErrorCode::FrameTooLarge => 1009,
+            ErrorCode::Internal => 1011,
+            ErrorCode::ShuttingDown => 1012,
+            ErrorCode::Unauthorized | ErrorCode::TokenExpired | ErrorCode::BadTicket => 4001,
+            ErrorCode::NotAuthenticated => 4002,
+            ErrorCode::IdleTimeout => 4003,
+            ErrorCode::SlowConsumer => 4008,
+            ErrorCode::Replaced => 4009,
+            _ => 4000,
+        }
+    }
+
+    /// Whether retrying the same request later can succeed.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Unavailable | ErrorCode::ShuttingDown | ErrorCode::Internal
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every HTTP error: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                retryable: code.retryable(),
+            },
+        }
+    }
+}

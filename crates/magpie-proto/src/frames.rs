@@ -1,0 +1,327 @@
+//! Socket frames, the same on WebSocket (text messages) and TCP (payloads of
+//! length-prefixed frames): JSON objects with an `op` and, on requests, an
+//! optional `rid` the reply echoes.
+
+use crate::errors::ErrorCode;
+use magpie_core::{ClientMsgId, ConvId, DeviceId, Message, Persistence, Seq, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A frame from the client: the request id and the operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientFrame {
+    pub rid: Option<u64>,
+    pub op: ClientOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ClientOp {
+    /// First frame on every connection: the ticket from `POST /v1/connect`.
+    Hello {
+        ticket: String,
+    },
+    /// Send a direct message.
+    Send {
+        to: UserId,
+        cmid: ClientMsgId,
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        persistence: Option<Persistence>,
+    },
+    /// Delivery acknowledgement of pushed messages.
+    Ack {
+        conv: ConvId,
+        seqs: Vec<Seq>,
+    },
+    /// "I have read `conv` up to `seq`."
+    Read {
+        conv: ConvId,
+        seq: Seq,
+    },
+    /// What follows the client's last sequence per conversation; conversations
+    /// it does not list are synced from 0.
+    Sync {
+        #[serde(default)]
+        convs: BTreeMap<ConvId, Seq>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+    /// Older messages of one conversation, newest first ("pull up for more").
+    History {
+        conv: ConvId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Seq>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+    /// Unread counts.
+    Unread,
+    Ping,
+    Pong,
+    /// Ends the session: the device goes offline with reason "logout".
+    Logout,
+}
+
+const OPS: &[&str] = &[
+    "hello", "send", "ack", "read", "sync", "history", "unread", "ping", "pong", "logout",
+];
+
+/// Why a client frame could not be decoded, with the request id when it was readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub rid: Option<u64>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Decodes a client frame from raw bytes, telling apart invalid UTF-8,
+/// malformed JSON, an unknown operation and a bad field.
+pub fn decode_client(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
+    let err = |rid, code, message: String| DecodeError { rid, code, message };
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| err(None, ErrorCode::BadUtf8, e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| err(None, ErrorCode::BadJson, e.to_string()))?;
+    let obj = value.as_object().ok_or_else(|| {
+        err(
+            None,
+            ErrorCode::BadJson,
+            "a frame must be a JSON object".into(),
+        )
+    })?;
+    let rid = match obj.get("rid") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            err(
+                None,
+                ErrorCode::BadField,
+                "rid: expected an unsigned integer".into(),
+            )
+        })?),
+    };
+    let op = match obj.get("op") {
+        Some(serde_json::Value::String(s)) => s.as_str(),
+        Some(_) => {
+            return Err(err(
+                rid,
+                ErrorCode::BadField,
+                "op: expected a string".into(),
+            ));
+        }
+        None => return Err(err(rid, ErrorCode::BadField, "op: missing".into())),
+    };
+    if !OPS.contains(&op) {
+        return Err(err(rid, ErrorCode::UnknownOp, format!("unknown op {op:?}")));
+    }
+    let op: ClientOp =
+        serde_json::from_value(value).map_err(|e| err(rid, ErrorCode::BadField, e.to_string()))?;
+    Ok(ClientFrame { rid, op })
+}
+
+impl ClientFrame {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = serde_json::to_value(&self.op).unwrap_or_default();
+        if let (Some(rid), Some(obj)) = (self.rid, v.as_object_mut()) {
+            obj.insert("rid".into(), rid.into());
+        }
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+}
+
+/// A message as pushed and synced: the stored message.
+pub type WireMessage = Message;
+
+/// One conversation in a sync answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncConv {
+    pub conv: ConvId,
+    /// Messages after the client's sequence, ascending.
+    pub messages: Vec<Message>,
+    /// The conversation's newest sequence now.
+    pub last_seq: Seq,
+    /// The member's read position.
+    pub read_seq: Seq,
+    /// True when there are more messages after the last one returned: sync again
+    /// from the last returned sequence.
+    pub more: bool,
+    /// Sequence ranges `[from, to]` (inclusive) in the requested span that can no
+    /// longer be recovered (removed by their persistence level). Never a silent gap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<(Seq, Seq)>,
+}
+
+/// Alias kept for the HTTP body of the same shape.
+pub type ConvSync = SyncConv;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadConv {
+    pub conv: ConvId,
+    pub peer: UserId,
+    pub unread: i64,
+    pub last_seq: Seq,
+    pub read_seq: Seq,
+}
+
+/// A frame from the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome {
+        user: UserId,
+        device: DeviceId,
+        node: String,
+        heartbeat_ms: u64,
+        idle_timeout_ms: u64,
+        max_frame: usize,
+        window: usize,
+    },
+    Sent {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        cmid: ClientMsgId,
+        server_id: magpie_core::ServerMsgId,
+        conv: ConvId,
+        seq: Seq,
+        sent_at: i64,
+        duplicate: bool,
+    },
+    /// A pushed message; acknowledge it with `ack`.
+    Msg {
+        #[serde(flatten)]
+        msg: Message,
+        /// 1 on the first push, higher on resends.
+        attempt: u32,
+    },
+    /// `reader` has read `conv` up to `seq`.
+    Receipt {
+        conv: ConvId,
+        reader: UserId,
+        seq: Seq,
+    },
+    Presence {
+        user: UserId,
+        device: DeviceId,
+        online: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    ReadOk {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        conv: ConvId,
+        seq: Seq,
+    },
+    SyncResult {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        convs: Vec<SyncConv>,
+    },
+    HistoryResult {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        conv: ConvId,
+        /// Newest first.
+        messages: Vec<Message>,
+        more: bool,
+    },
+    UnreadResult {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        total: i64,
+        convs: Vec<UnreadConv>,
+    },
+    Ping,
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+    },
+    /// Reconnect (to any node) after about `after_ms`, then sync.
+    Reconnect {
+        reason: String,
+        after_ms: u64,
+    },
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        code: ErrorCode,
+        message: String,
+        /// True when the server closes the connection after this frame.
+        fatal: bool,
+    },
+}
+
+impl ServerFrame {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+    pub fn decode(bytes: &[u8]) -> Result<ServerFrame, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+    pub fn error(
+        rid: Option<u64>,
+        code: ErrorCode,
+        message: impl Into<String>,
+        fatal: bool,
+    ) -> Self {
+        ServerFrame::Error {
+            rid,
+            code,
+            message: message.into(),
+            fatal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_tells_errors_apart() {
+        assert_eq!(
+            decode_client(b"\xff\xfe").unwrap_err().code,
+            ErrorCode::BadUtf8
+        );
+        assert_eq!(
+            decode_client(b"{nope").unwrap_err().code,
+            ErrorCode::BadJson
+        );
+        assert_eq!(decode_client(b"[1]").unwrap_err().code, ErrorCode::BadJson);
+        let e = decode_client(br#"{"op":"fly","rid":4}"#).unwrap_err();
+        assert_eq!((e.code, e.rid), (ErrorCode::UnknownOp, Some(4)));
+        let e = decode_client(br#"{"op":"send","rid":5,"to":"x"}"#).unwrap_err();
+        assert_eq!((e.code, e.rid), (ErrorCode::BadField, Some(5)));
+        assert_eq!(
+            decode_client(br#"{"rid":1}"#).unwrap_err().code,
+            ErrorCode::BadField
+        );
+    }
+
+    #[test]
+    fn client_frames_round_trip() {
+        let f = ClientFrame {
+            rid: Some(9),
+            op: ClientOp::Send {
+                to: UserId(2),
+                cmid: ClientMsgId::new_v7(),
+                body: "hi".into(),
+                persistence: None,
+            },
+        };
+        assert_eq!(decode_client(&f.encode()).unwrap(), f);
+        let p = ClientFrame {
+            rid: None,
+            op: ClientOp::Ping,
+        };
+        assert_eq!(decode_client(&p.encode()).unwrap(), p);
+    }
+
+    #[test]
+    fn server_frames_round_trip() {
+        let f = ServerFrame::error(Some(1), ErrorCode::BadField, "to: missing", false);
+        let text = String::from_utf8(f.encode()).unwrap();
+        assert!(text.contains(r#""op":"error""#) && text.contains(r#""code":"bad_field""#));
+        assert_eq!(ServerFrame::decode(text.as_bytes()).unwrap(), f);
+    }
+}

@@ -1,0 +1,153 @@
+//! HTTP request and response bodies (JSON). Routes are documented in
+//! docs/protocol.md; errors use [`crate::ErrorBody`].
+
+use magpie_core::{ClientMsgId, ClientSettings, DeviceId, Persistence, Transport, UserId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserCreated {
+    pub user_id: UserId,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    /// The device logging in; defaults to "default".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Answer to login, refresh and the internal token call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tokens {
+    pub user_id: UserId,
+    pub device: DeviceId,
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Single-use; exchange at `POST /v1/auth/refresh` for a new pair.
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConnectRequest {
+    /// Overrides the device's transport setting for this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectResponse {
+    pub transport: Transport,
+    /// `ws://host:port/v1/ws` for WebSocket, `host:port` for TCP.
+    pub address: String,
+    /// One-time ticket for the `hello` frame.
+    pub ticket: String,
+    /// Seconds the ticket stays valid.
+    pub expires_in: u64,
+    pub node: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendRequest {
+    pub to: UserId,
+    pub cmid: ClientMsgId,
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
+}
+
+/// Internal API: send as a user (`from`) or, without `from`, as the system.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InternalSendRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<UserId>,
+    pub to: UserId,
+    pub cmid: ClientMsgId,
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InternalTokenRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettingsBody {
+    #[serde(flatten)]
+    pub settings: ClientSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub seq: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub node: String,
+    pub version: String,
+}
+
+/// Answer to a send (HTTP); the `sent` frame carries the same fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResult {
+    pub cmid: ClientMsgId,
+    pub server_id: magpie_core::ServerMsgId,
+    pub conv: magpie_core::ConvId,
+    pub seq: i64,
+    pub sent_at: i64,
+    /// True when this client message id was accepted before: these are the original ids.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncRequest {
+    #[serde(default)]
+    pub convs: std::collections::BTreeMap<magpie_core::ConvId, i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncResponse {
+    pub convs: Vec<crate::SyncConv>,
+}
+
+/// A page of history: `GET /v1/conversations/{conv}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub conv: magpie_core::ConvId,
+    /// Newest first with `before` (or neither); ascending with `after`.
+    pub messages: Vec<magpie_core::Message>,
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnreadResponse {
+    pub total: i64,
+    pub convs: Vec<crate::UnreadConv>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadResponse {
+    pub conv: magpie_core::ConvId,
+    pub seq: i64,
+}

@@ -1,0 +1,405 @@
+//! Owns `Client`, the long-lived session an application holds: its public
+//! request methods, the events it hands out, and the request/reply routing
+//! (request ids matched to waiters) shared with the background tasks.
+
+use crate::backoff::Backoff;
+use crate::conn::Welcome;
+use crate::dedup::Dedup;
+use crate::error::{Result, SdkError};
+use crate::http::HttpClient;
+use crate::session::{self, Connector, HttpConnector};
+use magpie_core::{ClientMsgId, ConvId, DeviceId, Message, Persistence, Seq, Transport, UserId};
+use magpie_proto::http::{
+    HistoryPage, ReadResponse, SendResult, SyncResponse, Tokens, UnreadResponse,
+};
+use magpie_proto::{ClientFrame, ClientOp, ErrorCode, ServerFrame};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// What the application receives from `Client::next_event`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A new message, exactly once, in sequence order per conversation.
+    Message(Message),
+    /// `reader` has read `conv` up to `seq`.
+    Receipt {
+        conv: ConvId,
+        reader: UserId,
+        seq: Seq,
+    },
+    Presence {
+        user: UserId,
+        device: DeviceId,
+        online: bool,
+        reason: Option<String>,
+    },
+    /// The connection dropped (or the server asked us to move); reconnecting after `after`.
+    Reconnecting { reason: String, after: Duration },
+    /// Messages missed while disconnected have been delivered.
+    Resynced,
+    /// Sequences `from..=to` of `conv` are gone on the server (their persistence
+    /// level removed them) and will never be delivered.
+    Unavailable { conv: ConvId, from: Seq, to: Seq },
+    /// The session ended for good; no more events follow.
+    Closed {
+        code: Option<ErrorCode>,
+        reason: String,
+    },
+}
+
+/// Tuning knobs; `Default` is what an interactive client wants.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// How long a socket request waits for its reply (including waiting for a reconnect).
+    pub request_timeout: Duration,
+    /// Reconnect delays.
+    pub reconnect_backoff: Backoff,
+    /// Where the application already is per conversation (e.g. persisted last
+    /// run). Unlisted conversations start at 0.
+    pub positions: BTreeMap<ConvId, Seq>,
+    /// Sync right after the first connect, delivering what was missed since `positions`.
+    pub sync_on_connect: bool,
+    /// Attempts per `send` (same client message id each time).
+    pub send_attempts: u32,
+    /// Events buffered for the application; when full, pushes stop being
+    /// acknowledged and the server applies its flow control.
+    pub event_buffer: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            request_timeout: Duration::from_secs(10),
+            reconnect_backoff: Backoff::default(),
+            positions: BTreeMap::new(),
+            sync_on_connect: true,
+            send_attempts: 4,
+            event_buffer: 1024,
+        }
+    }
+}
+
+/// The socket the requests currently go to.
+#[derive(Clone)]
+pub(crate) enum Link {
+    Connecting,
+    Up(mpsc::UnboundedSender<ClientFrame>),
+    Closed,
+}
+
+/// State shared by the `Client` handle and its background tasks.
+pub(crate) struct Inner {
+    pub(crate) link: watch::Sender<Link>,
+    /// Waiters by request id. A std Mutex: it is only held for map operations, never across `.await`.
+    pending: Mutex<HashMap<u64, oneshot::Sender<ServerFrame>>>,
+    next_rid: AtomicU64,
+    pub(crate) dedup: Mutex<Dedup>,
+    pub(crate) welcome: Mutex<Welcome>,
+    pub(crate) opts: ClientOptions,
+}
+
+/// Removes a waiter when its request gives up (timeout, cancellation).
+struct PendingGuard<'a>(&'a Inner, u64);
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.pending).remove(&self.1);
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not wedge the session: the data is still consistent
+    // because every critical section is a single map/set operation.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    /// Sends `op` with a fresh request id and waits for the reply with that id.
+    pub(crate) async fn request(&self, op: ClientOp) -> Result<ServerFrame> {
+        let rid = self.next_rid.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(rid, tx);
+        let _guard = PendingGuard(self, rid);
+        let exchange = async {
+            let mut link_rx = self.link.subscribe();
+            let link = link_rx
+                .wait_for(|l| !matches!(l, Link::Connecting))
+                .await
+                .map_err(|_| SdkError::Closed)?
+                .clone();
+            match link {
+                Link::Up(tx) => tx
+                    .send(ClientFrame { rid: Some(rid), op })
+                    .map_err(|_| lost())?,
+                _ => return Err(SdkError::Closed),
+            }
+            rx.await.map_err(|_| lost())
+        };
+        match tokio::time::timeout(self.opts.request_timeout, exchange).await {
+            Err(_) => Err(SdkError::Timeout),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(ServerFrame::Error { code, message, .. })) => Err(SdkError::Server {
+                code,
+                message,
+                status: None,
+            }),
+            Ok(Ok(frame)) => Ok(frame),
+        }
+    }
+
+    /// Sends a frame that has no reply (ack); dropped when not connected,
+    /// which is safe because the server resends or a resync covers it.
+    pub(crate) fn send_oneway(&self, op: ClientOp) {
+        if let Link::Up(tx) = &*self.link.borrow() {
+            let _ = tx.send(ClientFrame { rid: None, op });
+        }
+    }
+
+    /// Hands a reply to its waiter; replies nobody waits for (timed out) are dropped.
+    pub(crate) fn resolve(&self, rid: u64, frame: ServerFrame) {
+        if let Some(tx) = lock(&self.pending).remove(&rid) {
+            let _ = tx.send(frame);
+        }
+    }
+
+    /// Fails every in-flight request: their connection is gone.
+    pub(crate) fn fail_pending(&self) {
+        lock(&self.pending).clear();
+    }
+}
+
+fn lost() -> SdkError {
+    SdkError::Transport("connection lost before the reply".into())
+}
+
+fn unexpected(frame: ServerFrame) -> SdkError {
+    SdkError::Protocol(format!("unexpected reply: {frame:?}"))
+}
+
+/// A connected session. Cheap to share behind an `Arc`: every method takes `&self`.
+pub struct Client {
+    inner: Arc<Inner>,
+    events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
+    /// Dropping it (with the client) stops the background tasks.
+    shutdown: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Client {
+    /// Connects with tokens from a login: tickets come from `POST /v1/connect`.
+    /// `transport` overrides the device's setting.
+    pub async fn connect(
+        base_url: &str,
+        tokens: Tokens,
+        transport: Option<Transport>,
+    ) -> Result<Client> {
+        let http = HttpClient::new(base_url)?;
+        http.set_tokens(tokens);
+        Self::connect_http(http, transport, ClientOptions::default()).await
+    }
+
+    /// Like `connect`, sharing `http` (and so its tokens: refreshes done while
+    /// reconnecting are visible through `http.tokens()`).
+    pub async fn connect_http(
+        http: HttpClient,
+        transport: Option<Transport>,
+        opts: ClientOptions,
+    ) -> Result<Client> {
+        Self::connect_with(HttpConnector::new(http, transport), opts).await
+    }
+
+    /// Connects with any source of tickets (tests use a closure). Fails if the
+    /// first connection fails; later drops are retried in the background.
+    pub async fn connect_with<C: Connector>(connector: C, opts: ClientOptions) -> Result<Client> {
+        let (conn, welcome) = session::establish(&connector, opts.request_timeout).await?;
+        let (events_tx, events_rx) = mpsc::channel(opts.event_buffer.max(1));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            link: watch::channel(Link::Connecting).0,
+            pending: Mutex::new(HashMap::new()),
+            next_rid: AtomicU64::new(1),
+            dedup: Mutex::new(Dedup::new(&opts.positions)),
+            welcome: Mutex::new(welcome),
+            opts,
+        });
+        let task = session::spawn(inner.clone(), connector, conn, events_tx, shutdown_rx);
+        Ok(Client {
+            inner,
+            events: tokio::sync::Mutex::new(events_rx),
+            shutdown,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// The next event; `None` once the session has ended.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.events.lock().await.recv().await
+    }
+
+    /// The latest `welcome` (it changes on reconnect: node, timings).
+    pub fn welcome(&self) -> Welcome {
+        lock(&self.inner.welcome).clone()
+    }
+
+    /// Per conversation, the highest sequence delivered without holes: persist
+    /// it and pass it back in `ClientOptions::positions` next time.
+    pub fn positions(&self) -> BTreeMap<ConvId, Seq> {
+        lock(&self.inner.dedup).positions()
+    }
+
+    /// Sends a direct message with a fresh client message id.
+    pub async fn send(&self, to: UserId, body: impl Into<String>) -> Result<SendResult> {
+        self.send_with(to, ClientMsgId::new_v7(), body.into(), None)
+            .await
+    }
+
+    /// Sends with a caller-chosen id. Transport failures, timeouts and retryable
+    /// server errors are retried with the same `cmid`, so the server stores the
+    /// message once (a retry of an accepted send answers `duplicate: true`).
+    pub async fn send_with(
+        &self,
+        to: UserId,
+        cmid: ClientMsgId,
+        body: String,
+        persistence: Option<Persistence>,
+    ) -> Result<SendResult> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+        let mut attempt = 1;
+        loop {
+            let op = ClientOp::Send {
+                to,
+                cmid,
+                body: body.clone(),
+                persistence,
+            };
+            match self.inner.request(op).await {
+                Ok(ServerFrame::Sent {
+                    cmid,
+                    server_id,
+                    conv,
+                    seq,
+                    sent_at,
+                    duplicate,
+                    ..
+                }) => {
+                    return Ok(SendResult {
+                        cmid,
+                        server_id,
+                        conv,
+                        seq,
+                        sent_at,
+                        duplicate,
+                    });
+                }
+                Ok(other) => return Err(unexpected(other)),
+                Err(e) if e.is_retryable() && attempt < self.inner.opts.send_attempts => {
+                    tracing::debug!(error = %e, attempt, %cmid, "send failed, retrying");
+                    attempt += 1;
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Marks `conv` read up to `seq`; the peer gets a receipt.
+    pub async fn read(&self, conv: &ConvId, seq: Seq) -> Result<ReadResponse> {
+        match self
+            .inner
+            .request(ClientOp::Read {
+                conv: conv.clone(),
+                seq,
+            })
+            .await?
+        {
+            ServerFrame::ReadOk { conv, seq, .. } => Ok(ReadResponse { conv, seq }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Raw sync: what follows each listed position (unlisted conversations from 0).
+    /// Does not feed the event stream; the client resyncs by itself after reconnects.
+    pub async fn sync(
+        &self,
+        convs: BTreeMap<ConvId, Seq>,
+        limit: Option<usize>,
+    ) -> Result<SyncResponse> {
+        self.inner.sync(convs, limit).await
+    }
+
+    /// Older messages of `conv`, newest first.
+    pub async fn history(
+        &self,
+        conv: &ConvId,
+        before: Option<Seq>,
+        limit: Option<usize>,
+    ) -> Result<HistoryPage> {
+        match self
+            .inner
+            .request(ClientOp::History {
+                conv: conv.clone(),
+                before,
+                limit,
+            })
+            .await?
+        {
+            ServerFrame::HistoryResult {
+                conv,
+                messages,
+                more,
+                ..
+            } => Ok(HistoryPage {
+                conv,
+                messages,
+                more,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn unread(&self) -> Result<UnreadResponse> {
+        match self.inner.request(ClientOp::Unread).await? {
+            ServerFrame::UnreadResult { total, convs, .. } => Ok(UnreadResponse { total, convs }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Round trip time of a `ping`.
+    pub async fn ping(&self) -> Result<Duration> {
+        let start = Instant::now();
+        match self.inner.request(ClientOp::Ping).await? {
+            ServerFrame::Pong { .. } => Ok(start.elapsed()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends `logout` (the device goes offline with reason "logout"), closes the
+    /// socket and stops reconnecting. Later requests fail with `SdkError::Closed`.
+    pub async fn close(&self) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        let task = lock(&self.task).take();
+        if let Some(task) = task {
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .map_err(|_| SdkError::Timeout)?
+                .map_err(SdkError::transport)?;
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    pub(crate) async fn sync(
+        &self,
+        convs: BTreeMap<ConvId, Seq>,
+        limit: Option<usize>,
+    ) -> Result<SyncResponse> {
+        match self.request(ClientOp::Sync { convs, limit }).await? {
+            ServerFrame::SyncResult { convs, .. } => Ok(SyncResponse { convs }),
+            other => Err(unexpected(other)),
+        }
+    }
+}

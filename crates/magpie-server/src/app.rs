@@ -1,0 +1,91 @@
+//! The shared service context every role works through: configuration, the
+//! three backends (as handles over traits), credentials, the local hub and
+//! the id generator. Cheap to clone.
+//!
+//! Invariant: nothing here names a concrete backend; the composition root
+//! (`crate::start`) picks them from configuration URLs.
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::conn::hub::Hub;
+use magpie_bus::Bus;
+use magpie_core::{MsgIdGen, UserId};
+use magpie_store::{State, Store};
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::ops::Deref;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub struct AppInner {
+    pub cfg: Config,
+    pub store: Store,
+    pub state: State,
+    pub bus: Bus,
+    pub auth: Auth,
+    pub hub: Hub,
+    pub ids: MsgIdGen,
+    /// Users known to exist. Users are never deleted, so a hit needs no
+    /// store round trip on the send path.
+    known_users: Mutex<HashSet<UserId>>,
+    /// Addresses clients are told to connect to.
+    pub ws_url: String,
+    pub tcp_addr: Option<String>,
+    /// Cancelled when the node starts shutting down.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+impl Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+pub struct AppParts {
+    pub cfg: Config,
+    pub store: Store,
+    pub state: State,
+    pub bus: Bus,
+    pub auth: Auth,
+    pub ws_url: String,
+    pub tcp_addr: Option<String>,
+    pub shutdown: CancellationToken,
+}
+
+impl App {
+    pub fn new(p: AppParts) -> App {
+        App(Arc::new(AppInner {
+            ids: MsgIdGen::new(p.cfg.node_num),
+            cfg: p.cfg,
+            store: p.store,
+            state: p.state,
+            bus: p.bus,
+            auth: p.auth,
+            hub: Hub::default(),
+            known_users: Mutex::new(HashSet::new()),
+            ws_url: p.ws_url,
+            tcp_addr: p.tcp_addr,
+            shutdown: p.shutdown,
+        }))
+    }
+
+    pub fn node(&self) -> &str {
+        &self.cfg.node
+    }
+
+    /// Whether a user exists (the system user always does).
+    pub async fn user_exists(&self, user: UserId) -> crate::error::Result<bool> {
+        if user == UserId::SYSTEM || self.known_users.lock().contains(&user) {
+            return Ok(true);
+        }
+        let found = self.store.user_by_id(user).await?.is_some();
+        if found {
+            self.known_users.lock().insert(user);
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,187 @@
+//! Credentials: argon2id password hashes, short-lived JWT access tokens,
+//! single-use refresh tokens, and one-time connection tickets.
+//!
+//! Tokens are HS256 only: the algorithm is pinned server-side and never taken
+//! from the token; `exp`, `iat` and `sub` are required.
+
+use crate::error::{Result, ServerError};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use magpie_core::{DeviceId, UserId, now_ms};
+use magpie_proto::ErrorCode;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    dev: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// Who a valid access token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: UserId,
+    pub device: DeviceId,
+}
+
+pub struct Auth {
+    enc: EncodingKey,
+    dec: DecodingKey,
+    validation: Validation,
+    argon: Argon2<'static>,
+    pub access_ttl_secs: u64,
+}
+
+impl Auth {
+    pub fn new(secret: &[u8], access_ttl_secs: u64, m_kib: u32, t: u32) -> Result<Auth> {
+        let params = Params::new(m_kib, t, 1, None)
+            .map_err(|e| ServerError::Internal(format!("argon2 params: {e}")))?;
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        Ok(Auth {
+            enc: EncodingKey::from_secret(secret),
+            dec: DecodingKey::from_secret(secret),
+            validation,
+            argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            access_ttl_secs,
+        })
+    }
+
+    /// Hashes a password (CPU-heavy: call from a blocking thread).
+    pub fn hash_password(&self, password: &str) -> Result<String> {
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        self.argon
+            .hash_password_with_salt(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ServerError::Internal(format!("hash: {e}")))
+    }
+
+    /// Checks a password against a stored hash (CPU-heavy).
+    pub fn verify_password(&self, password: &str, hash: &str) -> bool {
+        PasswordHash::new(hash)
+            .is_ok_and(|h| self.argon.verify_password(password.as_bytes(), &h).is_ok())
+    }
+
+    pub fn issue_access(&self, user: UserId, device: &DeviceId) -> Result<String> {
+        let now = (now_ms() / 1000) as u64;
+        let claims = Claims {
+            sub: user.0.to_string(),
+            dev: device.to_string(),
+            iat: now,
+            exp: now + self.access_ttl_secs,
+        };
+        encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.enc,
+        )
+        .map_err(|e| ServerError::Internal(format!("jwt: {e}")))
+    }
+
+    pub fn verify_access(&self, token: &str) -> Result<Principal> {
+        let data =
+            decode::<Claims>(token, &self.dec, &self.validation).map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ServerError::Unauthenticated(
+                    ErrorCode::TokenExpired,
+                    "access token expired".into(),
+                ),
+                _ => ServerError::unauthorized("invalid access token"),
+            })?;
+        let user = data
+            .claims
+            .sub
+            .parse::<i64>()
+            .map_err(|_| ServerError::unauthorized("invalid access token"))?;
+        let device = DeviceId::new(data.claims.dev)
+            .map_err(|_| ServerError::unauthorized("invalid access token"))?;
+        Ok(Principal {
+            user: UserId(user),
+            device,
+        })
+    }
+}
+
+/// A random URL-safe secret of `n` bytes (refresh tokens, tickets).
+pub fn random_token(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    rand::rng().fill_bytes(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// Refresh tokens are stored by hash so a leaked database holds no usable token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Parses `Authorization: Bearer <token>`.
+pub fn bearer(header: Option<&str>) -> Result<&str> {
+    header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ServerError::unauthorized("missing bearer token"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(ttl: u64) -> Auth {
+        Auth::new(b"test-secret-test-secret-test-sec", ttl, 64, 1).unwrap()
+    }
+
+    #[test]
+    fn tokens_round_trip_and_reject_tampering() {
+        let a = auth(60);
+        let dev = DeviceId::new("phone").unwrap();
+        let t = a.issue_access(UserId(5), &dev).unwrap();
+        assert_eq!(
+            a.verify_access(&t).unwrap(),
+            Principal {
+                user: UserId(5),
+                device: dev
+            }
+        );
+        let other = Auth::new(b"another-secret-another-secret-aa", 60, 64, 1).unwrap();
+        assert_eq!(
+            other.verify_access(&t).unwrap_err().code(),
+            ErrorCode::Unauthorized
+        );
+        assert_eq!(
+            a.verify_access("garbage").unwrap_err().code(),
+            ErrorCode::Unauthorized
+        );
+    }
+
+    #[test]
+    fn expired_tokens_say_so() {
+        let a = auth(0);
+        let mut a2 = a;
+        a2.validation.leeway = 0;
+        let t = a2
+            .issue_access(UserId(1), &DeviceId::new("d").unwrap())
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(
+            a2.verify_access(&t).unwrap_err().code(),
+            ErrorCode::TokenExpired
+        );
+    }
+
+    #[test]
+    fn passwords_verify() {
+        let a = auth(60);
+        let h = a.hash_password("hunter22").unwrap();
+        assert!(a.verify_password("hunter22", &h));
+        assert!(!a.verify_password("hunter23", &h));
+    }
+}

@@ -1,0 +1,239 @@
+//! Server configuration. Every key is documented here and in docs/config.md;
+//! the binary layers defaults < TOML file < `MAGPIE_*` environment < flags.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This node's name, used in routes and presence events.
+    pub node: String,
+    /// Node number (0..1023) embedded in server message ids; unique per cluster.
+    pub node_num: u16,
+    /// Directory for the embedded backends (SQLite store, bus log, JWT secret).
+    pub data_dir: PathBuf,
+    /// Durable store URL; empty = `sqlite://{data_dir}/magpie.sqlite3`.
+    pub store: String,
+    /// Fast state URL; `mem://` keeps it in process.
+    pub state: String,
+    /// Bus URL; empty = `embedded://{data_dir}/bus.sqlite3`.
+    pub bus: String,
+    pub http: HttpConfig,
+    pub tcp: TcpConfig,
+    pub auth: AuthConfig,
+    pub session: SessionConfig,
+    pub limits: LimitsConfig,
+    pub retention: RetentionConfig,
+    pub internal: InternalConfig,
+    pub workers: WorkersConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the HTTP API and WebSocket endpoint.
+    pub listen: String,
+    /// Base URL clients use to reach this node (for the WebSocket address
+    /// `connect` returns); empty = derived from the bound address.
+    pub public_url: String,
+    /// Origins allowed to open a WebSocket; `*` allows any. A request without
+    /// an `Origin` header (not a browser) is always allowed.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TcpConfig {
+    /// Address of the TCP listener; empty disables TCP.
+    pub listen: String,
+    /// `host:port` clients use to reach it; empty = the bound address.
+    pub public_addr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HMAC secret for access tokens; empty = generated once into `{data_dir}/jwt.secret`.
+    pub jwt_secret: String,
+    /// Access token lifetime, seconds.
+    pub access_ttl_secs: u64,
+    /// Refresh token lifetime, seconds.
+    pub refresh_ttl_secs: u64,
+    /// Connection ticket lifetime, seconds.
+    pub ticket_ttl_secs: u64,
+    /// Argon2id memory cost in KiB (OWASP minimum 19456).
+    pub argon2_m_kib: u32,
+    /// Argon2id iterations.
+    pub argon2_t: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// The server sends a `ping` this often.
+    pub heartbeat_ms: u64,
+    /// A connection that sends nothing for this long is closed (`idle_timeout`).
+    pub idle_timeout_ms: u64,
+    /// Time allowed for the `hello` frame after connecting.
+    pub hello_timeout_ms: u64,
+    /// Pushed but unacknowledged messages a connection may have; over it the
+    /// connection is closed with `slow_consumer`.
+    pub window: usize,
+    /// Frames queued for one connection before it counts as slow.
+    pub outbound_queue: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest frame (WebSocket message, TCP frame, HTTP body), bytes.
+    pub max_frame_bytes: usize,
+    /// How long a client message id answers from the fast path, seconds
+    /// (the durable key answers after that).
+    pub idempotency_ttl_secs: u64,
+    /// Most messages one sync or history page returns per conversation.
+    pub max_page: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How long `none` and `offline` messages wait for delivery/reading, seconds.
+    pub offline_ttl_secs: u64,
+    /// How often expired messages are removed, seconds.
+    pub sweep_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InternalConfig {
+    /// Bearer credential for `/internal/v1/*`; empty disables the internal API.
+    pub service_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Events a worker takes per fetch.
+    pub batch: usize,
+    /// Redeliver an event not acknowledged within this time, ms.
+    pub ack_wait_ms: u64,
+    /// Attempts before an event is parked on the dead-letter topic.
+    pub max_attempts: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node: "node-1".into(),
+            node_num: 1,
+            data_dir: PathBuf::from("magpie-data"),
+            store: String::new(),
+            state: "mem://".into(),
+            bus: String::new(),
+            http: HttpConfig::default(),
+            tcp: TcpConfig::default(),
+            auth: AuthConfig::default(),
+            session: SessionConfig::default(),
+            limits: LimitsConfig::default(),
+            retention: RetentionConfig::default(),
+            internal: InternalConfig::default(),
+            workers: WorkersConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: String::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            listen: "127.0.0.1:8081".into(),
+            public_addr: String::new(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: String::new(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 86_400,
+            ticket_ttl_secs: 30,
+            argon2_m_kib: 19_456,
+            argon2_t: 2,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            heartbeat_ms: 25_000,
+            idle_timeout_ms: 75_000,
+            hello_timeout_ms: 10_000,
+            window: 512,
+            outbound_queue: 1024,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_frame_bytes: magpie_proto::DEFAULT_MAX_FRAME,
+            idempotency_ttl_secs: 1800,
+            max_page: 200,
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            offline_ttl_secs: 7 * 86_400,
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig {
+            batch: 256,
+            ack_wait_ms: 30_000,
+            max_attempts: 5,
+        }
+    }
+}
+
+impl Config {
+    pub fn store_url(&self) -> String {
+        if self.store.is_empty() {
+            format!(
+                "sqlite://{}",
+                self.data_dir.join("magpie.sqlite3").display()
+            )
+        } else {
+            self.store.clone()
+        }
+    }
+
+    pub fn bus_url(&self) -> String {
+        if self.bus.is_empty() {
+            format!("embedded://{}", self.data_dir.join("bus.sqlite3").display())
+        } else {
+            self.bus.clone()
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The connection role: WebSocket and TCP listeners, the per-connection
+//! session, and the local hub that pushes reach connections through.
+//!
+//! Invariant: no business logic here beyond framing, heartbeats, the
+//! unacknowledged window and resends; requests go to `crate::logic`.
+
+mod handshake;
+pub mod hub;
+mod inflight;
+mod requests;
+pub mod session;
+pub mod tcp;
+pub mod transport;
+pub mod ws;

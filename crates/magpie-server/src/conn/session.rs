@@ -1,0 +1,202 @@
+//! One client connection from `hello` to close, written once for both
+//! transports.
+//!
+//! The loop races, in one `select!`: a kill (slow consumer, replaced), the
+//! node's shutdown, the next inbound frame, outbound frames and pushes, the
+//! idle deadline, the heartbeat and the resend timer. Requests that touch the
+//! backends run in a companion task (`requests.rs`) so a slow store never
+//! stops this loop from answering pings and taking acks.
+
+use super::handshake::{Handshake, handshake};
+use super::hub::{ConnEntry, Kill, Outbound};
+use super::inflight::Inflight;
+use super::requests::{Req, run_requests};
+use super::transport::{FrameReader, FrameWriter, Inbound};
+use crate::app::App;
+use crate::metrics as m;
+use magpie_proto::{ClientOp, ErrorCode, ServerFrame, decode_client};
+use magpie_store::Route;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
+
+/// Why the session ended, as reported in the offline presence event.
+fn reason(code: Option<ErrorCode>) -> &'static str {
+    match code {
+        None => "closed",
+        Some(ErrorCode::IdleTimeout) => "idle",
+        Some(ErrorCode::ShuttingDown) => "shutdown",
+        Some(ErrorCode::Replaced) => "replaced",
+        Some(ErrorCode::SlowConsumer) => "slow_consumer",
+        Some(_) => "error",
+    }
+}
+
+pub async fn run<R: FrameReader, W: FrameWriter>(
+    app: App,
+    transport: &'static str,
+    mut rd: R,
+    mut wr: W,
+) {
+    let Some(Handshake {
+        user,
+        device,
+        settings,
+    }) = handshake(&app, &mut rd, &mut wr).await
+    else {
+        return;
+    };
+    let cfg = &app.cfg.session;
+    let (tx, mut rx) = mpsc::channel::<Outbound>(cfg.outbound_queue);
+    let kill = Arc::new(Kill::default());
+    let conn = app.hub.next_conn_id();
+    let entry = ConnEntry {
+        id: conn,
+        user,
+        device: device.clone(),
+        tx: tx.clone(),
+        kill: kill.clone(),
+    };
+    if let Some(old) = app.hub.register(entry) {
+        old.kill.fire(ErrorCode::Replaced);
+    }
+    let route = Route {
+        user,
+        device: device.clone(),
+        node: app.cfg.node.clone(),
+        conn,
+        since: magpie_core::now_ms(),
+    };
+    if let Err(e) = app.state.add_route(&route).await {
+        tracing::warn!(error = %e, %user, "route not recorded; pushes will wait for sync");
+    }
+    let _ = app.presence(user, &device, true, None).await;
+    metrics::gauge!(m::CONNECTIONS, "transport" => transport).increment(1.0);
+
+    let welcome = ServerFrame::Welcome {
+        user,
+        device: device.clone(),
+        node: app.cfg.node.clone(),
+        heartbeat_ms: cfg.heartbeat_ms,
+        idle_timeout_ms: cfg.idle_timeout_ms,
+        max_frame: app.cfg.limits.max_frame_bytes,
+        window: cfg.window,
+    };
+    let (req_tx, req_rx) = mpsc::channel::<Req>(64);
+    let requests = tokio::spawn(run_requests(
+        app.clone(),
+        user,
+        device.clone(),
+        req_rx,
+        tx.clone(),
+    ));
+    drop(tx);
+
+    let mut inflight = Inflight::new(cfg.window, settings.resend.policy());
+    let idle = Duration::from_millis(cfg.idle_timeout_ms);
+    let mut idle_deadline = Instant::now() + idle;
+    let mut heartbeat = interval(Duration::from_millis(cfg.heartbeat_ms.max(10)));
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat.reset();
+    let mut resend = interval(Duration::from_millis(200));
+    resend.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+    let mut ended: Option<ErrorCode> = None;
+    let mut logout = false;
+    let mut ok = wr.send(welcome.encode()).await.is_ok();
+    while ok {
+        tokio::select! {
+            code = kill.fired() => {
+                ended = Some(code);
+                let _ = wr.send(ServerFrame::error(None, code, code.as_str(), true).encode()).await;
+                break;
+            }
+            _ = app.shutdown.cancelled() => {
+                ended = Some(ErrorCode::ShuttingDown);
+                let frame = ServerFrame::Reconnect { reason: "shutting_down".into(), after_ms: 500 };
+                let _ = wr.send(frame.encode()).await;
+                break;
+            }
+            inbound = rd.recv() => match inbound {
+                Inbound::Closed => break,
+                Inbound::TooLarge => {
+                    metrics::counter!(m::BAD_FRAMES).increment(1);
+                    ended = Some(ErrorCode::FrameTooLarge);
+                    let msg = format!("frame over {} bytes", app.cfg.limits.max_frame_bytes);
+                    let _ = wr.send(ServerFrame::error(None, ErrorCode::FrameTooLarge, msg, true).encode()).await;
+                    break;
+                }
+                Inbound::Frame(bytes) => {
+                    idle_deadline = Instant::now() + idle;
+                    match decode_client(&bytes) {
+                        Err(e) => {
+                            metrics::counter!(m::BAD_FRAMES).increment(1);
+                            ok = wr.send(ServerFrame::error(e.rid, e.code, e.message, false).encode()).await.is_ok();
+                        }
+                        Ok(frame) => match frame.op {
+                            ClientOp::Ping => ok = wr.send(ServerFrame::Pong { rid: frame.rid }.encode()).await.is_ok(),
+                            ClientOp::Pong => {}
+                            ClientOp::Logout => { logout = true; break; }
+                            ClientOp::Hello { .. } => {
+                                let f = ServerFrame::error(frame.rid, ErrorCode::BadField, "already authenticated", false);
+                                ok = wr.send(f.encode()).await.is_ok();
+                            }
+                            ClientOp::Ack { conv, seqs } => {
+                                let now = magpie_core::now_ms();
+                                for msg in inflight.ack(&conv, &seqs) {
+                                    let secs = (now - msg.sent_at).max(0) as f64 / 1000.0;
+                                    metrics::histogram!(m::DELIVERY_LATENCY).record(secs);
+                                }
+                                metrics::counter!(m::ACKED).increment(seqs.len() as u64);
+                                if req_tx.send(Req { rid: None, op: ClientOp::Ack { conv, seqs } }).await.is_err() { break; }
+                            }
+                            op => if req_tx.send(Req { rid: frame.rid, op }).await.is_err() { break; },
+                        },
+                    }
+                }
+            },
+            out = rx.recv() => match out {
+                None => break,
+                Some(Outbound::Frame(f)) => ok = wr.send(f.encode()).await.is_ok(),
+                Some(Outbound::Push(msg)) => {
+                    if inflight.track(msg.clone(), Instant::now()).is_err() {
+                        metrics::counter!(m::SLOW_CONSUMERS).increment(1);
+                        ended = Some(ErrorCode::SlowConsumer);
+                        let text = "too many unacknowledged messages: reconnect and sync";
+                        let _ = wr.send(ServerFrame::error(None, ErrorCode::SlowConsumer, text, true).encode()).await;
+                        break;
+                    }
+                    ok = wr.send(ServerFrame::Msg { msg: (*msg).clone(), attempt: 1 }.encode()).await.is_ok();
+                }
+            },
+            _ = sleep_until(idle_deadline) => {
+                ended = Some(ErrorCode::IdleTimeout);
+                let f = ServerFrame::error(None, ErrorCode::IdleTimeout, "nothing received within the idle timeout", true);
+                let _ = wr.send(f.encode()).await;
+                break;
+            }
+            _ = heartbeat.tick() => ok = wr.send(ServerFrame::Ping.encode()).await.is_ok(),
+            _ = resend.tick() => {
+                for (msg, attempt) in inflight.due(Instant::now()) {
+                    metrics::counter!(m::RESENT).increment(1);
+                    ok = wr.send(ServerFrame::Msg { msg: (*msg).clone(), attempt }.encode()).await.is_ok();
+                    if !ok { break; }
+                }
+            }
+        }
+    }
+
+    wr.close(ended).await;
+    drop(req_tx);
+    let _ = requests.await;
+    app.hub.unregister(user, conn);
+    let _ = app
+        .state
+        .remove_route(user, &device, &app.cfg.node, conn)
+        .await;
+    let why = if logout { "logout" } else { reason(ended) };
+    let _ = app.presence(user, &device, false, Some(why)).await;
+    metrics::gauge!(m::CONNECTIONS, "transport" => transport).decrement(1.0);
+    tracing::debug!(%user, %device, reason = why, "session ended");
+}

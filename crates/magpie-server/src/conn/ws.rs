@@ -1,0 +1,39 @@
+//! The WebSocket endpoint `GET /v1/ws`: checks `Origin` against the
+//! allow-list, sets our frame limits (not the library's 64 MiB defaults) and
+//! small buffers (idle connections must stay cheap), then runs a session.
+
+use super::session;
+use super::transport::{WsReader, WsWriter};
+use crate::app::App;
+use crate::error::ServerError;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+
+fn origin_allowed(app: &App, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else {
+        return true; // not a browser
+    };
+    app.cfg
+        .http
+        .allowed_origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+}
+
+pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if !origin_allowed(&app, &headers) {
+        return ServerError::Forbidden("origin not allowed".into()).into_response();
+    }
+    let max = app.cfg.limits.max_frame_bytes;
+    ws.read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            session::run(app, "ws", WsReader(stream), WsWriter(sink)).await;
+        })
+}

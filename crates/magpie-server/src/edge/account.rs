@@ -1,0 +1,199 @@
+//! Accounts and sessions: register, login, refresh, settings, connect.
+
+use super::extract::{ApiJson, AuthUser};
+use crate::app::App;
+use crate::auth::{random_token, token_hash};
+use crate::error::{Result, ServerError};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use magpie_core::{ClientSettings, DeviceId, Transport, UserId, now_ms};
+use magpie_proto::ErrorCode;
+use magpie_proto::http::{
+    ConnectRequest, ConnectResponse, LoginRequest, RefreshRequest, RegisterRequest, Tokens,
+    UserCreated,
+};
+use magpie_store::TicketClaims;
+use serde::Deserialize;
+
+fn check_credentials(username: &str, password: &str) -> Result<()> {
+    let ok_name = (3..=32).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok_name {
+        return Err(ServerError::bad_field(
+            "username: 3 to 32 characters of [A-Za-z0-9._-]",
+        ));
+    }
+    if !(8..=256).contains(&password.len()) {
+        return Err(ServerError::bad_field("password: 8 to 256 bytes"));
+    }
+    Ok(())
+}
+
+/// Creates a user (shared by the public and the internal API).
+pub async fn create_user(app: &App, username: &str, password: &str) -> Result<UserCreated> {
+    check_credentials(username, password)?;
+    let a = app.clone();
+    let pw = password.to_string();
+    let hash = tokio::task::spawn_blocking(move || a.auth.hash_password(&pw))
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
+    let user = app.store.create_user(username, &hash).await?;
+    Ok(UserCreated {
+        user_id: user.id,
+        username: user.username,
+    })
+}
+
+pub async fn register(
+    State(app): State<App>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<UserCreated>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create_user(&app, &req.username, &req.password).await?),
+    ))
+}
+
+/// Issues an access token and a refresh token for a user's device.
+pub async fn issue_tokens(app: &App, user: UserId, device: DeviceId) -> Result<Tokens> {
+    let access_token = app.auth.issue_access(user, &device)?;
+    let refresh_token = random_token(32);
+    let expires = now_ms() + (app.cfg.auth.refresh_ttl_secs * 1000) as i64;
+    app.store
+        .put_refresh(&token_hash(&refresh_token), user, &device, expires)
+        .await?;
+    Ok(Tokens {
+        user_id: user,
+        device,
+        access_token,
+        expires_in: app.cfg.auth.access_ttl_secs,
+        refresh_token,
+    })
+}
+
+pub async fn login(
+    State(app): State<App>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<Tokens>> {
+    let bad = || {
+        ServerError::Unauthenticated(
+            ErrorCode::BadCredentials,
+            "wrong username or password".into(),
+        )
+    };
+    let user = app
+        .store
+        .user_by_name(&req.username)
+        .await?
+        .ok_or_else(bad)?;
+    let a = app.clone();
+    let hash = user.password_hash.clone();
+    let ok = tokio::task::spawn_blocking(move || a.auth.verify_password(&req.password, &hash))
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))?;
+    if !ok {
+        return Err(bad());
+    }
+    let device = req
+        .device
+        .unwrap_or_else(|| DeviceId::new("default").expect("valid device id"));
+    Ok(Json(issue_tokens(&app, user.id, device).await?))
+}
+
+/// Exchanges a refresh token (single use) for a new pair.
+pub async fn refresh(
+    State(app): State<App>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Json<Tokens>> {
+    let taken = app
+        .store
+        .take_refresh(&token_hash(&req.refresh_token))
+        .await?;
+    match taken {
+        Some((user, device, expires)) if expires > now_ms() => {
+            Ok(Json(issue_tokens(&app, user, device).await?))
+        }
+        _ => Err(ServerError::unauthorized(
+            "refresh token unknown, used or expired",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SettingsScope {
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+pub async fn get_settings(
+    State(app): State<App>,
+    AuthUser(p): AuthUser,
+) -> Result<Json<ClientSettings>> {
+    Ok(Json(app.store.get_settings(p.user, Some(&p.device)).await?))
+}
+
+pub async fn put_settings(
+    State(app): State<App>,
+    AuthUser(p): AuthUser,
+    Query(q): Query<SettingsScope>,
+    ApiJson(s): ApiJson<ClientSettings>,
+) -> Result<Json<ClientSettings>> {
+    let device = match q.scope.as_deref() {
+        Some("user") => None,
+        None | Some("device") => Some(&p.device),
+        Some(other) => {
+            return Err(ServerError::bad_field(format!(
+                "scope: {other:?} is not user or device"
+            )));
+        }
+    };
+    app.store.put_settings(p.user, device, &s).await?;
+    Ok(Json(app.store.get_settings(p.user, Some(&p.device)).await?))
+}
+
+/// Picks the transport and address and issues a one-time ticket (one node
+/// today; cluster mode chooses among nodes here).
+pub async fn connect(
+    State(app): State<App>,
+    AuthUser(p): AuthUser,
+    body: axum::body::Bytes,
+) -> Result<Json<ConnectResponse>> {
+    // The body is optional: an empty one means "use my settings".
+    let req: ConnectRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ConnectRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ServerError::BadRequest(ErrorCode::BadField, e.to_string()))?
+    };
+    let settings = app.store.get_settings(p.user, Some(&p.device)).await?;
+    let mut transport = req.transport.unwrap_or(settings.transport);
+    if transport == Transport::Tcp && app.tcp_addr.is_none() {
+        transport = Transport::Ws;
+    }
+    let address = match transport {
+        Transport::Ws => app.ws_url.clone(),
+        Transport::Tcp => app.tcp_addr.clone().unwrap_or_default(),
+    };
+    let ticket = random_token(24);
+    let ttl = app.cfg.auth.ticket_ttl_secs;
+    app.state
+        .ticket_put(
+            &ticket,
+            &TicketClaims {
+                user: p.user,
+                device: p.device,
+            },
+            ttl * 1000,
+        )
+        .await?;
+    Ok(Json(ConnectResponse {
+        transport,
+        address,
+        ticket,
+        expires_in: ttl,
+        node: app.cfg.node.clone(),
+    }))
+}

@@ -1,0 +1,85 @@
+//! Request extractors: the authenticated user, the internal service
+//! credential, and a JSON body whose rejections use our error codes.
+
+use crate::app::App;
+use crate::auth::{Principal, bearer};
+use crate::error::ServerError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use magpie_proto::ErrorCode;
+use serde::de::DeserializeOwned;
+
+/// A valid access token; anything else is 401 with `unauthorized` or `token_expired`.
+pub struct AuthUser(pub Principal);
+
+impl FromRequestParts<App> for AuthUser {
+    type Rejection = ServerError;
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ServerError> {
+        let header = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let token = bearer(header)?;
+        Ok(AuthUser(app.auth.verify_access(token)?))
+    }
+}
+
+/// The internal API's service credential. A user's access token is refused.
+pub struct Service;
+
+impl FromRequestParts<App> for Service {
+    type Rejection = ServerError;
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ServerError> {
+        let key = &app.cfg.internal.service_key;
+        if key.is_empty() {
+            return Err(ServerError::NotFound("the internal API is disabled".into()));
+        }
+        let header = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let token = bearer(header)?;
+        if constant_time_eq(token.as_bytes(), key.as_bytes()) {
+            Ok(Service)
+        } else if app.auth.verify_access(token).is_ok() {
+            Err(ServerError::Forbidden(
+                "user tokens are not accepted on the internal API".into(),
+            ))
+        } else {
+            Err(ServerError::unauthorized("invalid service credential"))
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `axum::Json` with rejections mapped to `bad_json`, `bad_field`,
+/// `frame_too_large`.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ServerError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ServerError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => Err(match rej {
+                JsonRejection::JsonDataError(e) => {
+                    ServerError::BadRequest(ErrorCode::BadField, e.body_text())
+                }
+                JsonRejection::JsonSyntaxError(e) => {
+                    ServerError::BadRequest(ErrorCode::BadJson, e.body_text())
+                }
+                JsonRejection::MissingJsonContentType(e) => {
+                    ServerError::BadRequest(ErrorCode::BadJson, e.body_text())
+                }
+                JsonRejection::BytesRejection(e) => {
+                    ServerError::BadRequest(ErrorCode::FrameTooLarge, e.body_text())
+                }
+                other => ServerError::BadRequest(ErrorCode::BadJson, other.body_text()),
+            }),
+        }
+    }
+}

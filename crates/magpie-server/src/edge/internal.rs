@@ -1,0 +1,68 @@
+//! The internal API for the company's own services (the notes' internal
+//! callers that bypass the gateway): `/internal/v1/*`, authorised by the
+//! service credential only.
+
+use super::account::{create_user, issue_tokens};
+use super::extract::{ApiJson, Service};
+use super::messages::send_result;
+use crate::app::App;
+use crate::error::{Result, ServerError};
+use crate::logic::SendInput;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use magpie_core::{DeviceId, UserId};
+use magpie_proto::http::{
+    InternalSendRequest, InternalTokenRequest, RegisterRequest, SendResult, Tokens, UserCreated,
+};
+
+pub async fn create(
+    State(app): State<App>,
+    _s: Service,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<UserCreated>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create_user(&app, &req.username, &req.password).await?),
+    ))
+}
+
+pub async fn token(
+    State(app): State<App>,
+    _s: Service,
+    Path(user): Path<i64>,
+    ApiJson(req): ApiJson<InternalTokenRequest>,
+) -> Result<Json<Tokens>> {
+    let user = UserId(user);
+    if user == UserId::SYSTEM || app.store.user_by_id(user).await?.is_none() {
+        return Err(ServerError::NotFound(format!("no user {user}")));
+    }
+    let device = req
+        .device
+        .unwrap_or_else(|| DeviceId::new("service").expect("valid device id"));
+    Ok(Json(issue_tokens(&app, user, device).await?))
+}
+
+/// Sends as a user, or as the system (user 0) when `from` is absent.
+pub async fn send(
+    State(app): State<App>,
+    _s: Service,
+    ApiJson(req): ApiJson<InternalSendRequest>,
+) -> Result<Json<SendResult>> {
+    let from = req.from.unwrap_or(UserId::SYSTEM);
+    if !app.user_exists(from).await? {
+        return Err(ServerError::NotFound(format!("no user {from}")));
+    }
+    let cmid = req.cmid;
+    let input = SendInput {
+        to: req.to,
+        cmid,
+        body: req.body,
+        persistence: req.persistence,
+    };
+    let mut results = app.send_batch(from, None, vec![input]).await;
+    let accepted = results
+        .pop()
+        .unwrap_or_else(|| Err(ServerError::Internal("no result".into())))?;
+    Ok(Json(send_result(cmid, accepted)))
+}

@@ -1,0 +1,97 @@
+//! Messaging over HTTP: send, sync, history, unread, read. The same logic
+//! as the socket operations.
+
+use super::extract::{ApiJson, AuthUser};
+use crate::app::App;
+use crate::error::{Result, ServerError};
+use crate::logic::SendInput;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use magpie_core::{Accepted, ClientMsgId, ConvId, Seq};
+use magpie_proto::http::{
+    HistoryPage, ReadRequest, ReadResponse, SendRequest, SendResult, SyncRequest, SyncResponse,
+    UnreadResponse,
+};
+use serde::Deserialize;
+
+pub fn send_result(cmid: ClientMsgId, a: Accepted) -> SendResult {
+    SendResult {
+        cmid,
+        server_id: a.server_id,
+        conv: a.conv,
+        seq: a.seq,
+        sent_at: a.sent_at,
+        duplicate: a.duplicate,
+    }
+}
+
+pub async fn send(
+    State(app): State<App>,
+    AuthUser(p): AuthUser,
+    ApiJson(req): ApiJson<SendRequest>,
+) -> Result<Json<SendResult>> {
+    let cmid = req.cmid;
+    let input = SendInput {
+        to: req.to,
+        cmid,
+        body: req.body,
+        persistence: req.persistence,
+    };
+    let mut results = app.send_batch(p.user, Some(&p.device), vec![input]).await;
+    let accepted = results
+        .pop()
+        .unwrap_or_else(|| Err(ServerError::Internal("no result".into())))?;
+    Ok(Json(send_result(cmid, accepted)))
+}
+
+pub async fn sync(
+    State(app): State<App>,
+    AuthUser(p): AuthUser,
+    ApiJson(req): ApiJson<SyncRequest>,
+) -> Result<Json<SyncResponse>> {
+    Ok(Json(SyncResponse {
+        convs: app.sync(p.user, &req.convs, req.limit).await?,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    before: Option<Seq>,
+    after: Option<Seq>,
+    limit: Option<usize>,
+}
+
+fn parse_conv(raw: &str) -> Result<ConvId> {
+    // Unknown and malformed conversations answer alike: not found.
+    ConvId::parse(raw).map_err(|_| ServerError::NotFound(format!("no conversation {raw}")))
+}
+
+pub async fn history(
+    State(app): State<App>,
+    AuthUser(p): AuthUser,
+    Path(conv): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<HistoryPage>> {
+    let conv = parse_conv(&conv)?;
+    Ok(Json(
+        app.history(p.user, &conv, q.before, q.after, q.limit)
+            .await?,
+    ))
+}
+
+pub async fn unread(State(app): State<App>, AuthUser(p): AuthUser) -> Result<Json<UnreadResponse>> {
+    let settings = app.store.get_settings(p.user, Some(&p.device)).await?;
+    let (total, convs) = app.unread(p.user, settings.unread_mode).await?;
+    Ok(Json(UnreadResponse { total, convs }))
+}
+
+pub async fn read(
+    State(app): State<App>,
+    AuthUser(p): AuthUser,
+    Path(conv): Path<String>,
+    ApiJson(req): ApiJson<ReadRequest>,
+) -> Result<Json<ReadResponse>> {
+    let conv = parse_conv(&conv)?;
+    let seq = app.read(p.user, &conv, req.seq).await?;
+    Ok(Json(ReadResponse { conv, seq }))
+}

@@ -1,0 +1,62 @@
+//! The edge role: the HTTP API (public `/v1`, internal `/internal/v1`,
+//! operations `/healthz` and `/metrics`) and the WebSocket upgrade route.
+
+mod account;
+mod extract;
+mod internal;
+mod messages;
+
+use crate::app::App;
+use crate::error::ServerError;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use magpie_proto::http::Health;
+
+async fn healthz(State(app): State<App>) -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".into(),
+        node: app.cfg.node.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+async fn metrics_route() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
+}
+
+async fn not_found() -> ServerError {
+    ServerError::NotFound("no such route".into())
+}
+
+pub fn router(app: App) -> Router {
+    let limit = app.cfg.limits.max_frame_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_route))
+        .route("/v1/auth/register", post(account::register))
+        .route("/v1/auth/login", post(account::login))
+        .route("/v1/auth/refresh", post(account::refresh))
+        .route(
+            "/v1/settings",
+            get(account::get_settings).put(account::put_settings),
+        )
+        .route("/v1/connect", post(account::connect))
+        .route("/v1/ws", get(crate::conn::ws::upgrade))
+        .route("/v1/messages", post(messages::send))
+        .route("/v1/sync", post(messages::sync))
+        .route("/v1/unread", get(messages::unread))
+        .route("/v1/conversations/{conv}/messages", get(messages::history))
+        .route("/v1/conversations/{conv}/read", post(messages::read))
+        .route("/internal/v1/users", post(internal::create))
+        .route("/internal/v1/users/{user}/tokens", post(internal::token))
+        .route("/internal/v1/messages", post(internal::send))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}

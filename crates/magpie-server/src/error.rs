@@ -1,0 +1,91 @@
+//! The server's one error type and its single mapping to the wire: an HTTP
+//! status with a JSON body, or an `error` frame. Variants say what the
+//! caller must do.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use magpie_proto::{ErrorBody, ErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The request is malformed: fix it (code says how: bad_json, bad_field, …).
+    #[error("{1}")]
+    BadRequest(ErrorCode, String),
+    /// Authenticate again (or refresh the token).
+    #[error("{1}")]
+    Unauthenticated(ErrorCode, String),
+    /// Not allowed, whatever the credentials.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The recipient does not exist: do not retry.
+    #[error("unknown recipient {0}")]
+    UnknownRecipient(i64),
+    /// No such resource, or not yours.
+    #[error("{0}")]
+    NotFound(String),
+    /// It exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// Retry later with the same client message id.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug; reported, not retried.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ServerError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ServerError::BadRequest(c, _) | ServerError::Unauthenticated(c, _) => *c,
+            ServerError::Forbidden(_) => ErrorCode::Forbidden,
+            ServerError::UnknownRecipient(_) => ErrorCode::UnknownRecipient,
+            ServerError::NotFound(_) => ErrorCode::NotFound,
+            ServerError::Conflict(_) => ErrorCode::Conflict,
+            ServerError::Unavailable(_) => ErrorCode::Unavailable,
+            ServerError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn bad_field(msg: impl Into<String>) -> Self {
+        ServerError::BadRequest(ErrorCode::BadField, msg.into())
+    }
+
+    pub fn unauthorized(msg: impl Into<String>) -> Self {
+        ServerError::Unauthenticated(ErrorCode::Unauthorized, msg.into())
+    }
+}
+
+impl From<magpie_store::StoreError> for ServerError {
+    fn from(e: magpie_store::StoreError) -> Self {
+        use magpie_store::StoreError as E;
+        match e {
+            E::Conflict(m) => ServerError::Conflict(m),
+            E::Unavailable(m) => ServerError::Unavailable(format!("storage: {m}")),
+            E::Config(m) | E::Corrupt(m) => ServerError::Internal(m),
+        }
+    }
+}
+
+impl From<magpie_bus::BusError> for ServerError {
+    fn from(e: magpie_bus::BusError) -> Self {
+        match e {
+            magpie_bus::BusError::Unavailable(m) => ServerError::Unavailable(format!("bus: {m}")),
+            magpie_bus::BusError::Config(m) => ServerError::Internal(m),
+        }
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        if code == ErrorCode::Internal {
+            tracing::error!(error = %self, "internal error");
+        }
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response()
+    }
+}
+
+pub type Result<T, E = ServerError> = std::result::Result<T, E>;

@@ -1,0 +1,176 @@
+//! The send path: validate, de-duplicate, make durable, acknowledge, push.
+//!
+//! A batch of sends (all queued requests of one connection, or one HTTP
+//! call) costs one store transaction and one bus append, not one per
+//! message.
+
+use crate::app::App;
+use crate::error::{Result, ServerError};
+use crate::metrics as m;
+use magpie_bus::Outgoing;
+use magpie_core::{
+    Accepted, BusEvent, ClientMsgId, ConvId, DeviceId, Message, NewMessage, Persistence, UserId,
+    now_ms,
+};
+use std::sync::Arc;
+
+/// One message to send, as the client gave it.
+#[derive(Debug, Clone)]
+pub struct SendInput {
+    pub to: UserId,
+    pub cmid: ClientMsgId,
+    pub body: String,
+    pub persistence: Option<Persistence>,
+}
+
+impl App {
+    /// Sends `inputs` from `from` (whose `device`, if any, is excluded from
+    /// the echo to the sender's own devices). One result per input, in order.
+    pub async fn send_batch(
+        &self,
+        from: UserId,
+        device: Option<&DeviceId>,
+        inputs: Vec<SendInput>,
+    ) -> Vec<Result<Accepted>> {
+        let mut results: Vec<Option<Result<Accepted>>> = (0..inputs.len()).map(|_| None).collect();
+        let default_persistence = match self.store.get_settings(from, device).await {
+            Ok(s) => s.persistence,
+            Err(e) => {
+                return inputs
+                    .iter()
+                    .map(|_| Err(ServerError::from(clone_store_err(&e))))
+                    .collect();
+            }
+        };
+        let mut fresh = Vec::new();
+        let mut fresh_idx = Vec::new();
+        for (i, input) in inputs.into_iter().enumerate() {
+            match self.prepare(from, input, default_persistence).await {
+                Ok(Prepared::Known(acc)) => results[i] = Some(Ok(acc)),
+                Ok(Prepared::New(nm)) => {
+                    fresh.push(nm);
+                    fresh_idx.push(i);
+                }
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        if !fresh.is_empty() {
+            let outcome = self.commit(fresh, device).await;
+            match outcome {
+                Ok(accepted) => {
+                    for (i, acc) in fresh_idx.into_iter().zip(accepted) {
+                        results[i] = Some(Ok(acc));
+                    }
+                }
+                Err(e) => {
+                    let code = e.code();
+                    let msg = e.to_string();
+                    for i in fresh_idx {
+                        results[i] = Some(Err(ServerError::Unavailable(format!("{code}: {msg}"))));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ServerError::Internal("send result missing".into()))))
+            .collect()
+    }
+
+    async fn prepare(
+        &self,
+        from: UserId,
+        input: SendInput,
+        default_persistence: Persistence,
+    ) -> Result<Prepared> {
+        if input.body.len() > self.cfg.limits.max_frame_bytes {
+            return Err(ServerError::BadRequest(
+                magpie_proto::ErrorCode::FrameTooLarge,
+                "body too large".into(),
+            ));
+        }
+        if input.to == UserId::SYSTEM || !self.user_exists(input.to).await? {
+            return Err(ServerError::UnknownRecipient(input.to.0));
+        }
+        if let Some(mut acc) = self.state.idem_get(from, input.cmid).await.ok().flatten() {
+            acc.duplicate = true;
+            metrics::counter!(m::DUPLICATES).increment(1);
+            return Ok(Prepared::Known(acc));
+        }
+        Ok(Prepared::New(NewMessage {
+            server_id: self.ids.next(),
+            conv: ConvId::direct(from, input.to),
+            from,
+            to: input.to,
+            cmid: input.cmid,
+            body: input.body,
+            persistence: input.persistence.unwrap_or(default_persistence),
+            sent_at: now_ms(),
+        }))
+    }
+
+    /// Store, then bus, then acknowledge; then push. A duplicate found by the
+    /// store (the durable key) is re-published: the first attempt may have
+    /// died between the store and the bus, and the bus de-duplicates by id.
+    async fn commit(
+        &self,
+        fresh: Vec<NewMessage>,
+        origin: Option<&DeviceId>,
+    ) -> Result<Vec<Accepted>> {
+        let originals = fresh.clone();
+        let accepted = self.store.accept(fresh).await?;
+        let mut items: Vec<(Accepted, Message)> = Vec::with_capacity(accepted.len());
+        for (nm, acc) in originals.into_iter().zip(&accepted) {
+            let msg = if acc.duplicate {
+                // The original message: re-read so the event carries its body.
+                let orig = self
+                    .store
+                    .messages_after(nm.from, &acc.conv, acc.seq - 1, 1)
+                    .await?;
+                match orig.into_iter().next() {
+                    Some(orig) if orig.seq == acc.seq => orig,
+                    _ => continue, // removed by retention: nothing left to deliver
+                }
+            } else {
+                Message::from_new(nm, acc.seq)
+            };
+            items.push((acc.clone(), msg));
+        }
+        let mut events = Vec::with_capacity(items.len());
+        for (_, msg) in &items {
+            let event = BusEvent::Message { msg: msg.clone() };
+            let payload =
+                serde_json::to_vec(&event).map_err(|e| ServerError::Internal(e.to_string()))?;
+            events.push(Outgoing {
+                topic: event.topic().into(),
+                msg_id: format!("m:{}", msg.server_id),
+                payload: payload.into(),
+            });
+        }
+        if !events.is_empty() {
+            self.bus.publish(events).await?;
+        }
+        let ttl = self.cfg.limits.idempotency_ttl_secs * 1000;
+        for (acc, msg) in &items {
+            // Fast path only: on failure the durable key still answers.
+            let _ = self.state.idem_put(msg.from, msg.cmid, acc, ttl).await;
+        }
+        let to_push: Vec<Arc<Message>> = items
+            .into_iter()
+            .filter(|(acc, _)| !acc.duplicate)
+            .map(|(_, m)| Arc::new(m))
+            .collect();
+        metrics::counter!(m::ACCEPTED).increment(to_push.len() as u64);
+        self.push_messages(&to_push, origin).await;
+        Ok(accepted)
+    }
+}
+
+enum Prepared {
+    Known(Accepted),
+    New(NewMessage),
+}
+
+fn clone_store_err(e: &magpie_store::StoreError) -> magpie_store::StoreError {
+    magpie_store::StoreError::Unavailable(e.to_string())
+}

@@ -1,0 +1,193 @@
+//! Sync, history and unread counts.
+//!
+//! Sync answers from the offline sorted set when it holds the whole range
+//! asked for, otherwise from the store; either way a gap is never silent:
+//! sequences that retention removed are listed as `unavailable`.
+
+use crate::app::App;
+use crate::error::{Result, ServerError};
+use magpie_core::{ConvId, Message, Seq, UnreadMode, UserId};
+use magpie_proto::http::HistoryPage;
+use magpie_proto::{SyncConv, UnreadConv};
+use magpie_store::{ConvSummary, UnreadCache};
+use std::collections::BTreeMap;
+
+impl App {
+    fn page_limit(&self, limit: Option<usize>, default: usize) -> usize {
+        limit.unwrap_or(default).clamp(1, self.cfg.limits.max_page)
+    }
+
+    /// What follows the client's last sequence in each of its conversations.
+    pub async fn sync(
+        &self,
+        user: UserId,
+        known: &BTreeMap<ConvId, Seq>,
+        limit: Option<usize>,
+    ) -> Result<Vec<SyncConv>> {
+        let limit = self.page_limit(limit, 100);
+        let mut out = Vec::new();
+        for c in self.store.conversations(user).await? {
+            let after = known.get(&c.conv).copied().unwrap_or(0).max(0);
+            if c.last_seq <= after {
+                continue;
+            }
+            let mut messages = self.messages_after(user, &c, after, limit + 1).await?;
+            let more = messages.len() > limit;
+            messages.truncate(limit);
+            let unavailable = gaps(after, &messages, more, c.last_seq);
+            out.push(SyncConv {
+                conv: c.conv,
+                messages,
+                last_seq: c.last_seq,
+                read_seq: c.read_seq,
+                more,
+                unavailable,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn messages_after(
+        &self,
+        user: UserId,
+        c: &ConvSummary,
+        after: Seq,
+        n: usize,
+    ) -> Result<Vec<Message>> {
+        if let Ok(cached) = self.state.offline_after(user, &c.conv, after, n).await {
+            let contiguous = cached
+                .iter()
+                .enumerate()
+                .all(|(i, (s, _))| *s == after + 1 + i as Seq);
+            let complete = cached.len() == n || cached.last().map(|(s, _)| *s) == Some(c.last_seq);
+            if !cached.is_empty() && contiguous && complete {
+                let decoded: Option<Vec<Message>> = cached
+                    .iter()
+                    .map(|(_, p)| serde_json::from_str(p).ok())
+                    .collect();
+                if let Some(msgs) = decoded {
+                    return Ok(msgs);
+                }
+            }
+        }
+        Ok(self.store.messages_after(user, &c.conv, after, n).await?)
+    }
+
+    /// A page of history: newest first before `before` (default: the end),
+    /// or ascending after `after`.
+    pub async fn history(
+        &self,
+        user: UserId,
+        conv: &ConvId,
+        before: Option<Seq>,
+        after: Option<Seq>,
+        limit: Option<usize>,
+    ) -> Result<HistoryPage> {
+        if self.store.conversation(user, conv).await?.is_none() {
+            return Err(ServerError::NotFound(format!("no conversation {conv}")));
+        }
+        let limit = self.page_limit(limit, 10);
+        let mut messages = match after {
+            Some(a) => self.store.messages_after(user, conv, a, limit + 1).await?,
+            None => {
+                self.store
+                    .messages_before(user, conv, before.unwrap_or(Seq::MAX), limit + 1)
+                    .await?
+            }
+        };
+        let more = messages.len() > limit;
+        messages.truncate(limit);
+        Ok(HistoryPage {
+            conv: conv.clone(),
+            messages,
+            more,
+        })
+    }
+
+    /// Unread counts, from the cache (rebuilt from the store when missing),
+    /// shaped by the device's unread mode.
+    pub async fn unread(&self, user: UserId, mode: UnreadMode) -> Result<(i64, Vec<UnreadConv>)> {
+        if mode == UnreadMode::Off {
+            return Ok((0, Vec::new()));
+        }
+        let cache = match self.state.unread_get(user).await? {
+            Some(c) => c,
+            None => self.rebuild_unread(user).await?,
+        };
+        let total = cache.total();
+        if mode == UnreadMode::TotalOnly {
+            return Ok((total, Vec::new()));
+        }
+        let mut convs = Vec::new();
+        for c in self.store.conversations(user).await? {
+            let unread = cache
+                .per_conv
+                .get(&c.conv)
+                .map(|(n, _)| *n)
+                .unwrap_or(c.unread);
+            if let Some(peer) = c.conv.peer_of(user).or(Some(c.peer)) {
+                convs.push(UnreadConv {
+                    conv: c.conv,
+                    peer,
+                    unread,
+                    last_seq: c.last_seq,
+                    read_seq: c.read_seq,
+                });
+            }
+        }
+        Ok((total, convs))
+    }
+
+    /// Rebuilds a user's unread cache from the store (the truth).
+    ///
+    /// Two snapshots close the race with the unread worker: a message
+    /// committed before the second read is in it; one committed after is
+    /// counted by the worker, because the cache exists by then.
+    pub async fn rebuild_unread(&self, user: UserId) -> Result<UnreadCache> {
+        let first = self.store.conversations(user).await?;
+        let mut cache = UnreadCache::default();
+        for c in &first {
+            cache
+                .per_conv
+                .insert(c.conv.clone(), (c.unread, c.last_seq));
+        }
+        self.state.unread_load(user, &cache).await?;
+        for c in self.store.conversations(user).await? {
+            let seen = cache.per_conv.get(&c.conv).map(|(_, s)| *s).unwrap_or(-1);
+            if c.last_seq > seen {
+                self.state
+                    .unread_reset(user, &c.conv, c.unread, c.last_seq)
+                    .await?;
+            }
+        }
+        Ok(self.state.unread_get(user).await?.unwrap_or(cache))
+    }
+}
+
+/// Sequence ranges after `after` that the answer skips: between returned
+/// messages, and (when nothing more follows) up to the conversation's end.
+fn gaps(after: Seq, messages: &[Message], more: bool, last_seq: Seq) -> Vec<(Seq, Seq)> {
+    let mut out = Vec::new();
+    let mut expected = after + 1;
+    for m in messages {
+        if m.seq > expected {
+            out.push((expected, m.seq - 1));
+        }
+        expected = m.seq + 1;
+    }
+    if !more && expected <= last_seq {
+        out.push((expected, last_seq));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gaps;
+
+    #[test]
+    fn gaps_are_reported_not_silent() {
+        assert_eq!(gaps(0, &[], false, 3), vec![(1, 3)]);
+        assert!(gaps(5, &[], false, 5).is_empty());
+    }
+}

@@ -1,0 +1,43 @@
+//! Prometheus metrics, rendered by our own `GET /metrics` route (no extra
+//! listener). The recorder is process-global, installed once.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+pub const CONNECTIONS: &str = "magpie_connections";
+pub const ACCEPTED: &str = "magpie_messages_accepted_total";
+pub const DUPLICATES: &str = "magpie_messages_duplicate_total";
+pub const PUSHED: &str = "magpie_messages_pushed_total";
+pub const ACKED: &str = "magpie_messages_acked_total";
+pub const RESENT: &str = "magpie_messages_resent_total";
+pub const DELIVERY_LATENCY: &str = "magpie_delivery_latency_seconds";
+pub const DEAD_LETTERS: &str = "magpie_dead_letters_total";
+pub const SLOW_CONSUMERS: &str = "magpie_slow_consumers_total";
+pub const BAD_FRAMES: &str = "magpie_bad_frames_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the recorder the first time; later calls (more servers in one
+/// test process) share it.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(DELIVERY_LATENCY.into()),
+                &[
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ],
+            )
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        match builder.install_recorder() {
+            Ok(h) => h,
+            // Another recorder is installed (an embedding application's): keep
+            // a private one so /metrics still renders something true for us.
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        }
+    })
+}
+
+pub fn render() -> String {
+    handle().render()
+}

@@ -1,0 +1,160 @@
+//! Start-up and shutdown of a node: open the backends, bind the listeners,
+//! spawn the roles; on shutdown stop accepting, tell every client to
+//! reconnect, let the workers finish their batch, and close the backends.
+
+use crate::app::{App, AppParts};
+use crate::auth::{Auth, random_token};
+use crate::config::Config;
+use crate::error::{Result, ServerError};
+use magpie_bus::Bus;
+use magpie_store::{State, Store};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running node.
+pub struct Running {
+    pub app: App,
+    pub http_addr: SocketAddr,
+    pub tcp_addr: Option<SocketAddr>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
+    if !cfg.auth.jwt_secret.is_empty() {
+        return Ok(cfg.auth.jwt_secret.as_bytes().to_vec());
+    }
+    // Generated once and kept in the data directory so tokens survive restarts.
+    let path = cfg.data_dir.join("jwt.secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => Ok(s.trim().as_bytes().to_vec()),
+        _ => {
+            let s = random_token(48);
+            std::fs::write(&path, &s)
+                .map_err(|e| ServerError::Internal(format!("write {}: {e}", path.display())))?;
+            Ok(s.into_bytes())
+        }
+    }
+}
+
+async fn bind(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Internal(format!("bind {addr}: {e}")))
+}
+
+/// Opens the backends, binds the listeners (port 0 is fine) and starts every role.
+pub async fn start(cfg: Config) -> Result<Running> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| ServerError::Internal(format!("create {}: {e}", cfg.data_dir.display())))?;
+    crate::metrics::handle();
+    let store_url = cfg.store_url();
+    let store = match store_url.strip_prefix("sqlite://") {
+        // The embedded store needs the offline TTL to set expiries at accept time.
+        Some(path) => Store::new(
+            magpie_store::sqlite::SqliteStore::open(path)
+                .await?
+                .with_offline_ttl_ms((cfg.retention.offline_ttl_secs * 1000) as i64),
+        ),
+        None => Store::open(&store_url).await?,
+    };
+    let state = State::open(&cfg.state).await?;
+    let bus = Bus::open(&cfg.bus_url()).await?;
+    let auth = Auth::new(
+        &jwt_secret(&cfg)?,
+        cfg.auth.access_ttl_secs,
+        cfg.auth.argon2_m_kib,
+        cfg.auth.argon2_t,
+    )?;
+
+    let http = bind(&cfg.http.listen).await?;
+    let http_addr = http
+        .local_addr()
+        .map_err(|e| ServerError::Internal(e.to_string()))?;
+    let tcp = if cfg.tcp.listen.is_empty() {
+        None
+    } else {
+        Some(bind(&cfg.tcp.listen).await?)
+    };
+    let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+
+    let base = if cfg.http.public_url.is_empty() {
+        format!("http://{http_addr}")
+    } else {
+        cfg.http.public_url.clone()
+    };
+    let ws_url = format!(
+        "{}/v1/ws",
+        base.replacen("http", "ws", 1).trim_end_matches('/')
+    );
+    let tcp_public = tcp_addr.map(|a| {
+        if cfg.tcp.public_addr.is_empty() {
+            a.to_string()
+        } else {
+            cfg.tcp.public_addr.clone()
+        }
+    });
+
+    let shutdown = CancellationToken::new();
+    let app = App::new(AppParts {
+        cfg,
+        store,
+        state,
+        bus,
+        auth,
+        ws_url,
+        tcp_addr: tcp_public,
+        shutdown: shutdown.clone(),
+    });
+
+    let mut tasks = crate::workers::spawn_all(&app);
+    let router = crate::edge::router(app.clone());
+    let token = shutdown.clone();
+    tasks.push((
+        "http",
+        tokio::spawn(async move {
+            let serve = axum::serve(http, router).with_graceful_shutdown(token.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        }),
+    ));
+    if let Some(l) = tcp {
+        tasks.push(("tcp", tokio::spawn(crate::conn::tcp::serve(app.clone(), l))));
+    }
+    tracing::info!(node = %app.cfg.node, %http_addr, tcp = ?tcp_addr, "magpie node started");
+    Ok(Running {
+        app,
+        http_addr,
+        tcp_addr,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Graceful shutdown: stop accepting, send every client a `reconnect`
+    /// frame and close it, wait (up to `grace`) for sessions to end, then
+    /// for the workers to finish their current batch. Nothing acknowledged
+    /// is at risk: acknowledgements only ever follow durable writes.
+    pub async fn shutdown(self, grace: Duration) {
+        self.app.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.app.hub.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for (name, task) in self.tasks {
+            if tokio::time::timeout_at(
+                deadline.max(tokio::time::Instant::now() + Duration::from_secs(1)),
+                task,
+            )
+            .await
+            .is_err()
+            {
+                tracing::warn!(task = name, "did not stop in time");
+            }
+        }
+        tracing::info!(node = %self.app.cfg.node, "magpie node stopped");
+    }
+}

@@ -1,0 +1,144 @@
+//! The worker role: consumers of the bus, one durable group each (the
+//! notes' storage, offline and unread services, plus presence fan-out), and
+//! the retention sweeper.
+//!
+//! Invariant: a worker acknowledges an event only after applying it. An
+//! event that keeps failing is parked on `dead.<group>` after
+//! `workers.max_attempts` attempts, with a metric — never silently skipped.
+
+mod offline;
+mod presence;
+mod retention;
+mod unread;
+
+use crate::app::App;
+use crate::error::Result;
+use async_trait::async_trait;
+use magpie_bus::{ConsumerOptions, Delivery, Outgoing};
+use magpie_core::BusEvent;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// One kind of worker: its group, its topics and how it applies events.
+#[async_trait]
+pub trait Worker: Send + Sync + 'static {
+    fn group(&self) -> &'static str;
+    fn topics(&self) -> &'static [&'static str];
+    /// Applies a batch; on error every event is retried one by one.
+    async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()>;
+}
+
+/// Starts every worker kind; they stop after their current batch once the
+/// app's shutdown token is cancelled.
+pub fn spawn_all(app: &App) -> Vec<(&'static str, JoinHandle<()>)> {
+    let workers: Vec<Box<dyn Worker>> = vec![
+        Box::new(offline::Offline),
+        Box::new(unread::Unread),
+        Box::new(retention::Storage),
+        Box::new(presence::PresenceFanout),
+    ];
+    let mut handles: Vec<(&'static str, JoinHandle<()>)> = workers
+        .into_iter()
+        .map(|w| (w.group(), tokio::spawn(run(app.clone(), w))))
+        .collect();
+    handles.push((
+        "retention-sweeper",
+        tokio::spawn(retention::sweep(app.clone())),
+    ));
+    handles
+}
+
+async fn run(app: App, worker: Box<dyn Worker>) {
+    let opts = ConsumerOptions {
+        ack_wait: Duration::from_millis(app.cfg.workers.ack_wait_ms),
+    };
+    let mut consumer = loop {
+        match app
+            .bus
+            .consumer(worker.group(), worker.topics(), opts.clone())
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::error!(group = worker.group(), error = %e, "cannot join consumer group; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = app.shutdown.cancelled() => return,
+                }
+            }
+        }
+    };
+    loop {
+        let batch = tokio::select! {
+            b = consumer.fetch(app.cfg.workers.batch, Duration::from_millis(500)) => b,
+            _ = app.shutdown.cancelled() => return,
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(group = worker.group(), error = %e, "fetch failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let acks = process(&app, worker.as_ref(), batch).await;
+        if let Err(e) = consumer.ack(&acks).await {
+            // Not acknowledged: the events come back and are applied again,
+            // which every worker tolerates (idempotent apply).
+            tracing::warn!(group = worker.group(), error = %e, "ack failed");
+        }
+    }
+}
+
+/// Applies a batch; returns the offsets to acknowledge.
+async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u64> {
+    let mut acks = Vec::with_capacity(batch.len());
+    let mut events = Vec::with_capacity(batch.len());
+    let mut decoded = Vec::with_capacity(batch.len());
+    for d in batch {
+        match serde_json::from_slice::<BusEvent>(&d.payload) {
+            Ok(ev) => {
+                events.push(ev.clone());
+                decoded.push((d, ev));
+            }
+            Err(e) => {
+                // Undecodable: it can never succeed, park it right away.
+                dead_letter(app, worker.group(), &d, &e.to_string()).await;
+                acks.push(d.offset);
+            }
+        }
+    }
+    if worker.apply(app, &events).await.is_ok() {
+        acks.extend(decoded.iter().map(|(d, _)| d.offset));
+        return acks;
+    }
+    for (d, ev) in decoded {
+        match worker.apply(app, std::slice::from_ref(&ev)).await {
+            Ok(()) => acks.push(d.offset),
+            Err(e) if d.attempt >= app.cfg.workers.max_attempts => {
+                dead_letter(app, worker.group(), &d, &e.to_string()).await;
+                acks.push(d.offset);
+            }
+            Err(e) => {
+                tracing::warn!(group = worker.group(), offset = d.offset, attempt = d.attempt, error = %e, "event failed; will retry")
+            }
+        }
+    }
+    acks
+}
+
+async fn dead_letter(app: &App, group: &'static str, d: &Delivery, why: &str) {
+    metrics::counter!(crate::metrics::DEAD_LETTERS, "group" => group).increment(1);
+    tracing::error!(group, offset = d.offset, topic = %d.topic, error = why, "event parked on the dead-letter topic");
+    let out = Outgoing {
+        topic: format!("dead.{group}"),
+        msg_id: format!("dead:{group}:{}", d.offset),
+        payload: d.payload.clone(),
+    };
+    if let Err(e) = app.bus.publish(vec![out]).await {
+        tracing::error!(group, error = %e, "dead-letter publish failed");
+    }
+}

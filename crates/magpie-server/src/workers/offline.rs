@@ -1,0 +1,44 @@
+//! The offline worker: keeps the per-(user, conversation) sorted sets of
+//! recent messages (score = seq) that sync answers from, and trims them up
+//! to what the user has read (the notes' ZADD / ZREMRANGEBYSCORE).
+
+use super::Worker;
+use crate::app::App;
+use crate::error::{Result, ServerError};
+use async_trait::async_trait;
+use magpie_core::BusEvent;
+
+pub struct Offline;
+
+#[async_trait]
+impl Worker for Offline {
+    fn group(&self) -> &'static str {
+        "offline"
+    }
+    fn topics(&self) -> &'static [&'static str] {
+        &["msg", "read"]
+    }
+    async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
+        let mut adds = Vec::new();
+        for ev in events {
+            if let BusEvent::Message { msg } = ev {
+                let payload =
+                    serde_json::to_string(msg).map_err(|e| ServerError::Internal(e.to_string()))?;
+                // Both parties: the sender's other devices sync from it too.
+                adds.push((msg.to, msg.conv.clone(), msg.seq, payload.clone()));
+                if msg.from != msg.to && msg.from != magpie_core::UserId::SYSTEM {
+                    adds.push((msg.from, msg.conv.clone(), msg.seq, payload));
+                }
+            }
+        }
+        if !adds.is_empty() {
+            app.state.offline_add(&adds).await?;
+        }
+        for ev in events {
+            if let BusEvent::Read(r) = ev {
+                app.state.offline_trim(r.user, &r.conv, r.seq).await?;
+            }
+        }
+        Ok(())
+    }
+}

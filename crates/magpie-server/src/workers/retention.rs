@@ -1,0 +1,77 @@
+//! The storage worker: applies persistence levels. `none` messages go once
+//! delivered, `offline` ones once read, and the sweeper removes whatever has
+//! expired (days:N, and undelivered/unread ones past the offline TTL).
+//! Removed messages are dropped from the offline sets too; sync reports
+//! them as unavailable rather than leaving a silent gap.
+
+use super::Worker;
+use crate::app::App;
+use crate::error::Result;
+use async_trait::async_trait;
+use magpie_core::{BusEvent, now_ms};
+use magpie_store::RetentionHit;
+use std::time::Duration;
+
+pub struct Storage;
+
+async fn forget(app: &App, hits: Vec<RetentionHit>) -> Result<()> {
+    for h in hits {
+        let seqs = [h.seq];
+        app.state.offline_remove(h.to, &h.conv, &seqs).await?;
+        if let Some(peer) = h.conv.peer_of(h.to).filter(|p| *p != h.to) {
+            app.state.offline_remove(peer, &h.conv, &seqs).await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Worker for Storage {
+    fn group(&self) -> &'static str {
+        "storage"
+    }
+    fn topics(&self) -> &'static [&'static str] {
+        &["delivered", "read"]
+    }
+    async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
+        for ev in events {
+            let hits = match ev {
+                BusEvent::Delivered {
+                    user, conv, seqs, ..
+                } => app.store.delete_delivered(*user, conv, seqs).await?,
+                BusEvent::Read(r) => app.store.delete_read(r.user, &r.conv, r.seq).await?,
+                _ => continue,
+            };
+            forget(app, hits).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Periodically removes expired messages.
+pub async fn sweep(app: App) {
+    let every = Duration::from_secs(app.cfg.retention.sweep_interval_secs.max(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = app.shutdown.cancelled() => return,
+        }
+        loop {
+            match app.store.delete_expired(now_ms(), 1000).await {
+                Ok(hits) => {
+                    let n = hits.len();
+                    if let Err(e) = forget(&app, hits).await {
+                        tracing::warn!(error = %e, "retention cache trim failed");
+                    }
+                    if n < 1000 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention sweep failed");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The one error type of this crate. Variants say what the caller must do.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing being created exists already (e.g. a username).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The backend could not be reached or failed; the operation may be retried.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The configuration names a backend that does not exist or is malformed.
+    #[error("bad storage configuration: {0}")]
+    Config(String),
+    /// Stored data could not be decoded: a bug or corruption, do not retry.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;

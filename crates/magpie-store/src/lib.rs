@@ -1,0 +1,25 @@
+//! Durable store and fast state: the traits the server is written against,
+//! their embedded implementations, and one conformance suite per trait.
+//!
+//! - [`Store`] is the durable truth (the notes' MySQL): users, settings,
+//!   message bodies (`im_msg_content`), the outbox/inbox index
+//!   (`im_user_msg_box`), per-conversation sequences, read positions and the
+//!   unique (sender, client message id) key behind idempotency.
+//! - [`State`] is derived, fast state (the notes' Redis): routes, tickets, the
+//!   idempotency fast path, offline sorted sets and unread counters. Losing it
+//!   may delay a message, never lose one.
+//!
+//! Callers hold the concrete handles [`Store`] and [`State`]; the backend is
+//! chosen by URL (`sqlite://path`, `mem://`). Backend error types never leave
+//! their module: they become [`StoreError`].
+
+mod error;
+pub mod mem;
+pub mod sqlite;
+mod state;
+mod store;
+pub mod testsuite;
+
+pub use error::StoreError;
+pub use state::{Route, State, StateBackend, TicketClaims, UnreadCache};
+pub use store::{ConvSummary, RetentionHit, Store, StoreBackend, UserRecord};

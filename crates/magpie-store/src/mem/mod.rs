@@ -1,0 +1,262 @@
+//! `MemState`: the in-process [`StateBackend`], emulating the Redis layout of
+//! `state.rs` for a single node (and for tests).
+//!
+//! Each Redis keyspace is its own map behind its own mutex; every trait
+//! method takes one lock for a few map operations, which gives the same
+//! per-command atomicity a Lua script gives in Redis. No lock is held across
+//! an `.await` (the methods never await). Expiring entries carry a
+//! `std::time::Instant` deadline checked on read, plus an occasional sweep so
+//! abandoned keys do not accumulate.
+
+use crate::error::Result;
+use crate::state::{Route, StateBackend, TicketClaims, UnreadCache};
+use async_trait::async_trait;
+use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
+use maps::{Routes, TtlMap};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+
+mod maps;
+
+type OfflineKey = (UserId, ConvId);
+
+pub struct MemState {
+    routes: Mutex<Routes>,
+    idem: Mutex<TtlMap<(UserId, ClientMsgId), Accepted>>,
+    tickets: Mutex<TtlMap<String, TicketClaims>>,
+    offline: Mutex<HashMap<OfflineKey, BTreeMap<Seq, String>>>,
+    unread: Mutex<HashMap<UserId, UnreadCache>>,
+}
+
+impl MemState {
+    pub fn new() -> Self {
+        MemState {
+            routes: Mutex::new(Routes::default()),
+            idem: Mutex::new(TtlMap::new()),
+            tickets: Mutex::new(TtlMap::new()),
+            offline: Mutex::new(HashMap::new()),
+            unread: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Default for MemState {
+    fn default() -> Self {
+        MemState::new()
+    }
+}
+
+#[async_trait]
+impl StateBackend for MemState {
+    async fn add_route(&self, route: &Route) -> Result<()> {
+        let mut r = self.routes.lock();
+        let old = r
+            .by_user
+            .entry(route.user)
+            .or_default()
+            .insert(route.device.clone(), route.clone());
+        if let Some(old) = old.filter(|o| o.node != route.node) {
+            r.unindex(&old.node, old.user, &old.device);
+        }
+        r.by_node
+            .entry(route.node.clone())
+            .or_default()
+            .insert((route.user, route.device.clone()));
+        Ok(())
+    }
+
+    async fn remove_route(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        node: &str,
+        conn: u64,
+    ) -> Result<bool> {
+        let mut r = self.routes.lock();
+        let Some(devices) = r.by_user.get_mut(&user) else {
+            return Ok(false);
+        };
+        // A newer connection of the device replaced this one: leave it alone.
+        if !devices
+            .get(device)
+            .is_some_and(|cur| cur.node == node && cur.conn == conn)
+        {
+            return Ok(false);
+        }
+        devices.remove(device);
+        if devices.is_empty() {
+            r.by_user.remove(&user);
+        }
+        r.unindex(node, user, device);
+        Ok(true)
+    }
+
+    async fn routes(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<Route>>> {
+        let r = self.routes.lock();
+        Ok(users
+            .iter()
+            .filter_map(|u| {
+                r.by_user
+                    .get(u)
+                    .map(|d| (*u, d.values().cloned().collect()))
+            })
+            .collect())
+    }
+
+    async fn node_routes(&self, node: &str) -> Result<Vec<Route>> {
+        let r = self.routes.lock();
+        let Some(keys) = r.by_node.get(node) else {
+            return Ok(Vec::new());
+        };
+        Ok(keys
+            .iter()
+            .filter_map(|(u, d)| r.by_user.get(u)?.get(d).cloned())
+            .collect())
+    }
+
+    async fn idem_put(
+        &self,
+        from: UserId,
+        cmid: ClientMsgId,
+        accepted: &Accepted,
+        ttl_ms: u64,
+    ) -> Result<()> {
+        self.idem
+            .lock()
+            .put((from, cmid), accepted.clone(), ttl_ms, true);
+        Ok(())
+    }
+
+    async fn idem_get(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>> {
+        Ok(self.idem.lock().get(&(from, cmid)).cloned())
+    }
+
+    async fn ticket_put(&self, ticket: &str, claims: &TicketClaims, ttl_ms: u64) -> Result<()> {
+        self.tickets
+            .lock()
+            .put(ticket.to_string(), claims.clone(), ttl_ms, false);
+        Ok(())
+    }
+
+    async fn ticket_take(&self, ticket: &str) -> Result<Option<TicketClaims>> {
+        Ok(self.tickets.lock().take(&ticket.to_string()))
+    }
+
+    async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {
+        let mut q = self.offline.lock();
+        for (user, conv, seq, payload) in items {
+            q.entry((*user, conv.clone()))
+                .or_default()
+                .insert(*seq, payload.clone());
+        }
+        Ok(())
+    }
+
+    async fn offline_newest(
+        &self,
+        user: UserId,
+        conv: &ConvId,
+        n: usize,
+    ) -> Result<Vec<(Seq, String)>> {
+        let q = self.offline.lock();
+        let Some(set) = q.get(&(user, conv.clone())) else {
+            return Ok(Vec::new());
+        };
+        Ok(set
+            .iter()
+            .rev()
+            .take(n)
+            .map(|(s, p)| (*s, p.clone()))
+            .collect())
+    }
+
+    async fn offline_after(
+        &self,
+        user: UserId,
+        conv: &ConvId,
+        after: Seq,
+        n: usize,
+    ) -> Result<Vec<(Seq, String)>> {
+        let q = self.offline.lock();
+        let Some(set) = q.get(&(user, conv.clone())) else {
+            return Ok(Vec::new());
+        };
+        let from = after.saturating_add(1);
+        Ok(set
+            .range(from..)
+            .take(n)
+            .map(|(s, p)| (*s, p.clone()))
+            .collect())
+    }
+
+    async fn offline_trim(&self, user: UserId, conv: &ConvId, up_to: Seq) -> Result<usize> {
+        let mut q = self.offline.lock();
+        let key = (user, conv.clone());
+        let Some(set) = q.get_mut(&key) else {
+            return Ok(0);
+        };
+        // split_off keeps seq > up_to; what remains in `set` is removed.
+        let kept = set.split_off(&up_to.saturating_add(1));
+        let removed = set.len();
+        if kept.is_empty() {
+            q.remove(&key);
+        } else {
+            *set = kept;
+        }
+        Ok(removed)
+    }
+
+    async fn offline_remove(&self, user: UserId, conv: &ConvId, seqs: &[Seq]) -> Result<()> {
+        let mut q = self.offline.lock();
+        let key = (user, conv.clone());
+        if let Some(set) = q.get_mut(&key) {
+            for s in seqs {
+                set.remove(s);
+            }
+            if set.is_empty() {
+                q.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn unread_count(&self, items: &[(UserId, ConvId, Seq)]) -> Result<()> {
+        let mut caches = self.unread.lock();
+        for (user, conv, seq) in items {
+            // No cache: the next reader rebuilds it from the store, which
+            // already includes this message.
+            let Some(cache) = caches.get_mut(user) else {
+                continue;
+            };
+            let (count, mark) = cache.per_conv.entry(conv.clone()).or_insert((0, 0));
+            if *seq > *mark {
+                *count += 1;
+                *mark = *seq;
+            }
+        }
+        Ok(())
+    }
+
+    async fn unread_reset(&self, user: UserId, conv: &ConvId, count: i64, upto: Seq) -> Result<()> {
+        let mut caches = self.unread.lock();
+        let Some(cache) = caches.get_mut(&user) else {
+            return Ok(());
+        };
+        let entry = cache.per_conv.entry(conv.clone()).or_insert((0, 0));
+        // The cache counted messages past `upto` that the caller's count
+        // cannot include; overwriting would lose them.
+        if entry.1 <= upto {
+            *entry = (count, upto);
+        }
+        Ok(())
+    }
+
+    async fn unread_load(&self, user: UserId, cache: &UnreadCache) -> Result<()> {
+        self.unread.lock().insert(user, cache.clone());
+        Ok(())
+    }
+
+    async fn unread_get(&self, user: UserId) -> Result<Option<UnreadCache>> {
+        Ok(self.unread.lock().get(&user).cloned())
+    }
+}

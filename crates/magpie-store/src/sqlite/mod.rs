@@ -1,0 +1,239 @@
+//! The SQLite backend of [`StoreBackend`](crate::StoreBackend): an embedded,
+//! single-file durable store.
+//!
+//! Layout: `schema` (DDL, pragmas, decoders), `writer` (one writer thread with
+//! group commit), `writes` (what runs on it), `reads` (read-only pool and
+//! queries). A file-backed store runs WAL with `synchronous=FULL`; an
+//! in-memory store has a single connection, so its reads go through the
+//! writer thread as well.
+
+mod reads;
+pub(crate) mod schema;
+mod writer;
+mod writes;
+
+use crate::error::{Result, StoreError};
+use crate::store::{ConvSummary, RetentionHit, StoreBackend, UserRecord};
+use async_trait::async_trait;
+use magpie_core::{
+    Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, Message, NewMessage, Seq, UserId,
+    now_ms,
+};
+use reads::ReadPool;
+use rusqlite::Connection;
+use std::path::PathBuf;
+use writer::Writer;
+
+/// How long `offline` and `none` messages are kept when nobody reads or
+/// receives them: 7 days.
+pub const DEFAULT_OFFLINE_TTL_MS: i64 = 7 * 86_400_000;
+
+/// Where reads run.
+enum Readers {
+    /// Read-only connections on the same file (WAL snapshot reads).
+    Pool(ReadPool),
+    /// In-memory database: the writer's connection is the only one.
+    Writer,
+}
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Readers,
+    offline_ttl_ms: i64,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories if needed) a database file.
+    pub async fn open(path: &str) -> Result<SqliteStore> {
+        let path = PathBuf::from(path);
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Config(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            // The writer creates the file and the schema before readers open it.
+            let conn = schema::open_writer(&path)?;
+            let pool = ReadPool::open(path)?;
+            Ok(SqliteStore {
+                writer: Writer::spawn(conn)?,
+                readers: Readers::Pool(pool),
+                offline_ttl_ms: DEFAULT_OFFLINE_TTL_MS,
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("sqlite open task failed: {e}")))?
+    }
+
+    /// A private in-memory database (tests, `sqlite::memory:`), gone on drop.
+    pub async fn open_in_memory() -> Result<SqliteStore> {
+        let conn = schema::open_memory()?;
+        Ok(SqliteStore {
+            writer: Writer::spawn(conn)?,
+            readers: Readers::Writer,
+            offline_ttl_ms: DEFAULT_OFFLINE_TTL_MS,
+        })
+    }
+
+    /// Sets how long `offline`/`none` messages live before `delete_expired` takes them.
+    pub fn with_offline_ttl_ms(mut self, ms: i64) -> Self {
+        self.offline_ttl_ms = ms;
+        self
+    }
+
+    async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        match &self.readers {
+            Readers::Pool(pool) => pool.run(f).await,
+            Readers::Writer => self.writer.exec(f).await,
+        }
+    }
+}
+
+/// `''` is the settings row of the user default.
+fn device_key(device: Option<&DeviceId>) -> String {
+    device.map(|d| d.as_str().to_string()).unwrap_or_default()
+}
+
+#[async_trait]
+impl StoreBackend for SqliteStore {
+    async fn create_user(&self, username: &str, password_hash: &str) -> Result<UserRecord> {
+        let (u, p) = (username.to_string(), password_hash.to_string());
+        self.writer
+            .exec(move |c| writes::create_user(c, &u, &p, now_ms()))
+            .await
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        let u = username.to_string();
+        self.read(move |c| reads::user_by_name(c, &u)).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
+        self.read(move |c| reads::user_by_id(c, id)).await
+    }
+
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        device: &DeviceId,
+        expires_at: i64,
+    ) -> Result<()> {
+        let (t, d) = (token_hash.to_string(), device.as_str().to_string());
+        self.writer
+            .exec(move |c| writes::put_refresh(c, &t, user, &d, expires_at))
+            .await
+    }
+
+    async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>> {
+        let t = token_hash.to_string();
+        self.writer.exec(move |c| writes::take_refresh(c, &t)).await
+    }
+
+    async fn put_settings(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+        s: &ClientSettings,
+    ) -> Result<()> {
+        let (d, s) = (device_key(device), *s);
+        self.writer
+            .exec(move |c| writes::put_settings(c, user, &d, &s))
+            .await
+    }
+
+    async fn get_settings(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+    ) -> Result<ClientSettings> {
+        let d = device_key(device);
+        self.read(move |c| reads::get_settings(c, user, &d)).await
+    }
+
+    async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Accepted>> {
+        let ttl = self.offline_ttl_ms;
+        self.writer
+            .exec(move |c| writes::accept(c, &batch, ttl))
+            .await
+    }
+
+    async fn lookup_cmid(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>> {
+        self.read(move |c| reads::lookup_cmid(c, from, cmid)).await
+    }
+
+    async fn messages_after(
+        &self,
+        owner: UserId,
+        conv: &ConvId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let conv = conv.clone();
+        self.read(move |c| reads::messages_after(c, owner, &conv, after, limit))
+            .await
+    }
+
+    async fn messages_before(
+        &self,
+        owner: UserId,
+        conv: &ConvId,
+        before: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let conv = conv.clone();
+        self.read(move |c| reads::messages_before(c, owner, &conv, before, limit))
+            .await
+    }
+
+    async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
+        self.read(move |c| reads::conversations(c, owner)).await
+    }
+
+    async fn conversation(&self, owner: UserId, conv: &ConvId) -> Result<Option<ConvSummary>> {
+        let conv = conv.clone();
+        self.read(move |c| reads::conversation(c, owner, &conv))
+            .await
+    }
+
+    async fn set_read(&self, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq> {
+        let conv = conv.clone();
+        self.writer
+            .exec(move |c| writes::set_read(c, owner, &conv, seq))
+            .await
+    }
+
+    async fn delete_expired(&self, now: i64, limit: usize) -> Result<Vec<RetentionHit>> {
+        self.writer
+            .exec(move |c| writes::delete_expired(c, now, limit))
+            .await
+    }
+
+    async fn delete_delivered(
+        &self,
+        to: UserId,
+        conv: &ConvId,
+        seqs: &[Seq],
+    ) -> Result<Vec<RetentionHit>> {
+        let (conv, seqs) = (conv.clone(), seqs.to_vec());
+        self.writer
+            .exec(move |c| writes::delete_delivered(c, to, &conv, &seqs))
+            .await
+    }
+
+    async fn delete_read(
+        &self,
+        to: UserId,
+        conv: &ConvId,
+        up_to: Seq,
+    ) -> Result<Vec<RetentionHit>> {
+        let conv = conv.clone();
+        self.writer
+            .exec(move |c| writes::delete_read(c, to, &conv, up_to))
+            .await
+    }
+}

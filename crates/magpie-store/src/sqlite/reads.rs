@@ -1,0 +1,235 @@
+//! Read queries and the pool of read-only connections they run on.
+//!
+//! In WAL mode a reader sees the last committed snapshot and never waits for
+//! the writer, so reads run in parallel on `spawn_blocking` threads, each
+//! borrowing one pooled connection. The pool lock is held only to pop/push a
+//! connection, never while a query runs or across an `.await`.
+
+use super::schema::{
+    BOX_RECEIVED, MESSAGE_COLUMNS, conv_at, corrupt_or, message_from_row, open_reader,
+};
+use crate::error::{Result, StoreError};
+use crate::store::{ConvSummary, UserRecord};
+use magpie_core::{
+    Accepted, ClientMsgId, ClientSettings, ConvId, Message, Seq, ServerMsgId, UserId,
+};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Read connections kept open; also the number of reads run at once.
+pub(crate) const READERS: usize = 4;
+
+pub(crate) struct ReadPool {
+    path: PathBuf,
+    conns: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReadPool {
+    pub(crate) fn open(path: PathBuf) -> Result<ReadPool> {
+        let conns = (0..READERS)
+            .map(|_| open_reader(&path))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ReadPool {
+            path,
+            conns: Arc::new(Mutex::new(conns)),
+            permits: Arc::new(Semaphore::new(READERS)),
+        })
+    }
+
+    /// Runs `f` on a pooled connection in a blocking thread.
+    pub(crate) async fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| closed())?;
+        let conns = self.conns.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            // Normally a connection is free for every permit; one can be missing
+            // if an earlier read panicked while holding it, so reopen then.
+            let conn = match conns.lock().pop() {
+                Some(c) => c,
+                None => open_reader(&path)?,
+            };
+            let out = f(&conn);
+            conns.lock().push(conn);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("sqlite read task failed: {e}")))?
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("sqlite read pool closed".into())
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: UserId(r.get(0)?),
+        username: r.get(1)?,
+        password_hash: r.get(2)?,
+        created_at: r.get(3)?,
+    })
+}
+
+pub(crate) fn user_by_name(c: &Connection, username: &str) -> Result<Option<UserRecord>> {
+    Ok(c.prepare_cached(
+        "SELECT id, username, password_hash, created_at FROM users WHERE username = ?1",
+    )?
+    .query_row([username], user_from_row)
+    .optional()?)
+}
+
+pub(crate) fn user_by_id(c: &Connection, id: UserId) -> Result<Option<UserRecord>> {
+    Ok(
+        c.prepare_cached(
+            "SELECT id, username, password_hash, created_at FROM users WHERE id = ?1",
+        )?
+        .query_row([id.0], user_from_row)
+        .optional()?,
+    )
+}
+
+/// The device's own row wins over the user default (`device = ''`); with
+/// neither, the built-in defaults.
+pub(crate) fn get_settings(c: &Connection, user: UserId, device: &str) -> Result<ClientSettings> {
+    let json: Option<String> = c
+        .prepare_cached(
+            "SELECT json FROM settings WHERE user_id = ?1 AND device IN (?2, '')
+             ORDER BY device = '' LIMIT 1",
+        )?
+        .query_row(params![user.0, device], |r| r.get(0))
+        .optional()?;
+    match json {
+        Some(j) => serde_json::from_str(&j)
+            .map_err(|e| StoreError::Corrupt(format!("settings of user {user}: {e}"))),
+        None => Ok(ClientSettings::default()),
+    }
+}
+
+/// The stored result for (from, cmid), marked as a duplicate.
+pub(crate) fn lookup_cmid(
+    c: &Connection,
+    from: UserId,
+    cmid: ClientMsgId,
+) -> Result<Option<Accepted>> {
+    c.prepare_cached("SELECT server_id, conv, seq, sent_at FROM im_msg_content WHERE from_uid = ?1 AND cmid = ?2")?
+        .query_row(params![from.0, cmid.to_string()], |r| {
+            Ok(Accepted {
+                server_id: ServerMsgId(r.get(0)?),
+                conv: conv_at(r, 1)?,
+                seq: r.get(2)?,
+                sent_at: r.get(3)?,
+                duplicate: true,
+            })
+        })
+        .optional()
+        .map_err(corrupt_or)
+}
+
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// Only what `owner` has a box row for is visible: retention or a foreign
+/// conversation yields nothing rather than someone else's messages.
+pub(crate) fn messages_after(
+    c: &Connection,
+    owner: UserId,
+    conv: &ConvId,
+    after: Seq,
+    limit: usize,
+) -> Result<Vec<Message>> {
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM im_user_msg_box b JOIN im_msg_content c ON c.server_id = b.server_id
+         WHERE b.owner_uid = ?1 AND b.conv = ?2 AND b.seq > ?3 ORDER BY b.seq ASC LIMIT ?4"
+    );
+    c.prepare_cached(&sql)?
+        .query_map(
+            params![owner.0, conv.as_str(), after, limit_param(limit)],
+            message_from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(corrupt_or)
+}
+
+pub(crate) fn messages_before(
+    c: &Connection,
+    owner: UserId,
+    conv: &ConvId,
+    before: Seq,
+    limit: usize,
+) -> Result<Vec<Message>> {
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM im_user_msg_box b JOIN im_msg_content c ON c.server_id = b.server_id
+         WHERE b.owner_uid = ?1 AND b.conv = ?2 AND b.seq < ?3 ORDER BY b.seq DESC LIMIT ?4"
+    );
+    c.prepare_cached(&sql)?
+        .query_map(
+            params![owner.0, conv.as_str(), before, limit_param(limit)],
+            message_from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(corrupt_or)
+}
+
+/// Summaries with the exact unread count: the owner's inbox rows above the
+/// read position (the primary key (owner, conv, seq) makes it a range scan).
+fn summaries(c: &Connection, owner: UserId, conv: Option<&ConvId>) -> Result<Vec<ConvSummary>> {
+    // Two statements rather than `(?2 IS NULL OR conv = ?2)`, so the single
+    // lookup is a primary-key seek.
+    let filter = if conv.is_some() {
+        "AND u.conv = ?2"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT u.conv, u.peer_uid, u.last_seq, u.read_seq,
+                (SELECT COUNT(*) FROM im_user_msg_box b
+                 WHERE b.owner_uid = u.owner_uid AND b.conv = u.conv AND b.seq > u.read_seq AND b.box_type = {BOX_RECEIVED})
+         FROM user_conv u WHERE u.owner_uid = ?1 {filter} ORDER BY u.conv"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let row = |r: &rusqlite::Row<'_>| {
+        Ok(ConvSummary {
+            conv: conv_at(r, 0)?,
+            peer: UserId(r.get(1)?),
+            last_seq: r.get(2)?,
+            read_seq: r.get(3)?,
+            unread: r.get(4)?,
+        })
+    };
+    let rows = match conv {
+        Some(conv) => stmt
+            .query_map(params![owner.0, conv.as_str()], row)?
+            .collect::<rusqlite::Result<_>>(),
+        None => stmt
+            .query_map(params![owner.0], row)?
+            .collect::<rusqlite::Result<_>>(),
+    };
+    rows.map_err(corrupt_or)
+}
+
+pub(crate) fn conversations(c: &Connection, owner: UserId) -> Result<Vec<ConvSummary>> {
+    summaries(c, owner, None)
+}
+
+pub(crate) fn conversation(
+    c: &Connection,
+    owner: UserId,
+    conv: &ConvId,
+) -> Result<Option<ConvSummary>> {
+    Ok(summaries(c, owner, Some(conv))?.pop())
+}

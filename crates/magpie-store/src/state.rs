@@ -1,0 +1,141 @@
+//! The fast-state trait (shaped after Redis) and its handle.
+
+use crate::error::{Result, StoreError};
+use async_trait::async_trait;
+use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where one device of a user is connected (the notes' route string per user
+/// and hash per node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub user: UserId,
+    pub device: DeviceId,
+    /// The node holding the connection.
+    pub node: String,
+    /// The connection on that node; a newer connection of the same device replaces it.
+    pub conn: u64,
+    pub since: i64,
+}
+
+/// What a connection ticket stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketClaims {
+    pub user: UserId,
+    pub device: DeviceId,
+}
+
+/// The unread-count cache of one user: per conversation, the count and the
+/// highest sequence it has counted (so a redelivered event is not counted twice).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnreadCache {
+    pub per_conv: HashMap<ConvId, (i64, Seq)>,
+}
+
+impl UnreadCache {
+    pub fn total(&self) -> i64 {
+        self.per_conv.values().map(|(n, _)| *n).sum()
+    }
+}
+
+/// Fast, derived state. Every operation is atomic on its own (a Lua script or
+/// a single command in Redis). Keys expire where a TTL is given.
+#[async_trait]
+pub trait StateBackend: Send + Sync + 'static {
+    // -- routes (route record per user device, hash of routes per node)
+    /// Adds or replaces the route of (user, device).
+    async fn add_route(&self, route: &Route) -> Result<()>;
+    /// Removes the route of (user, device) only if it still points at `conn`
+    /// on `node`; returns whether it did.
+    async fn remove_route(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        node: &str,
+        conn: u64,
+    ) -> Result<bool>;
+    /// Every route of each of these users (one round trip for the batch).
+    async fn routes(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<Route>>>;
+    /// Every route held by a node.
+    async fn node_routes(&self, node: &str) -> Result<Vec<Route>>;
+
+    // -- idempotency fast path (SET NX with TTL)
+    async fn idem_put(
+        &self,
+        from: UserId,
+        cmid: ClientMsgId,
+        accepted: &Accepted,
+        ttl_ms: u64,
+    ) -> Result<()>;
+    async fn idem_get(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>>;
+
+    // -- one-time connection tickets (SET with TTL, GETDEL)
+    async fn ticket_put(&self, ticket: &str, claims: &TicketClaims, ttl_ms: u64) -> Result<()>;
+    /// Returns the claims and deletes the ticket; `None` if unknown or expired.
+    async fn ticket_take(&self, ticket: &str) -> Result<Option<TicketClaims>>;
+
+    // -- offline queues: one sorted set per (receiver, conversation), score = seq
+    /// ZADD for many (receiver, conv, seq, payload) at once; an existing seq is replaced.
+    async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()>;
+    /// Newest `n` entries (ZREVRANGE 0 n-1): highest seq first.
+    async fn offline_newest(
+        &self,
+        user: UserId,
+        conv: &ConvId,
+        n: usize,
+    ) -> Result<Vec<(Seq, String)>>;
+    /// Entries with seq > `after`, ascending, at most `n` (ZRANGEBYSCORE (after +inf LIMIT 0 n).
+    async fn offline_after(
+        &self,
+        user: UserId,
+        conv: &ConvId,
+        after: Seq,
+        n: usize,
+    ) -> Result<Vec<(Seq, String)>>;
+    /// ZREMRANGEBYSCORE 0 up_to: removes what the client has read; returns how many.
+    async fn offline_trim(&self, user: UserId, conv: &ConvId, up_to: Seq) -> Result<usize>;
+    /// Removes single entries (retention removed the message).
+    async fn offline_remove(&self, user: UserId, conv: &ConvId, seqs: &[Seq]) -> Result<()>;
+
+    // -- unread counters (cache of the store's truth)
+    /// For each (user, conv, seq): if seq is above the counted watermark of
+    /// (user, conv), count it (+1) and raise the watermark; otherwise ignore.
+    /// Only applies to users whose cache exists (see `unread_load`).
+    async fn unread_count(&self, items: &[(UserId, ConvId, Seq)]) -> Result<()>;
+    /// Sets (user, conv) to `count` with watermark `upto` unless the cache
+    /// already counted beyond `upto`. Only applies if the user's cache exists.
+    async fn unread_reset(&self, user: UserId, conv: &ConvId, count: i64, upto: Seq) -> Result<()>;
+    /// Replaces the whole cache of a user (after rebuilding it from the store).
+    async fn unread_load(&self, user: UserId, cache: &UnreadCache) -> Result<()>;
+    /// The user's cache, `None` if it was never loaded or was lost.
+    async fn unread_get(&self, user: UserId) -> Result<Option<UnreadCache>>;
+}
+
+/// Cheap, cloneable handle to the configured fast state.
+#[derive(Clone)]
+pub struct State(Arc<dyn StateBackend>);
+
+impl State {
+    pub fn new(backend: impl StateBackend) -> Self {
+        State(Arc::new(backend))
+    }
+
+    /// Opens the backend a URL names: `mem://`.
+    pub async fn open(url: &str) -> Result<State> {
+        if url == "mem://" || url.starts_with("mem://") {
+            return Ok(State::new(crate::mem::MemState::new()));
+        }
+        Err(StoreError::Config(format!(
+            "unknown state url {url:?}: expected mem://"
+        )))
+    }
+}
+
+impl std::ops::Deref for State {
+    type Target = dyn StateBackend;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}

@@ -1,0 +1,155 @@
+//! The durable store trait and its handle.
+
+use crate::error::{Result, StoreError};
+use async_trait::async_trait;
+use magpie_core::{
+    Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, Message, NewMessage, Seq, UserId,
+};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// One conversation as seen by one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvSummary {
+    pub conv: ConvId,
+    /// The other party of a direct conversation.
+    pub peer: UserId,
+    /// The newest sequence in the conversation.
+    pub last_seq: Seq,
+    /// How far this member has read.
+    pub read_seq: Seq,
+    /// Messages received (not sent) by this member with seq > read_seq.
+    pub unread: i64,
+}
+
+/// A message removed by retention, reported so caches can be trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionHit {
+    pub conv: ConvId,
+    pub seq: Seq,
+    pub to: UserId,
+}
+
+/// The durable store. Every method is one transaction; `accept` is the
+/// write that makes a send durable, so an implementation must have committed
+/// (fsync per its durability setting) before it returns.
+#[async_trait]
+pub trait StoreBackend: Send + Sync + 'static {
+    // -- users and credentials
+    /// Creates a user; `StoreError::Conflict` if the username is taken.
+    async fn create_user(&self, username: &str, password_hash: &str) -> Result<UserRecord>;
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
+    /// Stores a refresh token (by its hash) for a user's device.
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        device: &DeviceId,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// Removes and returns a refresh token: each one is usable once (rotation).
+    async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>>;
+
+    // -- settings
+    /// `device = None` sets the user's default for devices without their own.
+    async fn put_settings(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+        s: &ClientSettings,
+    ) -> Result<()>;
+    /// Device settings, else the user's default, else `ClientSettings::default()`.
+    async fn get_settings(&self, user: UserId, device: Option<&DeviceId>)
+    -> Result<ClientSettings>;
+
+    // -- messages
+    /// Accepts a batch of sends in one transaction. For each, in order:
+    /// if (from, cmid) exists, returns the original result with
+    /// `duplicate = true` and writes nothing; otherwise allocates the next
+    /// sequence of the conversation (contiguous from 1), stores the body once
+    /// and the outbox row (owner = from) and inbox row (owner = to), updates
+    /// both members' conversation summaries, and returns `duplicate = false`.
+    /// The same (from, cmid) twice in one batch: the second is a duplicate of the first.
+    async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Accepted>>;
+    /// The durable idempotency key: the original result for (from, cmid).
+    async fn lookup_cmid(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>>;
+    /// Messages of `conv` visible to `owner` with seq > `after`, ascending, at most `limit`.
+    async fn messages_after(
+        &self,
+        owner: UserId,
+        conv: &ConvId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
+    /// Messages of `conv` visible to `owner` with seq < `before`, newest first, at most `limit`.
+    async fn messages_before(
+        &self,
+        owner: UserId,
+        conv: &ConvId,
+        before: Seq,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
+    /// Every conversation `owner` has, with sequences and exact unread counts.
+    async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>>;
+    /// One conversation's summary for `owner`, if it has one.
+    async fn conversation(&self, owner: UserId, conv: &ConvId) -> Result<Option<ConvSummary>>;
+    /// Moves `owner`'s read position in `conv` to max(current, seq), capped at
+    /// the conversation's last sequence; returns the new position.
+    async fn set_read(&self, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq>;
+
+    // -- retention (persistence levels)
+    /// Deletes messages whose expiry is <= now, at most `limit`.
+    async fn delete_expired(&self, now: i64, limit: usize) -> Result<Vec<RetentionHit>>;
+    /// Deletes the `none`-level messages among these sequences of `conv`
+    /// addressed to `to` (they have been delivered).
+    async fn delete_delivered(
+        &self,
+        to: UserId,
+        conv: &ConvId,
+        seqs: &[Seq],
+    ) -> Result<Vec<RetentionHit>>;
+    /// Deletes `offline`- and `none`-level messages of `conv` addressed to `to` with seq <= `up_to`.
+    async fn delete_read(&self, to: UserId, conv: &ConvId, up_to: Seq)
+    -> Result<Vec<RetentionHit>>;
+}
+
+/// Cheap, cloneable handle to the configured store.
+#[derive(Clone)]
+pub struct Store(Arc<dyn StoreBackend>);
+
+impl Store {
+    pub fn new(backend: impl StoreBackend) -> Self {
+        Store(Arc::new(backend))
+    }
+
+    /// Opens the backend a URL names: `sqlite:///path/to/file.sqlite3` or
+    /// `sqlite::memory:`.
+    pub async fn open(url: &str) -> Result<Store> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Ok(Store::new(crate::sqlite::SqliteStore::open(path).await?));
+        }
+        if url == "sqlite::memory:" {
+            return Ok(Store::new(
+                crate::sqlite::SqliteStore::open_in_memory().await?,
+            ));
+        }
+        Err(StoreError::Config(format!(
+            "unknown store url {url:?}: expected sqlite://PATH"
+        )))
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn StoreBackend;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}

@@ -1,0 +1,182 @@
+//! Conformance suites: the promises of [`StoreBackend`](crate::StoreBackend)
+//! and [`StateBackend`](crate::StateBackend), written once against the
+//! handles so every backend (SQLite and memory now; PostgreSQL, MySQL and
+//! Redis later) is held to the same behaviour.
+//!
+//! Each case is a plain `async fn(handle)` in [`store_cases`] or
+//! [`state_cases`]; [`store_conformance!`](crate::store_conformance) and
+//! [`state_conformance!`](crate::state_conformance) turn them into one
+//! `#[tokio::test]` per case, so a failure names the broken promise:
+//!
+//! ```ignore
+//! mod sqlite_memory {
+//!     magpie_store::store_conformance!(|| async {
+//!         Store::new(SqliteStore::open_in_memory().await.expect("open"))
+//!     });
+//! }
+//! ```
+//!
+//! The factory may also return `(handle, guard)`; the guard (e.g. a temp
+//! directory) lives until the case ends. Cases assume a fresh, empty backend
+//! and panic on failure: this module is test code shipped in the library so
+//! other crates' backends can reuse it.
+
+mod state_queues;
+mod state_routes;
+mod store_accounts;
+mod store_messages;
+mod store_reads;
+
+use crate::{State, Store};
+use magpie_core::{ClientMsgId, ConvId, MsgIdGen, NewMessage, Persistence, UserId, now_ms};
+use std::any::Any;
+use std::sync::OnceLock;
+
+/// The durable-store cases, one function per promise.
+pub mod store_cases {
+    pub use super::store_accounts::*;
+    pub use super::store_messages::*;
+    pub use super::store_reads::*;
+}
+
+/// The fast-state cases, one function per promise.
+pub mod state_cases {
+    pub use super::state_queues::*;
+    pub use super::state_routes::*;
+}
+
+/// What a conformance factory may produce: the handle alone, or the handle
+/// with a guard that must outlive the case (a temp dir, a container).
+pub trait Fixture<H> {
+    fn split(self) -> (H, Box<dyn Any + Send>);
+}
+
+impl Fixture<Store> for Store {
+    fn split(self) -> (Store, Box<dyn Any + Send>) {
+        (self, Box::new(()))
+    }
+}
+
+impl<G: Send + 'static> Fixture<Store> for (Store, G) {
+    fn split(self) -> (Store, Box<dyn Any + Send>) {
+        (self.0, Box::new(self.1))
+    }
+}
+
+impl Fixture<State> for State {
+    fn split(self) -> (State, Box<dyn Any + Send>) {
+        (self, Box::new(()))
+    }
+}
+
+impl<G: Send + 'static> Fixture<State> for (State, G) {
+    fn split(self) -> (State, Box<dyn Any + Send>) {
+        (self.0, Box::new(self.1))
+    }
+}
+
+/// Server ids as a node would assign them: unique and increasing.
+pub fn next_server_id() -> magpie_core::ServerMsgId {
+    static IDS: OnceLock<MsgIdGen> = OnceLock::new();
+    IDS.get_or_init(|| MsgIdGen::new(1)).next()
+}
+
+/// A new `forever` message from `from` to `to` in their direct conversation.
+pub fn new_msg(from: UserId, to: UserId, body: &str) -> NewMessage {
+    NewMessage {
+        server_id: next_server_id(),
+        conv: ConvId::direct(from, to),
+        from,
+        to,
+        cmid: ClientMsgId::new_v7(),
+        body: body.to_string(),
+        persistence: Persistence::Forever,
+        sent_at: now_ms(),
+    }
+}
+
+/// `new_msg` with another persistence level.
+pub fn new_msg_kept(from: UserId, to: UserId, body: &str, p: Persistence) -> NewMessage {
+    NewMessage {
+        persistence: p,
+        ..new_msg(from, to, body)
+    }
+}
+
+/// Creates users with these names and returns their ids.
+pub async fn users(s: &Store, names: &[&str]) -> Vec<UserId> {
+    let mut ids = Vec::with_capacity(names.len());
+    for n in names {
+        ids.push(s.create_user(n, "hash").await.expect("create user").id);
+    }
+    ids
+}
+
+/// Accepts one message and returns its sequence.
+pub async fn send(s: &Store, m: NewMessage) -> i64 {
+    let acc = s.accept(vec![m]).await.expect("accept");
+    assert!(!acc[0].duplicate, "a fresh cmid must not be a duplicate");
+    acc[0].seq
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($handle:ty, $cases:ident, $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (handle, _guard) =
+                    <_ as $crate::testsuite::Fixture<$handle>>::split(($factory)().await);
+                $crate::testsuite::$cases::$case(handle).await;
+            }
+        )*
+    };
+}
+
+/// One `#[tokio::test]` per durable-store case. `$factory` is a closure
+/// returning a future of a fresh `Store` (or `(Store, guard)`).
+#[macro_export]
+macro_rules! store_conformance {
+    ($factory:expr) => {
+        $crate::__conformance_tests!($crate::Store, store_cases, $factory;
+            users_create_conflict_lookup,
+            refresh_token_is_single_use,
+            settings_device_overrides_user_default,
+            accept_allocates_contiguous_seqs_per_conversation,
+            duplicate_returns_original_and_writes_nothing,
+            duplicate_within_one_batch,
+            concurrent_duplicates_agree,
+            messages_visible_to_both_parties_with_paging,
+            note_to_self_has_one_copy,
+            system_user_may_send_without_a_user_row,
+            conversations_count_unread_exactly,
+            set_read_caps_and_never_moves_back,
+            retention_days_expire,
+            retention_none_goes_on_delivery,
+            retention_offline_goes_on_read,
+        );
+    };
+}
+
+/// One `#[tokio::test]` per fast-state case. `$factory` is a closure
+/// returning a future of a fresh `State` (or `(State, guard)`).
+#[macro_export]
+macro_rules! state_conformance {
+    ($factory:expr) => {
+        $crate::__conformance_tests!($crate::State, state_cases, $factory;
+            route_add_replace_and_conditional_remove,
+            routes_batch_and_node_index,
+            idem_put_is_first_writer_wins,
+            idem_entries_expire,
+            ticket_is_single_use,
+            ticket_expires,
+            offline_queue_order_and_limits,
+            offline_trim_and_remove,
+            unread_ignored_without_cache,
+            unread_watermark_prevents_double_count,
+            unread_reset_respects_newer_counts,
+            unread_load_replaces_and_totals,
+        );
+    };
+}

@@ -1,0 +1,263 @@
+//! Store cases for accepting messages: sequences, idempotency and who sees what.
+
+use super::{new_msg, send, users};
+use crate::Store;
+use magpie_core::{ConvId, Message, NewMessage, Seq, UserId};
+
+fn seqs(ms: &[Message]) -> Vec<Seq> {
+    ms.iter().map(|m| m.seq).collect()
+}
+
+/// Sequences start at 1 and are contiguous per conversation, within a batch
+/// and across calls, independently for each conversation.
+pub async fn accept_allocates_contiguous_seqs_per_conversation(s: Store) {
+    let u = users(&s, &["a", "b", "c"]).await;
+    let batch = vec![
+        new_msg(u[0], u[1], "1"),
+        new_msg(u[1], u[0], "2"),
+        new_msg(u[0], u[2], "x1"),
+    ];
+    let acc = s.accept(batch.clone()).await.expect("accept");
+    assert_eq!(acc.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![1, 2, 1]);
+    for (a, m) in acc.iter().zip(&batch) {
+        assert!(!a.duplicate);
+        assert_eq!(
+            (a.server_id, &a.conv, a.sent_at),
+            (m.server_id, &m.conv, m.sent_at)
+        );
+    }
+    assert_eq!(send(&s, new_msg(u[0], u[1], "3")).await, 3);
+    assert_eq!(send(&s, new_msg(u[2], u[0], "x2")).await, 2);
+    assert_eq!(send(&s, new_msg(u[1], u[2], "y1")).await, 1);
+}
+
+/// A repeated (from, cmid) returns the original ids, even with another body,
+/// and stores nothing new.
+pub async fn duplicate_returns_original_and_writes_nothing(s: Store) {
+    let u = users(&s, &["a", "b"]).await;
+    let first = new_msg(u[0], u[1], "original");
+    let orig = s
+        .accept(vec![first.clone()])
+        .await
+        .expect("accept")
+        .remove(0);
+    let again = NewMessage {
+        server_id: super::next_server_id(),
+        body: "changed".into(),
+        sent_at: first.sent_at + 5,
+        ..first.clone()
+    };
+    let dup = s.accept(vec![again]).await.expect("accept dup").remove(0);
+    assert!(dup.duplicate);
+    assert_eq!(
+        (dup.server_id, &dup.conv, dup.seq, dup.sent_at),
+        (orig.server_id, &orig.conv, orig.seq, orig.sent_at)
+    );
+    assert_eq!(
+        s.lookup_cmid(u[0], first.cmid).await.expect("lookup"),
+        Some(dup)
+    );
+    // The same cmid from another sender is another message.
+    let other = NewMessage {
+        cmid: first.cmid,
+        ..new_msg(u[1], u[0], "theirs")
+    };
+    assert_eq!(send(&s, other).await, 2);
+
+    let stored = s
+        .messages_after(u[1], &first.conv, 0, 10)
+        .await
+        .expect("read");
+    assert_eq!(seqs(&stored), vec![1, 2]);
+    assert_eq!(stored[0].body, "original");
+    assert_eq!(
+        s.conversation(u[1], &first.conv)
+            .await
+            .expect("summary")
+            .map(|c| c.last_seq),
+        Some(2)
+    );
+    assert_eq!(
+        s.lookup_cmid(u[1], magpie_core::ClientMsgId::new_v7())
+            .await
+            .expect("lookup"),
+        None
+    );
+}
+
+/// The second occurrence of a (from, cmid) inside one batch is a duplicate
+/// of the first.
+pub async fn duplicate_within_one_batch(s: Store) {
+    let u = users(&s, &["a", "b"]).await;
+    let m = new_msg(u[0], u[1], "once");
+    let twin = NewMessage {
+        server_id: super::next_server_id(),
+        ..m.clone()
+    };
+    let acc = s
+        .accept(vec![m.clone(), new_msg(u[0], u[1], "next"), twin])
+        .await
+        .expect("accept");
+    assert_eq!(
+        acc.iter().map(|a| (a.seq, a.duplicate)).collect::<Vec<_>>(),
+        vec![(1, false), (2, false), (1, true)]
+    );
+    assert_eq!(acc[2].server_id, m.server_id);
+    assert_eq!(
+        s.messages_after(u[0], &m.conv, 0, 10)
+            .await
+            .expect("read")
+            .len(),
+        2
+    );
+}
+
+/// Twenty racing sends of one cmid: exactly one is new, all report its ids.
+pub async fn concurrent_duplicates_agree(s: Store) {
+    let u = users(&s, &["a", "b"]).await;
+    let m = new_msg(u[0], u[1], "race");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (s, m) = (
+                s.clone(),
+                NewMessage {
+                    server_id: super::next_server_id(),
+                    ..m.clone()
+                },
+            );
+            tokio::spawn(async move { s.accept(vec![m]).await.expect("accept").remove(0) })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("task"));
+    }
+    assert_eq!(
+        results.iter().filter(|a| !a.duplicate).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|a| a.seq == 1 && a.server_id == results[0].server_id && a.conv == m.conv)
+    );
+    assert_eq!(
+        s.conversation(u[0], &m.conv)
+            .await
+            .expect("summary")
+            .map(|c| c.last_seq),
+        Some(1)
+    );
+}
+
+/// Both parties read the same messages, paging forwards and backwards; a
+/// third user sees nothing.
+pub async fn messages_visible_to_both_parties_with_paging(s: Store) {
+    let u = users(&s, &["a", "b", "c"]).await;
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let (from, to) = if i % 2 == 0 {
+            (u[0], u[1])
+        } else {
+            (u[1], u[0])
+        };
+        let m = new_msg(from, to, &format!("m{i}"));
+        let seq = send(&s, m.clone()).await;
+        sent.push(Message::from_new(m, seq));
+    }
+    let conv = ConvId::direct(u[0], u[1]);
+    for owner in [u[0], u[1]] {
+        assert_eq!(
+            s.messages_after(owner, &conv, 0, 100).await.expect("after"),
+            sent,
+            "owner {owner}"
+        );
+        let mut pages = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = s
+                .messages_after(owner, &conv, after, 2)
+                .await
+                .expect("after");
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|m| m.seq).unwrap_or(after);
+            pages.push(seqs(&page));
+        }
+        assert_eq!(pages, vec![vec![1, 2], vec![3, 4], vec![5]]);
+        let mut pages = Vec::new();
+        let mut before = Seq::MAX;
+        loop {
+            let page = s
+                .messages_before(owner, &conv, before, 2)
+                .await
+                .expect("before");
+            if page.is_empty() {
+                break;
+            }
+            before = page.last().map(|m| m.seq).unwrap_or(before);
+            pages.push(seqs(&page));
+        }
+        assert_eq!(pages, vec![vec![5, 4], vec![3, 2], vec![1]]);
+    }
+    assert_eq!(
+        seqs(&s.messages_before(u[0], &conv, 4, 10).await.expect("before")),
+        vec![3, 2, 1]
+    );
+    assert!(
+        s.messages_after(u[2], &conv, 0, 100)
+            .await
+            .expect("outsider")
+            .is_empty()
+    );
+    assert!(
+        s.messages_before(u[2], &conv, Seq::MAX, 100)
+            .await
+            .expect("outsider")
+            .is_empty()
+    );
+}
+
+/// A note to self is stored once, visible to its author, and never unread.
+pub async fn note_to_self_has_one_copy(s: Store) {
+    let u = users(&s, &["a"]).await[0];
+    let conv = ConvId::direct(u, u);
+    let m = new_msg(u, u, "remember");
+    assert_eq!(send(&s, m.clone()).await, 1);
+    assert_eq!(send(&s, new_msg(u, u, "again")).await, 2);
+    let got = s.messages_after(u, &conv, 0, 10).await.expect("read");
+    assert_eq!(seqs(&got), vec![1, 2]);
+    assert_eq!(got[0], Message::from_new(m, 1));
+    let summary = s.conversations(u).await.expect("list");
+    assert_eq!(summary.len(), 1);
+    assert_eq!(
+        (summary[0].peer, summary[0].last_seq, summary[0].unread),
+        (u, 2, 0)
+    );
+}
+
+/// The system user (id 0) sends without having a user row.
+pub async fn system_user_may_send_without_a_user_row(s: Store) {
+    let u = users(&s, &["a"]).await[0];
+    let m = new_msg(UserId::SYSTEM, u, "welcome");
+    assert_eq!(send(&s, m.clone()).await, 1);
+    assert_eq!(
+        s.messages_after(u, &m.conv, 0, 10).await.expect("read"),
+        vec![Message::from_new(m.clone(), 1)]
+    );
+    let c = s
+        .conversation(u, &m.conv)
+        .await
+        .expect("summary")
+        .expect("has summary");
+    assert_eq!((c.peer, c.unread), (UserId::SYSTEM, 1));
+    assert_eq!(
+        s.messages_after(UserId::SYSTEM, &m.conv, 0, 10)
+            .await
+            .expect("outbox")
+            .len(),
+        1
+    );
+}

@@ -1,0 +1,74 @@
+//! `magpie`: the server binary and composition root.
+//!
+//! `magpie serve` runs every role in one process with the embedded backends
+//! unless configuration names others. Configuration layers: defaults < TOML
+//! file (`--config`) < `MAGPIE_*` environment (`__` separates sections) < flags.
+
+mod config;
+
+use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "magpie", version, about = "Magpie instant-messaging server")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a node with every role (HTTP API, WebSocket and TCP listeners, logic, workers).
+    #[command(after_long_help = config::keys_help())]
+    Serve(config::ServeArgs),
+    /// Print the effective configuration (after file, environment and flags) as JSON.
+    Config(config::ServeArgs),
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAGPIE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Config(args) => {
+            let cfg = config::load(&args)?;
+            println!("{}", serde_json::to_string_pretty(&cfg)?);
+        }
+        Cmd::Serve(args) => {
+            init_logging(args.log_json);
+            let cfg = config::load(&args)?;
+            let grace = Duration::from_millis(args.shutdown_grace_ms);
+            let running = magpie_server::start(cfg).await?;
+            // Machine-readable start line: tests and scripts read the ports from it.
+            println!(
+                "{}",
+                serde_json::json!({"event": "listening", "http": running.http_addr.to_string(), "tcp": running.tcp_addr.map(|a| a.to_string())})
+            );
+            terminated().await;
+            tracing::info!("shutting down");
+            running.shutdown(grace).await;
+        }
+    }
+    Ok(())
+}

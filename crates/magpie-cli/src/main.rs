@@ -1,1 +1,206 @@
-fn main() {}
+//! `magpie-cli`: the command-line client. This module owns the argument
+//! grammar and the process exit status; `commands` does the work.
+
+mod commands;
+mod error;
+mod profile;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "magpie-cli",
+    version,
+    about = "Command-line client for the Magpie messaging server"
+)]
+pub struct Cli {
+    /// Server base URL [default: the profile's server, else http://127.0.0.1:8080]
+    #[arg(long, global = true, env = "MAGPIE_SERVER")]
+    pub server: Option<String>,
+    /// Profile to use (a saved login)
+    #[arg(long, global = true, default_value = "default")]
+    pub profile: String,
+    /// Print results as JSON lines
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Where profiles are stored [default: <config dir>/magpie-cli]
+    #[arg(long, global = true, env = "MAGPIE_CLI_DIR")]
+    pub config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Create an account
+    Register {
+        username: String,
+        #[arg(long, env = "MAGPIE_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Log in and save the tokens in the profile
+    Login {
+        username: String,
+        #[arg(long, env = "MAGPIE_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Device name (1-64 of A-Z a-z 0-9 . _ -) [default: the server's "default"]
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Send a direct message
+    Send {
+        to: i64,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        text: Vec<String>,
+    },
+    /// Print incoming messages until Ctrl-C (or --count / --timeout-secs)
+    Listen {
+        /// Socket transport [default: the device's setting]
+        #[arg(long, value_enum)]
+        transport: Option<TransportArg>,
+        /// Stop after this many messages
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds
+        #[arg(long)]
+        timeout_secs: Option<u64>,
+    },
+    /// Show a page of the conversation with a user, newest first
+    History {
+        peer: i64,
+        /// Only messages before this sequence
+        #[arg(long)]
+        before: Option<i64>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show unread counts
+    Unread,
+    /// Mark the conversation with a user read up to a sequence
+    Read { peer: i64, seq: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    Ws,
+    Tcp,
+}
+
+impl From<TransportArg> for magpie_core::Transport {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Ws => magpie_core::Transport::Ws,
+            TransportArg::Tcp => magpie_core::Transport::Tcp,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match commands::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report(json);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("magpie-cli").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn global_options_and_defaults() {
+        let cli = parse(&["unread"]).unwrap();
+        assert_eq!(cli.profile, "default");
+        assert!(!cli.json);
+        assert_eq!(cli.command, Command::Unread);
+        let cli = parse(&[
+            "read",
+            "7",
+            "12",
+            "--json",
+            "--profile",
+            "bob",
+            "--server",
+            "http://x:1",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.profile, "bob");
+        assert_eq!(cli.server.as_deref(), Some("http://x:1"));
+        assert_eq!(cli.command, Command::Read { peer: 7, seq: 12 });
+    }
+
+    #[test]
+    fn send_takes_the_rest_as_text() {
+        let cli = parse(&["send", "2", "hello", "-there", "--json"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Send {
+                to: 2,
+                text: vec!["hello".into(), "-there".into(), "--json".into()]
+            }
+        );
+        assert!(parse(&["send", "2"]).is_err());
+        assert!(parse(&["send", "bob", "hi"]).is_err());
+    }
+
+    #[test]
+    fn listen_and_history_options() {
+        let cli = parse(&[
+            "listen",
+            "--transport",
+            "tcp",
+            "--count",
+            "3",
+            "--timeout-secs",
+            "9",
+        ])
+        .unwrap();
+        let want = Command::Listen {
+            transport: Some(TransportArg::Tcp),
+            count: Some(3),
+            timeout_secs: Some(9),
+        };
+        assert_eq!(cli.command, want);
+        assert!(parse(&["listen", "--transport", "udp"]).is_err());
+        let cli = parse(&["history", "3", "--before", "10", "--limit", "5"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Command::History {
+                peer: 3,
+                before: Some(10),
+                limit: Some(5)
+            }
+        );
+    }
+
+    #[test]
+    fn login_options() {
+        let cli = parse(&["login", "alice", "--password", "pw", "--device", "phone"]).unwrap();
+        let want = Command::Login {
+            username: "alice".into(),
+            password: "pw".into(),
+            device: Some("phone".into()),
+        };
+        assert_eq!(cli.command, want);
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,319 @@
+//! Owns what each subcommand does: loading the profile, calling the server
+//! through the SDK, printing the result (text, or one JSON value per line with
+//! `--json`), and saving tokens the SDK refreshed along the way.
+
+use crate::error::CliError;
+use crate::profile::{Profile, ProfileStore};
+use crate::{Cli, Command, DEFAULT_SERVER};
+use magpie_core::{ClientMsgId, ConvId, DeviceId, Message, UserId};
+use magpie_proto::http::{SendRequest, SendResult};
+use magpie_sdk::{Client, ClientOptions, Event, HistoryQuery, HttpClient, SdkError};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Attempts for a one-shot HTTP send; retries reuse the client message id, so
+/// they cannot create a second copy.
+const SEND_ATTEMPTS: u32 = 3;
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let dir = cli
+        .config_dir
+        .clone()
+        .or_else(ProfileStore::default_dir)
+        .ok_or_else(|| {
+            CliError::usage("no config directory: pass --config-dir or set MAGPIE_CLI_DIR")
+        })?;
+    let store = ProfileStore::new(dir);
+    let out = Out { json: cli.json };
+    match cli.command {
+        Command::Register { username, password } => {
+            let http = HttpClient::new(cli.server.as_deref().unwrap_or(DEFAULT_SERVER))?;
+            let u = http.register(&username, &password).await?;
+            out.value(&u, || {
+                format!("registered {} as user {}", u.username, u.user_id)
+            });
+            Ok(())
+        }
+        Command::Login {
+            username,
+            password,
+            device,
+        } => {
+            let server = cli.server.as_deref().unwrap_or(DEFAULT_SERVER);
+            let device = device
+                .map(DeviceId::new)
+                .transpose()
+                .map_err(|e| CliError::usage(e.to_string()))?;
+            let http = HttpClient::new(server)?;
+            let tokens = http.login(&username, &password, device).await?;
+            let profile = Profile::from_login(server, &username, tokens);
+            store.save(&cli.profile, &profile)?;
+            let text = format!(
+                "logged in as {} (user {}, device {}); saved profile {:?}",
+                profile.username, profile.user_id, profile.device, cli.profile
+            );
+            let summary = serde_json::json!({
+                "profile": cli.profile, "username": profile.username,
+                "user_id": profile.user_id, "device": profile.device,
+            });
+            out.value(&summary, || text);
+            Ok(())
+        }
+        command => {
+            let mut profile = store.load(&cli.profile)?;
+            let server = cli.server.clone().unwrap_or_else(|| profile.server.clone());
+            let http = HttpClient::new(&server)?;
+            http.set_tokens(profile.tokens());
+            let before = profile.clone();
+            let result = authed(command, &http, &mut profile, out).await;
+            // Save even when the command failed: a refresh may have consumed the
+            // old (single-use) refresh token, and losing the new one logs us out.
+            if let Some(t) = http.tokens() {
+                profile.update_tokens(&t);
+            }
+            if profile != before {
+                store.save(&cli.profile, &profile)?;
+            }
+            result
+        }
+    }
+}
+
+async fn authed(
+    command: Command,
+    http: &HttpClient,
+    profile: &mut Profile,
+    out: Out,
+) -> Result<(), CliError> {
+    let me = profile.user_id;
+    match command {
+        Command::Send { to, text } => {
+            let req = SendRequest {
+                to: UserId(to),
+                cmid: ClientMsgId::new_v7(),
+                body: text.join(" "),
+                persistence: None,
+            };
+            let r = send_with_retry(http, &req).await?;
+            out.value(&r, || {
+                let dup = if r.duplicate { " (duplicate)" } else { "" };
+                format!("sent [{} #{}] id {}{dup}", r.conv, r.seq, r.server_id)
+            });
+        }
+        Command::Listen {
+            transport,
+            count,
+            timeout_secs,
+        } => {
+            listen(
+                http,
+                profile,
+                transport.map(Into::into),
+                count,
+                timeout_secs,
+                out,
+            )
+            .await?;
+        }
+        Command::History {
+            peer,
+            before,
+            limit,
+        } => {
+            let conv = ConvId::direct(me, UserId(peer));
+            let page = http
+                .history(
+                    &conv,
+                    HistoryQuery {
+                        before,
+                        after: None,
+                        limit,
+                    },
+                )
+                .await?;
+            out.value(&page, || {
+                // Oldest first reads naturally in a terminal.
+                let mut lines: Vec<String> = page.messages.iter().rev().map(message_line).collect();
+                if page.more {
+                    let oldest = page.messages.last().map_or(0, |m| m.seq);
+                    lines.insert(0, format!("(older messages: --before {oldest})"));
+                }
+                if lines.is_empty() {
+                    lines.push(format!("no messages in {conv}"));
+                }
+                lines.join("\n")
+            });
+        }
+        Command::Unread => {
+            let u = http.unread().await?;
+            out.value(&u, || {
+                let mut lines = vec![format!("total unread: {}", u.total)];
+                for c in &u.convs {
+                    lines.push(format!(
+                        "  {} (user {}): {} unread, last #{}, read #{}",
+                        c.conv, c.peer, c.unread, c.last_seq, c.read_seq
+                    ));
+                }
+                lines.join("\n")
+            });
+        }
+        Command::Read { peer, seq } => {
+            let r = http.read(&ConvId::direct(me, UserId(peer)), seq).await?;
+            out.value(&r, || format!("read {} up to #{}", r.conv, r.seq));
+        }
+        Command::Register { .. } | Command::Login { .. } => {
+            unreachable!("handled without a profile")
+        }
+    }
+    Ok(())
+}
+
+async fn send_with_retry(http: &HttpClient, req: &SendRequest) -> Result<SendResult, SdkError> {
+    let mut backoff = magpie_sdk::Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+    let mut attempt = 1;
+    loop {
+        match http.send(req).await {
+            Err(e) if e.is_retryable() && attempt < SEND_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Prints incoming messages until Ctrl-C, `count` messages or `timeout_secs`.
+/// Starts from where the last `listen` of this profile stopped.
+async fn listen(
+    http: &HttpClient,
+    profile: &mut Profile,
+    transport: Option<magpie_core::Transport>,
+    count: Option<u64>,
+    timeout_secs: Option<u64>,
+    out: Out,
+) -> Result<(), CliError> {
+    let deadline = timeout_secs.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let opts = ClientOptions {
+        positions: profile.positions.clone(),
+        ..ClientOptions::default()
+    };
+    let connect = Client::connect_http(http.clone(), transport, opts);
+    let client = match deadline {
+        Some(d) => tokio::time::timeout_at(d, connect)
+            .await
+            .map_err(|_| SdkError::Timeout)??,
+        None => connect.await?,
+    };
+    let welcome = client.welcome();
+    out.note(&format!(
+        "listening as user {} on node {} (Ctrl-C to stop)",
+        welcome.user, welcome.node
+    ));
+    let mut seen = 0u64;
+    let result = loop {
+        if count.is_some_and(|n| seen >= n) {
+            break Ok(());
+        }
+        let until_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let event = tokio::select! {
+            ev = client.next_event() => ev,
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = until_deadline => break Ok(()),
+        };
+        match event {
+            Some(Event::Message(m)) => {
+                out.value(&m, || message_line(&m));
+                // Printed means seen: next run resumes after it.
+                let pos = profile.positions.entry(m.conv.clone()).or_default();
+                *pos = (*pos).max(m.seq);
+                seen += 1;
+            }
+            Some(Event::Receipt { conv, reader, seq }) => {
+                out.note(&format!("[{conv}] user {reader} read up to #{seq}"))
+            }
+            Some(Event::Presence {
+                user,
+                device,
+                online,
+                ..
+            }) => {
+                out.note(&format!(
+                    "user {user} ({device}) is {}",
+                    if online { "online" } else { "offline" }
+                ));
+            }
+            Some(Event::Reconnecting { reason, after }) => {
+                out.note(&format!("reconnecting in {after:?}: {reason}"))
+            }
+            Some(Event::Resynced) => out.note("in sync"),
+            Some(Event::Unavailable { conv, from, to }) => {
+                out.note(&format!(
+                    "[{conv}] messages #{from}..#{to} are no longer available"
+                ));
+            }
+            Some(Event::Closed { code, reason }) => {
+                let code = code.map_or("closed", |c| c.as_str());
+                break Err(CliError::new(code, reason));
+            }
+            None => break Err(SdkError::Closed.into()),
+        }
+    };
+    let _ = client.close().await;
+    result
+}
+
+/// `[d:1:2 #5] 1: hello`
+fn message_line(m: &Message) -> String {
+    format!("[{} #{}] {}: {}", m.conv, m.seq, m.from, m.body)
+}
+
+/// Output mode: results on stdout (JSON lines or text); notes on stderr so
+/// stdout stays machine-readable.
+#[derive(Clone, Copy)]
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn value<T: Serialize>(&self, v: &T, text: impl FnOnce() -> String) {
+        if self.json {
+            match serde_json::to_string(v) {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("error: internal: {e}"),
+            }
+        } else {
+            println!("{}", text());
+        }
+    }
+
+    fn note(&self, text: &str) {
+        eprintln!("{text}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use magpie_core::{Persistence, ServerMsgId};
+
+    #[test]
+    fn message_lines_are_readable() {
+        let m = Message {
+            server_id: ServerMsgId(1),
+            conv: ConvId::direct(UserId(2), UserId(1)),
+            seq: 5,
+            from: UserId(1),
+            to: UserId(2),
+            cmid: ClientMsgId::new_v7(),
+            body: "hello".into(),
+            persistence: Persistence::Forever,
+            sent_at: 0,
+        };
+        assert_eq!(message_line(&m), "[d:1:2 #5] 1: hello");
+    }
+}

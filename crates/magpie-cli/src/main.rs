@@ -54,7 +54,8 @@ pub enum Command {
     /// Send a direct message
     Send {
         to: i64,
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        /// The message; words are joined with spaces (put text starting with '-' after `--`)
+        #[arg(required = true)]
         text: Vec<String>,
     },
     /// Print incoming messages until Ctrl-C (or --count / --timeout-secs)

@@ -44,11 +44,10 @@ impl ConvState {
         }
         let contiguous = self.contiguous;
         self.above.retain(|&s| s > contiguous);
-        if self.above.len() > MAX_ABOVE {
-            if let Some(&first) = self.above.first() {
-                self.contiguous = first - 1;
-                self.normalize();
-            }
+        let overflow = self.above.len() > MAX_ABOVE;
+        if let Some(&first) = self.above.first().filter(|_| overflow) {
+            self.contiguous = first - 1;
+            self.normalize();
         }
     }
 }
@@ -95,10 +94,9 @@ impl Dedup {
     pub fn mark(&mut self, msg: &Message) {
         if self.recent.insert(msg.server_id) {
             self.order.push_back(msg.server_id);
-            if self.order.len() > RECENT_IDS {
-                if let Some(old) = self.order.pop_front() {
-                    self.recent.remove(&old);
-                }
+            let excess = self.order.len().saturating_sub(RECENT_IDS);
+            for old in self.order.drain(..excess) {
+                self.recent.remove(&old);
             }
         }
         let state = self.convs.entry(msg.conv.clone()).or_default();

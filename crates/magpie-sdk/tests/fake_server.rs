@@ -375,14 +375,12 @@ async fn websocket_transport_delivers_and_acks() {
         use tokio_tungstenite::tungstenite::Message as Ws;
         let (tcp, _) = listener.accept().await.unwrap();
         let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        let mut recv = async || loop {
-            match ws.next().await.unwrap().unwrap() {
-                Ws::Text(t) => return decode_client(t.as_bytes()).unwrap(),
-                _ => continue,
+        let hello = loop {
+            if let Ws::Text(t) = ws.next().await.unwrap().unwrap() {
+                break decode_client(t.as_bytes()).unwrap();
             }
         };
-        assert!(matches!(recv().await.op, ClientOp::Hello { .. }));
-        drop(recv);
+        assert!(matches!(hello.op, ClientOp::Hello { .. }));
         let welcome = ServerFrame::Welcome {
             user: ME,
             device: DeviceId::new("web").unwrap(),

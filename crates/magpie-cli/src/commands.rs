@@ -210,20 +210,23 @@ async fn listen(
         welcome.user, welcome.node
     ));
     let mut seen = 0u64;
+    // Created once: a Ctrl-C between two events must not be missed.
+    let ctrl_c = tokio::signal::ctrl_c();
+    let until_deadline = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(ctrl_c, until_deadline);
     let result = loop {
         if count.is_some_and(|n| seen >= n) {
             break Ok(());
         }
-        let until_deadline = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
         let event = tokio::select! {
             ev = client.next_event() => ev,
-            _ = tokio::signal::ctrl_c() => break Ok(()),
-            _ = until_deadline => break Ok(()),
+            _ = &mut ctrl_c => break Ok(()),
+            _ = &mut until_deadline => break Ok(()),
         };
         match event {
             Some(Event::Message(m)) => {

@@ -145,13 +145,22 @@ mod tests {
     }
 
     #[test]
-    fn send_takes_the_rest_as_text() {
-        let cli = parse(&["send", "2", "hello", "-there", "--json"]).unwrap();
+    fn send_joins_the_words_and_keeps_flags() {
+        let cli = parse(&["send", "2", "hello", "there", "--json"]).unwrap();
+        assert!(cli.json, "flags after the text are still flags");
         assert_eq!(
             cli.command,
             Command::Send {
                 to: 2,
-                text: vec!["hello".into(), "-there".into(), "--json".into()]
+                text: vec!["hello".into(), "there".into()]
+            }
+        );
+        let cli = parse(&["send", "2", "--", "-1", "is", "negative"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Send {
+                to: 2,
+                text: vec!["-1".into(), "is".into(), "negative".into()]
             }
         );
         assert!(parse(&["send", "2"]).is_err());

@@ -3,11 +3,12 @@
 //! `--json`), and saving tokens the SDK refreshed along the way.
 
 use crate::error::CliError;
+use crate::listen::listen;
 use crate::profile::{Profile, ProfileStore};
 use crate::{Cli, Command, DEFAULT_SERVER};
 use magpie_core::{ClientMsgId, ConvId, DeviceId, Message, UserId};
 use magpie_proto::http::{SendRequest, SendResult};
-use magpie_sdk::{Client, ClientOptions, Event, HistoryQuery, HttpClient, SdkError};
+use magpie_sdk::{HistoryQuery, HttpClient, SdkError};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -182,108 +183,20 @@ async fn send_with_retry(http: &HttpClient, req: &SendRequest) -> Result<SendRes
     }
 }
 
-/// Prints incoming messages until Ctrl-C, `count` messages or `timeout_secs`.
-/// Starts from where the last `listen` of this profile stopped.
-async fn listen(
-    http: &HttpClient,
-    profile: &mut Profile,
-    transport: Option<magpie_core::Transport>,
-    count: Option<u64>,
-    timeout_secs: Option<u64>,
-    out: Out,
-) -> Result<(), CliError> {
-    let deadline = timeout_secs.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let opts = ClientOptions {
-        positions: profile.positions.clone(),
-        ..ClientOptions::default()
-    };
-    let connect = Client::connect_http(http.clone(), transport, opts);
-    let client = match deadline {
-        Some(d) => tokio::time::timeout_at(d, connect)
-            .await
-            .map_err(|_| SdkError::Timeout)??,
-        None => connect.await?,
-    };
-    let welcome = client.welcome();
-    out.note(&format!(
-        "listening as user {} on node {} (Ctrl-C to stop)",
-        welcome.user, welcome.node
-    ));
-    let mut seen = 0u64;
-    // Created once: a Ctrl-C between two events must not be missed.
-    let ctrl_c = tokio::signal::ctrl_c();
-    let until_deadline = async {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(ctrl_c, until_deadline);
-    let result = loop {
-        if count.is_some_and(|n| seen >= n) {
-            break Ok(());
-        }
-        let event = tokio::select! {
-            ev = client.next_event() => ev,
-            _ = &mut ctrl_c => break Ok(()),
-            _ = &mut until_deadline => break Ok(()),
-        };
-        match event {
-            Some(Event::Message(m)) => {
-                out.value(&m, || message_line(&m));
-                // Printed means seen: next run resumes after it.
-                let pos = profile.positions.entry(m.conv.clone()).or_default();
-                *pos = (*pos).max(m.seq);
-                seen += 1;
-            }
-            Some(Event::Receipt { conv, reader, seq }) => {
-                out.note(&format!("[{conv}] user {reader} read up to #{seq}"))
-            }
-            Some(Event::Presence {
-                user,
-                device,
-                online,
-                ..
-            }) => {
-                out.note(&format!(
-                    "user {user} ({device}) is {}",
-                    if online { "online" } else { "offline" }
-                ));
-            }
-            Some(Event::Reconnecting { reason, after }) => {
-                out.note(&format!("reconnecting in {after:?}: {reason}"))
-            }
-            Some(Event::Resynced) => out.note("in sync"),
-            Some(Event::Unavailable { conv, from, to }) => {
-                out.note(&format!(
-                    "[{conv}] messages #{from}..#{to} are no longer available"
-                ));
-            }
-            Some(Event::Closed { code, reason }) => {
-                let code = code.map_or("closed", |c| c.as_str());
-                break Err(CliError::new(code, reason));
-            }
-            None => break Err(SdkError::Closed.into()),
-        }
-    };
-    let _ = client.close().await;
-    result
-}
-
 /// `[d:1:2 #5] 1: hello`
-fn message_line(m: &Message) -> String {
+pub(crate) fn message_line(m: &Message) -> String {
     format!("[{} #{}] {}: {}", m.conv, m.seq, m.from, m.body)
 }
 
 /// Output mode: results on stdout (JSON lines or text); notes on stderr so
 /// stdout stays machine-readable.
 #[derive(Clone, Copy)]
-struct Out {
-    json: bool,
+pub(crate) struct Out {
+    pub(crate) json: bool,
 }
 
 impl Out {
-    fn value<T: Serialize>(&self, v: &T, text: impl FnOnce() -> String) {
+    pub(crate) fn value<T: Serialize>(&self, v: &T, text: impl FnOnce() -> String) {
         if self.json {
             match serde_json::to_string(v) {
                 Ok(line) => println!("{line}"),
@@ -294,7 +207,7 @@ impl Out {
         }
     }
 
-    fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         eprintln!("{text}");
     }
 }

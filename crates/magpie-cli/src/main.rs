@@ -3,6 +3,7 @@
 
 mod commands;
 mod error;
+mod listen;
 mod profile;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -1,23 +1,26 @@
-//! Owns `Client`, the long-lived session an application holds: its public
-//! request methods, the events it hands out, and the request/reply routing
-//! (request ids matched to waiters) shared with the background tasks.
+//! Owns `Client`, the long-lived session an application holds: how it is
+//! connected, its public request methods, the events it hands out, and its
+//! options. Routing lives in `requests`, the background tasks in `session`
+//! and `delivery`.
 
 use crate::backoff::Backoff;
 use crate::conn::Welcome;
+use crate::connector::{Connector, HttpConnector};
 use crate::dedup::Dedup;
 use crate::error::{Result, SdkError};
 use crate::http::HttpClient;
-use crate::session::{self, Connector, HttpConnector};
+use crate::requests::{Inner, Link, lock, unexpected};
+use crate::session;
 use magpie_core::{ClientMsgId, ConvId, DeviceId, Message, Persistence, Seq, Transport, UserId};
 use magpie_proto::http::{
     HistoryPage, ReadResponse, SendResult, SyncResponse, Tokens, UnreadResponse,
 };
-use magpie_proto::{ClientFrame, ClientOp, ErrorCode, ServerFrame};
+use magpie_proto::{ClientOp, ErrorCode, ServerFrame};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// What the application receives from `Client::next_event`.
@@ -83,102 +86,6 @@ impl Default for ClientOptions {
     }
 }
 
-/// The socket the requests currently go to.
-#[derive(Clone)]
-pub(crate) enum Link {
-    Connecting,
-    Up(mpsc::UnboundedSender<ClientFrame>),
-    Closed,
-}
-
-/// State shared by the `Client` handle and its background tasks.
-pub(crate) struct Inner {
-    pub(crate) link: watch::Sender<Link>,
-    /// Waiters by request id. A std Mutex: it is only held for map operations, never across `.await`.
-    pending: Mutex<HashMap<u64, oneshot::Sender<ServerFrame>>>,
-    next_rid: AtomicU64,
-    pub(crate) dedup: Mutex<Dedup>,
-    pub(crate) welcome: Mutex<Welcome>,
-    pub(crate) opts: ClientOptions,
-}
-
-/// Removes a waiter when its request gives up (timeout, cancellation).
-struct PendingGuard<'a>(&'a Inner, u64);
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        lock(&self.0.pending).remove(&self.1);
-    }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere must not wedge the session: the data is still consistent
-    // because every critical section is a single map/set operation.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Inner {
-    /// Sends `op` with a fresh request id and waits for the reply with that id.
-    pub(crate) async fn request(&self, op: ClientOp) -> Result<ServerFrame> {
-        let rid = self.next_rid.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(rid, tx);
-        let _guard = PendingGuard(self, rid);
-        let exchange = async {
-            let mut link_rx = self.link.subscribe();
-            let link = link_rx
-                .wait_for(|l| !matches!(l, Link::Connecting))
-                .await
-                .map_err(|_| SdkError::Closed)?
-                .clone();
-            match link {
-                Link::Up(tx) => tx
-                    .send(ClientFrame { rid: Some(rid), op })
-                    .map_err(|_| lost())?,
-                _ => return Err(SdkError::Closed),
-            }
-            rx.await.map_err(|_| lost())
-        };
-        match tokio::time::timeout(self.opts.request_timeout, exchange).await {
-            Err(_) => Err(SdkError::Timeout),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(ServerFrame::Error { code, message, .. })) => Err(SdkError::Server {
-                code,
-                message,
-                status: None,
-            }),
-            Ok(Ok(frame)) => Ok(frame),
-        }
-    }
-
-    /// Sends a frame that has no reply (ack); dropped when not connected,
-    /// which is safe because the server resends or a resync covers it.
-    pub(crate) fn send_oneway(&self, op: ClientOp) {
-        if let Link::Up(tx) = &*self.link.borrow() {
-            let _ = tx.send(ClientFrame { rid: None, op });
-        }
-    }
-
-    /// Hands a reply to its waiter; replies nobody waits for (timed out) are dropped.
-    pub(crate) fn resolve(&self, rid: u64, frame: ServerFrame) {
-        if let Some(tx) = lock(&self.pending).remove(&rid) {
-            let _ = tx.send(frame);
-        }
-    }
-
-    /// Fails every in-flight request: their connection is gone.
-    pub(crate) fn fail_pending(&self) {
-        lock(&self.pending).clear();
-    }
-}
-
-fn lost() -> SdkError {
-    SdkError::Transport("connection lost before the reply".into())
-}
-
-fn unexpected(frame: ServerFrame) -> SdkError {
-    SdkError::Protocol(format!("unexpected reply: {frame:?}"))
-}
-
 /// A connected session. Cheap to share behind an `Arc`: every method takes `&self`.
 pub struct Client {
     inner: Arc<Inner>,
@@ -214,7 +121,7 @@ impl Client {
     /// Connects with any source of tickets (tests use a closure). Fails if the
     /// first connection fails; later drops are retried in the background.
     pub async fn connect_with<C: Connector>(connector: C, opts: ClientOptions) -> Result<Client> {
-        let (conn, welcome) = session::establish(&connector, opts.request_timeout).await?;
+        let (conn, welcome) = crate::connector::establish(&connector, opts.request_timeout).await?;
         let (events_tx, events_rx) = mpsc::channel(opts.event_buffer.max(1));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
@@ -388,18 +295,5 @@ impl Client {
                 .map_err(SdkError::transport)?;
         }
         Ok(())
-    }
-}
-
-impl Inner {
-    pub(crate) async fn sync(
-        &self,
-        convs: BTreeMap<ConvId, Seq>,
-        limit: Option<usize>,
-    ) -> Result<SyncResponse> {
-        match self.request(ClientOp::Sync { convs, limit }).await? {
-            ServerFrame::SyncResult { convs, .. } => Ok(SyncResponse { convs }),
-            other => Err(unexpected(other)),
-        }
     }
 }

@@ -6,9 +6,10 @@
 //! It runs as its own task (not in the socket loop) because filling a gap
 //! waits for a sync reply that the socket loop itself has to read.
 
-use crate::client::{Event, Inner, lock};
+use crate::client::Event;
 use crate::dedup::Verdict;
 use crate::error::Result;
+use crate::requests::{Inner, lock};
 use magpie_core::Message;
 use magpie_proto::{ClientOp, SyncConv};
 use std::sync::Arc;

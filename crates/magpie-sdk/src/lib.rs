@@ -21,18 +21,20 @@
 pub mod backoff;
 pub mod client;
 pub mod conn;
+pub mod connector;
 pub mod dedup;
 mod delivery;
 pub mod error;
 pub mod http;
+mod requests;
 pub mod session;
 
 pub use backoff::Backoff;
 pub use client::{Client, ClientOptions, Event};
 pub use conn::{Conn, Welcome};
+pub use connector::{Connector, HttpConnector};
 pub use error::{Result, SdkError};
 pub use http::{HistoryQuery, HttpClient};
-pub use session::{Connector, HttpConnector};
 
 /// The domain and wire types the API speaks, re-exported so applications need no other dependency.
 pub use magpie_core as core;

@@ -4,16 +4,14 @@
 //! their waiters, pushes and events to the delivery task.
 
 use crate::backoff::jitter;
-use crate::client::{Event, Inner, Link, lock};
+use crate::client::Event;
 use crate::conn::{Conn, Welcome};
+use crate::connector::{Connector, establish};
 use crate::delivery::{self, Inbound};
-use crate::error::{Result, SdkError};
-use crate::http::HttpClient;
+use crate::error::SdkError;
+use crate::requests::{Inner, Link, lock};
 use futures_util::{SinkExt, StreamExt};
-use magpie_core::Transport;
-use magpie_proto::http::ConnectResponse;
 use magpie_proto::{ClientFrame, ClientOp, ErrorCode, ServerFrame};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -25,55 +23,6 @@ const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(25);
 /// A connection that lived this long resets the reconnect backoff; shorter ones
 /// (accepted, then dropped at once) keep backing off instead of hammering.
 const STABLE_AFTER: Duration = Duration::from_secs(5);
-
-/// Where a connection goes: asked again before every (re)connect, since a
-/// ticket is single-use.
-pub trait Connector: Send + Sync + 'static {
-    fn connect(&self) -> impl Future<Output = Result<ConnectResponse>> + Send;
-}
-
-/// Any `Fn() -> Future<Output = Result<ConnectResponse>>` is a connector (tests, custom discovery).
-impl<F, Fut> Connector for F
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<ConnectResponse>> + Send,
-{
-    fn connect(&self) -> impl Future<Output = Result<ConnectResponse>> + Send {
-        self()
-    }
-}
-
-/// Tickets from `POST /v1/connect`; an expired access token is refreshed by `HttpClient`.
-pub struct HttpConnector {
-    http: HttpClient,
-    transport: Option<Transport>,
-}
-
-impl HttpConnector {
-    pub fn new(http: HttpClient, transport: Option<Transport>) -> Self {
-        HttpConnector { http, transport }
-    }
-}
-
-impl Connector for HttpConnector {
-    fn connect(&self) -> impl Future<Output = Result<ConnectResponse>> + Send {
-        self.http.connect(self.transport)
-    }
-}
-
-/// Ticket, socket, handshake.
-pub(crate) async fn establish<C: Connector>(
-    connector: &C,
-    timeout: Duration,
-) -> Result<(Conn, Welcome)> {
-    let resp = connector.connect().await?;
-    let open = Conn::open(resp.transport, &resp.address);
-    let mut conn = tokio::time::timeout(timeout, open)
-        .await
-        .map_err(|_| SdkError::Timeout)??;
-    let welcome = conn.hello(&resp.ticket, timeout).await?;
-    Ok((conn, welcome))
-}
 
 /// How a connection ended.
 enum Ended {

@@ -8,7 +8,12 @@ use magpie_proto::{ClientOp, ServerFrame};
 use std::collections::BTreeSet;
 
 fn send_op(to: UserId, cmid: ClientMsgId, body: &str) -> ClientOp {
-    ClientOp::Send { to, cmid, body: body.into(), persistence: None }
+    ClientOp::Send {
+        to,
+        cmid,
+        body: body.into(),
+        persistence: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -24,10 +29,23 @@ async fn a_retry_returns_the_original_ids_over_socket_and_http() {
     assert!(dup2);
     let (st, body) = s.http_send(&ta, tb.user_id, cmid, "over http").await;
     assert_eq!(st, 200);
-    assert_eq!((body["server_id"].as_str().unwrap(), body["seq"].as_i64().unwrap()), (id1.to_string().as_str(), seq1));
+    assert_eq!(
+        (
+            body["server_id"].as_str().unwrap(),
+            body["seq"].as_i64().unwrap()
+        ),
+        (id1.to_string().as_str(), seq1)
+    );
     assert_eq!(body["duplicate"], true);
     let conv = ConvId::direct(ta.user_id, tb.user_id);
-    let (_, page) = s.call("GET", &format!("/v1/conversations/{conv}/messages"), Some(&tb.access_token), None).await;
+    let (_, page) = s
+        .call(
+            "GET",
+            &format!("/v1/conversations/{conv}/messages"),
+            Some(&tb.access_token),
+            None,
+        )
+        .await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
     assert_eq!(page["messages"][0]["body"], "first");
 }
@@ -39,21 +57,38 @@ async fn concurrent_retries_get_one_result() {
     let cmid = ClientMsgId::new_v7();
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let (http, base, token, to) = (s.http.clone(), s.base.clone(), ta.access_token.clone(), tb.user_id);
+        let (http, base, token, to) = (
+            s.http.clone(),
+            s.base.clone(),
+            ta.access_token.clone(),
+            tb.user_id,
+        );
         tasks.push(tokio::spawn(async move {
             let body = serde_json::json!({"to": to, "cmid": cmid, "body": format!("try {i}")});
-            let r = http.post(format!("{base}/v1/messages")).bearer_auth(token).json(&body).send().await.unwrap();
+            let r = http
+                .post(format!("{base}/v1/messages"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             r.json::<serde_json::Value>().await.unwrap()
         }));
     }
     // And over two sockets at once.
     let mut c1 = s.conn(&ta, "ws").await;
     let mut c2 = s.conn(&s.login("alice", "laptop").await, "tcp").await;
-    let (r1, r2) = tokio::join!(c1.request(send_op(tb.user_id, cmid, "ws")), c2.request(send_op(tb.user_id, cmid, "tcp")));
+    let (r1, r2) = tokio::join!(
+        c1.request(send_op(tb.user_id, cmid, "ws")),
+        c2.request(send_op(tb.user_id, cmid, "tcp"))
+    );
     let mut results = BTreeSet::new();
     for t in tasks {
         let v = t.await.unwrap();
-        results.insert((v["server_id"].as_str().unwrap().to_string(), v["seq"].as_i64().unwrap()));
+        results.insert((
+            v["server_id"].as_str().unwrap().to_string(),
+            v["seq"].as_i64().unwrap(),
+        ));
     }
     for r in [r1, r2] {
         let (id, seq, _) = sent_seq(&r);
@@ -61,7 +96,14 @@ async fn concurrent_retries_get_one_result() {
     }
     assert_eq!(results.len(), 1, "{results:?}");
     let conv = ConvId::direct(ta.user_id, tb.user_id);
-    let (_, page) = s.call("GET", &format!("/v1/conversations/{conv}/messages?limit=50"), Some(&tb.access_token), None).await;
+    let (_, page) = s
+        .call(
+            "GET",
+            &format!("/v1/conversations/{conv}/messages?limit=50"),
+            Some(&tb.access_token),
+            None,
+        )
+        .await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
 }
 
@@ -72,13 +114,27 @@ async fn the_durable_key_answers_after_the_fast_path_expired() {
     let cmid = ClientMsgId::new_v7();
     let (_, first) = s.http_send(&ta, tb.user_id, cmid, "once").await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert!(s.app().state.idem_get(ta.user_id, cmid).await.unwrap().is_none(), "fast path should have expired");
+    assert!(
+        s.app()
+            .state
+            .idem_get(ta.user_id, cmid)
+            .await
+            .unwrap()
+            .is_none(),
+        "fast path should have expired"
+    );
     let (_, again) = s.http_send(&ta, tb.user_id, cmid, "twice").await;
-    assert_eq!((first["server_id"].clone(), first["seq"].clone()), (again["server_id"].clone(), again["seq"].clone()));
+    assert_eq!(
+        (first["server_id"].clone(), first["seq"].clone()),
+        (again["server_id"].clone(), again["seq"].clone())
+    );
     assert_eq!(again["duplicate"], true);
     let mut a = s.conn(&ta, "ws").await;
     let (id, seq, dup) = sent_seq(&a.request(send_op(tb.user_id, cmid, "thrice")).await);
-    assert_eq!((id.to_string(), seq, dup), (first["server_id"].as_str().unwrap().to_string(), 1, true));
+    assert_eq!(
+        (id.to_string(), seq, dup),
+        (first["server_id"].as_str().unwrap().to_string(), 1, true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -88,12 +144,20 @@ async fn an_offline_receiver_gets_all_1000_messages_in_order() {
     let mut a = s.conn(&ta, "tcp").await;
     // Pipelined: all requests first, then the replies (batched by the server).
     for i in 1..=1000u64 {
-        a.send_op(Some(i), send_op(tb.user_id, ClientMsgId::new_v7(), &format!("m{i}"))).await;
+        a.send_op(
+            Some(i),
+            send_op(tb.user_id, ClientMsgId::new_v7(), &format!("m{i}")),
+        )
+        .await;
     }
     let mut acked = 0;
     while acked < 1000 {
         if let ServerFrame::Sent { seq, rid, .. } = a.next().await {
-            assert_eq!(Some(seq as u64), rid, "a connection's sends keep their order");
+            assert_eq!(
+                Some(seq as u64),
+                rid,
+                "a connection's sends keep their order"
+            );
             acked += 1;
         }
     }
@@ -103,7 +167,9 @@ async fn an_offline_receiver_gets_all_1000_messages_in_order() {
     let mut pages = 0;
     loop {
         let convs = b.sync(&[(conv.clone(), last)], 150).await;
-        let Some(c) = convs.into_iter().find(|c| c.conv == conv) else { break };
+        let Some(c) = convs.into_iter().find(|c| c.conv == conv) else {
+            break;
+        };
         assert!(c.unavailable.is_empty());
         for m in &c.messages {
             assert_eq!(m.seq, last + 1, "no gap");
@@ -120,8 +186,16 @@ async fn an_offline_receiver_gets_all_1000_messages_in_order() {
     let mut before = None;
     let mut seen = Vec::new();
     loop {
-        let f = b.request(ClientOp::History { conv: conv.clone(), before, limit: Some(10) }).await;
-        let ServerFrame::HistoryResult { messages, more, .. } = f else { panic!("{f:?}") };
+        let f = b
+            .request(ClientOp::History {
+                conv: conv.clone(),
+                before,
+                limit: Some(10),
+            })
+            .await;
+        let ServerFrame::HistoryResult { messages, more, .. } = f else {
+            panic!("{f:?}")
+        };
         assert!(messages.len() == 10 || !more);
         seen.extend(messages.iter().map(|m| m.seq));
         before = messages.last().map(|m| m.seq);
@@ -134,7 +208,10 @@ async fn an_offline_receiver_gets_all_1000_messages_in_order() {
 
 async fn unread(b: &mut Conn) -> (i64, Vec<(ConvId, i64)>) {
     match b.request(ClientOp::Unread).await {
-        ServerFrame::UnreadResult { total, convs, .. } => (total, convs.into_iter().map(|c| (c.conv, c.unread)).collect()),
+        ServerFrame::UnreadResult { total, convs, .. } => (
+            total,
+            convs.into_iter().map(|c| (c.conv, c.unread)).collect(),
+        ),
         f => panic!("{f:?}"),
     }
 }
@@ -142,7 +219,11 @@ async fn unread(b: &mut Conn) -> (i64, Vec<(ConvId, i64)>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn unread_counts_and_read_receipts_are_exact() {
     let s = TestServer::start().await;
-    let (ta, tb, tc) = (s.user("alice", "phone").await, s.user("bob", "phone").await, s.user("carol", "phone").await);
+    let (ta, tb, tc) = (
+        s.user("alice", "phone").await,
+        s.user("bob", "phone").await,
+        s.user("carol", "phone").await,
+    );
     let mut a = s.conn(&ta, "ws").await;
     let mut b = s.conn(&tb, "tcp").await;
     let ab = ConvId::direct(ta.user_id, tb.user_id);
@@ -151,9 +232,12 @@ async fn unread_counts_and_read_receipts_are_exact() {
     for i in 0..3 {
         a.send_msg(tb.user_id, &format!("a{i}")).await;
     }
-    let (_, body) = s.http_send(&tc, tb.user_id, ClientMsgId::new_v7(), "from carol").await;
+    let (_, body) = s
+        .http_send(&tc, tb.user_id, ClientMsgId::new_v7(), "from carol")
+        .await;
     assert_eq!(body["seq"], 1);
-    b.send_msg(ta.user_id, "b's own message does not count").await; // seq 4 in ab
+    b.send_msg(ta.user_id, "b's own message does not count")
+        .await; // seq 4 in ab
     for _ in 0..3 {
         b.expect_msg().await;
     }
@@ -172,10 +256,22 @@ async fn unread_counts_and_read_receipts_are_exact() {
     want.sort();
     assert_eq!((counts.0, per), (4, want));
     // Read up to seq 2 in ab: one of alice's messages stays unread.
-    let r = b.request(ClientOp::Read { conv: ab.clone(), seq: 2 }).await;
+    let r = b
+        .request(ClientOp::Read {
+            conv: ab.clone(),
+            seq: 2,
+        })
+        .await;
     assert!(matches!(r, ServerFrame::ReadOk { seq: 2, .. }), "{r:?}");
     let receipt = a.expect(|f| matches!(f, ServerFrame::Receipt { .. })).await;
-    assert_eq!(receipt, ServerFrame::Receipt { conv: ab.clone(), reader: tb.user_id, seq: 2 });
+    assert_eq!(
+        receipt,
+        ServerFrame::Receipt {
+            conv: ab.clone(),
+            reader: tb.user_id,
+            seq: 2
+        }
+    );
     for _ in 0..100 {
         counts = unread(&mut b).await;
         if counts.0 == 2 {
@@ -185,9 +281,21 @@ async fn unread_counts_and_read_receipts_are_exact() {
     }
     assert_eq!(counts.0, 2);
     // Reading beyond the end is capped; everything read.
-    let r = b.request(ClientOp::Read { conv: ab.clone(), seq: 99 }).await;
+    let r = b
+        .request(ClientOp::Read {
+            conv: ab.clone(),
+            seq: 99,
+        })
+        .await;
     assert!(matches!(r, ServerFrame::ReadOk { seq: 4, .. }), "{r:?}");
-    let (st, body) = s.call("POST", &format!("/v1/conversations/{cb}/read"), Some(&tb.access_token), Some(serde_json::json!({"seq": 1}))).await;
+    let (st, body) = s
+        .call(
+            "POST",
+            &format!("/v1/conversations/{cb}/read"),
+            Some(&tb.access_token),
+            Some(serde_json::json!({"seq": 1})),
+        )
+        .await;
     assert_eq!((st, body["seq"].as_i64()), (200, Some(1)));
     for _ in 0..100 {
         counts = unread(&mut b).await;
@@ -198,12 +306,22 @@ async fn unread_counts_and_read_receipts_are_exact() {
     }
     assert_eq!(counts.0, 0);
     // The cache equals the truth rebuilt from the store.
-    let truth: i64 = s.app().store.conversations(tb.user_id).await.unwrap().iter().map(|c| c.unread).sum();
+    let truth: i64 = s
+        .app()
+        .store
+        .conversations(tb.user_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.unread)
+        .sum();
     assert_eq!(truth, 0);
     // A new message counts again; HTTP agrees with the socket.
     a.send_msg(tb.user_id, "one more").await;
     for _ in 0..100 {
-        let (_, body) = s.call("GET", "/v1/unread", Some(&tb.access_token), None).await;
+        let (_, body) = s
+            .call("GET", "/v1/unread", Some(&tb.access_token), None)
+            .await;
         if body["total"] == 1 {
             return;
         }
@@ -216,7 +334,14 @@ async fn unread_counts_and_read_receipts_are_exact() {
 async fn unacknowledged_pushes_are_resent_and_a_full_window_closes_the_connection() {
     let s = TestServer::start_with(|c| c.session.window = 5).await;
     let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
-    let (st, _) = s.call("PUT", "/v1/settings", Some(&tb.access_token), Some(serde_json::json!({"resend": "high"}))).await;
+    let (st, _) = s
+        .call(
+            "PUT",
+            "/v1/settings",
+            Some(&tb.access_token),
+            Some(serde_json::json!({"resend": "high"})),
+        )
+        .await;
     assert_eq!(st, 200);
     let mut a = s.conn(&ta, "ws").await;
     let mut b = s.conn(&tb, "tcp").await;
@@ -225,14 +350,33 @@ async fn unacknowledged_pushes_are_resent_and_a_full_window_closes_the_connectio
     let first = b.expect(|f| matches!(f, ServerFrame::Msg { .. })).await;
     let again = b.expect(|f| matches!(f, ServerFrame::Msg { .. })).await;
     match (first, again) {
-        (ServerFrame::Msg { msg: m1, attempt: 1 }, ServerFrame::Msg { msg: m2, attempt: 2 }) => assert_eq!(m1.server_id, m2.server_id),
+        (
+            ServerFrame::Msg {
+                msg: m1,
+                attempt: 1,
+            },
+            ServerFrame::Msg {
+                msg: m2,
+                attempt: 2,
+            },
+        ) => assert_eq!(m1.server_id, m2.server_id),
         other => panic!("{other:?}"),
     }
     for i in 0..5 {
         a.send_msg(tb.user_id, &format!("fill {i}")).await;
     }
     let f = b.expect(|f| matches!(f, ServerFrame::Error { .. })).await;
-    assert!(matches!(f, ServerFrame::Error { code: magpie_proto::ErrorCode::SlowConsumer, fatal: true, .. }), "{f:?}");
+    assert!(
+        matches!(
+            f,
+            ServerFrame::Error {
+                code: magpie_proto::ErrorCode::SlowConsumer,
+                fatal: true,
+                ..
+            }
+        ),
+        "{f:?}"
+    );
     // Everything stays pullable.
     let mut b2 = s.conn(&tb, "ws").await;
     let convs = b2.sync(&[], 100).await;

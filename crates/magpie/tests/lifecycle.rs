@@ -8,7 +8,14 @@ use magpie_proto::{ClientOp, ErrorCode, ServerFrame};
 use std::time::Duration;
 
 async fn history_len(s: &TestServer, t: &magpie_proto::http::Tokens, conv: &ConvId) -> usize {
-    let (_, page) = s.call("GET", &format!("/v1/conversations/{conv}/messages?limit=100"), Some(&t.access_token), None).await;
+    let (_, page) = s
+        .call(
+            "GET",
+            &format!("/v1/conversations/{conv}/messages?limit=100"),
+            Some(&t.access_token),
+            None,
+        )
+        .await;
     page["messages"].as_array().unwrap().len()
 }
 
@@ -29,12 +36,20 @@ async fn persistence_none_is_delivered_then_gone() {
     let conv = ConvId::direct(ta.user_id, tb.user_id);
     let mut a = s.conn(&ta, "ws").await;
     let mut b = s.conn(&tb, "tcp").await;
-    let op = ClientOp::Send { to: tb.user_id, cmid: ClientMsgId::new_v7(), body: "ephemeral".into(), persistence: Some(Persistence::None) };
+    let op = ClientOp::Send {
+        to: tb.user_id,
+        cmid: ClientMsgId::new_v7(),
+        body: "ephemeral".into(),
+        persistence: Some(Persistence::None),
+    };
     sent_seq(&a.request(op).await);
     a.send_msg(tb.user_id, "kept").await;
     assert_eq!(b.expect_msg().await.body, "ephemeral"); // delivered online, and acknowledged
     assert_eq!(b.expect_msg().await.body, "kept");
-    assert!(eventually(async || history_len(&s, &ta, &conv).await == 1).await, "the none message stays in history");
+    assert!(
+        eventually(async || history_len(&s, &ta, &conv).await == 1).await,
+        "the none message stays in history"
+    );
     // Sync says the sequence is gone rather than leaving a silent gap.
     let convs = b.sync(&[(conv.clone(), 0)], 10).await;
     assert_eq!(convs[0].unavailable, vec![(1, 1)]);
@@ -47,26 +62,64 @@ async fn persistence_offline_is_gone_once_read_or_expired() {
     let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
     let conv = ConvId::direct(ta.user_id, tb.user_id);
     // Alice's default persistence becomes offline-only.
-    let (st, _) = s.call("PUT", "/v1/settings?scope=user", Some(&ta.access_token), Some(serde_json::json!({"persistence": "offline"}))).await;
+    let (st, _) = s
+        .call(
+            "PUT",
+            "/v1/settings?scope=user",
+            Some(&ta.access_token),
+            Some(serde_json::json!({"persistence": "offline"})),
+        )
+        .await;
     assert_eq!(st, 200);
     for i in 0..3 {
-        s.http_send(&ta, tb.user_id, ClientMsgId::new_v7(), &format!("o{i}")).await;
+        s.http_send(&ta, tb.user_id, ClientMsgId::new_v7(), &format!("o{i}"))
+            .await;
     }
     assert_eq!(history_len(&s, &tb, &conv).await, 3);
-    let (st, _) = s.call("POST", &format!("/v1/conversations/{conv}/read"), Some(&tb.access_token), Some(serde_json::json!({"seq": 2}))).await;
+    let (st, _) = s
+        .call(
+            "POST",
+            &format!("/v1/conversations/{conv}/read"),
+            Some(&tb.access_token),
+            Some(serde_json::json!({"seq": 2})),
+        )
+        .await;
     assert_eq!(st, 200);
-    assert!(eventually(async || history_len(&s, &tb, &conv).await == 1).await, "read offline messages are removed");
+    assert!(
+        eventually(async || history_len(&s, &tb, &conv).await == 1).await,
+        "read offline messages are removed"
+    );
 
     // Expiry: a server whose offline TTL is 0 removes unread ones on its next sweep.
     let s2 = TestServer::start_with(|c| c.retention.offline_ttl_secs = 0).await;
-    let (ta, tb) = (s2.user("alice", "phone").await, s2.user("bob", "phone").await);
+    let (ta, tb) = (
+        s2.user("alice", "phone").await,
+        s2.user("bob", "phone").await,
+    );
     let conv = ConvId::direct(ta.user_id, tb.user_id);
-    let (st, _) = s2.call("PUT", "/v1/settings", Some(&ta.access_token), Some(serde_json::json!({"persistence": "offline"}))).await;
+    let (st, _) = s2
+        .call(
+            "PUT",
+            "/v1/settings",
+            Some(&ta.access_token),
+            Some(serde_json::json!({"persistence": "offline"})),
+        )
+        .await;
     assert_eq!(st, 200);
-    s2.http_send(&ta, tb.user_id, ClientMsgId::new_v7(), "expires").await;
+    s2.http_send(&ta, tb.user_id, ClientMsgId::new_v7(), "expires")
+        .await;
     let op_forever = serde_json::json!({"to": tb.user_id, "cmid": ClientMsgId::new_v7(), "body": "stays", "persistence": "forever"});
-    s2.call("POST", "/v1/messages", Some(&ta.access_token), Some(op_forever)).await;
-    assert!(eventually(async || history_len(&s2, &tb, &conv).await == 1).await, "expired offline message removed");
+    s2.call(
+        "POST",
+        "/v1/messages",
+        Some(&ta.access_token),
+        Some(op_forever),
+    )
+    .await;
+    assert!(
+        eventually(async || history_len(&s2, &tb, &conv).await == 1).await,
+        "expired offline message removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -85,21 +138,39 @@ async fn a_silent_connection_is_closed_and_goes_offline() {
     let deadline = tokio::time::Instant::now() + WAIT;
     let (mut idle_error, mut closed, mut offline) = (false, false, false);
     while !(idle_error && closed && offline) {
-        assert!(tokio::time::Instant::now() < deadline, "idle={idle_error} closed={closed} offline={offline}");
-        assert!(matches!(a.request(ClientOp::Ping).await, ServerFrame::Pong { .. }));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle={idle_error} closed={closed} offline={offline}"
+        );
+        assert!(matches!(
+            a.request(ClientOp::Ping).await,
+            ServerFrame::Pong { .. }
+        ));
         offline |= a.backlog.iter().any(|f| {
             matches!(f, ServerFrame::Presence { user, online: false, reason: Some(r), .. } if *user == tb.user_id && r == "idle")
         });
         if !closed {
             match b.try_recv(Duration::from_millis(100)).await {
-                Ok(Some(ServerFrame::Error { code: ErrorCode::IdleTimeout, fatal: true, .. })) => idle_error = true,
+                Ok(Some(ServerFrame::Error {
+                    code: ErrorCode::IdleTimeout,
+                    fatal: true,
+                    ..
+                })) => idle_error = true,
                 Ok(None) => closed = true,
                 Ok(Some(ServerFrame::Error { code, .. })) => panic!("unexpected error {code}"),
                 _ => {}
             }
         }
     }
-    assert!(s.app().state.routes(&[tb.user_id]).await.unwrap().get(&tb.user_id).is_none_or(|r| r.is_empty()));
+    assert!(
+        s.app()
+            .state
+            .routes(&[tb.user_id])
+            .await
+            .unwrap()
+            .get(&tb.user_id)
+            .is_none_or(|r| r.is_empty())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -117,7 +188,9 @@ async fn shutdown_tells_clients_to_reconnect_and_loses_nothing() {
         s
     });
     for c in [&mut a, &mut b] {
-        let f = c.expect(|f| matches!(f, ServerFrame::Reconnect { .. })).await;
+        let f = c
+            .expect(|f| matches!(f, ServerFrame::Reconnect { .. }))
+            .await;
         assert!(matches!(f, ServerFrame::Reconnect { .. }));
     }
     let s = stop.await.unwrap();
@@ -125,12 +198,29 @@ async fn shutdown_tells_clients_to_reconnect_and_loses_nothing() {
     let mut cfg = test_config(s.dir.path());
     cfg.node = "node-1".into();
     let running = magpie_server::start(cfg).await.unwrap();
-    let s2 = TestServer { running: Some(running), base: String::new(), dir: s.dir, http: reqwest::Client::new() };
+    let s2 = TestServer {
+        running: Some(running),
+        base: String::new(),
+        dir: s.dir,
+        http: reqwest::Client::new(),
+    };
     let base = format!("http://{}", s2.running.as_ref().unwrap().http_addr);
     let s2 = TestServer { base, ..s2 };
     let tb = s2.login("bob", "phone").await;
     let conv = ConvId::direct(ta.user_id, tb.user_id);
-    let (_, page) = s2.call("GET", &format!("/v1/conversations/{conv}/messages?after=0&limit=100"), Some(&tb.access_token), None).await;
-    let seqs: Vec<i64> = page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    let (_, page) = s2
+        .call(
+            "GET",
+            &format!("/v1/conversations/{conv}/messages?after=0&limit=100"),
+            Some(&tb.access_token),
+            None,
+        )
+        .await;
+    let seqs: Vec<i64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, acked);
 }

@@ -33,6 +33,20 @@ fn reason(code: Option<ErrorCode>) -> &'static str {
     }
 }
 
+/// Hands a request to the request task without waiting; when its queue is
+/// full the request is parked in `pending` (the loop then stops reading).
+/// Returns false when the request task is gone.
+fn queue(tx: &mpsc::Sender<Req>, pending: &mut Option<Req>, req: Req) -> bool {
+    match tx.try_send(req) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(req)) => {
+            *pending = Some(req);
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
 pub async fn run<R: FrameReader, W: FrameWriter>(
     app: App,
     transport: &'static str,
@@ -104,6 +118,7 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
 
     let mut ended: Option<ErrorCode> = None;
     let mut logout = false;
+    let mut pending: Option<Req> = None;
     let mut ok = wr.send(welcome.encode()).await.is_ok();
     while ok {
         tokio::select! {
@@ -118,7 +133,13 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
                 let _ = wr.send(frame.encode()).await;
                 break;
             }
-            inbound = rd.recv() => match inbound {
+            // Backpressure: while a request waits for room, stop reading but
+            // keep writing, so replies drain and the request task moves on.
+            permit = req_tx.reserve(), if pending.is_some() => match (permit, pending.take()) {
+                (Ok(p), Some(req)) => p.send(req),
+                _ => break,
+            },
+            inbound = rd.recv(), if pending.is_none() => match inbound {
                 Inbound::Closed => break,
                 Inbound::TooLarge => {
                     metrics::counter!(m::BAD_FRAMES).increment(1);
@@ -149,9 +170,9 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
                                     metrics::histogram!(m::DELIVERY_LATENCY).record(secs);
                                 }
                                 metrics::counter!(m::ACKED).increment(seqs.len() as u64);
-                                if req_tx.send(Req { rid: None, op: ClientOp::Ack { conv, seqs } }).await.is_err() { break; }
+                                if !queue(&req_tx, &mut pending, Req { rid: None, op: ClientOp::Ack { conv, seqs } }) { break; }
                             }
-                            op => if req_tx.send(Req { rid: frame.rid, op }).await.is_err() { break; },
+                            op => if !queue(&req_tx, &mut pending, Req { rid: frame.rid, op }) { break; },
                         },
                     }
                 }

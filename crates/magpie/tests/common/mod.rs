@@ -218,11 +218,16 @@ impl Conn {
 
     /// The next frame from the wire; `None` when the connection closed.
     pub async fn recv(&mut self, wait: Duration) -> Option<ServerFrame> {
-        self.try_recv(wait).await.expect("timed out waiting for a frame")
+        self.try_recv(wait)
+            .await
+            .expect("timed out waiting for a frame")
     }
 
     /// Like `recv`, but `Err` on timeout instead of panicking.
-    pub async fn try_recv(&mut self, wait: Duration) -> Result<Option<ServerFrame>, tokio::time::error::Elapsed> {
+    pub async fn try_recv(
+        &mut self,
+        wait: Duration,
+    ) -> Result<Option<ServerFrame>, tokio::time::error::Elapsed> {
         let fut = async {
             loop {
                 match &mut self.wire {

@@ -1,0 +1,223 @@
+//! Process-level tests against the real `magpie` binary: kill -9 in the
+//! middle of a burst, and SIGTERM.
+
+mod common;
+use common::*;
+use magpie_core::{ClientMsgId, ConvId};
+use magpie_proto::{ClientOp, ServerFrame};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Node {
+    child: Child,
+    server: TestServer,
+}
+
+/// A node left running by a failed test would hold the test's output pipe
+/// open (and CI with it): always kill it.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `magpie serve` on `dir`; the returned TestServer only talks HTTP
+/// (its `running` is None).
+fn spawn_node(dir: &tempfile::TempDir) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_magpie"))
+        .args([
+            "serve",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--tcp-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("MAGPIE_AUTH__ARGON2_M_KIB", "64")
+        .env("MAGPIE_AUTH__ARGON2_T", "1")
+        .env("MAGPIE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start magpie");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+    (child, format!("http://{}", v["http"].as_str().unwrap()))
+}
+
+fn node(dir: tempfile::TempDir) -> Node {
+    let (child, base) = spawn_node(&dir);
+    Node {
+        child,
+        server: TestServer {
+            running: None,
+            base,
+            dir,
+            http: reqwest::Client::new(),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
+    const TOTAL: usize = 10_000;
+    let mut n = node(tempfile::tempdir().unwrap());
+    let (ta, tb) = (
+        n.server.user("alice", "phone").await,
+        n.server.user("bob", "phone").await,
+    );
+    let mut a = n.server.conn(&ta, "tcp").await;
+    let cmids: Vec<ClientMsgId> = (0..TOTAL).map(|_| ClientMsgId::new_v7()).collect();
+    let mut acked: HashMap<ClientMsgId, i64> = HashMap::new();
+    let mut next = 0;
+    let mut killed = false;
+    // Keep up to 200 sends in flight; kill the server once 3,000 are acknowledged.
+    while acked.len() < TOTAL {
+        while next < TOTAL && next - acked.len() < 200 && !killed {
+            let op = ClientOp::Send {
+                to: tb.user_id,
+                cmid: cmids[next],
+                body: format!("b{next}"),
+                persistence: None,
+            };
+            a.send_op(Some(next as u64), op).await;
+            next += 1;
+        }
+        if !killed && acked.len() >= 3_000 {
+            n.child.kill().unwrap(); // SIGKILL
+            n.child.wait().unwrap();
+            killed = true;
+        }
+        match a.try_recv(WAIT).await {
+            Ok(Some(ServerFrame::Sent {
+                rid: Some(rid),
+                seq,
+                ..
+            })) => {
+                acked.insert(cmids[rid as usize], seq);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break, // the connection died with the process
+        }
+    }
+    assert!(killed, "the burst finished before the kill");
+    let acked_before_kill = acked.len();
+
+    // Restart on the same directory.
+    let dir = std::mem::replace(&mut n.server.dir, tempfile::tempdir().unwrap());
+    let mut n2 = node(dir);
+    let tb = n2.server.login("bob", "phone").await;
+    let conv = ConvId::direct(ta.user_id, tb.user_id);
+    let mut b = n2.server.conn(&tb, "ws").await;
+    let mut got: Vec<(i64, ClientMsgId)> = Vec::new();
+    let mut last = 0;
+    loop {
+        let convs = b.sync(&[(conv.clone(), last)], 200).await;
+        let Some(c) = convs.into_iter().find(|c| c.conv == conv) else {
+            break;
+        };
+        for m in &c.messages {
+            assert_eq!(m.seq, last + 1, "no gap");
+            last = m.seq;
+            got.push((m.seq, m.cmid));
+        }
+        if !c.more {
+            break;
+        }
+    }
+    let stored: HashMap<ClientMsgId, i64> = got.iter().map(|(s, c)| (*c, *s)).collect();
+    assert_eq!(stored.len(), got.len(), "a message appears twice");
+    for (cmid, seq) in &acked {
+        assert_eq!(
+            stored.get(cmid),
+            Some(seq),
+            "acknowledged message {cmid} lost or moved"
+        );
+    }
+    // The client retries everything not acknowledged, with the same ids: no duplicates.
+    let ta = n2.server.login("alice", "phone").await;
+    let mut a = n2.server.conn(&ta, "tcp").await;
+    let mut retried = HashSet::new();
+    for (i, cmid) in cmids
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !acked.contains_key(c))
+    {
+        a.send_op(
+            Some(i as u64),
+            ClientOp::Send {
+                to: tb.user_id,
+                cmid: *cmid,
+                body: format!("b{i}"),
+                persistence: None,
+            },
+        )
+        .await;
+        retried.insert(i as u64);
+    }
+    while !retried.is_empty() {
+        match a.recv(WAIT).await {
+            Some(ServerFrame::Sent { rid: Some(rid), .. }) => {
+                retried.remove(&rid);
+            }
+            Some(ServerFrame::Ping) => a.send_op(None, ClientOp::Pong).await,
+            Some(ServerFrame::Error { code, message, .. }) => {
+                panic!("retry failed: {code}: {message}")
+            }
+            Some(_) => {} // e.g. bob, who reads nothing here, going offline as a slow consumer
+            None => panic!(
+                "connection closed with {} retries unanswered",
+                retried.len()
+            ),
+        }
+    }
+    let (_, page) = n2
+        .server
+        .call(
+            "GET",
+            &format!("/v1/conversations/{conv}/messages?limit=1"),
+            Some(&tb.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        page["messages"][0]["seq"].as_i64(),
+        Some(TOTAL as i64),
+        "exactly {TOTAL} messages, acked before kill: {acked_before_kill}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_sends_reconnect_and_exits_cleanly() {
+    let mut n = node(tempfile::tempdir().unwrap());
+    let (ta, tb) = (
+        n.server.user("alice", "phone").await,
+        n.server.user("bob", "phone").await,
+    );
+    let mut a = n.server.conn(&ta, "ws").await;
+    let mut b = n.server.conn(&tb, "tcp").await;
+    let (_, seq, _) = sent_seq(&a.send_msg(tb.user_id, "before shutdown").await);
+    assert_eq!(b.expect_msg().await.seq, seq);
+    let status = Command::new("kill")
+        .args(["-TERM", &n.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for c in [&mut a, &mut b] {
+        assert!(matches!(
+            c.expect(|f| matches!(f, ServerFrame::Reconnect { .. }))
+                .await,
+            ServerFrame::Reconnect { .. }
+        ));
+    }
+    let exit = tokio::task::spawn_blocking(move || n.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}

@@ -112,6 +112,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type is fixed
     fn layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

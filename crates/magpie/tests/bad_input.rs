@@ -715,7 +715,7 @@ async fn http_bad_bodies_get_their_codes() {
         let (st, body) = s.call("POST", "/v1/messages", tok, Some(bad.clone())).await;
         assert_http_error(st, &body, 400, "bad_field");
         assert!(
-            body["error"]["message"].as_str().unwrap().len() > 0,
+            !body["error"]["message"].as_str().unwrap().is_empty(),
             "{bad}"
         );
     }

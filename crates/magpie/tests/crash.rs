@@ -111,7 +111,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
 
     // Restart on the same directory.
     let dir = std::mem::replace(&mut n.server.dir, tempfile::tempdir().unwrap());
-    let mut n2 = node(dir);
+    let n2 = node(dir);
     let tb = n2.server.login("bob", "phone").await;
     let conv = ConvId::direct(ta.user_id, tb.user_id);
     let mut b = n2.server.conn(&tb, "ws").await;

@@ -61,10 +61,10 @@ pub async fn run_requests(
                     // Keep order: flush pending sends before any other request.
                     flush_sends(&app, user, &device, &mut sends, &tx).await;
                     let reply = handle(&app, user, &device, req.rid, op).await;
-                    if let Some(frame) = reply {
-                        if tx.send(Outbound::Frame(frame)).await.is_err() {
-                            return;
-                        }
+                    if let Some(frame) = reply
+                        && tx.send(Outbound::Frame(frame)).await.is_err()
+                    {
+                        return;
                     }
                 }
             }

@@ -40,7 +40,8 @@ pub struct Presence {
     pub online: bool,
     pub node: String,
     pub at: i64,
-    /// Why a device went offline: "logout", "closed", "idle", "shutdown", "node_lost".
+    /// Why a device went offline: "logout", "closed", "idle", "shutdown",
+    /// "replaced", "slow_consumer" or "error".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -8,8 +8,13 @@
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-/// Default frame limit: 64 KiB.
+/// Default limit for frames from clients: 64 KiB.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
+
+/// Limit for frames from the server. Larger than the client limit: a sync
+/// or history page carries up to `limits.max_page` messages of up to
+/// `max_frame_bytes` each. Clients must accept frames this large.
+pub const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
 
 pub struct TcpCodec(LengthDelimitedCodec);
 

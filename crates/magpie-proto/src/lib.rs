@@ -9,7 +9,7 @@ pub mod errors;
 pub mod frames;
 pub mod http;
 
-pub use codec::{DEFAULT_MAX_FRAME, TcpCodec};
+pub use codec::{DEFAULT_MAX_FRAME, MAX_SERVER_FRAME, TcpCodec};
 pub use errors::{ErrorBody, ErrorCode};
 pub use frames::{
     ClientFrame, ClientOp, ConvSync, DecodeError, ServerFrame, SyncConv, UnreadConv, WireMessage,

@@ -6,6 +6,7 @@ use crate::app::{App, AppParts};
 use crate::auth::{Auth, random_token};
 use crate::config::Config;
 use crate::error::{Result, ServerError};
+use axum::serve::ListenerExt;
 use magpie_bus::Bus;
 use magpie_store::{State, Store};
 use std::net::SocketAddr;
@@ -115,6 +116,10 @@ pub async fn start(cfg: Config) -> Result<Running> {
     tasks.push((
         "http",
         tokio::spawn(async move {
+            // No Nagle delay: a close frame must not wait behind an error frame.
+            let http = http.tap_io(|s| {
+                let _ = s.set_nodelay(true);
+            });
             let serve = axum::serve(http, router).with_graceful_shutdown(token.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "http server failed");

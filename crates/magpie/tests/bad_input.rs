@@ -290,9 +290,8 @@ async fn too_large_case(transport: &str) {
         Wire::Ws(ws) => {
             // The server answers an error frame (frame_too_large, fatal) and
             // means to send a close frame with code 1009; accept either or
-            // both, but nothing else, and the connection must end. (Today the
-            // close frame is lost to a reset: see the ignored
-            // ws_frame_over_the_limit_ends_with_close_1009.)
+            // both, but nothing else, and the connection must end (the exact
+            // close code is held by ws_frame_over_the_limit_ends_with_close_1009).
             let mut saw_something = false;
             loop {
                 let next = tokio::time::timeout(WAIT, ws.next())
@@ -925,14 +924,11 @@ async fn websocket_origin_allow_list() {
     flows_over_http(&s, &ta, &mut b, tb.user_id, "after origin checks").await;
 }
 
-/// The documented close code for frame_too_large is 1009 (ErrorCode::close_code),
-/// and the server does queue that close frame, but it then drops the socket
-/// with the rest of the oversized message still unread: the kernel answers
-/// with a reset, and the close frame (held back by Nagle: the HTTP listener
-/// does not set TCP_NODELAY) is discarded. The client sees the error frame and
-/// then ECONNRESET, never the close frame.
+/// The documented close code for frame_too_large is 1009. The server drops
+/// the socket with the rest of the oversized message unread, which makes the
+/// kernel send a reset; this test holds the server to lingering (and to
+/// TCP_NODELAY) so the close frame arrives first.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "server bug: the 1009 close frame is lost to a TCP reset after an oversized WebSocket message"]
 async fn ws_frame_over_the_limit_ends_with_close_1009() {
     let mut p = pair_with("ws", |c| c.limits.max_frame_bytes = 4096).await;
     let big = big_send_frame(p.tb.user_id, 8 * 1024);

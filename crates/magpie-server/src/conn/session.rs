@@ -209,6 +209,13 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
     }
 
     wr.close(ended).await;
+    if ended.is_some() {
+        // Linger briefly, reading, so the peer gets our error and close
+        // frames: dropping a socket with unread input sends a reset that
+        // can overtake them.
+        let drain = async { while !matches!(rd.recv().await, Inbound::Closed) {} };
+        let _ = tokio::time::timeout(Duration::from_millis(300), drain).await;
+    }
     drop(req_tx);
     let _ = requests.await;
     app.hub.unregister(user, conn);

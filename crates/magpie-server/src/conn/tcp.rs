@@ -25,7 +25,10 @@ pub async fn serve(app: App, listener: TcpListener) {
                 let max = app.cfg.limits.max_frame_bytes;
                 let (r, w) = stream.into_split();
                 let rd = TcpReader(FramedRead::with_capacity(r, TcpCodec::new(max), 1024));
-                let wr = TcpWriter(FramedWrite::new(w, TcpCodec::new(max)));
+                let wr = TcpWriter(FramedWrite::new(
+                    w,
+                    TcpCodec::new(magpie_proto::MAX_SERVER_FRAME),
+                ));
                 tokio::spawn(session::run(app.clone(), "tcp", rd, wr));
             }
             Err(e) => {

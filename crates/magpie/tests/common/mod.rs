@@ -18,7 +18,10 @@ use tokio_util::codec::Framed;
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut cfg = Config { data_dir: dir.to_path_buf(), ..Config::default() };
+    let mut cfg = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
     cfg.http.listen = "127.0.0.1:0".into();
     cfg.tcp.listen = "127.0.0.1:0".into();
     cfg.auth.argon2_m_kib = 64;

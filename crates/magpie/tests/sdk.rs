@@ -1,0 +1,276 @@
+//! The Rust SDK (`magpie-sdk`) against a real node: two clients chatting over
+//! both transports, reconnect + resync across a server restart, idempotent
+//! sends.
+
+mod common;
+use common::*;
+use magpie_core::{ClientMsgId, ConvId, Message, Transport, UserId};
+use magpie_proto::http::Tokens;
+use magpie_sdk::{Client, ClientOptions, Event, HttpClient};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Generous: covers the SDK's reconnect backoff (up to 5 s) on a loaded machine.
+const LONG: Duration = Duration::from_secs(30);
+
+async fn connect(s: &TestServer, t: &Tokens, transport: Transport) -> Client {
+    Client::connect(&s.base, t.clone(), Some(transport))
+        .await
+        .expect("sdk connect")
+}
+
+async fn connect_with(s: &TestServer, t: &Tokens, transport: Transport, opts: ClientOptions) -> Client {
+    let http = HttpClient::new(&s.base).unwrap();
+    http.set_tokens(t.clone());
+    Client::connect_http(http, Some(transport), opts)
+        .await
+        .expect("sdk connect")
+}
+
+/// The next event, failing the test after `wait`.
+async fn next_event(c: &Client, wait: Duration) -> Event {
+    tokio::time::timeout(wait, c.next_event())
+        .await
+        .expect("timed out waiting for an event")
+        .expect("client event stream ended")
+}
+
+/// Skips events until `pred` matches; returns everything skipped plus the match.
+async fn wait_for(c: &Client, wait: Duration, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let ev = tokio::time::timeout(left, c.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; events so far: {seen:?}"))
+            .expect("client event stream ended");
+        let done = pred(&ev);
+        seen.push(ev);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// The next `Event::Message`, skipping presence/receipt/resync events.
+async fn next_message(c: &Client) -> Message {
+    match wait_for(c, WAIT, |e| matches!(e, Event::Message(_)))
+        .await
+        .pop()
+    {
+        Some(Event::Message(m)) => m,
+        _ => unreachable!(),
+    }
+}
+
+/// Asserts no message event arrives within `quiet`.
+async fn no_more_messages(c: &Client, quiet: Duration) {
+    let deadline = tokio::time::Instant::now() + quiet;
+    while let Ok(ev) = tokio::time::timeout_at(deadline, c.next_event()).await {
+        match ev {
+            Some(Event::Message(m)) => panic!("unexpected (duplicate?) message {m:?}"),
+            Some(Event::Closed { code, reason }) => panic!("closed: {code:?} {reason}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ws_and_tcp_sdk_clients_exchange_messages_exactly_once() {
+    let s = TestServer::start().await;
+    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let alice = connect(&s, &ta, Transport::Ws).await;
+    let bob = connect(&s, &tb, Transport::Tcp).await;
+    // The initial sync must be done, or it could hand back our own sends.
+    wait_for(&alice, WAIT, |e| *e == Event::Resynced).await;
+    wait_for(&bob, WAIT, |e| *e == Event::Resynced).await;
+    let conv = ConvId::direct(ta.user_id, tb.user_id);
+
+    let r = alice.send(tb.user_id, "hi bob").await.unwrap();
+    assert_eq!((r.seq, r.duplicate, &r.conv), (1, false, &conv));
+    let m = next_message(&bob).await;
+    assert_eq!(
+        (m.body.as_str(), m.seq, m.from, m.server_id),
+        ("hi bob", 1, ta.user_id, r.server_id)
+    );
+
+    let r = bob.send(ta.user_id, "hi alice").await.unwrap();
+    assert_eq!(r.seq, 2);
+    let m = next_message(&alice).await;
+    assert_eq!((m.body.as_str(), m.seq, m.from), ("hi alice", 2, tb.user_id));
+
+    // A second round: the next message each side sees is the new one, not a
+    // repeat of the first (and the sender never gets its own message back).
+    alice.send(tb.user_id, "again").await.unwrap();
+    let m = next_message(&bob).await;
+    assert_eq!((m.body.as_str(), m.seq), ("again", 3));
+    bob.send(ta.user_id, "and again").await.unwrap();
+    let m = next_message(&alice).await;
+    assert_eq!((m.body.as_str(), m.seq), ("and again", 4));
+    no_more_messages(&alice, Duration::from_millis(500)).await;
+    no_more_messages(&bob, Duration::from_millis(500)).await;
+
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}
+
+/// A port free right now on 127.0.0.1.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Starts a node on fixed ports in `dir`, retrying the bind for a while
+/// (the previous node's sockets may take a moment to go away).
+async fn start_fixed(dir: &std::path::Path, http: u16, tcp: u16) -> magpie_server::Running {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut cfg = test_config(dir);
+        cfg.http.listen = format!("127.0.0.1:{http}");
+        cfg.tcp.listen = format!("127.0.0.1:{tcp}");
+        match magpie_server::start(cfg).await {
+            Ok(r) => return r,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("restart failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("server did not restart: {e}"),
+        }
+    }
+}
+
+async fn reconnects_and_resyncs_after_restart(transport: Transport) {
+    let dir = tempfile::tempdir().unwrap();
+    let (http_port, tcp_port) = (free_port(), free_port());
+    let mut s = TestServer {
+        running: Some(start_fixed(dir.path(), http_port, tcp_port).await),
+        base: format!("http://127.0.0.1:{http_port}"),
+        dir,
+        http: reqwest::Client::new(),
+    };
+    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let opts = ClientOptions {
+        // Short, so the "cannot send while down" check below fails fast.
+        request_timeout: Duration::from_secs(2),
+        send_attempts: 1,
+        ..ClientOptions::default()
+    };
+    let bob = connect_with(&s, &tb, transport, opts).await;
+    wait_for(&bob, WAIT, |e| *e == Event::Resynced).await;
+
+    // One message before the restart so bob has a position to resync from.
+    let (st, body) = s
+        .http_send(&ta, tb.user_id, ClientMsgId::new_v7(), "before")
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let m = next_message(&bob).await;
+    assert_eq!((m.body.as_str(), m.seq), ("before", 1));
+
+    s.stop().await;
+    let skipped = wait_for(&bob, WAIT, |e| matches!(e, Event::Reconnecting { .. })).await;
+    assert!(
+        !skipped.iter().any(|e| matches!(e, Event::Message(_))),
+        "{skipped:?}"
+    );
+
+    // Down: neither HTTP nor the socket accepts a message.
+    let down = s
+        .http
+        .post(format!("{}/v1/messages", s.base))
+        .bearer_auth(&ta.access_token)
+        .json(&serde_json::json!({"to": tb.user_id, "cmid": ClientMsgId::new_v7(), "body": "lost"}))
+        .send()
+        .await;
+    assert!(down.is_err(), "server still answering: {down:?}");
+    let err = bob
+        .send(ta.user_id, "while down")
+        .await
+        .expect_err("send while the server is down");
+    assert!(err.is_retryable(), "{err:?}");
+
+    // Back up on the same data directory and ports.
+    s.running = Some(start_fixed(s.dir.path(), http_port, tcp_port).await);
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let (st, body) = s
+            .http_send(&ta, tb.user_id, ClientMsgId::new_v7(), &format!("m{i}"))
+            .await;
+        assert_eq!(st, 200, "{body}");
+        sent.push(body["seq"].as_i64().unwrap());
+    }
+    assert_eq!(sent, (2..=21).collect::<Vec<_>>());
+
+    // Bob reconnects by itself and gets all 20, in order, exactly once.
+    let deadline = tokio::time::Instant::now() + LONG;
+    let mut got: Vec<Message> = Vec::new();
+    let mut events = Vec::new();
+    while got.len() < 20 {
+        let ev = tokio::time::timeout_at(deadline, bob.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("timed out with {} messages; events {events:?}", got.len()))
+            .expect("client event stream ended");
+        match &ev {
+            Event::Message(m) => got.push(m.clone()),
+            Event::Closed { .. } | Event::Unavailable { .. } => panic!("unexpected {ev:?}"),
+            _ => {}
+        }
+        events.push(ev);
+    }
+    let seqs: Vec<i64> = got.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (2..=21).collect::<Vec<_>>(), "events {events:?}");
+    let bodies: Vec<&str> = got.iter().map(|m| m.body.as_str()).collect();
+    let want: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(bodies, want);
+    let ids: HashSet<_> = got.iter().map(|m| m.server_id).collect();
+    assert_eq!(ids.len(), 20, "duplicate server ids");
+    no_more_messages(&bob, Duration::from_millis(500)).await;
+
+    // The socket works again, and the failed send was never stored.
+    let r = bob.send(ta.user_id, "after").await.unwrap();
+    assert_eq!(r.seq, 22);
+    assert_eq!(bob.positions().get(&m.conv), Some(&21));
+
+    bob.close().await.unwrap();
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_client_reconnects_and_resyncs_after_a_restart() {
+    reconnects_and_resyncs_after_restart(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ws_client_reconnects_and_resyncs_after_a_restart() {
+    reconnects_and_resyncs_after_restart(Transport::Ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_send_with_the_same_cmid_is_idempotent() {
+    let s = TestServer::start().await;
+    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let alice = connect(&s, &ta, Transport::Ws).await;
+    let cmid = ClientMsgId::new_v7();
+    let first = alice
+        .send_with(tb.user_id, cmid, "once".into(), None)
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    let again = alice
+        .send_with(tb.user_id, cmid, "once".into(), None)
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(
+        (again.server_id, again.seq, &again.conv, again.cmid),
+        (first.server_id, first.seq, &first.conv, cmid)
+    );
+    // Stored once.
+    let page = alice.history(&first.conv, None, Some(10)).await.unwrap();
+    assert_eq!(page.messages.len(), 1);
+    assert_eq!(page.messages[0].server_id, first.server_id);
+    // A fresh cmid is a new message.
+    let other = alice.send(UserId(tb.user_id.0), "twice").await.unwrap();
+    assert_eq!((other.seq, other.duplicate), (first.seq + 1, false));
+    alice.close().await.unwrap();
+}

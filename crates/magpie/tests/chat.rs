@@ -104,3 +104,41 @@ impl TestServer {
         self.login(name, device).await
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_metrics_are_served() {
+    let s = TestServer::start().await;
+    let (st, body) = s.call("GET", "/healthz", None, None).await;
+    assert_eq!((st, body["status"].as_str()), (200, Some("ok")));
+    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let mut a = s.conn(&ta, "ws").await;
+    let mut b = s.conn(&tb, "tcp").await;
+    a.send_msg(tb.user_id, "counted").await;
+    b.expect_msg().await;
+    // The ack is processed asynchronously; poll until the histogram shows it.
+    let mut text = String::new();
+    for _ in 0..100 {
+        let resp = s
+            .http
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        text = resp.text().await.unwrap();
+        if text.contains("magpie_delivery_latency_seconds_bucket") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for name in [
+        "magpie_connections{transport=\"ws\"}",
+        "magpie_connections{transport=\"tcp\"}",
+        "magpie_messages_accepted_total",
+        "magpie_messages_pushed_total",
+        "magpie_messages_acked_total",
+        "magpie_delivery_latency_seconds_bucket",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+}

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use magpie_core::{ClientMsgId, ConvId, Message, Transport, UserId};
+use magpie_core::{ClientMsgId, ConvId, Message, Transport};
 use magpie_proto::http::Tokens;
 use magpie_sdk::{Client, ClientOptions, Event, HttpClient};
 use std::collections::HashSet;
@@ -19,7 +19,12 @@ async fn connect(s: &TestServer, t: &Tokens, transport: Transport) -> Client {
         .expect("sdk connect")
 }
 
-async fn connect_with(s: &TestServer, t: &Tokens, transport: Transport, opts: ClientOptions) -> Client {
+async fn connect_with(
+    s: &TestServer,
+    t: &Tokens,
+    transport: Transport,
+    opts: ClientOptions,
+) -> Client {
     let http = HttpClient::new(&s.base).unwrap();
     http.set_tokens(t.clone());
     Client::connect_http(http, Some(transport), opts)
@@ -98,7 +103,10 @@ async fn ws_and_tcp_sdk_clients_exchange_messages_exactly_once() {
     let r = bob.send(ta.user_id, "hi alice").await.unwrap();
     assert_eq!(r.seq, 2);
     let m = next_message(&alice).await;
-    assert_eq!((m.body.as_str(), m.seq, m.from), ("hi alice", 2, tb.user_id));
+    assert_eq!(
+        (m.body.as_str(), m.seq, m.from),
+        ("hi alice", 2, tb.user_id)
+    );
 
     // A second round: the next message each side sees is the new one, not a
     // repeat of the first (and the sender never gets its own message back).
@@ -270,7 +278,7 @@ async fn sdk_send_with_the_same_cmid_is_idempotent() {
     assert_eq!(page.messages.len(), 1);
     assert_eq!(page.messages[0].server_id, first.server_id);
     // A fresh cmid is a new message.
-    let other = alice.send(UserId(tb.user_id.0), "twice").await.unwrap();
+    let other = alice.send(tb.user_id, "twice").await.unwrap();
     assert_eq!((other.seq, other.duplicate), (first.seq + 1, false));
     alice.close().await.unwrap();
 }

@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A new message, exactly once, in sequence order per conversation.
+    /// Messages sent through this client (`send`, `send_with`) are not
+    /// repeated here: their `SendResult` already is the delivery.
     Message(Message),
     /// `reader` has read `conv` up to `seq`.
     Receipt {
@@ -192,6 +194,10 @@ impl Client {
                     duplicate,
                     ..
                 }) => {
+                    // The application has this message now: a sync or a push
+                    // echo must not deliver it again, nor see a gap before
+                    // the next message.
+                    lock(&self.inner.dedup).mark_sent(&conv, seq, server_id);
                     return Ok(SendResult {
                         cmid,
                         server_id,

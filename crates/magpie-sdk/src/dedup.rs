@@ -92,16 +92,23 @@ impl Dedup {
 
     /// Records that `msg` was handed to the application.
     pub fn mark(&mut self, msg: &Message) {
-        if self.recent.insert(msg.server_id) {
-            self.order.push_back(msg.server_id);
+        self.mark_sent(&msg.conv, msg.seq, msg.server_id);
+    }
+
+    /// Records a message this client sent itself (from the server's `sent`
+    /// reply): the application already has it, so a sync or a push returning
+    /// it must not hand it over again, and it is no gap before later ones.
+    pub fn mark_sent(&mut self, conv: &ConvId, seq: Seq, server_id: ServerMsgId) {
+        if self.recent.insert(server_id) {
+            self.order.push_back(server_id);
             let excess = self.order.len().saturating_sub(RECENT_IDS);
             for old in self.order.drain(..excess) {
                 self.recent.remove(&old);
             }
         }
-        let state = self.convs.entry(msg.conv.clone()).or_default();
-        if msg.seq > state.contiguous {
-            state.above.insert(msg.seq);
+        let state = self.convs.entry(conv.clone()).or_default();
+        if seq > state.contiguous {
+            state.above.insert(seq);
             state.normalize();
         }
     }
@@ -193,6 +200,21 @@ mod tests {
         d.mark(&msg(3));
         assert_eq!(d.position(&msg(1).conv), 4);
         assert_eq!(d.check(&msg(5)), Verdict::Next);
+    }
+
+    #[test]
+    fn own_sends_are_no_gap_and_never_delivered() {
+        let mut d = Dedup::default();
+        let conv = msg(1).conv;
+        d.mark_sent(&conv, 1, msg(1).server_id);
+        assert_eq!(d.check(&msg(1)), Verdict::Duplicate);
+        assert_eq!(d.check(&msg(2)), Verdict::Next);
+        // Sent while seq 2 (from the peer) is still in flight.
+        d.mark_sent(&conv, 3, msg(3).server_id);
+        assert_eq!(d.check(&msg(2)), Verdict::Next);
+        d.mark(&msg(2));
+        assert_eq!(d.position(&conv), 3);
+        assert_eq!(d.check(&msg(3)), Verdict::Duplicate);
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub struct Auth {
     validation: Validation,
     argon: Argon2<'static>,
     pub access_ttl_secs: u64,
+    dummy: std::sync::OnceLock<String>,
 }
 
 impl Auth {
@@ -52,6 +53,7 @@ impl Auth {
             validation,
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
             access_ttl_secs,
+            dummy: std::sync::OnceLock::new(),
         })
     }
 
@@ -63,6 +65,13 @@ impl Auth {
             .hash_password_with_salt(password.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| ServerError::Internal(format!("hash: {e}")))
+    }
+
+    /// A hash of a random password with our parameters, to verify against
+    /// when the username is unknown (CPU-heavy on first use).
+    pub fn dummy_hash(&self) -> &str {
+        self.dummy
+            .get_or_init(|| self.hash_password(&random_token(16)).unwrap_or_default())
     }
 
     /// Checks a password against a stored hash (CPU-heavy).

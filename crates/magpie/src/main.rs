@@ -52,7 +52,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Config(args) => {
-            let cfg = config::load(&args)?;
+            let mut cfg = config::load(&args)?;
+            // Secrets are shown as set or not, never printed.
+            for secret in [&mut cfg.auth.jwt_secret, &mut cfg.internal.service_key] {
+                if !secret.is_empty() {
+                    *secret = "(set)".into();
+                }
+            }
             println!("{}", serde_json::to_string_pretty(&cfg)?);
         }
         Cmd::Serve(args) => {

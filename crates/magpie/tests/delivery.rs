@@ -382,3 +382,55 @@ async fn unacknowledged_pushes_are_resent_and_a_full_window_closes_the_connectio
     let convs = b2.sync(&[], 100).await;
     assert_eq!(convs[0].messages.len(), 6);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_unread_mode_shapes_the_answer() {
+    let s = TestServer::start().await;
+    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    s.http_send(&ta, tb.user_id, ClientMsgId::new_v7(), "one")
+        .await;
+    let get = async |mode: &str| {
+        let (st, _) = s
+            .call(
+                "PUT",
+                "/v1/settings",
+                Some(&tb.access_token),
+                Some(serde_json::json!({"unread_mode": mode})),
+            )
+            .await;
+        assert_eq!(st, 200);
+        s.call("GET", "/v1/unread", Some(&tb.access_token), None)
+            .await
+            .1
+    };
+    let per = get("per_conversation").await;
+    assert_eq!(
+        (
+            per["total"].as_i64(),
+            per["convs"].as_array().unwrap().len()
+        ),
+        (Some(1), 1)
+    );
+    let total = get("total_only").await;
+    assert_eq!(
+        (
+            total["total"].as_i64(),
+            total["convs"].as_array().unwrap().len()
+        ),
+        (Some(1), 0)
+    );
+    let off = get("off").await;
+    assert_eq!(
+        (
+            off["total"].as_i64(),
+            off["convs"].as_array().unwrap().len()
+        ),
+        (Some(0), 0)
+    );
+    // The setting is per device: another device of bob still sees counts.
+    let other = s.login("bob", "laptop").await;
+    let (_, body) = s
+        .call("GET", "/v1/unread", Some(&other.access_token), None)
+        .await;
+    assert_eq!(body["total"].as_i64(), Some(1));
+}

@@ -224,7 +224,11 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
         .remove_route(user, &device, &app.cfg.node, conn)
         .await;
     let why = if logout { "logout" } else { reason(ended) };
-    let _ = app.presence(user, &device, false, Some(why)).await;
+    // A replaced connection's device is still online (on its new
+    // connection): announcing it offline would be false.
+    if ended != Some(ErrorCode::Replaced) {
+        let _ = app.presence(user, &device, false, Some(why)).await;
+    }
     metrics::gauge!(m::CONNECTIONS, "transport" => transport).decrement(1.0);
     tracing::debug!(%user, %device, reason = why, "session ended");
 }

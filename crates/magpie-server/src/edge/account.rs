@@ -84,19 +84,24 @@ pub async fn login(
             "wrong username or password".into(),
         )
     };
-    let user = app
-        .store
-        .user_by_name(&req.username)
-        .await?
-        .ok_or_else(bad)?;
+    let user = app.store.user_by_name(&req.username).await?;
+    // An unknown username costs the same hash as a wrong password, so the
+    // answer time does not tell which usernames exist.
     let a = app.clone();
-    let hash = user.password_hash.clone();
-    let ok = tokio::task::spawn_blocking(move || a.auth.verify_password(&req.password, &hash))
-        .await
-        .map_err(|e| ServerError::Internal(e.to_string()))?;
-    if !ok {
-        return Err(bad());
-    }
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || {
+        let ok = a.auth.verify_password(
+            &req.password,
+            hash.as_deref().unwrap_or(a.auth.dummy_hash()),
+        );
+        ok && hash.is_some()
+    })
+    .await
+    .map_err(|e| ServerError::Internal(e.to_string()))?;
+    let user = match user {
+        Some(u) if ok => u,
+        _ => return Err(bad()),
+    };
     let device = req
         .device
         .unwrap_or_else(|| DeviceId::new("default").expect("valid device id"));

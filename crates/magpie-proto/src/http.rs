@@ -118,6 +118,19 @@ pub struct SendResult {
     pub duplicate: bool,
 }
 
+impl SendResult {
+    pub fn new(cmid: ClientMsgId, a: magpie_core::Accepted) -> Self {
+        SendResult {
+            cmid,
+            server_id: a.server_id,
+            conv: a.conv,
+            seq: a.seq,
+            sent_at: a.sent_at,
+            duplicate: a.duplicate,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SyncRequest {
     #[serde(default)]

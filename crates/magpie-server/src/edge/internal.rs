@@ -4,7 +4,6 @@
 
 use super::account::{create_user, issue_tokens};
 use super::extract::{ApiJson, Service};
-use super::messages::send_result;
 use crate::app::App;
 use crate::error::{Result, ServerError};
 use crate::logic::SendInput;
@@ -60,9 +59,6 @@ pub async fn send(
         body: req.body,
         persistence: req.persistence,
     };
-    let mut results = app.send_batch(from, None, vec![input]).await;
-    let accepted = results
-        .pop()
-        .unwrap_or_else(|| Err(ServerError::Internal("no result".into())))?;
-    Ok(Json(send_result(cmid, accepted)))
+    let accepted = app.send_one(from, None, input).await?;
+    Ok(Json(SendResult::new(cmid, accepted)))
 }

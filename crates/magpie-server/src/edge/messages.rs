@@ -7,23 +7,12 @@ use crate::error::{Result, ServerError};
 use crate::logic::SendInput;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use magpie_core::{Accepted, ClientMsgId, ConvId, Seq};
+use magpie_core::{ConvId, Seq};
 use magpie_proto::http::{
     HistoryPage, ReadRequest, ReadResponse, SendRequest, SendResult, SyncRequest, SyncResponse,
     UnreadResponse,
 };
 use serde::Deserialize;
-
-pub fn send_result(cmid: ClientMsgId, a: Accepted) -> SendResult {
-    SendResult {
-        cmid,
-        server_id: a.server_id,
-        conv: a.conv,
-        seq: a.seq,
-        sent_at: a.sent_at,
-        duplicate: a.duplicate,
-    }
-}
 
 pub async fn send(
     State(app): State<App>,
@@ -37,11 +26,8 @@ pub async fn send(
         body: req.body,
         persistence: req.persistence,
     };
-    let mut results = app.send_batch(p.user, Some(&p.device), vec![input]).await;
-    let accepted = results
-        .pop()
-        .unwrap_or_else(|| Err(ServerError::Internal("no result".into())))?;
-    Ok(Json(send_result(cmid, accepted)))
+    let accepted = app.send_one(p.user, Some(&p.device), input).await?;
+    Ok(Json(SendResult::new(cmid, accepted)))
 }
 
 pub async fn sync(

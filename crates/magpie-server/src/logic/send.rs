@@ -77,6 +77,19 @@ impl App {
             .collect()
     }
 
+    /// Sends one message (HTTP and the internal API).
+    pub async fn send_one(
+        &self,
+        from: UserId,
+        device: Option<&DeviceId>,
+        input: SendInput,
+    ) -> Result<Accepted> {
+        let mut results = self.send_batch(from, device, vec![input]).await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(ServerError::Internal("send result missing".into())))
+    }
+
     async fn prepare(
         &self,
         from: UserId,

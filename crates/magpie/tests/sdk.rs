@@ -32,14 +32,6 @@ async fn connect_with(
         .expect("sdk connect")
 }
 
-/// The next event, failing the test after `wait`.
-async fn next_event(c: &Client, wait: Duration) -> Event {
-    tokio::time::timeout(wait, c.next_event())
-        .await
-        .expect("timed out waiting for an event")
-        .expect("client event stream ended")
-}
-
 /// Skips events until `pred` matches; returns everything skipped plus the match.
 async fn wait_for(c: &Client, wait: Duration, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
     let deadline = tokio::time::Instant::now() + wait;

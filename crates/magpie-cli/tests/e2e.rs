@@ -1,0 +1,264 @@
+//! The command-line client drives a full conversation between two users
+//! against a real in-process node: register, login, `listen` over both
+//! transports, `send`, `history`, `unread`, `read`, and a failing command.
+//! Every child process is killed if the test ends early (`kill_on_drop`).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// Generous: a one-shot command on a loaded machine.
+const CMD_WAIT: Duration = Duration::from_secs(60);
+
+struct Node {
+    running: Option<magpie_server::Running>,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+async fn start_node() -> Node {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = magpie_server::Config {
+        data_dir: data.path().to_path_buf(),
+        ..magpie_server::Config::default()
+    };
+    cfg.http.listen = "127.0.0.1:0".into();
+    cfg.tcp.listen = "127.0.0.1:0".into();
+    cfg.auth.argon2_m_kib = 64;
+    cfg.auth.argon2_t = 1;
+    let running = magpie_server::start(cfg).await.unwrap();
+    let base = format!("http://{}", running.http_addr);
+    Node {
+        running: Some(running),
+        base,
+        _data: data,
+    }
+}
+
+/// `magpie-cli --server BASE --config-dir DIR --profile PROFILE --json ARGS...`,
+/// with no inherited MAGPIE_* environment.
+fn cli(node: &Node, dir: &Path, profile: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_magpie-cli"));
+    c.args(["--server", &node.base])
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["--profile", profile, "--json"])
+        .args(args)
+        .env_remove("MAGPIE_PASSWORD")
+        .env_remove("MAGPIE_SERVER")
+        .env_remove("MAGPIE_CLI_DIR")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    c
+}
+
+/// Runs a command to completion (killed if it takes longer than CMD_WAIT).
+async fn run(mut cmd: Command) -> Output {
+    tokio::time::timeout(CMD_WAIT, cmd.output())
+        .await
+        .expect("magpie-cli did not finish in time")
+        .expect("spawn magpie-cli")
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs a command that must succeed and print exactly one JSON line.
+async fn ok_json(cmd: Command) -> Value {
+    let o = run(cmd).await;
+    assert!(o.status.success(), "{}", describe(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1, "{}", describe(&o));
+    lines.into_iter().next().unwrap()
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}\n{}", describe(o)))
+        })
+        .collect()
+}
+
+/// Starts `listen` with piped output; the caller waits for it with `finish`.
+fn spawn_listen(node: &Node, dir: &Path, profile: &str, extra: &[&str]) -> Child {
+    let mut args = vec!["listen", "--timeout-secs", "30"];
+    args.extend_from_slice(extra);
+    let mut c = cli(node, dir, profile, &args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.spawn().expect("spawn listen")
+}
+
+async fn finish(child: Child) -> Output {
+    tokio::time::timeout(CMD_WAIT, child.wait_with_output())
+        .await
+        .expect("listen did not exit in time")
+        .expect("wait for listen")
+}
+
+/// (seq, body, from) of each printed message.
+fn messages(lines: &[Value]) -> Vec<(i64, String, i64)> {
+    lines
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_i64().expect("seq"),
+                m["body"].as_str().expect("body").to_string(),
+                m["from"].as_i64().expect("from"),
+            )
+        })
+        .collect()
+}
+
+/// Polls `unread` until `pred` holds (counters are updated by a worker).
+async fn unread_until(node: &Node, dir: &Path, pred: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = ok_json(cli(node, dir, "alice", &["unread"])).await;
+        if pred(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("unread never matched; last answer {last}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_drives_a_full_conversation_between_two_users() {
+    let mut node = start_node().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+
+    // Register with --password, log in with MAGPIE_PASSWORD.
+    for name in ["alice", "bob"] {
+        let r = ok_json(cli(
+            &node,
+            dir,
+            name,
+            &["register", name, "--password", "password123"],
+        ))
+        .await;
+        assert_eq!(r["username"], name);
+    }
+    let login = |name: &str| {
+        let mut c = cli(&node, dir, name, &["login", name]);
+        c.env("MAGPIE_PASSWORD", "password123");
+        c
+    };
+    let a = ok_json(login("alice")).await;
+    let b = ok_json(login("bob")).await;
+    assert_eq!(
+        (a["profile"].as_str(), b["profile"].as_str()),
+        (Some("alice"), Some("bob"))
+    );
+    let alice_id = a["user_id"].as_i64().unwrap();
+    let bob_id = b["user_id"].as_i64().unwrap();
+    assert_ne!(alice_id, bob_id);
+    let (alice_s, bob_s) = (alice_id.to_string(), bob_id.to_string());
+
+    // Bob listens over WebSocket (the device default) for two messages.
+    let bob_listen = spawn_listen(&node, dir, "bob", &["--count", "2"]);
+    let s1 = ok_json(cli(&node, dir, "alice", &["send", &bob_s, "hello", "bob"])).await;
+    assert_eq!(
+        (s1["seq"].as_i64(), s1["duplicate"].as_bool()),
+        (Some(1), Some(false))
+    );
+    let s2 = ok_json(cli(&node, dir, "alice", &["send", &bob_s, "second"])).await;
+    assert_eq!(s2["seq"].as_i64(), Some(2));
+    let o = finish(bob_listen).await;
+    assert!(o.status.success(), "{}", describe(&o));
+    assert_eq!(
+        messages(&json_lines(&o)),
+        [
+            (1, "hello bob".to_string(), alice_id),
+            (2, "second".to_string(), alice_id)
+        ],
+        "{}",
+        describe(&o)
+    );
+
+    // Alice listens over TCP: her first run starts from the beginning, so it
+    // prints her own two messages and then bob's reply.
+    let alice_listen = spawn_listen(&node, dir, "alice", &["--transport", "tcp", "--count", "3"]);
+    let r = ok_json(cli(&node, dir, "bob", &["send", &alice_s, "hi", "alice"])).await;
+    assert_eq!(r["seq"].as_i64(), Some(3));
+    let o = finish(alice_listen).await;
+    assert!(o.status.success(), "{}", describe(&o));
+    let note = format!("listening as user {alice_id}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&note),
+        "{}",
+        describe(&o)
+    );
+    assert_eq!(
+        messages(&json_lines(&o)),
+        [
+            (1, "hello bob".to_string(), alice_id),
+            (2, "second".to_string(), alice_id),
+            (3, "hi alice".to_string(), bob_id)
+        ],
+        "{}",
+        describe(&o)
+    );
+
+    // History: newest first, three messages.
+    let page = ok_json(cli(&node, dir, "alice", &["history", &bob_s])).await;
+    let seqs: Vec<i64> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [3, 2, 1], "{page}");
+    assert_eq!(page["messages"][0]["body"], "hi alice");
+
+    // Unread: one from bob, then none after reading up to 3.
+    let u = unread_until(&node, dir, |u| u["total"] == 1).await;
+    let conv = u["convs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["peer"].as_i64() == Some(bob_id))
+        .unwrap_or_else(|| panic!("no conversation with bob: {u}"))
+        .clone();
+    assert_eq!(conv["unread"].as_i64(), Some(1), "{u}");
+    assert_eq!(conv["last_seq"].as_i64(), Some(3), "{u}");
+    let r = ok_json(cli(&node, dir, "alice", &["read", &bob_s, "3"])).await;
+    assert_eq!(r["seq"].as_i64(), Some(3));
+    let u = unread_until(&node, dir, |u| u["total"] == 0).await;
+    assert!(
+        u["convs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["unread"].as_i64() == Some(0)),
+        "{u}"
+    );
+
+    // A failing command: exit status 1, the error code on stderr (and in-band
+    // on stdout with --json).
+    let o = run(cli(&node, dir, "alice", &["send", "999999", "anyone?"])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("error: unknown_recipient"),
+        "{}",
+        describe(&o)
+    );
+    assert_eq!(json_lines(&o)[0]["error"]["code"], "unknown_recipient");
+
+    if let Some(r) = node.running.take() {
+        r.shutdown(Duration::from_secs(3)).await;
+    }
+}

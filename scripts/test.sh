@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, then every test of every crate.
-# Embedded backends only today; the cluster backends (scripts/services.sh)
-# join when their adapters land.
+# The whole test suite: formatting, lints, then every test of every crate,
+# against the embedded backends and the real services.
+#
+# 1. scripts/services.sh starts PostgreSQL, MariaDB, Redis and NATS (installing
+#    them when absent) and exports their URLs (MAGPIE_TEST_*_URL); the
+#    conformance suites run against every backend with them.
+# 2. The whole-server black-box tests (crates/magpie/tests) run three times:
+#    embedded, then on PostgreSQL + Redis + JetStream, then on MySQL + Redis +
+#    JetStream (MAGPIE_TEST_BACKENDS=cluster, MAGPIE_TEST_STORE=mysql).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+eval "$(scripts/services.sh start)"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked --no-fail-fast
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+cargo test --workspace --all-features --locked --no-fail-fast
+MAGPIE_TEST_BACKENDS=cluster cargo test -p magpie --all-features --locked --no-fail-fast
+MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_STORE=mysql cargo test -p magpie --all-features --locked --no-fail-fast

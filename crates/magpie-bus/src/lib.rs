@@ -14,6 +14,8 @@
 
 mod embedded;
 mod error;
+#[cfg(feature = "jetstream")]
+mod jetstream;
 pub mod testsuite;
 
 use async_trait::async_trait;
@@ -23,6 +25,8 @@ use std::time::Duration;
 
 pub use embedded::{EmbeddedBus, EmbeddedOptions};
 pub use error::BusError;
+#[cfg(feature = "jetstream")]
+pub use jetstream::JetStreamBus;
 
 pub type Result<T> = std::result::Result<T, BusError>;
 
@@ -100,6 +104,10 @@ impl Bus {
     pub async fn open(url: &str) -> Result<Bus> {
         if let Some(path) = url.strip_prefix("embedded://") {
             return Ok(Bus::new(EmbeddedBus::open(path).await?));
+        }
+        #[cfg(feature = "jetstream")]
+        if url.starts_with("nats://") {
+            return Ok(Bus::new(JetStreamBus::open(url).await?));
         }
         Err(BusError::Config(format!(
             "unknown bus url {url:?}: expected embedded://PATH"

@@ -15,6 +15,10 @@
 
 mod error;
 pub mod mem;
+#[cfg(feature = "redis")]
+pub mod redis_state;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod sqlite;
 mod state;
 mod store;

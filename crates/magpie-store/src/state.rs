@@ -127,6 +127,12 @@ impl State {
         if url == "mem://" || url.starts_with("mem://") {
             return Ok(State::new(crate::mem::MemState::new()));
         }
+        #[cfg(feature = "redis")]
+        if url.starts_with("redis://") {
+            return Ok(State::new(
+                crate::redis_state::RedisState::open_url(url).await?,
+            ));
+        }
         Err(StoreError::Config(format!(
             "unknown state url {url:?}: expected mem://"
         )))

@@ -131,10 +131,26 @@ impl Store {
     }
 
     /// Opens the backend a URL names: `sqlite:///path/to/file.sqlite3` or
-    /// `sqlite::memory:`.
+    /// `sqlite::memory:`; with the `sql` feature also `postgres://…` and
+    /// `mysql://…` (schema migrated at open).
     pub async fn open(url: &str) -> Result<Store> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             return Ok(Store::new(crate::sqlite::SqliteStore::open(path).await?));
+        }
+        #[cfg(feature = "sql")]
+        {
+            use crate::sql::{DEFAULT_PARTITIONS, MySqlStore, PgStore, is_postgres};
+            let ttl = crate::sqlite::DEFAULT_OFFLINE_TTL_MS;
+            if is_postgres(url) {
+                return Ok(Store::new(
+                    PgStore::connect(url, ttl, DEFAULT_PARTITIONS).await?,
+                ));
+            }
+            if url.starts_with("mysql://") {
+                return Ok(Store::new(
+                    MySqlStore::connect(url, ttl, DEFAULT_PARTITIONS).await?,
+                ));
+            }
         }
         if url == "sqlite::memory:" {
             return Ok(Store::new(

@@ -23,6 +23,8 @@ enum Cmd {
     Serve(config::ServeArgs),
     /// Print the effective configuration (after file, environment and flags) as JSON.
     Config(config::ServeArgs),
+    /// Create or upgrade the durable store's schema (also done at start), then exit.
+    Migrate(config::ServeArgs),
 }
 
 fn init_logging(json: bool) {
@@ -47,6 +49,17 @@ async fn terminated() {
     }
 }
 
+/// A URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -60,6 +73,14 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             println!("{}", serde_json::to_string_pretty(&cfg)?);
+        }
+        Cmd::Migrate(args) => {
+            init_logging(args.log_json);
+            let cfg = config::load(&args)?;
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            // Opening a store applies its migrations.
+            magpie_store::Store::open(&cfg.store_url()).await?;
+            println!("{}", serde_json::json!({"event": "migrated", "store": redact(&cfg.store_url())}));
         }
         Cmd::Serve(args) => {
             init_logging(args.log_json);

@@ -26,7 +26,11 @@ impl Drop for Node {
 /// Starts `magpie serve` on `dir`; the returned TestServer only talks HTTP
 /// (its `running` is None).
 fn spawn_node(dir: &tempfile::TempDir) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_magpie"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
+    if let Some(ns) = backends::namespace(dir.path()) {
+        cmd.args(["--store", &ns.store, "--state", &ns.state, "--bus", &ns.bus]);
+    }
+    let mut child = cmd
         .args([
             "serve",
             "--http-listen",
@@ -52,6 +56,7 @@ fn spawn_node(dir: &tempfile::TempDir) -> (Child, String) {
 }
 
 fn node(dir: tempfile::TempDir) -> Node {
+    let ns = backends::namespace(dir.path());
     let (child, base) = spawn_node(&dir);
     Node {
         child,
@@ -60,6 +65,7 @@ fn node(dir: tempfile::TempDir) -> Node {
             base,
             dir,
             http: reqwest::Client::new(),
+            ns,
         },
     }
 }

@@ -203,6 +203,7 @@ async fn shutdown_tells_clients_to_reconnect_and_loses_nothing() {
         base: String::new(),
         dir: s.dir,
         http: reqwest::Client::new(),
+        ns: s.ns,
     };
     let base = format!("http://{}", s2.running.as_ref().unwrap().http_addr);
     let s2 = TestServer { base, ..s2 };

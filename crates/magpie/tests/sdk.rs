@@ -143,11 +143,13 @@ async fn start_fixed(dir: &std::path::Path, http: u16, tcp: u16) -> magpie_serve
 async fn reconnects_and_resyncs_after_restart(transport: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let (http_port, tcp_port) = (free_port(), free_port());
+    let ns = backends::namespace(dir.path());
     let mut s = TestServer {
         running: Some(start_fixed(dir.path(), http_port, tcp_port).await),
         base: format!("http://127.0.0.1:{http_port}"),
         dir,
         http: reqwest::Client::new(),
+        ns,
     };
     let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
     let opts = ClientOptions {

@@ -3,6 +3,8 @@
 //! clients for both transports (raw so tests see exactly what is on the wire).
 #![allow(dead_code)]
 
+pub mod backends;
+
 use futures_util::{SinkExt, StreamExt};
 use magpie_core::{ClientMsgId, ConvId, Seq, UserId};
 use magpie_proto::http::{ConnectResponse, Tokens};
@@ -28,6 +30,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     cfg.auth.argon2_t = 1;
     cfg.internal.service_key = "service-key-for-tests".into();
     cfg.retention.sweep_interval_secs = 1;
+    cfg.workers.ack_wait_ms = 5_000;
+    if let Some(ns) = backends::namespace(dir) {
+        ns.apply(&mut cfg);
+    }
     cfg
 }
 
@@ -36,6 +42,8 @@ pub struct TestServer {
     pub base: String,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// The cluster namespace (None with embedded backends); kept alive as long as the server.
+    pub ns: Option<std::sync::Arc<backends::Namespace>>,
 }
 
 impl TestServer {
@@ -45,6 +53,7 @@ impl TestServer {
 
     pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
+        let ns = backends::namespace(dir.path());
         let mut cfg = test_config(dir.path());
         f(&mut cfg);
         let running = magpie_server::start(cfg).await.unwrap();
@@ -54,6 +63,7 @@ impl TestServer {
             base,
             dir,
             http: reqwest::Client::new(),
+            ns,
         }
     }
 

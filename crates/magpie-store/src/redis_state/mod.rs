@@ -1,0 +1,275 @@
+//! `RedisState`: the [`StateBackend`] on Redis (the notes' Redis layer).
+//!
+//! This module owns the Redis key layout of the fast state, its Lua scripts
+//! and the mapping of Redis errors to [`StoreError`]. Every key lives under
+//! `{prefix}:` so several deployments (or test runs) can share one server:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:route:{uid}` | hash | device → JSON [`Route`] (the truth) |
+//! | `P:node:{node}` | hash | `uid:device` → JSON [`Route`] (an index) |
+//! | `P:idem:{from}:cmid` | string, PX | JSON [`Accepted`] |
+//! | `P:ticket:t` | string, PX | JSON [`TicketClaims`] |
+//! | `P:offline:{uid}:conv` | zset | score seq, member `seq:payload` |
+//! | `P:unread:{uid}` | hash | `c:conv` count, `w:conv` watermark, `loaded` |
+//!
+//! The braces are Redis Cluster hash tags: every key a Lua script touches is
+//! a single key, and all keys of one user share a slot. The connection is a
+//! [`ConnectionManager`], which reconnects by itself; it is a cheap clone of a
+//! multiplexed connection, so each call clones it and no lock is ever held
+//! across an `.await`.
+
+use crate::error::{Result, StoreError};
+use crate::state::{Route, StateBackend, TicketClaims, UnreadCache};
+use async_trait::async_trait;
+use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use scripts::Scripts;
+use std::collections::HashMap;
+use std::time::Duration;
+
+mod queues;
+mod routes;
+mod scripts;
+
+/// The prefix used when a `redis://` URL does not name one.
+pub const DEFAULT_PREFIX: &str = "magpie";
+
+/// Fast state kept in one Redis server (standalone or behind a proxy).
+pub struct RedisState {
+    con: ConnectionManager,
+    keys: Keys,
+    scripts: Scripts,
+}
+
+impl RedisState {
+    /// Connects to `url` (a plain redis URL, without our `prefix` parameter);
+    /// every key is written under `{prefix}:`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisState> {
+        // Braces would break the hash tags; glob characters would make the
+        // prefix unusable in SCAN MATCH for cleanup and sweeps.
+        if prefix.is_empty() || prefix.contains(['{', '}', '*', '?', '[', ']', ' ']) {
+            return Err(StoreError::Config(format!(
+                "bad redis key prefix {prefix:?}: must be non-empty, without braces, globs or spaces"
+            )));
+        }
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Config(format!("bad redis url: {e}")))?;
+        // Fail fast rather than queue callers behind a dead server: the
+        // library's 500 ms response timeout is tight for a large HGETALL.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(3);
+        let con = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        Ok(RedisState {
+            con,
+            keys: Keys {
+                prefix: prefix.to_string(),
+            },
+            scripts: Scripts::new(),
+        })
+    }
+
+    /// Opens `redis://host:port/db?prefix=name&…`: the `prefix` parameter
+    /// (default [`DEFAULT_PREFIX`]) is ours and is removed before the URL is
+    /// handed to the redis client, which would reject it.
+    pub async fn open_url(url: &str) -> Result<RedisState> {
+        let (url, prefix) = split_prefix(url);
+        RedisState::connect(&url, &prefix).await
+    }
+
+    /// The key prefix, without the trailing `:`.
+    pub fn prefix(&self) -> &str {
+        &self.keys.prefix
+    }
+
+    /// A connection handle for one call (a clone shares the multiplexed
+    /// connection; cloning never blocks).
+    fn con(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+}
+
+/// Splits our `prefix` query parameter off a redis URL.
+fn split_prefix(url: &str) -> (String, String) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), DEFAULT_PREFIX.to_string());
+    };
+    let mut prefix = DEFAULT_PREFIX.to_string();
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.strip_prefix("prefix=") {
+            Some(p) => prefix = p.to_string(),
+            None => rest.push(pair),
+        }
+    }
+    if rest.is_empty() {
+        (base.to_string(), prefix)
+    } else {
+        (format!("{base}?{}", rest.join("&")), prefix)
+    }
+}
+
+/// The key names. Per-user keys carry the user id as hash tag.
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn route(&self, user: UserId) -> String {
+        format!("{}:route:{{{}}}", self.prefix, user.0)
+    }
+    fn node(&self, node: &str) -> String {
+        format!("{}:node:{{{node}}}", self.prefix)
+    }
+    fn idem(&self, from: UserId, cmid: ClientMsgId) -> String {
+        format!("{}:idem:{{{}}}:{cmid}", self.prefix, from.0)
+    }
+    fn ticket(&self, ticket: &str) -> String {
+        format!("{}:ticket:{ticket}", self.prefix)
+    }
+    fn offline(&self, user: UserId, conv: &ConvId) -> String {
+        format!("{}:offline:{{{}}}:{conv}", self.prefix, user.0)
+    }
+    fn unread(&self, user: UserId) -> String {
+        format!("{}:unread:{{{}}}", self.prefix, user.0)
+    }
+}
+
+/// Any Redis failure (connection, timeout, server error) may be retried.
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encode: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("redis value: {e}")))
+}
+
+#[async_trait]
+impl StateBackend for RedisState {
+    async fn add_route(&self, route: &Route) -> Result<()> {
+        self.add_route_impl(route).await
+    }
+
+    async fn remove_route(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        node: &str,
+        conn: u64,
+    ) -> Result<bool> {
+        self.remove_route_impl(user, device, node, conn).await
+    }
+
+    async fn routes(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<Route>>> {
+        self.routes_impl(users).await
+    }
+
+    async fn node_routes(&self, node: &str) -> Result<Vec<Route>> {
+        self.node_routes_impl(node).await
+    }
+
+    async fn idem_put(
+        &self,
+        from: UserId,
+        cmid: ClientMsgId,
+        accepted: &Accepted,
+        ttl_ms: u64,
+    ) -> Result<()> {
+        self.idem_put_impl(from, cmid, accepted, ttl_ms).await
+    }
+
+    async fn idem_get(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>> {
+        self.idem_get_impl(from, cmid).await
+    }
+
+    async fn ticket_put(&self, ticket: &str, claims: &TicketClaims, ttl_ms: u64) -> Result<()> {
+        self.ticket_put_impl(ticket, claims, ttl_ms).await
+    }
+
+    async fn ticket_take(&self, ticket: &str) -> Result<Option<TicketClaims>> {
+        self.ticket_take_impl(ticket).await
+    }
+
+    async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {
+        self.offline_add_impl(items).await
+    }
+
+    async fn offline_newest(
+        &self,
+        user: UserId,
+        conv: &ConvId,
+        n: usize,
+    ) -> Result<Vec<(Seq, String)>> {
+        self.offline_newest_impl(user, conv, n).await
+    }
+
+    async fn offline_after(
+        &self,
+        user: UserId,
+        conv: &ConvId,
+        after: Seq,
+        n: usize,
+    ) -> Result<Vec<(Seq, String)>> {
+        self.offline_after_impl(user, conv, after, n).await
+    }
+
+    async fn offline_trim(&self, user: UserId, conv: &ConvId, up_to: Seq) -> Result<usize> {
+        self.offline_trim_impl(user, conv, up_to).await
+    }
+
+    async fn offline_remove(&self, user: UserId, conv: &ConvId, seqs: &[Seq]) -> Result<()> {
+        self.offline_remove_impl(user, conv, seqs).await
+    }
+
+    async fn unread_count(&self, items: &[(UserId, ConvId, Seq)]) -> Result<()> {
+        self.unread_count_impl(items).await
+    }
+
+    async fn unread_reset(&self, user: UserId, conv: &ConvId, count: i64, upto: Seq) -> Result<()> {
+        self.unread_reset_impl(user, conv, count, upto).await
+    }
+
+    async fn unread_load(&self, user: UserId, cache: &UnreadCache) -> Result<()> {
+        self.unread_load_impl(user, cache).await
+    }
+
+    async fn unread_get(&self, user: UserId) -> Result<Option<UnreadCache>> {
+        self.unread_get_impl(user).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_parameter_is_split_off_and_defaults() {
+        let (url, p) = split_prefix("redis://h:1/");
+        assert_eq!((url.as_str(), p.as_str()), ("redis://h:1/", DEFAULT_PREFIX));
+        let (url, p) = split_prefix("redis://h:1/2?prefix=im");
+        assert_eq!((url.as_str(), p.as_str()), ("redis://h:1/2", "im"));
+        let (url, p) = split_prefix("redis://h/?protocol=resp3&prefix=x&a=b");
+        assert_eq!(
+            (url.as_str(), p.as_str()),
+            ("redis://h/?protocol=resp3&a=b", "x")
+        );
+    }
+
+    #[test]
+    fn per_user_keys_share_the_user_hash_tag() {
+        let k = Keys { prefix: "m".into() };
+        let c = ConvId::direct(UserId(1), UserId(2));
+        assert_eq!(k.route(UserId(7)), "m:route:{7}");
+        assert_eq!(k.offline(UserId(7), &c), "m:offline:{7}:d:1:2");
+        assert_eq!(k.unread(UserId(7)), "m:unread:{7}");
+        assert_eq!(k.node("n-1"), "m:node:{n-1}");
+    }
+}

@@ -1,0 +1,123 @@
+//! Which backends a test node runs on. Embedded by default; with
+//! `MAGPIE_TEST_BACKENDS=cluster`, a fresh namespace on the real services
+//! started by scripts/services.sh: a new database (PostgreSQL, or MySQL with
+//! `MAGPIE_TEST_STORE=mysql`), a Redis key prefix and a JetStream stream,
+//! all removed when the last handle to the namespace is dropped.
+
+use magpie_server::Config;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+pub struct Namespace {
+    pub store: String,
+    pub state: String,
+    pub bus: String,
+    name: String,
+    admin: String,
+    redis: String,
+    nats: String,
+}
+
+static NAMESPACES: Mutex<Option<HashMap<PathBuf, Weak<Namespace>>>> = Mutex::new(None);
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(scripts/services.sh start)\"`"))
+}
+
+pub fn cluster_mode() -> bool {
+    std::env::var("MAGPIE_TEST_BACKENDS").is_ok_and(|v| v == "cluster")
+}
+
+/// Runs async set-up or clean-up from sync code (`Drop`, `test_config`).
+fn block_on<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(f);
+    })
+    .join()
+    .expect("backend set-up thread panicked");
+}
+
+fn with_path(url: &str, path: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.split('/').next().unwrap();
+    format!("{scheme}://{host}/{path}")
+}
+
+/// The namespace of the node whose data directory is `dir` (created on
+/// first use; a restarted node on the same directory gets the same one).
+pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
+    if !cluster_mode() {
+        return None;
+    }
+    let mut map = NAMESPACES.lock().unwrap();
+    let map = map.get_or_insert_with(HashMap::new);
+    if let Some(ns) = map.get(dir).and_then(Weak::upgrade) {
+        return Some(ns);
+    }
+    let name = format!("magpie_e2e_{:016x}", rand::random::<u64>());
+    let mysql = std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "mysql");
+    let admin = if mysql { env("MAGPIE_TEST_MYSQL_URL") } else { env("MAGPIE_TEST_POSTGRES_URL") };
+    let (a, n) = (admin.clone(), name.clone());
+    block_on(async move {
+        use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(format!("CREATE DATABASE {n}"));
+        if a.starts_with("mysql") {
+            let mut c = sqlx::MySqlConnection::connect(&a).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        } else {
+            let mut c = sqlx::PgConnection::connect(&a).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+    });
+    let redis = env("MAGPIE_TEST_REDIS_URL");
+    let nats = env("MAGPIE_TEST_NATS_URL");
+    let ns = Arc::new(Namespace {
+        store: with_path(&admin, &name),
+        state: format!("{}?prefix={name}", with_path(&redis, "")),
+        bus: format!("{}?stream={name}", with_path(&nats, "")),
+        name,
+        admin,
+        redis,
+        nats,
+    });
+    map.insert(dir.to_path_buf(), Arc::downgrade(&ns));
+    Some(ns)
+}
+
+impl Namespace {
+    pub fn apply(&self, cfg: &mut Config) {
+        cfg.store = self.store.clone();
+        cfg.state = self.state.clone();
+        cfg.bus = self.bus.clone();
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let (name, admin, redis, nats) = (self.name.clone(), self.admin.clone(), self.redis.clone(), self.nats.clone());
+        block_on(async move {
+            use sqlx::Connection;
+            if admin.starts_with("mysql") {
+                if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut c).await;
+                }
+            } else if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await;
+            }
+            if let Ok(client) = redis::Client::open(redis.as_str())
+                && let Ok(mut c) = client.get_multiplexed_async_connection().await
+            {
+                let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{name}:*")).query_async(&mut c).await.unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut c).await;
+                }
+            }
+            if let Ok(client) = async_nats::connect(nats.as_str()).await {
+                let js = async_nats::jetstream::new(client);
+                let _ = js.delete_stream(&name).await;
+            }
+        });
+    }
+}

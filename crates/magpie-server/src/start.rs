@@ -20,7 +20,7 @@ pub struct Running {
     pub app: App,
     pub http_addr: SocketAddr,
     pub tcp_addr: Option<SocketAddr>,
-    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    tasks: Vec<(String, JoinHandle<()>)>,
 }
 
 fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
@@ -114,7 +114,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     let router = crate::edge::router(app.clone());
     let token = shutdown.clone();
     tasks.push((
-        "http",
+        "http".into(),
         tokio::spawn(async move {
             // No Nagle delay: a close frame must not wait behind an error frame.
             let http = http.tap_io(|s| {
@@ -127,7 +127,10 @@ pub async fn start(cfg: Config) -> Result<Running> {
         }),
     ));
     if let Some(l) = tcp {
-        tasks.push(("tcp", tokio::spawn(crate::conn::tcp::serve(app.clone(), l))));
+        tasks.push((
+            "tcp".into(),
+            tokio::spawn(crate::conn::tcp::serve(app.clone(), l)),
+        ));
     }
     tracing::info!(node = %app.cfg.node, %http_addr, tcp = ?tcp_addr, "magpie node started");
     Ok(Running {

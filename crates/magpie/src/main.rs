@@ -80,7 +80,10 @@ async fn main() -> anyhow::Result<()> {
             std::fs::create_dir_all(&cfg.data_dir)?;
             // Opening a store applies its migrations.
             magpie_store::Store::open(&cfg.store_url()).await?;
-            println!("{}", serde_json::json!({"event": "migrated", "store": redact(&cfg.store_url())}));
+            println!(
+                "{}",
+                serde_json::json!({"event": "migrated", "store": redact(&cfg.store_url())})
+            );
         }
         Cmd::Serve(args) => {
             init_logging(args.log_json);

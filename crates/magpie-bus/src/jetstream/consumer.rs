@@ -151,11 +151,10 @@ impl Consumer for JetStreamConsumer {
         // A request, not a plain publish: the server answers once the ack is
         // stored (a "double ack"), which is what makes `ack` durable. All are
         // sent before any answer is awaited.
-        let answers = join_all(
-            asked
-                .iter()
-                .map(|(_, reply)| self.client.request(reply.clone(), Bytes::from_static(b"+ACK"))),
-        )
+        let answers = join_all(asked.iter().map(|(_, reply)| {
+            self.client
+                .request(reply.clone(), Bytes::from_static(b"+ACK"))
+        }))
         .await;
         let mut failed = None;
         for ((offset, _), answer) in asked.iter().zip(answers) {

@@ -11,7 +11,7 @@ impl App {
             serde_json::to_vec(&event).map_err(|e| ServerError::Internal(e.to_string()))?;
         self.bus
             .publish(vec![Outgoing {
-                topic: event.topic().into(),
+                topic: event.topic().into_owned(),
                 msg_id,
                 payload: payload.into(),
             }])

@@ -1,15 +1,22 @@
 //! Best-effort pushes to the devices that are online now.
 //!
-//! Routes are looked up once per batch for all users involved. A push that
-//! fails is not an error: the message is durable and the device gets it by
-//! resend or sync.
+//! Routes are looked up once per batch for all users involved. Connections
+//! on this node are reached through the local hub; connections on other
+//! nodes through one `Deliver` event per node on that node's topic. A push
+//! that fails is not an error: the message is durable and the device gets
+//! it by resend or sync.
 
 use crate::app::App;
 use crate::conn::hub::Outbound;
 use crate::metrics as m;
-use magpie_core::{DeviceId, Message, UserId};
+use magpie_bus::Outgoing;
+use magpie_core::{BusEvent, DeliverPayload, DeviceId, Message, UserId};
 use magpie_proto::ServerFrame;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Remote pushes gathered per (node, item) before publishing them together.
+type Remote = BTreeMap<(String, usize), Vec<(UserId, u64)>>;
 
 impl App {
     /// Pushes each message to every device of its receiver and to the
@@ -29,7 +36,8 @@ impl App {
             }
         };
         let mut pushed = 0u64;
-        for msg in msgs {
+        let mut remote = Remote::new();
+        for (i, msg) in msgs.iter().enumerate() {
             let mut targets: Vec<UserId> = vec![msg.to];
             if msg.from != msg.to {
                 targets.push(msg.from);
@@ -40,11 +48,11 @@ impl App {
                         continue;
                     }
                     if route.node != self.cfg.node {
-                        // Another node holds this device: cross-node delivery
-                        // belongs to cluster mode; the device syncs meanwhile.
-                        continue;
-                    }
-                    if self
+                        remote
+                            .entry((route.node.clone(), i))
+                            .or_default()
+                            .push((user, route.conn));
+                    } else if self
                         .hub
                         .deliver(user, route.conn, Outbound::Push(msg.clone()))
                     {
@@ -54,6 +62,20 @@ impl App {
             }
         }
         metrics::counter!(m::PUSHED).increment(pushed);
+        let events = remote.into_iter().map(|((node, i), targets)| {
+            let id = format!("x:{node}:{}", msgs[i].server_id);
+            (
+                BusEvent::Deliver {
+                    node,
+                    targets,
+                    payload: DeliverPayload::Msg {
+                        msg: (*msgs[i]).clone(),
+                    },
+                },
+                id,
+            )
+        });
+        self.publish_deliveries(events.collect()).await;
     }
 
     /// Sends one event frame to every online device of `user`.
@@ -61,11 +83,57 @@ impl App {
         let Ok(routes) = self.state.routes(&[user]).await else {
             return;
         };
+        let mut remote: BTreeMap<String, Vec<(UserId, u64)>> = BTreeMap::new();
         for route in routes.get(&user).into_iter().flatten() {
             if route.node == self.cfg.node {
                 self.hub
                     .deliver(user, route.conn, Outbound::Frame(frame.clone()));
+            } else {
+                remote
+                    .entry(route.node.clone())
+                    .or_default()
+                    .push((user, route.conn));
             }
+        }
+        if remote.is_empty() {
+            return;
+        }
+        let Ok(json) = serde_json::to_value(&frame) else {
+            return;
+        };
+        let events = remote.into_iter().map(|(node, targets)| {
+            let id = format!("f:{node}:{}", self.ids.next());
+            (
+                BusEvent::Deliver {
+                    node,
+                    targets,
+                    payload: DeliverPayload::Frame {
+                        frame: json.clone(),
+                    },
+                },
+                id,
+            )
+        });
+        self.publish_deliveries(events.collect()).await;
+    }
+
+    async fn publish_deliveries(&self, events: Vec<(BusEvent, String)>) {
+        if events.is_empty() {
+            return;
+        }
+        let out: Vec<Outgoing> = events
+            .into_iter()
+            .filter_map(|(ev, msg_id)| {
+                let payload = serde_json::to_vec(&ev).ok()?;
+                Some(Outgoing {
+                    topic: ev.topic().into_owned(),
+                    msg_id,
+                    payload: payload.into(),
+                })
+            })
+            .collect();
+        if let Err(e) = self.bus.publish(out).await {
+            tracing::warn!(error = %e, "cross-node push not published; devices will sync");
         }
     }
 }

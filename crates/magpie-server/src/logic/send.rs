@@ -155,7 +155,7 @@ impl App {
             let payload =
                 serde_json::to_vec(&event).map_err(|e| ServerError::Internal(e.to_string()))?;
             events.push(Outgoing {
-                topic: event.topic().into(),
+                topic: event.topic().into_owned(),
                 msg_id: format!("m:{}", msg.server_id),
                 payload: payload.into(),
             });

@@ -6,6 +6,7 @@
 //! event that keeps failing is parked on `dead.<group>` after
 //! `workers.max_attempts` attempts, with a metric — never silently skipped.
 
+mod deliver;
 mod offline;
 mod presence;
 mod retention;
@@ -22,27 +23,28 @@ use tokio::task::JoinHandle;
 /// One kind of worker: its group, its topics and how it applies events.
 #[async_trait]
 pub trait Worker: Send + Sync + 'static {
-    fn group(&self) -> &'static str;
-    fn topics(&self) -> &'static [&'static str];
+    fn group(&self) -> String;
+    fn topics(&self) -> Vec<String>;
     /// Applies a batch; on error every event is retried one by one.
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()>;
 }
 
 /// Starts every worker kind; they stop after their current batch once the
 /// app's shutdown token is cancelled.
-pub fn spawn_all(app: &App) -> Vec<(&'static str, JoinHandle<()>)> {
+pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
     let workers: Vec<Box<dyn Worker>> = vec![
         Box::new(offline::Offline),
         Box::new(unread::Unread),
         Box::new(retention::Storage),
         Box::new(presence::PresenceFanout),
+        Box::new(deliver::Deliver::for_node(app.node())),
     ];
-    let mut handles: Vec<(&'static str, JoinHandle<()>)> = workers
+    let mut handles: Vec<(String, JoinHandle<()>)> = workers
         .into_iter()
         .map(|w| (w.group(), tokio::spawn(run(app.clone(), w))))
         .collect();
     handles.push((
-        "retention-sweeper",
+        "retention-sweeper".into(),
         tokio::spawn(retention::sweep(app.clone())),
     ));
     handles
@@ -52,15 +54,13 @@ async fn run(app: App, worker: Box<dyn Worker>) {
     let opts = ConsumerOptions {
         ack_wait: Duration::from_millis(app.cfg.workers.ack_wait_ms),
     };
+    let (group, topics) = (worker.group(), worker.topics());
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     let mut consumer = loop {
-        match app
-            .bus
-            .consumer(worker.group(), worker.topics(), opts.clone())
-            .await
-        {
+        match app.bus.consumer(&group, &topics, opts.clone()).await {
             Ok(c) => break c,
             Err(e) => {
-                tracing::error!(group = worker.group(), error = %e, "cannot join consumer group; retrying");
+                tracing::error!(group = %group, error = %e, "cannot join consumer group; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = app.shutdown.cancelled() => return,
@@ -76,7 +76,7 @@ async fn run(app: App, worker: Box<dyn Worker>) {
         let batch = match batch {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(group = worker.group(), error = %e, "fetch failed");
+                tracing::warn!(group = %group, error = %e, "fetch failed");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
@@ -88,13 +88,14 @@ async fn run(app: App, worker: Box<dyn Worker>) {
         if let Err(e) = consumer.ack(&acks).await {
             // Not acknowledged: the events come back and are applied again,
             // which every worker tolerates (idempotent apply).
-            tracing::warn!(group = worker.group(), error = %e, "ack failed");
+            tracing::warn!(group = %group, error = %e, "ack failed");
         }
     }
 }
 
 /// Applies a batch; returns the offsets to acknowledge.
 async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u64> {
+    let group = worker.group();
     let mut acks = Vec::with_capacity(batch.len());
     let mut events = Vec::with_capacity(batch.len());
     let mut decoded = Vec::with_capacity(batch.len());
@@ -106,7 +107,7 @@ async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u6
             }
             Err(e) => {
                 // Undecodable: it can never succeed, park it right away.
-                dead_letter(app, worker.group(), &d, &e.to_string()).await;
+                dead_letter(app, &group, &d, &e.to_string()).await;
                 acks.push(d.offset);
             }
         }
@@ -119,19 +120,19 @@ async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u6
         match worker.apply(app, std::slice::from_ref(&ev)).await {
             Ok(()) => acks.push(d.offset),
             Err(e) if d.attempt >= app.cfg.workers.max_attempts => {
-                dead_letter(app, worker.group(), &d, &e.to_string()).await;
+                dead_letter(app, &group, &d, &e.to_string()).await;
                 acks.push(d.offset);
             }
             Err(e) => {
-                tracing::warn!(group = worker.group(), offset = d.offset, attempt = d.attempt, error = %e, "event failed; will retry")
+                tracing::warn!(group = %group, offset = d.offset, attempt = d.attempt, error = %e, "event failed; will retry")
             }
         }
     }
     acks
 }
 
-async fn dead_letter(app: &App, group: &'static str, d: &Delivery, why: &str) {
-    metrics::counter!(crate::metrics::DEAD_LETTERS, "group" => group).increment(1);
+async fn dead_letter(app: &App, group: &str, d: &Delivery, why: &str) {
+    metrics::counter!(crate::metrics::DEAD_LETTERS, "group" => group.to_string()).increment(1);
     tracing::error!(group, offset = d.offset, topic = %d.topic, error = why, "event parked on the dead-letter topic");
     let out = Outgoing {
         topic: format!("dead.{group}"),

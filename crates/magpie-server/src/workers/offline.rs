@@ -12,11 +12,11 @@ pub struct Offline;
 
 #[async_trait]
 impl Worker for Offline {
-    fn group(&self) -> &'static str {
-        "offline"
+    fn group(&self) -> String {
+        "offline".into()
     }
-    fn topics(&self) -> &'static [&'static str] {
-        &["msg", "read"]
+    fn topics(&self) -> Vec<String> {
+        ["msg", "read"].map(String::from).to_vec()
     }
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
         let mut adds = Vec::new();

@@ -12,11 +12,11 @@ pub struct PresenceFanout;
 
 #[async_trait]
 impl Worker for PresenceFanout {
-    fn group(&self) -> &'static str {
-        "presence"
+    fn group(&self) -> String {
+        "presence".into()
     }
-    fn topics(&self) -> &'static [&'static str] {
-        &["presence"]
+    fn topics(&self) -> Vec<String> {
+        ["presence"].map(String::from).to_vec()
     }
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
         for ev in events {

@@ -27,11 +27,11 @@ async fn forget(app: &App, hits: Vec<RetentionHit>) -> Result<()> {
 
 #[async_trait]
 impl Worker for Storage {
-    fn group(&self) -> &'static str {
-        "storage"
+    fn group(&self) -> String {
+        "storage".into()
     }
-    fn topics(&self) -> &'static [&'static str] {
-        &["delivered", "read"]
+    fn topics(&self) -> Vec<String> {
+        ["delivered", "read"].map(String::from).to_vec()
     }
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
         for ev in events {

@@ -13,11 +13,11 @@ pub struct Unread;
 
 #[async_trait]
 impl Worker for Unread {
-    fn group(&self) -> &'static str {
-        "unread"
+    fn group(&self) -> String {
+        "unread".into()
     }
-    fn topics(&self) -> &'static [&'static str] {
-        &["msg", "read"]
+    fn topics(&self) -> Vec<String> {
+        ["msg", "read"].map(String::from).to_vec()
     }
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
         let mut counts = Vec::new();

@@ -5,7 +5,7 @@
 //! wording (`ON CONFLICT … DO UPDATE` against `ON DUPLICATE KEY UPDATE`), and
 //! what needs `RETURNING` (which MySQL lacks) lives in `pg`/`mysql`.
 
-use crate::sqlite::schema::BOX_RECEIVED;
+use crate::sqlite::schema::{BOX_RECEIVED, BOX_SENT};
 use std::sync::LazyLock;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,9 +51,13 @@ const MESSAGE_COLUMNS: &str =
 /// The body a box row points at. The content table is partitioned by sender,
 /// so the join names the sender (the owner of an outbox row, the other party
 /// of an inbox row) and each lookup is a primary-key seek in one partition.
-const BOX_JOIN: &str = "im_user_msg_box b JOIN im_msg_content c
-     ON c.from_uid = CASE WHEN b.box_type = 0 THEN b.owner_uid ELSE b.other_uid END
-    AND c.server_id = b.server_id";
+fn box_join() -> String {
+    format!(
+        "im_user_msg_box b JOIN im_msg_content c
+           ON c.from_uid = CASE WHEN b.box_type = {BOX_SENT} THEN b.owner_uid ELSE b.other_uid END
+          AND c.server_id = b.server_id"
+    )
+}
 
 /// The victims of a retention delete, as `delete_victims` expects them.
 const VICTIM_COLUMNS: &str = "server_id, conv, seq, from_uid, to_uid";
@@ -108,12 +112,14 @@ impl Queries {
                 upsert("owner_uid, conv", &["last_seq", "peer_uid"])
             ),
             messages_after: format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {BOX_JOIN}
-                 WHERE b.owner_uid = ? AND b.conv = ? AND b.seq > ? ORDER BY b.seq ASC LIMIT ?"
+                "SELECT {MESSAGE_COLUMNS} FROM {}
+                 WHERE b.owner_uid = ? AND b.conv = ? AND b.seq > ? ORDER BY b.seq ASC LIMIT ?",
+                box_join()
             ),
             messages_before: format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {BOX_JOIN}
-                 WHERE b.owner_uid = ? AND b.conv = ? AND b.seq < ? ORDER BY b.seq DESC LIMIT ?"
+                "SELECT {MESSAGE_COLUMNS} FROM {}
+                 WHERE b.owner_uid = ? AND b.conv = ? AND b.seq < ? ORDER BY b.seq DESC LIMIT ?",
+                box_join()
             ),
             conversations: summaries(""),
             conversation: summaries("AND u.conv = ?"),

@@ -22,7 +22,9 @@ pub struct Namespace {
 static NAMESPACES: Mutex<Option<HashMap<PathBuf, Weak<Namespace>>>> = Mutex::new(None);
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(scripts/services.sh start)\"`"))
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run `eval \"$(scripts/services.sh start)\"`")
+    })
 }
 
 pub fn cluster_mode() -> bool {
@@ -32,7 +34,10 @@ pub fn cluster_mode() -> bool {
 /// Runs async set-up or clean-up from sync code (`Drop`, `test_config`).
 fn block_on<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(f);
     })
     .join()
@@ -58,7 +63,11 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
     }
     let name = format!("magpie_e2e_{:016x}", rand::random::<u64>());
     let mysql = std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "mysql");
-    let admin = if mysql { env("MAGPIE_TEST_MYSQL_URL") } else { env("MAGPIE_TEST_POSTGRES_URL") };
+    let admin = if mysql {
+        env("MAGPIE_TEST_MYSQL_URL")
+    } else {
+        env("MAGPIE_TEST_POSTGRES_URL")
+    };
     let (a, n) = (admin.clone(), name.clone());
     block_on(async move {
         use sqlx::Connection;
@@ -96,20 +105,37 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let (name, admin, redis, nats) = (self.name.clone(), self.admin.clone(), self.redis.clone(), self.nats.clone());
+        let (name, admin, redis, nats) = (
+            self.name.clone(),
+            self.admin.clone(),
+            self.redis.clone(),
+            self.nats.clone(),
+        );
         block_on(async move {
             use sqlx::Connection;
             if admin.starts_with("mysql") {
                 if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut c).await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name}"
+                    )))
+                    .execute(&mut c)
+                    .await;
                 }
             } else if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await;
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut c)
+                .await;
             }
             if let Ok(client) = redis::Client::open(redis.as_str())
                 && let Ok(mut c) = client.get_multiplexed_async_connection().await
             {
-                let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{name}:*")).query_async(&mut c).await.unwrap_or_default();
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{name}:*"))
+                    .query_async(&mut c)
+                    .await
+                    .unwrap_or_default();
                 if !keys.is_empty() {
                     let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut c).await;
                 }

@@ -1,0 +1,65 @@
+//! The node-addressed push worker: this node's own consumer group on topic
+//! `node.{node}`, through which other nodes push to connections held here
+//! (the notes' "find the node in Redis, push to it"). Best effort like every
+//! push: a connection that is gone is skipped; the device syncs.
+
+use super::Worker;
+use crate::app::App;
+use crate::conn::hub::Outbound;
+use crate::error::Result;
+use async_trait::async_trait;
+use magpie_core::{BusEvent, DeliverPayload, node_topic};
+use magpie_proto::ServerFrame;
+use std::sync::Arc;
+
+pub struct Deliver {
+    node: String,
+}
+
+impl Deliver {
+    pub fn for_node(node: &str) -> Self {
+        Deliver {
+            node: node.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl Worker for Deliver {
+    fn group(&self) -> String {
+        format!("node-{}", self.node)
+    }
+    fn topics(&self) -> Vec<String> {
+        vec![node_topic(&self.node)]
+    }
+    async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
+        let mut pushed = 0u64;
+        for ev in events {
+            let BusEvent::Deliver {
+                targets, payload, ..
+            } = ev
+            else {
+                continue;
+            };
+            let out = match payload {
+                DeliverPayload::Msg { msg } => Outbound::Push(Arc::new(msg.clone())),
+                DeliverPayload::Frame { frame } => {
+                    match serde_json::from_value::<ServerFrame>(frame.clone()) {
+                        Ok(f) => Outbound::Frame(f),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "undecodable pushed frame dropped");
+                            continue;
+                        }
+                    }
+                }
+            };
+            for (user, conn) in targets {
+                if app.hub.deliver(*user, *conn, out.clone()) {
+                    pushed += 1;
+                }
+            }
+        }
+        metrics::counter!(crate::metrics::PUSHED).increment(pushed);
+        Ok(())
+    }
+}

@@ -1,0 +1,95 @@
+//! Several nodes on shared real backends (run with
+//! `MAGPIE_TEST_BACKENDS=cluster`; the embedded backends are single-node by
+//! nature, so there these tests have nothing to run on).
+
+mod common;
+use common::*;
+use magpie_core::ConvId;
+use magpie_proto::{ClientOp, ServerFrame};
+
+/// A second node on the same namespace as `first`.
+async fn second_node(first: &TestServer, name: &str, num: u16) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    first
+        .ns
+        .as_ref()
+        .expect("cluster namespace")
+        .apply(&mut cfg);
+    cfg.node = name.into();
+    cfg.node_num = num;
+    let running = magpie_server::start(cfg).await.unwrap();
+    let base = format!("http://{}", running.http_addr);
+    TestServer {
+        running: Some(running),
+        base,
+        dir,
+        http: reqwest::Client::new(),
+        ns: first.ns.clone(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_on_different_nodes_chat() {
+    if !backends::cluster_mode() {
+        eprintln!("cluster-only test: set MAGPIE_TEST_BACKENDS=cluster");
+        return;
+    }
+    let n1 = TestServer::start().await;
+    let n2 = second_node(&n1, "node-2", 2).await;
+    let (ta, tb) = (
+        n1.user("alice", "phone").await,
+        n2.user("bob", "phone").await,
+    );
+    let mut a = n1.conn(&ta, "ws").await;
+    let mut b = n2.conn(&tb, "tcp").await;
+    // Pushed across nodes, both ways.
+    let (_, seq, _) = sent_seq(&a.send_msg(tb.user_id, "from node 1").await);
+    let got = b.expect_msg().await;
+    assert_eq!((got.body.as_str(), got.seq), ("from node 1", seq));
+    sent_seq(&b.send_msg(ta.user_id, "from node 2").await);
+    assert_eq!(a.expect_msg().await.body, "from node 2");
+    // A second device of alice on node 2 gets her own message too.
+    let ta2 = n2.login("alice", "laptop").await;
+    let mut a2 = n2.conn(&ta2, "ws").await;
+    a.send_msg(tb.user_id, "third").await;
+    assert_eq!(b.expect_msg().await.body, "third");
+    assert_eq!(a2.expect_msg().await.body, "third");
+    // Receipts cross nodes as well.
+    let conv = ConvId::direct(ta.user_id, tb.user_id);
+    assert!(matches!(
+        b.request(ClientOp::Read {
+            conv: conv.clone(),
+            seq: 3
+        })
+        .await,
+        ServerFrame::ReadOk { seq: 3, .. }
+    ));
+    let r = a.expect(|f| matches!(f, ServerFrame::Receipt { .. })).await;
+    assert_eq!(
+        r,
+        ServerFrame::Receipt {
+            conv: conv.clone(),
+            reader: tb.user_id,
+            seq: 3
+        }
+    );
+    // History, unread and sync agree whichever node answers.
+    for s in [&n1, &n2] {
+        let (_, page) = s
+            .call(
+                "GET",
+                &format!("/v1/conversations/{conv}/messages?after=0"),
+                Some(&tb.access_token),
+                None,
+            )
+            .await;
+        let bodies: Vec<&str> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["body"].as_str().unwrap())
+            .collect();
+        assert_eq!(bodies, ["from node 1", "from node 2", "third"]);
+    }
+}

@@ -18,6 +18,8 @@ async fn second_node(first: &TestServer, name: &str, num: u16) -> TestServer {
         .apply(&mut cfg);
     cfg.node = name.into();
     cfg.node_num = num;
+    // Every node must sign and check tokens with the same secret.
+    cfg.auth.jwt_secret = std::fs::read_to_string(first.dir.path().join("jwt.secret")).unwrap();
     let running = magpie_server::start(cfg).await.unwrap();
     let base = format!("http://{}", running.http_addr);
     TestServer {

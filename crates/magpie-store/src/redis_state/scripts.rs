@@ -111,10 +111,11 @@ pub(super) fn evalsha<'p>(
 /// `Script::invoke_async` loads a missing script by itself but only for a
 /// lone call; this does the same for a pipeline: on `NOSCRIPT` (first use,
 /// or after a server restart or `SCRIPT FLUSH`) it loads the scripts and
-/// sends the pipeline once more. `NOSCRIPT` means the call did not run, and
-/// every script sent this way is idempotent besides (`OFFLINE_ADD` replaces
-/// by seq, `UNREAD_COUNT` ignores seqs at or below the watermark,
-/// `DEL_FIELD_IF` deletes at most once), so a resend never applies twice.
+/// sends the pipeline once more. `NOSCRIPT` means that call did not run;
+/// the plain commands beside it did and run again, so pipelines sent this
+/// way hold only commands that are idempotent or unaffected by a repeat
+/// (`HSET` of the same value, `OFFLINE_ADD` replacing by seq, `UNREAD_COUNT`
+/// ignoring seqs at or below the watermark, `DEL_FIELD_IF` deleting once).
 pub(super) async fn query_loading<T: redis::FromRedisValue>(
     con: &mut ConnectionManager,
     pipe: &redis::Pipeline,

@@ -83,7 +83,7 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
     let redis = env("MAGPIE_TEST_REDIS_URL");
     let nats = env("MAGPIE_TEST_NATS_URL");
     let ns = Arc::new(Namespace {
-        store: with_path(&admin, &name),
+        store: if admin.is_empty() { String::new() } else { with_path(&admin, &name) },
         state: format!("{}?prefix={name}", with_path(&redis, "")),
         bus: format!("{}?stream={name}", with_path(&nats, "")),
         name,
@@ -113,7 +113,8 @@ impl Drop for Namespace {
         );
         block_on(async move {
             use sqlx::Connection;
-            if admin.starts_with("mysql") {
+            if admin.is_empty() {
+            } else if admin.starts_with("mysql") {
                 if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {name}"

@@ -48,6 +48,9 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     fig = fig.merge(
         Env::prefixed("MAGPIE_")
+            // Variables of other tools share the prefix: the CLI's, and the
+            // test suite's `MAGPIE_TEST_*`.
+            .filter(|k| !k.as_str().to_ascii_lowercase().starts_with("test_"))
             .split("__")
             .ignore(&["config", "log", "server", "cli_dir", "password"]),
     );

@@ -33,8 +33,9 @@ async fn second_node(first: &TestServer, name: &str, num: u16) -> TestServer {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clients_on_different_nodes_chat() {
-    if !backends::cluster_mode() {
-        eprintln!("cluster-only test: set MAGPIE_TEST_BACKENDS=cluster");
+    if !backends::cluster_mode() || std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite")
+    {
+        eprintln!("needs a shared store: set MAGPIE_TEST_BACKENDS=cluster (PostgreSQL or MySQL)");
         return;
     }
     let n1 = TestServer::start().await;

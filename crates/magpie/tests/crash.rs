@@ -27,12 +27,12 @@ impl Drop for Node {
 /// (its `running` is None).
 fn spawn_node(dir: &tempfile::TempDir) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
+    cmd.arg("serve");
     if let Some(ns) = backends::namespace(dir.path()) {
         cmd.args(["--store", &ns.store, "--state", &ns.state, "--bus", &ns.bus]);
     }
     let mut child = cmd
         .args([
-            "serve",
             "--http-listen",
             "127.0.0.1:0",
             "--tcp-listen",
@@ -44,14 +44,17 @@ fn spawn_node(dir: &tempfile::TempDir) -> (Child, String) {
         .env("MAGPIE_AUTH__ARGON2_T", "1")
         .env("MAGPIE_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("magpie.log")).unwrap())
         .spawn()
         .expect("start magpie");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(dir.path().join("magpie.log")).unwrap_or_default();
+        panic!("no listening line ({e}); the node said:\n{log}")
+    });
     (child, format!("http://{}", v["http"].as_str().unwrap()))
 }
 

@@ -25,6 +25,7 @@ pub(crate) struct Queries {
     pub put_settings: String,
     pub get_settings: String,
     pub lookup_cmid: String,
+    pub lock_conv: String,
     pub insert_content: String,
     pub insert_box: String,
     pub upsert_summary: String,
@@ -102,6 +103,14 @@ impl Queries {
             get_settings: "SELECT json FROM settings WHERE user_id = ? AND device IN (?, '')
                  ORDER BY device = '' LIMIT 1".into(),
             lookup_cmid: "SELECT server_id, conv, seq, sent_at FROM im_msg_content WHERE from_uid = ? AND cmid = ?".into(),
+            // Creates or locks the conversation row without changing it.
+            lock_conv: match d {
+                Dialect::Postgres => "INSERT INTO conversations (conv, last_seq) VALUES (?, 0)
+                     ON CONFLICT (conv) DO UPDATE SET last_seq = conversations.last_seq",
+                Dialect::MySql => "INSERT INTO conversations (conv, last_seq) VALUES (?, 0)
+                     ON DUPLICATE KEY UPDATE last_seq = last_seq",
+            }
+            .into(),
             insert_content: "INSERT INTO im_msg_content
                  (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".into(),
@@ -157,6 +166,7 @@ impl Queries {
             put_settings: f(&self.put_settings),
             get_settings: f(&self.get_settings),
             lookup_cmid: f(&self.lookup_cmid),
+            lock_conv: f(&self.lock_conv),
             insert_content: f(&self.insert_content),
             insert_box: f(&self.insert_box),
             upsert_summary: f(&self.upsert_summary),

@@ -62,14 +62,18 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
         return Some(ns);
     }
     let name = format!("magpie_e2e_{:016x}", rand::random::<u64>());
-    let mysql = std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "mysql");
-    let admin = if mysql {
-        env("MAGPIE_TEST_MYSQL_URL")
-    } else {
-        env("MAGPIE_TEST_POSTGRES_URL")
+    let store_kind = std::env::var("MAGPIE_TEST_STORE").unwrap_or_default();
+    let admin = match store_kind.as_str() {
+        "mysql" => env("MAGPIE_TEST_MYSQL_URL"),
+        // The embedded store under shared Redis and JetStream.
+        "sqlite" => String::new(),
+        _ => env("MAGPIE_TEST_POSTGRES_URL"),
     };
     let (a, n) = (admin.clone(), name.clone());
     block_on(async move {
+        if a.is_empty() {
+            return;
+        }
         use sqlx::Connection;
         let sql = sqlx::AssertSqlSafe(format!("CREATE DATABASE {n}"));
         if a.starts_with("mysql") {
@@ -83,7 +87,11 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
     let redis = env("MAGPIE_TEST_REDIS_URL");
     let nats = env("MAGPIE_TEST_NATS_URL");
     let ns = Arc::new(Namespace {
-        store: if admin.is_empty() { String::new() } else { with_path(&admin, &name) },
+        store: if admin.is_empty() {
+            String::new()
+        } else {
+            with_path(&admin, &name)
+        },
         state: format!("{}?prefix={name}", with_path(&redis, "")),
         bus: format!("{}?stream={name}", with_path(&nats, "")),
         name,
@@ -114,6 +122,7 @@ impl Drop for Namespace {
         block_on(async move {
             use sqlx::Connection;
             if admin.is_empty() {
+            } else if admin.is_empty() {
             } else if admin.starts_with("mysql") {
                 if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

@@ -107,7 +107,7 @@ mod sqlite_durability {
             .expect("open nested");
         assert!(path.exists());
         assert!(matches!(
-            Store::open("postgres://x").await,
+            Store::open("foo://x").await,
             Err(magpie_store::StoreError::Config(_))
         ));
         assert!(State::open("redis://x").await.is_err());

@@ -88,6 +88,21 @@ macro_rules! sql_backend {
                     batch: &[NewMessage],
                 ) -> std::result::Result<Vec<Accepted>, sqlx::Error> {
                     let mut tx = self.pool.begin().await?;
+                    // A batch spanning conversations locks their rows up front in
+                    // one global order; otherwise two batches naming the same
+                    // conversations in opposite orders deadlock (and PostgreSQL
+                    // takes `deadlock_timeout`, 1 s, to notice each time).
+                    let mut convs: Vec<&str> = batch.iter().map(|m| m.conv.as_str()).collect();
+                    convs.sort_unstable();
+                    convs.dedup();
+                    if convs.len() > 1 {
+                        for conv in convs {
+                            sqlx::query($q.lock_conv.as_str())
+                                .bind(conv)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
                     let mut out = Vec::with_capacity(batch.len());
                     for m in batch {
                         if let Some(found) = Self::find_cmid(&mut tx, m.from, m.cmid).await? {

@@ -15,6 +15,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Durable store URL; empty = `sqlite://{data_dir}/magpie.sqlite3`.
     pub store: String,
+    /// Hash partitions of the message tables on PostgreSQL/MySQL (used when
+    /// the schema is first created).
+    pub store_partitions: u32,
     /// Fast state URL; `mem://` keeps it in process.
     pub state: String,
     /// Bus URL; empty = `embedded://{data_dir}/bus.sqlite3`.
@@ -130,6 +133,7 @@ impl Default for Config {
             node_num: 1,
             data_dir: PathBuf::from("magpie-data"),
             store: String::new(),
+            store_partitions: 8,
             state: "mem://".into(),
             bus: String::new(),
             http: HttpConfig::default(),

@@ -51,16 +51,11 @@ pub async fn start(cfg: Config) -> Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| ServerError::Internal(format!("create {}: {e}", cfg.data_dir.display())))?;
     crate::metrics::handle();
-    let store_url = cfg.store_url();
-    let store = match store_url.strip_prefix("sqlite://") {
-        // The embedded store needs the offline TTL to set expiries at accept time.
-        Some(path) => Store::new(
-            magpie_store::sqlite::SqliteStore::open(path)
-                .await?
-                .with_offline_ttl_ms((cfg.retention.offline_ttl_secs * 1000) as i64),
-        ),
-        None => Store::open(&store_url).await?,
+    let store_opts = magpie_store::StoreOptions {
+        offline_ttl_ms: (cfg.retention.offline_ttl_secs * 1000) as i64,
+        partitions: cfg.store_partitions,
     };
+    let store = Store::open_with(&cfg.store_url(), &store_opts).await?;
     let state = State::open(&cfg.state).await?;
     let bus = Bus::open(&cfg.bus_url()).await?;
     let auth = Auth::new(

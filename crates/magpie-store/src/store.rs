@@ -130,36 +130,60 @@ impl Store {
         Store(Arc::new(backend))
     }
 
+    /// Opens the backend a URL names, with default options.
+    pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, &StoreOptions::default()).await
+    }
+
     /// Opens the backend a URL names: `sqlite:///path/to/file.sqlite3` or
     /// `sqlite::memory:`; with the `sql` feature also `postgres://…` and
     /// `mysql://…` (schema migrated at open).
-    pub async fn open(url: &str) -> Result<Store> {
+    pub async fn open_with(url: &str, opts: &StoreOptions) -> Result<Store> {
+        let ttl = opts.offline_ttl_ms;
         if let Some(path) = url.strip_prefix("sqlite://") {
-            return Ok(Store::new(crate::sqlite::SqliteStore::open(path).await?));
+            let store = crate::sqlite::SqliteStore::open(path).await?;
+            return Ok(Store::new(store.with_offline_ttl_ms(ttl)));
         }
         #[cfg(feature = "sql")]
         {
-            use crate::sql::{DEFAULT_PARTITIONS, MySqlStore, PgStore, is_postgres};
-            let ttl = crate::sqlite::DEFAULT_OFFLINE_TTL_MS;
+            use crate::sql::{MySqlStore, PgStore, is_postgres};
             if is_postgres(url) {
                 return Ok(Store::new(
-                    PgStore::connect(url, ttl, DEFAULT_PARTITIONS).await?,
+                    PgStore::connect(url, ttl, opts.partitions).await?,
                 ));
             }
             if url.starts_with("mysql://") {
                 return Ok(Store::new(
-                    MySqlStore::connect(url, ttl, DEFAULT_PARTITIONS).await?,
+                    MySqlStore::connect(url, ttl, opts.partitions).await?,
                 ));
             }
         }
         if url == "sqlite::memory:" {
-            return Ok(Store::new(
-                crate::sqlite::SqliteStore::open_in_memory().await?,
-            ));
+            let store = crate::sqlite::SqliteStore::open_in_memory().await?;
+            return Ok(Store::new(store.with_offline_ttl_ms(ttl)));
         }
         Err(StoreError::Config(format!(
-            "unknown store url {url:?}: expected sqlite://PATH"
+            "unknown store url {url:?}: expected sqlite://PATH, postgres://… or mysql://… (the latter two need the `sql` feature)"
         )))
+    }
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long `none` and `offline` messages are kept at most, ms.
+    pub offline_ttl_ms: i64,
+    /// Hash partitions of the message tables (PostgreSQL, MySQL; fixed when
+    /// the schema is first created).
+    pub partitions: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            offline_ttl_ms: crate::sqlite::DEFAULT_OFFLINE_TTL_MS,
+            partitions: 8,
+        }
     }
 }
 

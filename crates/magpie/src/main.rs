@@ -79,7 +79,11 @@ async fn main() -> anyhow::Result<()> {
             let cfg = config::load(&args)?;
             std::fs::create_dir_all(&cfg.data_dir)?;
             // Opening a store applies its migrations.
-            magpie_store::Store::open(&cfg.store_url()).await?;
+            let opts = magpie_store::StoreOptions {
+                offline_ttl_ms: (cfg.retention.offline_ttl_secs * 1000) as i64,
+                partitions: cfg.store_partitions,
+            };
+            magpie_store::Store::open_with(&cfg.store_url(), &opts).await?;
             println!(
                 "{}",
                 serde_json::json!({"event": "migrated", "store": redact(&cfg.store_url())})

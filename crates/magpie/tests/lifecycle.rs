@@ -193,20 +193,19 @@ async fn shutdown_tells_clients_to_reconnect_and_loses_nothing() {
             .await;
         assert!(matches!(f, ServerFrame::Reconnect { .. }));
     }
-    let s = stop.await.unwrap();
+    let mut s = stop.await.unwrap();
     // Restart on the same data directory: every acknowledged message is there.
     let mut cfg = test_config(s.dir.path());
     cfg.node = "node-1".into();
     let running = magpie_server::start(cfg).await.unwrap();
+    let base = format!("http://{}", running.http_addr);
     let s2 = TestServer {
         running: Some(running),
-        base: String::new(),
-        dir: s.dir,
+        base,
+        dir: std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap()),
         http: reqwest::Client::new(),
-        ns: s.ns,
+        ns: s.ns.take(),
     };
-    let base = format!("http://{}", s2.running.as_ref().unwrap().http_addr);
-    let s2 = TestServer { base, ..s2 };
     let tb = s2.login("bob", "phone").await;
     let conv = ConvId::direct(ta.user_id, tb.user_id);
     let (_, page) = s2

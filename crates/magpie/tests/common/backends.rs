@@ -122,7 +122,7 @@ impl Drop for Namespace {
         block_on(async move {
             use sqlx::Connection;
             if admin.is_empty() {
-            } else if admin.is_empty() {
+                // The embedded store: nothing shared to drop.
             } else if admin.starts_with("mysql") {
                 if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

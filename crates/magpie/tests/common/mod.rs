@@ -46,6 +46,18 @@ pub struct TestServer {
     pub ns: Option<std::sync::Arc<backends::Namespace>>,
 }
 
+/// A node still running when its test ends is shut down first, so nothing
+/// writes into a cluster namespace after it has been cleaned up.
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(r.shutdown(Duration::from_secs(2)))
+            });
+        }
+    }
+}
+
 impl TestServer {
     pub async fn start() -> TestServer {
         Self::start_with(|_| {}).await

@@ -30,6 +30,48 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub internal: InternalConfig,
     pub workers: WorkersConfig,
+    pub cluster: ClusterConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Roles this node runs: any of "edge" (HTTP API), "conn" (WebSocket and
+    /// TCP), "workers" (bus consumers); the logic runs wherever edge or conn does.
+    pub roles: Vec<String>,
+    /// How often the node refreshes its registry record, ms.
+    pub heartbeat_ms: u64,
+    /// A record not refreshed for this long means the node is gone, ms.
+    pub node_ttl_ms: u64,
+    /// How often the sweeper looks for dead nodes, ms (one sweeper at a time
+    /// across the cluster, by a lease).
+    pub sweep_interval_ms: u64,
+    /// This node runs a canary (gray) release.
+    pub canary: bool,
+    /// Percent of users (by user id) that `connect` sends to canary nodes.
+    pub canary_percent: u32,
+    /// Version string published in the registry.
+    pub version: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            roles: ["edge", "conn", "workers"].map(String::from).to_vec(),
+            heartbeat_ms: 2_000,
+            node_ttl_ms: 6_000,
+            sweep_interval_ms: 5_000,
+            canary: false,
+            canary_percent: 0,
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    pub fn has(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,6 +186,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             internal: InternalConfig::default(),
             workers: WorkersConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }

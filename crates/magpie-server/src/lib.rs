@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod edge;

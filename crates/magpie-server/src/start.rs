@@ -105,7 +105,33 @@ pub async fn start(cfg: Config) -> Result<Running> {
         shutdown: shutdown.clone(),
     });
 
-    let mut tasks = crate::workers::spawn_all(&app);
+    for role in &app.cfg.cluster.roles {
+        if !["edge", "conn", "workers"].contains(&role.as_str()) {
+            return Err(ServerError::Internal(format!(
+                "unknown role {role:?}: expected edge, conn or workers"
+            )));
+        }
+    }
+    let mut tasks = Vec::new();
+    if app.cfg.cluster.has("workers") {
+        tasks.extend(crate::workers::spawn_all(&app));
+        tasks.push((
+            "sweeper".into(),
+            tokio::spawn(crate::cluster::sweeper::run(app.clone())),
+        ));
+    } else {
+        // Pushes addressed to this node still need their consumer.
+        tasks.push((
+            "deliver".into(),
+            tokio::spawn(crate::workers::run_deliver(app.clone())),
+        ));
+    }
+    // Registered before serving, so `connect` can place users here at once.
+    crate::cluster::registry::beat(&app).await;
+    tasks.push((
+        "registry".into(),
+        tokio::spawn(crate::cluster::registry::run(app.clone())),
+    ));
     let router = crate::edge::router(app.clone());
     let token = shutdown.clone();
     tasks.push((
@@ -142,10 +168,21 @@ impl Running {
     /// for the workers to finish their current batch. Nothing acknowledged
     /// is at risk: acknowledgements only ever follow durable writes.
     pub async fn shutdown(self, grace: Duration) {
+        // The notes' five steps: leave the registry (no new connections),
+        // tell every client to reconnect elsewhere and close it, wait, then
+        // clean up any route still pointing here and announce it offline.
+        if let Err(e) = self.app.state.node_deregister(&self.app.cfg.node).await {
+            tracing::warn!(error = %e, "deregistration failed; the sweeper will clean up");
+        }
         self.app.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + grace;
         while !self.app.hub.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Err(e) =
+            crate::cluster::sweeper::release_node(&self.app, &self.app.cfg.node, "shutdown").await
+        {
+            tracing::warn!(error = %e, "route clean-up failed; the sweeper will finish it");
         }
         for (name, task) in self.tasks {
             if tokio::time::timeout_at(

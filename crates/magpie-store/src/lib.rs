@@ -25,5 +25,5 @@ mod store;
 pub mod testsuite;
 
 pub use error::StoreError;
-pub use state::{Route, State, StateBackend, TicketClaims, UnreadCache};
+pub use state::{NodeInfo, Route, State, StateBackend, TicketClaims, UnreadCache};
 pub use store::{ConvSummary, RetentionHit, Store, StoreBackend, StoreOptions, UserRecord};

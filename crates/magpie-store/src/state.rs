@@ -20,6 +20,25 @@ pub struct Route {
     pub since: i64,
 }
 
+/// A node as the service registry knows it (the notes' nacos entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node: String,
+    /// Roles it runs: any of "edge", "conn", "logic", "workers".
+    pub roles: Vec<String>,
+    /// Where clients open a WebSocket (`ws://…/v1/ws`), empty if not a conn node.
+    pub ws_url: String,
+    /// Where clients open TCP (`host:port`), empty if none.
+    pub tcp_addr: String,
+    pub version: String,
+    /// Open connections: `connect` prefers the least loaded node.
+    pub load: u64,
+    /// A canary (gray release) node.
+    pub canary: bool,
+    /// When this record was written, epoch ms.
+    pub seen_at: i64,
+}
+
 /// What a connection ticket stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketClaims {
@@ -60,6 +79,23 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn routes(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<Route>>>;
     /// Every route held by a node.
     async fn node_routes(&self, node: &str) -> Result<Vec<Route>>;
+
+    // -- service registry: heartbeats with a TTL, and the set of known nodes
+    /// Writes the node's record with a TTL (a heartbeat) and adds it to the
+    /// set of known nodes.
+    async fn node_heartbeat(&self, info: &NodeInfo, ttl_ms: u64) -> Result<()>;
+    /// Removes the node's record (planned shutdown); it stays known until `forget_node`.
+    async fn node_deregister(&self, node: &str) -> Result<()>;
+    /// Records of live nodes (heartbeat not expired), in node-name order.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>>;
+    /// Every node that registered and was not forgotten, live or not: the
+    /// sweeper compares it with `nodes()` to find dead ones.
+    async fn known_nodes(&self) -> Result<Vec<String>>;
+    /// Drops a node from the known set (after its routes were cleaned).
+    async fn forget_node(&self, node: &str) -> Result<()>;
+    /// Takes or renews the lease `name` for `holder` (SET NX PX, or PEXPIRE
+    /// when `holder` already holds it); false if someone else holds it.
+    async fn lease(&self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool>;
 
     // -- idempotency fast path (SET NX with TTL)
     async fn idem_put(

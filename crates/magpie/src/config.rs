@@ -32,6 +32,12 @@ pub struct ServeArgs {
     /// Bus URL (bus).
     #[arg(long)]
     pub bus: Option<String>,
+    /// Roles to run, comma-separated: edge, conn, workers (cluster.roles; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Option<Vec<String>>,
+    /// Node number embedded in server ids, unique per cluster (node_num).
+    #[arg(long)]
+    pub node_num: Option<u16>,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -75,6 +81,12 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = &args.bus {
         cfg.bus = v.clone();
+    }
+    if let Some(v) = &args.roles {
+        cfg.cluster.roles = v.clone();
+    }
+    if let Some(v) = args.node_num {
+        cfg.node_num = v;
     }
     Ok(cfg)
 }

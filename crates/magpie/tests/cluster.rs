@@ -44,8 +44,8 @@ async fn clients_on_different_nodes_chat() {
         n1.user("alice", "phone").await,
         n2.user("bob", "phone").await,
     );
-    let mut a = n1.conn(&ta, "ws").await;
-    let mut b = n2.conn(&tb, "tcp").await;
+    let mut a = n1.conn_here(&ta, "ws").await;
+    let mut b = n2.conn_here(&tb, "tcp").await;
     // Pushed across nodes, both ways.
     let (_, seq, _) = sent_seq(&a.send_msg(tb.user_id, "from node 1").await);
     let got = b.expect_msg().await;
@@ -54,7 +54,7 @@ async fn clients_on_different_nodes_chat() {
     assert_eq!(a.expect_msg().await.body, "from node 2");
     // A second device of alice on node 2 gets her own message too.
     let ta2 = n2.login("alice", "laptop").await;
-    let mut a2 = n2.conn(&ta2, "ws").await;
+    let mut a2 = n2.conn_here(&ta2, "ws").await;
     a.send_msg(tb.user_id, "third").await;
     assert_eq!(b.expect_msg().await.body, "third");
     assert_eq!(a2.expect_msg().await.body, "third");
@@ -95,4 +95,96 @@ async fn clients_on_different_nodes_chat() {
             .collect();
         assert_eq!(bodies, ["from node 1", "from node 2", "third"]);
     }
+}
+
+fn shared_store() -> bool {
+    let ok = backends::cluster_mode()
+        && !std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite");
+    if !ok {
+        eprintln!("needs a shared store: set MAGPIE_TEST_BACKENDS=cluster (PostgreSQL or MySQL)");
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draining_node_moves_its_clients_and_cleans_up() {
+    if !shared_store() {
+        return;
+    }
+    let n1 = TestServer::start().await;
+    let mut n2 = second_node(&n1, "node-2", 2).await;
+    let (ta, tb) = (
+        n1.user("alice", "phone").await,
+        n2.user("bob", "phone").await,
+    );
+    let mut a = n1.conn_here(&ta, "ws").await;
+    let mut b = n2.conn_here(&tb, "tcp").await;
+    sent_seq(&a.send_msg(tb.user_id, "hello").await);
+    assert_eq!(b.expect_msg().await.body, "hello");
+    let state = n1.app().state.clone();
+    assert!(
+        state
+            .nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.node == "node-2")
+    );
+    n2.stop().await;
+    assert!(matches!(
+        b.expect(|f| matches!(f, ServerFrame::Reconnect { .. }))
+            .await,
+        ServerFrame::Reconnect { .. }
+    ));
+    // Alice hears bob go offline; node-2 left the registry and holds no route.
+    let f = a
+        .expect(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+        .await;
+    assert!(
+        matches!(f, ServerFrame::Presence { user, .. } if user == tb.user_id),
+        "{f:?}"
+    );
+    assert!(
+        !state
+            .nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.node == "node-2")
+    );
+    assert!(state.node_routes("node-2").await.unwrap().is_empty());
+    // Bob reconnects: connect now places him on the remaining node.
+    let again = n1.ticket(&tb, "tcp").await;
+    assert_eq!(again.node, "node-1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_sends_the_canary_share_to_canary_nodes() {
+    if !shared_store() {
+        return;
+    }
+    let n1 = TestServer::start_with(|c| c.cluster.canary_percent = 100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    n1.ns.as_ref().unwrap().apply(&mut cfg);
+    cfg.node = "canary-1".into();
+    cfg.node_num = 3;
+    cfg.cluster.canary = true;
+    cfg.auth.jwt_secret = std::fs::read_to_string(n1.dir.path().join("jwt.secret")).unwrap();
+    let canary = magpie_server::start(cfg).await.unwrap();
+    let _canary = TestServer {
+        base: format!("http://{}", canary.http_addr),
+        running: Some(canary),
+        dir,
+        http: reqwest::Client::new(),
+        ns: n1.ns.clone(),
+    };
+    let t = n1.user("alice", "phone").await;
+    let c = n1.ticket(&t, "ws").await;
+    assert_eq!(c.node, "canary-1");
+    // And the ticket works there.
+    let mut conn = Conn::open(&c).await;
+    conn.send_op(None, ClientOp::Hello { ticket: c.ticket })
+        .await;
+    assert!(matches!(conn.next().await, ServerFrame::Welcome { node, .. } if node == "canary-1"));
 }

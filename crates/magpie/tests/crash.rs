@@ -31,6 +31,10 @@ fn spawn_node(dir: &tempfile::TempDir) -> (Child, String) {
     if let Some(ns) = backends::namespace(dir.path()) {
         cmd.args(["--store", &ns.store, "--state", &ns.state, "--bus", &ns.bus]);
     }
+    spawn_cmd(cmd, dir)
+}
+
+fn spawn_cmd(mut cmd: Command, dir: &tempfile::TempDir) -> (Child, String) {
     let mut child = cmd
         .args([
             "--http-listen",
@@ -229,4 +233,97 @@ async fn sigterm_sends_reconnect_and_exits_cleanly() {
         .await
         .unwrap();
     assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweeper_cleans_up_after_a_killed_node() {
+    if !backends::cluster_mode() || std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite")
+    {
+        eprintln!("needs a shared store: set MAGPIE_TEST_BACKENDS=cluster (PostgreSQL or MySQL)");
+        return;
+    }
+    // Node 1 in process (its sweeper runs every 300 ms), node B a real process.
+    let n1 = TestServer::start().await;
+    let ns = n1.ns.clone().unwrap();
+    let secret = std::fs::read_to_string(n1.dir.path().join("jwt.secret")).unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
+    cmd.args([
+        "serve",
+        "--node",
+        "node-b",
+        "--node-num",
+        "9",
+        "--store",
+        &ns.store,
+        "--state",
+        &ns.state,
+        "--bus",
+        &ns.bus,
+    ])
+    .env("MAGPIE_AUTH__JWT_SECRET", &secret)
+    .env("MAGPIE_CLUSTER__HEARTBEAT_MS", "200")
+    .env("MAGPIE_CLUSTER__NODE_TTL_MS", "1000");
+    let (child, base_b) = spawn_cmd(cmd, &dir_b);
+    let mut b_node = Node {
+        child,
+        server: TestServer {
+            running: None,
+            base: base_b,
+            dir: dir_b,
+            http: reqwest::Client::new(),
+            ns: Some(ns.clone()),
+        },
+    };
+
+    let (ta, tb) = (
+        n1.user("alice", "phone").await,
+        n1.user("bob", "phone").await,
+    );
+    let mut a = n1.conn_here(&ta, "ws").await;
+    // Bob on node B: a ticket from any edge, the socket on B.
+    let mut c = b_node.server.ticket(&tb, "tcp").await;
+    let (_, body) = b_node.server.call("GET", "/healthz", None, None).await;
+    assert_eq!(body["node"], "node-b");
+    let routes_before = n1.app().state.node_routes("node-b").await.unwrap().len();
+    if c.node != "node-b" {
+        // Placement chose node 1: connect to B's own TCP address instead.
+        let b_nodes = n1.app().state.nodes().await.unwrap();
+        c.address = b_nodes
+            .iter()
+            .find(|n| n.node == "node-b")
+            .unwrap()
+            .tcp_addr
+            .clone();
+    }
+    let mut b = Conn::open(&c).await;
+    b.send_op(None, ClientOp::Hello { ticket: c.ticket }).await;
+    assert!(matches!(b.next().await, ServerFrame::Welcome { node, .. } if node == "node-b"));
+    a.send_msg(tb.user_id, "we are contacts").await;
+    assert_eq!(b.expect_msg().await.body, "we are contacts");
+    assert_eq!(
+        n1.app().state.node_routes("node-b").await.unwrap().len(),
+        routes_before + 1
+    );
+
+    b_node.child.kill().unwrap(); // SIGKILL: no drain, no offline event from B
+    b_node.child.wait().unwrap();
+    let f = a
+        .expect(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+        .await;
+    match f {
+        ServerFrame::Presence { user, reason, .. } => {
+            assert_eq!((user, reason.as_deref()), (tb.user_id, Some("node_lost")));
+        }
+        other => panic!("{other:?}"),
+    }
+    let state = &n1.app().state;
+    assert!(state.node_routes("node-b").await.unwrap().is_empty());
+    assert!(
+        !state
+            .known_nodes()
+            .await
+            .unwrap()
+            .contains(&"node-b".to_string())
+    );
 }

@@ -174,14 +174,8 @@ pub async fn connect(
             .map_err(|e| ServerError::BadRequest(ErrorCode::BadField, e.to_string()))?
     };
     let settings = app.store.get_settings(p.user, Some(&p.device)).await?;
-    let mut transport = req.transport.unwrap_or(settings.transport);
-    if transport == Transport::Tcp && app.tcp_addr.is_none() {
-        transport = Transport::Ws;
-    }
-    let address = match transport {
-        Transport::Ws => app.ws_url.clone(),
-        Transport::Tcp => app.tcp_addr.clone().unwrap_or_default(),
-    };
+    let wanted = req.transport.unwrap_or(settings.transport);
+    let (transport, address, node) = place(&app, p.user, wanted).await;
     let ticket = random_token(24);
     let ttl = app.cfg.auth.ticket_ttl_secs;
     app.state
@@ -199,6 +193,33 @@ pub async fn connect(
         address,
         ticket,
         expires_in: ttl,
-        node: app.cfg.node.clone(),
+        node,
     }))
+}
+
+/// Picks the node and address for a new connection: from the registry
+/// (least loaded, canary share), else this node. A transport no node
+/// serves falls back to WebSocket.
+async fn place(
+    app: &App,
+    user: magpie_core::UserId,
+    wanted: Transport,
+) -> (Transport, String, String) {
+    use crate::cluster::placement::choose;
+    let nodes = app.state.nodes().await.unwrap_or_default();
+    let pct = app.cfg.cluster.canary_percent;
+    for transport in [wanted, Transport::Ws] {
+        if let Some(n) = choose(&nodes, user, transport, pct) {
+            let address = if transport == Transport::Ws {
+                n.ws_url.clone()
+            } else {
+                n.tcp_addr.clone()
+            };
+            return (transport, address, n.node.clone());
+        }
+    }
+    match app.tcp_addr.clone().filter(|_| wanted == Transport::Tcp) {
+        Some(addr) => (Transport::Tcp, addr, app.cfg.node.clone()),
+        None => (Transport::Ws, app.ws_url.clone(), app.cfg.node.clone()),
+    }
 }

@@ -34,29 +34,37 @@ async fn not_found() -> ServerError {
     ServerError::NotFound("no such route".into())
 }
 
+/// The HTTP routes of the roles this node runs: `/healthz` and `/metrics`
+/// always, the API with `edge`, the WebSocket endpoint with `conn`.
 pub fn router(app: App) -> Router {
     let limit = app.cfg.limits.max_frame_bytes;
-    Router::new()
+    let roles = &app.cfg.cluster;
+    let mut r = Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_route))
-        .route("/v1/auth/register", post(account::register))
-        .route("/v1/auth/login", post(account::login))
-        .route("/v1/auth/refresh", post(account::refresh))
-        .route(
-            "/v1/settings",
-            get(account::get_settings).put(account::put_settings),
-        )
-        .route("/v1/connect", post(account::connect))
-        .route("/v1/ws", get(crate::conn::ws::upgrade))
-        .route("/v1/messages", post(messages::send))
-        .route("/v1/sync", post(messages::sync))
-        .route("/v1/unread", get(messages::unread))
-        .route("/v1/conversations/{conv}/messages", get(messages::history))
-        .route("/v1/conversations/{conv}/read", post(messages::read))
-        .route("/internal/v1/users", post(internal::create))
-        .route("/internal/v1/users/{user}/tokens", post(internal::token))
-        .route("/internal/v1/messages", post(internal::send))
-        .fallback(not_found)
+        .route("/metrics", get(metrics_route));
+    if roles.has("conn") {
+        r = r.route("/v1/ws", get(crate::conn::ws::upgrade));
+    }
+    if roles.has("edge") {
+        r = r
+            .route("/v1/auth/register", post(account::register))
+            .route("/v1/auth/login", post(account::login))
+            .route("/v1/auth/refresh", post(account::refresh))
+            .route(
+                "/v1/settings",
+                get(account::get_settings).put(account::put_settings),
+            )
+            .route("/v1/connect", post(account::connect))
+            .route("/v1/messages", post(messages::send))
+            .route("/v1/sync", post(messages::sync))
+            .route("/v1/unread", get(messages::unread))
+            .route("/v1/conversations/{conv}/messages", get(messages::history))
+            .route("/v1/conversations/{conv}/read", post(messages::read))
+            .route("/internal/v1/users", post(internal::create))
+            .route("/internal/v1/users/{user}/tokens", post(internal::token))
+            .route("/internal/v1/messages", post(internal::send));
+    }
+    r.fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }

@@ -50,6 +50,12 @@ pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
     handles
 }
 
+/// Only the node-addressed push consumer (for nodes without the workers role).
+pub async fn run_deliver(app: App) {
+    let node = app.node().to_string();
+    run(app, Box::new(deliver::Deliver::for_node(&node))).await
+}
+
 async fn run(app: App, worker: Box<dyn Worker>) {
     let opts = ConsumerOptions {
         ack_wait: Duration::from_millis(app.cfg.workers.ack_wait_ms),

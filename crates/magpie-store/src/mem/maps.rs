@@ -1,9 +1,10 @@
-//! The two composite structures behind `MemState`: a TTL map (Redis keys
-//! with `PX` expiry) and the route records with their per-node index.
+//! The composite structures behind `MemState`: a TTL map (Redis keys with
+//! `PX` expiry), the route records with their per-node index, and the
+//! service registry.
 
-use crate::state::Route;
+use crate::state::{NodeInfo, Route};
 use magpie_core::{DeviceId, UserId};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ impl<K: Eq + Hash, V> TtlMap<K, V> {
         }
     }
 
-    fn live(&self, k: &K, now: Instant) -> bool {
+    fn is_live(&self, k: &K, now: Instant) -> bool {
         self.entries.get(k).is_some_and(|(_, until)| *until > now)
     }
 
@@ -36,7 +37,7 @@ impl<K: Eq + Hash, V> TtlMap<K, V> {
             self.writes = 0;
             self.entries.retain(|_, (_, until)| *until > now);
         }
-        if only_if_absent && self.live(&k, now) {
+        if only_if_absent && self.is_live(&k, now) {
             return;
         }
         self.entries
@@ -46,6 +47,11 @@ impl<K: Eq + Hash, V> TtlMap<K, V> {
     pub(super) fn get(&self, k: &K) -> Option<&V> {
         let (v, until) = self.entries.get(k)?;
         (*until > Instant::now()).then_some(v)
+    }
+
+    /// DEL: removes the entry, live or not.
+    pub(super) fn remove(&mut self, k: &K) {
+        self.entries.remove(k);
     }
 
     /// GETDEL: removes the entry either way, returns it only if still live.
@@ -69,6 +75,23 @@ impl Routes {
             if set.is_empty() {
                 self.by_node.remove(node);
             }
+        }
+    }
+}
+
+/// The service registry: heartbeat records with a TTL (`SET nodeinfo:… PX`)
+/// and the set of known nodes (`SADD nodes`), under one lock so a heartbeat
+/// writes both atomically.
+pub(super) struct Registry {
+    pub(super) records: TtlMap<String, NodeInfo>,
+    pub(super) known: BTreeSet<String>,
+}
+
+impl Registry {
+    pub(super) fn new() -> Self {
+        Registry {
+            records: TtlMap::new(),
+            known: BTreeSet::new(),
         }
     }
 }

@@ -9,10 +9,10 @@
 //! abandoned keys do not accumulate.
 
 use crate::error::Result;
-use crate::state::{Route, StateBackend, TicketClaims, UnreadCache};
+use crate::state::{NodeInfo, Route, StateBackend, TicketClaims, UnreadCache};
 use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
-use maps::{Routes, TtlMap};
+use maps::{Registry, Routes, TtlMap};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,6 +22,8 @@ type OfflineKey = (UserId, ConvId);
 
 pub struct MemState {
     routes: Mutex<Routes>,
+    registry: Mutex<Registry>,
+    leases: Mutex<TtlMap<String, String>>,
     idem: Mutex<TtlMap<(UserId, ClientMsgId), Accepted>>,
     tickets: Mutex<TtlMap<String, TicketClaims>>,
     offline: Mutex<HashMap<OfflineKey, BTreeMap<Seq, String>>>,
@@ -32,6 +34,8 @@ impl MemState {
     pub fn new() -> Self {
         MemState {
             routes: Mutex::new(Routes::default()),
+            registry: Mutex::new(Registry::new()),
+            leases: Mutex::new(TtlMap::new()),
             idem: Mutex::new(TtlMap::new()),
             tickets: Mutex::new(TtlMap::new()),
             offline: Mutex::new(HashMap::new()),
@@ -112,6 +116,50 @@ impl StateBackend for MemState {
             .iter()
             .filter_map(|(u, d)| r.by_user.get(u)?.get(d).cloned())
             .collect())
+    }
+
+    async fn node_heartbeat(&self, info: &NodeInfo, ttl_ms: u64) -> Result<()> {
+        let mut reg = self.registry.lock();
+        reg.records
+            .put(info.node.clone(), info.clone(), ttl_ms, false);
+        reg.known.insert(info.node.clone());
+        Ok(())
+    }
+
+    async fn node_deregister(&self, node: &str) -> Result<()> {
+        self.registry.lock().records.remove(&node.to_string());
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        // Like Redis (SMEMBERS, then MGET): live records of known nodes, in
+        // the known set's name order.
+        let reg = self.registry.lock();
+        Ok(reg
+            .known
+            .iter()
+            .filter_map(|n| reg.records.get(n).cloned())
+            .collect())
+    }
+
+    async fn known_nodes(&self) -> Result<Vec<String>> {
+        Ok(self.registry.lock().known.iter().cloned().collect())
+    }
+
+    async fn forget_node(&self, node: &str) -> Result<()> {
+        self.registry.lock().known.remove(node);
+        Ok(())
+    }
+
+    async fn lease(&self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
+        let mut leases = self.leases.lock();
+        let key = name.to_string();
+        // Free (or expired), or already ours: (re)take it with a fresh TTL.
+        if leases.get(&key).is_some_and(|cur| cur != holder) {
+            return Ok(false);
+        }
+        leases.put(key, holder.to_string(), ttl_ms, false);
+        Ok(true)
     }
 
     async fn idem_put(

@@ -12,15 +12,19 @@
 //! | `P:ticket:t` | string, PX | JSON [`TicketClaims`] |
 //! | `P:offline:{uid}:conv` | zset | score seq, member `seq:payload` |
 //! | `P:unread:{uid}` | hash | `c:conv` count, `w:conv` watermark, `loaded` |
+//! | `P:nodeinfo:{reg}:node` | string, PX | JSON [`NodeInfo`] (a heartbeat) |
+//! | `P:nodes:{reg}` | set | names of known nodes |
+//! | `P:lease:{name}` | string, PX | the holder's name |
 //!
 //! The braces are Redis Cluster hash tags: every key a Lua script touches is
-//! a single key, and all keys of one user share a slot. The connection is a
+//! a single key, all keys of one user share a slot, and the registry keys
+//! share the `{reg}` slot so `nodes()` can MGET every record at once. The connection is a
 //! [`ConnectionManager`], which reconnects by itself; it is a cheap clone of a
 //! multiplexed connection, so each call clones it and no lock is ever held
 //! across an `.await`.
 
 use crate::error::{Result, StoreError};
-use crate::state::{Route, StateBackend, TicketClaims, UnreadCache};
+use crate::state::{NodeInfo, Route, StateBackend, TicketClaims, UnreadCache};
 use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -29,6 +33,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 mod queues;
+mod registry;
 mod routes;
 mod scripts;
 
@@ -137,6 +142,15 @@ impl Keys {
     fn unread(&self, user: UserId) -> String {
         format!("{}:unread:{{{}}}", self.prefix, user.0)
     }
+    fn node_info(&self, node: &str) -> String {
+        format!("{}:nodeinfo:{{reg}}:{node}", self.prefix)
+    }
+    fn nodes(&self) -> String {
+        format!("{}:nodes:{{reg}}", self.prefix)
+    }
+    fn lease(&self, name: &str) -> String {
+        format!("{}:lease:{{{name}}}", self.prefix)
+    }
 }
 
 /// Any Redis failure (connection, timeout, server error) may be retried.
@@ -174,6 +188,30 @@ impl StateBackend for RedisState {
 
     async fn node_routes(&self, node: &str) -> Result<Vec<Route>> {
         self.node_routes_impl(node).await
+    }
+
+    async fn node_heartbeat(&self, info: &NodeInfo, ttl_ms: u64) -> Result<()> {
+        self.node_heartbeat_impl(info, ttl_ms).await
+    }
+
+    async fn node_deregister(&self, node: &str) -> Result<()> {
+        self.node_deregister_impl(node).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        self.nodes_impl().await
+    }
+
+    async fn known_nodes(&self) -> Result<Vec<String>> {
+        self.known_nodes_impl().await
+    }
+
+    async fn forget_node(&self, node: &str) -> Result<()> {
+        self.forget_node_impl(node).await
+    }
+
+    async fn lease(&self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
+        self.lease_impl(name, holder, ttl_ms).await
     }
 
     async fn idem_put(
@@ -271,5 +309,8 @@ mod tests {
         assert_eq!(k.offline(UserId(7), &c), "m:offline:{7}:d:1:2");
         assert_eq!(k.unread(UserId(7)), "m:unread:{7}");
         assert_eq!(k.node("n-1"), "m:node:{n-1}");
+        assert_eq!(k.node_info("n-1"), "m:nodeinfo:{reg}:n-1");
+        assert_eq!(k.nodes(), "m:nodes:{reg}");
+        assert_eq!(k.lease("sweeper"), "m:lease:{sweeper}");
     }
 }

@@ -67,6 +67,18 @@ redis.call('HSET', KEYS[1], 'c:' .. ARGV[1], ARGV[2], 'w:' .. ARGV[1], ARGV[3])
 return 1
 ";
 
+/// Takes or renews a lease: `KEYS[1]` holds the holder's name (`ARGV[1]`)
+/// with a TTL of `ARGV[2]` ms. The holder renews it (PEXPIRE); anyone takes
+/// it when free (SET NX PX). Returns 1 if `ARGV[1]` holds it afterwards.
+const LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+";
+
 /// The scripts, hashed once per `RedisState`.
 pub(super) struct Scripts {
     pub(super) swap_field: Script,
@@ -74,6 +86,7 @@ pub(super) struct Scripts {
     pub(super) offline_add: Script,
     pub(super) unread_count: Script,
     pub(super) unread_reset: Script,
+    pub(super) lease: Script,
 }
 
 impl Scripts {
@@ -84,6 +97,7 @@ impl Scripts {
             offline_add: Script::new(OFFLINE_ADD),
             unread_count: Script::new(UNREAD_COUNT),
             unread_reset: Script::new(UNREAD_RESET),
+            lease: Script::new(LEASE),
         }
     }
 }

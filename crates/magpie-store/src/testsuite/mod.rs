@@ -22,6 +22,7 @@
 //! other crates' backends can reuse it.
 
 mod state_queues;
+mod state_registry;
 mod state_routes;
 mod store_accounts;
 mod store_messages;
@@ -42,6 +43,7 @@ pub mod store_cases {
 /// The fast-state cases, one function per promise.
 pub mod state_cases {
     pub use super::state_queues::*;
+    pub use super::state_registry::*;
     pub use super::state_routes::*;
 }
 
@@ -177,6 +179,11 @@ macro_rules! state_conformance {
             unread_watermark_prevents_double_count,
             unread_reset_respects_newer_counts,
             unread_load_replaces_and_totals,
+            heartbeat_registers_node,
+            heartbeat_expires_but_node_stays_known,
+            deregister_then_forget,
+            nodes_sorted_with_fields_round_tripped,
+            lease_exclusive_renewable_and_expiring,
         );
     };
 }

@@ -31,6 +31,9 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     cfg.internal.service_key = "service-key-for-tests".into();
     cfg.retention.sweep_interval_secs = 1;
     cfg.workers.ack_wait_ms = 5_000;
+    cfg.cluster.heartbeat_ms = 200;
+    cfg.cluster.node_ttl_ms = 1_000;
+    cfg.cluster.sweep_interval_ms = 300;
     if let Some(ns) = backends::namespace(dir) {
         ns.apply(&mut cfg);
     }
@@ -159,6 +162,23 @@ impl TestServer {
 
     pub async fn conn(&self, t: &Tokens, transport: &str) -> Conn {
         let c = self.ticket(t, transport).await;
+        let mut conn = Conn::open(&c).await;
+        conn.send_op(None, ClientOp::Hello { ticket: c.ticket })
+            .await;
+        match conn.next().await {
+            ServerFrame::Welcome { .. } => conn,
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+
+    /// Like `conn`, but on this node whatever the placement says (cluster tests).
+    pub async fn conn_here(&self, t: &Tokens, transport: &str) -> Conn {
+        let mut c = self.ticket(t, transport).await;
+        let app = self.app();
+        c.address = match c.transport {
+            magpie_core::Transport::Ws => app.ws_url.clone(),
+            magpie_core::Transport::Tcp => app.tcp_addr.clone().unwrap(),
+        };
         let mut conn = Conn::open(&c).await;
         conn.send_op(None, ClientOp::Hello { ticket: c.ticket })
             .await;

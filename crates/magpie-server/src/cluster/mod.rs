@@ -1,0 +1,11 @@
+//! Cluster membership: the service registry (each node's heartbeat record
+//! in the fast state, the notes' nacos), placement of new connections
+//! (least loaded, with a canary share), the sweeper that cleans up after
+//! nodes that died, and the drain a node performs on a planned shutdown.
+//!
+//! Invariant: all of it is derived state. A lost registry only means a
+//! `connect` may pick this node and a late clean-up; no message depends on it.
+
+pub mod placement;
+pub mod registry;
+pub mod sweeper;

@@ -117,7 +117,7 @@ async fn health_and_metrics_are_served() {
     b.expect_msg().await;
     // The ack is processed asynchronously; poll until the histogram shows it.
     let mut text = String::new();
-    for _ in 0..100 {
+    for _ in 0..500 {
         let resp = s
             .http
             .get(format!("{}/metrics", s.base))

@@ -77,8 +77,23 @@ async fn clients_on_different_nodes_chat() {
             seq: 3
         }
     );
+    // A third node: bob's new device syncs there, with no gap.
+    let n3 = second_node(&n1, "node-3", 3).await;
+    let tb3 = n3.login("bob", "tablet").await;
+    let mut b3 = n3.conn_here(&tb3, "ws").await;
+    let convs = b3.sync(&[], 10).await;
+    let seqs: Vec<i64> = convs[0].messages.iter().map(|m| m.seq).collect();
+    assert_eq!((seqs, convs[0].read_seq), (vec![1, 2, 3], 3));
     // History, unread and sync agree whichever node answers.
-    for s in [&n1, &n2] {
+    for s in [&n1, &n2, &n3] {
+        let (_, unread) = s
+            .call("GET", "/v1/unread", Some(&ta.access_token), None)
+            .await;
+        assert_eq!(
+            unread["total"].as_i64(),
+            Some(1),
+            "alice has bob's one message unread"
+        );
         let (_, page) = s
             .call(
                 "GET",

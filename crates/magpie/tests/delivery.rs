@@ -243,7 +243,7 @@ async fn unread_counts_and_read_receipts_are_exact() {
     }
     // The counters are maintained by a worker: poll until they settle.
     let mut counts = (0, vec![]);
-    for _ in 0..100 {
+    for _ in 0..500 {
         counts = unread(&mut b).await;
         if counts.0 == 4 {
             break;
@@ -272,7 +272,7 @@ async fn unread_counts_and_read_receipts_are_exact() {
             seq: 2
         }
     );
-    for _ in 0..100 {
+    for _ in 0..500 {
         counts = unread(&mut b).await;
         if counts.0 == 2 {
             break;
@@ -297,7 +297,7 @@ async fn unread_counts_and_read_receipts_are_exact() {
         )
         .await;
     assert_eq!((st, body["seq"].as_i64()), (200, Some(1)));
-    for _ in 0..100 {
+    for _ in 0..500 {
         counts = unread(&mut b).await;
         if counts.0 == 0 {
             break;
@@ -318,7 +318,7 @@ async fn unread_counts_and_read_receipts_are_exact() {
     assert_eq!(truth, 0);
     // A new message counts again; HTTP agrees with the socket.
     a.send_msg(tb.user_id, "one more").await;
-    for _ in 0..100 {
+    for _ in 0..500 {
         let (_, body) = s
             .call("GET", "/v1/unread", Some(&tb.access_token), None)
             .await;

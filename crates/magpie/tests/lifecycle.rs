@@ -20,7 +20,7 @@ async fn history_len(s: &TestServer, t: &magpie_proto::http::Tokens, conv: &Conv
 }
 
 async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..200 {
+    for _ in 0..400 {
         if f().await {
             return true;
         }

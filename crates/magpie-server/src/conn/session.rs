@@ -197,7 +197,15 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
                 let _ = wr.send(f.encode()).await;
                 break;
             }
-            _ = heartbeat.tick() => ok = wr.send(ServerFrame::Ping.encode()).await.is_ok(),
+            _ = heartbeat.tick() => {
+                // Re-assert the route: the state is derived and may have been
+                // lost (a Redis restart); this bounds how long pushes miss us.
+                // Only while this connection is still the device's current one.
+                if app.hub.get(user, conn).is_some() && let Err(e) = app.state.add_route(&route).await {
+                    tracing::debug!(error = %e, "route refresh failed");
+                }
+                ok = wr.send(ServerFrame::Ping.encode()).await.is_ok();
+            }
             _ = resend.tick() => {
                 for (msg, attempt) in inflight.due(Instant::now()) {
                     metrics::counter!(m::RESENT).increment(1);

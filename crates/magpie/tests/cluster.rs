@@ -203,3 +203,102 @@ async fn connect_sends_the_canary_share_to_canary_nodes() {
         .await;
     assert!(matches!(conn.next().await, ServerFrame::Welcome { node, .. } if node == "canary-1"));
 }
+
+/// Deletes every state key of the test's namespace: what a Redis restart
+/// without persistence (or FLUSHALL) does to us, without touching the
+/// namespaces of tests running beside this one.
+async fn flush_state(ns: &backends::Namespace) {
+    let url = std::env::var("MAGPIE_TEST_REDIS_URL").unwrap();
+    let prefix = ns.state.split("prefix=").nth(1).unwrap().to_string();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        !keys.is_empty(),
+        "the state should hold routes and counters by now"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(keys)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn losing_the_state_loses_no_message_and_reuses_no_sequence() {
+    if !backends::cluster_mode() {
+        eprintln!("cluster-only test: set MAGPIE_TEST_BACKENDS=cluster");
+        return;
+    }
+    let n1 = TestServer::start_with(|c| c.session.heartbeat_ms = 200).await;
+    let (ta, tb) = (
+        n1.user("alice", "phone").await,
+        n1.user("bob", "phone").await,
+    );
+    let mut a = n1.conn_here(&ta, "tcp").await;
+    let mut b = n1.conn_here(&tb, "ws").await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        acked.push(sent_seq(&a.send_msg(tb.user_id, &format!("before {i}")).await).1);
+    }
+    for _ in 0..20 {
+        b.expect_msg().await;
+    }
+    flush_state(n1.ns.as_ref().unwrap()).await;
+    // Sending goes on: sequences continue from the store, never reused.
+    for i in 0..20 {
+        acked.push(sent_seq(&a.send_msg(tb.user_id, &format!("after {i}")).await).1);
+    }
+    assert_eq!(acked, (1..=40).collect::<Vec<i64>>());
+    // Routes come back with the next heartbeat: pushes reach bob again.
+    let mut pushed_after = false;
+    for i in 0..100 {
+        a.send_msg(tb.user_id, &format!("probe {i}")).await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+        while let Ok(Some(f)) = b.try_recv(deadline - tokio::time::Instant::now()).await {
+            if let ServerFrame::Msg { msg, .. } = &f {
+                b.send_op(
+                    None,
+                    ClientOp::Ack {
+                        conv: msg.conv.clone(),
+                        seqs: vec![msg.seq],
+                    },
+                )
+                .await;
+                pushed_after |= msg.body.starts_with("probe");
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        if pushed_after {
+            break;
+        }
+    }
+    assert!(
+        pushed_after,
+        "pushes never resumed after the state was lost"
+    );
+    // Nothing acknowledged is missing; unread counts equal the store's truth.
+    let conv = ConvId::direct(ta.user_id, tb.user_id);
+    let convs = b.sync(&[(conv.clone(), 0)], 200).await;
+    let seqs: Vec<i64> = convs[0].messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=convs[0].last_seq).collect::<Vec<i64>>());
+    let truth: i64 = n1
+        .app()
+        .store
+        .conversations(tb.user_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.unread)
+        .sum();
+    match b.request(ClientOp::Unread).await {
+        ServerFrame::UnreadResult { total, .. } => assert_eq!(total, truth),
+        f => panic!("{f:?}"),
+    }
+}

@@ -58,7 +58,7 @@ pub struct Presence {
     pub node: String,
     pub at: i64,
     /// Why a device went offline: "logout", "closed", "idle", "shutdown",
-    /// "replaced", "slow_consumer" or "error".
+    /// "slow_consumer", "error" or "node_lost" (cleaned up by the sweeper).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -1,120 +1,20 @@
 //! The store conformance suite on PostgreSQL (`MAGPIE_TEST_POSTGRES_URL`, an
 //! admin URL), one fresh database per case, plus partitioning and reopen.
-//!
-//! Without the variable the cases are skipped outside CI (a notice on
-//! stderr; the conformance cases then run on in-memory SQLite as a stand-in
-//! so the macro still has a store) and fail in CI.
+//! Skipped outside CI without the variable, failed in CI (see `sqldb`).
 #![cfg(feature = "sql")]
 
 use magpie_store::Store;
 use magpie_store::sql::PgStore;
 use sqlx::Connection;
 
+mod sqldb;
+use sqldb::{FreshDb, admin_url};
+
 const URL_VAR: &str = "MAGPIE_TEST_POSTGRES_URL";
-
-/// The admin URL, or `None` (after a notice) when the case must be skipped.
-fn admin_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("{URL_VAR} is not set in CI: start scripts/services.sh")
-        }
-        Err(_) => {
-            eprintln!("skipping PostgreSQL case: {URL_VAR} is not set");
-            None
-        }
-    }
-}
-
-/// `url` with its database (the last path segment) replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
-    let (scheme, rest) = base.split_once("://").expect("url has a scheme");
-    let host = rest.split('/').next().expect("url has a host");
-    let q = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    format!("{scheme}://{host}/{db}{q}")
-}
-
-/// A database that exists until the guard drops. Dropping runs on a thread
-/// of its own with its own runtime: `Drop` is sync and may run inside the
-/// test's runtime, where blocking on it would panic.
-struct FreshDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl FreshDb {
-    async fn create(admin: &str) -> FreshDb {
-        let name = format!("magpie_t_{:016x}", rand::random::<u64>());
-        let mut c = sqlx::PgConnection::connect(admin)
-            .await
-            .expect("connect admin");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut c)
-            .await
-            .expect("create database");
-        let _ = c.close().await;
-        FreshDb {
-            url: with_database(admin, &name),
-            admin: admin.to_string(),
-            name,
-        }
-    }
-}
-
-impl Drop for FreshDb {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                // FORCE ends the store's pooled sessions, which may still be
-                // closing; retry in case the server is briefly busy.
-                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                let mut last = None;
-                for _ in 0..5 {
-                    let r = async {
-                        let mut c = sqlx::PgConnection::connect(&admin).await?;
-                        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-                            .execute(&mut c)
-                            .await?;
-                        c.close().await
-                    };
-                    match r.await {
-                        Ok(()) => return Ok(()),
-                        Err(e) => last = Some(e),
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                }
-                Err(last)
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
-            panic!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
-}
 
 /// A store on a fresh database, the database being the guard.
 async fn fresh() -> (Store, Box<dyn std::any::Any + Send>) {
-    let Some(admin) = admin_url() else {
-        let stand_in = Store::open("sqlite::memory:")
-            .await
-            .expect("sqlite stand-in");
-        return (stand_in, Box::new(()));
-    };
-    let db = FreshDb::create(&admin).await;
-    let store = Store::open(&db.url).await.expect("open postgres store");
-    (store, Box::new(db))
+    sqldb::fresh(URL_VAR).await
 }
 
 mod postgres {
@@ -129,7 +29,9 @@ mod postgres_only {
     /// Both message tables are hash-partitioned with the requested count.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn message_tables_are_partitioned() {
-        let Some(admin) = admin_url() else { return };
+        let Some(admin) = admin_url(URL_VAR) else {
+            return;
+        };
         let db = FreshDb::create(&admin).await;
         let store = PgStore::connect(&db.url, 1000, 4).await.expect("connect");
         let mut c = sqlx::PgConnection::connect(&db.url).await.expect("connect");
@@ -205,7 +107,9 @@ mod postgres_only {
     /// no-op that keeps the original partition count.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn store_survives_reopen_and_remigration() {
-        let Some(admin) = admin_url() else { return };
+        let Some(admin) = admin_url(URL_VAR) else {
+            return;
+        };
         let db = FreshDb::create(&admin).await;
         let s = Store::open(&db.url).await.expect("open");
         let a = s.create_user("alice", "h").await.expect("create").id;

@@ -1,0 +1,130 @@
+//! Fresh databases for the SQL conformance runs, shared by the PostgreSQL
+//! and MySQL test files: one database per case, dropped when its guard goes.
+//!
+//! Without the admin URL variable the cases are skipped outside CI (a notice
+//! on stderr; the conformance cases then run on in-memory SQLite as a
+//! stand-in so the macro still has a store) and fail in CI.
+#![allow(dead_code)]
+
+use magpie_store::Store;
+use sqlx::Connection;
+
+/// The admin URL in `var`, or `None` (after a notice) when the case must be skipped.
+pub fn admin_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("{var} is not set in CI: start scripts/services.sh")
+        }
+        Err(_) => {
+            eprintln!("skipping SQL case: {var} is not set");
+            None
+        }
+    }
+}
+
+/// `url` with its database (the last path segment) replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let (scheme, rest) = base.split_once("://").expect("url has a scheme");
+    let host = rest.split('/').next().expect("url has a host");
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{scheme}://{host}/{db}{q}")
+}
+
+fn is_mysql(url: &str) -> bool {
+    url.starts_with("mysql://")
+}
+
+/// Runs one statement on the admin connection.
+async fn exec(admin: &str, sql: String) -> Result<(), sqlx::Error> {
+    if is_mysql(admin) {
+        let mut c = sqlx::MySqlConnection::connect(admin).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut c)
+            .await?;
+        c.close().await
+    } else {
+        let mut c = sqlx::PgConnection::connect(admin).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut c)
+            .await?;
+        c.close().await
+    }
+}
+
+/// A database that exists until the guard drops. Dropping runs on a thread
+/// of its own with its own runtime: `Drop` is sync and may run inside the
+/// test's runtime, where blocking on it would panic.
+pub struct FreshDb {
+    admin: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl FreshDb {
+    pub async fn create(admin: &str) -> FreshDb {
+        let name = format!("magpie_t_{:016x}", rand::random::<u64>());
+        exec(admin, format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        FreshDb {
+            url: with_database(admin, &name),
+            admin: admin.to_string(),
+            name,
+        }
+    }
+}
+
+impl Drop for FreshDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                // PostgreSQL: FORCE ends the store's pooled sessions, which may
+                // still be closing. Either engine: retry while the server is
+                // briefly busy (e.g. a metadata lock of a closing session).
+                let force = if is_mysql(&admin) {
+                    ""
+                } else {
+                    " WITH (FORCE)"
+                };
+                let sql = format!("DROP DATABASE IF EXISTS {name}{force}");
+                let mut last = None;
+                for _ in 0..5 {
+                    match exec(&admin, sql.clone()).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last = Some(e),
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(last)
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
+            panic!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+/// A store on a fresh database (admin URL in `var`), the database being the guard.
+pub async fn fresh(var: &str) -> (Store, Box<dyn std::any::Any + Send>) {
+    let Some(admin) = admin_url(var) else {
+        let stand_in = Store::open("sqlite::memory:")
+            .await
+            .expect("sqlite stand-in");
+        return (stand_in, Box::new(()));
+    };
+    let db = FreshDb::create(&admin).await;
+    let store = Store::open(&db.url).await.expect("open sql store");
+    (store, Box::new(db))
+}

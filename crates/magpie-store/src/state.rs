@@ -97,15 +97,22 @@ pub trait StateBackend: Send + Sync + 'static {
     /// when `holder` already holds it); false if someone else holds it.
     async fn lease(&self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool>;
 
-    // -- idempotency fast path (SET NX with TTL)
-    async fn idem_put(
+    // -- idempotency fast path (SET NX with TTL), batch-shaped: one sender's
+    // keys share a hash tag, so one MGET / one pipeline serves a whole batch.
+    /// Records results of one sender's sends; each key is SET NX (the first
+    /// recorded result wins) with the TTL.
+    async fn idem_put_many(
         &self,
         from: UserId,
-        cmid: ClientMsgId,
-        accepted: &Accepted,
+        items: &[(ClientMsgId, Accepted)],
         ttl_ms: u64,
     ) -> Result<()>;
-    async fn idem_get(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>>;
+    /// The recorded results of these client message ids of one sender, in order.
+    async fn idem_get_many(
+        &self,
+        from: UserId,
+        cmids: &[ClientMsgId],
+    ) -> Result<Vec<Option<Accepted>>>;
 
     // -- one-time connection tickets (SET with TTL, GETDEL)
     async fn ticket_put(&self, ticket: &str, claims: &TicketClaims, ttl_ms: u64) -> Result<()>;
@@ -172,6 +179,26 @@ impl State {
         Err(StoreError::Config(format!(
             "unknown state url {url:?}: expected mem://"
         )))
+    }
+}
+
+impl State {
+    /// One key of the idempotency fast path (see `idem_put_many`).
+    pub async fn idem_put(
+        &self,
+        from: UserId,
+        cmid: ClientMsgId,
+        accepted: &Accepted,
+        ttl_ms: u64,
+    ) -> Result<()> {
+        self.0
+            .idem_put_many(from, &[(cmid, accepted.clone())], ttl_ms)
+            .await
+    }
+
+    /// One key of the idempotency fast path (see `idem_get_many`).
+    pub async fn idem_get(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>> {
+        Ok(self.0.idem_get_many(from, &[cmid]).await?.pop().flatten())
     }
 }
 

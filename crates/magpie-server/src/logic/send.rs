@@ -36,16 +36,26 @@ impl App {
         let default_persistence = match self.store.get_settings(from, device).await {
             Ok(s) => s.persistence,
             Err(e) => {
+                let msg = e.to_string();
                 return inputs
                     .iter()
-                    .map(|_| Err(ServerError::from(clone_store_err(&e))))
+                    .map(|_| Err(ServerError::Unavailable(msg.clone())))
                     .collect();
             }
         };
+        // The fast path for the whole batch in one round trip; if the state
+        // is unreachable, the store's durable key still answers.
+        let cmids: Vec<ClientMsgId> = inputs.iter().map(|i| i.cmid).collect();
+        let known = self
+            .state
+            .idem_get_many(from, &cmids)
+            .await
+            .unwrap_or_default();
         let mut fresh = Vec::new();
         let mut fresh_idx = Vec::new();
         for (i, input) in inputs.into_iter().enumerate() {
-            match self.prepare(from, input, default_persistence).await {
+            let hit = known.get(i).cloned().flatten();
+            match self.prepare(from, input, hit, default_persistence).await {
                 Ok(Prepared::Known(acc)) => results[i] = Some(Ok(acc)),
                 Ok(Prepared::New(nm)) => {
                     fresh.push(nm);
@@ -94,6 +104,7 @@ impl App {
         &self,
         from: UserId,
         input: SendInput,
+        known: Option<Accepted>,
         default_persistence: Persistence,
     ) -> Result<Prepared> {
         if input.body.len() > self.cfg.limits.max_frame_bytes {
@@ -105,7 +116,7 @@ impl App {
         if input.to == UserId::SYSTEM || !self.user_exists(input.to).await? {
             return Err(ServerError::UnknownRecipient(input.to.0));
         }
-        if let Some(mut acc) = self.state.idem_get(from, input.cmid).await.ok().flatten() {
+        if let Some(mut acc) = known {
             acc.duplicate = true;
             metrics::counter!(m::DUPLICATES).increment(1);
             return Ok(Prepared::Known(acc));
@@ -164,9 +175,13 @@ impl App {
             self.bus.publish(events).await?;
         }
         let ttl = self.cfg.limits.idempotency_ttl_secs * 1000;
-        for (acc, msg) in &items {
-            // Fast path only: on failure the durable key still answers.
-            let _ = self.state.idem_put(msg.from, msg.cmid, acc, ttl).await;
+        // Fast path only (one pipeline): on failure the durable key still answers.
+        if let Some((_, first)) = items.first() {
+            let entries: Vec<(ClientMsgId, Accepted)> = items
+                .iter()
+                .map(|(acc, msg)| (msg.cmid, acc.clone()))
+                .collect();
+            let _ = self.state.idem_put_many(first.from, &entries, ttl).await;
         }
         let to_push: Vec<Arc<Message>> = items
             .into_iter()
@@ -182,8 +197,4 @@ impl App {
 enum Prepared {
     Known(Accepted),
     New(NewMessage),
-}
-
-fn clone_store_err(e: &magpie_store::StoreError) -> magpie_store::StoreError {
-    magpie_store::StoreError::Unavailable(e.to_string())
 }

@@ -162,21 +162,29 @@ impl StateBackend for MemState {
         Ok(true)
     }
 
-    async fn idem_put(
+    async fn idem_put_many(
         &self,
         from: UserId,
-        cmid: ClientMsgId,
-        accepted: &Accepted,
+        items: &[(ClientMsgId, Accepted)],
         ttl_ms: u64,
     ) -> Result<()> {
-        self.idem
-            .lock()
-            .put((from, cmid), accepted.clone(), ttl_ms, true);
+        let mut idem = self.idem.lock();
+        for (cmid, accepted) in items {
+            idem.put((from, *cmid), accepted.clone(), ttl_ms, true);
+        }
         Ok(())
     }
 
-    async fn idem_get(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>> {
-        Ok(self.idem.lock().get(&(from, cmid)).cloned())
+    async fn idem_get_many(
+        &self,
+        from: UserId,
+        cmids: &[ClientMsgId],
+    ) -> Result<Vec<Option<Accepted>>> {
+        let idem = self.idem.lock();
+        Ok(cmids
+            .iter()
+            .map(|c| idem.get(&(from, *c)).cloned())
+            .collect())
     }
 
     async fn ticket_put(&self, ticket: &str, claims: &TicketClaims, ttl_ms: u64) -> Result<()> {

@@ -214,18 +214,21 @@ impl StateBackend for RedisState {
         self.lease_impl(name, holder, ttl_ms).await
     }
 
-    async fn idem_put(
+    async fn idem_put_many(
         &self,
         from: UserId,
-        cmid: ClientMsgId,
-        accepted: &Accepted,
+        items: &[(ClientMsgId, Accepted)],
         ttl_ms: u64,
     ) -> Result<()> {
-        self.idem_put_impl(from, cmid, accepted, ttl_ms).await
+        self.idem_put_impl(from, items, ttl_ms).await
     }
 
-    async fn idem_get(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>> {
-        self.idem_get_impl(from, cmid).await
+    async fn idem_get_many(
+        &self,
+        from: UserId,
+        cmids: &[ClientMsgId],
+    ) -> Result<Vec<Option<Accepted>>> {
+        self.idem_get_impl(from, cmids).await
     }
 
     async fn ticket_put(&self, ticket: &str, claims: &TicketClaims, ttl_ms: u64) -> Result<()> {

@@ -166,39 +166,51 @@ impl RedisState {
         Ok(out)
     }
 
+    /// One pipeline of SET NX PX for the batch (one sender: one slot).
     pub(super) async fn idem_put_impl(
         &self,
         from: UserId,
-        cmid: ClientMsgId,
-        accepted: &Accepted,
+        items: &[(ClientMsgId, Accepted)],
         ttl_ms: u64,
     ) -> Result<()> {
         // Redis rejects PX 0; an entry that expires at once is no entry.
-        if ttl_ms == 0 {
+        if ttl_ms == 0 || items.is_empty() {
             return Ok(());
         }
-        redis::cmd("SET")
-            .arg(self.keys.idem(from, cmid))
-            .arg(to_json(accepted)?)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_ms)
-            .exec_async(&mut self.con())
+        let mut pipe = redis::pipe();
+        for (cmid, accepted) in items {
+            pipe.cmd("SET")
+                .arg(self.keys.idem(from, *cmid))
+                .arg(to_json(accepted)?)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.con())
             .await
             .map_err(unavailable)
     }
 
+    /// One MGET for the batch (one sender: one slot).
     pub(super) async fn idem_get_impl(
         &self,
         from: UserId,
-        cmid: ClientMsgId,
-    ) -> Result<Option<Accepted>> {
-        let v: Option<String> = redis::cmd("GET")
-            .arg(self.keys.idem(from, cmid))
+        cmids: &[ClientMsgId],
+    ) -> Result<Vec<Option<Accepted>>> {
+        if cmids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = cmids.iter().map(|c| self.keys.idem(from, *c)).collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(keys)
             .query_async(&mut self.con())
             .await
             .map_err(unavailable)?;
-        v.as_deref().map(from_json).transpose()
+        values
+            .iter()
+            .map(|v| v.as_deref().map(from_json).transpose())
+            .collect()
     }
 
     pub(super) async fn ticket_put_impl(

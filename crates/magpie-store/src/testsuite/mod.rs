@@ -171,6 +171,7 @@ macro_rules! state_conformance {
             routes_batch_and_node_index,
             idem_put_is_first_writer_wins,
             idem_entries_expire,
+            idem_batches_answer_in_order,
             ticket_is_single_use,
             ticket_expires,
             offline_queue_order_and_limits,

@@ -166,6 +166,38 @@ pub async fn idem_entries_expire(st: State) {
     );
 }
 
+/// A batch lookup answers each key in order, hits and misses alike; a batch
+/// write keeps first-writer-wins per key.
+pub async fn idem_batches_answer_in_order(st: State) {
+    let (a, b, c) = (
+        ClientMsgId::new_v7(),
+        ClientMsgId::new_v7(),
+        ClientMsgId::new_v7(),
+    );
+    let (one, two, three) = (accepted(1), accepted(2), accepted(3));
+    st.idem_put_many(UserId(1), &[(a, one.clone()), (c, three.clone())], 60_000)
+        .await
+        .expect("put many");
+    st.idem_put_many(UserId(1), &[(a, accepted(9)), (b, two.clone())], 60_000)
+        .await
+        .expect("put many again");
+    let got = st
+        .idem_get_many(UserId(1), &[c, b, a, ClientMsgId::new_v7()])
+        .await
+        .expect("get many");
+    assert_eq!(got, vec![Some(three), Some(two), Some(one), None]);
+    assert_eq!(
+        st.idem_get_many(UserId(1), &[]).await.expect("empty"),
+        Vec::new()
+    );
+    assert_eq!(
+        st.idem_get_many(UserId(2), &[a])
+            .await
+            .expect("other sender"),
+        vec![None]
+    );
+}
+
 fn claims(user: i64) -> TicketClaims {
     TicketClaims {
         user: UserId(user),

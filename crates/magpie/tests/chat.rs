@@ -115,7 +115,16 @@ async fn health_and_metrics_are_served() {
     let mut b = s.conn(&tb, "tcp").await;
     a.send_msg(tb.user_id, "counted").await;
     b.expect_msg().await;
-    // The ack is processed asynchronously; poll until the histogram shows it.
+    // The ack is processed asynchronously: the counter and the histogram
+    // are updated one after the other, so poll until every series shows.
+    let names = [
+        "magpie_connections{transport=\"ws\"}",
+        "magpie_connections{transport=\"tcp\"}",
+        "magpie_messages_accepted_total",
+        "magpie_messages_pushed_total",
+        "magpie_messages_acked_total",
+        "magpie_delivery_latency_seconds_bucket",
+    ];
     let mut text = String::new();
     for _ in 0..500 {
         let resp = s
@@ -126,19 +135,12 @@ async fn health_and_metrics_are_served() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         text = resp.text().await.unwrap();
-        if text.contains("magpie_delivery_latency_seconds_bucket") {
+        if names.iter().all(|n| text.contains(n)) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    for name in [
-        "magpie_connections{transport=\"ws\"}",
-        "magpie_connections{transport=\"tcp\"}",
-        "magpie_messages_accepted_total",
-        "magpie_messages_pushed_total",
-        "magpie_messages_acked_total",
-        "magpie_delivery_latency_seconds_bucket",
-    ] {
+    for name in names {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }
 }

@@ -236,6 +236,11 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
     },
+    /// Pushes may have been missed without a later one to reveal the gap
+    /// (the server's fast state lost this connection's route): sync now.
+    Resync {
+        reason: String,
+    },
     /// Reconnect (to any node) after about `after_ms`, then sync.
     Reconnect {
         reason: String,

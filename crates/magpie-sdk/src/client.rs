@@ -28,7 +28,9 @@ use tokio::task::JoinHandle;
 pub enum Event {
     /// A new message, exactly once, in sequence order per conversation.
     /// Messages sent through this client (`send`, `send_with`) are not
-    /// repeated here: their `SendResult` already is the delivery.
+    /// repeated here: their `SendResult` already is the delivery. That holds
+    /// for a send that failed too: retry it with the same `cmid` and the
+    /// result (`duplicate: true` if it was stored) is its delivery.
     Message(Message),
     /// `reader` has read `conv` up to `seq`.
     Receipt {
@@ -177,6 +179,8 @@ impl Client {
     ) -> Result<SendResult> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
         let mut attempt = 1;
+        let me = lock(&self.inner.welcome).user;
+        lock(&self.inner.dedup).begin_send(me, cmid);
         loop {
             let op = ClientOp::Send {
                 to,
@@ -197,7 +201,11 @@ impl Client {
                     // The application has this message now: a sync or a push
                     // echo must not deliver it again, nor see a gap before
                     // the next message.
-                    lock(&self.inner.dedup).mark_sent(&conv, seq, server_id);
+                    {
+                        let mut d = lock(&self.inner.dedup);
+                        d.mark_sent(&conv, seq, server_id);
+                        d.end_send(me, cmid);
+                    }
                     return Ok(SendResult {
                         cmid,
                         server_id,

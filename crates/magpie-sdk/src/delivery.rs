@@ -87,12 +87,26 @@ impl Delivery {
             conv: msg.conv.clone(),
             seqs: vec![msg.seq],
         };
-        if lock(&self.inner.dedup).check(&msg) != Verdict::Duplicate {
+        self.hand_over(msg).await?;
+        self.inner.send_oneway(ack);
+        Ok(())
+    }
+
+    /// Hands `msg` to the application unless it already has it (no ack).
+    async fn hand_over(&self, msg: Message) -> Result<(), AppGone> {
+        let (verdict, own) = {
+            let d = lock(&self.inner.dedup);
+            (d.check(&msg), d.is_unresolved_own(&msg))
+        };
+        if verdict != Verdict::Duplicate {
             let record = msg.clone();
-            self.emit(Event::Message(msg)).await?;
+            // An own send still waiting for its reply: the reply (or the
+            // application's retry with the same id) delivers it, not an event.
+            if !own {
+                self.emit(Event::Message(msg)).await?;
+            }
             lock(&self.inner.dedup).mark(&record);
         }
-        self.inner.send_oneway(ack);
         Ok(())
     }
 
@@ -120,8 +134,16 @@ impl Delivery {
 
     async fn apply(&self, mut sc: SyncConv) -> Result<(), AppGone> {
         sc.messages.sort_by_key(|m| m.seq);
+        // One ack for the page, once the application has all of it.
+        let seqs: Vec<_> = sc.messages.iter().map(|m| m.seq).collect();
         for msg in sc.messages {
-            self.deliver(msg).await?;
+            self.hand_over(msg).await?;
+        }
+        if !seqs.is_empty() {
+            self.inner.send_oneway(ClientOp::Ack {
+                conv: sc.conv.clone(),
+                seqs,
+            });
         }
         sc.unavailable.sort();
         for &(from, to) in &sc.unavailable {
@@ -137,9 +159,9 @@ impl Delivery {
             // Everything up to last_seq was either returned or reported
             // unavailable; anything else missing must not be waited for.
             let skipped = lock(&self.inner.dedup).advance(&sc.conv, sc.last_seq);
-            if let Some((from, to)) = skipped {
+            for (from, to) in skipped {
                 self.emit(Event::Unavailable {
-                    conv: sc.conv,
+                    conv: sc.conv.clone(),
                     from,
                     to,
                 })

@@ -224,6 +224,10 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
             online,
             reason,
         })),
+        ServerFrame::Resync { reason } => {
+            tracing::debug!(%reason, "server asked for a resync");
+            to_app(Inbound::Resync)
+        }
         ServerFrame::Reconnect { reason, after_ms } => Routed::End(Ended::Moved {
             reason,
             after: Duration::from_millis(after_ms),

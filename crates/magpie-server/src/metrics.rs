@@ -14,6 +14,7 @@ pub const DELIVERY_LATENCY: &str = "magpie_delivery_latency_seconds";
 pub const DEAD_LETTERS: &str = "magpie_dead_letters_total";
 pub const SLOW_CONSUMERS: &str = "magpie_slow_consumers_total";
 pub const BAD_FRAMES: &str = "magpie_bad_frames_total";
+pub const RESYNC_HINTS: &str = "magpie_resync_hints_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -64,8 +64,10 @@ impl UnreadCache {
 #[async_trait]
 pub trait StateBackend: Send + Sync + 'static {
     // -- routes (route record per user device, hash of routes per node)
-    /// Adds or replaces the route of (user, device).
-    async fn add_route(&self, route: &Route) -> Result<()>;
+    /// Adds or replaces the route of (user, device); returns the route it
+    /// replaced. A connection re-asserting its route learns from `None` that
+    /// the state lost it (and pushes may have missed it meanwhile).
+    async fn add_route(&self, route: &Route) -> Result<Option<Route>>;
     /// Removes the route of (user, device) only if it still points at `conn`
     /// on `node`; returns whether it did.
     async fn remove_route(

@@ -19,6 +19,10 @@ use tokio::time::Instant;
 
 /// Shorter waits are not worth a server-side pull request.
 const MIN_WAIT: Duration = Duration::from_millis(1);
+/// How long past its expiry a pull may stay unanswered. A pull request
+/// lost with the connection (the server restarted) is never answered: the
+/// client would wait on it forever, and this consumer would stop consuming.
+const PULL_GRACE: Duration = Duration::from_secs(5);
 
 /// The ack subject of a delivery we handed out, and when.
 struct Held {
@@ -54,21 +58,35 @@ impl JetStreamConsumer {
     /// One pull request: `wait: None` takes what is ready now (no_wait);
     /// otherwise the server holds the request up to `wait`.
     async fn pull(&self, max: usize, wait: Option<Duration>) -> Result<Vec<Message>> {
-        let batch = match wait {
-            None => self.pull.fetch().max_messages(max).messages().await,
-            Some(w) => {
-                self.pull
-                    .batch()
-                    .max_messages(max)
-                    .expires(w)
-                    .messages()
-                    .await
+        let deadline = Instant::now() + wait.unwrap_or_default() + PULL_GRACE;
+        let request = async {
+            match wait {
+                None => self.pull.fetch().max_messages(max).messages().await,
+                Some(w) => {
+                    self.pull
+                        .batch()
+                        .max_messages(max)
+                        .expires(w)
+                        .messages()
+                        .await
+                }
             }
-        }
-        .map_err(|e| unavailable("pull request", e))?;
+        };
+        let batch = tokio::time::timeout_at(deadline, request)
+            .await
+            .map_err(|_| unavailable("pull request", "no answer"))?
+            .map_err(|e| unavailable("pull request", e))?;
         futures_util::pin_mut!(batch);
         let mut out = Vec::new();
-        while let Some(item) = batch.next().await {
+        loop {
+            let item = match tokio::time::timeout_at(deadline, batch.next()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(_) if out.is_empty() => {
+                    return Err(unavailable("pulling", "no answer past the pull's expiry"));
+                }
+                Err(_) => break,
+            };
             match item {
                 Ok(m) => out.push(m),
                 Err(e) if out.is_empty() => return Err(unavailable("pulling", e)),

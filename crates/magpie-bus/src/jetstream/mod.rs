@@ -133,6 +133,12 @@ impl BusBackend for JetStreamBus {
             .iter()
             .map(|e| names::subject(&self.name, &e.topic))
             .collect::<Result<Vec<_>>>()?;
+        // Disconnected, a publish would only be buffered and then time out
+        // waiting for its ack: fail at once, so callers answer "retry" now
+        // instead of queueing behind a timeout per batch.
+        if self.client.connection_state() == async_nats::connection::State::Disconnected {
+            return Err(unavailable("publishing", "not connected to NATS"));
+        }
         let mut offsets = Vec::with_capacity(events.len());
         let pairs: Vec<_> = events.into_iter().zip(subjects).collect();
         for window in pairs.chunks(PUBLISH_WINDOW) {

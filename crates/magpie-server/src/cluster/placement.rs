@@ -1,5 +1,5 @@
 //! Where a user's next connection goes: among live nodes with the conn role
-//! that serve the transport, the least loaded one; a configured share of
+//! that serve the transport, one of the least loaded; a configured share of
 //! users (by a stable hash of the user id, so a user stays on one side) is
 //! sent to canary nodes when there are any.
 
@@ -23,6 +23,14 @@ fn serves(n: &NodeInfo, transport: Transport) -> bool {
         }
 }
 
+/// Loads are as old as the last heartbeat, so "the least loaded node" would
+/// send a whole burst of connects (clients of a dead or draining node coming
+/// back) to one node. Nodes within this slack of the minimum load are
+/// equally good and one of them is picked at random.
+fn slack(min_load: u64) -> u64 {
+    (min_load / 10).max(16)
+}
+
 /// The node for `user`'s next connection, if any live node serves `transport`.
 pub fn choose(
     nodes: &[NodeInfo],
@@ -38,8 +46,12 @@ pub fn choose(
         .filter(|n| n.canary == wants_canary)
         .collect();
     let pool = if side.is_empty() { candidates } else { side };
-    pool.into_iter()
-        .min_by(|a, b| a.load.cmp(&b.load).then_with(|| a.node.cmp(&b.node)))
+    let min = pool.iter().map(|n| n.load).min()?;
+    let near: Vec<&NodeInfo> = pool
+        .into_iter()
+        .filter(|n| n.load <= min + slack(min))
+        .collect();
+    near.get(rand::random_range(0..near.len())).copied()
 }
 
 #[cfg(test)]
@@ -62,9 +74,9 @@ mod tests {
     #[test]
     fn the_least_loaded_node_wins() {
         let nodes = [
-            node("a", 5, false),
-            node("b", 2, false),
-            node("c", 9, false),
+            node("a", 500, false),
+            node("b", 200, false),
+            node("c", 900, false),
         ];
         assert_eq!(
             choose(&nodes, UserId(1), Transport::Ws, 0).unwrap().node,
@@ -78,6 +90,23 @@ mod tests {
             "a"
         );
         assert!(choose(&[], UserId(1), Transport::Ws, 0).is_none());
+    }
+
+    #[test]
+    fn a_burst_on_equally_loaded_nodes_is_spread() {
+        let nodes = [
+            node("a", 100, false),
+            node("b", 105, false),
+            node("c", 98, false),
+        ];
+        let mut per = std::collections::HashMap::new();
+        for u in 0..300 {
+            *per.entry(&choose(&nodes, UserId(u), Transport::Ws, 0).unwrap().node)
+                .or_insert(0) += 1;
+        }
+        // Uniform over three: each gets 100 ± a wide margin, none gets all.
+        assert_eq!(per.len(), 3, "{per:?}");
+        assert!(per.values().all(|&n| (50..=150).contains(&n)), "{per:?}");
     }
 
     #[test]

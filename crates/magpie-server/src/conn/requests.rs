@@ -2,14 +2,17 @@
 //! backends, in arrival order, and queues the replies.
 //!
 //! Consecutive `send` requests waiting in the queue are taken together and
-//! accepted as one batch (one store transaction, one bus append).
+//! accepted as one batch (one store transaction, one bus append); the acks
+//! among them are published together too (a client acks every message, so
+//! one bus round trip per ack would queue its other requests behind them).
 
 use super::hub::Outbound;
 use crate::app::App;
 use crate::error::ServerError;
 use crate::logic::SendInput;
-use magpie_core::{DeviceId, UserId};
+use magpie_core::{ConvId, DeviceId, Seq, UserId};
 use magpie_proto::{ClientOp, ServerFrame};
+use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 
 pub struct Req {
@@ -39,8 +42,12 @@ pub async fn run_requests(
             }
         }
         let mut sends: Vec<(Option<u64>, SendInput)> = Vec::new();
+        let mut acks: BTreeMap<ConvId, Vec<Seq>> = BTreeMap::new();
         for req in queue {
             match req.op {
+                // Acks reply nothing and touch only retention: gathering them
+                // across the other requests reorders nothing a client sees.
+                ClientOp::Ack { conv, seqs } => acks.entry(conv).or_default().extend(seqs),
                 ClientOp::Send {
                     to,
                     cmid,
@@ -70,6 +77,12 @@ pub async fn run_requests(
             }
         }
         flush_sends(&app, user, &device, &mut sends, &tx).await;
+        if !acks.is_empty()
+            && let Err(e) = app.delivered(user, &device, acks).await
+        {
+            // Deliveries feed retention only; a failure here loses nothing.
+            tracing::warn!(error = %e, "delivery events not published");
+        }
     }
 }
 
@@ -120,13 +133,6 @@ async fn handle(
     op: ClientOp,
 ) -> Option<ServerFrame> {
     let result = match op {
-        ClientOp::Ack { conv, seqs } => {
-            // Deliveries feed retention only; a failure here loses nothing.
-            if let Err(e) = app.delivered(user, device, conv, seqs).await {
-                tracing::warn!(error = %e, "delivery event not published");
-            }
-            return None;
-        }
         ClientOp::Read { conv, seq } => app
             .read(user, &conv, seq)
             .await
@@ -160,6 +166,7 @@ async fn handle(
         | ClientOp::Ping
         | ClientOp::Pong
         | ClientOp::Logout
+        | ClientOp::Ack { .. }
         | ClientOp::Send { .. } => return None,
     };
     Some(result.unwrap_or_else(|e| error_frame(rid, &e)))

@@ -82,8 +82,12 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
         conn,
         since: magpie_core::now_ms(),
     };
+    // Whether pushes may have missed this connection since the last
+    // refresh: the route was not recorded, or the state was unreachable.
+    let mut route_doubt = false;
     if let Err(e) = app.state.add_route(&route).await {
         tracing::warn!(error = %e, %user, "route not recorded; pushes will wait for sync");
+        route_doubt = true;
     }
     let _ = app.presence(user, &device, true, None).await;
     metrics::gauge!(m::CONNECTIONS, "transport" => transport).increment(1.0);
@@ -119,6 +123,8 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
     let mut ended: Option<ErrorCode> = None;
     let mut logout = false;
     let mut pending: Option<Req> = None;
+    // Pushes dropped while we were not reading: the client gets a resync hint.
+    let mut skipped_pushes = false;
     let mut ok = wr.send(welcome.encode()).await.is_ok();
     while ok {
         tokio::select! {
@@ -136,7 +142,13 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
             // Backpressure: while a request waits for room, stop reading but
             // keep writing, so replies drain and the request task moves on.
             permit = req_tx.reserve(), if pending.is_some() => match (permit, pending.take()) {
-                (Ok(p), Some(req)) => p.send(req),
+                (Ok(p), Some(req)) => {
+                    p.send(req);
+                    if std::mem::take(&mut skipped_pushes) {
+                        let f = ServerFrame::Resync { reason: "pushes_skipped".into() };
+                        ok = wr.send(f.encode()).await.is_ok();
+                    }
+                }
                 _ => break,
             },
             inbound = rd.recv(), if pending.is_none() => match inbound {
@@ -181,14 +193,21 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
                 None => break,
                 Some(Outbound::Frame(f)) => ok = wr.send(f.encode()).await.is_ok(),
                 Some(Outbound::Push(msg)) => {
-                    if inflight.track(msg.clone(), Instant::now()).is_err() {
+                    let full = inflight.track(msg.clone(), Instant::now()).is_err();
+                    if full && pending.is_some() {
+                        // We stopped reading (our own request queue is full),
+                        // so the client's acks sit unread: not its fault. Skip
+                        // the push; a resync hint follows once we read again.
+                        skipped_pushes = true;
+                    } else if full {
                         metrics::counter!(m::SLOW_CONSUMERS).increment(1);
                         ended = Some(ErrorCode::SlowConsumer);
                         let text = "too many unacknowledged messages: reconnect and sync";
                         let _ = wr.send(ServerFrame::error(None, ErrorCode::SlowConsumer, text, true).encode()).await;
                         break;
+                    } else {
+                        ok = wr.send(ServerFrame::Msg { msg: (*msg).clone(), attempt: 1 }.encode()).await.is_ok();
                     }
-                    ok = wr.send(ServerFrame::Msg { msg: (*msg).clone(), attempt: 1 }.encode()).await.is_ok();
                 }
             },
             _ = sleep_until(idle_deadline) => {
@@ -201,10 +220,36 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
                 // Re-assert the route: the state is derived and may have been
                 // lost (a Redis restart); this bounds how long pushes miss us.
                 // Only while this connection is still the device's current one.
-                if app.hub.get(user, conn).is_some() && let Err(e) = app.state.add_route(&route).await {
-                    tracing::debug!(error = %e, "route refresh failed");
+                // A route that had to be re-created (or a state that was
+                // unreachable) means pushes missed us, perhaps with no later
+                // message to reveal the gap: ask the client to sync.
+                if app.hub.get(user, conn).is_some() {
+                    match app.state.add_route(&route).await {
+                        Ok(Some(newer)) if newer.since > route.since && (newer.node != route.node || newer.conn != route.conn) => {
+                            // The device connected again elsewhere: that
+                            // connection owns the route, this one is stale.
+                            let _ = app.state.add_route(&newer).await;
+                            ended = Some(ErrorCode::Replaced);
+                            let f = ServerFrame::error(None, ErrorCode::Replaced, "this device connected again elsewhere", true);
+                            let _ = wr.send(f.encode()).await;
+                            break;
+                        }
+                        Ok(prev) => {
+                            let lost = prev.is_none_or(|p| p.node != route.node || p.conn != route.conn);
+                            if lost || route_doubt {
+                                metrics::counter!(m::RESYNC_HINTS).increment(1);
+                                let f = ServerFrame::Resync { reason: "route_restored".into() };
+                                ok = wr.send(f.encode()).await.is_ok();
+                            }
+                            route_doubt = false;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "route refresh failed");
+                            route_doubt = true;
+                        }
+                    }
                 }
-                ok = wr.send(ServerFrame::Ping.encode()).await.is_ok();
+                ok = ok && wr.send(ServerFrame::Ping.encode()).await.is_ok();
             }
             _ = resend.tick() => {
                 for (msg, attempt) in inflight.due(Instant::now()) {

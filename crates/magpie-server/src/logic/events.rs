@@ -4,43 +4,56 @@ use crate::app::App;
 use crate::error::{Result, ServerError};
 use magpie_bus::Outgoing;
 use magpie_core::{BusEvent, ConvId, DeviceId, Presence, Seq, UserId, now_ms};
+use std::collections::BTreeMap;
 
 impl App {
     pub(crate) async fn publish_event(&self, event: BusEvent, msg_id: String) -> Result<()> {
-        let payload =
-            serde_json::to_vec(&event).map_err(|e| ServerError::Internal(e.to_string()))?;
-        self.bus
-            .publish(vec![Outgoing {
+        self.publish_events(vec![(event, msg_id)]).await
+    }
+
+    /// Publishes several events in one bus call (one round trip).
+    pub(crate) async fn publish_events(&self, events: Vec<(BusEvent, String)>) -> Result<()> {
+        let mut out = Vec::with_capacity(events.len());
+        for (event, msg_id) in events {
+            let payload =
+                serde_json::to_vec(&event).map_err(|e| ServerError::Internal(e.to_string()))?;
+            out.push(Outgoing {
                 topic: event.topic().into_owned(),
                 msg_id,
                 payload: payload.into(),
-            }])
-            .await?;
+            });
+        }
+        if !out.is_empty() {
+            self.bus.publish(out).await?;
+        }
         Ok(())
     }
 
     /// A device acknowledged delivery: retention may now drop `none` messages.
+    /// Takes every ack a connection has queued at once: one event per
+    /// conversation, all in one bus call, not one round trip per message.
     pub async fn delivered(
         &self,
         user: UserId,
         device: &DeviceId,
-        conv: ConvId,
-        seqs: Vec<Seq>,
+        acks: BTreeMap<ConvId, Vec<Seq>>,
     ) -> Result<()> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let id = format!("d:{user}:{device}:{conv}:{}:{}", seqs[0], now_ms());
-        self.publish_event(
-            BusEvent::Delivered {
-                user,
-                device: device.clone(),
-                conv,
-                seqs,
-            },
-            id,
-        )
-        .await
+        let at = now_ms();
+        let events = acks
+            .into_iter()
+            .filter(|(_, seqs)| !seqs.is_empty())
+            .map(|(conv, seqs)| {
+                let id = format!("d:{user}:{device}:{conv}:{}:{at}", seqs[0]);
+                let event = BusEvent::Delivered {
+                    user,
+                    device: device.clone(),
+                    conv,
+                    seqs,
+                };
+                (event, id)
+            })
+            .collect();
+        self.publish_events(events).await
     }
 
     /// A device came online or went offline (the notes' online/offline events).

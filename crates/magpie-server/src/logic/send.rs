@@ -73,10 +73,11 @@ impl App {
                     }
                 }
                 Err(e) => {
-                    let code = e.code();
+                    // Whatever failed (store or bus), the client's answer is
+                    // the same: not accepted, retry with the same id.
                     let msg = e.to_string();
                     for i in fresh_idx {
-                        results[i] = Some(Err(ServerError::Unavailable(format!("{code}: {msg}"))));
+                        results[i] = Some(Err(ServerError::Unavailable(msg.clone())));
                     }
                 }
             }
@@ -183,12 +184,13 @@ impl App {
                 .collect();
             let _ = self.state.idem_put_many(first.from, &entries, ttl).await;
         }
-        let to_push: Vec<Arc<Message>> = items
-            .into_iter()
-            .filter(|(acc, _)| !acc.duplicate)
-            .map(|(_, m)| Arc::new(m))
-            .collect();
-        metrics::counter!(m::ACCEPTED).increment(to_push.len() as u64);
+        // A duplicate found by the store is pushed again as well: the first
+        // attempt failed before its acknowledgement, perhaps before its push,
+        // and a receiver with no later message would see no gap to sync.
+        // Devices that already have it drop the copy by sequence.
+        let fresh = items.iter().filter(|(acc, _)| !acc.duplicate).count();
+        metrics::counter!(m::ACCEPTED).increment(fresh as u64);
+        let to_push: Vec<Arc<Message>> = items.into_iter().map(|(_, m)| Arc::new(m)).collect();
         self.push_messages(&to_push, origin).await;
         Ok(accepted)
     }

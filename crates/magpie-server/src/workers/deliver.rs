@@ -62,4 +62,19 @@ impl Worker for Deliver {
         metrics::counter!(crate::metrics::PUSHED).increment(pushed);
         Ok(())
     }
+
+    /// The bus was unreachable: other nodes' pushes to our clients may have
+    /// failed to publish, with no later message to reveal the gap. Every
+    /// local connection is asked to sync (one sync per client per outage).
+    async fn recovered(&self, app: &App) {
+        let frame = ServerFrame::Resync {
+            reason: "bus_restored".into(),
+        };
+        let conns = app.hub.all();
+        metrics::counter!(crate::metrics::RESYNC_HINTS).increment(conns.len() as u64);
+        for c in conns {
+            app.hub
+                .deliver(c.user, c.id, Outbound::Frame(frame.clone()));
+        }
+    }
 }

@@ -27,6 +27,10 @@ pub trait Worker: Send + Sync + 'static {
     fn topics(&self) -> Vec<String>;
     /// Applies a batch; on error every event is retried one by one.
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()>;
+    /// Called when fetching works again after failing: what was published
+    /// to this group meanwhile is still coming, but pushes that could not
+    /// even be published are not.
+    async fn recovered(&self, _app: &App) {}
 }
 
 /// Starts every worker kind; they stop after their current batch once the
@@ -74,6 +78,7 @@ async fn run(app: App, worker: Box<dyn Worker>) {
             }
         }
     };
+    let mut failing = false;
     loop {
         let batch = tokio::select! {
             b = consumer.fetch(app.cfg.workers.batch, Duration::from_millis(500)) => b,
@@ -83,10 +88,15 @@ async fn run(app: App, worker: Box<dyn Worker>) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(group = %group, error = %e, "fetch failed");
+                failing = true;
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
         };
+        if std::mem::take(&mut failing) {
+            tracing::info!(group = %group, "fetching again");
+            worker.recovered(&app).await;
+        }
         if batch.is_empty() {
             continue;
         }

@@ -52,21 +52,21 @@ impl Default for MemState {
 
 #[async_trait]
 impl StateBackend for MemState {
-    async fn add_route(&self, route: &Route) -> Result<()> {
+    async fn add_route(&self, route: &Route) -> Result<Option<Route>> {
         let mut r = self.routes.lock();
         let old = r
             .by_user
             .entry(route.user)
             .or_default()
             .insert(route.device.clone(), route.clone());
-        if let Some(old) = old.filter(|o| o.node != route.node) {
+        if let Some(old) = old.as_ref().filter(|o| o.node != route.node) {
             r.unindex(&old.node, old.user, &old.device);
         }
         r.by_node
             .entry(route.node.clone())
             .or_default()
             .insert((route.user, route.device.clone()));
-        Ok(())
+        Ok(old)
     }
 
     async fn remove_route(

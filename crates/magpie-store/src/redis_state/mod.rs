@@ -168,7 +168,7 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
 
 #[async_trait]
 impl StateBackend for RedisState {
-    async fn add_route(&self, route: &Route) -> Result<()> {
+    async fn add_route(&self, route: &Route) -> Result<Option<Route>> {
         self.add_route_impl(route).await
     }
 

@@ -36,7 +36,7 @@ fn route_needle(node: &str, conn: u64) -> String {
 }
 
 impl RedisState {
-    pub(super) async fn add_route_impl(&self, route: &Route) -> Result<()> {
+    pub(super) async fn add_route_impl(&self, route: &Route) -> Result<Option<Route>> {
         let json = to_json(route)?;
         let device = route.device.as_str().to_string();
         let mut con = self.con();
@@ -57,7 +57,7 @@ impl RedisState {
         let (old,): (Option<String>,) = query_loading(&mut con, &pipe, &[&self.scripts.swap_field])
             .await
             .map_err(unavailable)?;
-        let Some(old) = old else { return Ok(()) };
+        let Some(old) = old else { return Ok(None) };
         let old: Route = from_json(&old)?;
         if old.node != route.node {
             // The device moved: unindex it on the old node, unless that
@@ -71,7 +71,7 @@ impl RedisState {
                 .await
                 .map_err(unavailable)?;
         }
-        Ok(())
+        Ok(Some(old))
     }
 
     pub(super) async fn remove_route_impl(

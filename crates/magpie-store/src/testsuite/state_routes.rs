@@ -39,11 +39,17 @@ fn accepted(seq: i64) -> Accepted {
 /// nodes); removal only succeeds for the connection the route points at.
 pub async fn route_add_replace_and_conditional_remove(st: State) {
     let old = route(1, "phone", "node-a", 10);
-    st.add_route(&old).await.expect("add");
+    assert_eq!(st.add_route(&old).await.expect("add"), None);
     assert_eq!(routes_of(&st, 1).await, vec![old.clone()]);
+    // Re-asserting the same route reports it as already there.
+    assert_eq!(st.add_route(&old).await.expect("again"), Some(old.clone()));
 
     let new = route(1, "phone", "node-b", 11);
-    st.add_route(&new).await.expect("replace");
+    assert_eq!(
+        st.add_route(&new).await.expect("replace"),
+        Some(old.clone()),
+        "the replaced route is returned"
+    );
     assert_eq!(routes_of(&st, 1).await, vec![new.clone()]);
     assert!(
         st.node_routes("node-a").await.expect("node a").is_empty(),

@@ -1,0 +1,180 @@
+//! Fault injection under sustained load (run with
+//! `MAGPIE_TEST_BACKENDS=cluster`): three real node processes share a
+//! database on the shared PostgreSQL or MySQL and a redis-server and
+//! nats-server of the test's own, while paired SDK clients send 1,000
+//! messages a second for 30 s (`MAGPIE_TEST_FAULT_RATE`, `MAGPIE_TEST_FAULT_SECS`).
+//! Mid-run a node is killed or drained, Redis loses everything, or NATS is
+//! killed. Afterwards every message is acknowledged (failures are resent
+//! with the same id), reached the peer's application exactly once, and is
+//! stored exactly once at the sequence it was acknowledged with.
+//!
+//! The runs share two cores, so they take turns.
+
+mod common;
+mod fleet;
+
+use fleet::load::{Load, rate_and_secs};
+use fleet::{Fleet, SETTLE};
+use std::time::{Duration, Instant};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const USERS: usize = 20;
+
+/// The SDK's warnings (gap fills that failed, resyncs) in the test output.
+fn sdk_warnings() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("magpie_sdk=warn"))
+        .with_test_writer()
+        .try_init();
+}
+
+/// Sleeps until `frac` of the run has passed.
+async fn at(start: Instant, secs: u64, frac: f64) {
+    let when = start + Duration::from_secs_f64(secs as f64 * frac);
+    tokio::time::sleep_until(when.into()).await;
+}
+
+/// After the load: resend failures, wait for delivery, check everything.
+async fn settle_and_check(fleet: &Fleet, load: &Load, started: Instant, what: &str) {
+    load.resend_unacked(SETTLE).await;
+    load.wait_delivered(SETTLE).await;
+    let store = fleet.store().await;
+    load.check(&store).await;
+    load.check_unread(&store).await;
+    eprintln!("{}", load.report(started, what));
+}
+
+fn nodes_of(load: &Load) -> Vec<String> {
+    load.members
+        .iter()
+        .map(|m| m.client.welcome().node)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_a_conn_node_and_a_worker_node_under_load() {
+    let Some(mut fleet) = Fleet::new() else {
+        return;
+    };
+    sdk_warnings();
+    let _turn = SERIAL.lock().await;
+    fleet.spawn("edge,conn,workers");
+    fleet.spawn("edge,conn"); // node-2: connections only
+    fleet.spawn("workers"); // node-3: bus consumers only
+    let edges = vec![fleet.node(1).base.clone(), fleet.node(2).base.clone()];
+    let load = Load::join(&edges, USERS).await;
+    let on_2 = nodes_of(&load).iter().filter(|n| *n == "node-2").count();
+    assert!(on_2 > 0, "placement put nobody on node-2");
+    let (rate, secs) = rate_and_secs();
+    let started = Instant::now();
+    let run = load.run(rate, secs);
+    at(started, secs, 0.3).await;
+    fleet.kill9(2);
+    at(started, secs, 0.6).await;
+    fleet.kill9(3);
+    run.await.unwrap();
+    settle_and_check(
+        &fleet,
+        &load,
+        started,
+        "kill -9 of a conn node and a worker node",
+    )
+    .await;
+    // Everyone moved to the survivor; the sweeper forgot the dead connection node.
+    assert!(nodes_of(&load).iter().all(|n| n == "node-1"));
+    let state = fleet.state().await;
+    assert!(state.node_routes("node-2").await.unwrap().is_empty());
+    assert!(
+        !state
+            .known_nodes()
+            .await
+            .unwrap()
+            .contains(&"node-2".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drain_a_node_under_load() {
+    let Some(mut fleet) = Fleet::new() else {
+        return;
+    };
+    sdk_warnings();
+    let _turn = SERIAL.lock().await;
+    for _ in 0..3 {
+        fleet.spawn("edge,conn,workers");
+    }
+    let load = Load::join(&fleet.edges(), USERS).await;
+    assert!(nodes_of(&load).iter().any(|n| n == "node-2"));
+    let (rate, secs) = rate_and_secs();
+    let started = Instant::now();
+    let run = load.run(rate, secs);
+    at(started, secs, 0.4).await;
+    fleet.drain(2).await;
+    run.await.unwrap();
+    settle_and_check(&fleet, &load, started, "SIGTERM drain of a node").await;
+    assert!(nodes_of(&load).iter().all(|n| n != "node-2"));
+    let state = fleet.state().await;
+    assert!(state.node_routes("node-2").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_restart_and_flushall_under_load() {
+    let Some(mut fleet) = Fleet::new() else {
+        return;
+    };
+    sdk_warnings();
+    let _turn = SERIAL.lock().await;
+    for _ in 0..3 {
+        fleet.spawn("edge,conn,workers");
+    }
+    let load = Load::join(&fleet.edges(), USERS).await;
+    let (rate, secs) = rate_and_secs();
+    let started = Instant::now();
+    let run = load.run(rate, secs);
+    at(started, secs, 0.3).await;
+    assert!(fleet.redis.dbsize().await > 0);
+    fleet.redis.restart_empty();
+    at(started, secs, 0.65).await;
+    fleet.redis.flushall().await;
+    run.await.unwrap();
+    settle_and_check(&fleet, &load, started, "Redis restart and FLUSHALL").await;
+    // Routes came back: every connected client is routed to the node it is on.
+    let state = fleet.state().await;
+    let ids: Vec<_> = load.members.iter().map(|m| m.id).collect();
+    let routes = state.routes(&ids).await.unwrap();
+    for m in &load.members {
+        let node = m.client.welcome().node;
+        assert!(
+            routes
+                .get(&m.id)
+                .is_some_and(|r| r.iter().any(|r| r.node == node)),
+            "no route for {} on {node}",
+            m.id
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_kill_9_and_restart_under_load() {
+    let Some(mut fleet) = Fleet::new() else {
+        return;
+    };
+    sdk_warnings();
+    let _turn = SERIAL.lock().await;
+    for _ in 0..3 {
+        fleet.spawn("edge,conn,workers");
+    }
+    let load = Load::join(&fleet.edges(), USERS).await;
+    let (rate, secs) = rate_and_secs();
+    let started = Instant::now();
+    let run = load.run(rate, secs);
+    at(started, secs, 0.3).await;
+    fleet.nats.kill9();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    fleet.nats.restart();
+    run.await.unwrap();
+    let failed = load.ledger.lock().unwrap().errors.len();
+    assert!(failed > 0, "no send failed while the bus was down");
+    settle_and_check(&fleet, &load, started, "kill -9 and restart of NATS").await;
+}

@@ -1,0 +1,207 @@
+//! A cluster of real `magpie` processes for fault injection: its own
+//! redis-server and nats-server (so a test may kill, restart or flush them
+//! without touching the tests beside it), a fresh database on the shared
+//! PostgreSQL or MySQL, and nodes that can be killed with SIGKILL or drained
+//! with SIGTERM.
+#![allow(dead_code)]
+
+pub mod check;
+pub mod load;
+pub mod services;
+
+use crate::common::backends;
+use services::{Nats, Redis};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One `magpie serve` process.
+pub struct NodeProc {
+    pub name: String,
+    pub base: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+/// A node left running by a failed test would hold the test's output pipe
+/// open (and CI with it): always kill it.
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Fleet {
+    pub redis: Redis,
+    pub nats: Nats,
+    /// The database (its `store` URL); the namespace's Redis and stream parts are unused.
+    pub ns: Arc<backends::Namespace>,
+    pub nodes: Vec<Option<NodeProc>>,
+    secret: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// Services up, no node yet. `None` unless the suite runs on the real
+    /// services with a shared store (the embedded store is one process's).
+    pub fn new() -> Option<Fleet> {
+        if !backends::cluster_mode()
+            || std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite")
+        {
+            eprintln!(
+                "needs a shared store: set MAGPIE_TEST_BACKENDS=cluster (PostgreSQL or MySQL)"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ns = backends::namespace(dir.path()).expect("cluster namespace");
+        Some(Fleet {
+            redis: Redis::start(dir.path()),
+            nats: Nats::start(dir.path()),
+            ns,
+            nodes: Vec::new(),
+            secret: format!("fleet-secret-{:016x}", rand::random::<u64>()),
+            _dir: dir,
+        })
+    }
+
+    pub fn state_url(&self) -> String {
+        format!("{}?prefix=fleet", self.redis.url())
+    }
+
+    pub fn bus_url(&self) -> String {
+        format!("{}/?stream=fleet", self.nats.url())
+    }
+
+    /// Starts node `node-{i}` (numbered from 1) with `roles`.
+    pub fn spawn(&mut self, roles: &str) -> usize {
+        let i = self.nodes.len() + 1;
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("node-{i}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
+        cmd.args(["serve", "--node", &name, "--node-num", &i.to_string()])
+            .args(["--roles", roles])
+            .args(["--store", &self.ns.store])
+            .args(["--state", &self.state_url()])
+            .args(["--bus", &self.bus_url()])
+            .args([
+                "--http-listen",
+                "127.0.0.1:0",
+                "--tcp-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("MAGPIE_AUTH__JWT_SECRET", &self.secret)
+            .env("MAGPIE_AUTH__ARGON2_M_KIB", "64")
+            .env("MAGPIE_AUTH__ARGON2_T", "1")
+            .env("MAGPIE_CLUSTER__HEARTBEAT_MS", "250")
+            .env("MAGPIE_CLUSTER__NODE_TTL_MS", "1500")
+            .env("MAGPIE_CLUSTER__SWEEP_INTERVAL_MS", "500")
+            // Routes are re-asserted (and lost pushes detected) every heartbeat.
+            .env("MAGPIE_SESSION__HEARTBEAT_MS", "5000")
+            // A killed worker's in-flight events come back to the others soon.
+            .env("MAGPIE_WORKERS__ACK_WAIT_MS", "3000")
+            .env(
+                "MAGPIE_LOG",
+                std::env::var("MAGPIE_TEST_FLEET_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log_path(&dir, &name)).unwrap());
+        let mut child = cmd.spawn().expect("start magpie");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            let log = std::fs::read_to_string(log_path(&dir, &name)).unwrap_or_default();
+            panic!("{name} printed no listening line ({e}):\n{log}")
+        });
+        let base = format!("http://{}", v["http"].as_str().unwrap());
+        self.nodes.push(Some(NodeProc {
+            name,
+            base,
+            child,
+            _dir: dir,
+        }));
+        i
+    }
+
+    pub fn node(&self, i: usize) -> &NodeProc {
+        self.nodes[i - 1].as_ref().expect("node is running")
+    }
+
+    /// Edge addresses of every node started, dead or alive: clients try
+    /// them in turn, as a load balancer in front of the edges would.
+    pub fn edges(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .flatten()
+            .map(|n| n.base.clone())
+            .collect()
+    }
+
+    /// SIGKILL: no drain, no clean-up; the sweeper and the bus's redelivery must cope.
+    pub fn kill9(&mut self, i: usize) {
+        let mut n = self.nodes[i - 1].take().expect("node is running");
+        n.child.kill().unwrap();
+        n.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the planned drain to finish and the process to exit.
+    pub async fn drain(&mut self, i: usize) {
+        let mut n = self.nodes[i - 1].take().expect("node is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &n.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = tokio::task::spawn_blocking(move || {
+            let exit = n.child.wait().unwrap();
+            drop(n);
+            exit
+        })
+        .await
+        .unwrap();
+        assert!(exit.success(), "drained node exited with {exit:?}");
+    }
+
+    /// The durable store, opened by the test itself: the truth the checks compare with.
+    pub async fn store(&self) -> magpie_store::Store {
+        magpie_store::Store::open(&self.ns.store).await.unwrap()
+    }
+
+    pub async fn state(&self) -> magpie_store::State {
+        magpie_store::State::open(&self.state_url()).await.unwrap()
+    }
+}
+
+/// Nodes stop before the namespace (their database) is dropped.
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.nodes.clear();
+    }
+}
+
+/// The node's log: in its data directory, or under `MAGPIE_TEST_FLEET_LOGS`
+/// (kept after the test) when that is set.
+fn log_path(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+    match std::env::var("MAGPIE_TEST_FLEET_LOGS") {
+        Ok(keep) => {
+            std::fs::create_dir_all(&keep).unwrap();
+            let tag = dir
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            std::path::Path::new(&keep).join(format!("{name}-{tag}.log"))
+        }
+        Err(_) => dir.path().join("magpie.log"),
+    }
+}
+
+/// How long the fault tests wait for the cluster to settle after the load.
+pub const SETTLE: Duration = Duration::from_secs(120);

@@ -1,0 +1,160 @@
+//! A test's own redis-server and nats-server, on free loopback ports, which
+//! it may kill -9, restart or flush. Binaries come from scripts/services.sh
+//! (`redis-server` on PATH, `MAGPIE_TEST_NATS_BIN`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(what: &str, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill9(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// redis-server with nothing kept on disk: a restart comes back empty.
+pub struct Redis {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start(parent: &Path) -> Redis {
+        let dir = parent.join("redis");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = Redis {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        r.run();
+        r
+    }
+
+    fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (run scripts/services.sh start)");
+        self.child = Some(child);
+        wait_listening("redis-server", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// kill -9 and start again on the same port: every key is gone.
+    pub fn restart_empty(&mut self) {
+        kill9(&mut self.child);
+        self.run();
+    }
+
+    pub async fn flushall(&self) {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+    }
+
+    pub async fn dbsize(&self) -> i64 {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("DBSIZE").query_async(&mut c).await.unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        kill9(&mut self.child);
+    }
+}
+
+/// nats-server with JetStream and `sync_interval: always`: what it
+/// acknowledged is on disk and survives kill -9.
+pub struct Nats {
+    port: u16,
+    conf: PathBuf,
+    child: Option<Child>,
+}
+
+impl Nats {
+    pub fn start(parent: &Path) -> Nats {
+        let dir = parent.join("nats");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let conf = dir.join("nats.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                dir.join("js").display()
+            ),
+        )
+        .unwrap();
+        let mut n = Nats {
+            port,
+            conf,
+            child: None,
+        };
+        n.run();
+        n
+    }
+
+    fn run(&mut self) {
+        let bin = std::env::var("MAGPIE_TEST_NATS_BIN").unwrap_or_else(|_| {
+            panic!("MAGPIE_TEST_NATS_BIN is not set: run `eval \"$(scripts/services.sh start)\"`")
+        });
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server");
+        self.child = Some(child);
+        wait_listening("nats-server", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill9(&mut self) {
+        kill9(&mut self.child);
+    }
+
+    /// Starts again on the same port and store directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "nats-server is running");
+        self.run();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        kill9(&mut self.child);
+    }
+}

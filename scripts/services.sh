@@ -16,6 +16,8 @@ set -euo pipefail
 
 DIR=${MAGPIE_SERVICES_DIR:-/var/tmp/magpie-services}
 REDIS_PORT=${MAGPIE_REDIS_PORT:-6390}
+# A three-primary Redis Cluster on these ports (and the bus ports +10000).
+REDIS_CLUSTER_PORTS=${MAGPIE_REDIS_CLUSTER_PORTS:-7391 7392 7393}
 PG_PORT=${MAGPIE_PG_PORT:-5440}
 MYSQL_PORT=${MAGPIE_MYSQL_PORT:-3310}
 NATS_PORT=${MAGPIE_NATS_PORT:-4230}
@@ -82,6 +84,30 @@ start_redis() {
   wait_port redis "$REDIS_PORT"
 }
 
+start_redis_cluster() {
+  local port all_up=1 nodes=()
+  for port in $REDIS_CLUSTER_PORTS; do
+    listening "$port" || all_up=0
+    nodes+=("127.0.0.1:$port")
+  done
+  [ "$all_up" = 1 ] && return 0
+  for port in $REDIS_CLUSTER_PORTS; do
+    local d="$DIR/redis-cluster/$port"
+    rm -rf "$d"; mkdir -p "$d"
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      --cluster-enabled yes --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 \
+      --dir "$d" --daemonize yes --pidfile "$d/redis.pid" --logfile "$d/redis.log" >&2
+    wait_port "redis cluster node" "$port"
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/redis-cluster/create.log" 2>&1
+  # Usable once every slot is served.
+  for _ in $(seq 1 100); do
+    redis-cli -p "${REDIS_CLUSTER_PORTS%% *}" cluster info 2>/dev/null | grep -q "cluster_state:ok" && return 0
+    sleep 0.1
+  done
+  log "redis cluster did not become ready"; return 1
+}
+
 start_postgres() {
   listening "$PG_PORT" && return 0
   local bin; bin=$(pg_bin)
@@ -125,6 +151,7 @@ CONF
 print_env() {
   cat <<ENV
 export MAGPIE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/
+export MAGPIE_TEST_REDIS_CLUSTER_URL=redis+cluster://$(echo $REDIS_CLUSTER_PORTS | sed -E 's/([0-9]+)/127.0.0.1:\1/g; s/ /,/g')/
 export MAGPIE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export MAGPIE_TEST_MYSQL_URL=mysql://root@127.0.0.1:$MYSQL_PORT/mysql
 export MAGPIE_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
@@ -135,6 +162,9 @@ ENV
 
 stop_all() {
   [ -f "$DIR/redis/redis.pid" ] && kill "$(cat "$DIR/redis/redis.pid")" 2>/dev/null || true
+  for port in $REDIS_CLUSTER_PORTS; do
+    [ -f "$DIR/redis-cluster/$port/redis.pid" ] && kill "$(cat "$DIR/redis-cluster/$port/redis.pid")" 2>/dev/null || true
+  done
   [ -d "$DIR/pg/data" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$DIR/pg/data" -m fast stop >&2 2>/dev/null || true
   [ -f "$DIR/mysql/mysql.pid" ] && kill "$(cat "$DIR/mysql/mysql.pid")" 2>/dev/null || true
   [ -f "$DIR/nats/nats.pid" ] && kill "$(cat "$DIR/nats/nats.pid")" 2>/dev/null || true
@@ -144,7 +174,7 @@ mkdir -p "$DIR"; chmod 755 "$DIR"
 case "${1:-start}" in
   start)
     install_missing
-    start_redis; start_postgres; start_mysql; start_nats
+    start_redis; start_redis_cluster; start_postgres; start_mysql; start_nats
     print_env
     ;;
   stop) stop_all ;;

@@ -6,8 +6,9 @@
 #    them when absent) and exports their URLs (MAGPIE_TEST_*_URL); the
 #    conformance suites run against every backend with them.
 # 2. The whole-server black-box tests (crates/magpie/tests) run three times:
-#    embedded, then on PostgreSQL + Redis + JetStream, then on MySQL + Redis +
-#    JetStream (MAGPIE_TEST_BACKENDS=cluster, MAGPIE_TEST_STORE=mysql).
+#    embedded, then on PostgreSQL + Redis + JetStream, then on MySQL + a
+#    three-primary Redis Cluster + JetStream (MAGPIE_TEST_BACKENDS=cluster,
+#    MAGPIE_TEST_STORE=mysql, MAGPIE_TEST_REDIS_URL=the cluster's URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/services.sh start)"
@@ -15,4 +16,5 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo test --workspace --all-features --locked --no-fail-fast
 MAGPIE_TEST_BACKENDS=cluster cargo test -p magpie --all-features --locked --no-fail-fast
-MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_STORE=mysql cargo test -p magpie --all-features --locked --no-fail-fast
+MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_STORE=mysql MAGPIE_TEST_REDIS_URL="$MAGPIE_TEST_REDIS_CLUSTER_URL" \
+  cargo test -p magpie --all-features --locked --no-fail-fast

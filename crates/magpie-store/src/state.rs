@@ -167,19 +167,19 @@ impl State {
         State(Arc::new(backend))
     }
 
-    /// Opens the backend a URL names: `mem://`.
+    /// Opens the backend a URL names: `mem://`, `redis://…`, `redis+cluster://…`.
     pub async fn open(url: &str) -> Result<State> {
         if url == "mem://" || url.starts_with("mem://") {
             return Ok(State::new(crate::mem::MemState::new()));
         }
         #[cfg(feature = "redis")]
-        if url.starts_with("redis://") {
+        if url.starts_with("redis://") || url.starts_with("redis+cluster://") {
             return Ok(State::new(
                 crate::redis_state::RedisState::open_url(url).await?,
             ));
         }
         Err(StoreError::Config(format!(
-            "unknown state url {url:?}: expected mem://"
+            "unknown state url {url:?}: expected mem://, redis:// or redis+cluster://"
         )))
     }
 }

@@ -117,6 +117,67 @@ mod conformance {
     magpie_store::state_conformance!(super::fresh);
 }
 
+/// The cluster's URL (`redis+cluster://h:p,h:p/`); `None` means skip (never under `CI`).
+fn cluster_url() -> Option<String> {
+    match std::env::var("MAGPIE_TEST_REDIS_CLUSTER_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("MAGPIE_TEST_REDIS_CLUSTER_URL is unset under CI (scripts/services.sh start)")
+        }
+        _ => {
+            let _ = std::io::stderr().write_all(
+                b"skipping Redis Cluster tests: MAGPIE_TEST_REDIS_CLUSTER_URL is unset\n",
+            );
+            None
+        }
+    }
+}
+
+/// Deletes the prefix's keys on every primary of the cluster, one key per
+/// DEL (keys on one node still live in different slots).
+struct ClusterCleanup {
+    url: String,
+    prefix: String,
+}
+
+impl Drop for ClusterCleanup {
+    fn drop(&mut self) {
+        let hosts = self.url.trim_start_matches("redis+cluster://");
+        for host in hosts.trim_end_matches('/').split(',') {
+            let res = (|| -> redis::RedisResult<()> {
+                let mut con = redis::Client::open(format!("redis://{host}/"))?.get_connection()?;
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}:*", self.prefix))
+                    .query(&mut con)?;
+                for k in keys {
+                    redis::cmd("DEL").arg(k).exec(&mut con)?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = res {
+                eprintln!("could not delete test keys on {host}: {e}");
+            }
+        }
+    }
+}
+
+async fn fresh_cluster() -> (State, ClusterCleanup) {
+    let Some(url) = cluster_url() else {
+        std::process::exit(0)
+    };
+    let prefix = random_prefix();
+    let st = RedisState::open_url(&format!("{url}?prefix={prefix}"))
+        .await
+        .expect("connect to MAGPIE_TEST_REDIS_CLUSTER_URL");
+    (State::new(st), ClusterCleanup { url, prefix })
+}
+
+/// The same promises on a three-primary Redis Cluster: every multi-key
+/// update stays in one slot, and batches spanning users are split per slot.
+mod cluster_conformance {
+    magpie_store::state_conformance!(super::fresh_cluster);
+}
+
 /// Every key the backend writes carries the prefix (no other key appears
 /// under it), idempotency entries expire on the server, routes do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

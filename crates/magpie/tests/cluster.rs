@@ -210,22 +210,10 @@ async fn connect_sends_the_canary_share_to_canary_nodes() {
 async fn flush_state(ns: &backends::Namespace) {
     let url = std::env::var("MAGPIE_TEST_REDIS_URL").unwrap();
     let prefix = ns.state.split("prefix=").nth(1).unwrap().to_string();
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut c)
-        .await
-        .unwrap();
     assert!(
-        !keys.is_empty(),
+        backends::delete_keys(&url, &prefix).await > 0,
         "the state should hold routes and counters by now"
     );
-    let _: () = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut c)
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,20 +18,24 @@
 //!
 //! The braces are Redis Cluster hash tags: every key a Lua script touches is
 //! a single key, all keys of one user share a slot, and the registry keys
-//! share the `{reg}` slot so `nodes()` can MGET every record at once. The connection is a
-//! [`ConnectionManager`], which reconnects by itself; it is a cheap clone of a
-//! multiplexed connection, so each call clones it and no lock is ever held
-//! across an `.await`.
+//! share the `{reg}` slot so `nodes()` can MGET every record at once. The
+//! connection is a [`ConnectionManager`] (standalone, `redis://`) or a
+//! cluster connection (`redis+cluster://host:port,host:port/`, pipelines
+//! split per slot by [`con`]); both reconnect by themselves and are cheap
+//! clones of multiplexed connections, so each call clones one and no lock
+//! is ever held across an `.await`.
 
 use crate::error::{Result, StoreError};
 use crate::state::{NodeInfo, Route, StateBackend, TicketClaims, UnreadCache};
 use async_trait::async_trait;
+use con::Con;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use scripts::Scripts;
 use std::collections::HashMap;
 use std::time::Duration;
 
+mod con;
 mod queues;
 mod registry;
 mod routes;
@@ -42,7 +46,7 @@ pub const DEFAULT_PREFIX: &str = "magpie";
 
 /// Fast state kept in one Redis server (standalone or behind a proxy).
 pub struct RedisState {
-    con: ConnectionManager,
+    con: Con,
     keys: Keys,
     scripts: Scripts,
 }
@@ -58,17 +62,35 @@ impl RedisState {
                 "bad redis key prefix {prefix:?}: must be non-empty, without braces, globs or spaces"
             )));
         }
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Config(format!("bad redis url: {e}")))?;
         // Fail fast rather than queue callers behind a dead server: the
         // library's 500 ms response timeout is tight for a large HGETALL.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(3);
-        let con = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
+        let timeout = Duration::from_secs(2);
+        let con = if let Some(hosts) = url.strip_prefix("redis+cluster://") {
+            let hosts = hosts.split(['/', '?']).next().unwrap_or_default();
+            let nodes: Vec<String> = hosts
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("redis://{h}/"))
+                .collect();
+            let client = redis::cluster::ClusterClientBuilder::new(nodes)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .build()
+                .map_err(|e| StoreError::Config(format!("bad redis cluster url: {e}")))?;
+            Con::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+        } else {
+            let client = redis::Client::open(url)
+                .map_err(|e| StoreError::Config(format!("bad redis url: {e}")))?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(3);
+            Con::Single(
+                ConnectionManager::new_with_config(client, config)
+                    .await
+                    .map_err(unavailable)?,
+            )
+        };
         Ok(RedisState {
             con,
             keys: Keys {
@@ -93,7 +115,7 @@ impl RedisState {
 
     /// A connection handle for one call (a clone shares the multiplexed
     /// connection; cloning never blocks).
-    fn con(&self) -> ConnectionManager {
+    fn con(&self) -> Con {
         self.con.clone()
     }
 }

@@ -7,7 +7,7 @@
 //! reach Lua as strings and are compared with `tonumber` (a double): exact
 //! below 2^53, far above any sequence a conversation reaches.
 
-use redis::aio::ConnectionManager;
+use super::con::Con;
 use redis::{ErrorKind, RedisResult, Script, ServerErrorKind};
 
 /// Replaces one field of a hash and returns the previous value (or nil):
@@ -131,7 +131,7 @@ pub(super) fn evalsha<'p>(
 /// (`HSET` of the same value, `OFFLINE_ADD` replacing by seq, `UNREAD_COUNT`
 /// ignoring seqs at or below the watermark, `DEL_FIELD_IF` deleting once).
 pub(super) async fn query_loading<T: redis::FromRedisValue>(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     pipe: &redis::Pipeline,
     scripts: &[&Script],
 ) -> RedisResult<T> {
@@ -147,11 +147,7 @@ pub(super) async fn query_loading<T: redis::FromRedisValue>(
 }
 
 /// Runs `script` once per call, all in one pipeline (one round trip).
-pub(super) async fn eval_each(
-    con: &mut ConnectionManager,
-    script: &Script,
-    calls: &[Call],
-) -> RedisResult<()> {
+pub(super) async fn eval_each(con: &mut Con, script: &Script, calls: &[Call]) -> RedisResult<()> {
     if calls.is_empty() {
         return Ok(());
     }
@@ -180,7 +176,11 @@ mod tests {
             return;
         };
         let client = redis::Client::open(url).expect("url");
-        let mut con = ConnectionManager::new(client).await.expect("connect");
+        let mut con = Con::Single(
+            redis::aio::ConnectionManager::new(client)
+                .await
+                .expect("connect"),
+        );
         let tag = rand::random::<u64>();
         let key = format!("test-{tag:016x}:{{s}}");
         let script = Script::new(&format!(

@@ -103,6 +103,45 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
     Some(ns)
 }
 
+/// Each server of a Redis URL: the one of `redis://`, every listed primary
+/// of `redis+cluster://h:p,h:p/`.
+pub fn redis_servers(url: &str) -> Vec<String> {
+    match url.strip_prefix("redis+cluster://") {
+        Some(hosts) => hosts
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| format!("redis://{h}/"))
+            .collect(),
+        None => vec![url.to_string()],
+    }
+}
+
+/// Deletes every key under `prefix:` on every server of `url`, one key per
+/// DEL (on a cluster node the keys still live in different slots).
+pub async fn delete_keys(url: &str, prefix: &str) -> usize {
+    let mut deleted = 0;
+    for server in redis_servers(url) {
+        let Ok(client) = redis::Client::open(server.as_str()) else {
+            continue;
+        };
+        let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+            continue;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query_async(&mut c)
+            .await
+            .unwrap_or_default();
+        for k in keys {
+            let gone: Result<i64, _> = redis::cmd("DEL").arg(k).query_async(&mut c).await;
+            deleted += gone.unwrap_or(0) as usize;
+        }
+    }
+    deleted
+}
+
 impl Namespace {
     pub fn apply(&self, cfg: &mut Config) {
         cfg.store = self.store.clone();
@@ -138,18 +177,7 @@ impl Drop for Namespace {
                 .execute(&mut c)
                 .await;
             }
-            if let Ok(client) = redis::Client::open(redis.as_str())
-                && let Ok(mut c) = client.get_multiplexed_async_connection().await
-            {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{name}:*"))
-                    .query_async(&mut c)
-                    .await
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut c).await;
-                }
-            }
+            delete_keys(&redis, &name).await;
             if let Ok(client) = async_nats::connect(nats.as_str()).await {
                 let js = async_nats::jetstream::new(client);
                 let _ = js.delete_stream(&name).await;

@@ -15,6 +15,7 @@ pub const DEAD_LETTERS: &str = "magpie_dead_letters_total";
 pub const SLOW_CONSUMERS: &str = "magpie_slow_consumers_total";
 pub const BAD_FRAMES: &str = "magpie_bad_frames_total";
 pub const RESYNC_HINTS: &str = "magpie_resync_hints_total";
+pub const STALE_ROUTES: &str = "magpie_stale_routes_removed_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -434,3 +434,40 @@ async fn the_unread_mode_shapes_the_answer() {
         .await;
     assert_eq!(body["total"].as_i64(), Some(1));
 }
+
+/// A route naming a connection this node does not have (it died without
+/// clean-up) is found by the next push to it and removed; live routes stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_push_removes_the_stale_route() {
+    let s = TestServer::start().await;
+    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let mut a = s.conn(&ta, "ws").await;
+    let mut b = s.conn(&tb, "tcp").await;
+    let app = s.app();
+    let ghost = magpie_store::Route {
+        user: tb.user_id,
+        device: magpie_core::DeviceId::new("ghost").unwrap(),
+        node: app.node().to_string(),
+        conn: 987_654_321,
+        since: magpie_core::now_ms(),
+    };
+    app.state.add_route(&ghost).await.unwrap();
+    let devices = |routes: &std::collections::HashMap<UserId, Vec<magpie_store::Route>>| {
+        let mut d: Vec<String> = routes[&tb.user_id]
+            .iter()
+            .map(|r| r.device.as_str().to_string())
+            .collect();
+        d.sort();
+        d
+    };
+    let before = app.state.routes(&[tb.user_id]).await.unwrap();
+    assert_eq!(devices(&before), ["ghost", "phone"]);
+    a.send_msg(tb.user_id, "hello").await;
+    assert_eq!(b.expect_msg().await.body, "hello");
+    let after = app.state.routes(&[tb.user_id]).await.unwrap();
+    assert_eq!(
+        devices(&after),
+        ["phone"],
+        "the ghost route is gone, bob's stays"
+    );
+}

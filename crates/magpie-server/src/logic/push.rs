@@ -36,6 +36,7 @@ impl App {
             }
         };
         let mut pushed = 0u64;
+        let mut stale = Vec::new();
         let mut remote = Remote::new();
         for (i, msg) in msgs.iter().enumerate() {
             let mut targets: Vec<UserId> = vec![msg.to];
@@ -57,11 +58,14 @@ impl App {
                         .deliver(user, route.conn, Outbound::Push(msg.clone()))
                     {
                         pushed += 1;
+                    } else {
+                        stale.push((user, route.conn));
                     }
                 }
             }
         }
         metrics::counter!(m::PUSHED).increment(pushed);
+        self.drop_stale_routes(&stale).await;
         let events = remote.into_iter().map(|((node, i), targets)| {
             let id = format!("x:{node}:{}", msgs[i].server_id);
             (
@@ -115,6 +119,38 @@ impl App {
             )
         });
         self.publish_deliveries(events.collect()).await;
+    }
+
+    /// A push to a connection of this node that does not exist means the
+    /// route outlived it (the notes: the send path decides, after a failed
+    /// push, whether the route is stale). Removes such routes, conditionally:
+    /// only while they still name that connection here. A connection that
+    /// is merely closing is left to its own clean-up.
+    pub(crate) async fn drop_stale_routes(&self, failed: &[(UserId, u64)]) {
+        let gone: Vec<(UserId, u64)> = failed
+            .iter()
+            .copied()
+            .filter(|(u, c)| self.hub.get(*u, *c).is_none())
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let users: Vec<UserId> = gone.iter().map(|(u, _)| *u).collect();
+        let Ok(routes) = self.state.routes(&users).await else {
+            return;
+        };
+        for route in routes.values().flatten() {
+            if route.node == self.cfg.node && gone.contains(&(route.user, route.conn)) {
+                let removed = self
+                    .state
+                    .remove_route(route.user, &route.device, &route.node, route.conn)
+                    .await;
+                if matches!(removed, Ok(true)) {
+                    metrics::counter!(m::STALE_ROUTES).increment(1);
+                    tracing::debug!(user = %route.user, conn = route.conn, "stale route removed");
+                }
+            }
+        }
     }
 
     async fn publish_deliveries(&self, events: Vec<(BusEvent, String)>) {

@@ -34,6 +34,7 @@ impl Worker for Deliver {
     }
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
         let mut pushed = 0u64;
+        let mut stale = Vec::new();
         for ev in events {
             let BusEvent::Deliver {
                 targets, payload, ..
@@ -56,10 +57,13 @@ impl Worker for Deliver {
             for (user, conn) in targets {
                 if app.hub.deliver(*user, *conn, out.clone()) {
                     pushed += 1;
+                } else {
+                    stale.push((*user, *conn));
                 }
             }
         }
         metrics::counter!(crate::metrics::PUSHED).increment(pushed);
+        app.drop_stale_routes(&stale).await;
         Ok(())
     }
 

@@ -94,6 +94,7 @@ async fn authed(
                 cmid: ClientMsgId::new_v7(),
                 body: text.join(" "),
                 persistence: None,
+                group: None,
             };
             let r = send_with_retry(http, &req).await?;
             out.value(&r, || {

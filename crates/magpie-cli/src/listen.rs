@@ -65,6 +65,14 @@ pub(crate) async fn listen(
             Some(Event::Receipt { conv, reader, seq }) => {
                 out.note(&format!("[{conv}] user {reader} read up to #{seq}"))
             }
+            Some(Event::GroupReceipt {
+                conv,
+                seq,
+                read,
+                unread,
+            }) => out.note(&format!(
+                "[{conv}] #{seq} read by {read}, not yet by {unread}"
+            )),
             Some(Event::Presence {
                 user,
                 device,

@@ -3,7 +3,7 @@
 //! - `UserId`: server-assigned, positive; `0` is the system sender.
 //! - `DeviceId`: chosen by the client (e.g. "phone"), 1..=64 printable chars.
 //! - `ConvId`: a conversation; direct chats are `d:{low}:{high}` so both
-//!   parties name the same conversation.
+//!   parties name the same conversation, a group's is `g:{group id}`.
 //! - `ServerMsgId`: time-ordered 64-bit id (41 bits ms, 10 bits node, 12 bits counter).
 //! - `ClientMsgId`: the client's UUID, the idempotency key scoped to the sender.
 //! - `Seq`: per-conversation sequence, contiguous from 1.
@@ -24,13 +24,21 @@ pub enum IdError {
     ClientMsgId(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(transparent)]
 pub struct UserId(pub i64);
 
 impl UserId {
-    /// The sender of system messages sent through the internal API.
+    /// The sender of system messages sent through the internal API (and the
+    /// `to` of a group message, which has no single receiver).
     pub const SYSTEM: UserId = UserId(0);
+
+    /// 0: no user (an absent `to` on the wire).
+    pub fn is_unset(&self) -> bool {
+        self.0 == 0
+    }
 }
 
 impl fmt::Display for UserId {
@@ -88,10 +96,26 @@ impl ConvId {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         ConvId(format!("d:{}:{}", lo.0, hi.0))
     }
+    /// The conversation of a group.
+    pub fn group(id: crate::GroupId) -> ConvId {
+        ConvId(format!("g:{}", id.0))
+    }
+    /// For a group's conversation, the group.
+    pub fn group_id(&self) -> Option<crate::GroupId> {
+        let id = self.0.strip_prefix("g:")?.parse().ok()?;
+        Some(crate::GroupId(id))
+    }
     pub fn parse(s: &str) -> Result<ConvId, IdError> {
         let bad = || IdError::Conversation(s.to_string());
         let mut parts = s.split(':');
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("g"), Some(g), None, None) => {
+                let g: i64 = g.parse().map_err(|_| bad())?;
+                if g <= 0 || g.to_string() != *s.split_at(2).1 {
+                    return Err(bad());
+                }
+                Ok(ConvId(s.to_string()))
+            }
             (Some("d"), Some(a), Some(b), None) => {
                 let a: i64 = a.parse().map_err(|_| bad())?;
                 let b: i64 = b.parse().map_err(|_| bad())?;
@@ -250,6 +274,15 @@ mod tests {
         assert_eq!(a.peer_of(UserId(3)), Some(UserId(7)));
         assert_eq!(a.peer_of(UserId(9)), None);
         assert!(ConvId::parse("d:7:3").is_err());
+        let g = ConvId::group(crate::GroupId(42));
+        assert_eq!(
+            (g.as_str(), g.group_id()),
+            ("g:42", Some(crate::GroupId(42)))
+        );
+        assert_eq!(ConvId::parse("g:42").unwrap(), g);
+        assert!(ConvId::parse("g:0").is_err() && ConvId::parse("g:042").is_err());
+        assert_eq!(a.group_id(), None);
+        assert_eq!(g.peer_of(UserId(42)), None);
         assert!(ConvId::parse("x").is_err());
     }
 

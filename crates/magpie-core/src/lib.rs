@@ -5,12 +5,14 @@
 //! derives; it can be used from the server, the SDK and tests alike.
 
 pub mod event;
+pub mod group;
 pub mod ids;
 pub mod message;
 pub mod settings;
 pub mod time;
 
 pub use event::{BusEvent, DeliverPayload, Presence, ReadUpTo, node_topic};
+pub use group::{GroupId, GroupInfo, GroupRole, MemberInfo};
 pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};
 pub use message::{Accepted, Message, NewMessage};
 pub use settings::{ClientSettings, Persistence, ResendLevel, ResendPolicy, Transport, UnreadMode};

@@ -3,7 +3,7 @@
 //! optional `rid` the reply echoes.
 
 use crate::errors::ErrorCode;
-use magpie_core::{ClientMsgId, ConvId, DeviceId, Message, Persistence, Seq, UserId};
+use magpie_core::{ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, Seq, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -21,13 +21,16 @@ pub enum ClientOp {
     Hello {
         ticket: String,
     },
-    /// Send a direct message.
+    /// Send a direct message (`to`) or a group message (`group`): exactly one.
     Send {
+        #[serde(default, skip_serializing_if = "UserId::is_unset")]
         to: UserId,
         cmid: ClientMsgId,
         body: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         persistence: Option<Persistence>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<GroupId>,
     },
     /// Delivery acknowledgement of pushed messages.
     Ack {
@@ -236,6 +239,14 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
     },
+    /// Coalesced group read receipt for the receiver's own message `seq`:
+    /// `read` members who could see it have read it, `unread` have not.
+    GroupReceipt {
+        conv: ConvId,
+        seq: Seq,
+        read: i64,
+        unread: i64,
+    },
     /// Pushes may have been missed without a later one to reveal the gap
     /// (the server's fast state lost this connection's route): sync now.
     Resync {
@@ -312,6 +323,7 @@ mod tests {
                 cmid: ClientMsgId::new_v7(),
                 body: "hi".into(),
                 persistence: None,
+                group: None,
             },
         };
         assert_eq!(decode_client(&f.encode()).unwrap(), f);

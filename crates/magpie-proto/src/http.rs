@@ -1,7 +1,10 @@
 //! HTTP request and response bodies (JSON). Routes are documented in
 //! docs/protocol.md; errors use [`crate::ErrorBody`].
 
-use magpie_core::{ClientMsgId, ClientSettings, DeviceId, Persistence, Transport, UserId};
+use magpie_core::{
+    ClientMsgId, ClientSettings, DeviceId, GroupId, GroupInfo, GroupRole, MemberInfo, Persistence,
+    Seq, Transport, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,11 +66,16 @@ pub struct ConnectResponse {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendRequest {
+    /// The receiver of a direct message; absent (0) for a group message.
+    #[serde(default, skip_serializing_if = "UserId::is_unset")]
     pub to: UserId,
     pub cmid: ClientMsgId,
     pub body: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<Persistence>,
+    /// The group of a group message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupId>,
 }
 
 /// Internal API: send as a user (`from`) or, without `from`, as the system.
@@ -163,4 +171,76 @@ pub struct UnreadResponse {
 pub struct ReadResponse {
     pub conv: magpie_core::ConvId,
     pub seq: i64,
+}
+
+/// `POST /v1/groups`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroupRequest {
+    pub name: String,
+    /// Members besides the creator (who becomes the owner).
+    #[serde(default)]
+    pub members: Vec<UserId>,
+    /// Messages from before a join that a new member sees (0: none).
+    #[serde(default)]
+    pub history: i64,
+}
+
+/// `PATCH /v1/groups/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameGroupRequest {
+    pub name: String,
+}
+
+/// `GET /v1/groups`: the caller's groups.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupList {
+    pub groups: Vec<GroupInfo>,
+}
+
+/// `POST /v1/groups/{id}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMembersRequest {
+    pub users: Vec<UserId>,
+}
+
+/// The users that were not members yet and now are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMembersResponse {
+    pub added: Vec<UserId>,
+}
+
+/// `PATCH /v1/groups/{id}/members/{user}`: either or both.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<GroupRole>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted: Option<bool>,
+}
+
+/// `GET /v1/groups/{id}/members`: a page by user id; `next` is the `after`
+/// of the next page, absent on the last.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembersPage {
+    pub members: Vec<MemberInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<UserId>,
+}
+
+/// `GET /v1/groups/{id}/messages/{seq}/read_by`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadByPage {
+    pub seq: Seq,
+    /// Members who could see the message and have read it.
+    pub read: i64,
+    /// Members who could see the message and have not.
+    pub unread: i64,
+    /// This page of readers (`state=read`) or non-readers (`state=unread`).
+    pub users: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<UserId>,
 }

@@ -33,6 +33,14 @@ pub enum Event {
     /// result (`duplicate: true` if it was stored) is its delivery.
     Message(Message),
     /// `reader` has read `conv` up to `seq`.
+    /// In a group, `read` members have read your message `seq` (and
+    /// `unread` have not); coalesced, at most about one a second per message.
+    GroupReceipt {
+        conv: ConvId,
+        seq: Seq,
+        read: i64,
+        unread: i64,
+    },
     Receipt {
         conv: ConvId,
         reader: UserId,
@@ -187,6 +195,7 @@ impl Client {
                 cmid,
                 body: body.clone(),
                 persistence,
+                group: None,
             };
             match self.inner.request(op).await {
                 Ok(ServerFrame::Sent {

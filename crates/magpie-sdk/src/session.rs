@@ -210,6 +210,17 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
     match frame {
         ServerFrame::Ping => Routed::Pong,
         ServerFrame::Msg { msg, .. } => to_app(Inbound::Push(msg)),
+        ServerFrame::GroupReceipt {
+            conv,
+            seq,
+            read,
+            unread,
+        } => to_app(Inbound::Event(Event::GroupReceipt {
+            conv,
+            seq,
+            read,
+            unread,
+        })),
         ServerFrame::Receipt { conv, reader, seq } => {
             to_app(Inbound::Event(Event::Receipt { conv, reader, seq }))
         }

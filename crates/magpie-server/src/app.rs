@@ -25,6 +25,8 @@ pub struct AppInner {
     pub auth: Auth,
     pub hub: Hub,
     pub ids: MsgIdGen,
+    /// Group reads waiting to become coalesced receipts.
+    pub receipts: crate::logic::GroupReceipts,
     /// Users known to exist. Users are never deleted, so a hit needs no
     /// store round trip on the send path.
     known_users: Mutex<HashSet<UserId>>,
@@ -66,6 +68,7 @@ impl App {
             bus: p.bus,
             auth: p.auth,
             hub: Hub::default(),
+            receipts: Default::default(),
             known_users: Mutex::new(HashSet::new()),
             ws_url: p.ws_url,
             tcp_addr: p.tcp_addr,

@@ -28,6 +28,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub limits: LimitsConfig,
     pub retention: RetentionConfig,
+    pub groups: GroupsConfig,
     pub internal: InternalConfig,
     pub workers: WorkersConfig,
     pub cluster: ClusterConfig,
@@ -150,6 +151,16 @@ pub struct RetentionConfig {
     pub sweep_interval_secs: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupsConfig {
+    /// Users one request may add (create or add members).
+    pub max_batch: usize,
+    /// Above this many members a group is a super group: its messages are
+    /// broadcast to the connection nodes instead of pushed per member route.
+    pub super_threshold: i64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InternalConfig {
@@ -184,6 +195,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             limits: LimitsConfig::default(),
             retention: RetentionConfig::default(),
+            groups: GroupsConfig::default(),
             internal: InternalConfig::default(),
             workers: WorkersConfig::default(),
             cluster: ClusterConfig::default(),
@@ -250,6 +262,15 @@ impl Default for RetentionConfig {
         RetentionConfig {
             offline_ttl_secs: 7 * 86_400,
             sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        GroupsConfig {
+            max_batch: 1000,
+            super_threshold: 500,
         }
     }
 }

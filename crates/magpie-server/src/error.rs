@@ -61,6 +61,7 @@ impl From<magpie_store::StoreError> for ServerError {
         use magpie_store::StoreError as E;
         match e {
             E::Conflict(m) => ServerError::Conflict(m),
+            E::Forbidden(m) => ServerError::Forbidden(m),
             E::Unavailable(m) => ServerError::Unavailable(format!("storage: {m}")),
             E::Config(m) | E::Corrupt(m) => ServerError::Internal(m),
         }

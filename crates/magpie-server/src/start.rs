@@ -126,6 +126,10 @@ pub async fn start(cfg: Config) -> Result<Running> {
             tokio::spawn(crate::workers::run_deliver(app.clone())),
         ));
     }
+    tasks.push((
+        "group-receipts".into(),
+        tokio::spawn(app.clone().run_group_receipts()),
+    ));
     // Registered before serving, so `connect` can place users here at once.
     crate::cluster::registry::beat(&app).await;
     tasks.push((

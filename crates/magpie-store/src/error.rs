@@ -5,6 +5,10 @@ pub enum StoreError {
     /// The thing being created exists already (e.g. a username).
     #[error("already exists: {0}")]
     Conflict(String),
+    /// The caller may not do this (not a member of the group, or the group
+    /// is dissolved, or the user is muted there): do not retry.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
     /// The backend could not be reached or failed; the operation may be retried.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -26,4 +26,4 @@ pub mod testsuite;
 
 pub use error::StoreError;
 pub use state::{NodeInfo, Route, State, StateBackend, TicketClaims, UnreadCache};
-pub use store::{ConvSummary, RetentionHit, Store, StoreBackend, StoreOptions, UserRecord};
+pub use store::{ConvSummary, ReadBy, RetentionHit, Store, StoreBackend, StoreOptions, UserRecord};

@@ -3,7 +3,8 @@
 use crate::error::{Result, StoreError};
 use async_trait::async_trait;
 use magpie_core::{
-    Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, Message, NewMessage, Seq, UserId,
+    Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, GroupRole,
+    MemberInfo, Message, NewMessage, Seq, UserId,
 };
 use std::sync::Arc;
 
@@ -26,6 +27,17 @@ pub struct ConvSummary {
     /// How far this member has read.
     pub read_seq: Seq,
     /// Messages received (not sent) by this member with seq > read_seq.
+    pub unread: i64,
+}
+
+/// Who has read one message of a group, a page of them, and both counts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadBy {
+    /// The page asked for (readers, or members who have not read), by user id.
+    pub users: Vec<UserId>,
+    /// Members who could see the message and have read it.
+    pub read: i64,
+    /// Members who could see the message and have not read it.
     pub unread: i64,
 }
 
@@ -97,13 +109,62 @@ pub trait StoreBackend: Send + Sync + 'static {
         before: Seq,
         limit: usize,
     ) -> Result<Vec<Message>>;
-    /// Every conversation `owner` has, with sequences and exact unread counts.
+    /// Every conversation `owner` has, with sequences and exact unread counts
+    /// (groups included: `peer` is 0, unread is `last_seq` minus the read position).
     async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>>;
     /// One conversation's summary for `owner`, if it has one.
     async fn conversation(&self, owner: UserId, conv: &ConvId) -> Result<Option<ConvSummary>>;
     /// Moves `owner`'s read position in `conv` to max(current, seq), capped at
     /// the conversation's last sequence; returns the new position.
     async fn set_read(&self, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq>;
+
+    // -- groups. Read diffusion: a group message is one row of the group's
+    // conversation `g:{id}`; accept() checks membership in its transaction
+    // (`Forbidden` for a non-member, a muted member or a dissolved group)
+    // and moves the sender's read position to the message.
+    /// Creates a group; `owner` becomes its owner, `members` (deduplicated,
+    /// owner excluded) members. `history`: messages from before a join a new
+    /// member sees (0: from the join on).
+    async fn create_group(
+        &self,
+        name: &str,
+        owner: UserId,
+        members: &[UserId],
+        history: i64,
+    ) -> Result<GroupInfo>;
+    async fn group(&self, id: GroupId) -> Result<Option<GroupInfo>>;
+    async fn rename_group(&self, id: GroupId, name: &str) -> Result<()>;
+    /// Marks the group dissolved: nobody may send to it any more.
+    async fn dissolve_group(&self, id: GroupId) -> Result<()>;
+    /// Adds the users who are not members yet (role member); returns them.
+    /// A new member's `joined_seq` is `max(0, last_seq - history)`.
+    async fn add_members(&self, id: GroupId, users: &[UserId]) -> Result<Vec<UserId>>;
+    /// Removes a member at once; returns whether it was one.
+    async fn remove_member(&self, id: GroupId, user: UserId) -> Result<bool>;
+    /// Changes a member's role and/or mute flag; returns whether it is a member.
+    async fn set_member(
+        &self,
+        id: GroupId,
+        user: UserId,
+        role: Option<GroupRole>,
+        muted: Option<bool>,
+    ) -> Result<bool>;
+    async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>>;
+    /// Members with a user id above `after`, ascending, at most `limit`.
+    async fn members(&self, id: GroupId, after: UserId, limit: usize) -> Result<Vec<MemberInfo>>;
+    /// The groups `user` is a member of.
+    async fn user_groups(&self, user: UserId) -> Result<Vec<GroupId>>;
+    /// Members who could see message `seq` (`joined_seq < seq`) and have
+    /// (`read`) or have not read it (`read_seq >= seq`), user ids above
+    /// `after`, at most `limit`; plus both counts.
+    async fn read_by(
+        &self,
+        id: GroupId,
+        seq: Seq,
+        read: bool,
+        after: UserId,
+        limit: usize,
+    ) -> Result<ReadBy>;
 
     // -- retention (persistence levels)
     /// Deletes messages whose expiry is <= now, at most `limit`.

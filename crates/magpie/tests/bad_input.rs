@@ -412,6 +412,7 @@ async fn unknown_recipient_case(transport: &str) {
             cmid: ClientMsgId::new_v7(),
             body: "anyone?".into(),
             persistence: None,
+            group: None,
         })
         .await;
     match f {
@@ -584,6 +585,7 @@ async fn op_before_hello_case(transport: &str) {
             cmid: ClientMsgId::new_v7(),
             body: "sneaky".into(),
             persistence: None,
+            group: None,
         },
     )
     .await;

@@ -98,6 +98,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
                 cmid: cmids[next],
                 body: format!("b{next}"),
                 persistence: None,
+                group: None,
             };
             a.send_op(Some(next as u64), op).await;
             next += 1;
@@ -169,6 +170,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
                 cmid: *cmid,
                 body: format!("b{i}"),
                 persistence: None,
+                group: None,
             },
         )
         .await;

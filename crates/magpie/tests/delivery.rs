@@ -13,6 +13,7 @@ fn send_op(to: UserId, cmid: ClientMsgId, body: &str) -> ClientOp {
         cmid,
         body: body.into(),
         persistence: None,
+        group: None,
     }
 }
 

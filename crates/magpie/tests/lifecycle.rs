@@ -41,6 +41,7 @@ async fn persistence_none_is_delivered_then_gone() {
         cmid: ClientMsgId::new_v7(),
         body: "ephemeral".into(),
         persistence: Some(Persistence::None),
+        group: None,
     };
     sent_seq(&a.request(op).await);
     a.send_msg(tb.user_id, "kept").await;

@@ -53,6 +53,7 @@ pub async fn run_requests(
                     cmid,
                     body,
                     persistence,
+                    group,
                 } => {
                     sends.push((
                         req.rid,
@@ -61,6 +62,7 @@ pub async fn run_requests(
                             cmid,
                             body,
                             persistence,
+                            group,
                         },
                     ));
                 }

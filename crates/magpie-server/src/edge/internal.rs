@@ -58,6 +58,7 @@ pub async fn send(
         cmid,
         body: req.body,
         persistence: req.persistence,
+        group: None,
     };
     let accepted = app.send_one(from, None, input).await?;
     Ok(Json(SendResult::new(cmid, accepted)))

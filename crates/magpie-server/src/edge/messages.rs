@@ -25,6 +25,7 @@ pub async fn send(
         cmid,
         body: req.body,
         persistence: req.persistence,
+        group: req.group,
     };
     let accepted = app.send_one(p.user, Some(&p.device), input).await?;
     Ok(Json(SendResult::new(cmid, accepted)))

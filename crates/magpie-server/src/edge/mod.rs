@@ -3,6 +3,7 @@
 
 mod account;
 mod extract;
+mod groups;
 mod internal;
 mod messages;
 
@@ -60,6 +61,25 @@ pub fn router(app: App) -> Router {
             .route("/v1/unread", get(messages::unread))
             .route("/v1/conversations/{conv}/messages", get(messages::history))
             .route("/v1/conversations/{conv}/read", post(messages::read))
+            .route("/v1/groups", post(groups::create).get(groups::list))
+            .route(
+                "/v1/groups/{group}",
+                get(groups::get_one)
+                    .patch(groups::rename)
+                    .delete(groups::dissolve),
+            )
+            .route(
+                "/v1/groups/{group}/members",
+                post(groups::add_members).get(groups::members),
+            )
+            .route(
+                "/v1/groups/{group}/members/{user}",
+                axum::routing::patch(groups::set_member).delete(groups::remove_member),
+            )
+            .route(
+                "/v1/groups/{group}/messages/{seq}/read_by",
+                get(groups::read_by),
+            )
             .route("/internal/v1/users", post(internal::create))
             .route("/internal/v1/users/{user}/tokens", post(internal::token))
             .route("/internal/v1/messages", post(internal::send));

@@ -9,9 +9,12 @@
 //!   original server id and sequence (fast path in state, truth in the store).
 
 mod events;
+mod groups;
 mod push;
 mod read;
+mod receipts;
 mod send;
 mod sync;
 
+pub use receipts::GroupReceipts;
 pub use send::SendInput;

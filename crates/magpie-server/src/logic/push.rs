@@ -10,9 +10,9 @@ use crate::app::App;
 use crate::conn::hub::Outbound;
 use crate::metrics as m;
 use magpie_bus::Outgoing;
-use magpie_core::{BusEvent, DeliverPayload, DeviceId, Message, UserId};
+use magpie_core::{BusEvent, DeliverPayload, DeviceId, GroupId, Message, UserId};
 use magpie_proto::ServerFrame;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Remote pushes gathered per (node, item) before publishing them together.
@@ -25,7 +25,24 @@ impl App {
         if msgs.is_empty() {
             return;
         }
-        let mut users: Vec<UserId> = msgs.iter().flat_map(|m| [m.from, m.to]).collect();
+        // Who each message goes to: both parties of a direct message, every
+        // member of a (small) group.
+        let mut members: HashMap<GroupId, Vec<UserId>> = HashMap::new();
+        for m in msgs {
+            if let Some(g) = m.conv.group_id()
+                && !members.contains_key(&g)
+            {
+                members.insert(g, self.group_member_ids(g).await);
+            }
+        }
+        let targets_of = |m: &Message| -> Vec<UserId> {
+            match m.conv.group_id() {
+                Some(g) => members.get(&g).cloned().unwrap_or_default(),
+                None if m.from != m.to => vec![m.to, m.from],
+                None => vec![m.to],
+            }
+        };
+        let mut users: Vec<UserId> = msgs.iter().flat_map(|m| targets_of(m)).collect();
         users.sort();
         users.dedup();
         let routes = match self.state.routes(&users).await {
@@ -39,11 +56,7 @@ impl App {
         let mut stale = Vec::new();
         let mut remote = Remote::new();
         for (i, msg) in msgs.iter().enumerate() {
-            let mut targets: Vec<UserId> = vec![msg.to];
-            if msg.from != msg.to {
-                targets.push(msg.from);
-            }
-            for user in targets {
+            for user in targets_of(msg) {
                 for route in routes.get(&user).into_iter().flatten() {
                     if user == msg.from && Some(&route.device) == origin {
                         continue;
@@ -119,6 +132,26 @@ impl App {
             )
         });
         self.publish_deliveries(events.collect()).await;
+    }
+
+    /// Every member of a group (one paged read; empty if it fails: the
+    /// members sync).
+    async fn group_member_ids(&self, g: GroupId) -> Vec<UserId> {
+        let mut out = Vec::new();
+        let mut after = UserId(0);
+        loop {
+            match self.store.members(g, after, 1000).await {
+                Ok(page) if !page.is_empty() => {
+                    after = page[page.len() - 1].user;
+                    out.extend(page.into_iter().map(|m| m.user));
+                }
+                Ok(_) => return out,
+                Err(e) => {
+                    tracing::warn!(error = %e, group = %g, "member list failed; members will sync");
+                    return out;
+                }
+            }
+        }
     }
 
     /// A push to a connection of this node that does not exist means the

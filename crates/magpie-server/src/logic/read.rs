@@ -12,10 +12,14 @@ impl App {
         if seq < 0 {
             return Err(ServerError::bad_field("seq: must not be negative"));
         }
-        if self.store.conversation(user, conv).await?.is_none() {
+        let Some(before) = self.store.conversation(user, conv).await? else {
             return Err(ServerError::NotFound(format!("no conversation {conv}")));
-        }
+        };
         let pos = self.store.set_read(user, conv, seq).await?;
+        if let Some(g) = conv.group_id() {
+            // Senders hear of it coalesced (logic::receipts), not per read.
+            self.receipts.note(g, before.read_seq, pos);
+        }
         let event = BusEvent::Read(ReadUpTo {
             user,
             conv: conv.clone(),

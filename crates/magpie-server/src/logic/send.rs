@@ -9,18 +9,21 @@ use crate::error::{Result, ServerError};
 use crate::metrics as m;
 use magpie_bus::Outgoing;
 use magpie_core::{
-    Accepted, BusEvent, ClientMsgId, ConvId, DeviceId, Message, NewMessage, Persistence, UserId,
-    now_ms,
+    Accepted, BusEvent, ClientMsgId, ConvId, DeviceId, GroupId, Message, NewMessage, Persistence,
+    UserId, now_ms,
 };
 use std::sync::Arc;
 
 /// One message to send, as the client gave it.
 #[derive(Debug, Clone)]
 pub struct SendInput {
+    /// The receiver of a direct message (0 for a group message).
     pub to: UserId,
     pub cmid: ClientMsgId,
     pub body: String,
     pub persistence: Option<Persistence>,
+    /// The group of a group message.
+    pub group: Option<GroupId>,
 }
 
 impl App {
@@ -114,9 +117,32 @@ impl App {
                 "body too large".into(),
             ));
         }
-        if input.to == UserId::SYSTEM || !self.user_exists(input.to).await? {
-            return Err(ServerError::UnknownRecipient(input.to.0));
-        }
+        let (conv, persistence) = match input.group {
+            Some(_) if !input.to.is_unset() => {
+                return Err(ServerError::bad_field("give either to or group, not both"));
+            }
+            Some(g) => {
+                self.check_group_sender(g, from).await?;
+                // Read diffusion: one copy for every member, so per-receiver
+                // levels (none, offline) do not apply; days:N does.
+                let p = match input.persistence.unwrap_or(default_persistence) {
+                    p @ Persistence::Days(_) => p,
+                    _ => Persistence::Forever,
+                };
+                (ConvId::group(g), p)
+            }
+            // Absent and 0 are the same on the wire: neither names anyone.
+            None if input.to.is_unset() => {
+                return Err(ServerError::bad_field("to: required (or group)"));
+            }
+            None if !self.user_exists(input.to).await? => {
+                return Err(ServerError::UnknownRecipient(input.to.0));
+            }
+            None => (
+                ConvId::direct(from, input.to),
+                input.persistence.unwrap_or(default_persistence),
+            ),
+        };
         if let Some(mut acc) = known {
             acc.duplicate = true;
             metrics::counter!(m::DUPLICATES).increment(1);
@@ -124,12 +150,12 @@ impl App {
         }
         Ok(Prepared::New(NewMessage {
             server_id: self.ids.next(),
-            conv: ConvId::direct(from, input.to),
+            conv,
             from,
             to: input.to,
             cmid: input.cmid,
             body: input.body,
-            persistence: input.persistence.unwrap_or(default_persistence),
+            persistence,
             sent_at: now_ms(),
         }))
     }

@@ -27,7 +27,14 @@ impl App {
         let limit = self.page_limit(limit, 100);
         let mut out = Vec::new();
         for c in self.store.conversations(user).await? {
-            let after = known.get(&c.conv).copied().unwrap_or(0).max(0);
+            let mut after = known.get(&c.conv).copied().unwrap_or(0).max(0);
+            if let Some(g) = c.conv.group_id()
+                && let Some(m) = self.store.member(g, user).await?
+            {
+                // What came before the join is not the member's to see, and
+                // not "unavailable" either: the sync starts at the join.
+                after = after.max(m.joined_seq);
+            }
             if c.last_seq <= after {
                 continue;
             }
@@ -114,12 +121,19 @@ impl App {
             Some(c) => c,
             None => self.rebuild_unread(user).await?,
         };
-        let total = cache.total();
+        // Groups are not cached: their count is exact from positions.
+        let summaries = self.store.conversations(user).await?;
+        let groups: i64 = summaries
+            .iter()
+            .filter(|c| c.conv.group_id().is_some())
+            .map(|c| c.unread)
+            .sum();
+        let total = cache.total() + groups;
         if mode == UnreadMode::TotalOnly {
             return Ok((total, Vec::new()));
         }
         let mut convs = Vec::new();
-        for c in self.store.conversations(user).await? {
+        for c in summaries {
             let unread = cache
                 .per_conv
                 .get(&c.conv)
@@ -144,15 +158,22 @@ impl App {
     /// committed before the second read is in it; one committed after is
     /// counted by the worker, because the cache exists by then.
     pub async fn rebuild_unread(&self, user: UserId) -> Result<UnreadCache> {
+        let direct = |c: &magpie_store::ConvSummary| c.conv.group_id().is_none();
         let first = self.store.conversations(user).await?;
         let mut cache = UnreadCache::default();
-        for c in &first {
+        for c in first.iter().filter(|c| direct(c)) {
             cache
                 .per_conv
                 .insert(c.conv.clone(), (c.unread, c.last_seq));
         }
         self.state.unread_load(user, &cache).await?;
-        for c in self.store.conversations(user).await? {
+        for c in self
+            .store
+            .conversations(user)
+            .await?
+            .into_iter()
+            .filter(direct)
+        {
             let seen = cache.per_conv.get(&c.conv).map(|(_, s)| *s).unwrap_or(-1);
             if c.last_seq > seen {
                 self.state

@@ -21,7 +21,11 @@ impl Worker for Offline {
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
         let mut adds = Vec::new();
         for ev in events {
-            if let BusEvent::Message { msg } = ev {
+            // Group messages have no per-member queue (read diffusion):
+            // members sync from the group's timeline.
+            if let BusEvent::Message { msg } = ev
+                && msg.conv.group_id().is_none()
+            {
                 let payload =
                     serde_json::to_string(msg).map_err(|e| ServerError::Internal(e.to_string()))?;
                 // Both parties: the sender's other devices sync from it too.
@@ -35,7 +39,9 @@ impl Worker for Offline {
             app.state.offline_add(&adds).await?;
         }
         for ev in events {
-            if let BusEvent::Read(r) = ev {
+            if let BusEvent::Read(r) = ev
+                && r.conv.group_id().is_none()
+            {
                 app.state.offline_trim(r.user, &r.conv, r.seq).await?;
             }
         }

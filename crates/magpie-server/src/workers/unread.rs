@@ -1,7 +1,8 @@
 //! The unread worker: keeps the unread-count cache in step with the store.
 //! A message counts once for its receiver (the watermark makes a
 //! redelivered event harmless); a read rebuilds the reader's counts from the
-//! store, the truth.
+//! store, the truth. Groups need no cache: their unread count is the
+//! group's last sequence minus the member's read position, read directly.
 
 use super::Worker;
 use crate::app::App;
@@ -23,10 +24,12 @@ impl Worker for Unread {
         let mut counts = Vec::new();
         for ev in events {
             match ev {
-                BusEvent::Message { msg } if msg.from != msg.to => {
+                BusEvent::Message { msg }
+                    if msg.from != msg.to && msg.conv.group_id().is_none() =>
+                {
                     counts.push((msg.to, msg.conv.clone(), msg.seq))
                 }
-                BusEvent::Read(r) => {
+                BusEvent::Read(r) if r.conv.group_id().is_none() => {
                     // Apply the counts gathered so far first: order matters.
                     if !counts.is_empty() {
                         app.state.unread_count(&std::mem::take(&mut counts)).await?;

@@ -5,9 +5,10 @@
 //! `sqlx::Database` would need a wall of higher-ranked bounds that break on
 //! `Send` inside `async_trait`; expanding the same code once per concrete
 //! driver keeps it plain. Each dialect module provides the store struct
-//! (`pool`, `offline_ttl_ms`), the `Queries` static, and two inherent
-//! functions: `insert_user` and `next_seq` (they need `RETURNING`, which
-//! only PostgreSQL has).
+//! (`pool`, `offline_ttl_ms`), the `Queries` static, and three inherent
+//! functions: `insert_user`, `insert_group` and `next_seq` (they need
+//! `RETURNING`, which only PostgreSQL has). Groups are in `groups` and
+//! `group_reads`, expanded here too.
 
 macro_rules! sql_backend {
     ($store:ident, $db:ty, $q:expr) => {
@@ -16,15 +17,16 @@ macro_rules! sql_backend {
         mod shared {
             use super::*;
             use crate::error::Result;
+            use crate::sql::group_reads::{GroupRow, MemberRow, group_of, member_of};
             use crate::sql::{MessageRow, store_err};
             use crate::sql::{
                 Retry, conv_of, device_of, expire_at, limit_param, message_of, retrying,
             };
             use crate::sqlite::schema::{BOX_RECEIVED, BOX_SENT};
-            use crate::store::{ConvSummary, RetentionHit, StoreBackend, UserRecord};
+            use crate::store::{ConvSummary, ReadBy, RetentionHit, StoreBackend, UserRecord};
             use magpie_core::{
-                Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, Message, NewMessage, Seq,
-                ServerMsgId, UserId, now_ms,
+                Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo,
+                GroupRole, MemberInfo, Message, NewMessage, Seq, ServerMsgId, UserId, now_ms,
             };
 
             type Conn = <$db as sqlx::Database>::Connection;
@@ -83,10 +85,11 @@ macro_rules! sql_backend {
                 /// repeat inside the batch finds the first. A racing transaction
                 /// with the same (from, cmid) makes the content insert fail on
                 /// the unique key; `accept` then retries and finds the winner.
+                /// A refused group send (`Forbidden`) rolls the whole batch back.
                 async fn accept_once(
                     &self,
                     batch: &[NewMessage],
-                ) -> std::result::Result<Vec<Accepted>, sqlx::Error> {
+                ) -> std::result::Result<Result<Vec<Accepted>>, sqlx::Error> {
                     let mut tx = self.pool.begin().await?;
                     // A batch spanning conversations locks their rows up front in
                     // one global order; otherwise two batches naming the same
@@ -112,6 +115,14 @@ macro_rules! sql_backend {
                         // Locks the conversation row until COMMIT: the only
                         // guarantee that no two messages share (conv, seq).
                         let seq = Self::next_seq(&mut tx, m.conv.as_str()).await?;
+                        // Checked after the conversation row is locked, to keep
+                        // the lock order of `groups`; a refusal rolls back.
+                        let group = m.conv.group_id();
+                        if let Some(g) = group
+                            && let Some(refused) = Self::check_sender(&mut tx, g, m.from).await?
+                        {
+                            return Ok(Err(refused));
+                        }
                         sqlx::query($q.insert_content.as_str())
                             .bind(m.server_id.0)
                             .bind(m.conv.as_str())
@@ -125,10 +136,17 @@ macro_rules! sql_backend {
                             .bind(expire_at(m.persistence, m.sent_at, self.offline_ttl_ms))
                             .execute(&mut *tx)
                             .await?;
-                        // A note to self has one owner: one (outbox) row, one summary.
-                        let mut owners = vec![(m.from, m.to, BOX_SENT)];
-                        if m.from != m.to {
-                            owners.push((m.to, m.from, BOX_RECEIVED));
+                        // A note to self has one owner: one (outbox) row, one
+                        // summary. A group message has none (read diffusion);
+                        // its sender has read it.
+                        let mut owners = Vec::with_capacity(2);
+                        if let Some(g) = group {
+                            Self::advance_read(&mut tx, g, m.from, seq).await?;
+                        } else {
+                            owners.push((m.from, m.to, BOX_SENT));
+                            if m.from != m.to {
+                                owners.push((m.to, m.from, BOX_RECEIVED));
+                            }
                         }
                         for (owner, other, box_type) in owners {
                             sqlx::query($q.insert_box.as_str())
@@ -157,7 +175,7 @@ macro_rules! sql_backend {
                         });
                     }
                     tx.commit().await?;
-                    Ok(out)
+                    Ok(Ok(out))
                 }
 
                 /// Deletes the messages `victims` names (body and both box rows)
@@ -244,7 +262,9 @@ macro_rules! sql_backend {
                 }
             }
 
-            crate::sql::trait_impl::sql_trait_impl!($store, $q);
+            crate::sql::group_reads::sql_group_reads!($store, $q);
+            // Expands `sql_trait_impl!` with the group methods.
+            crate::sql::groups::sql_groups!($store, $q);
         }
     };
 }

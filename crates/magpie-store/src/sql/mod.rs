@@ -17,10 +17,13 @@
 //! The message index `im_user_msg_box` and the bodies `im_msg_content` are
 //! hash-partitioned by owner (see `schema`). Layout: `queries` (the SQL text,
 //! written once for both dialects), `schema` (DDL and migration), `backend`
-//! and `trait_impl` (the shared implementation, as macros over the driver), `pg` and `mysql`
-//! (what only one dialect does).
+//! and `trait_impl` (the shared implementation, as macros over the driver),
+//! `groups` and `group_reads` (groups, likewise), `pg` and `mysql` (what only
+//! one dialect does).
 
 mod backend;
+mod group_reads;
+mod groups;
 mod mysql;
 mod pg;
 mod queries;

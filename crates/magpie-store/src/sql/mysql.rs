@@ -1,4 +1,4 @@
-//! MySQL/MariaDB: connecting, migrating, and the two statements PostgreSQL
+//! MySQL/MariaDB: connecting, migrating, and the statements PostgreSQL
 //! writes with `RETURNING`.
 //!
 //! Sessions run at READ COMMITTED rather than InnoDB's REPEATABLE READ: each
@@ -126,6 +126,28 @@ impl MySqlStore {
                 .await?;
         i64::try_from(done.last_insert_id())
             .map_err(|e| sqlx::Error::Decode(format!("user id: {e}").into()))
+    }
+
+    /// A new group row (no members yet); its id.
+    async fn insert_group(
+        c: &mut MySqlConnection,
+        name: &str,
+        owner: i64,
+        history: i64,
+        now: i64,
+    ) -> std::result::Result<i64, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO im_group (name, owner_uid, created_at, members, history)
+             VALUES (?, ?, ?, 0, ?)",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now)
+        .bind(history)
+        .execute(c)
+        .await?;
+        i64::try_from(done.last_insert_id())
+            .map_err(|e| sqlx::Error::Decode(format!("group id: {e}").into()))
     }
 
     /// The conversation's next sequence. The upsert locks the row until the

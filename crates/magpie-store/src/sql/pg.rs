@@ -116,6 +116,27 @@ impl PgStore {
         Ok(id)
     }
 
+    /// A new group row (no members yet); its id.
+    async fn insert_group(
+        c: &mut PgConnection,
+        name: &str,
+        owner: i64,
+        history: i64,
+        now: i64,
+    ) -> std::result::Result<i64, sqlx::Error> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO im_group (name, owner_uid, created_at, members, history)
+             VALUES ($1, $2, $3, 0, $4) RETURNING id",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now)
+        .bind(history)
+        .fetch_one(c)
+        .await?;
+        Ok(id)
+    }
+
     /// The conversation's next sequence. The upsert locks the row until the
     /// transaction ends; a concurrent sender to the same conversation waits
     /// here and then sees this one's committed value.

@@ -14,32 +14,34 @@ pub(crate) enum Dialect {
     MySql,
 }
 
-/// Every statement the shared backend runs. `&'static str` because sqlx 0.9
-/// only takes static (audited) SQL; the strings live in the two statics below.
-pub(crate) struct Queries {
-    pub user_by_name: String,
-    pub user_by_id: String,
-    pub put_refresh: String,
-    pub get_refresh: String,
-    pub del_refresh: String,
-    pub put_settings: String,
-    pub get_settings: String,
-    pub lookup_cmid: String,
-    pub lock_conv: String,
-    pub insert_content: String,
-    pub insert_box: String,
-    pub upsert_summary: String,
-    pub messages_after: String,
-    pub messages_before: String,
-    pub conversations: String,
-    pub conversation: String,
-    pub set_read: String,
-    pub get_read: String,
-    pub expired: String,
-    pub delivered: String,
-    pub read_upto: String,
-    pub del_box: String,
-    pub del_body: String,
+/// Declares `Queries` (one `String` per statement) and `map` from one list.
+macro_rules! queries {
+    ($($name:ident),* $(,)?) => {
+        /// Every statement the shared backend runs. `&'static str` because
+        /// sqlx 0.9 only takes static (audited) SQL; the strings live in the
+        /// two statics below.
+        pub(crate) struct Queries {
+            $(pub $name: String,)*
+        }
+
+        impl Queries {
+            fn map(self, f: fn(&str) -> String) -> Queries {
+                Queries { $($name: f(&self.$name),)* }
+            }
+        }
+    };
+}
+
+queries! {
+    user_by_name, user_by_id, put_refresh, get_refresh, del_refresh, put_settings, get_settings,
+    lookup_cmid, lock_conv, insert_content, insert_box, upsert_summary, messages_after,
+    messages_before, conversations, conversation, set_read, get_read, expired, delivered,
+    read_upto, del_box, del_body, last_seq,
+    // groups (see `sql::groups`)
+    group_lock, group_share, group_count, group_rename, group_dissolve, group_info,
+    member_insert, member_lock, member_delete, member_set, member_advance, member_read,
+    member_info, member_page, user_groups, read_counts, read_page, group_after, group_before,
+    group_summaries, group_summary,
 }
 
 pub(crate) static PG: LazyLock<Queries> = LazyLock::new(|| Queries::new(Dialect::Postgres));
@@ -72,6 +74,37 @@ fn summaries(filter: &str) -> String {
                  WHERE b.owner_uid = u.owner_uid AND b.conv = u.conv
                    AND b.seq > u.read_seq AND b.box_type = {BOX_RECEIVED})
          FROM user_conv u WHERE u.owner_uid = ? {filter} ORDER BY u.conv"
+    )
+}
+
+/// The group columns `sql::group_reads::group_of` decodes; the last
+/// sequence comes from the group conversation's row (bound as `g:{id}`).
+const GROUP_COLUMNS: &str =
+    "g.id, g.name, g.owner_uid, g.created_at, g.members, g.history, g.dissolved,
+     COALESCE((SELECT v.last_seq FROM conversations v WHERE v.conv = ?), 0)";
+
+/// The member columns `sql::group_reads::member_of` decodes.
+const MEMBER_COLUMNS: &str = "user_id, role, muted, joined_seq, read_seq, joined_at";
+
+/// A member's group messages: none for a non-member (the join finds no
+/// member row), else those above the join position. The bodies are found by
+/// the (conv, seq) index across the sender partitions.
+fn group_messages(window: &str, order: &str) -> String {
+    format!(
+        "SELECT {MESSAGE_COLUMNS} FROM im_group_member m
+           JOIN im_msg_content c ON c.conv = ? AND {window}
+         WHERE m.group_id = ? AND m.user_id = ? ORDER BY c.seq {order} LIMIT ?"
+    )
+}
+
+/// A member's group positions and each group's last sequence (the
+/// group conversation's row, a primary-key seek per membership).
+fn group_summaries(filter: &str) -> String {
+    format!(
+        "SELECT m.group_id, m.read_seq, m.joined_seq,
+                COALESCE((SELECT v.last_seq FROM conversations v
+                          WHERE v.conv = CONCAT('g:', m.group_id)), 0)
+         FROM im_group_member m WHERE m.user_id = ? {filter} ORDER BY m.group_id"
     )
 }
 
@@ -149,38 +182,58 @@ impl Queries {
             ),
             del_box: "DELETE FROM im_user_msg_box WHERE owner_uid IN (?, ?) AND conv = ? AND seq = ?".into(),
             del_body: "DELETE FROM im_msg_content WHERE from_uid = ? AND server_id = ?".into(),
+            last_seq: "SELECT last_seq FROM conversations WHERE conv = ?".into(),
+            // Membership changes lock the group row first, then member rows;
+            // accept takes the same order after its conversation row.
+            group_lock: "SELECT history FROM im_group WHERE id = ? FOR UPDATE".into(),
+            group_share: match d {
+                Dialect::Postgres => "SELECT dissolved FROM im_group WHERE id = ? FOR SHARE",
+                Dialect::MySql => "SELECT dissolved FROM im_group WHERE id = ? LOCK IN SHARE MODE",
+            }
+            .into(),
+            group_count: "UPDATE im_group SET members = members + ? WHERE id = ?".into(),
+            group_rename: "UPDATE im_group SET name = ? WHERE id = ?".into(),
+            group_dissolve: "UPDATE im_group SET dissolved = TRUE WHERE id = ?".into(),
+            group_info: format!("SELECT {GROUP_COLUMNS} FROM im_group g WHERE g.id = ?"),
+            // Adds nothing (0 rows) for a member already there.
+            member_insert: match d {
+                Dialect::Postgres => "INSERT INTO im_group_member
+                     (group_id, user_id, role, muted, joined_seq, read_seq, joined_at)
+                     VALUES (?, ?, ?, FALSE, ?, ?, ?) ON CONFLICT (group_id, user_id) DO NOTHING",
+                Dialect::MySql => "INSERT IGNORE INTO im_group_member
+                     (group_id, user_id, role, muted, joined_seq, read_seq, joined_at)
+                     VALUES (?, ?, ?, FALSE, ?, ?, ?)",
+            }
+            .into(),
+            member_lock: "SELECT muted FROM im_group_member WHERE group_id = ? AND user_id = ?
+                 FOR UPDATE".into(),
+            member_delete: "DELETE FROM im_group_member WHERE group_id = ? AND user_id = ?".into(),
+            member_set: "UPDATE im_group_member SET role = COALESCE(?, role), muted = COALESCE(?, muted)
+                 WHERE group_id = ? AND user_id = ?".into(),
+            member_advance: "UPDATE im_group_member SET read_seq = GREATEST(read_seq, ?)
+                 WHERE group_id = ? AND user_id = ?".into(),
+            member_read: "SELECT read_seq FROM im_group_member WHERE group_id = ? AND user_id = ?".into(),
+            member_info: format!(
+                "SELECT {MEMBER_COLUMNS} FROM im_group_member WHERE group_id = ? AND user_id = ?"
+            ),
+            member_page: format!(
+                "SELECT {MEMBER_COLUMNS} FROM im_group_member WHERE group_id = ? AND user_id > ?
+                 ORDER BY user_id LIMIT ?"
+            ),
+            user_groups: "SELECT group_id FROM im_group_member WHERE user_id = ? ORDER BY group_id".into(),
+            read_counts: "SELECT COUNT(*), COUNT(CASE WHEN read_seq >= ? THEN 1 END)
+                 FROM im_group_member WHERE group_id = ? AND joined_seq < ?".into(),
+            read_page: "SELECT user_id FROM im_group_member
+                 WHERE group_id = ? AND joined_seq < ? AND (read_seq >= ?) = ? AND user_id > ?
+                 ORDER BY user_id LIMIT ?".into(),
+            group_after: group_messages("c.seq > GREATEST(?, m.joined_seq)", "ASC"),
+            group_before: group_messages("c.seq < ? AND c.seq > m.joined_seq", "DESC"),
+            group_summaries: group_summaries(""),
+            group_summary: group_summaries("AND m.group_id = ?"),
         };
         match d {
             Dialect::MySql => q,
             Dialect::Postgres => q.map(numbered),
-        }
-    }
-
-    fn map(self, f: fn(&str) -> String) -> Queries {
-        Queries {
-            user_by_name: f(&self.user_by_name),
-            user_by_id: f(&self.user_by_id),
-            put_refresh: f(&self.put_refresh),
-            get_refresh: f(&self.get_refresh),
-            del_refresh: f(&self.del_refresh),
-            put_settings: f(&self.put_settings),
-            get_settings: f(&self.get_settings),
-            lookup_cmid: f(&self.lookup_cmid),
-            lock_conv: f(&self.lock_conv),
-            insert_content: f(&self.insert_content),
-            insert_box: f(&self.insert_box),
-            upsert_summary: f(&self.upsert_summary),
-            messages_after: f(&self.messages_after),
-            messages_before: f(&self.messages_before),
-            conversations: f(&self.conversations),
-            conversation: f(&self.conversation),
-            set_read: f(&self.set_read),
-            get_read: f(&self.get_read),
-            expired: f(&self.expired),
-            delivered: f(&self.delivered),
-            read_upto: f(&self.read_upto),
-            del_box: f(&self.del_box),
-            del_body: f(&self.del_body),
         }
     }
 }
@@ -215,5 +268,13 @@ mod tests {
         assert!(PG.set_read.contains("LEAST($1, last_seq)"));
         assert!(PG.put_settings.contains("ON CONFLICT (user_id, device)"));
         assert!(MYSQL.upsert_summary.contains("last_seq = VALUES(last_seq)"));
+        assert!(
+            PG.group_after
+                .contains("c.conv = $1 AND c.seq > GREATEST($2, m.joined_seq)")
+        );
+        assert!(
+            PG.member_insert
+                .contains("ON CONFLICT (group_id, user_id) DO NOTHING")
+        );
     }
 }

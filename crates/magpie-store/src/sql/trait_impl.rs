@@ -3,10 +3,11 @@
 //!
 //! Reads run on the pool outside any transaction (each is one statement);
 //! every write is one transaction, retried as a whole on deadlocks and
-//! serialization failures (see `sql::retrying`).
+//! serialization failures (see `sql::retrying`). The group methods come
+//! from `sql_groups!`, which passes them in as `[ methods ]`.
 
 macro_rules! sql_trait_impl {
-    ($store:ident, $q:expr) => {
+    ($store:ident, $q:expr, [$($groups:tt)*]) => {
         #[async_trait::async_trait]
         impl StoreBackend for $store {
             async fn create_user(&self, username: &str, password_hash: &str) -> Result<UserRecord> {
@@ -137,7 +138,7 @@ macro_rules! sql_trait_impl {
                 retrying("accept", Retry::TransientAndUnique, || {
                     self.accept_once(&batch)
                 })
-                .await
+                .await?
             }
 
             async fn lookup_cmid(
@@ -156,6 +157,11 @@ macro_rules! sql_trait_impl {
                 after: Seq,
                 limit: usize,
             ) -> Result<Vec<Message>> {
+                if let Some(g) = conv.group_id() {
+                    return self
+                        .group_messages($q.group_after.as_str(), g, owner, after, limit)
+                        .await;
+                }
                 self.messages($q.messages_after.as_str(), owner, conv, after, limit)
                     .await
             }
@@ -167,12 +173,20 @@ macro_rules! sql_trait_impl {
                 before: Seq,
                 limit: usize,
             ) -> Result<Vec<Message>> {
+                if let Some(g) = conv.group_id() {
+                    return self
+                        .group_messages($q.group_before.as_str(), g, owner, before, limit)
+                        .await;
+                }
                 self.messages($q.messages_before.as_str(), owner, conv, before, limit)
                     .await
             }
 
+            /// Direct conversations, then groups by group id.
             async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
-                self.summaries(owner, None).await
+                let mut all = self.summaries(owner, None).await?;
+                all.extend(self.group_summaries(owner, None).await?);
+                Ok(all)
             }
 
             async fn conversation(
@@ -180,6 +194,9 @@ macro_rules! sql_trait_impl {
                 owner: UserId,
                 conv: &ConvId,
             ) -> Result<Option<ConvSummary>> {
+                if let Some(g) = conv.group_id() {
+                    return Ok(self.group_summaries(owner, Some(g)).await?.pop());
+                }
                 Ok(self.summaries(owner, Some(conv)).await?.pop())
             }
 
@@ -188,6 +205,9 @@ macro_rules! sql_trait_impl {
             /// transaction (MySQL has no UPDATE … RETURNING): the SELECT sees
             /// this transaction's own write.
             async fn set_read(&self, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq> {
+                if let Some(g) = conv.group_id() {
+                    return self.set_group_read(g, owner, seq).await;
+                }
                 retrying("set_read", Retry::Transient, || async {
                     let mut tx = self.pool.begin().await?;
                     sqlx::query($q.set_read.as_str())
@@ -266,6 +286,8 @@ macro_rules! sql_trait_impl {
                 })
                 .await
             }
+
+            $($groups)*
         }
     };
 }

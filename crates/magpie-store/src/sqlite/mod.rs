@@ -7,17 +7,18 @@
 //! in-memory store has a single connection, so its reads go through the
 //! writer thread as well.
 
+mod groups;
 mod reads;
 pub(crate) mod schema;
 mod writer;
 mod writes;
 
 use crate::error::{Result, StoreError};
-use crate::store::{ConvSummary, RetentionHit, StoreBackend, UserRecord};
+use crate::store::{ConvSummary, ReadBy, RetentionHit, StoreBackend, UserRecord};
 use async_trait::async_trait;
 use magpie_core::{
-    Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, Message, NewMessage, Seq, UserId,
-    now_ms,
+    Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, GroupRole,
+    MemberInfo, Message, NewMessage, Seq, UserId, now_ms,
 };
 use reads::ReadPool;
 use rusqlite::Connection;
@@ -204,6 +205,86 @@ impl StoreBackend for SqliteStore {
         let conv = conv.clone();
         self.writer
             .exec(move |c| writes::set_read(c, owner, &conv, seq))
+            .await
+    }
+
+    async fn create_group(
+        &self,
+        name: &str,
+        owner: UserId,
+        members: &[UserId],
+        history: i64,
+    ) -> Result<GroupInfo> {
+        let (name, members) = (name.to_string(), members.to_vec());
+        self.writer
+            .exec(move |c| groups::create_group(c, &name, owner, &members, history, now_ms()))
+            .await
+    }
+
+    async fn group(&self, id: GroupId) -> Result<Option<GroupInfo>> {
+        self.read(move |c| groups::group(c, id)).await
+    }
+
+    async fn rename_group(&self, id: GroupId, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.writer
+            .exec(move |c| groups::rename_group(c, id, &name))
+            .await
+    }
+
+    async fn dissolve_group(&self, id: GroupId) -> Result<()> {
+        self.writer
+            .exec(move |c| groups::dissolve_group(c, id))
+            .await
+    }
+
+    async fn add_members(&self, id: GroupId, users: &[UserId]) -> Result<Vec<UserId>> {
+        let users = users.to_vec();
+        self.writer
+            .exec(move |c| groups::add_members(c, id, &users, now_ms()))
+            .await
+    }
+
+    async fn remove_member(&self, id: GroupId, user: UserId) -> Result<bool> {
+        self.writer
+            .exec(move |c| groups::remove_member(c, id, user))
+            .await
+    }
+
+    async fn set_member(
+        &self,
+        id: GroupId,
+        user: UserId,
+        role: Option<GroupRole>,
+        muted: Option<bool>,
+    ) -> Result<bool> {
+        self.writer
+            .exec(move |c| groups::set_member(c, id, user, role, muted))
+            .await
+    }
+
+    async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>> {
+        self.read(move |c| groups::member(c, id, user)).await
+    }
+
+    async fn members(&self, id: GroupId, after: UserId, limit: usize) -> Result<Vec<MemberInfo>> {
+        self.read(move |c| groups::members(c, id, after, limit))
+            .await
+    }
+
+    async fn user_groups(&self, user: UserId) -> Result<Vec<GroupId>> {
+        self.read(move |c| groups::user_groups(c, user)).await
+    }
+
+    async fn read_by(
+        &self,
+        id: GroupId,
+        seq: Seq,
+        read: bool,
+        after: UserId,
+        limit: usize,
+    ) -> Result<ReadBy> {
+        self.read(move |c| groups::read_by(c, id, seq, read, after, limit))
             .await
     }
 

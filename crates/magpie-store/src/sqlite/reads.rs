@@ -152,6 +152,9 @@ pub(crate) fn messages_after(
     after: Seq,
     limit: usize,
 ) -> Result<Vec<Message>> {
+    if let Some(g) = conv.group_id() {
+        return super::groups::messages(c, g, owner, after, None, limit);
+    }
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM im_user_msg_box b JOIN im_msg_content c ON c.server_id = b.server_id
          WHERE b.owner_uid = ?1 AND b.conv = ?2 AND b.seq > ?3 ORDER BY b.seq ASC LIMIT ?4"
@@ -172,6 +175,9 @@ pub(crate) fn messages_before(
     before: Seq,
     limit: usize,
 ) -> Result<Vec<Message>> {
+    if let Some(g) = conv.group_id() {
+        return super::groups::messages(c, g, owner, 0, Some(before), limit);
+    }
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM im_user_msg_box b JOIN im_msg_content c ON c.server_id = b.server_id
          WHERE b.owner_uid = ?1 AND b.conv = ?2 AND b.seq < ?3 ORDER BY b.seq DESC LIMIT ?4"
@@ -223,7 +229,9 @@ fn summaries(c: &Connection, owner: UserId, conv: Option<&ConvId>) -> Result<Vec
 }
 
 pub(crate) fn conversations(c: &Connection, owner: UserId) -> Result<Vec<ConvSummary>> {
-    summaries(c, owner, None)
+    let mut all = summaries(c, owner, None)?;
+    all.extend(super::groups::summaries(c, owner, None)?);
+    Ok(all)
 }
 
 pub(crate) fn conversation(
@@ -231,5 +239,8 @@ pub(crate) fn conversation(
     owner: UserId,
     conv: &ConvId,
 ) -> Result<Option<ConvSummary>> {
+    if let Some(g) = conv.group_id() {
+        return Ok(super::groups::summaries(c, owner, Some(g))?.pop());
+    }
     Ok(summaries(c, owner, Some(conv))?.pop())
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Bumped whenever the DDL below changes shape; stored in `PRAGMA user_version`
 /// so an older binary refuses a database written by a newer one.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits on a lock before giving up. Readers in WAL mode
 /// never wait on the writer; this covers checkpoints and a second process.
@@ -76,6 +76,27 @@ CREATE TABLE IF NOT EXISTS user_conv (
     read_seq  INTEGER NOT NULL,
     PRIMARY KEY (owner_uid, conv)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS im_group (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT    NOT NULL,
+    owner_uid  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    members    INTEGER NOT NULL,
+    history    INTEGER NOT NULL,
+    dissolved  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS im_group_member (
+    group_id   INTEGER NOT NULL,
+    user_id    INTEGER NOT NULL,
+    role       TEXT    NOT NULL,
+    muted      INTEGER NOT NULL,
+    joined_seq INTEGER NOT NULL,
+    read_seq   INTEGER NOT NULL,
+    joined_at  INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS im_group_member_user ON im_group_member (user_id, group_id);
+CREATE INDEX IF NOT EXISTS im_group_member_read ON im_group_member (group_id, read_seq);
 ";
 
 /// `box_type` of the sender's copy (outbox) and the receiver's copy (inbox).

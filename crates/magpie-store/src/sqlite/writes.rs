@@ -100,6 +100,10 @@ pub(crate) fn accept(
             out.push(found);
             continue;
         }
+        let group = m.conv.group_id();
+        if let Some(g) = group {
+            super::groups::check_sender(c, g, m.from)?;
+        }
         let seq: Seq = c
             .prepare_cached(
                 "INSERT INTO conversations (conv, last_seq) VALUES (?1, 1)
@@ -124,6 +128,18 @@ pub(crate) fn accept(
             expire_at(m.persistence, m.sent_at, offline_ttl_ms),
         ])
         .map_err(|e| sql_err(e, || format!("server id {}", m.server_id)))?;
+        if let Some(g) = group {
+            // Read diffusion: no per-member rows; the sender has read it.
+            super::groups::sender_read(c, g, m.from, seq)?;
+            out.push(Accepted {
+                server_id: m.server_id,
+                conv: m.conv.clone(),
+                seq,
+                sent_at: m.sent_at,
+                duplicate: false,
+            });
+            continue;
+        }
         let mut boxes = c.prepare_cached(
             "INSERT INTO im_user_msg_box (owner_uid, other_uid, conv, seq, server_id, box_type)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -166,6 +182,9 @@ pub(crate) fn accept(
 
 /// max(current, min(seq, last_seq)); 0 without writing for an unknown conversation.
 pub(crate) fn set_read(c: &Connection, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq> {
+    if let Some(g) = conv.group_id() {
+        return super::groups::set_read(c, g, owner, seq);
+    }
     let pos = c
         .prepare_cached(
             "UPDATE user_conv SET read_seq = MAX(read_seq, MIN(?3, last_seq))

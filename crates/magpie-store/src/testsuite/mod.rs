@@ -25,6 +25,7 @@ mod state_queues;
 mod state_registry;
 mod state_routes;
 mod store_accounts;
+mod store_groups;
 mod store_messages;
 mod store_reads;
 
@@ -36,6 +37,7 @@ use std::sync::OnceLock;
 /// The durable-store cases, one function per promise.
 pub mod store_cases {
     pub use super::store_accounts::*;
+    pub use super::store_groups::*;
     pub use super::store_messages::*;
     pub use super::store_reads::*;
 }
@@ -157,6 +159,9 @@ macro_rules! store_conformance {
             retention_days_expire,
             retention_none_goes_on_delivery,
             retention_offline_goes_on_read,
+            groups_membership_and_roles,
+            group_messages_are_stored_once_and_seen_by_members,
+            group_unread_and_read_by_follow_positions,
         );
     };
 }

@@ -92,6 +92,17 @@ impl TestServer {
         }
     }
 
+    /// Stops the node and starts it again on the same data directory (and
+    /// cluster namespace): what survives is what was durable.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let running = magpie_server::start(test_config(self.dir.path()))
+            .await
+            .unwrap();
+        self.base = format!("http://{}", running.http_addr);
+        self.running = Some(running);
+    }
+
     /// POST/GET returning (status, json body).
     pub async fn call(
         &self,
@@ -104,6 +115,8 @@ impl TestServer {
         let mut req = match method {
             "GET" => self.http.get(url),
             "PUT" => self.http.put(url),
+            "PATCH" => self.http.patch(url),
+            "DELETE" => self.http.delete(url),
             _ => self.http.post(url),
         };
         if let Some(t) = token {
@@ -334,6 +347,18 @@ impl Conn {
             cmid: ClientMsgId::new_v7(),
             body: body.into(),
             persistence: None,
+            group: None,
+        })
+        .await
+    }
+
+    pub async fn send_group(&mut self, group: i64, body: &str) -> ServerFrame {
+        self.request(ClientOp::Send {
+            to: UserId(0),
+            cmid: ClientMsgId::new_v7(),
+            body: body.into(),
+            persistence: None,
+            group: Some(magpie_core::GroupId(group)),
         })
         .await
     }

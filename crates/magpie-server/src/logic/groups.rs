@@ -1,0 +1,258 @@
+//! Group management and its permission rules, stated once here:
+//! - only members see a group, its members, its messages and read-by lists;
+//! - owners and admins rename it and add members; the owner alone dissolves
+//!   it and changes roles (ownership is not transferable: no second owner);
+//! - a member may leave, except the owner (who dissolves instead);
+//! - the owner removes or mutes anyone else, an admin only plain members;
+//! - a muted member, and anyone once the group is dissolved, cannot send.
+
+use crate::app::App;
+use crate::error::{Result, ServerError};
+use magpie_core::{GroupId, GroupInfo, GroupRole, MemberInfo, Seq, UserId};
+use magpie_store::ReadBy;
+
+/// Longest group name, in characters.
+const MAX_NAME: usize = 100;
+
+fn check_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(ServerError::bad_field(format!(
+            "name: 1 to {MAX_NAME} characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+fn not_member(g: GroupId) -> ServerError {
+    ServerError::Forbidden(format!("not a member of group {g}"))
+}
+
+impl App {
+    /// The group and the caller's membership, or why not.
+    async fn membership(&self, user: UserId, g: GroupId) -> Result<(GroupInfo, MemberInfo)> {
+        let Some(info) = self.store.group(g).await? else {
+            return Err(ServerError::NotFound(format!("no group {g}")));
+        };
+        let me = self
+            .store
+            .member(g, user)
+            .await?
+            .ok_or_else(|| not_member(g))?;
+        Ok((info, me))
+    }
+
+    /// Membership of someone who manages the group (owner or admin).
+    async fn managing(&self, user: UserId, g: GroupId) -> Result<(GroupInfo, MemberInfo)> {
+        let (info, me) = self.membership(user, g).await?;
+        if !me.role.manages() {
+            return Err(ServerError::Forbidden(format!(
+                "only the owner and admins manage group {g}"
+            )));
+        }
+        if info.dissolved {
+            return Err(ServerError::Forbidden(format!("group {g} is dissolved")));
+        }
+        Ok((info, me))
+    }
+
+    /// The send path's check (the store checks again in its transaction).
+    pub(crate) async fn check_group_sender(&self, g: GroupId, from: UserId) -> Result<()> {
+        let (info, me) = self.membership(from, g).await?;
+        if info.dissolved {
+            return Err(ServerError::Forbidden(format!("group {g} is dissolved")));
+        }
+        if me.muted {
+            return Err(ServerError::Forbidden(format!(
+                "you are muted in group {g}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn check_users(&self, users: &[UserId]) -> Result<()> {
+        for &u in users {
+            if u == UserId::SYSTEM || !self.user_exists(u).await? {
+                return Err(ServerError::UnknownRecipient(u.0));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn create_group(
+        &self,
+        owner: UserId,
+        name: &str,
+        members: &[UserId],
+        history: i64,
+    ) -> Result<GroupInfo> {
+        let name = check_name(name)?;
+        if history < 0 {
+            return Err(ServerError::bad_field("history: must not be negative"));
+        }
+        if members.len() > self.cfg.groups.max_batch {
+            return Err(ServerError::bad_field(format!(
+                "members: at most {} per request",
+                self.cfg.groups.max_batch
+            )));
+        }
+        self.check_users(members).await?;
+        Ok(self
+            .store
+            .create_group(&name, owner, members, history)
+            .await?)
+    }
+
+    pub async fn group_info(&self, user: UserId, g: GroupId) -> Result<GroupInfo> {
+        Ok(self.membership(user, g).await?.0)
+    }
+
+    /// The caller's groups.
+    pub async fn my_groups(&self, user: UserId) -> Result<Vec<GroupInfo>> {
+        let mut out = Vec::new();
+        for g in self.store.user_groups(user).await? {
+            if let Some(info) = self.store.group(g).await? {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn rename_group(&self, user: UserId, g: GroupId, name: &str) -> Result<GroupInfo> {
+        let name = check_name(name)?;
+        self.managing(user, g).await?;
+        self.store.rename_group(g, &name).await?;
+        self.group_info(user, g).await
+    }
+
+    pub async fn dissolve_group(&self, user: UserId, g: GroupId) -> Result<()> {
+        let (_, me) = self.managing(user, g).await?;
+        if me.role != GroupRole::Owner {
+            return Err(ServerError::Forbidden(
+                "only the owner dissolves a group".into(),
+            ));
+        }
+        Ok(self.store.dissolve_group(g).await?)
+    }
+
+    pub async fn add_members(
+        &self,
+        user: UserId,
+        g: GroupId,
+        users: &[UserId],
+    ) -> Result<Vec<UserId>> {
+        self.managing(user, g).await?;
+        if users.len() > self.cfg.groups.max_batch {
+            return Err(ServerError::bad_field(format!(
+                "users: at most {} per request",
+                self.cfg.groups.max_batch
+            )));
+        }
+        self.check_users(users).await?;
+        Ok(self.store.add_members(g, users).await?)
+    }
+
+    /// Removes `target` (or leaves, when `target` is the caller).
+    pub async fn remove_member(&self, user: UserId, g: GroupId, target: UserId) -> Result<()> {
+        let (_, me) = self.membership(user, g).await?;
+        if target == user {
+            if me.role == GroupRole::Owner {
+                return Err(ServerError::Forbidden(
+                    "the owner cannot leave: dissolve the group instead".into(),
+                ));
+            }
+        } else {
+            let (_, me) = self.managing(user, g).await?;
+            let them = self.store.member(g, target).await?;
+            let them =
+                them.ok_or_else(|| ServerError::NotFound(format!("{target} is not a member")))?;
+            outranks(me.role, them.role)?;
+        }
+        self.store.remove_member(g, target).await?;
+        Ok(())
+    }
+
+    pub async fn set_member(
+        &self,
+        user: UserId,
+        g: GroupId,
+        target: UserId,
+        role: Option<GroupRole>,
+        muted: Option<bool>,
+    ) -> Result<MemberInfo> {
+        let (_, me) = self.managing(user, g).await?;
+        let them = self.store.member(g, target).await?;
+        let them =
+            them.ok_or_else(|| ServerError::NotFound(format!("{target} is not a member")))?;
+        if let Some(r) = role {
+            if me.role != GroupRole::Owner {
+                return Err(ServerError::Forbidden(
+                    "only the owner changes roles".into(),
+                ));
+            }
+            if r == GroupRole::Owner || target == user {
+                return Err(ServerError::bad_field(
+                    "role: admin or member, for someone other than the owner",
+                ));
+            }
+        }
+        if muted.is_some() {
+            outranks(me.role, them.role)?;
+        }
+        self.store.set_member(g, target, role, muted).await?;
+        self.store
+            .member(g, target)
+            .await?
+            .ok_or_else(|| ServerError::NotFound(format!("{target} is not a member")))
+    }
+
+    pub async fn group_members(
+        &self,
+        user: UserId,
+        g: GroupId,
+        after: UserId,
+        limit: Option<usize>,
+    ) -> Result<Vec<MemberInfo>> {
+        self.membership(user, g).await?;
+        let limit = limit.unwrap_or(100).clamp(1, self.cfg.limits.max_page);
+        Ok(self.store.members(g, after, limit).await?)
+    }
+
+    /// Who has (`read`) or has not read message `seq`, paged, with both counts.
+    pub async fn read_by(
+        &self,
+        user: UserId,
+        g: GroupId,
+        seq: Seq,
+        read: bool,
+        after: UserId,
+        limit: Option<usize>,
+    ) -> Result<ReadBy> {
+        let (info, _) = self.membership(user, g).await?;
+        if seq < 1 || seq > info.last_seq {
+            return Err(ServerError::NotFound(format!(
+                "no message {seq} in group {g}"
+            )));
+        }
+        let limit = limit.unwrap_or(100).clamp(1, self.cfg.limits.max_page);
+        Ok(self.store.read_by(g, seq, read, after, limit).await?)
+    }
+}
+
+/// The owner acts on anyone else; an admin only on plain members.
+fn outranks(me: GroupRole, them: GroupRole) -> Result<()> {
+    let ok = match me {
+        GroupRole::Owner => them != GroupRole::Owner,
+        GroupRole::Admin => them == GroupRole::Member,
+        GroupRole::Member => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ServerError::Forbidden(format!(
+            "a group {} cannot do that to a group {}",
+            me.as_str(),
+            them.as_str()
+        )))
+    }
+}

@@ -1,0 +1,350 @@
+//! Groups on SQLite: the group and member tables, and the group side of the
+//! message operations (read diffusion: a group message is one row of
+//! `im_msg_content` under `g:{id}`; members hold positions, not copies).
+//! Writes run on the writer thread inside its transaction, like `writes`.
+
+use super::schema::{MESSAGE_COLUMNS, corrupt_or, message_from_row};
+use crate::error::{Result, StoreError};
+use crate::store::{ConvSummary, ReadBy};
+use magpie_core::{ConvId, GroupId, GroupInfo, GroupRole, MemberInfo, Message, Seq, UserId};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+const GROUP_COLUMNS: &str =
+    "g.id, g.name, g.owner_uid, g.created_at, g.members, g.history, g.dissolved,
+     COALESCE((SELECT last_seq FROM conversations WHERE conv = 'g:' || g.id), 0)";
+const MEMBER_COLUMNS: &str = "user_id, role, muted, joined_seq, read_seq, joined_at";
+
+fn group_from_row(r: &Row<'_>) -> rusqlite::Result<GroupInfo> {
+    Ok(GroupInfo {
+        id: GroupId(r.get(0)?),
+        name: r.get(1)?,
+        owner: UserId(r.get(2)?),
+        created_at: r.get(3)?,
+        members: r.get(4)?,
+        history: r.get(5)?,
+        dissolved: r.get::<_, i64>(6)? != 0,
+        last_seq: r.get(7)?,
+    })
+}
+
+fn member_from_row(r: &Row<'_>) -> rusqlite::Result<MemberInfo> {
+    let role: String = r.get(1)?;
+    Ok(MemberInfo {
+        user: UserId(r.get(0)?),
+        role: GroupRole::parse(&role).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, role.into())
+        })?,
+        muted: r.get::<_, i64>(2)? != 0,
+        joined_seq: r.get(3)?,
+        read_seq: r.get(4)?,
+        joined_at: r.get(5)?,
+    })
+}
+
+fn last_seq(c: &Connection, id: GroupId) -> Result<Seq> {
+    Ok(
+        c.prepare_cached("SELECT last_seq FROM conversations WHERE conv = ?1")?
+            .query_row([ConvId::group(id).as_str()], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0),
+    )
+}
+
+pub(crate) fn create_group(
+    c: &Connection,
+    name: &str,
+    owner: UserId,
+    members: &[UserId],
+    history: i64,
+    now: i64,
+) -> Result<GroupInfo> {
+    let id: i64 = c
+        .prepare_cached(
+            "INSERT INTO im_group (name, owner_uid, created_at, members, history)
+             VALUES (?1, ?2, ?3, 0, ?4) RETURNING id",
+        )?
+        .query_row(params![name, owner.0, now, history.max(0)], |r| r.get(0))?;
+    let id = GroupId(id);
+    insert_member(c, id, owner, GroupRole::Owner, 0, now)?;
+    let others: Vec<UserId> = members.iter().copied().filter(|u| *u != owner).collect();
+    add_members(c, id, &others, now)?;
+    group(c, id)?.ok_or_else(|| StoreError::Corrupt(format!("group {id} vanished")))
+}
+
+fn insert_member(
+    c: &Connection,
+    id: GroupId,
+    user: UserId,
+    role: GroupRole,
+    joined_seq: Seq,
+    now: i64,
+) -> Result<bool> {
+    let n = c
+        .prepare_cached(
+            "INSERT INTO im_group_member (group_id, user_id, role, muted, joined_seq, read_seq, joined_at)
+             VALUES (?1, ?2, ?3, 0, ?4, ?4, ?5) ON CONFLICT (group_id, user_id) DO NOTHING",
+        )?
+        .execute(params![id.0, user.0, role.as_str(), joined_seq, now])?;
+    if n == 1 {
+        c.prepare_cached("UPDATE im_group SET members = members + 1 WHERE id = ?1")?
+            .execute([id.0])?;
+    }
+    Ok(n == 1)
+}
+
+pub(crate) fn add_members(
+    c: &Connection,
+    id: GroupId,
+    users: &[UserId],
+    now: i64,
+) -> Result<Vec<UserId>> {
+    let history: i64 = c
+        .prepare_cached("SELECT history FROM im_group WHERE id = ?1")?
+        .query_row([id.0], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::Forbidden(format!("no group {id}")))?;
+    let joined = (last_seq(c, id)? - history).max(0);
+    let mut added = Vec::new();
+    for &u in users {
+        if !added.contains(&u) && insert_member(c, id, u, GroupRole::Member, joined, now)? {
+            added.push(u);
+        }
+    }
+    Ok(added)
+}
+
+pub(crate) fn remove_member(c: &Connection, id: GroupId, user: UserId) -> Result<bool> {
+    let n = c
+        .prepare_cached("DELETE FROM im_group_member WHERE group_id = ?1 AND user_id = ?2")?
+        .execute(params![id.0, user.0])?;
+    if n == 1 {
+        c.prepare_cached("UPDATE im_group SET members = members - 1 WHERE id = ?1")?
+            .execute([id.0])?;
+    }
+    Ok(n == 1)
+}
+
+pub(crate) fn set_member(
+    c: &Connection,
+    id: GroupId,
+    user: UserId,
+    role: Option<GroupRole>,
+    muted: Option<bool>,
+) -> Result<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE im_group_member SET role = COALESCE(?3, role), muted = COALESCE(?4, muted)
+             WHERE group_id = ?1 AND user_id = ?2",
+        )?
+        .execute(params![
+            id.0,
+            user.0,
+            role.map(GroupRole::as_str),
+            muted.map(i64::from)
+        ])?;
+    Ok(n == 1)
+}
+
+pub(crate) fn rename_group(c: &Connection, id: GroupId, name: &str) -> Result<()> {
+    c.prepare_cached("UPDATE im_group SET name = ?2 WHERE id = ?1")?
+        .execute(params![id.0, name])?;
+    Ok(())
+}
+
+pub(crate) fn dissolve_group(c: &Connection, id: GroupId) -> Result<()> {
+    c.prepare_cached("UPDATE im_group SET dissolved = 1 WHERE id = ?1")?
+        .execute([id.0])?;
+    Ok(())
+}
+
+/// In `accept`'s transaction, before a group message is written.
+pub(crate) fn check_sender(c: &Connection, id: GroupId, from: UserId) -> Result<()> {
+    let row: Option<(i64, i64)> = c
+        .prepare_cached(
+            "SELECT g.dissolved, m.muted FROM im_group g
+             JOIN im_group_member m ON m.group_id = g.id AND m.user_id = ?2 WHERE g.id = ?1",
+        )?
+        .query_row(params![id.0, from.0], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match row {
+        None => Err(StoreError::Forbidden(format!(
+            "user {from} is not a member of group {id}"
+        ))),
+        Some((1, _)) => Err(StoreError::Forbidden(format!("group {id} is dissolved"))),
+        Some((_, 1)) => Err(StoreError::Forbidden(format!(
+            "user {from} is muted in group {id}"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// After a group message is written: its sender has read up to it.
+pub(crate) fn sender_read(c: &Connection, id: GroupId, from: UserId, seq: Seq) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE im_group_member SET read_seq = MAX(read_seq, ?3) WHERE group_id = ?1 AND user_id = ?2",
+    )?
+    .execute(params![id.0, from.0, seq])?;
+    Ok(())
+}
+
+pub(crate) fn set_read(c: &Connection, id: GroupId, user: UserId, seq: Seq) -> Result<Seq> {
+    let last = last_seq(c, id)?;
+    let pos = c
+        .prepare_cached(
+            "UPDATE im_group_member SET read_seq = MAX(read_seq, MIN(?3, ?4))
+             WHERE group_id = ?1 AND user_id = ?2 RETURNING read_seq",
+        )?
+        .query_row(params![id.0, user.0, seq, last], |r| r.get(0))
+        .optional()?;
+    Ok(pos.unwrap_or(0))
+}
+
+pub(crate) fn group(c: &Connection, id: GroupId) -> Result<Option<GroupInfo>> {
+    let sql = format!("SELECT {GROUP_COLUMNS} FROM im_group g WHERE g.id = ?1");
+    c.prepare_cached(&sql)?
+        .query_row([id.0], group_from_row)
+        .optional()
+        .map_err(corrupt_or)
+}
+
+pub(crate) fn member(c: &Connection, id: GroupId, user: UserId) -> Result<Option<MemberInfo>> {
+    let sql = format!(
+        "SELECT {MEMBER_COLUMNS} FROM im_group_member WHERE group_id = ?1 AND user_id = ?2"
+    );
+    c.prepare_cached(&sql)?
+        .query_row(params![id.0, user.0], member_from_row)
+        .optional()
+        .map_err(corrupt_or)
+}
+
+pub(crate) fn members(
+    c: &Connection,
+    id: GroupId,
+    after: UserId,
+    limit: usize,
+) -> Result<Vec<MemberInfo>> {
+    let sql = format!(
+        "SELECT {MEMBER_COLUMNS} FROM im_group_member WHERE group_id = ?1 AND user_id > ?2
+         ORDER BY user_id LIMIT ?3"
+    );
+    c.prepare_cached(&sql)?
+        .query_map(params![id.0, after.0, limit as i64], member_from_row)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(corrupt_or)
+}
+
+pub(crate) fn user_groups(c: &Connection, user: UserId) -> Result<Vec<GroupId>> {
+    c.prepare_cached("SELECT group_id FROM im_group_member WHERE user_id = ?1 ORDER BY group_id")?
+        .query_map([user.0], |r| Ok(GroupId(r.get(0)?)))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(corrupt_or)
+}
+
+pub(crate) fn read_by(
+    c: &Connection,
+    id: GroupId,
+    seq: Seq,
+    read: bool,
+    after: UserId,
+    limit: usize,
+) -> Result<ReadBy> {
+    let (n_read, n_unread): (Option<i64>, Option<i64>) = c
+        .prepare_cached(
+            "SELECT SUM(read_seq >= ?2), SUM(read_seq < ?2) FROM im_group_member
+             WHERE group_id = ?1 AND joined_seq < ?2",
+        )?
+        .query_row(params![id.0, seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let users = c
+        .prepare_cached(
+            "SELECT user_id FROM im_group_member
+             WHERE group_id = ?1 AND joined_seq < ?2 AND (read_seq >= ?2) = ?3 AND user_id > ?4
+             ORDER BY user_id LIMIT ?5",
+        )?
+        .query_map(params![id.0, seq, read, after.0, limit as i64], |r| {
+            Ok(UserId(r.get(0)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ReadBy {
+        users,
+        read: n_read.unwrap_or(0),
+        unread: n_unread.unwrap_or(0),
+    })
+}
+
+/// The member's visible window: `None` for a non-member.
+fn joined(c: &Connection, id: GroupId, user: UserId) -> Result<Option<Seq>> {
+    Ok(c.prepare_cached(
+        "SELECT joined_seq FROM im_group_member WHERE group_id = ?1 AND user_id = ?2",
+    )?
+    .query_row(params![id.0, user.0], |r| r.get(0))
+    .optional()?)
+}
+
+/// Group messages after `after` (or `before`, newest first) that `user` may see.
+pub(crate) fn messages(
+    c: &Connection,
+    id: GroupId,
+    user: UserId,
+    after: Seq,
+    before: Option<Seq>,
+    limit: usize,
+) -> Result<Vec<Message>> {
+    let Some(joined) = joined(c, id, user)? else {
+        return Ok(Vec::new());
+    };
+    let conv = ConvId::group(id);
+    let floor = after.max(joined);
+    let sql = match before {
+        None => format!(
+            "SELECT {MESSAGE_COLUMNS} FROM im_msg_content c
+             WHERE c.conv = ?1 AND c.seq > ?2 ORDER BY c.seq ASC LIMIT ?4"
+        ),
+        Some(_) => format!(
+            "SELECT {MESSAGE_COLUMNS} FROM im_msg_content c
+             WHERE c.conv = ?1 AND c.seq > ?2 AND c.seq < ?3 ORDER BY c.seq DESC LIMIT ?4"
+        ),
+    };
+    c.prepare_cached(&sql)?
+        .query_map(
+            params![conv.as_str(), floor, before.unwrap_or(0), limit as i64],
+            message_from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(corrupt_or)
+}
+
+/// The member's group conversations: unread is `last_seq` minus the read position.
+pub(crate) fn summaries(
+    c: &Connection,
+    user: UserId,
+    only: Option<GroupId>,
+) -> Result<Vec<ConvSummary>> {
+    let filter = if only.is_some() {
+        "AND m.group_id = ?2"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT m.group_id, m.read_seq, m.joined_seq,
+                COALESCE((SELECT last_seq FROM conversations WHERE conv = 'g:' || m.group_id), 0)
+         FROM im_group_member m WHERE m.user_id = ?1 {filter} ORDER BY m.group_id"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let row = |r: &Row<'_>| {
+        let (id, read, joined, last): (i64, Seq, Seq, Seq) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let pos = read.max(joined);
+        Ok(ConvSummary {
+            conv: ConvId::group(GroupId(id)),
+            peer: UserId(0),
+            last_seq: last,
+            read_seq: pos,
+            unread: (last - pos).max(0),
+        })
+    };
+    let rows: rusqlite::Result<Vec<ConvSummary>> = match only {
+        Some(g) => stmt.query_map(params![user.0, g.0], row)?.collect(),
+        None => stmt.query_map(params![user.0], row)?.collect(),
+    };
+    rows.map_err(corrupt_or)
+}

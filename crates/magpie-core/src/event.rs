@@ -3,6 +3,7 @@
 //! Every event is applied idempotently by its consumers (insert-if-absent,
 //! max-of positions), because the bus delivers at least once.
 
+use crate::group::GroupId;
 use crate::ids::{ConvId, DeviceId, Seq, UserId};
 use crate::message::Message;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,22 @@ pub enum BusEvent {
         node: String,
         targets: Vec<(UserId, u64)>,
         payload: DeliverPayload,
+    },
+    /// A super-group message, published once on topic `bcast` that every
+    /// connection node consumes: each pushes it to its own online members
+    /// (found through its local group index), none looks up a route.
+    GroupBroadcast {
+        msg: Message,
+        /// The sender's device that sent it (it already has it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<DeviceId>,
+    },
+    /// `user` joined or left `group`: nodes holding the user's connections
+    /// update their group index (topic `bcast`).
+    GroupMember {
+        group: GroupId,
+        user: UserId,
+        joined: bool,
     },
 }
 
@@ -72,9 +89,13 @@ impl BusEvent {
             BusEvent::Read(_) => "read",
             BusEvent::Delivered { .. } => "delivered",
             BusEvent::Presence(_) => "presence",
+            BusEvent::GroupBroadcast { .. } | BusEvent::GroupMember { .. } => BROADCAST_TOPIC,
         })
     }
 }
+
+/// The topic every connection node consumes (each with its own group).
+pub const BROADCAST_TOPIC: &str = "bcast";
 
 /// The topic of pushes addressed to `node`.
 pub fn node_topic(node: &str) -> String {

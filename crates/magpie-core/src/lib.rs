@@ -11,7 +11,7 @@ pub mod message;
 pub mod settings;
 pub mod time;
 
-pub use event::{BusEvent, DeliverPayload, Presence, ReadUpTo, node_topic};
+pub use event::{BROADCAST_TOPIC, BusEvent, DeliverPayload, Presence, ReadUpTo, node_topic};
 pub use group::{GroupId, GroupInfo, GroupRole, MemberInfo};
 pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};
 pub use message::{Accepted, Message, NewMessage};

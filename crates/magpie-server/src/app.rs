@@ -24,6 +24,8 @@ pub struct AppInner {
     pub bus: Bus,
     pub auth: Auth,
     pub hub: Hub,
+    /// Group → members connected here (super-group broadcasts).
+    pub group_index: crate::conn::groups::GroupIndex,
     pub ids: MsgIdGen,
     /// Group reads waiting to become coalesced receipts.
     pub receipts: crate::logic::GroupReceipts,
@@ -68,6 +70,7 @@ impl App {
             bus: p.bus,
             auth: p.auth,
             hub: Hub::default(),
+            group_index: Default::default(),
             receipts: Default::default(),
             known_users: Mutex::new(HashSet::new()),
             ws_url: p.ws_url,

@@ -16,6 +16,11 @@ pub const SLOW_CONSUMERS: &str = "magpie_slow_consumers_total";
 pub const BAD_FRAMES: &str = "magpie_bad_frames_total";
 pub const RESYNC_HINTS: &str = "magpie_resync_hints_total";
 pub const STALE_ROUTES: &str = "magpie_stale_routes_removed_total";
+pub const ROUTE_LOOKUPS: &str = "magpie_route_lookups_total";
+pub const BUS_EVENTS: &str = "magpie_bus_events_published_total";
+pub const STORE_ROWS: &str = "magpie_store_message_rows_total";
+pub const QUEUE_WRITES: &str = "magpie_state_queue_writes_total";
+pub const BROADCASTS: &str = "magpie_group_broadcasts_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

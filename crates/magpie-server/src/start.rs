@@ -126,6 +126,12 @@ pub async fn start(cfg: Config) -> Result<Running> {
             tokio::spawn(crate::workers::run_deliver(app.clone())),
         ));
     }
+    if app.cfg.cluster.has("conn") {
+        tasks.push((
+            "broadcast".into(),
+            tokio::spawn(crate::workers::run_broadcast(app.clone())),
+        ));
+    }
     tasks.push((
         "group-receipts".into(),
         tokio::spawn(app.clone().run_group_receipts()),

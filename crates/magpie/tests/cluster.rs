@@ -7,30 +7,6 @@ use common::*;
 use magpie_core::ConvId;
 use magpie_proto::{ClientOp, ServerFrame};
 
-/// A second node on the same namespace as `first`.
-async fn second_node(first: &TestServer, name: &str, num: u16) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    first
-        .ns
-        .as_ref()
-        .expect("cluster namespace")
-        .apply(&mut cfg);
-    cfg.node = name.into();
-    cfg.node_num = num;
-    // Every node must sign and check tokens with the same secret.
-    cfg.auth.jwt_secret = std::fs::read_to_string(first.dir.path().join("jwt.secret")).unwrap();
-    let running = magpie_server::start(cfg).await.unwrap();
-    let base = format!("http://{}", running.http_addr);
-    TestServer {
-        running: Some(running),
-        base,
-        dir,
-        http: reqwest::Client::new(),
-        ns: first.ns.clone(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn clients_on_different_nodes_chat() {
     if !backends::cluster_mode() || std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite")

@@ -329,3 +329,121 @@ async fn the_sweeper_cleans_up_after_a_killed_node() {
             .contains(&"node-b".to_string())
     );
 }
+
+/// Group traffic with reads in flight, then kill -9: after the restart every
+/// acknowledged send and read is there, and each member's unread total is
+/// exactly the group's last sequence minus their read position.
+#[tokio::test(flavor = "multi_thread")]
+async fn group_unread_stays_exact_across_kill_9() {
+    let mut n = node(tempfile::tempdir().unwrap());
+    let owner = n.server.user("owner", "phone").await;
+    let mut members = Vec::new();
+    for i in 0..5 {
+        members.push(n.server.user(&format!("member{i}"), "phone").await);
+    }
+    let ids: Vec<i64> = members.iter().map(|t| t.user_id.0).collect();
+    let (st, body) = n
+        .server
+        .call(
+            "POST",
+            "/v1/groups",
+            Some(&owner.access_token),
+            Some(serde_json::json!({"name": "crash", "members": ids})),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let g = body["id"].as_i64().unwrap();
+    let conv = ConvId::group(magpie_core::GroupId(g));
+    let mut conns = Vec::new();
+    for t in &members {
+        conns.push(n.server.conn(t, "tcp").await);
+    }
+    // Per member: highest acknowledged own send and read.
+    let mut acked_send = vec![0i64; members.len()];
+    let mut acked_read = vec![0i64; members.len()];
+    let mut rid = 0u64;
+    for round in 0..60 {
+        for (i, c) in conns.iter_mut().enumerate() {
+            rid += 1;
+            let op = if (round + i) % 3 == 0 {
+                ClientOp::Read {
+                    conv: conv.clone(),
+                    seq: (round * 5) as i64,
+                }
+            } else {
+                ClientOp::Send {
+                    to: magpie_core::UserId(0),
+                    cmid: ClientMsgId::new_v7(),
+                    body: format!("r{round}"),
+                    persistence: None,
+                    group: Some(magpie_core::GroupId(g)),
+                }
+            };
+            c.send_op(Some(rid), op).await;
+        }
+        if round == 40 {
+            n.child.kill().unwrap(); // SIGKILL with requests in flight
+            n.child.wait().unwrap();
+            break;
+        }
+        for (i, c) in conns.iter_mut().enumerate() {
+            while let Ok(Some(f)) = c.try_recv(std::time::Duration::from_millis(20)).await {
+                match f {
+                    ServerFrame::Sent { seq, .. } => acked_send[i] = acked_send[i].max(seq),
+                    ServerFrame::ReadOk { seq, .. } => acked_read[i] = acked_read[i].max(seq),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let dir = std::mem::replace(&mut n.server.dir, tempfile::tempdir().unwrap());
+    let n2 = node(dir);
+    let owner = n2.server.login("owner", "phone").await;
+    let (_, info) = n2
+        .server
+        .call(
+            "GET",
+            &format!("/v1/groups/{g}"),
+            Some(&owner.access_token),
+            None,
+        )
+        .await;
+    let last = info["last_seq"].as_i64().unwrap();
+    assert!(
+        last >= *acked_send.iter().max().unwrap(),
+        "an acknowledged send is lost"
+    );
+    let (_, page) = n2
+        .server
+        .call(
+            "GET",
+            &format!("/v1/groups/{g}/members?limit=50"),
+            Some(&owner.access_token),
+            None,
+        )
+        .await;
+    for (i, t) in members.iter().enumerate() {
+        let m = page["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user"].as_i64() == Some(t.user_id.0))
+            .expect("still a member");
+        let read = m["read_seq"].as_i64().unwrap();
+        assert!(
+            read >= acked_read[i].max(acked_send[i]),
+            "an acknowledged read or send of member {i} is lost"
+        );
+        assert!(read <= last);
+        let tok = n2.server.login(&format!("member{i}"), "phone").await;
+        let (_, u) = n2
+            .server
+            .call("GET", "/v1/unread", Some(&tok.access_token), None)
+            .await;
+        assert_eq!(
+            u["total"].as_i64(),
+            Some(last - read),
+            "unread of member {i}"
+        );
+    }
+}

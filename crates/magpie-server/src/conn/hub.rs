@@ -91,6 +91,11 @@ impl Hub {
         }
     }
 
+    /// Every connection of `user` on this node.
+    pub fn user_conns(&self, user: UserId) -> Vec<ConnEntry> {
+        self.by_user.lock().get(&user).cloned().unwrap_or_default()
+    }
+
     pub fn get(&self, user: UserId, conn: u64) -> Option<ConnEntry> {
         self.by_user
             .lock()

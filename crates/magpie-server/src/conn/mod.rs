@@ -4,6 +4,7 @@
 //! Invariant: no business logic here beyond framing, heartbeats, the
 //! unacknowledged window and resends; requests go to `crate::logic`.
 
+pub mod groups;
 mod handshake;
 pub mod hub;
 mod inflight;

@@ -47,6 +47,9 @@ pub async fn run_requests(
             match req.op {
                 // Acks reply nothing and touch only retention: gathering them
                 // across the other requests reorders nothing a client sees.
+                // Group messages are kept for every member (read diffusion):
+                // their deliveries change nothing, so they are not published.
+                ClientOp::Ack { conv, .. } if conv.group_id().is_some() => {}
                 ClientOp::Ack { conv, seqs } => acks.entry(conv).or_default().extend(seqs),
                 ClientOp::Send {
                     to,

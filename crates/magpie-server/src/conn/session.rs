@@ -75,6 +75,14 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
     if let Some(old) = app.hub.register(entry) {
         old.kill.fire(ErrorCode::Replaced);
     }
+    if !app.group_index.has_user(user) {
+        match app.store.user_groups(user).await {
+            Ok(groups) => app.group_index.add_user(user, groups),
+            Err(e) => {
+                tracing::warn!(error = %e, %user, "groups not indexed; super-group pushes will wait for sync")
+            }
+        }
+    }
     let route = Route {
         user,
         device: device.clone(),
@@ -272,6 +280,9 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
     drop(req_tx);
     let _ = requests.await;
     app.hub.unregister(user, conn);
+    if app.hub.user_conns(user).is_empty() {
+        app.group_index.drop_user(user);
+    }
     let _ = app
         .state
         .remove_route(user, &device, &app.cfg.node, conn)

@@ -24,6 +24,7 @@ impl App {
             });
         }
         if !out.is_empty() {
+            metrics::counter!(crate::metrics::BUS_EVENTS).increment(out.len() as u64);
             self.bus.publish(out).await?;
         }
         Ok(())

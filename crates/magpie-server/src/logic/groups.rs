@@ -97,10 +97,14 @@ impl App {
             )));
         }
         self.check_users(members).await?;
-        Ok(self
+        let info = self
             .store
             .create_group(&name, owner, members, history)
-            .await?)
+            .await?;
+        let mut all = vec![owner];
+        all.extend(members.iter().copied().filter(|u| *u != owner));
+        self.membership_changed(info.id, &all, true).await;
+        Ok(info)
     }
 
     pub async fn group_info(&self, user: UserId, g: GroupId) -> Result<GroupInfo> {
@@ -149,7 +153,29 @@ impl App {
             )));
         }
         self.check_users(users).await?;
-        Ok(self.store.add_members(g, users).await?)
+        let added = self.store.add_members(g, users).await?;
+        self.membership_changed(g, &added, true).await;
+        Ok(added)
+    }
+
+    /// Tells every connection node, so their group indexes follow (a super
+    /// group's next broadcast reaches a new member, misses one who left).
+    async fn membership_changed(&self, g: GroupId, users: &[UserId], joined: bool) {
+        let at = magpie_core::now_ms();
+        let events = users
+            .iter()
+            .map(|&user| {
+                let ev = magpie_core::BusEvent::GroupMember {
+                    group: g,
+                    user,
+                    joined,
+                };
+                (ev, format!("gm:{g}:{user}:{joined}:{at}"))
+            })
+            .collect();
+        if let Err(e) = self.publish_events(events).await {
+            tracing::warn!(error = %e, group = %g, "membership event not published; indexes catch up on reconnect");
+        }
     }
 
     /// Removes `target` (or leaves, when `target` is the caller).
@@ -168,7 +194,9 @@ impl App {
                 them.ok_or_else(|| ServerError::NotFound(format!("{target} is not a member")))?;
             outranks(me.role, them.role)?;
         }
-        self.store.remove_member(g, target).await?;
+        if self.store.remove_member(g, target).await? {
+            self.membership_changed(g, &[target], false).await;
+        }
         Ok(())
     }
 

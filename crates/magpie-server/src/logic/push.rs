@@ -26,14 +26,33 @@ impl App {
             return;
         }
         // Who each message goes to: both parties of a direct message, every
-        // member of a (small) group.
+        // member of a small group. A super group's message is broadcast to
+        // the connection nodes instead: no member list, no route lookup.
         let mut members: HashMap<GroupId, Vec<UserId>> = HashMap::new();
+        let mut supers: HashMap<GroupId, bool> = HashMap::new();
         for m in msgs {
             if let Some(g) = m.conv.group_id()
-                && !members.contains_key(&g)
+                && !supers.contains_key(&g)
             {
-                members.insert(g, self.group_member_ids(g).await);
+                let size = match self.store.group(g).await {
+                    Ok(Some(info)) => info.members,
+                    _ => 0,
+                };
+                let is_super = size > self.cfg.groups.super_threshold;
+                supers.insert(g, is_super);
+                if !is_super {
+                    members.insert(g, self.group_member_ids(g).await);
+                }
             }
+        }
+        let (broadcast, msgs): (Vec<&Arc<Message>>, Vec<&Arc<Message>>) = msgs
+            .iter()
+            .partition(|m| m.conv.group_id().is_some_and(|g| supers[&g]));
+        if !broadcast.is_empty() {
+            self.broadcast(&broadcast, origin).await;
+        }
+        if msgs.is_empty() {
+            return;
         }
         let targets_of = |m: &Message| -> Vec<UserId> {
             match m.conv.group_id() {
@@ -45,6 +64,7 @@ impl App {
         let mut users: Vec<UserId> = msgs.iter().flat_map(|m| targets_of(m)).collect();
         users.sort();
         users.dedup();
+        metrics::counter!(m::ROUTE_LOOKUPS).increment(users.len() as u64);
         let routes = match self.state.routes(&users).await {
             Ok(r) => r,
             Err(e) => {
@@ -68,7 +88,7 @@ impl App {
                             .push((user, route.conn));
                     } else if self
                         .hub
-                        .deliver(user, route.conn, Outbound::Push(msg.clone()))
+                        .deliver(user, route.conn, Outbound::Push(Arc::clone(msg)))
                     {
                         pushed += 1;
                     } else {
@@ -86,7 +106,7 @@ impl App {
                     node,
                     targets,
                     payload: DeliverPayload::Msg {
-                        msg: (*msgs[i]).clone(),
+                        msg: (**msgs[i]).clone(),
                     },
                 },
                 id,
@@ -97,6 +117,7 @@ impl App {
 
     /// Sends one event frame to every online device of `user`.
     pub(crate) async fn push_frame(&self, user: UserId, frame: ServerFrame) {
+        metrics::counter!(m::ROUTE_LOOKUPS).increment(1);
         let Ok(routes) = self.state.routes(&[user]).await else {
             return;
         };
@@ -132,6 +153,24 @@ impl App {
             )
         });
         self.publish_deliveries(events.collect()).await;
+    }
+
+    /// One `GroupBroadcast` per super-group message, all in one bus call.
+    async fn broadcast(&self, msgs: &[&Arc<Message>], origin: Option<&DeviceId>) {
+        metrics::counter!(m::BROADCASTS).increment(msgs.len() as u64);
+        let events = msgs
+            .iter()
+            .map(|msg| {
+                let event = BusEvent::GroupBroadcast {
+                    msg: (***msg).clone(),
+                    origin: origin.cloned(),
+                };
+                (event, format!("b:{}", msg.server_id))
+            })
+            .collect();
+        if let Err(e) = self.publish_events(events).await {
+            tracing::warn!(error = %e, "super-group broadcast not published; members will sync");
+        }
     }
 
     /// Every member of a group (one paged read; empty if it fails: the
@@ -201,6 +240,7 @@ impl App {
                 })
             })
             .collect();
+        metrics::counter!(m::BUS_EVENTS).increment(out.len() as u64);
         if let Err(e) = self.bus.publish(out).await {
             tracing::warn!(error = %e, "cross-node push not published; devices will sync");
         }

@@ -199,6 +199,7 @@ impl App {
             });
         }
         if !events.is_empty() {
+            metrics::counter!(m::BUS_EVENTS).increment(events.len() as u64);
             self.bus.publish(events).await?;
         }
         let ttl = self.cfg.limits.idempotency_ttl_secs * 1000;
@@ -216,6 +217,18 @@ impl App {
         // Devices that already have it drop the copy by sequence.
         let fresh = items.iter().filter(|(acc, _)| !acc.duplicate).count();
         metrics::counter!(m::ACCEPTED).increment(fresh as u64);
+        // Rows the store wrote: the body, plus one box row per party of a
+        // direct message; a group message is its body alone (read diffusion).
+        let rows: u64 = items
+            .iter()
+            .filter(|(acc, _)| !acc.duplicate)
+            .map(|(_, m)| match m.conv.group_id() {
+                Some(_) => 1,
+                None if m.from == m.to => 2,
+                None => 3,
+            })
+            .sum();
+        metrics::counter!(m::STORE_ROWS).increment(rows);
         let to_push: Vec<Arc<Message>> = items.into_iter().map(|(_, m)| Arc::new(m)).collect();
         self.push_messages(&to_push, origin).await;
         Ok(accepted)

@@ -6,6 +6,7 @@
 //! event that keeps failing is parked on `dead.<group>` after
 //! `workers.max_attempts` attempts, with a metric — never silently skipped.
 
+mod broadcast;
 mod deliver;
 mod offline;
 mod presence;
@@ -52,6 +53,12 @@ pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
         tokio::spawn(retention::sweep(app.clone())),
     ));
     handles
+}
+
+/// The super-group broadcast consumer (every node with the conn role).
+pub async fn run_broadcast(app: App) {
+    let node = app.node().to_string();
+    run(app, Box::new(broadcast::Broadcast::for_node(&node))).await
 }
 
 /// Only the node-addressed push consumer (for nodes without the workers role).

@@ -36,6 +36,7 @@ impl Worker for Offline {
             }
         }
         if !adds.is_empty() {
+            metrics::counter!(crate::metrics::QUEUE_WRITES).increment(adds.len() as u64);
             app.state.offline_add(&adds).await?;
         }
         for ev in events {

@@ -42,6 +42,7 @@ impl Worker for Unread {
             }
         }
         if !counts.is_empty() {
+            metrics::counter!(crate::metrics::QUEUE_WRITES).increment(counts.len() as u64);
             app.state.unread_count(&counts).await?;
         }
         Ok(())

@@ -40,6 +40,30 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     cfg
 }
 
+/// A second node on the same namespace as `first`.
+pub async fn second_node(first: &TestServer, name: &str, num: u16) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    first
+        .ns
+        .as_ref()
+        .expect("cluster namespace")
+        .apply(&mut cfg);
+    cfg.node = name.into();
+    cfg.node_num = num;
+    // Every node must sign and check tokens with the same secret.
+    cfg.auth.jwt_secret = std::fs::read_to_string(first.dir.path().join("jwt.secret")).unwrap();
+    let running = magpie_server::start(cfg).await.unwrap();
+    let base = format!("http://{}", running.http_addr);
+    TestServer {
+        running: Some(running),
+        base,
+        dir,
+        http: reqwest::Client::new(),
+        ns: first.ns.clone(),
+    }
+}
+
 pub struct TestServer {
     pub running: Option<Running>,
     pub base: String,

@@ -1,0 +1,100 @@
+//! This node's index from group to the users connected here who are its
+//! members: how a super-group broadcast finds its local receivers without a
+//! route lookup per member (the notes' broadcast to every connection node).
+//!
+//! A user is indexed while they have at least one connection on this node:
+//! their groups are read from the store when the first connection opens,
+//! and `GroupMember` events keep the index current while they stay.
+
+use magpie_core::{GroupId, UserId};
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Default)]
+pub struct GroupIndex {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_group: HashMap<GroupId, HashSet<UserId>>,
+    by_user: HashMap<UserId, HashSet<GroupId>>,
+}
+
+impl GroupIndex {
+    /// Whether `user` is indexed (has a connection here).
+    pub fn has_user(&self, user: UserId) -> bool {
+        self.inner.lock().by_user.contains_key(&user)
+    }
+
+    /// Indexes `user` (first connection here) with their groups.
+    pub fn add_user(&self, user: UserId, groups: Vec<GroupId>) {
+        let mut i = self.inner.lock();
+        for g in &groups {
+            i.by_group.entry(*g).or_default().insert(user);
+        }
+        i.by_user.entry(user).or_default().extend(groups);
+    }
+
+    /// Forgets `user` (their last connection here closed).
+    pub fn drop_user(&self, user: UserId) {
+        let mut i = self.inner.lock();
+        for g in i.by_user.remove(&user).unwrap_or_default() {
+            if let Some(users) = i.by_group.get_mut(&g) {
+                users.remove(&user);
+                if users.is_empty() {
+                    i.by_group.remove(&g);
+                }
+            }
+        }
+    }
+
+    /// A membership change; ignored for users not connected here.
+    pub fn set_member(&self, g: GroupId, user: UserId, joined: bool) {
+        let mut i = self.inner.lock();
+        let Some(groups) = i.by_user.get_mut(&user) else {
+            return;
+        };
+        if joined {
+            groups.insert(g);
+            i.by_group.entry(g).or_default().insert(user);
+        } else {
+            groups.remove(&g);
+            if let Some(users) = i.by_group.get_mut(&g) {
+                users.remove(&user);
+                if users.is_empty() {
+                    i.by_group.remove(&g);
+                }
+            }
+        }
+    }
+
+    /// The members of `g` connected here.
+    pub fn users(&self, g: GroupId) -> Vec<UserId> {
+        self.inner
+            .lock()
+            .by_group
+            .get(&g)
+            .map(|u| u.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_and_leaves_only_touch_connected_users() {
+        let ix = GroupIndex::default();
+        let (g, h) = (GroupId(1), GroupId(2));
+        ix.add_user(UserId(7), vec![g]);
+        ix.set_member(h, UserId(7), true);
+        ix.set_member(h, UserId(8), true); // not connected here
+        assert_eq!(ix.users(h), vec![UserId(7)]);
+        ix.set_member(g, UserId(7), false);
+        assert!(ix.users(g).is_empty());
+        ix.drop_user(UserId(7));
+        assert!(ix.users(h).is_empty() && !ix.has_user(UserId(7)));
+    }
+}

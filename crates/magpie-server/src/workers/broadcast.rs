@@ -1,0 +1,74 @@
+//! The broadcast consumer every connection node runs (its own group on
+//! topic `bcast`): super-group messages are pushed to the members connected
+//! here, found through the local group index, and membership changes keep
+//! that index current. Work per message is per node, not per member.
+
+use super::Worker;
+use crate::app::App;
+use crate::conn::hub::Outbound;
+use crate::error::Result;
+use async_trait::async_trait;
+use magpie_core::{BROADCAST_TOPIC, BusEvent, now_ms};
+use std::sync::Arc;
+
+/// A broadcast older than this is not pushed: a node that joins the cluster
+/// starts its group at the beginning of the bus's retention, and members
+/// sync what they missed anyway.
+const STALE_MS: i64 = 60_000;
+
+pub struct Broadcast {
+    node: String,
+}
+
+impl Broadcast {
+    pub fn for_node(node: &str) -> Self {
+        Broadcast {
+            node: node.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl Worker for Broadcast {
+    fn group(&self) -> String {
+        format!("bcast-{}", self.node)
+    }
+    fn topics(&self) -> Vec<String> {
+        vec![BROADCAST_TOPIC.to_string()]
+    }
+    async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
+        let mut pushed = 0u64;
+        let now = now_ms();
+        for ev in events {
+            match ev {
+                BusEvent::GroupMember {
+                    group,
+                    user,
+                    joined,
+                } => app.group_index.set_member(*group, *user, *joined),
+                BusEvent::GroupBroadcast { msg, origin } => {
+                    let Some(g) = msg.conv.group_id() else {
+                        continue;
+                    };
+                    if now - msg.sent_at > STALE_MS {
+                        continue;
+                    }
+                    let shared = Arc::new(msg.clone());
+                    for user in app.group_index.users(g) {
+                        for c in app.hub.user_conns(user) {
+                            if user == msg.from && Some(&c.device) == origin.as_ref() {
+                                continue;
+                            }
+                            if app.hub.deliver(user, c.id, Outbound::Push(shared.clone())) {
+                                pushed += 1;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        metrics::counter!(crate::metrics::PUSHED).increment(pushed);
+        Ok(())
+    }
+}

@@ -6,6 +6,7 @@
 use crate::group::GroupId;
 use crate::ids::{ConvId, DeviceId, Seq, UserId};
 use crate::message::Message;
+use crate::room::RoomMessage;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,9 @@ pub enum BusEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<DeviceId>,
     },
+    /// A live-room message, broadcast like a super-group message; each node
+    /// sheds ordinary ones beyond the room's rate for its audience.
+    RoomBroadcast { msg: RoomMessage },
     /// `user` joined or left `group`: nodes holding the user's connections
     /// update their group index (topic `bcast`).
     GroupMember {
@@ -89,7 +93,9 @@ impl BusEvent {
             BusEvent::Read(_) => "read",
             BusEvent::Delivered { .. } => "delivered",
             BusEvent::Presence(_) => "presence",
-            BusEvent::GroupBroadcast { .. } | BusEvent::GroupMember { .. } => BROADCAST_TOPIC,
+            BusEvent::GroupBroadcast { .. }
+            | BusEvent::GroupMember { .. }
+            | BusEvent::RoomBroadcast { .. } => BROADCAST_TOPIC,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod event;
 pub mod group;
 pub mod ids;
 pub mod message;
+pub mod room;
 pub mod settings;
 pub mod time;
 
@@ -15,5 +16,6 @@ pub use event::{BROADCAST_TOPIC, BusEvent, DeliverPayload, Presence, ReadUpTo, n
 pub use group::{GroupId, GroupInfo, GroupRole, MemberInfo};
 pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};
 pub use message::{Accepted, Message, NewMessage};
+pub use room::{RoomMessage, valid_room};
 pub use settings::{ClientSettings, Persistence, ResendLevel, ResendPolicy, Transport, UnreadMode};
 pub use time::now_ms;

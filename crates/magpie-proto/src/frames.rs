@@ -3,7 +3,9 @@
 //! optional `rid` the reply echoes.
 
 use crate::errors::ErrorCode;
-use magpie_core::{ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, Seq, UserId};
+use magpie_core::{
+    ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, RoomMessage, Seq, UserId,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -64,10 +66,36 @@ pub enum ClientOp {
     Pong,
     /// Ends the session: the device goes offline with reason "logout".
     Logout,
+    /// Join a live room's audience (this connection).
+    RoomJoin {
+        room: String,
+    },
+    RoomLeave {
+        room: String,
+    },
+    /// Say something in a room this connection joined.
+    RoomSend {
+        room: String,
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<UserId>,
+    },
 }
 
 const OPS: &[&str] = &[
-    "hello", "send", "ack", "read", "sync", "history", "unread", "ping", "pong", "logout",
+    "hello",
+    "send",
+    "ack",
+    "read",
+    "sync",
+    "history",
+    "unread",
+    "ping",
+    "pong",
+    "logout",
+    "room_join",
+    "room_leave",
+    "room_send",
 ];
 
 /// Why a client frame could not be decoded, with the request id when it was readable.
@@ -238,6 +266,31 @@ pub enum ServerFrame {
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
+    },
+    /// Joined: the room's recent messages as this node has them, oldest first.
+    RoomJoined {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        room: String,
+        recent: Vec<RoomMessage>,
+    },
+    RoomLeft {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        room: String,
+    },
+    /// The room message was taken (`shed: false`) or shed at once because
+    /// the room is over its rate (`shed: true`).
+    RoomSent {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        room: String,
+        id: String,
+        shed: bool,
+    },
+    /// A live-room message (not stored, not acknowledged, not resent).
+    RoomMsg {
+        msg: RoomMessage,
     },
     /// Coalesced group read receipt for the receiver's own message `seq`:
     /// `read` members who could see it have read it, `unread` have not.

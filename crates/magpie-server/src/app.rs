@@ -26,6 +26,8 @@ pub struct AppInner {
     pub hub: Hub,
     /// Group → members connected here (super-group broadcasts).
     pub group_index: crate::conn::groups::GroupIndex,
+    /// Live rooms' audiences, recent buffers and limiters on this node.
+    pub rooms: crate::conn::rooms::Rooms,
     pub ids: MsgIdGen,
     /// Group reads waiting to become coalesced receipts.
     pub receipts: crate::logic::GroupReceipts,
@@ -71,6 +73,7 @@ impl App {
             auth: p.auth,
             hub: Hub::default(),
             group_index: Default::default(),
+            rooms: Default::default(),
             receipts: Default::default(),
             known_users: Mutex::new(HashSet::new()),
             ws_url: p.ws_url,

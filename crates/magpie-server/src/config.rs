@@ -29,6 +29,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub retention: RetentionConfig,
     pub groups: GroupsConfig,
+    pub rooms: RoomsConfig,
     pub internal: InternalConfig,
     pub workers: WorkersConfig,
     pub cluster: ClusterConfig,
@@ -161,6 +162,18 @@ pub struct GroupsConfig {
     pub super_threshold: i64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsConfig {
+    /// Messages a second a live room carries to its audience; beyond it
+    /// ordinary messages are shed (VIP ones never are).
+    pub max_rate: u32,
+    /// Recent messages each node keeps per room for new joiners.
+    pub recent: usize,
+    /// VIP users: their messages, and messages to them, are never shed.
+    pub vip: Vec<i64>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InternalConfig {
@@ -196,6 +209,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             retention: RetentionConfig::default(),
             groups: GroupsConfig::default(),
+            rooms: RoomsConfig::default(),
             internal: InternalConfig::default(),
             workers: WorkersConfig::default(),
             cluster: ClusterConfig::default(),
@@ -271,6 +285,16 @@ impl Default for GroupsConfig {
         GroupsConfig {
             max_batch: 1000,
             super_threshold: 500,
+        }
+    }
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            max_rate: 50,
+            recent: 20,
+            vip: Vec::new(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub const BUS_EVENTS: &str = "magpie_bus_events_published_total";
 pub const STORE_ROWS: &str = "magpie_store_message_rows_total";
 pub const QUEUE_WRITES: &str = "magpie_state_queue_writes_total";
 pub const BROADCASTS: &str = "magpie_group_broadcasts_total";
+pub const ROOM_MESSAGES: &str = "magpie_room_messages_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

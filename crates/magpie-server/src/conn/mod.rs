@@ -9,6 +9,7 @@ mod handshake;
 pub mod hub;
 mod inflight;
 mod requests;
+pub mod rooms;
 pub mod session;
 pub mod tcp;
 pub mod transport;

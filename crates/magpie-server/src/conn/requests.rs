@@ -29,6 +29,7 @@ fn error_frame(rid: Option<u64>, e: &ServerError) -> ServerFrame {
 pub async fn run_requests(
     app: App,
     user: UserId,
+    conn: u64,
     device: DeviceId,
     mut rx: mpsc::Receiver<Req>,
     tx: mpsc::Sender<Outbound>,
@@ -72,7 +73,7 @@ pub async fn run_requests(
                 op => {
                     // Keep order: flush pending sends before any other request.
                     flush_sends(&app, user, &device, &mut sends, &tx).await;
-                    let reply = handle(&app, user, &device, req.rid, op).await;
+                    let reply = handle(&app, (user, conn), &device, req.rid, op).await;
                     if let Some(frame) = reply
                         && tx.send(Outbound::Frame(frame)).await.is_err()
                     {
@@ -132,12 +133,27 @@ async fn flush_sends(
 
 async fn handle(
     app: &App,
-    user: UserId,
+    (user, conn): (UserId, u64),
     device: &DeviceId,
     rid: Option<u64>,
     op: ClientOp,
 ) -> Option<ServerFrame> {
     let result = match op {
+        ClientOp::RoomJoin { room } => app
+            .room_join(user, conn, &room)
+            .map(|recent| ServerFrame::RoomJoined { rid, room, recent }),
+        ClientOp::RoomLeave { room } => app
+            .room_leave(user, conn, &room)
+            .map(|()| ServerFrame::RoomLeft { rid, room }),
+        ClientOp::RoomSend { room, body, to } => app
+            .room_send(user, conn, &room, body, to)
+            .await
+            .map(|(id, shed)| ServerFrame::RoomSent {
+                rid,
+                room,
+                id,
+                shed,
+            }),
         ClientOp::Read { conv, seq } => app
             .read(user, &conv, seq)
             .await

@@ -113,6 +113,7 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
     let requests = tokio::spawn(run_requests(
         app.clone(),
         user,
+        conn,
         device.clone(),
         req_rx,
         tx.clone(),
@@ -280,6 +281,7 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
     drop(req_tx);
     let _ = requests.await;
     app.hub.unregister(user, conn);
+    app.rooms.leave_all((user, conn));
     if app.hub.user_conns(user).is_empty() {
         app.group_index.drop_user(user);
     }

@@ -65,6 +65,24 @@ impl Worker for Broadcast {
                         }
                     }
                 }
+                BusEvent::RoomBroadcast { msg } => {
+                    if !app.rooms.has_room(&msg.room) || now - msg.sent_at > STALE_MS {
+                        continue;
+                    }
+                    let cfg = &app.cfg.rooms;
+                    let Some(audience) = app.rooms.arrive(msg, now, cfg.max_rate, cfg.recent)
+                    else {
+                        metrics::counter!(crate::metrics::ROOM_MESSAGES, "outcome" => "shed")
+                            .increment(1);
+                        continue;
+                    };
+                    metrics::counter!(crate::metrics::ROOM_MESSAGES, "outcome" => "delivered")
+                        .increment(1);
+                    let frame = magpie_proto::ServerFrame::RoomMsg { msg: msg.clone() };
+                    for (user, conn) in audience {
+                        app.hub.deliver(user, conn, Outbound::Frame(frame.clone()));
+                    }
+                }
                 _ => {}
             }
         }

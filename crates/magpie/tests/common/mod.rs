@@ -438,6 +438,9 @@ pub fn frame_rid(f: &ServerFrame) -> Option<u64> {
         | ServerFrame::HistoryResult { rid, .. }
         | ServerFrame::UnreadResult { rid, .. }
         | ServerFrame::Pong { rid }
+        | ServerFrame::RoomJoined { rid, .. }
+        | ServerFrame::RoomLeft { rid, .. }
+        | ServerFrame::RoomSent { rid, .. }
         | ServerFrame::Error { rid, .. } => *rid,
         _ => None,
     }

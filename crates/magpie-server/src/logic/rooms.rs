@@ -1,0 +1,81 @@
+//! Live rooms: join, leave, send. Nothing is stored: a message is checked
+//! against the room's rate on the sending node (ordinary ones beyond it are
+//! shed at once), broadcast to every connection node, and each node sheds
+//! again for its own audience (`conn::rooms`). VIP messages (from or to a
+//! user in `rooms.vip`) are never shed.
+
+use crate::app::App;
+use crate::error::{Result, ServerError};
+use crate::metrics as m;
+use magpie_core::{BusEvent, RoomMessage, UserId, now_ms, valid_room};
+
+fn check_room(room: &str) -> Result<()> {
+    if valid_room(room) {
+        Ok(())
+    } else {
+        Err(ServerError::bad_field(
+            "room: 1 to 64 characters of [A-Za-z0-9._-]",
+        ))
+    }
+}
+
+impl App {
+    pub fn room_join(&self, user: UserId, conn: u64, room: &str) -> Result<Vec<RoomMessage>> {
+        check_room(room)?;
+        Ok(self.rooms.join(room, (user, conn)))
+    }
+
+    pub fn room_leave(&self, user: UserId, conn: u64, room: &str) -> Result<()> {
+        check_room(room)?;
+        self.rooms.leave(room, (user, conn));
+        Ok(())
+    }
+
+    fn is_vip(&self, user: UserId) -> bool {
+        self.cfg.rooms.vip.contains(&user.0)
+    }
+
+    /// Returns the message id and whether it was shed here.
+    pub async fn room_send(
+        &self,
+        user: UserId,
+        conn: u64,
+        room: &str,
+        body: String,
+        to: Option<UserId>,
+    ) -> Result<(String, bool)> {
+        check_room(room)?;
+        if !self.rooms.is_in(room, (user, conn)) {
+            return Err(ServerError::Forbidden(format!("join room {room} first")));
+        }
+        if body.len() > self.cfg.limits.max_frame_bytes {
+            return Err(ServerError::BadRequest(
+                magpie_proto::ErrorCode::FrameTooLarge,
+                "body too large".into(),
+            ));
+        }
+        let now = now_ms();
+        let vip = self.is_vip(user) || to.is_some_and(|t| self.is_vip(t));
+        let id = self.ids.next().to_string();
+        if !self
+            .rooms
+            .admit_outgoing(room, now, vip, self.cfg.rooms.max_rate)
+        {
+            metrics::counter!(m::ROOM_MESSAGES, "outcome" => "shed").increment(1);
+            return Ok((id, true));
+        }
+        let msg = RoomMessage {
+            room: room.to_string(),
+            id: id.clone(),
+            from: user,
+            to,
+            body,
+            vip,
+            sent_at: now,
+        };
+        let key = format!("room:{id}");
+        self.publish_events(vec![(BusEvent::RoomBroadcast { msg }, key)])
+            .await?;
+        Ok((id, false))
+    }
+}

@@ -11,7 +11,9 @@ use crate::error::{Result, SdkError};
 use crate::http::HttpClient;
 use crate::requests::{Inner, Link, lock, unexpected};
 use crate::session;
-use magpie_core::{ClientMsgId, ConvId, DeviceId, Message, Persistence, Seq, Transport, UserId};
+use magpie_core::{
+    ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, Seq, Transport, UserId,
+};
 use magpie_proto::http::{
     HistoryPage, ReadResponse, SendResult, SyncResponse, Tokens, UnreadResponse,
 };
@@ -185,6 +187,33 @@ impl Client {
         body: String,
         persistence: Option<Persistence>,
     ) -> Result<SendResult> {
+        self.send_to(to, None, cmid, body, persistence).await
+    }
+
+    /// Sends a group message with a fresh client message id.
+    pub async fn send_group(&self, group: GroupId, body: impl Into<String>) -> Result<SendResult> {
+        self.send_group_with(group, ClientMsgId::new_v7(), body.into())
+            .await
+    }
+
+    /// Sends a group message with a caller-chosen id, retried like `send_with`.
+    pub async fn send_group_with(
+        &self,
+        group: GroupId,
+        cmid: ClientMsgId,
+        body: String,
+    ) -> Result<SendResult> {
+        self.send_to(UserId(0), Some(group), cmid, body, None).await
+    }
+
+    async fn send_to(
+        &self,
+        to: UserId,
+        group: Option<GroupId>,
+        cmid: ClientMsgId,
+        body: String,
+        persistence: Option<Persistence>,
+    ) -> Result<SendResult> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
         let mut attempt = 1;
         let me = lock(&self.inner.welcome).user;
@@ -195,7 +224,7 @@ impl Client {
                 cmid,
                 body: body.clone(),
                 persistence,
-                group: None,
+                group,
             };
             match self.inner.request(op).await {
                 Ok(ServerFrame::Sent {

@@ -29,6 +29,18 @@ fn sdk_warnings() {
         .try_init();
 }
 
+/// Three nodes with every role and the clients joined, holding the turn.
+async fn three_full_nodes() -> Option<(Fleet, Load, tokio::sync::MutexGuard<'static, ()>)> {
+    let mut fleet = Fleet::new()?;
+    sdk_warnings();
+    let turn = SERIAL.lock().await;
+    for _ in 0..3 {
+        fleet.spawn("edge,conn,workers");
+    }
+    let load = Load::join(&fleet.edges(), USERS).await;
+    Some((fleet, load, turn))
+}
+
 /// Sleeps until `frac` of the run has passed.
 async fn at(start: Instant, secs: u64, frac: f64) {
     let when = start + Duration::from_secs_f64(secs as f64 * frac);
@@ -96,15 +108,9 @@ async fn kill_9_a_conn_node_and_a_worker_node_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn drain_a_node_under_load() {
-    let Some(mut fleet) = Fleet::new() else {
+    let Some((mut fleet, load, _turn)) = three_full_nodes().await else {
         return;
     };
-    sdk_warnings();
-    let _turn = SERIAL.lock().await;
-    for _ in 0..3 {
-        fleet.spawn("edge,conn,workers");
-    }
-    let load = Load::join(&fleet.edges(), USERS).await;
     assert!(nodes_of(&load).iter().any(|n| n == "node-2"));
     let (rate, secs) = rate_and_secs();
     let started = Instant::now();
@@ -120,15 +126,9 @@ async fn drain_a_node_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restart_and_flushall_under_load() {
-    let Some(mut fleet) = Fleet::new() else {
+    let Some((mut fleet, load, _turn)) = three_full_nodes().await else {
         return;
     };
-    sdk_warnings();
-    let _turn = SERIAL.lock().await;
-    for _ in 0..3 {
-        fleet.spawn("edge,conn,workers");
-    }
-    let load = Load::join(&fleet.edges(), USERS).await;
     let (rate, secs) = rate_and_secs();
     let started = Instant::now();
     let run = load.run(rate, secs);
@@ -157,15 +157,9 @@ async fn redis_restart_and_flushall_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nats_kill_9_and_restart_under_load() {
-    let Some(mut fleet) = Fleet::new() else {
+    let Some((mut fleet, load, _turn)) = three_full_nodes().await else {
         return;
     };
-    sdk_warnings();
-    let _turn = SERIAL.lock().await;
-    for _ in 0..3 {
-        fleet.spawn("edge,conn,workers");
-    }
-    let load = Load::join(&fleet.edges(), USERS).await;
     let (rate, secs) = rate_and_secs();
     let started = Instant::now();
     let run = load.run(rate, secs);

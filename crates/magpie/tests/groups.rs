@@ -270,6 +270,25 @@ async fn group_chat_reaches_members_on_both_transports() {
         (Some(2), Some(1))
     );
     assert_eq!(rb["users"], json!([o.user_id, a.user_id]));
+    // History over HTTP, newest first, from each member's join on.
+    for (t, want) in [(&a, vec![3, 2, 1]), (&b, vec![3])] {
+        let (st, page) = s
+            .call(
+                "GET",
+                &format!("/v1/conversations/{conv}/messages?limit=10"),
+                Some(&t.access_token),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{page}");
+        let seqs: Vec<i64> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, want);
+    }
     // Bob leaves: the next message no longer reaches him.
     let (st, _) = s
         .call(

@@ -278,3 +278,45 @@ async fn sdk_send_with_the_same_cmid_is_idempotent() {
     assert_eq!((other.seq, other.duplicate), (first.seq + 1, false));
     alice.close().await.unwrap();
 }
+
+/// A group over the SDK: a group send reaches the other member once (not the
+/// sender as an event), and the sender hears of the read as a group receipt.
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_group_send_read_and_receipt() {
+    let s = TestServer::start().await;
+    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let (st, body) = s
+        .call(
+            "POST",
+            "/v1/groups",
+            Some(&ta.access_token),
+            Some(serde_json::json!({"name": "pair", "members": [tb.user_id]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let g = magpie_core::GroupId(body["id"].as_i64().unwrap());
+    let a = connect(&s, &ta, Transport::Ws).await;
+    let b = connect(&s, &tb, Transport::Tcp).await;
+    let sent = a.send_group(g, "hello group").await.unwrap();
+    assert_eq!((sent.conv.clone(), sent.seq), (ConvId::group(g), 1));
+    let m = next_message(&b).await;
+    assert_eq!(
+        (m.body.as_str(), m.seq, m.from),
+        ("hello group", 1, ta.user_id)
+    );
+    b.read(&ConvId::group(g), 1).await.unwrap();
+    let seen = wait_for(&a, LONG, |e| matches!(e, Event::GroupReceipt { .. })).await;
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Message(_))),
+        "the sender got its own group message as an event: {seen:?}"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&Event::GroupReceipt {
+            conv: ConvId::group(g),
+            seq: 1,
+            read: 2,
+            unread: 0
+        })
+    );
+}

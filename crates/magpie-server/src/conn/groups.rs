@@ -2,9 +2,11 @@
 //! members: how a super-group broadcast finds its local receivers without a
 //! route lookup per member (the notes' broadcast to every connection node).
 //!
-//! A user is indexed while they have at least one connection on this node:
-//! their groups are read from the store when the first connection opens,
-//! and `GroupMember` events keep the index current while they stay.
+//! A user is indexed while they have at least one connection on this node
+//! (counted here, so two devices coming and going at once cannot drop
+//! them): their groups are read from the store when the first connection
+//! opens, and `GroupMember` events keep the index current while they stay,
+//! including events that arrive while that read is in flight.
 
 use magpie_core::{GroupId, UserId};
 use parking_lot::Mutex;
@@ -19,6 +21,7 @@ pub struct GroupIndex {
 struct Inner {
     by_group: HashMap<GroupId, HashSet<UserId>>,
     by_user: HashMap<UserId, HashSet<GroupId>>,
+    conns: HashMap<UserId, usize>,
 }
 
 impl GroupIndex {
@@ -27,17 +30,47 @@ impl GroupIndex {
         self.inner.lock().by_user.contains_key(&user)
     }
 
-    /// Indexes `user` (first connection here) with their groups.
-    pub fn add_user(&self, user: UserId, groups: Vec<GroupId>) {
+    /// A connection of `user` opened; true for the first one here, whose
+    /// caller then reads the user's groups and calls `add_groups`.
+    pub fn open(&self, user: UserId) -> bool {
         let mut i = self.inner.lock();
+        i.by_user.entry(user).or_default();
+        let n = i.conns.entry(user).or_default();
+        *n += 1;
+        *n == 1
+    }
+
+    /// Adds groups of an indexed user (ignored once they have left the node).
+    pub fn add_groups(&self, user: UserId, groups: Vec<GroupId>) {
+        let mut i = self.inner.lock();
+        if !i.by_user.contains_key(&user) {
+            return;
+        }
         for g in &groups {
             i.by_group.entry(*g).or_default().insert(user);
         }
         i.by_user.entry(user).or_default().extend(groups);
     }
 
-    /// Forgets `user` (their last connection here closed).
-    pub fn drop_user(&self, user: UserId) {
+    /// A connection of `user` closed; the last one unindexes them.
+    pub fn close(&self, user: UserId) {
+        let last = {
+            let mut i = self.inner.lock();
+            let n = i.conns.entry(user).or_default();
+            *n = n.saturating_sub(1);
+            let last = *n == 0;
+            if last {
+                i.conns.remove(&user);
+            }
+            last
+        };
+        if last {
+            self.drop_user(user);
+        }
+    }
+
+    /// Forgets `user`.
+    fn drop_user(&self, user: UserId) {
         let mut i = self.inner.lock();
         for g in i.by_user.remove(&user).unwrap_or_default() {
             if let Some(users) = i.by_group.get_mut(&g) {
@@ -88,13 +121,19 @@ mod tests {
     fn joins_and_leaves_only_touch_connected_users() {
         let ix = GroupIndex::default();
         let (g, h) = (GroupId(1), GroupId(2));
-        ix.add_user(UserId(7), vec![g]);
+        assert!(ix.open(UserId(7)));
+        // A join arriving while the store read is in flight is kept.
         ix.set_member(h, UserId(7), true);
+        ix.add_groups(UserId(7), vec![g]);
         ix.set_member(h, UserId(8), true); // not connected here
         assert_eq!(ix.users(h), vec![UserId(7)]);
         ix.set_member(g, UserId(7), false);
         assert!(ix.users(g).is_empty());
-        ix.drop_user(UserId(7));
+        // A second device: closing one keeps the user indexed.
+        assert!(!ix.open(UserId(7)));
+        ix.close(UserId(7));
+        assert_eq!(ix.users(h), vec![UserId(7)]);
+        ix.close(UserId(7));
         assert!(ix.users(h).is_empty() && !ix.has_user(UserId(7)));
     }
 }

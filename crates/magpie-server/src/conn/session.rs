@@ -75,9 +75,9 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
     if let Some(old) = app.hub.register(entry) {
         old.kill.fire(ErrorCode::Replaced);
     }
-    if !app.group_index.has_user(user) {
+    if app.group_index.open(user) {
         match app.store.user_groups(user).await {
-            Ok(groups) => app.group_index.add_user(user, groups),
+            Ok(groups) => app.group_index.add_groups(user, groups),
             Err(e) => {
                 tracing::warn!(error = %e, %user, "groups not indexed; super-group pushes will wait for sync")
             }
@@ -282,9 +282,7 @@ pub async fn run<R: FrameReader, W: FrameWriter>(
     let _ = requests.await;
     app.hub.unregister(user, conn);
     app.rooms.leave_all((user, conn));
-    if app.hub.user_conns(user).is_empty() {
-        app.group_index.drop_user(user);
-    }
+    app.group_index.close(user);
     let _ = app
         .state
         .remove_route(user, &device, &app.cfg.node, conn)

@@ -7,6 +7,7 @@
 //! in-memory store has a single connection, so its reads go through the
 //! writer thread as well.
 
+mod group_reads;
 mod groups;
 mod reads;
 pub(crate) mod schema;
@@ -222,7 +223,7 @@ impl StoreBackend for SqliteStore {
     }
 
     async fn group(&self, id: GroupId) -> Result<Option<GroupInfo>> {
-        self.read(move |c| groups::group(c, id)).await
+        self.read(move |c| group_reads::group(c, id)).await
     }
 
     async fn rename_group(&self, id: GroupId, name: &str) -> Result<()> {
@@ -264,16 +265,16 @@ impl StoreBackend for SqliteStore {
     }
 
     async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>> {
-        self.read(move |c| groups::member(c, id, user)).await
+        self.read(move |c| group_reads::member(c, id, user)).await
     }
 
     async fn members(&self, id: GroupId, after: UserId, limit: usize) -> Result<Vec<MemberInfo>> {
-        self.read(move |c| groups::members(c, id, after, limit))
+        self.read(move |c| group_reads::members(c, id, after, limit))
             .await
     }
 
     async fn user_groups(&self, user: UserId) -> Result<Vec<GroupId>> {
-        self.read(move |c| groups::user_groups(c, user)).await
+        self.read(move |c| group_reads::user_groups(c, user)).await
     }
 
     async fn read_by(
@@ -284,7 +285,7 @@ impl StoreBackend for SqliteStore {
         after: UserId,
         limit: usize,
     ) -> Result<ReadBy> {
-        self.read(move |c| groups::read_by(c, id, seq, read, after, limit))
+        self.read(move |c| group_reads::read_by(c, id, seq, read, after, limit))
             .await
     }
 

@@ -153,7 +153,7 @@ pub(crate) fn messages_after(
     limit: usize,
 ) -> Result<Vec<Message>> {
     if let Some(g) = conv.group_id() {
-        return super::groups::messages(c, g, owner, after, None, limit);
+        return super::group_reads::messages(c, g, owner, after, None, limit);
     }
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM im_user_msg_box b JOIN im_msg_content c ON c.server_id = b.server_id
@@ -176,7 +176,7 @@ pub(crate) fn messages_before(
     limit: usize,
 ) -> Result<Vec<Message>> {
     if let Some(g) = conv.group_id() {
-        return super::groups::messages(c, g, owner, 0, Some(before), limit);
+        return super::group_reads::messages(c, g, owner, 0, Some(before), limit);
     }
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM im_user_msg_box b JOIN im_msg_content c ON c.server_id = b.server_id
@@ -230,7 +230,7 @@ fn summaries(c: &Connection, owner: UserId, conv: Option<&ConvId>) -> Result<Vec
 
 pub(crate) fn conversations(c: &Connection, owner: UserId) -> Result<Vec<ConvSummary>> {
     let mut all = summaries(c, owner, None)?;
-    all.extend(super::groups::summaries(c, owner, None)?);
+    all.extend(super::group_reads::summaries(c, owner, None)?);
     Ok(all)
 }
 
@@ -240,7 +240,7 @@ pub(crate) fn conversation(
     conv: &ConvId,
 ) -> Result<Option<ConvSummary>> {
     if let Some(g) = conv.group_id() {
-        return Ok(super::groups::summaries(c, owner, Some(g))?.pop());
+        return Ok(super::group_reads::summaries(c, owner, Some(g))?.pop());
     }
     Ok(summaries(c, owner, Some(conv))?.pop())
 }

@@ -172,3 +172,66 @@ async fn nats_kill_9_and_restart_under_load() {
     assert!(failed > 0, "no send failed while the bus was down");
     settle_and_check(&fleet, &load, started, "kill -9 and restart of NATS").await;
 }
+
+/// A send that failed because the bus was down is stored; even if its
+/// client never retries, the workers hear of it once the bus is back: the
+/// receiver's cached unread count includes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stored_message_whose_publish_failed_still_reaches_the_workers() {
+    let Some(mut fleet) = Fleet::new() else {
+        return;
+    };
+    let _turn = SERIAL.lock().await;
+    fleet.spawn("edge,conn,workers");
+    let base = fleet.node(1).base.clone();
+    let (a, b) = (
+        magpie_sdk::HttpClient::new(&base).unwrap(),
+        magpie_sdk::HttpClient::new(&base).unwrap(),
+    );
+    a.register("alice", "password123").await.unwrap();
+    let bob = b.register("bob", "password123").await.unwrap().user_id;
+    a.login("alice", "password123", None).await.unwrap();
+    b.login("bob", "password123", None).await.unwrap();
+    assert_eq!(
+        b.unread().await.unwrap().total,
+        0,
+        "loads bob's unread cache"
+    );
+    fleet.nats.kill9();
+    let req = magpie_proto::http::SendRequest {
+        to: bob,
+        cmid: magpie_core::ClientMsgId::new_v7(),
+        body: "while the bus was down".into(),
+        persistence: None,
+        group: None,
+    };
+    let err = a
+        .send(&req)
+        .await
+        .expect_err("no acknowledgement without the bus");
+    assert!(err.is_retryable(), "{err}");
+    fleet.nats.restart();
+    // Alice never retries.
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        if let Ok(u) = b.unread().await
+            && u.total == 1
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stored message never reached the unread worker"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let store = fleet.store().await;
+    let truth: i64 = store
+        .conversations(bob)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.unread)
+        .sum();
+    assert_eq!(truth, 1);
+}

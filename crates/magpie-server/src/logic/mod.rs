@@ -13,6 +13,7 @@ mod groups;
 mod push;
 mod read;
 mod receipts;
+mod republish;
 mod rooms;
 mod send;
 mod sync;

@@ -200,7 +200,11 @@ impl App {
         }
         if !events.is_empty() {
             metrics::counter!(m::BUS_EVENTS).increment(events.len() as u64);
-            self.bus.publish(events).await?;
+            if let Err(e) = self.bus.publish(events.clone()).await {
+                // Stored but not published: the sender retries, and so do we.
+                self.republish_later(events);
+                return Err(e.into());
+            }
         }
         let ttl = self.cfg.limits.idempotency_ttl_secs * 1000;
         // Fast path only (one pipeline): on failure the durable key still answers.

@@ -22,6 +22,9 @@ struct Inner {
     by_group: HashMap<GroupId, HashSet<UserId>>,
     by_user: HashMap<UserId, HashSet<GroupId>>,
     conns: HashMap<UserId, usize>,
+    /// Users whose groups are being read, with the groups they left meanwhile
+    /// (the read may predate the leave: those must not come back).
+    loading: HashMap<UserId, HashSet<GroupId>>,
 }
 
 impl GroupIndex {
@@ -37,15 +40,21 @@ impl GroupIndex {
         i.by_user.entry(user).or_default();
         let n = i.conns.entry(user).or_default();
         *n += 1;
-        *n == 1
+        let first = *n == 1;
+        if first {
+            i.loading.insert(user, HashSet::new());
+        }
+        first
     }
 
     /// Adds groups of an indexed user (ignored once they have left the node).
     pub fn add_groups(&self, user: UserId, groups: Vec<GroupId>) {
         let mut i = self.inner.lock();
+        let left = i.loading.remove(&user).unwrap_or_default();
         if !i.by_user.contains_key(&user) {
             return;
         }
+        let groups: Vec<GroupId> = groups.into_iter().filter(|g| !left.contains(g)).collect();
         for g in &groups {
             i.by_group.entry(*g).or_default().insert(user);
         }
@@ -61,6 +70,7 @@ impl GroupIndex {
             let last = *n == 0;
             if last {
                 i.conns.remove(&user);
+                i.loading.remove(&user);
             }
             last
         };
@@ -85,6 +95,13 @@ impl GroupIndex {
     /// A membership change; ignored for users not connected here.
     pub fn set_member(&self, g: GroupId, user: UserId, joined: bool) {
         let mut i = self.inner.lock();
+        if let Some(left) = i.loading.get_mut(&user) {
+            if joined {
+                left.remove(&g);
+            } else {
+                left.insert(g);
+            }
+        }
         let Some(groups) = i.by_user.get_mut(&user) else {
             return;
         };
@@ -129,6 +146,13 @@ mod tests {
         assert_eq!(ix.users(h), vec![UserId(7)]);
         ix.set_member(g, UserId(7), false);
         assert!(ix.users(g).is_empty());
+        // A leave arriving while the read is in flight wins over the read.
+        assert!(ix.open(UserId(9)));
+        ix.set_member(g, UserId(9), false);
+        ix.add_groups(UserId(9), vec![g, h]);
+        assert_eq!(ix.users(g), Vec::<UserId>::new());
+        assert!(ix.users(h).contains(&UserId(9)));
+        ix.close(UserId(9));
         // A second device: closing one keeps the user indexed.
         assert!(!ix.open(UserId(7)));
         ix.close(UserId(7));

@@ -112,6 +112,9 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// Every conversation `owner` has, with sequences and exact unread counts
     /// (groups included: `peer` is 0, unread is `last_seq` minus the read position).
     async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>>;
+    /// Only the group conversations of `owner` (what `conversations` ends
+    /// with): cheap, no counting, for totals beside the direct-chat cache.
+    async fn group_conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>>;
     /// One conversation's summary for `owner`, if it has one.
     async fn conversation(&self, owner: UserId, conv: &ConvId) -> Result<Option<ConvSummary>>;
     /// Moves `owner`'s read position in `conv` to max(current, seq), capped at

@@ -411,3 +411,56 @@ async fn read_by_lists_are_exact_in_a_50_member_group_across_restarts() {
     }
     let _ = UserId(0);
 }
+
+/// Group unread counts in the total whatever the device's unread mode (the
+/// total-only answer reads group positions beside the direct-chat cache).
+#[tokio::test(flavor = "multi_thread")]
+async fn group_unread_counts_in_every_unread_mode() {
+    let s = TestServer::start().await;
+    let (a, b) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let g = create(&s, &a, &[&b]).await;
+    for body in ["g1", "g2"] {
+        let (st, _) = s
+            .call(
+                "POST",
+                "/v1/messages",
+                Some(&a.access_token),
+                Some(group_send(g, body)),
+            )
+            .await;
+        assert_eq!(st, 200);
+    }
+    s.http_send(&a, b.user_id, magpie_core::ClientMsgId::new_v7(), "direct")
+        .await;
+    // Both a receiver and a group, or neither: refused, nothing stored.
+    let mut both = group_send(g, "both");
+    both["to"] = json!(b.user_id);
+    let r = s
+        .call("POST", "/v1/messages", Some(&a.access_token), Some(both))
+        .await;
+    assert_eq!(code(&r), (400, "bad_field"), "{}", r.1);
+    let neither = json!({"cmid": magpie_core::ClientMsgId::new_v7(), "body": "x"});
+    let r = s
+        .call("POST", "/v1/messages", Some(&a.access_token), Some(neither))
+        .await;
+    assert_eq!(code(&r), (400, "bad_field"), "{}", r.1);
+    for (mode, convs) in [("per_conversation", 2), ("total_only", 0)] {
+        let (st, _) = s
+            .call(
+                "PUT",
+                "/v1/settings",
+                Some(&b.access_token),
+                Some(json!({"unread_mode": mode})),
+            )
+            .await;
+        assert_eq!(st, 200);
+        let (_, u) = s
+            .call("GET", "/v1/unread", Some(&b.access_token), None)
+            .await;
+        assert_eq!(
+            (u["total"].as_i64(), u["convs"].as_array().unwrap().len()),
+            (Some(3), convs),
+            "{mode}: {u}"
+        );
+    }
+}

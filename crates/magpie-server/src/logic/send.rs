@@ -12,6 +12,7 @@ use magpie_core::{
     Accepted, BusEvent, ClientMsgId, ConvId, DeviceId, GroupId, Message, NewMessage, Persistence,
     UserId, now_ms,
 };
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// One message to send, as the client gave it.
@@ -56,9 +57,15 @@ impl App {
             .unwrap_or_default();
         let mut fresh = Vec::new();
         let mut fresh_idx = Vec::new();
+        // Groups this batch may send to, checked once per batch, not per
+        // message (the store checks again inside its transaction).
+        let mut allowed = HashSet::new();
         for (i, input) in inputs.into_iter().enumerate() {
             let hit = known.get(i).cloned().flatten();
-            match self.prepare(from, input, hit, default_persistence).await {
+            match self
+                .prepare(from, input, hit, default_persistence, &mut allowed)
+                .await
+            {
                 Ok(Prepared::Known(acc)) => results[i] = Some(Ok(acc)),
                 Ok(Prepared::New(nm)) => {
                     fresh.push(nm);
@@ -110,6 +117,7 @@ impl App {
         input: SendInput,
         known: Option<Accepted>,
         default_persistence: Persistence,
+        allowed: &mut HashSet<GroupId>,
     ) -> Result<Prepared> {
         if input.body.len() > self.cfg.limits.max_frame_bytes {
             return Err(ServerError::BadRequest(
@@ -122,7 +130,10 @@ impl App {
                 return Err(ServerError::bad_field("give either to or group, not both"));
             }
             Some(g) => {
-                self.check_group_sender(g, from).await?;
+                if !allowed.contains(&g) {
+                    self.check_group_sender(g, from).await?;
+                    allowed.insert(g);
+                }
                 // Read diffusion: one copy for every member, so per-receiver
                 // levels (none, offline) do not apply; days:N does.
                 let p = match input.persistence.unwrap_or(default_persistence) {

@@ -121,7 +121,13 @@ impl App {
             Some(c) => c,
             None => self.rebuild_unread(user).await?,
         };
-        // Groups are not cached: their count is exact from positions.
+        // Groups are not cached: their count is exact from positions. The
+        // total alone needs only the group rows, not every conversation.
+        if mode == UnreadMode::TotalOnly {
+            let groups = self.store.group_conversations(user).await?;
+            let groups: i64 = groups.iter().map(|c| c.unread).sum();
+            return Ok((cache.total() + groups, Vec::new()));
+        }
         let summaries = self.store.conversations(user).await?;
         let groups: i64 = summaries
             .iter()
@@ -129,9 +135,6 @@ impl App {
             .map(|c| c.unread)
             .sum();
         let total = cache.total() + groups;
-        if mode == UnreadMode::TotalOnly {
-            return Ok((total, Vec::new()));
-        }
         let mut convs = Vec::new();
         for c in summaries {
             let unread = cache

@@ -182,6 +182,10 @@ macro_rules! sql_trait_impl {
                     .await
             }
 
+            async fn group_conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
+                self.group_summaries(owner, None).await
+            }
+
             /// Direct conversations, then groups by group id.
             async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
                 let mut all = self.summaries(owner, None).await?;

@@ -196,6 +196,11 @@ impl StoreBackend for SqliteStore {
         self.read(move |c| reads::conversations(c, owner)).await
     }
 
+    async fn group_conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
+        self.read(move |c| group_reads::summaries(c, owner, None))
+            .await
+    }
+
     async fn conversation(&self, owner: UserId, conv: &ConvId) -> Result<Option<ConvSummary>> {
         let conv = conv.clone();
         self.read(move |c| reads::conversation(c, owner, &conv))

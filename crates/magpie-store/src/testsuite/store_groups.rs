@@ -221,6 +221,16 @@ pub async fn group_unread_and_read_by_follow_positions(s: Store) {
         .iter()
         .find(|c| c.conv == ConvId::group(g.id))
         .expect("listed");
+    let groups_only = s.group_conversations(u[3]).await.expect("groups");
+    let in_all: Vec<_> = convs
+        .iter()
+        .filter(|c| c.conv.group_id().is_some())
+        .cloned()
+        .collect();
+    assert_eq!(
+        groups_only, in_all,
+        "group_conversations is the groups of conversations"
+    );
     assert_eq!(
         (c.last_seq, c.read_seq, c.unread, c.peer),
         (6, 5, 1, UserId(0))

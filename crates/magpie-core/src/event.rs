@@ -61,6 +61,8 @@ pub enum DeliverPayload {
     Msg { msg: Message },
     /// Any other server frame (receipt, presence), as its JSON.
     Frame { frame: serde_json::Value },
+    /// The user's settings changed: the connections read them again.
+    Settings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -242,6 +242,15 @@ impl ClientMsgId {
     pub fn new_v7() -> Self {
         ClientMsgId(uuid::Uuid::now_v7())
     }
+    /// The UUID's 16 bytes (how a store keeps it compactly).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+    pub fn from_bytes(b: &[u8]) -> Result<Self, IdError> {
+        uuid::Uuid::from_slice(b)
+            .map(ClientMsgId)
+            .map_err(|_| IdError::ClientMsgId(format!("{} bytes, not 16", b.len())))
+    }
 }
 impl TryFrom<String> for ClientMsgId {
     type Error = IdError;

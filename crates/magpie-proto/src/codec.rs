@@ -16,17 +16,32 @@ pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 /// `max_frame_bytes` each. Clients must accept frames this large.
 pub const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
 
-pub struct TcpCodec(LengthDelimitedCodec);
+/// Decodes frames up to one limit and encodes frames up to another (a
+/// server reads small client frames and writes large sync pages).
+pub struct TcpCodec {
+    read: LengthDelimitedCodec,
+    write: LengthDelimitedCodec,
+}
+
+fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .big_endian()
+        .max_frame_length(max_frame)
+        .new_codec()
+}
 
 impl TcpCodec {
+    /// The same limit both ways.
     pub fn new(max_frame: usize) -> Self {
-        TcpCodec(
-            LengthDelimitedCodec::builder()
-                .length_field_length(4)
-                .big_endian()
-                .max_frame_length(max_frame)
-                .new_codec(),
-        )
+        Self::with_limits(max_frame, max_frame)
+    }
+
+    pub fn with_limits(read_max: usize, write_max: usize) -> Self {
+        TcpCodec {
+            read: codec(read_max),
+            write: codec(write_max),
+        }
     }
 }
 
@@ -39,13 +54,13 @@ impl Decoder for TcpCodec {
     type Item = BytesMut;
     type Error = std::io::Error;
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, std::io::Error> {
-        self.0.decode(src)
+        self.read.decode(src)
     }
 }
 
 impl Encoder<Bytes> for TcpCodec {
     type Error = std::io::Error;
     fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), std::io::Error> {
-        self.0.encode(item, dst)
+        self.write.encode(item, dst)
     }
 }

@@ -2,6 +2,7 @@
 //! length-prefixed frames): JSON objects with an `op` and, on requests, an
 //! optional `rid` the reply echoes.
 
+pub use crate::decode::{DecodeError, decode_client};
 use crate::errors::ErrorCode;
 use magpie_core::{
     ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, RoomMessage, Seq, UserId,
@@ -80,74 +81,6 @@ pub enum ClientOp {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<UserId>,
     },
-}
-
-const OPS: &[&str] = &[
-    "hello",
-    "send",
-    "ack",
-    "read",
-    "sync",
-    "history",
-    "unread",
-    "ping",
-    "pong",
-    "logout",
-    "room_join",
-    "room_leave",
-    "room_send",
-];
-
-/// Why a client frame could not be decoded, with the request id when it was readable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError {
-    pub rid: Option<u64>,
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-/// Decodes a client frame from raw bytes, telling apart invalid UTF-8,
-/// malformed JSON, an unknown operation and a bad field.
-pub fn decode_client(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
-    let err = |rid, code, message: String| DecodeError { rid, code, message };
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| err(None, ErrorCode::BadUtf8, e.to_string()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| err(None, ErrorCode::BadJson, e.to_string()))?;
-    let obj = value.as_object().ok_or_else(|| {
-        err(
-            None,
-            ErrorCode::BadJson,
-            "a frame must be a JSON object".into(),
-        )
-    })?;
-    let rid = match obj.get("rid") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
-            err(
-                None,
-                ErrorCode::BadField,
-                "rid: expected an unsigned integer".into(),
-            )
-        })?),
-    };
-    let op = match obj.get("op") {
-        Some(serde_json::Value::String(s)) => s.as_str(),
-        Some(_) => {
-            return Err(err(
-                rid,
-                ErrorCode::BadField,
-                "op: expected a string".into(),
-            ));
-        }
-        None => return Err(err(rid, ErrorCode::BadField, "op: missing".into())),
-    };
-    if !OPS.contains(&op) {
-        return Err(err(rid, ErrorCode::UnknownOp, format!("unknown op {op:?}")));
-    }
-    let op: ClientOp =
-        serde_json::from_value(value).map_err(|e| err(rid, ErrorCode::BadField, e.to_string()))?;
-    Ok(ClientFrame { rid, op })
 }
 
 impl ClientFrame {
@@ -320,6 +253,40 @@ pub enum ServerFrame {
     },
 }
 
+/// A `msg` frame, serialized from a borrowed message: the same JSON as
+/// `ServerFrame::Msg`, without cloning the message to build one. A push is
+/// encoded once and the bytes shared by every connection it goes to.
+pub fn encode_push(msg: &Message, attempt: u32) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Push<'a> {
+        op: &'static str,
+        server_id: magpie_core::ServerMsgId,
+        conv: &'a ConvId,
+        seq: Seq,
+        from: UserId,
+        to: UserId,
+        cmid: ClientMsgId,
+        body: &'a str,
+        persistence: Persistence,
+        sent_at: i64,
+        attempt: u32,
+    }
+    let frame = Push {
+        op: "msg",
+        server_id: msg.server_id,
+        conv: &msg.conv,
+        seq: msg.seq,
+        from: msg.from,
+        to: msg.to,
+        cmid: msg.cmid,
+        body: &msg.body,
+        persistence: msg.persistence,
+        sent_at: msg.sent_at,
+        attempt,
+    };
+    serde_json::to_vec(&frame).unwrap_or_default()
+}
+
 impl ServerFrame {
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -385,6 +352,23 @@ mod tests {
             op: ClientOp::Ping,
         };
         assert_eq!(decode_client(&p.encode()).unwrap(), p);
+    }
+
+    #[test]
+    fn encoded_push_is_a_msg_frame() {
+        let msg = Message {
+            server_id: magpie_core::ServerMsgId(7),
+            conv: ConvId::direct(UserId(1), UserId(2)),
+            seq: 3,
+            from: UserId(1),
+            to: UserId(2),
+            cmid: ClientMsgId::new_v7(),
+            body: "hi \"there\"".into(),
+            persistence: Persistence::Days(3),
+            sent_at: 5,
+        };
+        let f = ServerFrame::decode(&encode_push(&msg, 2)).expect("decodes");
+        assert_eq!(f, ServerFrame::Msg { msg, attempt: 2 });
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! The server and the SDK both use it, so they cannot drift apart.
 
 pub mod codec;
+mod decode;
 pub mod errors;
 pub mod frames;
 pub mod http;
@@ -13,5 +14,5 @@ pub use codec::{DEFAULT_MAX_FRAME, MAX_SERVER_FRAME, TcpCodec};
 pub use errors::{ErrorBody, ErrorCode};
 pub use frames::{
     ClientFrame, ClientOp, ConvSync, DecodeError, ServerFrame, SyncConv, UnreadConv, WireMessage,
-    decode_client,
+    decode_client, encode_push,
 };

@@ -4,12 +4,12 @@
 //! access token).
 
 use crate::error::{Result, SdkError};
-use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, Transport};
+use magpie_core::{ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, Seq, Transport, UserId};
 use magpie_proto::ErrorBody;
 use magpie_proto::http::{
-    ConnectRequest, ConnectResponse, Health, HistoryPage, LoginRequest, ReadRequest, ReadResponse,
-    RefreshRequest, RegisterRequest, SendRequest, SendResult, SyncRequest, SyncResponse, Tokens,
-    UnreadResponse, UserCreated,
+    AddMembersRequest, AddMembersResponse, ConnectRequest, ConnectResponse, CreateGroupRequest,
+    Health, HistoryPage, LoginRequest, ReadRequest, ReadResponse, RefreshRequest, RegisterRequest,
+    SendRequest, SendResult, SyncRequest, SyncResponse, Tokens, UnreadResponse, UserCreated,
 };
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -189,6 +189,24 @@ impl HttpClient {
         let path = format!("/v1/conversations/{conv}/read");
         self.call(Method::POST, &path, Some(json(&ReadRequest { seq })?), true)
             .await
+    }
+
+    /// Creates a group owned by the caller (`POST /v1/groups`).
+    pub async fn create_group(&self, req: &CreateGroupRequest) -> Result<GroupInfo> {
+        self.call(Method::POST, "/v1/groups", Some(json(req)?), true)
+            .await
+    }
+
+    /// Adds members to a group the caller manages; returns those added.
+    pub async fn add_members(&self, group: GroupId, users: &[UserId]) -> Result<Vec<UserId>> {
+        let path = format!("/v1/groups/{group}/members");
+        let body = AddMembersRequest {
+            users: users.to_vec(),
+        };
+        let added: AddMembersResponse = self
+            .call(Method::POST, &path, Some(json(&body)?), true)
+            .await?;
+        Ok(added.added)
     }
 
     async fn refresh_locked(&self) -> Result<Tokens> {

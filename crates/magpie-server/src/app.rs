@@ -31,6 +31,8 @@ pub struct AppInner {
     pub ids: MsgIdGen,
     /// Group reads waiting to become coalesced receipts.
     pub receipts: crate::logic::GroupReceipts,
+    /// Where every checked send goes to be made durable (`logic/pipeline.rs`).
+    pub pipeline: crate::logic::Pipeline,
     /// Users known to exist. Users are never deleted, so a hit needs no
     /// store round trip on the send path.
     known_users: Mutex<HashSet<UserId>>,
@@ -75,6 +77,7 @@ impl App {
             group_index: Default::default(),
             rooms: Default::default(),
             receipts: Default::default(),
+            pipeline: Default::default(),
             known_users: Mutex::new(HashSet::new()),
             ws_url: p.ws_url,
             tcp_addr: p.tcp_addr,

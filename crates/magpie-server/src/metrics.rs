@@ -1,6 +1,7 @@
 //! Prometheus metrics, rendered by our own `GET /metrics` route (no extra
 //! listener). The recorder is process-global, installed once.
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
@@ -48,4 +49,49 @@ pub fn handle() -> &'static PrometheusHandle {
 
 pub fn render() -> String {
     handle().render()
+}
+
+/// Handles of the metrics the message path touches, resolved once: the
+/// `counter!` macro looks its metric up by name on every call, which per
+/// message adds up.
+pub struct Meters {
+    pub accepted: Counter,
+    pub duplicates: Counter,
+    pub pushed: Counter,
+    pub acked: Counter,
+    pub resent: Counter,
+    pub delivery_latency: Histogram,
+    pub slow_consumers: Counter,
+    pub bad_frames: Counter,
+    pub route_lookups: Counter,
+    pub bus_events: Counter,
+    pub store_rows: Counter,
+    pub queue_writes: Counter,
+    pub broadcasts: Counter,
+    pub resync_hints: Counter,
+}
+
+static METERS: OnceLock<Meters> = OnceLock::new();
+
+/// The cached handles (the recorder is installed first).
+pub fn meters() -> &'static Meters {
+    METERS.get_or_init(|| {
+        handle();
+        Meters {
+            accepted: metrics::counter!(ACCEPTED),
+            duplicates: metrics::counter!(DUPLICATES),
+            pushed: metrics::counter!(PUSHED),
+            acked: metrics::counter!(ACKED),
+            resent: metrics::counter!(RESENT),
+            delivery_latency: metrics::histogram!(DELIVERY_LATENCY),
+            slow_consumers: metrics::counter!(SLOW_CONSUMERS),
+            bad_frames: metrics::counter!(BAD_FRAMES),
+            route_lookups: metrics::counter!(ROUTE_LOOKUPS),
+            bus_events: metrics::counter!(BUS_EVENTS),
+            store_rows: metrics::counter!(STORE_ROWS),
+            queue_writes: metrics::counter!(QUEUE_WRITES),
+            broadcasts: metrics::counter!(BROADCASTS),
+            resync_hints: metrics::counter!(RESYNC_HINTS),
+        }
+    })
 }

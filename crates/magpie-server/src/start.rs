@@ -112,7 +112,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
             )));
         }
     }
-    let mut tasks = Vec::new();
+    let mut tasks = crate::logic::pipeline::spawn(&app);
     if app.cfg.cluster.has("workers") {
         tasks.extend(crate::workers::spawn_all(&app));
         tasks.push((

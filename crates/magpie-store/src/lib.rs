@@ -25,5 +25,7 @@ mod store;
 pub mod testsuite;
 
 pub use error::StoreError;
-pub use state::{NodeInfo, Route, State, StateBackend, TicketClaims, UnreadCache};
-pub use store::{ConvSummary, ReadBy, RetentionHit, Store, StoreBackend, StoreOptions, UserRecord};
+pub use state::{NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims, UnreadCache};
+pub use store::{
+    ConvSummary, Outcome, ReadBy, RetentionHit, Store, StoreBackend, StoreOptions, UserRecord,
+};

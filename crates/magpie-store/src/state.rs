@@ -121,7 +121,10 @@ pub trait StateBackend: Send + Sync + 'static {
     /// Returns the claims and deletes the ticket; `None` if unknown or expired.
     async fn ticket_take(&self, ticket: &str) -> Result<Option<TicketClaims>>;
 
-    // -- offline queues: one sorted set per (receiver, conversation), score = seq
+    // -- offline queues: one sorted set per (receiver, conversation), score =
+    // seq, holding what the receiver has not read yet as message ids (never
+    // bodies: sync reads those from the store). Each keeps only its newest
+    // `OFFLINE_CAP` entries; what falls off is still in the store, for sync.
     /// ZADD for many (receiver, conv, seq, payload) at once; an existing seq is replaced.
     async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()>;
     /// Newest `n` entries (ZREVRANGE 0 n-1): highest seq first.
@@ -157,6 +160,9 @@ pub trait StateBackend: Send + Sync + 'static {
     /// The user's cache, `None` if it was never loaded or was lost.
     async fn unread_get(&self, user: UserId) -> Result<Option<UnreadCache>>;
 }
+
+/// Entries one offline queue (one receiver, one conversation) keeps at most.
+pub const OFFLINE_CAP: usize = 100;
 
 /// Cheap, cloneable handle to the configured fast state.
 #[derive(Clone)]

@@ -41,6 +41,10 @@ pub struct ReadBy {
     pub unread: i64,
 }
 
+/// One message's outcome in an accepted batch: accepted (or the original
+/// of a duplicate), or refused without writing anything.
+pub type Outcome = std::result::Result<Accepted, StoreError>;
+
 /// A message removed by retention, reported so caches can be trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionHit {
@@ -85,12 +89,16 @@ pub trait StoreBackend: Send + Sync + 'static {
     // -- messages
     /// Accepts a batch of sends in one transaction. For each, in order:
     /// if (from, cmid) exists, returns the original result with
-    /// `duplicate = true` and writes nothing; otherwise allocates the next
+    /// `duplicate = true` and writes nothing; a group message its sender may
+    /// not send (not a member, muted, group dissolved) is refused with
+    /// `Forbidden` and writes nothing either; otherwise allocates the next
     /// sequence of the conversation (contiguous from 1), stores the body once
     /// and the outbox row (owner = from) and inbox row (owner = to), updates
     /// both members' conversation summaries, and returns `duplicate = false`.
+    /// A refusal does not stop the others: one outcome per message, in order.
     /// The same (from, cmid) twice in one batch: the second is a duplicate of the first.
-    async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Accepted>>;
+    /// `Err` means the transaction failed and nothing of the batch is stored.
+    async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Outcome>>;
     /// The durable idempotency key: the original result for (from, cmid).
     async fn lookup_cmid(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>>;
     /// Messages of `conv` visible to `owner` with seq > `after`, ascending, at most `limit`.

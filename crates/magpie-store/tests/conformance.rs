@@ -74,7 +74,9 @@ mod sqlite_durability {
             msgs.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
             vec!["persisted", "reply"]
         );
-        let dup = s.accept(vec![m]).await.expect("accept").remove(0);
+        let dup = magpie_store::testsuite::accepted(&s, vec![m])
+            .await
+            .remove(0);
         assert!(
             dup.duplicate && dup.seq == 1,
             "idempotency survives restart"

@@ -82,7 +82,7 @@ mod postgres_only {
                         if t % 2 == 1 {
                             batch.reverse();
                         }
-                        got.extend(s.accept(batch).await.expect("accept"));
+                        got.extend(magpie_store::testsuite::accepted(&s, batch).await);
                     }
                     got
                 })
@@ -124,7 +124,9 @@ mod postgres_only {
             .await
             .expect("migrate again");
         let s = Store::new(PgStore::connect(&db.url, 1000, 16).await.expect("reopen"));
-        let dup = s.accept(vec![m]).await.expect("accept").remove(0);
+        let dup = magpie_store::testsuite::accepted(&s, vec![m])
+            .await
+            .remove(0);
         assert!(dup.duplicate && dup.seq == 1, "idempotency survives reopen");
         assert_eq!(send(&s, new_msg(b, a, "after reopen")).await, 2);
         let summary = s

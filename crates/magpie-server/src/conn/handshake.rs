@@ -5,7 +5,7 @@
 //! again before the deadline); a bad ticket or the deadline ends the
 //! connection.
 
-use super::transport::{FrameReader, FrameWriter, Inbound};
+use super::transport::{Inbound, Transport, send_now};
 use crate::app::App;
 use magpie_core::{ClientSettings, DeviceId, UserId};
 use magpie_proto::{ClientOp, ErrorCode, ServerFrame, decode_client};
@@ -18,31 +18,29 @@ pub struct Handshake {
     pub settings: ClientSettings,
 }
 
-async fn fail<W: FrameWriter>(wr: &mut W, rid: Option<u64>, code: ErrorCode, msg: &str) {
-    let _ = wr
-        .send(ServerFrame::error(rid, code, msg, true).encode())
-        .await;
-    wr.close(Some(code)).await;
+fn encoded(f: ServerFrame) -> bytes::Bytes {
+    bytes::Bytes::from(f.encode())
 }
 
-pub async fn handshake<R: FrameReader, W: FrameWriter>(
-    app: &App,
-    rd: &mut R,
-    wr: &mut W,
-) -> Option<Handshake> {
+async fn fail<T: Transport>(io: &mut T, rid: Option<u64>, code: ErrorCode, msg: &str) {
+    let _ = send_now(io, encoded(ServerFrame::error(rid, code, msg, true))).await;
+    io.close(Some(code)).await;
+}
+
+pub async fn handshake<T: Transport>(app: &App, io: &mut T) -> Option<Handshake> {
     let deadline = Instant::now() + Duration::from_millis(app.cfg.session.hello_timeout_ms);
     loop {
         let inbound = tokio::select! {
-            r = timeout_at(deadline, rd.recv()) => r,
+            r = timeout_at(deadline, io.recv()) => r,
             _ = app.shutdown.cancelled() => {
-                fail(wr, None, ErrorCode::ShuttingDown, "server shutting down").await;
+                fail(io, None, ErrorCode::ShuttingDown, "server shutting down").await;
                 return None;
             }
         };
         let bytes = match inbound {
             Err(_) => {
                 fail(
-                    wr,
+                    io,
                     None,
                     ErrorCode::NotAuthenticated,
                     "no hello within the timeout",
@@ -53,7 +51,7 @@ pub async fn handshake<R: FrameReader, W: FrameWriter>(
             Ok(Inbound::Closed) => return None,
             Ok(Inbound::TooLarge) => {
                 fail(
-                    wr,
+                    io,
                     None,
                     ErrorCode::FrameTooLarge,
                     "frame over the size limit",
@@ -66,27 +64,26 @@ pub async fn handshake<R: FrameReader, W: FrameWriter>(
         let frame = match decode_client(&bytes) {
             Ok(f) => f,
             Err(e) => {
-                metrics::counter!(crate::metrics::BAD_FRAMES).increment(1);
-                let _ = wr
-                    .send(ServerFrame::error(e.rid, e.code, e.message, false).encode())
-                    .await;
+                crate::metrics::meters().bad_frames.increment(1);
+                let _ = send_now(
+                    io,
+                    encoded(ServerFrame::error(e.rid, e.code, e.message, false)),
+                )
+                .await;
                 continue;
             }
         };
         let ClientOp::Hello { ticket } = frame.op else {
             let msg = "send hello with a ticket from POST /v1/connect first";
-            let _ = wr
-                .send(
-                    ServerFrame::error(frame.rid, ErrorCode::NotAuthenticated, msg, false).encode(),
-                )
-                .await;
+            let f = ServerFrame::error(frame.rid, ErrorCode::NotAuthenticated, msg, false);
+            let _ = send_now(io, encoded(f)).await;
             continue;
         };
         let claims = match app.state.ticket_take(&ticket).await {
             Ok(Some(c)) => c,
             Ok(None) => {
                 fail(
-                    wr,
+                    io,
                     frame.rid,
                     ErrorCode::BadTicket,
                     "ticket unknown, used or expired",
@@ -95,7 +92,7 @@ pub async fn handshake<R: FrameReader, W: FrameWriter>(
                 return None;
             }
             Err(e) => {
-                fail(wr, frame.rid, ErrorCode::Unavailable, &e.to_string()).await;
+                fail(io, frame.rid, ErrorCode::Unavailable, &e.to_string()).await;
                 return None;
             }
         };

@@ -1,9 +1,11 @@
 //! The local connection table of a connection node: which sockets on this
 //! process belong to which user and device, and a bounded queue into each.
 //!
-//! Why a std mutex: every critical section is a map lookup or insert, never
-//! an await, so a blocking lock is cheaper than an async one.
+//! Why a std mutex: every critical section is a map lookup, an insert or a
+//! `try_send` into a queue, never an await, so a blocking lock is cheaper
+//! than an async one. Delivering does not clone the entry.
 
+use bytes::Bytes;
 use magpie_core::{DeviceId, Message, UserId};
 use magpie_proto::{ErrorCode, ServerFrame};
 use parking_lot::Mutex;
@@ -12,13 +14,37 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc};
 
+/// A message to push, with its `msg` frame encoded once for every
+/// connection it goes to.
+#[derive(Debug)]
+pub struct Push {
+    pub msg: Message,
+    /// The first attempt's frame (`attempt: 1`); resends encode their own.
+    pub frame: Bytes,
+}
+
+impl Push {
+    pub fn new(msg: Message) -> Arc<Push> {
+        let frame = Bytes::from(magpie_proto::encode_push(&msg, 1));
+        Arc::new(Push { msg, frame })
+    }
+}
+
 /// What the rest of the server sends into a connection.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// Write this frame as is.
-    Frame(ServerFrame),
+    /// Write this encoded frame as is (encoded once, wherever it goes).
+    Frame(Bytes),
     /// Push a message: the connection tracks it until the client acknowledges it.
-    Push(Arc<Message>),
+    Push(Arc<Push>),
+    /// The user's settings changed: the session reads them again.
+    Settings,
+}
+
+impl Outbound {
+    pub fn frame(f: &ServerFrame) -> Outbound {
+        Outbound::Frame(Bytes::from(f.encode()))
+    }
 }
 
 /// Asks one connection to close with a reason; usable even when its queue is full.
@@ -57,6 +83,22 @@ pub struct ConnEntry {
     pub kill: Arc<Kill>,
 }
 
+impl ConnEntry {
+    /// Queues `out`. A full queue means the client is not reading: it is
+    /// closed with `slow_consumer` and will resync on reconnect.
+    fn offer(&self, out: Outbound) -> bool {
+        match self.tx.try_send(out) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                crate::metrics::meters().slow_consumers.increment(1);
+                self.kill.fire(ErrorCode::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Hub {
     by_user: Mutex<HashMap<UserId, Vec<ConnEntry>>>,
@@ -91,38 +133,41 @@ impl Hub {
         }
     }
 
-    /// Every connection of `user` on this node.
-    pub fn user_conns(&self, user: UserId) -> Vec<ConnEntry> {
-        self.by_user.lock().get(&user).cloned().unwrap_or_default()
-    }
-
-    pub fn get(&self, user: UserId, conn: u64) -> Option<ConnEntry> {
+    /// Whether this connection is registered here.
+    pub fn has(&self, user: UserId, conn: u64) -> bool {
         self.by_user
             .lock()
             .get(&user)
-            .and_then(|l| l.iter().find(|c| c.id == conn).cloned())
+            .is_some_and(|l| l.iter().any(|c| c.id == conn))
     }
 
-    /// Queues `out` for one connection. A full queue means the client is not
-    /// reading: it is closed with `slow_consumer` and will resync on reconnect.
+    /// Queues `out` for one connection; false if it is not here (or full).
     pub fn deliver(&self, user: UserId, conn: u64, out: Outbound) -> bool {
-        let Some(entry) = self.get(user, conn) else {
-            return false;
-        };
-        match entry.tx.try_send(out) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!(crate::metrics::SLOW_CONSUMERS).increment(1);
-                entry.kill.fire(ErrorCode::SlowConsumer);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        let map = self.by_user.lock();
+        match map.get(&user).and_then(|l| l.iter().find(|c| c.id == conn)) {
+            Some(entry) => entry.offer(out),
+            None => false,
         }
     }
 
-    /// Every connection (for shutdown).
-    pub fn all(&self) -> Vec<ConnEntry> {
-        self.by_user.lock().values().flatten().cloned().collect()
+    /// Queues `out` for every connection of `user` here except the device
+    /// `skip`; returns how many took it.
+    pub fn deliver_user(&self, user: UserId, skip: Option<&DeviceId>, out: &Outbound) -> u64 {
+        let map = self.by_user.lock();
+        let Some(list) = map.get(&user) else { return 0 };
+        list.iter()
+            .filter(|c| Some(&c.device) != skip)
+            .map(|c| u64::from(c.offer(out.clone())))
+            .sum()
+    }
+
+    /// Queues `out` for every connection here (resync hints, shutdown).
+    pub fn deliver_all(&self, out: &Outbound) -> u64 {
+        let map = self.by_user.lock();
+        map.values()
+            .flatten()
+            .map(|c| u64::from(c.offer(out.clone())))
+            .sum()
     }
 
     pub fn len(&self) -> usize {

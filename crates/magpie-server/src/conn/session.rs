@@ -2,24 +2,34 @@
 //! transports.
 //!
 //! The loop races, in one `select!`: a kill (slow consumer, replaced), the
-//! node's shutdown, the next inbound frame, outbound frames and pushes, the
-//! idle deadline, the heartbeat and the resend timer. Requests that touch the
-//! backends run in a companion task (`requests.rs`) so a slow store never
-//! stops this loop from answering pings and taking acks.
+//! node's shutdown, the next inbound frame, outbound frames and pushes, and
+//! one timer for whatever is due next (the idle deadline, the heartbeat, a
+//! resend). Each arm is a method. Frames are fed to the transport as they
+//! come and flushed once per turn, so a burst costs one write. Requests
+//! that touch the backends run in a companion task (`requests.rs`), so a
+//! slow store never stops this loop from answering pings and taking acks.
 
 use super::handshake::{Handshake, handshake};
-use super::hub::{ConnEntry, Kill, Outbound};
+use super::hub::{ConnEntry, Kill, Outbound, Push};
 use super::inflight::Inflight;
-use super::requests::{Req, run_requests};
-use super::transport::{FrameReader, FrameWriter, Inbound};
+use super::requests::{Req, Requester};
+use super::transport::{Inbound, Transport};
 use crate::app::App;
-use crate::metrics as m;
-use magpie_proto::{ClientOp, ErrorCode, ServerFrame, decode_client};
+use crate::metrics::{self as m, meters};
+use bytes::Bytes;
+use magpie_core::{ClientSettings, DeviceId, UserId};
+use magpie_proto::{ClientFrame, ClientOp, ErrorCode, ServerFrame, decode_client};
 use magpie_store::Route;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+
+/// Outbound frames taken in one turn before flushing.
+const MAX_TURN: usize = 256;
+/// A bound on how long nothing is looked at: the timer's farthest wake-up.
+const FAR: Duration = Duration::from_secs(3600);
 
 /// Why the session ended, as reported in the offline presence event.
 fn reason(code: Option<ErrorCode>) -> &'static str {
@@ -33,266 +43,442 @@ fn reason(code: Option<ErrorCode>) -> &'static str {
     }
 }
 
-/// Hands a request to the request task without waiting; when its queue is
-/// full the request is parked in `pending` (the loop then stops reading).
-/// Returns false when the request task is gone.
-fn queue(tx: &mpsc::Sender<Req>, pending: &mut Option<Req>, req: Req) -> bool {
-    match tx.try_send(req) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(req)) => {
-            *pending = Some(req);
-            true
+fn encoded(f: &ServerFrame) -> Bytes {
+    Bytes::from(f.encode())
+}
+
+pub async fn run<T: Transport>(app: App, transport: &'static str, mut io: T) {
+    let Some(hs) = handshake(&app, &mut io).await else {
+        return;
+    };
+    let mut s = Session::open(app, transport, io, hs).await;
+    s.serve().await;
+    s.close().await;
+}
+
+struct Session<T> {
+    app: App,
+    transport: &'static str,
+    io: T,
+    user: UserId,
+    device: DeviceId,
+    conn: u64,
+    route: Route,
+    settings: ClientSettings,
+    out_tx: mpsc::Sender<Outbound>,
+    rx: mpsc::Receiver<Outbound>,
+    kill: Arc<Kill>,
+    inflight: Inflight,
+    /// The companion task, once the first request came.
+    requests: Option<(mpsc::Sender<Req>, JoinHandle<()>)>,
+    /// A request waiting for room in the companion's queue (reading stops).
+    pending: Option<Req>,
+    idle: Duration,
+    last_inbound: Instant,
+    heartbeat: Duration,
+    heartbeat_at: Instant,
+    /// Whether pushes may have missed this connection since the last
+    /// refresh: the route was not recorded, or the state was unreachable.
+    route_doubt: bool,
+    /// Pushes dropped while we were not reading: the client gets a resync hint.
+    skipped_pushes: bool,
+    /// Frames fed since the last flush.
+    dirty: bool,
+    done: bool,
+    ended: Option<ErrorCode>,
+    logout: bool,
+}
+
+impl<T: Transport> Session<T> {
+    /// Registers the connection (hub, group index, route, presence) and
+    /// queues the welcome.
+    async fn open(app: App, transport: &'static str, io: T, hs: Handshake) -> Session<T> {
+        let Handshake {
+            user,
+            device,
+            settings,
+        } = hs;
+        let cfg = app.cfg.session.clone();
+        let (out_tx, rx) = mpsc::channel::<Outbound>(cfg.outbound_queue);
+        let kill = Arc::new(Kill::default());
+        let conn = app.hub.next_conn_id();
+        let entry = ConnEntry {
+            id: conn,
+            user,
+            device: device.clone(),
+            tx: out_tx.clone(),
+            kill: kill.clone(),
+        };
+        if let Some(old) = app.hub.register(entry) {
+            old.kill.fire(ErrorCode::Replaced);
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        if app.group_index.open(user) {
+            match app.store.user_groups(user).await {
+                Ok(groups) => app.group_index.add_groups(user, groups),
+                Err(e) => {
+                    tracing::warn!(error = %e, %user, "groups not indexed; super-group pushes will wait for sync")
+                }
+            }
+        }
+        let route = Route {
+            user,
+            device: device.clone(),
+            node: app.cfg.node.clone(),
+            conn,
+            since: magpie_core::now_ms(),
+        };
+        let mut route_doubt = false;
+        if let Err(e) = app.state.add_route(&route).await {
+            tracing::warn!(error = %e, %user, "route not recorded; pushes will wait for sync");
+            route_doubt = true;
+        }
+        let _ = app.presence(user, &device, true, None).await;
+        metrics::gauge!(m::CONNECTIONS, "transport" => transport).increment(1.0);
+        let now = Instant::now();
+        let heartbeat = Duration::from_millis(cfg.heartbeat_ms.max(10));
+        let mut s = Session {
+            transport,
+            io,
+            user,
+            device: device.clone(),
+            conn,
+            route,
+            inflight: Inflight::new(cfg.window, settings.resend.policy()),
+            settings,
+            out_tx,
+            rx,
+            kill,
+            requests: None,
+            pending: None,
+            idle: Duration::from_millis(cfg.idle_timeout_ms),
+            last_inbound: now,
+            heartbeat,
+            heartbeat_at: now + heartbeat,
+            route_doubt,
+            skipped_pushes: false,
+            dirty: false,
+            done: false,
+            ended: None,
+            logout: false,
+            app,
+        };
+        let welcome = ServerFrame::Welcome {
+            user,
+            device,
+            node: s.app.cfg.node.clone(),
+            heartbeat_ms: cfg.heartbeat_ms,
+            idle_timeout_ms: cfg.idle_timeout_ms,
+            max_frame: s.app.cfg.limits.max_frame_bytes,
+            window: cfg.window,
+        };
+        s.feed(encoded(&welcome)).await;
+        s
+    }
+
+    fn next_wake(&self) -> Instant {
+        let idle_at = self.last_inbound + self.idle;
+        let mut at = idle_at.min(self.heartbeat_at);
+        if let Some(due) = self.inflight.next_due() {
+            at = at.min(due);
+        }
+        at.min(Instant::now() + FAR)
+    }
+
+    async fn serve(&mut self) {
+        let kill = self.kill.clone();
+        let killed = kill.fired();
+        let stopping = self.app.shutdown.clone().cancelled_owned();
+        let timer = sleep_until(self.next_wake());
+        tokio::pin!(killed, stopping, timer);
+        while !self.done {
+            if self.dirty {
+                self.dirty = false;
+                if self.io.flush().await.is_err() {
+                    break;
+                }
+            }
+            tokio::select! {
+                code = &mut killed => {
+                    let f = ServerFrame::error(None, code, code.as_str(), true);
+                    self.end(code, f).await;
+                }
+                _ = &mut stopping => {
+                    let f = ServerFrame::Reconnect { reason: "shutting_down".into(), after_ms: 500 };
+                    self.end(ErrorCode::ShuttingDown, f).await;
+                }
+                // Backpressure: while a request waits for room, stop reading but
+                // keep writing, so replies drain and the companion moves on.
+                permit = reserve(self.requests.as_ref().map(|(tx, _)| tx.clone())), if self.pending.is_some() => match (permit, self.pending.take()) {
+                    (Some(p), Some(req)) => {
+                        p.send(req);
+                        if std::mem::take(&mut self.skipped_pushes) {
+                            let f = ServerFrame::Resync { reason: "pushes_skipped".into() };
+                            self.feed(encoded(&f)).await;
+                        }
+                    }
+                    _ => self.done = true,
+                },
+                inbound = self.io.recv(), if self.pending.is_none() => self.on_inbound(inbound).await,
+                out = self.rx.recv() => match out {
+                    None => self.done = true,
+                    Some(out) => {
+                        self.on_outbound(out).await;
+                        for _ in 1..MAX_TURN {
+                            match self.rx.try_recv() {
+                                Ok(out) if !self.done => self.on_outbound(out).await,
+                                _ => break,
+                            }
+                        }
+                    }
+                },
+                _ = &mut timer => {
+                    self.on_timer().await;
+                    timer.as_mut().reset(self.next_wake());
+                }
+            }
+            // Something may now be due sooner (a first push starts the
+            // resend clock); later deadlines are found when the timer fires.
+            let next = self.next_wake();
+            if next < timer.deadline() {
+                timer.as_mut().reset(next);
+            }
+        }
+    }
+
+    /// Queues a frame; a failed write ends the session.
+    async fn feed(&mut self, frame: Bytes) {
+        if self.io.feed(frame).await.is_err() {
+            self.done = true;
+        }
+        self.dirty = true;
+    }
+
+    /// Sends a last frame and ends the session with `code`.
+    async fn end(&mut self, code: ErrorCode, last: ServerFrame) {
+        self.ended = Some(code);
+        self.feed(encoded(&last)).await;
+        self.done = true;
+    }
+
+    async fn on_inbound(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Closed => self.done = true,
+            Inbound::TooLarge => {
+                meters().bad_frames.increment(1);
+                let msg = format!("frame over {} bytes", self.app.cfg.limits.max_frame_bytes);
+                let f = ServerFrame::error(None, ErrorCode::FrameTooLarge, msg, true);
+                self.end(ErrorCode::FrameTooLarge, f).await;
+            }
+            Inbound::Frame(bytes) => {
+                self.last_inbound = Instant::now();
+                match decode_client(&bytes) {
+                    Err(e) => {
+                        meters().bad_frames.increment(1);
+                        let f = ServerFrame::error(e.rid, e.code, e.message, false);
+                        self.feed(encoded(&f)).await;
+                    }
+                    Ok(frame) => self.on_request(frame).await,
+                }
+            }
+        }
+    }
+
+    async fn on_request(&mut self, frame: ClientFrame) {
+        match frame.op {
+            ClientOp::Ping => {
+                self.feed(encoded(&ServerFrame::Pong { rid: frame.rid }))
+                    .await
+            }
+            ClientOp::Pong => {}
+            ClientOp::Logout => {
+                self.logout = true;
+                self.done = true;
+            }
+            ClientOp::Hello { .. } => {
+                let f = ServerFrame::error(
+                    frame.rid,
+                    ErrorCode::BadField,
+                    "already authenticated",
+                    false,
+                );
+                self.feed(encoded(&f)).await;
+            }
+            ClientOp::Ack { conv, seqs } => {
+                let acked = self.inflight.ack(&conv, &seqs);
+                let m = meters();
+                let now = magpie_core::now_ms();
+                for at in acked.pushed_at {
+                    m.delivery_latency.record((now - at).max(0) as f64 / 1000.0);
+                }
+                m.acked.increment(seqs.len() as u64);
+                // Group messages are kept for every member (read diffusion):
+                // their deliveries change nothing, so they are not published.
+                if conv.group_id().is_none() && !acked.deliveries.is_empty() {
+                    self.queue(Req::Delivered {
+                        conv,
+                        seqs: acked.deliveries,
+                    });
+                }
+            }
+            op => self.queue(Req::Client { rid: frame.rid, op }),
+        }
+    }
+
+    /// Hands a request to the companion task (started on first use) without
+    /// waiting; when its queue is full the request is parked in `pending`
+    /// and reading stops until there is room.
+    fn queue(&mut self, req: Req) {
+        let tx = &self
+            .requests
+            .get_or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(64);
+                let requester = Requester {
+                    app: self.app.clone(),
+                    user: self.user,
+                    conn: self.conn,
+                    device: self.device.clone(),
+                    settings: self.settings,
+                    tx: self.out_tx.clone(),
+                };
+                (tx, tokio::spawn(requester.run(rx)))
+            })
+            .0;
+        match tx.try_send(req) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(req)) => self.pending = Some(req),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.done = true,
+        }
+    }
+
+    async fn on_outbound(&mut self, out: Outbound) {
+        match out {
+            Outbound::Frame(bytes) => self.feed(bytes).await,
+            Outbound::Push(push) => self.on_push(push).await,
+            Outbound::Settings => self.queue(Req::Settings),
+        }
+    }
+
+    async fn on_push(&mut self, push: Arc<Push>) {
+        let full = self.inflight.track(push.clone(), Instant::now()).is_err();
+        if full && self.pending.is_some() {
+            // We stopped reading (our own request queue is full), so the
+            // client's acks sit unread: not its fault. Skip the push; a
+            // resync hint follows once we read again.
+            self.skipped_pushes = true;
+        } else if full {
+            meters().slow_consumers.increment(1);
+            let text = "too many unacknowledged messages: reconnect and sync";
+            let f = ServerFrame::error(None, ErrorCode::SlowConsumer, text, true);
+            self.end(ErrorCode::SlowConsumer, f).await;
+        } else {
+            self.feed(push.frame.clone()).await;
+        }
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        if now >= self.last_inbound + self.idle {
+            let text = "nothing received within the idle timeout";
+            let f = ServerFrame::error(None, ErrorCode::IdleTimeout, text, true);
+            self.end(ErrorCode::IdleTimeout, f).await;
+            return;
+        }
+        if now >= self.heartbeat_at {
+            self.heartbeat_at = now + self.heartbeat;
+            self.on_heartbeat().await;
+        }
+        if self.inflight.next_due().is_some_and(|d| d <= now) {
+            for (push, attempt) in self.inflight.due(now) {
+                meters().resent.increment(1);
+                let frame = magpie_proto::encode_push(&push.msg, attempt);
+                self.feed(Bytes::from(frame)).await;
+            }
+        }
+    }
+
+    /// Re-asserts the route: the state is derived and may have been lost (a
+    /// Redis restart); this bounds how long pushes miss us. Only while this
+    /// connection is still the device's current one. A route that had to be
+    /// re-created (or a state that was unreachable) means pushes missed us,
+    /// perhaps with no later message to reveal the gap: ask the client to
+    /// sync.
+    async fn on_heartbeat(&mut self) {
+        if self.app.hub.has(self.user, self.conn) {
+            let route = &self.route;
+            match self.app.state.add_route(route).await {
+                Ok(Some(newer))
+                    if newer.since > route.since
+                        && (newer.node != route.node || newer.conn != route.conn) =>
+                {
+                    // The device connected again elsewhere: that
+                    // connection owns the route, this one is stale.
+                    let _ = self.app.state.add_route(&newer).await;
+                    let text = "this device connected again elsewhere";
+                    let f = ServerFrame::error(None, ErrorCode::Replaced, text, true);
+                    self.end(ErrorCode::Replaced, f).await;
+                    return;
+                }
+                Ok(prev) => {
+                    let lost = prev.is_none_or(|p| p.node != route.node || p.conn != route.conn);
+                    if lost || self.route_doubt {
+                        meters().resync_hints.increment(1);
+                        let f = ServerFrame::Resync {
+                            reason: "route_restored".into(),
+                        };
+                        self.feed(encoded(&f)).await;
+                    }
+                    self.route_doubt = false;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "route refresh failed");
+                    self.route_doubt = true;
+                }
+            }
+        }
+        self.feed(encoded(&ServerFrame::Ping)).await;
+    }
+
+    /// Closes the socket, waits for the companion, and unregisters.
+    async fn close(mut self) {
+        let _ = self.io.flush().await;
+        self.io.close(self.ended).await;
+        if self.ended.is_some() {
+            // Linger briefly, reading, so the peer gets our error and close
+            // frames: dropping a socket with unread input sends a reset that
+            // can overtake them.
+            let io = &mut self.io;
+            let drain = async { while let Inbound::Frame(_) = io.recv().await {} };
+            let _ = tokio::time::timeout(Duration::from_millis(300), drain).await;
+        }
+        if let Some((tx, task)) = self.requests.take() {
+            drop(tx);
+            let _ = task.await;
+        }
+        let (app, user, conn) = (&self.app, self.user, self.conn);
+        app.hub.unregister(user, conn);
+        app.rooms.leave_all((user, conn));
+        app.group_index.close(user);
+        let _ = app
+            .state
+            .remove_route(user, &self.device, &app.cfg.node, conn)
+            .await;
+        let why = if self.logout {
+            "logout"
+        } else {
+            reason(self.ended)
+        };
+        // A replaced connection's device is still online (on its new
+        // connection): announcing it offline would be false.
+        if self.ended != Some(ErrorCode::Replaced) {
+            let _ = app.presence(user, &self.device, false, Some(why)).await;
+        }
+        metrics::gauge!(m::CONNECTIONS, "transport" => self.transport).decrement(1.0);
+        tracing::debug!(%user, device = %self.device, reason = why, "session ended");
     }
 }
 
-pub async fn run<R: FrameReader, W: FrameWriter>(
-    app: App,
-    transport: &'static str,
-    mut rd: R,
-    mut wr: W,
-) {
-    let Some(Handshake {
-        user,
-        device,
-        settings,
-    }) = handshake(&app, &mut rd, &mut wr).await
-    else {
-        return;
-    };
-    let cfg = &app.cfg.session;
-    let (tx, mut rx) = mpsc::channel::<Outbound>(cfg.outbound_queue);
-    let kill = Arc::new(Kill::default());
-    let conn = app.hub.next_conn_id();
-    let entry = ConnEntry {
-        id: conn,
-        user,
-        device: device.clone(),
-        tx: tx.clone(),
-        kill: kill.clone(),
-    };
-    if let Some(old) = app.hub.register(entry) {
-        old.kill.fire(ErrorCode::Replaced);
-    }
-    if app.group_index.open(user) {
-        match app.store.user_groups(user).await {
-            Ok(groups) => app.group_index.add_groups(user, groups),
-            Err(e) => {
-                tracing::warn!(error = %e, %user, "groups not indexed; super-group pushes will wait for sync")
-            }
-        }
-    }
-    let route = Route {
-        user,
-        device: device.clone(),
-        node: app.cfg.node.clone(),
-        conn,
-        since: magpie_core::now_ms(),
-    };
-    // Whether pushes may have missed this connection since the last
-    // refresh: the route was not recorded, or the state was unreachable.
-    let mut route_doubt = false;
-    if let Err(e) = app.state.add_route(&route).await {
-        tracing::warn!(error = %e, %user, "route not recorded; pushes will wait for sync");
-        route_doubt = true;
-    }
-    let _ = app.presence(user, &device, true, None).await;
-    metrics::gauge!(m::CONNECTIONS, "transport" => transport).increment(1.0);
-
-    let welcome = ServerFrame::Welcome {
-        user,
-        device: device.clone(),
-        node: app.cfg.node.clone(),
-        heartbeat_ms: cfg.heartbeat_ms,
-        idle_timeout_ms: cfg.idle_timeout_ms,
-        max_frame: app.cfg.limits.max_frame_bytes,
-        window: cfg.window,
-    };
-    let (req_tx, req_rx) = mpsc::channel::<Req>(64);
-    let requests = tokio::spawn(run_requests(
-        app.clone(),
-        user,
-        conn,
-        device.clone(),
-        req_rx,
-        tx.clone(),
-    ));
-    drop(tx);
-
-    let mut inflight = Inflight::new(cfg.window, settings.resend.policy());
-    let idle = Duration::from_millis(cfg.idle_timeout_ms);
-    let mut idle_deadline = Instant::now() + idle;
-    let mut heartbeat = interval(Duration::from_millis(cfg.heartbeat_ms.max(10)));
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    heartbeat.reset();
-    let mut resend = interval(Duration::from_millis(200));
-    resend.set_missed_tick_behavior(MissedTickBehavior::Delay);
-
-    let mut ended: Option<ErrorCode> = None;
-    let mut logout = false;
-    let mut pending: Option<Req> = None;
-    // Pushes dropped while we were not reading: the client gets a resync hint.
-    let mut skipped_pushes = false;
-    let mut ok = wr.send(welcome.encode()).await.is_ok();
-    while ok {
-        tokio::select! {
-            code = kill.fired() => {
-                ended = Some(code);
-                let _ = wr.send(ServerFrame::error(None, code, code.as_str(), true).encode()).await;
-                break;
-            }
-            _ = app.shutdown.cancelled() => {
-                ended = Some(ErrorCode::ShuttingDown);
-                let frame = ServerFrame::Reconnect { reason: "shutting_down".into(), after_ms: 500 };
-                let _ = wr.send(frame.encode()).await;
-                break;
-            }
-            // Backpressure: while a request waits for room, stop reading but
-            // keep writing, so replies drain and the request task moves on.
-            permit = req_tx.reserve(), if pending.is_some() => match (permit, pending.take()) {
-                (Ok(p), Some(req)) => {
-                    p.send(req);
-                    if std::mem::take(&mut skipped_pushes) {
-                        let f = ServerFrame::Resync { reason: "pushes_skipped".into() };
-                        ok = wr.send(f.encode()).await.is_ok();
-                    }
-                }
-                _ => break,
-            },
-            inbound = rd.recv(), if pending.is_none() => match inbound {
-                Inbound::Closed => break,
-                Inbound::TooLarge => {
-                    metrics::counter!(m::BAD_FRAMES).increment(1);
-                    ended = Some(ErrorCode::FrameTooLarge);
-                    let msg = format!("frame over {} bytes", app.cfg.limits.max_frame_bytes);
-                    let _ = wr.send(ServerFrame::error(None, ErrorCode::FrameTooLarge, msg, true).encode()).await;
-                    break;
-                }
-                Inbound::Frame(bytes) => {
-                    idle_deadline = Instant::now() + idle;
-                    match decode_client(&bytes) {
-                        Err(e) => {
-                            metrics::counter!(m::BAD_FRAMES).increment(1);
-                            ok = wr.send(ServerFrame::error(e.rid, e.code, e.message, false).encode()).await.is_ok();
-                        }
-                        Ok(frame) => match frame.op {
-                            ClientOp::Ping => ok = wr.send(ServerFrame::Pong { rid: frame.rid }.encode()).await.is_ok(),
-                            ClientOp::Pong => {}
-                            ClientOp::Logout => { logout = true; break; }
-                            ClientOp::Hello { .. } => {
-                                let f = ServerFrame::error(frame.rid, ErrorCode::BadField, "already authenticated", false);
-                                ok = wr.send(f.encode()).await.is_ok();
-                            }
-                            ClientOp::Ack { conv, seqs } => {
-                                let now = magpie_core::now_ms();
-                                for msg in inflight.ack(&conv, &seqs) {
-                                    let secs = (now - msg.sent_at).max(0) as f64 / 1000.0;
-                                    metrics::histogram!(m::DELIVERY_LATENCY).record(secs);
-                                }
-                                metrics::counter!(m::ACKED).increment(seqs.len() as u64);
-                                if !queue(&req_tx, &mut pending, Req { rid: None, op: ClientOp::Ack { conv, seqs } }) { break; }
-                            }
-                            op => if !queue(&req_tx, &mut pending, Req { rid: frame.rid, op }) { break; },
-                        },
-                    }
-                }
-            },
-            out = rx.recv() => match out {
-                None => break,
-                Some(Outbound::Frame(f)) => ok = wr.send(f.encode()).await.is_ok(),
-                Some(Outbound::Push(msg)) => {
-                    let full = inflight.track(msg.clone(), Instant::now()).is_err();
-                    if full && pending.is_some() {
-                        // We stopped reading (our own request queue is full),
-                        // so the client's acks sit unread: not its fault. Skip
-                        // the push; a resync hint follows once we read again.
-                        skipped_pushes = true;
-                    } else if full {
-                        metrics::counter!(m::SLOW_CONSUMERS).increment(1);
-                        ended = Some(ErrorCode::SlowConsumer);
-                        let text = "too many unacknowledged messages: reconnect and sync";
-                        let _ = wr.send(ServerFrame::error(None, ErrorCode::SlowConsumer, text, true).encode()).await;
-                        break;
-                    } else {
-                        ok = wr.send(ServerFrame::Msg { msg: (*msg).clone(), attempt: 1 }.encode()).await.is_ok();
-                    }
-                }
-            },
-            _ = sleep_until(idle_deadline) => {
-                ended = Some(ErrorCode::IdleTimeout);
-                let f = ServerFrame::error(None, ErrorCode::IdleTimeout, "nothing received within the idle timeout", true);
-                let _ = wr.send(f.encode()).await;
-                break;
-            }
-            _ = heartbeat.tick() => {
-                // Re-assert the route: the state is derived and may have been
-                // lost (a Redis restart); this bounds how long pushes miss us.
-                // Only while this connection is still the device's current one.
-                // A route that had to be re-created (or a state that was
-                // unreachable) means pushes missed us, perhaps with no later
-                // message to reveal the gap: ask the client to sync.
-                if app.hub.get(user, conn).is_some() {
-                    match app.state.add_route(&route).await {
-                        Ok(Some(newer)) if newer.since > route.since && (newer.node != route.node || newer.conn != route.conn) => {
-                            // The device connected again elsewhere: that
-                            // connection owns the route, this one is stale.
-                            let _ = app.state.add_route(&newer).await;
-                            ended = Some(ErrorCode::Replaced);
-                            let f = ServerFrame::error(None, ErrorCode::Replaced, "this device connected again elsewhere", true);
-                            let _ = wr.send(f.encode()).await;
-                            break;
-                        }
-                        Ok(prev) => {
-                            let lost = prev.is_none_or(|p| p.node != route.node || p.conn != route.conn);
-                            if lost || route_doubt {
-                                metrics::counter!(m::RESYNC_HINTS).increment(1);
-                                let f = ServerFrame::Resync { reason: "route_restored".into() };
-                                ok = wr.send(f.encode()).await.is_ok();
-                            }
-                            route_doubt = false;
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "route refresh failed");
-                            route_doubt = true;
-                        }
-                    }
-                }
-                ok = ok && wr.send(ServerFrame::Ping.encode()).await.is_ok();
-            }
-            _ = resend.tick() => {
-                for (msg, attempt) in inflight.due(Instant::now()) {
-                    metrics::counter!(m::RESENT).increment(1);
-                    ok = wr.send(ServerFrame::Msg { msg: (*msg).clone(), attempt }.encode()).await.is_ok();
-                    if !ok { break; }
-                }
-            }
-        }
-    }
-
-    wr.close(ended).await;
-    if ended.is_some() {
-        // Linger briefly, reading, so the peer gets our error and close
-        // frames: dropping a socket with unread input sends a reset that
-        // can overtake them.
-        let drain = async { while !matches!(rd.recv().await, Inbound::Closed) {} };
-        let _ = tokio::time::timeout(Duration::from_millis(300), drain).await;
-    }
-    drop(req_tx);
-    let _ = requests.await;
-    app.hub.unregister(user, conn);
-    app.rooms.leave_all((user, conn));
-    app.group_index.close(user);
-    let _ = app
-        .state
-        .remove_route(user, &device, &app.cfg.node, conn)
-        .await;
-    let why = if logout { "logout" } else { reason(ended) };
-    // A replaced connection's device is still online (on its new
-    // connection): announcing it offline would be false.
-    if ended != Some(ErrorCode::Replaced) {
-        let _ = app.presence(user, &device, false, Some(why)).await;
-    }
-    metrics::gauge!(m::CONNECTIONS, "transport" => transport).decrement(1.0);
-    tracing::debug!(%user, %device, reason = why, "session ended");
+/// Room in the companion's queue (`None` if it is gone). Owned, so the
+/// select's other arms may use the session meanwhile.
+async fn reserve(tx: Option<mpsc::Sender<Req>>) -> Option<mpsc::OwnedPermit<Req>> {
+    tx?.reserve_owned().await.ok()
 }

@@ -4,12 +4,10 @@
 //! a connection's failure stays inside its own task.
 
 use super::session;
-use super::transport::{TcpReader, TcpWriter};
+use super::transport::Tcp;
 use crate::app::App;
-use magpie_proto::TcpCodec;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_util::codec::{FramedRead, FramedWrite};
 
 pub async fn serve(app: App, listener: TcpListener) {
     let mut backoff = Duration::from_millis(5);
@@ -22,14 +20,8 @@ pub async fn serve(app: App, listener: TcpListener) {
             Ok((stream, _peer)) => {
                 backoff = Duration::from_millis(5);
                 let _ = stream.set_nodelay(true);
-                let max = app.cfg.limits.max_frame_bytes;
-                let (r, w) = stream.into_split();
-                let rd = TcpReader(FramedRead::with_capacity(r, TcpCodec::new(max), 1024));
-                let wr = TcpWriter(FramedWrite::new(
-                    w,
-                    TcpCodec::new(magpie_proto::MAX_SERVER_FRAME),
-                ));
-                tokio::spawn(session::run(app.clone(), "tcp", rd, wr));
+                let io = Tcp::new(stream, app.cfg.limits.max_frame_bytes);
+                tokio::spawn(session::run(app.clone(), "tcp", io));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "tcp accept failed");

@@ -1,19 +1,24 @@
 //! The two socket transports behind one small interface, so the session
-//! logic is written once: WebSocket (JSON text messages) and TCP
-//! (4-byte length prefix + JSON).
+//! logic is written once: WebSocket (JSON text messages) and TCP (4-byte
+//! length prefix + JSON).
+//!
+//! Writes are two-step: `feed` queues a frame in the transport's buffer
+//! (writing only when it fills), `flush` writes what is queued. The
+//! session feeds everything that is ready and flushes once, so a burst of
+//! pushes costs one write, not one per frame.
 //!
 //! `recv` must be cancel-safe: the session races it against timers and the
 //! shutdown signal in a `select!`.
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
-use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use magpie_proto::{ErrorCode, TcpCodec};
 use std::future::Future;
 use std::io;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Decoder, Encoder};
 
 pub enum Inbound {
     Frame(Bytes),
@@ -23,27 +28,30 @@ pub enum Inbound {
     Closed,
 }
 
-pub trait FrameReader: Send + 'static {
+pub trait Transport: Send + 'static {
     fn recv(&mut self) -> impl Future<Output = Inbound> + Send;
-}
-
-pub trait FrameWriter: Send + 'static {
-    fn send(&mut self, data: Vec<u8>) -> impl Future<Output = io::Result<()>> + Send;
+    /// Queues one frame (a JSON object); may write if the buffer is full.
+    fn feed(&mut self, frame: Bytes) -> impl Future<Output = io::Result<()>> + Send;
+    /// Writes everything queued.
+    fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
     /// Ends the connection (a close frame on WebSocket, FIN on TCP); `None`
     /// is a normal close.
     fn close(&mut self, code: Option<ErrorCode>) -> impl Future<Output = ()> + Send;
 }
 
-pub struct WsReader(pub SplitStream<WebSocket>);
-pub struct WsWriter(pub SplitSink<WebSocket, WsMessage>);
+/// A frame is queued, then everything is written.
+pub async fn send_now<T: Transport>(t: &mut T, frame: Bytes) -> io::Result<()> {
+    t.feed(frame).await?;
+    t.flush().await
+}
 
-impl FrameReader for WsReader {
+pub struct Ws(pub WebSocket);
+
+impl Transport for Ws {
     async fn recv(&mut self) -> Inbound {
         loop {
             match self.0.next().await {
-                Some(Ok(WsMessage::Text(t))) => {
-                    return Inbound::Frame(Bytes::copy_from_slice(t.as_bytes()));
-                }
+                Some(Ok(WsMessage::Text(t))) => return Inbound::Frame(Bytes::from(t)),
                 Some(Ok(WsMessage::Binary(b))) => return Inbound::Frame(b),
                 // Control frames are answered by the library.
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
@@ -59,17 +67,20 @@ impl FrameReader for WsReader {
             }
         }
     }
-}
 
-impl FrameWriter for WsWriter {
-    async fn send(&mut self, data: Vec<u8>) -> io::Result<()> {
-        let text =
-            String::from_utf8(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    async fn feed(&mut self, frame: Bytes) -> io::Result<()> {
+        let text = Utf8Bytes::try_from(frame)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         self.0
-            .send(WsMessage::Text(text.into()))
+            .feed(WsMessage::Text(text))
             .await
             .map_err(io::Error::other)
     }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        SinkExt::flush(&mut self.0).await.map_err(io::Error::other)
+    }
+
     async fn close(&mut self, code: Option<ErrorCode>) {
         let frame = match code {
             Some(c) => CloseFrame {
@@ -82,28 +93,93 @@ impl FrameWriter for WsWriter {
             },
         };
         let _ = self.0.send(WsMessage::Close(Some(frame))).await;
-        let _ = self.0.close().await;
+        let _ = SinkExt::close(&mut self.0).await;
     }
 }
 
-pub struct TcpReader(pub FramedRead<OwnedReadHalf, TcpCodec>);
-pub struct TcpWriter(pub FramedWrite<OwnedWriteHalf, TcpCodec>);
+/// Writes are flushed by the session well before this; it only bounds what
+/// one burst may queue before writing.
+const TCP_WRITE_HIGH_WATER: usize = 64 * 1024;
 
-impl FrameReader for TcpReader {
-    async fn recv(&mut self) -> Inbound {
-        match self.0.next().await {
-            Some(Ok(b)) => Inbound::Frame(b.freeze()),
-            Some(Err(e)) if magpie_proto::codec::is_too_large(&e) => Inbound::TooLarge,
-            _ => Inbound::Closed,
+pub struct Tcp {
+    stream: TcpStream,
+    codec: TcpCodec,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    /// The input went bad (over the limit, or failed): nothing more is read.
+    broken: bool,
+}
+
+impl Tcp {
+    /// `max_in`: the largest client frame; server frames may be larger.
+    pub fn new(stream: TcpStream, max_in: usize) -> Tcp {
+        Tcp {
+            stream,
+            codec: TcpCodec::with_limits(max_in, magpie_proto::MAX_SERVER_FRAME),
+            // Small, and grown only by traffic: idle connections stay cheap.
+            rbuf: BytesMut::with_capacity(512),
+            wbuf: BytesMut::new(),
+            broken: false,
         }
     }
 }
 
-impl FrameWriter for TcpWriter {
-    async fn send(&mut self, data: Vec<u8>) -> io::Result<()> {
-        self.0.send(Bytes::from(data)).await
+impl Transport for Tcp {
+    async fn recv(&mut self) -> Inbound {
+        if self.broken {
+            return Inbound::Closed;
+        }
+        loop {
+            match self.codec.decode(&mut self.rbuf) {
+                Ok(Some(frame)) => return Inbound::Frame(frame.freeze()),
+                Ok(None) => {}
+                Err(e) => {
+                    // The stream cannot be re-synchronised after a bad prefix.
+                    self.broken = true;
+                    return if magpie_proto::codec::is_too_large(&e) {
+                        Inbound::TooLarge
+                    } else {
+                        Inbound::Closed
+                    };
+                }
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < 256 {
+                self.rbuf.reserve(4096);
+            }
+            // Cancel-safe: bytes read stay in `rbuf` for the next call.
+            match self.stream.read_buf(&mut self.rbuf).await {
+                Ok(0) | Err(_) => {
+                    self.broken = true;
+                    return Inbound::Closed;
+                }
+                Ok(_) => {}
+            }
+        }
     }
+
+    async fn feed(&mut self, frame: Bytes) -> io::Result<()> {
+        self.codec.encode(frame, &mut self.wbuf)?;
+        if self.wbuf.len() >= TCP_WRITE_HIGH_WATER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+            // A burst (a sync page) must not pin its buffer for the
+            // connection's lifetime.
+            if self.wbuf.capacity() > TCP_WRITE_HIGH_WATER {
+                self.wbuf = BytesMut::new();
+            }
+        }
+        Ok(())
+    }
+
     async fn close(&mut self, _code: Option<ErrorCode>) {
-        let _ = self.0.close().await;
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
     }
 }

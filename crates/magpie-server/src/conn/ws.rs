@@ -3,14 +3,13 @@
 //! small buffers (idle connections must stay cheap), then runs a session.
 
 use super::session;
-use super::transport::{WsReader, WsWriter};
+use super::transport::Ws;
 use crate::app::App;
 use crate::error::ServerError;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 
 fn origin_allowed(app: &App, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else {
@@ -28,12 +27,11 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
         return ServerError::Forbidden("origin not allowed".into()).into_response();
     }
     let max = app.cfg.limits.max_frame_bytes;
-    ws.read_buffer_size(4096)
-        .write_buffer_size(0)
+    // Small buffers, grown only by traffic: idle connections must stay
+    // cheap. Frames are written when the session flushes (or this fills).
+    ws.read_buffer_size(1024)
+        .write_buffer_size(16 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| async move {
-            let (sink, stream) = socket.split();
-            session::run(app, "ws", WsReader(stream), WsWriter(sink)).await;
-        })
+        .on_upgrade(move |socket| session::run(app, "ws", Ws(socket)))
 }

@@ -10,6 +10,7 @@
 
 mod events;
 mod groups;
+pub(crate) mod pipeline;
 mod push;
 mod read;
 mod receipts;
@@ -18,5 +19,6 @@ mod rooms;
 mod send;
 mod sync;
 
+pub use pipeline::Pipeline;
 pub use receipts::GroupReceipts;
 pub use send::SendInput;

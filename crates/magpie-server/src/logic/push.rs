@@ -7,8 +7,8 @@
 //! it by resend or sync.
 
 use crate::app::App;
-use crate::conn::hub::Outbound;
-use crate::metrics as m;
+use crate::conn::hub::{Outbound, Push};
+use crate::metrics::{self as m, meters};
 use magpie_bus::Outgoing;
 use magpie_core::{BusEvent, DeliverPayload, DeviceId, GroupId, Message, UserId};
 use magpie_proto::ServerFrame;
@@ -20,8 +20,9 @@ type Remote = BTreeMap<(String, usize), Vec<(UserId, u64)>>;
 
 impl App {
     /// Pushes each message to every device of its receiver and to the
-    /// sender's devices other than `origin` (the one that sent it).
-    pub(crate) async fn push_messages(&self, msgs: &[Arc<Message>], origin: Option<&DeviceId>) {
+    /// sender's devices other than its origin (the one that sent it).
+    /// Routes are looked up once for every user of the batch.
+    pub(crate) async fn push_messages(&self, msgs: Vec<(Message, Option<DeviceId>)>) {
         if msgs.is_empty() {
             return;
         }
@@ -30,7 +31,7 @@ impl App {
         // the connection nodes instead: no member list, no route lookup.
         let mut members: HashMap<GroupId, Vec<UserId>> = HashMap::new();
         let mut supers: HashMap<GroupId, bool> = HashMap::new();
-        for m in msgs {
+        for (m, _) in &msgs {
             if let Some(g) = m.conv.group_id()
                 && !supers.contains_key(&g)
             {
@@ -45,11 +46,11 @@ impl App {
                 }
             }
         }
-        let (broadcast, msgs): (Vec<&Arc<Message>>, Vec<&Arc<Message>>) = msgs
-            .iter()
-            .partition(|m| m.conv.group_id().is_some_and(|g| supers[&g]));
+        let (broadcast, msgs): (Vec<_>, Vec<_>) = msgs
+            .into_iter()
+            .partition(|(m, _)| m.conv.group_id().is_some_and(|g| supers[&g]));
         if !broadcast.is_empty() {
-            self.broadcast(&broadcast, origin).await;
+            self.broadcast(broadcast).await;
         }
         if msgs.is_empty() {
             return;
@@ -61,10 +62,10 @@ impl App {
                 None => vec![m.to],
             }
         };
-        let mut users: Vec<UserId> = msgs.iter().flat_map(|m| targets_of(m)).collect();
+        let mut users: Vec<UserId> = msgs.iter().flat_map(|(m, _)| targets_of(m)).collect();
         users.sort();
         users.dedup();
-        metrics::counter!(m::ROUTE_LOOKUPS).increment(users.len() as u64);
+        meters().route_lookups.increment(users.len() as u64);
         let routes = match self.state.routes(&users).await {
             Ok(r) => r,
             Err(e) => {
@@ -75,10 +76,15 @@ impl App {
         let mut pushed = 0u64;
         let mut stale = Vec::new();
         let mut remote = Remote::new();
-        for (i, msg) in msgs.iter().enumerate() {
+        let pushes: Vec<(Arc<Push>, Option<DeviceId>)> = msgs
+            .into_iter()
+            .map(|(m, origin)| (Push::new(m), origin))
+            .collect();
+        for (i, (push, origin)) in pushes.iter().enumerate() {
+            let msg = &push.msg;
             for user in targets_of(msg) {
                 for route in routes.get(&user).into_iter().flatten() {
-                    if user == msg.from && Some(&route.device) == origin {
+                    if user == msg.from && Some(&route.device) == origin.as_ref() {
                         continue;
                     }
                     if route.node != self.cfg.node {
@@ -88,7 +94,7 @@ impl App {
                             .push((user, route.conn));
                     } else if self
                         .hub
-                        .deliver(user, route.conn, Outbound::Push(Arc::clone(msg)))
+                        .deliver(user, route.conn, Outbound::Push(Arc::clone(push)))
                     {
                         pushed += 1;
                     } else {
@@ -97,17 +103,16 @@ impl App {
                 }
             }
         }
-        metrics::counter!(m::PUSHED).increment(pushed);
+        meters().pushed.increment(pushed);
         self.drop_stale_routes(&stale).await;
         let events = remote.into_iter().map(|((node, i), targets)| {
-            let id = format!("x:{node}:{}", msgs[i].server_id);
+            let msg = &pushes[i].0.msg;
+            let id = format!("x:{node}:{}", msg.server_id);
             (
                 BusEvent::Deliver {
                     node,
                     targets,
-                    payload: DeliverPayload::Msg {
-                        msg: (**msgs[i]).clone(),
-                    },
+                    payload: DeliverPayload::Msg { msg: msg.clone() },
                 },
                 id,
             )
@@ -117,37 +122,55 @@ impl App {
 
     /// Sends one event frame to every online device of `user`.
     pub(crate) async fn push_frame(&self, user: UserId, frame: ServerFrame) {
-        metrics::counter!(m::ROUTE_LOOKUPS).increment(1);
+        let local = Outbound::frame(&frame);
+        self.push_user(user, local, || {
+            let frame = serde_json::to_value(&frame).ok()?;
+            Some(DeliverPayload::Frame { frame })
+        })
+        .await
+    }
+
+    /// Tells every connection of `user` that their settings changed.
+    pub(crate) async fn settings_changed(&self, user: UserId) {
+        self.push_user(user, Outbound::Settings, || Some(DeliverPayload::Settings))
+            .await
+    }
+
+    /// `local` to this node's connections of `user`, the payload `remote`
+    /// makes to the other nodes holding one (made only if there are any).
+    async fn push_user(
+        &self,
+        user: UserId,
+        local: Outbound,
+        remote: impl FnOnce() -> Option<DeliverPayload>,
+    ) {
+        meters().route_lookups.increment(1);
         let Ok(routes) = self.state.routes(&[user]).await else {
             return;
         };
-        let mut remote: BTreeMap<String, Vec<(UserId, u64)>> = BTreeMap::new();
+        let mut nodes: BTreeMap<String, Vec<(UserId, u64)>> = BTreeMap::new();
         for route in routes.get(&user).into_iter().flatten() {
             if route.node == self.cfg.node {
-                self.hub
-                    .deliver(user, route.conn, Outbound::Frame(frame.clone()));
+                self.hub.deliver(user, route.conn, local.clone());
             } else {
-                remote
+                nodes
                     .entry(route.node.clone())
                     .or_default()
                     .push((user, route.conn));
             }
         }
-        if remote.is_empty() {
+        if nodes.is_empty() {
             return;
         }
-        let Ok(json) = serde_json::to_value(&frame) else {
-            return;
-        };
-        let events = remote.into_iter().map(|(node, targets)| {
+        let Some(payload) = remote() else { return };
+        let events = nodes.into_iter().map(|(node, targets)| {
             let id = format!("f:{node}:{}", self.ids.next());
+            let payload = payload.clone();
             (
                 BusEvent::Deliver {
                     node,
                     targets,
-                    payload: DeliverPayload::Frame {
-                        frame: json.clone(),
-                    },
+                    payload,
                 },
                 id,
             )
@@ -156,16 +179,13 @@ impl App {
     }
 
     /// One `GroupBroadcast` per super-group message, all in one bus call.
-    async fn broadcast(&self, msgs: &[&Arc<Message>], origin: Option<&DeviceId>) {
-        metrics::counter!(m::BROADCASTS).increment(msgs.len() as u64);
+    async fn broadcast(&self, msgs: Vec<(Message, Option<DeviceId>)>) {
+        meters().broadcasts.increment(msgs.len() as u64);
         let events = msgs
-            .iter()
-            .map(|msg| {
-                let event = BusEvent::GroupBroadcast {
-                    msg: (***msg).clone(),
-                    origin: origin.cloned(),
-                };
-                (event, format!("b:{}", msg.server_id))
+            .into_iter()
+            .map(|(msg, origin)| {
+                let id = format!("b:{}", msg.server_id);
+                (BusEvent::GroupBroadcast { msg, origin }, id)
             })
             .collect();
         if let Err(e) = self.publish_events(events).await {
@@ -202,7 +222,7 @@ impl App {
         let gone: Vec<(UserId, u64)> = failed
             .iter()
             .copied()
-            .filter(|(u, c)| self.hub.get(*u, *c).is_none())
+            .filter(|(u, c)| !self.hub.has(*u, *c))
             .collect();
         if gone.is_empty() {
             return;
@@ -240,7 +260,7 @@ impl App {
                 })
             })
             .collect();
-        metrics::counter!(m::BUS_EVENTS).increment(out.len() as u64);
+        meters().bus_events.increment(out.len() as u64);
         if let Err(e) = self.bus.publish(out).await {
             tracing::warn!(error = %e, "cross-node push not published; devices will sync");
         }

@@ -1,15 +1,15 @@
 //! Sync, history and unread counts.
 //!
-//! Sync answers from the offline sorted set when it holds the whole range
-//! asked for, otherwise from the store; either way a gap is never silent:
-//! sequences that retention removed are listed as `unavailable`.
+//! Sync answers from the store, the truth (the offline sets hold ids, not
+//! bodies); a gap is never silent: sequences that retention removed are
+//! listed as `unavailable`.
 
 use crate::app::App;
 use crate::error::{Result, ServerError};
 use magpie_core::{ConvId, Message, Seq, UnreadMode, UserId};
 use magpie_proto::http::HistoryPage;
 use magpie_proto::{SyncConv, UnreadConv};
-use magpie_store::{ConvSummary, UnreadCache};
+use magpie_store::UnreadCache;
 use std::collections::BTreeMap;
 
 impl App {
@@ -38,7 +38,10 @@ impl App {
             if c.last_seq <= after {
                 continue;
             }
-            let mut messages = self.messages_after(user, &c, after, limit + 1).await?;
+            let mut messages = self
+                .store
+                .messages_after(user, &c.conv, after, limit + 1)
+                .await?;
             let more = messages.len() > limit;
             messages.truncate(limit);
             let unavailable = gaps(after, &messages, more, c.last_seq);
@@ -52,32 +55,6 @@ impl App {
             });
         }
         Ok(out)
-    }
-
-    async fn messages_after(
-        &self,
-        user: UserId,
-        c: &ConvSummary,
-        after: Seq,
-        n: usize,
-    ) -> Result<Vec<Message>> {
-        if let Ok(cached) = self.state.offline_after(user, &c.conv, after, n).await {
-            let contiguous = cached
-                .iter()
-                .enumerate()
-                .all(|(i, (s, _))| *s == after + 1 + i as Seq);
-            let complete = cached.len() == n || cached.last().map(|(s, _)| *s) == Some(c.last_seq);
-            if !cached.is_empty() && contiguous && complete {
-                let decoded: Option<Vec<Message>> = cached
-                    .iter()
-                    .map(|(_, p)| serde_json::from_str(p).ok())
-                    .collect();
-                if let Some(msgs) = decoded {
-                    return Ok(msgs);
-                }
-            }
-        }
-        Ok(self.store.messages_after(user, &c.conv, after, n).await?)
     }
 
     /// A page of history: newest first before `before` (default: the end),

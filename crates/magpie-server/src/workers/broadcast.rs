@@ -5,11 +5,10 @@
 
 use super::Worker;
 use crate::app::App;
-use crate::conn::hub::Outbound;
+use crate::conn::hub::{Outbound, Push};
 use crate::error::Result;
 use async_trait::async_trait;
 use magpie_core::{BROADCAST_TOPIC, BusEvent, now_ms};
-use std::sync::Arc;
 
 /// A broadcast older than this is not pushed: a node that joins the cluster
 /// starts its group at the beginning of the bus's retention, and members
@@ -53,16 +52,11 @@ impl Worker for Broadcast {
                     if now - msg.sent_at > STALE_MS {
                         continue;
                     }
-                    let shared = Arc::new(msg.clone());
+                    // Encoded once for every member connected here.
+                    let out = Outbound::Push(Push::new(msg.clone()));
                     for user in app.group_index.users(g) {
-                        for c in app.hub.user_conns(user) {
-                            if user == msg.from && Some(&c.device) == origin.as_ref() {
-                                continue;
-                            }
-                            if app.hub.deliver(user, c.id, Outbound::Push(shared.clone())) {
-                                pushed += 1;
-                            }
-                        }
+                        let skip = origin.as_ref().filter(|_| user == msg.from);
+                        pushed += app.hub.deliver_user(user, skip, &out);
                     }
                 }
                 BusEvent::RoomBroadcast { msg } => {
@@ -78,15 +72,16 @@ impl Worker for Broadcast {
                     };
                     metrics::counter!(crate::metrics::ROOM_MESSAGES, "outcome" => "delivered")
                         .increment(1);
-                    let frame = magpie_proto::ServerFrame::RoomMsg { msg: msg.clone() };
+                    let frame =
+                        Outbound::frame(&magpie_proto::ServerFrame::RoomMsg { msg: msg.clone() });
                     for (user, conn) in audience {
-                        app.hub.deliver(user, conn, Outbound::Frame(frame.clone()));
+                        app.hub.deliver(user, conn, frame.clone());
                     }
                 }
                 _ => {}
             }
         }
-        metrics::counter!(crate::metrics::PUSHED).increment(pushed);
+        crate::metrics::meters().pushed.increment(pushed);
         Ok(())
     }
 }

@@ -5,12 +5,11 @@
 
 use super::Worker;
 use crate::app::App;
-use crate::conn::hub::Outbound;
+use crate::conn::hub::{Outbound, Push};
 use crate::error::Result;
 use async_trait::async_trait;
 use magpie_core::{BusEvent, DeliverPayload, node_topic};
 use magpie_proto::ServerFrame;
-use std::sync::Arc;
 
 pub struct Deliver {
     node: String,
@@ -43,16 +42,17 @@ impl Worker for Deliver {
                 continue;
             };
             let out = match payload {
-                DeliverPayload::Msg { msg } => Outbound::Push(Arc::new(msg.clone())),
+                DeliverPayload::Msg { msg } => Outbound::Push(Push::new(msg.clone())),
                 DeliverPayload::Frame { frame } => {
                     match serde_json::from_value::<ServerFrame>(frame.clone()) {
-                        Ok(f) => Outbound::Frame(f),
+                        Ok(f) => Outbound::frame(&f),
                         Err(e) => {
                             tracing::warn!(error = %e, "undecodable pushed frame dropped");
                             continue;
                         }
                     }
                 }
+                DeliverPayload::Settings => Outbound::Settings,
             };
             for (user, conn) in targets {
                 if app.hub.deliver(*user, *conn, out.clone()) {
@@ -62,7 +62,7 @@ impl Worker for Deliver {
                 }
             }
         }
-        metrics::counter!(crate::metrics::PUSHED).increment(pushed);
+        crate::metrics::meters().pushed.increment(pushed);
         app.drop_stale_routes(&stale).await;
         Ok(())
     }
@@ -71,14 +71,10 @@ impl Worker for Deliver {
     /// failed to publish, with no later message to reveal the gap. Every
     /// local connection is asked to sync (one sync per client per outage).
     async fn recovered(&self, app: &App) {
-        let frame = ServerFrame::Resync {
+        let frame = Outbound::frame(&ServerFrame::Resync {
             reason: "bus_restored".into(),
-        };
-        let conns = app.hub.all();
-        metrics::counter!(crate::metrics::RESYNC_HINTS).increment(conns.len() as u64);
-        for c in conns {
-            app.hub
-                .deliver(c.user, c.id, Outbound::Frame(frame.clone()));
-        }
+        });
+        let n = app.hub.deliver_all(&frame);
+        crate::metrics::meters().resync_hints.increment(n);
     }
 }

@@ -1,10 +1,12 @@
 //! The offline worker: keeps the per-(user, conversation) sorted sets of
-//! recent messages (score = seq) that sync answers from, and trims them up
-//! to what the user has read (the notes' ZADD / ZREMRANGEBYSCORE).
+//! unread message ids (score = seq, the member the server id; never the
+//! body, which the store has) and trims them up to what the user has read
+//! (the notes' ZADD / ZREMRANGEBYSCORE). Each set is capped; sync reads the
+//! store, so nothing depends on what falls off.
 
 use super::Worker;
 use crate::app::App;
-use crate::error::{Result, ServerError};
+use crate::error::Result;
 use async_trait::async_trait;
 use magpie_core::BusEvent;
 
@@ -26,17 +28,17 @@ impl Worker for Offline {
             if let BusEvent::Message { msg } = ev
                 && msg.conv.group_id().is_none()
             {
-                let payload =
-                    serde_json::to_string(msg).map_err(|e| ServerError::Internal(e.to_string()))?;
-                // Both parties: the sender's other devices sync from it too.
-                adds.push((msg.to, msg.conv.clone(), msg.seq, payload.clone()));
-                if msg.from != msg.to && msg.from != magpie_core::UserId::SYSTEM {
-                    adds.push((msg.from, msg.conv.clone(), msg.seq, payload));
+                // The receiver's: the sender has read its own message.
+                if msg.to != msg.from {
+                    let id = msg.server_id.to_string();
+                    adds.push((msg.to, msg.conv.clone(), msg.seq, id));
                 }
             }
         }
         if !adds.is_empty() {
-            metrics::counter!(crate::metrics::QUEUE_WRITES).increment(adds.len() as u64);
+            crate::metrics::meters()
+                .queue_writes
+                .increment(adds.len() as u64);
             app.state.offline_add(&adds).await?;
         }
         for ev in events {

@@ -4,24 +4,34 @@
 
 use crate::state::{NodeInfo, Route};
 use magpie_core::{DeviceId, UserId};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-/// Sweep a TTL map for expired entries once every this many writes.
-const SWEEP_EVERY: u64 = 1024;
-
-/// A map whose entries expire (Redis `SET … PX`).
+/// A map whose entries expire (Redis `SET … PX`), optionally capped: past
+/// the cap the entries closest to expiry go first (Redis `maxmemory` with
+/// `volatile-ttl`). Expiry is kept in deadline order, so removing what
+/// expired costs only what expired.
 pub(super) struct TtlMap<K, V> {
     entries: HashMap<K, (V, Instant)>,
-    writes: u64,
+    /// (deadline, insertion number) → key; a record whose entry has since
+    /// been replaced or removed is skipped when it comes up.
+    expiry: BTreeMap<(Instant, u64), K>,
+    next: u64,
+    cap: usize,
 }
 
-impl<K: Eq + Hash, V> TtlMap<K, V> {
+impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
     pub(super) fn new() -> Self {
+        Self::with_cap(usize::MAX)
+    }
+
+    pub(super) fn with_cap(cap: usize) -> Self {
         TtlMap {
             entries: HashMap::new(),
-            writes: 0,
+            expiry: BTreeMap::new(),
+            next: 0,
+            cap,
         }
     }
 
@@ -29,19 +39,35 @@ impl<K: Eq + Hash, V> TtlMap<K, V> {
         self.entries.get(k).is_some_and(|(_, until)| *until > now)
     }
 
+    /// Drops expired entries, then the soonest-expiring ones over the cap.
+    fn purge(&mut self, now: Instant) {
+        while let Some(entry) = self.expiry.first_entry() {
+            let (deadline, _) = *entry.key();
+            if deadline > now && self.entries.len() <= self.cap {
+                break;
+            }
+            let k = entry.remove();
+            if self
+                .entries
+                .get(&k)
+                .is_some_and(|(_, until)| *until == deadline)
+            {
+                self.entries.remove(&k);
+            }
+        }
+    }
+
     /// Inserts; `only_if_absent` is `NX`: a live entry is kept.
     pub(super) fn put(&mut self, k: K, v: V, ttl_ms: u64, only_if_absent: bool) {
         let now = Instant::now();
-        self.writes += 1;
-        if self.writes >= SWEEP_EVERY {
-            self.writes = 0;
-            self.entries.retain(|_, (_, until)| *until > now);
-        }
         if only_if_absent && self.is_live(&k, now) {
             return;
         }
-        self.entries
-            .insert(k, (v, now + Duration::from_millis(ttl_ms)));
+        let until = now + Duration::from_millis(ttl_ms);
+        self.expiry.insert((until, self.next), k.clone());
+        self.next += 1;
+        self.entries.insert(k, (v, until));
+        self.purge(now);
     }
 
     pub(super) fn get(&self, k: &K) -> Option<&V> {
@@ -58,6 +84,11 @@ impl<K: Eq + Hash, V> TtlMap<K, V> {
     pub(super) fn take(&mut self, k: &K) -> Option<V> {
         let (v, until) = self.entries.remove(k)?;
         (until > Instant::now()).then_some(v)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 }
 
@@ -115,19 +146,37 @@ mod tests {
     #[test]
     fn take_removes_even_expired_entries() {
         let mut m = TtlMap::new();
-        m.put("dead", 1, 0, false);
+        m.put("dead", 1, 60_000, false);
+        m.entries.get_mut(&"dead").expect("entry").1 = Instant::now();
         assert_eq!(m.take(&"dead"), None);
         assert!(m.entries.is_empty());
     }
 
     #[test]
-    fn sweep_drops_expired_entries() {
+    fn expired_entries_are_dropped_as_time_passes() {
         let mut m = TtlMap::new();
-        for i in 0..SWEEP_EVERY - 1 {
+        for i in 0..100u64 {
             m.put(i, (), 0, false);
         }
         m.put(u64::MAX, (), 60_000, false);
-        assert_eq!(m.entries.len(), 1, "only the live entry survives the sweep");
+        assert_eq!(m.len(), 1, "only the live entry is kept");
+        assert_eq!(m.expiry.len(), 1, "and only its expiry record");
+    }
+
+    #[test]
+    fn the_cap_drops_the_soonest_to_expire() {
+        let mut m = TtlMap::with_cap(3);
+        for i in 0..10u64 {
+            m.put(i, i, 60_000 + i, true);
+        }
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            (m.get(&9), m.get(&7), m.get(&6)),
+            (Some(&9), Some(&7), None)
+        );
+        m.remove(&9);
+        m.put(10, 10, 60_000, true);
+        assert_eq!(m.len(), 3, "a removed entry's stale record is skipped");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! abandoned keys do not accumulate.
 
 use crate::error::Result;
-use crate::state::{NodeInfo, Route, StateBackend, TicketClaims, UnreadCache};
+use crate::state::{NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims, UnreadCache};
 use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
 use maps::{Registry, Routes, TtlMap};
@@ -20,10 +20,17 @@ mod maps;
 
 type OfflineKey = (UserId, ConvId);
 
+/// Entries of the idempotency fast path kept at most (about 200 bytes
+/// each): the newest sends; older retries are answered by the store.
+const IDEM_CAP: usize = 100_000;
+/// Unused connection tickets kept at most (they live 30 s anyway).
+const TICKET_CAP: usize = 100_000;
+
 pub struct MemState {
     routes: Mutex<Routes>,
     registry: Mutex<Registry>,
     leases: Mutex<TtlMap<String, String>>,
+    /// Capped: the store's durable key answers what falls off.
     idem: Mutex<TtlMap<(UserId, ClientMsgId), Accepted>>,
     tickets: Mutex<TtlMap<String, TicketClaims>>,
     offline: Mutex<HashMap<OfflineKey, BTreeMap<Seq, String>>>,
@@ -36,8 +43,8 @@ impl MemState {
             routes: Mutex::new(Routes::default()),
             registry: Mutex::new(Registry::new()),
             leases: Mutex::new(TtlMap::new()),
-            idem: Mutex::new(TtlMap::new()),
-            tickets: Mutex::new(TtlMap::new()),
+            idem: Mutex::new(TtlMap::with_cap(IDEM_CAP)),
+            tickets: Mutex::new(TtlMap::with_cap(TICKET_CAP)),
             offline: Mutex::new(HashMap::new()),
             unread: Mutex::new(HashMap::new()),
         }
@@ -201,9 +208,11 @@ impl StateBackend for MemState {
     async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {
         let mut q = self.offline.lock();
         for (user, conv, seq, payload) in items {
-            q.entry((*user, conv.clone()))
-                .or_default()
-                .insert(*seq, payload.clone());
+            let set = q.entry((*user, conv.clone())).or_default();
+            set.insert(*seq, payload.clone());
+            if set.len() > OFFLINE_CAP {
+                set.pop_first();
+            }
         }
         Ok(())
     }

@@ -52,10 +52,13 @@ impl RedisState {
         &self,
         items: &[(UserId, ConvId, Seq, String)],
     ) -> Result<()> {
-        let calls = group(items.iter().map(|(user, conv, seq, payload)| {
+        let mut calls = group(items.iter().map(|(user, conv, seq, payload)| {
             let key = self.keys.offline(*user, conv);
             (key, [seq.to_string(), format!("{seq}:{payload}")])
         }));
+        for (_, args) in &mut calls {
+            args.insert(0, crate::state::OFFLINE_CAP.to_string());
+        }
         eval_each(&mut self.con(), &self.scripts.offline_add, &calls)
             .await
             .map_err(unavailable)

@@ -31,13 +31,14 @@ return 0
 
 /// Adds (seq, member) pairs to one offline queue, replacing any entry that
 /// already has the seq (the member embeds the seq, so ZADD alone would keep
-/// both the old and the new payload).
+/// both the old and the new payload), then keeps the newest `ARGV[1]`.
 const OFFLINE_ADD: &str = r"
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])
   redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
 end
-return #ARGV / 2
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
+return (#ARGV - 1) / 2
 ";
 
 /// Counts (conv, seq) pairs into one user's unread cache: +1 and a raised

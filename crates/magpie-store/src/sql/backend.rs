@@ -18,11 +18,11 @@ macro_rules! sql_backend {
             use super::*;
             use crate::error::Result;
             use crate::sql::group_reads::{GroupRow, MemberRow, group_of, member_of};
+            use crate::sql::{BOX_RECEIVED, BOX_SENT};
             use crate::sql::{MessageRow, store_err};
             use crate::sql::{
                 Retry, conv_of, device_of, expire_at, limit_param, message_of, retrying,
             };
-            use crate::sqlite::schema::{BOX_RECEIVED, BOX_SENT};
             use crate::store::{ConvSummary, ReadBy, RetentionHit, StoreBackend, UserRecord};
             use magpie_core::{
                 Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo,
@@ -85,11 +85,12 @@ macro_rules! sql_backend {
                 /// repeat inside the batch finds the first. A racing transaction
                 /// with the same (from, cmid) makes the content insert fail on
                 /// the unique key; `accept` then retries and finds the winner.
-                /// A refused group send (`Forbidden`) rolls the whole batch back.
+                /// A refused group send (`Forbidden`) is checked before its
+                /// sequence is taken, so it writes nothing and the others go on.
                 async fn accept_once(
                     &self,
                     batch: &[NewMessage],
-                ) -> std::result::Result<Result<Vec<Accepted>>, sqlx::Error> {
+                ) -> std::result::Result<Vec<crate::Outcome>, sqlx::Error> {
                     let mut tx = self.pool.begin().await?;
                     // A batch spanning conversations locks their rows up front in
                     // one global order; otherwise two batches naming the same
@@ -109,20 +110,26 @@ macro_rules! sql_backend {
                     let mut out = Vec::with_capacity(batch.len());
                     for m in batch {
                         if let Some(found) = Self::find_cmid(&mut tx, m.from, m.cmid).await? {
-                            out.push(found);
+                            out.push(Ok(found));
                             continue;
+                        }
+                        // Checked after the conversation row is locked, to keep
+                        // the lock order of `groups`, and before its sequence is
+                        // taken, so a refusal writes nothing.
+                        let group = m.conv.group_id();
+                        if let Some(g) = group {
+                            sqlx::query($q.lock_conv.as_str())
+                                .bind(m.conv.as_str())
+                                .execute(&mut *tx)
+                                .await?;
+                            if let Some(refused) = Self::check_sender(&mut tx, g, m.from).await? {
+                                out.push(Err(refused));
+                                continue;
+                            }
                         }
                         // Locks the conversation row until COMMIT: the only
                         // guarantee that no two messages share (conv, seq).
                         let seq = Self::next_seq(&mut tx, m.conv.as_str()).await?;
-                        // Checked after the conversation row is locked, to keep
-                        // the lock order of `groups`; a refusal rolls back.
-                        let group = m.conv.group_id();
-                        if let Some(g) = group
-                            && let Some(refused) = Self::check_sender(&mut tx, g, m.from).await?
-                        {
-                            return Ok(Err(refused));
-                        }
                         sqlx::query($q.insert_content.as_str())
                             .bind(m.server_id.0)
                             .bind(m.conv.as_str())
@@ -166,16 +173,16 @@ macro_rules! sql_backend {
                                 .execute(&mut *tx)
                                 .await?;
                         }
-                        out.push(Accepted {
+                        out.push(Ok(Accepted {
                             server_id: m.server_id,
                             conv: m.conv.clone(),
                             seq,
                             sent_at: m.sent_at,
                             duplicate: false,
-                        });
+                        }));
                     }
                     tx.commit().await?;
-                    Ok(Ok(out))
+                    Ok(out)
                 }
 
                 /// Deletes the messages `victims` names (body and both box rows)

@@ -35,6 +35,10 @@ pub use pg::PgStore;
 pub use schema::SCHEMA_VERSION;
 
 use crate::error::{Result, StoreError};
+
+/// `box_type` of the sender's copy (outbox) and the receiver's copy (inbox).
+pub(crate) const BOX_SENT: i64 = 0;
+pub(crate) const BOX_RECEIVED: i64 = 1;
 use magpie_core::{ClientMsgId, ConvId, Message, Persistence, ServerMsgId, UserId};
 use std::future::Future;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! wording (`ON CONFLICT … DO UPDATE` against `ON DUPLICATE KEY UPDATE`), and
 //! what needs `RETURNING` (which MySQL lacks) lives in `pg`/`mysql`.
 
-use crate::sqlite::schema::{BOX_RECEIVED, BOX_SENT};
+use crate::sql::{BOX_RECEIVED, BOX_SENT};
 use std::sync::LazyLock;
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -134,11 +134,11 @@ macro_rules! sql_trait_impl {
                 }
             }
 
-            async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Accepted>> {
+            async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<crate::Outcome>> {
                 retrying("accept", Retry::TransientAndUnique, || {
                     self.accept_once(&batch)
                 })
-                .await?
+                .await
             }
 
             async fn lookup_cmid(

@@ -3,10 +3,17 @@
 //!
 //! Layout: `schema` (DDL, pragmas, decoders), `writer` (one writer thread with
 //! group commit), `writes` (what runs on it), `reads` (read-only pool and
-//! queries). A file-backed store runs WAL with `synchronous=FULL`; an
-//! in-memory store has a single connection, so its reads go through the
-//! writer thread as well.
+//! queries), `checkpoint` (WAL checkpoints off the writer's path). A
+//! file-backed store runs WAL with `synchronous=FULL`; an in-memory store
+//! has a single connection, so its reads go through the writer thread as
+//! well.
+//!
+//! Unlike the sharded SQL stores, a direct message here is its one row
+//! (`im_msg_content`): the inbox/outbox index they keep per owner would only
+//! repeat what the conversation id (it names both parties) and the
+//! (conv, seq) index already give, at twice the writes per message.
 
+mod checkpoint;
 mod group_reads;
 mod groups;
 mod reads;
@@ -15,7 +22,7 @@ mod writer;
 mod writes;
 
 use crate::error::{Result, StoreError};
-use crate::store::{ConvSummary, ReadBy, RetentionHit, StoreBackend, UserRecord};
+use crate::store::{ConvSummary, Outcome, ReadBy, RetentionHit, StoreBackend, UserRecord};
 use async_trait::async_trait;
 use magpie_core::{
     Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, GroupRole,
@@ -42,6 +49,8 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Readers,
     offline_ttl_ms: i64,
+    /// File-backed stores only.
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl SqliteStore {
@@ -56,11 +65,13 @@ impl SqliteStore {
             }
             // The writer creates the file and the schema before readers open it.
             let conn = schema::open_writer(&path)?;
+            let checkpointer = checkpoint::Checkpointer::start(&path)?;
             let pool = ReadPool::open(path)?;
             Ok(SqliteStore {
                 writer: Writer::spawn(conn)?,
                 readers: Readers::Pool(pool),
                 offline_ttl_ms: DEFAULT_OFFLINE_TTL_MS,
+                _checkpointer: Some(checkpointer),
             })
         })
         .await
@@ -74,6 +85,7 @@ impl SqliteStore {
             writer: Writer::spawn(conn)?,
             readers: Readers::Writer,
             offline_ttl_ms: DEFAULT_OFFLINE_TTL_MS,
+            _checkpointer: None,
         })
     }
 
@@ -157,7 +169,7 @@ impl StoreBackend for SqliteStore {
         self.read(move |c| reads::get_settings(c, user, &d)).await
     }
 
-    async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Accepted>> {
+    async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Outcome>> {
         let ttl = self.offline_ttl_ms;
         self.writer
             .exec(move |c| writes::accept(c, &batch, ttl))

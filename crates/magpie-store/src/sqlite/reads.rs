@@ -5,9 +5,7 @@
 //! borrowing one pooled connection. The pool lock is held only to pop/push a
 //! connection, never while a query runs or across an `.await`.
 
-use super::schema::{
-    BOX_RECEIVED, MESSAGE_COLUMNS, conv_at, corrupt_or, message_from_row, open_reader,
-};
+use super::schema::{MESSAGE_COLUMNS, conv_at, corrupt_or, message_from_row, open_reader};
 use crate::error::{Result, StoreError};
 use crate::store::{ConvSummary, UserRecord};
 use magpie_core::{
@@ -126,7 +124,7 @@ pub(crate) fn lookup_cmid(
     cmid: ClientMsgId,
 ) -> Result<Option<Accepted>> {
     c.prepare_cached("SELECT server_id, conv, seq, sent_at FROM im_msg_content WHERE from_uid = ?1 AND cmid = ?2")?
-        .query_row(params![from.0, cmid.to_string()], |r| {
+        .query_row(params![from.0, &cmid.as_bytes()[..]], |r| {
             Ok(Accepted {
                 server_id: ServerMsgId(r.get(0)?),
                 conv: conv_at(r, 1)?,
@@ -143,8 +141,13 @@ fn limit_param(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-/// Only what `owner` has a box row for is visible: retention or a foreign
-/// conversation yields nothing rather than someone else's messages.
+/// A direct conversation is visible to its two parties only (the
+/// conversation id names them): anyone else gets nothing, never someone
+/// else's messages.
+fn party(owner: UserId, conv: &ConvId) -> bool {
+    conv.peer_of(owner).is_some()
+}
+
 pub(crate) fn messages_after(
     c: &Connection,
     owner: UserId,
@@ -155,13 +158,16 @@ pub(crate) fn messages_after(
     if let Some(g) = conv.group_id() {
         return super::group_reads::messages(c, g, owner, after, None, limit);
     }
+    if !party(owner, conv) {
+        return Ok(Vec::new());
+    }
     let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM im_user_msg_box b JOIN im_msg_content c ON c.server_id = b.server_id
-         WHERE b.owner_uid = ?1 AND b.conv = ?2 AND b.seq > ?3 ORDER BY b.seq ASC LIMIT ?4"
+        "SELECT {MESSAGE_COLUMNS} FROM im_msg_content c
+         WHERE c.conv = ?1 AND c.seq > ?2 ORDER BY c.seq ASC LIMIT ?3"
     );
     c.prepare_cached(&sql)?
         .query_map(
-            params![owner.0, conv.as_str(), after, limit_param(limit)],
+            params![conv.as_str(), after, limit_param(limit)],
             message_from_row,
         )?
         .collect::<rusqlite::Result<_>>()
@@ -178,21 +184,25 @@ pub(crate) fn messages_before(
     if let Some(g) = conv.group_id() {
         return super::group_reads::messages(c, g, owner, 0, Some(before), limit);
     }
+    if !party(owner, conv) {
+        return Ok(Vec::new());
+    }
     let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM im_user_msg_box b JOIN im_msg_content c ON c.server_id = b.server_id
-         WHERE b.owner_uid = ?1 AND b.conv = ?2 AND b.seq < ?3 ORDER BY b.seq DESC LIMIT ?4"
+        "SELECT {MESSAGE_COLUMNS} FROM im_msg_content c
+         WHERE c.conv = ?1 AND c.seq < ?2 ORDER BY c.seq DESC LIMIT ?3"
     );
     c.prepare_cached(&sql)?
         .query_map(
-            params![owner.0, conv.as_str(), before, limit_param(limit)],
+            params![conv.as_str(), before, limit_param(limit)],
             message_from_row,
         )?
         .collect::<rusqlite::Result<_>>()
         .map_err(corrupt_or)
 }
 
-/// Summaries with the exact unread count: the owner's inbox rows above the
-/// read position (the primary key (owner, conv, seq) makes it a range scan).
+/// Summaries with the exact unread count: the messages addressed to the
+/// owner above the read position (a range of the (conv, seq) index; a note
+/// to self is never unread).
 fn summaries(c: &Connection, owner: UserId, conv: Option<&ConvId>) -> Result<Vec<ConvSummary>> {
     // Two statements rather than `(?2 IS NULL OR conv = ?2)`, so the single
     // lookup is a primary-key seek.
@@ -203,8 +213,9 @@ fn summaries(c: &Connection, owner: UserId, conv: Option<&ConvId>) -> Result<Vec
     };
     let sql = format!(
         "SELECT u.conv, u.peer_uid, u.last_seq, u.read_seq,
-                (SELECT COUNT(*) FROM im_user_msg_box b
-                 WHERE b.owner_uid = u.owner_uid AND b.conv = u.conv AND b.seq > u.read_seq AND b.box_type = {BOX_RECEIVED})
+                (SELECT COUNT(*) FROM im_msg_content c
+                 WHERE c.conv = u.conv AND c.seq > u.read_seq
+                   AND c.to_uid = u.owner_uid AND c.from_uid <> u.owner_uid)
          FROM user_conv u WHERE u.owner_uid = ?1 {filter} ORDER BY u.conv"
     );
     let mut stmt = c.prepare_cached(&sql)?;

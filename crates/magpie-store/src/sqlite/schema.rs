@@ -9,8 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Bumped whenever the DDL below changes shape; stored in `PRAGMA user_version`
-/// so an older binary refuses a database written by a newer one.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// so an older binary refuses a database written by a newer one. Version 3
+/// keeps client message ids as 16-byte blobs and has no inbox/outbox rows
+/// (see the module doc of `sqlite`); `migrate` upgrades a version 2 file.
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits on a lock before giving up. Readers in WAL mode
 /// never wait on the writer; this covers checkpoints and a second process.
@@ -49,7 +51,7 @@ CREATE TABLE IF NOT EXISTS im_msg_content (
     seq         INTEGER NOT NULL,
     from_uid    INTEGER NOT NULL,
     to_uid      INTEGER NOT NULL,
-    cmid        TEXT    NOT NULL,
+    cmid        BLOB    NOT NULL,
     body        TEXT    NOT NULL,
     persistence TEXT    NOT NULL,
     sent_at     INTEGER NOT NULL,
@@ -59,15 +61,6 @@ CREATE TABLE IF NOT EXISTS im_msg_content (
 );
 CREATE INDEX IF NOT EXISTS im_msg_content_expire
     ON im_msg_content (expire_at) WHERE expire_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS im_user_msg_box (
-    owner_uid INTEGER NOT NULL,
-    other_uid INTEGER NOT NULL,
-    conv      TEXT    NOT NULL,
-    seq       INTEGER NOT NULL,
-    server_id INTEGER NOT NULL,
-    box_type  INTEGER NOT NULL,
-    PRIMARY KEY (owner_uid, conv, seq)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS user_conv (
     owner_uid INTEGER NOT NULL,
     conv      TEXT    NOT NULL,
@@ -99,10 +92,6 @@ CREATE INDEX IF NOT EXISTS im_group_member_user ON im_group_member (user_id, gro
 CREATE INDEX IF NOT EXISTS im_group_member_read ON im_group_member (group_id, read_seq);
 ";
 
-/// `box_type` of the sender's copy (outbox) and the receiver's copy (inbox).
-pub(crate) const BOX_SENT: i64 = 0;
-pub(crate) const BOX_RECEIVED: i64 = 1;
-
 /// The columns `message_from_row` expects, in order, from `im_msg_content c`.
 pub(crate) const MESSAGE_COLUMNS: &str =
     "c.server_id, c.conv, c.seq, c.from_uid, c.to_uid, c.cmid, c.body, c.persistence, c.sent_at";
@@ -127,7 +116,22 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Checkpoints run on their own connection and thread (`checkpoint.rs`),
+    // not inside this writer's commits.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     migrate(&conn)?;
+    Ok(conn)
+}
+
+/// The WAL file is truncated back to this size after a checkpoint resets it.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// A connection for the checkpointer: read-write, never used for data.
+pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    common_pragmas(&conn)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     Ok(conn)
 }
 
@@ -151,7 +155,8 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Creates missing tables and records the schema version; refuses a newer one.
+/// Creates missing tables and records the schema version; refuses a newer
+/// one and upgrades an older one.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
@@ -159,10 +164,44 @@ fn migrate(conn: &Connection) -> Result<()> {
             "database schema version {version} is newer than this build ({SCHEMA_VERSION})"
         )));
     }
+    if version == 2 {
+        conn.execute_batch(V2_TO_V3)?;
+    }
     conn.execute_batch(DDL)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
+
+/// Version 2 → 3, in one transaction: client message ids from text to their
+/// 16 bytes, and the inbox/outbox rows dropped (a direct message's parties
+/// are in its conversation id; visibility and unread counts read the
+/// message rows themselves).
+const V2_TO_V3: &str = "
+BEGIN;
+CREATE TABLE im_msg_content_v3 (
+    server_id   INTEGER PRIMARY KEY,
+    conv        TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    from_uid    INTEGER NOT NULL,
+    to_uid      INTEGER NOT NULL,
+    cmid        BLOB    NOT NULL,
+    body        TEXT    NOT NULL,
+    persistence TEXT    NOT NULL,
+    sent_at     INTEGER NOT NULL,
+    expire_at   INTEGER,
+    UNIQUE (conv, seq),
+    UNIQUE (from_uid, cmid)
+);
+INSERT INTO im_msg_content_v3
+    SELECT server_id, conv, seq, from_uid, to_uid, unhex(replace(cmid, '-', '')),
+           body, persistence, sent_at, expire_at
+    FROM im_msg_content;
+DROP TABLE im_msg_content;
+ALTER TABLE im_msg_content_v3 RENAME TO im_msg_content;
+DROP TABLE IF EXISTS im_user_msg_box;
+PRAGMA user_version = 3;
+COMMIT;
+";
 
 /// Maps a SQLite error to the crate error: a constraint violation is a
 /// logical conflict the caller can act on, anything else is unavailability.
@@ -203,7 +242,7 @@ pub(crate) fn device_at(row: &Row<'_>, col: usize) -> rusqlite::Result<DeviceId>
 
 /// Decodes the `MESSAGE_COLUMNS` of one row.
 pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
-    let cmid: String = row.get(5)?;
+    let cmid: Vec<u8> = row.get(5)?;
     let persistence: String = row.get(7)?;
     Ok(Message {
         server_id: ServerMsgId(row.get(0)?),
@@ -211,7 +250,7 @@ pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         seq: row.get(2)?,
         from: UserId(row.get(3)?),
         to: UserId(row.get(4)?),
-        cmid: ClientMsgId::try_from(cmid).map_err(|e| bad(5, e.to_string()))?,
+        cmid: ClientMsgId::from_bytes(&cmid).map_err(|e| bad(5, e.to_string()))?,
         body: row.get(6)?,
         persistence: persistence.parse::<Persistence>().map_err(|e| bad(7, e))?,
         sent_at: row.get(8)?,
@@ -237,6 +276,46 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version");
         assert_eq!((mode.as_str(), sync, version), ("wal", 2, SCHEMA_VERSION));
+    }
+
+    /// A version 2 file (text client ids, inbox/outbox rows) is upgraded in
+    /// place: its messages, their ids and their order survive.
+    #[test]
+    fn version_2_is_upgraded() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.sqlite3");
+        let cmid = ClientMsgId::new_v7();
+        {
+            let c = Connection::open(&path).expect("open");
+            c.execute_batch(
+                "CREATE TABLE im_msg_content (server_id INTEGER PRIMARY KEY, conv TEXT NOT NULL,
+                    seq INTEGER NOT NULL, from_uid INTEGER NOT NULL, to_uid INTEGER NOT NULL,
+                    cmid TEXT NOT NULL, body TEXT NOT NULL, persistence TEXT NOT NULL,
+                    sent_at INTEGER NOT NULL, expire_at INTEGER, UNIQUE (conv, seq), UNIQUE (from_uid, cmid));
+                 CREATE TABLE im_user_msg_box (owner_uid INTEGER NOT NULL, other_uid INTEGER NOT NULL,
+                    conv TEXT NOT NULL, seq INTEGER NOT NULL, server_id INTEGER NOT NULL,
+                    box_type INTEGER NOT NULL, PRIMARY KEY (owner_uid, conv, seq)) WITHOUT ROWID;
+                 PRAGMA user_version = 2;",
+            )
+            .expect("v2 schema");
+            c.execute(
+                "INSERT INTO im_msg_content VALUES (7, 'd:1:2', 1, 1, 2, ?1, 'hi', 'forever', 5, NULL)",
+                [cmid.to_string()],
+            )
+            .expect("v2 row");
+        }
+        let conn = open_writer(&path).expect("upgrade");
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM im_msg_content c");
+        let m = conn.query_row(&sql, [], message_from_row).expect("row");
+        assert_eq!((m.cmid, m.body.as_str(), m.seq), (cmid, "hi", 1));
+        let boxes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'im_user_msg_box'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(boxes, 0);
     }
 
     /// A database from a newer build is refused instead of half-understood.

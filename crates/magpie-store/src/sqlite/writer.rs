@@ -119,22 +119,31 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
 }
 
 /// Runs every job of the batch in one IMMEDIATE transaction, one savepoint
-/// each. An error here means nothing of the batch was committed.
+/// each (a lone job needs none: its failure is the transaction's). An error
+/// here means nothing of the batch was committed.
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> std::result::Result<(), String> {
     // IMMEDIATE takes the write lock up front so COMMIT cannot fail with BUSY
     // after the jobs ran (another process holding the file is the only case).
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| e.to_string())?;
+    let exec = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    exec("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
     let result = (|| -> rusqlite::Result<()> {
-        for job in batch.iter_mut() {
-            conn.execute_batch("SAVEPOINT job")?;
-            if job.run(conn) {
-                conn.execute_batch("RELEASE job")?;
-            } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+        if let [job] = batch {
+            if !job.run(conn) {
+                exec("ROLLBACK")?;
+                return Ok(());
+            }
+        } else {
+            for job in batch.iter_mut() {
+                exec("SAVEPOINT job")?;
+                if job.run(conn) {
+                    exec("RELEASE job")?;
+                } else {
+                    exec("ROLLBACK TO job")?;
+                    exec("RELEASE job")?;
+                }
             }
         }
-        conn.execute_batch("COMMIT")
+        exec("COMMIT").map(|_| ())
     })();
     if let Err(e) = result {
         // The transaction may already be gone (SQLite rolls back on some I/O

@@ -3,13 +3,14 @@
 //! read-modify-write sequences like "next seq" need no further locking.
 
 use super::reads::lookup_cmid;
-use super::schema::{BOX_RECEIVED, BOX_SENT, conv_at, corrupt_or, device_at, sql_err};
+use super::schema::{conv_at, corrupt_or, device_at, sql_err};
 use crate::error::{Result, StoreError};
-use crate::store::{RetentionHit, UserRecord};
+use crate::store::{Outcome, RetentionHit, UserRecord};
 use magpie_core::{
     Accepted, ClientSettings, ConvId, DeviceId, NewMessage, Persistence, Seq, UserId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -89,93 +90,100 @@ fn expire_at(p: Persistence, sent_at: i64, offline_ttl_ms: i64) -> Option<i64> {
 /// Accepts a batch in order (see `StoreBackend::accept`). Because each message
 /// is written before the next is looked up, a repeated (from, cmid) inside
 /// the batch finds the first one and comes back as its duplicate.
+///
+/// Per batch, not per message: each conversation's sequence is read once and
+/// written once (this thread is the only writer, inside one transaction), and
+/// the members' summaries are written once with their newest sequence.
 pub(crate) fn accept(
     c: &Connection,
     batch: &[NewMessage],
     offline_ttl_ms: i64,
-) -> Result<Vec<Accepted>> {
+) -> Result<Vec<Outcome>> {
     let mut out = Vec::with_capacity(batch.len());
+    let mut seqs: HashMap<&ConvId, Seq> = HashMap::new();
+    let mut summaries: HashMap<(UserId, &ConvId), (UserId, Seq)> = HashMap::new();
+    let mut last_seq = c.prepare_cached("SELECT last_seq FROM conversations WHERE conv = ?1")?;
+    let mut content = c.prepare_cached(
+        "INSERT INTO im_msg_content
+         (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
     for m in batch {
         if let Some(found) = lookup_cmid(c, m.from, m.cmid)? {
-            out.push(found);
+            out.push(Ok(found));
             continue;
         }
         let group = m.conv.group_id();
         if let Some(g) = group {
-            super::groups::check_sender(c, g, m.from)?;
+            match super::groups::check_sender(c, g, m.from) {
+                Ok(()) => {}
+                // Refused before anything is written: the others go on.
+                Err(refused @ StoreError::Forbidden(_)) => {
+                    out.push(Err(refused));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let seq: Seq = c
-            .prepare_cached(
-                "INSERT INTO conversations (conv, last_seq) VALUES (?1, 1)
-                 ON CONFLICT (conv) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
-            )?
-            .query_row([m.conv.as_str()], |r| r.get(0))?;
-        c.prepare_cached(
-            "INSERT INTO im_msg_content
-             (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            m.server_id.0,
-            m.conv.as_str(),
-            seq,
-            m.from.0,
-            m.to.0,
-            m.cmid.to_string(),
-            m.body,
-            m.persistence.to_string(),
-            m.sent_at,
-            expire_at(m.persistence, m.sent_at, offline_ttl_ms),
-        ])
-        .map_err(|e| sql_err(e, || format!("server id {}", m.server_id)))?;
+        let seq = match seqs.get_mut(&m.conv) {
+            Some(s) => {
+                *s += 1;
+                *s
+            }
+            None => {
+                let last: Option<Seq> = last_seq
+                    .query_row([m.conv.as_str()], |r| r.get(0))
+                    .optional()?;
+                let s = last.unwrap_or(0) + 1;
+                seqs.insert(&m.conv, s);
+                s
+            }
+        };
+        content
+            .execute(params![
+                m.server_id.0,
+                m.conv.as_str(),
+                seq,
+                m.from.0,
+                m.to.0,
+                &m.cmid.as_bytes()[..],
+                m.body,
+                m.persistence.to_string(),
+                m.sent_at,
+                expire_at(m.persistence, m.sent_at, offline_ttl_ms),
+            ])
+            .map_err(|e| sql_err(e, || format!("server id {}", m.server_id)))?;
         if let Some(g) = group {
             // Read diffusion: no per-member rows; the sender has read it.
             super::groups::sender_read(c, g, m.from, seq)?;
-            out.push(Accepted {
-                server_id: m.server_id,
-                conv: m.conv.clone(),
-                seq,
-                sent_at: m.sent_at,
-                duplicate: false,
-            });
-            continue;
+        } else {
+            summaries.insert((m.from, &m.conv), (m.to, seq));
+            // A note to self has one owner: one summary.
+            if m.from != m.to {
+                summaries.insert((m.to, &m.conv), (m.from, seq));
+            }
         }
-        let mut boxes = c.prepare_cached(
-            "INSERT INTO im_user_msg_box (owner_uid, other_uid, conv, seq, server_id, box_type)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        let mut summary = c.prepare_cached(
-            "INSERT INTO user_conv (owner_uid, conv, peer_uid, last_seq, read_seq) VALUES (?1, ?2, ?3, ?4, 0)
-             ON CONFLICT (owner_uid, conv) DO UPDATE SET last_seq = excluded.last_seq, peer_uid = excluded.peer_uid",
-        )?;
-        boxes.execute(params![
-            m.from.0,
-            m.to.0,
-            m.conv.as_str(),
-            seq,
-            m.server_id.0,
-            BOX_SENT
-        ])?;
-        summary.execute(params![m.from.0, m.conv.as_str(), m.to.0, seq])?;
-        // A note to self has one owner: one (outbox) row, one summary.
-        if m.from != m.to {
-            boxes.execute(params![
-                m.to.0,
-                m.from.0,
-                m.conv.as_str(),
-                seq,
-                m.server_id.0,
-                BOX_RECEIVED
-            ])?;
-            summary.execute(params![m.to.0, m.conv.as_str(), m.from.0, seq])?;
-        }
-        out.push(Accepted {
+        out.push(Ok(Accepted {
             server_id: m.server_id,
             conv: m.conv.clone(),
             seq,
             sent_at: m.sent_at,
             duplicate: false,
-        });
+        }));
+    }
+    let mut conv_seq = c.prepare_cached(
+        "INSERT INTO conversations (conv, last_seq) VALUES (?1, ?2)
+         ON CONFLICT (conv) DO UPDATE SET last_seq = excluded.last_seq",
+    )?;
+    for (conv, seq) in seqs {
+        conv_seq.execute(params![conv.as_str(), seq])?;
+    }
+    let mut summary = c.prepare_cached(
+        "INSERT INTO user_conv (owner_uid, conv, peer_uid, last_seq, read_seq) VALUES (?1, ?2, ?3, ?4, 0)
+         ON CONFLICT (owner_uid, conv) DO UPDATE SET last_seq = excluded.last_seq, peer_uid = excluded.peer_uid",
+    )?;
+    for ((owner, conv), (peer, seq)) in summaries {
+        summary.execute(params![owner.0, conv.as_str(), peer.0, seq])?;
     }
     Ok(out)
 }
@@ -196,7 +204,7 @@ pub(crate) fn set_read(c: &Connection, owner: UserId, conv: &ConvId, seq: Seq) -
 }
 
 /// Removes the messages `select` names (columns: server_id, conv, seq,
-/// from_uid, to_uid): the body and both members' box rows.
+/// from_uid, to_uid): the body is the message, for both parties.
 fn delete_selected(
     c: &Connection,
     select: &str,
@@ -209,13 +217,9 @@ fn delete_selected(
         })?
         .collect::<rusqlite::Result<_>>()
         .map_err(corrupt_or)?;
-    let mut del_box = c.prepare_cached(
-        "DELETE FROM im_user_msg_box WHERE conv = ?1 AND seq = ?2 AND owner_uid IN (?3, ?4)",
-    )?;
     let mut del_body = c.prepare_cached("DELETE FROM im_msg_content WHERE server_id = ?1")?;
     let mut hits = Vec::with_capacity(victims.len());
-    for (server_id, conv, seq, from, to) in victims {
-        del_box.execute(params![conv.as_str(), seq, from, to])?;
+    for (server_id, conv, seq, _from, to) in victims {
         del_body.execute([server_id])?;
         hits.push(RetentionHit {
             conv,

@@ -116,9 +116,19 @@ pub async fn users(s: &Store, names: &[&str]) -> Vec<UserId> {
     ids
 }
 
+/// Accepts a batch that must be accepted whole (each message accepted or a duplicate).
+pub async fn accepted(s: &Store, batch: Vec<NewMessage>) -> Vec<magpie_core::Accepted> {
+    s.accept(batch)
+        .await
+        .expect("accept")
+        .into_iter()
+        .map(|o| o.expect("message accepted"))
+        .collect()
+}
+
 /// Accepts one message and returns its sequence.
 pub async fn send(s: &Store, m: NewMessage) -> i64 {
-    let acc = s.accept(vec![m]).await.expect("accept");
+    let acc = accepted(s, vec![m]).await;
     assert!(!acc[0].duplicate, "a fresh cmid must not be a duplicate");
     acc[0].seq
 }
@@ -162,6 +172,7 @@ macro_rules! store_conformance {
             groups_membership_and_roles,
             group_messages_are_stored_once_and_seen_by_members,
             group_unread_and_read_by_follow_positions,
+            refused_send_does_not_stop_the_batch,
         );
     };
 }
@@ -181,6 +192,7 @@ macro_rules! state_conformance {
             ticket_expires,
             offline_queue_order_and_limits,
             offline_trim_and_remove,
+            offline_queue_is_capped,
             unread_ignored_without_cache,
             unread_watermark_prevents_double_count,
             unread_reset_respects_newer_counts,

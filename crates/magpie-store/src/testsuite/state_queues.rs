@@ -179,6 +179,34 @@ pub async fn offline_trim_and_remove(st: State) {
     );
 }
 
+/// A queue keeps only its newest `OFFLINE_CAP` entries, whatever the order
+/// they came in; the other queues are untouched.
+pub async fn offline_queue_is_capped(st: State) {
+    let (c12, c13) = (conv(1, 2), conv(1, 3));
+    let n = crate::OFFLINE_CAP as Seq + 10;
+    let items: Vec<_> = (1..=n).rev().map(|s| item(2, &c12, s, "id")).collect();
+    for chunk in items.chunks(7) {
+        st.offline_add(chunk).await.expect("add");
+    }
+    st.offline_add(&[item(2, &c13, 1, "other")])
+        .await
+        .expect("add");
+    let kept = st
+        .offline_after(UserId(2), &c12, 0, 1000)
+        .await
+        .expect("after");
+    assert_eq!(kept.len(), crate::OFFLINE_CAP);
+    assert_eq!(kept.first().map(|e| e.0), Some(11), "the oldest fell off");
+    assert_eq!(kept.last().map(|e| e.0), Some(n));
+    assert_eq!(
+        st.offline_after(UserId(2), &c13, 0, 10)
+            .await
+            .expect("other")
+            .len(),
+        1
+    );
+}
+
 /// Counting and resetting do nothing for a user whose cache is not loaded
 /// (the next read rebuilds it from the store).
 pub async fn unread_ignored_without_cache(st: State) {

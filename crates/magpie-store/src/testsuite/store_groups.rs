@@ -1,7 +1,7 @@
 //! Store cases for groups: membership and roles, read diffusion, positions,
 //! unread counts and read-by lists.
 
-use super::{next_server_id, users};
+use super::{accepted, new_msg, next_server_id, users};
 use crate::{Store, StoreError};
 use magpie_core::{
     ClientMsgId, ConvId, GroupId, GroupRole, NewMessage, Persistence, Seq, UserId, now_ms,
@@ -21,10 +21,7 @@ fn group_msg(g: GroupId, from: UserId, body: &str) -> NewMessage {
 }
 
 async fn post(s: &Store, g: GroupId, from: UserId, body: &str) -> Seq {
-    s.accept(vec![group_msg(g, from, body)])
-        .await
-        .expect("accept")[0]
-        .seq
+    accepted(s, vec![group_msg(g, from, body)]).await[0].seq
 }
 
 async fn unread(s: &Store, user: UserId, g: GroupId) -> i64 {
@@ -98,7 +95,11 @@ pub async fn group_messages_are_stored_once_and_seen_by_members(s: Store) {
     let g = s.create_group("g", u[0], &[u[1]], 0).await.expect("create");
     assert_eq!(post(&s, g.id, u[0], "1").await, 1);
     assert_eq!(post(&s, g.id, u[1], "2").await, 2);
-    let err = s.accept(vec![group_msg(g.id, u[2], "no")]).await;
+    let err = s
+        .accept(vec![group_msg(g.id, u[2], "no")])
+        .await
+        .expect("tx")
+        .remove(0);
     assert!(matches!(err, Err(StoreError::Forbidden(_))), "{err:?}");
     let conv = ConvId::group(g.id);
     let seen = s.messages_after(u[1], &conv, 0, 10).await.expect("read");
@@ -137,16 +138,24 @@ pub async fn group_messages_are_stored_once_and_seen_by_members(s: Store) {
     // Muted members and dissolved groups refuse sends; a retry of an
     // accepted send is still its duplicate.
     let first = group_msg(g.id, u[1], "dup");
-    s.accept(vec![first.clone()]).await.expect("accept");
+    accepted(&s, vec![first.clone()]).await;
     s.set_member(g.id, u[1], None, Some(true))
         .await
         .expect("mute");
-    let muted = s.accept(vec![group_msg(g.id, u[1], "muted")]).await;
+    let muted = s
+        .accept(vec![group_msg(g.id, u[1], "muted")])
+        .await
+        .expect("tx")
+        .remove(0);
     assert!(matches!(muted, Err(StoreError::Forbidden(_))), "{muted:?}");
-    let again = s.accept(vec![first]).await.expect("dup")[0].clone();
+    let again = accepted(&s, vec![first]).await.remove(0);
     assert!(again.duplicate);
     s.dissolve_group(g.id).await.expect("dissolve");
-    let gone = s.accept(vec![group_msg(g.id, u[0], "late")]).await;
+    let gone = s
+        .accept(vec![group_msg(g.id, u[0], "late")])
+        .await
+        .expect("tx")
+        .remove(0);
     assert!(matches!(gone, Err(StoreError::Forbidden(_))), "{gone:?}");
     // Leaving stops reading at once.
     s.remove_member(g.id, u[3]).await.expect("leave");
@@ -234,5 +243,49 @@ pub async fn group_unread_and_read_by_follow_positions(s: Store) {
     assert_eq!(
         (c.last_seq, c.read_seq, c.unread, c.peer),
         (6, 5, 1, UserId(0))
+    );
+}
+
+/// A refused group send in a batch writes nothing and does not stop the
+/// other messages: one outcome each, and no sequence is skipped.
+pub async fn refused_send_does_not_stop_the_batch(s: Store) {
+    let u = users(&s, &["o", "m", "out"]).await;
+    let g = s.create_group("g", u[0], &[u[1]], 0).await.expect("create");
+    let batch = vec![
+        group_msg(g.id, u[0], "1"),
+        group_msg(g.id, u[2], "refused"),
+        new_msg(u[1], u[2], "direct"),
+        group_msg(g.id, u[1], "2"),
+    ];
+    let out = s.accept(batch).await.expect("the transaction commits");
+    assert!(
+        matches!(out[1], Err(StoreError::Forbidden(_))),
+        "{:?}",
+        out[1]
+    );
+    let seqs: Vec<_> = out
+        .iter()
+        .filter_map(|o| o.as_ref().ok().map(|a| (a.conv.clone(), a.seq)))
+        .collect();
+    let gc = ConvId::group(g.id);
+    assert_eq!(
+        seqs,
+        vec![
+            (gc.clone(), 1),
+            (ConvId::direct(u[1], u[2]), 1),
+            (gc.clone(), 2)
+        ]
+    );
+    let bodies: Vec<_> = s
+        .messages_after(u[0], &gc, 0, 10)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, ["1", "2"]);
+    assert_eq!(
+        accepted(&s, vec![group_msg(g.id, u[0], "3")]).await[0].seq,
+        3
     );
 }

@@ -1,6 +1,6 @@
 //! Store cases for accepting messages: sequences, idempotency and who sees what.
 
-use super::{new_msg, send, users};
+use super::{accepted, new_msg, send, users};
 use crate::Store;
 use magpie_core::{ConvId, Message, NewMessage, Seq, UserId};
 
@@ -17,7 +17,7 @@ pub async fn accept_allocates_contiguous_seqs_per_conversation(s: Store) {
         new_msg(u[1], u[0], "2"),
         new_msg(u[0], u[2], "x1"),
     ];
-    let acc = s.accept(batch.clone()).await.expect("accept");
+    let acc = accepted(&s, batch.clone()).await;
     assert_eq!(acc.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![1, 2, 1]);
     for (a, m) in acc.iter().zip(&batch) {
         assert!(!a.duplicate);
@@ -36,18 +36,14 @@ pub async fn accept_allocates_contiguous_seqs_per_conversation(s: Store) {
 pub async fn duplicate_returns_original_and_writes_nothing(s: Store) {
     let u = users(&s, &["a", "b"]).await;
     let first = new_msg(u[0], u[1], "original");
-    let orig = s
-        .accept(vec![first.clone()])
-        .await
-        .expect("accept")
-        .remove(0);
+    let orig = accepted(&s, vec![first.clone()]).await.remove(0);
     let again = NewMessage {
         server_id: super::next_server_id(),
         body: "changed".into(),
         sent_at: first.sent_at + 5,
         ..first.clone()
     };
-    let dup = s.accept(vec![again]).await.expect("accept dup").remove(0);
+    let dup = accepted(&s, vec![again]).await.remove(0);
     assert!(dup.duplicate);
     assert_eq!(
         (dup.server_id, &dup.conv, dup.seq, dup.sent_at),
@@ -94,10 +90,7 @@ pub async fn duplicate_within_one_batch(s: Store) {
         server_id: super::next_server_id(),
         ..m.clone()
     };
-    let acc = s
-        .accept(vec![m.clone(), new_msg(u[0], u[1], "next"), twin])
-        .await
-        .expect("accept");
+    let acc = accepted(&s, vec![m.clone(), new_msg(u[0], u[1], "next"), twin]).await;
     assert_eq!(
         acc.iter().map(|a| (a.seq, a.duplicate)).collect::<Vec<_>>(),
         vec![(1, false), (2, false), (1, true)]
@@ -125,7 +118,7 @@ pub async fn concurrent_duplicates_agree(s: Store) {
                     ..m.clone()
                 },
             );
-            tokio::spawn(async move { s.accept(vec![m]).await.expect("accept").remove(0) })
+            tokio::spawn(async move { accepted(&s, vec![m]).await.remove(0) })
         })
         .collect();
     let mut results = Vec::new();

@@ -1,0 +1,95 @@
+//! Micro-benchmarks of the pure functions on the message path (`cargo bench
+//! -p magpie-bench`): frame decoding and encoding, id allocation. Whole
+//! server figures come from the `magpie-bench` tool (docs/performance.md).
+
+use magpie_core::{ClientMsgId, ConvId, Message, MsgIdGen, Persistence, ServerMsgId, UserId};
+use magpie_proto::{ClientFrame, ClientOp, ServerFrame, decode_client};
+
+fn main() {
+    divan::main();
+}
+
+fn message(body: usize) -> Message {
+    Message {
+        server_id: ServerMsgId(1 << 40),
+        conv: ConvId::direct(UserId(1001), UserId(1002)),
+        seq: 123_456,
+        from: UserId(1001),
+        to: UserId(1002),
+        cmid: ClientMsgId::new_v7(),
+        body: "x".repeat(body),
+        persistence: Persistence::Forever,
+        sent_at: 1_764_000_000_000,
+    }
+}
+
+fn send_frame() -> Vec<u8> {
+    ClientFrame {
+        rid: Some(42),
+        op: ClientOp::Send {
+            to: UserId(1002),
+            cmid: ClientMsgId::new_v7(),
+            body: "x".repeat(64),
+            persistence: None,
+            group: None,
+        },
+    }
+    .encode()
+}
+
+#[divan::bench]
+fn decode_send(b: divan::Bencher) {
+    let bytes = send_frame();
+    b.bench(|| decode_client(divan::black_box(&bytes)));
+}
+
+#[divan::bench]
+fn decode_ack(b: divan::Bencher) {
+    let bytes = br#"{"op":"ack","conv":"d:1001:1002","seqs":[1,2,3,4,5,6,7,8]}"#;
+    b.bench(|| decode_client(divan::black_box(bytes)));
+}
+
+#[divan::bench]
+fn encode_push(b: divan::Bencher) {
+    let msg = message(64);
+    b.bench(|| {
+        ServerFrame::Msg {
+            msg: divan::black_box(&msg).clone(),
+            attempt: 1,
+        }
+        .encode()
+    });
+}
+
+#[divan::bench]
+fn encode_sent(b: divan::Bencher) {
+    let msg = message(0);
+    b.bench(|| {
+        ServerFrame::Sent {
+            rid: Some(42),
+            cmid: msg.cmid,
+            server_id: msg.server_id,
+            conv: msg.conv.clone(),
+            seq: msg.seq,
+            sent_at: msg.sent_at,
+            duplicate: false,
+        }
+        .encode()
+    });
+}
+
+#[divan::bench]
+fn server_id(b: divan::Bencher) {
+    let ids = MsgIdGen::new(1);
+    b.bench(|| ids.next());
+}
+
+#[divan::bench]
+fn direct_conv_id(b: divan::Bencher) {
+    b.bench(|| {
+        ConvId::direct(
+            divan::black_box(UserId(1002)),
+            divan::black_box(UserId(1001)),
+        )
+    });
+}

@@ -1,0 +1,126 @@
+//! `idle`: authenticated connections held open with nothing to say. What
+//! an idle connection costs the server (memory per connection, CPU while
+//! nothing happens) and how fast it takes new ones (connects a second,
+//! ticket to `welcome`).
+//!
+//! Tokens are fetched before the clock starts; the connect rate counts the
+//! ticket (`POST /v1/connect`), the socket and the handshake.
+
+use super::Run;
+use crate::link::Link;
+use crate::meter::{Recorder, Snapshot};
+use crate::report::Report;
+use crate::wire;
+use futures_util::{StreamExt, stream};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct IdleArgs {
+    /// Connections to open and hold (the measured window is how long).
+    #[arg(long, default_value_t = 1000)]
+    pub conns: usize,
+    /// Connections per user (as many devices).
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 256)]
+    pub connect_concurrency: usize,
+}
+
+pub async fn run(args: &IdleArgs, run: &Run) -> anyhow::Result<Report> {
+    let mut setup = run.setup.clone();
+    // Tens of thousands of sockets: keep the tool's own buffers small too.
+    setup.read_buf = 1024;
+    let devices = args.devices.max(1);
+    let users = setup.users(args.conns.div_ceil(devices)).await?;
+    let apis: Vec<_> = stream::iter(0..args.conns)
+        .map(|i| {
+            let (acct, setup) = (&users[i / devices], &setup);
+            async move { setup.api(acct, &format!("d{}", i % devices), i).await }
+        })
+        .buffered(setup.concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+
+    let before = Snapshot::take(&run.target);
+    let mut rec = Recorder::default();
+    let t0 = Instant::now();
+    let opened: Vec<(anyhow::Result<Link>, Duration)> = stream::iter(apis.iter().enumerate())
+        .map(|(i, api)| {
+            let setup = &setup;
+            async move {
+                let t = Instant::now();
+                (setup.open(api, i).await, t.elapsed())
+            }
+        })
+        .buffer_unordered(args.connect_concurrency.max(1))
+        .collect()
+        .await;
+    let connect_secs = t0.elapsed().as_secs_f64();
+    let mut links = Vec::with_capacity(opened.len());
+    let mut failed = 0u64;
+    for (link, took) in opened {
+        match link {
+            Ok(l) => {
+                let _ = rec.delivery.record((took.as_micros() as u64).max(1));
+                links.push(l);
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    let held = links.len();
+    // Each connection answers the server's pings, nothing else.
+    let tasks: Vec<_> = links
+        .into_iter()
+        .map(|mut l| {
+            tokio::spawn(async move {
+                while let Some(f) = l.next().await {
+                    if wire::decode(&f).is_some_and(|f| f.op == "ping") {
+                        l.push(wire::pong);
+                        if l.flush().await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let the connect burst settle before the idle window.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let a = Snapshot::take(&run.target);
+    tokio::time::sleep(run.args.duration).await;
+    let b = Snapshot::take(&run.target);
+    for t in &tasks {
+        t.abort();
+    }
+
+    let mut report = Report {
+        scenario: "idle".into(),
+        params: serde_json::to_value(args)?,
+        unit: "conn".into(),
+        errors: failed,
+        server_rss_kib_max: b.server_rss_kib.max(a.server_rss_kib),
+        ..Report::default()
+    };
+    rec.delivered = held as u64;
+    report.measure(&rec, &a, &b, run.args.threads);
+    // The rate of an idle run is how fast connections were taken.
+    report.rate = held as f64 / connect_secs.max(1e-9);
+    let per_conn =
+        (a.server_rss_kib.saturating_sub(before.server_rss_kib)) as f64 / held.max(1) as f64;
+    report.server_rss_kib_start = before.server_rss_kib;
+    let extra = &mut report.extra;
+    extra.insert("held".into(), held.into());
+    extra.insert("connect_secs".into(), connect_secs.into());
+    extra.insert(
+        "server_kib_per_conn".into(),
+        ((per_conn * 100.0).round() / 100.0).into(),
+    );
+    extra.insert("idle_server_cores".into(), report.server.cores.into());
+    report
+        .notes
+        .push("latency = connect time (ticket to welcome); cpu = the idle window".into());
+    Ok(report)
+}

@@ -1,0 +1,296 @@
+//! The node's send pipeline: every connection's (and every HTTP call's)
+//! checked sends meet here, so one store transaction and one bus append
+//! carry all that arrived meanwhile, whoever sent it (group commit at the
+//! message level, not per connection).
+//!
+//! Two stages, each one task, so the store and the bus work at once:
+//! 1. `accept`: takes what is queued, one `store.accept` for all of it;
+//! 2. `publish`: takes what stage 1 accepted, in order, one `bus.publish`
+//!    for all of it, then answers the senders, then pushes.
+//!
+//! Invariants (ARCHITECTURE.md): a sender is answered only after its
+//! messages are in the store AND their events on the bus; events are
+//! published in acceptance order, so each conversation's events reach the
+//! workers in sequence order; pushes come after the answers and never fail
+//! a send.
+
+use crate::app::App;
+use crate::error::{Result, ServerError};
+use crate::metrics::meters;
+use magpie_bus::Outgoing;
+use magpie_core::{Accepted, BusEvent, ClientMsgId, DeviceId, Message, NewMessage, UserId};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Messages one store transaction takes at most.
+const MAX_BATCH: usize = 1024;
+/// Accepted batches waiting for the bus (beyond this stage 1 waits).
+const PUBLISH_QUEUE: usize = 4;
+
+/// One sender's checked messages and where their answer goes.
+struct Submission {
+    origin: Option<DeviceId>,
+    msgs: Vec<NewMessage>,
+    reply: oneshot::Sender<Vec<Result<Accepted>>>,
+}
+
+/// A submission after the store: its outcomes, and the messages to publish
+/// and push (new ones, and the originals of duplicates the store found).
+struct Stored {
+    origin: Option<DeviceId>,
+    outcomes: Vec<Result<Accepted>>,
+    publish: Vec<Message>,
+    /// What the idempotency fast path learns: the sender's accepted cmids.
+    remember: Option<(UserId, Vec<(ClientMsgId, Accepted)>)>,
+    /// New messages, and the rows they wrote (the body, plus one box row per
+    /// party of a direct message; a group message is its body alone).
+    fresh: u64,
+    rows: u64,
+    reply: oneshot::Sender<Vec<Result<Accepted>>>,
+}
+
+/// The entrance of the pipeline (held by `App`).
+pub struct Pipeline {
+    tx: mpsc::Sender<Submission>,
+    rx: Mutex<Option<mpsc::Receiver<Submission>>>,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        // Bounded: when the store falls behind, senders wait here (and stop
+        // reading their sockets), instead of queueing without limit.
+        let (tx, rx) = mpsc::channel(4096);
+        Pipeline {
+            tx,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Sends checked messages of one sender; one outcome per message once
+    /// they are durable (or refused, or failed).
+    pub(crate) async fn submit(
+        &self,
+        origin: Option<&DeviceId>,
+        msgs: Vec<NewMessage>,
+    ) -> Vec<Result<Accepted>> {
+        let n = msgs.len();
+        let gone = || {
+            (0..n)
+                .map(|_| Err(ServerError::Unavailable("shutting down".into())))
+                .collect()
+        };
+        let (reply, answer) = oneshot::channel();
+        let sub = Submission {
+            origin: origin.cloned(),
+            msgs,
+            reply,
+        };
+        if self.tx.send(sub).await.is_err() {
+            return gone();
+        }
+        answer.await.unwrap_or_else(|_| gone())
+    }
+}
+
+/// Starts both stages; they stop once the node shuts down, after finishing
+/// what they hold.
+pub fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
+    let Some(rx) = app.pipeline.rx.lock().take() else {
+        return Vec::new();
+    };
+    let (stored_tx, stored_rx) = mpsc::channel(PUBLISH_QUEUE);
+    vec![
+        (
+            "send-accept".into(),
+            tokio::spawn(accept_stage(app.clone(), rx, stored_tx)),
+        ),
+        (
+            "send-publish".into(),
+            tokio::spawn(publish_stage(app.clone(), stored_rx)),
+        ),
+    ]
+}
+
+async fn accept_stage(
+    app: App,
+    mut rx: mpsc::Receiver<Submission>,
+    out: mpsc::Sender<Vec<Stored>>,
+) {
+    loop {
+        let first = tokio::select! {
+            s = rx.recv() => s,
+            _ = app.shutdown.cancelled() => {
+                // Take nothing new; what is queued still gets an answer.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { return };
+        let mut subs = vec![first];
+        let mut n = subs[0].msgs.len();
+        while n < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(s) => {
+                    n += s.msgs.len();
+                    subs.push(s);
+                }
+                Err(_) => break,
+            }
+        }
+        let stored = accept(&app, subs).await;
+        if !stored.is_empty() && out.send(stored).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One store transaction for every submission; duplicates the store found
+/// are read back so their events and pushes can be repeated (the first
+/// attempt may have died between the store and the bus).
+async fn accept(app: &App, subs: Vec<Submission>) -> Vec<Stored> {
+    let counts: Vec<usize> = subs.iter().map(|s| s.msgs.len()).collect();
+    let all: Vec<NewMessage> = subs.iter().flat_map(|s| s.msgs.iter().cloned()).collect();
+    let outcomes = match app.store.accept(all).await {
+        Ok(o) => o,
+        Err(e) => {
+            let msg = e.to_string();
+            for (sub, n) in subs.into_iter().zip(counts) {
+                let err = || Err(ServerError::Unavailable(format!("storage: {msg}")));
+                let _ = sub.reply.send((0..n).map(|_| err()).collect());
+            }
+            return Vec::new();
+        }
+    };
+    let mut outcomes = outcomes.into_iter();
+    let mut stored = Vec::with_capacity(subs.len());
+    for sub in subs {
+        let from = sub.msgs.first().map(|m| m.from);
+        let mut s = Stored {
+            origin: sub.origin,
+            outcomes: Vec::with_capacity(sub.msgs.len()),
+            publish: Vec::with_capacity(sub.msgs.len()),
+            remember: None,
+            fresh: 0,
+            rows: 0,
+            reply: sub.reply,
+        };
+        let mut remember = Vec::new();
+        for nm in sub.msgs {
+            let Some(outcome) = outcomes.next() else {
+                s.outcomes
+                    .push(Err(ServerError::Internal("store answered short".into())));
+                continue;
+            };
+            let acc = match outcome {
+                Ok(acc) => acc,
+                Err(e) => {
+                    s.outcomes.push(Err(e.into()));
+                    continue;
+                }
+            };
+            remember.push((nm.cmid, acc.clone()));
+            if acc.duplicate {
+                match original(app, &nm, &acc).await {
+                    Ok(Some(orig)) => s.publish.push(orig),
+                    // Removed by retention: nothing left to deliver.
+                    Ok(None) => {}
+                    Err(e) => {
+                        s.outcomes.push(Err(e));
+                        continue;
+                    }
+                }
+            } else {
+                s.fresh += 1;
+                s.rows += match nm.conv.group_id() {
+                    Some(_) => 1,
+                    None if nm.from == nm.to => 2,
+                    None => 3,
+                };
+                s.publish.push(Message::from_new(nm, acc.seq));
+            }
+            s.outcomes.push(Ok(acc));
+        }
+        s.remember = from.filter(|_| !remember.is_empty()).map(|f| (f, remember));
+        stored.push(s);
+    }
+    stored
+}
+
+async fn original(app: &App, nm: &NewMessage, acc: &Accepted) -> Result<Option<Message>> {
+    let found = app
+        .store
+        .messages_after(nm.from, &acc.conv, acc.seq - 1, 1)
+        .await?;
+    Ok(found.into_iter().next().filter(|m| m.seq == acc.seq))
+}
+
+async fn publish_stage(app: App, mut rx: mpsc::Receiver<Vec<Stored>>) {
+    while let Some(mut batch) = rx.recv().await {
+        while let Ok(more) = rx.try_recv() {
+            batch.extend(more);
+        }
+        publish(&app, batch).await;
+    }
+}
+
+/// One bus append for the batch, then the answers, then the pushes.
+async fn publish(app: &App, batch: Vec<Stored>) {
+    let mut events = Vec::new();
+    for s in &batch {
+        for msg in &s.publish {
+            match encode(msg) {
+                Ok(e) => events.push(e),
+                Err(e) => tracing::error!(error = %e, "message event not encodable"),
+            }
+        }
+    }
+    let published = if events.is_empty() {
+        Ok(())
+    } else {
+        meters().bus_events.increment(events.len() as u64);
+        app.bus.publish(events.clone()).await.map(|_| ())
+    };
+    if let Err(e) = published {
+        // Stored but not published: the senders retry, and so do we.
+        app.republish_later(events);
+        let msg = format!("bus: {e}");
+        for s in batch {
+            let outs = s
+                .outcomes
+                .into_iter()
+                .map(|o| o.and_then(|_| Err(ServerError::Unavailable(msg.clone()))))
+                .collect();
+            let _ = s.reply.send(outs);
+        }
+        return;
+    }
+    let m = meters();
+    let mut pushes = Vec::new();
+    let mut remembered = Vec::new();
+    for s in batch {
+        m.accepted.increment(s.fresh);
+        m.store_rows.increment(s.rows);
+        remembered.extend(s.remember);
+        let _ = s.reply.send(s.outcomes);
+        pushes.extend(s.publish.into_iter().map(|msg| (msg, s.origin.clone())));
+    }
+    app.push_messages(pushes).await;
+    // The idempotency fast path, after the answers: on failure the store's
+    // durable key still answers a retry.
+    let ttl = app.cfg.limits.idempotency_ttl_secs * 1000;
+    for (from, items) in remembered {
+        let _ = app.state.idem_put_many(from, &items, ttl).await;
+    }
+}
+
+fn encode(msg: &Message) -> serde_json::Result<Outgoing> {
+    let event = BusEvent::Message { msg: msg.clone() };
+    Ok(Outgoing {
+        topic: event.topic().into_owned(),
+        msg_id: format!("m:{}", msg.server_id),
+        payload: serde_json::to_vec(&event)?.into(),
+    })
+}

@@ -15,6 +15,8 @@ use magpie_proto::ErrorCode;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::Semaphore;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -38,10 +40,40 @@ pub struct Auth {
     argon: Argon2<'static>,
     pub access_ttl_secs: u64,
     dummy: std::sync::OnceLock<String>,
+    /// Password hashes (and checks) allowed to run at once: each holds the
+    /// argon2 memory cost while it runs, so this bounds what a burst of
+    /// logins or registrations can take (the rest wait their turn).
+    hashing: Semaphore,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// Counts a hash as running for as long as it lives.
+struct Running<'a>(&'a AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn enter(running: &'a AtomicUsize, peak: &AtomicUsize) -> Running<'a> {
+        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(now, Ordering::SeqCst);
+        Running(running)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Auth {
-    pub fn new(secret: &[u8], access_ttl_secs: u64, m_kib: u32, t: u32) -> Result<Auth> {
+    /// `hash_limit`: password hashes run at once (at least one).
+    pub fn new(
+        secret: &[u8],
+        access_ttl_secs: u64,
+        m_kib: u32,
+        t: u32,
+        hash_limit: usize,
+    ) -> Result<Auth> {
         let params = Params::new(m_kib, t, 1, None)
             .map_err(|e| ServerError::Internal(format!("argon2 params: {e}")))?;
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
@@ -54,7 +86,32 @@ impl Auth {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
             access_ttl_secs,
             dummy: std::sync::OnceLock::new(),
+            hashing: Semaphore::new(hash_limit.max(1)),
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         })
+    }
+
+    /// Runs `work` (a password hash or check, CPU- and memory-heavy) on a
+    /// blocking thread once a hashing permit is free.
+    pub async fn hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| ServerError::Unavailable("shutting down".into()))?;
+        let _running = Running::enter(&self.running, &self.peak);
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ServerError::Internal(format!("password hashing failed: {e}")))
+    }
+
+    /// The most hashes that ever ran at once.
+    pub fn peak_hashing(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
     }
 
     /// Hashes a password (CPU-heavy: call from a blocking thread).
@@ -145,7 +202,28 @@ mod tests {
     use super::*;
 
     fn auth(ttl: u64) -> Auth {
-        Auth::new(b"test-secret-test-secret-test-sec", ttl, 64, 1).unwrap()
+        Auth::new(b"test-secret-test-secret-test-sec", ttl, 64, 1, 2).unwrap()
+    }
+
+    /// However many logins come at once, no more hashes run than permits:
+    /// the memory a burst takes is bounded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_hashing_is_bounded() {
+        let a = std::sync::Arc::new(auth(60));
+        let hashes = (0..12).map(|i| {
+            let a2 = a.clone();
+            let a = a.clone();
+            async move {
+                a.hashing(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    a2.hash_password(&format!("password-{i}"))
+                })
+                .await
+            }
+        });
+        let done = futures_util::future::join_all(hashes).await;
+        assert!(done.into_iter().all(|h| h.is_ok_and(|h| h.is_ok())));
+        assert_eq!(a.peak_hashing(), 2, "two permits, both used, never more");
     }
 
     #[test]
@@ -160,7 +238,7 @@ mod tests {
                 device: dev
             }
         );
-        let other = Auth::new(b"another-secret-another-secret-aa", 60, 64, 1).unwrap();
+        let other = Auth::new(b"another-secret-another-secret-aa", 60, 64, 1, 1).unwrap();
         assert_eq!(
             other.verify_access(&t).unwrap_err().code(),
             ErrorCode::Unauthorized

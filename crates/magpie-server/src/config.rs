@@ -113,6 +113,20 @@ pub struct AuthConfig {
     pub argon2_m_kib: u32,
     /// Argon2id iterations.
     pub argon2_t: u32,
+    /// Password hashes (logins, registrations) run at once; each holds
+    /// `argon2_m_kib` of memory while it runs, the others wait. 0 = the
+    /// number of CPU cores.
+    pub hash_concurrency: usize,
+}
+
+impl AuthConfig {
+    /// `hash_concurrency`, with 0 resolved to the cores.
+    pub fn hash_concurrency(&self) -> usize {
+        match self.hash_concurrency {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,6 +259,7 @@ impl Default for AuthConfig {
             ticket_ttl_secs: 30,
             argon2_m_kib: 19_456,
             argon2_t: 2,
+            hash_concurrency: 0,
         }
     }
 }

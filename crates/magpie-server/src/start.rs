@@ -63,6 +63,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         cfg.auth.access_ttl_secs,
         cfg.auth.argon2_m_kib,
         cfg.auth.argon2_t,
+        cfg.auth.hash_concurrency(),
     )?;
 
     let http = bind(&cfg.http.listen).await?;

@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// How often the server's memory is sampled.
     #[arg(long, global = true, default_value = "1s", value_parser = parse_duration)]
     pub rss_every: Duration,
+    /// Print each second's delivery count to stderr while running (to see
+    /// stalls).
+    #[arg(long, global = true)]
+    pub timeline: bool,
     /// Print the report as JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -143,6 +147,20 @@ impl Run {
     }
 
     fn progress(&self, scenario: &str, counters: &Shared) -> ProgressBar {
+        if self.args.timeline {
+            let c = counters.clone();
+            tokio::spawn(async move {
+                let mut last = 0;
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let now = Counters::get(&c.delivered);
+                    eprintln!("+1s delivered {}", now - last);
+                    last = now;
+                }
+            });
+        }
         if self.args.quiet || self.args.json {
             return ProgressBar::hidden();
         }

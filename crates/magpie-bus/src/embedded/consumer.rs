@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-type Row = (u64, String, Bytes);
+use super::tail::Row;
 
 /// What one read of the log found.
 struct Scan {
@@ -191,10 +191,20 @@ impl EmbeddedConsumer {
         };
         let limit = max - due.len();
         let due_offsets: Vec<u64> = due.iter().map(|d| d.0).collect();
-        let found = self
-            .reader
-            .with(move |c| scan(c, &due_offsets, cursor, &topics, limit))
-            .await?;
+        // From memory when the tail covers it (a consumer keeping up), else
+        // from the file.
+        let found = match self.inner.tail.scan(&due_offsets, cursor, &topics, limit) {
+            Some(t) => Scan {
+                due: t.due.into_iter().map(Some).collect(),
+                fresh: t.fresh,
+                next: t.next,
+            },
+            None => {
+                self.reader
+                    .with(move |c| scan(c, &due_offsets, cursor, &topics, limit))
+                    .await?
+            }
+        };
         let mut st = self.group.state.lock();
         let mut out = Vec::with_capacity(max);
         for ((offset, attempt), row) in due.into_iter().zip(found.due) {
@@ -226,6 +236,18 @@ impl EmbeddedConsumer {
     }
 }
 
+impl EmbeddedConsumer {
+    /// Writes acks and the floor they allow (durably, before returning).
+    async fn write_floor(&self, offsets: Vec<u64>, floor: u64) -> Result<()> {
+        self.inner
+            .writer
+            .ack(self.name.clone(), offsets, floor)
+            .await?;
+        self.group.state.lock().persisted(floor);
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Consumer for EmbeddedConsumer {
     async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
@@ -237,6 +259,10 @@ impl Consumer for EmbeddedConsumer {
             let got = self.try_fetch(max).await?;
             if !got.is_empty() || max == 0 || Instant::now() >= give_up {
                 return Ok(got);
+            }
+            let idle = self.group.state.lock().idle_floor();
+            if let Some(floor) = idle {
+                self.write_floor(Vec::new(), floor).await?;
             }
             let next_due = self.group.state.lock().next_deadline();
             let until = next_due.map_or(give_up, |d| d.min(give_up));
@@ -252,10 +278,8 @@ impl Consumer for EmbeddedConsumer {
         if offsets.is_empty() {
             return Ok(());
         }
-        self.inner
-            .writer
-            .ack(self.name.clone(), offsets.to_vec())
-            .await?;
+        let floor = self.group.state.lock().floor_after(offsets);
+        self.write_floor(offsets.to_vec(), floor).await?;
         // Only once durable: if the write failed, the events stay in flight
         // and are redelivered, which is the safe side.
         self.group.state.lock().acked(offsets);

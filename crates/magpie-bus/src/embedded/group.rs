@@ -10,6 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How far a group's cursor runs ahead of its written floor, through
+/// events of other topics, before the floor is written anyway.
+const IDLE_FLOOR_STEP: u64 = 4096;
+
 /// What a group's durable state says at load time.
 pub(super) struct Loaded {
     pub floor: u64,
@@ -35,6 +39,8 @@ pub(super) struct GroupState {
     /// acks table); the scan skips them. Offsets behind the cursor need no
     /// record, the cursor never goes back.
     acked_ahead: BTreeSet<u64>,
+    /// The floor last written to the file.
+    persisted: u64,
 }
 
 pub(super) struct Group {
@@ -64,6 +70,7 @@ impl GroupState {
             cursor: l.floor + 1,
             in_flight: BTreeMap::new(),
             acked_ahead: l.acked.into_iter().filter(|&o| o > l.floor).collect(),
+            persisted: l.floor,
         };
         s.add_topics(&l.topics);
         s
@@ -137,6 +144,32 @@ impl GroupState {
         out
     }
 
+    /// The floor the group may move to once `offsets` are acked: every
+    /// offset below the cursor is acked, out of its topics, or in flight, so
+    /// it is just below the lowest event still in flight (or the cursor).
+    pub fn floor_after(&self, offsets: &[u64]) -> u64 {
+        let mut acked = offsets.to_vec();
+        acked.sort_unstable();
+        let owed = self
+            .in_flight
+            .keys()
+            .find(|o| acked.binary_search(o).is_err());
+        owed.map_or(self.cursor, |o| *o).saturating_sub(1)
+    }
+
+    /// A floor worth writing although nothing was acked: the cursor went
+    /// far past events of other topics (a group whose topics are quiet would
+    /// otherwise hold its floor, and the log's upkeep, far behind).
+    pub fn idle_floor(&self) -> Option<u64> {
+        let floor = self.floor_after(&[]);
+        (floor >= self.persisted + IDLE_FLOOR_STEP).then_some(floor)
+    }
+
+    /// The floor was written.
+    pub fn persisted(&mut self, floor: u64) {
+        self.persisted = self.persisted.max(floor);
+    }
+
     /// The events are durably acked: stop tracking them.
     pub fn acked(&mut self, offsets: &[u64]) {
         for &off in offsets {
@@ -192,6 +225,16 @@ mod tests {
         assert_eq!(s.accept(&[4, 5, 6, 7, 8], 9, now, WAIT), vec![4, 6, 8]);
         assert_eq!(s.cursor(), 9);
         assert!(s.acked_ahead.is_empty());
+    }
+
+    #[test]
+    fn floor_stops_below_the_lowest_event_still_owed() {
+        let mut s = state(0, vec![]);
+        let now = Instant::now();
+        s.accept(&[2, 4, 7], 10, now, WAIT);
+        assert_eq!(s.floor_after(&[4]), 1, "2 is still owed");
+        assert_eq!(s.floor_after(&[2]), 3, "4 is still owed");
+        assert_eq!(s.floor_after(&[7, 2, 4]), 9, "all acked: up to the cursor");
     }
 
     #[test]

@@ -5,9 +5,10 @@
 
 use super::EmbeddedOptions;
 use super::maintenance;
+use super::tail::{Row, Tail};
 use crate::{BusError, Outgoing, Result};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,7 +22,8 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 
 enum Command {
     Publish(Vec<Outgoing>, Reply<Vec<u64>>),
-    Ack(String, Vec<u64>, Reply<()>),
+    /// A group's acks, and the floor they let it move to.
+    Ack(String, Vec<u64>, u64, Reply<()>),
     Join(String, Vec<String>, Reply<()>),
 }
 
@@ -32,10 +34,6 @@ enum Pending {
 }
 
 impl Pending {
-    fn is_ok(&self) -> bool {
-        matches!(self, Pending::Offsets(_, Ok(_)) | Pending::Unit(_, Ok(_)))
-    }
-
     fn send(self, commit: &std::result::Result<(), String>) {
         // A caller that went away no longer wants its answer: ignore send errors.
         match self {
@@ -57,11 +55,15 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection, opts: EmbeddedOptions) -> Result<Writer> {
+    pub(super) fn start(
+        conn: Connection,
+        opts: EmbeddedOptions,
+        tail: Arc<Tail>,
+    ) -> Result<Writer> {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("magpie-bus-writer".into())
-            .spawn(move || run(conn, rx, opts))
+            .spawn(move || run(conn, rx, opts, tail))
             .map_err(|e| BusError::Unavailable(format!("cannot start the bus writer: {e}")))?;
         Ok(Writer {
             tx: Some(tx),
@@ -84,8 +86,8 @@ impl Writer {
         self.call(|r| Command::Publish(events, r)).await
     }
 
-    pub(super) async fn ack(&self, group: String, offsets: Vec<u64>) -> Result<()> {
-        self.call(|r| Command::Ack(group, offsets, r)).await
+    pub(super) async fn ack(&self, group: String, offsets: Vec<u64>, floor: u64) -> Result<()> {
+        self.call(|r| Command::Ack(group, offsets, floor, r)).await
     }
 
     pub(super) async fn join(&self, group: String, topics: Vec<String>) -> Result<()> {
@@ -104,7 +106,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, opts: EmbeddedOptions) {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, opts: EmbeddedOptions, tail: Arc<Tail>) {
     let mut last_upkeep = Instant::now();
     loop {
         match rx.recv_timeout(opts.maintenance_every) {
@@ -116,15 +118,17 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, opts: EmbeddedOptions)
                         Err(_) => break,
                     }
                 }
-                commit_batch(&mut conn, batch);
+                commit_batch(&mut conn, batch, &tail);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         // Checked after every batch too, so a busy bus still gets upkeep.
         if last_upkeep.elapsed() >= opts.maintenance_every {
-            if let Err(e) = maintenance::upkeep(&mut conn, opts.retention, now_ms()) {
-                tracing::warn!(error = %e, "bus compaction/retention failed; will retry");
+            match maintenance::upkeep(&mut conn, opts.retention, now_ms()) {
+                // What the log no longer holds must not be served from memory.
+                Ok((_, gone)) => tail.retire(gone),
+                Err(e) => tracing::warn!(error = %e, "bus compaction/retention failed; will retry"),
             }
             last_upkeep = Instant::now();
         }
@@ -138,12 +142,16 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Applies a batch in one transaction. Each command runs in its own
-/// savepoint so one failing command does not sink the others; a failed
-/// commit fails them all (nothing of the batch is durable then).
-fn commit_batch(conn: &mut Connection, batch: Vec<Command>) {
+/// Applies a batch in one transaction; a failure fails them all (nothing of
+/// the batch is durable then). What was appended goes to the tail before
+/// anyone is answered.
+fn commit_batch(conn: &mut Connection, batch: Vec<Command>, tail: &Tail) {
     let mut pending = Vec::with_capacity(batch.len());
-    let outcome = apply_batch(conn, batch, &mut pending).map_err(|e| e.to_string());
+    let mut appended = Vec::new();
+    let outcome = apply_batch(conn, batch, &mut pending, &mut appended).map_err(|e| e.to_string());
+    if outcome.is_ok() {
+        tail.push(appended);
+    }
     for p in pending {
         p.send(&outcome);
     }
@@ -153,9 +161,10 @@ fn apply_batch(
     conn: &mut Connection,
     batch: Vec<Command>,
     pending: &mut Vec<Pending>,
+    appended: &mut Vec<Row>,
 ) -> rusqlite::Result<()> {
     let mut cmds = batch.into_iter();
-    let res = apply_all(conn, &mut cmds, pending);
+    let res = apply_all(conn, &mut cmds, pending, appended);
     // Whatever an error left unprocessed still gets an answer (the error).
     pending.extend(cmds.map(unanswered));
     res
@@ -165,45 +174,27 @@ fn apply_all(
     conn: &mut Connection,
     cmds: &mut std::vec::IntoIter<Command>,
     pending: &mut Vec<Pending>,
+    appended: &mut Vec<Row>,
 ) -> rusqlite::Result<()> {
-    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = now_ms();
-    let mut acked_groups = BTreeSet::new();
     for cmd in cmds.by_ref() {
-        let sp = match tx.savepoint() {
-            Ok(sp) => sp,
-            Err(e) => {
-                pending.push(unanswered(cmd));
-                return Err(e);
-            }
-        };
+        // No command fails alone (a duplicate msg_id is an answer, not an
+        // error): an error is the file's, so the whole batch fails with it.
         let p = match cmd {
             Command::Publish(events, r) => {
-                Pending::Offsets(r, publish(&sp, &events, at).map_err(BusError::from))
+                Pending::Offsets(r, Ok(publish(&tx, events, at, appended)?))
             }
-            Command::Ack(group, offsets, r) => {
-                let res = ack(&sp, &group, &offsets).map_err(BusError::from);
-                if res.is_ok() {
-                    acked_groups.insert(group);
-                }
-                Pending::Unit(r, res)
+            Command::Ack(group, offsets, floor, r) => {
+                ack(&tx, &group, &offsets, floor)?;
+                Pending::Unit(r, Ok(()))
             }
             Command::Join(group, topics, r) => {
-                Pending::Unit(r, join(&sp, &group, &topics).map_err(BusError::from))
+                join(&tx, &group, &topics)?;
+                Pending::Unit(r, Ok(()))
             }
         };
-        let ok = p.is_ok();
-        // Queued before the savepoint ends so an error below still answers it.
         pending.push(p);
-        if ok { sp.commit()? } else { sp.finish()? }
-    }
-    for group in &acked_groups {
-        // Compaction is an optimisation: if it fails the acks still stand.
-        let sp = tx.savepoint()?;
-        match maintenance::compact_group(&sp, group) {
-            Ok(_) => sp.commit()?,
-            Err(e) => tracing::warn!(group, error = %e, "bus compaction failed"),
-        }
     }
     tx.commit()
 }
@@ -212,36 +203,50 @@ fn apply_all(
 fn unanswered(cmd: Command) -> Pending {
     match cmd {
         Command::Publish(_, r) => Pending::Offsets(r, Ok(Vec::new())),
-        Command::Ack(_, _, r) | Command::Join(_, _, r) => Pending::Unit(r, Ok(())),
+        Command::Ack(_, _, _, r) | Command::Join(_, _, r) => Pending::Unit(r, Ok(())),
     }
 }
 
 /// Appends events, or for a known `msg_id` returns the offset it already has
 /// (the lookup sees this transaction's own inserts, so duplicates inside one
-/// batch collapse too).
-fn publish(conn: &Connection, events: &[Outgoing], at: i64) -> rusqlite::Result<Vec<u64>> {
-    let mut find = conn.prepare_cached(r#"SELECT "offset" FROM log WHERE msg_id = ?1"#)?;
+/// batch collapse too). New events are added to `appended`.
+fn publish(
+    conn: &Connection,
+    events: Vec<Outgoing>,
+    at: i64,
+    appended: &mut Vec<Row>,
+) -> rusqlite::Result<Vec<u64>> {
     let mut insert = conn.prepare_cached(
-        r#"INSERT INTO log (topic, msg_id, payload, at) VALUES (?1, ?2, ?3, ?4)"#,
+        r#"INSERT INTO log (topic, msg_id, payload, at) VALUES (?1, ?2, ?3, ?4)
+           ON CONFLICT (msg_id) DO NOTHING RETURNING "offset""#,
     )?;
+    let mut find = conn.prepare_cached(r#"SELECT "offset" FROM log WHERE msg_id = ?1"#)?;
     let mut out = Vec::with_capacity(events.len());
     for e in events {
-        if let Some(off) = find
-            .query_row([&e.msg_id], |r| r.get::<_, i64>(0))
-            .optional()?
-        {
-            out.push(off as u64);
-            continue;
+        let new: Option<i64> = insert
+            .query_row(params![e.topic, e.msg_id, &e.payload[..], at], |r| r.get(0))
+            .optional()?;
+        match new {
+            Some(off) => {
+                out.push(off as u64);
+                appended.push((off as u64, e.topic, e.payload));
+            }
+            None => out.push(find.query_row([&e.msg_id], |r| r.get::<_, i64>(0))? as u64),
         }
-        insert.execute(params![e.topic, e.msg_id, &e.payload[..], at])?;
-        out.push(conn.last_insert_rowid() as u64);
     }
     Ok(out)
 }
 
-/// Records acks above the group's floor (those at or below it are implied).
-fn ack(conn: &Connection, group: &str, offsets: &[u64]) -> rusqlite::Result<()> {
-    let floor = maintenance::floor(conn, group)?;
+/// Moves the group's floor up to `floor` (never down: two consumers of one
+/// group may answer out of order) and records the acks above it; those at
+/// or below it are implied and their rows dropped.
+fn ack(conn: &Connection, group: &str, offsets: &[u64], floor: u64) -> rusqlite::Result<()> {
+    let floor = conn
+        .prepare_cached(
+            "INSERT INTO floors (grp, floor) VALUES (?1, ?2)
+             ON CONFLICT (grp) DO UPDATE SET floor = MAX(floor, excluded.floor) RETURNING floor",
+        )?
+        .query_row(params![group, floor as i64], |r| r.get::<_, i64>(0))? as u64;
     let mut insert =
         conn.prepare_cached(r#"INSERT OR IGNORE INTO acks (grp, "offset") VALUES (?1, ?2)"#)?;
     for &off in offsets {
@@ -249,6 +254,8 @@ fn ack(conn: &Connection, group: &str, offsets: &[u64]) -> rusqlite::Result<()> 
             insert.execute(params![group, off as i64])?;
         }
     }
+    conn.prepare_cached(r#"DELETE FROM acks WHERE grp = ?1 AND "offset" <= ?2"#)?
+        .execute(params![group, floor as i64])?;
     Ok(())
 }
 

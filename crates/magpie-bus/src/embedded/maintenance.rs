@@ -51,6 +51,17 @@ pub(super) fn open_write(path: &Path) -> crate::Result<Connection> {
     Ok(conn)
 }
 
+/// The lowest offset the next event can have (offsets are never reused).
+pub(super) fn next_offset(conn: &Connection) -> rusqlite::Result<u64> {
+    let max: i64 = conn.query_row(
+        r#"SELECT MAX(COALESCE((SELECT MAX("offset") FROM log), 0),
+                      COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'log'), 0))"#,
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(max as u64 + 1)
+}
+
 /// The group's floor; 0 (nothing acknowledged) for an unknown group.
 pub(super) fn floor(conn: &Connection, group: &str) -> rusqlite::Result<u64> {
     let f = conn
@@ -101,12 +112,13 @@ pub(super) fn compact_group(conn: &Connection, group: &str) -> rusqlite::Result<
 
 /// Deletes events every group has acknowledged (at or below the lowest
 /// floor) that are older than `retention`. With no group at all, age alone
-/// decides. Returns how many events were deleted.
+/// decides. Returns how many events were deleted, and the offset up to
+/// which the log no longer holds anything.
 pub(super) fn retire(
     conn: &Connection,
     retention: Duration,
     now_ms: i64,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<(usize, u64)> {
     let min_floor: i64 = conn.query_row(
         "SELECT COALESCE(MIN(COALESCE(f.floor, 0)), ?1)
          FROM (SELECT DISTINCT name FROM groups) g LEFT JOIN floors f ON f.grp = g.name",
@@ -124,15 +136,22 @@ pub(super) fn retire(
         )
         .optional()?;
     let limit = young.map_or(min_floor, |y| min_floor.min(y - 1));
-    conn.execute(r#"DELETE FROM log WHERE "offset" <= ?1"#, [limit])
+    let last: Option<i64> = conn.query_row(
+        r#"SELECT MAX("offset") FROM log WHERE "offset" <= ?1"#,
+        [limit],
+        |r| r.get(0),
+    )?;
+    let deleted = conn.execute(r#"DELETE FROM log WHERE "offset" <= ?1"#, [limit])?;
+    Ok((deleted, last.unwrap_or(0).max(0) as u64))
 }
 
 /// Periodic upkeep in one transaction: compact every group, then retire.
+/// Returns what `retire` does.
 pub(super) fn upkeep(
     conn: &mut Connection,
     retention: Duration,
     now_ms: i64,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<(usize, u64)> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let groups: Vec<String> = tx
         .prepare("SELECT DISTINCT name FROM groups")?
@@ -213,17 +232,21 @@ mod tests {
         .expect("floors");
         // Lowest floor is offs[2]; age allows everything up to at=3000.
         assert_eq!(
-            retire(&conn, Duration::from_secs(1), 4000).expect("retire"),
+            retire(&conn, Duration::from_secs(1), 4000)
+                .expect("retire")
+                .0,
             3
         );
         // Age now blocks: events at >= 3000 are younger than the cutoff.
         conn.execute("UPDATE floors SET floor = ?1", [offs[5]])
             .expect("floors");
         assert_eq!(
-            retire(&conn, Duration::from_secs(1), 3500).expect("retire"),
+            retire(&conn, Duration::from_secs(1), 3500)
+                .expect("retire")
+                .0,
             0
         );
-        assert_eq!(retire(&conn, Duration::ZERO, 10_000).expect("retire"), 3);
+        assert_eq!(retire(&conn, Duration::ZERO, 10_000).expect("retire").0, 3);
         // AUTOINCREMENT: an emptied log never hands out an old offset again.
         assert!(put(&conn, "a", "new", 0) > offs[5]);
     }

@@ -10,6 +10,7 @@ mod consumer;
 mod group;
 mod log;
 mod maintenance;
+mod tail;
 
 use crate::{BusBackend, Consumer, ConsumerOptions, Outgoing, Result};
 use async_trait::async_trait;
@@ -20,11 +21,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Payload bytes of the newest events kept in memory for consumers.
+const TAIL_BYTES: usize = 32 * 1024 * 1024;
+
 /// Tuning of the embedded log; the defaults suit a server.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
     /// Events acknowledged by every group are kept at least this long, which
-    /// is also the window in which `msg_id` de-duplicates.
+    /// is also the window in which `msg_id` de-duplicates (two minutes by
+    /// default: longer than anything republishes an event, and short enough
+    /// that the file stays small at any rate).
     pub retention: Duration,
     /// How often the writer compacts every group and retires old events.
     pub maintenance_every: Duration,
@@ -33,7 +39,7 @@ pub struct EmbeddedOptions {
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
-            retention: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(120),
             maintenance_every: Duration::from_secs(10),
         }
     }
@@ -50,6 +56,8 @@ pub struct EmbeddedBus {
 pub(crate) struct Inner {
     path: PathBuf,
     writer: log::Writer,
+    /// The newest committed events, for consumers that keep up.
+    tail: Arc<tail::Tail>,
     /// Bumped after every committed publish and every nak, so waiting
     /// fetches re-check; a watch (not a Notify) so no wake-up is lost
     /// between "nothing ready" and "start waiting".
@@ -79,17 +87,21 @@ impl EmbeddedBus {
         let path = PathBuf::from(path);
         let p = path.clone();
         // Opening creates the file and runs the schema: blocking work.
-        let conn = tokio::task::spawn_blocking(move || maintenance::open_write(&p))
-            .await
-            .map_err(|e| {
-                crate::BusError::Unavailable(format!("opening the log panicked: {e}"))
-            })??;
-        let writer = log::Writer::start(conn, opts)?;
+        let (conn, next) = tokio::task::spawn_blocking(move || {
+            let conn = maintenance::open_write(&p)?;
+            let next = maintenance::next_offset(&conn)?;
+            Ok::<_, crate::BusError>((conn, next))
+        })
+        .await
+        .map_err(|e| crate::BusError::Unavailable(format!("opening the log panicked: {e}")))??;
+        let tail = Arc::new(tail::Tail::new(next, TAIL_BYTES));
+        let writer = log::Writer::start(conn, opts, tail.clone())?;
         let (wake, _) = watch::channel(0);
         Ok(EmbeddedBus {
             inner: Arc::new(Inner {
                 path,
                 writer,
+                tail,
                 wake,
                 groups: Mutex::new(HashMap::new()),
             }),

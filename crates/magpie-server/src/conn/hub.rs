@@ -35,6 +35,8 @@ impl Push {
 pub enum Outbound {
     /// Write this encoded frame as is (encoded once, wherever it goes).
     Frame(Bytes),
+    /// Several frames in order (one queue slot for a batch's replies).
+    Frames(Vec<Bytes>),
     /// Push a message: the connection tracks it until the client acknowledges it.
     Push(Arc<Push>),
     /// The user's settings changed: the session reads them again.

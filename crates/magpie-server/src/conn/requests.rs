@@ -139,6 +139,7 @@ impl Requester {
                 batch.into_iter().map(|(_, s)| s).collect(),
             )
             .await;
+        let mut frames = Vec::with_capacity(results.len());
         for ((rid, cmid), result) in rids.into_iter().zip(cmids).zip(results) {
             let frame = match result {
                 Ok(a) => ServerFrame::Sent {
@@ -152,11 +153,9 @@ impl Requester {
                 },
                 Err(e) => error_frame(rid, &e),
             };
-            if self.tx.send(Outbound::frame(&frame)).await.is_err() {
-                return false;
-            }
+            frames.push(bytes::Bytes::from(frame.encode()));
         }
-        true
+        self.tx.send(Outbound::Frames(frames)).await.is_ok()
     }
 
     async fn handle(&self, rid: Option<u64>, op: ClientOp) -> Option<ServerFrame> {

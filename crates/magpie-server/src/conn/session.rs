@@ -353,6 +353,11 @@ impl<T: Transport> Session<T> {
     async fn on_outbound(&mut self, out: Outbound) {
         match out {
             Outbound::Frame(bytes) => self.feed(bytes).await,
+            Outbound::Frames(frames) => {
+                for f in frames {
+                    self.feed(f).await;
+                }
+            }
             Outbound::Push(push) => self.on_push(push).await,
             Outbound::Settings => self.queue(Req::Settings),
         }

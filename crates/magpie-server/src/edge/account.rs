@@ -37,9 +37,10 @@ pub async fn create_user(app: &App, username: &str, password: &str) -> Result<Us
     check_credentials(username, password)?;
     let a = app.clone();
     let pw = password.to_string();
-    let hash = tokio::task::spawn_blocking(move || a.auth.hash_password(&pw))
-        .await
-        .map_err(|e| ServerError::Internal(e.to_string()))??;
+    let hash = app
+        .auth
+        .hashing(move || a.auth.hash_password(&pw))
+        .await??;
     let user = app.store.create_user(username, &hash).await?;
     Ok(UserCreated {
         user_id: user.id,
@@ -89,15 +90,16 @@ pub async fn login(
     // answer time does not tell which usernames exist.
     let a = app.clone();
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || {
-        let ok = a.auth.verify_password(
-            &req.password,
-            hash.as_deref().unwrap_or(a.auth.dummy_hash()),
-        );
-        ok && hash.is_some()
-    })
-    .await
-    .map_err(|e| ServerError::Internal(e.to_string()))?;
+    let ok = app
+        .auth
+        .hashing(move || {
+            let ok = a.auth.verify_password(
+                &req.password,
+                hash.as_deref().unwrap_or(a.auth.dummy_hash()),
+            );
+            ok && hash.is_some()
+        })
+        .await?;
     let user = match user {
         Some(u) if ok => u,
         _ => return Err(bad()),

@@ -1,6 +1,7 @@
 //! The worker role: consumers of the bus, one durable group each (the
-//! notes' storage, offline and unread services, plus presence fan-out), and
-//! the retention sweeper.
+//! notes' storage service; its offline and unread services as one `state`
+//! worker, which decodes each event once; presence fan-out), and the
+//! retention sweeper.
 //!
 //! Invariant: a worker acknowledges an event only after applying it. An
 //! event that keeps failing is parked on `dead.<group>` after
@@ -8,10 +9,9 @@
 
 mod broadcast;
 mod deliver;
-mod offline;
 mod presence;
 mod retention;
-mod unread;
+mod state;
 
 use crate::app::App;
 use crate::error::Result;
@@ -38,8 +38,7 @@ pub trait Worker: Send + Sync + 'static {
 /// app's shutdown token is cancelled.
 pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
     let workers: Vec<Box<dyn Worker>> = vec![
-        Box::new(offline::Offline),
-        Box::new(unread::Unread),
+        Box::new(state::DerivedState),
         Box::new(retention::Storage),
         Box::new(presence::PresenceFanout),
         Box::new(deliver::Deliver::for_node(app.node())),
@@ -125,8 +124,8 @@ async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u6
     for d in batch {
         match serde_json::from_slice::<BusEvent>(&d.payload) {
             Ok(ev) => {
-                events.push(ev.clone());
-                decoded.push((d, ev));
+                events.push(ev);
+                decoded.push(d);
             }
             Err(e) => {
                 // Undecodable: it can never succeed, park it right away.
@@ -136,10 +135,10 @@ async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u6
         }
     }
     if worker.apply(app, &events).await.is_ok() {
-        acks.extend(decoded.iter().map(|(d, _)| d.offset));
+        acks.extend(decoded.iter().map(|d| d.offset));
         return acks;
     }
-    for (d, ev) in decoded {
+    for (d, ev) in decoded.into_iter().zip(events) {
         match worker.apply(app, std::slice::from_ref(&ev)).await {
             Ok(()) => acks.push(d.offset),
             Err(e) if d.attempt >= app.cfg.workers.max_attempts => {

@@ -3,17 +3,15 @@
 //!
 //! Layout: `schema` (DDL, pragmas, decoders), `writer` (one writer thread with
 //! group commit), `writes` (what runs on it), `reads` (read-only pool and
-//! queries), `checkpoint` (WAL checkpoints off the writer's path). A
-//! file-backed store runs WAL with `synchronous=FULL`; an in-memory store
-//! has a single connection, so its reads go through the writer thread as
-//! well.
+//! queries). A file-backed store runs WAL with `synchronous=FULL`; an
+//! in-memory store has a single connection, so its reads go through the
+//! writer thread as well.
 //!
 //! Unlike the sharded SQL stores, a direct message here is its one row
 //! (`im_msg_content`): the inbox/outbox index they keep per owner would only
 //! repeat what the conversation id (it names both parties) and the
 //! (conv, seq) index already give, at twice the writes per message.
 
-mod checkpoint;
 mod group_reads;
 mod groups;
 mod reads;
@@ -49,8 +47,6 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Readers,
     offline_ttl_ms: i64,
-    /// File-backed stores only.
-    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl SqliteStore {
@@ -65,13 +61,11 @@ impl SqliteStore {
             }
             // The writer creates the file and the schema before readers open it.
             let conn = schema::open_writer(&path)?;
-            let checkpointer = checkpoint::Checkpointer::start(&path)?;
             let pool = ReadPool::open(path)?;
             Ok(SqliteStore {
                 writer: Writer::spawn(conn)?,
                 readers: Readers::Pool(pool),
                 offline_ttl_ms: DEFAULT_OFFLINE_TTL_MS,
-                _checkpointer: Some(checkpointer),
             })
         })
         .await
@@ -85,7 +79,6 @@ impl SqliteStore {
             writer: Writer::spawn(conn)?,
             readers: Readers::Writer,
             offline_ttl_ms: DEFAULT_OFFLINE_TTL_MS,
-            _checkpointer: None,
         })
     }
 

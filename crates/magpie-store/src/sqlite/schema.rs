@@ -116,24 +116,15 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
-    // Checkpoints run on their own connection and thread (`checkpoint.rs`),
-    // not inside this writer's commits.
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+    // The checkpoint after a commit reads back pages a batch touched: keep
+    // the hot index pages in memory (KiB, negative means size, not pages).
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     migrate(&conn)?;
     Ok(conn)
 }
 
-/// The WAL file is truncated back to this size after a checkpoint resets it.
-const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
-
-/// A connection for the checkpointer: read-write, never used for data.
-pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)?;
-    common_pragmas(&conn)?;
-    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
-    Ok(conn)
-}
+/// Page cache of the writer connection.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// The single connection of an in-memory store: there is no file to share, so
 /// this connection serves reads too.

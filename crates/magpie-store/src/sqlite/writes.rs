@@ -93,28 +93,32 @@ fn expire_at(p: Persistence, sent_at: i64, offline_ttl_ms: i64) -> Option<i64> {
 ///
 /// Per batch, not per message: each conversation's sequence is read once and
 /// written once (this thread is the only writer, inside one transaction), and
-/// the members' summaries are written once with their newest sequence.
+/// the members' summaries are written once with their newest sequence. A
+/// direct message is inserted straight away: the unique (from, cmid) key
+/// finds a duplicate, whose sequence is then given back. A group message
+/// looks its cmid up first, so a retry of an accepted send stays its
+/// duplicate even after the sender was muted.
 pub(crate) fn accept(
     c: &Connection,
     batch: &[NewMessage],
     offline_ttl_ms: i64,
 ) -> Result<Vec<Outcome>> {
     let mut out = Vec::with_capacity(batch.len());
-    let mut seqs: HashMap<&ConvId, Seq> = HashMap::new();
+    let mut seqs = Seqs::default();
     let mut summaries: HashMap<(UserId, &ConvId), (UserId, Seq)> = HashMap::new();
-    let mut last_seq = c.prepare_cached("SELECT last_seq FROM conversations WHERE conv = ?1")?;
     let mut content = c.prepare_cached(
         "INSERT INTO im_msg_content
          (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (from_uid, cmid) DO NOTHING",
     )?;
     for m in batch {
-        if let Some(found) = lookup_cmid(c, m.from, m.cmid)? {
-            out.push(Ok(found));
-            continue;
-        }
         let group = m.conv.group_id();
         if let Some(g) = group {
+            if let Some(found) = lookup_cmid(c, m.from, m.cmid)? {
+                out.push(Ok(found));
+                continue;
+            }
             match super::groups::check_sender(c, g, m.from) {
                 Ok(()) => {}
                 // Refused before anything is written: the others go on.
@@ -125,21 +129,8 @@ pub(crate) fn accept(
                 Err(e) => return Err(e),
             }
         }
-        let seq = match seqs.get_mut(&m.conv) {
-            Some(s) => {
-                *s += 1;
-                *s
-            }
-            None => {
-                let last: Option<Seq> = last_seq
-                    .query_row([m.conv.as_str()], |r| r.get(0))
-                    .optional()?;
-                let s = last.unwrap_or(0) + 1;
-                seqs.insert(&m.conv, s);
-                s
-            }
-        };
-        content
+        let seq = seqs.take(c, &m.conv)?;
+        let inserted = content
             .execute(params![
                 m.server_id.0,
                 m.conv.as_str(),
@@ -153,6 +144,14 @@ pub(crate) fn accept(
                 expire_at(m.persistence, m.sent_at, offline_ttl_ms),
             ])
             .map_err(|e| sql_err(e, || format!("server id {}", m.server_id)))?;
+        if inserted == 0 {
+            seqs.give_back(&m.conv);
+            let found = lookup_cmid(c, m.from, m.cmid)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("cmid {} conflicts but is not found", m.cmid))
+            })?;
+            out.push(Ok(found));
+            continue;
+        }
         if let Some(g) = group {
             // Read diffusion: no per-member rows; the sender has read it.
             super::groups::sender_read(c, g, m.from, seq)?;
@@ -171,13 +170,7 @@ pub(crate) fn accept(
             duplicate: false,
         }));
     }
-    let mut conv_seq = c.prepare_cached(
-        "INSERT INTO conversations (conv, last_seq) VALUES (?1, ?2)
-         ON CONFLICT (conv) DO UPDATE SET last_seq = excluded.last_seq",
-    )?;
-    for (conv, seq) in seqs {
-        conv_seq.execute(params![conv.as_str(), seq])?;
-    }
+    seqs.write(c)?;
     let mut summary = c.prepare_cached(
         "INSERT INTO user_conv (owner_uid, conv, peer_uid, last_seq, read_seq) VALUES (?1, ?2, ?3, ?4, 0)
          ON CONFLICT (owner_uid, conv) DO UPDATE SET last_seq = excluded.last_seq, peer_uid = excluded.peer_uid",
@@ -186,6 +179,50 @@ pub(crate) fn accept(
         summary.execute(params![owner.0, conv.as_str(), peer.0, seq])?;
     }
     Ok(out)
+}
+
+/// The sequences a batch hands out: each conversation's last sequence read
+/// once, counted in memory, written once.
+#[derive(Default)]
+struct Seqs<'a> {
+    /// conversation → (stored last sequence, last handed out)
+    convs: HashMap<&'a ConvId, (Seq, Seq)>,
+}
+
+impl<'a> Seqs<'a> {
+    fn take(&mut self, c: &Connection, conv: &'a ConvId) -> Result<Seq> {
+        if let Some((_, last)) = self.convs.get_mut(conv) {
+            *last += 1;
+            return Ok(*last);
+        }
+        let stored: Seq = c
+            .prepare_cached("SELECT last_seq FROM conversations WHERE conv = ?1")?
+            .query_row([conv.as_str()], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        self.convs.insert(conv, (stored, stored + 1));
+        Ok(stored + 1)
+    }
+
+    /// The last sequence taken was not used (the message was a duplicate).
+    fn give_back(&mut self, conv: &ConvId) {
+        if let Some((_, last)) = self.convs.get_mut(conv) {
+            *last -= 1;
+        }
+    }
+
+    fn write(self, c: &Connection) -> Result<()> {
+        let mut up = c.prepare_cached(
+            "INSERT INTO conversations (conv, last_seq) VALUES (?1, ?2)
+             ON CONFLICT (conv) DO UPDATE SET last_seq = excluded.last_seq",
+        )?;
+        for (conv, (stored, last)) in self.convs {
+            if last > stored {
+                up.execute(params![conv.as_str(), last])?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// max(current, min(seq, last_seq)); 0 without writing for an unknown conversation.

@@ -1,0 +1,82 @@
+//! The state worker: keeps the fast state derived from messages and reads
+//! in step with the store, in one consumer group (each event decoded once):
+//!
+//! - the offline index: per-(user, conversation) sorted sets of unread
+//!   message ids (score = seq, the member the server id; never the body,
+//!   which the store has), trimmed up to what the user has read (the notes'
+//!   ZADD / ZREMRANGEBYSCORE). Each set is capped; sync reads the store, so
+//!   nothing depends on what falls off.
+//! - the unread-count cache: a message counts once for its receiver (the
+//!   watermark makes a redelivered event harmless); a read rebuilds the
+//!   reader's counts from the store, the truth. Groups need no cache: their
+//!   unread count is the group's last sequence minus the member's read
+//!   position, read directly.
+//!
+//! Group messages have no per-member entry of either kind (read diffusion).
+
+use super::Worker;
+use crate::app::App;
+use crate::error::Result;
+use crate::metrics::meters;
+use async_trait::async_trait;
+use magpie_core::BusEvent;
+
+pub struct DerivedState;
+
+#[async_trait]
+impl Worker for DerivedState {
+    fn group(&self) -> String {
+        "state".into()
+    }
+    fn topics(&self) -> Vec<String> {
+        ["msg", "read"].map(String::from).to_vec()
+    }
+    async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
+        let mut adds = Vec::new();
+        let mut counts = Vec::new();
+        for ev in events {
+            match ev {
+                BusEvent::Message { msg }
+                    if msg.conv.group_id().is_none() && msg.from != msg.to =>
+                {
+                    // The receiver's: the sender has read its own message.
+                    let id = msg.server_id.to_string();
+                    adds.push((msg.to, msg.conv.clone(), msg.seq, id));
+                    counts.push((msg.to, msg.conv.clone(), msg.seq));
+                }
+                BusEvent::Read(r) if r.conv.group_id().is_none() => {
+                    // Apply what came before first: order matters.
+                    flush(app, &mut adds, &mut counts).await?;
+                    app.state.offline_trim(r.user, &r.conv, r.seq).await?;
+                    if app.state.unread_get(r.user).await?.is_some() {
+                        app.rebuild_unread(r.user).await?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        flush(app, &mut adds, &mut counts).await
+    }
+}
+
+type Adds = Vec<(
+    magpie_core::UserId,
+    magpie_core::ConvId,
+    magpie_core::Seq,
+    String,
+)>;
+type Counts = Vec<(magpie_core::UserId, magpie_core::ConvId, magpie_core::Seq)>;
+
+/// Writes the gathered queue entries and counts (one call each).
+async fn flush(app: &App, adds: &mut Adds, counts: &mut Counts) -> Result<()> {
+    if !adds.is_empty() {
+        meters()
+            .queue_writes
+            .increment((adds.len() + counts.len()) as u64);
+        app.state.offline_add(&std::mem::take(adds)).await?;
+    }
+    if !counts.is_empty() {
+        app.state.unread_count(&std::mem::take(counts)).await?;
+    }
+    Ok(())
+}

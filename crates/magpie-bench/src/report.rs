@@ -166,7 +166,7 @@ impl Report {
             self.server_rss_kib_max / 1024
         );
         for (k, v) in &self.extra {
-            println!("{k:<14}{v}");
+            println!("{k:<14}{v}", k = format!("{k} "));
         }
         for n in &self.notes {
             println!("note          {n}");

@@ -20,13 +20,13 @@ pub struct Frame<'a> {
     pub rid: Option<u64>,
     #[serde(default)]
     pub seq: Option<i64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub body: Option<Cow<'a, str>>,
     #[serde(default)]
     pub attempt: Option<u32>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub code: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     pub message: Option<Cow<'a, str>>,
     /// A live-room message (`room_msg`).
     #[serde(borrow, default)]
@@ -39,6 +39,17 @@ pub struct Frame<'a> {
 pub struct RoomMsg<'a> {
     #[serde(borrow)]
     pub body: Cow<'a, str>,
+}
+
+/// `Option<Cow<str>>` copies even under `#[serde(borrow)]` (serde borrows
+/// only a bare `Cow`), so the option goes through a borrowing newtype.
+fn borrowed<'de: 'a, 'a, D>(d: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
 }
 
 pub fn decode(bytes: &[u8]) -> Option<Frame<'_>> {

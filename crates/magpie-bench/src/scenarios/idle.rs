@@ -47,29 +47,38 @@ pub async fn run(args: &IdleArgs, run: &Run) -> anyhow::Result<Report> {
     let before = Snapshot::take(&run.target);
     let mut rec = Recorder::default();
     let t0 = Instant::now();
-    let opened: Vec<(anyhow::Result<Link>, Duration)> = stream::iter(apis.iter().enumerate())
-        .map(|(i, api)| {
-            let setup = &setup;
-            async move {
-                let t = Instant::now();
-                (setup.open(api, i).await, t.elapsed())
-            }
-        })
-        .buffer_unordered(args.connect_concurrency.max(1))
-        .collect()
-        .await;
-    let connect_secs = t0.elapsed().as_secs_f64();
-    let mut links = Vec::with_capacity(opened.len());
+    // Two halves: the second half's growth is what a connection costs once
+    // the server's caches (pages, buffers) have warmed up with the first.
+    let half = apis.len() / 2;
+    let mut links = Vec::with_capacity(apis.len());
     let mut failed = 0u64;
-    for (link, took) in opened {
-        match link {
-            Ok(l) => {
-                let _ = rec.delivery.record((took.as_micros() as u64).max(1));
-                links.push(l);
+    let mut mid = before;
+    for (start, part) in [(0, &apis[..half]), (half, &apis[half..])] {
+        let opened: Vec<(anyhow::Result<Link>, Duration)> = stream::iter(part.iter().enumerate())
+            .map(|(i, api)| {
+                let setup = &setup;
+                async move {
+                    let t = Instant::now();
+                    (setup.open(api, start + i).await, t.elapsed())
+                }
+            })
+            .buffer_unordered(args.connect_concurrency.max(1))
+            .collect()
+            .await;
+        for (link, took) in opened {
+            match link {
+                Ok(l) => {
+                    let _ = rec.delivery.record((took.as_micros() as u64).max(1));
+                    links.push(l);
+                }
+                Err(_) => failed += 1,
             }
-            Err(_) => failed += 1,
+        }
+        if start == 0 {
+            mid = Snapshot::take(&run.target);
         }
     }
+    let connect_secs = t0.elapsed().as_secs_f64();
     let held = links.len();
     // Each connection answers the server's pings, nothing else.
     let tasks: Vec<_> = links
@@ -108,15 +117,21 @@ pub async fn run(args: &IdleArgs, run: &Run) -> anyhow::Result<Report> {
     report.measure(&rec, &a, &b, run.args.threads);
     // The rate of an idle run is how fast connections were taken.
     report.rate = held as f64 / connect_secs.max(1e-9);
-    let per_conn =
-        (a.server_rss_kib.saturating_sub(before.server_rss_kib)) as f64 / held.max(1) as f64;
+    let kib_per = |from: u64, n: usize| {
+        let kib = a.server_rss_kib.saturating_sub(from) as f64 / n.max(1) as f64;
+        serde_json::Value::from((kib * 100.0).round() / 100.0)
+    };
     report.server_rss_kib_start = before.server_rss_kib;
     let extra = &mut report.extra;
     extra.insert("held".into(), held.into());
     extra.insert("connect_secs".into(), connect_secs.into());
     extra.insert(
         "server_kib_per_conn".into(),
-        ((per_conn * 100.0).round() / 100.0).into(),
+        kib_per(before.server_rss_kib, held),
+    );
+    extra.insert(
+        "server_kib_per_conn_marginal".into(),
+        kib_per(mid.server_rss_kib, held.saturating_sub(half)),
     );
     extra.insert("idle_server_cores".into(), report.server.cores.into());
     report

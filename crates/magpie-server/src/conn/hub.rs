@@ -5,6 +5,7 @@
 //! `try_send` into a queue, never an await, so a blocking lock is cheaper
 //! than an async one. Delivering does not clone the entry.
 
+use super::mailbox::{Mailbox, Refused};
 use bytes::Bytes;
 use magpie_core::{DeviceId, Message, UserId};
 use magpie_proto::{ErrorCode, ServerFrame};
@@ -12,7 +13,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 /// A message to push, with its `msg` frame encoded once for every
 /// connection it goes to.
@@ -81,7 +82,7 @@ pub struct ConnEntry {
     pub id: u64,
     pub user: UserId,
     pub device: DeviceId,
-    pub tx: mpsc::Sender<Outbound>,
+    pub mailbox: Arc<Mailbox>,
     pub kill: Arc<Kill>,
 }
 
@@ -89,14 +90,14 @@ impl ConnEntry {
     /// Queues `out`. A full queue means the client is not reading: it is
     /// closed with `slow_consumer` and will resync on reconnect.
     fn offer(&self, out: Outbound) -> bool {
-        match self.tx.try_send(out) {
+        match self.mailbox.try_send(out) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 crate::metrics::meters().slow_consumers.increment(1);
                 self.kill.fire(ErrorCode::SlowConsumer);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 }

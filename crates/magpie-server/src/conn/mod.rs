@@ -8,6 +8,7 @@ pub mod groups;
 mod handshake;
 pub mod hub;
 mod inflight;
+pub mod mailbox;
 mod requests;
 pub mod rooms;
 pub mod session;

@@ -8,12 +8,14 @@
 //! report (acks of `none`-level messages) are published together too.
 
 use super::hub::Outbound;
+use super::mailbox::Mailbox;
 use crate::app::App;
 use crate::error::ServerError;
 use crate::logic::SendInput;
 use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, UserId};
 use magpie_proto::{ClientOp, ServerFrame};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub enum Req {
@@ -34,7 +36,8 @@ pub struct Requester {
     pub conn: u64,
     pub device: DeviceId,
     pub settings: ClientSettings,
-    pub tx: mpsc::Sender<Outbound>,
+    /// The session's queue: replies wait for room there.
+    pub tx: Arc<Mailbox>,
 }
 
 fn error_frame(rid: Option<u64>, e: &ServerError) -> ServerFrame {

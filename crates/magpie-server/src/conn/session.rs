@@ -12,6 +12,7 @@
 use super::handshake::{Handshake, handshake};
 use super::hub::{ConnEntry, Kill, Outbound, Push};
 use super::inflight::Inflight;
+use super::mailbox::Mailbox;
 use super::requests::{Req, Requester};
 use super::transport::{Inbound, Transport};
 use crate::app::App;
@@ -48,12 +49,14 @@ fn encoded(f: &ServerFrame) -> Bytes {
 }
 
 pub async fn run<T: Transport>(app: App, transport: &'static str, mut io: T) {
-    let Some(hs) = handshake(&app, &mut io).await else {
+    // The one-off steps are boxed: their futures then live only while they
+    // run, instead of widening the state every idle connection keeps.
+    let Some(hs) = Box::pin(handshake(&app, &mut io)).await else {
         return;
     };
-    let mut s = Session::open(app, transport, io, hs).await;
+    let mut s = Box::pin(Session::open(app, transport, io, hs)).await;
     s.serve().await;
-    s.close().await;
+    Box::pin(s.close()).await;
 }
 
 struct Session<T> {
@@ -65,8 +68,7 @@ struct Session<T> {
     conn: u64,
     route: Route,
     settings: ClientSettings,
-    out_tx: mpsc::Sender<Outbound>,
-    rx: mpsc::Receiver<Outbound>,
+    mailbox: Arc<Mailbox>,
     kill: Arc<Kill>,
     inflight: Inflight,
     /// The companion task, once the first request came.
@@ -99,14 +101,14 @@ impl<T: Transport> Session<T> {
             settings,
         } = hs;
         let cfg = app.cfg.session.clone();
-        let (out_tx, rx) = mpsc::channel::<Outbound>(cfg.outbound_queue);
+        let mailbox = Arc::new(Mailbox::new(cfg.outbound_queue));
         let kill = Arc::new(Kill::default());
         let conn = app.hub.next_conn_id();
         let entry = ConnEntry {
             id: conn,
             user,
             device: device.clone(),
-            tx: out_tx.clone(),
+            mailbox: mailbox.clone(),
             kill: kill.clone(),
         };
         if let Some(old) = app.hub.register(entry) {
@@ -145,8 +147,7 @@ impl<T: Transport> Session<T> {
             route,
             inflight: Inflight::new(cfg.window, settings.resend.policy()),
             settings,
-            out_tx,
-            rx,
+            mailbox,
             kill,
             requests: None,
             pending: None,
@@ -171,7 +172,7 @@ impl<T: Transport> Session<T> {
             max_frame: s.app.cfg.limits.max_frame_bytes,
             window: cfg.window,
         };
-        s.feed(encoded(&welcome)).await;
+        s.feed(encoded(&welcome));
         s
     }
 
@@ -200,11 +201,11 @@ impl<T: Transport> Session<T> {
             tokio::select! {
                 code = &mut killed => {
                     let f = ServerFrame::error(None, code, code.as_str(), true);
-                    self.end(code, f).await;
+                    self.end(code, f);
                 }
                 _ = &mut stopping => {
                     let f = ServerFrame::Reconnect { reason: "shutting_down".into(), after_ms: 500 };
-                    self.end(ErrorCode::ShuttingDown, f).await;
+                    self.end(ErrorCode::ShuttingDown, f);
                 }
                 // Backpressure: while a request waits for room, stop reading but
                 // keep writing, so replies drain and the companion moves on.
@@ -213,26 +214,25 @@ impl<T: Transport> Session<T> {
                         p.send(req);
                         if std::mem::take(&mut self.skipped_pushes) {
                             let f = ServerFrame::Resync { reason: "pushes_skipped".into() };
-                            self.feed(encoded(&f)).await;
+                            self.feed(encoded(&f));
                         }
                     }
                     _ => self.done = true,
                 },
-                inbound = self.io.recv(), if self.pending.is_none() => self.on_inbound(inbound).await,
-                out = self.rx.recv() => match out {
-                    None => self.done = true,
-                    Some(out) => {
-                        self.on_outbound(out).await;
-                        for _ in 1..MAX_TURN {
-                            match self.rx.try_recv() {
-                                Ok(out) if !self.done => self.on_outbound(out).await,
-                                _ => break,
-                            }
+                inbound = self.io.recv(), if self.pending.is_none() => self.on_inbound(inbound),
+                out = self.mailbox.recv() => {
+                    self.on_outbound(out);
+                    for _ in 1..MAX_TURN {
+                        match self.mailbox.try_recv() {
+                            Some(out) if !self.done => self.on_outbound(out),
+                            _ => break,
                         }
                     }
-                },
+                }
                 _ = &mut timer => {
-                    self.on_timer().await;
+                    // Boxed: rare, and its route refresh would widen every
+                    // connection's state.
+                    Box::pin(self.on_timer()).await;
                     timer.as_mut().reset(self.next_wake());
                 }
             }
@@ -245,29 +245,27 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    /// Queues a frame; a failed write ends the session.
-    async fn feed(&mut self, frame: Bytes) {
-        if self.io.feed(frame).await.is_err() {
-            self.done = true;
-        }
+    /// Queues a frame for the flush at the top of the loop.
+    fn feed(&mut self, frame: Bytes) {
+        self.io.queue(frame);
         self.dirty = true;
     }
 
     /// Sends a last frame and ends the session with `code`.
-    async fn end(&mut self, code: ErrorCode, last: ServerFrame) {
+    fn end(&mut self, code: ErrorCode, last: ServerFrame) {
         self.ended = Some(code);
-        self.feed(encoded(&last)).await;
+        self.feed(encoded(&last));
         self.done = true;
     }
 
-    async fn on_inbound(&mut self, inbound: Inbound) {
+    fn on_inbound(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Closed => self.done = true,
             Inbound::TooLarge => {
                 meters().bad_frames.increment(1);
                 let msg = format!("frame over {} bytes", self.app.cfg.limits.max_frame_bytes);
                 let f = ServerFrame::error(None, ErrorCode::FrameTooLarge, msg, true);
-                self.end(ErrorCode::FrameTooLarge, f).await;
+                self.end(ErrorCode::FrameTooLarge, f);
             }
             Inbound::Frame(bytes) => {
                 self.last_inbound = Instant::now();
@@ -275,20 +273,17 @@ impl<T: Transport> Session<T> {
                     Err(e) => {
                         meters().bad_frames.increment(1);
                         let f = ServerFrame::error(e.rid, e.code, e.message, false);
-                        self.feed(encoded(&f)).await;
+                        self.feed(encoded(&f));
                     }
-                    Ok(frame) => self.on_request(frame).await,
+                    Ok(frame) => self.on_request(frame),
                 }
             }
         }
     }
 
-    async fn on_request(&mut self, frame: ClientFrame) {
+    fn on_request(&mut self, frame: ClientFrame) {
         match frame.op {
-            ClientOp::Ping => {
-                self.feed(encoded(&ServerFrame::Pong { rid: frame.rid }))
-                    .await
-            }
+            ClientOp::Ping => self.feed(encoded(&ServerFrame::Pong { rid: frame.rid })),
             ClientOp::Pong => {}
             ClientOp::Logout => {
                 self.logout = true;
@@ -301,7 +296,7 @@ impl<T: Transport> Session<T> {
                     "already authenticated",
                     false,
                 );
-                self.feed(encoded(&f)).await;
+                self.feed(encoded(&f));
             }
             ClientOp::Ack { conv, seqs } => {
                 let acked = self.inflight.ack(&conv, &seqs);
@@ -338,7 +333,7 @@ impl<T: Transport> Session<T> {
                     conn: self.conn,
                     device: self.device.clone(),
                     settings: self.settings,
-                    tx: self.out_tx.clone(),
+                    tx: self.mailbox.clone(),
                 };
                 (tx, tokio::spawn(requester.run(rx)))
             })
@@ -350,20 +345,20 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    async fn on_outbound(&mut self, out: Outbound) {
+    fn on_outbound(&mut self, out: Outbound) {
         match out {
-            Outbound::Frame(bytes) => self.feed(bytes).await,
+            Outbound::Frame(bytes) => self.feed(bytes),
             Outbound::Frames(frames) => {
                 for f in frames {
-                    self.feed(f).await;
+                    self.feed(f);
                 }
             }
-            Outbound::Push(push) => self.on_push(push).await,
+            Outbound::Push(push) => self.on_push(push),
             Outbound::Settings => self.queue(Req::Settings),
         }
     }
 
-    async fn on_push(&mut self, push: Arc<Push>) {
+    fn on_push(&mut self, push: Arc<Push>) {
         let full = self.inflight.track(push.clone(), Instant::now()).is_err();
         if full && self.pending.is_some() {
             // We stopped reading (our own request queue is full), so the
@@ -374,9 +369,9 @@ impl<T: Transport> Session<T> {
             meters().slow_consumers.increment(1);
             let text = "too many unacknowledged messages: reconnect and sync";
             let f = ServerFrame::error(None, ErrorCode::SlowConsumer, text, true);
-            self.end(ErrorCode::SlowConsumer, f).await;
+            self.end(ErrorCode::SlowConsumer, f);
         } else {
-            self.feed(push.frame.clone()).await;
+            self.feed(push.frame.clone());
         }
     }
 
@@ -385,7 +380,7 @@ impl<T: Transport> Session<T> {
         if now >= self.last_inbound + self.idle {
             let text = "nothing received within the idle timeout";
             let f = ServerFrame::error(None, ErrorCode::IdleTimeout, text, true);
-            self.end(ErrorCode::IdleTimeout, f).await;
+            self.end(ErrorCode::IdleTimeout, f);
             return;
         }
         if now >= self.heartbeat_at {
@@ -396,7 +391,7 @@ impl<T: Transport> Session<T> {
             for (push, attempt) in self.inflight.due(now) {
                 meters().resent.increment(1);
                 let frame = magpie_proto::encode_push(&push.msg, attempt);
-                self.feed(Bytes::from(frame)).await;
+                self.feed(Bytes::from(frame));
             }
         }
     }
@@ -420,7 +415,7 @@ impl<T: Transport> Session<T> {
                     let _ = self.app.state.add_route(&newer).await;
                     let text = "this device connected again elsewhere";
                     let f = ServerFrame::error(None, ErrorCode::Replaced, text, true);
-                    self.end(ErrorCode::Replaced, f).await;
+                    self.end(ErrorCode::Replaced, f);
                     return;
                 }
                 Ok(prev) => {
@@ -430,7 +425,7 @@ impl<T: Transport> Session<T> {
                         let f = ServerFrame::Resync {
                             reason: "route_restored".into(),
                         };
-                        self.feed(encoded(&f)).await;
+                        self.feed(encoded(&f));
                     }
                     self.route_doubt = false;
                 }
@@ -440,11 +435,13 @@ impl<T: Transport> Session<T> {
                 }
             }
         }
-        self.feed(encoded(&ServerFrame::Ping)).await;
+        self.feed(encoded(&ServerFrame::Ping));
     }
 
     /// Closes the socket, waits for the companion, and unregisters.
     async fn close(mut self) {
+        // Refuse what comes now: replies waiting for room give up.
+        self.mailbox.close();
         let _ = self.io.flush().await;
         self.io.close(self.ended).await;
         if self.ended.is_some() {

@@ -2,10 +2,11 @@
 //! logic is written once: WebSocket (JSON text messages) and TCP (4-byte
 //! length prefix + JSON).
 //!
-//! Writes are two-step: `feed` queues a frame in the transport's buffer
-//! (writing only when it fills), `flush` writes what is queued. The
-//! session feeds everything that is ready and flushes once, so a burst of
-//! pushes costs one write, not one per frame.
+//! Writes are two-step: `queue` adds a frame to the transport's buffer
+//! without waiting, `flush` writes what is queued. The session queues
+//! everything that is ready and flushes once, so a burst of pushes costs
+//! one write, not one per frame, and its handlers need not be async (an
+//! idle connection's state stays small).
 //!
 //! `recv` must be cancel-safe: the session races it against timers and the
 //! shutdown signal in a `select!`.
@@ -30,8 +31,8 @@ pub enum Inbound {
 
 pub trait Transport: Send + 'static {
     fn recv(&mut self) -> impl Future<Output = Inbound> + Send;
-    /// Queues one frame (a JSON object); may write if the buffer is full.
-    fn feed(&mut self, frame: Bytes) -> impl Future<Output = io::Result<()>> + Send;
+    /// Queues one frame (a JSON object) for the next flush.
+    fn queue(&mut self, frame: Bytes);
     /// Writes everything queued.
     fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
     /// Ends the connection (a close frame on WebSocket, FIN on TCP); `None`
@@ -41,16 +42,32 @@ pub trait Transport: Send + 'static {
 
 /// A frame is queued, then everything is written.
 pub async fn send_now<T: Transport>(t: &mut T, frame: Bytes) -> io::Result<()> {
-    t.feed(frame).await?;
+    t.queue(frame);
     t.flush().await
 }
 
-pub struct Ws(pub WebSocket);
+/// Frames queued before a flush (for their `Vec`: kept across flushes up to
+/// this many slots, beyond that given back).
+const QUEUE_KEEP: usize = 64;
+
+pub struct Ws {
+    socket: WebSocket,
+    queued: Vec<Bytes>,
+}
+
+impl Ws {
+    pub fn new(socket: WebSocket) -> Ws {
+        Ws {
+            socket,
+            queued: Vec::new(),
+        }
+    }
+}
 
 impl Transport for Ws {
     async fn recv(&mut self) -> Inbound {
         loop {
-            match self.0.next().await {
+            match self.socket.next().await {
                 Some(Ok(WsMessage::Text(t))) => return Inbound::Frame(Bytes::from(t)),
                 Some(Ok(WsMessage::Binary(b))) => return Inbound::Frame(b),
                 // Control frames are answered by the library.
@@ -68,17 +85,25 @@ impl Transport for Ws {
         }
     }
 
-    async fn feed(&mut self, frame: Bytes) -> io::Result<()> {
-        let text = Utf8Bytes::try_from(frame)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        self.0
-            .feed(WsMessage::Text(text))
-            .await
-            .map_err(io::Error::other)
+    fn queue(&mut self, frame: Bytes) {
+        self.queued.push(frame);
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        SinkExt::flush(&mut self.0).await.map_err(io::Error::other)
+        for frame in self.queued.drain(..) {
+            let text = Utf8Bytes::try_from(frame)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            self.socket
+                .feed(WsMessage::Text(text))
+                .await
+                .map_err(io::Error::other)?;
+        }
+        if self.queued.capacity() > QUEUE_KEEP {
+            self.queued = Vec::new();
+        }
+        SinkExt::flush(&mut self.socket)
+            .await
+            .map_err(io::Error::other)
     }
 
     async fn close(&mut self, code: Option<ErrorCode>) {
@@ -92,13 +117,13 @@ impl Transport for Ws {
                 reason: "".into(),
             },
         };
-        let _ = self.0.send(WsMessage::Close(Some(frame))).await;
-        let _ = SinkExt::close(&mut self.0).await;
+        let _ = self.flush().await;
+        let _ = self.socket.send(WsMessage::Close(Some(frame))).await;
+        let _ = SinkExt::close(&mut self.socket).await;
     }
 }
 
-/// Writes are flushed by the session well before this; it only bounds what
-/// one burst may queue before writing.
+/// A write buffer grown past this by a burst is given back after it.
 const TCP_WRITE_HIGH_WATER: usize = 64 * 1024;
 
 pub struct Tcp {
@@ -157,12 +182,12 @@ impl Transport for Tcp {
         }
     }
 
-    async fn feed(&mut self, frame: Bytes) -> io::Result<()> {
-        self.codec.encode(frame, &mut self.wbuf)?;
-        if self.wbuf.len() >= TCP_WRITE_HIGH_WATER {
-            self.flush().await?;
+    fn queue(&mut self, frame: Bytes) {
+        // Only a frame over the server limit fails to encode; such a frame
+        // is a bug upstream, and dropping it beats a corrupt stream.
+        if let Err(e) = self.codec.encode(frame, &mut self.wbuf) {
+            tracing::error!(error = %e, "frame not sent");
         }
-        Ok(())
     }
 
     async fn flush(&mut self) -> io::Result<()> {

@@ -33,5 +33,5 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
         .write_buffer_size(16 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| session::run(app, "ws", Ws(socket)))
+        .on_upgrade(move |socket| session::run(app, "ws", Ws::new(socket)))
 }

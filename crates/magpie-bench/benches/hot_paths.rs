@@ -93,3 +93,29 @@ fn direct_conv_id(b: divan::Bencher) {
         )
     });
 }
+
+/// One bus event for a send batch of 256 messages, written and read back:
+/// what the publish stage and each consuming worker pay per batch.
+#[divan::bench]
+fn batch_event_round_trip(b: divan::Bencher) {
+    let event = magpie_core::BusEvent::Messages {
+        msgs: (0..256).map(|_| message(64)).collect(),
+    };
+    b.bench(|| {
+        let bytes = serde_json::to_vec(divan::black_box(&event)).expect("encodes");
+        serde_json::from_slice::<magpie_core::BusEvent>(&bytes).expect("decodes")
+    });
+}
+
+/// Fan-out planning of the broadcast path: the members of a super group
+/// connected to this node, from the local index (10,000 of them here).
+#[divan::bench]
+fn supergroup_local_members(b: divan::Bencher) {
+    let index = magpie_server::conn::groups::GroupIndex::default();
+    let g = magpie_core::GroupId(7);
+    for u in 1..=10_000 {
+        index.open(UserId(u));
+        index.add_groups(UserId(u), vec![g]);
+    }
+    b.bench(|| index.users(divan::black_box(g)).len());
+}

@@ -51,6 +51,9 @@ pub struct Counters {
     pub duplicated: AtomicU64,
     pub errors: AtomicU64,
     pub shed: AtomicU64,
+    /// `resync` frames: the server skipped pushes and asks for a sync
+    /// (which the tool does not do, so what was skipped counts as lost).
+    pub resyncs: AtomicU64,
 }
 
 impl Counters {

@@ -12,8 +12,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BusEvent {
-    /// A message was accepted (it is durable in the store).
+    /// A message was accepted (it is durable in the store). Still read, no
+    /// longer written: events of a log written by an older version.
     Message { msg: Message },
+    /// Messages accepted together, in acceptance order (so each
+    /// conversation's in sequence order). One event per batch, not per
+    /// message: a durable log that syncs every append (JetStream with
+    /// `sync_interval: always`) then syncs once per batch.
+    Messages { msgs: Vec<Message> },
     /// `user` has read `conv` up to `seq` (the notes' "message read" topic).
     Read(ReadUpTo),
     /// A device of `user` acknowledged delivery of these sequences.
@@ -59,6 +65,12 @@ pub enum BusEvent {
 pub enum DeliverPayload {
     /// A message, tracked until acknowledged.
     Msg { msg: Message },
+    /// Messages of one send batch, each with its own targets (the event's
+    /// `targets` is then empty): one event per node and batch, not per
+    /// message.
+    Msgs {
+        msgs: Vec<(Message, Vec<(UserId, u64)>)>,
+    },
     /// Any other server frame (receipt, presence), as its JSON.
     Frame { frame: serde_json::Value },
     /// The user's settings changed: the connections read them again.
@@ -91,7 +103,7 @@ impl BusEvent {
     pub fn topic(&self) -> std::borrow::Cow<'static, str> {
         std::borrow::Cow::Borrowed(match self {
             BusEvent::Deliver { node, .. } => return std::borrow::Cow::Owned(node_topic(node)),
-            BusEvent::Message { .. } => "msg",
+            BusEvent::Message { .. } | BusEvent::Messages { .. } => "msg",
             BusEvent::Read(_) => "read",
             BusEvent::Delivered { .. } => "delivered",
             BusEvent::Presence(_) => "presence",

@@ -195,7 +195,15 @@ impl Pair {
                 }
             }
             let wake_ns = match self.ctx.interval_ns {
-                Some(_) if sending => self.a.due_ns.min(self.b.due_ns).min(stop_ns),
+                // Only a side that sends and has room has a due time: a
+                // silent side's would be in the past and spin this loop.
+                Some(_) if sending => [&self.a, &self.b]
+                    .iter()
+                    .filter(|s| s.sends && s.open < OPEN_LOOP_CAP)
+                    .map(|s| s.due_ns)
+                    .min()
+                    .unwrap_or(u64::MAX)
+                    .min(stop_ns),
                 _ => now.max(stop_ns) + 50_000_000,
             };
             let (a, b, ctx) = (&mut self.a, &mut self.b, &mut self.ctx);
@@ -334,6 +342,7 @@ fn on_frame(bytes: &[u8], me: &mut Side, other: &mut Side, ctx: &mut Ctx) {
                 me.open -= 1;
             }
         }
+        "resync" => Counters::add(&ctx.counters.resyncs, 1),
         "ping" => me.link.push(wire::pong),
         _ => {}
     }

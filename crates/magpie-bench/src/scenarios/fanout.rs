@@ -35,6 +35,9 @@ pub struct Plan {
     pub fanout: Option<u64>,
     /// Messages the server took (acknowledged, or not shed).
     pub taken: Arc<AtomicU64>,
+    /// Sends answered (taken, shed or refused): until every send is, a
+    /// member cannot know how many deliveries to wait for.
+    pub answered: Arc<AtomicU64>,
     /// How long members wait for stragglers after the traffic ends, ns.
     pub drain_ns: u64,
 }
@@ -128,7 +131,10 @@ impl Member {
     fn settled(&self) -> bool {
         let c = &self.plan.counters;
         match self.plan.fanout {
-            Some(f) => Counters::get(&c.delivered) >= self.plan.taken.load(Ordering::Relaxed) * f,
+            Some(f) => {
+                self.plan.answered.load(Ordering::Relaxed) >= Counters::get(&c.sent)
+                    && Counters::get(&c.delivered) >= self.plan.taken.load(Ordering::Relaxed) * f
+            }
             None => false,
         }
     }
@@ -169,6 +175,7 @@ impl Member {
             "room_msg" => f.msg.map(|m| m.body),
             "sent" | "room_sent" => {
                 if let Some(at) = f.rid.and_then(|n| self.stamps.remove(&n)) {
+                    self.plan.answered.fetch_add(1, Ordering::Relaxed);
                     if f.shed == Some(true) {
                         Counters::add(&counters.shed, 1);
                     } else {
@@ -181,7 +188,14 @@ impl Member {
             }
             "error" => {
                 f.report_error();
+                if f.rid.and_then(|n| self.stamps.remove(&n)).is_some() {
+                    self.plan.answered.fetch_add(1, Ordering::Relaxed);
+                }
                 Counters::add(&counters.errors, 1);
+                return;
+            }
+            "resync" => {
+                Counters::add(&counters.resyncs, 1);
                 return;
             }
             "ping" => {

@@ -77,6 +77,7 @@ pub async fn run(args: &GroupArgs, run: &Run) -> anyhow::Result<Report> {
         senders,
         fanout: Some(fanout),
         taken: taken.clone(),
+        answered: Arc::new(AtomicU64::new(0)),
         drain_ns: 5_000_000_000,
     };
     let tasks: Vec<_> = links

@@ -140,6 +140,13 @@ impl Run {
             ..Report::default()
         };
         report.measure(&out.rec, &a, &b, self.args.threads);
+        let resyncs = Counters::get(&c.resyncs);
+        if resyncs > 0 {
+            report.extra.insert("resyncs".into(), resyncs.into());
+            report.notes.push(format!(
+                "the server asked {resyncs} times for a resync (pushes skipped); the tool does not sync, so those messages count as lost"
+            ));
+        }
         if self.args.duration >= Duration::from_secs(60) {
             report.rss_series = series;
         }

@@ -45,6 +45,7 @@ pub async fn run(args: &RoomArgs, run: &Run) -> anyhow::Result<Report> {
         senders,
         fanout: None,
         taken: Arc::new(AtomicU64::new(0)),
+        answered: Arc::new(AtomicU64::new(0)),
         drain_ns: 1_000_000_000,
     };
     let tasks: Vec<_> = links

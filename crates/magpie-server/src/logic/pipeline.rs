@@ -27,6 +27,9 @@ use tokio::task::JoinHandle;
 const MAX_BATCH: usize = 1024;
 /// Accepted batches waiting for the bus (beyond this stage 1 waits).
 const PUBLISH_QUEUE: usize = 4;
+/// Messages per bus event, and (roughly) body bytes per event.
+const EVENT_MSGS: usize = 256;
+const EVENT_BYTES: usize = 256 * 1024;
 
 /// One sender's checked messages and where their answer goes.
 struct Submission {
@@ -238,13 +241,12 @@ async fn publish_stage(app: App, mut rx: mpsc::Receiver<Vec<Stored>>) {
 
 /// One bus append for the batch, then the answers, then the pushes.
 async fn publish(app: &App, batch: Vec<Stored>) {
+    let msgs: Vec<&Message> = batch.iter().flat_map(|s| s.publish.iter()).collect();
     let mut events = Vec::new();
-    for s in &batch {
-        for msg in &s.publish {
-            match encode(msg) {
-                Ok(e) => events.push(e),
-                Err(e) => tracing::error!(error = %e, "message event not encodable"),
-            }
+    for chunk in chunks(&msgs) {
+        match encode(chunk) {
+            Ok(e) => events.push(e),
+            Err(e) => tracing::error!(error = %e, "message event not encodable"),
         }
     }
     let published = if events.is_empty() {
@@ -278,19 +280,92 @@ async fn publish(app: &App, batch: Vec<Stored>) {
         pushes.extend(s.publish.into_iter().map(|msg| (msg, s.origin.clone())));
     }
     app.push_messages(pushes).await;
-    // The idempotency fast path, after the answers: on failure the store's
-    // durable key still answers a retry.
-    let ttl = app.cfg.limits.idempotency_ttl_secs * 1000;
-    for (from, items) in remembered {
-        let _ = app.state.idem_put_many(from, &items, ttl).await;
+    // The idempotency fast path, after the answers and off this stage (on
+    // failure, or if it lands late, the store's durable key still answers a
+    // retry); one call per sender, all at once.
+    if !remembered.is_empty() {
+        let state = app.state.clone();
+        let ttl = app.cfg.limits.idempotency_ttl_secs * 1000;
+        tokio::spawn(async move {
+            let puts = remembered
+                .iter()
+                .map(|(from, items)| state.idem_put_many(*from, items, ttl));
+            futures_util::future::join_all(puts).await;
+        });
     }
 }
 
-fn encode(msg: &Message) -> serde_json::Result<Outgoing> {
-    let event = BusEvent::Message { msg: msg.clone() };
+/// Splits a batch into events of at most `EVENT_MSGS` messages and about
+/// `EVENT_BYTES` of bodies, keeping acceptance order.
+fn chunks<'a>(msgs: &'a [&'a Message]) -> Vec<&'a [&'a Message]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in msgs.iter().enumerate() {
+        if i > start && (i - start >= EVENT_MSGS || bytes + m.body.len() > EVENT_BYTES) {
+            out.push(&msgs[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += m.body.len();
+    }
+    if start < msgs.len() {
+        out.push(&msgs[start..]);
+    }
+    out
+}
+
+/// One event for messages accepted together; its id names the first
+/// message and the count, so a republished event is the same event.
+fn encode(msgs: &[&Message]) -> serde_json::Result<Outgoing> {
+    let first = msgs.first().map_or(0, |m| m.server_id.0);
+    let event = BusEvent::Messages {
+        msgs: msgs.iter().map(|m| (*m).clone()).collect(),
+    };
     Ok(Outgoing {
         topic: event.topic().into_owned(),
-        msg_id: format!("m:{}", msg.server_id),
+        msg_id: format!("m:{first}:{}", msgs.len()),
         payload: serde_json::to_vec(&event)?.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use magpie_core::{ClientMsgId, ConvId, Persistence, ServerMsgId};
+
+    fn msg(id: i64, body: usize) -> Message {
+        Message {
+            server_id: ServerMsgId(id),
+            conv: ConvId::direct(UserId(1), UserId(2)),
+            seq: id,
+            from: UserId(1),
+            to: UserId(2),
+            cmid: ClientMsgId::new_v7(),
+            body: "x".repeat(body),
+            persistence: Persistence::Forever,
+            sent_at: 0,
+        }
+    }
+
+    #[test]
+    fn events_are_bounded_and_keep_order() {
+        let small: Vec<Message> = (1..=EVENT_MSGS as i64 * 2 + 1)
+            .map(|i| msg(i, 10))
+            .collect();
+        let refs: Vec<&Message> = small.iter().collect();
+        let parts = chunks(&refs);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [EVENT_MSGS, EVENT_MSGS, 1]
+        );
+        let big: Vec<Message> = (1..=3).map(|i| msg(i, EVENT_BYTES / 2 + 1)).collect();
+        let refs: Vec<&Message> = big.iter().collect();
+        assert_eq!(chunks(&refs).len(), 3, "one oversized body per event");
+        let seqs: Vec<i64> = chunks(&refs)
+            .iter()
+            .flat_map(|p| p.iter().map(|m| m.seq))
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        let e = encode(&refs[..2]).expect("encodes");
+        assert_eq!((e.topic.as_str(), e.msg_id.as_str()), ("msg", "m:1:2"));
+    }
 }

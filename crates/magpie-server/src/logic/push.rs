@@ -16,7 +16,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Remote pushes gathered per (node, item) before publishing them together.
-type Remote = BTreeMap<(String, usize), Vec<(UserId, u64)>>;
+/// Per remote node, per message (by index), the connections there.
+type Remote = BTreeMap<String, BTreeMap<usize, Vec<(UserId, u64)>>>;
+/// Messages per cross-node delivery event.
+const DELIVER_MSGS: usize = 256;
 
 impl App {
     /// Pushes each message to every device of its receiver and to the
@@ -89,7 +92,9 @@ impl App {
                     }
                     if route.node != self.cfg.node {
                         remote
-                            .entry((route.node.clone(), i))
+                            .entry(route.node.clone())
+                            .or_default()
+                            .entry(i)
                             .or_default()
                             .push((user, route.conn));
                     } else if self
@@ -105,19 +110,32 @@ impl App {
         }
         meters().pushed.increment(pushed);
         self.drop_stale_routes(&stale).await;
-        let events = remote.into_iter().map(|((node, i), targets)| {
-            let msg = &pushes[i].0.msg;
-            let id = format!("x:{node}:{}", msg.server_id);
-            (
-                BusEvent::Deliver {
-                    node,
-                    targets,
-                    payload: DeliverPayload::Msg { msg: msg.clone() },
-                },
-                id,
-            )
-        });
-        self.publish_deliveries(events.collect()).await;
+        // One event per node and batch (in chunks): each append to a log
+        // that syncs every append costs a sync.
+        let mut events = Vec::new();
+        for (node, per_msg) in remote {
+            let per_msg: Vec<_> = per_msg.into_iter().collect();
+            for chunk in per_msg.chunks(DELIVER_MSGS) {
+                let first = pushes[chunk[0].0].0.msg.server_id;
+                let id = format!("x:{node}:{first}:{}", chunk.len());
+                let msgs = chunk
+                    .iter()
+                    .map(|(i, targets)| (pushes[*i].0.msg.clone(), targets.clone()))
+                    .collect();
+                let payload = DeliverPayload::Msgs { msgs };
+                let targets = Vec::new();
+                let node = node.clone();
+                events.push((
+                    BusEvent::Deliver {
+                        node,
+                        targets,
+                        payload,
+                    },
+                    id,
+                ));
+            }
+        }
+        self.publish_deliveries(events).await;
     }
 
     /// Sends one event frame to every online device of `user`.

@@ -8,8 +8,25 @@ use crate::app::App;
 use crate::conn::hub::{Outbound, Push};
 use crate::error::Result;
 use async_trait::async_trait;
-use magpie_core::{BusEvent, DeliverPayload, node_topic};
+use magpie_core::{BusEvent, DeliverPayload, UserId, node_topic};
 use magpie_proto::ServerFrame;
+
+/// Hands `out` to each target connection held here; the gone ones are stale.
+fn deliver(
+    app: &App,
+    targets: &[(UserId, u64)],
+    out: &Outbound,
+    pushed: &mut u64,
+    stale: &mut Vec<(UserId, u64)>,
+) {
+    for (user, conn) in targets {
+        if app.hub.deliver(*user, *conn, out.clone()) {
+            *pushed += 1;
+        } else {
+            stale.push((*user, *conn));
+        }
+    }
+}
 
 pub struct Deliver {
     node: String,
@@ -43,6 +60,13 @@ impl Worker for Deliver {
             };
             let out = match payload {
                 DeliverPayload::Msg { msg } => Outbound::Push(Push::new(msg.clone())),
+                DeliverPayload::Msgs { msgs } => {
+                    for (msg, targets) in msgs {
+                        let out = Outbound::Push(Push::new(msg.clone()));
+                        deliver(app, targets, &out, &mut pushed, &mut stale);
+                    }
+                    continue;
+                }
                 DeliverPayload::Frame { frame } => {
                     match serde_json::from_value::<ServerFrame>(frame.clone()) {
                         Ok(f) => Outbound::frame(&f),
@@ -54,13 +78,7 @@ impl Worker for Deliver {
                 }
                 DeliverPayload::Settings => Outbound::Settings,
             };
-            for (user, conn) in targets {
-                if app.hub.deliver(*user, *conn, out.clone()) {
-                    pushed += 1;
-                } else {
-                    stale.push((*user, *conn));
-                }
-            }
+            deliver(app, targets, &out, &mut pushed, &mut stale);
         }
         crate::metrics::meters().pushed.increment(pushed);
         app.drop_stale_routes(&stale).await;

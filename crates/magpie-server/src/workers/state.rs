@@ -36,13 +36,11 @@ impl Worker for DerivedState {
         let mut counts = Vec::new();
         for ev in events {
             match ev {
-                BusEvent::Message { msg }
-                    if msg.conv.group_id().is_none() && msg.from != msg.to =>
-                {
-                    // The receiver's: the sender has read its own message.
-                    let id = msg.server_id.to_string();
-                    adds.push((msg.to, msg.conv.clone(), msg.seq, id));
-                    counts.push((msg.to, msg.conv.clone(), msg.seq));
+                BusEvent::Message { msg } => received(msg, &mut adds, &mut counts),
+                BusEvent::Messages { msgs } => {
+                    for msg in msgs {
+                        received(msg, &mut adds, &mut counts);
+                    }
                 }
                 BusEvent::Read(r) if r.conv.group_id().is_none() => {
                     // Apply what came before first: order matters.
@@ -56,6 +54,16 @@ impl Worker for DerivedState {
             }
         }
         flush(app, &mut adds, &mut counts).await
+    }
+}
+
+/// A direct message counts for its receiver (the sender has read its own;
+/// groups keep no per-member state).
+fn received(msg: &magpie_core::Message, adds: &mut Adds, counts: &mut Counts) {
+    if msg.conv.group_id().is_none() && msg.from != msg.to {
+        let id = msg.server_id.to_string();
+        adds.push((msg.to, msg.conv.clone(), msg.seq, id));
+        counts.push((msg.to, msg.conv.clone(), msg.seq));
     }
 }
 

@@ -11,7 +11,7 @@
 //! `group_reads`, expanded here too.
 
 macro_rules! sql_backend {
-    ($store:ident, $db:ty, $q:expr) => {
+    ($store:ident, $db:ty, $q:expr, $b:expr) => {
         // A module of its own, so these imports do not clash with the
         // dialect module's; private items of the parent stay visible.
         mod shared {
@@ -78,111 +78,6 @@ macro_rules! sql_backend {
                         })
                     })
                     .transpose()
-                }
-
-                /// One attempt at `accept`: the whole batch in one transaction.
-                /// Each message is written before the next is looked up, so a
-                /// repeat inside the batch finds the first. A racing transaction
-                /// with the same (from, cmid) makes the content insert fail on
-                /// the unique key; `accept` then retries and finds the winner.
-                /// A refused group send (`Forbidden`) is checked before its
-                /// sequence is taken, so it writes nothing and the others go on.
-                async fn accept_once(
-                    &self,
-                    batch: &[NewMessage],
-                ) -> std::result::Result<Vec<crate::Outcome>, sqlx::Error> {
-                    let mut tx = self.pool.begin().await?;
-                    // A batch spanning conversations locks their rows up front in
-                    // one global order; otherwise two batches naming the same
-                    // conversations in opposite orders deadlock (and PostgreSQL
-                    // takes `deadlock_timeout`, 1 s, to notice each time).
-                    let mut convs: Vec<&str> = batch.iter().map(|m| m.conv.as_str()).collect();
-                    convs.sort_unstable();
-                    convs.dedup();
-                    if convs.len() > 1 {
-                        for conv in convs {
-                            sqlx::query($q.lock_conv.as_str())
-                                .bind(conv)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                    }
-                    let mut out = Vec::with_capacity(batch.len());
-                    for m in batch {
-                        if let Some(found) = Self::find_cmid(&mut tx, m.from, m.cmid).await? {
-                            out.push(Ok(found));
-                            continue;
-                        }
-                        // Checked after the conversation row is locked, to keep
-                        // the lock order of `groups`, and before its sequence is
-                        // taken, so a refusal writes nothing.
-                        let group = m.conv.group_id();
-                        if let Some(g) = group {
-                            sqlx::query($q.lock_conv.as_str())
-                                .bind(m.conv.as_str())
-                                .execute(&mut *tx)
-                                .await?;
-                            if let Some(refused) = Self::check_sender(&mut tx, g, m.from).await? {
-                                out.push(Err(refused));
-                                continue;
-                            }
-                        }
-                        // Locks the conversation row until COMMIT: the only
-                        // guarantee that no two messages share (conv, seq).
-                        let seq = Self::next_seq(&mut tx, m.conv.as_str()).await?;
-                        sqlx::query($q.insert_content.as_str())
-                            .bind(m.server_id.0)
-                            .bind(m.conv.as_str())
-                            .bind(seq)
-                            .bind(m.from.0)
-                            .bind(m.to.0)
-                            .bind(m.cmid.to_string())
-                            .bind(m.body.as_str())
-                            .bind(m.persistence.to_string())
-                            .bind(m.sent_at)
-                            .bind(expire_at(m.persistence, m.sent_at, self.offline_ttl_ms))
-                            .execute(&mut *tx)
-                            .await?;
-                        // A note to self has one owner: one (outbox) row, one
-                        // summary. A group message has none (read diffusion);
-                        // its sender has read it.
-                        let mut owners = Vec::with_capacity(2);
-                        if let Some(g) = group {
-                            Self::advance_read(&mut tx, g, m.from, seq).await?;
-                        } else {
-                            owners.push((m.from, m.to, BOX_SENT));
-                            if m.from != m.to {
-                                owners.push((m.to, m.from, BOX_RECEIVED));
-                            }
-                        }
-                        for (owner, other, box_type) in owners {
-                            sqlx::query($q.insert_box.as_str())
-                                .bind(owner.0)
-                                .bind(other.0)
-                                .bind(m.conv.as_str())
-                                .bind(seq)
-                                .bind(m.server_id.0)
-                                .bind(box_type)
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query($q.upsert_summary.as_str())
-                                .bind(owner.0)
-                                .bind(m.conv.as_str())
-                                .bind(other.0)
-                                .bind(seq)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        out.push(Ok(Accepted {
-                            server_id: m.server_id,
-                            conv: m.conv.clone(),
-                            seq,
-                            sent_at: m.sent_at,
-                            duplicate: false,
-                        }));
-                    }
-                    tx.commit().await?;
-                    Ok(out)
                 }
 
                 /// Deletes the messages `victims` names (body and both box rows)
@@ -269,6 +164,7 @@ macro_rules! sql_backend {
                 }
             }
 
+            crate::sql::accept::sql_accept!($store, $db, $q, $b);
             crate::sql::group_reads::sql_group_reads!($store, $q);
             // Expands `sql_trait_impl!` with the group methods.
             crate::sql::groups::sql_groups!($store, $q);

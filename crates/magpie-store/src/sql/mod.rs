@@ -21,7 +21,9 @@
 //! `groups` and `group_reads` (groups, likewise), `pg` and `mysql` (what only
 //! one dialect does).
 
+mod accept;
 mod backend;
+mod batch;
 mod group_reads;
 mod groups;
 mod mysql;

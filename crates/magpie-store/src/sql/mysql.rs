@@ -172,4 +172,9 @@ impl MySqlStore {
     }
 }
 
-sql_backend!(MySqlStore, sqlx::MySql, MYSQL);
+sql_backend!(
+    MySqlStore,
+    sqlx::MySql,
+    MYSQL,
+    crate::sql::batch::MYSQL_BATCH
+);

@@ -153,4 +153,4 @@ impl PgStore {
     }
 }
 
-sql_backend!(PgStore, sqlx::Postgres, PG);
+sql_backend!(PgStore, sqlx::Postgres, PG, crate::sql::batch::PG_BATCH);

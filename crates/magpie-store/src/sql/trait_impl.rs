@@ -135,8 +135,13 @@ macro_rules! sql_trait_impl {
             }
 
             async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<crate::Outcome>> {
+                // Optimistic first: a stored duplicate is rare (a retry whose
+                // answer was lost) and makes the content insert fail on the
+                // unique key; every later attempt looks the batch up first.
+                let mut attempt = 0;
                 retrying("accept", Retry::TransientAndUnique, || {
-                    self.accept_once(&batch)
+                    attempt += 1;
+                    self.accept_once(&batch, attempt > 1)
                 })
                 .await
             }

@@ -1,0 +1,134 @@
+//! Multi-row statements for `accept`: one statement per step for a whole
+//! batch of messages instead of one per message (ARCHITECTURE.md: no
+//! per-message round trip where a batch would do).
+//!
+//! Their text depends on the row count, so they are not kept in the
+//! driver's statement cache (`persistent(false)`): each is parsed once per
+//! use, which costs less than the round trips it replaces.
+
+use super::queries::{Dialect, numbered};
+
+/// Rows per statement: keeps every statement far below both engines'
+/// limit of 65,535 bound parameters (ten per content row).
+pub(crate) const CHUNK: usize = 500;
+
+pub(crate) struct BatchSql {
+    dialect: Dialect,
+}
+
+pub(crate) static PG_BATCH: BatchSql = BatchSql {
+    dialect: Dialect::Postgres,
+};
+pub(crate) static MYSQL_BATCH: BatchSql = BatchSql {
+    dialect: Dialect::MySql,
+};
+
+/// `(?, ?, …)` repeated `rows` times, comma-separated.
+fn tuples(cols: usize, rows: usize) -> String {
+    let one = format!("({})", vec!["?"; cols].join(", "));
+    vec![one; rows].join(", ")
+}
+
+impl BatchSql {
+    fn finish(&self, sql: String) -> String {
+        match self.dialect {
+            Dialect::Postgres => numbered(&sql),
+            Dialect::MySql => sql,
+        }
+    }
+
+    /// Creates or locks `rows` conversation rows without changing them, in
+    /// the order given (callers sort, so every transaction locks in one
+    /// global order and none deadlocks on another).
+    pub fn lock_convs(&self, rows: usize) -> String {
+        let tail = match self.dialect {
+            Dialect::Postgres => {
+                "ON CONFLICT (conv) DO UPDATE SET last_seq = conversations.last_seq"
+            }
+            Dialect::MySql => "ON DUPLICATE KEY UPDATE last_seq = last_seq",
+        };
+        self.finish(format!(
+            "INSERT INTO conversations (conv, last_seq) VALUES {} {tail}",
+            tuples(2, rows)
+        ))
+    }
+
+    /// Adds each row's count to its conversation's `last_seq` (creating the
+    /// row): the sequences `last_seq + 1 ..= last_seq + count` are then this
+    /// transaction's, under the row lock held until COMMIT.
+    pub fn add_seqs(&self, rows: usize) -> String {
+        let tail = match self.dialect {
+            Dialect::Postgres => {
+                "ON CONFLICT (conv) DO UPDATE SET last_seq = conversations.last_seq + EXCLUDED.last_seq"
+            }
+            Dialect::MySql => "ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq)",
+        };
+        self.finish(format!(
+            "INSERT INTO conversations (conv, last_seq) VALUES {} {tail}",
+            tuples(2, rows)
+        ))
+    }
+
+    /// The `last_seq` of `rows` conversations.
+    pub fn last_seqs(&self, rows: usize) -> String {
+        self.finish(format!(
+            "SELECT conv, last_seq FROM conversations WHERE conv IN ({})",
+            vec!["?"; rows].join(", ")
+        ))
+    }
+
+    pub fn contents(&self, rows: usize) -> String {
+        self.finish(format!(
+            "INSERT INTO im_msg_content
+             (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
+             VALUES {}",
+            tuples(10, rows)
+        ))
+    }
+
+    pub fn boxes(&self, rows: usize) -> String {
+        self.finish(format!(
+            "INSERT INTO im_user_msg_box (owner_uid, other_uid, conv, seq, server_id, box_type) VALUES {}",
+            tuples(6, rows)
+        ))
+    }
+
+    /// Each (owner, conv) at most once per statement: PostgreSQL refuses to
+    /// update one row twice in one upsert.
+    pub fn summaries(&self, rows: usize) -> String {
+        let tail = match self.dialect {
+            Dialect::Postgres => {
+                "ON CONFLICT (owner_uid, conv) DO UPDATE SET last_seq = EXCLUDED.last_seq, peer_uid = EXCLUDED.peer_uid"
+            }
+            Dialect::MySql => {
+                "ON DUPLICATE KEY UPDATE last_seq = VALUES(last_seq), peer_uid = VALUES(peer_uid)"
+            }
+        };
+        self.finish(format!(
+            "INSERT INTO user_conv (owner_uid, conv, peer_uid, last_seq, read_seq) VALUES {} {tail}",
+            tuples(4, rows).replace("?)", "?, 0)")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_have_one_parameter_per_value() {
+        let pg = PG_BATCH.contents(3);
+        assert!(pg.contains("$30") && !pg.contains("$31") && !pg.contains('?'));
+        let my = MYSQL_BATCH.contents(3);
+        assert_eq!(my.matches('?').count(), 30);
+        assert!(PG_BATCH.last_seqs(2).ends_with("IN ($1, $2)"));
+    }
+
+    #[test]
+    fn summaries_insert_a_zero_read_position() {
+        let my = MYSQL_BATCH.summaries(2);
+        assert!(my.contains("VALUES (?, ?, ?, ?, 0), (?, ?, ?, ?, 0) ON DUPLICATE"));
+        let pg = PG_BATCH.summaries(1);
+        assert!(pg.contains("VALUES ($1, $2, $3, $4, 0) ON CONFLICT"));
+    }
+}

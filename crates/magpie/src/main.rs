@@ -6,6 +6,14 @@
 
 mod config;
 
+/// mimalloc instead of the system allocator. Measured on the message path
+/// (docs/performance.md): glibc's malloc and free were a fifth of the
+/// server's CPU per message, and its arenas kept the 19 MiB of every
+/// password hash after the hash was done (a login burst grew the process
+/// to 4 GB with at most `auth.hash_concurrency` hashes alive).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::time::Duration;
 
@@ -60,26 +68,8 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Makes glibc serve every allocation of 4 MiB or more with its own
-/// mapping, returned to the system when freed. By default glibc raises
-/// that threshold after the first such free, and then serves the 19 MiB
-/// of each password hash from its arenas, which keep the pages: a login
-/// burst grew the process to 4 GB although at most `auth.hash_concurrency`
-/// hashes were alive (docs/performance.md, "Logins").
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn pin_mmap_threshold() {
-    // SAFETY: mallopt only sets a tuning value of the allocator.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn pin_mmap_threshold() {}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    pin_mmap_threshold();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Config(args) => {

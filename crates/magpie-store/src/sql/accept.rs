@@ -32,6 +32,21 @@ macro_rules! sql_accept {
             New,
         }
 
+        /// Binds a message's body row (the ten columns of `im_msg_content`,
+        /// in the order of `insert_content` and `batch::contents`).
+        fn bind_content(q: Query, m: &NewMessage, seq: i64, ttl_ms: i64) -> Query {
+            q.bind(m.server_id.0)
+                .bind(m.conv.as_str())
+                .bind(seq)
+                .bind(m.from.0)
+                .bind(m.to.0)
+                .bind(m.cmid.to_string())
+                .bind(m.body.as_str())
+                .bind(m.persistence.to_string())
+                .bind(m.sent_at)
+                .bind(expire_at(m.persistence, m.sent_at, ttl_ms))
+        }
+
         /// The same refusal again, for a repeat of a refused message.
         fn again(e: &crate::StoreError) -> crate::StoreError {
             use crate::StoreError as E;
@@ -176,19 +191,7 @@ macro_rules! sql_accept {
                     &mut tx,
                     &seqs,
                     |n| $b.contents(n),
-                    |q, (i, seq)| {
-                        let m = &batch[*i];
-                        q.bind(m.server_id.0)
-                            .bind(m.conv.as_str())
-                            .bind(*seq)
-                            .bind(m.from.0)
-                            .bind(m.to.0)
-                            .bind(m.cmid.to_string())
-                            .bind(m.body.as_str())
-                            .bind(m.persistence.to_string())
-                            .bind(m.sent_at)
-                            .bind(expire_at(m.persistence, m.sent_at, ttl))
-                    },
+                    |q, (i, seq)| bind_content(q, &batch[*i], *seq, ttl),
                 )
                 .await?;
                 // Box rows: the sender's copy, and the receiver's unless it is a
@@ -289,19 +292,14 @@ macro_rules! sql_accept {
                     return Ok(Err(refused));
                 }
                 let seq = Self::next_seq(&mut *tx, m.conv.as_str()).await?;
-                sqlx::query($q.insert_content.as_str())
-                    .bind(m.server_id.0)
-                    .bind(m.conv.as_str())
-                    .bind(seq)
-                    .bind(m.from.0)
-                    .bind(m.to.0)
-                    .bind(m.cmid.to_string())
-                    .bind(m.body.as_str())
-                    .bind(m.persistence.to_string())
-                    .bind(m.sent_at)
-                    .bind(expire_at(m.persistence, m.sent_at, self.offline_ttl_ms))
-                    .execute(&mut *tx)
-                    .await?;
+                bind_content(
+                    sqlx::query($q.insert_content.as_str()),
+                    m,
+                    seq,
+                    self.offline_ttl_ms,
+                )
+                .execute(&mut *tx)
+                .await?;
                 Self::advance_read(&mut *tx, g, m.from, seq).await?;
                 Ok(Ok(Accepted {
                     server_id: m.server_id,

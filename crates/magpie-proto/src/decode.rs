@@ -33,6 +33,7 @@ struct Flat<'a> {
     persistence: Option<Persistence>,
     group: Option<GroupId>,
     conv: Option<ConvId>,
+    #[serde(default, deserialize_with = "some_unsigned_seqs")]
     seqs: Option<Vec<Seq>>,
     seq: Option<Seq>,
     convs: Option<BTreeMap<ConvId, Seq>>,
@@ -40,6 +41,12 @@ struct Flat<'a> {
     before: Option<Seq>,
     ticket: Option<String>,
     room: Option<String>,
+}
+
+fn some_unsigned_seqs<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Seq>>, D::Error> {
+    crate::frames::unsigned_seqs(d).map(Some)
 }
 
 fn decode_fast(bytes: &[u8]) -> Option<ClientFrame> {
@@ -191,6 +198,17 @@ mod tests {
         assert!(decode_fast(br#"{"op":"ack","conv":"d:1:2"}"#).is_none());
         let e = decode_client(br#"{"op":"send","rid":5,"to":"x"}"#).unwrap_err();
         assert_eq!((e.code, e.rid), (ErrorCode::BadField, Some(5)));
+        // Acked sequences are unsigned: one beyond any assigned acknowledges
+        // nothing, on both paths; a negative one is a bad field.
+        let big = format!(r#"{{"op":"ack","conv":"d:1:2","seqs":[3,{}]}}"#, u64::MAX);
+        let ack = ClientOp::Ack {
+            conv: ConvId::parse("d:1:2").unwrap(),
+            seqs: vec![3],
+        };
+        assert_eq!(decode_fast(big.as_bytes()).map(|f| f.op), Some(ack.clone()));
+        assert_eq!(decode_slow(big.as_bytes()).map(|f| f.op), Ok(ack));
+        let e = decode_client(br#"{"op":"ack","conv":"d:1:2","seqs":[-1]}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadField);
         // A field of another operation, mistyped, does not hurt this one.
         let ok = decode_client(br#"{"op":"ping","seq":"no"}"#).expect("ping");
         assert_eq!(ok.op, ClientOp::Ping);

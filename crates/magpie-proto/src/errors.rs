@@ -46,6 +46,9 @@ pub enum ErrorCode {
     ShuttingDown,
     /// A newer connection of the same device replaced this one.
     Replaced,
+    /// The server is at a capacity limit (open connections): retry after
+    /// `Retry-After` (HTTP) or a second, or on another node.
+    Busy,
     /// A bug on the server.
     Internal,
 }
@@ -72,6 +75,7 @@ impl ErrorCode {
             ErrorCode::IdleTimeout => "idle_timeout",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Replaced => "replaced",
+            ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal",
         }
     }
@@ -92,7 +96,10 @@ impl ErrorCode {
             ErrorCode::UnknownRecipient | ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::SlowConsumer | ErrorCode::Replaced => 409,
-            ErrorCode::Unavailable | ErrorCode::ShuttingDown | ErrorCode::IdleTimeout => 503,
+            ErrorCode::Unavailable
+            | ErrorCode::ShuttingDown
+            | ErrorCode::IdleTimeout
+            | ErrorCode::Busy => 503,
             ErrorCode::Internal => 500,
         }
     }
@@ -103,6 +110,7 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => 1009,
             ErrorCode::Internal => 1011,
             ErrorCode::ShuttingDown => 1012,
+            ErrorCode::Busy => 1013,
             ErrorCode::Unauthorized | ErrorCode::TokenExpired | ErrorCode::BadTicket => 4001,
             ErrorCode::NotAuthenticated => 4002,
             ErrorCode::IdleTimeout => 4003,
@@ -116,7 +124,10 @@ impl ErrorCode {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::Unavailable | ErrorCode::ShuttingDown | ErrorCode::Internal
+            ErrorCode::Unavailable
+                | ErrorCode::ShuttingDown
+                | ErrorCode::Busy
+                | ErrorCode::Internal
         )
     }
 }

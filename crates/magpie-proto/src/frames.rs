@@ -10,6 +10,20 @@ use magpie_core::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Acknowledged sequences are unsigned on the wire (docs/protocol.md, `ack`):
+/// one above any sequence the server assigns (over `i64::MAX`)
+/// acknowledges nothing, like any other sequence that was never pushed.
+pub(crate) fn unsigned_seqs<'de, D>(d: D) -> Result<Vec<Seq>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw = Vec::<u64>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|s| Seq::try_from(s).ok())
+        .collect())
+}
+
 /// A frame from the client: the request id and the operation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientFrame {
@@ -38,6 +52,7 @@ pub enum ClientOp {
     /// Delivery acknowledgement of pushed messages.
     Ack {
         conv: ConvId,
+        #[serde(deserialize_with = "unsigned_seqs")]
         seqs: Vec<Seq>,
     },
     /// "I have read `conv` up to `seq`."

@@ -155,6 +155,10 @@ pub struct LimitsConfig {
     pub idempotency_ttl_secs: u64,
     /// Most messages one sync or history page returns per conversation.
     pub max_page: usize,
+    /// Open client connections (HTTP, WebSocket and TCP together) the node
+    /// serves at once; beyond it new ones are answered `busy`. 0: the
+    /// process's open-file limit less 1,024.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -282,6 +286,7 @@ impl Default for LimitsConfig {
             max_frame_bytes: magpie_proto::DEFAULT_MAX_FRAME,
             idempotency_ttl_secs: 1800,
             max_page: 200,
+            max_connections: 0,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod conn;
 pub mod edge;
 pub mod error;
+pub mod listener;
 pub mod logic;
 pub mod metrics;
 mod start;

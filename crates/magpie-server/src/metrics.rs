@@ -23,6 +23,7 @@ pub const STORE_ROWS: &str = "magpie_store_message_rows_total";
 pub const QUEUE_WRITES: &str = "magpie_state_queue_writes_total";
 pub const BROADCASTS: &str = "magpie_group_broadcasts_total";
 pub const ROOM_MESSAGES: &str = "magpie_room_messages_total";
+pub const CONN_REFUSED: &str = "magpie_connections_refused_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -86,6 +87,7 @@ pub struct Meters {
     pub queue_writes: Counter,
     pub broadcasts: Counter,
     pub resync_hints: Counter,
+    pub conn_refused: Counter,
 }
 
 static METERS: OnceLock<Meters> = OnceLock::new();
@@ -109,6 +111,7 @@ pub fn meters() -> &'static Meters {
             queue_writes: metrics::counter!(QUEUE_WRITES),
             broadcasts: metrics::counter!(BROADCASTS),
             resync_hints: metrics::counter!(RESYNC_HINTS),
+            conn_refused: metrics::counter!(CONN_REFUSED),
         }
     })
 }

@@ -6,7 +6,7 @@ use crate::app::{App, AppParts};
 use crate::auth::{Auth, random_token};
 use crate::config::Config;
 use crate::error::{Result, ServerError};
-use axum::serve::ListenerExt;
+use crate::listener::{ConnLimit, HttpListener};
 use magpie_bus::Bus;
 use magpie_store::{State, Store};
 use std::net::SocketAddr;
@@ -145,13 +145,16 @@ pub async fn start(cfg: Config) -> Result<Running> {
     ));
     let router = crate::edge::router(app.clone());
     let token = shutdown.clone();
+    let limit = ConnLimit::new(app.cfg.limits.max_connections);
+    tracing::info!(max = limit.max(), "client connection cap");
+    let http_limit = limit.clone();
     tasks.push((
         "http".into(),
         tokio::spawn(async move {
-            // No Nagle delay: a close frame must not wait behind an error frame.
-            let http = http.tap_io(|s| {
-                let _ = s.set_nodelay(true);
-            });
+            let http = HttpListener {
+                listener: http,
+                limit: http_limit,
+            };
             let serve = axum::serve(http, router).with_graceful_shutdown(token.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "http server failed");
@@ -161,7 +164,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     if let Some(l) = tcp {
         tasks.push((
             "tcp".into(),
-            tokio::spawn(crate::conn::tcp::serve(app.clone(), l)),
+            tokio::spawn(crate::conn::tcp::serve(app.clone(), l, limit)),
         ));
     }
     tracing::info!(node = %app.cfg.node, %http_addr, tcp = ?tcp_addr, "magpie node started");

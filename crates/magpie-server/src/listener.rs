@@ -1,0 +1,254 @@
+//! The node's listeners (HTTP with its WebSocket upgrades, and TCP) share
+//! one cap on open client connections.
+//!
+//! Invariants:
+//! - A connection is served only while it holds a permit of the node's
+//!   [`ConnLimit`]; the permit is released when the connection's socket is
+//!   dropped, whatever ended it (an upgraded WebSocket keeps the permit of
+//!   the HTTP connection it came from).
+//! - Over the cap a connection is still accepted, told `busy` (HTTP 503 with
+//!   `Retry-After`, or a fatal `error` frame on TCP) and closed — a client
+//!   always gets a clear answer instead of a hang. The automatic cap leaves
+//!   room below the process's file limit for that answer and for the
+//!   backends' own files (docs/config.md, `limits.max_connections`).
+//! - Accept errors (out of file descriptors) back off instead of spinning.
+
+use magpie_proto::{ErrorBody, ErrorCode};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Files kept free below the file limit by the automatic cap: refusals,
+/// the store's and bus's files, backend connection pools.
+const FILE_RESERVE: u64 = 1024;
+/// How long a refused client gets to read its answer.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+/// What a refused client is told to wait before trying again, seconds.
+const RETRY_AFTER_SECS: u32 = 1;
+
+/// The node-wide cap on open client connections.
+#[derive(Clone)]
+pub struct ConnLimit {
+    permits: Arc<Semaphore>,
+    max: usize,
+}
+
+impl ConnLimit {
+    /// `configured` 0 means automatic: the process's open-file limit less a
+    /// reserve (at least 64).
+    pub fn new(configured: usize) -> ConnLimit {
+        let max = if configured > 0 {
+            configured
+        } else {
+            automatic_max()
+        };
+        ConnLimit {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.max - self.permits.available_permits()
+    }
+
+    fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
+    }
+}
+
+fn automatic_max() -> usize {
+    let files = file_limit().unwrap_or(FILE_RESERVE * 2);
+    files.saturating_sub(FILE_RESERVE).max(64) as usize
+}
+
+/// The soft limit on open files, raised to the hard limit first (what a
+/// server wants; Go's runtime does the same at start).
+#[cfg(unix)]
+fn file_limit() -> Option<u64> {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        // `rlim_t` is not u64 on every unix.
+        #[allow(clippy::unnecessary_cast)]
+        Some(lim.rlim_cur as u64)
+    }
+}
+
+#[cfg(not(unix))]
+fn file_limit() -> Option<u64> {
+    None
+}
+
+/// Accepts the next connection that gets a permit; refused ones are
+/// answered by `refuse` in their own task. Never returns an error: accept
+/// failures are logged and retried after a growing pause.
+pub async fn accept(
+    listener: &TcpListener,
+    limit: &ConnLimit,
+    refuse: fn(TcpStream) -> Refusal,
+) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(5);
+                let _ = stream.set_nodelay(true);
+                match limit.try_admit() {
+                    Some(permit) => return (stream, peer, permit),
+                    None => {
+                        crate::metrics::meters().conn_refused.increment(1);
+                        tokio::spawn(refuse(stream));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// A refusal's answer, written in its own task.
+pub type Refusal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn busy_message(limit_kind: &str) -> String {
+    format!("the server is at its {limit_kind} limit; retry later")
+}
+
+/// HTTP over the cap: 503 with `Retry-After`, the usual error body, and
+/// `Connection: close`.
+pub fn refuse_http(mut stream: TcpStream) -> Refusal {
+    Box::pin(async move {
+        let body =
+            serde_json::to_string(&ErrorBody::new(ErrorCode::Busy, busy_message("connection")))
+                .unwrap_or_default();
+        let answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+             retry-after: {RETRY_AFTER_SECS}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+            stream.write_all(answer.as_bytes()).await?;
+            stream.shutdown().await
+        })
+        .await;
+    })
+}
+
+/// TCP over the cap: one fatal `busy` error frame, then close.
+pub fn refuse_tcp(stream: TcpStream) -> Refusal {
+    Box::pin(async move {
+        use crate::conn::transport::{Tcp, Transport};
+        let frame = magpie_proto::ServerFrame::error(
+            None,
+            ErrorCode::Busy,
+            busy_message("connection"),
+            true,
+        );
+        let mut io = Tcp::new(stream, 0);
+        io.queue(frame.encode().into());
+        let _ = tokio::time::timeout(REFUSAL_WRITE, io.close(Some(ErrorCode::Busy))).await;
+    })
+}
+
+/// The HTTP listener as axum serves it: every connection it yields holds a
+/// permit.
+pub struct HttpListener {
+    pub listener: TcpListener,
+    pub limit: ConnLimit,
+}
+
+impl axum::serve::Listener for HttpListener {
+    type Io = Admitted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Admitted, SocketAddr) {
+        let (stream, peer, permit) = accept(&self.listener, &self.limit, refuse_http).await;
+        (
+            Admitted {
+                stream,
+                _permit: permit,
+            },
+            peer,
+        )
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A socket and the permit it holds until dropped.
+pub struct Admitted {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Admitted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Admitted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

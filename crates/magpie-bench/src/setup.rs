@@ -1,6 +1,7 @@
 //! Setting a run up, before anything is measured: users (registered over
-//! the public API), tokens (from the internal API when the tool has the
-//! service key, so no password hash is paid per device), connections (a
+//! the public API), tokens (from the internal API — on each node's internal
+//! listener — when the tool has the service key and the internal URLs, so no
+//! password hash is paid per device; otherwise by login), connections (a
 //! ticket from `POST /v1/connect`, then the socket and `hello`) and groups.
 //! Everything runs with bounded concurrency and spreads clients over the
 //! given nodes in turn.
@@ -23,11 +24,20 @@ pub struct Account {
     pub name: String,
 }
 
+/// Internal API base URLs (one per node, in the order of the public ones)
+/// and the service key they accept.
+#[derive(Clone)]
+struct Internal {
+    urls: Vec<String>,
+    key: String,
+}
+
 #[derive(Clone)]
 pub struct Setup {
     http: reqwest::Client,
     urls: Vec<String>,
-    service_key: Option<String>,
+    /// The nodes' internal API, when the tool can use it.
+    internal: Option<Internal>,
     prefix: String,
     pub transport: Transport,
     /// Loopback source addresses to spread sockets over.
@@ -53,7 +63,18 @@ impl Setup {
         Ok(Setup {
             http,
             urls: target.urls.clone(),
-            service_key: target.service_key.clone(),
+            internal: match &target.service_key {
+                Some(key)
+                    if !target.internal_urls.is_empty()
+                        && target.internal_urls.len() == target.urls.len() =>
+                {
+                    Some(Internal {
+                        urls: target.internal_urls.clone(),
+                        key: key.clone(),
+                    })
+                }
+                _ => None,
+            },
             prefix,
             transport,
             spread,
@@ -90,13 +111,15 @@ impl Setup {
     /// Tokens for one device of a user.
     pub async fn tokens(&self, acct: &Account, device: &str, i: usize) -> anyhow::Result<Tokens> {
         let device = DeviceId::new(device).context("device id")?;
-        match &self.service_key {
-            Some(key) => {
-                let url = format!("{}/internal/v1/users/{}/tokens", self.url(i), acct.id);
+        match &self.internal {
+            Some(internal) => {
+                // The same node as `self.url(i)`: both lists are in node order.
+                let base = &internal.urls[i % internal.urls.len()];
+                let url = format!("{base}/internal/v1/users/{}/tokens", acct.id);
                 let resp = self
                     .http
                     .post(url)
-                    .bearer_auth(key)
+                    .bearer_auth(&internal.key)
                     .json(&InternalTokenRequest {
                         device: Some(device),
                     })

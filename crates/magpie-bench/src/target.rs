@@ -1,7 +1,8 @@
 //! The server under test: one the tool starts itself (embedded defaults, a
-//! fresh data directory, a service key so users get tokens without password
-//! hashing), or nodes given by URL. Either way the tool finds the local
-//! processes behind them, so it can report their CPU and memory.
+//! fresh data directory, a service key and an internal listener so users get
+//! tokens without password hashing), or nodes given by URL. Either way the
+//! tool finds the local processes behind them, so it can report their CPU
+//! and memory.
 
 use crate::procfs;
 use anyhow::{Context, bail};
@@ -17,6 +18,11 @@ pub struct TargetArgs {
     /// are spread over them). Without it the tool starts its own server.
     #[arg(long = "url", global = true)]
     pub urls: Vec<String>,
+    /// Internal API base URL of a node given by --url (its `internal.listen`;
+    /// repeat in the same order as --url). With --service-key, tokens are
+    /// issued there; without both, users log in with their password.
+    #[arg(long = "internal-url", global = true)]
+    pub internal_urls: Vec<String>,
     /// The `magpie` binary to start (default: next to this one).
     #[arg(long, global = true)]
     pub server_bin: Option<PathBuf>,
@@ -47,6 +53,8 @@ pub struct TargetArgs {
 pub struct Target {
     /// HTTP base URLs, one per node.
     pub urls: Vec<String>,
+    /// Internal API base URLs, one per node in the order of `urls`, or none.
+    pub internal_urls: Vec<String>,
     /// The local Magpie processes behind them (may be empty for remote ones).
     pub pids: Vec<u32>,
     /// Other processes to account for.
@@ -63,6 +71,22 @@ impl Target {
     pub async fn open(args: &TargetArgs, real_hash: bool) -> anyhow::Result<Target> {
         if args.urls.is_empty() {
             return Self::spawn(args, real_hash || args.real_hash).await;
+        }
+        if !args.internal_urls.is_empty() && args.internal_urls.len() != args.urls.len() {
+            bail!(
+                "{} --internal-url for {} --url: give one per node, in the same order",
+                args.internal_urls.len(),
+                args.urls.len()
+            );
+        }
+        match (&args.service_key, args.internal_urls.is_empty()) {
+            (Some(_), true) => eprintln!(
+                "note: --service-key without --internal-url: tokens come from password logins"
+            ),
+            (None, false) => eprintln!(
+                "note: --internal-url without --service-key: tokens come from password logins"
+            ),
+            _ => {}
         }
         let mut pids = Vec::new();
         for url in &args.urls {
@@ -83,6 +107,7 @@ impl Target {
         }
         Ok(Target {
             urls: args.urls.clone(),
+            internal_urls: args.internal_urls.clone(),
             pids,
             watched: args.watch_pids.clone(),
             service_key: args.service_key.clone(),
@@ -104,6 +129,7 @@ impl Target {
         }
         let mut target = Target {
             urls: Vec::new(),
+            internal_urls: Vec::new(),
             pids: Vec::new(),
             watched: args.watch_pids.clone(),
             service_key: Some(SERVICE_KEY.into()),
@@ -121,6 +147,8 @@ impl Target {
                     "--http-listen",
                     "127.0.0.1:0",
                     "--tcp-listen",
+                    "127.0.0.1:0",
+                    "--internal-listen",
                     "127.0.0.1:0",
                 ])
                 .env("MAGPIE_INTERNAL__SERVICE_KEY", SERVICE_KEY)
@@ -156,6 +184,10 @@ impl Target {
                 .as_str()
                 .context("no http address in the server's start line")?;
             target.urls.push(format!("http://{http}"));
+            let internal = started["internal"]
+                .as_str()
+                .context("no internal address in the server's start line")?;
+            target.internal_urls.push(format!("http://{internal}"));
             target.pids.push(child.id().context("server pid")?);
             // Keep draining stdout so the server never blocks on a full pipe.
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });

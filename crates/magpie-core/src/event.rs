@@ -20,7 +20,7 @@ pub enum BusEvent {
     /// message: a durable log that syncs every append (JetStream with
     /// `sync_interval: always`) then syncs once per batch.
     Messages { msgs: Vec<Message> },
-    /// `user` has read `conv` up to `seq` (the notes' "message read" topic).
+    /// `user` has read `conv` up to `seq` (topic `read`).
     Read(ReadUpTo),
     /// A device of `user` acknowledged delivery of these sequences.
     Delivered {
@@ -31,8 +31,8 @@ pub enum BusEvent {
     },
     /// A device came online or went offline.
     Presence(Presence),
-    /// Pushes for connections held by one node (the notes' node-addressed
-    /// delivery): published on topic `node.{node}`, consumed only there.
+    /// Pushes for connections held by one node (node-addressed delivery):
+    /// published on topic `node.{node}`, consumed only there.
     Deliver {
         node: String,
         targets: Vec<(UserId, u64)>,

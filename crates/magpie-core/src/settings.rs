@@ -1,4 +1,4 @@
-//! Per-user, per-device client settings (the notes' "personal settings").
+//! Per-user, per-device client settings (docs/protocol.md §6).
 //!
 //! Two of them change what the server does with a message:
 //! - `persistence` (the sender's) decides how long a message is kept;

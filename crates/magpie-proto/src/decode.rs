@@ -36,6 +36,7 @@ struct Flat<'a> {
     #[serde(default, deserialize_with = "some_unsigned_seqs")]
     seqs: Option<Vec<Seq>>,
     seq: Option<Seq>,
+    #[serde(default, deserialize_with = "some_sync_positions")]
     convs: Option<BTreeMap<ConvId, Seq>>,
     limit: Option<usize>,
     before: Option<Seq>,
@@ -47,6 +48,12 @@ fn some_unsigned_seqs<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Vec<Seq>>, D::Error> {
     crate::frames::unsigned_seqs(d).map(Some)
+}
+
+fn some_sync_positions<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<ConvId, Seq>>, D::Error> {
+    crate::frames::sync_positions(d).map(Some)
 }
 
 fn decode_fast(bytes: &[u8]) -> Option<ClientFrame> {
@@ -209,6 +216,14 @@ mod tests {
         assert_eq!(decode_slow(big.as_bytes()).map(|f| f.op), Ok(ack));
         let e = decode_client(br#"{"op":"ack","conv":"d:1:2","seqs":[-1]}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadField);
+        // A sync key that is no conversation id is ignored on both paths.
+        let odd = br#"{"op":"sync","convs":{"d:1:2":3,"nonsense":4}}"#;
+        let want = ClientOp::Sync {
+            convs: [(ConvId::parse("d:1:2").unwrap(), 3)].into(),
+            limit: None,
+        };
+        assert_eq!(decode_fast(odd).map(|f| f.op), Some(want.clone()));
+        assert_eq!(decode_slow(odd).map(|f| f.op), Ok(want));
         // A field of another operation, mistyped, does not hurt this one.
         let ok = decode_client(br#"{"op":"ping","seq":"no"}"#).expect("ping");
         assert_eq!(ok.op, ClientOp::Ping);

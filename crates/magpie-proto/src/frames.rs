@@ -24,6 +24,21 @@ where
         .collect())
 }
 
+/// A sync's positions (docs/protocol.md §3.9): a key that is not a
+/// conversation id is ignored, like a conversation the user is not part of,
+/// so one bad key does not cost the client the whole sync; a position that
+/// is not an integer is still a bad field.
+pub fn sync_positions<'de, D>(d: D) -> Result<BTreeMap<ConvId, Seq>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw = BTreeMap::<String, Seq>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|(k, v)| Some((ConvId::parse(&k).ok()?, v)))
+        .collect())
+}
+
 /// A frame from the client: the request id and the operation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientFrame {
@@ -63,7 +78,7 @@ pub enum ClientOp {
     /// What follows the client's last sequence per conversation; conversations
     /// it does not list are synced from 0.
     Sync {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "sync_positions")]
         convs: BTreeMap<ConvId, Seq>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,

@@ -141,7 +141,7 @@ impl SendResult {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SyncRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::frames::sync_positions")]
     pub convs: std::collections::BTreeMap<magpie_core::ConvId, i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,

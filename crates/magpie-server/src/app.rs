@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub struct AppInner {
     pub cfg: Config,
@@ -41,6 +42,9 @@ pub struct AppInner {
     pub tcp_addr: Option<String>,
     /// Cancelled when the node starts shutting down.
     pub shutdown: CancellationToken,
+    /// Every client session (TCP and WebSocket), from its handshake until
+    /// its socket is closed: shutdown waits on it for the clients to leave.
+    pub sessions: TaskTracker,
 }
 
 #[derive(Clone)]
@@ -82,6 +86,7 @@ impl App {
             ws_url: p.ws_url,
             tcp_addr: p.tcp_addr,
             shutdown: p.shutdown,
+            sessions: TaskTracker::new(),
         }))
     }
 

@@ -60,7 +60,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             roles: ["edge", "conn", "workers"].map(String::from).to_vec(),
-            heartbeat_ms: 2_000,
+            heartbeat_ms: 500,
             node_ttl_ms: 6_000,
             sweep_interval_ms: 5_000,
             canary: false,
@@ -192,10 +192,15 @@ pub struct RoomsConfig {
     pub vip: Vec<i64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InternalConfig {
-    /// Bearer credential for `/internal/v1/*`; empty disables the internal API.
+    /// Address of the internal API's own listener, never the public one, so
+    /// the service-key routes cannot be exposed with `http.listen`; loopback
+    /// by default, empty disables the internal API.
+    pub listen: String,
+    /// Bearer credential for `/internal/v1/*`; empty disables the internal
+    /// API (nothing is bound on `listen`).
     pub service_key: String,
 }
 
@@ -250,6 +255,15 @@ impl Default for TcpConfig {
         TcpConfig {
             listen: "127.0.0.1:8081".into(),
             public_addr: String::new(),
+        }
+    }
+}
+
+impl Default for InternalConfig {
+    fn default() -> Self {
+        InternalConfig {
+            listen: "127.0.0.1:8082".into(),
+            service_key: String::new(),
         }
     }
 }

@@ -1,6 +1,10 @@
 //! Start-up and shutdown of a node: open the backends, bind the listeners,
 //! spawn the roles; on shutdown stop accepting, tell every client to
 //! reconnect, let the workers finish their batch, and close the backends.
+//!
+//! Invariants: the internal API is served only by its own listener
+//! (`internal.listen`), never by the public one; every listener admits
+//! connections within the node's one [`ConnLimit`].
 
 use crate::app::{App, AppParts};
 use crate::auth::{Auth, random_token};
@@ -20,6 +24,9 @@ pub struct Running {
     pub app: App,
     pub http_addr: SocketAddr,
     pub tcp_addr: Option<SocketAddr>,
+    /// The internal API's bound address; `None` when it is disabled (no
+    /// `internal.listen` or `internal.service_key`, or no `edge` role).
+    pub internal_addr: Option<SocketAddr>,
     tasks: Vec<(String, JoinHandle<()>)>,
 }
 
@@ -44,6 +51,25 @@ async fn bind(addr: &str) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| ServerError::Internal(format!("bind {addr}: {e}")))
+}
+
+/// Serves `router` on `listener`, each connection holding a permit of
+/// `limit`, until `stop` is cancelled; requests in progress then finish
+/// (axum's graceful shutdown).
+fn serve_http(
+    name: &'static str,
+    listener: TcpListener,
+    limit: ConnLimit,
+    router: axum::Router,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let listener = HttpListener { listener, limit };
+        let serve = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, listener = name, "http server failed");
+        }
+    })
 }
 
 /// Opens the backends, binds the listeners (port 0 is fine) and starts every role.
@@ -76,6 +102,18 @@ pub async fn start(cfg: Config) -> Result<Running> {
         Some(bind(&cfg.tcp.listen).await?)
     };
     let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+    // Bound only where the internal API can answer (an edge node with a
+    // service key): a disabled API leaves no port open, and nodes without a
+    // key sharing a host do not contend for the default address.
+    let internal = if cfg.internal.listen.is_empty()
+        || cfg.internal.service_key.is_empty()
+        || !cfg.cluster.has("edge")
+    {
+        None
+    } else {
+        Some(bind(&cfg.internal.listen).await?)
+    };
+    let internal_addr = internal.as_ref().and_then(|l| l.local_addr().ok());
 
     let base = if cfg.http.public_url.is_empty() {
         format!("http://{http_addr}")
@@ -143,35 +181,48 @@ pub async fn start(cfg: Config) -> Result<Running> {
         "registry".into(),
         tokio::spawn(crate::cluster::registry::run(app.clone())),
     ));
-    let router = crate::edge::router(app.clone());
-    let token = shutdown.clone();
     let limit = ConnLimit::new(app.cfg.limits.max_connections);
     tracing::info!(max = limit.max(), "client connection cap");
-    let http_limit = limit.clone();
     tasks.push((
         "http".into(),
-        tokio::spawn(async move {
-            let http = HttpListener {
-                listener: http,
-                limit: http_limit,
-            };
-            let serve = axum::serve(http, router).with_graceful_shutdown(token.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "http server failed");
-            }
-        }),
+        serve_http(
+            "http",
+            http,
+            limit.clone(),
+            crate::edge::router(app.clone()),
+            shutdown.clone(),
+        ),
     ));
+    if let Some(l) = internal {
+        tasks.push((
+            "internal".into(),
+            serve_http(
+                "internal",
+                l,
+                limit.clone(),
+                crate::edge::internal_router(app.clone()),
+                shutdown.clone(),
+            ),
+        ));
+    }
     if let Some(l) = tcp {
         tasks.push((
             "tcp".into(),
             tokio::spawn(crate::conn::tcp::serve(app.clone(), l, limit)),
         ));
     }
-    tracing::info!(node = %app.cfg.node, %http_addr, tcp = ?tcp_addr, "magpie node started");
+    tracing::info!(
+        node = %app.cfg.node,
+        %http_addr,
+        tcp = ?tcp_addr,
+        internal = ?internal_addr,
+        "magpie node started"
+    );
     Ok(Running {
         app,
         http_addr,
         tcp_addr,
+        internal_addr,
         tasks,
     })
 }
@@ -182,16 +233,26 @@ impl Running {
     /// for the workers to finish their current batch. Nothing acknowledged
     /// is at risk: acknowledgements only ever follow durable writes.
     pub async fn shutdown(self, grace: Duration) {
-        // The notes' five steps: leave the registry (no new connections),
-        // tell every client to reconnect elsewhere and close it, wait, then
-        // clean up any route still pointing here and announce it offline.
+        // Five steps: leave the registry (no new connections), tell every
+        // client to reconnect elsewhere and close it, wait, then clean up
+        // any route still pointing here and announce it offline.
         if let Err(e) = self.app.state.node_deregister(&self.app.cfg.node).await {
             tracing::warn!(error = %e, "deregistration failed; the sweeper will clean up");
         }
         self.app.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + grace;
-        while !self.app.hub.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // Every session runs in `app.sessions`, and each one ends on the
+        // cancel above (after its `reconnect` frame and close); once the
+        // tracker is closed, `wait` returns as soon as the last one has.
+        self.app.sessions.close();
+        if tokio::time::timeout_at(deadline, self.app.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.app.sessions.len(),
+                "sessions still open at the end of the grace period"
+            );
         }
         if let Err(e) =
             crate::cluster::sweeper::release_node(&self.app, &self.app.cfg.node, "shutdown").await

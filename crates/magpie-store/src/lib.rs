@@ -1,11 +1,11 @@
 //! Durable store and fast state: the traits the server is written against,
 //! their embedded implementations, and one conformance suite per trait.
 //!
-//! - [`Store`] is the durable truth (the notes' MySQL): users, settings,
-//!   message bodies (`im_msg_content`), the outbox/inbox index
-//!   (`im_user_msg_box`), per-conversation sequences, read positions and the
-//!   unique (sender, client message id) key behind idempotency.
-//! - [`State`] is derived, fast state (the notes' Redis): routes, tickets, the
+//! - [`Store`] is the durable truth (SQLite, PostgreSQL or MySQL): users,
+//!   settings, message bodies, the per-user conversation index,
+//!   per-conversation sequences, read positions and the unique (sender,
+//!   client message id) key behind idempotency.
+//! - [`State`] is derived, fast state (in process, or Redis): routes, tickets, the
 //!   idempotency fast path, offline sorted sets and unread counters. Losing it
 //!   may delay a message, never lose one.
 //!

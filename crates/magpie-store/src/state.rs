@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Where one device of a user is connected (the notes' route string per user
-/// and hash per node).
+/// Where one device of a user is connected (a hash per user, indexed by a
+/// hash per node on Redis).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub user: UserId,
@@ -20,7 +20,7 @@ pub struct Route {
     pub since: i64,
 }
 
-/// A node as the service registry knows it (the notes' nacos entry).
+/// A node as the service registry knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     pub node: String,
@@ -81,11 +81,19 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn routes(&self, users: &[UserId]) -> Result<HashMap<UserId, Vec<Route>>>;
     /// Every route held by a node.
     async fn node_routes(&self, node: &str) -> Result<Vec<Route>>;
+    /// Puts back the routes of a node's live connections after the state
+    /// lost them (Redis restarted empty): each is written only where its
+    /// (user, device) has no route, so a newer connection elsewhere keeps
+    /// its own. Returns how many were written. One round trip per batch.
+    async fn restore_routes(&self, routes: &[Route]) -> Result<usize>;
 
     // -- service registry: heartbeats with a TTL, and the set of known nodes
     /// Writes the node's record with a TTL (a heartbeat) and adds it to the
-    /// set of known nodes.
-    async fn node_heartbeat(&self, info: &NodeInfo, ttl_ms: u64) -> Result<()>;
+    /// set of known nodes. Returns whether the previous record was still
+    /// there: `false` at a node's first heartbeat, after its record expired,
+    /// and after the state lost everything (Redis restarted empty) — the
+    /// node then restores its routes (`restore_routes`).
+    async fn node_heartbeat(&self, info: &NodeInfo, ttl_ms: u64) -> Result<bool>;
     /// Removes the node's record (planned shutdown); it stays known until `forget_node`.
     async fn node_deregister(&self, node: &str) -> Result<()>;
     /// Records of live nodes (heartbeat not expired), in node-name order.

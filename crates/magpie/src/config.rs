@@ -20,6 +20,10 @@ pub struct ServeArgs {
     /// TCP listen address; "" disables TCP (tcp.listen).
     #[arg(long)]
     pub tcp_listen: Option<String>,
+    /// Internal API listen address, never the public one; "" disables the
+    /// internal API (internal.listen).
+    #[arg(long)]
+    pub internal_listen: Option<String>,
     /// Node name (node).
     #[arg(long)]
     pub node: Option<String>,
@@ -69,6 +73,9 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = &args.tcp_listen {
         cfg.tcp.listen = v.clone();
+    }
+    if let Some(v) = &args.internal_listen {
+        cfg.internal.listen = v.clone();
     }
     if let Some(v) = &args.node {
         cfg.node = v.clone();
@@ -135,6 +142,7 @@ mod tests {
                 "node = \"from-file\"\n[http]\nlisten = \"127.0.0.1:1\"\n[session]\nwindow = 7\n",
             )?;
             jail.set_env("MAGPIE_HTTP__LISTEN", "127.0.0.1:2");
+            jail.set_env("MAGPIE_INTERNAL__LISTEN", "127.0.0.1:3");
             let args = ServeArgs {
                 config: Some("m.toml".into()),
                 node: Some("from-flag".into()),
@@ -143,8 +151,18 @@ mod tests {
             let cfg = load(&args).map_err(|e| e.to_string())?;
             assert_eq!(cfg.node, "from-flag");
             assert_eq!(cfg.http.listen, "127.0.0.1:2");
+            assert_eq!(cfg.internal.listen, "127.0.0.1:3");
             assert_eq!(cfg.session.window, 7);
             assert_eq!(cfg.tcp.listen, "127.0.0.1:8081");
+            let flagged = ServeArgs {
+                internal_listen: Some(String::new()),
+                ..Default::default()
+            };
+            let cfg = load(&flagged).map_err(|e| e.to_string())?;
+            assert_eq!(
+                cfg.internal.listen, "",
+                "the flag wins over the environment"
+            );
             Ok(())
         });
     }
@@ -156,6 +174,7 @@ mod tests {
             "http.listen",
             "session.idle_timeout_ms",
             "limits.idempotency_ttl_secs",
+            "internal.listen",
             "internal.service_key",
         ] {
             assert!(h.contains(key), "{key} missing from help");

@@ -105,7 +105,12 @@ async fn main() -> anyhow::Result<()> {
             // Machine-readable start line: tests and scripts read the ports from it.
             println!(
                 "{}",
-                serde_json::json!({"event": "listening", "http": running.http_addr.to_string(), "tcp": running.tcp_addr.map(|a| a.to_string())})
+                serde_json::json!({
+                    "event": "listening",
+                    "http": running.http_addr.to_string(),
+                    "tcp": running.tcp_addr.map(|a| a.to_string()),
+                    "internal": running.internal_addr.map(|a| a.to_string()),
+                })
             );
             terminated().await;
             tracing::info!("shutting down");

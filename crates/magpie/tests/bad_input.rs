@@ -763,10 +763,23 @@ async fn internal_api_requires_the_service_key() {
     let tb = s.user("bob", "phone").await;
     let mut b = s.conn(&tb, "tcp").await;
     let send = json!({"to": tb.user_id, "cmid": cmid_json(), "body": "from the system"});
+    let key = Some("service-key-for-tests");
+
+    // Only the internal listener serves the internal API: on the public
+    // address its paths are unknown routes, even with the right key.
+    for path in ["/internal/v1/messages", "/internal/v1/users"] {
+        let (st, body) = s.call("POST", path, key, Some(send.clone())).await;
+        assert_http_error(st, &body, 404, "not_found");
+    }
+    // And the internal listener serves nothing else.
+    let (st, body) = s
+        .call_at(&s.internal(), "GET", "/healthz", None, None)
+        .await;
+    assert_http_error(st, &body, 404, "not_found");
 
     // A user's token is authenticated but not allowed.
     let (st, body) = s
-        .call(
+        .call_internal(
             "POST",
             "/internal/v1/messages",
             Some(&ta.access_token),
@@ -776,7 +789,7 @@ async fn internal_api_requires_the_service_key() {
     assert_http_error(st, &body, 403, "forbidden");
     // A wrong key, or none.
     let (st, body) = s
-        .call(
+        .call_internal(
             "POST",
             "/internal/v1/messages",
             Some("wrong-service-key"),
@@ -785,11 +798,11 @@ async fn internal_api_requires_the_service_key() {
         .await;
     assert_http_error(st, &body, 401, "unauthorized");
     let (st, body) = s
-        .call("POST", "/internal/v1/messages", None, Some(send.clone()))
+        .call_internal("POST", "/internal/v1/messages", None, Some(send.clone()))
         .await;
     assert_http_error(st, &body, 401, "unauthorized");
     let (st, body) = s
-        .call(
+        .call_internal(
             "POST",
             "/internal/v1/users",
             Some(&ta.access_token),
@@ -799,9 +812,8 @@ async fn internal_api_requires_the_service_key() {
     assert_http_error(st, &body, 403, "forbidden");
 
     // The right key creates a user, issues a token and sends as the system.
-    let key = Some("service-key-for-tests");
     let (st, body) = s
-        .call(
+        .call_internal(
             "POST",
             "/internal/v1/users",
             key,
@@ -812,7 +824,7 @@ async fn internal_api_requires_the_service_key() {
     assert_eq!(body["username"], "carol");
     let carol = UserId(body["user_id"].as_i64().expect("user_id"));
     let (st, body) = s
-        .call(
+        .call_internal(
             "POST",
             &format!("/internal/v1/users/{}/tokens", carol.0),
             key,
@@ -824,7 +836,7 @@ async fn internal_api_requires_the_service_key() {
     assert_eq!(tc.user_id, carol);
     // Tokens for a user that does not exist: not found.
     let (st, body) = s
-        .call(
+        .call_internal(
             "POST",
             "/internal/v1/users/999999/tokens",
             key,
@@ -836,7 +848,7 @@ async fn internal_api_requires_the_service_key() {
     let mut c = s.conn(&tc, "ws").await;
     let cmid = ClientMsgId::new_v7();
     let (st, body) = s
-        .call(
+        .call_internal(
             "POST",
             "/internal/v1/messages",
             key,
@@ -851,7 +863,7 @@ async fn internal_api_requires_the_service_key() {
     );
     // Internal send to an unknown recipient keeps the documented code.
     let (st, body) = s
-        .call(
+        .call_internal(
             "POST",
             "/internal/v1/messages",
             key,
@@ -861,7 +873,7 @@ async fn internal_api_requires_the_service_key() {
     assert_http_error(st, &body, 404, "unknown_recipient");
     // The refused attempts delivered nothing to bob; the system message is the first.
     let (st, body) = s
-        .call("POST", "/internal/v1/messages", key, Some(send))
+        .call_internal("POST", "/internal/v1/messages", key, Some(send))
         .await;
     assert_eq!(st, 200, "{body}");
     let got = b.expect_msg().await;
@@ -870,6 +882,15 @@ async fn internal_api_requires_the_service_key() {
         ("from the system", UserId::SYSTEM)
     );
     flows_over_http(&s, &ta, &mut b, tb.user_id, "after internal").await;
+
+    // Without a service key the internal API is disabled: no listener is
+    // bound, and the public address still answers its paths `not_found`.
+    let off = TestServer::start_with(|c| c.internal.service_key.clear()).await;
+    assert!(off.running.as_ref().unwrap().internal_addr.is_none());
+    let (st, body) = off
+        .call("POST", "/internal/v1/messages", key, Some(json!({})))
+        .await;
+    assert_http_error(st, &body, 404, "not_found");
 }
 
 // -------------------------------------------------------- WebSocket Origin

@@ -192,6 +192,46 @@ async fn flush_state(ns: &backends::Namespace) {
     );
 }
 
+/// After the state comes back empty, the node notices at its next registry
+/// heartbeat (200 ms here) and puts back every connection's route at once:
+/// pushes resume without waiting for each connection's own heartbeat (25 s
+/// by default, kept here), and each client is told to sync.
+#[tokio::test(flavor = "multi_thread")]
+async fn pushes_resume_at_once_after_the_state_comes_back_empty() {
+    if !backends::cluster_mode() {
+        eprintln!("cluster-only test: set MAGPIE_TEST_BACKENDS=cluster");
+        return;
+    }
+    let n1 = TestServer::start().await;
+    let (ta, tb) = (
+        n1.user("alice", "phone").await,
+        n1.user("bob", "phone").await,
+    );
+    let mut a = n1.conn_here(&ta, "tcp").await;
+    let mut b = n1.conn_here(&tb, "ws").await;
+    a.send_msg(tb.user_id, "before").await;
+    b.expect_msg().await;
+    flush_state(n1.ns.as_ref().unwrap()).await;
+    let lost = std::time::Instant::now();
+    let hint = b.expect(|f| matches!(f, ServerFrame::Resync { .. })).await;
+    let took = lost.elapsed();
+    eprintln!("routes restored and resync sent {took:?} after the state was flushed");
+    assert!(
+        matches!(&hint, ServerFrame::Resync { reason } if reason == "route_restored"),
+        "{hint:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "waited for the connections' own heartbeats ({took:?})"
+    );
+    a.send_msg(tb.user_id, "after").await;
+    assert_eq!(
+        b.expect_msg().await.body,
+        "after",
+        "pushed, not only synced"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn losing_the_state_loses_no_message_and_reuses_no_sequence() {
     if !backends::cluster_mode() {

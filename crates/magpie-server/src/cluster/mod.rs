@@ -1,5 +1,5 @@
 //! Cluster membership: the service registry (each node's heartbeat record
-//! in the fast state, the notes' nacos), placement of new connections
+//! in the fast state), placement of new connections
 //! (least loaded, with a canary share), the sweeper that cleans up after
 //! nodes that died, and the drain a node performs on a planned shutdown.
 //!

@@ -1,7 +1,9 @@
 //! The node's registry record and its heartbeat.
 
 use crate::app::App;
+use crate::conn::hub::Outbound;
 use magpie_core::now_ms;
+use magpie_proto::ServerFrame;
 use magpie_store::NodeInfo;
 use std::time::Duration;
 
@@ -29,15 +31,54 @@ pub fn node_info(app: &App) -> NodeInfo {
     }
 }
 
-/// Writes one heartbeat.
+/// Routes restored per state call.
+const RESTORE_BATCH: usize = 1000;
+
+/// Writes one heartbeat. A heartbeat that finds the node's previous record
+/// gone means the state lost it — Redis restarted empty or was flushed, or
+/// the node stalled past its TTL and the sweeper released its routes — so
+/// the routes of every connection here are put back at once and each
+/// client is told to sync (pushes may have missed it meanwhile). Pushes
+/// resume within one `cluster.heartbeat_ms`, instead of waiting for each
+/// connection's own heartbeat (docs/deploy.md, "Redis restarted empty").
 pub async fn beat(app: &App) {
-    if let Err(e) = app
+    match app
         .state
         .node_heartbeat(&node_info(app), app.cfg.cluster.node_ttl_ms)
         .await
     {
-        tracing::warn!(error = %e, "registry heartbeat failed");
+        Ok(true) => {}
+        Ok(false) => restore_routes(app).await,
+        Err(e) => tracing::warn!(error = %e, "registry heartbeat failed"),
     }
+}
+
+async fn restore_routes(app: &App) {
+    let routes = app.hub.routes(app.node());
+    if routes.is_empty() {
+        return;
+    }
+    let mut restored = 0;
+    for chunk in routes.chunks(RESTORE_BATCH) {
+        match app.state.restore_routes(chunk).await {
+            Ok(n) => restored += n,
+            Err(e) => {
+                // The connections' own heartbeats re-assert what is left.
+                tracing::warn!(error = %e, "restoring routes failed");
+                break;
+            }
+        }
+    }
+    let hint = Outbound::frame(&ServerFrame::Resync {
+        reason: "route_restored".into(),
+    });
+    let told = app.hub.deliver_all(&hint);
+    crate::metrics::meters().resync_hints.increment(told);
+    tracing::warn!(
+        connections = routes.len(),
+        restored,
+        "the state had lost this node's record: routes restored, clients told to sync"
+    );
 }
 
 /// Heartbeats until shutdown (the drain deregisters the node).

@@ -1,4 +1,4 @@
-//! Clean-up after nodes: the notes' scheduled job for crashed nodes, and the
+//! Clean-up after nodes: a periodic job for nodes that died, and the
 //! last steps of a planned drain. For every route still pointing at the
 //! node: remove it and publish an offline event; then forget the node.
 

@@ -1,6 +1,6 @@
 //! This node's index from group to the users connected here who are its
 //! members: how a super-group broadcast finds its local receivers without a
-//! route lookup per member (the notes' broadcast to every connection node).
+//! route lookup per member (ARCHITECTURE.md, "super groups").
 //!
 //! A user is indexed while they have at least one connection on this node
 //! (counted here, so two devices coming and going at once cannot drop

@@ -80,6 +80,8 @@ impl Kill {
 #[derive(Clone)]
 pub struct ConnEntry {
     pub id: u64,
+    /// When the connection was registered (its route's `since`), epoch ms.
+    pub since: i64,
     pub user: UserId,
     pub device: DeviceId,
     pub mailbox: Arc<Mailbox>,
@@ -171,6 +173,22 @@ impl Hub {
             .flatten()
             .map(|c| u64::from(c.offer(out.clone())))
             .sum()
+    }
+
+    /// The routes of every connection here, as `node` records them (the
+    /// state's copy is restored from this after the state lost it).
+    pub fn routes(&self, node: &str) -> Vec<magpie_store::Route> {
+        let map = self.by_user.lock();
+        map.values()
+            .flatten()
+            .map(|c| magpie_store::Route {
+                user: c.user,
+                device: c.device.clone(),
+                node: node.to_string(),
+                conn: c.id,
+                since: c.since,
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {

@@ -104,8 +104,10 @@ impl<T: Transport> Session<T> {
         let mailbox = Arc::new(Mailbox::new(cfg.outbound_queue));
         let kill = Arc::new(Kill::default());
         let conn = app.hub.next_conn_id();
+        let since = magpie_core::now_ms();
         let entry = ConnEntry {
             id: conn,
+            since,
             user,
             device: device.clone(),
             mailbox: mailbox.clone(),
@@ -127,7 +129,7 @@ impl<T: Transport> Session<T> {
             device: device.clone(),
             node: app.cfg.node.clone(),
             conn,
-            since: magpie_core::now_ms(),
+            since,
         };
         let mut route_doubt = false;
         if let Err(e) = app.state.add_route(&route).await {

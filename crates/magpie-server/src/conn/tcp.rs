@@ -2,7 +2,8 @@
 //! `listener.rs`) and runs a session on each.
 //!
 //! A connection's failure stays inside its own task; its permit is released
-//! when the session ends.
+//! when the session ends. Session tasks are spawned on `App::sessions`, so
+//! shutdown can wait for them to end.
 
 use super::session;
 use super::transport::Tcp;
@@ -17,9 +18,9 @@ pub async fn serve(app: App, listener: TcpListener, limit: ConnLimit) {
             _ = app.shutdown.cancelled() => return,
         };
         let io = Tcp::new(stream, app.cfg.limits.max_frame_bytes);
-        let app = app.clone();
-        tokio::spawn(async move {
-            session::run(app, "tcp", io).await;
+        let session_app = app.clone();
+        app.sessions.spawn(async move {
+            session::run(session_app, "tcp", io).await;
             drop(permit);
         });
     }

@@ -1,6 +1,7 @@
 //! The WebSocket endpoint `GET /v1/ws`: checks `Origin` against the
 //! allow-list, sets our frame limits (not the library's 64 MiB defaults) and
-//! small buffers (idle connections must stay cheap), then runs a session.
+//! small buffers (idle connections must stay cheap), then runs a session,
+//! tracked by `App::sessions` so shutdown can wait for it to end.
 
 use super::session;
 use super::transport::Ws;
@@ -27,11 +28,12 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
         return ServerError::Forbidden("origin not allowed".into()).into_response();
     }
     let max = app.cfg.limits.max_frame_bytes;
+    let sessions = app.sessions.clone();
     // Small buffers, grown only by traffic: idle connections must stay
     // cheap. Frames are written when the session flushes (or this fills).
     ws.read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| session::run(app, "ws", Ws::new(socket)))
+        .on_upgrade(move |socket| sessions.track_future(session::run(app, "ws", Ws::new(socket))))
 }

@@ -56,6 +56,29 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `ApiJson` for a request whose fields are all optional: no body
+/// (`Content-Length: 0`, or neither it nor `Transfer-Encoding`), with or
+/// without a content type, is `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ServerError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ServerError> {
+        use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+        let h = req.headers();
+        let empty = match h.get(CONTENT_LENGTH) {
+            Some(len) => len.as_bytes() == b"0",
+            None => !h.contains_key(TRANSFER_ENCODING),
+        };
+        if empty {
+            return Ok(OptionalJson(T::default()));
+        }
+        ApiJson::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| OptionalJson(v))
+    }
+}
+
 /// `axum::Json` with rejections mapped to `bad_json`, `bad_field`,
 /// `frame_too_large`.
 pub struct ApiJson<T>(pub T);

@@ -1,6 +1,7 @@
-//! The internal API for the company's own services (the notes' internal
-//! callers that bypass the gateway): `/internal/v1/*`, authorised by the
-//! service credential only.
+//! The internal API for the company's own services (internal callers that
+//! bypass the gateway): `/internal/v1/*`, authorised by the service
+//! credential only, and served only on `internal.listen` (loopback by
+//! default), never on the public HTTP address.
 
 use super::account::{create_user, issue_tokens};
 use super::extract::{ApiJson, Service};

@@ -1,7 +1,7 @@
 //! Messaging over HTTP: send, sync, history, unread, read. The same logic
 //! as the socket operations.
 
-use super::extract::{ApiJson, AuthUser};
+use super::extract::{ApiJson, AuthUser, OptionalJson};
 use crate::app::App;
 use crate::error::{Result, ServerError};
 use crate::logic::SendInput;
@@ -34,7 +34,7 @@ pub async fn send(
 pub async fn sync(
     State(app): State<App>,
     AuthUser(p): AuthUser,
-    ApiJson(req): ApiJson<SyncRequest>,
+    OptionalJson(req): OptionalJson<SyncRequest>,
 ) -> Result<Json<SyncResponse>> {
     Ok(Json(SyncResponse {
         convs: app.sync(p.user, &req.convs, req.limit).await?,

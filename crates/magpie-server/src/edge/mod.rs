@@ -1,5 +1,10 @@
-//! The edge role: the HTTP API (public `/v1`, internal `/internal/v1`,
-//! operations `/healthz` and `/metrics`) and the WebSocket upgrade route.
+//! The edge role: the HTTP API (public `/v1`, operations `/healthz` and
+//! `/metrics`) and the WebSocket upgrade route on the public listener, and
+//! the internal API (`/internal/v1`) on a router of its own.
+//!
+//! Invariant: the public router never routes `/internal/v1/*` (it answers
+//! `not_found` like any unknown path); the internal routes are only served
+//! by [`internal_router`], bound by `crate::start` to `internal.listen`.
 
 mod account;
 mod extract;
@@ -79,12 +84,22 @@ pub fn router(app: App) -> Router {
             .route(
                 "/v1/groups/{group}/messages/{seq}/read_by",
                 get(groups::read_by),
-            )
-            .route("/internal/v1/users", post(internal::create))
-            .route("/internal/v1/users/{user}/tokens", post(internal::token))
-            .route("/internal/v1/messages", post(internal::send));
+            );
     }
     r.fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
+
+/// The internal API's routes alone (no `/healthz`, `/metrics` or public
+/// API): what the internal listener serves, authorised by the service key.
+pub fn internal_router(app: App) -> Router {
+    let limit = app.cfg.limits.max_frame_bytes;
+    Router::new()
+        .route("/internal/v1/users", post(internal::create))
+        .route("/internal/v1/users/{user}/tokens", post(internal::token))
+        .route("/internal/v1/messages", post(internal::send))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }

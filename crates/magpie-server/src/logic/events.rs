@@ -57,7 +57,7 @@ impl App {
         self.publish_events(events).await
     }
 
-    /// A device came online or went offline (the notes' online/offline events).
+    /// A device came online or went offline (topic `presence`).
     pub async fn presence(
         &self,
         user: UserId,

@@ -1,4 +1,4 @@
-//! The message logic (the notes' message API): send, sync, history, unread,
+//! The message logic: send, sync, history, unread,
 //! read and presence. Roles call these; they only see the traits.
 //!
 //! Invariants:

@@ -232,8 +232,8 @@ impl App {
     }
 
     /// A push to a connection of this node that does not exist means the
-    /// route outlived it (the notes: the send path decides, after a failed
-    /// push, whether the route is stale). Removes such routes, conditionally:
+    /// route outlived it: the send path decides, after a failed push,
+    /// whether the route is stale. Removes such routes, conditionally:
     /// only while they still name that connection here. A connection that
     /// is merely closing is left to its own clean-up.
     pub(crate) async fn drop_stale_routes(&self, failed: &[(UserId, u64)]) {

@@ -1,5 +1,5 @@
-//! Read acknowledgements: move the read position, tell the workers (the
-//! notes' "message read" topic) and send the peer a read receipt.
+//! Read acknowledgements: move the read position, tell the workers (topic
+//! `read`) and send the peer a read receipt (docs/protocol.md §3.12).
 
 use crate::app::App;
 use crate::error::{Result, ServerError};
@@ -13,6 +13,15 @@ impl App {
             return Err(ServerError::bad_field("seq: must not be negative"));
         }
         let Some(before) = self.store.conversation(user, conv).await? else {
+            // A direct conversation of this user with no message yet has a
+            // read position of 0 and nothing to move it to: not an error
+            // (docs/protocol.md §3.12). Other unknown ones are not found.
+            if conv
+                .direct_members()
+                .is_some_and(|(a, b)| a == user || b == user)
+            {
+                return Ok(0);
+            }
             return Err(ServerError::NotFound(format!("no conversation {conv}")));
         };
         let pos = self.store.set_read(user, conv, seq).await?;

@@ -1,6 +1,6 @@
 //! The node-addressed push worker: this node's own consumer group on topic
 //! `node.{node}`, through which other nodes push to connections held here
-//! (the notes' "find the node in Redis, push to it"). Best effort like every
+//! (the route names the node; the node pushes). Best effort like every
 //! push: a connection that is gone is skipped; the device syncs.
 
 use super::Worker;

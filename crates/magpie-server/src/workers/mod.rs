@@ -1,7 +1,7 @@
-//! The worker role: consumers of the bus, one durable group each (the
-//! notes' storage service; its offline and unread services as one `state`
-//! worker, which decodes each event once; presence fan-out), and the
-//! retention sweeper.
+//! The worker role: consumers of the bus, one durable group each
+//! (retention; the offline index and unread cache as one `state` worker,
+//! which decodes each event once; presence fan-out), and the retention
+//! sweeper.
 //!
 //! Invariant: a worker acknowledges an event only after applying it. An
 //! event that keeps failing is parked on `dead.<group>` after

@@ -3,8 +3,8 @@
 //!
 //! - the offline index: per-(user, conversation) sorted sets of unread
 //!   message ids (score = seq, the member the server id; never the body,
-//!   which the store has), trimmed up to what the user has read (the notes'
-//!   ZADD / ZREMRANGEBYSCORE). Each set is capped; sync reads the store, so
+//!   which the store has), trimmed up to what the user has read (ZADD /
+//!   ZREMRANGEBYSCORE on Redis). Each set is capped; sync reads the store, so
 //!   nothing depends on what falls off.
 //! - the unread-count cache: a message counts once for its receiver (the
 //!   watermark makes a redelivered event harmless); a read rebuilds the

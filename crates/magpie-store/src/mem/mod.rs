@@ -114,6 +114,24 @@ impl StateBackend for MemState {
             .collect())
     }
 
+    async fn restore_routes(&self, routes: &[Route]) -> Result<usize> {
+        let mut r = self.routes.lock();
+        let mut written = 0;
+        for route in routes {
+            let devices = r.by_user.entry(route.user).or_default();
+            if devices.contains_key(&route.device) {
+                continue;
+            }
+            devices.insert(route.device.clone(), route.clone());
+            r.by_node
+                .entry(route.node.clone())
+                .or_default()
+                .insert((route.user, route.device.clone()));
+            written += 1;
+        }
+        Ok(written)
+    }
+
     async fn node_routes(&self, node: &str) -> Result<Vec<Route>> {
         let r = self.routes.lock();
         let Some(keys) = r.by_node.get(node) else {
@@ -125,12 +143,13 @@ impl StateBackend for MemState {
             .collect())
     }
 
-    async fn node_heartbeat(&self, info: &NodeInfo, ttl_ms: u64) -> Result<()> {
+    async fn node_heartbeat(&self, info: &NodeInfo, ttl_ms: u64) -> Result<bool> {
         let mut reg = self.registry.lock();
+        let was_there = reg.records.get(&info.node).is_some();
         reg.records
             .put(info.node.clone(), info.clone(), ttl_ms, false);
         reg.known.insert(info.node.clone());
-        Ok(())
+        Ok(was_there)
     }
 
     async fn node_deregister(&self, node: &str) -> Result<()> {

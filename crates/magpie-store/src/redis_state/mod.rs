@@ -1,4 +1,4 @@
-//! `RedisState`: the [`StateBackend`] on Redis (the notes' Redis layer).
+//! `RedisState`: the [`StateBackend`] on Redis (or a Redis Cluster).
 //!
 //! This module owns the Redis key layout of the fast state, its Lua scripts
 //! and the mapping of Redis errors to [`StoreError`]. Every key lives under
@@ -212,7 +212,11 @@ impl StateBackend for RedisState {
         self.node_routes_impl(node).await
     }
 
-    async fn node_heartbeat(&self, info: &NodeInfo, ttl_ms: u64) -> Result<()> {
+    async fn restore_routes(&self, routes: &[Route]) -> Result<usize> {
+        self.restore_routes_impl(routes).await
+    }
+
+    async fn node_heartbeat(&self, info: &NodeInfo, ttl_ms: u64) -> Result<bool> {
         self.node_heartbeat_impl(info, ttl_ms).await
     }
 

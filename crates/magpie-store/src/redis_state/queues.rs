@@ -113,8 +113,8 @@ impl RedisState {
         conv: &ConvId,
         up_to: Seq,
     ) -> Result<usize> {
-        // -inf rather than the notes' 0: nothing below 0 should exist, and
-        // if it did, it is read too.
+        // -inf rather than 0: nothing below 0 should exist, and if it did,
+        // it is trimmed too.
         redis::cmd("ZREMRANGEBYSCORE")
             .arg(self.keys.offline(user, conv))
             .arg("-inf")

@@ -16,18 +16,24 @@ fn px(ttl_ms: u64) -> u64 {
 }
 
 impl RedisState {
-    pub(super) async fn node_heartbeat_impl(&self, info: &NodeInfo, ttl_ms: u64) -> Result<()> {
+    pub(super) async fn node_heartbeat_impl(&self, info: &NodeInfo, ttl_ms: u64) -> Result<bool> {
         let mut pipe = redis::pipe();
+        // SET … GET (Redis 6.2+) answers the record it replaced: none means
+        // a first heartbeat, an expired record, or a state that lost it all.
         pipe.atomic()
             .cmd("SET")
             .arg(self.keys.node_info(&info.node))
             .arg(to_json(info)?)
             .arg("PX")
             .arg(px(ttl_ms))
-            .ignore()
+            .arg("GET")
             .sadd(self.keys.nodes(), &info.node)
             .ignore();
-        pipe.exec_async(&mut self.con()).await.map_err(unavailable)
+        let (previous,): (Option<String>,) = pipe
+            .query_async(&mut self.con())
+            .await
+            .map_err(unavailable)?;
+        Ok(previous.is_some())
     }
 
     pub(super) async fn node_deregister_impl(&self, node: &str) -> Result<()> {

@@ -135,6 +135,42 @@ impl RedisState {
         Ok(out)
     }
 
+    pub(super) async fn restore_routes_impl(&self, routes: &[Route]) -> Result<usize> {
+        if routes.is_empty() {
+            return Ok(0);
+        }
+        let mut con = self.con();
+        // The record first, only where the device has none (HSETNX); then
+        // the index entries of the records written — the order that can
+        // leave a missing index entry, never a stale route (module comment).
+        let mut pipe = redis::pipe();
+        let mut jsons = Vec::with_capacity(routes.len());
+        for route in routes {
+            let json = to_json(route)?;
+            pipe.hset_nx(self.keys.route(route.user), route.device.as_str(), &json);
+            jsons.push(json);
+        }
+        let written: Vec<bool> = pipe.query_async(&mut con).await.map_err(unavailable)?;
+        let mut index = redis::pipe();
+        let mut n = 0;
+        for ((route, json), w) in routes.iter().zip(&jsons).zip(written) {
+            if w {
+                index
+                    .hset(
+                        self.keys.node(&route.node),
+                        index_field(route.user, &route.device),
+                        json,
+                    )
+                    .ignore();
+                n += 1;
+            }
+        }
+        if n > 0 {
+            index.exec_async(&mut con).await.map_err(unavailable)?;
+        }
+        Ok(n)
+    }
+
     pub(super) async fn node_routes_impl(&self, node: &str) -> Result<Vec<Route>> {
         let mut con = self.con();
         let index: HashMap<String, String> = redis::cmd("HGETALL")

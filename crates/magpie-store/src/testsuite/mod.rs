@@ -185,6 +185,7 @@ macro_rules! state_conformance {
         $crate::__conformance_tests!($crate::State, state_cases, $factory;
             route_add_replace_and_conditional_remove,
             routes_batch_and_node_index,
+            restore_routes_writes_only_missing_ones,
             idem_put_is_first_writer_wins,
             idem_entries_expire,
             idem_batches_answer_in_order,
@@ -198,6 +199,7 @@ macro_rules! state_conformance {
             unread_reset_respects_newer_counts,
             unread_load_replaces_and_totals,
             heartbeat_registers_node,
+            heartbeat_tells_whether_the_record_was_there,
             heartbeat_expires_but_node_stays_known,
             deregister_then_forget,
             nodes_sorted_with_fields_round_tripped,

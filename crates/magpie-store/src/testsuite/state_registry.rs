@@ -33,6 +33,21 @@ pub async fn heartbeat_registers_node(st: State) {
     assert_eq!(st.known_nodes().await.expect("known"), vec!["node-a"]);
 }
 
+/// A heartbeat says whether the node's previous record was still there:
+/// not at the first one, nor after the record expired (what a state that
+/// lost everything looks like too).
+pub async fn heartbeat_tells_whether_the_record_was_there(st: State) {
+    let a = info("node-a", 1);
+    assert!(!st.node_heartbeat(&a, 100).await.expect("first"));
+    assert!(st.node_heartbeat(&a, 100).await.expect("second"));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(
+        !st.node_heartbeat(&a, LONG).await.expect("after expiry"),
+        "an expired record is not there"
+    );
+    assert!(st.node_heartbeat(&a, LONG).await.expect("again"));
+}
+
 /// A record expires after its TTL (real time); the node stays known, and a
 /// new heartbeat brings it back.
 pub async fn heartbeat_expires_but_node_stays_known(st: State) {

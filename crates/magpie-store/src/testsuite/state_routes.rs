@@ -35,6 +35,33 @@ fn accepted(seq: i64) -> Accepted {
     }
 }
 
+/// Restoring puts back routes the state lost, indexed on their node, but
+/// never over a route a device has now (a newer connection elsewhere).
+pub async fn restore_routes_writes_only_missing_ones(st: State) {
+    assert_eq!(st.restore_routes(&[]).await.expect("nothing"), 0);
+    let newer = route(1, "phone", "node-b", 20);
+    st.add_route(&newer).await.expect("add");
+    let mine = [
+        route(1, "phone", "node-a", 10),
+        route(1, "laptop", "node-a", 11),
+        route(2, "phone", "node-a", 12),
+    ];
+    assert_eq!(st.restore_routes(&mine).await.expect("restore"), 2);
+    assert_eq!(
+        routes_of(&st, 1).await,
+        sorted(vec![mine[1].clone(), newer.clone()]),
+        "the newer route of the phone stays"
+    );
+    assert_eq!(routes_of(&st, 2).await, vec![mine[2].clone()]);
+    assert_eq!(
+        sorted(st.node_routes("node-a").await.expect("node a")),
+        sorted(vec![mine[1].clone(), mine[2].clone()])
+    );
+    assert_eq!(st.node_routes("node-b").await.expect("node b"), vec![newer]);
+    // Restoring again writes nothing.
+    assert_eq!(st.restore_routes(&mine).await.expect("again"), 0);
+}
+
 /// A device has one route; a newer connection replaces it (also across
 /// nodes); removal only succeeds for the connection the route points at.
 pub async fn route_add_replace_and_conditional_remove(st: State) {

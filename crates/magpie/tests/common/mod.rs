@@ -26,6 +26,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     };
     cfg.http.listen = "127.0.0.1:0".into();
     cfg.tcp.listen = "127.0.0.1:0".into();
+    cfg.internal.listen = "127.0.0.1:0".into();
     cfg.auth.argon2_m_kib = 64;
     cfg.auth.argon2_t = 1;
     cfg.internal.service_key = "service-key-for-tests".into();
@@ -106,6 +107,15 @@ impl TestServer {
         }
     }
 
+    /// Base URL of the internal API's own listener (`internal.listen`).
+    /// Derived from the running node rather than stored, so it follows
+    /// restarts and every way a test builds a `TestServer`.
+    pub fn internal(&self) -> String {
+        let running = self.running.as_ref().expect("a running node");
+        let addr = running.internal_addr.expect("the internal API is enabled");
+        format!("http://{addr}")
+    }
+
     pub fn app(&self) -> &magpie_server::App {
         &self.running.as_ref().unwrap().app
     }
@@ -127,7 +137,7 @@ impl TestServer {
         self.running = Some(running);
     }
 
-    /// POST/GET returning (status, json body).
+    /// POST/GET on the public API returning (status, json body).
     pub async fn call(
         &self,
         method: &str,
@@ -135,7 +145,31 @@ impl TestServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let url = format!("{}{}", self.base, path);
+        self.call_at(&self.base, method, path, token, body).await
+    }
+
+    /// Like `call`, on the internal API's listener.
+    pub async fn call_internal(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.call_at(&self.internal(), method, path, token, body)
+            .await
+    }
+
+    /// Like `call`, on any base URL.
+    pub async fn call_at(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{base}{path}");
         let mut req = match method {
             "GET" => self.http.get(url),
             "PUT" => self.http.put(url),

@@ -101,9 +101,13 @@ fn batch_event_round_trip(b: divan::Bencher) {
     let event = magpie_core::BusEvent::Messages {
         msgs: (0..256).map(|_| message(64)).collect(),
     };
+    let id = magpie_core::EventId::Messages {
+        first: magpie_core::ServerMsgId(1),
+        count: 256,
+    };
     b.bench(|| {
-        let bytes = serde_json::to_vec(divan::black_box(&event)).expect("encodes");
-        serde_json::from_slice::<magpie_core::BusEvent>(&bytes).expect("decodes")
+        let env = magpie_core::Envelope::seal(divan::black_box(&event), &id).expect("encodes");
+        magpie_core::Envelope::open(&env.payload).expect("decodes")
     });
 }
 

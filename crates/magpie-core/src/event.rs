@@ -71,10 +71,23 @@ pub enum DeliverPayload {
     Msgs {
         msgs: Vec<(Message, Vec<(UserId, u64)>)>,
     },
-    /// Any other server frame (receipt, presence), as its JSON.
-    Frame { frame: serde_json::Value },
+    /// Any other server frame (receipt, presence), as its encoded JSON
+    /// text: the receiving node writes it to the socket as is.
+    Frame {
+        #[serde(deserialize_with = "frame_text")]
+        frame: String,
+    },
     /// The user's settings changed: the connections read them again.
     Settings,
+}
+
+/// A frame's text; events of a log written by an older version carry the
+/// frame as a JSON object instead, read back as its text.
+fn frame_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(text) => text,
+        object => object.to_string(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,8 +2,10 @@
 //! settings. Every other crate speaks in these types.
 //!
 //! Invariant: this crate does no I/O and knows no wire format beyond serde
-//! derives; it can be used from the server, the SDK and tests alike.
+//! derives and the bus envelope (`envelope.rs`, the one place bus events
+//! are encoded); it can be used from the server, the SDK and tests alike.
 
+pub mod envelope;
 pub mod event;
 pub mod group;
 pub mod ids;
@@ -12,6 +14,7 @@ pub mod room;
 pub mod settings;
 pub mod time;
 
+pub use envelope::{Envelope, EventId};
 pub use event::{BROADCAST_TOPIC, BusEvent, DeliverPayload, Presence, ReadUpTo, node_topic};
 pub use group::{GroupId, GroupInfo, GroupRole, MemberInfo};
 pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};

@@ -47,6 +47,8 @@ const MAX_ACK_INFLIGHT: usize = 1 << 20;
 /// A bus on one JetStream stream. Wrap it in `crate::Bus` to share it.
 pub struct JetStreamBus {
     client: async_nats::Client,
+    /// Reconnections after a lost connection, as the client reports them.
+    reconnects: tokio::sync::watch::Receiver<u64>,
     js: async_nats::jetstream::Context,
     stream: stream::Stream,
     name: String,
@@ -67,8 +69,27 @@ impl JetStreamBus {
     /// or brings an existing one to the settings correctness depends on.
     pub async fn connect(url: &str, stream_name: &str) -> Result<JetStreamBus> {
         names::check_stream_name(stream_name)?;
+        // The client's own connection events tell a short outage (a server
+        // restart of a few seconds) that no fetch or publish happened to
+        // notice: every `Connected` after a `Disconnected` counts.
+        let (bump, reconnects) = tokio::sync::watch::channel(0u64);
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let options = async_nats::ConnectOptions::new().event_callback(move |event| {
+            let (bump, lost) = (bump.clone(), lost.clone());
+            async move {
+                use std::sync::atomic::Ordering;
+                match event {
+                    async_nats::Event::Disconnected => lost.store(true, Ordering::SeqCst),
+                    async_nats::Event::Connected if lost.swap(false, Ordering::SeqCst) => {
+                        bump.send_modify(|n| *n += 1)
+                    }
+                    _ => {}
+                }
+            }
+        });
         // The URL may carry credentials: keep it out of the error.
-        let client = async_nats::connect(url)
+        let client = options
+            .connect(url)
             .await
             .map_err(|e| unavailable("connecting to nats", e))?;
         let js = ContextBuilder::new()
@@ -113,6 +134,7 @@ impl JetStreamBus {
         }
         Ok(JetStreamBus {
             client,
+            reconnects,
             js,
             stream,
             name: stream_name.to_string(),
@@ -231,5 +253,9 @@ impl BusBackend for JetStreamBus {
             format!("{}.", self.name),
             opts.ack_wait,
         )))
+    }
+
+    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.reconnects.clone())
     }
 }

@@ -30,7 +30,13 @@ pub async fn release_node(app: &App, node: &str, reason: &str) -> Result<usize> 
                 at,
                 reason: Some(reason.into()),
             };
-            let id = format!("p:{}:{}:false:{at}:{}", r.user, r.device, r.conn);
+            let id = magpie_core::EventId::Presence {
+                user: r.user,
+                device: r.device.clone(),
+                online: false,
+                at,
+                conn: r.conn,
+            };
             app.publish_event(BusEvent::Presence(p), id).await?;
         }
     }

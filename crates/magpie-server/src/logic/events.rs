@@ -3,25 +3,29 @@
 use crate::app::App;
 use crate::error::{Result, ServerError};
 use magpie_bus::Outgoing;
-use magpie_core::{BusEvent, ConvId, DeviceId, Presence, Seq, UserId, now_ms};
+use magpie_core::{BusEvent, ConvId, DeviceId, Envelope, EventId, Presence, Seq, UserId, now_ms};
 use std::collections::BTreeMap;
 
+/// An event as the bus takes it, sealed by the one envelope in core.
+pub(crate) fn seal(event: &BusEvent, id: &EventId) -> Result<Outgoing> {
+    let env = Envelope::seal(event, id).map_err(|e| ServerError::Internal(e.to_string()))?;
+    Ok(Outgoing {
+        topic: env.topic,
+        msg_id: env.id,
+        payload: env.payload.into(),
+    })
+}
+
 impl App {
-    pub(crate) async fn publish_event(&self, event: BusEvent, msg_id: String) -> Result<()> {
-        self.publish_events(vec![(event, msg_id)]).await
+    pub(crate) async fn publish_event(&self, event: BusEvent, id: EventId) -> Result<()> {
+        self.publish_events(vec![(event, id)]).await
     }
 
     /// Publishes several events in one bus call (one round trip).
-    pub(crate) async fn publish_events(&self, events: Vec<(BusEvent, String)>) -> Result<()> {
+    pub(crate) async fn publish_events(&self, events: Vec<(BusEvent, EventId)>) -> Result<()> {
         let mut out = Vec::with_capacity(events.len());
-        for (event, msg_id) in events {
-            let payload =
-                serde_json::to_vec(&event).map_err(|e| ServerError::Internal(e.to_string()))?;
-            out.push(Outgoing {
-                topic: event.topic().into_owned(),
-                msg_id,
-                payload: payload.into(),
-            });
+        for (event, id) in events {
+            out.push(seal(&event, &id)?);
         }
         if !out.is_empty() {
             metrics::counter!(crate::metrics::BUS_EVENTS).increment(out.len() as u64);
@@ -44,7 +48,13 @@ impl App {
             .into_iter()
             .filter(|(_, seqs)| !seqs.is_empty())
             .map(|(conv, seqs)| {
-                let id = format!("d:{user}:{device}:{conv}:{}:{at}", seqs[0]);
+                let id = EventId::Delivered {
+                    user,
+                    device: device.clone(),
+                    conv: conv.clone(),
+                    first: seqs[0],
+                    at,
+                };
                 let event = BusEvent::Delivered {
                     user,
                     device: device.clone(),
@@ -74,10 +84,13 @@ impl App {
             at,
             reason: reason.map(Into::into),
         };
-        let id = format!(
-            "p:{user}:{device}:{online}:{at}:{}",
-            self.hub.next_conn_id()
-        );
+        let id = EventId::Presence {
+            user,
+            device: device.clone(),
+            online,
+            at,
+            conn: self.hub.next_conn_id(),
+        };
         self.publish_event(BusEvent::Presence(p), id).await
     }
 }

@@ -170,7 +170,13 @@ impl App {
                     user,
                     joined,
                 };
-                (ev, format!("gm:{g}:{user}:{joined}:{at}"))
+                let id = magpie_core::EventId::Member {
+                    group: g,
+                    user,
+                    joined,
+                    at,
+                };
+                (ev, id)
             })
             .collect();
         if let Err(e) = self.publish_events(events).await {

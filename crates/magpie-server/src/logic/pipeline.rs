@@ -18,7 +18,9 @@ use crate::app::App;
 use crate::error::{Result, ServerError};
 use crate::metrics::meters;
 use magpie_bus::Outgoing;
-use magpie_core::{Accepted, BusEvent, ClientMsgId, DeviceId, Message, NewMessage, UserId};
+use magpie_core::{
+    Accepted, BusEvent, ClientMsgId, DeviceId, EventId, Message, NewMessage, ServerMsgId, UserId,
+};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -315,16 +317,15 @@ fn chunks<'a>(msgs: &'a [&'a Message]) -> Vec<&'a [&'a Message]> {
 
 /// One event for messages accepted together; its id names the first
 /// message and the count, so a republished event is the same event.
-fn encode(msgs: &[&Message]) -> serde_json::Result<Outgoing> {
-    let first = msgs.first().map_or(0, |m| m.server_id.0);
+fn encode(msgs: &[&Message]) -> Result<Outgoing> {
+    let id = EventId::Messages {
+        first: msgs.first().map_or(ServerMsgId(0), |m| m.server_id),
+        count: msgs.len(),
+    };
     let event = BusEvent::Messages {
         msgs: msgs.iter().map(|m| (*m).clone()).collect(),
     };
-    Ok(Outgoing {
-        topic: event.topic().into_owned(),
-        msg_id: format!("m:{first}:{}", msgs.len()),
-        payload: serde_json::to_vec(&event)?.into(),
-    })
+    super::events::seal(&event, &id)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::conn::hub::{Outbound, Push};
 use crate::metrics::{self as m, meters};
 use magpie_bus::Outgoing;
-use magpie_core::{BusEvent, DeliverPayload, DeviceId, GroupId, Message, UserId};
+use magpie_core::{BusEvent, DeliverPayload, DeviceId, EventId, GroupId, Message, UserId};
 use magpie_proto::ServerFrame;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -117,7 +117,11 @@ impl App {
             let per_msg: Vec<_> = per_msg.into_iter().collect();
             for chunk in per_msg.chunks(DELIVER_MSGS) {
                 let first = pushes[chunk[0].0].0.msg.server_id;
-                let id = format!("x:{node}:{first}:{}", chunk.len());
+                let id = EventId::DeliverMessages {
+                    node: node.clone(),
+                    first,
+                    count: chunk.len(),
+                };
                 let msgs = chunk
                     .iter()
                     .map(|(i, targets)| (pushes[*i].0.msg.clone(), targets.clone()))
@@ -142,8 +146,9 @@ impl App {
     pub(crate) async fn push_frame(&self, user: UserId, frame: ServerFrame) {
         let local = Outbound::frame(&frame);
         self.push_user(user, local, || {
-            let frame = serde_json::to_value(&frame).ok()?;
-            Some(DeliverPayload::Frame { frame })
+            Some(DeliverPayload::Frame {
+                frame: String::from_utf8(frame.encode()).ok()?,
+            })
         })
         .await
     }
@@ -182,7 +187,10 @@ impl App {
         }
         let Some(payload) = remote() else { return };
         let events = nodes.into_iter().map(|(node, targets)| {
-            let id = format!("f:{node}:{}", self.ids.next());
+            let id = EventId::DeliverOther {
+                node: node.clone(),
+                nonce: self.ids.next().0 as u64,
+            };
             let payload = payload.clone();
             (
                 BusEvent::Deliver {
@@ -202,7 +210,7 @@ impl App {
         let events = msgs
             .into_iter()
             .map(|(msg, origin)| {
-                let id = format!("b:{}", msg.server_id);
+                let id = EventId::Broadcast { msg: msg.server_id };
                 (BusEvent::GroupBroadcast { msg, origin }, id)
             })
             .collect();
@@ -263,20 +271,13 @@ impl App {
         }
     }
 
-    async fn publish_deliveries(&self, events: Vec<(BusEvent, String)>) {
+    async fn publish_deliveries(&self, events: Vec<(BusEvent, EventId)>) {
         if events.is_empty() {
             return;
         }
         let out: Vec<Outgoing> = events
-            .into_iter()
-            .filter_map(|(ev, msg_id)| {
-                let payload = serde_json::to_vec(&ev).ok()?;
-                Some(Outgoing {
-                    topic: ev.topic().into_owned(),
-                    msg_id,
-                    payload: payload.into(),
-                })
-            })
+            .iter()
+            .filter_map(|(ev, id)| super::events::seal(ev, id).ok())
             .collect();
         meters().bus_events.increment(out.len() as u64);
         if let Err(e) = self.bus.publish(out).await {

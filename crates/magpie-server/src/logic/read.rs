@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::error::{Result, ServerError};
-use magpie_core::{BusEvent, ConvId, ReadUpTo, Seq, UserId, now_ms};
+use magpie_core::{BusEvent, ConvId, EventId, ReadUpTo, Seq, UserId, now_ms};
 use magpie_proto::ServerFrame;
 
 impl App {
@@ -35,8 +35,12 @@ impl App {
             seq: pos,
             at: now_ms(),
         });
-        self.publish_event(event, format!("r:{user}:{conv}:{pos}"))
-            .await?;
+        let id = EventId::Read {
+            user,
+            conv: conv.clone(),
+            seq: pos,
+        };
+        self.publish_event(event, id).await?;
         if let Some(peer) = conv.peer_of(user).filter(|p| *p != user) {
             self.push_frame(
                 peer,

@@ -73,7 +73,7 @@ impl App {
             vip,
             sent_at: now,
         };
-        let key = format!("room:{id}");
+        let key = magpie_core::EventId::Room { id: id.clone() };
         self.publish_events(vec![(BusEvent::RoomBroadcast { msg }, key)])
             .await?;
         Ok((id, false))

@@ -67,15 +67,8 @@ impl Worker for Deliver {
                     }
                     continue;
                 }
-                DeliverPayload::Frame { frame } => {
-                    match serde_json::from_value::<ServerFrame>(frame.clone()) {
-                        Ok(f) => Outbound::frame(&f),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "undecodable pushed frame dropped");
-                            continue;
-                        }
-                    }
-                }
+                // Encoded once by the sending node: written as is.
+                DeliverPayload::Frame { frame } => Outbound::Frame(frame.clone().into()),
                 DeliverPayload::Settings => Outbound::Settings,
             };
             deliver(app, targets, &out, &mut pushed, &mut stale);
@@ -89,10 +82,33 @@ impl Worker for Deliver {
     /// failed to publish, with no later message to reveal the gap. Every
     /// local connection is asked to sync (one sync per client per outage).
     async fn recovered(&self, app: &App) {
-        let frame = Outbound::frame(&ServerFrame::Resync {
-            reason: "bus_restored".into(),
-        });
-        let n = app.hub.deliver_all(&frame);
-        crate::metrics::meters().resync_hints.increment(n);
+        bus_restored(app);
+    }
+}
+
+/// Asks every local connection to sync (one sync per client per outage).
+fn bus_restored(app: &App) {
+    let frame = Outbound::frame(&ServerFrame::Resync {
+        reason: "bus_restored".into(),
+    });
+    let n = app.hub.deliver_all(&frame);
+    crate::metrics::meters().resync_hints.increment(n);
+}
+
+/// The same hint each time the bus's connection comes back, however short
+/// the outage: detected from the connection's own events, so an outage in
+/// which no fetch happened to fail (a NATS restart of a few seconds) still
+/// reaches the clients (docs/protocol.md, `resync`).
+pub async fn resync_after_reconnects(app: App) {
+    let Some(mut reconnects) = app.bus.reconnects() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            changed = reconnects.changed() => if changed.is_err() { return },
+            _ = app.shutdown.cancelled() => return,
+        }
+        tracing::info!("bus connection restored: clients told to sync");
+        bus_restored(&app);
     }
 }

@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::error::Result;
 use async_trait::async_trait;
 use magpie_bus::{ConsumerOptions, Delivery, Outgoing};
-use magpie_core::BusEvent;
+use magpie_core::{BusEvent, Envelope, EventId};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -51,6 +51,10 @@ pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
         "retention-sweeper".into(),
         tokio::spawn(retention::sweep(app.clone())),
     ));
+    handles.push((
+        "bus-reconnects".into(),
+        tokio::spawn(deliver::resync_after_reconnects(app.clone())),
+    ));
     handles
 }
 
@@ -63,7 +67,10 @@ pub async fn run_broadcast(app: App) {
 /// Only the node-addressed push consumer (for nodes without the workers role).
 pub async fn run_deliver(app: App) {
     let node = app.node().to_string();
-    run(app, Box::new(deliver::Deliver::for_node(&node))).await
+    tokio::join!(
+        deliver::resync_after_reconnects(app.clone()),
+        run(app, Box::new(deliver::Deliver::for_node(&node))),
+    );
 }
 
 async fn run(app: App, worker: Box<dyn Worker>) {
@@ -122,7 +129,7 @@ async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u6
     let mut events = Vec::with_capacity(batch.len());
     let mut decoded = Vec::with_capacity(batch.len());
     for d in batch {
-        match serde_json::from_slice::<BusEvent>(&d.payload) {
+        match Envelope::open(&d.payload) {
             Ok(ev) => {
                 events.push(ev);
                 decoded.push(d);
@@ -156,9 +163,13 @@ async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u6
 async fn dead_letter(app: &App, group: &str, d: &Delivery, why: &str) {
     metrics::counter!(crate::metrics::DEAD_LETTERS, "group" => group.to_string()).increment(1);
     tracing::error!(group, offset = d.offset, topic = %d.topic, error = why, "event parked on the dead-letter topic");
+    let id = EventId::DeadLetter {
+        group: group.to_string(),
+        offset: d.offset,
+    };
     let out = Outgoing {
         topic: format!("dead.{group}"),
-        msg_id: format!("dead:{group}:{}", d.offset),
+        msg_id: id.to_string(),
         payload: d.payload.clone(),
     };
     if let Err(e) = app.bus.publish(vec![out]).await {

@@ -5,6 +5,7 @@
 //! derives and the bus envelope (`envelope.rs`, the one place bus events
 //! are encoded); it can be used from the server, the SDK and tests alike.
 
+pub mod backoff;
 pub mod envelope;
 pub mod event;
 pub mod group;
@@ -14,6 +15,7 @@ pub mod room;
 pub mod settings;
 pub mod time;
 
+pub use backoff::Backoff;
 pub use envelope::{Envelope, EventId};
 pub use event::{BROADCAST_TOPIC, BusEvent, DeliverPayload, Presence, ReadUpTo, node_topic};
 pub use group::{GroupId, GroupInfo, GroupRole, MemberInfo};

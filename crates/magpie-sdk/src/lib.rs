@@ -18,7 +18,7 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backoff;
+pub use magpie_core::backoff;
 pub mod client;
 pub mod conn;
 pub mod connector;

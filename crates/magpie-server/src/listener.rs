@@ -13,6 +13,7 @@
 //!   backends' own files (docs/config.md, `limits.max_connections`).
 //! - Accept errors (out of file descriptors) back off instead of spinning.
 
+use magpie_core::Backoff;
 use magpie_proto::{ErrorBody, ErrorCode};
 use std::io;
 use std::net::SocketAddr;
@@ -114,11 +115,11 @@ pub async fn accept(
     limit: &ConnLimit,
     refuse: fn(TcpStream) -> Refusal,
 ) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
-    let mut backoff = Duration::from_millis(5);
+    let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_secs(1));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                backoff = Duration::from_millis(5);
+                backoff.reset();
                 let _ = stream.set_nodelay(true);
                 match limit.try_admit() {
                     Some(permit) => return (stream, peer, permit),
@@ -130,8 +131,7 @@ pub async fn accept(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }

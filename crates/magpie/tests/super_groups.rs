@@ -21,23 +21,6 @@ fn param(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The value of a counter in /metrics (0 when absent).
-async fn counter(s: &TestServer, name: &str) -> f64 {
-    let text = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 const COUNTERS: [&str; 5] = [
     "magpie_route_lookups_total",
     "magpie_store_message_rows_total",

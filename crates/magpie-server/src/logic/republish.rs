@@ -13,6 +13,7 @@
 
 use crate::app::App;
 use magpie_bus::Outgoing;
+use magpie_core::Backoff;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -35,16 +36,16 @@ impl App {
         let app = self.clone();
         tokio::spawn(async move {
             let deadline = Instant::now() + GIVE_UP;
-            let mut delay = Duration::from_millis(200);
+            let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
             let outcome = loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = app.shutdown.cancelled() => break "dropped",
                 }
                 match app.bus.publish(events.clone()).await {
                     Ok(_) => break "published",
                     Err(_) if Instant::now() >= deadline => break "dropped",
-                    Err(_) => delay = (delay * 2).min(Duration::from_secs(5)),
+                    Err(_) => {}
                 }
             };
             PENDING.fetch_sub(n, Ordering::Relaxed);

@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::error::Result;
 use async_trait::async_trait;
 use magpie_bus::{ConsumerOptions, Delivery, Outgoing};
-use magpie_core::{BusEvent, Envelope, EventId};
+use magpie_core::{Backoff, BusEvent, Envelope, EventId};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -79,18 +79,20 @@ async fn run(app: App, worker: Box<dyn Worker>) {
     };
     let (group, topics) = (worker.group(), worker.topics());
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut consumer = loop {
         match app.bus.consumer(&group, &topics, opts.clone()).await {
             Ok(c) => break c,
             Err(e) => {
                 tracing::error!(group = %group, error = %e, "cannot join consumer group; retrying");
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = app.shutdown.cancelled() => return,
                 }
             }
         }
     };
+    backoff.reset();
     let mut failing = false;
     loop {
         let batch = tokio::select! {
@@ -102,11 +104,15 @@ async fn run(app: App, worker: Box<dyn Worker>) {
             Err(e) => {
                 tracing::warn!(group = %group, error = %e, "fetch failed");
                 failing = true;
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = app.shutdown.cancelled() => return,
+                }
                 continue;
             }
         };
         if std::mem::take(&mut failing) {
+            backoff.reset();
             tracing::info!(group = %group, "fetching again");
             worker.recovered(&app).await;
         }

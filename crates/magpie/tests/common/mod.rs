@@ -464,6 +464,24 @@ impl Conn {
     }
 }
 
+/// The value of a counter in a node's /metrics, summed over its labels (0
+/// when absent).
+pub async fn counter(s: &TestServer, name: &str) -> f64 {
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub fn frame_rid(f: &ServerFrame) -> Option<u64> {
     match f {
         ServerFrame::Sent { rid, .. }

@@ -1,4 +1,6 @@
-//! Owns the reconnect/retry delay policy: exponential backoff with jitter.
+//! The one retry delay policy, for clients and server alike: exponential
+//! backoff with jitter. Every retry loop (reconnects, accept errors, bus
+//! fetches and republishes) draws its delays from here.
 //!
 //! Jitter matters because a node restart drops thousands of clients at once;
 //! without it they would all come back in the same millisecond.

@@ -157,7 +157,7 @@ pub struct LimitsConfig {
     pub max_page: usize,
     /// Open client connections (HTTP, WebSocket and TCP together) the node
     /// serves at once; beyond it new ones are answered `busy`. 0: the
-    /// process's open-file limit less 1,024.
+    /// process's open-file limit less 256.
     pub max_connections: usize,
 }
 

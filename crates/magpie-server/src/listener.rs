@@ -27,7 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Files kept free below the file limit by the automatic cap: refusals,
 /// the store's and bus's files, backend connection pools.
-const FILE_RESERVE: u64 = 1024;
+const FILE_RESERVE: u64 = 256;
 /// How long a refused client gets to read its answer.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 /// What a refused client is told to wait before trying again, seconds.

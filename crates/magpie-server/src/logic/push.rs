@@ -21,6 +21,33 @@ type Remote = BTreeMap<String, BTreeMap<usize, Vec<(UserId, u64)>>>;
 /// Messages per cross-node delivery event.
 const DELIVER_MSGS: usize = 256;
 
+/// Who a batch's messages go to.
+#[derive(Default)]
+struct Audience {
+    /// Members of each small group of the batch.
+    members: HashMap<GroupId, Vec<UserId>>,
+    /// Whether each group of the batch is a super group.
+    supers: HashMap<GroupId, bool>,
+}
+
+impl Audience {
+    fn is_super(&self, m: &Message) -> bool {
+        m.conv
+            .group_id()
+            .is_some_and(|g| self.supers.get(&g).copied().unwrap_or(false))
+    }
+
+    /// Both parties of a direct message (once for a note to self), every
+    /// member of a small group.
+    fn targets(&self, m: &Message) -> Vec<UserId> {
+        match m.conv.group_id() {
+            Some(g) => self.members.get(&g).cloned().unwrap_or_default(),
+            None if m.from != m.to => vec![m.to, m.from],
+            None => vec![m.to],
+        }
+    }
+}
+
 impl App {
     /// Pushes each message to every device of its receiver and to the
     /// sender's devices other than its origin (the one that sent it).
@@ -29,43 +56,18 @@ impl App {
         if msgs.is_empty() {
             return;
         }
-        // Who each message goes to: both parties of a direct message, every
-        // member of a small group. A super group's message is broadcast to
-        // the connection nodes instead: no member list, no route lookup.
-        let mut members: HashMap<GroupId, Vec<UserId>> = HashMap::new();
-        let mut supers: HashMap<GroupId, bool> = HashMap::new();
-        for (m, _) in &msgs {
-            if let Some(g) = m.conv.group_id()
-                && !supers.contains_key(&g)
-            {
-                let size = match self.store.group(g).await {
-                    Ok(Some(info)) => info.members,
-                    _ => 0,
-                };
-                let is_super = size > self.cfg.groups.super_threshold;
-                supers.insert(g, is_super);
-                if !is_super {
-                    members.insert(g, self.group_member_ids(g).await);
-                }
-            }
-        }
-        let (broadcast, msgs): (Vec<_>, Vec<_>) = msgs
-            .into_iter()
-            .partition(|(m, _)| m.conv.group_id().is_some_and(|g| supers[&g]));
+        let audience = self.audience(&msgs).await;
+        // A super group's message is broadcast to the connection nodes
+        // instead: no member list, no route lookup.
+        let (broadcast, msgs): (Vec<_>, Vec<_>) =
+            msgs.into_iter().partition(|(m, _)| audience.is_super(m));
         if !broadcast.is_empty() {
             self.broadcast(broadcast).await;
         }
         if msgs.is_empty() {
             return;
         }
-        let targets_of = |m: &Message| -> Vec<UserId> {
-            match m.conv.group_id() {
-                Some(g) => members.get(&g).cloned().unwrap_or_default(),
-                None if m.from != m.to => vec![m.to, m.from],
-                None => vec![m.to],
-            }
-        };
-        let mut users: Vec<UserId> = msgs.iter().flat_map(|(m, _)| targets_of(m)).collect();
+        let mut users: Vec<UserId> = msgs.iter().flat_map(|(m, _)| audience.targets(m)).collect();
         users.sort();
         users.dedup();
         meters().route_lookups.increment(users.len() as u64);
@@ -76,16 +78,51 @@ impl App {
                 return;
             }
         };
-        let mut pushed = 0u64;
-        let mut stale = Vec::new();
-        let mut remote = Remote::new();
         let pushes: Vec<(Arc<Push>, Option<DeviceId>)> = msgs
             .into_iter()
             .map(|(m, origin)| (Push::new(m), origin))
             .collect();
+        let remote = self.push_here(&pushes, &routes, &audience).await;
+        self.push_elsewhere(remote, &pushes).await;
+    }
+
+    /// Who each group message of the batch goes to: the members of a small
+    /// group (read once per group), or the broadcast path for a super group.
+    async fn audience(&self, msgs: &[(Message, Option<DeviceId>)]) -> Audience {
+        let mut a = Audience::default();
+        for (m, _) in msgs {
+            if let Some(g) = m.conv.group_id()
+                && !a.supers.contains_key(&g)
+            {
+                let size = match self.store.group(g).await {
+                    Ok(Some(info)) => info.members,
+                    _ => 0,
+                };
+                let is_super = size > self.cfg.groups.super_threshold;
+                a.supers.insert(g, is_super);
+                if !is_super {
+                    a.members.insert(g, self.group_member_ids(g).await);
+                }
+            }
+        }
+        a
+    }
+
+    /// Delivers to this node's connections through the hub; returns what
+    /// goes to other nodes. Routes naming a connection that is gone here
+    /// are dropped.
+    async fn push_here(
+        &self,
+        pushes: &[(Arc<Push>, Option<DeviceId>)],
+        routes: &HashMap<UserId, Vec<magpie_store::Route>>,
+        audience: &Audience,
+    ) -> Remote {
+        let mut pushed = 0u64;
+        let mut stale = Vec::new();
+        let mut remote = Remote::new();
         for (i, (push, origin)) in pushes.iter().enumerate() {
             let msg = &push.msg;
-            for user in targets_of(msg) {
+            for user in audience.targets(msg) {
                 for route in routes.get(&user).into_iter().flatten() {
                     if user == msg.from && Some(&route.device) == origin.as_ref() {
                         continue;
@@ -110,33 +147,31 @@ impl App {
         }
         meters().pushed.increment(pushed);
         self.drop_stale_routes(&stale).await;
-        // One event per node and batch (in chunks): each append to a log
-        // that syncs every append costs a sync.
+        remote
+    }
+
+    /// One event per node and batch (in chunks): each append to a log that
+    /// syncs every append costs a sync.
+    async fn push_elsewhere(&self, remote: Remote, pushes: &[(Arc<Push>, Option<DeviceId>)]) {
         let mut events = Vec::new();
         for (node, per_msg) in remote {
             let per_msg: Vec<_> = per_msg.into_iter().collect();
             for chunk in per_msg.chunks(DELIVER_MSGS) {
-                let first = pushes[chunk[0].0].0.msg.server_id;
                 let id = EventId::DeliverMessages {
                     node: node.clone(),
-                    first,
+                    first: pushes[chunk[0].0].0.msg.server_id,
                     count: chunk.len(),
                 };
                 let msgs = chunk
                     .iter()
                     .map(|(i, targets)| (pushes[*i].0.msg.clone(), targets.clone()))
                     .collect();
-                let payload = DeliverPayload::Msgs { msgs };
-                let targets = Vec::new();
-                let node = node.clone();
-                events.push((
-                    BusEvent::Deliver {
-                        node,
-                        targets,
-                        payload,
-                    },
-                    id,
-                ));
+                let event = BusEvent::Deliver {
+                    node: node.clone(),
+                    targets: Vec::new(),
+                    payload: DeliverPayload::Msgs { msgs },
+                };
+                events.push((event, id));
             }
         }
         self.publish_deliveries(events).await;

@@ -59,11 +59,6 @@ impl ConnLimit {
         self.max
     }
 
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.max - self.permits.available_permits()
-    }
-
     fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
         self.permits.clone().try_acquire_owned().ok()
     }

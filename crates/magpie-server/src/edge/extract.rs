@@ -56,23 +56,25 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `ApiJson` for a request whose fields are all optional: no body
-/// (`Content-Length: 0`, or neither it nor `Transfer-Encoding`), with or
-/// without a content type, is `T::default()`.
+/// `ApiJson` for a request whose fields are all optional: an empty body,
+/// with or without a content type, is `T::default()`. Emptiness is read
+/// from the body itself, not its headers (an HTTP/2 body has neither
+/// `Content-Length` nor `Transfer-Encoding`).
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ServerError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ServerError> {
-        use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-        let h = req.headers();
-        let empty = match h.get(CONTENT_LENGTH) {
-            Some(len) => len.as_bytes() == b"0",
-            None => !h.contains_key(TRANSFER_ENCODING),
-        };
-        if empty {
+        let (parts, body) = req.into_parts();
+        // `Bytes` honours the router's body limit, like `Json` does.
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|e| ServerError::BadRequest(ErrorCode::FrameTooLarge, e.body_text()))?;
+        if bytes.is_empty() {
             return Ok(OptionalJson(T::default()));
         }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         ApiJson::from_request(req, state)
             .await
             .map(|ApiJson(v)| OptionalJson(v))

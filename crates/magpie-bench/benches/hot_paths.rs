@@ -115,7 +115,7 @@ fn batch_event_round_trip(b: divan::Bencher) {
 /// connected to this node, from the local index (10,000 of them here).
 #[divan::bench]
 fn supergroup_local_members(b: divan::Bencher) {
-    let index = magpie_server::conn::groups::GroupIndex::default();
+    let index = magpie_server::services::delivery::group_index::GroupIndex::default();
     let g = magpie_core::GroupId(7);
     for u in 1..=10_000 {
         index.open(UserId(u));

@@ -14,6 +14,7 @@ pub mod message;
 pub mod room;
 pub mod settings;
 pub mod time;
+pub mod views;
 
 pub use backoff::Backoff;
 pub use envelope::{Envelope, EventId};
@@ -24,3 +25,4 @@ pub use message::{Accepted, Message, NewMessage};
 pub use room::{RoomMessage, valid_room};
 pub use settings::{ClientSettings, Persistence, ResendLevel, ResendPolicy, Transport, UnreadMode};
 pub use time::now_ms;
+pub use views::{HistoryPage, SyncConv, UnreadConv};

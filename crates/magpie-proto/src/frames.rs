@@ -126,36 +126,10 @@ impl ClientFrame {
 /// A message as pushed and synced: the stored message.
 pub type WireMessage = Message;
 
-/// One conversation in a sync answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncConv {
-    pub conv: ConvId,
-    /// Messages after the client's sequence, ascending.
-    pub messages: Vec<Message>,
-    /// The conversation's newest sequence now.
-    pub last_seq: Seq,
-    /// The member's read position.
-    pub read_seq: Seq,
-    /// True when there are more messages after the last one returned: sync again
-    /// from the last returned sequence.
-    pub more: bool,
-    /// Sequence ranges `[from, to]` (inclusive) in the requested span that can no
-    /// longer be recovered (removed by their persistence level). Never a silent gap.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unavailable: Vec<(Seq, Seq)>,
-}
+pub use magpie_core::{SyncConv, UnreadConv};
 
 /// Alias kept for the HTTP body of the same shape.
 pub type ConvSync = SyncConv;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnreadConv {
-    pub conv: ConvId,
-    pub peer: UserId,
-    pub unread: i64,
-    pub last_seq: Seq,
-    pub read_seq: Seq,
-}
 
 /// A frame from the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

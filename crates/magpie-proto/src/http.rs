@@ -152,14 +152,7 @@ pub struct SyncResponse {
     pub convs: Vec<crate::SyncConv>,
 }
 
-/// A page of history: `GET /v1/conversations/{conv}/messages`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HistoryPage {
-    pub conv: magpie_core::ConvId,
-    /// Newest first with `before` (or neither); ascending with `after`.
-    pub messages: Vec<magpie_core::Message>,
-    pub more: bool,
-}
+pub use magpie_core::HistoryPage;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UnreadResponse {

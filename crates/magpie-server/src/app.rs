@@ -1,42 +1,37 @@
-//! The shared service context every role works through: configuration, the
-//! three backends (as handles over traits), credentials, the local hub and
-//! the id generator. Cheap to clone.
+//! The composition of one node: configuration, credentials, the backends
+//! (as handles over traits) and the services built on them
+//! (`crate::services`). Cheap to clone. Edge, conn, workers and cluster
+//! reach the services through it.
 //!
 //! Invariant: nothing here names a concrete backend; the composition root
 //! (`crate::start`) picks them from configuration URLs.
 
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::conn::hub::Hub;
+use crate::services::messaging::MessagingParts;
+use crate::services::{Delivery, Events, Groups, Messaging, Presence, Rooms, Users};
 use magpie_bus::Bus;
-use magpie_core::{MsgIdGen, UserId};
+use magpie_core::MsgIdGen;
 use magpie_store::{State, Store};
-use parking_lot::Mutex;
-use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub struct AppInner {
-    pub cfg: Config,
+    pub cfg: Arc<Config>,
+    /// Accounts, tokens and settings (the edge's account routes, auth).
     pub store: Store,
+    /// Tickets, routes and the node registry (conn, cluster).
     pub state: State,
-    pub bus: Bus,
+    pub events: Events,
     pub auth: Auth,
-    pub hub: Hub,
-    /// Group → members connected here (super-group broadcasts).
-    pub group_index: crate::conn::groups::GroupIndex,
-    /// Live rooms' audiences, recent buffers and limiters on this node.
-    pub rooms: crate::conn::rooms::Rooms,
-    pub ids: MsgIdGen,
-    /// Group reads waiting to become coalesced receipts.
-    pub receipts: crate::logic::GroupReceipts,
-    /// Where every checked send goes to be made durable (`logic/pipeline.rs`).
-    pub pipeline: crate::logic::Pipeline,
-    /// Users known to exist. Users are never deleted, so a hit needs no
-    /// store round trip on the send path.
-    known_users: Mutex<HashSet<UserId>>,
+    pub users: Arc<Users>,
+    pub messaging: Arc<Messaging>,
+    pub groups: Arc<Groups>,
+    pub delivery: Arc<Delivery>,
+    pub presence: Arc<Presence>,
+    pub rooms: Arc<Rooms>,
     /// Addresses clients are told to connect to.
     pub ws_url: String,
     pub tcp_addr: Option<String>,
@@ -69,20 +64,59 @@ pub struct AppParts {
 }
 
 impl App {
+    /// Builds the services, each with the handles it owns.
     pub fn new(p: AppParts) -> App {
+        let cfg = Arc::new(p.cfg);
+        let ids = Arc::new(MsgIdGen::new(cfg.node_num));
+        let events = Events::new(p.bus, p.shutdown.clone());
+        let users = Arc::new(Users::new(p.store.clone()));
+        let delivery = Arc::new(Delivery::new(
+            cfg.clone(),
+            p.store.clone(),
+            p.state.clone(),
+            events.clone(),
+            ids.clone(),
+        ));
+        let groups = Arc::new(Groups::new(
+            cfg.clone(),
+            p.store.clone(),
+            events.clone(),
+            users.clone(),
+        ));
+        let presence = Arc::new(Presence::new(
+            cfg.node.clone(),
+            p.store.clone(),
+            events.clone(),
+            delivery.clone(),
+        ));
+        let rooms = Arc::new(Rooms::new(
+            cfg.clone(),
+            events.clone(),
+            ids.clone(),
+            delivery.clone(),
+        ));
+        let messaging = Arc::new(Messaging::new(MessagingParts {
+            cfg: cfg.clone(),
+            store: p.store.clone(),
+            state: p.state.clone(),
+            events: events.clone(),
+            ids,
+            users: users.clone(),
+            groups: groups.clone(),
+            delivery: delivery.clone(),
+        }));
         App(Arc::new(AppInner {
-            ids: MsgIdGen::new(p.cfg.node_num),
-            cfg: p.cfg,
+            cfg,
             store: p.store,
             state: p.state,
-            bus: p.bus,
+            events,
             auth: p.auth,
-            hub: Hub::default(),
-            group_index: Default::default(),
-            rooms: Default::default(),
-            receipts: Default::default(),
-            pipeline: Default::default(),
-            known_users: Mutex::new(HashSet::new()),
+            users,
+            messaging,
+            groups,
+            delivery,
+            presence,
+            rooms,
             ws_url: p.ws_url,
             tcp_addr: p.tcp_addr,
             shutdown: p.shutdown,
@@ -92,17 +126,5 @@ impl App {
 
     pub fn node(&self) -> &str {
         &self.cfg.node
-    }
-
-    /// Whether a user exists (the system user always does).
-    pub async fn user_exists(&self, user: UserId) -> crate::error::Result<bool> {
-        if user == UserId::SYSTEM || self.known_users.lock().contains(&user) {
-            return Ok(true);
-        }
-        let found = self.store.user_by_id(user).await?.is_some();
-        if found {
-            self.known_users.lock().insert(user);
-        }
-        Ok(found)
     }
 }

@@ -11,6 +11,9 @@ pub enum ServerError {
     /// The request is malformed: fix it (code says how: bad_json, bad_field, …).
     #[error("{1}")]
     BadRequest(ErrorCode, String),
+    /// A body or frame over the configured limit: send less.
+    #[error("{0}")]
+    TooLarge(String),
     /// Authenticate again (or refresh the token).
     #[error("{1}")]
     Unauthenticated(ErrorCode, String),
@@ -38,6 +41,7 @@ impl ServerError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ServerError::BadRequest(c, _) | ServerError::Unauthenticated(c, _) => *c,
+            ServerError::TooLarge(_) => ErrorCode::FrameTooLarge,
             ServerError::Forbidden(_) => ErrorCode::Forbidden,
             ServerError::UnknownRecipient(_) => ErrorCode::UnknownRecipient,
             ServerError::NotFound(_) => ErrorCode::NotFound,

@@ -1,10 +1,13 @@
-//! The Magpie server as a library: every role (edge, conn, logic, workers)
-//! as modules, and `start`, the composition root that wires them to the
-//! backends named by configuration.
+//! The Magpie server as a library: the services (`services`: messaging,
+//! groups, delivery, presence, rooms), the ways in (`edge` for HTTP,
+//! `conn` for client connections, `workers` for bus consumers, `cluster`
+//! for the node registry), and `start`, the composition root that wires
+//! them to the backends named by configuration.
 //!
-//! Layering: `edge` and `conn` call `logic` (methods on [`App`]); `logic`
-//! and `workers` see only the store, state and bus handles. Nothing below
-//! `start` names a concrete backend.
+//! Layering: `edge`, `conn`, `workers` and `cluster` call the services
+//! through [`App`]; the services see only the store, state and bus handles
+//! and each other, never `edge` or `conn` (`tests/layers.rs`). Nothing
+//! below `start` names a concrete backend.
 
 pub mod app;
 pub mod auth;
@@ -14,8 +17,8 @@ pub mod conn;
 pub mod edge;
 pub mod error;
 pub mod listener;
-pub mod logic;
 pub mod metrics;
+pub mod services;
 mod start;
 pub mod workers;
 

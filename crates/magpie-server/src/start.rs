@@ -151,7 +151,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
             )));
         }
     }
-    let mut tasks = crate::logic::pipeline::spawn(&app);
+    let mut tasks = app.messaging.spawn(app.shutdown.clone());
     if app.cfg.cluster.has("workers") {
         tasks.extend(crate::workers::spawn_all(&app));
         tasks.push((
@@ -173,7 +173,11 @@ pub async fn start(cfg: Config) -> Result<Running> {
     }
     tasks.push((
         "group-receipts".into(),
-        tokio::spawn(app.clone().run_group_receipts()),
+        tokio::spawn(
+            app.messaging
+                .clone()
+                .run_group_receipts(app.shutdown.clone()),
+        ),
     ));
     // Registered before serving, so `connect` can place users here at once.
     crate::cluster::registry::beat(&app).await;

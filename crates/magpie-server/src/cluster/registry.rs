@@ -1,9 +1,7 @@
 //! The node's registry record and its heartbeat.
 
 use crate::app::App;
-use crate::conn::hub::Outbound;
 use magpie_core::now_ms;
-use magpie_proto::ServerFrame;
 use magpie_store::NodeInfo;
 use std::time::Duration;
 
@@ -25,14 +23,11 @@ pub fn node_info(app: &App) -> NodeInfo {
             String::new()
         },
         version: c.version.clone(),
-        load: app.hub.len() as u64,
+        load: app.delivery.hub.len() as u64,
         canary: c.canary,
         seen_at: now_ms(),
     }
 }
-
-/// Routes restored per state call.
-const RESTORE_BATCH: usize = 1000;
 
 /// Writes one heartbeat. A heartbeat that finds the node's previous record
 /// gone means the state lost it — Redis restarted empty or was flushed, or
@@ -54,31 +49,14 @@ pub async fn beat(app: &App) {
 }
 
 async fn restore_routes(app: &App) {
-    let routes = app.hub.routes(app.node());
-    if routes.is_empty() {
-        return;
+    let (connections, restored) = app.delivery.restore_routes().await;
+    if connections > 0 {
+        tracing::warn!(
+            connections,
+            restored,
+            "the state had lost this node's record: routes restored, clients told to sync"
+        );
     }
-    let mut restored = 0;
-    for chunk in routes.chunks(RESTORE_BATCH) {
-        match app.state.restore_routes(chunk).await {
-            Ok(n) => restored += n,
-            Err(e) => {
-                // The connections' own heartbeats re-assert what is left.
-                tracing::warn!(error = %e, "restoring routes failed");
-                break;
-            }
-        }
-    }
-    let hint = Outbound::frame(&ServerFrame::Resync {
-        reason: "route_restored".into(),
-    });
-    let told = app.hub.deliver_all(&hint);
-    crate::metrics::meters().resync_hints.increment(told);
-    tracing::warn!(
-        connections = routes.len(),
-        restored,
-        "the state had lost this node's record: routes restored, clients told to sync"
-    );
 }
 
 /// Heartbeats until shutdown (the drain deregisters the node).

@@ -37,7 +37,7 @@ pub async fn release_node(app: &App, node: &str, reason: &str) -> Result<usize> 
                 at,
                 conn: r.conn,
             };
-            app.publish_event(BusEvent::Presence(p), id).await?;
+            app.events.publish(BusEvent::Presence(p), id).await?;
         }
     }
     app.state.forget_node(node).await?;

@@ -6,7 +6,7 @@
 //! session's timer runs only while something here is due to be resent
 //! (`next_due`), so an idle connection costs no wake-ups.
 
-use super::hub::Push;
+use crate::services::delivery::hub::Push;
 use magpie_core::{ConvId, Persistence, ResendPolicy, Seq};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -1,16 +1,13 @@
-//! The connection role: WebSocket and TCP listeners, the per-connection
-//! session, and the local hub that pushes reach connections through.
+//! The connection role: WebSocket and TCP listeners and the per-connection
+//! session; pushes reach a session through its mailbox in the delivery
+//! service's hub (`services/delivery`).
 //!
 //! Invariant: no business logic here beyond framing, heartbeats, the
-//! unacknowledged window and resends; requests go to `crate::logic`.
+//! unacknowledged window and resends; requests go to `crate::services`.
 
-pub mod groups;
 mod handshake;
-pub mod hub;
 mod inflight;
-pub mod mailbox;
 mod requests;
-pub mod rooms;
 pub mod session;
 pub mod tcp;
 pub mod transport;

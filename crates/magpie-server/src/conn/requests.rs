@@ -7,11 +7,11 @@
 //! handed to the node's send pipeline as one submission; deliveries to
 //! report (acks of `none`-level messages) are published together too.
 
-use super::hub::Outbound;
-use super::mailbox::Mailbox;
 use crate::app::App;
 use crate::error::ServerError;
-use crate::logic::SendInput;
+use crate::services::SendInput;
+use crate::services::delivery::hub::Outbound;
+use crate::services::delivery::mailbox::Mailbox;
 use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, UserId};
 use magpie_proto::{ClientOp, ServerFrame};
 use std::collections::BTreeMap;
@@ -117,7 +117,11 @@ impl Requester {
                 return;
             }
             if !delivered.is_empty()
-                && let Err(e) = self.app.delivered(self.user, &self.device, delivered).await
+                && let Err(e) = self
+                    .app
+                    .messaging
+                    .delivered(self.user, &self.device, delivered)
+                    .await
             {
                 // Deliveries feed retention only; a failure here loses nothing.
                 tracing::warn!(error = %e, "delivery events not published");
@@ -135,6 +139,7 @@ impl Requester {
         let cmids: Vec<_> = batch.iter().map(|(_, s)| s.cmid).collect();
         let results = self
             .app
+            .messaging
             .send_batch(
                 self.user,
                 Some(&self.device),
@@ -165,13 +170,16 @@ impl Requester {
         let (app, user, conn) = (&self.app, self.user, self.conn);
         let result = match op {
             ClientOp::RoomJoin { room } => app
-                .room_join(user, conn, &room)
+                .rooms
+                .join(user, conn, &room)
                 .map(|recent| ServerFrame::RoomJoined { rid, room, recent }),
             ClientOp::RoomLeave { room } => app
-                .room_leave(user, conn, &room)
+                .rooms
+                .leave(user, conn, &room)
                 .map(|()| ServerFrame::RoomLeft { rid, room }),
             ClientOp::RoomSend { room, body, to } => app
-                .room_send(user, conn, &room, body, to)
+                .rooms
+                .send(user, conn, &room, body, to)
                 .await
                 .map(|(id, shed)| ServerFrame::RoomSent {
                     rid,
@@ -180,10 +188,12 @@ impl Requester {
                     shed,
                 }),
             ClientOp::Read { conv, seq } => app
+                .messaging
                 .read(user, &conv, seq)
                 .await
                 .map(|seq| ServerFrame::ReadOk { rid, conv, seq }),
             ClientOp::Sync { convs, limit } => app
+                .messaging
                 .sync(user, &convs, limit)
                 .await
                 .map(|convs| ServerFrame::SyncResult { rid, convs }),
@@ -192,6 +202,7 @@ impl Requester {
                 before,
                 limit,
             } => app
+                .messaging
                 .history(user, &conv, before, None, limit)
                 .await
                 .map(|p| ServerFrame::HistoryResult {
@@ -201,6 +212,7 @@ impl Requester {
                     more: p.more,
                 }),
             ClientOp::Unread => app
+                .messaging
                 .unread(user, self.settings.unread_mode)
                 .await
                 .map(|(total, convs)| ServerFrame::UnreadResult { rid, total, convs }),

@@ -10,13 +10,13 @@
 //! slow store never stops this loop from answering pings and taking acks.
 
 use super::handshake::{Handshake, handshake};
-use super::hub::{ConnEntry, Kill, Outbound, Push};
 use super::inflight::Inflight;
-use super::mailbox::Mailbox;
 use super::requests::{Req, Requester};
 use super::transport::{Inbound, Transport};
 use crate::app::App;
 use crate::metrics::{self as m, meters};
+use crate::services::delivery::hub::{ConnEntry, Kill, Outbound, Push};
+use crate::services::delivery::mailbox::Mailbox;
 use bytes::Bytes;
 use magpie_core::{ClientSettings, DeviceId, UserId};
 use magpie_proto::{ClientFrame, ClientOp, ErrorCode, ServerFrame, decode_client};
@@ -103,7 +103,7 @@ impl<T: Transport> Session<T> {
         let cfg = app.cfg.session.clone();
         let mailbox = Arc::new(Mailbox::new(cfg.outbound_queue));
         let kill = Arc::new(Kill::default());
-        let conn = app.hub.next_conn_id();
+        let conn = app.delivery.hub.next_conn_id();
         let since = magpie_core::now_ms();
         let entry = ConnEntry {
             id: conn,
@@ -113,12 +113,12 @@ impl<T: Transport> Session<T> {
             mailbox: mailbox.clone(),
             kill: kill.clone(),
         };
-        if let Some(old) = app.hub.register(entry) {
+        if let Some(old) = app.delivery.hub.register(entry) {
             old.kill.fire(ErrorCode::Replaced);
         }
-        if app.group_index.open(user) {
+        if app.delivery.groups.open(user) {
             match app.store.user_groups(user).await {
-                Ok(groups) => app.group_index.add_groups(user, groups),
+                Ok(groups) => app.delivery.groups.add_groups(user, groups),
                 Err(e) => {
                     tracing::warn!(error = %e, %user, "groups not indexed; super-group pushes will wait for sync")
                 }
@@ -136,7 +136,7 @@ impl<T: Transport> Session<T> {
             tracing::warn!(error = %e, %user, "route not recorded; pushes will wait for sync");
             route_doubt = true;
         }
-        let _ = app.presence(user, &device, true, None).await;
+        let _ = app.presence.changed(user, &device, true, None).await;
         metrics::gauge!(m::CONNECTIONS, "transport" => transport).increment(1.0);
         let now = Instant::now();
         let heartbeat = Duration::from_millis(cfg.heartbeat_ms.max(10));
@@ -405,7 +405,7 @@ impl<T: Transport> Session<T> {
     /// perhaps with no later message to reveal the gap: ask the client to
     /// sync.
     async fn on_heartbeat(&mut self) {
-        if self.app.hub.has(self.user, self.conn) {
+        if self.app.delivery.hub.has(self.user, self.conn) {
             let route = &self.route;
             match self.app.state.add_route(route).await {
                 Ok(Some(newer))
@@ -459,9 +459,9 @@ impl<T: Transport> Session<T> {
             let _ = task.await;
         }
         let (app, user, conn) = (&self.app, self.user, self.conn);
-        app.hub.unregister(user, conn);
-        app.rooms.leave_all((user, conn));
-        app.group_index.close(user);
+        app.delivery.hub.unregister(user, conn);
+        app.delivery.rooms.leave_all((user, conn));
+        app.delivery.groups.close(user);
         let _ = app
             .state
             .remove_route(user, &self.device, &app.cfg.node, conn)
@@ -474,7 +474,10 @@ impl<T: Transport> Session<T> {
         // A replaced connection's device is still online (on its new
         // connection): announcing it offline would be false.
         if self.ended != Some(ErrorCode::Replaced) {
-            let _ = app.presence(user, &self.device, false, Some(why)).await;
+            let _ = app
+                .presence
+                .changed(user, &self.device, false, Some(why))
+                .await;
         }
         metrics::gauge!(m::CONNECTIONS, "transport" => self.transport).decrement(1.0);
         tracing::debug!(%user, device = %self.device, reason = why, "session ended");

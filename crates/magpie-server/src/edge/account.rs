@@ -160,7 +160,7 @@ pub async fn put_settings(
     app.store.put_settings(p.user, device, &s).await?;
     // Connected sessions hold their settings: tell them to read them again
     // (a user default may change every device's).
-    app.settings_changed(p.user).await;
+    app.delivery.settings_changed(p.user).await;
     Ok(Json(app.store.get_settings(p.user, Some(&p.device)).await?))
 }
 

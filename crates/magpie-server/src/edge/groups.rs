@@ -37,6 +37,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateGroupRequest>,
 ) -> Result<(StatusCode, Json<GroupInfo>)> {
     let g = app
+        .groups
         .create_group(p.user, &req.name, &req.members, req.history)
         .await?;
     Ok((StatusCode::CREATED, Json(g)))
@@ -44,7 +45,7 @@ pub async fn create(
 
 pub async fn list(State(app): State<App>, AuthUser(p): AuthUser) -> Result<Json<GroupList>> {
     Ok(Json(GroupList {
-        groups: app.my_groups(p.user).await?,
+        groups: app.groups.my_groups(p.user).await?,
     }))
 }
 
@@ -53,7 +54,7 @@ pub async fn get_one(
     AuthUser(p): AuthUser,
     Path(g): Path<String>,
 ) -> Result<Json<GroupInfo>> {
-    Ok(Json(app.group_info(p.user, group_id(&g)?).await?))
+    Ok(Json(app.groups.group_info(p.user, group_id(&g)?).await?))
 }
 
 pub async fn rename(
@@ -63,7 +64,9 @@ pub async fn rename(
     ApiJson(req): ApiJson<RenameGroupRequest>,
 ) -> Result<Json<GroupInfo>> {
     Ok(Json(
-        app.rename_group(p.user, group_id(&g)?, &req.name).await?,
+        app.groups
+            .rename_group(p.user, group_id(&g)?, &req.name)
+            .await?,
     ))
 }
 
@@ -72,7 +75,7 @@ pub async fn dissolve(
     AuthUser(p): AuthUser,
     Path(g): Path<String>,
 ) -> Result<StatusCode> {
-    app.dissolve_group(p.user, group_id(&g)?).await?;
+    app.groups.dissolve_group(p.user, group_id(&g)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -82,7 +85,10 @@ pub async fn add_members(
     Path(g): Path<String>,
     ApiJson(req): ApiJson<AddMembersRequest>,
 ) -> Result<Json<AddMembersResponse>> {
-    let added = app.add_members(p.user, group_id(&g)?, &req.users).await?;
+    let added = app
+        .groups
+        .add_members(p.user, group_id(&g)?, &req.users)
+        .await?;
     Ok(Json(AddMembersResponse { added }))
 }
 
@@ -101,6 +107,7 @@ pub async fn members(
     let limit = q.limit.unwrap_or(100).clamp(1, app.cfg.limits.max_page);
     let after = UserId(q.after.unwrap_or(0));
     let members = app
+        .groups
         .group_members(p.user, group_id(&g)?, after, Some(limit))
         .await?;
     let next = (members.len() == limit).then(|| members[members.len() - 1].user);
@@ -115,7 +122,9 @@ pub async fn set_member(
 ) -> Result<Json<MemberInfo>> {
     let (g, user) = (group_id(&g)?, user_id(&user)?);
     Ok(Json(
-        app.set_member(p.user, g, user, req.role, req.muted).await?,
+        app.groups
+            .set_member(p.user, g, user, req.role, req.muted)
+            .await?,
     ))
 }
 
@@ -124,7 +133,8 @@ pub async fn remove_member(
     AuthUser(p): AuthUser,
     Path((g, user)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    app.remove_member(p.user, group_id(&g)?, user_id(&user)?)
+    app.groups
+        .remove_member(p.user, group_id(&g)?, user_id(&user)?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -159,6 +169,7 @@ pub async fn read_by(
     let limit = q.limit.unwrap_or(100).clamp(1, app.cfg.limits.max_page);
     let after = UserId(q.after.unwrap_or(0));
     let page = app
+        .groups
         .read_by(p.user, g, seq, read, after, Some(limit))
         .await?;
     let next = (page.users.len() == limit).then(|| page.users[page.users.len() - 1]);

@@ -7,7 +7,7 @@ use super::account::{create_user, issue_tokens};
 use super::extract::{ApiJson, Service};
 use crate::app::App;
 use crate::error::{Result, ServerError};
-use crate::logic::SendInput;
+use crate::services::SendInput;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -50,7 +50,7 @@ pub async fn send(
     ApiJson(req): ApiJson<InternalSendRequest>,
 ) -> Result<Json<SendResult>> {
     let from = req.from.unwrap_or(UserId::SYSTEM);
-    if !app.user_exists(from).await? {
+    if !app.users.exists(from).await? {
         return Err(ServerError::NotFound(format!("no user {from}")));
     }
     let cmid = req.cmid;
@@ -61,6 +61,6 @@ pub async fn send(
         persistence: req.persistence,
         group: None,
     };
-    let accepted = app.send_one(from, None, input).await?;
+    let accepted = app.messaging.send_one(from, None, input).await?;
     Ok(Json(SendResult::new(cmid, accepted)))
 }

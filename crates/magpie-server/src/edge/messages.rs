@@ -4,7 +4,7 @@
 use super::extract::{ApiJson, AuthUser, OptionalJson};
 use crate::app::App;
 use crate::error::{Result, ServerError};
-use crate::logic::SendInput;
+use crate::services::SendInput;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use magpie_core::{ConvId, Seq};
@@ -27,7 +27,10 @@ pub async fn send(
         persistence: req.persistence,
         group: req.group,
     };
-    let accepted = app.send_one(p.user, Some(&p.device), input).await?;
+    let accepted = app
+        .messaging
+        .send_one(p.user, Some(&p.device), input)
+        .await?;
     Ok(Json(SendResult::new(cmid, accepted)))
 }
 
@@ -37,7 +40,7 @@ pub async fn sync(
     OptionalJson(req): OptionalJson<SyncRequest>,
 ) -> Result<Json<SyncResponse>> {
     Ok(Json(SyncResponse {
-        convs: app.sync(p.user, &req.convs, req.limit).await?,
+        convs: app.messaging.sync(p.user, &req.convs, req.limit).await?,
     }))
 }
 
@@ -61,14 +64,15 @@ pub async fn history(
 ) -> Result<Json<HistoryPage>> {
     let conv = parse_conv(&conv)?;
     Ok(Json(
-        app.history(p.user, &conv, q.before, q.after, q.limit)
+        app.messaging
+            .history(p.user, &conv, q.before, q.after, q.limit)
             .await?,
     ))
 }
 
 pub async fn unread(State(app): State<App>, AuthUser(p): AuthUser) -> Result<Json<UnreadResponse>> {
     let settings = app.store.get_settings(p.user, Some(&p.device)).await?;
-    let (total, convs) = app.unread(p.user, settings.unread_mode).await?;
+    let (total, convs) = app.messaging.unread(p.user, settings.unread_mode).await?;
     Ok(Json(UnreadResponse { total, convs }))
 }
 
@@ -79,6 +83,6 @@ pub async fn read(
     ApiJson(req): ApiJson<ReadRequest>,
 ) -> Result<Json<ReadResponse>> {
     let conv = parse_conv(&conv)?;
-    let seq = app.read(p.user, &conv, req.seq).await?;
+    let seq = app.messaging.read(p.user, &conv, req.seq).await?;
     Ok(Json(ReadResponse { conv, seq }))
 }

@@ -81,7 +81,12 @@ async fn run(app: App, worker: Box<dyn Worker>) {
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut consumer = loop {
-        match app.bus.consumer(&group, &topics, opts.clone()).await {
+        match app
+            .events
+            .bus()
+            .consumer(&group, &topics, opts.clone())
+            .await
+        {
             Ok(c) => break c,
             Err(e) => {
                 tracing::error!(group = %group, error = %e, "cannot join consumer group; retrying");
@@ -178,7 +183,7 @@ async fn dead_letter(app: &App, group: &str, d: &Delivery, why: &str) {
         msg_id: id.to_string(),
         payload: d.payload.clone(),
     };
-    if let Err(e) = app.bus.publish(vec![out]).await {
+    if let Err(e) = app.events.bus().publish(vec![out]).await {
         tracing::error!(group, error = %e, "dead-letter publish failed");
     }
 }

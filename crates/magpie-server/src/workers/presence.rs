@@ -6,7 +6,6 @@ use crate::app::App;
 use crate::error::Result;
 use async_trait::async_trait;
 use magpie_core::BusEvent;
-use magpie_proto::ServerFrame;
 
 pub struct PresenceFanout;
 
@@ -20,17 +19,8 @@ impl Worker for PresenceFanout {
     }
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
         for ev in events {
-            let BusEvent::Presence(p) = ev else { continue };
-            let frame = ServerFrame::Presence {
-                user: p.user,
-                device: p.device.clone(),
-                online: p.online,
-                reason: p.reason.clone(),
-            };
-            for c in app.store.conversations(p.user).await? {
-                if c.peer != p.user {
-                    app.push_frame(c.peer, frame.clone()).await;
-                }
+            if let BusEvent::Presence(p) = ev {
+                app.presence.fan_out(p).await?;
             }
         }
         Ok(())

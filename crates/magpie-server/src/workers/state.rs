@@ -47,7 +47,7 @@ impl Worker for DerivedState {
                     flush(app, &mut adds, &mut counts).await?;
                     app.state.offline_trim(r.user, &r.conv, r.seq).await?;
                     if app.state.unread_get(r.user).await?.is_some() {
-                        app.rebuild_unread(r.user).await?;
+                        app.messaging.rebuild_unread(r.user).await?;
                     }
                 }
                 _ => {}

@@ -6,9 +6,9 @@
 //! that fails is not an error: the message is durable and the device gets
 //! it by resend or sync.
 
-use crate::app::App;
-use crate::conn::hub::{Outbound, Push};
-use crate::metrics::{self as m, meters};
+use super::hub::{Outbound, Push};
+use super::{ConnAddr, Delivery};
+use crate::metrics::meters;
 use magpie_bus::Outgoing;
 use magpie_core::{BusEvent, DeliverPayload, DeviceId, EventId, GroupId, Message, UserId};
 use magpie_proto::ServerFrame;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 /// Remote pushes gathered per (node, item) before publishing them together.
 /// Per remote node, per message (by index), the connections there.
-type Remote = BTreeMap<String, BTreeMap<usize, Vec<(UserId, u64)>>>;
+type Remote = BTreeMap<String, BTreeMap<usize, Vec<ConnAddr>>>;
 /// Messages per cross-node delivery event.
 const DELIVER_MSGS: usize = 256;
 
@@ -48,11 +48,11 @@ impl Audience {
     }
 }
 
-impl App {
+impl Delivery {
     /// Pushes each message to every device of its receiver and to the
     /// sender's devices other than its origin (the one that sent it).
     /// Routes are looked up once for every user of the batch.
-    pub(crate) async fn push_messages(&self, msgs: Vec<(Message, Option<DeviceId>)>) {
+    pub async fn push_messages(&self, msgs: Vec<(Message, Option<DeviceId>)>) {
         if msgs.is_empty() {
             return;
         }
@@ -127,7 +127,7 @@ impl App {
                     if user == msg.from && Some(&route.device) == origin.as_ref() {
                         continue;
                     }
-                    if route.node != self.cfg.node {
+                    if route.node != self.node() {
                         remote
                             .entry(route.node.clone())
                             .or_default()
@@ -178,7 +178,7 @@ impl App {
     }
 
     /// Sends one event frame to every online device of `user`.
-    pub(crate) async fn push_frame(&self, user: UserId, frame: ServerFrame) {
+    pub(super) async fn push_frame(&self, user: UserId, frame: ServerFrame) {
         let local = Outbound::frame(&frame);
         self.push_user(user, local, || {
             Some(DeliverPayload::Frame {
@@ -189,7 +189,7 @@ impl App {
     }
 
     /// Tells every connection of `user` that their settings changed.
-    pub(crate) async fn settings_changed(&self, user: UserId) {
+    pub async fn settings_changed(&self, user: UserId) {
         self.push_user(user, Outbound::Settings, || Some(DeliverPayload::Settings))
             .await
     }
@@ -206,9 +206,9 @@ impl App {
         let Ok(routes) = self.state.routes(&[user]).await else {
             return;
         };
-        let mut nodes: BTreeMap<String, Vec<(UserId, u64)>> = BTreeMap::new();
+        let mut nodes: BTreeMap<String, Vec<ConnAddr>> = BTreeMap::new();
         for route in routes.get(&user).into_iter().flatten() {
-            if route.node == self.cfg.node {
+            if route.node == self.node() {
                 self.hub.deliver(user, route.conn, local.clone());
             } else {
                 nodes
@@ -249,7 +249,7 @@ impl App {
                 (BusEvent::GroupBroadcast { msg, origin }, id)
             })
             .collect();
-        if let Err(e) = self.publish_events(events).await {
+        if let Err(e) = self.events.publish_all(events).await {
             tracing::warn!(error = %e, "super-group broadcast not published; members will sync");
         }
     }
@@ -274,48 +274,15 @@ impl App {
         }
     }
 
-    /// A push to a connection of this node that does not exist means the
-    /// route outlived it: the send path decides, after a failed push,
-    /// whether the route is stale. Removes such routes, conditionally:
-    /// only while they still name that connection here. A connection that
-    /// is merely closing is left to its own clean-up.
-    pub(crate) async fn drop_stale_routes(&self, failed: &[(UserId, u64)]) {
-        let gone: Vec<(UserId, u64)> = failed
-            .iter()
-            .copied()
-            .filter(|(u, c)| !self.hub.has(*u, *c))
-            .collect();
-        if gone.is_empty() {
-            return;
-        }
-        let users: Vec<UserId> = gone.iter().map(|(u, _)| *u).collect();
-        let Ok(routes) = self.state.routes(&users).await else {
-            return;
-        };
-        for route in routes.values().flatten() {
-            if route.node == self.cfg.node && gone.contains(&(route.user, route.conn)) {
-                let removed = self
-                    .state
-                    .remove_route(route.user, &route.device, &route.node, route.conn)
-                    .await;
-                if matches!(removed, Ok(true)) {
-                    metrics::counter!(m::STALE_ROUTES).increment(1);
-                    tracing::debug!(user = %route.user, conn = route.conn, "stale route removed");
-                }
-            }
-        }
-    }
-
     async fn publish_deliveries(&self, events: Vec<(BusEvent, EventId)>) {
         if events.is_empty() {
             return;
         }
         let out: Vec<Outgoing> = events
             .iter()
-            .filter_map(|(ev, id)| super::events::seal(ev, id).ok())
+            .filter_map(|(ev, id)| crate::services::events::seal(ev, id).ok())
             .collect();
-        meters().bus_events.increment(out.len() as u64);
-        if let Err(e) = self.bus.publish(out).await {
+        if let Err(e) = self.events.publish_sealed(out).await {
             tracing::warn!(error = %e, "cross-node push not published; devices will sync");
         }
     }

@@ -1,12 +1,12 @@
 //! Read acknowledgements: move the read position, tell the workers (topic
 //! `read`) and send the peer a read receipt (docs/protocol.md §3.12).
 
-use crate::app::App;
+use super::Messaging;
 use crate::error::{Result, ServerError};
+use crate::services::delivery::Notice;
 use magpie_core::{BusEvent, ConvId, EventId, ReadUpTo, Seq, UserId, now_ms};
-use magpie_proto::ServerFrame;
 
-impl App {
+impl Messaging {
     /// `user` has read `conv` up to `seq`; returns the new read position.
     pub async fn read(&self, user: UserId, conv: &ConvId, seq: Seq) -> Result<Seq> {
         if seq < 0 {
@@ -40,17 +40,18 @@ impl App {
             conv: conv.clone(),
             seq: pos,
         };
-        self.publish_event(event, id).await?;
+        self.events.publish(event, id).await?;
         if let Some(peer) = conv.peer_of(user).filter(|p| *p != user) {
-            self.push_frame(
-                peer,
-                ServerFrame::Receipt {
-                    conv: conv.clone(),
-                    reader: user,
-                    seq: pos,
-                },
-            )
-            .await;
+            self.delivery
+                .notify(
+                    peer,
+                    Notice::Receipt {
+                        conv: conv.clone(),
+                        reader: user,
+                        seq: pos,
+                    },
+                )
+                .await;
         }
         Ok(pos)
     }

@@ -4,10 +4,14 @@
 //! again for its own audience (`conn::rooms`). VIP messages (from or to a
 //! user in `rooms.vip`) are never shed.
 
-use crate::app::App;
+use super::Events;
+use super::delivery::Delivery;
+use crate::config::Config;
 use crate::error::{Result, ServerError};
 use crate::metrics as m;
+use magpie_core::MsgIdGen;
 use magpie_core::{BusEvent, RoomMessage, UserId, now_ms, valid_room};
+use std::sync::Arc;
 
 fn check_room(room: &str) -> Result<()> {
     if valid_room(room) {
@@ -19,15 +23,36 @@ fn check_room(room: &str) -> Result<()> {
     }
 }
 
-impl App {
-    pub fn room_join(&self, user: UserId, conn: u64, room: &str) -> Result<Vec<RoomMessage>> {
-        check_room(room)?;
-        Ok(self.rooms.join(room, (user, conn)))
+pub struct Rooms {
+    cfg: Arc<Config>,
+    events: Events,
+    ids: Arc<MsgIdGen>,
+    delivery: Arc<Delivery>,
+}
+
+impl Rooms {
+    pub fn new(
+        cfg: Arc<Config>,
+        events: Events,
+        ids: Arc<MsgIdGen>,
+        delivery: Arc<Delivery>,
+    ) -> Rooms {
+        Rooms {
+            cfg,
+            events,
+            ids,
+            delivery,
+        }
     }
 
-    pub fn room_leave(&self, user: UserId, conn: u64, room: &str) -> Result<()> {
+    pub fn join(&self, user: UserId, conn: u64, room: &str) -> Result<Vec<RoomMessage>> {
         check_room(room)?;
-        self.rooms.leave(room, (user, conn));
+        Ok(self.delivery.rooms.join(room, (user, conn)))
+    }
+
+    pub fn leave(&self, user: UserId, conn: u64, room: &str) -> Result<()> {
+        check_room(room)?;
+        self.delivery.rooms.leave(room, (user, conn));
         Ok(())
     }
 
@@ -36,7 +61,7 @@ impl App {
     }
 
     /// Returns the message id and whether it was shed here.
-    pub async fn room_send(
+    pub async fn send(
         &self,
         user: UserId,
         conn: u64,
@@ -45,19 +70,17 @@ impl App {
         to: Option<UserId>,
     ) -> Result<(String, bool)> {
         check_room(room)?;
-        if !self.rooms.is_in(room, (user, conn)) {
+        if !self.delivery.rooms.is_in(room, (user, conn)) {
             return Err(ServerError::Forbidden(format!("join room {room} first")));
         }
         if body.len() > self.cfg.limits.max_frame_bytes {
-            return Err(ServerError::BadRequest(
-                magpie_proto::ErrorCode::FrameTooLarge,
-                "body too large".into(),
-            ));
+            return Err(ServerError::TooLarge("body too large".into()));
         }
         let now = now_ms();
         let vip = self.is_vip(user) || to.is_some_and(|t| self.is_vip(t));
         let id = self.ids.next().to_string();
         if !self
+            .delivery
             .rooms
             .admit_outgoing(room, now, vip, self.cfg.rooms.max_rate)
         {
@@ -74,7 +97,8 @@ impl App {
             sent_at: now,
         };
         let key = magpie_core::EventId::Room { id: id.clone() };
-        self.publish_events(vec![(BusEvent::RoomBroadcast { msg }, key)])
+        self.events
+            .publish(BusEvent::RoomBroadcast { msg }, key)
             .await?;
         Ok((id, false))
     }

@@ -4,19 +4,13 @@
 //! bodies); a gap is never silent: sequences that retention removed are
 //! listed as `unavailable`.
 
-use crate::app::App;
+use super::Messaging;
 use crate::error::{Result, ServerError};
-use magpie_core::{ConvId, Message, Seq, UnreadMode, UserId};
-use magpie_proto::http::HistoryPage;
-use magpie_proto::{SyncConv, UnreadConv};
+use magpie_core::{ConvId, HistoryPage, Message, Seq, SyncConv, UnreadConv, UnreadMode, UserId};
 use magpie_store::UnreadCache;
 use std::collections::BTreeMap;
 
-impl App {
-    fn page_limit(&self, limit: Option<usize>, default: usize) -> usize {
-        limit.unwrap_or(default).clamp(1, self.cfg.limits.max_page)
-    }
-
+impl Messaging {
     /// What follows the client's last sequence in each of its conversations.
     pub async fn sync(
         &self,

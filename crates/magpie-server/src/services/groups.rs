@@ -6,10 +6,13 @@
 //! - the owner removes or mutes anyone else, an admin only plain members;
 //! - a muted member, and anyone once the group is dissolved, cannot send.
 
-use crate::app::App;
+use super::{Events, Users};
+use crate::config::Config;
 use crate::error::{Result, ServerError};
 use magpie_core::{GroupId, GroupInfo, GroupRole, MemberInfo, Seq, UserId};
 use magpie_store::ReadBy;
+use magpie_store::Store;
+use std::sync::Arc;
 
 /// Longest group name, in characters.
 const MAX_NAME: usize = 100;
@@ -28,7 +31,23 @@ fn not_member(g: GroupId) -> ServerError {
     ServerError::Forbidden(format!("not a member of group {g}"))
 }
 
-impl App {
+pub struct Groups {
+    cfg: Arc<Config>,
+    store: Store,
+    events: Events,
+    users: Arc<Users>,
+}
+
+impl Groups {
+    pub fn new(cfg: Arc<Config>, store: Store, events: Events, users: Arc<Users>) -> Groups {
+        Groups {
+            cfg,
+            store,
+            events,
+            users,
+        }
+    }
+
     /// The group and the caller's membership, or why not.
     async fn membership(&self, user: UserId, g: GroupId) -> Result<(GroupInfo, MemberInfo)> {
         let Some(info) = self.store.group(g).await? else {
@@ -57,7 +76,7 @@ impl App {
     }
 
     /// The send path's check (the store checks again in its transaction).
-    pub(crate) async fn check_group_sender(&self, g: GroupId, from: UserId) -> Result<()> {
+    pub async fn check_sender(&self, g: GroupId, from: UserId) -> Result<()> {
         let (info, me) = self.membership(from, g).await?;
         if info.dissolved {
             return Err(ServerError::Forbidden(format!("group {g} is dissolved")));
@@ -72,7 +91,7 @@ impl App {
 
     async fn check_users(&self, users: &[UserId]) -> Result<()> {
         for &u in users {
-            if u == UserId::SYSTEM || !self.user_exists(u).await? {
+            if u == UserId::SYSTEM || !self.users.exists(u).await? {
                 return Err(ServerError::UnknownRecipient(u.0));
             }
         }
@@ -179,7 +198,7 @@ impl App {
                 (ev, id)
             })
             .collect();
-        if let Err(e) = self.publish_events(events).await {
+        if let Err(e) = self.events.publish_all(events).await {
             tracing::warn!(error = %e, group = %g, "membership event not published; indexes catch up on reconnect");
         }
     }

@@ -5,7 +5,7 @@
 //! The sender's default persistence comes from the caller (a session holds
 //! its device's settings), not from a store read per send.
 
-use crate::app::App;
+use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::metrics::meters;
 use magpie_core::{
@@ -25,7 +25,7 @@ pub struct SendInput {
     pub group: Option<GroupId>,
 }
 
-impl App {
+impl Messaging {
     /// Sends `inputs` from `from` (whose `device`, if any, is excluded from
     /// the echo to the sender's own devices); `persistence` is the sender's
     /// default. One result per input, in order.
@@ -102,10 +102,7 @@ impl App {
         allowed: &mut HashSet<GroupId>,
     ) -> Result<Prepared> {
         if input.body.len() > self.cfg.limits.max_frame_bytes {
-            return Err(ServerError::BadRequest(
-                magpie_proto::ErrorCode::FrameTooLarge,
-                "body too large".into(),
-            ));
+            return Err(ServerError::TooLarge("body too large".into()));
         }
         let (conv, persistence) = match input.group {
             Some(_) if !input.to.is_unset() => {
@@ -113,7 +110,7 @@ impl App {
             }
             Some(g) => {
                 if !allowed.contains(&g) {
-                    self.check_group_sender(g, from).await?;
+                    self.groups.check_sender(g, from).await?;
                     allowed.insert(g);
                 }
                 // Read diffusion: one copy for every member, so per-receiver
@@ -128,7 +125,7 @@ impl App {
             None if input.to.is_unset() => {
                 return Err(ServerError::bad_field("to: required (or group)"));
             }
-            None if !self.user_exists(input.to).await? => {
+            None if !self.users.exists(input.to).await? => {
                 return Err(ServerError::UnknownRecipient(input.to.0));
             }
             None => (

@@ -11,7 +11,7 @@
 //! `GIVE_UP`; past either, the client's retry and sync remain (and the
 //! metric says so). Pending events die with the process.
 
-use crate::app::App;
+use super::Events;
 use magpie_bus::Outgoing;
 use magpie_core::Backoff;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +25,7 @@ const REPUBLISHED: &str = "magpie_republished_events_total";
 /// Events waiting to be published again, across the process.
 static PENDING: AtomicUsize = AtomicUsize::new(0);
 
-impl App {
+impl Events {
     pub(crate) fn republish_later(&self, events: Vec<Outgoing>) {
         let n = events.len();
         if PENDING.fetch_add(n, Ordering::Relaxed) + n > MAX_PENDING {
@@ -33,16 +33,16 @@ impl App {
             metrics::counter!(REPUBLISHED, "outcome" => "dropped").increment(n as u64);
             return;
         }
-        let app = self.clone();
+        let port = self.clone();
         tokio::spawn(async move {
             let deadline = Instant::now() + GIVE_UP;
             let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
             let outcome = loop {
                 tokio::select! {
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
-                    _ = app.shutdown.cancelled() => break "dropped",
+                    _ = port.shutdown.cancelled() => break "dropped",
                 }
-                match app.bus.publish(events.clone()).await {
+                match port.bus.publish(events.clone()).await {
                     Ok(_) => break "published",
                     Err(_) if Instant::now() >= deadline => break "dropped",
                     Err(_) => {}

@@ -14,7 +14,7 @@
 //! workers in sequence order; pushes come after the answers and never fail
 //! a send.
 
-use crate::app::App;
+use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::metrics::meters;
 use magpie_bus::Outgoing;
@@ -22,8 +22,10 @@ use magpie_core::{
     Accepted, BusEvent, ClientMsgId, DeviceId, EventId, Message, NewMessage, ServerMsgId, UserId,
 };
 use parking_lot::Mutex;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Messages one store transaction takes at most.
 const MAX_BATCH: usize = 1024;
@@ -55,7 +57,7 @@ struct Stored {
     reply: oneshot::Sender<Vec<Result<Accepted>>>,
 }
 
-/// The entrance of the pipeline (held by `App`).
+/// The entrance of the pipeline (held by the messaging service).
 pub struct Pipeline {
     tx: mpsc::Sender<Submission>,
     rx: Mutex<Option<mpsc::Receiver<Submission>>>,
@@ -102,7 +104,10 @@ impl Pipeline {
 
 /// Starts both stages; they stop once the node shuts down, after finishing
 /// what they hold.
-pub fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
+pub(super) fn spawn(
+    app: &Arc<Messaging>,
+    shutdown: CancellationToken,
+) -> Vec<(String, JoinHandle<()>)> {
     let Some(rx) = app.pipeline.rx.lock().take() else {
         return Vec::new();
     };
@@ -110,24 +115,25 @@ pub fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
     vec![
         (
             "send-accept".into(),
-            tokio::spawn(accept_stage(app.clone(), rx, stored_tx)),
+            tokio::spawn(accept_stage(Arc::clone(app), shutdown, rx, stored_tx)),
         ),
         (
             "send-publish".into(),
-            tokio::spawn(publish_stage(app.clone(), stored_rx)),
+            tokio::spawn(publish_stage(Arc::clone(app), stored_rx)),
         ),
     ]
 }
 
 async fn accept_stage(
-    app: App,
+    app: Arc<Messaging>,
+    shutdown: CancellationToken,
     mut rx: mpsc::Receiver<Submission>,
     out: mpsc::Sender<Vec<Stored>>,
 ) {
     loop {
         let first = tokio::select! {
             s = rx.recv() => s,
-            _ = app.shutdown.cancelled() => {
+            _ = shutdown.cancelled() => {
                 // Take nothing new; what is queued still gets an answer.
                 rx.close();
                 rx.recv().await
@@ -155,7 +161,7 @@ async fn accept_stage(
 /// One store transaction for every submission; duplicates the store found
 /// are read back so their events and pushes can be repeated (the first
 /// attempt may have died between the store and the bus).
-async fn accept(app: &App, subs: Vec<Submission>) -> Vec<Stored> {
+async fn accept(app: &Messaging, subs: Vec<Submission>) -> Vec<Stored> {
     let counts: Vec<usize> = subs.iter().map(|s| s.msgs.len()).collect();
     let all: Vec<NewMessage> = subs.iter().flat_map(|s| s.msgs.iter().cloned()).collect();
     let outcomes = match app.store.accept(all).await {
@@ -224,7 +230,7 @@ async fn accept(app: &App, subs: Vec<Submission>) -> Vec<Stored> {
     stored
 }
 
-async fn original(app: &App, nm: &NewMessage, acc: &Accepted) -> Result<Option<Message>> {
+async fn original(app: &Messaging, nm: &NewMessage, acc: &Accepted) -> Result<Option<Message>> {
     let found = app
         .store
         .messages_after(nm.from, &acc.conv, acc.seq - 1, 1)
@@ -232,7 +238,7 @@ async fn original(app: &App, nm: &NewMessage, acc: &Accepted) -> Result<Option<M
     Ok(found.into_iter().next().filter(|m| m.seq == acc.seq))
 }
 
-async fn publish_stage(app: App, mut rx: mpsc::Receiver<Vec<Stored>>) {
+async fn publish_stage(app: Arc<Messaging>, mut rx: mpsc::Receiver<Vec<Stored>>) {
     while let Some(mut batch) = rx.recv().await {
         while let Ok(more) = rx.try_recv() {
             batch.extend(more);
@@ -242,7 +248,7 @@ async fn publish_stage(app: App, mut rx: mpsc::Receiver<Vec<Stored>>) {
 }
 
 /// One bus append for the batch, then the answers, then the pushes.
-async fn publish(app: &App, batch: Vec<Stored>) {
+async fn publish(app: &Messaging, batch: Vec<Stored>) {
     let msgs: Vec<&Message> = batch.iter().flat_map(|s| s.publish.iter()).collect();
     let mut events = Vec::new();
     for chunk in chunks(&msgs) {
@@ -254,12 +260,11 @@ async fn publish(app: &App, batch: Vec<Stored>) {
     let published = if events.is_empty() {
         Ok(())
     } else {
-        meters().bus_events.increment(events.len() as u64);
-        app.bus.publish(events.clone()).await.map(|_| ())
+        app.events.publish_sealed(events.clone()).await
     };
     if let Err(e) = published {
         // Stored but not published: the senders retry, and so do we.
-        app.republish_later(events);
+        app.events.republish_later(events);
         let msg = format!("bus: {e}");
         for s in batch {
             let outs = s
@@ -281,7 +286,7 @@ async fn publish(app: &App, batch: Vec<Stored>) {
         let _ = s.reply.send(s.outcomes);
         pushes.extend(s.publish.into_iter().map(|msg| (msg, s.origin.clone())));
     }
-    app.push_messages(pushes).await;
+    app.delivery.push_messages(pushes).await;
     // The idempotency fast path, after the answers and off this stage (on
     // failure, or if it lands late, the store's durable key still answers a
     // retry); one call per sender, all at once.
@@ -325,7 +330,7 @@ fn encode(msgs: &[&Message]) -> Result<Outgoing> {
     let event = BusEvent::Messages {
         msgs: msgs.iter().map(|m| (*m).clone()).collect(),
     };
-    super::events::seal(&event, &id)
+    crate::services::events::seal(&event, &id)
 }
 
 #[cfg(test)]

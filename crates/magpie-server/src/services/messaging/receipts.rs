@@ -7,12 +7,14 @@
 //! sender's newest message in it, with the current counts (derived from
 //! read positions). Each node coalesces the reads it handles.
 
-use crate::app::App;
+use super::Messaging;
+use crate::services::delivery::Notice;
 use magpie_core::{ConvId, GroupId, Seq, UserId};
-use magpie_proto::ServerFrame;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// How often pending ranges become receipts.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -43,14 +45,14 @@ impl GroupReceipts {
     }
 }
 
-impl App {
+impl Messaging {
     /// Runs until shutdown: once a second, pending ranges become receipts.
-    pub async fn run_group_receipts(self) {
+    pub async fn run_group_receipts(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = self.shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return,
             }
             for (g, (lo, hi)) in self.receipts.take() {
                 if let Err(e) = self.flush_receipts(g, lo, hi).await {
@@ -79,13 +81,13 @@ impl App {
         }
         for (sender, seq) in newest {
             let counts = self.store.read_by(g, seq, true, UserId(0), 1).await?;
-            let frame = ServerFrame::GroupReceipt {
+            let notice = Notice::GroupReceipt {
                 conv: conv.clone(),
                 seq,
                 read: counts.read,
                 unread: counts.unread,
             };
-            self.push_frame(sender, frame).await;
+            self.delivery.notify(sender, notice).await;
         }
         Ok(())
     }

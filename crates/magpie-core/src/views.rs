@@ -1,0 +1,45 @@
+//! What a reader gets back: a conversation's messages after a sequence
+//! (sync), a page of history and unread counts. Domain results of the
+//! messaging service; the wire (`magpie-proto`) carries them as they are,
+//! so there is one definition of each.
+
+use crate::{ConvId, Message, Seq, UserId};
+use serde::{Deserialize, Serialize};
+
+/// One conversation in a sync answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncConv {
+    pub conv: ConvId,
+    /// Messages after the client's sequence, ascending.
+    pub messages: Vec<Message>,
+    /// The conversation's newest sequence now.
+    pub last_seq: Seq,
+    /// The member's read position.
+    pub read_seq: Seq,
+    /// True when there are more messages after the last one returned: sync again
+    /// from the last returned sequence.
+    pub more: bool,
+    /// Sequence ranges `[from, to]` (inclusive) in the requested span that can no
+    /// longer be recovered (removed by their persistence level). Never a silent gap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<(Seq, Seq)>,
+}
+
+/// One conversation's unread count, derived from its sequences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadConv {
+    pub conv: ConvId,
+    pub peer: UserId,
+    pub unread: i64,
+    pub last_seq: Seq,
+    pub read_seq: Seq,
+}
+
+/// A page of history: `GET /v1/conversations/{conv}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub conv: ConvId,
+    /// Newest first with `before` (or neither); ascending with `after`.
+    pub messages: Vec<Message>,
+    pub more: bool,
+}

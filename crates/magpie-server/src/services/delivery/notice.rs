@@ -1,0 +1,68 @@
+//! What the other services tell online users besides messages, and the one
+//! mapping of each to its wire frame (docs/protocol.md §5).
+
+use super::Delivery;
+use magpie_core::{ConvId, DeviceId, Seq, UserId};
+use magpie_proto::ServerFrame;
+
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// The peer of a direct conversation read up to `seq`.
+    Receipt {
+        conv: ConvId,
+        reader: UserId,
+        seq: Seq,
+    },
+    /// How many members have read a sender's newest message of a group.
+    GroupReceipt {
+        conv: ConvId,
+        seq: Seq,
+        read: i64,
+        unread: i64,
+    },
+    /// A contact's device came online or went offline.
+    Presence {
+        user: UserId,
+        device: DeviceId,
+        online: bool,
+        reason: Option<String>,
+    },
+}
+
+impl From<Notice> for ServerFrame {
+    fn from(n: Notice) -> ServerFrame {
+        match n {
+            Notice::Receipt { conv, reader, seq } => ServerFrame::Receipt { conv, reader, seq },
+            Notice::GroupReceipt {
+                conv,
+                seq,
+                read,
+                unread,
+            } => ServerFrame::GroupReceipt {
+                conv,
+                seq,
+                read,
+                unread,
+            },
+            Notice::Presence {
+                user,
+                device,
+                online,
+                reason,
+            } => ServerFrame::Presence {
+                user,
+                device,
+                online,
+                reason,
+            },
+        }
+    }
+}
+
+impl Delivery {
+    /// Sends `notice` to every online device of `user`, here and on other
+    /// nodes (best effort, like every push).
+    pub async fn notify(&self, user: UserId, notice: Notice) {
+        self.push_frame(user, notice.into()).await
+    }
+}

@@ -1,0 +1,40 @@
+//! The services: what the server does, apart from how clients reach it.
+//! Each is a struct that owns the handles (ports) it uses, built once in the
+//! composition root (`crate::start`, through [`crate::App::new`]):
+//!
+//! | service | owns | does |
+//! |---|---|---|
+//! | [`Messaging`] | store, state, events, ids, users, groups, delivery | send (pipeline), sync, history, unread, read, delivered acks, group receipts |
+//! | [`Groups`] | store, events, users | group management and its rules; membership checks for sends |
+//! | [`Delivery`] | store, state, events, hub, local group and room indexes | pushes to online devices on this node and others, broadcasts, resync hints |
+//! | [`Presence`] | store, events, delivery | presence events and their fan-out |
+//! | [`Rooms`] | events, delivery | live rooms: join, leave, send with shedding |
+//!
+//! Direction (checked by `tests/layers.rs`): `edge` and `conn` call the
+//! services; services, workers and `cluster` never import `conn` or `edge`.
+//! Services answer with domain types (`magpie_core`); only `Delivery`
+//! writes wire frames, because a push is encoded once for all its devices.
+//!
+//! Invariants (ARCHITECTURE.md):
+//! - the sender is acknowledged only after the store has committed the
+//!   message AND the bus has durably taken its event;
+//! - pushes are best effort and never fail a send;
+//! - a client message id, scoped to its sender, always answers with the
+//!   original server id and sequence (fast path in state, truth in the store).
+
+pub mod delivery;
+mod events;
+mod groups;
+pub mod messaging;
+mod presence;
+mod republish;
+mod rooms;
+mod users;
+
+pub use delivery::Delivery;
+pub use events::Events;
+pub use groups::Groups;
+pub use messaging::{Messaging, SendInput};
+pub use presence::Presence;
+pub use rooms::Rooms;
+pub use users::Users;

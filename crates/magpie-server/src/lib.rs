@@ -18,6 +18,7 @@ pub mod edge;
 pub mod error;
 pub mod listener;
 pub mod metrics;
+mod roles;
 pub mod services;
 mod start;
 pub mod workers;

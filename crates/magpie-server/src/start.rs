@@ -53,68 +53,52 @@ async fn bind(addr: &str) -> Result<TcpListener> {
         .map_err(|e| ServerError::Internal(format!("bind {addr}: {e}")))
 }
 
-/// Serves `router` on `listener`, each connection holding a permit of
-/// `limit`, until `stop` is cancelled; requests in progress then finish
-/// (axum's graceful shutdown).
-fn serve_http(
-    name: &'static str,
-    listener: TcpListener,
-    limit: ConnLimit,
-    router: axum::Router,
-    stop: CancellationToken,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let listener = HttpListener { listener, limit };
-        let serve = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, listener = name, "http server failed");
-        }
-    })
+/// The sockets a node listens on, bound before anything is served.
+struct Listeners {
+    http: TcpListener,
+    tcp: Option<TcpListener>,
+    /// Bound only where the internal API can answer (an edge node with a
+    /// service key): a disabled API leaves no port open, and nodes without a
+    /// key sharing a host do not contend for the default address.
+    internal: Option<TcpListener>,
 }
 
-/// Opens the backends, binds the listeners (port 0 is fine) and starts every role.
-pub async fn start(cfg: Config) -> Result<Running> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| ServerError::Internal(format!("create {}: {e}", cfg.data_dir.display())))?;
-    crate::metrics::handle();
-    let store_opts = magpie_store::StoreOptions {
-        offline_ttl_ms: (cfg.retention.offline_ttl_secs * 1000) as i64,
-        partitions: cfg.store_partitions,
-    };
-    let store = Store::open_with(&cfg.store_url(), &store_opts).await?;
-    let state = State::open(&cfg.state).await?;
-    let bus = Bus::open(&cfg.bus_url()).await?;
-    let auth = Auth::new(
-        &jwt_secret(&cfg)?,
-        cfg.auth.access_ttl_secs,
-        cfg.auth.argon2_m_kib,
-        cfg.auth.argon2_t,
-        cfg.auth.hash_concurrency(),
-    )?;
+impl Listeners {
+    async fn bind(cfg: &Config) -> Result<Listeners> {
+        let http = bind(&cfg.http.listen).await?;
+        let tcp = match cfg.tcp.listen.as_str() {
+            "" => None,
+            addr => Some(bind(addr).await?),
+        };
+        let internal = if cfg.internal.listen.is_empty()
+            || cfg.internal.service_key.is_empty()
+            || !cfg.cluster.has("edge")
+        {
+            None
+        } else {
+            Some(bind(&cfg.internal.listen).await?)
+        };
+        Ok(Listeners {
+            http,
+            tcp,
+            internal,
+        })
+    }
 
-    let http = bind(&cfg.http.listen).await?;
-    let http_addr = http
-        .local_addr()
-        .map_err(|e| ServerError::Internal(e.to_string()))?;
-    let tcp = if cfg.tcp.listen.is_empty() {
-        None
-    } else {
-        Some(bind(&cfg.tcp.listen).await?)
-    };
-    let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
-    // Bound only where the internal API can answer (an edge node with a
-    // service key): a disabled API leaves no port open, and nodes without a
-    // key sharing a host do not contend for the default address.
-    let internal = if cfg.internal.listen.is_empty()
-        || cfg.internal.service_key.is_empty()
-        || !cfg.cluster.has("edge")
-    {
-        None
-    } else {
-        Some(bind(&cfg.internal.listen).await?)
-    };
-    let internal_addr = internal.as_ref().and_then(|l| l.local_addr().ok());
+    fn http_addr(&self) -> Result<SocketAddr> {
+        self.http
+            .local_addr()
+            .map_err(|e| ServerError::Internal(e.to_string()))
+    }
+}
 
+/// The addresses clients are told to connect to: the configured public
+/// ones, else the bound ones.
+fn public_addresses(
+    cfg: &Config,
+    http_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+) -> (String, Option<String>) {
     let base = if cfg.http.public_url.is_empty() {
         format!("http://{http_addr}")
     } else {
@@ -131,7 +115,37 @@ pub async fn start(cfg: Config) -> Result<Running> {
             cfg.tcp.public_addr.clone()
         }
     });
+    (ws_url, tcp_public)
+}
 
+/// Opens the backends, binds the listeners (port 0 is fine) and starts every role.
+pub async fn start(cfg: Config) -> Result<Running> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| ServerError::Internal(format!("create {}: {e}", cfg.data_dir.display())))?;
+    crate::roles::check(&cfg)?;
+    crate::metrics::handle();
+    let store_opts = magpie_store::StoreOptions {
+        offline_ttl_ms: (cfg.retention.offline_ttl_secs * 1000) as i64,
+        partitions: cfg.store_partitions,
+    };
+    let store = Store::open_with(&cfg.store_url(), &store_opts).await?;
+    let state = State::open(&cfg.state).await?;
+    let bus = Bus::open(&cfg.bus_url()).await?;
+    let auth = Auth::new(
+        &jwt_secret(&cfg)?,
+        cfg.auth.access_ttl_secs,
+        cfg.auth.argon2_m_kib,
+        cfg.auth.argon2_t,
+        cfg.auth.hash_concurrency(),
+    )?;
+    let listeners = Listeners::bind(&cfg).await?;
+    let http_addr = listeners.http_addr()?;
+    let tcp_addr = listeners.tcp.as_ref().and_then(|l| l.local_addr().ok());
+    let internal_addr = listeners
+        .internal
+        .as_ref()
+        .and_then(|l| l.local_addr().ok());
+    let (ws_url, tcp_public) = public_addresses(&cfg, http_addr, tcp_addr);
     let shutdown = CancellationToken::new();
     let app = App::new(AppParts {
         cfg,
@@ -141,80 +155,10 @@ pub async fn start(cfg: Config) -> Result<Running> {
         auth,
         ws_url,
         tcp_addr: tcp_public,
-        shutdown: shutdown.clone(),
+        shutdown,
     });
-
-    for role in &app.cfg.cluster.roles {
-        if !["edge", "conn", "workers"].contains(&role.as_str()) {
-            return Err(ServerError::Internal(format!(
-                "unknown role {role:?}: expected edge, conn or workers"
-            )));
-        }
-    }
-    let mut tasks = app.messaging.spawn(app.shutdown.clone());
-    if app.cfg.cluster.has("workers") {
-        tasks.extend(crate::workers::spawn_all(&app));
-        tasks.push((
-            "sweeper".into(),
-            tokio::spawn(crate::cluster::sweeper::run(app.clone())),
-        ));
-    } else {
-        // Pushes addressed to this node still need their consumer.
-        tasks.push((
-            "deliver".into(),
-            tokio::spawn(crate::workers::run_deliver(app.clone())),
-        ));
-    }
-    if app.cfg.cluster.has("conn") {
-        tasks.push((
-            "broadcast".into(),
-            tokio::spawn(crate::workers::run_broadcast(app.clone())),
-        ));
-    }
-    tasks.push((
-        "group-receipts".into(),
-        tokio::spawn(
-            app.messaging
-                .clone()
-                .run_group_receipts(app.shutdown.clone()),
-        ),
-    ));
-    // Registered before serving, so `connect` can place users here at once.
-    crate::cluster::registry::beat(&app).await;
-    tasks.push((
-        "registry".into(),
-        tokio::spawn(crate::cluster::registry::run(app.clone())),
-    ));
-    let limit = ConnLimit::new(app.cfg.limits.max_connections);
-    tracing::info!(max = limit.max(), "client connection cap");
-    tasks.push((
-        "http".into(),
-        serve_http(
-            "http",
-            http,
-            limit.clone(),
-            crate::edge::router(app.clone()),
-            shutdown.clone(),
-        ),
-    ));
-    if let Some(l) = internal {
-        tasks.push((
-            "internal".into(),
-            serve_http(
-                "internal",
-                l,
-                limit.clone(),
-                crate::edge::internal_router(app.clone()),
-                shutdown.clone(),
-            ),
-        ));
-    }
-    if let Some(l) = tcp {
-        tasks.push((
-            "tcp".into(),
-            tokio::spawn(crate::conn::tcp::serve(app.clone(), l, limit)),
-        ));
-    }
+    let mut tasks = crate::roles::spawn(&app).await;
+    tasks.extend(serve(&app, listeners));
     tracing::info!(
         node = %app.cfg.node,
         %http_addr,
@@ -228,6 +172,52 @@ pub async fn start(cfg: Config) -> Result<Running> {
         tcp_addr,
         internal_addr,
         tasks,
+    })
+}
+
+/// Serves the listeners, every one within the node's one connection cap.
+fn serve(app: &App, l: Listeners) -> Vec<(String, JoinHandle<()>)> {
+    let limit = ConnLimit::new(app.cfg.limits.max_connections);
+    tracing::info!(max = limit.max(), "client connection cap");
+    let stop = &app.shutdown;
+    let mut tasks = vec![(
+        "http".to_string(),
+        serve_http(
+            "http",
+            l.http,
+            limit.clone(),
+            crate::edge::router(app.clone()),
+            stop.clone(),
+        ),
+    )];
+    if let Some(internal) = l.internal {
+        let router = crate::edge::internal_router(app.clone());
+        let task = serve_http("internal", internal, limit.clone(), router, stop.clone());
+        tasks.push(("internal".into(), task));
+    }
+    if let Some(tcp) = l.tcp {
+        let task = tokio::spawn(crate::conn::tcp::serve(app.clone(), tcp, limit));
+        tasks.push(("tcp".into(), task));
+    }
+    tasks
+}
+
+/// Serves `router` on `listener`, each connection holding a permit of
+/// `limit`, until `stop` is cancelled; requests in progress then finish
+/// (axum's graceful shutdown).
+fn serve_http(
+    name: &'static str,
+    listener: TcpListener,
+    limit: ConnLimit,
+    router: axum::Router,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let listener = HttpListener { listener, limit };
+        let serve = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, listener = name, "http server failed");
+        }
     })
 }
 

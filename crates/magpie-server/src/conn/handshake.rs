@@ -39,72 +39,73 @@ pub async fn handshake<T: Transport>(app: &App, io: &mut T) -> Option<Handshake>
         };
         let bytes = match inbound {
             Err(_) => {
-                fail(
-                    io,
-                    None,
-                    ErrorCode::NotAuthenticated,
-                    "no hello within the timeout",
-                )
-                .await;
+                let msg = "no hello within the timeout";
+                fail(io, None, ErrorCode::NotAuthenticated, msg).await;
                 return None;
             }
             Ok(Inbound::Closed) => return None,
             Ok(Inbound::TooLarge) => {
-                fail(
-                    io,
-                    None,
-                    ErrorCode::FrameTooLarge,
-                    "frame over the size limit",
-                )
-                .await;
+                let msg = "frame over the size limit";
+                fail(io, None, ErrorCode::FrameTooLarge, msg).await;
                 return None;
             }
             Ok(Inbound::Frame(b)) => b,
         };
-        let frame = match decode_client(&bytes) {
-            Ok(f) => f,
-            Err(e) => {
-                crate::metrics::meters().bad_frames.increment(1);
-                let _ = send_now(
-                    io,
-                    encoded(ServerFrame::error(e.rid, e.code, e.message, false)),
-                )
-                .await;
-                continue;
-            }
-        };
-        let ClientOp::Hello { ticket } = frame.op else {
-            let msg = "send hello with a ticket from POST /v1/connect first";
-            let f = ServerFrame::error(frame.rid, ErrorCode::NotAuthenticated, msg, false);
-            let _ = send_now(io, encoded(f)).await;
-            continue;
-        };
-        let claims = match app.state.ticket_take(&ticket).await {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                fail(
-                    io,
-                    frame.rid,
-                    ErrorCode::BadTicket,
-                    "ticket unknown, used or expired",
-                )
-                .await;
-                return None;
-            }
-            Err(e) => {
-                fail(io, frame.rid, ErrorCode::Unavailable, &e.to_string()).await;
-                return None;
-            }
-        };
-        let settings = app
-            .store
-            .get_settings(claims.user, Some(&claims.device))
-            .await
-            .unwrap_or_default();
-        return Some(Handshake {
-            user: claims.user,
-            device: claims.device,
-            settings,
-        });
+        if let Some((rid, ticket)) = hello(io, &bytes).await {
+            return redeem(app, io, rid, &ticket).await;
+        }
     }
+}
+
+/// The ticket of a `hello` frame; anything else is answered with an error
+/// (the client may try again until the deadline).
+async fn hello<T: Transport>(io: &mut T, bytes: &[u8]) -> Option<(Option<u64>, String)> {
+    let frame = match decode_client(bytes) {
+        Ok(f) => f,
+        Err(e) => {
+            crate::metrics::meters().bad_frames.increment(1);
+            let f = ServerFrame::error(e.rid, e.code, e.message, false);
+            let _ = send_now(io, encoded(f)).await;
+            return None;
+        }
+    };
+    let ClientOp::Hello { ticket } = frame.op else {
+        let msg = "send hello with a ticket from POST /v1/connect first";
+        let f = ServerFrame::error(frame.rid, ErrorCode::NotAuthenticated, msg, false);
+        let _ = send_now(io, encoded(f)).await;
+        return None;
+    };
+    Some((frame.rid, ticket))
+}
+
+/// Takes the one-time ticket (a failure closes the connection) and reads
+/// the device's settings.
+async fn redeem<T: Transport>(
+    app: &App,
+    io: &mut T,
+    rid: Option<u64>,
+    ticket: &str,
+) -> Option<Handshake> {
+    let claims = match app.state.ticket_take(ticket).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            let msg = "ticket unknown, used or expired";
+            fail(io, rid, ErrorCode::BadTicket, msg).await;
+            return None;
+        }
+        Err(e) => {
+            fail(io, rid, ErrorCode::Unavailable, &e.to_string()).await;
+            return None;
+        }
+    };
+    let settings = app
+        .store
+        .get_settings(claims.user, Some(&claims.device))
+        .await
+        .unwrap_or_default();
+    Some(Handshake {
+        user: claims.user,
+        device: claims.device,
+        settings,
+    })
 }

@@ -54,78 +54,86 @@ impl Requester {
                     Err(_) => break,
                 }
             }
-            let mut sends: Vec<(Option<u64>, SendInput)> = Vec::new();
-            let mut delivered: BTreeMap<ConvId, Vec<Seq>> = BTreeMap::new();
-            for req in queue {
-                match req {
-                    // Deliveries reply nothing and touch only retention:
-                    // gathering them across other requests reorders nothing
-                    // a client sees.
-                    Req::Delivered { conv, seqs } => {
-                        delivered.entry(conv).or_default().extend(seqs)
-                    }
-                    Req::Client {
-                        rid,
-                        op:
-                            ClientOp::Send {
-                                to,
-                                cmid,
-                                body,
-                                persistence,
-                                group,
-                            },
-                    } => sends.push((
-                        rid,
-                        SendInput {
+            if !self.serve_batch(queue).await {
+                return;
+            }
+        }
+    }
+
+    /// Serves a batch in order: consecutive sends go to the pipeline
+    /// together, deliveries are gathered into one call. False once the
+    /// connection is gone.
+    async fn serve_batch(&mut self, queue: Vec<Req>) -> bool {
+        let mut sends: Vec<(Option<u64>, SendInput)> = Vec::new();
+        let mut delivered: BTreeMap<ConvId, Vec<Seq>> = BTreeMap::new();
+        for req in queue {
+            match req {
+                // Deliveries reply nothing and touch only retention:
+                // gathering them across other requests reorders nothing a
+                // client sees.
+                Req::Delivered { conv, seqs } => delivered.entry(conv).or_default().extend(seqs),
+                Req::Client {
+                    rid,
+                    op:
+                        ClientOp::Send {
                             to,
                             cmid,
                             body,
                             persistence,
                             group,
                         },
-                    )),
-                    Req::Settings => {
-                        // Sends queued before the change keep the old default.
-                        if !self.flush_sends(&mut sends).await {
-                            return;
-                        }
-                        match self
-                            .app
-                            .store
-                            .get_settings(self.user, Some(&self.device))
-                            .await
-                        {
-                            Ok(s) => self.settings = s,
-                            Err(e) => tracing::warn!(error = %e, "settings not reloaded"),
-                        }
-                    }
-                    Req::Client { rid, op } => {
-                        // Keep order: flush pending sends before any other request.
-                        if !self.flush_sends(&mut sends).await {
-                            return;
-                        }
-                        let reply = self.handle(rid, op).await;
-                        if let Some(frame) = reply
-                            && self.tx.send(Outbound::frame(&frame)).await.is_err()
-                        {
-                            return;
-                        }
+                } => {
+                    let input = SendInput {
+                        to,
+                        cmid,
+                        body,
+                        persistence,
+                        group,
+                    };
+                    sends.push((rid, input));
+                }
+                // Keep order: pending sends go before any other request
+                // (sends queued before a settings change keep the old default).
+                other => {
+                    if !self.flush_sends(&mut sends).await || !self.serve_one(other).await {
+                        return false;
                     }
                 }
             }
-            if !self.flush_sends(&mut sends).await {
-                return;
+        }
+        if !self.flush_sends(&mut sends).await {
+            return false;
+        }
+        if !delivered.is_empty()
+            && let Err(e) = self
+                .app
+                .messaging
+                .delivered(self.user, &self.device, delivered)
+                .await
+        {
+            // Deliveries feed retention only; a failure here loses nothing.
+            tracing::warn!(error = %e, "delivery events not published");
+        }
+        true
+    }
+
+    /// A request other than a send or a delivery; false once the
+    /// connection is gone.
+    async fn serve_one(&mut self, req: Req) -> bool {
+        match req {
+            Req::Settings => {
+                let device = Some(&self.device);
+                match self.app.store.get_settings(self.user, device).await {
+                    Ok(s) => self.settings = s,
+                    Err(e) => tracing::warn!(error = %e, "settings not reloaded"),
+                }
+                true
             }
-            if !delivered.is_empty()
-                && let Err(e) = self
-                    .app
-                    .messaging
-                    .delivered(self.user, &self.device, delivered)
-                    .await
-            {
-                // Deliveries feed retention only; a failure here loses nothing.
-                tracing::warn!(error = %e, "delivery events not published");
-            }
+            Req::Client { rid, op } => match self.handle(rid, op).await {
+                Some(frame) => self.tx.send(Outbound::frame(&frame)).await.is_ok(),
+                None => true,
+            },
+            Req::Delivered { .. } => true,
         }
     }
 

@@ -15,8 +15,9 @@ use super::requests::{Req, Requester};
 use super::transport::{Inbound, Transport};
 use crate::app::App;
 use crate::metrics::{self as m, meters};
-use crate::services::delivery::hub::{ConnEntry, Kill, Outbound, Push};
+use crate::services::delivery::hub::{Kill, Outbound, Push};
 use crate::services::delivery::mailbox::Mailbox;
+use crate::services::delivery::{Registered, RouteCheck};
 use bytes::Bytes;
 use magpie_core::{ClientSettings, DeviceId, UserId};
 use magpie_proto::{ClientFrame, ClientOp, ErrorCode, ServerFrame, decode_client};
@@ -101,41 +102,16 @@ impl<T: Transport> Session<T> {
             settings,
         } = hs;
         let cfg = app.cfg.session.clone();
-        let mailbox = Arc::new(Mailbox::new(cfg.outbound_queue));
-        let kill = Arc::new(Kill::default());
-        let conn = app.delivery.hub.next_conn_id();
-        let since = magpie_core::now_ms();
-        let entry = ConnEntry {
-            id: conn,
-            since,
-            user,
-            device: device.clone(),
-            mailbox: mailbox.clone(),
-            kill: kill.clone(),
-        };
-        if let Some(old) = app.delivery.hub.register(entry) {
-            old.kill.fire(ErrorCode::Replaced);
-        }
-        if app.delivery.groups.open(user) {
-            match app.store.user_groups(user).await {
-                Ok(groups) => app.delivery.groups.add_groups(user, groups),
-                Err(e) => {
-                    tracing::warn!(error = %e, %user, "groups not indexed; super-group pushes will wait for sync")
-                }
-            }
-        }
-        let route = Route {
-            user,
-            device: device.clone(),
-            node: app.cfg.node.clone(),
+        let Registered {
             conn,
-            since,
-        };
-        let mut route_doubt = false;
-        if let Err(e) = app.state.add_route(&route).await {
-            tracing::warn!(error = %e, %user, "route not recorded; pushes will wait for sync");
-            route_doubt = true;
-        }
+            route,
+            mailbox,
+            kill,
+            route_doubt,
+        } = app
+            .delivery
+            .register(user, &device, cfg.outbound_queue)
+            .await;
         let _ = app.presence.changed(user, &device, true, None).await;
         metrics::gauge!(m::CONNECTIONS, "transport" => transport).increment(1.0);
         let now = Instant::now();
@@ -405,37 +381,25 @@ impl<T: Transport> Session<T> {
     /// perhaps with no later message to reveal the gap: ask the client to
     /// sync.
     async fn on_heartbeat(&mut self) {
-        if self.app.delivery.hub.has(self.user, self.conn) {
-            let route = &self.route;
-            match self.app.state.add_route(route).await {
-                Ok(Some(newer))
-                    if newer.since > route.since
-                        && (newer.node != route.node || newer.conn != route.conn) =>
-                {
-                    // The device connected again elsewhere: that
-                    // connection owns the route, this one is stale.
-                    let _ = self.app.state.add_route(&newer).await;
-                    let text = "this device connected again elsewhere";
-                    let f = ServerFrame::error(None, ErrorCode::Replaced, text, true);
-                    self.end(ErrorCode::Replaced, f);
-                    return;
-                }
-                Ok(prev) => {
-                    let lost = prev.is_none_or(|p| p.node != route.node || p.conn != route.conn);
-                    if lost || self.route_doubt {
-                        meters().resync_hints.increment(1);
-                        let f = ServerFrame::Resync {
-                            reason: "route_restored".into(),
-                        };
-                        self.feed(encoded(&f));
-                    }
-                    self.route_doubt = false;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "route refresh failed");
-                    self.route_doubt = true;
-                }
+        match self.app.delivery.refresh_route(&self.route).await {
+            Some(RouteCheck::Superseded) => {
+                let text = "this device connected again elsewhere";
+                let f = ServerFrame::error(None, ErrorCode::Replaced, text, true);
+                self.end(ErrorCode::Replaced, f);
+                return;
             }
+            Some(RouteCheck::Held { lost }) => {
+                if lost || self.route_doubt {
+                    meters().resync_hints.increment(1);
+                    let f = ServerFrame::Resync {
+                        reason: "route_restored".into(),
+                    };
+                    self.feed(encoded(&f));
+                }
+                self.route_doubt = false;
+            }
+            Some(RouteCheck::Unknown) => self.route_doubt = true,
+            None => {}
         }
         self.feed(encoded(&ServerFrame::Ping));
     }
@@ -459,13 +423,7 @@ impl<T: Transport> Session<T> {
             let _ = task.await;
         }
         let (app, user, conn) = (&self.app, self.user, self.conn);
-        app.delivery.hub.unregister(user, conn);
-        app.delivery.rooms.leave_all((user, conn));
-        app.delivery.groups.close(user);
-        let _ = app
-            .state
-            .remove_route(user, &self.device, &app.cfg.node, conn)
-            .await;
+        app.delivery.unregister(user, &self.device, conn).await;
         let why = if self.logout {
             "logout"
         } else {

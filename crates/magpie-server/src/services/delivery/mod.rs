@@ -15,6 +15,7 @@
 //! clients connected here.
 
 mod arrive;
+mod connections;
 pub mod group_index;
 pub mod hub;
 pub mod mailbox;
@@ -31,6 +32,7 @@ use magpie_proto::ServerFrame;
 use magpie_store::{State, Store};
 use std::sync::Arc;
 
+pub use connections::{Registered, RouteCheck};
 pub use notice::Notice;
 
 /// Routes written back per state call.

@@ -29,7 +29,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the recorder the first time; later calls (more servers in one
 /// test process) share it.
-pub fn handle() -> &'static PrometheusHandle {
+pub fn exporter() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(
@@ -66,7 +66,7 @@ pub fn handle() -> &'static PrometheusHandle {
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub fn render() -> String {
-    handle().render()
+    exporter().render()
 }
 
 /// Handles of the metrics the message path touches, resolved once: the
@@ -95,7 +95,7 @@ static METERS: OnceLock<Meters> = OnceLock::new();
 /// The cached handles (the recorder is installed first).
 pub fn meters() -> &'static Meters {
     METERS.get_or_init(|| {
-        handle();
+        exporter();
         Meters {
             accepted: metrics::counter!(ACCEPTED),
             duplicates: metrics::counter!(DUPLICATES),

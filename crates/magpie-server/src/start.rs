@@ -123,7 +123,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| ServerError::Internal(format!("create {}: {e}", cfg.data_dir.display())))?;
     crate::roles::check(&cfg)?;
-    crate::metrics::handle();
+    crate::metrics::exporter();
     let store_opts = magpie_store::StoreOptions {
         offline_ttl_ms: (cfg.retention.offline_ttl_secs * 1000) as i64,
         partitions: cfg.store_partitions,

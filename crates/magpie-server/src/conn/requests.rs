@@ -129,7 +129,7 @@ impl Requester {
                 }
                 true
             }
-            Req::Client { rid, op } => match self.handle(rid, op).await {
+            Req::Client { rid, op } => match self.answer(rid, op).await {
                 Some(frame) => self.tx.send(Outbound::frame(&frame)).await.is_ok(),
                 None => true,
             },
@@ -174,7 +174,7 @@ impl Requester {
         self.tx.send(Outbound::Frames(frames)).await.is_ok()
     }
 
-    async fn handle(&self, rid: Option<u64>, op: ClientOp) -> Option<ServerFrame> {
+    async fn answer(&self, rid: Option<u64>, op: ClientOp) -> Option<ServerFrame> {
         let (app, user, conn) = (&self.app, self.user, self.conn);
         let result = match op {
             ClientOp::RoomJoin { room } => app

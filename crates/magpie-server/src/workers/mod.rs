@@ -39,7 +39,7 @@ pub trait Worker: Send + Sync + 'static {
 pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
     let workers: Vec<Box<dyn Worker>> = vec![
         Box::new(state::DerivedState),
-        Box::new(retention::Storage),
+        Box::new(retention::Retention),
         Box::new(presence::PresenceFanout),
         Box::new(deliver::Deliver::for_node(app.node())),
     ];

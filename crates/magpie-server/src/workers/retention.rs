@@ -12,7 +12,7 @@ use magpie_core::{BusEvent, now_ms};
 use magpie_store::RetentionHit;
 use std::time::Duration;
 
-pub struct Storage;
+pub struct Retention;
 
 async fn forget(app: &App, hits: Vec<RetentionHit>) -> Result<()> {
     for h in hits {
@@ -26,7 +26,7 @@ async fn forget(app: &App, hits: Vec<RetentionHit>) -> Result<()> {
 }
 
 #[async_trait]
-impl Worker for Storage {
+impl Worker for Retention {
     fn group(&self) -> String {
         "storage".into()
     }

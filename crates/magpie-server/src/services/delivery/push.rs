@@ -15,9 +15,9 @@ use magpie_proto::ServerFrame;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// Remote pushes gathered per (node, item) before publishing them together.
+/// Pushes for other nodes, gathered per (node, message) before publishing them together.
 /// Per remote node, per message (by index), the connections there.
-type Remote = BTreeMap<String, BTreeMap<usize, Vec<ConnAddr>>>;
+type ElsewhereTargets = BTreeMap<String, BTreeMap<usize, Vec<ConnAddr>>>;
 /// Messages per cross-node delivery event.
 const DELIVER_MSGS: usize = 256;
 
@@ -116,10 +116,10 @@ impl Delivery {
         pushes: &[(Arc<Push>, Option<DeviceId>)],
         routes: &HashMap<UserId, Vec<magpie_store::Route>>,
         audience: &Audience,
-    ) -> Remote {
+    ) -> ElsewhereTargets {
         let mut pushed = 0u64;
         let mut stale = Vec::new();
-        let mut remote = Remote::new();
+        let mut remote = ElsewhereTargets::new();
         for (i, (push, origin)) in pushes.iter().enumerate() {
             let msg = &push.msg;
             for user in audience.targets(msg) {
@@ -152,7 +152,11 @@ impl Delivery {
 
     /// One event per node and batch (in chunks): each append to a log that
     /// syncs every append costs a sync.
-    async fn push_elsewhere(&self, remote: Remote, pushes: &[(Arc<Push>, Option<DeviceId>)]) {
+    async fn push_elsewhere(
+        &self,
+        remote: ElsewhereTargets,
+        pushes: &[(Arc<Push>, Option<DeviceId>)],
+    ) {
         let mut events = Vec::new();
         for (node, per_msg) in remote {
             let per_msg: Vec<_> = per_msg.into_iter().collect();

@@ -8,7 +8,8 @@
 //! previous second's ordinary traffic so that one fast sender does not
 //! take the whole share.
 
-use magpie_core::{RoomMessage, UserId};
+use super::ConnAddr;
+use magpie_core::RoomMessage;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -63,7 +64,7 @@ impl Limiter {
 
 #[derive(Default)]
 struct Room {
-    audience: HashSet<(UserId, u64)>,
+    audience: HashSet<ConnAddr>,
     recent: VecDeque<RoomMessage>,
     incoming: Limiter,
 }
@@ -73,12 +74,12 @@ pub struct Rooms {
     rooms: Mutex<HashMap<String, Room>>,
     /// Per room, what this node's senders may put on the bus.
     outgoing: Mutex<HashMap<String, Limiter>>,
-    by_conn: Mutex<HashMap<(UserId, u64), HashSet<String>>>,
+    by_conn: Mutex<HashMap<ConnAddr, HashSet<String>>>,
 }
 
 impl Rooms {
     /// Adds a connection to a room's audience; returns the recent messages.
-    pub fn join(&self, room: &str, who: (UserId, u64)) -> Vec<RoomMessage> {
+    pub fn join(&self, room: &str, who: ConnAddr) -> Vec<RoomMessage> {
         self.by_conn
             .lock()
             .entry(who)
@@ -90,7 +91,7 @@ impl Rooms {
         r.recent.iter().cloned().collect()
     }
 
-    pub fn leave(&self, room: &str, who: (UserId, u64)) {
+    pub fn leave(&self, room: &str, who: ConnAddr) {
         if let Some(set) = self.by_conn.lock().get_mut(&who) {
             set.remove(room);
         }
@@ -105,7 +106,7 @@ impl Rooms {
     }
 
     /// A connection closed: it leaves every room.
-    pub fn leave_all(&self, who: (UserId, u64)) {
+    pub fn leave_all(&self, who: ConnAddr) {
         let joined = self.by_conn.lock().remove(&who).unwrap_or_default();
         for room in joined {
             self.leave(&room, who);
@@ -117,7 +118,7 @@ impl Rooms {
         self.rooms.lock().contains_key(room)
     }
 
-    pub fn is_in(&self, room: &str, who: (UserId, u64)) -> bool {
+    pub fn is_in(&self, room: &str, who: ConnAddr) -> bool {
         self.by_conn
             .lock()
             .get(&who)
@@ -140,7 +141,7 @@ impl Rooms {
         now_ms: i64,
         cap: u32,
         keep: usize,
-    ) -> Option<Vec<(UserId, u64)>> {
+    ) -> Option<Vec<ConnAddr>> {
         let mut rooms = self.rooms.lock();
         let r = rooms.get_mut(&msg.room)?;
         if !r.incoming.admit(now_ms, msg.vip, cap) {

@@ -11,11 +11,16 @@
 //!
 //! The embedded backend is `embedded://PATH` (a SQLite file written by one
 //! thread with group commit).
+//!
+//! What may be lost (pushes to other nodes, broadcasts, presence) goes
+//! through the [`Relay`] instead: best effort, but every loss is reported
+//! to the subscriber as a gap (`relay/mod.rs`).
 
 mod embedded;
 mod error;
 #[cfg(feature = "jetstream")]
 mod jetstream;
+pub mod relay;
 pub mod testsuite;
 
 use async_trait::async_trait;
@@ -27,6 +32,7 @@ pub use embedded::{EmbeddedBus, EmbeddedOptions};
 pub use error::BusError;
 #[cfg(feature = "jetstream")]
 pub use jetstream::JetStreamBus;
+pub use relay::{Relay, RelayEvent, RelayOptions, RelayStats, RelaySubscription};
 
 pub type Result<T> = std::result::Result<T, BusError>;
 

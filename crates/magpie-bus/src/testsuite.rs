@@ -15,6 +15,7 @@
 
 mod delivery;
 mod durability;
+pub mod relay;
 
 pub use delivery::*;
 pub use durability::*;

@@ -1,0 +1,155 @@
+//! The NATS core relay (`nats://HOST:PORT`): subject `s` is
+//! `{prefix}.{s}` on the server; nothing is stored.
+//!
+//! `send` never waits: frames go into a bounded queue that one task feeds
+//! to the client (whose own publish waits while the connection is down).
+//! A full queue or a lost connection refuses the frame; the numbering then
+//! shows the loss. Losses only the connection sees are reported to every
+//! subscription as `RawEvent::Lost`: a reconnect (frames sent to or by this
+//! client meanwhile are gone) and a slow consumer (the client dropped
+//! frames a subscription did not take in time, beyond `capacity`).
+
+use super::{RawEvent, RawSubscription, RelayBackend, RelayOptions};
+use crate::{BusError, Result};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{mpsc, oneshot, watch};
+
+enum Cmd {
+    Publish(String, Bytes),
+    /// Answered once everything queued before it reached the server.
+    Flush(oneshot::Sender<()>),
+}
+
+/// A relay backend on one NATS connection.
+pub struct NatsRelay {
+    client: async_nats::Client,
+    prefix: String,
+    queue: mpsc::Sender<Cmd>,
+    /// Bumped on every connection loss the client reports.
+    losses: watch::Receiver<u64>,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(format!("relay {what}: {e}"))
+}
+
+impl NatsRelay {
+    /// Connects to `url` (no query: `Relay::open_with` has taken it).
+    pub async fn connect(url: &str, opts: &RelayOptions) -> Result<NatsRelay> {
+        super::options::check_subject(&opts.prefix)?;
+        let (bump, losses) = watch::channel(0u64);
+        let down = Arc::new(AtomicBool::new(false));
+        let options = async_nats::ConnectOptions::new()
+            .subscription_capacity(opts.capacity)
+            .event_callback(move |event| {
+                let (bump, down) = (bump.clone(), down.clone());
+                async move {
+                    match event {
+                        async_nats::Event::Disconnected => down.store(true, Ordering::SeqCst),
+                        async_nats::Event::Connected if down.swap(false, Ordering::SeqCst) => {
+                            bump.send_modify(|n| *n += 1)
+                        }
+                        async_nats::Event::SlowConsumer(_) => bump.send_modify(|n| *n += 1),
+                        _ => {}
+                    }
+                }
+            });
+        // The URL may carry credentials: keep it out of the error.
+        let client = options
+            .connect(url)
+            .await
+            .map_err(|e| unavailable("connecting to nats", e))?;
+        let (queue, rx) = mpsc::channel(opts.capacity);
+        tokio::spawn(pump(client.clone(), rx));
+        Ok(NatsRelay {
+            client,
+            prefix: opts.prefix.clone(),
+            queue,
+            losses,
+        })
+    }
+}
+
+/// Feeds queued frames to the client in order; ends when the relay is
+/// dropped and the queue drained.
+async fn pump(client: async_nats::Client, mut rx: mpsc::Receiver<Cmd>) {
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            // A failed publish is a loss the numbering reports.
+            Cmd::Publish(subject, frame) => {
+                if let Err(e) = client.publish(subject, frame).await {
+                    tracing::debug!("relay publish failed: {e}");
+                }
+            }
+            Cmd::Flush(done) => {
+                if let Err(e) = client.flush().await {
+                    tracing::debug!("relay flush failed: {e}");
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl RelayBackend for NatsRelay {
+    fn send(&self, subject: &str, frame: Bytes) -> Result<()> {
+        if self.client.connection_state() == async_nats::connection::State::Disconnected {
+            return Err(unavailable("publishing", "not connected to NATS"));
+        }
+        let subject = format!("{}.{subject}", self.prefix);
+        self.queue
+            .try_send(Cmd::Publish(subject, frame))
+            .map_err(|e| unavailable("publishing", e))
+    }
+
+    async fn subscribe(&self, subject: &str) -> Result<Box<dyn RawSubscription>> {
+        let mut losses = self.losses.clone();
+        losses.mark_unchanged();
+        let sub = self
+            .client
+            .subscribe(format!("{}.{subject}", self.prefix))
+            .await
+            .map_err(|e| unavailable("subscribing", e))?;
+        // The round trip makes the server hold the subscription before
+        // this returns, so frames published next reach it.
+        self.client
+            .flush()
+            .await
+            .map_err(|e| unavailable("subscribing", e))?;
+        Ok(Box::new(NatsSubscription { sub, losses }))
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.queue
+            .send(Cmd::Flush(done))
+            .await
+            .map_err(|e| unavailable("flushing", e))?;
+        wait.await.map_err(|e| unavailable("flushing", e))
+    }
+}
+
+struct NatsSubscription {
+    sub: async_nats::Subscriber,
+    losses: watch::Receiver<u64>,
+}
+
+#[async_trait]
+impl RawSubscription for NatsSubscription {
+    async fn recv(&mut self) -> Option<RawEvent> {
+        tokio::select! {
+            // Checked first: a loss is reported before frames after it.
+            biased;
+            changed = self.losses.changed() => match changed {
+                Ok(()) => Some(RawEvent::Lost),
+                Err(_) => None,
+            },
+            msg = self.sub.next() => msg.map(|m| RawEvent::Frame(m.payload)),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! A relay subscription: the backend's raw frames, checked for loss
+//! (`track.rs`), and the relay's counters.
+
+use super::frame;
+use super::track::Tracker;
+use super::{RawEvent, RawSubscription, RelayEvent};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::time::Instant;
+
+/// A snapshot of a relay's counters, for tests and diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Data frames `publish` accepted.
+    pub published: u64,
+    /// Frames (data and heartbeats) thrown away by the fault knob.
+    pub dropped: u64,
+    /// Frames the backend refused to send.
+    pub failed: u64,
+    /// `Gap` events yielded by this relay's subscriptions.
+    pub gaps: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub published: AtomicU64,
+    pub dropped: AtomicU64,
+    pub failed: AtomicU64,
+    pub gaps: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> RelayStats {
+        RelayStats {
+            published: self.published.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            gaps: self.gaps.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Messages and gaps of one subject, in order. Dropping it unsubscribes.
+pub struct RelaySubscription {
+    raw: Box<dyn RawSubscription>,
+    tracker: Tracker,
+    /// Events decided but not yet yielded (a gap and then its message).
+    pending: VecDeque<RelayEvent>,
+    counters: std::sync::Arc<Counters>,
+}
+
+impl RelaySubscription {
+    pub(crate) fn new(
+        raw: Box<dyn RawSubscription>,
+        tracker: Tracker,
+        counters: std::sync::Arc<Counters>,
+    ) -> Self {
+        RelaySubscription {
+            raw,
+            tracker,
+            pending: VecDeque::new(),
+            counters,
+        }
+    }
+
+    /// The next message or gap; `None` once the backend is gone for good.
+    /// Cancel-safe: an event is only taken out when it is returned.
+    pub async fn next(&mut self) -> Option<RelayEvent> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                if matches!(event, RelayEvent::Gap { .. }) {
+                    self.counters.gaps.fetch_add(1, Ordering::Relaxed);
+                }
+                return Some(event);
+            }
+            let due = self.tracker.next_due();
+            tokio::select! {
+                raw = self.raw.recv() => match raw? {
+                    RawEvent::Lost => self.pending.push_back(RelayEvent::Gap { from: None }),
+                    RawEvent::Frame(bytes) => match frame::decode(&bytes) {
+                        Some(f) => self.tracker.on_frame(f, Instant::now(), &mut self.pending),
+                        None => tracing::debug!("relay: skipped a frame no relay wrote"),
+                    },
+                },
+                _ = sleep_until(due), if due.is_some() => {
+                    self.tracker.expire(Instant::now(), &mut self.pending);
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due).await;
+    }
+}

@@ -120,15 +120,19 @@ impl BusEvent {
             BusEvent::Read(_) => "read",
             BusEvent::Delivered { .. } => "delivered",
             BusEvent::Presence(_) => "presence",
-            BusEvent::GroupBroadcast { .. }
-            | BusEvent::GroupMember { .. }
-            | BusEvent::RoomBroadcast { .. } => BROADCAST_TOPIC,
+            BusEvent::GroupMember { .. } => MEMBERS_TOPIC,
+            BusEvent::GroupBroadcast { .. } | BusEvent::RoomBroadcast { .. } => BROADCAST_TOPIC,
         })
     }
 }
 
-/// The topic every connection node consumes (each with its own group).
+/// The relay subject every connection node subscribes to: super-group and
+/// room messages (best effort; a loss makes the receivers sync).
 pub const BROADCAST_TOPIC: &str = "bcast";
+
+/// The durable topic of membership changes, which every connection node
+/// consumes (each with its own group) to keep its local group index.
+pub const MEMBERS_TOPIC: &str = "members";
 
 /// The topic of pushes addressed to `node`.
 pub fn node_topic(node: &str) -> String {

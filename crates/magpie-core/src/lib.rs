@@ -18,7 +18,9 @@ pub mod views;
 
 pub use backoff::Backoff;
 pub use envelope::{Envelope, EventId};
-pub use event::{BROADCAST_TOPIC, BusEvent, DeliverPayload, Presence, ReadUpTo, node_topic};
+pub use event::{
+    BROADCAST_TOPIC, BusEvent, DeliverPayload, MEMBERS_TOPIC, Presence, ReadUpTo, node_topic,
+};
 pub use group::{GroupId, GroupInfo, GroupRole, MemberInfo};
 pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};
 pub use message::{Accepted, Message, NewMessage};

@@ -10,7 +10,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::services::messaging::MessagingParts;
 use crate::services::{Delivery, Events, Groups, Messaging, Presence, Rooms, Users};
-use magpie_bus::Bus;
+use magpie_bus::{Bus, Relay};
 use magpie_core::MsgIdGen;
 use magpie_store::{State, Store};
 use std::ops::Deref;
@@ -57,6 +57,7 @@ pub struct AppParts {
     pub store: Store,
     pub state: State,
     pub bus: Bus,
+    pub relay: Relay,
     pub auth: Auth,
     pub ws_url: String,
     pub tcp_addr: Option<String>,
@@ -74,7 +75,7 @@ impl App {
             cfg.clone(),
             p.store.clone(),
             p.state.clone(),
-            events.clone(),
+            p.relay,
             ids.clone(),
         ));
         let groups = Arc::new(Groups::new(
@@ -91,7 +92,6 @@ impl App {
         ));
         let rooms = Arc::new(Rooms::new(
             cfg.clone(),
-            events.clone(),
             ids.clone(),
             delivery.clone(),
         ));

@@ -22,6 +22,10 @@ pub struct Config {
     pub state: String,
     /// Bus URL; empty = `embedded://{data_dir}/bus.sqlite3`.
     pub bus: String,
+    /// Relay URL (best-effort pushes between nodes and broadcasts); empty =
+    /// NATS core on the bus's server when the bus is NATS (subjects under
+    /// `{stream}_relay`), else in process.
+    pub relay: String,
     pub http: HttpConfig,
     pub tcp: TcpConfig,
     pub auth: AuthConfig,
@@ -225,6 +229,7 @@ impl Default for Config {
             store_partitions: 8,
             state: "mem://".into(),
             bus: String::new(),
+            relay: String::new(),
             http: HttpConfig::default(),
             tcp: TcpConfig::default(),
             auth: AuthConfig::default(),
@@ -360,6 +365,31 @@ impl Config {
             format!("embedded://{}", self.data_dir.join("bus.sqlite3").display())
         } else {
             self.bus.clone()
+        }
+    }
+
+    /// The relay's URL: `relay`, else derived from the bus (see `relay`).
+    pub fn relay_url(&self) -> String {
+        if !self.relay.is_empty() {
+            return self.relay.clone();
+        }
+        let bus = self.bus_url();
+        match bus.strip_prefix("nats://") {
+            Some(rest) => {
+                let server = rest.split(['/', '?']).next().unwrap_or(rest);
+                let stream = rest
+                    .split_once('?')
+                    .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("stream=")))
+                    .unwrap_or("magpie");
+                format!("nats://{server}/?prefix={stream}_relay")
+            }
+            // In process: a name of its own, so nodes sharing a process
+            // (tests) do not share subjects.
+            None => {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                format!("mem://node-{}-{n}", std::process::id())
+            }
         }
     }
 }

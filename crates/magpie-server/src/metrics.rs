@@ -19,6 +19,7 @@ pub const RESYNC_HINTS: &str = "magpie_resync_hints_total";
 pub const STALE_ROUTES: &str = "magpie_stale_routes_removed_total";
 pub const ROUTE_LOOKUPS: &str = "magpie_route_lookups_total";
 pub const BUS_EVENTS: &str = "magpie_bus_events_published_total";
+pub const RELAYED: &str = "magpie_relay_messages_published_total";
 pub const STORE_ROWS: &str = "magpie_store_message_rows_total";
 pub const QUEUE_WRITES: &str = "magpie_state_queue_writes_total";
 pub const BROADCASTS: &str = "magpie_group_broadcasts_total";
@@ -83,6 +84,7 @@ pub struct Meters {
     pub bad_frames: Counter,
     pub route_lookups: Counter,
     pub bus_events: Counter,
+    pub relayed: Counter,
     pub store_rows: Counter,
     pub queue_writes: Counter,
     pub broadcasts: Counter,
@@ -107,6 +109,7 @@ pub fn meters() -> &'static Meters {
             bad_frames: metrics::counter!(BAD_FRAMES),
             route_lookups: metrics::counter!(ROUTE_LOOKUPS),
             bus_events: metrics::counter!(BUS_EVENTS),
+            relayed: metrics::counter!(RELAYED),
             store_rows: metrics::counter!(STORE_ROWS),
             queue_writes: metrics::counter!(QUEUE_WRITES),
             broadcasts: metrics::counter!(BROADCASTS),

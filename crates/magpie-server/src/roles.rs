@@ -1,8 +1,9 @@
 //! The roles a node runs (`cluster.roles`: `edge`, `conn`, `workers`) and
 //! the background tasks each needs. Every node runs the send pipeline, the
-//! group receipts and the registry heartbeat; `workers` runs the bus
-//! consumers and the sweeper (a node without it still consumes the pushes
-//! addressed to it); `conn` consumes the broadcasts.
+//! group receipts, the registry heartbeat and the relay subscription of
+//! the pushes other nodes address to it; `workers` runs the bus consumers
+//! and the sweeper; `conn` also takes the relay's broadcasts and consumes
+//! membership changes for its local group index.
 
 use crate::app::App;
 use crate::config::Config;
@@ -33,15 +34,15 @@ pub async fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
         tasks.extend(crate::workers::spawn_all(app));
         let sweeper = tokio::spawn(crate::cluster::sweeper::run(app.clone()));
         tasks.push(("sweeper".into(), sweeper));
-    } else {
-        // Pushes addressed to this node still need their consumer.
-        let deliver = tokio::spawn(crate::workers::run_deliver(app.clone()));
-        tasks.push(("deliver".into(), deliver));
     }
-    if app.cfg.cluster.has("conn") {
-        let broadcast = tokio::spawn(crate::workers::run_broadcast(app.clone()));
-        tasks.push(("broadcast".into(), broadcast));
+    let conn = app.cfg.cluster.has("conn");
+    if conn {
+        let members = tokio::spawn(crate::workers::run_members(app.clone()));
+        tasks.push(("members".into(), members));
     }
+    // Pushes other nodes address here, and (connection nodes) broadcasts.
+    let relay = app.delivery.clone().run_relay(conn, app.shutdown.clone());
+    tasks.push(("relay".into(), tokio::spawn(relay)));
     let receipts = app.messaging.clone();
     let receipts = tokio::spawn(receipts.run_group_receipts(app.shutdown.clone()));
     tasks.push(("group-receipts".into(), receipts));

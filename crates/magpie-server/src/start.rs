@@ -11,7 +11,7 @@ use crate::auth::{Auth, random_token};
 use crate::config::Config;
 use crate::error::{Result, ServerError};
 use crate::listener::{ConnLimit, HttpListener};
-use magpie_bus::Bus;
+use magpie_bus::{Bus, Relay, RelayOptions};
 use magpie_store::{State, Store};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -131,6 +131,13 @@ pub async fn start(cfg: Config) -> Result<Running> {
     let store = Store::open_with(&cfg.store_url(), &store_opts).await?;
     let state = State::open(&cfg.state).await?;
     let bus = Bus::open(&cfg.bus_url()).await?;
+    let relay_opts = RelayOptions {
+        // A restarted node is recognised: its possibly lost last frames
+        // are reported to the subscribers.
+        publisher: Some(cfg.node.clone()),
+        ..RelayOptions::default()
+    };
+    let relay = Relay::open_with(&cfg.relay_url(), relay_opts).await?;
     let auth = Auth::new(
         &jwt_secret(&cfg)?,
         cfg.auth.access_ttl_secs,
@@ -152,6 +159,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         store,
         state,
         bus,
+        relay,
         auth,
         ws_url,
         tcp_addr: tcp_public,

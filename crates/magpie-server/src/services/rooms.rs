@@ -4,13 +4,11 @@
 //! again for its own audience (`conn::rooms`). VIP messages (from or to a
 //! user in `rooms.vip`) are never shed.
 
-use super::Events;
 use super::delivery::Delivery;
 use crate::config::Config;
 use crate::error::{Result, ServerError};
 use crate::metrics as m;
-use magpie_core::MsgIdGen;
-use magpie_core::{BusEvent, RoomMessage, UserId, now_ms, valid_room};
+use magpie_core::{MsgIdGen, RoomMessage, UserId, now_ms, valid_room};
 use std::sync::Arc;
 
 fn check_room(room: &str) -> Result<()> {
@@ -25,7 +23,6 @@ fn check_room(room: &str) -> Result<()> {
 
 pub struct Rooms {
     cfg: Arc<Config>,
-    events: Events,
     ids: Arc<MsgIdGen>,
     delivery: Arc<Delivery>,
 }
@@ -33,13 +30,11 @@ pub struct Rooms {
 impl Rooms {
     pub fn new(
         cfg: Arc<Config>,
-        events: Events,
         ids: Arc<MsgIdGen>,
         delivery: Arc<Delivery>,
     ) -> Rooms {
         Rooms {
             cfg,
-            events,
             ids,
             delivery,
         }
@@ -96,10 +91,7 @@ impl Rooms {
             vip,
             sent_at: now,
         };
-        let key = magpie_core::EventId::Room { id: id.clone() };
-        self.events
-            .publish(BusEvent::RoomBroadcast { msg }, key)
-            .await?;
+        self.delivery.broadcast_room(msg);
         Ok((id, false))
     }
 }

@@ -7,8 +7,7 @@
 //! event that keeps failing is parked on `dead.<group>` after
 //! `workers.max_attempts` attempts, with a metric — never silently skipped.
 
-mod broadcast;
-mod deliver;
+mod members;
 mod presence;
 mod retention;
 mod state;
@@ -28,10 +27,6 @@ pub trait Worker: Send + Sync + 'static {
     fn topics(&self) -> Vec<String>;
     /// Applies a batch; on error every event is retried one by one.
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()>;
-    /// Called when fetching works again after failing: what was published
-    /// to this group meanwhile is still coming, but pushes that could not
-    /// even be published are not.
-    async fn recovered(&self, _app: &App) {}
 }
 
 /// Starts every worker kind; they stop after their current batch once the
@@ -41,7 +36,6 @@ pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
         Box::new(state::DerivedState),
         Box::new(retention::Retention),
         Box::new(presence::PresenceFanout),
-        Box::new(deliver::Deliver::for_node(app.node())),
     ];
     let mut handles: Vec<(String, JoinHandle<()>)> = workers
         .into_iter()
@@ -51,27 +45,16 @@ pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
         "retention-sweeper".into(),
         tokio::spawn(retention::sweep(app.clone())),
     ));
-    handles.push((
-        "bus-reconnects".into(),
-        tokio::spawn(deliver::resync_after_reconnects(app.clone())),
-    ));
     handles
 }
 
-/// The super-group broadcast consumer (every node with the conn role).
-pub async fn run_broadcast(app: App) {
+/// The membership consumer of every connection node: keeps its local
+/// group index current (`workers/members.rs`).
+pub async fn run_members(app: App) {
     let node = app.node().to_string();
-    run(app, Box::new(broadcast::Broadcast::for_node(&node))).await
+    run(app, Box::new(members::Members::for_node(&node))).await
 }
 
-/// Only the node-addressed push consumer (for nodes without the workers role).
-pub async fn run_deliver(app: App) {
-    let node = app.node().to_string();
-    tokio::join!(
-        deliver::resync_after_reconnects(app.clone()),
-        run(app, Box::new(deliver::Deliver::for_node(&node))),
-    );
-}
 
 async fn run(app: App, worker: Box<dyn Worker>) {
     let opts = ConsumerOptions {
@@ -119,7 +102,6 @@ async fn run(app: App, worker: Box<dyn Worker>) {
         if std::mem::take(&mut failing) {
             backoff.reset();
             tracing::info!(group = %group, "fetching again");
-            worker.recovered(&app).await;
         }
         if batch.is_empty() {
             continue;

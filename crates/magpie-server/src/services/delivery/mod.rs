@@ -21,12 +21,13 @@ pub mod hub;
 pub mod mailbox;
 mod notice;
 mod push;
+mod relay;
 pub mod room_index;
 
-use super::Events;
 use crate::config::Config;
 use crate::metrics::{self as m, meters};
 use hub::{Hub, Outbound};
+use magpie_bus::Relay;
 use magpie_core::{MsgIdGen, UserId};
 use magpie_proto::ServerFrame;
 use magpie_store::{State, Store};
@@ -47,7 +48,8 @@ pub struct Delivery {
     store: Store,
     /// Routes: which node holds which device's connection.
     state: State,
-    events: Events,
+    /// Best-effort transport to other nodes (`relay.rs`).
+    relay: Relay,
     /// Unique ids for delivery events.
     ids: Arc<MsgIdGen>,
     pub hub: Hub,
@@ -62,19 +64,25 @@ impl Delivery {
         cfg: Arc<Config>,
         store: Store,
         state: State,
-        events: Events,
+        relay: Relay,
         ids: Arc<MsgIdGen>,
     ) -> Delivery {
         Delivery {
             cfg,
             store,
             state,
-            events,
+            relay,
             ids,
             hub: Hub::default(),
             groups: Default::default(),
             rooms: Default::default(),
         }
+    }
+
+    /// The relay this node pushes to other nodes through (its counters;
+    /// tests use its fault knob).
+    pub fn relay(&self) -> &Relay {
+        &self.relay
     }
 
     fn node(&self) -> &str {

@@ -9,8 +9,9 @@
 use super::hub::{Outbound, Push};
 use super::{ConnAddr, Delivery};
 use crate::metrics::meters;
-use magpie_bus::Outgoing;
-use magpie_core::{BusEvent, DeliverPayload, DeviceId, EventId, GroupId, Message, UserId};
+use magpie_core::{
+    BusEvent, DeliverPayload, DeviceId, EventId, GroupId, Message, RoomMessage, UserId,
+};
 use magpie_proto::ServerFrame;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -62,7 +63,7 @@ impl Delivery {
         let (broadcast, msgs): (Vec<_>, Vec<_>) =
             msgs.into_iter().partition(|(m, _)| audience.is_super(m));
         if !broadcast.is_empty() {
-            self.broadcast(broadcast).await;
+            self.broadcast(broadcast);
         }
         if msgs.is_empty() {
             return;
@@ -178,7 +179,7 @@ impl Delivery {
                 events.push((event, id));
             }
         }
-        self.publish_deliveries(events).await;
+        self.relay_events(events);
     }
 
     /// Sends one event frame to every online device of `user`.
@@ -240,11 +241,17 @@ impl Delivery {
                 id,
             )
         });
-        self.publish_deliveries(events.collect()).await;
+        self.relay_events(events.collect());
+    }
+
+    /// A live room's message to every connection node.
+    pub fn broadcast_room(&self, msg: RoomMessage) {
+        let id = EventId::Room { id: msg.id.clone() };
+        self.relay_events(vec![(BusEvent::RoomBroadcast { msg }, id)]);
     }
 
     /// One `GroupBroadcast` per super-group message, all in one bus call.
-    async fn broadcast(&self, msgs: Vec<(Message, Option<DeviceId>)>) {
+    fn broadcast(&self, msgs: Vec<(Message, Option<DeviceId>)>) {
         meters().broadcasts.increment(msgs.len() as u64);
         let events = msgs
             .into_iter()
@@ -253,9 +260,7 @@ impl Delivery {
                 (BusEvent::GroupBroadcast { msg, origin }, id)
             })
             .collect();
-        if let Err(e) = self.events.publish_all(events).await {
-            tracing::warn!(error = %e, "super-group broadcast not published; members will sync");
-        }
+        self.relay_events(events);
     }
 
     /// Every member of a group (one paged read; empty if it fails: the
@@ -275,19 +280,6 @@ impl Delivery {
                     return out;
                 }
             }
-        }
-    }
-
-    async fn publish_deliveries(&self, events: Vec<(BusEvent, EventId)>) {
-        if events.is_empty() {
-            return;
-        }
-        let out: Vec<Outgoing> = events
-            .iter()
-            .filter_map(|(ev, id)| crate::services::events::seal(ev, id).ok())
-            .collect();
-        if let Err(e) = self.events.publish_sealed(out).await {
-            tracing::warn!(error = %e, "cross-node push not published; devices will sync");
         }
     }
 }

@@ -1,7 +1,9 @@
-//! A short bus outage (a NATS restart of a few seconds, no fetch needed to
-//! fail) ends with every client told to sync: `resync` `bus_restored`
-//! (docs/protocol.md §4.4). One node on the embedded store and state, and a
-//! nats-server of the test's own that it kills and restarts.
+//! A short NATS outage (a restart of a few seconds, nothing needed to fail
+//! first) ends with every client told to sync: the relay, on the bus's NATS
+//! server by default, reports the reconnect as a possible loss, and the
+//! node sends `resync` `pushes_lost` (docs/protocol.md §4.4). One node on
+//! the embedded store and state, and a nats-server of the test's own that
+//! it kills and restarts.
 
 mod common;
 #[allow(dead_code)]
@@ -13,7 +15,7 @@ use magpie_proto::ServerFrame;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn clients_are_told_to_sync_after_a_short_bus_outage() {
+async fn clients_are_told_to_sync_after_a_short_nats_outage() {
     if std::env::var_os("MAGPIE_TEST_NATS_BIN").is_none() && std::env::var_os("CI").is_none() {
         eprintln!("needs MAGPIE_TEST_NATS_BIN: run `eval \"$(scripts/services.sh start)\"`");
         return;
@@ -36,7 +38,7 @@ async fn clients_are_told_to_sync_after_a_short_bus_outage() {
     nats.restart();
     let hint = a.expect(|f| matches!(f, ServerFrame::Resync { .. })).await;
     assert!(
-        matches!(&hint, ServerFrame::Resync { reason } if reason == "bus_restored"),
+        matches!(&hint, ServerFrame::Resync { reason } if reason == "pushes_lost"),
         "{hint:?}"
     );
 }

@@ -1,0 +1,100 @@
+//! Delivery over the relay: what this node pushes through other nodes
+//! (one delivery event per node, on subject `node.{node}`) and broadcasts
+//! to every connection node (super-group and room messages, on `bcast`),
+//! and the subscriptions that bring those to the connections here.
+//!
+//! Invariant (ARCHITECTURE.md, "two bus paths"): the relay may lose what it
+//! carries, never silently. Every gap it reports, and every relay message
+//! that could not be published, becomes a `resync` hint (`pushes_lost`) to
+//! the clients that may have missed something, who then sync by sequence
+//! from the store. Nothing on this path is the only copy of a message.
+
+use super::Delivery;
+use crate::metrics::meters;
+use magpie_bus::{RelayEvent, RelaySubscription};
+use magpie_core::{BROADCAST_TOPIC, BusEvent, Envelope, EventId, node_topic};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// The `resync` reason for pushes the relay may have lost.
+const PUSHES_LOST: &str = "pushes_lost";
+
+impl Delivery {
+    /// Publishes events on the relay, each on its own subject (a node's
+    /// deliveries, or the broadcast subject). A publish that fails is a
+    /// loss the subscribers are told of as a gap.
+    pub(super) fn relay_events(&self, events: Vec<(BusEvent, EventId)>) {
+        for (event, id) in events {
+            let env = match Envelope::seal(&event, &id) {
+                Ok(env) => env,
+                Err(e) => {
+                    tracing::error!(error = %e, "relay event not encodable");
+                    continue;
+                }
+            };
+            meters().relayed.increment(1);
+            if let Err(e) = self.relay.publish(&env.topic, env.payload.into()) {
+                tracing::debug!(error = %e, "relay publish failed; receivers are told to sync");
+            }
+        }
+    }
+
+    /// Receives, until `shutdown`, the deliveries other nodes address to
+    /// this one and (with `broadcasts`, on connection nodes) the broadcasts.
+    pub async fn run_relay(self: Arc<Self>, broadcasts: bool, shutdown: CancellationToken) {
+        let mine = self.subscribe(&node_topic(self.node())).await;
+        let all = match broadcasts {
+            true => self.subscribe(BROADCAST_TOPIC).await,
+            false => None,
+        };
+        let (Some(mut mine), mut all) = (mine, all) else {
+            return;
+        };
+        loop {
+            let event = tokio::select! {
+                e = mine.next() => e,
+                e = next_or_never(all.as_mut()) => e,
+                _ = shutdown.cancelled() => return,
+            };
+            match event {
+                Some(RelayEvent::Message { payload, .. }) => self.arrive_relayed(&payload).await,
+                Some(RelayEvent::Gap { from }) => {
+                    let told = self.resync_all(PUSHES_LOST);
+                    tracing::info!(from = ?from, told, "relay gap: clients here told to sync");
+                }
+                None => {
+                    tracing::error!("relay closed: pushes between nodes stop; clients sync");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn subscribe(&self, subject: &str) -> Option<RelaySubscription> {
+        match self.relay.subscribe(subject).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, subject, "relay subscription failed");
+                None
+            }
+        }
+    }
+
+    async fn arrive_relayed(&self, payload: &[u8]) {
+        match Envelope::open(payload) {
+            Ok(event @ BusEvent::Deliver { .. }) => {
+                self.arrive_delivery(std::slice::from_ref(&event)).await
+            }
+            Ok(event) => self.arrive_broadcast(std::slice::from_ref(&event)),
+            Err(e) => tracing::warn!(error = %e, "relay payload not decodable"),
+        }
+    }
+}
+
+/// The next event of `sub`, or never (no subscription).
+async fn next_or_never(sub: Option<&mut RelaySubscription>) -> Option<RelayEvent> {
+    match sub {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}

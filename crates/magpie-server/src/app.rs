@@ -99,7 +99,7 @@ impl App {
         if user == UserId::SYSTEM || self.known_users.lock().contains(&user) {
             return Ok(true);
         }
-        let found = self.store.user_by_id(user).await?.is_some();
+        let found = self.store.accounts().user_by_id(user).await?.is_some();
         if found {
             self.known_users.lock().insert(user);
         }

@@ -98,6 +98,7 @@ pub async fn handshake<T: Transport>(app: &App, io: &mut T) -> Option<Handshake>
         };
         let settings = app
             .store
+            .accounts()
             .get_settings(claims.user, Some(&claims.device))
             .await
             .unwrap_or_default();

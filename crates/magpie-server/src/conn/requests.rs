@@ -92,6 +92,7 @@ impl Requester {
                         match self
                             .app
                             .store
+                            .accounts()
                             .get_settings(self.user, Some(&self.device))
                             .await
                         {

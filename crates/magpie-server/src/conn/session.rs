@@ -117,7 +117,7 @@ impl<T: Transport> Session<T> {
             old.kill.fire(ErrorCode::Replaced);
         }
         if app.group_index.open(user) {
-            match app.store.user_groups(user).await {
+            match app.store.groups().user_groups(user).await {
                 Ok(groups) => app.group_index.add_groups(user, groups),
                 Err(e) => {
                     tracing::warn!(error = %e, %user, "groups not indexed; super-group pushes will wait for sync")

@@ -62,7 +62,7 @@ impl App {
 
     async fn flush_receipts(&self, g: GroupId, lo: Seq, hi: Seq) -> crate::error::Result<()> {
         let conv = ConvId::group(g);
-        let Some(info) = self.store.group(g).await? else {
+        let Some(info) = self.store.groups().group(g).await? else {
             return Ok(());
         };
         // The newest messages of (lo, hi], read as the owner (a member since
@@ -70,6 +70,7 @@ impl App {
         let from = lo.max(hi - SCAN as Seq);
         let msgs = self
             .store
+            .messages()
             .messages_after(info.owner, &conv, from, SCAN)
             .await?;
         let mut newest: HashMap<UserId, Seq> = HashMap::new();
@@ -78,7 +79,11 @@ impl App {
             *e = (*e).max(m.seq);
         }
         for (sender, seq) in newest {
-            let counts = self.store.read_by(g, seq, true, UserId(0), 1).await?;
+            let counts = self
+                .store
+                .groups()
+                .read_by(g, seq, true, UserId(0), 1)
+                .await?;
             let frame = ServerFrame::GroupReceipt {
                 conv: conv.clone(),
                 seq,

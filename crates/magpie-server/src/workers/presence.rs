@@ -27,7 +27,7 @@ impl Worker for PresenceFanout {
                 online: p.online,
                 reason: p.reason.clone(),
             };
-            for c in app.store.conversations(p.user).await? {
+            for c in app.store.messages().conversations(p.user).await? {
                 if c.peer != p.user {
                     app.push_frame(c.peer, frame.clone()).await;
                 }

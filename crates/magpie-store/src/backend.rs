@@ -12,12 +12,18 @@
 //! = durable").
 
 use crate::error::Result;
-use crate::store::{ConvSummary, Outcome, ReadBy, RetentionHit, UserRecord};
+use crate::store::{ConvSummary, Outcome, Page, ReadBy, RetentionHit, Retire, UserRecord};
 use async_trait::async_trait;
 use magpie_core::{
     Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, GroupRole,
     MemberInfo, Message, NewMessage, Seq, UserId,
 };
+
+/// A page of messages, as `MessageStore::page` returns it.
+pub(crate) type Messages = Result<Vec<Message>>;
+
+/// What retention removed, as `RetentionStore::retire` reports it.
+type Hits = Result<Vec<RetentionHit>>;
 
 /// Users, refresh tokens and client settings.
 #[async_trait]
@@ -68,6 +74,8 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Outcome>>;
     /// The durable idempotency key: the original result for (from, cmid).
     async fn lookup_cmid(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>>;
+    /// Messages of `conv` visible to `owner` on `page`, at most `limit`.
+    async fn page(&self, owner: UserId, conv: &ConvId, page: Page, limit: usize) -> Messages;
     /// Messages of `conv` visible to `owner` with seq > `after`, ascending, at most `limit`.
     async fn messages_after(
         &self,
@@ -75,15 +83,19 @@ pub trait MessageStore: Send + Sync + 'static {
         conv: &ConvId,
         after: Seq,
         limit: usize,
-    ) -> Result<Vec<Message>>;
+    ) -> Messages {
+        self.page(owner, conv, Page::After(after), limit).await
+    }
     /// Messages of `conv` visible to `owner` with seq < `before`, newest first, at most `limit`.
     async fn messages_before(
         &self,
         owner: UserId,
         conv: &ConvId,
         before: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>>;
+        n: usize,
+    ) -> Messages {
+        self.page(owner, conv, Page::Before(before), n).await
+    }
     /// Every conversation `owner` has, with sequences and exact unread counts
     /// (groups included: `peer` is 0, unread is `last_seq` minus the read position).
     async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>>;
@@ -152,17 +164,22 @@ pub trait GroupStore: Send + Sync + 'static {
 /// Retention (persistence levels): removing messages whose time is up.
 #[async_trait]
 pub trait RetentionStore: Send + Sync + 'static {
+    /// Deletes what `what` names and reports it, so caches can be trimmed.
+    async fn retire(&self, what: Retire) -> Hits;
     /// Deletes messages whose expiry is <= now, at most `limit`.
-    async fn delete_expired(&self, now: i64, limit: usize) -> Result<Vec<RetentionHit>>;
+    async fn delete_expired(&self, now: i64, limit: usize) -> Hits {
+        self.retire(Retire::Expired { now, limit }).await
+    }
     /// Deletes the `none`-level messages among these sequences of `conv`
     /// addressed to `to` (they have been delivered).
-    async fn delete_delivered(
-        &self,
-        to: UserId,
-        conv: &ConvId,
-        seqs: &[Seq],
-    ) -> Result<Vec<RetentionHit>>;
-    /// Deletes `offline`- and `none`-level messages of `conv` addressed to `to` with seq <= `up_to`.
-    async fn delete_read(&self, to: UserId, conv: &ConvId, up_to: Seq)
-    -> Result<Vec<RetentionHit>>;
+    async fn delete_delivered(&self, to: UserId, conv: &ConvId, seqs: &[Seq]) -> Hits {
+        let (conv, seqs) = (conv.clone(), seqs.to_vec());
+        self.retire(Retire::Delivered { to, conv, seqs }).await
+    }
+    /// Deletes `offline`- and `none`-level messages of `conv` addressed to
+    /// `to` with seq <= `up_to` (they have been read).
+    async fn delete_read(&self, to: UserId, conv: &ConvId, up_to: Seq) -> Hits {
+        let conv = conv.clone();
+        self.retire(Retire::Read { to, conv, up_to }).await
+    }
 }

@@ -30,4 +30,6 @@ pub mod testsuite;
 
 pub use error::StoreError;
 pub use state::{NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims, UnreadCache};
-pub use store::{ConvSummary, Outcome, ReadBy, RetentionHit, Store, StoreOptions, UserRecord};
+pub use store::{
+    ConvSummary, Outcome, Page, ReadBy, RetentionHit, Retire, Store, StoreOptions, UserRecord,
+};

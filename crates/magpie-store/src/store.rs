@@ -28,6 +28,15 @@ pub struct ConvSummary {
     pub unread: i64,
 }
 
+/// Which page of a conversation's timeline (`MessageStore::page`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// Sequences above this one, ascending.
+    After(Seq),
+    /// Sequences below this one, newest first.
+    Before(Seq),
+}
+
 /// Who has read one message of a group, a page of them, and both counts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReadBy {
@@ -42,6 +51,26 @@ pub struct ReadBy {
 /// One message's outcome in an accepted batch: accepted (or the original
 /// of a duplicate), or refused without writing anything.
 pub type Outcome = std::result::Result<Accepted, StoreError>;
+
+/// What retention removes (`RetentionStore::retire`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retire {
+    /// Messages whose expiry is <= `now`, at most `limit`.
+    Expired { now: i64, limit: usize },
+    /// The `none`-level messages among `seqs` of `conv` addressed to `to`.
+    Delivered {
+        to: UserId,
+        conv: ConvId,
+        seqs: Vec<Seq>,
+    },
+    /// `offline`- and `none`-level messages of `conv` addressed to `to`
+    /// with seq <= `up_to`.
+    Read {
+        to: UserId,
+        conv: ConvId,
+        up_to: Seq,
+    },
+}
 
 /// A message removed by retention, reported so caches can be trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]

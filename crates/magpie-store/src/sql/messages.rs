@@ -6,9 +6,9 @@
 use super::db::{Exec, Sqlx, args};
 use super::store::SqlStore;
 use super::{MessageRow, Retry, conv_of, limit_param, message_of, retrying, store_err};
-use crate::backend::MessageStore;
+use crate::backend::{MessageStore, Messages};
 use crate::error::Result;
-use crate::store::{ConvSummary, Outcome};
+use crate::store::{ConvSummary, Outcome, Page};
 use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, Message, NewMessage, Seq, ServerMsgId, UserId};
 
@@ -103,34 +103,18 @@ impl MessageStore for SqlStore {
         found.map_err(store_err)
     }
 
-    async fn messages_after(
-        &self,
-        owner: UserId,
-        conv: &ConvId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
+    async fn page(&self, owner: UserId, conv: &ConvId, page: Page, limit: usize) -> Messages {
+        let (from, direct, group) = match page {
+            Page::After(s) => (s, &self.q.messages_after, &self.g.group_after),
+            Page::Before(s) => (s, &self.q.messages_before, &self.g.group_before),
+        };
         if let Some(g) = conv.group_id() {
-            let sql = self.g.group_after.as_str();
-            return self.group_messages(sql, g, owner, after, limit).await;
+            return self
+                .group_messages(group.as_str(), g, owner, from, limit)
+                .await;
         }
-        let sql = self.q.messages_after.as_str();
-        self.messages(sql, owner, conv, after, limit).await
-    }
-
-    async fn messages_before(
-        &self,
-        owner: UserId,
-        conv: &ConvId,
-        before: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
-        if let Some(g) = conv.group_id() {
-            let sql = self.g.group_before.as_str();
-            return self.group_messages(sql, g, owner, before, limit).await;
-        }
-        let sql = self.q.messages_before.as_str();
-        self.messages(sql, owner, conv, before, limit).await
+        self.messages(direct.as_str(), owner, conv, from, limit)
+            .await
     }
 
     /// Direct conversations, then groups by group id.

@@ -8,8 +8,9 @@
 //! all `IF NOT EXISTS`: a database created before migrations were versioned
 //! adopts it without losing anything.
 
-use super::db::{Exec, Pool, Sqlx, args};
+use super::db::{Exec, Sqlx, args};
 use super::dialect::Dialect;
+use super::pool::Pool;
 use super::{schema, store_err};
 use crate::error::{Result, StoreError};
 use sqlx::SqlSafeStr;

@@ -17,7 +17,7 @@
 //! The message index `im_user_msg_box` and the bodies `im_msg_content` are
 //! hash-partitioned by owner (see `schema`). One store serves both engines:
 //! `dialect` words what differs (placeholders, upserts, locks, `RETURNING`),
-//! `db` puts both drivers behind one small interface, `queries` and `batch`
+//! `db` and `pool` put both drivers behind one small interface, `queries` and `batch`
 //! and `group_queries`
 //! hold the SQL text, `migrate` creates the schema; `store` (accounts,
 //! retention), `messages` and `accept`, `groups`, `group_reads` and
@@ -33,6 +33,7 @@ mod group_store;
 mod groups;
 mod messages;
 mod migrate;
+mod pool;
 mod queries;
 mod schema;
 mod store;

@@ -5,16 +5,17 @@
 //! deadlocks and serialization failures (see `sql::retrying`).
 
 use super::batch::BatchSql;
-use super::db::{Arg, Exec, Pool, Rec, args};
+use super::db::{Arg, Exec, Rec, args};
 use super::dialect::Dialect;
 use super::group_queries::GroupQueries;
+use super::pool::Pool;
 use super::queries::{Queries, Statements};
 use super::{POOL_SIZE, Retry, conv_of, device_of, limit_param, retrying, store_err};
 use crate::backend::{AccountStore, RetentionStore};
 use crate::error::{Result, StoreError};
-use crate::store::{RetentionHit, UserRecord};
+use crate::store::{RetentionHit, Retire, UserRecord};
 use async_trait::async_trait;
-use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, UserId, now_ms};
+use magpie_core::{ClientSettings, DeviceId, UserId, now_ms};
 
 /// The durable store on PostgreSQL or MySQL/MariaDB, chosen by URL.
 pub struct SqlStore {
@@ -51,8 +52,7 @@ impl SqlStore {
         sql: &'static str,
         a: Vec<Arg<'_>>,
     ) -> Result<Option<T>> {
-        let mut c = self.pool.acquire().await.map_err(store_err)?;
-        c.exec().optional(sql, a).await.map_err(store_err)
+        Ok(self.read_all(sql, a).await?.into_iter().next())
     }
 
     /// One statement on a pooled connection: every row.
@@ -227,41 +227,33 @@ impl AccountStore for SqlStore {
 
 #[async_trait]
 impl RetentionStore for SqlStore {
-    async fn delete_expired(&self, now: i64, limit: usize) -> Result<Vec<RetentionHit>> {
-        let sql = self.q.expired.as_str();
-        self.delete_selected("delete_expired", sql, || args![now, limit_param(limit)])
-            .await
-    }
-
-    async fn delete_delivered(
-        &self,
-        to: UserId,
-        conv: &ConvId,
-        seqs: &[Seq],
-    ) -> Result<Vec<RetentionHit>> {
-        retrying("delete_delivered", Retry::Transient, || async {
-            let mut tx = self.pool.begin().await?;
-            let mut hits = Vec::new();
-            for &seq in seqs {
-                let a = args![conv.as_str(), seq, to.0];
-                let victims: Vec<Victim> = tx.exec().all(self.q.delivered.as_str(), a).await?;
-                hits.extend(self.delete_victims(&mut tx.exec(), victims).await?);
+    async fn retire(&self, what: Retire) -> Result<Vec<RetentionHit>> {
+        let q = self.q;
+        match what {
+            Retire::Expired { now, limit } => {
+                let a = || args![now, limit_param(limit)];
+                self.delete_selected("delete_expired", q.expired.as_str(), a)
+                    .await
             }
-            tx.commit().await?;
-            Ok(hits)
-        })
-        .await
-    }
-
-    async fn delete_read(
-        &self,
-        to: UserId,
-        conv: &ConvId,
-        up_to: Seq,
-    ) -> Result<Vec<RetentionHit>> {
-        let conv = conv.as_str().to_string();
-        let sql = self.q.read_upto.as_str();
-        self.delete_selected("delete_read", sql, || args![conv.clone(), to.0, up_to])
-            .await
+            Retire::Read { to, conv, up_to } => {
+                let a = || args![conv.as_str().to_string(), to.0, up_to];
+                self.delete_selected("delete_read", q.read_upto.as_str(), a)
+                    .await
+            }
+            Retire::Delivered { to, conv, seqs } => {
+                retrying("delete_delivered", Retry::Transient, || async {
+                    let mut tx = self.pool.begin().await?;
+                    let mut hits = Vec::new();
+                    for &seq in &seqs {
+                        let a = args![conv.as_str(), seq, to.0];
+                        let victims: Vec<Victim> = tx.exec().all(q.delivered.as_str(), a).await?;
+                        hits.extend(self.delete_victims(&mut tx.exec(), victims).await?);
+                    }
+                    tx.commit().await?;
+                    Ok(hits)
+                })
+                .await
+            }
+        }
     }
 }

@@ -2,22 +2,23 @@
 //! becomes one job on the writer thread (writes, group-committed) or one
 //! read on the pool (see the module doc of `sqlite`).
 
-use super::{SqliteStore, accept, group_reads, groups, reads, writes};
-use crate::backend::{GroupStore, MessageStore, RetentionStore};
+use super::{SqliteStore, group_reads, groups, reads, writes};
+use crate::backend::{GroupStore, MessageStore, Messages, RetentionStore};
 use crate::error::Result;
-use crate::store::{ConvSummary, Outcome, ReadBy, RetentionHit};
+use crate::store::{ConvSummary, Outcome, Page, ReadBy, RetentionHit, Retire};
 use async_trait::async_trait;
 use magpie_core::{
-    Accepted, ClientMsgId, ConvId, GroupId, GroupInfo, GroupRole, MemberInfo, Message, NewMessage,
-    Seq, UserId, now_ms,
+    Accepted, ClientMsgId, ConvId, GroupId, GroupInfo, GroupRole, MemberInfo, NewMessage, Seq,
+    UserId, now_ms,
 };
+use rusqlite::params;
 
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Outcome>> {
         let ttl = self.offline_ttl_ms;
         self.writer
-            .exec(move |c| accept::accept(c, &batch, ttl))
+            .exec(move |c| writes::accept(c, &batch, ttl))
             .await
     }
 
@@ -25,27 +26,9 @@ impl MessageStore for SqliteStore {
         self.read(move |c| reads::lookup_cmid(c, from, cmid)).await
     }
 
-    async fn messages_after(
-        &self,
-        owner: UserId,
-        conv: &ConvId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
+    async fn page(&self, owner: UserId, conv: &ConvId, page: Page, limit: usize) -> Messages {
         let conv = conv.clone();
-        self.read(move |c| reads::messages_after(c, owner, &conv, after, limit))
-            .await
-    }
-
-    async fn messages_before(
-        &self,
-        owner: UserId,
-        conv: &ConvId,
-        before: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>> {
-        let conv = conv.clone();
-        self.read(move |c| reads::messages_before(c, owner, &conv, before, limit))
+        self.read(move |c| reads::page(c, owner, &conv, page, limit))
             .await
     }
 
@@ -150,40 +133,38 @@ impl GroupStore for SqliteStore {
         after: UserId,
         limit: usize,
     ) -> Result<ReadBy> {
-        self.read(move |c| group_reads::read_by(c, id, seq, read, after, limit))
-            .await
+        // Both counts among the members who could see `seq` (joined before
+        // it), and a page of those who have (`read`) or have not read it.
+        self.read(move |c| {
+            let (n_read, n_unread): (Option<i64>, Option<i64>) = c
+                .prepare_cached(
+                    "SELECT SUM(read_seq >= ?2), SUM(read_seq < ?2) FROM im_group_member
+                     WHERE group_id = ?1 AND joined_seq < ?2",
+                )?
+                .query_row(params![id.0, seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let users = c
+                .prepare_cached(
+                    "SELECT user_id FROM im_group_member
+                     WHERE group_id = ?1 AND joined_seq < ?2 AND (read_seq >= ?2) = ?3 AND user_id > ?4
+                     ORDER BY user_id LIMIT ?5",
+                )?
+                .query_map(params![id.0, seq, read, after.0, limit as i64], |r| {
+                    Ok(UserId(r.get(0)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(ReadBy {
+                users,
+                read: n_read.unwrap_or(0),
+                unread: n_unread.unwrap_or(0),
+            })
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl RetentionStore for SqliteStore {
-    async fn delete_expired(&self, now: i64, limit: usize) -> Result<Vec<RetentionHit>> {
-        self.writer
-            .exec(move |c| writes::delete_expired(c, now, limit))
-            .await
-    }
-
-    async fn delete_delivered(
-        &self,
-        to: UserId,
-        conv: &ConvId,
-        seqs: &[Seq],
-    ) -> Result<Vec<RetentionHit>> {
-        let (conv, seqs) = (conv.clone(), seqs.to_vec());
-        self.writer
-            .exec(move |c| writes::delete_delivered(c, to, &conv, &seqs))
-            .await
-    }
-
-    async fn delete_read(
-        &self,
-        to: UserId,
-        conv: &ConvId,
-        up_to: Seq,
-    ) -> Result<Vec<RetentionHit>> {
-        let conv = conv.clone();
-        self.writer
-            .exec(move |c| writes::delete_read(c, to, &conv, up_to))
-            .await
+    async fn retire(&self, what: Retire) -> Result<Vec<RetentionHit>> {
+        self.writer.exec(move |c| writes::retire(c, &what)).await
     }
 }

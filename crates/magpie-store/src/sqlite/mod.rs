@@ -12,7 +12,6 @@
 //! repeat what the conversation id (it names both parties) and the
 //! (conv, seq) index already give, at twice the writes per message.
 
-mod accept;
 mod domains;
 mod group_reads;
 mod groups;

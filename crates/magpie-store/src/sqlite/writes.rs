@@ -2,10 +2,12 @@
 //! batch transaction (and its own savepoint), so it may assume it is alone:
 //! read-modify-write sequences like "next seq" need no further locking.
 
+use super::reads::lookup_cmid;
 use super::schema::{conv_at, corrupt_or, device_at, sql_err};
 use crate::error::{Result, StoreError};
-use crate::store::{RetentionHit, UserRecord};
-use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, UserId};
+use crate::plan::{self, Found, Plan};
+use crate::store::{Outcome, RetentionHit, Retire, UserRecord};
+use magpie_core::{ClientSettings, ConvId, DeviceId, NewMessage, Seq, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub(crate) fn create_user(
@@ -72,6 +74,93 @@ pub(crate) fn put_settings(
     Ok(())
 }
 
+/// `accept` on SQLite: look up what the plan needs, plan (`crate::plan`),
+/// write the plan. Runs on the writer thread inside the batch transaction
+/// (and its own savepoint), so it is the only writer: the last sequences
+/// it reads cannot move before it writes them back.
+///
+/// Per batch, not per message: each conversation's sequence is read once
+/// and written once, and the members' summaries are written once with their
+/// newest sequence. A direct message is its one body row here (no per-owner
+/// index, see the module doc of `sqlite`).
+pub(crate) fn accept(c: &Connection, batch: &[NewMessage], ttl_ms: i64) -> Result<Vec<Outcome>> {
+    let found = look_up(c, batch)?;
+    let p = plan::plan(batch, &found, ttl_ms);
+    write(c, &p)?;
+    Ok(p.outcomes)
+}
+
+/// Stored (from, cmid) pairs, the conversations' last sequences, and which
+/// group senders may not send (non-member, muted, dissolved group).
+fn look_up(c: &Connection, batch: &[NewMessage]) -> Result<Found> {
+    let mut found = Found::default();
+    for m in batch {
+        if let Some(a) = lookup_cmid(c, m.from, m.cmid)? {
+            found.stored.insert((m.from, m.cmid), a);
+        }
+    }
+    let mut last = c.prepare_cached("SELECT last_seq FROM conversations WHERE conv = ?1")?;
+    for conv in plan::conversations(batch) {
+        if let Some(seq) = last.query_row([conv.as_str()], |r| r.get(0)).optional()? {
+            found.last_seq.insert(conv.clone(), seq);
+        }
+    }
+    for (g, u) in plan::group_senders(batch) {
+        match super::groups::check_sender(c, g, u) {
+            Ok(()) => {}
+            Err(StoreError::Forbidden(why)) => {
+                found.refused.insert((g, u), why);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
+}
+
+fn write(c: &Connection, p: &Plan<'_>) -> Result<()> {
+    let mut content = c.prepare_cached(
+        "INSERT INTO im_msg_content
+         (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for r in &p.rows {
+        let m = r.msg;
+        content
+            .execute(params![
+                m.server_id.0,
+                m.conv.as_str(),
+                r.seq,
+                m.from.0,
+                m.to.0,
+                &m.cmid.as_bytes()[..],
+                m.body,
+                m.persistence.to_string(),
+                m.sent_at,
+                r.expire_at,
+            ])
+            .map_err(|e| sql_err(e, || format!("server id {}", m.server_id)))?;
+    }
+    let mut conv = c.prepare_cached(
+        "INSERT INTO conversations (conv, last_seq) VALUES (?1, ?2)
+         ON CONFLICT (conv) DO UPDATE SET last_seq = excluded.last_seq",
+    )?;
+    for (id, last) in &p.last_seqs {
+        conv.execute(params![id.as_str(), last])?;
+    }
+    let mut summary = c.prepare_cached(
+        "INSERT INTO user_conv (owner_uid, conv, peer_uid, last_seq, read_seq) VALUES (?1, ?2, ?3, ?4, 0)
+         ON CONFLICT (owner_uid, conv) DO UPDATE SET last_seq = excluded.last_seq, peer_uid = excluded.peer_uid",
+    )?;
+    for s in &p.summaries {
+        summary.execute(params![s.owner.0, s.conv.as_str(), s.peer.0, s.last_seq])?;
+    }
+    for &(g, u, seq) in &p.group_reads {
+        // Read diffusion: no per-member rows; the sender has read it.
+        super::groups::sender_read(c, g, u, seq)?;
+    }
+    Ok(())
+}
+
 /// max(current, min(seq, last_seq)); 0 without writing for an unknown conversation.
 pub(crate) fn set_read(c: &Connection, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq> {
     if let Some(g) = conv.group_id() {
@@ -114,7 +203,16 @@ fn delete_selected(
     Ok(hits)
 }
 
-pub(crate) fn delete_expired(c: &Connection, now: i64, limit: usize) -> Result<Vec<RetentionHit>> {
+/// Deletes what `what` names (see `RetentionStore::retire`).
+pub(crate) fn retire(c: &Connection, what: &Retire) -> Result<Vec<RetentionHit>> {
+    match what {
+        Retire::Expired { now, limit } => delete_expired(c, *now, *limit),
+        Retire::Delivered { to, conv, seqs } => delete_delivered(c, *to, conv, seqs),
+        Retire::Read { to, conv, up_to } => delete_read(c, *to, conv, *up_to),
+    }
+}
+
+fn delete_expired(c: &Connection, now: i64, limit: usize) -> Result<Vec<RetentionHit>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     delete_selected(
         c,
@@ -124,7 +222,7 @@ pub(crate) fn delete_expired(c: &Connection, now: i64, limit: usize) -> Result<V
     )
 }
 
-pub(crate) fn delete_delivered(
+fn delete_delivered(
     c: &Connection,
     to: UserId,
     conv: &ConvId,
@@ -142,12 +240,7 @@ pub(crate) fn delete_delivered(
     Ok(hits)
 }
 
-pub(crate) fn delete_read(
-    c: &Connection,
-    to: UserId,
-    conv: &ConvId,
-    up_to: Seq,
-) -> Result<Vec<RetentionHit>> {
+fn delete_read(c: &Connection, to: UserId, conv: &ConvId, up_to: Seq) -> Result<Vec<RetentionHit>> {
     delete_selected(
         c,
         "SELECT server_id, conv, seq, from_uid, to_uid FROM im_msg_content

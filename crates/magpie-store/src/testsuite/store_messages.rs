@@ -1,8 +1,30 @@
 //! Store cases for accepting messages: sequences, idempotency and who sees what.
 
 use super::{accepted, new_msg, send, users};
-use crate::Store;
+use crate::{Page, Store};
 use magpie_core::{ConvId, Message, NewMessage, Seq, UserId};
+
+/// Every page of two of `conv` as `owner` sees it, from `first` on, through
+/// `messages_after` or `messages_before`.
+async fn pages(s: &Store, owner: UserId, conv: &ConvId, first: Page) -> Vec<Vec<Seq>> {
+    let mut out = Vec::new();
+    let mut at = first;
+    loop {
+        let page = match at {
+            Page::After(x) => s.messages().messages_after(owner, conv, x, 2).await,
+            Page::Before(x) => s.messages().messages_before(owner, conv, x, 2).await,
+        };
+        let page = page.expect("page");
+        let Some(last) = page.last().map(|m| m.seq) else {
+            return out;
+        };
+        at = match at {
+            Page::After(_) => Page::After(last),
+            Page::Before(_) => Page::Before(last),
+        };
+        out.push(seqs(&page));
+    }
+}
 
 fn seqs(ms: &[Message]) -> Vec<Seq> {
     ms.iter().map(|m| m.seq).collect()
@@ -180,34 +202,10 @@ pub async fn messages_visible_to_both_parties_with_paging(s: Store) {
             sent,
             "owner {owner}"
         );
-        let mut pages = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = messages
-                .messages_after(owner, &conv, after, 2)
-                .await
-                .expect("after");
-            if page.is_empty() {
-                break;
-            }
-            after = page.last().map(|m| m.seq).unwrap_or(after);
-            pages.push(seqs(&page));
-        }
-        assert_eq!(pages, vec![vec![1, 2], vec![3, 4], vec![5]]);
-        let mut pages = Vec::new();
-        let mut before = Seq::MAX;
-        loop {
-            let page = messages
-                .messages_before(owner, &conv, before, 2)
-                .await
-                .expect("before");
-            if page.is_empty() {
-                break;
-            }
-            before = page.last().map(|m| m.seq).unwrap_or(before);
-            pages.push(seqs(&page));
-        }
-        assert_eq!(pages, vec![vec![5, 4], vec![3, 2], vec![1]]);
+        let forward = pages(&s, owner, &conv, Page::After(0)).await;
+        assert_eq!(forward, vec![vec![1, 2], vec![3, 4], vec![5]]);
+        let backward = pages(&s, owner, &conv, Page::Before(Seq::MAX)).await;
+        assert_eq!(backward, vec![vec![5, 4], vec![3, 2], vec![1]]);
     }
     assert_eq!(
         seqs(

@@ -1,6 +1,5 @@
 //! Fresh databases for the SQL conformance runs on PostgreSQL and MySQL:
-//! one database per case, dropped when its guard goes; `cases` holds the
-//! SQL-only cases.
+//! one database per case, dropped when its guard goes.
 //!
 //! Without the admin URL variable the cases are skipped outside CI (a notice
 //! on stderr; the conformance cases then run on in-memory SQLite as a
@@ -9,8 +8,6 @@
 
 use magpie_store::Store;
 use sqlx::Connection;
-
-pub mod cases;
 
 /// The admin URL in `var`, or `None` (after a notice) when the case must be skipped.
 pub fn admin_url(var: &str) -> Option<String> {

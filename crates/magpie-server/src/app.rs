@@ -90,11 +90,7 @@ impl App {
             events.clone(),
             delivery.clone(),
         ));
-        let rooms = Arc::new(Rooms::new(
-            cfg.clone(),
-            ids.clone(),
-            delivery.clone(),
-        ));
+        let rooms = Arc::new(Rooms::new(cfg.clone(), ids.clone(), delivery.clone()));
         let messaging = Arc::new(Messaging::new(MessagingParts {
             cfg: cfg.clone(),
             store: p.store.clone(),

@@ -9,12 +9,16 @@
 //!   idempotency fast path, offline sorted sets and unread counters. Losing it
 //!   may delay a message, never lose one.
 //!
-//! Callers hold the concrete handles [`Store`] and [`State`]; the backend is
+//! Callers hold the concrete handles [`Store`] and [`State`]; a `Store`
+//! reaches its domains through `accounts()`, `messages()`, `groups()` and
+//! `retention()` (the traits are in [`backend`], for implementors). The backend is
 //! chosen by URL (`sqlite://path`, `mem://`). Backend error types never leave
 //! their module: they become [`StoreError`].
 
+pub mod backend;
 mod error;
 pub mod mem;
+mod plan;
 #[cfg(feature = "redis")]
 pub mod redis_state;
 #[cfg(feature = "sql")]
@@ -27,5 +31,5 @@ pub mod testsuite;
 pub use error::StoreError;
 pub use state::{NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims, UnreadCache};
 pub use store::{
-    ConvSummary, Outcome, ReadBy, RetentionHit, Store, StoreBackend, StoreOptions, UserRecord,
+    ConvSummary, Outcome, Page, ReadBy, RetentionHit, Retire, Store, StoreOptions, UserRecord,
 };

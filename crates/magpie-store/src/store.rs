@@ -1,11 +1,9 @@
-//! The durable store trait and its handle.
+//! The durable store's handle and the records it returns; the per-domain
+//! traits behind it are in `backend`.
 
+use crate::backend::{AccountStore, GroupStore, MessageStore, RetentionStore};
 use crate::error::{Result, StoreError};
-use async_trait::async_trait;
-use magpie_core::{
-    Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, GroupRole,
-    MemberInfo, Message, NewMessage, Seq, UserId,
-};
+use magpie_core::{Accepted, ConvId, Seq, UserId};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +28,15 @@ pub struct ConvSummary {
     pub unread: i64,
 }
 
+/// Which page of a conversation's timeline (`MessageStore::page`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// Sequences above this one, ascending.
+    After(Seq),
+    /// Sequences below this one, newest first.
+    Before(Seq),
+}
+
 /// Who has read one message of a group, a page of them, and both counts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReadBy {
@@ -45,6 +52,26 @@ pub struct ReadBy {
 /// of a duplicate), or refused without writing anything.
 pub type Outcome = std::result::Result<Accepted, StoreError>;
 
+/// What retention removes (`RetentionStore::retire`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retire {
+    /// Messages whose expiry is <= `now`, at most `limit`.
+    Expired { now: i64, limit: usize },
+    /// The `none`-level messages among `seqs` of `conv` addressed to `to`.
+    Delivered {
+        to: UserId,
+        conv: ConvId,
+        seqs: Vec<Seq>,
+    },
+    /// `offline`- and `none`-level messages of `conv` addressed to `to`
+    /// with seq <= `up_to`.
+    Read {
+        to: UserId,
+        conv: ConvId,
+        up_to: Seq,
+    },
+}
+
 /// A message removed by retention, reported so caches can be trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionHit {
@@ -53,153 +80,49 @@ pub struct RetentionHit {
     pub to: UserId,
 }
 
-/// The durable store. Every method is one transaction; `accept` is the
-/// write that makes a send durable, so an implementation must have committed
-/// (fsync per its durability setting) before it returns.
-#[async_trait]
-pub trait StoreBackend: Send + Sync + 'static {
-    // -- users and credentials
-    /// Creates a user; `StoreError::Conflict` if the username is taken.
-    async fn create_user(&self, username: &str, password_hash: &str) -> Result<UserRecord>;
-    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
-    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
-    /// Stores a refresh token (by its hash) for a user's device.
-    async fn put_refresh(
-        &self,
-        token_hash: &str,
-        user: UserId,
-        device: &DeviceId,
-        expires_at: i64,
-    ) -> Result<()>;
-    /// Removes and returns a refresh token: each one is usable once (rotation).
-    async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>>;
-
-    // -- settings
-    /// `device = None` sets the user's default for devices without their own.
-    async fn put_settings(
-        &self,
-        user: UserId,
-        device: Option<&DeviceId>,
-        s: &ClientSettings,
-    ) -> Result<()>;
-    /// Device settings, else the user's default, else `ClientSettings::default()`.
-    async fn get_settings(&self, user: UserId, device: Option<&DeviceId>)
-    -> Result<ClientSettings>;
-
-    // -- messages
-    /// Accepts a batch of sends in one transaction. For each, in order:
-    /// if (from, cmid) exists, returns the original result with
-    /// `duplicate = true` and writes nothing; a group message its sender may
-    /// not send (not a member, muted, group dissolved) is refused with
-    /// `Forbidden` and writes nothing either; otherwise allocates the next
-    /// sequence of the conversation (contiguous from 1), stores the body once
-    /// and the outbox row (owner = from) and inbox row (owner = to), updates
-    /// both members' conversation summaries, and returns `duplicate = false`.
-    /// A refusal does not stop the others: one outcome per message, in order.
-    /// The same (from, cmid) twice in one batch: the second is a duplicate of the first.
-    /// `Err` means the transaction failed and nothing of the batch is stored.
-    async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Outcome>>;
-    /// The durable idempotency key: the original result for (from, cmid).
-    async fn lookup_cmid(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>>;
-    /// Messages of `conv` visible to `owner` with seq > `after`, ascending, at most `limit`.
-    async fn messages_after(
-        &self,
-        owner: UserId,
-        conv: &ConvId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>>;
-    /// Messages of `conv` visible to `owner` with seq < `before`, newest first, at most `limit`.
-    async fn messages_before(
-        &self,
-        owner: UserId,
-        conv: &ConvId,
-        before: Seq,
-        limit: usize,
-    ) -> Result<Vec<Message>>;
-    /// Every conversation `owner` has, with sequences and exact unread counts
-    /// (groups included: `peer` is 0, unread is `last_seq` minus the read position).
-    async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>>;
-    /// Only the group conversations of `owner` (what `conversations` ends
-    /// with): cheap, no counting, for totals beside the direct-chat cache.
-    async fn group_conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>>;
-    /// One conversation's summary for `owner`, if it has one.
-    async fn conversation(&self, owner: UserId, conv: &ConvId) -> Result<Option<ConvSummary>>;
-    /// Moves `owner`'s read position in `conv` to max(current, seq), capped at
-    /// the conversation's last sequence; returns the new position.
-    async fn set_read(&self, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq>;
-
-    // -- groups. Read diffusion: a group message is one row of the group's
-    // conversation `g:{id}`; accept() checks membership in its transaction
-    // (`Forbidden` for a non-member, a muted member or a dissolved group)
-    // and moves the sender's read position to the message.
-    /// Creates a group; `owner` becomes its owner, `members` (deduplicated,
-    /// owner excluded) members. `history`: messages from before a join a new
-    /// member sees (0: from the join on).
-    async fn create_group(
-        &self,
-        name: &str,
-        owner: UserId,
-        members: &[UserId],
-        history: i64,
-    ) -> Result<GroupInfo>;
-    async fn group(&self, id: GroupId) -> Result<Option<GroupInfo>>;
-    async fn rename_group(&self, id: GroupId, name: &str) -> Result<()>;
-    /// Marks the group dissolved: nobody may send to it any more.
-    async fn dissolve_group(&self, id: GroupId) -> Result<()>;
-    /// Adds the users who are not members yet (role member); returns them.
-    /// A new member's `joined_seq` is `max(0, last_seq - history)`.
-    async fn add_members(&self, id: GroupId, users: &[UserId]) -> Result<Vec<UserId>>;
-    /// Removes a member at once; returns whether it was one.
-    async fn remove_member(&self, id: GroupId, user: UserId) -> Result<bool>;
-    /// Changes a member's role and/or mute flag; returns whether it is a member.
-    async fn set_member(
-        &self,
-        id: GroupId,
-        user: UserId,
-        role: Option<GroupRole>,
-        muted: Option<bool>,
-    ) -> Result<bool>;
-    async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>>;
-    /// Members with a user id above `after`, ascending, at most `limit`.
-    async fn members(&self, id: GroupId, after: UserId, limit: usize) -> Result<Vec<MemberInfo>>;
-    /// The groups `user` is a member of.
-    async fn user_groups(&self, user: UserId) -> Result<Vec<GroupId>>;
-    /// Members who could see message `seq` (`joined_seq < seq`) and have
-    /// (`read`) or have not read it (`read_seq >= seq`), user ids above
-    /// `after`, at most `limit`; plus both counts.
-    async fn read_by(
-        &self,
-        id: GroupId,
-        seq: Seq,
-        read: bool,
-        after: UserId,
-        limit: usize,
-    ) -> Result<ReadBy>;
-
-    // -- retention (persistence levels)
-    /// Deletes messages whose expiry is <= now, at most `limit`.
-    async fn delete_expired(&self, now: i64, limit: usize) -> Result<Vec<RetentionHit>>;
-    /// Deletes the `none`-level messages among these sequences of `conv`
-    /// addressed to `to` (they have been delivered).
-    async fn delete_delivered(
-        &self,
-        to: UserId,
-        conv: &ConvId,
-        seqs: &[Seq],
-    ) -> Result<Vec<RetentionHit>>;
-    /// Deletes `offline`- and `none`-level messages of `conv` addressed to `to` with seq <= `up_to`.
-    async fn delete_read(&self, to: UserId, conv: &ConvId, up_to: Seq)
-    -> Result<Vec<RetentionHit>>;
+/// Cheap, cloneable handle to the configured store: one trait object per
+/// domain (usually the same backend object behind all four).
+#[derive(Clone)]
+pub struct Store {
+    accounts: Arc<dyn AccountStore>,
+    messages: Arc<dyn MessageStore>,
+    groups: Arc<dyn GroupStore>,
+    retention: Arc<dyn RetentionStore>,
 }
 
-/// Cheap, cloneable handle to the configured store.
-#[derive(Clone)]
-pub struct Store(Arc<dyn StoreBackend>);
-
 impl Store {
-    pub fn new(backend: impl StoreBackend) -> Self {
-        Store(Arc::new(backend))
+    /// A handle on one backend that serves every domain.
+    pub fn new<B>(backend: B) -> Self
+    where
+        B: AccountStore + MessageStore + GroupStore + RetentionStore,
+    {
+        let b = Arc::new(backend);
+        Store {
+            accounts: b.clone(),
+            messages: b.clone(),
+            groups: b.clone(),
+            retention: b,
+        }
+    }
+
+    /// Users, refresh tokens and settings.
+    pub fn accounts(&self) -> &dyn AccountStore {
+        &*self.accounts
+    }
+
+    /// Accepting sends, timelines, conversation summaries, read positions.
+    pub fn messages(&self) -> &dyn MessageStore {
+        &*self.messages
+    }
+
+    /// Groups and members.
+    pub fn groups(&self) -> &dyn GroupStore {
+        &*self.groups
+    }
+
+    /// Removal of messages whose time is up.
+    pub fn retention(&self) -> &dyn RetentionStore {
+        &*self.retention
     }
 
     /// Opens the backend a URL names, with default options.
@@ -217,18 +140,9 @@ impl Store {
             return Ok(Store::new(store.with_offline_ttl_ms(ttl)));
         }
         #[cfg(feature = "sql")]
-        {
-            use crate::sql::{MySqlStore, PgStore, is_postgres};
-            if is_postgres(url) {
-                return Ok(Store::new(
-                    PgStore::connect(url, ttl, opts.partitions).await?,
-                ));
-            }
-            if url.starts_with("mysql://") {
-                return Ok(Store::new(
-                    MySqlStore::connect(url, ttl, opts.partitions).await?,
-                ));
-            }
+        if url.starts_with("postgres") || url.starts_with("mysql://") {
+            let store = crate::sql::SqlStore::connect(url, ttl, opts.partitions).await?;
+            return Ok(Store::new(store));
         }
         if url == "sqlite::memory:" {
             let store = crate::sqlite::SqliteStore::open_in_memory().await?;
@@ -256,12 +170,5 @@ impl Default for StoreOptions {
             offline_ttl_ms: crate::sqlite::DEFAULT_OFFLINE_TTL_MS,
             partitions: 8,
         }
-    }
-}
-
-impl std::ops::Deref for Store {
-    type Target = dyn StoreBackend;
-    fn deref(&self) -> &Self::Target {
-        &*self.0
     }
 }

@@ -16,15 +16,24 @@ async fn sqlite_file() -> (Store, tempfile::TempDir) {
 }
 
 mod sqlite_file {
-    magpie_store::store_conformance!(super::sqlite_file);
+    magpie_store::accounts_conformance!(super::sqlite_file);
+    magpie_store::messages_conformance!(super::sqlite_file);
+    magpie_store::groups_conformance!(super::sqlite_file);
+    magpie_store::retention_conformance!(super::sqlite_file);
+}
+
+/// A fresh private in-memory database.
+async fn sqlite_memory() -> Store {
+    Store::open("sqlite::memory:")
+        .await
+        .expect("open in-memory sqlite")
 }
 
 mod sqlite_memory {
-    magpie_store::store_conformance!(|| async {
-        magpie_store::Store::open("sqlite::memory:")
-            .await
-            .expect("open in-memory sqlite")
-    });
+    magpie_store::accounts_conformance!(super::sqlite_memory);
+    magpie_store::messages_conformance!(super::sqlite_memory);
+    magpie_store::groups_conformance!(super::sqlite_memory);
+    magpie_store::retention_conformance!(super::sqlite_memory);
 }
 
 mod mem_state {
@@ -47,29 +56,48 @@ mod sqlite_durability {
         let url = format!("sqlite://{}", path.display());
 
         let s = Store::open(&url).await.expect("open");
-        let a = s.create_user("alice", "h").await.expect("create").id;
-        let b = s.create_user("bob", "h").await.expect("create").id;
+        let a = s
+            .accounts()
+            .create_user("alice", "h")
+            .await
+            .expect("create")
+            .id;
+        let b = s
+            .accounts()
+            .create_user("bob", "h")
+            .await
+            .expect("create")
+            .id;
         let m = new_msg(a, b, "persisted");
         send(&s, m.clone()).await;
         send(&s, new_msg(b, a, "reply")).await;
         let conv = ConvId::direct(a, b);
-        assert_eq!(s.set_read(b, &conv, 1).await.expect("read"), 1);
+        assert_eq!(s.messages().set_read(b, &conv, 1).await.expect("read"), 1);
         let phone = DeviceId::new("phone").expect("device");
         let settings = magpie_core::ClientSettings {
             search: true,
             ..Default::default()
         };
-        s.put_settings(a, Some(&phone), &settings)
+        s.accounts()
+            .put_settings(a, Some(&phone), &settings)
             .await
             .expect("settings");
         drop(s);
 
         let s = Store::open(&url).await.expect("reopen");
         assert_eq!(
-            s.user_by_name("alice").await.expect("user").map(|u| u.id),
+            s.accounts()
+                .user_by_name("alice")
+                .await
+                .expect("user")
+                .map(|u| u.id),
             Some(a)
         );
-        let msgs = s.messages_after(b, &conv, 0, 10).await.expect("read");
+        let msgs = s
+            .messages()
+            .messages_after(b, &conv, 0, 10)
+            .await
+            .expect("read");
         assert_eq!(
             msgs.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
             vec!["persisted", "reply"]
@@ -82,6 +110,7 @@ mod sqlite_durability {
             "idempotency survives restart"
         );
         let summary = s
+            .messages()
             .conversation(b, &conv)
             .await
             .expect("summary")
@@ -92,11 +121,67 @@ mod sqlite_durability {
         );
         assert_eq!(send(&s, new_msg(a, b, "after restart")).await, 3);
         assert_eq!(
-            s.get_settings(a, Some(&phone)).await.expect("settings"),
+            s.accounts()
+                .get_settings(a, Some(&phone))
+                .await
+                .expect("settings"),
             settings
         );
-        let c = s.create_user("carol", "h").await.expect("create").id;
+        let c = s
+            .accounts()
+            .create_user("carol", "h")
+            .await
+            .expect("create")
+            .id;
         assert!(c.0 > b.0, "ids are not reused");
+    }
+
+    /// A file written before migrations were versioned (layout 3 under
+    /// `user_version`, made here with that layout's SQL, which is migration
+    /// 0003 verbatim) opens with its data: the message reads back, its
+    /// cmid is still a duplicate, the sequence continues.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unversioned_v3_file_is_adopted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("old.sqlite3");
+        let (a, b) = (magpie_core::UserId(1), magpie_core::UserId(2));
+        let m = new_msg(a, b, "from before");
+        {
+            let c = rusqlite::Connection::open(&path).expect("open");
+            c.execute_batch(include_str!("../migrations/sqlite/0003_baseline.sql"))
+                .expect("v3 schema");
+            c.execute_batch(
+                "INSERT INTO users (id, username, password_hash, created_at) VALUES
+                     (1, 'alice', 'h', 1), (2, 'bob', 'h', 1);
+                 INSERT INTO conversations (conv, last_seq) VALUES ('d:1:2', 1);
+                 INSERT INTO user_conv VALUES (1, 'd:1:2', 2, 1, 1), (2, 'd:1:2', 1, 1, 0);
+                 PRAGMA user_version = 3;",
+            )
+            .expect("v3 rows");
+            c.execute(
+                "INSERT INTO im_msg_content VALUES (?1, 'd:1:2', 1, 1, 2, ?2, ?3, 'forever', ?4, NULL)",
+                rusqlite::params![m.server_id.0, &m.cmid.as_bytes()[..], m.body, m.sent_at],
+            )
+            .expect("v3 message");
+        }
+        let s = Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("open old file");
+        let conv = ConvId::direct(a, b);
+        let got = s
+            .messages()
+            .messages_after(b, &conv, 0, 10)
+            .await
+            .expect("read");
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].cmid, got[0].body.as_str()), (m.cmid, "from before"));
+        let dup = magpie_store::testsuite::accepted(&s, vec![m])
+            .await
+            .remove(0);
+        assert!(dup.duplicate && dup.seq == 1);
+        assert_eq!(send(&s, new_msg(b, a, "after")).await, 2);
+        let bob = s.messages().conversation(b, &conv).await.expect("summary");
+        assert_eq!(bob.map(|c| (c.last_seq, c.unread)), Some((2, 1)));
     }
 
     /// Opening creates missing parent directories; an unknown URL is a config error.

@@ -295,6 +295,7 @@ async fn losing_the_state_loses_no_message_and_reuses_no_sequence() {
     let truth: i64 = n1
         .app()
         .store
+        .messages()
         .conversations(tb.user_id)
         .await
         .unwrap()

@@ -310,6 +310,7 @@ async fn unread_counts_and_read_receipts_are_exact() {
     let truth: i64 = s
         .app()
         .store
+        .messages()
         .conversations(tb.user_id)
         .await
         .unwrap()

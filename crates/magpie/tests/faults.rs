@@ -227,6 +227,7 @@ async fn a_stored_message_whose_publish_failed_still_reaches_the_workers() {
     }
     let store = fleet.store().await;
     let truth: i64 = store
+        .messages()
         .conversations(bob)
         .await
         .unwrap()

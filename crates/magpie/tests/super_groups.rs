@@ -111,17 +111,17 @@ async fn a_super_group_message_costs_per_node_not_per_member() {
     let store = &s.app().store;
     let mut next = 50_000_000i64;
     loop {
-        let have = store.group(g).await.unwrap().unwrap().members as usize;
+        let have = store.groups().group(g).await.unwrap().unwrap().members as usize;
         if have >= members {
             break;
         }
         let n = (members - have).min(10_000);
         let bulk: Vec<UserId> = (next..next + n as i64).map(UserId).collect();
         next += n as i64;
-        store.add_members(g, &bulk).await.unwrap();
+        store.groups().add_members(g, &bulk).await.unwrap();
     }
     assert_eq!(
-        store.group(g).await.unwrap().unwrap().members as usize,
+        store.groups().group(g).await.unwrap().unwrap().members as usize,
         members
     );
 

@@ -100,6 +100,7 @@ async fn redeem<T: Transport>(
     };
     let settings = app
         .store
+        .accounts()
         .get_settings(claims.user, Some(&claims.device))
         .await
         .unwrap_or_default();

@@ -123,7 +123,13 @@ impl Requester {
         match req {
             Req::Settings => {
                 let device = Some(&self.device);
-                match self.app.store.get_settings(self.user, device).await {
+                match self
+                    .app
+                    .store
+                    .accounts()
+                    .get_settings(self.user, device)
+                    .await
+                {
                     Ok(s) => self.settings = s,
                     Err(e) => tracing::warn!(error = %e, "settings not reloaded"),
                 }

@@ -41,7 +41,7 @@ pub async fn create_user(app: &App, username: &str, password: &str) -> Result<Us
         .auth
         .hashing(move || a.auth.hash_password(&pw))
         .await??;
-    let user = app.store.create_user(username, &hash).await?;
+    let user = app.store.accounts().create_user(username, &hash).await?;
     Ok(UserCreated {
         user_id: user.id,
         username: user.username,
@@ -64,6 +64,7 @@ pub async fn issue_tokens(app: &App, user: UserId, device: DeviceId) -> Result<T
     let refresh_token = random_token(32);
     let expires = now_ms() + (app.cfg.auth.refresh_ttl_secs * 1000) as i64;
     app.store
+        .accounts()
         .put_refresh(&token_hash(&refresh_token), user, &device, expires)
         .await?;
     Ok(Tokens {
@@ -85,7 +86,7 @@ pub async fn login(
             "wrong username or password".into(),
         )
     };
-    let user = app.store.user_by_name(&req.username).await?;
+    let user = app.store.accounts().user_by_name(&req.username).await?;
     // An unknown username costs the same hash as a wrong password, so the
     // answer time does not tell which usernames exist.
     let a = app.clone();
@@ -117,6 +118,7 @@ pub async fn refresh(
 ) -> Result<Json<Tokens>> {
     let taken = app
         .store
+        .accounts()
         .take_refresh(&token_hash(&req.refresh_token))
         .await?;
     match taken {
@@ -139,7 +141,12 @@ pub async fn get_settings(
     State(app): State<App>,
     AuthUser(p): AuthUser,
 ) -> Result<Json<ClientSettings>> {
-    Ok(Json(app.store.get_settings(p.user, Some(&p.device)).await?))
+    Ok(Json(
+        app.store
+            .accounts()
+            .get_settings(p.user, Some(&p.device))
+            .await?,
+    ))
 }
 
 pub async fn put_settings(
@@ -157,11 +164,19 @@ pub async fn put_settings(
             )));
         }
     };
-    app.store.put_settings(p.user, device, &s).await?;
+    app.store
+        .accounts()
+        .put_settings(p.user, device, &s)
+        .await?;
     // Connected sessions hold their settings: tell them to read them again
     // (a user default may change every device's).
     app.delivery.settings_changed(p.user).await;
-    Ok(Json(app.store.get_settings(p.user, Some(&p.device)).await?))
+    Ok(Json(
+        app.store
+            .accounts()
+            .get_settings(p.user, Some(&p.device))
+            .await?,
+    ))
 }
 
 /// Picks the transport and address and issues a one-time ticket (one node
@@ -178,7 +193,11 @@ pub async fn connect(
         serde_json::from_slice(&body)
             .map_err(|e| ServerError::BadRequest(ErrorCode::BadField, e.to_string()))?
     };
-    let settings = app.store.get_settings(p.user, Some(&p.device)).await?;
+    let settings = app
+        .store
+        .accounts()
+        .get_settings(p.user, Some(&p.device))
+        .await?;
     let wanted = req.transport.unwrap_or(settings.transport);
     let (transport, address, node) = place(&app, p.user, wanted).await;
     let ticket = random_token(24);

@@ -34,7 +34,7 @@ pub async fn token(
     ApiJson(req): ApiJson<InternalTokenRequest>,
 ) -> Result<Json<Tokens>> {
     let user = UserId(user);
-    if user == UserId::SYSTEM || app.store.user_by_id(user).await?.is_none() {
+    if user == UserId::SYSTEM || app.store.accounts().user_by_id(user).await?.is_none() {
         return Err(ServerError::NotFound(format!("no user {user}")));
     }
     let device = req

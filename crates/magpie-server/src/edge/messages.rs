@@ -71,7 +71,11 @@ pub async fn history(
 }
 
 pub async fn unread(State(app): State<App>, AuthUser(p): AuthUser) -> Result<Json<UnreadResponse>> {
-    let settings = app.store.get_settings(p.user, Some(&p.device)).await?;
+    let settings = app
+        .store
+        .accounts()
+        .get_settings(p.user, Some(&p.device))
+        .await?;
     let (total, convs) = app.messaging.unread(p.user, settings.unread_mode).await?;
     Ok(Json(UnreadResponse { total, convs }))
 }

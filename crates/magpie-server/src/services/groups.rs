@@ -50,11 +50,12 @@ impl Groups {
 
     /// The group and the caller's membership, or why not.
     async fn membership(&self, user: UserId, g: GroupId) -> Result<(GroupInfo, MemberInfo)> {
-        let Some(info) = self.store.group(g).await? else {
+        let Some(info) = self.store.groups().group(g).await? else {
             return Err(ServerError::NotFound(format!("no group {g}")));
         };
         let me = self
             .store
+            .groups()
             .member(g, user)
             .await?
             .ok_or_else(|| not_member(g))?;
@@ -118,6 +119,7 @@ impl Groups {
         self.check_users(members).await?;
         let info = self
             .store
+            .groups()
             .create_group(&name, owner, members, history)
             .await?;
         let mut all = vec![owner];
@@ -133,8 +135,8 @@ impl Groups {
     /// The caller's groups.
     pub async fn my_groups(&self, user: UserId) -> Result<Vec<GroupInfo>> {
         let mut out = Vec::new();
-        for g in self.store.user_groups(user).await? {
-            if let Some(info) = self.store.group(g).await? {
+        for g in self.store.groups().user_groups(user).await? {
+            if let Some(info) = self.store.groups().group(g).await? {
                 out.push(info);
             }
         }
@@ -144,7 +146,7 @@ impl Groups {
     pub async fn rename_group(&self, user: UserId, g: GroupId, name: &str) -> Result<GroupInfo> {
         let name = check_name(name)?;
         self.managing(user, g).await?;
-        self.store.rename_group(g, &name).await?;
+        self.store.groups().rename_group(g, &name).await?;
         self.group_info(user, g).await
     }
 
@@ -155,7 +157,7 @@ impl Groups {
                 "only the owner dissolves a group".into(),
             ));
         }
-        Ok(self.store.dissolve_group(g).await?)
+        Ok(self.store.groups().dissolve_group(g).await?)
     }
 
     pub async fn add_members(
@@ -172,7 +174,7 @@ impl Groups {
             )));
         }
         self.check_users(users).await?;
-        let added = self.store.add_members(g, users).await?;
+        let added = self.store.groups().add_members(g, users).await?;
         self.membership_changed(g, &added, true).await;
         Ok(added)
     }
@@ -214,12 +216,12 @@ impl Groups {
             }
         } else {
             let (_, me) = self.managing(user, g).await?;
-            let them = self.store.member(g, target).await?;
+            let them = self.store.groups().member(g, target).await?;
             let them =
                 them.ok_or_else(|| ServerError::NotFound(format!("{target} is not a member")))?;
             outranks(me.role, them.role)?;
         }
-        if self.store.remove_member(g, target).await? {
+        if self.store.groups().remove_member(g, target).await? {
             self.membership_changed(g, &[target], false).await;
         }
         Ok(())
@@ -234,7 +236,7 @@ impl Groups {
         muted: Option<bool>,
     ) -> Result<MemberInfo> {
         let (_, me) = self.managing(user, g).await?;
-        let them = self.store.member(g, target).await?;
+        let them = self.store.groups().member(g, target).await?;
         let them =
             them.ok_or_else(|| ServerError::NotFound(format!("{target} is not a member")))?;
         if let Some(r) = role {
@@ -252,8 +254,12 @@ impl Groups {
         if muted.is_some() {
             outranks(me.role, them.role)?;
         }
-        self.store.set_member(g, target, role, muted).await?;
         self.store
+            .groups()
+            .set_member(g, target, role, muted)
+            .await?;
+        self.store
+            .groups()
             .member(g, target)
             .await?
             .ok_or_else(|| ServerError::NotFound(format!("{target} is not a member")))
@@ -268,7 +274,7 @@ impl Groups {
     ) -> Result<Vec<MemberInfo>> {
         self.membership(user, g).await?;
         let limit = limit.unwrap_or(100).clamp(1, self.cfg.limits.max_page);
-        Ok(self.store.members(g, after, limit).await?)
+        Ok(self.store.groups().members(g, after, limit).await?)
     }
 
     /// Who has (`read`) or has not read message `seq`, paged, with both counts.
@@ -288,7 +294,11 @@ impl Groups {
             )));
         }
         let limit = limit.unwrap_or(100).clamp(1, self.cfg.limits.max_page);
-        Ok(self.store.read_by(g, seq, read, after, limit).await?)
+        Ok(self
+            .store
+            .groups()
+            .read_by(g, seq, read, after, limit)
+            .await?)
     }
 }
 

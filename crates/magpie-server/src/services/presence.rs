@@ -62,7 +62,7 @@ impl Presence {
             online: p.online,
             reason: p.reason.clone(),
         };
-        for c in self.store.conversations(p.user).await? {
+        for c in self.store.messages().conversations(p.user).await? {
             if c.peer != p.user {
                 self.delivery.notify(c.peer, notice.clone()).await;
             }

@@ -28,16 +28,8 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    pub fn new(
-        cfg: Arc<Config>,
-        ids: Arc<MsgIdGen>,
-        delivery: Arc<Delivery>,
-    ) -> Rooms {
-        Rooms {
-            cfg,
-            ids,
-            delivery,
-        }
+    pub fn new(cfg: Arc<Config>, ids: Arc<MsgIdGen>, delivery: Arc<Delivery>) -> Rooms {
+        Rooms { cfg, ids, delivery }
     }
 
     pub fn join(&self, user: UserId, conn: u64, room: &str) -> Result<Vec<RoomMessage>> {

@@ -25,7 +25,7 @@ impl Users {
         if user == UserId::SYSTEM || self.known.lock().contains(&user) {
             return Ok(true);
         }
-        let found = self.store.user_by_id(user).await?.is_some();
+        let found = self.store.accounts().user_by_id(user).await?.is_some();
         if found {
             self.known.lock().insert(user);
         }

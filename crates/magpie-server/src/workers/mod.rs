@@ -55,7 +55,6 @@ pub async fn run_members(app: App) {
     run(app, Box::new(members::Members::for_node(&node))).await
 }
 
-
 async fn run(app: App, worker: Box<dyn Worker>) {
     let opts = ConsumerOptions {
         ack_wait: Duration::from_millis(app.cfg.workers.ack_wait_ms),

@@ -38,8 +38,18 @@ impl Worker for Retention {
             let hits = match ev {
                 BusEvent::Delivered {
                     user, conv, seqs, ..
-                } => app.store.delete_delivered(*user, conv, seqs).await?,
-                BusEvent::Read(r) => app.store.delete_read(r.user, &r.conv, r.seq).await?,
+                } => {
+                    app.store
+                        .retention()
+                        .delete_delivered(*user, conv, seqs)
+                        .await?
+                }
+                BusEvent::Read(r) => {
+                    app.store
+                        .retention()
+                        .delete_read(r.user, &r.conv, r.seq)
+                        .await?
+                }
                 _ => continue,
             };
             forget(app, hits).await?;
@@ -57,7 +67,7 @@ pub async fn sweep(app: App) {
             _ = app.shutdown.cancelled() => return,
         }
         loop {
-            match app.store.delete_expired(now_ms(), 1000).await {
+            match app.store.retention().delete_expired(now_ms(), 1000).await {
                 Ok(hits) => {
                     let n = hits.len();
                     if let Err(e) = forget(&app, hits).await {

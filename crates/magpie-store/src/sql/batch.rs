@@ -6,7 +6,7 @@
 //! driver's statement cache (`persistent(false)`): each is parsed once per
 //! use, which costs less than the round trips it replaces.
 
-use super::queries::{Dialect, numbered};
+use super::dialect::Dialect;
 
 /// Rows per statement: keeps every statement far below both engines'
 /// limit of 65,535 bound parameters (ten per content row).
@@ -16,10 +16,10 @@ pub(crate) struct BatchSql {
     dialect: Dialect,
 }
 
-pub(crate) static PG_BATCH: BatchSql = BatchSql {
+static PG_BATCH: BatchSql = BatchSql {
     dialect: Dialect::Postgres,
 };
-pub(crate) static MYSQL_BATCH: BatchSql = BatchSql {
+static MYSQL_BATCH: BatchSql = BatchSql {
     dialect: Dialect::MySql,
 };
 
@@ -30,42 +30,37 @@ fn tuples(cols: usize, rows: usize) -> String {
 }
 
 impl BatchSql {
-    fn finish(&self, sql: String) -> String {
-        match self.dialect {
-            Dialect::Postgres => numbered(&sql),
-            Dialect::MySql => sql,
+    /// The statements of one dialect.
+    pub(crate) fn of(d: Dialect) -> &'static BatchSql {
+        match d {
+            Dialect::Postgres => &PG_BATCH,
+            Dialect::MySql => &MYSQL_BATCH,
         }
+    }
+
+    fn finish(&self, sql: String) -> String {
+        self.dialect.finish(&sql)
     }
 
     /// Creates or locks `rows` conversation rows without changing them, in
     /// the order given (callers sort, so every transaction locks in one
     /// global order and none deadlocks on another).
     pub fn lock_convs(&self, rows: usize) -> String {
-        let tail = match self.dialect {
-            Dialect::Postgres => {
-                "ON CONFLICT (conv) DO UPDATE SET last_seq = conversations.last_seq"
-            }
-            Dialect::MySql => "ON DUPLICATE KEY UPDATE last_seq = last_seq",
-        };
         self.finish(format!(
-            "INSERT INTO conversations (conv, last_seq) VALUES {} {tail}",
-            tuples(2, rows)
+            "INSERT INTO conversations (conv, last_seq) VALUES {} {}",
+            tuples(2, rows),
+            self.dialect
+                .upsert_lock("conversations", "conv", "last_seq")
         ))
     }
 
-    /// Adds each row's count to its conversation's `last_seq` (creating the
-    /// row): the sequences `last_seq + 1 ..= last_seq + count` are then this
-    /// transaction's, under the row lock held until COMMIT.
-    pub fn add_seqs(&self, rows: usize) -> String {
-        let tail = match self.dialect {
-            Dialect::Postgres => {
-                "ON CONFLICT (conv) DO UPDATE SET last_seq = conversations.last_seq + EXCLUDED.last_seq"
-            }
-            Dialect::MySql => "ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq)",
-        };
+    /// Sets each row's conversation's `last_seq` (the rows exist and are
+    /// locked: `lock_convs` ran first in the same transaction).
+    pub fn set_last_seqs(&self, rows: usize) -> String {
         self.finish(format!(
-            "INSERT INTO conversations (conv, last_seq) VALUES {} {tail}",
-            tuples(2, rows)
+            "INSERT INTO conversations (conv, last_seq) VALUES {} {}",
+            tuples(2, rows),
+            self.dialect.upsert("conv", &["last_seq"])
         ))
     }
 
@@ -96,17 +91,11 @@ impl BatchSql {
     /// Each (owner, conv) at most once per statement: PostgreSQL refuses to
     /// update one row twice in one upsert.
     pub fn summaries(&self, rows: usize) -> String {
-        let tail = match self.dialect {
-            Dialect::Postgres => {
-                "ON CONFLICT (owner_uid, conv) DO UPDATE SET last_seq = EXCLUDED.last_seq, peer_uid = EXCLUDED.peer_uid"
-            }
-            Dialect::MySql => {
-                "ON DUPLICATE KEY UPDATE last_seq = VALUES(last_seq), peer_uid = VALUES(peer_uid)"
-            }
-        };
         self.finish(format!(
-            "INSERT INTO user_conv (owner_uid, conv, peer_uid, last_seq, read_seq) VALUES {} {tail}",
-            tuples(4, rows).replace("?)", "?, 0)")
+            "INSERT INTO user_conv (owner_uid, conv, peer_uid, last_seq, read_seq) VALUES {} {}",
+            tuples(4, rows).replace("?)", "?, 0)"),
+            self.dialect
+                .upsert("owner_uid, conv", &["last_seq", "peer_uid"])
         ))
     }
 }
@@ -130,5 +119,7 @@ mod tests {
         assert!(my.contains("VALUES (?, ?, ?, ?, 0), (?, ?, ?, ?, 0) ON DUPLICATE"));
         let pg = PG_BATCH.summaries(1);
         assert!(pg.contains("VALUES ($1, $2, $3, $4, 0) ON CONFLICT"));
+        let lock = PG_BATCH.lock_convs(1);
+        assert!(lock.ends_with("SET last_seq = conversations.last_seq"));
     }
 }

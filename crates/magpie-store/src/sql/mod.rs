@@ -1,5 +1,5 @@
 //! The PostgreSQL and MySQL/MariaDB backends of
-//! [`StoreBackend`](crate::StoreBackend): the durable store of a cluster,
+//! [`Store`](crate::Store): the durable store of a cluster,
 //! shared by every node.
 //!
 //! Both behave exactly like the SQLite backend (the conformance suite holds
@@ -15,32 +15,34 @@
 //! - deadlocks and serialization failures are retried a few times.
 //!
 //! The message index `im_user_msg_box` and the bodies `im_msg_content` are
-//! hash-partitioned by owner (see `schema`). Layout: `queries` (the SQL text,
-//! written once for both dialects), `schema` (DDL and migration), `backend`
-//! and `trait_impl` (the shared implementation, as macros over the driver),
-//! `groups` and `group_reads` (groups, likewise), `pg` and `mysql` (what only
-//! one dialect does).
+//! hash-partitioned by owner (see `schema`). One store serves both engines:
+//! `dialect` words what differs (placeholders, upserts, locks, `RETURNING`),
+//! `db` and `pool` put both drivers behind one small interface, `queries` and `batch`
+//! and `group_queries`
+//! hold the SQL text, `migrate` creates the schema; `store` (accounts,
+//! retention), `messages` and `accept`, `groups`, `group_reads` and
+//! `group_store` implement the domains once.
 
 mod accept;
-mod backend;
 mod batch;
+mod db;
+mod dialect;
+mod group_queries;
 mod group_reads;
+mod group_store;
 mod groups;
-mod mysql;
-mod pg;
+mod messages;
+mod migrate;
+mod pool;
 mod queries;
 mod schema;
-mod trait_impl;
+mod store;
 
-pub use mysql::MySqlStore;
-pub use pg::PgStore;
 pub use schema::SCHEMA_VERSION;
+pub use store::SqlStore;
 
 use crate::error::{Result, StoreError};
 
-/// `box_type` of the sender's copy (outbox) and the receiver's copy (inbox).
-pub(crate) const BOX_SENT: i64 = 0;
-pub(crate) const BOX_RECEIVED: i64 = 1;
 use magpie_core::{ClientMsgId, ConvId, Message, Persistence, ServerMsgId, UserId};
 use std::future::Future;
 use std::time::Duration;
@@ -58,34 +60,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts of one transaction that keeps hitting deadlocks or races.
 const MAX_ATTEMPTS: u32 = 8;
 
-const DAY_MS: i64 = 86_400_000;
-
 /// Creates or upgrades the schema of the database `url` names
 /// (`postgres://…` or `mysql://…`) without opening a store: `magpie migrate`.
 pub async fn migrate(url: &str) -> Result<()> {
-    if is_postgres(url) {
-        PgStore::migrate(url, DEFAULT_PARTITIONS).await
-    } else if url.starts_with("mysql://") {
-        MySqlStore::migrate(url, DEFAULT_PARTITIONS).await
-    } else {
-        Err(StoreError::Config(format!(
-            "not a SQL store url: {url:?} (expected postgres:// or mysql://)"
-        )))
-    }
-}
-
-pub(crate) fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-/// When retention may remove a message; `None` keeps it forever. Must stay
-/// identical to the SQLite backend's rule.
-pub(crate) fn expire_at(p: Persistence, sent_at: i64, offline_ttl_ms: i64) -> Option<i64> {
-    match p {
-        Persistence::Days(n) => Some(sent_at.saturating_add(i64::from(n) * DAY_MS)),
-        Persistence::Offline | Persistence::None => Some(sent_at.saturating_add(offline_ttl_ms)),
-        Persistence::Forever => None,
-    }
+    migrate::migrate_with(url, DEFAULT_PARTITIONS).await
 }
 
 /// A `LIMIT` argument; `usize::MAX` means "no limit" and saturates.

@@ -7,10 +7,8 @@
 
 use super::schema::{MESSAGE_COLUMNS, conv_at, corrupt_or, message_from_row, open_reader};
 use crate::error::{Result, StoreError};
-use crate::store::{ConvSummary, UserRecord};
-use magpie_core::{
-    Accepted, ClientMsgId, ClientSettings, ConvId, Message, Seq, ServerMsgId, UserId,
-};
+use crate::store::{ConvSummary, Page, UserRecord};
+use magpie_core::{Accepted, ClientMsgId, ClientSettings, ConvId, Message, ServerMsgId, UserId};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
@@ -148,52 +146,33 @@ fn party(owner: UserId, conv: &ConvId) -> bool {
     conv.peer_of(owner).is_some()
 }
 
-pub(crate) fn messages_after(
+/// A page of `conv` that `owner` may see: all of a direct conversation for
+/// its two parties, a group's timeline from the member's join on, nothing
+/// for anyone else.
+pub(crate) fn page(
     c: &Connection,
     owner: UserId,
     conv: &ConvId,
-    after: Seq,
+    page: Page,
     limit: usize,
 ) -> Result<Vec<Message>> {
-    if let Some(g) = conv.group_id() {
-        return super::group_reads::messages(c, g, owner, after, None, limit);
-    }
-    if !party(owner, conv) {
+    let floor = match conv.group_id() {
+        Some(g) => super::group_reads::joined(c, g, owner)?,
+        None => party(owner, conv).then_some(0),
+    };
+    let Some(floor) = floor else {
         return Ok(Vec::new());
-    }
+    };
+    let (window, bound) = match page {
+        Page::After(s) => ("c.seq > MAX(?2, ?3) ORDER BY c.seq ASC", s),
+        Page::Before(s) => ("c.seq > ?2 AND c.seq < ?3 ORDER BY c.seq DESC", s),
+    };
     let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM im_msg_content c
-         WHERE c.conv = ?1 AND c.seq > ?2 ORDER BY c.seq ASC LIMIT ?3"
+        "SELECT {MESSAGE_COLUMNS} FROM im_msg_content c WHERE c.conv = ?1 AND {window} LIMIT ?4"
     );
     c.prepare_cached(&sql)?
         .query_map(
-            params![conv.as_str(), after, limit_param(limit)],
-            message_from_row,
-        )?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(corrupt_or)
-}
-
-pub(crate) fn messages_before(
-    c: &Connection,
-    owner: UserId,
-    conv: &ConvId,
-    before: Seq,
-    limit: usize,
-) -> Result<Vec<Message>> {
-    if let Some(g) = conv.group_id() {
-        return super::group_reads::messages(c, g, owner, 0, Some(before), limit);
-    }
-    if !party(owner, conv) {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM im_msg_content c
-         WHERE c.conv = ?1 AND c.seq < ?2 ORDER BY c.seq DESC LIMIT ?3"
-    );
-    c.prepare_cached(&sql)?
-        .query_map(
-            params![conv.as_str(), before, limit_param(limit)],
+            params![conv.as_str(), floor, bound, limit_param(limit)],
             message_from_row,
         )?
         .collect::<rusqlite::Result<_>>()

@@ -8,10 +8,10 @@ use rusqlite::{Connection, OpenFlags, Row};
 use std::path::Path;
 use std::time::Duration;
 
-/// Bumped whenever the DDL below changes shape; stored in `PRAGMA user_version`
-/// so an older binary refuses a database written by a newer one. Version 3
-/// keeps client message ids as 16-byte blobs and has no inbox/outbox rows
-/// (see the module doc of `sqlite`); `migrate` upgrades a version 2 file.
+/// The layout of the last migration (`STEPS`); stored in `PRAGMA
+/// user_version` so an older binary refuses a database written by a newer
+/// one. Version 3 keeps client message ids as 16-byte blobs and has no
+/// inbox/outbox rows (see the module doc of `sqlite`).
 pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits on a lock before giving up. Readers in WAL mode
@@ -22,75 +22,19 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// never evicts on the hot path.
 const STATEMENT_CACHE: usize = 64;
 
-const DDL: &str = "
-CREATE TABLE IF NOT EXISTS users (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    username      TEXT    NOT NULL UNIQUE,
-    password_hash TEXT    NOT NULL,
-    created_at    INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS refresh_tokens (
-    token_hash TEXT    PRIMARY KEY,
-    user_id    INTEGER NOT NULL,
-    device     TEXT    NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS settings (
-    user_id INTEGER NOT NULL,
-    device  TEXT    NOT NULL,
-    json    TEXT    NOT NULL,
-    PRIMARY KEY (user_id, device)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS conversations (
-    conv     TEXT    PRIMARY KEY,
-    last_seq INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS im_msg_content (
-    server_id   INTEGER PRIMARY KEY,
-    conv        TEXT    NOT NULL,
-    seq         INTEGER NOT NULL,
-    from_uid    INTEGER NOT NULL,
-    to_uid      INTEGER NOT NULL,
-    cmid        BLOB    NOT NULL,
-    body        TEXT    NOT NULL,
-    persistence TEXT    NOT NULL,
-    sent_at     INTEGER NOT NULL,
-    expire_at   INTEGER,
-    UNIQUE (conv, seq),
-    UNIQUE (from_uid, cmid)
-);
-CREATE INDEX IF NOT EXISTS im_msg_content_expire
-    ON im_msg_content (expire_at) WHERE expire_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS user_conv (
-    owner_uid INTEGER NOT NULL,
-    conv      TEXT    NOT NULL,
-    peer_uid  INTEGER NOT NULL,
-    last_seq  INTEGER NOT NULL,
-    read_seq  INTEGER NOT NULL,
-    PRIMARY KEY (owner_uid, conv)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS im_group (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    name       TEXT    NOT NULL,
-    owner_uid  INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    members    INTEGER NOT NULL,
-    history    INTEGER NOT NULL,
-    dissolved  INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS im_group_member (
-    group_id   INTEGER NOT NULL,
-    user_id    INTEGER NOT NULL,
-    role       TEXT    NOT NULL,
-    muted      INTEGER NOT NULL,
-    joined_seq INTEGER NOT NULL,
-    read_seq   INTEGER NOT NULL,
-    joined_at  INTEGER NOT NULL,
-    PRIMARY KEY (group_id, user_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS im_group_member_user ON im_group_member (user_id, group_id);
-CREATE INDEX IF NOT EXISTS im_group_member_read ON im_group_member (group_id, read_seq);
-";
+/// The versioned migrations: each step brings `PRAGMA user_version` to its
+/// number and is applied, in order and in its own transaction, to a file
+/// below it. A file at a layout older than the first step upgrades with its
+/// `LEGACY` scripts around that step, in the same transaction.
+const STEPS: &[(i64, &str)] = &[(3, include_str!("../../migrations/sqlite/0003_baseline.sql"))];
+
+/// Older layouts that can still be upgraded to the first step's: (their
+/// version, what runs before that step, what runs after it).
+const LEGACY: &[(i64, &str, &str)] = &[(
+    2,
+    include_str!("../../migrations/sqlite/0003_from_v2_before.sql"),
+    include_str!("../../migrations/sqlite/0003_from_v2_after.sql"),
+)];
 
 /// The columns `message_from_row` expects, in order, from `im_msg_content c`.
 pub(crate) const MESSAGE_COLUMNS: &str =
@@ -146,8 +90,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Creates missing tables and records the schema version; refuses a newer
-/// one and upgrades an older one.
+/// Applies the migrations the file has not had; refuses a newer layout.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
@@ -155,44 +98,15 @@ fn migrate(conn: &Connection) -> Result<()> {
             "database schema version {version} is newer than this build ({SCHEMA_VERSION})"
         )));
     }
-    if version == 2 {
-        conn.execute_batch(V2_TO_V3)?;
+    let mut legacy = LEGACY.iter().find(|(v, _, _)| *v == version);
+    for &(to, sql) in STEPS.iter().filter(|(to, _)| *to > version) {
+        let (before, after) = legacy.take().map_or(("", ""), |l| (l.1, l.2));
+        conn.execute_batch(&format!(
+            "BEGIN;\n{before}\n{sql}\n{after}\nPRAGMA user_version = {to};\nCOMMIT;"
+        ))?;
     }
-    conn.execute_batch(DDL)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
-
-/// Version 2 → 3, in one transaction: client message ids from text to their
-/// 16 bytes, and the inbox/outbox rows dropped (a direct message's parties
-/// are in its conversation id; visibility and unread counts read the
-/// message rows themselves).
-const V2_TO_V3: &str = "
-BEGIN;
-CREATE TABLE im_msg_content_v3 (
-    server_id   INTEGER PRIMARY KEY,
-    conv        TEXT    NOT NULL,
-    seq         INTEGER NOT NULL,
-    from_uid    INTEGER NOT NULL,
-    to_uid      INTEGER NOT NULL,
-    cmid        BLOB    NOT NULL,
-    body        TEXT    NOT NULL,
-    persistence TEXT    NOT NULL,
-    sent_at     INTEGER NOT NULL,
-    expire_at   INTEGER,
-    UNIQUE (conv, seq),
-    UNIQUE (from_uid, cmid)
-);
-INSERT INTO im_msg_content_v3
-    SELECT server_id, conv, seq, from_uid, to_uid, unhex(replace(cmid, '-', '')),
-           body, persistence, sent_at, expire_at
-    FROM im_msg_content;
-DROP TABLE im_msg_content;
-ALTER TABLE im_msg_content_v3 RENAME TO im_msg_content;
-DROP TABLE IF EXISTS im_user_msg_box;
-PRAGMA user_version = 3;
-COMMIT;
-";
 
 /// Maps a SQLite error to the crate error: a constraint violation is a
 /// logical conflict the caller can act on, anything else is unavailability.
@@ -307,6 +221,12 @@ mod tests {
             )
             .expect("count");
         assert_eq!(boxes, 0);
+    }
+
+    /// The layout marker is the last migration's number.
+    #[test]
+    fn schema_version_is_the_last_step() {
+        assert_eq!(STEPS.last().map(|s| s.0), Some(SCHEMA_VERSION));
     }
 
     /// A database from a newer build is refused instead of half-understood.

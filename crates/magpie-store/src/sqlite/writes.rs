@@ -5,14 +5,10 @@
 use super::reads::lookup_cmid;
 use super::schema::{conv_at, corrupt_or, device_at, sql_err};
 use crate::error::{Result, StoreError};
-use crate::store::{Outcome, RetentionHit, UserRecord};
-use magpie_core::{
-    Accepted, ClientSettings, ConvId, DeviceId, NewMessage, Persistence, Seq, UserId,
-};
+use crate::plan::{self, Found, Plan};
+use crate::store::{Outcome, RetentionHit, Retire, UserRecord};
+use magpie_core::{ClientSettings, ConvId, DeviceId, NewMessage, Seq, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::HashMap;
-
-const DAY_MS: i64 = 86_400_000;
 
 pub(crate) fn create_user(
     c: &Connection,
@@ -78,151 +74,91 @@ pub(crate) fn put_settings(
     Ok(())
 }
 
-/// When retention may remove a message; `None` keeps it forever.
-fn expire_at(p: Persistence, sent_at: i64, offline_ttl_ms: i64) -> Option<i64> {
-    match p {
-        Persistence::Days(n) => Some(sent_at.saturating_add(i64::from(n) * DAY_MS)),
-        Persistence::Offline | Persistence::None => Some(sent_at.saturating_add(offline_ttl_ms)),
-        Persistence::Forever => None,
-    }
+/// `accept` on SQLite: look up what the plan needs, plan (`crate::plan`),
+/// write the plan. Runs on the writer thread inside the batch transaction
+/// (and its own savepoint), so it is the only writer: the last sequences
+/// it reads cannot move before it writes them back.
+///
+/// Per batch, not per message: each conversation's sequence is read once
+/// and written once, and the members' summaries are written once with their
+/// newest sequence. A direct message is its one body row here (no per-owner
+/// index, see the module doc of `sqlite`).
+pub(crate) fn accept(c: &Connection, batch: &[NewMessage], ttl_ms: i64) -> Result<Vec<Outcome>> {
+    let found = look_up(c, batch)?;
+    let p = plan::plan(batch, &found, ttl_ms);
+    write(c, &p)?;
+    Ok(p.outcomes)
 }
 
-/// Accepts a batch in order (see `StoreBackend::accept`). Because each message
-/// is written before the next is looked up, a repeated (from, cmid) inside
-/// the batch finds the first one and comes back as its duplicate.
-///
-/// Per batch, not per message: each conversation's sequence is read once and
-/// written once (this thread is the only writer, inside one transaction), and
-/// the members' summaries are written once with their newest sequence. A
-/// direct message is inserted straight away: the unique (from, cmid) key
-/// finds a duplicate, whose sequence is then given back. A group message
-/// looks its cmid up first, so a retry of an accepted send stays its
-/// duplicate even after the sender was muted.
-pub(crate) fn accept(
-    c: &Connection,
-    batch: &[NewMessage],
-    offline_ttl_ms: i64,
-) -> Result<Vec<Outcome>> {
-    let mut out = Vec::with_capacity(batch.len());
-    let mut seqs = Seqs::default();
-    let mut summaries: HashMap<(UserId, &ConvId), (UserId, Seq)> = HashMap::new();
+/// Stored (from, cmid) pairs, the conversations' last sequences, and which
+/// group senders may not send (non-member, muted, dissolved group).
+fn look_up(c: &Connection, batch: &[NewMessage]) -> Result<Found> {
+    let mut found = Found::default();
+    for m in batch {
+        if let Some(a) = lookup_cmid(c, m.from, m.cmid)? {
+            found.stored.insert((m.from, m.cmid), a);
+        }
+    }
+    let mut last = c.prepare_cached("SELECT last_seq FROM conversations WHERE conv = ?1")?;
+    for conv in plan::conversations(batch) {
+        if let Some(seq) = last.query_row([conv.as_str()], |r| r.get(0)).optional()? {
+            found.last_seq.insert(conv.clone(), seq);
+        }
+    }
+    for (g, u) in plan::group_senders(batch) {
+        match super::groups::check_sender(c, g, u) {
+            Ok(()) => {}
+            Err(StoreError::Forbidden(why)) => {
+                found.refused.insert((g, u), why);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
+}
+
+fn write(c: &Connection, p: &Plan<'_>) -> Result<()> {
     let mut content = c.prepare_cached(
         "INSERT INTO im_msg_content
          (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (from_uid, cmid) DO NOTHING",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
-    for m in batch {
-        let group = m.conv.group_id();
-        if let Some(g) = group {
-            if let Some(found) = lookup_cmid(c, m.from, m.cmid)? {
-                out.push(Ok(found));
-                continue;
-            }
-            match super::groups::check_sender(c, g, m.from) {
-                Ok(()) => {}
-                // Refused before anything is written: the others go on.
-                Err(refused @ StoreError::Forbidden(_)) => {
-                    out.push(Err(refused));
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let seq = seqs.take(c, &m.conv)?;
-        let inserted = content
+    for r in &p.rows {
+        let m = r.msg;
+        content
             .execute(params![
                 m.server_id.0,
                 m.conv.as_str(),
-                seq,
+                r.seq,
                 m.from.0,
                 m.to.0,
                 &m.cmid.as_bytes()[..],
                 m.body,
                 m.persistence.to_string(),
                 m.sent_at,
-                expire_at(m.persistence, m.sent_at, offline_ttl_ms),
+                r.expire_at,
             ])
             .map_err(|e| sql_err(e, || format!("server id {}", m.server_id)))?;
-        if inserted == 0 {
-            seqs.give_back(&m.conv);
-            let found = lookup_cmid(c, m.from, m.cmid)?.ok_or_else(|| {
-                StoreError::Corrupt(format!("cmid {} conflicts but is not found", m.cmid))
-            })?;
-            out.push(Ok(found));
-            continue;
-        }
-        if let Some(g) = group {
-            // Read diffusion: no per-member rows; the sender has read it.
-            super::groups::sender_read(c, g, m.from, seq)?;
-        } else {
-            summaries.insert((m.from, &m.conv), (m.to, seq));
-            // A note to self has one owner: one summary.
-            if m.from != m.to {
-                summaries.insert((m.to, &m.conv), (m.from, seq));
-            }
-        }
-        out.push(Ok(Accepted {
-            server_id: m.server_id,
-            conv: m.conv.clone(),
-            seq,
-            sent_at: m.sent_at,
-            duplicate: false,
-        }));
     }
-    seqs.write(c)?;
+    let mut conv = c.prepare_cached(
+        "INSERT INTO conversations (conv, last_seq) VALUES (?1, ?2)
+         ON CONFLICT (conv) DO UPDATE SET last_seq = excluded.last_seq",
+    )?;
+    for (id, last) in &p.last_seqs {
+        conv.execute(params![id.as_str(), last])?;
+    }
     let mut summary = c.prepare_cached(
         "INSERT INTO user_conv (owner_uid, conv, peer_uid, last_seq, read_seq) VALUES (?1, ?2, ?3, ?4, 0)
          ON CONFLICT (owner_uid, conv) DO UPDATE SET last_seq = excluded.last_seq, peer_uid = excluded.peer_uid",
     )?;
-    for ((owner, conv), (peer, seq)) in summaries {
-        summary.execute(params![owner.0, conv.as_str(), peer.0, seq])?;
+    for s in &p.summaries {
+        summary.execute(params![s.owner.0, s.conv.as_str(), s.peer.0, s.last_seq])?;
     }
-    Ok(out)
-}
-
-/// The sequences a batch hands out: each conversation's last sequence read
-/// once, counted in memory, written once.
-#[derive(Default)]
-struct Seqs<'a> {
-    /// conversation → (stored last sequence, last handed out)
-    convs: HashMap<&'a ConvId, (Seq, Seq)>,
-}
-
-impl<'a> Seqs<'a> {
-    fn take(&mut self, c: &Connection, conv: &'a ConvId) -> Result<Seq> {
-        if let Some((_, last)) = self.convs.get_mut(conv) {
-            *last += 1;
-            return Ok(*last);
-        }
-        let stored: Seq = c
-            .prepare_cached("SELECT last_seq FROM conversations WHERE conv = ?1")?
-            .query_row([conv.as_str()], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
-        self.convs.insert(conv, (stored, stored + 1));
-        Ok(stored + 1)
+    for &(g, u, seq) in &p.group_reads {
+        // Read diffusion: no per-member rows; the sender has read it.
+        super::groups::sender_read(c, g, u, seq)?;
     }
-
-    /// The last sequence taken was not used (the message was a duplicate).
-    fn give_back(&mut self, conv: &ConvId) {
-        if let Some((_, last)) = self.convs.get_mut(conv) {
-            *last -= 1;
-        }
-    }
-
-    fn write(self, c: &Connection) -> Result<()> {
-        let mut up = c.prepare_cached(
-            "INSERT INTO conversations (conv, last_seq) VALUES (?1, ?2)
-             ON CONFLICT (conv) DO UPDATE SET last_seq = excluded.last_seq",
-        )?;
-        for (conv, (stored, last)) in self.convs {
-            if last > stored {
-                up.execute(params![conv.as_str(), last])?;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// max(current, min(seq, last_seq)); 0 without writing for an unknown conversation.
@@ -267,7 +203,16 @@ fn delete_selected(
     Ok(hits)
 }
 
-pub(crate) fn delete_expired(c: &Connection, now: i64, limit: usize) -> Result<Vec<RetentionHit>> {
+/// Deletes what `what` names (see `RetentionStore::retire`).
+pub(crate) fn retire(c: &Connection, what: &Retire) -> Result<Vec<RetentionHit>> {
+    match what {
+        Retire::Expired { now, limit } => delete_expired(c, *now, *limit),
+        Retire::Delivered { to, conv, seqs } => delete_delivered(c, *to, conv, seqs),
+        Retire::Read { to, conv, up_to } => delete_read(c, *to, conv, *up_to),
+    }
+}
+
+fn delete_expired(c: &Connection, now: i64, limit: usize) -> Result<Vec<RetentionHit>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     delete_selected(
         c,
@@ -277,7 +222,7 @@ pub(crate) fn delete_expired(c: &Connection, now: i64, limit: usize) -> Result<V
     )
 }
 
-pub(crate) fn delete_delivered(
+fn delete_delivered(
     c: &Connection,
     to: UserId,
     conv: &ConvId,
@@ -295,12 +240,7 @@ pub(crate) fn delete_delivered(
     Ok(hits)
 }
 
-pub(crate) fn delete_read(
-    c: &Connection,
-    to: UserId,
-    conv: &ConvId,
-    up_to: Seq,
-) -> Result<Vec<RetentionHit>> {
+fn delete_read(c: &Connection, to: UserId, conv: &ConvId, up_to: Seq) -> Result<Vec<RetentionHit>> {
     delete_selected(
         c,
         "SELECT server_id, conv, seq, from_uid, to_uid FROM im_msg_content

@@ -1,16 +1,20 @@
-//! Conformance suites: the promises of [`StoreBackend`](crate::StoreBackend)
-//! and [`StateBackend`](crate::StateBackend), written once against the
+//! Conformance suites: the promises of the store traits
+//! ([`backend`](crate::backend)) and of [`StateBackend`](crate::StateBackend), written once against the
 //! handles so every backend (SQLite and memory now; PostgreSQL, MySQL and
 //! Redis later) is held to the same behaviour.
 //!
 //! Each case is a plain `async fn(handle)` in [`store_cases`] or
-//! [`state_cases`]; [`store_conformance!`](crate::store_conformance) and
+//! [`state_cases`]; one macro per store domain
+//! ([`accounts_conformance!`](crate::accounts_conformance),
+//! [`messages_conformance!`](crate::messages_conformance),
+//! [`groups_conformance!`](crate::groups_conformance),
+//! [`retention_conformance!`](crate::retention_conformance)) and
 //! [`state_conformance!`](crate::state_conformance) turn them into one
 //! `#[tokio::test]` per case, so a failure names the broken promise:
 //!
 //! ```ignore
 //! mod sqlite_memory {
-//!     magpie_store::store_conformance!(|| async {
+//!     magpie_store::messages_conformance!(|| async {
 //!         Store::new(SqliteStore::open_in_memory().await.expect("open"))
 //!     });
 //! }
@@ -25,21 +29,27 @@ mod state_queues;
 mod state_registry;
 mod state_routes;
 mod store_accounts;
+mod store_group_reads;
 mod store_groups;
 mod store_messages;
 mod store_reads;
+mod store_retention;
 
 use crate::{State, Store};
-use magpie_core::{ClientMsgId, ConvId, MsgIdGen, NewMessage, Persistence, UserId, now_ms};
+use magpie_core::{
+    ClientMsgId, ConvId, GroupId, MsgIdGen, NewMessage, Persistence, Seq, UserId, now_ms,
+};
 use std::any::Any;
 use std::sync::OnceLock;
 
 /// The durable-store cases, one function per promise.
 pub mod store_cases {
     pub use super::store_accounts::*;
+    pub use super::store_group_reads::*;
     pub use super::store_groups::*;
     pub use super::store_messages::*;
     pub use super::store_reads::*;
+    pub use super::store_retention::*;
 }
 
 /// The fast-state cases, one function per promise.
@@ -107,18 +117,53 @@ pub fn new_msg_kept(from: UserId, to: UserId, body: &str, p: Persistence) -> New
     }
 }
 
+/// A new `forever` message from `from` to group `g`.
+pub fn group_msg(g: GroupId, from: UserId, body: &str) -> NewMessage {
+    NewMessage {
+        server_id: next_server_id(),
+        conv: ConvId::group(g),
+        from,
+        to: UserId(0),
+        cmid: ClientMsgId::new_v7(),
+        body: body.to_string(),
+        persistence: Persistence::Forever,
+        sent_at: now_ms(),
+    }
+}
+
+/// Accepts one group message and returns its sequence.
+pub async fn post(s: &Store, g: GroupId, from: UserId, body: &str) -> Seq {
+    accepted(s, vec![group_msg(g, from, body)]).await[0].seq
+}
+
+/// `user`'s unread count in group `g` (-1 without a summary).
+pub async fn group_unread(s: &Store, user: UserId, g: GroupId) -> i64 {
+    s.messages()
+        .conversation(user, &ConvId::group(g))
+        .await
+        .expect("summary")
+        .map_or(-1, |c| c.unread)
+}
+
 /// Creates users with these names and returns their ids.
 pub async fn users(s: &Store, names: &[&str]) -> Vec<UserId> {
     let mut ids = Vec::with_capacity(names.len());
     for n in names {
-        ids.push(s.create_user(n, "hash").await.expect("create user").id);
+        ids.push(
+            s.accounts()
+                .create_user(n, "hash")
+                .await
+                .expect("create user")
+                .id,
+        );
     }
     ids
 }
 
 /// Accepts a batch that must be accepted whole (each message accepted or a duplicate).
 pub async fn accepted(s: &Store, batch: Vec<NewMessage>) -> Vec<magpie_core::Accepted> {
-    s.accept(batch)
+    s.messages()
+        .accept(batch)
         .await
         .expect("accept")
         .into_iter()
@@ -148,15 +193,26 @@ macro_rules! __conformance_tests {
     };
 }
 
-/// One `#[tokio::test]` per durable-store case. `$factory` is a closure
-/// returning a future of a fresh `Store` (or `(Store, guard)`).
+/// One `#[tokio::test]` per account case (users, refresh tokens, settings).
+/// `$factory` is a closure returning a future of a fresh `Store` (or
+/// `(Store, guard)`).
 #[macro_export]
-macro_rules! store_conformance {
+macro_rules! accounts_conformance {
     ($factory:expr) => {
         $crate::__conformance_tests!($crate::Store, store_cases, $factory;
             users_create_conflict_lookup,
             refresh_token_is_single_use,
             settings_device_overrides_user_default,
+        );
+    };
+}
+
+/// One `#[tokio::test]` per message case (accept, idempotency, timelines,
+/// summaries, read positions); `$factory` as for `accounts_conformance!`.
+#[macro_export]
+macro_rules! messages_conformance {
+    ($factory:expr) => {
+        $crate::__conformance_tests!($crate::Store, store_cases, $factory;
             accept_allocates_contiguous_seqs_per_conversation,
             duplicate_returns_original_and_writes_nothing,
             duplicate_within_one_batch,
@@ -166,13 +222,31 @@ macro_rules! store_conformance {
             system_user_may_send_without_a_user_row,
             conversations_count_unread_exactly,
             set_read_caps_and_never_moves_back,
-            retention_days_expire,
-            retention_none_goes_on_delivery,
-            retention_offline_goes_on_read,
+        );
+    };
+}
+
+/// One `#[tokio::test]` per group case; `$factory` as for `accounts_conformance!`.
+#[macro_export]
+macro_rules! groups_conformance {
+    ($factory:expr) => {
+        $crate::__conformance_tests!($crate::Store, store_cases, $factory;
             groups_membership_and_roles,
             group_messages_are_stored_once_and_seen_by_members,
             group_unread_and_read_by_follow_positions,
             refused_send_does_not_stop_the_batch,
+        );
+    };
+}
+
+/// One `#[tokio::test]` per retention case; `$factory` as for `accounts_conformance!`.
+#[macro_export]
+macro_rules! retention_conformance {
+    ($factory:expr) => {
+        $crate::__conformance_tests!($crate::Store, store_cases, $factory;
+            retention_days_expire,
+            retention_none_goes_on_delivery,
+            retention_offline_goes_on_read,
         );
     };
 }

@@ -1,8 +1,30 @@
 //! Store cases for accepting messages: sequences, idempotency and who sees what.
 
 use super::{accepted, new_msg, send, users};
-use crate::Store;
+use crate::{Page, Store};
 use magpie_core::{ConvId, Message, NewMessage, Seq, UserId};
+
+/// Every page of two of `conv` as `owner` sees it, from `first` on, through
+/// `messages_after` or `messages_before`.
+async fn pages(s: &Store, owner: UserId, conv: &ConvId, first: Page) -> Vec<Vec<Seq>> {
+    let mut out = Vec::new();
+    let mut at = first;
+    loop {
+        let page = match at {
+            Page::After(x) => s.messages().messages_after(owner, conv, x, 2).await,
+            Page::Before(x) => s.messages().messages_before(owner, conv, x, 2).await,
+        };
+        let page = page.expect("page");
+        let Some(last) = page.last().map(|m| m.seq) else {
+            return out;
+        };
+        at = match at {
+            Page::After(_) => Page::After(last),
+            Page::Before(_) => Page::Before(last),
+        };
+        out.push(seqs(&page));
+    }
+}
 
 fn seqs(ms: &[Message]) -> Vec<Seq> {
     ms.iter().map(|m| m.seq).collect()
@@ -34,6 +56,7 @@ pub async fn accept_allocates_contiguous_seqs_per_conversation(s: Store) {
 /// A repeated (from, cmid) returns the original ids, even with another body,
 /// and stores nothing new.
 pub async fn duplicate_returns_original_and_writes_nothing(s: Store) {
+    let messages = s.messages();
     let u = users(&s, &["a", "b"]).await;
     let first = new_msg(u[0], u[1], "original");
     let orig = accepted(&s, vec![first.clone()]).await.remove(0);
@@ -50,7 +73,10 @@ pub async fn duplicate_returns_original_and_writes_nothing(s: Store) {
         (orig.server_id, &orig.conv, orig.seq, orig.sent_at)
     );
     assert_eq!(
-        s.lookup_cmid(u[0], first.cmid).await.expect("lookup"),
+        messages
+            .lookup_cmid(u[0], first.cmid)
+            .await
+            .expect("lookup"),
         Some(dup)
     );
     // The same cmid from another sender is another message.
@@ -60,21 +86,23 @@ pub async fn duplicate_returns_original_and_writes_nothing(s: Store) {
     };
     assert_eq!(send(&s, other).await, 2);
 
-    let stored = s
+    let stored = messages
         .messages_after(u[1], &first.conv, 0, 10)
         .await
         .expect("read");
     assert_eq!(seqs(&stored), vec![1, 2]);
     assert_eq!(stored[0].body, "original");
     assert_eq!(
-        s.conversation(u[1], &first.conv)
+        messages
+            .conversation(u[1], &first.conv)
             .await
             .expect("summary")
             .map(|c| c.last_seq),
         Some(2)
     );
     assert_eq!(
-        s.lookup_cmid(u[1], magpie_core::ClientMsgId::new_v7())
+        messages
+            .lookup_cmid(u[1], magpie_core::ClientMsgId::new_v7())
             .await
             .expect("lookup"),
         None
@@ -84,6 +112,7 @@ pub async fn duplicate_returns_original_and_writes_nothing(s: Store) {
 /// The second occurrence of a (from, cmid) inside one batch is a duplicate
 /// of the first.
 pub async fn duplicate_within_one_batch(s: Store) {
+    let messages = s.messages();
     let u = users(&s, &["a", "b"]).await;
     let m = new_msg(u[0], u[1], "once");
     let twin = NewMessage {
@@ -97,7 +126,8 @@ pub async fn duplicate_within_one_batch(s: Store) {
     );
     assert_eq!(acc[2].server_id, m.server_id);
     assert_eq!(
-        s.messages_after(u[0], &m.conv, 0, 10)
+        messages
+            .messages_after(u[0], &m.conv, 0, 10)
             .await
             .expect("read")
             .len(),
@@ -107,6 +137,7 @@ pub async fn duplicate_within_one_batch(s: Store) {
 
 /// Twenty racing sends of one cmid: exactly one is new, all report its ids.
 pub async fn concurrent_duplicates_agree(s: Store) {
+    let messages = s.messages();
     let u = users(&s, &["a", "b"]).await;
     let m = new_msg(u[0], u[1], "race");
     let tasks: Vec<_> = (0..20)
@@ -136,7 +167,8 @@ pub async fn concurrent_duplicates_agree(s: Store) {
             .all(|a| a.seq == 1 && a.server_id == results[0].server_id && a.conv == m.conv)
     );
     assert_eq!(
-        s.conversation(u[0], &m.conv)
+        messages
+            .conversation(u[0], &m.conv)
             .await
             .expect("summary")
             .map(|c| c.last_seq),
@@ -147,6 +179,7 @@ pub async fn concurrent_duplicates_agree(s: Store) {
 /// Both parties read the same messages, paging forwards and backwards; a
 /// third user sees nothing.
 pub async fn messages_visible_to_both_parties_with_paging(s: Store) {
+    let messages = s.messages();
     let u = users(&s, &["a", "b", "c"]).await;
     let mut sent = Vec::new();
     for i in 0..5 {
@@ -162,51 +195,37 @@ pub async fn messages_visible_to_both_parties_with_paging(s: Store) {
     let conv = ConvId::direct(u[0], u[1]);
     for owner in [u[0], u[1]] {
         assert_eq!(
-            s.messages_after(owner, &conv, 0, 100).await.expect("after"),
+            messages
+                .messages_after(owner, &conv, 0, 100)
+                .await
+                .expect("after"),
             sent,
             "owner {owner}"
         );
-        let mut pages = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = s
-                .messages_after(owner, &conv, after, 2)
-                .await
-                .expect("after");
-            if page.is_empty() {
-                break;
-            }
-            after = page.last().map(|m| m.seq).unwrap_or(after);
-            pages.push(seqs(&page));
-        }
-        assert_eq!(pages, vec![vec![1, 2], vec![3, 4], vec![5]]);
-        let mut pages = Vec::new();
-        let mut before = Seq::MAX;
-        loop {
-            let page = s
-                .messages_before(owner, &conv, before, 2)
-                .await
-                .expect("before");
-            if page.is_empty() {
-                break;
-            }
-            before = page.last().map(|m| m.seq).unwrap_or(before);
-            pages.push(seqs(&page));
-        }
-        assert_eq!(pages, vec![vec![5, 4], vec![3, 2], vec![1]]);
+        let forward = pages(&s, owner, &conv, Page::After(0)).await;
+        assert_eq!(forward, vec![vec![1, 2], vec![3, 4], vec![5]]);
+        let backward = pages(&s, owner, &conv, Page::Before(Seq::MAX)).await;
+        assert_eq!(backward, vec![vec![5, 4], vec![3, 2], vec![1]]);
     }
     assert_eq!(
-        seqs(&s.messages_before(u[0], &conv, 4, 10).await.expect("before")),
+        seqs(
+            &messages
+                .messages_before(u[0], &conv, 4, 10)
+                .await
+                .expect("before")
+        ),
         vec![3, 2, 1]
     );
     assert!(
-        s.messages_after(u[2], &conv, 0, 100)
+        messages
+            .messages_after(u[2], &conv, 0, 100)
             .await
             .expect("outsider")
             .is_empty()
     );
     assert!(
-        s.messages_before(u[2], &conv, Seq::MAX, 100)
+        messages
+            .messages_before(u[2], &conv, Seq::MAX, 100)
             .await
             .expect("outsider")
             .is_empty()
@@ -215,15 +234,19 @@ pub async fn messages_visible_to_both_parties_with_paging(s: Store) {
 
 /// A note to self is stored once, visible to its author, and never unread.
 pub async fn note_to_self_has_one_copy(s: Store) {
+    let messages = s.messages();
     let u = users(&s, &["a"]).await[0];
     let conv = ConvId::direct(u, u);
     let m = new_msg(u, u, "remember");
     assert_eq!(send(&s, m.clone()).await, 1);
     assert_eq!(send(&s, new_msg(u, u, "again")).await, 2);
-    let got = s.messages_after(u, &conv, 0, 10).await.expect("read");
+    let got = messages
+        .messages_after(u, &conv, 0, 10)
+        .await
+        .expect("read");
     assert_eq!(seqs(&got), vec![1, 2]);
     assert_eq!(got[0], Message::from_new(m, 1));
-    let summary = s.conversations(u).await.expect("list");
+    let summary = messages.conversations(u).await.expect("list");
     assert_eq!(summary.len(), 1);
     assert_eq!(
         (summary[0].peer, summary[0].last_seq, summary[0].unread),
@@ -233,21 +256,26 @@ pub async fn note_to_self_has_one_copy(s: Store) {
 
 /// The system user (id 0) sends without having a user row.
 pub async fn system_user_may_send_without_a_user_row(s: Store) {
+    let messages = s.messages();
     let u = users(&s, &["a"]).await[0];
     let m = new_msg(UserId::SYSTEM, u, "welcome");
     assert_eq!(send(&s, m.clone()).await, 1);
     assert_eq!(
-        s.messages_after(u, &m.conv, 0, 10).await.expect("read"),
+        messages
+            .messages_after(u, &m.conv, 0, 10)
+            .await
+            .expect("read"),
         vec![Message::from_new(m.clone(), 1)]
     );
-    let c = s
+    let c = messages
         .conversation(u, &m.conv)
         .await
         .expect("summary")
         .expect("has summary");
     assert_eq!((c.peer, c.unread), (UserId::SYSTEM, 1));
     assert_eq!(
-        s.messages_after(UserId::SYSTEM, &m.conv, 0, 10)
+        messages
+            .messages_after(UserId::SYSTEM, &m.conv, 0, 10)
             .await
             .expect("outbox")
             .len(),

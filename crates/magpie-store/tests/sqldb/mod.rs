@@ -1,5 +1,5 @@
-//! Fresh databases for the SQL conformance runs, shared by the PostgreSQL
-//! and MySQL test files: one database per case, dropped when its guard goes.
+//! Fresh databases for the SQL conformance runs on PostgreSQL and MySQL:
+//! one database per case, dropped when its guard goes.
 //!
 //! Without the admin URL variable the cases are skipped outside CI (a notice
 //! on stderr; the conformance cases then run on in-memory SQLite as a
@@ -36,7 +36,7 @@ pub fn with_database(url: &str, db: &str) -> String {
     format!("{scheme}://{host}/{db}{q}")
 }
 
-fn is_mysql(url: &str) -> bool {
+pub fn is_mysql(url: &str) -> bool {
     url.starts_with("mysql://")
 }
 

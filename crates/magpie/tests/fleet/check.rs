@@ -121,7 +121,11 @@ impl Load {
             let mut stored = Vec::new();
             let mut after = 0;
             loop {
-                let page = store.messages_after(m.id, &conv, after, 500).await.unwrap();
+                let page = store
+                    .messages()
+                    .messages_after(m.id, &conv, after, 500)
+                    .await
+                    .unwrap();
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 stored.extend(page);
@@ -144,6 +148,7 @@ impl Load {
     pub async fn check_unread(&self, store: &magpie_store::Store) {
         for m in &self.members {
             let truth: i64 = store
+                .messages()
                 .conversations(m.id)
                 .await
                 .unwrap()

@@ -54,7 +54,7 @@ impl Delivery {
             old.kill.fire(magpie_proto::ErrorCode::Replaced);
         }
         if self.groups.open(user) {
-            match self.store.user_groups(user).await {
+            match self.store.groups().user_groups(user).await {
                 Ok(groups) => self.groups.add_groups(user, groups),
                 Err(e) => {
                     tracing::warn!(error = %e, %user, "groups not indexed; super-group pushes will wait for sync")

@@ -95,7 +95,7 @@ impl Delivery {
             if let Some(g) = m.conv.group_id()
                 && !a.supers.contains_key(&g)
             {
-                let size = match self.store.group(g).await {
+                let size = match self.store.groups().group(g).await {
                     Ok(Some(info)) => info.members,
                     _ => 0,
                 };
@@ -269,7 +269,7 @@ impl Delivery {
         let mut out = Vec::new();
         let mut after = UserId(0);
         loop {
-            match self.store.members(g, after, 1000).await {
+            match self.store.groups().members(g, after, 1000).await {
                 Ok(page) if !page.is_empty() => {
                     after = page[page.len() - 1].user;
                     out.extend(page.into_iter().map(|m| m.user));

@@ -164,7 +164,7 @@ async fn accept_stage(
 async fn accept(app: &Messaging, subs: Vec<Submission>) -> Vec<Stored> {
     let counts: Vec<usize> = subs.iter().map(|s| s.msgs.len()).collect();
     let all: Vec<NewMessage> = subs.iter().flat_map(|s| s.msgs.iter().cloned()).collect();
-    let outcomes = match app.store.accept(all).await {
+    let outcomes = match app.store.messages().accept(all).await {
         Ok(o) => o,
         Err(e) => {
             let msg = e.to_string();
@@ -233,6 +233,7 @@ async fn accept(app: &Messaging, subs: Vec<Submission>) -> Vec<Stored> {
 async fn original(app: &Messaging, nm: &NewMessage, acc: &Accepted) -> Result<Option<Message>> {
     let found = app
         .store
+        .messages()
         .messages_after(nm.from, &acc.conv, acc.seq - 1, 1)
         .await?;
     Ok(found.into_iter().next().filter(|m| m.seq == acc.seq))

@@ -12,7 +12,7 @@ impl Messaging {
         if seq < 0 {
             return Err(ServerError::bad_field("seq: must not be negative"));
         }
-        let Some(before) = self.store.conversation(user, conv).await? else {
+        let Some(before) = self.store.messages().conversation(user, conv).await? else {
             // A direct conversation of this user with no message yet has a
             // read position of 0 and nothing to move it to: not an error
             // (docs/protocol.md §3.12). Other unknown ones are not found.
@@ -24,7 +24,7 @@ impl Messaging {
             }
             return Err(ServerError::NotFound(format!("no conversation {conv}")));
         };
-        let pos = self.store.set_read(user, conv, seq).await?;
+        let pos = self.store.messages().set_read(user, conv, seq).await?;
         if let Some(g) = conv.group_id() {
             // Senders hear of it coalesced (logic::receipts), not per read.
             self.receipts.note(g, before.read_seq, pos);

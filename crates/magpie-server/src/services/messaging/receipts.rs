@@ -64,7 +64,7 @@ impl Messaging {
 
     async fn flush_receipts(&self, g: GroupId, lo: Seq, hi: Seq) -> crate::error::Result<()> {
         let conv = ConvId::group(g);
-        let Some(info) = self.store.group(g).await? else {
+        let Some(info) = self.store.groups().group(g).await? else {
             return Ok(());
         };
         // The newest messages of (lo, hi], read as the owner (a member since
@@ -72,6 +72,7 @@ impl Messaging {
         let from = lo.max(hi - SCAN as Seq);
         let msgs = self
             .store
+            .messages()
             .messages_after(info.owner, &conv, from, SCAN)
             .await?;
         let mut newest: HashMap<UserId, Seq> = HashMap::new();
@@ -80,7 +81,11 @@ impl Messaging {
             *e = (*e).max(m.seq);
         }
         for (sender, seq) in newest {
-            let counts = self.store.read_by(g, seq, true, UserId(0), 1).await?;
+            let counts = self
+                .store
+                .groups()
+                .read_by(g, seq, true, UserId(0), 1)
+                .await?;
             let notice = Notice::GroupReceipt {
                 conv: conv.clone(),
                 seq,

@@ -84,7 +84,12 @@ impl Messaging {
         device: Option<&DeviceId>,
         input: SendInput,
     ) -> Result<Accepted> {
-        let persistence = self.store.get_settings(from, device).await?.persistence;
+        let persistence = self
+            .store
+            .accounts()
+            .get_settings(from, device)
+            .await?
+            .persistence;
         let mut results = self
             .send_batch(from, device, persistence, vec![input])
             .await;

@@ -20,10 +20,10 @@ impl Messaging {
     ) -> Result<Vec<SyncConv>> {
         let limit = self.page_limit(limit, 100);
         let mut out = Vec::new();
-        for c in self.store.conversations(user).await? {
+        for c in self.store.messages().conversations(user).await? {
             let mut after = known.get(&c.conv).copied().unwrap_or(0).max(0);
             if let Some(g) = c.conv.group_id()
-                && let Some(m) = self.store.member(g, user).await?
+                && let Some(m) = self.store.groups().member(g, user).await?
             {
                 // What came before the join is not the member's to see, and
                 // not "unavailable" either: the sync starts at the join.
@@ -34,6 +34,7 @@ impl Messaging {
             }
             let mut messages = self
                 .store
+                .messages()
                 .messages_after(user, &c.conv, after, limit + 1)
                 .await?;
             let more = messages.len() > limit;
@@ -61,14 +62,26 @@ impl Messaging {
         after: Option<Seq>,
         limit: Option<usize>,
     ) -> Result<HistoryPage> {
-        if self.store.conversation(user, conv).await?.is_none() {
+        if self
+            .store
+            .messages()
+            .conversation(user, conv)
+            .await?
+            .is_none()
+        {
             return Err(ServerError::NotFound(format!("no conversation {conv}")));
         }
         let limit = self.page_limit(limit, 10);
         let mut messages = match after {
-            Some(a) => self.store.messages_after(user, conv, a, limit + 1).await?,
+            Some(a) => {
+                self.store
+                    .messages()
+                    .messages_after(user, conv, a, limit + 1)
+                    .await?
+            }
             None => {
                 self.store
+                    .messages()
                     .messages_before(user, conv, before.unwrap_or(Seq::MAX), limit + 1)
                     .await?
             }
@@ -95,11 +108,11 @@ impl Messaging {
         // Groups are not cached: their count is exact from positions. The
         // total alone needs only the group rows, not every conversation.
         if mode == UnreadMode::TotalOnly {
-            let groups = self.store.group_conversations(user).await?;
+            let groups = self.store.messages().group_conversations(user).await?;
             let groups: i64 = groups.iter().map(|c| c.unread).sum();
             return Ok((cache.total() + groups, Vec::new()));
         }
-        let summaries = self.store.conversations(user).await?;
+        let summaries = self.store.messages().conversations(user).await?;
         let groups: i64 = summaries
             .iter()
             .filter(|c| c.conv.group_id().is_some())
@@ -133,7 +146,7 @@ impl Messaging {
     /// counted by the worker, because the cache exists by then.
     pub async fn rebuild_unread(&self, user: UserId) -> Result<UnreadCache> {
         let direct = |c: &magpie_store::ConvSummary| c.conv.group_id().is_none();
-        let first = self.store.conversations(user).await?;
+        let first = self.store.messages().conversations(user).await?;
         let mut cache = UnreadCache::default();
         for c in first.iter().filter(|c| direct(c)) {
             cache
@@ -143,6 +156,7 @@ impl Messaging {
         self.state.unread_load(user, &cache).await?;
         for c in self
             .store
+            .messages()
             .conversations(user)
             .await?
             .into_iter()

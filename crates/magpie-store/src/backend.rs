@@ -1,0 +1,185 @@
+//! The durable store's traits, one per domain, for implementors only.
+//!
+//! Callers hold a [`Store`](crate::Store) and reach each domain through
+//! `store.accounts()`, `store.messages()`, `store.groups()` and
+//! `store.retention()`; method calls on the `&dyn` trait objects they return
+//! need no import. A backend implements all four (one object may serve them
+//! all) and is wrapped with [`Store::new`](crate::Store::new).
+//!
+//! Every method is one transaction. `MessageStore::accept` is the write that
+//! makes a send durable, so an implementation must have committed (fsync per
+//! its durability setting) before it returns (ARCHITECTURE.md, "Acknowledged
+//! = durable").
+
+use crate::error::Result;
+use crate::store::{ConvSummary, Outcome, Page, ReadBy, RetentionHit, Retire, UserRecord};
+use async_trait::async_trait;
+use magpie_core::{
+    Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, GroupRole,
+    MemberInfo, Message, NewMessage, Seq, UserId,
+};
+
+/// A page of messages, as `MessageStore::page` returns it.
+pub(crate) type Messages = Result<Vec<Message>>;
+
+/// What retention removed, as `RetentionStore::retire` reports it.
+type Hits = Result<Vec<RetentionHit>>;
+
+/// Users, refresh tokens and client settings.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Creates a user; `StoreError::Conflict` if the username is taken.
+    async fn create_user(&self, username: &str, password_hash: &str) -> Result<UserRecord>;
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
+    /// Stores a refresh token (by its hash) for a user's device.
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        device: &DeviceId,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// Removes and returns a refresh token: each one is usable once (rotation).
+    async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>>;
+
+    // -- settings
+    /// `device = None` sets the user's default for devices without their own.
+    async fn put_settings(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+        s: &ClientSettings,
+    ) -> Result<()>;
+    /// Device settings, else the user's default, else `ClientSettings::default()`.
+    async fn get_settings(&self, user: UserId, device: Option<&DeviceId>)
+    -> Result<ClientSettings>;
+}
+
+/// Messages: accepting sends, the idempotency key, timelines, conversation
+/// summaries and read positions (direct and group conversations alike).
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Accepts a batch of sends in one transaction. For each, in order:
+    /// if (from, cmid) exists, returns the original result with
+    /// `duplicate = true` and writes nothing; a group message its sender may
+    /// not send (not a member, muted, group dissolved) is refused with
+    /// `Forbidden` and writes nothing either; otherwise allocates the next
+    /// sequence of the conversation (contiguous from 1), stores the body once
+    /// and the outbox row (owner = from) and inbox row (owner = to), updates
+    /// both members' conversation summaries, and returns `duplicate = false`.
+    /// A refusal does not stop the others: one outcome per message, in order.
+    /// The same (from, cmid) twice in one batch: the second is a duplicate of the first.
+    /// `Err` means the transaction failed and nothing of the batch is stored.
+    async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Outcome>>;
+    /// The durable idempotency key: the original result for (from, cmid).
+    async fn lookup_cmid(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>>;
+    /// Messages of `conv` visible to `owner` on `page`, at most `limit`.
+    async fn page(&self, owner: UserId, conv: &ConvId, page: Page, limit: usize) -> Messages;
+    /// Messages of `conv` visible to `owner` with seq > `after`, ascending, at most `limit`.
+    async fn messages_after(
+        &self,
+        owner: UserId,
+        conv: &ConvId,
+        after: Seq,
+        limit: usize,
+    ) -> Messages {
+        self.page(owner, conv, Page::After(after), limit).await
+    }
+    /// Messages of `conv` visible to `owner` with seq < `before`, newest first, at most `limit`.
+    async fn messages_before(
+        &self,
+        owner: UserId,
+        conv: &ConvId,
+        before: Seq,
+        n: usize,
+    ) -> Messages {
+        self.page(owner, conv, Page::Before(before), n).await
+    }
+    /// Every conversation `owner` has, with sequences and exact unread counts
+    /// (groups included: `peer` is 0, unread is `last_seq` minus the read position).
+    async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>>;
+    /// Only the group conversations of `owner` (what `conversations` ends
+    /// with): cheap, no counting, for totals beside the direct-chat cache.
+    async fn group_conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>>;
+    /// One conversation's summary for `owner`, if it has one.
+    async fn conversation(&self, owner: UserId, conv: &ConvId) -> Result<Option<ConvSummary>>;
+    /// Moves `owner`'s read position in `conv` to max(current, seq), capped at
+    /// the conversation's last sequence; returns the new position.
+    async fn set_read(&self, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq>;
+}
+
+/// Groups and their members. Read diffusion: a group message is one row of
+/// the group's conversation `g:{id}`; `MessageStore::accept` checks
+/// membership in its transaction (`Forbidden` for a non-member, a muted
+/// member or a dissolved group) and moves the sender's read position to the
+/// message.
+#[async_trait]
+pub trait GroupStore: Send + Sync + 'static {
+    /// Creates a group; `owner` becomes its owner, `members` (deduplicated,
+    /// owner excluded) members. `history`: messages from before a join a new
+    /// member sees (0: from the join on).
+    async fn create_group(
+        &self,
+        name: &str,
+        owner: UserId,
+        members: &[UserId],
+        history: i64,
+    ) -> Result<GroupInfo>;
+    async fn group(&self, id: GroupId) -> Result<Option<GroupInfo>>;
+    async fn rename_group(&self, id: GroupId, name: &str) -> Result<()>;
+    /// Marks the group dissolved: nobody may send to it any more.
+    async fn dissolve_group(&self, id: GroupId) -> Result<()>;
+    /// Adds the users who are not members yet (role member); returns them.
+    /// A new member's `joined_seq` is `max(0, last_seq - history)`.
+    async fn add_members(&self, id: GroupId, users: &[UserId]) -> Result<Vec<UserId>>;
+    /// Removes a member at once; returns whether it was one.
+    async fn remove_member(&self, id: GroupId, user: UserId) -> Result<bool>;
+    /// Changes a member's role and/or mute flag; returns whether it is a member.
+    async fn set_member(
+        &self,
+        id: GroupId,
+        user: UserId,
+        role: Option<GroupRole>,
+        muted: Option<bool>,
+    ) -> Result<bool>;
+    async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>>;
+    /// Members with a user id above `after`, ascending, at most `limit`.
+    async fn members(&self, id: GroupId, after: UserId, limit: usize) -> Result<Vec<MemberInfo>>;
+    /// The groups `user` is a member of.
+    async fn user_groups(&self, user: UserId) -> Result<Vec<GroupId>>;
+    /// Members who could see message `seq` (`joined_seq < seq`) and have
+    /// (`read`) or have not read it (`read_seq >= seq`), user ids above
+    /// `after`, at most `limit`; plus both counts.
+    async fn read_by(
+        &self,
+        id: GroupId,
+        seq: Seq,
+        read: bool,
+        after: UserId,
+        limit: usize,
+    ) -> Result<ReadBy>;
+}
+
+/// Retention (persistence levels): removing messages whose time is up.
+#[async_trait]
+pub trait RetentionStore: Send + Sync + 'static {
+    /// Deletes what `what` names and reports it, so caches can be trimmed.
+    async fn retire(&self, what: Retire) -> Hits;
+    /// Deletes messages whose expiry is <= now, at most `limit`.
+    async fn delete_expired(&self, now: i64, limit: usize) -> Hits {
+        self.retire(Retire::Expired { now, limit }).await
+    }
+    /// Deletes the `none`-level messages among these sequences of `conv`
+    /// addressed to `to` (they have been delivered).
+    async fn delete_delivered(&self, to: UserId, conv: &ConvId, seqs: &[Seq]) -> Hits {
+        let (conv, seqs) = (conv.clone(), seqs.to_vec());
+        self.retire(Retire::Delivered { to, conv, seqs }).await
+    }
+    /// Deletes `offline`- and `none`-level messages of `conv` addressed to
+    /// `to` with seq <= `up_to` (they have been read).
+    async fn delete_read(&self, to: UserId, conv: &ConvId, up_to: Seq) -> Hits {
+        let conv = conv.clone();
+        self.retire(Retire::Read { to, conv, up_to }).await
+    }
+}

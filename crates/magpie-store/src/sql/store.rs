@@ -1,0 +1,259 @@
+//! `SqlStore`: connecting, and the account and retention domains.
+//!
+//! Reads run on a pooled connection outside any transaction (each is one
+//! statement); every write is one transaction, retried as a whole on
+//! deadlocks and serialization failures (see `sql::retrying`).
+
+use super::batch::BatchSql;
+use super::db::{Arg, Exec, Rec, args};
+use super::dialect::Dialect;
+use super::group_queries::GroupQueries;
+use super::pool::Pool;
+use super::queries::{Queries, Statements};
+use super::{POOL_SIZE, Retry, conv_of, device_of, limit_param, retrying, store_err};
+use crate::backend::{AccountStore, RetentionStore};
+use crate::error::{Result, StoreError};
+use crate::store::{RetentionHit, Retire, UserRecord};
+use async_trait::async_trait;
+use magpie_core::{ClientSettings, DeviceId, UserId, now_ms};
+
+/// The durable store on PostgreSQL or MySQL/MariaDB, chosen by URL.
+pub struct SqlStore {
+    pub(super) pool: Pool,
+    /// The statements in this database's dialect.
+    pub(super) q: &'static Queries,
+    pub(super) g: &'static GroupQueries,
+    pub(super) b: &'static BatchSql,
+    pub(super) offline_ttl_ms: i64,
+}
+
+/// A message retention removes: server id, conv, seq, from, to.
+type Victim = (i64, String, i64, i64, i64);
+
+impl SqlStore {
+    /// Connects with `POOL_SIZE` connections to `postgres://…` or
+    /// `mysql://…`, creating or upgrading the schema first (`partitions`
+    /// applies only to a new database).
+    pub async fn connect(url: &str, offline_ttl_ms: i64, partitions: u32) -> Result<SqlStore> {
+        let dialect = Dialect::of(url)?;
+        super::migrate::migrate_with(url, partitions).await?;
+        Ok(SqlStore {
+            pool: Pool::connect(dialect, url, POOL_SIZE).await?,
+            q: &Statements::of(dialect).q,
+            g: &Statements::of(dialect).g,
+            b: BatchSql::of(dialect),
+            offline_ttl_ms,
+        })
+    }
+
+    /// One statement on a pooled connection: its first row, if any.
+    pub(super) async fn read_opt<T: Rec>(
+        &self,
+        sql: &'static str,
+        a: Vec<Arg<'_>>,
+    ) -> Result<Option<T>> {
+        Ok(self.read_all(sql, a).await?.into_iter().next())
+    }
+
+    /// One statement on a pooled connection: every row.
+    pub(super) async fn read_all<T: Rec>(
+        &self,
+        sql: &'static str,
+        a: Vec<Arg<'_>>,
+    ) -> Result<Vec<T>> {
+        let mut c = self.pool.acquire().await.map_err(store_err)?;
+        c.exec().all(sql, a).await.map_err(store_err)
+    }
+
+    /// Deletes the messages `victims` names (body and both index rows) and
+    /// reports them. A victim whose body is already gone was taken by a
+    /// concurrent sweep (another node) and is not reported twice.
+    async fn delete_victims(
+        &self,
+        x: &mut Exec<'_>,
+        victims: Vec<Victim>,
+    ) -> super::db::Sqlx<Vec<RetentionHit>> {
+        let mut hits = Vec::with_capacity(victims.len());
+        for (server_id, conv, seq, from, to) in victims {
+            let gone = x.execute(self.q.del_body.as_str(), args![from, server_id]);
+            if gone.await? == 0 {
+                continue;
+            }
+            x.execute(self.q.del_box.as_str(), args![from, to, conv.as_str(), seq])
+                .await?;
+            hits.push(RetentionHit {
+                conv: conv_of(&conv)?,
+                seq,
+                to: UserId(to),
+            });
+        }
+        Ok(hits)
+    }
+
+    /// Selects victims with `sql` and deletes them, in one transaction.
+    async fn delete_selected(
+        &self,
+        what: &str,
+        sql: &'static str,
+        select: impl Fn() -> Vec<Arg<'static>>,
+    ) -> Result<Vec<RetentionHit>> {
+        retrying(what, Retry::Transient, || async {
+            let mut tx = self.pool.begin().await?;
+            let victims: Vec<Victim> = tx.exec().all(sql, select()).await?;
+            let hits = self.delete_victims(&mut tx.exec(), victims).await?;
+            tx.commit().await?;
+            Ok(hits)
+        })
+        .await
+    }
+}
+
+fn user_of((id, username, password_hash, created_at): (i64, String, String, i64)) -> UserRecord {
+    UserRecord {
+        id: UserId(id),
+        username,
+        password_hash,
+        created_at,
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqlStore {
+    async fn create_user(&self, username: &str, password_hash: &str) -> Result<UserRecord> {
+        let now = now_ms();
+        let id = retrying("create_user", Retry::Transient, || async {
+            let mut c = self.pool.acquire().await?;
+            let sql = self.q.insert_user.as_str();
+            c.exec()
+                .insert_id(sql, args![username, password_hash, now])
+                .await
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("username {username:?}")),
+            other => other,
+        })?;
+        Ok(UserRecord {
+            id: UserId(id),
+            username: username.to_string(),
+            password_hash: password_hash.to_string(),
+            created_at: now,
+        })
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        let row = self.read_opt(self.q.user_by_name.as_str(), args![username]);
+        Ok(row.await?.map(user_of))
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
+        let row = self.read_opt(self.q.user_by_id.as_str(), args![id.0]);
+        Ok(row.await?.map(user_of))
+    }
+
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        device: &DeviceId,
+        expires_at: i64,
+    ) -> Result<()> {
+        let a = args![token_hash, user.0, device.as_str(), expires_at];
+        let mut c = self.pool.acquire().await.map_err(store_err)?;
+        c.exec()
+            .execute(self.q.put_refresh.as_str(), a)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Read, then delete: only the caller whose DELETE removed the row gets
+    /// it, so two concurrent takes cannot both succeed.
+    async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>> {
+        let row: Option<(i64, String, i64)> = self
+            .read_opt(self.q.get_refresh.as_str(), args![token_hash])
+            .await?;
+        let Some((user, device, expires_at)) = row else {
+            return Ok(None);
+        };
+        let mut c = self.pool.acquire().await.map_err(store_err)?;
+        let mut x = c.exec();
+        let gone = x.execute(self.q.del_refresh.as_str(), args![token_hash]);
+        if gone.await.map_err(store_err)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some((
+            UserId(user),
+            device_of(device).map_err(store_err)?,
+            expires_at,
+        )))
+    }
+
+    async fn put_settings(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+        s: &ClientSettings,
+    ) -> Result<()> {
+        let json =
+            serde_json::to_string(s).map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?;
+        // `''` is the settings row of the user default.
+        let device = device.map(|d| d.as_str()).unwrap_or("");
+        retrying("put_settings", Retry::Transient, || async {
+            let mut c = self.pool.acquire().await?;
+            let a = args![user.0, device, json.as_str()];
+            c.exec().execute(self.q.put_settings.as_str(), a).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn get_settings(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+    ) -> Result<ClientSettings> {
+        let device = device.map(|d| d.as_str()).unwrap_or("");
+        let json: Option<(String,)> = self
+            .read_opt(self.q.get_settings.as_str(), args![user.0, device])
+            .await?;
+        match json {
+            Some((j,)) => serde_json::from_str(&j)
+                .map_err(|e| StoreError::Corrupt(format!("settings of user {user}: {e}"))),
+            None => Ok(ClientSettings::default()),
+        }
+    }
+}
+
+#[async_trait]
+impl RetentionStore for SqlStore {
+    async fn retire(&self, what: Retire) -> Result<Vec<RetentionHit>> {
+        let q = self.q;
+        match what {
+            Retire::Expired { now, limit } => {
+                let a = || args![now, limit_param(limit)];
+                self.delete_selected("delete_expired", q.expired.as_str(), a)
+                    .await
+            }
+            Retire::Read { to, conv, up_to } => {
+                let a = || args![conv.as_str().to_string(), to.0, up_to];
+                self.delete_selected("delete_read", q.read_upto.as_str(), a)
+                    .await
+            }
+            Retire::Delivered { to, conv, seqs } => {
+                retrying("delete_delivered", Retry::Transient, || async {
+                    let mut tx = self.pool.begin().await?;
+                    let mut hits = Vec::new();
+                    for &seq in &seqs {
+                        let a = args![conv.as_str(), seq, to.0];
+                        let victims: Vec<Victim> = tx.exec().all(q.delivered.as_str(), a).await?;
+                        hits.extend(self.delete_victims(&mut tx.exec(), victims).await?);
+                    }
+                    tx.commit().await?;
+                    Ok(hits)
+                })
+                .await
+            }
+        }
+    }
+}

@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// How long `flush` and `subscribe` wait for the server's echo.
+const ROUND_TRIP: std::time::Duration = std::time::Duration::from_secs(10);
+
 enum Cmd {
     Publish(String, Bytes),
     /// Answered once everything queued before it reached the server.
@@ -86,12 +89,32 @@ async fn pump(client: async_nats::Client, mut rx: mpsc::Receiver<Cmd>) {
                 }
             }
             Cmd::Flush(done) => {
-                if let Err(e) = client.flush().await {
+                if let Err(e) = round_trip(&client).await {
                     tracing::debug!("relay flush failed: {e}");
                 }
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// Returns once the server has processed everything this client sent
+/// before: it echoes a frame on a private inbox, and a server handles one
+/// connection's commands in order. (`Client::flush` only waits for the
+/// socket write, which orders nothing against other connections.)
+async fn round_trip(client: &async_nats::Client) -> Result<()> {
+    let inbox = client.new_inbox();
+    let mut echo = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| unavailable("round trip", e))?;
+    client
+        .publish(inbox, Bytes::new())
+        .await
+        .map_err(|e| unavailable("round trip", e))?;
+    match tokio::time::timeout(ROUND_TRIP, echo.next()).await {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(unavailable("round trip", "no echo from the server")),
     }
 }
 
@@ -117,10 +140,7 @@ impl RelayBackend for NatsRelay {
             .map_err(|e| unavailable("subscribing", e))?;
         // The round trip makes the server hold the subscription before
         // this returns, so frames published next reach it.
-        self.client
-            .flush()
-            .await
-            .map_err(|e| unavailable("subscribing", e))?;
+        round_trip(&self.client).await?;
         Ok(Box::new(NatsSubscription { sub, losses }))
     }
 

@@ -7,9 +7,8 @@
 #![cfg(feature = "nats")]
 
 use magpie_bus::testsuite::relay::RelayFactory;
+use magpie_bus::testsuite::{nats_test_url, unique_name};
 use magpie_bus::{Relay, RelayOptions};
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 
 struct Nats {
     url: String,
@@ -19,20 +18,10 @@ struct Nats {
 impl Nats {
     /// `None` when no test server is configured (outside CI).
     fn fresh() -> Option<Nats> {
-        let Ok(url) = std::env::var("MAGPIE_TEST_NATS_URL") else {
-            if std::env::var_os("CI").is_some() {
-                panic!("MAGPIE_TEST_NATS_URL is not set (run scripts/services.sh start)");
-            }
-            eprintln!("skipping: MAGPIE_TEST_NATS_URL is not set");
-            return None;
-        };
-        // RandomState is seeded per process and per instance: unique enough
-        // for parallel cases and for runs that share one server.
-        let prefix = format!(
-            "relay_t_{:016x}",
-            RandomState::new().build_hasher().finish()
-        );
-        Some(Nats { url, prefix })
+        Some(Nats {
+            url: nats_test_url()?,
+            prefix: unique_name("relay_t"),
+        })
     }
 }
 

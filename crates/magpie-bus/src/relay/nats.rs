@@ -14,8 +14,6 @@ use crate::{BusError, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// How long `flush` and `subscribe` wait for the server's echo.
@@ -44,28 +42,8 @@ impl NatsRelay {
     /// Connects to `url` (no query: `Relay::open_with` has taken it).
     pub async fn connect(url: &str, opts: &RelayOptions) -> Result<NatsRelay> {
         super::options::check_subject(&opts.prefix)?;
-        let (bump, losses) = watch::channel(0u64);
-        let down = Arc::new(AtomicBool::new(false));
-        let options = async_nats::ConnectOptions::new()
-            .subscription_capacity(opts.capacity)
-            .event_callback(move |event| {
-                let (bump, down) = (bump.clone(), down.clone());
-                async move {
-                    match event {
-                        async_nats::Event::Disconnected => down.store(true, Ordering::SeqCst),
-                        async_nats::Event::Connected if down.swap(false, Ordering::SeqCst) => {
-                            bump.send_modify(|n| *n += 1)
-                        }
-                        async_nats::Event::SlowConsumer(_) => bump.send_modify(|n| *n += 1),
-                        _ => {}
-                    }
-                }
-            });
-        // The URL may carry credentials: keep it out of the error.
-        let client = options
-            .connect(url)
-            .await
-            .map_err(|e| unavailable("connecting to nats", e))?;
+        let options = async_nats::ConnectOptions::new().subscription_capacity(opts.capacity);
+        let (client, losses) = crate::nats_conn::connect(url, options, true).await?;
         let (queue, rx) = mpsc::channel(opts.capacity);
         tokio::spawn(pump(client.clone(), rx));
         Ok(NatsRelay {

@@ -130,7 +130,8 @@ impl Relay {
         )))
     }
 
-    /// A relay over `backend`; starts the heartbeat task (needs a runtime).
+    /// A relay over `backend`; starts the heartbeat task, so it panics
+    /// outside a Tokio runtime.
     pub fn new(backend: impl RelayBackend, opts: RelayOptions) -> Result<Relay> {
         opts.check()?;
         let id: Arc<str> = match &opts.publisher {

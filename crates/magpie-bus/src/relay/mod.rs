@@ -2,10 +2,10 @@
 //! events for one node, broadcasts to every node, presence, rooms), beside
 //! the durable `Bus` for what must not be (ARCHITECTURE.md, `magpie-bus`).
 //!
-//! The relay's one promise is that **a loss is never silent**: a
-//! subscription yields [`RelayEvent::Gap`] whenever frames meant for it may
-//! have been lost, and the subscriber recovers through sync (the server
-//! asks its clients to resync). Gaps are detected in this handle, the same
+//! The relay's one promise is that **a loss is reported**, not silent (one
+//! narrow exception below): a subscription yields [`RelayEvent::Gap`]
+//! whenever frames meant for it may have been lost, and the subscriber
+//! recovers through sync (the server asks its clients to resync). Gaps are detected in this handle, the same
 //! on every backend: each publisher numbers its frames per subject
 //! (`publisher.rs`), heartbeats subjects it used recently so a lost last
 //! frame shows within about a heartbeat, and each subscription checks the

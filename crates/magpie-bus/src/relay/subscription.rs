@@ -110,3 +110,27 @@ async fn sleep_until(due: Option<Instant>) {
         tokio::time::sleep_until(due).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Relay, RelayEvent};
+    use bytes::Bytes;
+
+    /// Handles and subscriptions move into spawned tasks (what a server's
+    /// workers do with them).
+    #[tokio::test(start_paused = true)]
+    async fn a_subscription_runs_in_a_spawned_task() {
+        let relay = Relay::open("mem://spawned").await.expect("open");
+        let mut sub = relay.subscribe("node.a").await.expect("subscribe");
+        let task = tokio::spawn(async move { sub.next().await });
+        let publisher = relay.clone();
+        tokio::spawn(async move { publisher.publish("node.a", Bytes::from_static(b"x")) })
+            .await
+            .expect("publisher task")
+            .expect("publish");
+        let got = task.await.expect("subscriber task");
+        let from = relay.id().into();
+        let payload = Bytes::from_static(b"x");
+        assert_eq!(got, Some(RelayEvent::Message { from, payload }));
+    }
+}

@@ -20,6 +20,8 @@ mod embedded;
 mod error;
 #[cfg(feature = "jetstream")]
 mod jetstream;
+#[cfg(feature = "nats")]
+mod nats_conn;
 pub mod relay;
 pub mod testsuite;
 

@@ -84,6 +84,12 @@ pub async fn publish(bus: &Bus, events: Vec<Outgoing>) -> Vec<u64> {
     offsets
 }
 
+/// Publishes, in one call, events `names(prefix, n)` on `topic`.
+pub async fn publish_names(bus: &Bus, topic: &str, prefix: &str, n: usize) -> Vec<u64> {
+    let events = names(prefix, n).iter().map(|id| event(topic, id)).collect();
+    publish(bus, events).await
+}
+
 pub async fn consumer(
     bus: &Bus,
     group: &str,
@@ -139,4 +145,33 @@ pub fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 pub fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
+}
+
+/// The test NATS server (`MAGPIE_TEST_NATS_URL`, see `scripts/services.sh`);
+/// `None`, with a notice, when it is not configured, except under CI (`CI`
+/// set), where a missing server must fail rather than pass silently.
+pub fn nats_test_url() -> Option<String> {
+    let Ok(url) = std::env::var("MAGPIE_TEST_NATS_URL") else {
+        if std::env::var_os("CI").is_some() {
+            panic!("MAGPIE_TEST_NATS_URL is not set (run scripts/services.sh start)");
+        }
+        eprintln!("skipping: MAGPIE_TEST_NATS_URL is not set");
+        return None;
+    };
+    Some(url)
+}
+
+/// `{prefix}_{16 hex digits}`, unique across parallel cases and across runs
+/// sharing one server (RandomState is seeded per process and instance,
+/// mixed here with the time).
+pub fn unique_name(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{prefix}_{:016x}", h.finish())
 }

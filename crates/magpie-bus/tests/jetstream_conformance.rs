@@ -7,9 +7,7 @@
 #![cfg(feature = "jetstream")]
 
 use magpie_bus::Bus;
-use magpie_bus::testsuite::BusFactory;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use magpie_bus::testsuite::{BusFactory, nats_test_url, unique_name};
 
 /// One case's namespace: a fresh stream on the test server. `open` after a
 /// drop reconnects to the same stream, which is what a restart looks like.
@@ -21,25 +19,9 @@ struct JetStream {
 impl JetStream {
     /// `None` when no test server is configured (outside CI).
     fn fresh() -> Option<JetStream> {
-        let Ok(url) = std::env::var("MAGPIE_TEST_NATS_URL") else {
-            if std::env::var_os("CI").is_some() {
-                panic!("MAGPIE_TEST_NATS_URL is not set (run scripts/services.sh start)");
-            }
-            eprintln!("skipping: MAGPIE_TEST_NATS_URL is not set");
-            return None;
-        };
-        // RandomState is seeded per process and per instance: unique enough
-        // for parallel cases and for runs that share one server.
-        let mut h = RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
         Some(JetStream {
-            url,
-            stream: format!("magpie_t_{:016x}", h.finish()),
+            url: nats_test_url()?,
+            stream: unique_name("magpie_t"),
         })
     }
 }

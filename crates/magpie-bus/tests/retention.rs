@@ -2,7 +2,9 @@
 //! events of topics no group consumes) are deleted once old enough, offsets
 //! are never reused, and what is still owed is kept.
 
-use magpie_bus::testsuite::{assert_idle, consumer, event, ids, names, publish, take};
+use magpie_bus::testsuite::{
+    assert_idle, consumer, event, ids, names, publish, publish_names, take,
+};
 use magpie_bus::{Bus, EmbeddedBus, EmbeddedOptions};
 use std::time::Duration;
 
@@ -39,19 +41,8 @@ async fn acknowledged_events_are_retired_and_owed_ones_kept() {
 
     let mut fast = consumer(&bus, "fast", &["r"], Duration::from_secs(60)).await;
     let mut slow = consumer(&bus, "slow", &["r"], Duration::from_secs(60)).await;
-    let first = publish(
-        &bus,
-        names("r", 100).iter().map(|id| event("r", id)).collect(),
-    )
-    .await;
-    publish(
-        &bus,
-        names("noise", 10)
-            .iter()
-            .map(|id| event("noise", id))
-            .collect(),
-    )
-    .await;
+    let first = publish_names(&bus, "r", "r", 100).await;
+    publish_names(&bus, "noise", "noise", 10).await;
 
     take(&mut fast, 100, true).await;
     // `slow` acks only the first half: its floor holds the rest back.

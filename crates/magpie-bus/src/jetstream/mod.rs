@@ -71,27 +71,10 @@ impl JetStreamBus {
         names::check_stream_name(stream_name)?;
         // The client's own connection events tell a short outage (a server
         // restart of a few seconds) that no fetch or publish happened to
-        // notice: every `Connected` after a `Disconnected` counts.
-        let (bump, reconnects) = tokio::sync::watch::channel(0u64);
-        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let options = async_nats::ConnectOptions::new().event_callback(move |event| {
-            let (bump, lost) = (bump.clone(), lost.clone());
-            async move {
-                use std::sync::atomic::Ordering;
-                match event {
-                    async_nats::Event::Disconnected => lost.store(true, Ordering::SeqCst),
-                    async_nats::Event::Connected if lost.swap(false, Ordering::SeqCst) => {
-                        bump.send_modify(|n| *n += 1)
-                    }
-                    _ => {}
-                }
-            }
-        });
-        // The URL may carry credentials: keep it out of the error.
-        let client = options
-            .connect(url)
-            .await
-            .map_err(|e| unavailable("connecting to nats", e))?;
+        // notice. Pull consumers never overflow a subscription, so slow
+        // consumer events are not counted.
+        let options = async_nats::ConnectOptions::new();
+        let (client, reconnects) = crate::nats_conn::connect(url, options, false).await?;
         let js = ContextBuilder::new()
             .max_ack_inflight(MAX_ACK_INFLIGHT)
             .build(client.clone());

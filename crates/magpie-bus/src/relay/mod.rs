@@ -2,10 +2,10 @@
 //! events for one node, broadcasts to every node, presence, rooms), beside
 //! the durable `Bus` for what must not be (ARCHITECTURE.md, `magpie-bus`).
 //!
-//! The relay's one promise is that **a loss is never silent**: a
-//! subscription yields [`RelayEvent::Gap`] whenever frames meant for it may
-//! have been lost, and the subscriber recovers through sync (the server
-//! asks its clients to resync). Gaps are detected in this handle, the same
+//! The relay's one promise is that **a loss is reported**, not silent (one
+//! narrow exception below): a subscription yields [`RelayEvent::Gap`]
+//! whenever frames meant for it may have been lost, and the subscriber
+//! recovers through sync (the server asks its clients to resync). Gaps are detected in this handle, the same
 //! on every backend: each publisher numbers its frames per subject
 //! (`publisher.rs`), heartbeats subjects it used recently so a lost last
 //! frame shows within about a heartbeat, and each subscription checks the
@@ -21,11 +21,17 @@
 //! **Fault injection (tests only):** `?drop=RATIO` on either URL, or
 //! [`RelayOptions::drop`], or [`Relay::set_drop`] at run time, makes
 //! `publish` throw away that share of frames, heartbeats included, as a
-//! lossy link would. A dropped data frame is still reported: by the next
-//! frame's sequence or heartbeat, or, when every heartbeat after it is
-//! dropped too, by the missing heartbeat itself. The one loss left unseen
-//! is a first frame after a subject's numbering closed whose heartbeats
-//! (`linger / heartbeat` of them) are all dropped as well.
+//! lossy link would (the publisher does not know, unlike a refused send).
+//! A dropped data frame is still reported: by the next frame's sequence or
+//! heartbeat, or, when every heartbeat after it is dropped too, by the
+//! missing heartbeat itself.
+//!
+//! The one loss left unseen, by the knob or a real link: frames a publisher
+//! sends on a subject whose numbering had closed (idle for `linger`), when
+//! they and every heartbeat for `linger` after them are lost in transit
+//! although the publisher's sends succeeded. Sends that fail (connection
+//! down) keep the numbering open until a heartbeat gets out, which then
+//! shows the loss (`publisher.rs`).
 
 mod frame;
 mod inproc;
@@ -124,7 +130,8 @@ impl Relay {
         )))
     }
 
-    /// A relay over `backend`; starts the heartbeat task (needs a runtime).
+    /// A relay over `backend`; starts the heartbeat task, so it panics
+    /// outside a Tokio runtime.
     pub fn new(backend: impl RelayBackend, opts: RelayOptions) -> Result<Relay> {
         opts.check()?;
         let id: Arc<str> = match &opts.publisher {
@@ -154,7 +161,11 @@ impl Relay {
         options::check_subject(subject)?;
         let frame = self.0.publisher.data(subject, payload);
         self.0.counters.published.fetch_add(1, Ordering::Relaxed);
-        self.0.send(subject, frame)
+        let sent = self.0.send(subject, frame);
+        if sent.is_err() {
+            self.0.publisher.sent(subject, false);
+        }
+        sent
     }
 
     /// Subscribes to `subject`; nothing published before is delivered, and
@@ -237,7 +248,8 @@ async fn heartbeats(relay: std::sync::Weak<Inner>, every: std::time::Duration) {
             return;
         };
         for (subject, hb) in relay.publisher.heartbeats(now) {
-            let _ = relay.send(&subject, hb);
+            let ok = relay.send(&subject, hb).is_ok();
+            relay.publisher.sent(&subject, ok);
         }
     }
 }

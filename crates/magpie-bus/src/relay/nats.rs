@@ -14,9 +14,10 @@ use crate::{BusError, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// How long `flush` and `subscribe` wait for the server's echo.
+const ROUND_TRIP: std::time::Duration = std::time::Duration::from_secs(10);
 
 enum Cmd {
     Publish(String, Bytes),
@@ -41,28 +42,8 @@ impl NatsRelay {
     /// Connects to `url` (no query: `Relay::open_with` has taken it).
     pub async fn connect(url: &str, opts: &RelayOptions) -> Result<NatsRelay> {
         super::options::check_subject(&opts.prefix)?;
-        let (bump, losses) = watch::channel(0u64);
-        let down = Arc::new(AtomicBool::new(false));
-        let options = async_nats::ConnectOptions::new()
-            .subscription_capacity(opts.capacity)
-            .event_callback(move |event| {
-                let (bump, down) = (bump.clone(), down.clone());
-                async move {
-                    match event {
-                        async_nats::Event::Disconnected => down.store(true, Ordering::SeqCst),
-                        async_nats::Event::Connected if down.swap(false, Ordering::SeqCst) => {
-                            bump.send_modify(|n| *n += 1)
-                        }
-                        async_nats::Event::SlowConsumer(_) => bump.send_modify(|n| *n += 1),
-                        _ => {}
-                    }
-                }
-            });
-        // The URL may carry credentials: keep it out of the error.
-        let client = options
-            .connect(url)
-            .await
-            .map_err(|e| unavailable("connecting to nats", e))?;
+        let options = async_nats::ConnectOptions::new().subscription_capacity(opts.capacity);
+        let (client, losses) = crate::nats_conn::connect(url, options, true).await?;
         let (queue, rx) = mpsc::channel(opts.capacity);
         tokio::spawn(pump(client.clone(), rx));
         Ok(NatsRelay {
@@ -86,12 +67,32 @@ async fn pump(client: async_nats::Client, mut rx: mpsc::Receiver<Cmd>) {
                 }
             }
             Cmd::Flush(done) => {
-                if let Err(e) = client.flush().await {
+                if let Err(e) = round_trip(&client).await {
                     tracing::debug!("relay flush failed: {e}");
                 }
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// Returns once the server has processed everything this client sent
+/// before: it echoes a frame on a private inbox, and a server handles one
+/// connection's commands in order. (`Client::flush` only waits for the
+/// socket write, which orders nothing against other connections.)
+async fn round_trip(client: &async_nats::Client) -> Result<()> {
+    let inbox = client.new_inbox();
+    let mut echo = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| unavailable("round trip", e))?;
+    client
+        .publish(inbox, Bytes::new())
+        .await
+        .map_err(|e| unavailable("round trip", e))?;
+    match tokio::time::timeout(ROUND_TRIP, echo.next()).await {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(unavailable("round trip", "no echo from the server")),
     }
 }
 
@@ -117,10 +118,7 @@ impl RelayBackend for NatsRelay {
             .map_err(|e| unavailable("subscribing", e))?;
         // The round trip makes the server hold the subscription before
         // this returns, so frames published next reach it.
-        self.client
-            .flush()
-            .await
-            .map_err(|e| unavailable("subscribing", e))?;
+        round_trip(&self.client).await?;
         Ok(Box::new(NatsSubscription { sub, losses }))
     }
 

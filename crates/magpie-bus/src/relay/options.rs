@@ -21,9 +21,10 @@ pub struct RelayOptions {
     /// How long heartbeats continue after the last publish on a subject
     /// (query `linger_ms`).
     pub linger: Duration,
-    /// Frames buffered per subscription (in process) or per connection
-    /// direction (NATS) before frames are dropped and a gap reported
-    /// (query `capacity`).
+    /// Frames buffered per subscription, and queued for sending on NATS,
+    /// before frames are dropped and a gap reported (query `capacity`).
+    /// A gap costs the subscriber a resync of its clients, so this is
+    /// generous; in process each subject's channel takes it up front.
     pub capacity: usize,
     /// Wall-clock skew tolerated between publishers and subscribers (query
     /// `skew_ms`): frames a new subscriber missed that were sent less than
@@ -45,7 +46,7 @@ impl Default for RelayOptions {
             publisher: None,
             heartbeat: Duration::from_millis(500),
             linger: Duration::from_secs(3),
-            capacity: 4096,
+            capacity: 16384,
             skew: Duration::from_millis(500),
             drop: 0.0,
             prefix: "magpie_relay".into(),

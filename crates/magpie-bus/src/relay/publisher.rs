@@ -8,6 +8,10 @@
 //! use, not every subject ever published to. The next publish there starts
 //! a new numbering (a new epoch), which a subscriber that saw the close
 //! accepts without a gap (`track.rs`).
+//!
+//! A numbering whose last send failed (the connection was down) is not
+//! closed until a heartbeat went out after the failure: otherwise frames
+//! published during an outage longer than `linger` would leave no trace.
 
 use super::frame::{self, Frame};
 use bytes::Bytes;
@@ -23,6 +27,8 @@ struct Numbering {
     /// Wall-clock ns of data frame `seq` (0 before the first).
     at: u64,
     last_publish: Instant,
+    /// A send failed and no heartbeat has gone out since.
+    unsent: bool,
 }
 
 pub(crate) struct Publisher {
@@ -58,6 +64,7 @@ impl Publisher {
                 seq: 0,
                 at: 0,
                 last_publish: now,
+                unsent: false,
             }),
         };
         let prev_at = n.at;
@@ -75,7 +82,7 @@ impl Publisher {
         let mut subjects = self.subjects.lock();
         let mut out = Vec::with_capacity(subjects.len());
         subjects.retain(|subject, n| {
-            let lingers = now.duration_since(n.last_publish) < self.linger;
+            let lingers = n.unsent || now.duration_since(n.last_publish) < self.linger;
             out.push((subject.clone(), (n.epoch, n.seq, n.at, lingers)));
             lingers
         });
@@ -85,6 +92,14 @@ impl Publisher {
                 (s, self.frame(true, lingers, epoch, seq, at, Bytes::new()))
             })
             .collect()
+    }
+
+    /// Records whether the last frame on `subject` failed to go out; a
+    /// heartbeat that went out clears it.
+    pub fn sent(&self, subject: &str, ok: bool) {
+        if let Some(n) = self.subjects.lock().get_mut(subject) {
+            n.unsent = !ok;
+        }
     }
 
     /// Final heartbeats for every subject in use, which are then forgotten:

@@ -63,15 +63,13 @@ impl RelaySubscription {
         }
     }
 
-    /// The next message or gap; `None` once the backend is gone for good.
+    /// The next message or gap (gaps already queued together come as one);
+    /// `None` once the backend is gone for good.
     /// Cancel-safe: an event is only taken out when it is returned.
     pub async fn next(&mut self) -> Option<RelayEvent> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                if matches!(event, RelayEvent::Gap { .. }) {
-                    self.counters.gaps.fetch_add(1, Ordering::Relaxed);
-                }
-                return Some(event);
+                return Some(self.merge_gaps(event));
             }
             let due = self.tracker.next_due();
             tokio::select! {
@@ -88,10 +86,51 @@ impl RelaySubscription {
             }
         }
     }
+
+    /// Folds the gaps queued right behind a gap into it (one resync covers
+    /// them all): the same publisher's stays, different ones become
+    /// `from: None`. Counts the gap yielded.
+    fn merge_gaps(&mut self, event: RelayEvent) -> RelayEvent {
+        let RelayEvent::Gap { mut from } = event else {
+            return event;
+        };
+        while let Some(RelayEvent::Gap { from: next }) = self.pending.front() {
+            if *next != from {
+                from = None;
+            }
+            self.pending.pop_front();
+        }
+        self.counters.gaps.fetch_add(1, Ordering::Relaxed);
+        RelayEvent::Gap { from }
+    }
 }
 
 async fn sleep_until(due: Option<Instant>) {
     if let Some(due) = due {
         tokio::time::sleep_until(due).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Relay, RelayEvent};
+    use bytes::Bytes;
+
+    /// Handles and subscriptions move into spawned tasks (what a server's
+    /// workers do with them).
+    #[tokio::test(start_paused = true)]
+    async fn a_subscription_runs_in_a_spawned_task() {
+        let relay = Relay::open("mem://spawned").await.expect("open");
+        let mut sub = relay.subscribe("node.a").await.expect("subscribe");
+        let task = tokio::spawn(async move { sub.next().await });
+        let publisher = relay.clone();
+        tokio::spawn(async move { publisher.publish("node.a", Bytes::from_static(b"x")) })
+            .await
+            .expect("publisher task")
+            .expect("publish");
+        let got = task.await.expect("subscriber task");
+        let from = relay.id().into();
+        let payload = Bytes::from_static(b"x");
+        assert_eq!(got, Some(RelayEvent::Message { from, payload }));
     }
 }

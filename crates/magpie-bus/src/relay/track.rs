@@ -134,3 +134,82 @@ impl Tracker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    const SINCE: u64 = 1_000_000;
+
+    fn data(epoch: u64, seq: u64, at: u64) -> Frame<'static> {
+        Frame {
+            heartbeat: false,
+            lingers: true,
+            publisher: "n1",
+            epoch,
+            seq,
+            at,
+            heartbeat_ms: 100,
+            payload: Bytes::from_static(b"x"),
+        }
+    }
+
+    /// Feeds frames; returns `true` per gap and `false` per message.
+    fn feed(t: &mut Tracker, frames: Vec<Frame<'static>>) -> Vec<bool> {
+        let mut out = VecDeque::new();
+        for f in frames {
+            t.on_frame(f, Instant::now(), &mut out);
+        }
+        out.iter()
+            .map(|e| matches!(e, RelayEvent::Gap { .. }))
+            .collect()
+    }
+
+    #[test]
+    fn first_sight_reports_only_what_was_sent_after_subscribing() {
+        // Frame 4 was sent before the subscription: not owed.
+        let mut t = Tracker::new(SINCE, Duration::ZERO);
+        assert_eq!(feed(&mut t, vec![data(1, 5, SINCE - 1)]), vec![false]);
+        // Frame 4 was sent after it (or within the skew): lost.
+        let mut t = Tracker::new(SINCE, Duration::ZERO);
+        assert_eq!(feed(&mut t, vec![data(1, 5, SINCE)]), vec![true, false]);
+        let mut t = Tracker::new(SINCE, Duration::from_nanos(10));
+        assert_eq!(feed(&mut t, vec![data(1, 5, SINCE - 5)]), vec![true, false]);
+    }
+
+    #[test]
+    fn numbering_skips_restarts_and_closes() {
+        let mut t = Tracker::new(SINCE, Duration::ZERO);
+        let skip = vec![data(1, 1, 0), data(1, 2, SINCE), data(1, 4, SINCE)];
+        assert_eq!(feed(&mut t, skip), vec![false, false, true, false]);
+        // A new numbering while the old one still lingered: a gap.
+        assert_eq!(feed(&mut t, vec![data(2, 1, 0)]), vec![true, false]);
+        // Closed by a final heartbeat, then a new numbering: clean.
+        let close = Frame {
+            heartbeat: true,
+            lingers: false,
+            payload: Bytes::new(),
+            ..data(2, 1, SINCE)
+        };
+        assert_eq!(feed(&mut t, vec![close, data(3, 1, 0)]), vec![false]);
+        assert!(t.next_due().is_some(), "a data frame promises a heartbeat");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_publisher_is_reported_once() {
+        let mut t = Tracker::new(SINCE, Duration::ZERO);
+        feed(&mut t, vec![data(1, 1, 0)]);
+        let due = t.next_due().expect("due");
+        assert_eq!(
+            due - Instant::now(),
+            Duration::from_millis(100) * (MISSES + 1)
+        );
+        let mut out = VecDeque::new();
+        t.expire(due - Duration::from_millis(1), &mut out);
+        assert!(out.is_empty());
+        t.expire(due, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(t.next_due(), None);
+    }
+}

@@ -16,16 +16,7 @@ pub async fn publish_returns_increasing_offsets_and_keeps_order(f: &impl BusFact
         let topic = if i % 2 == 0 { "order.a" } else { "order.b" };
         offsets.extend(publish(&bus, vec![event(topic, id)]).await);
     }
-    offsets.extend(
-        publish(
-            &bus,
-            names("batch", 10)
-                .iter()
-                .map(|id| event("order.a", id))
-                .collect(),
-        )
-        .await,
-    );
+    offsets.extend(publish_names(&bus, "order.a", "batch", 10).await);
     assert!(
         offsets.windows(2).all(|w| w[0] < w[1]),
         "offsets not increasing: {offsets:?}"
@@ -65,14 +56,7 @@ pub async fn consumer_sees_only_its_topics(f: &impl BusFactory) {
 
 pub async fn every_group_sees_every_event(f: &impl BusFactory) {
     let bus = f.open().await;
-    publish(
-        &bus,
-        names("e", 50)
-            .iter()
-            .map(|id| event("groups", id))
-            .collect(),
-    )
-    .await;
+    publish_names(&bus, "groups", "e", 50).await;
     let mut g1 = consumer(&bus, "g1", &["groups"], LONG).await;
     let mut g2 = consumer(&bus, "g2", &["groups"], LONG).await;
     assert_eq!(ids(&take(&mut g1, 50, true).await), names("e", 50));
@@ -85,11 +69,7 @@ pub async fn every_group_sees_every_event(f: &impl BusFactory) {
 /// time, and together they get everything.
 pub async fn consumers_of_one_group_split_events(f: &impl BusFactory) {
     let bus = f.open().await;
-    publish(
-        &bus,
-        names("s", 20).iter().map(|id| event("split", id)).collect(),
-    )
-    .await;
+    publish_names(&bus, "split", "s", 20).await;
     let mut c1 = consumer(&bus, "split", &["split"], LONG).await;
     let mut c2 = consumer(&bus, "split", &["split"], LONG).await;
     let a = c1.fetch(10, Duration::from_secs(2)).await.expect("fetch");
@@ -111,14 +91,7 @@ pub async fn consumers_of_one_group_split_events(f: &impl BusFactory) {
     assert_idle(&mut c2, SHORT).await;
 
     // The same, racing: two tasks fetch and ack concurrently.
-    publish(
-        &bus,
-        names("r", 200)
-            .iter()
-            .map(|id| event("split", id))
-            .collect(),
-    )
-    .await;
+    publish_names(&bus, "split", "r", 200).await;
     let racer = |mut c: Box<dyn Consumer>| {
         tokio::spawn(async move {
             let mut seen = Vec::new();

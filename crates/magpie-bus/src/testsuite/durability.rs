@@ -9,11 +9,7 @@ const SHORT: Duration = Duration::from_millis(200);
 
 pub async fn acked_events_are_not_redelivered(f: &impl BusFactory) {
     let bus = f.open().await;
-    publish(
-        &bus,
-        names("a", 10).iter().map(|id| event("acked", id)).collect(),
-    )
-    .await;
+    publish_names(&bus, "acked", "a", 10).await;
     let mut c = consumer(&bus, "acked", &["acked"], SHORT).await;
     take(&mut c, 10, true).await;
     // Well past ack_wait: acked events must not come back.
@@ -30,14 +26,7 @@ pub async fn acked_events_are_not_redelivered(f: &impl BusFactory) {
 /// acked ones are not contiguous).
 pub async fn unacked_events_are_redelivered_after_reopen(f: &impl BusFactory) {
     let bus = f.open().await;
-    publish(
-        &bus,
-        names("u", 10)
-            .iter()
-            .map(|id| event("unacked", id))
-            .collect(),
-    )
-    .await;
+    publish_names(&bus, "unacked", "u", 10).await;
     let mut c = consumer(&bus, "unacked", &["unacked"], LONG).await;
     let got = take(&mut c, 10, false).await;
     let acked: Vec<u64> = [0, 1, 2, 6].iter().map(|&i| got[i].offset).collect();
@@ -66,14 +55,7 @@ pub async fn unacked_events_are_redelivered_after_reopen(f: &impl BusFactory) {
 
 pub async fn published_event_survives_reopen(f: &impl BusFactory) {
     let bus = f.open().await;
-    let offsets = publish(
-        &bus,
-        names("d", 5)
-            .iter()
-            .map(|id| event("durable", id))
-            .collect(),
-    )
-    .await;
+    let offsets = publish_names(&bus, "durable", "d", 5).await;
     drop(bus);
 
     let bus = f.open().await;

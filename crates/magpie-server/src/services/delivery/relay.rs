@@ -14,10 +14,14 @@ use crate::metrics::meters;
 use magpie_bus::{RelayEvent, RelaySubscription};
 use magpie_core::{BROADCAST_TOPIC, BusEvent, Envelope, EventId, node_topic};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The `resync` reason for pushes the relay may have lost.
 const PUSHES_LOST: &str = "pushes_lost";
+/// How long gap reports are gathered into one hint.
+const HINT_COALESCE: Duration = Duration::from_millis(100);
 
 impl Delivery {
     /// Publishes events on the relay, each on its own subject (a node's
@@ -50,20 +54,31 @@ impl Delivery {
         let (Some(mut mine), mut all) = (mine, all) else {
             return;
         };
+        // Gaps often come in bursts (a reconnect reports every stream at
+        // once): one hint per burst, sent at its end, so every gap is
+        // followed by a hint.
+        let mut hint_at: Option<Instant> = None;
         loop {
             let event = tokio::select! {
                 e = mine.next() => e,
                 e = next_or_never(all.as_mut()) => e,
+                _ = sleep_until_some(hint_at) => {
+                    hint_at = None;
+                    let told = self.resync_all(PUSHES_LOST);
+                    tracing::info!(told, "relay gap: clients here told to sync");
+                    continue;
+                }
                 _ = shutdown.cancelled() => return,
             };
             match event {
                 Some(RelayEvent::Message { payload, .. }) => self.arrive_relayed(&payload).await,
                 Some(RelayEvent::Gap { from }) => {
-                    let told = self.resync_all(PUSHES_LOST);
-                    tracing::info!(from = ?from, told, "relay gap: clients here told to sync");
+                    tracing::debug!(from = ?from, "relay gap");
+                    hint_at.get_or_insert_with(|| Instant::now() + HINT_COALESCE);
                 }
                 None => {
                     tracing::error!("relay closed: pushes between nodes stop; clients sync");
+                    self.resync_all(PUSHES_LOST);
                     return;
                 }
             }
@@ -88,6 +103,14 @@ impl Delivery {
             Ok(event) => self.arrive_broadcast(std::slice::from_ref(&event)),
             Err(e) => tracing::warn!(error = %e, "relay payload not decodable"),
         }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

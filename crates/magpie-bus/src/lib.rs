@@ -86,13 +86,6 @@ pub trait BusBackend: Send + Sync + 'static {
         topics: &[&str],
         opts: ConsumerOptions,
     ) -> Result<Box<dyn Consumer>>;
-    /// Bumped each time the backend's connection comes back after it was
-    /// lost, however briefly: publishes made meanwhile may have failed, so
-    /// subscribers of pushes ask their clients to sync. `None` for a
-    /// backend that has no connection to lose (the embedded log).
-    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        None
-    }
 }
 
 #[async_trait]

@@ -47,8 +47,6 @@ const MAX_ACK_INFLIGHT: usize = 1 << 20;
 /// A bus on one JetStream stream. Wrap it in `crate::Bus` to share it.
 pub struct JetStreamBus {
     client: async_nats::Client,
-    /// Reconnections after a lost connection, as the client reports them.
-    reconnects: tokio::sync::watch::Receiver<u64>,
     js: async_nats::jetstream::Context,
     stream: stream::Stream,
     name: String,
@@ -69,12 +67,10 @@ impl JetStreamBus {
     /// or brings an existing one to the settings correctness depends on.
     pub async fn connect(url: &str, stream_name: &str) -> Result<JetStreamBus> {
         names::check_stream_name(stream_name)?;
-        // The client's own connection events tell a short outage (a server
-        // restart of a few seconds) that no fetch or publish happened to
-        // notice. Pull consumers never overflow a subscription, so slow
-        // consumer events are not counted.
+        // Losses of the connection matter to the relay only (pushes), not
+        // to a durable log: nothing published is lost by a reconnect.
         let options = async_nats::ConnectOptions::new();
-        let (client, reconnects) = crate::nats_conn::connect(url, options, false).await?;
+        let (client, _losses) = crate::nats_conn::connect(url, options, false).await?;
         let js = ContextBuilder::new()
             .max_ack_inflight(MAX_ACK_INFLIGHT)
             .build(client.clone());
@@ -117,7 +113,6 @@ impl JetStreamBus {
         }
         Ok(JetStreamBus {
             client,
-            reconnects,
             js,
             stream,
             name: stream_name.to_string(),
@@ -236,9 +231,5 @@ impl BusBackend for JetStreamBus {
             format!("{}.", self.name),
             opts.ack_wait,
         )))
-    }
-
-    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        Some(self.reconnects.clone())
     }
 }

@@ -9,18 +9,22 @@
 //! that touch the backends run in a companion task (`requests.rs`), so a
 //! slow store never stops this loop from answering pings and taking acks.
 
+mod inbound;
+mod outbound;
+mod timer;
+
 use super::handshake::{Handshake, handshake};
 use super::inflight::Inflight;
-use super::requests::{Req, Requester};
+use super::requests::Req;
 use super::transport::{Inbound, Transport};
 use crate::app::App;
-use crate::metrics::{self as m, meters};
-use crate::services::delivery::hub::{Kill, Outbound, Push};
+use crate::metrics as m;
+use crate::services::delivery::Registered;
+use crate::services::delivery::hub::Kill;
 use crate::services::delivery::mailbox::Mailbox;
-use crate::services::delivery::{Registered, RouteCheck};
 use bytes::Bytes;
 use magpie_core::{ClientSettings, DeviceId, UserId};
-use magpie_proto::{ClientFrame, ClientOp, ErrorCode, ServerFrame, decode_client};
+use magpie_proto::{ErrorCode, ServerFrame};
 use magpie_store::Route;
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,15 +158,6 @@ impl<T: Transport> Session<T> {
         s
     }
 
-    fn next_wake(&self) -> Instant {
-        let idle_at = self.last_inbound + self.idle;
-        let mut at = idle_at.min(self.heartbeat_at);
-        if let Some(due) = self.inflight.next_due() {
-            at = at.min(due);
-        }
-        at.min(Instant::now() + FAR)
-    }
-
     async fn serve(&mut self) {
         let kill = self.kill.clone();
         let killed = kill.fired();
@@ -234,174 +229,6 @@ impl<T: Transport> Session<T> {
         self.ended = Some(code);
         self.feed(encoded(&last));
         self.done = true;
-    }
-
-    fn on_inbound(&mut self, inbound: Inbound) {
-        match inbound {
-            Inbound::Closed => self.done = true,
-            Inbound::TooLarge => {
-                meters().bad_frames.increment(1);
-                let msg = format!("frame over {} bytes", self.app.cfg.limits.max_frame_bytes);
-                let f = ServerFrame::error(None, ErrorCode::FrameTooLarge, msg, true);
-                self.end(ErrorCode::FrameTooLarge, f);
-            }
-            Inbound::Frame(bytes) => {
-                self.last_inbound = Instant::now();
-                match decode_client(&bytes) {
-                    Err(e) => {
-                        meters().bad_frames.increment(1);
-                        let f = ServerFrame::error(e.rid, e.code, e.message, false);
-                        self.feed(encoded(&f));
-                    }
-                    Ok(frame) => self.on_request(frame),
-                }
-            }
-        }
-    }
-
-    fn on_request(&mut self, frame: ClientFrame) {
-        match frame.op {
-            ClientOp::Ping => self.feed(encoded(&ServerFrame::Pong { rid: frame.rid })),
-            ClientOp::Pong => {}
-            ClientOp::Logout => {
-                self.logout = true;
-                self.done = true;
-            }
-            ClientOp::Hello { .. } => {
-                let f = ServerFrame::error(
-                    frame.rid,
-                    ErrorCode::BadField,
-                    "already authenticated",
-                    false,
-                );
-                self.feed(encoded(&f));
-            }
-            ClientOp::Ack { conv, seqs } => {
-                let acked = self.inflight.ack(&conv, &seqs);
-                let m = meters();
-                let now = magpie_core::now_ms();
-                for at in acked.pushed_at {
-                    m.delivery_latency.record((now - at).max(0) as f64 / 1000.0);
-                }
-                m.acked.increment(seqs.len() as u64);
-                // Group messages are kept for every member (read diffusion):
-                // their deliveries change nothing, so they are not published.
-                if conv.group_id().is_none() && !acked.deliveries.is_empty() {
-                    self.queue(Req::Delivered {
-                        conv,
-                        seqs: acked.deliveries,
-                    });
-                }
-            }
-            op => self.queue(Req::Client { rid: frame.rid, op }),
-        }
-    }
-
-    /// Hands a request to the companion task (started on first use) without
-    /// waiting; when its queue is full the request is parked in `pending`
-    /// and reading stops until there is room.
-    fn queue(&mut self, req: Req) {
-        let tx = &self
-            .requests
-            .get_or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(64);
-                let requester = Requester {
-                    app: self.app.clone(),
-                    user: self.user,
-                    conn: self.conn,
-                    device: self.device.clone(),
-                    settings: self.settings,
-                    tx: self.mailbox.clone(),
-                };
-                (tx, tokio::spawn(requester.run(rx)))
-            })
-            .0;
-        match tx.try_send(req) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(req)) => self.pending = Some(req),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.done = true,
-        }
-    }
-
-    fn on_outbound(&mut self, out: Outbound) {
-        match out {
-            Outbound::Frame(bytes) => self.feed(bytes),
-            Outbound::Frames(frames) => {
-                for f in frames {
-                    self.feed(f);
-                }
-            }
-            Outbound::Push(push) => self.on_push(push),
-            Outbound::Settings => self.queue(Req::Settings),
-        }
-    }
-
-    fn on_push(&mut self, push: Arc<Push>) {
-        let full = self.inflight.track(push.clone(), Instant::now()).is_err();
-        if full && self.pending.is_some() {
-            // We stopped reading (our own request queue is full), so the
-            // client's acks sit unread: not its fault. Skip the push; a
-            // resync hint follows once we read again.
-            self.skipped_pushes = true;
-        } else if full {
-            meters().slow_consumers.increment(1);
-            let text = "too many unacknowledged messages: reconnect and sync";
-            let f = ServerFrame::error(None, ErrorCode::SlowConsumer, text, true);
-            self.end(ErrorCode::SlowConsumer, f);
-        } else {
-            self.feed(push.frame.clone());
-        }
-    }
-
-    async fn on_timer(&mut self) {
-        let now = Instant::now();
-        if now >= self.last_inbound + self.idle {
-            let text = "nothing received within the idle timeout";
-            let f = ServerFrame::error(None, ErrorCode::IdleTimeout, text, true);
-            self.end(ErrorCode::IdleTimeout, f);
-            return;
-        }
-        if now >= self.heartbeat_at {
-            self.heartbeat_at = now + self.heartbeat;
-            self.on_heartbeat().await;
-        }
-        if self.inflight.next_due().is_some_and(|d| d <= now) {
-            for (push, attempt) in self.inflight.due(now) {
-                meters().resent.increment(1);
-                let frame = magpie_proto::encode_push(&push.msg, attempt);
-                self.feed(Bytes::from(frame));
-            }
-        }
-    }
-
-    /// Re-asserts the route: the state is derived and may have been lost (a
-    /// Redis restart); this bounds how long pushes miss us. Only while this
-    /// connection is still the device's current one. A route that had to be
-    /// re-created (or a state that was unreachable) means pushes missed us,
-    /// perhaps with no later message to reveal the gap: ask the client to
-    /// sync.
-    async fn on_heartbeat(&mut self) {
-        match self.app.delivery.refresh_route(&self.route).await {
-            Some(RouteCheck::Superseded) => {
-                let text = "this device connected again elsewhere";
-                let f = ServerFrame::error(None, ErrorCode::Replaced, text, true);
-                self.end(ErrorCode::Replaced, f);
-                return;
-            }
-            Some(RouteCheck::Held { lost }) => {
-                if lost || self.route_doubt {
-                    meters().resync_hints.increment(1);
-                    let f = ServerFrame::Resync {
-                        reason: "route_restored".into(),
-                    };
-                    self.feed(encoded(&f));
-                }
-                self.route_doubt = false;
-            }
-            Some(RouteCheck::Unknown) => self.route_doubt = true,
-            None => {}
-        }
-        self.feed(encoded(&ServerFrame::Ping));
     }
 
     /// Closes the socket, waits for the companion, and unregisters.

@@ -1,0 +1,100 @@
+//! What the client sends: frames decoded, answered at once when the session
+//! can (ping, ack), otherwise handed to the companion task (`requests.rs`)
+//! without waiting.
+
+use super::{Session, encoded};
+use crate::conn::requests::{Req, Requester};
+use crate::conn::transport::{Inbound, Transport};
+use crate::metrics::meters;
+use magpie_proto::{ClientFrame, ClientOp, ErrorCode, ServerFrame, decode_client};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+impl<T: Transport> Session<T> {
+    pub(super) fn on_inbound(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Closed => self.done = true,
+            Inbound::TooLarge => {
+                meters().bad_frames.increment(1);
+                let msg = format!("frame over {} bytes", self.app.cfg.limits.max_frame_bytes);
+                let f = ServerFrame::error(None, ErrorCode::FrameTooLarge, msg, true);
+                self.end(ErrorCode::FrameTooLarge, f);
+            }
+            Inbound::Frame(bytes) => {
+                self.last_inbound = Instant::now();
+                match decode_client(&bytes) {
+                    Err(e) => {
+                        meters().bad_frames.increment(1);
+                        let f = ServerFrame::error(e.rid, e.code, e.message, false);
+                        self.feed(encoded(&f));
+                    }
+                    Ok(frame) => self.on_request(frame),
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_request(&mut self, frame: ClientFrame) {
+        match frame.op {
+            ClientOp::Ping => self.feed(encoded(&ServerFrame::Pong { rid: frame.rid })),
+            ClientOp::Pong => {}
+            ClientOp::Logout => {
+                self.logout = true;
+                self.done = true;
+            }
+            ClientOp::Hello { .. } => {
+                let f = ServerFrame::error(
+                    frame.rid,
+                    ErrorCode::BadField,
+                    "already authenticated",
+                    false,
+                );
+                self.feed(encoded(&f));
+            }
+            ClientOp::Ack { conv, seqs } => {
+                let acked = self.inflight.ack(&conv, &seqs);
+                let m = meters();
+                let now = magpie_core::now_ms();
+                for at in acked.pushed_at {
+                    m.delivery_latency.record((now - at).max(0) as f64 / 1000.0);
+                }
+                m.acked.increment(seqs.len() as u64);
+                // Group messages are kept for every member (read diffusion):
+                // their deliveries change nothing, so they are not published.
+                if conv.group_id().is_none() && !acked.deliveries.is_empty() {
+                    self.queue(Req::Delivered {
+                        conv,
+                        seqs: acked.deliveries,
+                    });
+                }
+            }
+            op => self.queue(Req::Client { rid: frame.rid, op }),
+        }
+    }
+
+    /// Hands a request to the companion task (started on first use) without
+    /// waiting; when its queue is full the request is parked in `pending`
+    /// and reading stops until there is room.
+    pub(super) fn queue(&mut self, req: Req) {
+        let tx = &self
+            .requests
+            .get_or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(64);
+                let requester = Requester {
+                    app: self.app.clone(),
+                    user: self.user,
+                    conn: self.conn,
+                    device: self.device.clone(),
+                    settings: self.settings,
+                    tx: self.mailbox.clone(),
+                };
+                (tx, tokio::spawn(requester.run(rx)))
+            })
+            .0;
+        match tx.try_send(req) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(req)) => self.pending = Some(req),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.done = true,
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! What the server sends into the connection: frames written as they are,
+//! pushes tracked in the unacknowledged window (`inflight.rs`) until acked.
+
+use super::Session;
+use crate::conn::requests::Req;
+use crate::conn::transport::Transport;
+use crate::metrics::meters;
+use crate::services::delivery::hub::{Outbound, Push};
+use magpie_proto::{ErrorCode, ServerFrame};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+impl<T: Transport> Session<T> {
+    pub(super) fn on_outbound(&mut self, out: Outbound) {
+        match out {
+            Outbound::Frame(bytes) => self.feed(bytes),
+            Outbound::Frames(frames) => {
+                for f in frames {
+                    self.feed(f);
+                }
+            }
+            Outbound::Push(push) => self.on_push(push),
+            Outbound::Settings => self.queue(Req::Settings),
+        }
+    }
+
+    pub(super) fn on_push(&mut self, push: Arc<Push>) {
+        let full = self.inflight.track(push.clone(), Instant::now()).is_err();
+        if full && self.pending.is_some() {
+            // We stopped reading (our own request queue is full), so the
+            // client's acks sit unread: not its fault. Skip the push; a
+            // resync hint follows once we read again.
+            self.skipped_pushes = true;
+        } else if full {
+            meters().slow_consumers.increment(1);
+            let text = "too many unacknowledged messages: reconnect and sync";
+            let f = ServerFrame::error(None, ErrorCode::SlowConsumer, text, true);
+            self.end(ErrorCode::SlowConsumer, f);
+        } else {
+            self.feed(push.frame.clone());
+        }
+    }
+}

@@ -82,19 +82,13 @@ struct Pair {
 
 pub async fn run(args: &ChatArgs, run: &Run) -> anyhow::Result<Report> {
     let users = run.setup.users(args.pairs * 2).await?;
-    let who: Vec<_> = users
-        .iter()
-        .map(|u| (u.clone(), "bench".to_string()))
-        .collect();
-    let mut links = run.setup.connect_all(&who).await?.into_iter();
+    let mut links = run.setup.connect_all(&users).await?.into_iter();
     let senders = if args.both {
         args.pairs * 2
     } else {
         args.pairs
     };
-    let interval_ns = args
-        .rate
-        .map(|r| (senders as f64 * 1e9 / r.max(0.001)) as u64);
+    let interval_ns = args.rate.map(|r| super::interval_ns(senders, r));
     let clock = run.clock();
     let counters = Shared::default();
     let mut tasks = Vec::new();

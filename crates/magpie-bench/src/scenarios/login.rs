@@ -58,15 +58,7 @@ pub async fn run(args: &LoginArgs, run: &Run) -> anyhow::Result<Report> {
             serde_json::to_value(args)?,
             clock,
             &counters,
-            async move {
-                let mut out = Outcome::default();
-                for t in tasks {
-                    if let Ok(rec) = t.await {
-                        out.rec.merge(&rec);
-                    }
-                }
-                out
-            },
+            Outcome::merged(tasks),
         )
         .await?;
     let series = sampler.finish().await;

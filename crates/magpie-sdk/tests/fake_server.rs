@@ -167,6 +167,14 @@ async fn next(client: &Client) -> Event {
         .expect("open")
 }
 
+/// A fake server's listener on a free loopback port, its address and its
+/// (empty) state.
+async fn bind() -> (TcpListener, String, State) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, addr, State::default())
+}
+
 /// The sync request of a client that has seen `conv()` up to `pos` (none
 /// of it at all with `None`).
 fn sync_from(pos: Option<i64>) -> ClientOp {
@@ -185,9 +193,7 @@ fn acked(st: &State, seq: i64) -> bool {
 
 #[tokio::test]
 async fn dedup_gap_fill_reconnect_and_idempotent_send() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let state = State::default();
+    let (listener, addr, state) = bind().await;
     let st = state.clone();
     let server = tokio::spawn(async move {
         let add = |m: Message| st.store.lock().unwrap().push(m);
@@ -298,9 +304,7 @@ async fn dedup_gap_fill_reconnect_and_idempotent_send() {
 
 #[tokio::test]
 async fn requests_time_out_and_fatal_errors_end_the_session() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let state = State::default();
+    let (listener, addr, state) = bind().await;
     let st = state.clone();
     let server = tokio::spawn(async move {
         let mut p = Peer::accept(&listener, &st, "t1").await;

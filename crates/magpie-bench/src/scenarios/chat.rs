@@ -127,25 +127,19 @@ pub async fn run(args: &ChatArgs, run: &Run) -> anyhow::Result<Report> {
         }));
     }
     let mut report = run
-        .measure(
-            "chat",
-            serde_json::to_value(args)?,
-            clock,
-            &counters,
-            async move {
-                let mut out = Outcome::default();
-                let mut resent = 0;
-                for t in tasks {
-                    if let Ok((rec, lost, r)) = t.await {
-                        out.rec.merge(&rec);
-                        out.lost += lost;
-                        resent += r;
-                    }
+        .measure("chat", args, clock, &counters, async move {
+            let mut out = Outcome::default();
+            let mut resent = 0;
+            for t in tasks {
+                if let Ok((rec, lost, r)) = t.await {
+                    out.rec.merge(&rec);
+                    out.lost += lost;
+                    resent += r;
                 }
-                out.extra.insert("resent".into(), resent.into());
-                out
-            },
-        )
+            }
+            out.extra.insert("resent".into(), resent.into());
+            out
+        })
         .await?;
     report.unit = "msg".into();
     Ok(report)

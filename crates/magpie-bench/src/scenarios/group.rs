@@ -72,21 +72,15 @@ pub async fn run(args: &GroupArgs, run: &Run) -> anyhow::Result<Report> {
         "group"
     };
     let mut report = run
-        .measure(
-            name,
-            serde_json::to_value(args)?,
-            clock,
-            &plan.counters,
-            async move {
-                let mut out = Outcome::merged(tasks).await;
-                let expected = taken.load(Ordering::Relaxed) * fanout;
-                out.lost = expected.saturating_sub(Counters::get(&counters.delivered));
-                out.extra.insert("group".into(), group.into());
-                out.extra
-                    .insert("deliveries_per_message".into(), fanout.into());
-                out
-            },
-        )
+        .measure(name, args, clock, &plan.counters, async move {
+            let mut out = Outcome::merged(tasks).await;
+            let expected = taken.load(Ordering::Relaxed) * fanout;
+            out.lost = expected.saturating_sub(Counters::get(&counters.delivered));
+            out.extra.insert("group".into(), group.into());
+            out.extra
+                .insert("deliveries_per_message".into(), fanout.into());
+            out
+        })
         .await?;
     report.unit = "delivery".into();
     Ok(report)

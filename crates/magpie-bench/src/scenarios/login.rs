@@ -53,13 +53,7 @@ pub async fn run(args: &LoginArgs, run: &Run) -> anyhow::Result<Report> {
         })
         .collect();
     let mut report = run
-        .measure(
-            "login",
-            serde_json::to_value(args)?,
-            clock,
-            &counters,
-            Outcome::merged(tasks),
-        )
+        .measure("login", args, clock, &counters, Outcome::merged(tasks))
         .await?;
     let series = sampler.finish().await;
     report.server_rss_kib_max = series

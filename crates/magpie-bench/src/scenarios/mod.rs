@@ -128,7 +128,7 @@ impl Run {
     pub async fn measure(
         &self,
         scenario: &str,
-        params: serde_json::Value,
+        params: &impl serde::Serialize,
         clock: Clock,
         counters: &Shared,
         work: impl Future<Output = Outcome>,
@@ -147,7 +147,7 @@ impl Run {
         let c = counters.as_ref();
         let mut report = Report {
             scenario: scenario.into(),
-            params,
+            params: serde_json::to_value(params)?,
             sent: Counters::get(&c.sent),
             acked: Counters::get(&c.acked),
             delivered: Counters::get(&c.delivered),

@@ -34,7 +34,7 @@ pub async fn run(args: &RoomArgs, run: &Run) -> anyhow::Result<Report> {
     let mut report = run
         .measure(
             "liveroom",
-            serde_json::to_value(args)?,
+            args,
             clock,
             &plan.counters,
             Outcome::merged(tasks),

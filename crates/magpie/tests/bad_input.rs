@@ -35,6 +35,18 @@ async fn pair_with(transport: &str, f: impl FnOnce(&mut magpie_server::Config)) 
     Pair { s, ta, tb, a, b }
 }
 
+/// A server (configured by `f`) with alice, and bob connected on
+/// `transport` as a healthy bystander.
+async fn with_bystander(
+    transport: &str,
+    f: impl FnOnce(&mut magpie_server::Config),
+) -> (TestServer, Tokens, Tokens, Conn) {
+    let s = TestServer::start_with(f).await;
+    let [ta, tb] = s.users(["alice", "bob"]).await;
+    let b = s.conn(&tb, transport).await;
+    (s, ta, tb, b)
+}
+
 async fn pair(transport: &str) -> Pair {
     pair_with(transport, |_| {}).await
 }
@@ -415,9 +427,7 @@ async fn unknown_recipient_on_socket_is_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_recipient_over_http_is_404() {
-    let s = TestServer::start().await;
-    let [ta, tb] = s.users(["alice", "bob"]).await;
-    let mut b = s.conn(&tb, "ws").await;
+    let (s, ta, tb, mut b) = with_bystander("ws", |_| {}).await;
     let (st, body) = s
         .http_send(&ta, UserId(999_999), ClientMsgId::new_v7(), "anyone?")
         .await;
@@ -439,9 +449,7 @@ struct Handshake {
 }
 
 async fn handshake(transport: &str) -> Handshake {
-    let s = TestServer::start().await;
-    let [ta, tb] = s.users(["alice", "bob"]).await;
-    let b = s.conn(&tb, transport).await;
+    let (s, ta, tb, b) = with_bystander(transport, |_| {}).await;
     let c = s.ticket(&ta, transport).await;
     Handshake { s, ta, tb, b, c }
 }
@@ -548,9 +556,7 @@ async fn op_before_hello_is_not_authenticated_and_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_bad_or_missing_token_is_unauthorized() {
-    let s = TestServer::start().await;
-    let [ta, tb] = s.users(["alice", "bob"]).await;
-    let mut b = s.conn(&tb, "tcp").await;
+    let (s, ta, tb, mut b) = with_bystander("tcp", |_| {}).await;
 
     let send = json!({"to": tb.user_id, "cmid": cmid_json(), "body": "x"});
     // A token with a tampered signature is just as invalid.
@@ -611,9 +617,8 @@ async fn http_expired_token_is_token_expired() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_bad_bodies_get_their_codes() {
-    let s = TestServer::start_with(|c| c.limits.max_frame_bytes = 4096).await;
-    let [ta, tb] = s.users(["alice", "bob"]).await;
-    let mut b = s.conn(&tb, "ws").await;
+    let limit = |c: &mut magpie_server::Config| c.limits.max_frame_bytes = 4096;
+    let (s, ta, tb, mut b) = with_bystander("ws", limit).await;
     let tok = Some(ta.access_token.as_str());
     let json_ct = Some("application/json");
 
@@ -663,9 +668,7 @@ async fn http_bad_bodies_get_their_codes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn internal_api_requires_the_service_key() {
-    let s = TestServer::start().await;
-    let [ta, tb] = s.users(["alice", "bob"]).await;
-    let mut b = s.conn(&tb, "tcp").await;
+    let (s, ta, tb, mut b) = with_bystander("tcp", |_| {}).await;
     let send = json!({"to": tb.user_id, "cmid": cmid_json(), "body": "from the system"});
     let key = Some("service-key-for-tests");
 
@@ -764,12 +767,11 @@ async fn internal_api_requires_the_service_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_origin_allow_list() {
-    let s = TestServer::start_with(|c| {
+    let allow = |c: &mut magpie_server::Config| {
         c.http.allowed_origins = vec!["https://good.example".into()];
-    })
-    .await;
-    let [ta, tb] = s.users(["alice", "bob"]).await;
-    let mut b = s.conn(&tb, "ws").await; // no Origin: not a browser, allowed
+    };
+    // Bob has no Origin: not a browser, allowed.
+    let (s, ta, tb, mut b) = with_bystander("ws", allow).await;
     let c = s.ticket(&ta, "ws").await;
     let mut req = c.address.as_str().into_client_request().unwrap();
     req.headers_mut()

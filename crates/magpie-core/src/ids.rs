@@ -47,6 +47,29 @@ impl fmt::Display for UserId {
     }
 }
 
+/// The string conversions of an id held as a checked `String`: serde reads
+/// it through `$check` (`try_from = "String"`), writes and shows the string.
+macro_rules! string_id {
+    ($id:ident, $check:expr) => {
+        impl TryFrom<String> for $id {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                $check(s)
+            }
+        }
+        impl From<$id> for String {
+            fn from(id: $id) -> String {
+                id.0
+            }
+        }
+        impl fmt::Display for $id {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DeviceId(String);
@@ -69,22 +92,7 @@ impl DeviceId {
     }
 }
 
-impl TryFrom<String> for DeviceId {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, IdError> {
-        DeviceId::new(s)
-    }
-}
-impl From<DeviceId> for String {
-    fn from(d: DeviceId) -> String {
-        d.0
-    }
-}
-impl fmt::Display for DeviceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_id!(DeviceId, DeviceId::new);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -149,22 +157,7 @@ impl ConvId {
     }
 }
 
-impl TryFrom<String> for ConvId {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, IdError> {
-        ConvId::parse(&s)
-    }
-}
-impl From<ConvId> for String {
-    fn from(c: ConvId) -> String {
-        c.0
-    }
-}
-impl fmt::Display for ConvId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_id!(ConvId, |s: String| ConvId::parse(&s));
 
 /// Server message id. Serialized as a string in JSON because 64-bit integers
 /// do not survive JavaScript clients.

@@ -47,24 +47,25 @@ impl fmt::Display for UserId {
     }
 }
 
-/// The string conversions of an id held as a checked `String`: serde reads
-/// it through `$check` (`try_from = "String"`), writes and shows the string.
-macro_rules! string_id {
-    ($id:ident, $check:expr) => {
+/// The string form of an id (what serde reads and writes with
+/// `try_from = "String", into = "String"`, and what it shows): `$check`
+/// parses and checks a string, `$into` writes the inner value.
+macro_rules! string_form {
+    ($id:ident, $err:ty, $check:expr, $into:expr) => {
         impl TryFrom<String> for $id {
-            type Error = IdError;
-            fn try_from(s: String) -> Result<Self, IdError> {
+            type Error = $err;
+            fn try_from(s: String) -> Result<Self, $err> {
                 $check(s)
             }
         }
         impl From<$id> for String {
             fn from(id: $id) -> String {
-                id.0
+                $into(id.0)
             }
         }
         impl fmt::Display for $id {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                write!(f, "{}", self.0)
             }
         }
     };
@@ -92,7 +93,7 @@ impl DeviceId {
     }
 }
 
-string_id!(DeviceId, DeviceId::new);
+string_form!(DeviceId, IdError, DeviceId::new, |s: String| s);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -157,7 +158,12 @@ impl ConvId {
     }
 }
 
-string_id!(ConvId, |s: String| ConvId::parse(&s));
+string_form!(
+    ConvId,
+    IdError,
+    |s: String| ConvId::parse(&s),
+    |s: String| s
+);
 
 /// Server message id. Serialized as a string in JSON because 64-bit integers
 /// do not survive JavaScript clients.
@@ -165,22 +171,12 @@ string_id!(ConvId, |s: String| ConvId::parse(&s));
 #[serde(try_from = "String", into = "String")]
 pub struct ServerMsgId(pub i64);
 
-impl TryFrom<String> for ServerMsgId {
-    type Error = std::num::ParseIntError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse().map(ServerMsgId)
-    }
-}
-impl From<ServerMsgId> for String {
-    fn from(s: ServerMsgId) -> String {
-        s.0.to_string()
-    }
-}
-impl fmt::Display for ServerMsgId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+string_form!(
+    ServerMsgId,
+    std::num::ParseIntError,
+    |s: String| s.parse().map(ServerMsgId),
+    |n: i64| n.to_string()
+);
 
 /// Custom epoch for server ids: 2024-01-01T00:00:00Z.
 const EPOCH_MS: i64 = 1_704_067_200_000;
@@ -245,24 +241,14 @@ impl ClientMsgId {
             .map_err(|_| IdError::ClientMsgId(format!("{} bytes, not 16", b.len())))
     }
 }
-impl TryFrom<String> for ClientMsgId {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, IdError> {
-        uuid::Uuid::parse_str(&s)
-            .map(ClientMsgId)
-            .map_err(|_| IdError::ClientMsgId(s))
-    }
-}
-impl From<ClientMsgId> for String {
-    fn from(c: ClientMsgId) -> String {
-        c.0.to_string()
-    }
-}
-impl fmt::Display for ClientMsgId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+string_form!(
+    ClientMsgId,
+    IdError,
+    |s: String| uuid::Uuid::parse_str(&s)
+        .map(ClientMsgId)
+        .map_err(|_| IdError::ClientMsgId(s)),
+    |u: uuid::Uuid| u.to_string()
+);
 
 #[cfg(test)]
 mod tests {

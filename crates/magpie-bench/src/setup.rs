@@ -163,10 +163,10 @@ impl Setup {
         Link::open(&resp, i, self.spread, self.read_buf).await
     }
 
-    /// One connection per (account, device), in order.
-    pub async fn connect_all(&self, who: &[(Account, String)]) -> anyhow::Result<Vec<Link>> {
+    /// One connection per account (its device `bench`), in order.
+    pub async fn connect_all(&self, who: &[Account]) -> anyhow::Result<Vec<Link>> {
         let links: Vec<anyhow::Result<Link>> = stream::iter(who.iter().enumerate())
-            .map(|(i, (acct, device))| self.connect(acct, device, i))
+            .map(|(i, acct)| self.connect(acct, "bench", i))
             .buffered(self.concurrency)
             .collect()
             .await;

@@ -121,44 +121,8 @@ async fn authed(
             peer,
             before,
             limit,
-        } => {
-            let conv = ConvId::direct(me, UserId(peer));
-            let page = http
-                .history(
-                    &conv,
-                    HistoryQuery {
-                        before,
-                        after: None,
-                        limit,
-                    },
-                )
-                .await?;
-            out.value(&page, || {
-                // Oldest first reads naturally in a terminal.
-                let mut lines: Vec<String> = page.messages.iter().rev().map(message_line).collect();
-                if page.more {
-                    let oldest = page.messages.last().map_or(0, |m| m.seq);
-                    lines.insert(0, format!("(older messages: --before {oldest})"));
-                }
-                if lines.is_empty() {
-                    lines.push(format!("no messages in {conv}"));
-                }
-                lines.join("\n")
-            });
-        }
-        Command::Unread => {
-            let u = http.unread().await?;
-            out.value(&u, || {
-                let mut lines = vec![format!("total unread: {}", u.total)];
-                for c in &u.convs {
-                    lines.push(format!(
-                        "  {} (user {}): {} unread, last #{}, read #{}",
-                        c.conv, c.peer, c.unread, c.last_seq, c.read_seq
-                    ));
-                }
-                lines.join("\n")
-            });
-        }
+        } => history(http, ConvId::direct(me, UserId(peer)), before, limit, out).await?,
+        Command::Unread => unread(http, out).await?,
         Command::Read { peer, seq } => {
             let r = http.read(&ConvId::direct(me, UserId(peer)), seq).await?;
             out.value(&r, || format!("read {} up to #{}", r.conv, r.seq));
@@ -167,6 +131,51 @@ async fn authed(
             unreachable!("handled without a profile")
         }
     }
+    Ok(())
+}
+
+/// One page of a conversation, oldest first.
+async fn history(
+    http: &HttpClient,
+    conv: ConvId,
+    before: Option<i64>,
+    limit: Option<usize>,
+    out: Out,
+) -> Result<(), CliError> {
+    let query = HistoryQuery {
+        before,
+        after: None,
+        limit,
+    };
+    let page = http.history(&conv, query).await?;
+    out.value(&page, || {
+        // Oldest first reads naturally in a terminal.
+        let mut lines: Vec<String> = page.messages.iter().rev().map(message_line).collect();
+        if page.more {
+            let oldest = page.messages.last().map_or(0, |m| m.seq);
+            lines.insert(0, format!("(older messages: --before {oldest})"));
+        }
+        if lines.is_empty() {
+            lines.push(format!("no messages in {conv}"));
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+/// The unread counts, in total and per conversation.
+async fn unread(http: &HttpClient, out: Out) -> Result<(), CliError> {
+    let u = http.unread().await?;
+    out.value(&u, || {
+        let mut lines = vec![format!("total unread: {}", u.total)];
+        for c in &u.convs {
+            lines.push(format!(
+                "  {} (user {}): {} unread, last #{}, read #{}",
+                c.conv, c.peer, c.unread, c.last_seq, c.read_seq
+            ));
+        }
+        lines.join("\n")
+    });
     Ok(())
 }
 

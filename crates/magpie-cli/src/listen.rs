@@ -19,22 +19,46 @@ pub(crate) async fn listen(
     out: Out,
 ) -> Result<(), CliError> {
     let deadline = timeout_secs.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-    let opts = ClientOptions {
-        positions: profile.positions.clone(),
-        ..ClientOptions::default()
-    };
-    let connect = Client::connect_http(http.clone(), transport, opts);
-    let client = match deadline {
-        Some(d) => tokio::time::timeout_at(d, connect)
-            .await
-            .map_err(|_| SdkError::Timeout)??,
-        None => connect.await?,
-    };
+    let client = connect(http, profile, transport, deadline).await?;
     let welcome = client.welcome();
     out.note(&format!(
         "listening as user {} on node {} (Ctrl-C to stop)",
         welcome.user, welcome.node
     ));
+    let result = print_events(&client, profile, count, deadline, out).await;
+    let _ = client.close().await;
+    result
+}
+
+/// A session resuming from the profile's positions, connected by `deadline`.
+async fn connect(
+    http: &HttpClient,
+    profile: &Profile,
+    transport: Option<magpie_core::Transport>,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Client, CliError> {
+    let opts = ClientOptions {
+        positions: profile.positions.clone(),
+        ..ClientOptions::default()
+    };
+    let connect = Client::connect_http(http.clone(), transport, opts);
+    Ok(match deadline {
+        Some(d) => tokio::time::timeout_at(d, connect)
+            .await
+            .map_err(|_| SdkError::Timeout)??,
+        None => connect.await?,
+    })
+}
+
+/// Prints events until Ctrl-C, the deadline, `count` messages or the end of
+/// the session (an error).
+async fn print_events(
+    client: &Client,
+    profile: &mut Profile,
+    count: Option<u64>,
+    deadline: Option<tokio::time::Instant>,
+    out: Out,
+) -> Result<(), CliError> {
     let mut seen = 0u64;
     // Created once: a Ctrl-C between two events must not be missed.
     let ctrl_c = tokio::signal::ctrl_c();
@@ -45,14 +69,11 @@ pub(crate) async fn listen(
         }
     };
     tokio::pin!(ctrl_c, until_deadline);
-    let result = loop {
-        if count.is_some_and(|n| seen >= n) {
-            break Ok(());
-        }
+    while count.is_none_or(|n| seen < n) {
         let event = tokio::select! {
             ev = client.next_event() => ev,
-            _ = &mut ctrl_c => break Ok(()),
-            _ = &mut until_deadline => break Ok(()),
+            _ = &mut ctrl_c => return Ok(()),
+            _ = &mut until_deadline => return Ok(()),
         };
         match event {
             Some(Event::Message(m)) => {
@@ -62,44 +83,42 @@ pub(crate) async fn listen(
                 *pos = (*pos).max(m.seq);
                 seen += 1;
             }
-            Some(Event::Receipt { conv, reader, seq }) => {
-                out.note(&format!("[{conv}] user {reader} read up to #{seq}"))
-            }
-            Some(Event::GroupReceipt {
-                conv,
-                seq,
-                read,
-                unread,
-            }) => out.note(&format!(
-                "[{conv}] #{seq} read by {read}, not yet by {unread}"
-            )),
-            Some(Event::Presence {
-                user,
-                device,
-                online,
-                ..
-            }) => {
-                out.note(&format!(
-                    "user {user} ({device}) is {}",
-                    if online { "online" } else { "offline" }
-                ));
-            }
-            Some(Event::Reconnecting { reason, after }) => {
-                out.note(&format!("reconnecting in {after:?}: {reason}"))
-            }
-            Some(Event::Resynced) => out.note("in sync"),
-            Some(Event::Unavailable { conv, from, to }) => {
-                out.note(&format!(
-                    "[{conv}] messages #{from}..#{to} are no longer available"
-                ));
-            }
             Some(Event::Closed { code, reason }) => {
                 let code = code.map_or("closed", |c| c.as_str());
-                break Err(CliError::new(code, reason));
+                return Err(CliError::new(code, reason));
             }
-            None => break Err(SdkError::Closed.into()),
+            Some(other) => out.note(&note(other)),
+            None => return Err(SdkError::Closed.into()),
         }
-    };
-    let _ = client.close().await;
-    result
+    }
+    Ok(())
+}
+
+/// The line printed for an event that is neither a message nor the end.
+fn note(event: Event) -> String {
+    match event {
+        Event::Receipt { conv, reader, seq } => format!("[{conv}] user {reader} read up to #{seq}"),
+        Event::GroupReceipt {
+            conv,
+            seq,
+            read,
+            unread,
+        } => format!("[{conv}] #{seq} read by {read}, not yet by {unread}"),
+        Event::Presence {
+            user,
+            device,
+            online,
+            ..
+        } => format!(
+            "user {user} ({device}) is {}",
+            if online { "online" } else { "offline" }
+        ),
+        Event::Reconnecting { reason, after } => format!("reconnecting in {after:?}: {reason}"),
+        Event::Resynced => "in sync".into(),
+        Event::Unavailable { conv, from, to } => {
+            format!("[{conv}] messages #{from}..#{to} are no longer available")
+        }
+        Event::Message(m) => message_line(&m),
+        Event::Closed { reason, .. } => reason,
+    }
 }

@@ -85,6 +85,12 @@ fn profile(dir: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("default.json")).unwrap()).unwrap()
 }
 
+/// The access and refresh tokens a profile holds ("" where absent).
+fn saved_tokens(p: &Value) -> (&str, &str) {
+    let get = |k: &str| p[k].as_str().unwrap_or("");
+    (get("access_token"), get("refresh_token"))
+}
+
 #[tokio::test]
 async fn login_refresh_send_and_errors() {
     let server = fake_server().await;
@@ -99,10 +105,7 @@ async fn login_refresh_send_and_errors() {
     assert!(o.status.success(), "{o:?}");
     assert_eq!(stdout_json(&o)["user_id"], 1);
     let p = profile(dir.path());
-    assert_eq!(
-        (p["access_token"].as_str(), p["refresh_token"].as_str()),
-        (Some("a1"), Some("r1"))
-    );
+    assert_eq!(saved_tokens(&p), ("a1", "r1"));
     assert_eq!(p["server"], server.as_str());
 
     // a1 is rejected as expired: the CLI refreshes, retries and saves a2/r2.
@@ -110,10 +113,7 @@ async fn login_refresh_send_and_errors() {
     assert!(o.status.success(), "{o:?}");
     assert_eq!(stdout_json(&o)["total"], 3);
     let p = profile(dir.path());
-    assert_eq!(
-        (p["access_token"].as_str(), p["refresh_token"].as_str()),
-        (Some("a2"), Some("r2"))
-    );
+    assert_eq!(saved_tokens(&p), ("a2", "r2"));
 
     let o = cli(dir.path(), &server, &["send", "2", "hello", "world"]).await;
     assert!(o.status.success(), "{o:?}");

@@ -47,6 +47,30 @@ impl fmt::Display for UserId {
     }
 }
 
+/// The string form of an id (what serde reads and writes with
+/// `try_from = "String", into = "String"`, and what it shows): `$check`
+/// parses and checks a string, `$into` writes the inner value.
+macro_rules! string_form {
+    ($id:ident, $err:ty, $check:expr, $into:expr) => {
+        impl TryFrom<String> for $id {
+            type Error = $err;
+            fn try_from(s: String) -> Result<Self, $err> {
+                $check(s)
+            }
+        }
+        impl From<$id> for String {
+            fn from(id: $id) -> String {
+                $into(id.0)
+            }
+        }
+        impl fmt::Display for $id {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DeviceId(String);
@@ -69,22 +93,7 @@ impl DeviceId {
     }
 }
 
-impl TryFrom<String> for DeviceId {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, IdError> {
-        DeviceId::new(s)
-    }
-}
-impl From<DeviceId> for String {
-    fn from(d: DeviceId) -> String {
-        d.0
-    }
-}
-impl fmt::Display for DeviceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_form!(DeviceId, IdError, DeviceId::new, |s: String| s);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -149,22 +158,12 @@ impl ConvId {
     }
 }
 
-impl TryFrom<String> for ConvId {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, IdError> {
-        ConvId::parse(&s)
-    }
-}
-impl From<ConvId> for String {
-    fn from(c: ConvId) -> String {
-        c.0
-    }
-}
-impl fmt::Display for ConvId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_form!(
+    ConvId,
+    IdError,
+    |s: String| ConvId::parse(&s),
+    |s: String| s
+);
 
 /// Server message id. Serialized as a string in JSON because 64-bit integers
 /// do not survive JavaScript clients.
@@ -172,22 +171,12 @@ impl fmt::Display for ConvId {
 #[serde(try_from = "String", into = "String")]
 pub struct ServerMsgId(pub i64);
 
-impl TryFrom<String> for ServerMsgId {
-    type Error = std::num::ParseIntError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse().map(ServerMsgId)
-    }
-}
-impl From<ServerMsgId> for String {
-    fn from(s: ServerMsgId) -> String {
-        s.0.to_string()
-    }
-}
-impl fmt::Display for ServerMsgId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+string_form!(
+    ServerMsgId,
+    std::num::ParseIntError,
+    |s: String| s.parse().map(ServerMsgId),
+    |n: i64| n.to_string()
+);
 
 /// Custom epoch for server ids: 2024-01-01T00:00:00Z.
 const EPOCH_MS: i64 = 1_704_067_200_000;
@@ -252,24 +241,14 @@ impl ClientMsgId {
             .map_err(|_| IdError::ClientMsgId(format!("{} bytes, not 16", b.len())))
     }
 }
-impl TryFrom<String> for ClientMsgId {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, IdError> {
-        uuid::Uuid::parse_str(&s)
-            .map(ClientMsgId)
-            .map_err(|_| IdError::ClientMsgId(s))
-    }
-}
-impl From<ClientMsgId> for String {
-    fn from(c: ClientMsgId) -> String {
-        c.0.to_string()
-    }
-}
-impl fmt::Display for ClientMsgId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+string_form!(
+    ClientMsgId,
+    IdError,
+    |s: String| uuid::Uuid::parse_str(&s)
+        .map(ClientMsgId)
+        .map_err(|_| IdError::ClientMsgId(s)),
+    |u: uuid::Uuid| u.to_string()
+);
 
 #[cfg(test)]
 mod tests {

@@ -121,23 +121,15 @@ pub struct ResendPolicy {
 
 impl ResendLevel {
     pub fn policy(self) -> ResendPolicy {
-        match self {
-            ResendLevel::Off => ResendPolicy {
-                first_after_ms: 0,
-                max_resends: 0,
-            },
-            ResendLevel::Low => ResendPolicy {
-                first_after_ms: 10_000,
-                max_resends: 2,
-            },
-            ResendLevel::Normal => ResendPolicy {
-                first_after_ms: 3_000,
-                max_resends: 4,
-            },
-            ResendLevel::High => ResendPolicy {
-                first_after_ms: 1_000,
-                max_resends: 8,
-            },
+        let (first_after_ms, max_resends) = match self {
+            ResendLevel::Off => (0, 0),
+            ResendLevel::Low => (10_000, 2),
+            ResendLevel::Normal => (3_000, 4),
+            ResendLevel::High => (1_000, 8),
+        };
+        ResendPolicy {
+            first_after_ms,
+            max_resends,
         }
     }
 }

@@ -248,31 +248,7 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
             code,
             message,
             fatal,
-        } => {
-            let err = SdkError::Server {
-                code,
-                message: message.clone(),
-                status: None,
-            };
-            if let Some(rid) = rid {
-                inner.resolve(
-                    rid,
-                    ServerFrame::Error {
-                        rid: Some(rid),
-                        code,
-                        message,
-                        fatal,
-                    },
-                );
-            } else if !fatal {
-                tracing::warn!(error = %err, "error frame without request id");
-            }
-            if fatal {
-                Routed::End(Ended::Fatal(err))
-            } else {
-                Routed::Done
-            }
-        }
+        } => route_error(inner, rid, code, message, fatal),
         ServerFrame::Sent { rid: Some(rid), .. }
         | ServerFrame::ReadOk { rid: Some(rid), .. }
         | ServerFrame::SyncResult { rid: Some(rid), .. }
@@ -287,5 +263,39 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
             tracing::trace!(?other, "frame ignored");
             Routed::Done
         }
+    }
+}
+
+/// An error frame: the answer to request `rid` if it has one; a fatal one
+/// ends the session.
+fn route_error(
+    inner: &Inner,
+    rid: Option<u64>,
+    code: ErrorCode,
+    message: String,
+    fatal: bool,
+) -> Routed {
+    let err = SdkError::Server {
+        code,
+        message: message.clone(),
+        status: None,
+    };
+    if let Some(rid) = rid {
+        inner.resolve(
+            rid,
+            ServerFrame::Error {
+                rid: Some(rid),
+                code,
+                message,
+                fatal,
+            },
+        );
+    } else if !fatal {
+        tracing::warn!(error = %err, "error frame without request id");
+    }
+    if fatal {
+        Routed::End(Ended::Fatal(err))
+    } else {
+        Routed::Done
     }
 }

@@ -167,24 +167,40 @@ async fn next(client: &Client) -> Event {
         .expect("open")
 }
 
-#[tokio::test]
-async fn dedup_gap_fill_reconnect_and_idempotent_send() {
+/// A fake server's listener on a free loopback port, its address and its
+/// (empty) state.
+async fn bind() -> (TcpListener, String, State) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let state = State::default();
+    (listener, addr, State::default())
+}
+
+/// The sync request of a client that has seen `conv()` up to `pos` (none
+/// of it at all with `None`).
+fn sync_from(pos: Option<i64>) -> ClientOp {
+    ClientOp::Sync {
+        convs: pos
+            .map(|p| BTreeMap::from([(conv(), p)]))
+            .unwrap_or_default(),
+        limit: None,
+    }
+}
+
+/// Whether the client acknowledged `seq`.
+fn acked(st: &State, seq: i64) -> bool {
+    st.acks.lock().unwrap().contains(&seq)
+}
+
+#[tokio::test]
+async fn dedup_gap_fill_reconnect_and_idempotent_send() {
+    let (listener, addr, state) = bind().await;
     let st = state.clone();
     let server = tokio::spawn(async move {
         let add = |m: Message| st.store.lock().unwrap().push(m);
         // 1: initial sync (empty), seq 1 twice, seq 2 lost, seq 3 → the client syncs for 2.
         let mut p = Peer::accept(&listener, &st, "t1").await;
         let initial = p.serve(is_sync).await.unwrap();
-        assert_eq!(
-            initial.op,
-            ClientOp::Sync {
-                convs: BTreeMap::new(),
-                limit: None
-            }
-        );
+        assert_eq!(initial.op, sync_from(None));
         for s in 1..=3 {
             add(msg(s));
         }
@@ -192,32 +208,16 @@ async fn dedup_gap_fill_reconnect_and_idempotent_send() {
         p.push(msg(1), 2).await;
         p.push(msg(3), 1).await;
         let gap = p.serve(is_sync).await.unwrap();
-        assert_eq!(
-            gap.op,
-            ClientOp::Sync {
-                convs: BTreeMap::from([(conv(), 1)]),
-                limit: None
-            }
-        );
-        p.serve(|_| st.acks.lock().unwrap().contains(&3))
-            .await
-            .unwrap();
+        assert_eq!(gap.op, sync_from(Some(1)));
+        p.serve(|_| acked(&st, 3)).await.unwrap();
         drop(p); // connection lost
 
         // 2: seq 4 arrived while offline; the resync must ask from 3.
         add(msg(4));
         let mut p = Peer::accept(&listener, &st, "t2").await;
         let resync = p.serve(is_sync).await.unwrap();
-        assert_eq!(
-            resync.op,
-            ClientOp::Sync {
-                convs: BTreeMap::from([(conv(), 3)]),
-                limit: None
-            }
-        );
-        p.serve(|_| st.acks.lock().unwrap().contains(&4))
-            .await
-            .unwrap();
+        assert_eq!(resync.op, sync_from(Some(3)));
+        p.serve(|_| acked(&st, 4)).await.unwrap();
         p.send(ServerFrame::Reconnect {
             reason: "draining".into(),
             after_ms: 20,
@@ -304,9 +304,7 @@ async fn dedup_gap_fill_reconnect_and_idempotent_send() {
 
 #[tokio::test]
 async fn requests_time_out_and_fatal_errors_end_the_session() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let state = State::default();
+    let (listener, addr, state) = bind().await;
     let st = state.clone();
     let server = tokio::spawn(async move {
         let mut p = Peer::accept(&listener, &st, "t1").await;

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use magpie_core::{ClientMsgId, UserId};
-use magpie_proto::http::Tokens;
+use magpie_proto::http::{ConnectResponse, Tokens};
 use magpie_proto::{ClientOp, ErrorCode, ServerFrame};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,11 +29,22 @@ struct Pair {
 
 async fn pair_with(transport: &str, f: impl FnOnce(&mut magpie_server::Config)) -> Pair {
     let s = TestServer::start_with(f).await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let a = s.conn(&ta, transport).await;
     let b = s.conn(&tb, transport).await;
     Pair { s, ta, tb, a, b }
+}
+
+/// A server (configured by `f`) with alice, and bob connected on
+/// `transport` as a healthy bystander.
+async fn with_bystander(
+    transport: &str,
+    f: impl FnOnce(&mut magpie_server::Config),
+) -> (TestServer, Tokens, Tokens, Conn) {
+    let s = TestServer::start_with(f).await;
+    let [ta, tb] = s.users(["alice", "bob"]).await;
+    let b = s.conn(&tb, transport).await;
+    (s, ta, tb, b)
 }
 
 async fn pair(transport: &str) -> Pair {
@@ -123,6 +134,33 @@ fn assert_http_error(status: u16, body: &Value, want_status: u16, want_code: &st
     assert!(err["retryable"].is_boolean(), "{body}");
 }
 
+/// One refused call: method, path, credential (token or key) and body;
+/// then the status and error code it must get.
+type Refusal<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<Value>,
+    u16,
+    &'a str,
+);
+
+/// Makes each call of `cases` on `base` (the public or the internal
+/// listener) and asserts its documented error.
+async fn assert_refused(s: &TestServer, base: &str, cases: Vec<Refusal<'_>>) {
+    for (method, path, cred, body, status, code) in cases {
+        let (st, resp) = s.call_at(base, method, path, cred, body).await;
+        assert_http_error(st, &resp, status, code);
+    }
+}
+
+/// `POST path` on the internal listener with the service key.
+async fn internal_post(s: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    let key = Some("service-key-for-tests");
+    s.call_at(&s.internal(), "POST", path, key, Some(body))
+        .await
+}
+
 /// A raw request with an arbitrary body (for bodies `call` cannot express).
 async fn raw_post(
     s: &TestServer,
@@ -155,122 +193,94 @@ const TRANSPORTS: [&str; 2] = ["ws", "tcp"];
 
 // ---------------------------------------------------------- socket: decoding
 
-async fn malformed_json_case(transport: &str) {
-    let mut p = pair(transport).await;
-    p.a.send_text("{nope").await;
-    assert_eq!(
-        error_frame(&mut p.a).await,
-        (None, ErrorCode::BadJson, false)
-    );
-    assert_usable(&mut p.a).await;
-    flows_over_socket(&mut p.a, &mut p.b, p.tb.user_id, "after bad json").await;
+/// What a misbehaving client puts on the wire.
+#[derive(Debug)]
+enum Bad {
+    Text(String),
+    Raw(Vec<u8>),
+}
+
+/// Sends each bad frame of `cases(bob)` from alice, on both transports:
+/// each is answered with its error frame `(rid, code)`, not fatal; then
+/// alice's connection still answers, and her next message reaches bob
+/// first (none of the refused frames was delivered).
+async fn refused_and_not_fatal(cases: impl Fn(UserId) -> Vec<(Bad, Option<u64>, ErrorCode)>) {
+    for t in TRANSPORTS {
+        let mut p = pair(t).await;
+        for (bad, rid, code) in cases(p.tb.user_id) {
+            let what = format!("{bad:?} over {t}");
+            match bad {
+                Bad::Text(text) => p.a.send_text(&text).await,
+                Bad::Raw(bytes) => p.a.send_raw(bytes).await,
+            }
+            assert_eq!(error_frame(&mut p.a).await, (rid, code, false), "{what}");
+        }
+        assert_usable(&mut p.a).await;
+        flows_over_socket(&mut p.a, &mut p.b, p.tb.user_id, "after refused frames").await;
+    }
+}
+
+fn text(s: impl ToString) -> Bad {
+    Bad::Text(s.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_json_is_bad_json_and_not_fatal() {
-    for t in TRANSPORTS {
-        malformed_json_case(t).await;
-    }
-}
-
-async fn non_object_case(transport: &str) {
-    let mut p = pair(transport).await;
-    for text in ["[1]", "42", "\"op\"", "null"] {
-        p.a.send_text(text).await;
-        assert_eq!(
-            error_frame(&mut p.a).await,
-            (None, ErrorCode::BadJson, false),
-            "{text}"
-        );
-    }
-    assert_usable(&mut p.a).await;
-    flows_over_socket(&mut p.a, &mut p.b, p.tb.user_id, "after non-object").await;
+    refused_and_not_fatal(|_| vec![(text("{nope"), None, ErrorCode::BadJson)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_non_object_is_bad_json() {
-    for t in TRANSPORTS {
-        non_object_case(t).await;
-    }
-}
-
-async fn unknown_op_case(transport: &str) {
-    let mut p = pair(transport).await;
-    p.a.send_text(r#"{"op":"fly","rid":41}"#).await;
-    assert_eq!(
-        error_frame(&mut p.a).await,
-        (Some(41), ErrorCode::UnknownOp, false)
-    );
-    assert_usable(&mut p.a).await;
-    flows_over_socket(&mut p.a, &mut p.b, p.tb.user_id, "after unknown op").await;
+    refused_and_not_fatal(|_| {
+        ["[1]", "42", "\"op\"", "null"]
+            .map(|s| (text(s), None, ErrorCode::BadJson))
+            .into()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_op_echoes_rid() {
-    for t in TRANSPORTS {
-        unknown_op_case(t).await;
-    }
-}
-
-async fn bad_field_case(transport: &str) {
-    let mut p = pair(transport).await;
-    let bob = p.tb.user_id;
-    let cases = [
-        // missing `to`
-        json!({"op": "send", "rid": 7, "cmid": cmid_json(), "body": "x"}),
-        // wrongly typed `to`
-        json!({"op": "send", "rid": 8, "to": "x", "cmid": cmid_json(), "body": "x"}),
-        // invalid client message id
-        json!({"op": "send", "rid": 9, "to": bob, "cmid": "not-a-uuid", "body": "x"}),
-        // missing op
-        json!({"rid": 10}),
-        // op of the wrong type
-        json!({"op": 5, "rid": 11}),
-    ];
-    for frame in cases {
-        let rid = frame["rid"].as_u64();
-        p.a.send_text(&frame.to_string()).await;
-        assert_eq!(
-            error_frame(&mut p.a).await,
-            (rid, ErrorCode::BadField, false),
-            "{frame}"
-        );
-    }
-    // `hello` again on an authenticated connection is a bad field, not fatal.
-    p.a.send_text(r#"{"op":"hello","rid":12,"ticket":"whatever"}"#)
-        .await;
-    assert_eq!(
-        error_frame(&mut p.a).await,
-        (Some(12), ErrorCode::BadField, false)
-    );
-    assert_usable(&mut p.a).await;
-    // None of the rejected sends was delivered: the next message bob gets is this one.
-    flows_over_socket(&mut p.a, &mut p.b, bob, "after bad fields").await;
+    refused_and_not_fatal(|_| {
+        vec![(
+            text(r#"{"op":"fly","rid":41}"#),
+            Some(41),
+            ErrorCode::UnknownOp,
+        )]
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_or_mistyped_field_is_bad_field_with_rid() {
-    for t in TRANSPORTS {
-        bad_field_case(t).await;
-    }
-}
-
-async fn bad_utf8_case(transport: &str) {
-    let mut p = pair(transport).await;
-    p.a.send_raw(vec![0xff, 0xfe, b'{', b'}', 0xc3]).await;
-    assert_eq!(
-        error_frame(&mut p.a).await,
-        (None, ErrorCode::BadUtf8, false)
-    );
-    assert_usable(&mut p.a).await;
-    flows_over_socket(&mut p.a, &mut p.b, p.tb.user_id, "after bad utf8").await;
+    refused_and_not_fatal(|bob| {
+        let mut cases: Vec<_> = [
+            // missing `to`
+            json!({"op": "send", "rid": 7, "cmid": cmid_json(), "body": "x"}),
+            // wrongly typed `to`
+            json!({"op": "send", "rid": 8, "to": "x", "cmid": cmid_json(), "body": "x"}),
+            // invalid client message id
+            json!({"op": "send", "rid": 9, "to": bob, "cmid": "not-a-uuid", "body": "x"}),
+            // missing op
+            json!({"rid": 10}),
+            // op of the wrong type
+            json!({"op": 5, "rid": 11}),
+        ]
+        .into_iter()
+        .map(|frame| (text(&frame), frame["rid"].as_u64(), ErrorCode::BadField))
+        .collect();
+        // `hello` again on an authenticated connection is a bad field, not fatal.
+        let hello = r#"{"op":"hello","rid":12,"ticket":"whatever"}"#;
+        cases.push((text(hello), Some(12), ErrorCode::BadField));
+        cases
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_utf8_is_bad_utf8_and_not_fatal() {
-    for t in TRANSPORTS {
-        bad_utf8_case(t).await;
-    }
+    let bytes = || Bad::Raw(vec![0xff, 0xfe, b'{', b'}', 0xc3]);
+    refused_and_not_fatal(|_| vec![(bytes(), None, ErrorCode::BadUtf8)]).await;
 }
 
 // ------------------------------------------------------ socket: frame limits
@@ -365,12 +375,13 @@ async fn tcp_read_frame(s: &mut TcpStream) -> Option<ServerFrame> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_length_prefix_over_the_limit_is_fatal() {
-    let s = TestServer::start().await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
-    let mut b = s.conn(&tb, "tcp").await;
-
-    let c = s.ticket(&ta, "tcp").await;
+    let Handshake {
+        s,
+        ta,
+        tb,
+        mut b,
+        c,
+    } = handshake("tcp").await;
     let mut raw = TcpStream::connect(c.address.as_str()).await.unwrap();
     let hello = json!({"op": "hello", "ticket": c.ticket}).to_string();
     tcp_write_frame(&mut raw, hello.as_bytes()).await;
@@ -404,43 +415,19 @@ async fn tcp_length_prefix_over_the_limit_is_fatal() {
 
 // ------------------------------------------------------ socket: recipients
 
-async fn unknown_recipient_case(transport: &str) {
-    let mut p = pair(transport).await;
-    let f =
-        p.a.request(ClientOp::Send {
-            to: UserId(999_999),
-            cmid: ClientMsgId::new_v7(),
-            body: "anyone?".into(),
-            persistence: None,
-            group: None,
-        })
-        .await;
-    match f {
-        ServerFrame::Error {
-            rid, code, fatal, ..
-        } => {
-            assert!(rid.is_some());
-            assert_eq!((code, fatal), (ErrorCode::UnknownRecipient, false));
-        }
-        other => panic!("expected unknown_recipient, got {other:?}"),
-    }
-    assert_usable(&mut p.a).await;
-    flows_over_socket(&mut p.a, &mut p.b, p.tb.user_id, "after unknown recipient").await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_recipient_on_socket_is_not_fatal() {
-    for t in TRANSPORTS {
-        unknown_recipient_case(t).await;
-    }
+    refused_and_not_fatal(|_| {
+        let send =
+            json!({"op": "send", "rid": 3, "to": 999_999, "cmid": cmid_json(), "body": "anyone?"});
+        vec![(text(send), Some(3), ErrorCode::UnknownRecipient)]
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_recipient_over_http_is_404() {
-    let s = TestServer::start().await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
-    let mut b = s.conn(&tb, "ws").await;
+    let (s, ta, tb, mut b) = with_bystander("ws", |_| {}).await;
     let (st, body) = s
         .http_send(&ta, UserId(999_999), ClientMsgId::new_v7(), "anyone?")
         .await;
@@ -451,166 +438,117 @@ async fn unknown_recipient_over_http_is_404() {
 
 // ------------------------------------------------------ socket: handshake
 
-async fn bad_ticket_case(transport: &str) {
-    let s = TestServer::start().await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
-    let mut b = s.conn(&tb, transport).await;
+/// A server where bob is connected (a healthy bystander) and alice holds
+/// a ticket `c` but no connection yet.
+struct Handshake {
+    s: TestServer,
+    ta: Tokens,
+    tb: Tokens,
+    b: Conn,
+    c: ConnectResponse,
+}
 
+async fn handshake(transport: &str) -> Handshake {
+    let (s, ta, tb, b) = with_bystander(transport, |_| {}).await;
     let c = s.ticket(&ta, transport).await;
-    let mut a = Conn::open(&c).await;
-    a.send_op(
-        Some(3),
-        ClientOp::Hello {
-            ticket: "not-a-ticket-0123456789abcdef".into(),
-        },
-    )
-    .await;
-    assert_eq!(
-        error_frame(&mut a).await,
-        (Some(3), ErrorCode::BadTicket, true)
-    );
-    assert_closed(&mut a).await;
-    flows_over_http(&s, &ta, &mut b, tb.user_id, "after bad ticket").await;
-    // The unused real ticket still works.
-    let mut a = Conn::open(&c).await;
-    a.send_op(None, ClientOp::Hello { ticket: c.ticket }).await;
-    assert!(matches!(a.next().await, ServerFrame::Welcome { .. }));
-    flows_over_socket(&mut a, &mut b, tb.user_id, "alice connected").await;
+    Handshake { s, ta, tb, b, c }
+}
+
+/// The next error frame is `(rid, code)` and fatal, and the connection ends.
+async fn assert_fatal(c: &mut Conn, rid: Option<u64>, code: ErrorCode) {
+    assert_eq!(error_frame(c).await, (rid, code, true));
+    assert_closed(c).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn random_ticket_is_bad_ticket_and_fatal() {
     for t in TRANSPORTS {
-        bad_ticket_case(t).await;
+        let mut h = handshake(t).await;
+        let mut a = Conn::open(&h.c).await;
+        let ticket = "not-a-ticket-0123456789abcdef".into();
+        a.send_op(Some(3), ClientOp::Hello { ticket }).await;
+        assert_fatal(&mut a, Some(3), ErrorCode::BadTicket).await;
+        flows_over_http(&h.s, &h.ta, &mut h.b, h.tb.user_id, "after bad ticket").await;
+        // The unused real ticket still works.
+        let mut a = Conn::hello(h.c.clone()).await;
+        flows_over_socket(&mut a, &mut h.b, h.tb.user_id, "alice connected").await;
     }
-}
-
-async fn reused_ticket_case(transport: &str) {
-    let s = TestServer::start().await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
-    let mut b = s.conn(&tb, transport).await;
-
-    let c = s.ticket(&ta, transport).await;
-    let mut first = Conn::open(&c).await;
-    first
-        .send_op(
-            None,
-            ClientOp::Hello {
-                ticket: c.ticket.clone(),
-            },
-        )
-        .await;
-    assert!(matches!(first.next().await, ServerFrame::Welcome { .. }));
-
-    let mut second = Conn::open(&c).await;
-    second
-        .send_op(
-            None,
-            ClientOp::Hello {
-                ticket: c.ticket.clone(),
-            },
-        )
-        .await;
-    assert_eq!(
-        error_frame(&mut second).await,
-        (None, ErrorCode::BadTicket, true)
-    );
-    assert_closed(&mut second).await;
-    // The first connection is untouched by the failed reuse.
-    assert_usable(&mut first).await;
-    flows_over_socket(&mut first, &mut b, tb.user_id, "after reused ticket").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reused_ticket_is_bad_ticket() {
     for t in TRANSPORTS {
-        reused_ticket_case(t).await;
+        let mut h = handshake(t).await;
+        let mut first = Conn::hello(h.c.clone()).await;
+        let mut second = Conn::open(&h.c).await;
+        let ticket = h.c.ticket.clone();
+        second.send_op(None, ClientOp::Hello { ticket }).await;
+        assert_fatal(&mut second, None, ErrorCode::BadTicket).await;
+        // The first connection is untouched by the failed reuse.
+        assert_usable(&mut first).await;
+        flows_over_socket(&mut first, &mut h.b, h.tb.user_id, "after reused ticket").await;
     }
-}
-
-async fn expired_ticket_case(transport: &str) {
-    let s = TestServer::start_with(|c| c.auth.ticket_ttl_secs = 0).await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
-    let c = s.ticket(&ta, transport).await;
-    assert_eq!(c.expires_in, 0);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let mut a = Conn::open(&c).await;
-    a.send_op(Some(1), ClientOp::Hello { ticket: c.ticket })
-        .await;
-    assert_eq!(
-        error_frame(&mut a).await,
-        (Some(1), ErrorCode::BadTicket, true)
-    );
-    assert_closed(&mut a).await;
-    // No socket can be opened on this server (every ticket expires at
-    // once), but HTTP keeps working for everyone.
-    let (st, body) = s
-        .http_send(&ta, tb.user_id, ClientMsgId::new_v7(), "still works")
-        .await;
-    assert_eq!(st, 200, "{body}");
-    let (st, body) = s
-        .call("POST", "/v1/sync", Some(&tb.access_token), Some(json!({})))
-        .await;
-    assert_eq!(st, 200, "{body}");
-    assert!(body.to_string().contains("still works"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_ticket_is_bad_ticket() {
-    for t in TRANSPORTS {
-        expired_ticket_case(t).await;
+    for transport in TRANSPORTS {
+        let s = TestServer::start_with(|c| c.auth.ticket_ttl_secs = 0).await;
+        let [ta, tb] = s.users(["alice", "bob"]).await;
+        let c = s.ticket(&ta, transport).await;
+        assert_eq!(c.expires_in, 0);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut a = Conn::open(&c).await;
+        a.send_op(Some(1), ClientOp::Hello { ticket: c.ticket })
+            .await;
+        assert_fatal(&mut a, Some(1), ErrorCode::BadTicket).await;
+        // No socket can be opened on this server (every ticket expires at
+        // once), but HTTP keeps working for everyone.
+        let (st, body) = s
+            .http_send(&ta, tb.user_id, ClientMsgId::new_v7(), "still works")
+            .await;
+        assert_eq!(st, 200, "{body}");
+        let (st, body) = s.send_json(&tb, "POST", "/v1/sync", json!({})).await;
+        assert_eq!(st, 200, "{body}");
+        assert!(body.to_string().contains("still works"), "{body}");
     }
-}
-
-async fn op_before_hello_case(transport: &str) {
-    let s = TestServer::start().await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
-    let mut b = s.conn(&tb, transport).await;
-
-    let c = s.ticket(&ta, transport).await;
-    let mut a = Conn::open(&c).await;
-    a.send_op(Some(5), ClientOp::Ping).await;
-    assert_eq!(
-        error_frame(&mut a).await,
-        (Some(5), ErrorCode::NotAuthenticated, false)
-    );
-    a.send_op(
-        Some(6),
-        ClientOp::Send {
-            to: tb.user_id,
-            cmid: ClientMsgId::new_v7(),
-            body: "sneaky".into(),
-            persistence: None,
-            group: None,
-        },
-    )
-    .await;
-    assert_eq!(
-        error_frame(&mut a).await,
-        (Some(6), ErrorCode::NotAuthenticated, false)
-    );
-    // Malformed frames before hello are not fatal either.
-    a.send_text("{nope").await;
-    assert_eq!(error_frame(&mut a).await, (None, ErrorCode::BadJson, false));
-    // A proper hello still works on the same connection.
-    a.send_op(None, ClientOp::Hello { ticket: c.ticket }).await;
-    match a.next().await {
-        ServerFrame::Welcome { user, .. } => assert_eq!(user, ta.user_id),
-        other => panic!("expected welcome, got {other:?}"),
-    }
-    assert_usable(&mut a).await;
-    // The rejected send was never accepted: the first message bob gets is this one.
-    flows_over_socket(&mut a, &mut b, tb.user_id, "after hello").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn op_before_hello_is_not_authenticated_and_not_fatal() {
     for t in TRANSPORTS {
-        op_before_hello_case(t).await;
+        let mut h = handshake(t).await;
+        let mut a = Conn::open(&h.c).await;
+        a.send_op(Some(5), ClientOp::Ping).await;
+        assert_eq!(
+            error_frame(&mut a).await,
+            (Some(5), ErrorCode::NotAuthenticated, false)
+        );
+        let sneaky = ClientOp::Send {
+            to: h.tb.user_id,
+            cmid: ClientMsgId::new_v7(),
+            body: "sneaky".into(),
+            persistence: None,
+            group: None,
+        };
+        a.send_op(Some(6), sneaky).await;
+        assert_eq!(
+            error_frame(&mut a).await,
+            (Some(6), ErrorCode::NotAuthenticated, false)
+        );
+        // Malformed frames before hello are not fatal either.
+        a.send_text("{nope").await;
+        assert_eq!(error_frame(&mut a).await, (None, ErrorCode::BadJson, false));
+        // A proper hello still works on the same connection.
+        a.send_op(None, ClientOp::Hello { ticket: h.c.ticket })
+            .await;
+        match a.next().await {
+            ServerFrame::Welcome { user, .. } => assert_eq!(user, h.ta.user_id),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        assert_usable(&mut a).await;
+        // The rejected send was never accepted: the first message bob gets is this one.
+        flows_over_socket(&mut a, &mut h.b, h.tb.user_id, "after hello").await;
     }
 }
 
@@ -618,28 +556,23 @@ async fn op_before_hello_is_not_authenticated_and_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_bad_or_missing_token_is_unauthorized() {
-    let s = TestServer::start().await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
-    let mut b = s.conn(&tb, "tcp").await;
+    let (s, ta, tb, mut b) = with_bystander("tcp", |_| {}).await;
 
-    let (st, body) = s.call("GET", "/v1/unread", Some("garbage"), None).await;
-    assert_http_error(st, &body, 401, "unauthorized");
-    let (st, body) = s.call("GET", "/v1/unread", None, None).await;
-    assert_http_error(st, &body, 401, "unauthorized");
     let send = json!({"to": tb.user_id, "cmid": cmid_json(), "body": "x"});
-    let (st, body) = s
-        .call("POST", "/v1/messages", Some("garbage"), Some(send.clone()))
-        .await;
-    assert_http_error(st, &body, 401, "unauthorized");
-    let (st, body) = s.call("POST", "/v1/messages", None, Some(send)).await;
-    assert_http_error(st, &body, 401, "unauthorized");
     // A token with a tampered signature is just as invalid.
     let mut forged = ta.access_token.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
-    let (st, body) = s.call("GET", "/v1/unread", Some(&forged), None).await;
-    assert_http_error(st, &body, 401, "unauthorized");
+    let unauthorized = |method, path, token, body| (method, path, token, body, 401, "unauthorized");
+    #[rustfmt::skip]
+    let cases = vec![
+        unauthorized("GET", "/v1/unread", Some("garbage"), None),
+        unauthorized("GET", "/v1/unread", None, None),
+        unauthorized("POST", "/v1/messages", Some("garbage"), Some(send.clone())),
+        unauthorized("POST", "/v1/messages", None, Some(send)),
+        unauthorized("GET", "/v1/unread", Some(&forged), None),
+    ];
+    assert_refused(&s, &s.base, cases).await;
     // A non-Bearer scheme.
     let resp = s
         .http
@@ -662,19 +595,13 @@ async fn http_expired_token_is_token_expired() {
     assert_eq!(ta.expires_in, 0);
     // The server allows 5 s of clock leeway, in whole seconds.
     tokio::time::sleep(std::time::Duration::from_millis(7_000)).await;
-    let (st, body) = s
-        .call("GET", "/v1/unread", Some(&ta.access_token), None)
-        .await;
-    assert_http_error(st, &body, 401, "token_expired");
-    let (st, body) = s
-        .call(
-            "POST",
-            "/v1/connect",
-            Some(&ta.access_token),
-            Some(json!({"transport": "ws"})),
-        )
-        .await;
-    assert_http_error(st, &body, 401, "token_expired");
+    let tok = Some(ta.access_token.as_str());
+    #[rustfmt::skip]
+    let cases = vec![
+        ("GET", "/v1/unread", tok, None, 401, "token_expired"),
+        ("POST", "/v1/connect", tok, Some(json!({"transport": "ws"})), 401, "token_expired"),
+    ];
+    assert_refused(&s, &s.base, cases).await;
     // The refresh token still works and gives a fresh pair.
     let (st, body) = s
         .call(
@@ -690,10 +617,8 @@ async fn http_expired_token_is_token_expired() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_bad_bodies_get_their_codes() {
-    let s = TestServer::start_with(|c| c.limits.max_frame_bytes = 4096).await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
-    let mut b = s.conn(&tb, "ws").await;
+    let limit = |c: &mut magpie_server::Config| c.limits.max_frame_bytes = 4096;
+    let (s, ta, tb, mut b) = with_bystander("ws", limit).await;
     let tok = Some(ta.access_token.as_str());
     let json_ct = Some("application/json");
 
@@ -720,36 +645,21 @@ async fn http_bad_bodies_get_their_codes() {
             "{bad}"
         );
     }
-    // Over the body limit.
     let big = json!({"to": tb.user_id, "cmid": cmid_json(), "body": "x".repeat(8 * 1024)});
-    let (st, body) = s.call("POST", "/v1/messages", tok, Some(big)).await;
-    assert_http_error(st, &body, 413, "frame_too_large");
-    // Unknown routes.
-    let (st, body) = s.call("GET", "/v1/nope", tok, None).await;
-    assert_http_error(st, &body, 404, "not_found");
-    let (st, body) = s
-        .call("POST", "/nowhere/at/all", None, Some(json!({})))
-        .await;
-    assert_http_error(st, &body, 404, "not_found");
-    // Bad credentials and bad registration are errors of the same shape.
-    let (st, body) = s
-        .call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(json!({"username": "alice", "password": "wrong-password"})),
-        )
-        .await;
-    assert_http_error(st, &body, 401, "bad_credentials");
-    let (st, body) = s
-        .call(
-            "POST",
-            "/v1/auth/register",
-            None,
-            Some(json!({"username": "alice", "password": "password123"})),
-        )
-        .await;
-    assert_http_error(st, &body, 409, "conflict");
+    let wrong_password = json!({"username": "alice", "password": "wrong-password"});
+    let taken = json!({"username": "alice", "password": "password123"});
+    #[rustfmt::skip]
+    let cases = vec![
+        // Over the body limit.
+        ("POST", "/v1/messages", tok, Some(big), 413, "frame_too_large"),
+        // Unknown routes.
+        ("GET", "/v1/nope", tok, None, 404, "not_found"),
+        ("POST", "/nowhere/at/all", None, Some(json!({})), 404, "not_found"),
+        // Bad credentials and bad registration are errors of the same shape.
+        ("POST", "/v1/auth/login", None, Some(wrong_password), 401, "bad_credentials"),
+        ("POST", "/v1/auth/register", None, Some(taken), 409, "conflict"),
+    ];
+    assert_refused(&s, &s.base, cases).await;
     // None of the refused sends reached bob; the next message is this one.
     flows_over_http(&s, &ta, &mut b, tb.user_id, "after bad bodies").await;
 }
@@ -758,103 +668,67 @@ async fn http_bad_bodies_get_their_codes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn internal_api_requires_the_service_key() {
-    let s = TestServer::start().await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
-    let mut b = s.conn(&tb, "tcp").await;
+    let (s, ta, tb, mut b) = with_bystander("tcp", |_| {}).await;
     let send = json!({"to": tb.user_id, "cmid": cmid_json(), "body": "from the system"});
     let key = Some("service-key-for-tests");
 
+    let (public, internal) = (s.base.as_str(), s.internal());
     // Only the internal listener serves the internal API: on the public
     // address its paths are unknown routes, even with the right key.
-    for path in ["/internal/v1/messages", "/internal/v1/users"] {
-        let (st, body) = s.call("POST", path, key, Some(send.clone())).await;
-        assert_http_error(st, &body, 404, "not_found");
-    }
-    // And the internal listener serves nothing else.
-    let (st, body) = s
-        .call_at(&s.internal(), "GET", "/healthz", None, None)
-        .await;
-    assert_http_error(st, &body, 404, "not_found");
-
-    // A user's token is authenticated but not allowed.
-    let (st, body) = s
-        .call_internal(
-            "POST",
-            "/internal/v1/messages",
-            Some(&ta.access_token),
-            Some(send.clone()),
-        )
-        .await;
-    assert_http_error(st, &body, 403, "forbidden");
-    // A wrong key, or none.
-    let (st, body) = s
-        .call_internal(
-            "POST",
-            "/internal/v1/messages",
-            Some("wrong-service-key"),
-            Some(send.clone()),
-        )
-        .await;
-    assert_http_error(st, &body, 401, "unauthorized");
-    let (st, body) = s
-        .call_internal("POST", "/internal/v1/messages", None, Some(send.clone()))
-        .await;
-    assert_http_error(st, &body, 401, "unauthorized");
-    let (st, body) = s
-        .call_internal(
-            "POST",
-            "/internal/v1/users",
-            Some(&ta.access_token),
-            Some(json!({"username": "mallory", "password": "password123"})),
-        )
-        .await;
-    assert_http_error(st, &body, 403, "forbidden");
+    let not_found = |path| ("POST", path, key, Some(send.clone()), 404, "not_found");
+    let public_cases = vec![
+        not_found("/internal/v1/messages"),
+        not_found("/internal/v1/users"),
+    ];
+    assert_refused(&s, public, public_cases).await;
+    let user = Some(ta.access_token.as_str());
+    let mallory = json!({"username": "mallory", "password": "password123"});
+    let (msgs, users) = ("/internal/v1/messages", "/internal/v1/users");
+    let wrong = Some("wrong-service-key");
+    #[rustfmt::skip]
+    let cases = vec![
+        // And the internal listener serves nothing else.
+        ("GET", "/healthz", None, None, 404, "not_found"),
+        // A user's token is authenticated but not allowed.
+        ("POST", msgs, user, Some(send.clone()), 403, "forbidden"),
+        // A wrong key, or none.
+        ("POST", msgs, wrong, Some(send.clone()), 401, "unauthorized"),
+        ("POST", msgs, None, Some(send.clone()), 401, "unauthorized"),
+        ("POST", users, user, Some(mallory), 403, "forbidden"),
+    ];
+    assert_refused(&s, &internal, cases).await;
 
     // The right key creates a user, issues a token and sends as the system.
-    let (st, body) = s
-        .call_internal(
-            "POST",
-            "/internal/v1/users",
-            key,
-            Some(json!({"username": "carol", "password": "password123"})),
-        )
-        .await;
+    let (st, body) = internal_post(
+        &s,
+        "/internal/v1/users",
+        json!({"username": "carol", "password": "password123"}),
+    )
+    .await;
     assert_eq!(st, 201, "{body}");
     assert_eq!(body["username"], "carol");
     let carol = UserId(body["user_id"].as_i64().expect("user_id"));
-    let (st, body) = s
-        .call_internal(
-            "POST",
-            &format!("/internal/v1/users/{}/tokens", carol.0),
-            key,
-            Some(json!({})),
-        )
-        .await;
+    let (st, body) = internal_post(
+        &s,
+        &format!("/internal/v1/users/{}/tokens", carol.0),
+        json!({}),
+    )
+    .await;
     assert_eq!(st, 200, "{body}");
     let tc: Tokens = serde_json::from_value(body).unwrap();
     assert_eq!(tc.user_id, carol);
     // Tokens for a user that does not exist: not found.
-    let (st, body) = s
-        .call_internal(
-            "POST",
-            "/internal/v1/users/999999/tokens",
-            key,
-            Some(json!({})),
-        )
-        .await;
+    let (st, body) = internal_post(&s, "/internal/v1/users/999999/tokens", json!({})).await;
     assert_http_error(st, &body, 404, "not_found");
     // The issued token works on the public API and for a socket.
     let mut c = s.conn(&tc, "ws").await;
     let cmid = ClientMsgId::new_v7();
-    let (st, body) = s
-        .call_internal(
-            "POST",
-            "/internal/v1/messages",
-            key,
-            Some(json!({"to": carol, "cmid": cmid, "body": "welcome, carol"})),
-        )
-        .await;
+    let (st, body) = internal_post(
+        &s,
+        "/internal/v1/messages",
+        json!({"to": carol, "cmid": cmid, "body": "welcome, carol"}),
+    )
+    .await;
     assert_eq!(st, 200, "{body}");
     let got = c.expect_msg().await;
     assert_eq!(
@@ -862,19 +736,15 @@ async fn internal_api_requires_the_service_key() {
         ("welcome, carol", UserId::SYSTEM, cmid)
     );
     // Internal send to an unknown recipient keeps the documented code.
-    let (st, body) = s
-        .call_internal(
-            "POST",
-            "/internal/v1/messages",
-            key,
-            Some(json!({"to": 999_999, "cmid": cmid_json(), "body": "x"})),
-        )
-        .await;
+    let (st, body) = internal_post(
+        &s,
+        "/internal/v1/messages",
+        json!({"to": 999_999, "cmid": cmid_json(), "body": "x"}),
+    )
+    .await;
     assert_http_error(st, &body, 404, "unknown_recipient");
     // The refused attempts delivered nothing to bob; the system message is the first.
-    let (st, body) = s
-        .call_internal("POST", "/internal/v1/messages", key, Some(send))
-        .await;
+    let (st, body) = internal_post(&s, "/internal/v1/messages", send).await;
     assert_eq!(st, 200, "{body}");
     let got = b.expect_msg().await;
     assert_eq!(
@@ -897,14 +767,11 @@ async fn internal_api_requires_the_service_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_origin_allow_list() {
-    let s = TestServer::start_with(|c| {
+    let allow = |c: &mut magpie_server::Config| {
         c.http.allowed_origins = vec!["https://good.example".into()];
-    })
-    .await;
-    let ta = s.user("alice", "phone").await;
-    let tb = s.user("bob", "phone").await;
-    let mut b = s.conn(&tb, "ws").await; // no Origin: not a browser, allowed
-
+    };
+    // Bob has no Origin: not a browser, allowed.
+    let (s, ta, tb, mut b) = with_bystander("ws", allow).await;
     let c = s.ticket(&ta, "ws").await;
     let mut req = c.address.as_str().into_client_request().unwrap();
     req.headers_mut()

@@ -7,7 +7,7 @@ use magpie_proto::{ClientOp, ServerFrame};
 
 async fn exchange(a_transport: &str, b_transport: &str) {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let mut a = s.conn(&ta, a_transport).await;
     let mut b = s.conn(&tb, b_transport).await;
     let (_, seq, dup) = sent_seq(&a.send_msg(tb.user_id, "hi bob").await);
@@ -87,14 +87,7 @@ async fn http_send_reaches_socket_and_history() {
     assert_eq!(body["seq"], 1);
     assert_eq!(b.expect_msg().await.body, "over http");
     let conv = ConvId::direct(ta.user_id, tb.user_id);
-    let (st, page) = s
-        .call(
-            "GET",
-            &format!("/v1/conversations/{conv}/messages"),
-            Some(&ta.access_token),
-            None,
-        )
-        .await;
+    let (st, page) = s.history(&ta, &conv, "").await;
     assert_eq!(st, 200);
     assert_eq!(page["messages"][0]["body"], "over http");
 }
@@ -110,7 +103,7 @@ async fn health_and_metrics_are_served() {
     let s = TestServer::start().await;
     let (st, body) = s.call("GET", "/healthz", None, None).await;
     assert_eq!((st, body["status"].as_str()), (200, Some("ok")));
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let mut a = s.conn(&ta, "ws").await;
     let mut b = s.conn(&tb, "tcp").await;
     a.send_msg(tb.user_id, "counted").await;

@@ -9,9 +9,7 @@ use magpie_proto::{ClientOp, ServerFrame};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clients_on_different_nodes_chat() {
-    if !backends::cluster_mode() || std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite")
-    {
-        eprintln!("needs a shared store: set MAGPIE_TEST_BACKENDS=cluster (PostgreSQL or MySQL)");
+    if !backends::needs_shared_store() {
         return;
     }
     let n1 = TestServer::start().await;
@@ -37,11 +35,7 @@ async fn clients_on_different_nodes_chat() {
     // Receipts cross nodes as well.
     let conv = ConvId::direct(ta.user_id, tb.user_id);
     assert!(matches!(
-        b.request(ClientOp::Read {
-            conv: conv.clone(),
-            seq: 3
-        })
-        .await,
+        b.read(&conv, 3).await,
         ServerFrame::ReadOk { seq: 3, .. }
     ));
     let r = a.expect(|f| matches!(f, ServerFrame::Receipt { .. })).await;
@@ -62,22 +56,13 @@ async fn clients_on_different_nodes_chat() {
     assert_eq!((seqs, convs[0].read_seq), (vec![1, 2, 3], 3));
     // History, unread and sync agree whichever node answers.
     for s in [&n1, &n2, &n3] {
-        let (_, unread) = s
-            .call("GET", "/v1/unread", Some(&ta.access_token), None)
-            .await;
+        let (_, unread) = s.get(&ta, "/v1/unread").await;
         assert_eq!(
             unread["total"].as_i64(),
             Some(1),
             "alice has bob's one message unread"
         );
-        let (_, page) = s
-            .call(
-                "GET",
-                &format!("/v1/conversations/{conv}/messages?after=0"),
-                Some(&tb.access_token),
-                None,
-            )
-            .await;
+        let (_, page) = s.history(&tb, &conv, "?after=0").await;
         let bodies: Vec<&str> = page["messages"]
             .as_array()
             .unwrap()
@@ -88,18 +73,9 @@ async fn clients_on_different_nodes_chat() {
     }
 }
 
-fn shared_store() -> bool {
-    let ok = backends::cluster_mode()
-        && !std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite");
-    if !ok {
-        eprintln!("needs a shared store: set MAGPIE_TEST_BACKENDS=cluster (PostgreSQL or MySQL)");
-    }
-    ok
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_draining_node_moves_its_clients_and_cleans_up() {
-    if !shared_store() {
+    if !backends::needs_shared_store() {
         return;
     }
     let n1 = TestServer::start().await;
@@ -151,7 +127,7 @@ async fn a_draining_node_moves_its_clients_and_cleans_up() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_sends_the_canary_share_to_canary_nodes() {
-    if !shared_store() {
+    if !backends::needs_shared_store() {
         return;
     }
     let n1 = TestServer::start_with(|c| c.cluster.canary_percent = 100).await;
@@ -198,15 +174,11 @@ async fn flush_state(ns: &backends::Namespace) {
 /// by default, kept here), and each client is told to sync.
 #[tokio::test(flavor = "multi_thread")]
 async fn pushes_resume_at_once_after_the_state_comes_back_empty() {
-    if !backends::cluster_mode() {
-        eprintln!("cluster-only test: set MAGPIE_TEST_BACKENDS=cluster");
+    if !backends::cluster_only() {
         return;
     }
     let n1 = TestServer::start().await;
-    let (ta, tb) = (
-        n1.user("alice", "phone").await,
-        n1.user("bob", "phone").await,
-    );
+    let [ta, tb] = n1.users(["alice", "bob"]).await;
     let mut a = n1.conn_here(&ta, "tcp").await;
     let mut b = n1.conn_here(&tb, "ws").await;
     a.send_msg(tb.user_id, "before").await;
@@ -234,15 +206,11 @@ async fn pushes_resume_at_once_after_the_state_comes_back_empty() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn losing_the_state_loses_no_message_and_reuses_no_sequence() {
-    if !backends::cluster_mode() {
-        eprintln!("cluster-only test: set MAGPIE_TEST_BACKENDS=cluster");
+    if !backends::cluster_only() {
         return;
     }
     let n1 = TestServer::start_with(|c| c.session.heartbeat_ms = 200).await;
-    let (ta, tb) = (
-        n1.user("alice", "phone").await,
-        n1.user("bob", "phone").await,
-    );
+    let [ta, tb] = n1.users(["alice", "bob"]).await;
     let mut a = n1.conn_here(&ta, "tcp").await;
     let mut b = n1.conn_here(&tb, "ws").await;
     let mut acked = Vec::new();
@@ -265,14 +233,7 @@ async fn losing_the_state_loses_no_message_and_reuses_no_sequence() {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
         while let Ok(Some(f)) = b.try_recv(deadline - tokio::time::Instant::now()).await {
             if let ServerFrame::Msg { msg, .. } = &f {
-                b.send_op(
-                    None,
-                    ClientOp::Ack {
-                        conv: msg.conv.clone(),
-                        seqs: vec![msg.seq],
-                    },
-                )
-                .await;
+                b.ack(msg).await;
                 pushed_after |= msg.body.starts_with("probe");
             }
             if tokio::time::Instant::now() >= deadline {
@@ -292,16 +253,7 @@ async fn losing_the_state_loses_no_message_and_reuses_no_sequence() {
     let convs = b.sync(&[(conv.clone(), 0)], 200).await;
     let seqs: Vec<i64> = convs[0].messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=convs[0].last_seq).collect::<Vec<i64>>());
-    let truth: i64 = n1
-        .app()
-        .store
-        .messages()
-        .conversations(tb.user_id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.unread)
-        .sum();
+    let truth: i64 = unread_truth(&n1.app().store, tb.user_id).await;
     match b.request(ClientOp::Unread).await {
         ServerFrame::UnreadResult { total, .. } => assert_eq!(total, truth),
         f => panic!("{f:?}"),

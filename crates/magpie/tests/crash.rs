@@ -129,22 +129,12 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
     let tb = n2.server.login("bob", "phone").await;
     let conv = ConvId::direct(ta.user_id, tb.user_id);
     let mut b = n2.server.conn(&tb, "ws").await;
-    let mut got: Vec<(i64, ClientMsgId)> = Vec::new();
-    let mut last = 0;
-    loop {
-        let convs = b.sync(&[(conv.clone(), last)], 200).await;
-        let Some(c) = convs.into_iter().find(|c| c.conv == conv) else {
-            break;
-        };
-        for m in &c.messages {
-            assert_eq!(m.seq, last + 1, "no gap");
-            last = m.seq;
-            got.push((m.seq, m.cmid));
-        }
-        if !c.more {
-            break;
-        }
-    }
+    let got: Vec<(i64, ClientMsgId)> = b
+        .sync_all(&conv, 0)
+        .await
+        .iter()
+        .map(|m| (m.seq, m.cmid))
+        .collect();
     let stored: HashMap<ClientMsgId, i64> = got.iter().map(|(s, c)| (*c, *s)).collect();
     assert_eq!(stored.len(), got.len(), "a message appears twice");
     for (cmid, seq) in &acked {
@@ -192,15 +182,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
             ),
         }
     }
-    let (_, page) = n2
-        .server
-        .call(
-            "GET",
-            &format!("/v1/conversations/{conv}/messages?limit=1"),
-            Some(&tb.access_token),
-            None,
-        )
-        .await;
+    let (_, page) = n2.server.history(&tb, &conv, "?limit=1").await;
     assert_eq!(
         page["messages"][0]["seq"].as_i64(),
         Some(TOTAL as i64),
@@ -239,9 +221,7 @@ async fn sigterm_sends_reconnect_and_exits_cleanly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sweeper_cleans_up_after_a_killed_node() {
-    if !backends::cluster_mode() || std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite")
-    {
-        eprintln!("needs a shared store: set MAGPIE_TEST_BACKENDS=cluster (PostgreSQL or MySQL)");
+    if !backends::needs_shared_store() {
         return;
     }
     // Node 1 in process (its sweeper runs every 300 ms), node B a real process.
@@ -278,10 +258,7 @@ async fn the_sweeper_cleans_up_after_a_killed_node() {
         },
     };
 
-    let (ta, tb) = (
-        n1.user("alice", "phone").await,
-        n1.user("bob", "phone").await,
-    );
+    let [ta, tb] = n1.users(["alice", "bob"]).await;
     let mut a = n1.conn_here(&ta, "ws").await;
     // Bob on node B: a ticket from any edge, the socket on B.
     let mut c = b_node.server.ticket(&tb, "tcp").await;
@@ -319,15 +296,7 @@ async fn the_sweeper_cleans_up_after_a_killed_node() {
         }
         other => panic!("{other:?}"),
     }
-    let state = &n1.app().state;
-    assert!(state.node_routes("node-b").await.unwrap().is_empty());
-    assert!(
-        !state
-            .known_nodes()
-            .await
-            .unwrap()
-            .contains(&"node-b".to_string())
-    );
+    assert_node_forgotten(&n1.app().state, "node-b").await;
 }
 
 /// Group traffic with reads in flight, then kill -9: after the restart every
@@ -344,11 +313,11 @@ async fn group_unread_stays_exact_across_kill_9() {
     let ids: Vec<i64> = members.iter().map(|t| t.user_id.0).collect();
     let (st, body) = n
         .server
-        .call(
+        .send_json(
+            &owner,
             "POST",
             "/v1/groups",
-            Some(&owner.access_token),
-            Some(serde_json::json!({"name": "crash", "members": ids})),
+            serde_json::json!({"name": "crash", "members": ids}),
         )
         .await;
     assert_eq!(st, 201, "{body}");
@@ -399,15 +368,7 @@ async fn group_unread_stays_exact_across_kill_9() {
     let dir = std::mem::replace(&mut n.server.dir, tempfile::tempdir().unwrap());
     let n2 = node(dir);
     let owner = n2.server.login("owner", "phone").await;
-    let (_, info) = n2
-        .server
-        .call(
-            "GET",
-            &format!("/v1/groups/{g}"),
-            Some(&owner.access_token),
-            None,
-        )
-        .await;
+    let (_, info) = n2.server.get(&owner, &format!("/v1/groups/{g}")).await;
     let last = info["last_seq"].as_i64().unwrap();
     assert!(
         last >= *acked_send.iter().max().unwrap(),
@@ -415,12 +376,7 @@ async fn group_unread_stays_exact_across_kill_9() {
     );
     let (_, page) = n2
         .server
-        .call(
-            "GET",
-            &format!("/v1/groups/{g}/members?limit=50"),
-            Some(&owner.access_token),
-            None,
-        )
+        .get(&owner, &format!("/v1/groups/{g}/members?limit=50"))
         .await;
     for (i, t) in members.iter().enumerate() {
         let m = page["members"]
@@ -436,10 +392,7 @@ async fn group_unread_stays_exact_across_kill_9() {
         );
         assert!(read <= last);
         let tok = n2.server.login(&format!("member{i}"), "phone").await;
-        let (_, u) = n2
-            .server
-            .call("GET", "/v1/unread", Some(&tok.access_token), None)
-            .await;
+        let (_, u) = n2.server.get(&tok, "/v1/unread").await;
         assert_eq!(
             u["total"].as_i64(),
             Some(last - read),

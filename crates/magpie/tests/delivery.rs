@@ -20,7 +20,7 @@ fn send_op(to: UserId, cmid: ClientMsgId, body: &str) -> ClientOp {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_returns_the_original_ids_over_socket_and_http() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let mut a = s.conn(&ta, "tcp").await;
     let cmid = ClientMsgId::new_v7();
     let (id1, seq1, dup1) = sent_seq(&a.request(send_op(tb.user_id, cmid, "first")).await);
@@ -39,14 +39,7 @@ async fn a_retry_returns_the_original_ids_over_socket_and_http() {
     );
     assert_eq!(body["duplicate"], true);
     let conv = ConvId::direct(ta.user_id, tb.user_id);
-    let (_, page) = s
-        .call(
-            "GET",
-            &format!("/v1/conversations/{conv}/messages"),
-            Some(&tb.access_token),
-            None,
-        )
-        .await;
+    let (_, page) = s.history(&tb, &conv, "").await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
     assert_eq!(page["messages"][0]["body"], "first");
 }
@@ -54,7 +47,7 @@ async fn a_retry_returns_the_original_ids_over_socket_and_http() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_retries_get_one_result() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let cmid = ClientMsgId::new_v7();
     let mut tasks = Vec::new();
     for i in 0..16 {
@@ -97,21 +90,14 @@ async fn concurrent_retries_get_one_result() {
     }
     assert_eq!(results.len(), 1, "{results:?}");
     let conv = ConvId::direct(ta.user_id, tb.user_id);
-    let (_, page) = s
-        .call(
-            "GET",
-            &format!("/v1/conversations/{conv}/messages?limit=50"),
-            Some(&tb.access_token),
-            None,
-        )
-        .await;
+    let (_, page) = s.history(&tb, &conv, "?limit=50").await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_durable_key_answers_after_the_fast_path_expired() {
     let s = TestServer::start_with(|c| c.limits.idempotency_ttl_secs = 0).await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let cmid = ClientMsgId::new_v7();
     let (_, first) = s.http_send(&ta, tb.user_id, cmid, "once").await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -141,7 +127,7 @@ async fn the_durable_key_answers_after_the_fast_path_expired() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_offline_receiver_gets_all_1000_messages_in_order() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let mut a = s.conn(&ta, "tcp").await;
     // Pipelined: all requests first, then the replies (batched by the server).
     for i in 1..=1000u64 {
@@ -217,14 +203,24 @@ async fn unread(b: &mut Conn) -> (i64, Vec<(ConvId, i64)>) {
     }
 }
 
+/// Polls `b`'s unread total until it is `want` (the count follows a read
+/// asynchronously), for at most 10 s; returns the last answer.
+async fn unread_until(b: &mut Conn, want: i64) -> (i64, Vec<(ConvId, i64)>) {
+    let mut counts = unread(b).await;
+    for _ in 0..500 {
+        if counts.0 == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        counts = unread(b).await;
+    }
+    counts
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unread_counts_and_read_receipts_are_exact() {
     let s = TestServer::start().await;
-    let (ta, tb, tc) = (
-        s.user("alice", "phone").await,
-        s.user("bob", "phone").await,
-        s.user("carol", "phone").await,
-    );
+    let [ta, tb, tc] = s.users(["alice", "bob", "carol"]).await;
     let mut a = s.conn(&ta, "ws").await;
     let mut b = s.conn(&tb, "tcp").await;
     let ab = ConvId::direct(ta.user_id, tb.user_id);
@@ -257,12 +253,7 @@ async fn unread_counts_and_read_receipts_are_exact() {
     want.sort();
     assert_eq!((counts.0, per), (4, want));
     // Read up to seq 2 in ab: one of alice's messages stays unread.
-    let r = b
-        .request(ClientOp::Read {
-            conv: ab.clone(),
-            seq: 2,
-        })
-        .await;
+    let r = b.read(&ab, 2).await;
     assert!(matches!(r, ServerFrame::ReadOk { seq: 2, .. }), "{r:?}");
     let receipt = a.expect(|f| matches!(f, ServerFrame::Receipt { .. })).await;
     assert_eq!(
@@ -273,57 +264,22 @@ async fn unread_counts_and_read_receipts_are_exact() {
             seq: 2
         }
     );
-    for _ in 0..500 {
-        counts = unread(&mut b).await;
-        if counts.0 == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    counts = unread_until(&mut b, 2).await;
     assert_eq!(counts.0, 2);
     // Reading beyond the end is capped; everything read.
-    let r = b
-        .request(ClientOp::Read {
-            conv: ab.clone(),
-            seq: 99,
-        })
-        .await;
+    let r = b.read(&ab, 99).await;
     assert!(matches!(r, ServerFrame::ReadOk { seq: 4, .. }), "{r:?}");
-    let (st, body) = s
-        .call(
-            "POST",
-            &format!("/v1/conversations/{cb}/read"),
-            Some(&tb.access_token),
-            Some(serde_json::json!({"seq": 1})),
-        )
-        .await;
+    let (st, body) = s.read(&tb, &cb, 1).await;
     assert_eq!((st, body["seq"].as_i64()), (200, Some(1)));
-    for _ in 0..500 {
-        counts = unread(&mut b).await;
-        if counts.0 == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    counts = unread_until(&mut b, 0).await;
     assert_eq!(counts.0, 0);
     // The cache equals the truth rebuilt from the store.
-    let truth: i64 = s
-        .app()
-        .store
-        .messages()
-        .conversations(tb.user_id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.unread)
-        .sum();
+    let truth: i64 = unread_truth(&s.app().store, tb.user_id).await;
     assert_eq!(truth, 0);
     // A new message counts again; HTTP agrees with the socket.
     a.send_msg(tb.user_id, "one more").await;
     for _ in 0..500 {
-        let (_, body) = s
-            .call("GET", "/v1/unread", Some(&tb.access_token), None)
-            .await;
+        let (_, body) = s.get(&tb, "/v1/unread").await;
         if body["total"] == 1 {
             return;
         }
@@ -335,16 +291,9 @@ async fn unread_counts_and_read_receipts_are_exact() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unacknowledged_pushes_are_resent_and_a_full_window_closes_the_connection() {
     let s = TestServer::start_with(|c| c.session.window = 5).await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
-    let (st, _) = s
-        .call(
-            "PUT",
-            "/v1/settings",
-            Some(&tb.access_token),
-            Some(serde_json::json!({"resend": "high"})),
-        )
+    let [ta, tb] = s.users(["alice", "bob"]).await;
+    s.set_settings(&tb, "", serde_json::json!({"resend": "high"}))
         .await;
-    assert_eq!(st, 200);
     let mut a = s.conn(&ta, "ws").await;
     let mut b = s.conn(&tb, "tcp").await;
     a.send_msg(tb.user_id, "resend me").await;
@@ -388,22 +337,13 @@ async fn unacknowledged_pushes_are_resent_and_a_full_window_closes_the_connectio
 #[tokio::test(flavor = "multi_thread")]
 async fn the_unread_mode_shapes_the_answer() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     s.http_send(&ta, tb.user_id, ClientMsgId::new_v7(), "one")
         .await;
     let get = async |mode: &str| {
-        let (st, _) = s
-            .call(
-                "PUT",
-                "/v1/settings",
-                Some(&tb.access_token),
-                Some(serde_json::json!({"unread_mode": mode})),
-            )
+        s.set_settings(&tb, "", serde_json::json!({"unread_mode": mode}))
             .await;
-        assert_eq!(st, 200);
-        s.call("GET", "/v1/unread", Some(&tb.access_token), None)
-            .await
-            .1
+        s.get(&tb, "/v1/unread").await.1
     };
     let per = get("per_conversation").await;
     assert_eq!(
@@ -431,9 +371,7 @@ async fn the_unread_mode_shapes_the_answer() {
     );
     // The setting is per device: another device of bob still sees counts.
     let other = s.login("bob", "laptop").await;
-    let (_, body) = s
-        .call("GET", "/v1/unread", Some(&other.access_token), None)
-        .await;
+    let (_, body) = s.get(&other, "/v1/unread").await;
     assert_eq!(body["total"].as_i64(), Some(1));
 }
 
@@ -442,7 +380,7 @@ async fn the_unread_mode_shapes_the_answer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_push_removes_the_stale_route() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let mut a = s.conn(&ta, "ws").await;
     let mut b = s.conn(&tb, "tcp").await;
     let app = s.app();

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_takes_an_empty_body_and_ignores_keys_that_are_no_conversation() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let (st, _) = s
         .http_send(&ta, tb.user_id, magpie_core::ClientMsgId::new_v7(), "hi")
         .await;
@@ -32,11 +32,11 @@ async fn sync_takes_an_empty_body_and_ignores_keys_that_are_no_conversation() {
 
     // A key that is no conversation id is ignored like a foreign one.
     let (st, v) = s
-        .call(
+        .send_json(
+            &tb,
             "POST",
             "/v1/sync",
-            Some(&tb.access_token),
-            Some(json!({"convs": {"nonsense": 0, "d:98:99": 0, conv.clone(): 0}})),
+            json!({"convs": {"nonsense": 0, "d:98:99": 0, conv.clone(): 0}}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -61,24 +61,17 @@ async fn sync_takes_an_empty_body_and_ignores_keys_that_are_no_conversation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reading_a_direct_conversation_with_no_message_is_position_zero() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let conv = ConvId::direct(ta.user_id, tb.user_id);
-    let (st, v) = s
-        .call(
-            "POST",
-            &format!("/v1/conversations/{conv}/read"),
-            Some(&ta.access_token),
-            Some(json!({"seq": 5})),
-        )
-        .await;
+    let (st, v) = s.read(&ta, &conv, 5).await;
     assert_eq!((st, &v["seq"]), (200, &json!(0)), "{v}");
     // Not one of its two users: still not found.
     let (st, _) = s
-        .call(
+        .send_json(
+            &ta,
             "POST",
             "/v1/conversations/d:98:99/read",
-            Some(&ta.access_token),
-            Some(json!({"seq": 5})),
+            json!({"seq": 5}),
         )
         .await;
     assert_eq!(st, 404);

@@ -13,6 +13,7 @@
 mod common;
 mod fleet;
 
+use common::{assert_node_forgotten, unread_truth};
 use fleet::load::{Load, rate_and_secs};
 use fleet::{Fleet, SETTLE};
 use std::time::{Duration, Instant};
@@ -41,10 +42,33 @@ async fn three_full_nodes() -> Option<(Fleet, Load, tokio::sync::MutexGuard<'sta
     Some((fleet, load, turn))
 }
 
-/// Sleeps until `frac` of the run has passed.
-async fn at(start: Instant, secs: u64, frac: f64) {
-    let when = start + Duration::from_secs_f64(secs as f64 * frac);
-    tokio::time::sleep_until(when.into()).await;
+/// The load running in the background, at the rate and for the time of
+/// `rate_and_secs`.
+struct Running {
+    run: tokio::task::JoinHandle<()>,
+    started: Instant,
+    secs: u64,
+}
+
+fn start(load: &Load) -> Running {
+    let (rate, secs) = rate_and_secs();
+    let started = Instant::now();
+    let run = load.run(rate, secs);
+    Running { run, started, secs }
+}
+
+impl Running {
+    /// Sleeps until `frac` of the run has passed.
+    async fn at(&self, frac: f64) {
+        let when = self.started + Duration::from_secs_f64(self.secs as f64 * frac);
+        tokio::time::sleep_until(when.into()).await;
+    }
+
+    /// Waits for the load to end; returns when it started.
+    async fn finish(self) -> Instant {
+        self.run.await.unwrap();
+        self.started
+    }
 }
 
 /// After the load: resend failures, wait for delivery, check everything.
@@ -78,14 +102,12 @@ async fn kill_9_a_conn_node_and_a_worker_node_under_load() {
     let load = Load::join(&edges, USERS).await;
     let on_2 = nodes_of(&load).iter().filter(|n| *n == "node-2").count();
     assert!(on_2 > 0, "placement put nobody on node-2");
-    let (rate, secs) = rate_and_secs();
-    let started = Instant::now();
-    let run = load.run(rate, secs);
-    at(started, secs, 0.3).await;
+    let running = start(&load);
+    running.at(0.3).await;
     fleet.kill9(2);
-    at(started, secs, 0.6).await;
+    running.at(0.6).await;
     fleet.kill9(3);
-    run.await.unwrap();
+    let started = running.finish().await;
     settle_and_check(
         &fleet,
         &load,
@@ -95,15 +117,7 @@ async fn kill_9_a_conn_node_and_a_worker_node_under_load() {
     .await;
     // Everyone moved to the survivor; the sweeper forgot the dead connection node.
     assert!(nodes_of(&load).iter().all(|n| n == "node-1"));
-    let state = fleet.state().await;
-    assert!(state.node_routes("node-2").await.unwrap().is_empty());
-    assert!(
-        !state
-            .known_nodes()
-            .await
-            .unwrap()
-            .contains(&"node-2".into())
-    );
+    assert_node_forgotten(&fleet.state().await, "node-2").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -112,12 +126,10 @@ async fn drain_a_node_under_load() {
         return;
     };
     assert!(nodes_of(&load).iter().any(|n| n == "node-2"));
-    let (rate, secs) = rate_and_secs();
-    let started = Instant::now();
-    let run = load.run(rate, secs);
-    at(started, secs, 0.4).await;
+    let running = start(&load);
+    running.at(0.4).await;
     fleet.drain(2).await;
-    run.await.unwrap();
+    let started = running.finish().await;
     settle_and_check(&fleet, &load, started, "SIGTERM drain of a node").await;
     assert!(nodes_of(&load).iter().all(|n| n != "node-2"));
     let state = fleet.state().await;
@@ -129,15 +141,13 @@ async fn redis_restart_and_flushall_under_load() {
     let Some((mut fleet, load, _turn)) = three_full_nodes().await else {
         return;
     };
-    let (rate, secs) = rate_and_secs();
-    let started = Instant::now();
-    let run = load.run(rate, secs);
-    at(started, secs, 0.3).await;
+    let running = start(&load);
+    running.at(0.3).await;
     assert!(fleet.redis.dbsize().await > 0);
     fleet.redis.restart_empty();
-    at(started, secs, 0.65).await;
+    running.at(0.65).await;
     fleet.redis.flushall().await;
-    run.await.unwrap();
+    let started = running.finish().await;
     settle_and_check(&fleet, &load, started, "Redis restart and FLUSHALL").await;
     // Routes came back: every connected client is routed to the node it is on.
     let state = fleet.state().await;
@@ -160,14 +170,12 @@ async fn nats_kill_9_and_restart_under_load() {
     let Some((mut fleet, load, _turn)) = three_full_nodes().await else {
         return;
     };
-    let (rate, secs) = rate_and_secs();
-    let started = Instant::now();
-    let run = load.run(rate, secs);
-    at(started, secs, 0.3).await;
+    let running = start(&load);
+    running.at(0.3).await;
     fleet.nats.kill9();
     tokio::time::sleep(Duration::from_secs(5)).await;
     fleet.nats.restart();
-    run.await.unwrap();
+    let started = running.finish().await;
     let failed = load.ledger.lock().unwrap().errors.len();
     assert!(failed > 0, "no send failed while the bus was down");
     settle_and_check(&fleet, &load, started, "kill -9 and restart of NATS").await;
@@ -226,13 +234,6 @@ async fn a_stored_message_whose_publish_failed_still_reaches_the_workers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let store = fleet.store().await;
-    let truth: i64 = store
-        .messages()
-        .conversations(bob)
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.unread)
-        .sum();
+    let truth: i64 = unread_truth(&store, bob).await;
     assert_eq!(truth, 1);
 }

@@ -13,11 +13,11 @@ use std::collections::BTreeSet;
 async fn create(s: &TestServer, owner: &Tokens, members: &[&Tokens]) -> i64 {
     let ids: Vec<i64> = members.iter().map(|t| t.user_id.0).collect();
     let (st, body) = s
-        .call(
+        .send_json(
+            owner,
             "POST",
             "/v1/groups",
-            Some(&owner.access_token),
-            Some(json!({"name": "team", "members": ids})),
+            json!({"name": "team", "members": ids}),
         )
         .await;
     assert_eq!(st, 201, "{body}");
@@ -29,6 +29,19 @@ fn code(r: &(u16, Value)) -> (u16, &str) {
     (r.0, r.1["error"]["code"].as_str().unwrap_or(""))
 }
 
+/// Each call (as whom, method, path, body), in order, is refused with
+/// `want` (status, code).
+async fn all_refused(
+    s: &TestServer,
+    want: (u16, &str),
+    cases: Vec<(&Tokens, &str, String, Option<Value>)>,
+) {
+    for (t, method, path, body) in cases {
+        let r = s.call(method, &path, Some(&t.access_token), body).await;
+        assert_eq!(code(&r), want, "{method} {path}");
+    }
+}
+
 fn group_send(g: i64, body: &str) -> Value {
     json!({"group": g, "cmid": magpie_core::ClientMsgId::new_v7(), "body": body})
 }
@@ -36,10 +49,7 @@ fn group_send(g: i64, body: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn only_members_see_and_only_managers_manage() {
     let s = TestServer::start().await;
-    let o = s.user("owner", "phone").await;
-    let a = s.user("alice", "phone").await;
-    let b = s.user("bob", "phone").await;
-    let x = s.user("mallory", "phone").await;
+    let [o, a, b, x] = s.users(["owner", "alice", "bob", "mallory"]).await;
     let g = create(&s, &o, &[&a, &b]).await;
     let path = |p: &str| format!("/v1/groups/{g}{p}");
     let call = |t: &Tokens, m: &'static str, p: String, body: Option<Value>| {
@@ -47,11 +57,14 @@ async fn only_members_see_and_only_managers_manage() {
         let s = &s;
         async move { s.call(m, &p, Some(&token), body).await }
     };
+    let forbidden = (403, "forbidden");
+    let msgs = || "/v1/messages".to_string();
+    let member = |u: &Tokens| path(&format!("/members/{}", u.user_id));
     // A non-member can neither send, nor read history, nor see the group,
     // its members or a read-by list.
-    let r = call(&x, "POST", "/v1/messages".into(), Some(group_send(g, "hi"))).await;
-    assert_eq!(code(&r), (403, "forbidden"));
-    let ok = call(&o, "POST", "/v1/messages".into(), Some(group_send(g, "m1"))).await;
+    let cases = vec![(&x, "POST", msgs(), Some(group_send(g, "hi")))];
+    all_refused(&s, forbidden, cases).await;
+    let ok = call(&o, "POST", msgs(), Some(group_send(g, "m1"))).await;
     assert_eq!(ok.0, 200, "{}", ok.1);
     let conv = ConvId::group(magpie_core::GroupId(g));
     let r = call(
@@ -62,119 +75,56 @@ async fn only_members_see_and_only_managers_manage() {
     )
     .await;
     assert_eq!(r.0, 404, "history of a group one is not in: {}", r.1);
-    for p in ["", "/members", "/messages/1/read_by"] {
-        let r = call(&x, "GET", path(p), None).await;
-        assert_eq!(code(&r), (403, "forbidden"), "GET {p}");
-    }
-    let r = call(
-        &x,
-        "POST",
-        format!("/v1/conversations/{conv}/read"),
-        Some(json!({"seq": 1})),
-    )
-    .await;
+    let hidden = ["", "/members", "/messages/1/read_by"].map(|p| (&x, "GET", path(p), None));
+    all_refused(&s, forbidden, hidden.into()).await;
+    let read = Some(json!({"seq": 1}));
+    let r = call(&x, "POST", format!("/v1/conversations/{conv}/read"), read).await;
     assert_eq!(r.0, 404, "read of a group one is not in: {}", r.1);
     // A plain member does not manage.
-    let r = call(&a, "PATCH", path(""), Some(json!({"name": "mine"}))).await;
-    assert_eq!(code(&r), (403, "forbidden"));
-    let r = call(
-        &a,
-        "POST",
-        path("/members"),
-        Some(json!({"users": [x.user_id]})),
-    )
-    .await;
-    assert_eq!(code(&r), (403, "forbidden"));
-    let r = call(&a, "DELETE", path(&format!("/members/{}", b.user_id)), None).await;
-    assert_eq!(code(&r), (403, "forbidden"));
-    let r = call(
-        &a,
-        "PATCH",
-        path(&format!("/members/{}", b.user_id)),
-        Some(json!({"muted": true})),
-    )
-    .await;
-    assert_eq!(code(&r), (403, "forbidden"));
-    let r = call(&a, "DELETE", path(""), None).await;
-    assert_eq!(code(&r), (403, "forbidden"));
+    let cases = vec![
+        (&a, "PATCH", path(""), Some(json!({"name": "mine"}))),
+        (
+            &a,
+            "POST",
+            path("/members"),
+            Some(json!({"users": [x.user_id]})),
+        ),
+        (&a, "DELETE", member(&b), None),
+        (&a, "PATCH", member(&b), Some(json!({"muted": true}))),
+        (&a, "DELETE", path(""), None),
+    ];
+    all_refused(&s, forbidden, cases).await;
     // The owner makes alice an admin: she adds and mutes, but cannot touch
     // the owner, change roles, or dissolve.
-    let r = call(
-        &o,
-        "PATCH",
-        path(&format!("/members/{}", a.user_id)),
-        Some(json!({"role": "admin"})),
-    )
-    .await;
+    let r = call(&o, "PATCH", member(&a), Some(json!({"role": "admin"}))).await;
     assert_eq!((r.0, r.1["role"].as_str()), (200, Some("admin")));
-    let r = call(
-        &a,
-        "POST",
-        path("/members"),
-        Some(json!({"users": [x.user_id]})),
-    )
-    .await;
+    let add = Some(json!({"users": [x.user_id]}));
+    let r = call(&a, "POST", path("/members"), add).await;
     assert_eq!((r.0, r.1["added"].clone()), (200, json!([x.user_id])));
-    let r = call(
-        &a,
-        "PATCH",
-        path(&format!("/members/{}", b.user_id)),
-        Some(json!({"muted": true})),
-    )
-    .await;
+    let r = call(&a, "PATCH", member(&b), Some(json!({"muted": true}))).await;
     assert_eq!((r.0, r.1["muted"].as_bool()), (200, Some(true)));
-    let r = call(
-        &b,
-        "POST",
-        "/v1/messages".into(),
-        Some(group_send(g, "muted")),
-    )
-    .await;
-    assert_eq!(code(&r), (403, "forbidden"), "a muted member cannot send");
-    let r = call(&a, "DELETE", path(&format!("/members/{}", o.user_id)), None).await;
-    assert_eq!(code(&r), (403, "forbidden"));
-    let r = call(
-        &a,
-        "PATCH",
-        path(&format!("/members/{}", b.user_id)),
-        Some(json!({"role": "admin"})),
-    )
-    .await;
-    assert_eq!(code(&r), (403, "forbidden"));
-    let r = call(&a, "DELETE", path(""), None).await;
-    assert_eq!(code(&r), (403, "forbidden"));
-    let r = call(
-        &o,
-        "PATCH",
-        path(&format!("/members/{}", b.user_id)),
-        Some(json!({"role": "owner"})),
-    )
-    .await;
-    assert_eq!(code(&r), (400, "bad_field"), "no second owner");
+    let cases = vec![
+        // A muted member cannot send.
+        (&b, "POST", msgs(), Some(group_send(g, "muted"))),
+        (&a, "DELETE", member(&o), None),
+        (&a, "PATCH", member(&b), Some(json!({"role": "admin"}))),
+        (&a, "DELETE", path(""), None),
+    ];
+    all_refused(&s, forbidden, cases).await;
+    // No second owner.
+    let cases = vec![(&o, "PATCH", member(&b), Some(json!({"role": "owner"})))];
+    all_refused(&s, (400, "bad_field"), cases).await;
     // The owner cannot leave; a member can, and is out at once.
-    let r = call(&o, "DELETE", path(&format!("/members/{}", o.user_id)), None).await;
-    assert_eq!(code(&r), (403, "forbidden"));
-    let r = call(&x, "DELETE", path(&format!("/members/{}", x.user_id)), None).await;
+    all_refused(&s, forbidden, vec![(&o, "DELETE", member(&o), None)]).await;
+    let r = call(&x, "DELETE", member(&x), None).await;
     assert_eq!(r.0, 204, "{}", r.1);
-    let r = call(
-        &x,
-        "POST",
-        "/v1/messages".into(),
-        Some(group_send(g, "back?")),
-    )
-    .await;
-    assert_eq!(code(&r), (403, "forbidden"));
+    let cases = vec![(&x, "POST", msgs(), Some(group_send(g, "back?")))];
+    all_refused(&s, forbidden, cases).await;
     // Dissolved: nobody sends, the owner included.
     let r = call(&o, "DELETE", path(""), None).await;
     assert_eq!(r.0, 204, "{}", r.1);
-    let r = call(
-        &o,
-        "POST",
-        "/v1/messages".into(),
-        Some(group_send(g, "anyone?")),
-    )
-    .await;
-    assert_eq!(code(&r), (403, "forbidden"));
+    let cases = vec![(&o, "POST", msgs(), Some(group_send(g, "anyone?")))];
+    all_refused(&s, forbidden, cases).await;
     let r = call(&o, "GET", path(""), None).await;
     assert_eq!((r.0, r.1["dissolved"].as_bool()), (200, Some(true)));
 }
@@ -182,11 +132,7 @@ async fn only_members_see_and_only_managers_manage() {
 #[tokio::test(flavor = "multi_thread")]
 async fn group_chat_reaches_members_on_both_transports() {
     let s = TestServer::start().await;
-    let (o, a, b) = (
-        s.user("owner", "phone").await,
-        s.user("alice", "phone").await,
-        s.user("bob", "phone").await,
-    );
+    let [o, a, b] = s.users(["owner", "alice", "bob"]).await;
     let g = create(&s, &o, &[&a]).await;
     let conv = ConvId::group(magpie_core::GroupId(g));
     let mut co = s.conn(&o, "ws").await;
@@ -207,11 +153,11 @@ async fn group_chat_reaches_members_on_both_transports() {
     assert_eq!(co.expect_msg().await.body, "hi from alice");
     // Bob joins later: he sees from his join on, and nothing before.
     let (st, _) = s
-        .call(
+        .send_json(
+            &o,
             "POST",
             &format!("/v1/groups/{g}/members"),
-            Some(&o.access_token),
-            Some(json!({"users": [b.user_id]})),
+            json!({"users": [b.user_id]}),
         )
         .await;
     assert_eq!(st, 200);
@@ -258,12 +204,7 @@ async fn group_chat_reaches_members_on_both_transports() {
     );
     // Read-by of message 3: the owner (sender) and alice; bob has not.
     let (_, rb) = s
-        .call(
-            "GET",
-            &format!("/v1/groups/{g}/messages/3/read_by"),
-            Some(&b.access_token),
-            None,
-        )
+        .get(&b, &format!("/v1/groups/{g}/messages/3/read_by"))
         .await;
     assert_eq!(
         (rb["read"].as_i64(), rb["unread"].as_i64()),
@@ -272,21 +213,9 @@ async fn group_chat_reaches_members_on_both_transports() {
     assert_eq!(rb["users"], json!([o.user_id, a.user_id]));
     // History over HTTP, newest first, from each member's join on.
     for (t, want) in [(&a, vec![3, 2, 1]), (&b, vec![3])] {
-        let (st, page) = s
-            .call(
-                "GET",
-                &format!("/v1/conversations/{conv}/messages?limit=10"),
-                Some(&t.access_token),
-                None,
-            )
-            .await;
+        let (st, page) = s.history(t, &conv, "?limit=10").await;
         assert_eq!(st, 200, "{page}");
-        let seqs: Vec<i64> = page["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["seq"].as_i64().unwrap())
-            .collect();
+        let seqs: Vec<i64> = page_seqs(&page);
         assert_eq!(seqs, want);
     }
     // Bob leaves: the next message no longer reaches him.
@@ -398,9 +327,7 @@ async fn read_by_lists_are_exact_in_a_50_member_group_across_restarts() {
             assert_eq!(got, want, "readers of message {seq} (round {round})");
         }
         for (i, t) in users.iter().enumerate() {
-            let (_, u) = s
-                .call("GET", "/v1/unread", Some(&t.access_token), None)
-                .await;
+            let (_, u) = s.get(t, "/v1/unread").await;
             assert_eq!(
                 u["total"].as_i64(),
                 Some(MSGS - pos[i]),
@@ -417,16 +344,11 @@ async fn read_by_lists_are_exact_in_a_50_member_group_across_restarts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn group_unread_counts_in_every_unread_mode() {
     let s = TestServer::start().await;
-    let (a, b) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [a, b] = s.users(["alice", "bob"]).await;
     let g = create(&s, &a, &[&b]).await;
     for body in ["g1", "g2"] {
         let (st, _) = s
-            .call(
-                "POST",
-                "/v1/messages",
-                Some(&a.access_token),
-                Some(group_send(g, body)),
-            )
+            .send_json(&a, "POST", "/v1/messages", group_send(g, body))
             .await;
         assert_eq!(st, 200);
     }
@@ -435,28 +357,14 @@ async fn group_unread_counts_in_every_unread_mode() {
     // Both a receiver and a group, or neither: refused, nothing stored.
     let mut both = group_send(g, "both");
     both["to"] = json!(b.user_id);
-    let r = s
-        .call("POST", "/v1/messages", Some(&a.access_token), Some(both))
-        .await;
+    let r = s.send_json(&a, "POST", "/v1/messages", both).await;
     assert_eq!(code(&r), (400, "bad_field"), "{}", r.1);
     let neither = json!({"cmid": magpie_core::ClientMsgId::new_v7(), "body": "x"});
-    let r = s
-        .call("POST", "/v1/messages", Some(&a.access_token), Some(neither))
-        .await;
+    let r = s.send_json(&a, "POST", "/v1/messages", neither).await;
     assert_eq!(code(&r), (400, "bad_field"), "{}", r.1);
     for (mode, convs) in [("per_conversation", 2), ("total_only", 0)] {
-        let (st, _) = s
-            .call(
-                "PUT",
-                "/v1/settings",
-                Some(&b.access_token),
-                Some(json!({"unread_mode": mode})),
-            )
-            .await;
-        assert_eq!(st, 200);
-        let (_, u) = s
-            .call("GET", "/v1/unread", Some(&b.access_token), None)
-            .await;
+        s.set_settings(&b, "", json!({"unread_mode": mode})).await;
+        let (_, u) = s.get(&b, "/v1/unread").await;
         assert_eq!(
             (u["total"].as_i64(), u["convs"].as_array().unwrap().len()),
             (Some(3), convs),

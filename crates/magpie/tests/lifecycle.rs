@@ -8,14 +8,7 @@ use magpie_proto::{ClientOp, ErrorCode, ServerFrame};
 use std::time::Duration;
 
 async fn history_len(s: &TestServer, t: &magpie_proto::http::Tokens, conv: &ConvId) -> usize {
-    let (_, page) = s
-        .call(
-            "GET",
-            &format!("/v1/conversations/{conv}/messages?limit=100"),
-            Some(&t.access_token),
-            None,
-        )
-        .await;
+    let (_, page) = s.history(t, conv, "?limit=100").await;
     page["messages"].as_array().unwrap().len()
 }
 
@@ -32,7 +25,7 @@ async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn persistence_none_is_delivered_then_gone() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let conv = ConvId::direct(ta.user_id, tb.user_id);
     let mut a = s.conn(&ta, "ws").await;
     let mut b = s.conn(&tb, "tcp").await;
@@ -60,31 +53,21 @@ async fn persistence_none_is_delivered_then_gone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn persistence_offline_is_gone_once_read_or_expired() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let conv = ConvId::direct(ta.user_id, tb.user_id);
     // Alice's default persistence becomes offline-only.
-    let (st, _) = s
-        .call(
-            "PUT",
-            "/v1/settings?scope=user",
-            Some(&ta.access_token),
-            Some(serde_json::json!({"persistence": "offline"})),
-        )
-        .await;
-    assert_eq!(st, 200);
+    s.set_settings(
+        &ta,
+        "?scope=user",
+        serde_json::json!({"persistence": "offline"}),
+    )
+    .await;
     for i in 0..3 {
         s.http_send(&ta, tb.user_id, ClientMsgId::new_v7(), &format!("o{i}"))
             .await;
     }
     assert_eq!(history_len(&s, &tb, &conv).await, 3);
-    let (st, _) = s
-        .call(
-            "POST",
-            &format!("/v1/conversations/{conv}/read"),
-            Some(&tb.access_token),
-            Some(serde_json::json!({"seq": 2})),
-        )
-        .await;
+    let (st, _) = s.read(&tb, &conv, 2).await;
     assert_eq!(st, 200);
     assert!(
         eventually(async || history_len(&s, &tb, &conv).await == 1).await,
@@ -93,30 +76,14 @@ async fn persistence_offline_is_gone_once_read_or_expired() {
 
     // Expiry: a server whose offline TTL is 0 removes unread ones on its next sweep.
     let s2 = TestServer::start_with(|c| c.retention.offline_ttl_secs = 0).await;
-    let (ta, tb) = (
-        s2.user("alice", "phone").await,
-        s2.user("bob", "phone").await,
-    );
+    let [ta, tb] = s2.users(["alice", "bob"]).await;
     let conv = ConvId::direct(ta.user_id, tb.user_id);
-    let (st, _) = s2
-        .call(
-            "PUT",
-            "/v1/settings",
-            Some(&ta.access_token),
-            Some(serde_json::json!({"persistence": "offline"})),
-        )
+    s2.set_settings(&ta, "", serde_json::json!({"persistence": "offline"}))
         .await;
-    assert_eq!(st, 200);
     s2.http_send(&ta, tb.user_id, ClientMsgId::new_v7(), "expires")
         .await;
     let op_forever = serde_json::json!({"to": tb.user_id, "cmid": ClientMsgId::new_v7(), "body": "stays", "persistence": "forever"});
-    s2.call(
-        "POST",
-        "/v1/messages",
-        Some(&ta.access_token),
-        Some(op_forever),
-    )
-    .await;
+    s2.send_json(&ta, "POST", "/v1/messages", op_forever).await;
     assert!(
         eventually(async || history_len(&s2, &tb, &conv).await == 1).await,
         "expired offline message removed"
@@ -130,7 +97,7 @@ async fn a_silent_connection_is_closed_and_goes_offline() {
         c.session.heartbeat_ms = 10_000;
     })
     .await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let mut a = s.conn(&ta, "ws").await;
     a.send_msg(tb.user_id, "we are contacts now").await;
     let mut b = s.conn(&tb, "tcp").await;
@@ -177,7 +144,7 @@ async fn a_silent_connection_is_closed_and_goes_offline() {
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_tells_clients_to_reconnect_and_loses_nothing() {
     let mut s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let mut a = s.conn(&ta, "tcp").await;
     let mut b = s.conn(&tb, "ws").await;
     let mut acked = Vec::new();
@@ -209,19 +176,7 @@ async fn shutdown_tells_clients_to_reconnect_and_loses_nothing() {
     };
     let tb = s2.login("bob", "phone").await;
     let conv = ConvId::direct(ta.user_id, tb.user_id);
-    let (_, page) = s2
-        .call(
-            "GET",
-            &format!("/v1/conversations/{conv}/messages?after=0&limit=100"),
-            Some(&tb.access_token),
-            None,
-        )
-        .await;
-    let seqs: Vec<i64> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_i64().unwrap())
-        .collect();
+    let (_, page) = s2.history(&tb, &conv, "?after=0&limit=100").await;
+    let seqs: Vec<i64> = page_seqs(&page);
     assert_eq!(seqs, acked);
 }

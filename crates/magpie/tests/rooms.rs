@@ -169,7 +169,7 @@ async fn a_flooded_room_sheds_ordinary_messages_and_never_vip_ones() {
 #[tokio::test(flavor = "multi_thread")]
 async fn joiners_get_recent_messages_and_leavers_get_nothing() {
     let s = TestServer::start().await;
-    let (a, b) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [a, b] = s.users(["alice", "bob"]).await;
     let mut ca = s.conn(&a, "ws").await;
     assert!(
         matches!(ca.request(join("chat")).await, ServerFrame::RoomJoined { ref recent, .. } if recent.is_empty())

@@ -76,7 +76,7 @@ async fn no_more_messages(c: &Client, quiet: Duration) {
 #[tokio::test(flavor = "multi_thread")]
 async fn ws_and_tcp_sdk_clients_exchange_messages_exactly_once() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let alice = connect(&s, &ta, Transport::Ws).await;
     let bob = connect(&s, &tb, Transport::Tcp).await;
     // The initial sync must be done, or it could hand back our own sends.
@@ -151,7 +151,7 @@ async fn reconnects_and_resyncs_after_restart(transport: Transport) {
         http: reqwest::Client::new(),
         ns,
     };
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let opts = ClientOptions {
         // Short, so the "cannot send while down" check below fails fast.
         request_timeout: Duration::from_secs(2),
@@ -252,7 +252,7 @@ async fn ws_client_reconnects_and_resyncs_after_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sdk_send_with_the_same_cmid_is_idempotent() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let alice = connect(&s, &ta, Transport::Ws).await;
     let cmid = ClientMsgId::new_v7();
     let first = alice
@@ -284,13 +284,13 @@ async fn sdk_send_with_the_same_cmid_is_idempotent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sdk_group_send_read_and_receipt() {
     let s = TestServer::start().await;
-    let (ta, tb) = (s.user("alice", "phone").await, s.user("bob", "phone").await);
+    let [ta, tb] = s.users(["alice", "bob"]).await;
     let (st, body) = s
-        .call(
+        .send_json(
+            &ta,
             "POST",
             "/v1/groups",
-            Some(&ta.access_token),
-            Some(serde_json::json!({"name": "pair", "members": [tb.user_id]})),
+            serde_json::json!({"name": "pair", "members": [tb.user_id]}),
         )
         .await;
     assert_eq!(st, 201, "{body}");

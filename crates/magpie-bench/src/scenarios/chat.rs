@@ -82,19 +82,13 @@ struct Pair {
 
 pub async fn run(args: &ChatArgs, run: &Run) -> anyhow::Result<Report> {
     let users = run.setup.users(args.pairs * 2).await?;
-    let who: Vec<_> = users
-        .iter()
-        .map(|u| (u.clone(), "bench".to_string()))
-        .collect();
-    let mut links = run.setup.connect_all(&who).await?.into_iter();
+    let mut links = run.setup.connect_all(&users).await?.into_iter();
     let senders = if args.both {
         args.pairs * 2
     } else {
         args.pairs
     };
-    let interval_ns = args
-        .rate
-        .map(|r| (senders as f64 * 1e9 / r.max(0.001)) as u64);
+    let interval_ns = args.rate.map(|r| super::interval_ns(senders, r));
     let clock = run.clock();
     let counters = Shared::default();
     let mut tasks = Vec::new();
@@ -133,25 +127,19 @@ pub async fn run(args: &ChatArgs, run: &Run) -> anyhow::Result<Report> {
         }));
     }
     let mut report = run
-        .measure(
-            "chat",
-            serde_json::to_value(args)?,
-            clock,
-            &counters,
-            async move {
-                let mut out = Outcome::default();
-                let mut resent = 0;
-                for t in tasks {
-                    if let Ok((rec, lost, r)) = t.await {
-                        out.rec.merge(&rec);
-                        out.lost += lost;
-                        resent += r;
-                    }
+        .measure("chat", args, clock, &counters, async move {
+            let mut out = Outcome::default();
+            let mut resent = 0;
+            for t in tasks {
+                if let Ok((rec, lost, r)) = t.await {
+                    out.rec.merge(&rec);
+                    out.lost += lost;
+                    resent += r;
                 }
-                out.extra.insert("resent".into(), resent.into());
-                out
-            },
-        )
+            }
+            out.extra.insert("resent".into(), resent.into());
+            out
+        })
         .await?;
     report.unit = "msg".into();
     Ok(report)

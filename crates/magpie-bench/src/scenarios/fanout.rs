@@ -42,6 +42,31 @@ pub struct Plan {
     pub drain_ns: u64,
 }
 
+impl Plan {
+    /// A plan for `senders` members sharing `rate` messages a second, with
+    /// no expected fan-out (a group sets it) and fresh counts.
+    pub fn new(
+        run: &super::Run,
+        channel: Channel,
+        clock: Clock,
+        senders: usize,
+        rate: f64,
+    ) -> Plan {
+        Plan {
+            channel,
+            clock,
+            counters: Shared::default(),
+            body: run.args.body_bytes,
+            interval_ns: super::interval_ns(senders, rate),
+            senders,
+            fanout: None,
+            taken: Arc::new(AtomicU64::new(0)),
+            answered: Arc::new(AtomicU64::new(0)),
+            drain_ns: 1_000_000_000,
+        }
+    }
+}
+
 struct Member {
     link: Link,
     plan: Plan,
@@ -54,6 +79,18 @@ struct Member {
     expect: HashMap<u32, u64>,
     acks: Vec<i64>,
     rec: Recorder,
+}
+
+/// One member task per link; the first `plan.senders` also send.
+pub fn spawn_members(links: Vec<Link>, plan: &Plan) -> Vec<tokio::task::JoinHandle<Recorder>> {
+    links
+        .into_iter()
+        .enumerate()
+        .map(|(i, link)| {
+            let sender = (i < plan.senders).then_some(i as u32);
+            tokio::spawn(member(link, plan.clone(), sender))
+        })
+        .collect()
 }
 
 /// Runs one member until the traffic ends and what was sent has arrived

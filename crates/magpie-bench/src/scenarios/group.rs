@@ -6,10 +6,9 @@
 
 use super::fanout::{self, Channel, Plan};
 use super::{Outcome, Run};
-use crate::meter::{Counters, Shared};
+use crate::meter::Counters;
 use crate::report::Report;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 #[derive(clap::Args, Debug, Clone, serde::Serialize)]
 pub struct GroupArgs {
@@ -58,63 +57,30 @@ pub async fn run(args: &GroupArgs, run: &Run) -> anyhow::Result<Report> {
     let online = args.members.max(2);
     let users = run.setup.users(online + args.offline).await?;
     let group = run.setup.group(&users[0], &users).await?;
-    let who: Vec<_> = users[..online]
-        .iter()
-        .map(|u| (u.clone(), "bench".to_string()))
-        .collect();
-    let links = run.setup.connect_all(&who).await?;
+    let links = run.setup.connect_all(&users[..online]).await?;
     let senders = args.senders.clamp(1, online);
     let clock = run.clock();
-    let counters = Shared::default();
-    let taken = Arc::new(AtomicU64::new(0));
     let fanout = (online - 1) as u64;
-    let plan = Plan {
-        channel: Channel::Group { id: group },
-        clock,
-        counters: counters.clone(),
-        body: run.args.body_bytes,
-        interval_ns: (senders as f64 * 1e9 / args.rate.max(0.001)) as u64,
-        senders,
-        fanout: Some(fanout),
-        taken: taken.clone(),
-        answered: Arc::new(AtomicU64::new(0)),
-        drain_ns: 5_000_000_000,
-    };
-    let tasks: Vec<_> = links
-        .into_iter()
-        .enumerate()
-        .map(|(i, link)| {
-            let sender = (i < senders).then_some(i as u32);
-            tokio::spawn(fanout::member(link, plan.clone(), sender))
-        })
-        .collect();
+    let mut plan = Plan::new(run, Channel::Group { id: group }, clock, senders, args.rate);
+    plan.fanout = Some(fanout);
+    plan.drain_ns = 5_000_000_000;
+    let (taken, counters) = (plan.taken.clone(), plan.counters.clone());
+    let tasks = fanout::spawn_members(links, &plan);
     let name = if args.offline > 0 {
         "supergroup"
     } else {
         "group"
     };
-    let c = counters.clone();
     let mut report = run
-        .measure(
-            name,
-            serde_json::to_value(args)?,
-            clock,
-            &counters,
-            async move {
-                let mut out = Outcome::default();
-                for t in tasks {
-                    if let Ok(rec) = t.await {
-                        out.rec.merge(&rec);
-                    }
-                }
-                let expected = taken.load(Ordering::Relaxed) * fanout;
-                out.lost = expected.saturating_sub(Counters::get(&c.delivered));
-                out.extra.insert("group".into(), group.into());
-                out.extra
-                    .insert("deliveries_per_message".into(), fanout.into());
-                out
-            },
-        )
+        .measure(name, args, clock, &plan.counters, async move {
+            let mut out = Outcome::merged(tasks).await;
+            let expected = taken.load(Ordering::Relaxed) * fanout;
+            out.lost = expected.saturating_sub(Counters::get(&counters.delivered));
+            out.extra.insert("group".into(), group.into());
+            out.extra
+                .insert("deliveries_per_message".into(), fanout.into());
+            out
+        })
         .await?;
     report.unit = "delivery".into();
     Ok(report)

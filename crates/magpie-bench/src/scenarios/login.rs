@@ -53,21 +53,7 @@ pub async fn run(args: &LoginArgs, run: &Run) -> anyhow::Result<Report> {
         })
         .collect();
     let mut report = run
-        .measure(
-            "login",
-            serde_json::to_value(args)?,
-            clock,
-            &counters,
-            async move {
-                let mut out = Outcome::default();
-                for t in tasks {
-                    if let Ok(rec) = t.await {
-                        out.rec.merge(&rec);
-                    }
-                }
-                out
-            },
-        )
+        .measure("login", args, clock, &counters, Outcome::merged(tasks))
         .await?;
     let series = sampler.finish().await;
     report.server_rss_kib_max = series

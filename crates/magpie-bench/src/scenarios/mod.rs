@@ -90,6 +90,26 @@ pub struct Outcome {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Outcome {
+    /// The recorders of finished member tasks, merged (a task that
+    /// panicked adds nothing).
+    pub async fn merged(tasks: Vec<tokio::task::JoinHandle<Recorder>>) -> Outcome {
+        let mut out = Outcome::default();
+        for t in tasks {
+            if let Ok(rec) = t.await {
+                out.rec.merge(&rec);
+            }
+        }
+        out
+    }
+}
+
+/// Time between two sends of one of `senders` sharing `rate` messages a
+/// second, ns.
+pub fn interval_ns(senders: usize, rate: f64) -> u64 {
+    (senders as f64 * 1e9 / rate.max(0.001)) as u64
+}
+
 /// A run in progress: the target, the set-up handle and the flags.
 pub struct Run {
     pub target: Target,
@@ -108,7 +128,7 @@ impl Run {
     pub async fn measure(
         &self,
         scenario: &str,
-        params: serde_json::Value,
+        params: &impl serde::Serialize,
         clock: Clock,
         counters: &Shared,
         work: impl Future<Output = Outcome>,
@@ -127,7 +147,7 @@ impl Run {
         let c = counters.as_ref();
         let mut report = Report {
             scenario: scenario.into(),
-            params,
+            params: serde_json::to_value(params)?,
             sent: Counters::get(&c.sent),
             acked: Counters::get(&c.acked),
             delivered: Counters::get(&c.delivered),

@@ -31,6 +31,30 @@ pub fn cluster_mode() -> bool {
     std::env::var("MAGPIE_TEST_BACKENDS").is_ok_and(|v| v == "cluster")
 }
 
+/// Whether the nodes of a test can share one store (the cluster backends
+/// on PostgreSQL or MySQL; the embedded store is one process's).
+pub fn shared_store() -> bool {
+    cluster_mode() && !std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite")
+}
+
+/// `shared_store()`, saying on stderr why a test is skipped when not.
+pub fn needs_shared_store() -> bool {
+    let ok = shared_store();
+    if !ok {
+        eprintln!("needs a shared store: set MAGPIE_TEST_BACKENDS=cluster (PostgreSQL or MySQL)");
+    }
+    ok
+}
+
+/// `cluster_mode()`, saying on stderr why a test is skipped when not.
+pub fn cluster_only() -> bool {
+    let ok = cluster_mode();
+    if !ok {
+        eprintln!("cluster-only test: set MAGPIE_TEST_BACKENDS=cluster");
+    }
+    ok
+}
+
 /// Runs async set-up or clean-up from sync code (`Drop`, `test_config`).
 fn block_on<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
     std::thread::spawn(move || {

@@ -3,6 +3,7 @@
 //! sequence it was acknowledged with, and unread counts equal the store.
 
 use super::load::{Ledger, Load, Member, lock};
+use crate::common::unread_truth;
 use magpie_core::{ClientMsgId, ConvId, Seq};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -147,14 +148,7 @@ impl Load {
     /// Unread per member as the cluster answers it equals the store's truth.
     pub async fn check_unread(&self, store: &magpie_store::Store) {
         for m in &self.members {
-            let truth: i64 = store
-                .messages()
-                .conversations(m.id)
-                .await
-                .unwrap()
-                .iter()
-                .map(|c| c.unread)
-                .sum();
+            let truth: i64 = unread_truth(store, m.id).await;
             let answered = m.client.unread().await.unwrap().total;
             assert_eq!(answered, truth, "unread of {}", m.id);
         }

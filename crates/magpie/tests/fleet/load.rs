@@ -41,6 +41,99 @@ pub struct Member {
     recv_task: JoinHandle<()>,
 }
 
+/// Logs user `i` (`name`) in and connects it over TCP (even `i`) or
+/// WebSocket (odd), asking the edges for tickets in turn from the `i`-th.
+async fn connect(edges: &[String], i: usize, name: &str) -> Arc<Client> {
+    let login = HttpClient::new(&edges[i % edges.len()]).unwrap();
+    let tokens = login.login(name, "password123", None).await.unwrap();
+    let clients: Arc<Vec<HttpClient>> = Arc::new(
+        edges
+            .iter()
+            .map(|e| {
+                let h = HttpClient::new(e).unwrap();
+                h.set_tokens(tokens.clone());
+                h
+            })
+            .collect(),
+    );
+    let transport = if i.is_multiple_of(2) {
+        Transport::Tcp
+    } else {
+        Transport::Ws
+    };
+    let turn = Arc::new(AtomicUsize::new(i));
+    let connector = move || {
+        let (clients, turn) = (clients.clone(), turn.clone());
+        async move {
+            let mut last = None;
+            for _ in 0..clients.len() {
+                let k = turn.fetch_add(1, Ordering::Relaxed) % clients.len();
+                match clients[k].connect(Some(transport)).await {
+                    Ok(r) => return Ok(r),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.expect("at least one edge"))
+        }
+    };
+    let opts = ClientOptions {
+        // The driver sees every failure and resends later itself.
+        send_attempts: 1,
+        reconnect_backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(1)),
+        event_buffer: 8192,
+        ..ClientOptions::default()
+    };
+    Arc::new(Client::connect_with(connector, opts).await.unwrap())
+}
+
+impl Member {
+    /// Member `id` talking to `peer` over `client`, whose events a task
+    /// records until the member is dropped.
+    fn listen(id: UserId, peer: UserId, client: Arc<Client>) -> Member {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let reconnects = Arc::new(AtomicU64::new(0));
+        let unavailable = Arc::new(Mutex::new(Vec::new()));
+        let reasons = Arc::new(Mutex::new(Vec::new()));
+        let recv_task = tokio::spawn({
+            let (client, received, reconnects, unavailable, reasons) = (
+                client.clone(),
+                received.clone(),
+                reconnects.clone(),
+                unavailable.clone(),
+                reasons.clone(),
+            );
+            async move {
+                while let Some(ev) = client.next_event().await {
+                    match ev {
+                        Event::Message(m) => lock(&received).push(m),
+                        Event::Reconnecting { reason, .. } => {
+                            reconnects.fetch_add(1, Ordering::Relaxed);
+                            lock(&reasons).push(reason);
+                        }
+                        Event::Unavailable { from, to, .. } => {
+                            lock(&unavailable).push((from, to));
+                        }
+                        Event::Closed { code, reason } => {
+                            panic!("session closed for good: {code:?} {reason}")
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        });
+        Member {
+            id,
+            peer,
+            client,
+            received,
+            reconnects,
+            reasons,
+            unavailable,
+            recv_task,
+        }
+    }
+}
+
 impl Drop for Member {
     fn drop(&mut self) {
         self.recv_task.abort();
@@ -90,88 +183,8 @@ impl Load {
         }
         let mut members = Vec::new();
         for (i, (name, id)) in ids.iter().enumerate() {
-            let peer = ids[i ^ 1].1;
-            let login = HttpClient::new(&edges[i % edges.len()]).unwrap();
-            let tokens = login.login(name, "password123", None).await.unwrap();
-            let clients: Arc<Vec<HttpClient>> = Arc::new(
-                edges
-                    .iter()
-                    .map(|e| {
-                        let h = HttpClient::new(e).unwrap();
-                        h.set_tokens(tokens.clone());
-                        h
-                    })
-                    .collect(),
-            );
-            let transport = if i % 2 == 0 {
-                Transport::Tcp
-            } else {
-                Transport::Ws
-            };
-            let turn = Arc::new(AtomicUsize::new(i));
-            let connector = move || {
-                let (clients, turn) = (clients.clone(), turn.clone());
-                async move {
-                    let mut last = None;
-                    for _ in 0..clients.len() {
-                        let k = turn.fetch_add(1, Ordering::Relaxed) % clients.len();
-                        match clients[k].connect(Some(transport)).await {
-                            Ok(r) => return Ok(r),
-                            Err(e) => last = Some(e),
-                        }
-                    }
-                    Err(last.expect("at least one edge"))
-                }
-            };
-            let opts = ClientOptions {
-                // The driver sees every failure and resends later itself.
-                send_attempts: 1,
-                reconnect_backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(1)),
-                event_buffer: 8192,
-                ..ClientOptions::default()
-            };
-            let client = Arc::new(Client::connect_with(connector, opts).await.unwrap());
-            let received = Arc::new(Mutex::new(Vec::new()));
-            let reconnects = Arc::new(AtomicU64::new(0));
-            let unavailable = Arc::new(Mutex::new(Vec::new()));
-            let reasons = Arc::new(Mutex::new(Vec::new()));
-            let recv_task = tokio::spawn({
-                let (client, received, reconnects, unavailable, reasons) = (
-                    client.clone(),
-                    received.clone(),
-                    reconnects.clone(),
-                    unavailable.clone(),
-                    reasons.clone(),
-                );
-                async move {
-                    while let Some(ev) = client.next_event().await {
-                        match ev {
-                            Event::Message(m) => lock(&received).push(m),
-                            Event::Reconnecting { reason, .. } => {
-                                reconnects.fetch_add(1, Ordering::Relaxed);
-                                lock(&reasons).push(reason);
-                            }
-                            Event::Unavailable { from, to, .. } => {
-                                lock(&unavailable).push((from, to));
-                            }
-                            Event::Closed { code, reason } => {
-                                panic!("session closed for good: {code:?} {reason}")
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            });
-            members.push(Member {
-                id: *id,
-                peer,
-                client,
-                received,
-                reconnects,
-                reasons,
-                unavailable,
-                recv_task,
-            });
+            let client = connect(edges, i, name).await;
+            members.push(Member::listen(*id, ids[i ^ 1].1, client));
         }
         Load {
             members,

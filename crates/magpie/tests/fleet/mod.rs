@@ -47,12 +47,7 @@ impl Fleet {
     /// Services up, no node yet. `None` unless the suite runs on the real
     /// services with a shared store (the embedded store is one process's).
     pub fn new() -> Option<Fleet> {
-        if !backends::cluster_mode()
-            || std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite")
-        {
-            eprintln!(
-                "needs a shared store: set MAGPIE_TEST_BACKENDS=cluster (PostgreSQL or MySQL)"
-            );
+        if !backends::needs_shared_store() {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

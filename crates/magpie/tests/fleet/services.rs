@@ -22,6 +22,18 @@ fn wait_listening(what: &str, port: u16) {
     }
 }
 
+/// Runs `cmd` with its output discarded and waits until it listens on
+/// `port`.
+fn spawn_listening(mut cmd: Command, what: &str, port: u16) -> Child {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} (run scripts/services.sh start): {e}"));
+    wait_listening(what, port);
+    child
+}
+
 fn kill9(child: &mut Option<Child>) {
     if let Some(mut c) = child.take() {
         let _ = c.kill();
@@ -50,17 +62,12 @@ impl Redis {
     }
 
     fn run(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (run scripts/services.sh start)");
-        self.child = Some(child);
-        wait_listening("redis-server", self.port);
+            .arg(&self.dir);
+        self.child = Some(spawn_listening(cmd, "redis-server", self.port));
     }
 
     pub fn url(&self) -> String {
@@ -127,15 +134,9 @@ impl Nats {
         let bin = std::env::var("MAGPIE_TEST_NATS_BIN").unwrap_or_else(|_| {
             panic!("MAGPIE_TEST_NATS_BIN is not set: run `eval \"$(scripts/services.sh start)\"`")
         });
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server");
-        self.child = Some(child);
-        wait_listening("nats-server", self.port);
+        let mut cmd = Command::new(bin);
+        cmd.arg("-c").arg(&self.conf);
+        self.child = Some(spawn_listening(cmd, "nats-server", self.port));
     }
 
     pub fn url(&self) -> String {

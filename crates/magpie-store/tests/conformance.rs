@@ -56,18 +56,8 @@ mod sqlite_durability {
         let url = format!("sqlite://{}", path.display());
 
         let s = Store::open(&url).await.expect("open");
-        let a = s
-            .accounts()
-            .create_user("alice", "h")
-            .await
-            .expect("create")
-            .id;
-        let b = s
-            .accounts()
-            .create_user("bob", "h")
-            .await
-            .expect("create")
-            .id;
+        let u = magpie_store::testsuite::users(&s, &["alice", "bob"]).await;
+        let (a, b) = (u[0], u[1]);
         let m = new_msg(a, b, "persisted");
         send(&s, m.clone()).await;
         send(&s, new_msg(b, a, "reply")).await;

@@ -41,11 +41,17 @@ impl SqlStore {
     /// and returns their last sequences.
     async fn lock_convs(&self, x: &mut Exec<'_>, convs: &[&ConvId]) -> Sqlx<HashMap<ConvId, Seq>> {
         let b = self.b;
-        each_chunk(x, convs, |n| b.lock_convs(n), |v| args![v.as_str(), 0i64]).await?;
         let mut last = HashMap::with_capacity(convs.len());
         for chunk in convs.chunks(CHUNK) {
-            let a = chunk.iter().map(|v| Arg::from(v.as_str())).collect();
-            let rows: Vec<(String, i64)> = x.all(b.last_seqs(chunk.len()), a).await?;
+            let n = chunk.len();
+            let lock = chunk.iter().flat_map(|v| args![v.as_str(), 0i64]).collect();
+            let rows: Vec<(String, i64)> = if b.lock_returns() {
+                x.all(b.lock_convs(n), lock).await?
+            } else {
+                x.execute(b.lock_convs(n), lock).await?;
+                let a = chunk.iter().map(|v| Arg::from(v.as_str())).collect();
+                x.all(b.last_seqs(n), a).await?
+            };
             for (conv, seq) in rows {
                 last.insert(conv_of(&conv)?, seq);
             }

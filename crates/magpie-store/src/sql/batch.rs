@@ -44,14 +44,25 @@ impl BatchSql {
 
     /// Creates or locks `rows` conversation rows without changing them, in
     /// the order given (callers sort, so every transaction locks in one
-    /// global order and none deadlocks on another).
+    /// global order and none deadlocks on another). On PostgreSQL the same
+    /// statement returns their `(conv, last_seq)` (see `lock_returns`).
     pub fn lock_convs(&self, rows: usize) -> String {
+        let returning = match self.dialect {
+            Dialect::Postgres => " RETURNING conv, last_seq",
+            Dialect::MySql => "",
+        };
         self.finish(format!(
-            "INSERT INTO conversations (conv, last_seq) VALUES {} {}",
+            "INSERT INTO conversations (conv, last_seq) VALUES {} {}{returning}",
             tuples(2, rows),
             self.dialect
                 .upsert_lock("conversations", "conv", "last_seq")
         ))
+    }
+
+    /// Whether `lock_convs` returns the rows it locked; without, `last_seqs`
+    /// reads them (MySQL has no `RETURNING`).
+    pub fn lock_returns(&self) -> bool {
+        self.dialect == Dialect::Postgres
     }
 
     /// Sets each row's conversation's `last_seq` (the rows exist and are
@@ -120,6 +131,7 @@ mod tests {
         let pg = PG_BATCH.summaries(1);
         assert!(pg.contains("VALUES ($1, $2, $3, $4, 0) ON CONFLICT"));
         let lock = PG_BATCH.lock_convs(1);
-        assert!(lock.ends_with("SET last_seq = conversations.last_seq"));
+        assert!(lock.ends_with("SET last_seq = conversations.last_seq RETURNING conv, last_seq"));
+        assert!(MYSQL_BATCH.lock_convs(1).ends_with("last_seq = last_seq"));
     }
 }

@@ -171,6 +171,17 @@ pub async fn accepted(s: &Store, batch: Vec<NewMessage>) -> Vec<magpie_core::Acc
         .collect()
 }
 
+/// `owner`'s summary of `conv`, if it has the conversation.
+pub async fn summary_of(s: &Store, owner: UserId, conv: &ConvId) -> Option<crate::ConvSummary> {
+    let summary = s.messages().conversation(owner, conv).await;
+    summary.expect("summary")
+}
+
+/// Accepts a batch of one message and returns its outcome.
+pub async fn accept_one(s: &Store, m: NewMessage) -> crate::Outcome {
+    s.messages().accept(vec![m]).await.expect("tx").remove(0)
+}
+
 /// Accepts one message and returns its sequence.
 pub async fn send(s: &Store, m: NewMessage) -> i64 {
     let acc = accepted(s, vec![m]).await;

@@ -1,6 +1,6 @@
 //! Store cases for accepting messages: sequences, idempotency and who sees what.
 
-use super::{accepted, new_msg, send, users};
+use super::{accepted, new_msg, send, summary_of, users};
 use crate::{Page, Store};
 use magpie_core::{ConvId, Message, NewMessage, Seq, UserId};
 
@@ -93,11 +93,7 @@ pub async fn duplicate_returns_original_and_writes_nothing(s: Store) {
     assert_eq!(seqs(&stored), vec![1, 2]);
     assert_eq!(stored[0].body, "original");
     assert_eq!(
-        messages
-            .conversation(u[1], &first.conv)
-            .await
-            .expect("summary")
-            .map(|c| c.last_seq),
+        summary_of(&s, u[1], &first.conv).await.map(|c| c.last_seq),
         Some(2)
     );
     assert_eq!(
@@ -137,7 +133,6 @@ pub async fn duplicate_within_one_batch(s: Store) {
 
 /// Twenty racing sends of one cmid: exactly one is new, all report its ids.
 pub async fn concurrent_duplicates_agree(s: Store) {
-    let messages = s.messages();
     let u = users(&s, &["a", "b"]).await;
     let m = new_msg(u[0], u[1], "race");
     let tasks: Vec<_> = (0..20)
@@ -167,11 +162,7 @@ pub async fn concurrent_duplicates_agree(s: Store) {
             .all(|a| a.seq == 1 && a.server_id == results[0].server_id && a.conv == m.conv)
     );
     assert_eq!(
-        messages
-            .conversation(u[0], &m.conv)
-            .await
-            .expect("summary")
-            .map(|c| c.last_seq),
+        summary_of(&s, u[0], &m.conv).await.map(|c| c.last_seq),
         Some(1)
     );
 }
@@ -267,11 +258,7 @@ pub async fn system_user_may_send_without_a_user_row(s: Store) {
             .expect("read"),
         vec![Message::from_new(m.clone(), 1)]
     );
-    let c = messages
-        .conversation(u, &m.conv)
-        .await
-        .expect("summary")
-        .expect("has summary");
+    let c = summary_of(&s, u, &m.conv).await.expect("has summary");
     assert_eq!((c.peer, c.unread), (UserId::SYSTEM, 1));
     assert_eq!(
         messages

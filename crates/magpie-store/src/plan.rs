@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, HashMap};
 
 /// `box_type` of the sender's copy (outbox) and the receiver's copy (inbox)
 /// in the SQL engines' per-owner index.
+#[cfg_attr(not(feature = "sql"), allow(dead_code))] // the SQL engines write these
 pub(crate) const BOX_SENT: i64 = 0;
+#[cfg_attr(not(feature = "sql"), allow(dead_code))] // the SQL engines write these
 pub(crate) const BOX_RECEIVED: i64 = 1;
 
 const DAY_MS: i64 = 86_400_000;
@@ -84,6 +86,7 @@ pub(crate) struct Summary<'a> {
 }
 
 /// One row of the SQL engines' per-owner message index.
+#[cfg_attr(not(feature = "sql"), allow(dead_code))] // the SQL engines write these
 pub(crate) struct BoxRow<'a> {
     pub owner: UserId,
     pub other: UserId,
@@ -110,6 +113,7 @@ pub(crate) struct Plan<'a> {
 impl<'a> Plan<'a> {
     /// The index rows of the direct messages: the sender's copy, and the
     /// receiver's unless it is a note to self.
+    #[cfg_attr(not(feature = "sql"), allow(dead_code))] // the SQL engines write these
     pub(crate) fn boxes(&self) -> Vec<BoxRow<'a>> {
         let mut out = Vec::with_capacity(self.rows.len() * 2);
         for r in self.rows.iter().filter(|r| r.msg.conv.group_id().is_none()) {

@@ -169,7 +169,8 @@ pub fn page_seqs(page: &Value) -> Vec<i64> {
 /// a cached count must equal.
 pub async fn unread_truth(store: &magpie_store::Store, user: UserId) -> i64 {
     store
-        .messages().conversations(user)
+        .messages()
+        .conversations(user)
         .await
         .unwrap()
         .iter()

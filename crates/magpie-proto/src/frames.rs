@@ -292,6 +292,20 @@ pub fn encode_push(msg: &Message, attempt: u32) -> Vec<u8> {
 }
 
 impl ServerFrame {
+    /// The answer to a send that was accepted (`duplicate` for a retry).
+    pub fn sent(rid: Option<u64>, cmid: ClientMsgId, a: magpie_core::Accepted) -> ServerFrame {
+        let r = crate::http::SendResult::new(cmid, a);
+        ServerFrame::Sent {
+            rid,
+            cmid: r.cmid,
+            server_id: r.server_id,
+            conv: r.conv,
+            seq: r.seq,
+            sent_at: r.sent_at,
+            duplicate: r.duplicate,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }

@@ -164,15 +164,7 @@ impl Requester {
         let mut frames = Vec::with_capacity(results.len());
         for ((rid, cmid), result) in rids.into_iter().zip(cmids).zip(results) {
             let frame = match result {
-                Ok(a) => ServerFrame::Sent {
-                    rid,
-                    cmid,
-                    server_id: a.server_id,
-                    conv: a.conv,
-                    seq: a.seq,
-                    sent_at: a.sent_at,
-                    duplicate: a.duplicate,
-                },
+                Ok(a) => ServerFrame::sent(rid, cmid, a),
                 Err(e) => error_frame(rid, &e),
             };
             frames.push(bytes::Bytes::from(frame.encode()));

@@ -14,7 +14,7 @@
 
 use super::batch::CHUNK;
 use super::conv_of;
-use super::db::{Arg, Exec, Sqlx, args};
+use super::db::{Arg, Exec, Sql, Sqlx, args};
 use super::store::SqlStore;
 use crate::StoreError;
 use crate::plan::{self, Found, Plan};
@@ -26,7 +26,7 @@ use std::collections::HashMap;
 async fn each_chunk<R>(
     x: &mut Exec<'_>,
     rows: &[R],
-    sql: impl Fn(usize) -> String,
+    sql: impl Fn(usize) -> Sql,
     row: impl for<'r> Fn(&'r R) -> Vec<Arg<'r>>,
 ) -> Sqlx<()> {
     for chunk in rows.chunks(CHUNK) {

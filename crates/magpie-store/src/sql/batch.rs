@@ -2,15 +2,27 @@
 //! batch of messages instead of one per message (ARCHITECTURE.md: no
 //! per-message round trip where a batch would do).
 //!
-//! Their text depends on the row count, so they are not kept in the
-//! driver's statement cache (`persistent(false)`): each is parsed once per
-//! use, which costs less than the round trips it replaces.
+//! Their text depends on the row count. Statements of up to `CACHED_ROWS`
+//! rows (the common case at low load: one message at a time) are kept in
+//! the driver's statement cache like any fixed statement; larger ones are
+//! parsed once per use (`persistent(false)`), which costs less than the
+//! round trips they replace. Why the small ones must be cached: on MySQL an
+//! uncached statement is closed after use with a message that has no
+//! answer, and the next statement written behind it waits for the
+//! server's delayed TCP acknowledgement (sqlx leaves Nagle's algorithm on):
+//! about 40 ms per statement.
 
+use super::db::Sql;
 use super::dialect::Dialect;
 
 /// Rows per statement: keeps every statement far below both engines'
 /// limit of 65,535 bound parameters (ten per content row).
 pub(crate) const CHUNK: usize = 500;
+
+/// Statements of at most this many rows are prepared once per connection
+/// and cached (a handful of kinds times this many sizes: far below the
+/// driver's cache of 100 and MySQL's `max_prepared_stmt_count`).
+const CACHED_ROWS: usize = 8;
 
 pub(crate) struct BatchSql {
     dialect: Dialect,
@@ -38,25 +50,33 @@ impl BatchSql {
         }
     }
 
-    fn finish(&self, sql: String) -> String {
-        self.dialect.finish(&sql)
+    fn finish(&self, sql: String, rows: usize) -> Sql {
+        let sql = self.dialect.finish(&sql);
+        if rows <= CACHED_ROWS {
+            Sql::Cached(sql)
+        } else {
+            Sql::Batch(sql)
+        }
     }
 
     /// Creates or locks `rows` conversation rows without changing them, in
     /// the order given (callers sort, so every transaction locks in one
     /// global order and none deadlocks on another). On PostgreSQL the same
     /// statement returns their `(conv, last_seq)` (see `lock_returns`).
-    pub fn lock_convs(&self, rows: usize) -> String {
+    pub fn lock_convs(&self, rows: usize) -> Sql {
         let returning = match self.dialect {
             Dialect::Postgres => " RETURNING conv, last_seq",
             Dialect::MySql => "",
         };
-        self.finish(format!(
-            "INSERT INTO conversations (conv, last_seq) VALUES {} {}{returning}",
-            tuples(2, rows),
-            self.dialect
-                .upsert_lock("conversations", "conv", "last_seq")
-        ))
+        self.finish(
+            format!(
+                "INSERT INTO conversations (conv, last_seq) VALUES {} {}{returning}",
+                tuples(2, rows),
+                self.dialect
+                    .upsert_lock("conversations", "conv", "last_seq")
+            ),
+            rows,
+        )
     }
 
     /// Whether `lock_convs` returns the rows it locked; without, `last_seqs`
@@ -67,47 +87,56 @@ impl BatchSql {
 
     /// Sets each row's conversation's `last_seq` (the rows exist and are
     /// locked: `lock_convs` ran first in the same transaction).
-    pub fn set_last_seqs(&self, rows: usize) -> String {
-        self.finish(format!(
-            "INSERT INTO conversations (conv, last_seq) VALUES {} {}",
-            tuples(2, rows),
-            self.dialect.upsert("conv", &["last_seq"])
-        ))
+    pub fn set_last_seqs(&self, rows: usize) -> Sql {
+        self.finish(
+            format!(
+                "INSERT INTO conversations (conv, last_seq) VALUES {} {}",
+                tuples(2, rows),
+                self.dialect.upsert("conv", &["last_seq"])
+            ),
+            rows,
+        )
     }
 
     /// The `last_seq` of `rows` conversations.
-    pub fn last_seqs(&self, rows: usize) -> String {
-        self.finish(format!(
-            "SELECT conv, last_seq FROM conversations WHERE conv IN ({})",
-            vec!["?"; rows].join(", ")
-        ))
+    pub fn last_seqs(&self, rows: usize) -> Sql {
+        self.finish(
+            format!(
+                "SELECT conv, last_seq FROM conversations WHERE conv IN ({})",
+                vec!["?"; rows].join(", ")
+            ),
+            rows,
+        )
     }
 
-    pub fn contents(&self, rows: usize) -> String {
-        self.finish(format!(
-            "INSERT INTO im_msg_content
+    pub fn contents(&self, rows: usize) -> Sql {
+        self.finish(
+            format!(
+                "INSERT INTO im_msg_content
              (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
              VALUES {}",
-            tuples(10, rows)
-        ))
+                tuples(10, rows)
+            ),
+            rows,
+        )
     }
 
-    pub fn boxes(&self, rows: usize) -> String {
+    pub fn boxes(&self, rows: usize) -> Sql {
         self.finish(format!(
             "INSERT INTO im_user_msg_box (owner_uid, other_uid, conv, seq, server_id, box_type) VALUES {}",
             tuples(6, rows)
-        ))
+        ), rows)
     }
 
     /// Each (owner, conv) at most once per statement: PostgreSQL refuses to
     /// update one row twice in one upsert.
-    pub fn summaries(&self, rows: usize) -> String {
+    pub fn summaries(&self, rows: usize) -> Sql {
         self.finish(format!(
             "INSERT INTO user_conv (owner_uid, conv, peer_uid, last_seq, read_seq) VALUES {} {}",
             tuples(4, rows).replace("?)", "?, 0)"),
             self.dialect
                 .upsert("owner_uid, conv", &["last_seq", "peer_uid"])
-        ))
+        ), rows)
     }
 }
 
@@ -117,21 +146,40 @@ mod tests {
 
     #[test]
     fn statements_have_one_parameter_per_value() {
-        let pg = PG_BATCH.contents(3);
+        let pg = PG_BATCH.contents(3).text().to_string();
         assert!(pg.contains("$30") && !pg.contains("$31") && !pg.contains('?'));
-        let my = MYSQL_BATCH.contents(3);
+        let my = MYSQL_BATCH.contents(3).text().to_string();
         assert_eq!(my.matches('?').count(), 30);
-        assert!(PG_BATCH.last_seqs(2).ends_with("IN ($1, $2)"));
+        assert!(
+            PG_BATCH
+                .last_seqs(2)
+                .text()
+                .to_string()
+                .ends_with("IN ($1, $2)")
+        );
+    }
+
+    #[test]
+    fn small_batches_are_cached_large_ones_not() {
+        assert!(matches!(MYSQL_BATCH.contents(1), Sql::Cached(_)));
+        assert!(matches!(MYSQL_BATCH.contents(CACHED_ROWS), Sql::Cached(_)));
+        assert!(matches!(PG_BATCH.boxes(CACHED_ROWS + 1), Sql::Batch(_)));
     }
 
     #[test]
     fn summaries_insert_a_zero_read_position() {
-        let my = MYSQL_BATCH.summaries(2);
+        let my = MYSQL_BATCH.summaries(2).text().to_string();
         assert!(my.contains("VALUES (?, ?, ?, ?, 0), (?, ?, ?, ?, 0) ON DUPLICATE"));
-        let pg = PG_BATCH.summaries(1);
+        let pg = PG_BATCH.summaries(1).text().to_string();
         assert!(pg.contains("VALUES ($1, $2, $3, $4, 0) ON CONFLICT"));
-        let lock = PG_BATCH.lock_convs(1);
+        let lock = PG_BATCH.lock_convs(1).text().to_string();
         assert!(lock.ends_with("SET last_seq = conversations.last_seq RETURNING conv, last_seq"));
-        assert!(MYSQL_BATCH.lock_convs(1).ends_with("last_seq = last_seq"));
+        assert!(
+            MYSQL_BATCH
+                .lock_convs(1)
+                .text()
+                .to_string()
+                .ends_with("last_seq = last_seq")
+        );
     }
 }

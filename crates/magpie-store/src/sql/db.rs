@@ -46,11 +46,24 @@ macro_rules! args {
 }
 pub(crate) use args;
 
-/// Statement text: static (prepared and cached per connection) or built
-/// for one batch size (parsed per use, never cached).
+/// Statement text: static or built for a small batch (both prepared and
+/// cached per connection), or built for a large batch (parsed per use,
+/// never cached; see `batch.rs` on why small ones must be cached).
 pub(crate) enum Sql {
     Static(&'static str),
+    Cached(String),
     Batch(String),
+}
+
+#[cfg(test)]
+impl Sql {
+    /// The statement's text.
+    pub(crate) fn text(&self) -> &str {
+        match self {
+            Sql::Static(s) => s,
+            Sql::Cached(s) | Sql::Batch(s) => s,
+        }
+    }
 }
 
 impl From<&'static str> for Sql {
@@ -85,6 +98,7 @@ where
 {
     let mut q = match sql {
         Sql::Static(s) => sqlx::query(s),
+        Sql::Cached(s) => sqlx::query(AssertSqlSafe(s)),
         Sql::Batch(s) => sqlx::query(AssertSqlSafe(s)).persistent(false),
     };
     for a in args {

@@ -84,17 +84,37 @@ pub(crate) fn put_settings(
 /// newest sequence. A direct message is its one body row here (no per-owner
 /// index, see the module doc of `sqlite`).
 pub(crate) fn accept(c: &Connection, batch: &[NewMessage], ttl_ms: i64) -> Result<Vec<Outcome>> {
-    let found = look_up(c, batch)?;
+    // A retry is rare: the cmids of direct messages are not looked up
+    // first. The unique (from, cmid) key finds one already stored; the
+    // batch is then undone and planned again knowing every stored cmid.
+    let found = look_up(c, batch, false)?;
     let p = plan::plan(batch, &found, ttl_ms);
-    write(c, &p)?;
+    c.execute_batch("SAVEPOINT optimistic")?;
+    if write(c, &p)? {
+        c.execute_batch("RELEASE optimistic")?;
+        return Ok(p.outcomes);
+    }
+    c.execute_batch("ROLLBACK TO optimistic; RELEASE optimistic")?;
+    let found = look_up(c, batch, true)?;
+    let p = plan::plan(batch, &found, ttl_ms);
+    if !write(c, &p)? {
+        return Err(StoreError::Corrupt(
+            "a client message id conflicts but is not found".into(),
+        ));
+    }
     Ok(p.outcomes)
 }
 
-/// Stored (from, cmid) pairs, the conversations' last sequences, and which
-/// group senders may not send (non-member, muted, dissolved group).
-fn look_up(c: &Connection, batch: &[NewMessage]) -> Result<Found> {
+/// Stored (from, cmid) pairs (of group messages only, unless `every_cmid`:
+/// a group message's retry stays its duplicate even after the sender was
+/// muted), the conversations' last sequences, and which group senders may
+/// not send (non-member, muted, dissolved group).
+fn look_up(c: &Connection, batch: &[NewMessage], every_cmid: bool) -> Result<Found> {
     let mut found = Found::default();
-    for m in batch {
+    for m in batch
+        .iter()
+        .filter(|m| every_cmid || m.conv.group_id().is_some())
+    {
         if let Some(a) = lookup_cmid(c, m.from, m.cmid)? {
             found.stored.insert((m.from, m.cmid), a);
         }
@@ -117,15 +137,18 @@ fn look_up(c: &Connection, batch: &[NewMessage]) -> Result<Found> {
     Ok(found)
 }
 
-fn write(c: &Connection, p: &Plan<'_>) -> Result<()> {
+/// Writes the plan; false, with the rest unwritten, when a body's (from,
+/// cmid) is already stored.
+fn write(c: &Connection, p: &Plan<'_>) -> Result<bool> {
     let mut content = c.prepare_cached(
         "INSERT INTO im_msg_content
          (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (from_uid, cmid) DO NOTHING",
     )?;
     for r in &p.rows {
         let m = r.msg;
-        content
+        let inserted = content
             .execute(params![
                 m.server_id.0,
                 m.conv.as_str(),
@@ -139,6 +162,9 @@ fn write(c: &Connection, p: &Plan<'_>) -> Result<()> {
                 r.expire_at,
             ])
             .map_err(|e| sql_err(e, || format!("server id {}", m.server_id)))?;
+        if inserted == 0 {
+            return Ok(false);
+        }
     }
     let mut conv = c.prepare_cached(
         "INSERT INTO conversations (conv, last_seq) VALUES (?1, ?2)
@@ -158,7 +184,7 @@ fn write(c: &Connection, p: &Plan<'_>) -> Result<()> {
         // Read diffusion: no per-member rows; the sender has read it.
         super::groups::sender_read(c, g, u, seq)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// max(current, min(seq, last_seq)); 0 without writing for an unknown conversation.

@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Bus URL (bus).
     #[arg(long)]
     pub bus: Option<String>,
+    /// Relay URL (relay; default: derived from the bus).
+    #[arg(long)]
+    pub relay: Option<String>,
     /// Roles to run, comma-separated: edge, conn, workers (cluster.roles; default all).
     #[arg(long, value_delimiter = ',')]
     pub roles: Option<Vec<String>>,
@@ -88,6 +91,9 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = &args.bus {
         cfg.bus = v.clone();
+    }
+    if let Some(v) = &args.relay {
+        cfg.relay = v.clone();
     }
     if let Some(v) = &args.roles {
         cfg.cluster.roles = v.clone();

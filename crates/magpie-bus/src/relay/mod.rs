@@ -105,6 +105,11 @@ struct Inner {
     drop: AtomicU64,
     skew: std::time::Duration,
     counters: Arc<Counters>,
+    /// Held from numbering a frame until the backend has it, so frames of
+    /// one subject leave in number order even when several threads publish
+    /// through one handle (else a subscriber would see a loss that did not
+    /// happen). Backends' `send` never waits, so this is held briefly.
+    order: parking_lot::Mutex<()>,
 }
 
 impl Relay {
@@ -144,6 +149,7 @@ impl Relay {
             drop: AtomicU64::new(opts.drop.to_bits()),
             skew: opts.skew,
             counters: Arc::default(),
+            order: parking_lot::Mutex::new(()),
         });
         tokio::spawn(heartbeats(Arc::downgrade(&inner), opts.heartbeat));
         Ok(Relay(inner))
@@ -159,9 +165,11 @@ impl Relay {
     /// subscribers get a `Gap` for it.
     pub fn publish(&self, subject: &str, payload: Bytes) -> Result<()> {
         options::check_subject(subject)?;
+        let order = self.0.order.lock();
         let frame = self.0.publisher.data(subject, payload);
-        self.0.counters.published.fetch_add(1, Ordering::Relaxed);
         let sent = self.0.send(subject, frame);
+        drop(order);
+        self.0.counters.published.fetch_add(1, Ordering::Relaxed);
         if sent.is_err() {
             self.0.publisher.sent(subject, false);
         }
@@ -224,6 +232,7 @@ impl Inner {
     }
 
     fn close_all(&self) {
+        let _order = self.order.lock();
         for (subject, hb) in self.publisher.close_all() {
             // A close that cannot be sent leaves subscribers a gap: fine.
             let _ = self.send(&subject, hb);
@@ -247,6 +256,9 @@ async fn heartbeats(relay: std::sync::Weak<Inner>, every: std::time::Duration) {
         let Some(relay) = relay.upgrade() else {
             return;
         };
+        // Numbered and sent under the order lock, like data frames: a
+        // heartbeat never overtakes the frame it counts.
+        let _order = relay.order.lock();
         for (subject, hb) in relay.publisher.heartbeats(now) {
             let ok = relay.send(&subject, hb).is_ok();
             relay.publisher.sent(&subject, ok);

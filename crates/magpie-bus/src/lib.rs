@@ -53,6 +53,10 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub topic: String,
+    /// Partition key (`magpie_core::BusEvent::partition_key`): a
+    /// partitioned log keeps one key's events in publish order. The
+    /// embedded log and JetStream keep one order per topic and ignore it.
+    pub key: String,
     /// De-duplication key: a second publish with the same id returns the
     /// first one's offset and appends nothing.
     pub msg_id: String,

@@ -68,6 +68,7 @@ macro_rules! bus_conformance {
 pub fn event(topic: &str, msg_id: &str) -> Outgoing {
     Outgoing {
         topic: topic.into(),
+        key: String::new(),
         msg_id: msg_id.into(),
         payload: Bytes::from(msg_id.to_string()),
     }

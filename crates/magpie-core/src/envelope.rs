@@ -34,15 +34,6 @@ pub enum EventId {
         first: Seq,
         at: i64,
     },
-    /// A device going online or offline; `conn` tells apart two
-    /// connections of the device within one millisecond.
-    Presence {
-        user: UserId,
-        device: DeviceId,
-        online: bool,
-        at: i64,
-        conn: u64,
-    },
     /// Messages pushed to another node's connections: the first one's
     /// server id and how many.
     DeliverMessages {
@@ -79,13 +70,6 @@ impl fmt::Display for EventId {
                 first,
                 at,
             } => write!(f, "d:{user}:{device}:{conv}:{first}:{at}"),
-            EventId::Presence {
-                user,
-                device,
-                online,
-                at,
-                conn,
-            } => write!(f, "p:{user}:{device}:{online}:{at}:{conn}"),
             EventId::DeliverMessages { node, first, count } => {
                 write!(f, "x:{node}:{}:{count}", first.0)
             }
@@ -107,6 +91,8 @@ impl fmt::Display for EventId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     pub topic: String,
+    /// `BusEvent::partition_key`.
+    pub key: String,
     pub id: String,
     pub payload: Vec<u8>,
 }
@@ -116,6 +102,7 @@ impl Envelope {
     pub fn seal(event: &BusEvent, id: &EventId) -> serde_json::Result<Envelope> {
         Ok(Envelope {
             topic: event.topic().into_owned(),
+            key: event.partition_key(),
             id: id.to_string(),
             payload: serde_json::to_vec(event)?,
         })
@@ -148,8 +135,8 @@ mod tests {
         };
         let env = Envelope::seal(&event, &id).expect("seals");
         assert_eq!(
-            (env.topic.as_str(), env.id.as_str()),
-            ("read", "r:2:d:1:2:7")
+            (env.topic.as_str(), env.key.as_str(), env.id.as_str()),
+            ("read", "d:1:2", "r:2:d:1:2:7")
         );
         assert_eq!(Envelope::open(&env.payload).expect("opens"), event);
         let m = EventId::Messages {
@@ -185,7 +172,7 @@ mod tests {
             nonce: 1,
         };
         let env = Envelope::seal(&event, &id).expect("seals");
-        assert_eq!(env.topic, "node.n2");
+        assert_eq!((env.topic.as_str(), env.key.as_str()), ("node.n2", "n2"));
         assert_eq!(Envelope::open(&env.payload).expect("opens"), event);
     }
 }

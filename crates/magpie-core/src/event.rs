@@ -29,8 +29,6 @@ pub enum BusEvent {
         conv: ConvId,
         seqs: Vec<Seq>,
     },
-    /// A device came online or went offline.
-    Presence(Presence),
     /// Pushes for connections held by one node (node-addressed delivery):
     /// published on topic `node.{node}`, consumed only there.
     Deliver {
@@ -98,6 +96,8 @@ pub struct ReadUpTo {
     pub at: i64,
 }
 
+/// A device came online or went offline. Not a bus event: presence is
+/// ephemeral and travels as relay pushes (ARCHITECTURE.md, "two bus paths").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presence {
     pub user: UserId,
@@ -119,10 +119,30 @@ impl BusEvent {
             BusEvent::Message { .. } | BusEvent::Messages { .. } => "msg",
             BusEvent::Read(_) => "read",
             BusEvent::Delivered { .. } => "delivered",
-            BusEvent::Presence(_) => "presence",
             BusEvent::GroupMember { .. } => MEMBERS_TOPIC,
             BusEvent::GroupBroadcast { .. } | BusEvent::RoomBroadcast { .. } => BROADCAST_TOPIC,
         })
+    }
+
+    /// The partition key: a partitioned log (Kafka) keeps the events of
+    /// one key in publish order, and only those. Per conversation for
+    /// messages and positions (a batch by its first message's: sequences
+    /// order the rest), per node for its pushes, per group or room for
+    /// broadcasts and membership. The embedded log and JetStream keep one
+    /// order per topic and need no key.
+    pub fn partition_key(&self) -> String {
+        match self {
+            BusEvent::Message { msg } => msg.conv.to_string(),
+            BusEvent::Messages { msgs } => {
+                msgs.first().map(|m| m.conv.to_string()).unwrap_or_default()
+            }
+            BusEvent::Read(r) => r.conv.to_string(),
+            BusEvent::Delivered { conv, .. } => conv.to_string(),
+            BusEvent::Deliver { node, .. } => node.clone(),
+            BusEvent::GroupBroadcast { msg, .. } => msg.conv.to_string(),
+            BusEvent::RoomBroadcast { msg } => format!("room:{}", msg.room),
+            BusEvent::GroupMember { group, .. } => ConvId::group(*group).to_string(),
+        }
     }
 }
 

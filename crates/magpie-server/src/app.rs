@@ -87,7 +87,6 @@ impl App {
         let presence = Arc::new(Presence::new(
             cfg.node.clone(),
             p.store.clone(),
-            events.clone(),
             delivery.clone(),
         ));
         let rooms = Arc::new(Rooms::new(cfg.clone(), ids.clone(), delivery.clone()));

@@ -25,6 +25,7 @@ pub const QUEUE_WRITES: &str = "magpie_state_queue_writes_total";
 pub const BROADCASTS: &str = "magpie_group_broadcasts_total";
 pub const ROOM_MESSAGES: &str = "magpie_room_messages_total";
 pub const CONN_REFUSED: &str = "magpie_connections_refused_total";
+pub const PRESENCE_DROPPED: &str = "magpie_presence_dropped_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

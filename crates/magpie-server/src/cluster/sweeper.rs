@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::error::Result;
-use magpie_core::{BusEvent, Presence, now_ms};
+use magpie_core::{Presence, now_ms};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -21,23 +21,14 @@ pub async fn release_node(app: &App, node: &str, reason: &str) -> Result<usize> 
             .await?
         {
             removed += 1;
-            let at = now_ms();
-            let p = Presence {
+            app.presence.announce(Presence {
                 user: r.user,
                 device: r.device.clone(),
                 online: false,
                 node: node.into(),
-                at,
+                at: now_ms(),
                 reason: Some(reason.into()),
-            };
-            let id = magpie_core::EventId::Presence {
-                user: r.user,
-                device: r.device.clone(),
-                online: false,
-                at,
-                conn: r.conn,
-            };
-            app.events.publish(BusEvent::Presence(p), id).await?;
+            });
         }
     }
     app.state.forget_node(node).await?;

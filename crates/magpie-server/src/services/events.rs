@@ -13,6 +13,7 @@ pub(crate) fn seal(event: &BusEvent, id: &EventId) -> Result<Outgoing> {
     let env = Envelope::seal(event, id).map_err(|e| ServerError::Internal(e.to_string()))?;
     Ok(Outgoing {
         topic: env.topic,
+        key: env.key,
         msg_id: env.id,
         payload: env.payload.into(),
     })

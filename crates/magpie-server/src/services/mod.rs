@@ -7,7 +7,7 @@
 //! | [`Messaging`] | store, state, events, ids, users, groups, delivery | send (pipeline), sync, history, unread, read, delivered acks, group receipts |
 //! | [`Groups`] | store, events, users | group management and its rules; membership checks for sends |
 //! | [`Delivery`] | store, state, events, hub, local group and room indexes | pushes to online devices on this node and others, broadcasts, resync hints |
-//! | [`Presence`] | store, events, delivery | presence events and their fan-out |
+//! | [`Presence`] | store, delivery | presence changes and their fan-out (relay, not the log) |
 //! | [`Rooms`] | events, delivery | live rooms: join, leave, send with shedding |
 //!
 //! Direction (checked by `tests/layers.rs`): `edge` and `conn` call the

@@ -1,61 +1,106 @@
-//! Presence: a device's online and offline changes become bus events
-//! (`presence` topic), and the presence worker fans each out to the
-//! user's direct contacts (docs/protocol.md §5.7: users who share only a
-//! group get none; groups can be large).
+//! Presence: a device's online and offline changes, fanned out by the node
+//! where they happen to the user's direct contacts (docs/protocol.md §5.7:
+//! users who share only a group get none; groups can be large).
+//!
+//! Presence is ephemeral (ARCHITECTURE.md, "two bus paths"): a change is
+//! queued here and pushed through Delivery, so contacts on other nodes get
+//! it over the relay; nothing is written to the durable log. Invariants:
+//! - a user's changes are fanned out in the order they happened here: one
+//!   user always maps to the same queue, and each queue is one task;
+//! - announcing never waits: a full queue drops the change and counts it
+//!   (`magpie_presence_dropped_total`), so a burst of connects is never
+//!   slowed by its contacts' pushes.
 
-use super::Events;
 use super::delivery::{Delivery, Notice};
 use crate::error::Result;
-use magpie_core::{BusEvent, DeviceId, EventId, UserId, now_ms};
+use crate::metrics as m;
+use magpie_core::{DeviceId, UserId, now_ms};
 use magpie_store::Store;
+use parking_lot::Mutex;
 use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Fan-out queues (and tasks) per node: contacts' lookups of different
+/// users run side by side.
+const SHARDS: usize = 4;
+/// Changes waiting per queue before new ones are dropped.
+const QUEUE: usize = 4096;
 
 pub struct Presence {
     node: String,
     store: Store,
-    events: Events,
     delivery: Arc<Delivery>,
+    queues: Vec<mpsc::Sender<magpie_core::Presence>>,
+    /// The queues' receiving ends until `spawn` takes them.
+    pending: Mutex<Vec<mpsc::Receiver<magpie_core::Presence>>>,
 }
 
 impl Presence {
-    pub fn new(node: String, store: Store, events: Events, delivery: Arc<Delivery>) -> Presence {
+    pub fn new(node: String, store: Store, delivery: Arc<Delivery>) -> Presence {
+        let (queues, pending) = (0..SHARDS).map(|_| mpsc::channel(QUEUE)).unzip();
         Presence {
             node,
             store,
-            events,
             delivery,
+            queues,
+            pending: Mutex::new(pending),
         }
     }
 
-    /// Publishes that `device` of `user` came online or went offline here.
-    pub async fn changed(
-        &self,
-        user: UserId,
-        device: &DeviceId,
-        online: bool,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        let at = now_ms();
-        let p = magpie_core::Presence {
+    /// Starts the fan-out tasks; they stop on `shutdown`.
+    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) -> Vec<(String, JoinHandle<()>)> {
+        let pending = std::mem::take(&mut *self.pending.lock());
+        pending
+            .into_iter()
+            .enumerate()
+            .map(|(i, rx)| {
+                let task = Arc::clone(self).run(rx, shutdown.clone());
+                (format!("presence-{i}"), tokio::spawn(task))
+            })
+            .collect()
+    }
+
+    /// Announces that `device` of `user` came online or went offline here.
+    pub fn changed(&self, user: UserId, device: &DeviceId, online: bool, reason: Option<&str>) {
+        self.announce(magpie_core::Presence {
             user,
             device: device.clone(),
             online,
             node: self.node.clone(),
-            at,
+            at: now_ms(),
             reason: reason.map(Into::into),
-        };
-        let id = EventId::Presence {
-            user,
-            device: device.clone(),
-            online,
-            at,
-            conn: self.delivery.hub.next_conn_id(),
-        };
-        self.events.publish(BusEvent::Presence(p), id).await
+        });
     }
 
-    /// Tells every direct contact of the event's user (the presence worker).
-    pub async fn fan_out(&self, p: &magpie_core::Presence) -> Result<()> {
+    /// Queues a change (also one the sweeper makes for a dead node's devices).
+    pub fn announce(&self, p: magpie_core::Presence) {
+        let shard = p.user.0.unsigned_abs() as usize % SHARDS;
+        if self.queues[shard].try_send(p).is_err() {
+            metrics::counter!(m::PRESENCE_DROPPED).increment(1);
+        }
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<magpie_core::Presence>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let p = tokio::select! {
+                p = rx.recv() => p,
+                _ = shutdown.cancelled() => return,
+            };
+            let Some(p) = p else { return };
+            if let Err(e) = self.fan_out(&p).await {
+                tracing::debug!(user = %p.user, error = %e, "presence fan-out failed");
+            }
+        }
+    }
+
+    /// Tells every direct contact of the change's user.
+    async fn fan_out(&self, p: &magpie_core::Presence) -> Result<()> {
         let notice = Notice::Presence {
             user: p.user,
             device: p.device.clone(),

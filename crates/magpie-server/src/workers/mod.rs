@@ -1,14 +1,14 @@
 //! The worker role: consumers of the bus, one durable group each
 //! (retention; the offline index and unread cache as one `state` worker,
-//! which decodes each event once; presence fan-out), and the retention
-//! sweeper.
+//! which decodes each event once), and the retention sweeper. Presence
+//! is not here: it is ephemeral and fanned out by the node where it
+//! happens (`services/presence.rs`).
 //!
 //! Invariant: a worker acknowledges an event only after applying it. An
 //! event that keeps failing is parked on `dead.<group>` after
 //! `workers.max_attempts` attempts, with a metric — never silently skipped.
 
 mod members;
-mod presence;
 mod retention;
 mod state;
 
@@ -35,7 +35,6 @@ pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
     let workers: Vec<Box<dyn Worker>> = vec![
         Box::new(state::DerivedState),
         Box::new(retention::Retention),
-        Box::new(presence::PresenceFanout),
     ];
     let mut handles: Vec<(String, JoinHandle<()>)> = workers
         .into_iter()
@@ -161,6 +160,7 @@ async fn dead_letter(app: &App, group: &str, d: &Delivery, why: &str) {
     };
     let out = Outgoing {
         topic: format!("dead.{group}"),
+        key: String::new(),
         msg_id: id.to_string(),
         payload: d.payload.clone(),
     };

@@ -63,9 +63,9 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     // The checkpoint after a commit reads back pages a batch touched: keep
     // the hot index pages in memory (KiB, negative means size, not pages).
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-    // A savepoint inside the batch transaction (each job, and `accept`'s
-    // optimistic write) may need a statement journal: in memory, not a
-    // temporary file written page by page.
+    // A savepoint inside the batch transaction (one per job when a batch
+    // holds several) keeps a statement journal: in memory, not a temporary
+    // file written page by page.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     migrate(&conn)?;
     Ok(conn)

@@ -227,6 +227,7 @@ macro_rules! messages_conformance {
             accept_allocates_contiguous_seqs_per_conversation,
             duplicate_returns_original_and_writes_nothing,
             duplicate_within_one_batch,
+            stored_retry_between_fresh_messages,
             concurrent_duplicates_agree,
             messages_visible_to_both_parties_with_paging,
             note_to_self_has_one_copy,

@@ -131,6 +131,41 @@ pub async fn duplicate_within_one_batch(s: Store) {
     );
 }
 
+/// A retry of a stored message between fresh ones in one batch: the retry
+/// is answered with the original and the fresh ones take the next
+/// sequences, with no gap and no second copy (an engine that finds the
+/// retry only when writing must undo what it wrote before it).
+pub async fn stored_retry_between_fresh_messages(s: Store) {
+    let messages = s.messages();
+    let u = users(&s, &["a", "b"]).await;
+    let first = new_msg(u[0], u[1], "first");
+    let orig = accepted(&s, vec![first.clone()]).await.remove(0);
+    let retry = NewMessage {
+        server_id: super::next_server_id(),
+        ..first.clone()
+    };
+    let batch = vec![new_msg(u[0], u[1], "x"), retry, new_msg(u[1], u[0], "y")];
+    let acc = accepted(&s, batch).await;
+    assert_eq!(
+        acc.iter().map(|a| (a.seq, a.duplicate)).collect::<Vec<_>>(),
+        vec![(2, false), (1, true), (3, false)]
+    );
+    assert_eq!(acc[1].server_id, orig.server_id);
+    let stored = messages
+        .messages_after(u[1], &first.conv, 0, 10)
+        .await
+        .expect("read");
+    assert_eq!(seqs(&stored), vec![1, 2, 3]);
+    assert_eq!(
+        stored.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        vec!["first", "x", "y"]
+    );
+    assert_eq!(
+        summary_of(&s, u[0], &first.conv).await.map(|c| c.last_seq),
+        Some(3)
+    );
+}
+
 /// Twenty racing sends of one cmid: exactly one is new, all report its ids.
 pub async fn concurrent_duplicates_agree(s: Store) {
     let u = users(&s, &["a", "b"]).await;

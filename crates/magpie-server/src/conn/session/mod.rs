@@ -116,7 +116,7 @@ impl<T: Transport> Session<T> {
             .delivery
             .register(user, &device, cfg.outbound_queue)
             .await;
-        let _ = app.presence.changed(user, &device, true, None).await;
+        app.presence.changed(user, &device, true, None);
         metrics::gauge!(m::CONNECTIONS, "transport" => transport).increment(1.0);
         let now = Instant::now();
         let heartbeat = Duration::from_millis(cfg.heartbeat_ms.max(10));
@@ -259,10 +259,7 @@ impl<T: Transport> Session<T> {
         // A replaced connection's device is still online (on its new
         // connection): announcing it offline would be false.
         if self.ended != Some(ErrorCode::Replaced) {
-            let _ = app
-                .presence
-                .changed(user, &self.device, false, Some(why))
-                .await;
+            app.presence.changed(user, &self.device, false, Some(why));
         }
         metrics::gauge!(m::CONNECTIONS, "transport" => self.transport).decrement(1.0);
         tracing::debug!(%user, device = %self.device, reason = why, "session ended");

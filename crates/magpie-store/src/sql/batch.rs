@@ -128,6 +128,31 @@ impl BatchSql {
         ), rows)
     }
 
+    /// Which of `rows` users are already members of a group (bind the
+    /// group first).
+    pub fn members_present(&self, rows: usize) -> Sql {
+        self.finish(
+            format!(
+                "SELECT user_id FROM im_group_member WHERE group_id = ? AND user_id IN ({})",
+                vec!["?"; rows].join(", ")
+            ),
+            rows,
+        )
+    }
+
+    /// Adds `rows` members (none already there: `members_present` ran
+    /// first, under the group's row lock).
+    pub fn members(&self, rows: usize) -> Sql {
+        self.finish(
+            format!(
+                "INSERT INTO im_group_member
+                 (group_id, user_id, role, muted, joined_seq, read_seq, joined_at) VALUES {}",
+                tuples(6, rows).replace("?, ?, ?, ?, ?, ?", "?, ?, ?, FALSE, ?, ?, ?")
+            ),
+            rows,
+        )
+    }
+
     /// Each (owner, conv) at most once per statement: PostgreSQL refuses to
     /// update one row twice in one upsert.
     pub fn summaries(&self, rows: usize) -> Sql {
@@ -164,6 +189,16 @@ mod tests {
         assert!(matches!(MYSQL_BATCH.contents(1), Sql::Cached(_)));
         assert!(matches!(MYSQL_BATCH.contents(CACHED_ROWS), Sql::Cached(_)));
         assert!(matches!(PG_BATCH.boxes(CACHED_ROWS + 1), Sql::Batch(_)));
+    }
+
+    #[test]
+    fn members_are_added_unmuted() {
+        let pg = PG_BATCH.members(2).text().to_string();
+        assert!(pg.ends_with(
+            "VALUES ($1, $2, $3, FALSE, $4, $5, $6), ($7, $8, $9, FALSE, $10, $11, $12)"
+        ));
+        let my = MYSQL_BATCH.members_present(3).text().to_string();
+        assert!(my.ends_with("group_id = ? AND user_id IN (?, ?, ?)"));
     }
 
     #[test]

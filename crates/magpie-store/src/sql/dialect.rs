@@ -56,16 +56,6 @@ impl Dialect {
         }
     }
 
-    /// `INSERT INTO {into} {values}` that adds nothing for a key already there.
-    pub(crate) fn insert_ignore(self, into: &str, values: &str, key: &str) -> String {
-        match self {
-            Dialect::Postgres => {
-                format!("INSERT INTO {into} {values} ON CONFLICT ({key}) DO NOTHING")
-            }
-            Dialect::MySql => format!("INSERT IGNORE INTO {into} {values}"),
-        }
-    }
-
     /// The shared (read) row lock a `SELECT` ends with.
     pub(crate) fn for_share(self) -> &'static str {
         match self {

@@ -7,7 +7,7 @@ use super::queries::{MESSAGE_COLUMNS, queries};
 
 queries! { GroupQueries:
     insert_group, last_seq, group_lock, group_share, group_count, group_rename, group_dissolve,
-    group_info, member_insert, member_lock, member_delete, member_set, member_advance,
+    group_info, member_lock, member_delete, member_set, member_advance,
     member_read, member_info, member_page, user_groups, read_counts, read_page, group_after,
     group_before, group_summaries, group_summary,
 }
@@ -68,12 +68,6 @@ impl GroupQueries {
             group_rename: "UPDATE im_group SET name = ? WHERE id = ?".into(),
             group_dissolve: "UPDATE im_group SET dissolved = TRUE WHERE id = ?".into(),
             group_info: format!("SELECT {GROUP_COLUMNS} FROM im_group g WHERE g.id = ?"),
-            // Adds nothing (0 rows) for a member already there.
-            member_insert: d.insert_ignore(
-                "im_group_member (group_id, user_id, role, muted, joined_seq, read_seq, joined_at)",
-                "VALUES (?, ?, ?, FALSE, ?, ?, ?)",
-                "group_id, user_id",
-            ),
             member_lock: "SELECT muted FROM im_group_member WHERE group_id = ? AND user_id = ?
                  FOR UPDATE"
                 .into(),
@@ -125,14 +119,6 @@ mod tests {
         assert!(
             pg.group_after
                 .contains("c.conv = $1 AND c.seq > GREATEST($2, m.joined_seq)")
-        );
-        assert!(
-            pg.member_insert
-                .contains("ON CONFLICT (group_id, user_id) DO NOTHING")
-        );
-        assert!(
-            my.member_insert
-                .starts_with("INSERT IGNORE INTO im_group_member")
         );
         assert!(my.group_share.ends_with("LOCK IN SHARE MODE"));
         assert!(pg.insert_group.ends_with("RETURNING id"));

@@ -15,12 +15,14 @@
 //! - membership changes lock the group row (`group_lock`) before member rows,
 //!   and never touch conversation rows.
 
-use super::db::{Exec, Sqlx, args};
+use super::batch::CHUNK;
+use super::db::{Arg, Exec, Sqlx, args};
 use super::store::SqlStore;
 use super::{Retry, retrying};
 use crate::StoreError;
 use crate::error::Result;
 use magpie_core::{ConvId, GroupId, GroupRole, Seq, UserId};
+use std::collections::HashSet;
 
 impl SqlStore {
     /// In `accept`'s transaction, under the conversation locks: `Some(refusal)`
@@ -73,15 +75,32 @@ impl SqlStore {
         joined: Seq,
         now: i64,
     ) -> Sqlx<Vec<UserId>> {
-        let mut added = Vec::new();
-        for &u in users {
-            if added.contains(&u) {
+        // Two statements per chunk, not one per member: which are members
+        // already, then the rest. The caller holds the group's row lock (or
+        // just created the group), so no member appears in between.
+        let mut wanted: Vec<UserId> = Vec::with_capacity(users.len());
+        let mut seen = HashSet::with_capacity(users.len());
+        wanted.extend(users.iter().copied().filter(|u| seen.insert(*u)));
+        let mut added = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(CHUNK) {
+            let mut a: Vec<Arg<'_>> = vec![id.0.into()];
+            a.extend(chunk.iter().map(|u| Arg::from(u.0)));
+            let present: Vec<(i64,)> = x.all(self.b.members_present(chunk.len()), a).await?;
+            let present: HashSet<i64> = present.into_iter().map(|(u,)| u).collect();
+            let new: Vec<UserId> = chunk
+                .iter()
+                .copied()
+                .filter(|u| !present.contains(&u.0))
+                .collect();
+            if new.is_empty() {
                 continue;
             }
-            let a = args![id.0, u.0, role.as_str(), joined, joined, now];
-            if x.execute(self.g.member_insert.as_str(), a).await? == 1 {
-                added.push(u);
-            }
+            let a = new
+                .iter()
+                .flat_map(|u| args![id.0, u.0, role.as_str(), joined, joined, now])
+                .collect();
+            x.execute(self.b.members(new.len()), a).await?;
+            added.extend(new);
         }
         if !added.is_empty() {
             let a = args![added.len() as i64, id.0];

@@ -75,7 +75,7 @@ fn box_join() -> String {
     )
 }
 
-/// The victims of a retention delete, as `delete_victims` expects them.
+/// The rows a retention delete removes, as `delete_doomed` expects them.
 const VICTIM_COLUMNS: &str = "server_id, conv, seq, from_uid, to_uid";
 
 /// Exact unread: the owner's inbox rows above the read position, a range

@@ -28,7 +28,7 @@ pub struct SqlStore {
 }
 
 /// A message retention removes: server id, conv, seq, from, to.
-type Victim = (i64, String, i64, i64, i64);
+type DoomedRow = (i64, String, i64, i64, i64);
 
 impl SqlStore {
     /// Connects with `POOL_SIZE` connections to `postgres://…` or
@@ -65,16 +65,16 @@ impl SqlStore {
         c.exec().all(sql, a).await.map_err(store_err)
     }
 
-    /// Deletes the messages `victims` names (body and both index rows) and
-    /// reports them. A victim whose body is already gone was taken by a
+    /// Deletes the messages `doomed` names (body and both index rows) and
+    /// reports them. A row whose body is already gone was taken by a
     /// concurrent sweep (another node) and is not reported twice.
-    async fn delete_victims(
+    async fn delete_doomed(
         &self,
         x: &mut Exec<'_>,
-        victims: Vec<Victim>,
+        doomed: Vec<DoomedRow>,
     ) -> super::db::Sqlx<Vec<RetentionHit>> {
-        let mut hits = Vec::with_capacity(victims.len());
-        for (server_id, conv, seq, from, to) in victims {
+        let mut hits = Vec::with_capacity(doomed.len());
+        for (server_id, conv, seq, from, to) in doomed {
             let gone = x.execute(self.q.del_body.as_str(), args![from, server_id]);
             if gone.await? == 0 {
                 continue;
@@ -90,7 +90,7 @@ impl SqlStore {
         Ok(hits)
     }
 
-    /// Selects victims with `sql` and deletes them, in one transaction.
+    /// Selects doomed with `sql` and deletes them, in one transaction.
     async fn delete_selected(
         &self,
         what: &str,
@@ -99,8 +99,8 @@ impl SqlStore {
     ) -> Result<Vec<RetentionHit>> {
         retrying(what, Retry::Transient, || async {
             let mut tx = self.pool.begin().await?;
-            let victims: Vec<Victim> = tx.exec().all(sql, select()).await?;
-            let hits = self.delete_victims(&mut tx.exec(), victims).await?;
+            let doomed: Vec<DoomedRow> = tx.exec().all(sql, select()).await?;
+            let hits = self.delete_doomed(&mut tx.exec(), doomed).await?;
             tx.commit().await?;
             Ok(hits)
         })
@@ -246,8 +246,8 @@ impl RetentionStore for SqlStore {
                     let mut hits = Vec::new();
                     for &seq in &seqs {
                         let a = args![conv.as_str(), seq, to.0];
-                        let victims: Vec<Victim> = tx.exec().all(q.delivered.as_str(), a).await?;
-                        hits.extend(self.delete_victims(&mut tx.exec(), victims).await?);
+                        let doomed: Vec<DoomedRow> = tx.exec().all(q.delivered.as_str(), a).await?;
+                        hits.extend(self.delete_doomed(&mut tx.exec(), doomed).await?);
                     }
                     tx.commit().await?;
                     Ok(hits)

@@ -214,7 +214,7 @@ fn delete_selected(
     select: &str,
     args: impl rusqlite::Params,
 ) -> Result<Vec<RetentionHit>> {
-    let victims: Vec<(i64, ConvId, Seq, i64, i64)> = c
+    let doomed: Vec<(i64, ConvId, Seq, i64, i64)> = c
         .prepare_cached(select)?
         .query_map(args, |r| {
             Ok((r.get(0)?, conv_at(r, 1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -222,8 +222,8 @@ fn delete_selected(
         .collect::<rusqlite::Result<_>>()
         .map_err(corrupt_or)?;
     let mut del_body = c.prepare_cached("DELETE FROM im_msg_content WHERE server_id = ?1")?;
-    let mut hits = Vec::with_capacity(victims.len());
-    for (server_id, conv, seq, _from, to) in victims {
+    let mut hits = Vec::with_capacity(doomed.len());
+    for (server_id, conv, seq, _from, to) in doomed {
         del_body.execute([server_id])?;
         hits.push(RetentionHit {
             conv,

@@ -126,16 +126,22 @@ async fn connect(n: &Running) -> Client {
     }
 }
 
+/// A node with these session timers, and user 7's phone connected to it.
+async fn session(heartbeat_ms: u64, idle_timeout_ms: u64) -> (Running, tempfile::TempDir, Client) {
+    let (n, dir) = node(|c| {
+        c.session.heartbeat_ms = heartbeat_ms;
+        c.session.idle_timeout_ms = idle_timeout_ms;
+    })
+    .await;
+    let c = connect(&n).await;
+    (n, dir, c)
+}
+
 /// A silent connection gets `ping` every heartbeat and is closed with
 /// `idle_timeout` exactly when the idle timeout runs out.
 #[tokio::test(start_paused = true)]
 async fn a_silent_connection_is_pinged_then_closed_at_the_idle_deadline() {
-    let (n, _dir) = node(|c| {
-        c.session.heartbeat_ms = 25_000;
-        c.session.idle_timeout_ms = 75_000;
-    })
-    .await;
-    let mut c = connect(&n).await;
+    let (_n, _dir, mut c) = session(25_000, 75_000).await;
     let mut pings = Vec::new();
     loop {
         match c.next().await {
@@ -158,12 +164,7 @@ async fn a_silent_connection_is_pinged_then_closed_at_the_idle_deadline() {
 /// every 60 s outlives several idle timeouts of 75 s.
 #[tokio::test(start_paused = true)]
 async fn a_client_that_talks_is_not_closed() {
-    let (n, _dir) = node(|c| {
-        c.session.heartbeat_ms = 1_000_000;
-        c.session.idle_timeout_ms = 75_000;
-    })
-    .await;
-    let mut c = connect(&n).await;
+    let (_n, _dir, mut c) = session(1_000_000, 75_000).await;
     for i in 1..=4u64 {
         tokio::time::sleep_until(c.t0 + Duration::from_secs(60 * i)).await;
         c.say(r#"{"op":"ping","rid":1}"#);
@@ -190,12 +191,7 @@ async fn a_client_that_talks_is_not_closed() {
 /// an acknowledged one is not resent.
 #[tokio::test(start_paused = true)]
 async fn unacknowledged_pushes_are_resent_on_schedule_and_acks_stop_them() {
-    let (n, _dir) = node(|c| {
-        c.session.heartbeat_ms = 1_000_000;
-        c.session.idle_timeout_ms = 1_000_000;
-    })
-    .await;
-    let mut c = connect(&n).await;
+    let (n, _dir, mut c) = session(1_000_000, 1_000_000).await;
     let me = c.user;
     let push = |seq: i64| {
         let msg = Message {

@@ -2,7 +2,7 @@
 
 use super::{accepted, new_msg, send, summary_of, users};
 use crate::{Page, Store};
-use magpie_core::{ConvId, Message, NewMessage, Seq, UserId};
+use magpie_core::{Accepted, ConvId, Message, NewMessage, Seq, UserId};
 
 /// Every page of two of `conv` as `owner` sees it, from `first` on, through
 /// `messages_after` or `messages_before`.
@@ -28,6 +28,14 @@ async fn pages(s: &Store, owner: UserId, conv: &ConvId, first: Page) -> Vec<Vec<
 
 fn seqs(ms: &[Message]) -> Vec<Seq> {
     ms.iter().map(|m| m.seq).collect()
+}
+
+/// Users a and b, and one message from a to b accepted: its ids.
+async fn one_accepted(s: &Store, body: &str) -> (Vec<UserId>, NewMessage, Accepted) {
+    let u = users(s, &["a", "b"]).await;
+    let first = new_msg(u[0], u[1], body);
+    let orig = accepted(s, vec![first.clone()]).await.remove(0);
+    (u, first, orig)
 }
 
 /// Sequences start at 1 and are contiguous per conversation, within a batch
@@ -57,9 +65,7 @@ pub async fn accept_allocates_contiguous_seqs_per_conversation(s: Store) {
 /// and stores nothing new.
 pub async fn duplicate_returns_original_and_writes_nothing(s: Store) {
     let messages = s.messages();
-    let u = users(&s, &["a", "b"]).await;
-    let first = new_msg(u[0], u[1], "original");
-    let orig = accepted(&s, vec![first.clone()]).await.remove(0);
+    let (u, first, orig) = one_accepted(&s, "original").await;
     let again = NewMessage {
         server_id: super::next_server_id(),
         body: "changed".into(),
@@ -137,9 +143,7 @@ pub async fn duplicate_within_one_batch(s: Store) {
 /// retry only when writing must undo what it wrote before it).
 pub async fn stored_retry_between_fresh_messages(s: Store) {
     let messages = s.messages();
-    let u = users(&s, &["a", "b"]).await;
-    let first = new_msg(u[0], u[1], "first");
-    let orig = accepted(&s, vec![first.clone()]).await.remove(0);
+    let (u, first, orig) = one_accepted(&s, "first").await;
     let retry = NewMessage {
         server_id: super::next_server_id(),
         ..first.clone()

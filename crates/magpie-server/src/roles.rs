@@ -30,7 +30,7 @@ pub fn check(cfg: &Config) -> Result<()> {
 /// Starts the tasks of the node's roles; they stop on `app.shutdown`.
 pub async fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
     let mut tasks = app.messaging.spawn(app.shutdown.clone());
-    tasks.extend(app.presence.spawn(app.shutdown.clone()));
+    tasks.extend(app.presence.spawn());
     if app.cfg.cluster.has("workers") {
         tasks.extend(crate::workers::spawn_all(app));
         let sweeper = tokio::spawn(crate::cluster::sweeper::run(app.clone()));

@@ -261,6 +261,9 @@ impl Running {
         {
             tracing::warn!(error = %e, "route clean-up failed; the sweeper will finish it");
         }
+        // The offline changes of the steps above are fanned out, then the
+        // presence tasks stop (services/presence.rs).
+        self.app.presence.close();
         for (name, task) in self.tasks {
             if tokio::time::timeout_at(
                 deadline.max(tokio::time::Instant::now() + Duration::from_secs(1)),

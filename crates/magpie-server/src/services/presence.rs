@@ -9,7 +9,11 @@
 //!   user always maps to the same queue, and each queue is one task;
 //! - announcing never waits: a full queue drops the change and counts it
 //!   (`magpie_presence_dropped_total`), so a burst of connects is never
-//!   slowed by its contacts' pushes.
+//!   slowed by its contacts' pushes;
+//! - a node shutting down still tells its devices' contacts: the queues
+//!   outlive the node's shutdown signal and are drained on `close`, which
+//!   the drain calls after its sessions ended and its routes were released
+//!   (`start.rs`).
 
 use super::delivery::{Delivery, Notice};
 use crate::error::Result;
@@ -35,6 +39,8 @@ pub struct Presence {
     queues: Vec<mpsc::Sender<magpie_core::Presence>>,
     /// The queues' receiving ends until `spawn` takes them.
     pending: Mutex<Vec<mpsc::Receiver<magpie_core::Presence>>>,
+    /// Cancelled by `close`: the tasks fan out what is queued and stop.
+    closed: CancellationToken,
 }
 
 impl Presence {
@@ -46,20 +52,26 @@ impl Presence {
             delivery,
             queues,
             pending: Mutex::new(pending),
+            closed: CancellationToken::new(),
         }
     }
 
-    /// Starts the fan-out tasks; they stop on `shutdown`.
-    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) -> Vec<(String, JoinHandle<()>)> {
+    /// Starts the fan-out tasks; they stop after `close`.
+    pub fn spawn(self: &Arc<Self>) -> Vec<(String, JoinHandle<()>)> {
         let pending = std::mem::take(&mut *self.pending.lock());
         pending
             .into_iter()
             .enumerate()
             .map(|(i, rx)| {
-                let task = Arc::clone(self).run(rx, shutdown.clone());
+                let task = Arc::clone(self).run(rx);
                 (format!("presence-{i}"), tokio::spawn(task))
             })
             .collect()
+    }
+
+    /// Fans out what is queued, then stops the tasks; later changes are dropped.
+    pub fn close(&self) {
+        self.closed.cancel();
     }
 
     /// Announces that `device` of `user` came online or went offline here.
@@ -82,15 +94,14 @@ impl Presence {
         }
     }
 
-    async fn run(
-        self: Arc<Self>,
-        mut rx: mpsc::Receiver<magpie_core::Presence>,
-        shutdown: CancellationToken,
-    ) {
+    async fn run(self: Arc<Self>, mut rx: mpsc::Receiver<magpie_core::Presence>) {
         loop {
             let p = tokio::select! {
                 p = rx.recv() => p,
-                _ = shutdown.cancelled() => return,
+                _ = self.closed.cancelled() => {
+                    rx.close();
+                    rx.recv().await
+                }
             };
             let Some(p) = p else { return };
             if let Err(e) = self.fan_out(&p).await {

@@ -62,6 +62,10 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     // The checkpoint after a commit reads back pages a batch touched: keep
     // the hot index pages in memory (KiB, negative means size, not pages).
+    // The cache is this connection's own only because the bundled SQLite is
+    // built without SQLITE_ENABLE_MEMORY_MANAGEMENT (`.cargo/config.toml`);
+    // with it, every connection of the process shares one LRU and the
+    // writer loses these pages (docs/performance.md).
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     // A savepoint inside the batch transaction (one per job when a batch
     // holds several) keeps a statement journal: in memory, not a temporary
@@ -225,6 +229,23 @@ mod tests {
             )
             .expect("count");
         assert_eq!(boxes, 0);
+    }
+
+    /// Each connection keeps its own page cache: the bundled SQLite is built
+    /// without the option that pools every connection's pages in one LRU
+    /// (`.cargo/config.toml`; docs/performance.md, "Each connection its own
+    /// page cache"). A build that lost that setting fails here.
+    #[test]
+    fn page_caches_are_per_connection() {
+        let conn = Connection::open_in_memory().expect("open");
+        let mut stmt = conn.prepare("PRAGMA compile_options").expect("prepare");
+        let options: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<std::result::Result<_, _>>()
+            .expect("options");
+        assert!(options.iter().any(|o| o.starts_with("THREADSAFE")));
+        assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"));
     }
 
     /// The layout marker is the last migration's number.

@@ -15,7 +15,7 @@ use magpie_bus::{Bus, Relay, RelayOptions};
 use magpie_store::{State, Store};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -47,10 +47,34 @@ fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     }
 }
 
+/// Connections the kernel may hold completed but not yet accepted. tokio's
+/// default (1,024) overflowed under connect bursts: the kernel dropped the
+/// handshake and the client retried its SYN a second later. The kernel caps
+/// it at `net.core.somaxconn` (docs/deploy.md).
+const LISTEN_BACKLOG: u32 = 8192;
+
 async fn bind(addr: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServerError::Internal(format!("bind {addr}: {e}")))
+    let fail = |e: std::io::Error| ServerError::Internal(format!("bind {addr}: {e}"));
+    let mut last = None;
+    for sa in tokio::net::lookup_host(addr).await.map_err(fail)? {
+        let socket = match sa {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        };
+        // What TcpListener::bind does, with our backlog.
+        let bound = socket.and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(sa)?;
+            s.listen(LISTEN_BACKLOG)
+        });
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(fail(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address")
+    })))
 }
 
 /// The sockets a node listens on, bound before anything is served.

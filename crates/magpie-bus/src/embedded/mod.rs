@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Payload bytes of the newest events kept in memory for consumers.
-const TAIL_BYTES: usize = 32 * 1024 * 1024;
+const TAIL_BYTES: usize = 16 * 1024 * 1024;
 
 /// Tuning of the embedded log; the defaults suit a server.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ type OfflineKey = (UserId, ConvId);
 
 /// Entries of the idempotency fast path kept at most (about 200 bytes
 /// each): the newest sends; older retries are answered by the store.
-const IDEM_CAP: usize = 100_000;
+const IDEM_CAP: usize = 50_000;
 /// Unused connection tickets kept at most (they live 30 s anyway).
 const TICKET_CAP: usize = 100_000;
 

@@ -49,6 +49,9 @@ pub struct ClusterConfig {
     pub heartbeat_ms: u64,
     /// A record not refreshed for this long means the node is gone, ms.
     pub node_ttl_ms: u64,
+    /// How often the node reads back the routes of all its connections and
+    /// repairs what differs, ms (`services/delivery/audit.rs`).
+    pub route_audit_ms: u64,
     /// How often the sweeper looks for dead nodes, ms (one sweeper at a time
     /// across the cluster, by a lease).
     pub sweep_interval_ms: u64,
@@ -66,6 +69,7 @@ impl Default for ClusterConfig {
             roles: ["edge", "conn", "workers"].map(String::from).to_vec(),
             heartbeat_ms: 500,
             node_ttl_ms: 6_000,
+            route_audit_ms: 30_000,
             sweep_interval_ms: 5_000,
             canary: false,
             canary_percent: 0,

@@ -17,6 +17,7 @@ pub const SLOW_CONSUMERS: &str = "magpie_slow_consumers_total";
 pub const BAD_FRAMES: &str = "magpie_bad_frames_total";
 pub const RESYNC_HINTS: &str = "magpie_resync_hints_total";
 pub const STALE_ROUTES: &str = "magpie_stale_routes_removed_total";
+pub const ROUTE_REPAIRS: &str = "magpie_route_repairs_total";
 pub const ROUTE_LOOKUPS: &str = "magpie_route_lookups_total";
 pub const BUS_EVENTS: &str = "magpie_bus_events_published_total";
 pub const RELAYED: &str = "magpie_relay_messages_published_total";

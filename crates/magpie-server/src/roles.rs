@@ -2,8 +2,9 @@
 //! the background tasks each needs. Every node runs the send pipeline, the
 //! group receipts, the registry heartbeat and the relay subscription of
 //! the pushes other nodes address to it; `workers` runs the bus consumers
-//! and the sweeper; `conn` also takes the relay's broadcasts and consumes
-//! membership changes for its local group index.
+//! and the sweeper; `conn` also takes the relay's broadcasts, consumes
+//! membership changes for its local group index and audits the routes of
+//! its connections.
 
 use crate::app::App;
 use crate::config::Config;
@@ -40,6 +41,8 @@ pub async fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
     if conn {
         let members = tokio::spawn(crate::workers::run_members(app.clone()));
         tasks.push(("members".into(), members));
+        let audits = tokio::spawn(crate::cluster::registry::run_route_audits(app.clone()));
+        tasks.push(("route-audit".into(), audits));
     }
     // Pushes other nodes address here, and (connection nodes) broadcasts.
     let relay = app.delivery.clone().run_relay(conn, app.shutdown.clone());

@@ -247,3 +247,50 @@ async fn unacknowledged_pushes_are_resent_on_schedule_and_acks_stop_them() {
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert!(c.got.try_recv().is_err(), "nothing after the ack");
 }
+
+/// A heartbeat writes nothing to the state: a route taken away stays away
+/// through many heartbeats (before, each heartbeat wrote it back, one state
+/// write per connection per heartbeat). The node's route audit then puts
+/// it back and tells the client to sync what pushes may have missed.
+#[tokio::test(start_paused = true)]
+async fn heartbeats_leave_routes_to_the_node_audit() {
+    let (n, _dir) = node(|c| {
+        c.session.heartbeat_ms = 1_000;
+        c.session.idle_timeout_ms = 1_000_000;
+        c.cluster.route_audit_ms = 20_000;
+    })
+    .await;
+    let mut c = connect(&n).await;
+    let state = &n.app.state;
+    let routes = state.routes(&[c.user]).await.expect("routes");
+    let route = routes[&c.user][0].clone();
+    let removed = state
+        .remove_route(route.user, &route.device, &route.node, route.conn)
+        .await
+        .expect("remove");
+    assert!(removed);
+    // Nine heartbeats: nine pings, and still no route.
+    for i in 1..=9u64 {
+        let (at, f) = c.next().await;
+        assert!(matches!(f, Out::Frame(ServerFrame::Ping)), "{f:?}");
+        assert!(at.abs_diff(1_000 * i) <= 1, "ping at {at} ms");
+    }
+    let routes = state.routes(&[c.user]).await.expect("routes");
+    assert!(routes.is_empty(), "a heartbeat wrote the route: {routes:?}");
+    // The audit (every 20 s of the node's clock) restores it, once.
+    let resync = loop {
+        match c.next().await {
+            (_, Out::Frame(ServerFrame::Ping)) => continue,
+            (at, Out::Frame(ServerFrame::Resync { reason })) => break (at, reason),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(resync.1, "route_restored");
+    assert!(resync.0 <= 21_000, "restored only at {} ms", resync.0);
+    let routes = state.routes(&[c.user]).await.expect("routes");
+    assert_eq!(routes[&c.user], vec![route]);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    while let Ok(out) = c.got.try_recv() {
+        assert!(matches!(out, Out::Frame(ServerFrame::Ping)), "{out:?}");
+    }
+}

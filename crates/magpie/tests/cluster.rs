@@ -156,6 +156,44 @@ async fn connect_sends_the_canary_share_to_canary_nodes() {
     assert!(matches!(conn.next().await, ServerFrame::Welcome { node, .. } if node == "canary-1"));
 }
 
+/// A device that connects again on another node takes its route there; the
+/// old connection's node finds that at its route audit (200 ms here; a
+/// connection's own heartbeat, 25 s, no longer touches the state) and
+/// closes it with `replaced`. Pushes go to the new connection meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_that_moves_node_is_closed_on_the_old_one() {
+    if !backends::needs_shared_store() {
+        return;
+    }
+    let n1 = TestServer::start_with(|c| c.cluster.route_audit_ms = 200).await;
+    let n2 = second_node(&n1, "node-2", 2).await;
+    let [ta, tb] = n1.users(["alice", "bob"]).await;
+    let mut old = n1.conn_here(&ta, "ws").await;
+    let ta2 = n2.login("alice", "phone").await;
+    let mut new = n2.conn_here(&ta2, "tcp").await;
+    let moved = std::time::Instant::now();
+    let f = old.expect(|f| matches!(f, ServerFrame::Error { .. })).await;
+    let took = moved.elapsed();
+    assert!(
+        matches!(
+            &f,
+            ServerFrame::Error {
+                code: magpie_proto::ErrorCode::Replaced,
+                fatal: true,
+                ..
+            }
+        ),
+        "{f:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "closed only after {took:?}"
+    );
+    let mut b = n1.conn_here(&tb, "ws").await;
+    b.send_msg(ta.user_id, "to the new connection").await;
+    assert_eq!(new.expect_msg().await.body, "to the new connection");
+}
+
 /// Deletes every state key of the test's namespace: what a Redis restart
 /// without persistence (or FLUSHALL) does to us, without touching the
 /// namespaces of tests running beside this one.

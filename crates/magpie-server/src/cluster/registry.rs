@@ -69,3 +69,19 @@ pub async fn run(app: App) {
         }
     }
 }
+
+/// Audits the routes of this node's connections every
+/// `cluster.route_audit_ms` until shutdown: the connections' own
+/// heartbeats write nothing to the state (`services/delivery/audit.rs`).
+/// A task of its own, so a long audit never delays the registry heartbeat.
+pub async fn run_route_audits(app: App) {
+    let every = Duration::from_millis(app.cfg.cluster.route_audit_ms.max(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {
+                app.delivery.audit_routes().await;
+            }
+            _ = app.shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,5 +1,5 @@
-//! The session's one timer: the idle deadline, the heartbeat (which also
-//! re-asserts the route) and the resends of unacknowledged pushes, whichever
+//! The session's one timer: the idle deadline, the heartbeat (a `ping`; it
+//! re-asserts the route only after that failed) and the resends of unacknowledged pushes, whichever
 //! is due first.
 
 use super::{FAR, Session, encoded};
@@ -41,19 +41,27 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    /// Re-asserts the route: the state is derived and may have been lost (a
-    /// Redis restart); this bounds how long pushes miss us. Only while this
-    /// connection is still the device's current one. A route that had to be
-    /// re-created (or a state that was unreachable) means pushes missed us,
-    /// perhaps with no later message to reveal the gap: ask the client to
-    /// sync.
+    /// Pings the client. The route is the node's to keep (its registry
+    /// heartbeat and route audit, `services/delivery/audit.rs`): a heartbeat
+    /// writes nothing to the state, except to retry a route that could not
+    /// be recorded (`route_doubt`). A route that had to be re-created (or a
+    /// state that was unreachable) means pushes missed us, perhaps with no
+    /// later message to reveal the gap: ask the client to sync.
     pub(super) async fn on_heartbeat(&mut self) {
+        if self.route_doubt {
+            self.retry_route().await;
+        }
+        if !self.done {
+            self.feed(encoded(&ServerFrame::Ping));
+        }
+    }
+
+    async fn retry_route(&mut self) {
         match self.app.delivery.refresh_route(&self.route).await {
             Some(RouteCheck::Superseded) => {
                 let text = "this device connected again elsewhere";
                 let f = ServerFrame::error(None, ErrorCode::Replaced, text, true);
                 self.end(ErrorCode::Replaced, f);
-                return;
             }
             Some(RouteCheck::Held { lost }) => {
                 if lost || self.route_doubt {
@@ -68,6 +76,5 @@ impl<T: Transport> Session<T> {
             Some(RouteCheck::Unknown) => self.route_doubt = true,
             None => {}
         }
-        self.feed(encoded(&ServerFrame::Ping));
     }
 }

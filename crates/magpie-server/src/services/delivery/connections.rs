@@ -1,7 +1,8 @@
 //! A client connection's life as the delivery service sees it: registered
 //! in the hub (replacing the device's older connection), its user indexed
-//! for super-group broadcasts, its route recorded in state; the route
-//! re-asserted on every heartbeat; all of it removed at close.
+//! for super-group broadcasts, its route recorded in state (re-asserted by
+//! the node's route audit, `audit.rs`, or by the connection's heartbeat
+//! after a write that failed); all of it removed at close.
 //!
 //! Invariant: the state's routes are derived. A route that had to be
 //! re-created, or a state that could not be reached, means pushes may have
@@ -85,8 +86,8 @@ impl Delivery {
     }
 
     /// Re-asserts a connection's route while it is still registered here
-    /// (`None` once it is not): the state may have lost it (a Redis
-    /// restart); this bounds how long pushes miss the connection.
+    /// (`None` once it is not), after its first write failed: until it is
+    /// recorded, pushes miss the connection.
     pub async fn refresh_route(&self, route: &Route) -> Option<RouteCheck> {
         if !self.hub.has(route.user, route.conn) {
             return None;

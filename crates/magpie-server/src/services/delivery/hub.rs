@@ -146,6 +146,18 @@ impl Hub {
             .is_some_and(|l| l.iter().any(|c| c.id == conn))
     }
 
+    /// Closes one connection with `code`; false if it is not here.
+    pub fn kill(&self, user: UserId, conn: u64, code: ErrorCode) -> bool {
+        let map = self.by_user.lock();
+        match map.get(&user).and_then(|l| l.iter().find(|c| c.id == conn)) {
+            Some(entry) => {
+                entry.kill.fire(code);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Queues `out` for one connection; false if it is not here (or full).
     pub fn deliver(&self, user: UserId, conn: u64, out: Outbound) -> bool {
         let map = self.by_user.lock();

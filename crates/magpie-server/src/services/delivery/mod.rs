@@ -15,6 +15,7 @@
 //! clients connected here.
 
 mod arrive;
+mod audit;
 mod connections;
 pub mod group_index;
 pub mod hub;
@@ -33,6 +34,7 @@ use magpie_proto::ServerFrame;
 use magpie_store::{State, Store};
 use std::sync::Arc;
 
+pub use audit::Audit;
 pub use connections::{Registered, RouteCheck};
 pub use notice::Notice;
 

@@ -288,6 +288,42 @@ async fn unread_counts_and_read_receipts_are_exact() {
     panic!("unread total never reached 1");
 }
 
+/// A read sets the cached count of the conversation read, from the store,
+/// and touches no other conversation of the reader (before, every read
+/// rebuilt all of them: two scans of every conversation the user has). The
+/// marker: a count planted in carol's conversation survives bob's reading
+/// alice's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_recounts_only_the_conversation_read() {
+    let s = TestServer::start().await;
+    let [ta, tb, tc] = s.users(["alice", "bob", "carol"]).await;
+    let mut a = s.conn(&ta, "ws").await;
+    let mut b = s.conn(&tb, "tcp").await;
+    let ab = ConvId::direct(ta.user_id, tb.user_id);
+    let cb = ConvId::direct(tc.user_id, tb.user_id);
+    for i in 0..2 {
+        a.send_msg(tb.user_id, &format!("a{i}")).await;
+    }
+    let (_, body) = s
+        .http_send(&tc, tb.user_id, ClientMsgId::new_v7(), "from carol")
+        .await;
+    assert_eq!(body["seq"], 1);
+    assert_eq!(unread_until(&mut b, 3).await.0, 3, "the cache is built");
+    let state = &s.app().state;
+    state
+        .unread_reset(tb.user_id, &cb, 40, 1)
+        .await
+        .expect("plant a count");
+    assert_eq!(unread(&mut b).await.0, 42);
+    let r = b.read(&ab, 2).await;
+    assert!(matches!(r, ServerFrame::ReadOk { seq: 2, .. }), "{r:?}");
+    let (total, mut per) = unread_until(&mut b, 40).await;
+    per.sort();
+    let mut want = vec![(ab, 0), (cb, 40)];
+    want.sort();
+    assert_eq!((total, per), (40, want));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unacknowledged_pushes_are_resent_and_a_full_window_closes_the_connection() {
     let s = TestServer::start_with(|c| c.session.window = 5).await;

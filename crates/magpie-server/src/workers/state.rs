@@ -7,8 +7,9 @@
 //!   ZREMRANGEBYSCORE on Redis). Each set is capped; sync reads the store, so
 //!   nothing depends on what falls off.
 //! - the unread-count cache: a message counts once for its receiver (the
-//!   watermark makes a redelivered event harmless); a read rebuilds the
-//!   reader's counts from the store, the truth. Groups need no cache: their
+//!   watermark makes a redelivered event harmless); a read sets the count
+//!   of the conversation read from the store, the truth (the reader's
+//!   other conversations are not touched). Groups need no cache: their
 //!   unread count is the group's last sequence minus the member's read
 //!   position, read directly.
 //!
@@ -46,9 +47,7 @@ impl Worker for DerivedState {
                     // Apply what came before first: order matters.
                     flush(app, &mut adds, &mut counts).await?;
                     app.state.offline_trim(r.user, &r.conv, r.seq).await?;
-                    if app.state.unread_get(r.user).await?.is_some() {
-                        app.messaging.rebuild_unread(r.user).await?;
-                    }
+                    app.messaging.refresh_unread(r.user, &r.conv).await?;
                 }
                 _ => {}
             }

@@ -173,6 +173,40 @@ impl Messaging {
     }
 }
 
+/// Snapshots of one conversation tried before falling back to a rebuild of
+/// the reader's whole cache (`Messaging::refresh_unread`).
+const REFRESH_TRIES: usize = 3;
+
+impl Messaging {
+    /// After `user` read the direct conversation `conv`: sets that one
+    /// conversation's cached count from the store (the truth), leaving the
+    /// user's other conversations alone. One summary read, one reset and a
+    /// second summary read, instead of rebuilding every conversation.
+    ///
+    /// Exact despite workers counting concurrently (cluster mode): the
+    /// reset is refused only if the cache already counted a message past
+    /// the snapshot, and that message was committed before it was counted,
+    /// so a second snapshot taken after the reset sees a later last
+    /// sequence. Two snapshots that agree mean the reset took; otherwise
+    /// retry, and after a few tries rebuild the whole cache.
+    pub async fn refresh_unread(&self, user: UserId, conv: &ConvId) -> Result<()> {
+        let messages = self.store.messages();
+        let mut snapshot = messages.conversation(user, conv).await?;
+        for _ in 0..REFRESH_TRIES {
+            let Some(c) = &snapshot else { return Ok(()) };
+            self.state
+                .unread_reset(user, conv, c.unread, c.last_seq)
+                .await?;
+            let again = messages.conversation(user, conv).await?;
+            if again.as_ref().map(|a| a.last_seq) == Some(c.last_seq) {
+                return Ok(());
+            }
+            snapshot = again;
+        }
+        self.rebuild_unread(user).await.map(drop)
+    }
+}
+
 /// Sequence ranges after `after` that the answer skips: between returned
 /// messages, and (when nothing more follows) up to the conversation's end.
 fn gaps(after: Seq, messages: &[Message], more: bool, last_seq: Seq) -> Vec<(Seq, Seq)> {

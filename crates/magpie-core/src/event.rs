@@ -36,20 +36,23 @@ pub enum BusEvent {
         targets: Vec<(UserId, u64)>,
         payload: DeliverPayload,
     },
-    /// A super-group message, published once on topic `bcast` that every
-    /// connection node consumes: each pushes it to its own online members
-    /// (found through its local group index), none looks up a route.
+    /// A super-group message, published once on the group's relay topic
+    /// (`group_topic`), which a connection node subscribes to only while
+    /// members of the group are connected there: each such node pushes it to
+    /// its own online members (found through its local group index), none
+    /// looks up a route.
     GroupBroadcast {
         msg: Message,
         /// The sender's device that sent it (it already has it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<DeviceId>,
     },
-    /// A live-room message, broadcast like a super-group message; each node
-    /// sheds ordinary ones beyond the room's rate for its audience.
+    /// A live-room message, broadcast like a super-group message on the
+    /// room's topic (`room_topic`) to the nodes with viewers; each sheds
+    /// ordinary ones beyond the room's rate for its audience.
     RoomBroadcast { msg: RoomMessage },
     /// `user` joined or left `group`: nodes holding the user's connections
-    /// update their group index (topic `bcast`).
+    /// update their group index (durable topic `members`).
     GroupMember {
         group: GroupId,
         user: UserId,
@@ -114,14 +117,19 @@ pub struct Presence {
 impl BusEvent {
     /// The topic the event is published on.
     pub fn topic(&self) -> std::borrow::Cow<'static, str> {
-        std::borrow::Cow::Borrowed(match self {
-            BusEvent::Deliver { node, .. } => return std::borrow::Cow::Owned(node_topic(node)),
-            BusEvent::Message { .. } | BusEvent::Messages { .. } => "msg",
-            BusEvent::Read(_) => "read",
-            BusEvent::Delivered { .. } => "delivered",
-            BusEvent::GroupMember { .. } => MEMBERS_TOPIC,
-            BusEvent::GroupBroadcast { .. } | BusEvent::RoomBroadcast { .. } => BROADCAST_TOPIC,
-        })
+        use std::borrow::Cow::{Borrowed, Owned};
+        match self {
+            BusEvent::Deliver { node, .. } => Owned(node_topic(node)),
+            BusEvent::Message { .. } | BusEvent::Messages { .. } => Borrowed("msg"),
+            BusEvent::Read(_) => Borrowed("read"),
+            BusEvent::Delivered { .. } => Borrowed("delivered"),
+            BusEvent::GroupMember { .. } => Borrowed(MEMBERS_TOPIC),
+            BusEvent::GroupBroadcast { msg, .. } => match msg.conv.group_id() {
+                Some(g) => Owned(group_topic(g)),
+                None => Borrowed(STRAY_BROADCAST_TOPIC),
+            },
+            BusEvent::RoomBroadcast { msg } => Owned(room_topic(&msg.room)),
+        }
     }
 
     /// The partition key: a partitioned log (Kafka) keeps the events of
@@ -146,9 +154,23 @@ impl BusEvent {
     }
 }
 
-/// The relay subject every connection node subscribes to: super-group and
-/// room messages (best effort; a loss makes the receivers sync).
-pub const BROADCAST_TOPIC: &str = "bcast";
+/// The relay topic of a super group's messages: subscribed to by the
+/// nodes where members of the group are connected, and only while they are
+/// (best effort; a loss makes the receivers sync).
+pub fn group_topic(g: GroupId) -> String {
+    format!("bcast.g.{}", g.0)
+}
+
+/// The relay topic of a live room's messages, subscribed to by the nodes
+/// with viewers in the room (room names are valid subject tokens:
+/// `room::valid_room`).
+pub fn room_topic(room: &str) -> String {
+    format!("bcast.r.{room}")
+}
+
+/// Where a group broadcast without a group conversation would go (a bug
+/// upstream): a topic nobody subscribes to.
+const STRAY_BROADCAST_TOPIC: &str = "bcast.stray";
 
 /// The durable topic of membership changes, which every connection node
 /// consumes (each with its own group) to keep its local group index.

@@ -19,7 +19,8 @@ pub mod views;
 pub use backoff::Backoff;
 pub use envelope::{Envelope, EventId};
 pub use event::{
-    BROADCAST_TOPIC, BusEvent, DeliverPayload, MEMBERS_TOPIC, Presence, ReadUpTo, node_topic,
+    BusEvent, DeliverPayload, MEMBERS_TOPIC, Presence, ReadUpTo, group_topic, node_topic,
+    room_topic,
 };
 pub use group::{GroupId, GroupInfo, GroupRole, MemberInfo};
 pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};

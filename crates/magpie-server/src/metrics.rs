@@ -24,6 +24,7 @@ pub const RELAYED: &str = "magpie_relay_messages_published_total";
 pub const STORE_ROWS: &str = "magpie_store_message_rows_total";
 pub const QUEUE_WRITES: &str = "magpie_state_queue_writes_total";
 pub const BROADCASTS: &str = "magpie_group_broadcasts_total";
+pub const BROADCASTS_ARRIVED: &str = "magpie_broadcasts_arrived_total";
 pub const ROOM_MESSAGES: &str = "magpie_room_messages_total";
 pub const CONN_REFUSED: &str = "magpie_connections_refused_total";
 pub const PRESENCE_DROPPED: &str = "magpie_presence_dropped_total";
@@ -90,6 +91,7 @@ pub struct Meters {
     pub store_rows: Counter,
     pub queue_writes: Counter,
     pub broadcasts: Counter,
+    pub broadcasts_arrived: Counter,
     pub resync_hints: Counter,
     pub conn_refused: Counter,
 }
@@ -115,6 +117,7 @@ pub fn meters() -> &'static Meters {
             store_rows: metrics::counter!(STORE_ROWS),
             queue_writes: metrics::counter!(QUEUE_WRITES),
             broadcasts: metrics::counter!(BROADCASTS),
+            broadcasts_arrived: metrics::counter!(BROADCASTS_ARRIVED),
             resync_hints: metrics::counter!(RESYNC_HINTS),
             conn_refused: metrics::counter!(CONN_REFUSED),
         }

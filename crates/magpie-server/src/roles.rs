@@ -45,7 +45,7 @@ pub async fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
         tasks.push(("route-audit".into(), audits));
     }
     // Pushes other nodes address here, and (connection nodes) broadcasts.
-    let relay = app.delivery.clone().run_relay(conn, app.shutdown.clone());
+    let relay = app.delivery.clone().run_relay(app.shutdown.clone());
     tasks.push(("relay".into(), tokio::spawn(relay)));
     let receipts = app.messaging.clone();
     let receipts = tokio::spawn(receipts.run_group_receipts(app.shutdown.clone()));

@@ -194,6 +194,96 @@ async fn a_device_that_moves_node_is_closed_on_the_old_one() {
     assert_eq!(new.expect_msg().await.body, "to the new connection");
 }
 
+/// Broadcasts go only where there is an audience: a node with no member of
+/// a super group and no viewer of a room receives none of their messages
+/// (its own counter says so), and listens again once a member connects
+/// there.
+#[tokio::test(flavor = "multi_thread")]
+async fn broadcasts_reach_only_nodes_with_an_audience() {
+    if !backends::needs_shared_store() {
+        return;
+    }
+    let n1 = TestServer::start_with(|c| c.groups.super_threshold = 2).await;
+    let n2 = second_node(&n1, "node-2", 2).await;
+    let [owner, m1, m2] = n1.users(["owner", "member1", "member2"]).await;
+    let (st, body) = n1
+        .send_json(
+            &owner,
+            "POST",
+            "/v1/groups",
+            serde_json::json!({"name": "big", "members": [m1.user_id, m2.user_id]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let g = body["id"].as_i64().unwrap();
+    let mut sender = n1.conn_here(&owner, "ws").await;
+    let mut here = n1.conn_here(&m1, "tcp").await;
+    let room = ClientOp::RoomJoin {
+        room: "stage".into(),
+    };
+    assert!(matches!(
+        here.request(room.clone()).await,
+        ServerFrame::RoomJoined { .. }
+    ));
+    assert!(matches!(
+        sender.request(room.clone()).await,
+        ServerFrame::RoomJoined { .. }
+    ));
+    let before = n2.app().delivery.broadcasts_arrived();
+    for i in 0..5 {
+        sent_seq(&sender.send_group(g, &format!("g{i}")).await);
+        let say = ClientOp::RoomSend {
+            room: "stage".into(),
+            body: format!("r{i}"),
+            to: None,
+        };
+        assert!(matches!(
+            sender.request(say).await,
+            ServerFrame::RoomSent { .. }
+        ));
+    }
+    let (mut group, mut live) = (Vec::new(), Vec::new());
+    while group.len() < 5 || live.len() < 5 {
+        match here
+            .expect(|f| matches!(f, ServerFrame::Msg { .. } | ServerFrame::RoomMsg { .. }))
+            .await
+        {
+            ServerFrame::Msg { msg, .. } => {
+                here.ack(&msg).await;
+                group.push(msg.body);
+            }
+            ServerFrame::RoomMsg { msg } => live.push(msg.body),
+            _ => unreachable!(),
+        }
+    }
+    let want = |p: &str| (0..5).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    assert_eq!((group, live), (want("g"), want("r")));
+    assert!(n1.app().delivery.broadcasts_arrived() >= 10);
+    assert_eq!(
+        n2.app().delivery.broadcasts_arrived(),
+        before,
+        "a node with no audience received broadcasts"
+    );
+    assert!(n2.app().delivery.broadcast_topics().is_empty());
+    // A member connects to node 2: it listens to the group from then on.
+    let mut there = n2.conn_here(&m2, "ws").await;
+    assert_eq!(
+        n2.app().delivery.broadcast_topics(),
+        vec![format!("bcast.g.{g}")]
+    );
+    sent_seq(&sender.send_group(g, "to both nodes").await);
+    assert_eq!(there.expect_msg().await.body, "to both nodes");
+    assert_eq!(here.expect_msg().await.body, "to both nodes");
+    drop(there);
+    for _ in 0..100 {
+        if n2.app().delivery.broadcast_topics().is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("node 2 still listens after its last member left");
+}
+
 /// Deletes every state key of the test's namespace: what a Redis restart
 /// without persistence (or FLUSHALL) does to us, without touching the
 /// namespaces of tests running beside this one.

@@ -178,10 +178,12 @@ impl Requester {
             ClientOp::RoomJoin { room } => app
                 .rooms
                 .join(user, conn, &room)
+                .await
                 .map(|recent| ServerFrame::RoomJoined { rid, room, recent }),
             ClientOp::RoomLeave { room } => app
                 .rooms
                 .leave(user, conn, &room)
+                .await
                 .map(|()| ServerFrame::RoomLeft { rid, room }),
             ClientOp::RoomSend { room, body, to } => app
                 .rooms

@@ -32,14 +32,19 @@ impl Rooms {
         Rooms { cfg, ids, delivery }
     }
 
-    pub fn join(&self, user: UserId, conn: u64, room: &str) -> Result<Vec<RoomMessage>> {
+    /// Joins a room's audience here; answers after this node listens to
+    /// the room's broadcasts, with the recent messages it holds.
+    pub async fn join(&self, user: UserId, conn: u64, room: &str) -> Result<Vec<RoomMessage>> {
         check_room(room)?;
-        Ok(self.delivery.rooms.join(room, (user, conn)))
+        let recent = self.delivery.rooms.join(room, (user, conn));
+        self.delivery.reconcile_room(room).await;
+        Ok(recent)
     }
 
-    pub fn leave(&self, user: UserId, conn: u64, room: &str) -> Result<()> {
+    pub async fn leave(&self, user: UserId, conn: u64, room: &str) -> Result<()> {
         check_room(room)?;
         self.delivery.rooms.leave(room, (user, conn));
+        self.delivery.reconcile_room(room).await;
         Ok(())
     }
 

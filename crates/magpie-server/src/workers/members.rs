@@ -32,7 +32,7 @@ impl Worker for Members {
         vec![MEMBERS_TOPIC.to_string()]
     }
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
-        app.delivery.arrive_broadcast(events);
+        app.delivery.arrive_members(events).await;
         Ok(())
     }
 }

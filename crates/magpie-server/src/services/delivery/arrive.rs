@@ -8,6 +8,7 @@ use super::{ConnAddr, Delivery};
 use crate::metrics::{self as m, meters};
 use magpie_core::{BusEvent, DeliverPayload, DeviceId, Message, RoomMessage, now_ms};
 use magpie_proto::ServerFrame;
+use std::sync::atomic::Ordering;
 
 /// A broadcast older than this is not pushed: a node that joins the cluster
 /// starts its group at the beginning of the bus's retention, and members
@@ -61,18 +62,31 @@ impl Delivery {
         }
     }
 
-    /// Applies broadcasts: membership changes to the local group index,
-    /// super-group and room messages to the connections here.
+    /// Applies membership changes to the local group index, and listens to
+    /// a group's broadcasts from its first member here to its last.
+    pub async fn arrive_members(&self, events: &[BusEvent]) {
+        for ev in events {
+            if let BusEvent::GroupMember {
+                group,
+                user,
+                joined,
+            } = ev
+                && self.groups.set_member(*group, *user, *joined)
+            {
+                self.reconcile_groups(vec![*group]).await;
+            }
+        }
+    }
+
+    /// Applies broadcasts: super-group and room messages to the
+    /// connections here.
     pub fn arrive_broadcast(&self, events: &[BusEvent]) {
         let now = now_ms();
         let mut pushed = 0u64;
         for ev in events {
+            meters().broadcasts_arrived.increment(1);
+            self.broadcasts_arrived.fetch_add(1, Ordering::Relaxed);
             match ev {
-                BusEvent::GroupMember {
-                    group,
-                    user,
-                    joined,
-                } => self.groups.set_member(*group, *user, *joined),
                 BusEvent::GroupBroadcast { msg, origin } => {
                     pushed += self.arrive_group_message(msg, origin.as_ref(), now)
                 }

@@ -56,7 +56,11 @@ impl Delivery {
         }
         if self.groups.open(user) {
             match self.store.groups().user_groups(user).await {
-                Ok(groups) => self.groups.add_groups(user, groups),
+                Ok(groups) => {
+                    let gained = self.groups.add_groups(user, groups);
+                    // Listening before the client is welcomed (interest.rs).
+                    self.reconcile_groups(gained).await;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, %user, "groups not indexed; super-group pushes will wait for sync")
                 }
@@ -115,8 +119,11 @@ impl Delivery {
     /// state's routes (only while the route still names it).
     pub async fn unregister(&self, user: UserId, device: &DeviceId, conn: u64) {
         self.hub.unregister(user, conn);
-        self.rooms.leave_all((user, conn));
-        self.groups.close(user);
+        for room in self.rooms.leave_all((user, conn)) {
+            self.reconcile_room(&room).await;
+        }
+        let emptied = self.groups.close(user);
+        self.reconcile_groups(emptied).await;
         let _ = self
             .state
             .remove_route(user, device, self.node(), conn)

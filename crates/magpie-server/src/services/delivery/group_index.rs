@@ -48,21 +48,34 @@ impl GroupIndex {
     }
 
     /// Adds groups of an indexed user (ignored once they have left the node).
-    pub fn add_groups(&self, user: UserId, groups: Vec<GroupId>) {
+    /// Returns the groups that had no member here before.
+    pub fn add_groups(&self, user: UserId, groups: Vec<GroupId>) -> Vec<GroupId> {
         let mut i = self.inner.lock();
         let left = i.loading.remove(&user).unwrap_or_default();
         if !i.by_user.contains_key(&user) {
-            return;
+            return Vec::new();
         }
         let groups: Vec<GroupId> = groups.into_iter().filter(|g| !left.contains(g)).collect();
+        let mut gained = Vec::new();
         for g in &groups {
-            i.by_group.entry(*g).or_default().insert(user);
+            let users = i.by_group.entry(*g).or_default();
+            if users.is_empty() {
+                gained.push(*g);
+            }
+            users.insert(user);
         }
         i.by_user.entry(user).or_default().extend(groups);
+        gained
     }
 
-    /// A connection of `user` closed; the last one unindexes them.
-    pub fn close(&self, user: UserId) {
+    /// Whether any member of `g` is connected here.
+    pub fn has_group(&self, g: GroupId) -> bool {
+        self.inner.lock().by_group.contains_key(&g)
+    }
+
+    /// A connection of `user` closed; the last one unindexes them. Returns
+    /// the groups left with no member here.
+    pub fn close(&self, user: UserId) -> Vec<GroupId> {
         let last = {
             let mut i = self.inner.lock();
             let n = i.conns.entry(user).or_default();
@@ -75,25 +88,31 @@ impl GroupIndex {
             last
         };
         if last {
-            self.drop_user(user);
+            self.drop_user(user)
+        } else {
+            Vec::new()
         }
     }
 
-    /// Forgets `user`.
-    fn drop_user(&self, user: UserId) {
+    /// Forgets `user`; returns the groups left with no member here.
+    fn drop_user(&self, user: UserId) -> Vec<GroupId> {
         let mut i = self.inner.lock();
+        let mut emptied = Vec::new();
         for g in i.by_user.remove(&user).unwrap_or_default() {
             if let Some(users) = i.by_group.get_mut(&g) {
                 users.remove(&user);
                 if users.is_empty() {
                     i.by_group.remove(&g);
+                    emptied.push(g);
                 }
             }
         }
+        emptied
     }
 
-    /// A membership change; ignored for users not connected here.
-    pub fn set_member(&self, g: GroupId, user: UserId, joined: bool) {
+    /// A membership change; ignored for users not connected here. Returns
+    /// whether `g` gained its first or lost its last member here.
+    pub fn set_member(&self, g: GroupId, user: UserId, joined: bool) -> bool {
         let mut i = self.inner.lock();
         if let Some(left) = i.loading.get_mut(&user) {
             if joined {
@@ -103,19 +122,22 @@ impl GroupIndex {
             }
         }
         let Some(groups) = i.by_user.get_mut(&user) else {
-            return;
+            return false;
         };
         if joined {
             groups.insert(g);
-            i.by_group.entry(g).or_default().insert(user);
+            let users = i.by_group.entry(g).or_default();
+            users.insert(user) && users.len() == 1
         } else {
             groups.remove(&g);
-            if let Some(users) = i.by_group.get_mut(&g) {
-                users.remove(&user);
-                if users.is_empty() {
-                    i.by_group.remove(&g);
-                }
+            let Some(users) = i.by_group.get_mut(&g) else {
+                return false;
+            };
+            if users.remove(&user) && users.is_empty() {
+                i.by_group.remove(&g);
+                return true;
             }
+            false
         }
     }
 

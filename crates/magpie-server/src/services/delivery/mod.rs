@@ -19,6 +19,7 @@ mod audit;
 mod connections;
 pub mod group_index;
 pub mod hub;
+mod interest;
 pub mod mailbox;
 mod notice;
 mod push;
@@ -33,6 +34,7 @@ use magpie_core::{MsgIdGen, UserId};
 use magpie_proto::ServerFrame;
 use magpie_store::{State, Store};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use audit::Audit;
 pub use connections::{Registered, RouteCheck};
@@ -59,6 +61,10 @@ pub struct Delivery {
     pub groups: group_index::GroupIndex,
     /// Live rooms' audiences, recent buffers and limiters on this node.
     pub rooms: room_index::Rooms,
+    /// The broadcast topics this node listens to (`interest.rs`).
+    interest: interest::Interest,
+    /// Super-group and room messages that reached this node over the relay.
+    broadcasts_arrived: AtomicU64,
 }
 
 impl Delivery {
@@ -78,6 +84,8 @@ impl Delivery {
             hub: Hub::default(),
             groups: Default::default(),
             rooms: Default::default(),
+            interest: interest::Interest::new(),
+            broadcasts_arrived: AtomicU64::new(0),
         }
     }
 
@@ -85,6 +93,12 @@ impl Delivery {
     /// tests use its fault knob).
     pub fn relay(&self) -> &Relay {
         &self.relay
+    }
+
+    /// Super-group and room messages that reached this node over the relay
+    /// (a node with no audience for a group or room gets none of its).
+    pub fn broadcasts_arrived(&self) -> u64 {
+        self.broadcasts_arrived.load(Ordering::Relaxed)
     }
 
     fn node(&self) -> &str {

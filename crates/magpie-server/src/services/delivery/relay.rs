@@ -1,7 +1,8 @@
 //! Delivery over the relay: what this node pushes through other nodes
 //! (one delivery event per node, on subject `node.{node}`) and broadcasts
-//! to every connection node (super-group and room messages, on `bcast`),
-//! and the subscriptions that bring those to the connections here.
+//! to the nodes with an audience (super-group and room messages, on the
+//! group's or room's own subject, `interest.rs`), and the subscriptions
+//! that bring those to the connections here.
 //!
 //! Invariant (ARCHITECTURE.md, "two bus paths"): the relay may lose what it
 //! carries, never silently. Every gap it reports, and every relay message
@@ -12,7 +13,7 @@
 use super::Delivery;
 use crate::metrics::meters;
 use magpie_bus::{RelayEvent, RelaySubscription};
-use magpie_core::{BROADCAST_TOPIC, BusEvent, Envelope, EventId, node_topic};
+use magpie_core::{BusEvent, Envelope, EventId, node_topic};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -44,14 +45,13 @@ impl Delivery {
     }
 
     /// Receives, until `shutdown`, the deliveries other nodes address to
-    /// this one and (with `broadcasts`, on connection nodes) the broadcasts.
-    pub async fn run_relay(self: Arc<Self>, broadcasts: bool, shutdown: CancellationToken) {
-        let mine = self.subscribe(&node_topic(self.node())).await;
-        let all = match broadcasts {
-            true => self.subscribe(BROADCAST_TOPIC).await,
-            false => None,
+    /// this one and the broadcasts of the topics this node listens to
+    /// (`interest.rs`; connection nodes only).
+    pub async fn run_relay(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(mut broadcasts) = self.interest.inbox.lock().take() else {
+            return;
         };
-        let (Some(mut mine), mut all) = (mine, all) else {
+        let Some(mut mine) = self.subscribe(&node_topic(self.node())).await else {
             return;
         };
         // Gaps often come in bursts (a reconnect reports every stream at
@@ -61,14 +61,17 @@ impl Delivery {
         loop {
             let event = tokio::select! {
                 e = mine.next() => e,
-                e = next_or_never(all.as_mut()) => e,
+                Some(e) = broadcasts.recv() => Some(e),
                 _ = sleep_until_some(hint_at) => {
                     hint_at = None;
                     let told = self.resync_all(PUSHES_LOST);
                     tracing::info!(told, "relay gap: clients here told to sync");
                     continue;
                 }
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    self.interest.stop_all();
+                    return;
+                }
             };
             match event {
                 Some(RelayEvent::Message { payload, .. }) => self.arrive_relayed(&payload).await,
@@ -110,14 +113,6 @@ impl Delivery {
 async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The next event of `sub`, or never (no subscription).
-async fn next_or_never(sub: Option<&mut RelaySubscription>) -> Option<RelayEvent> {
-    match sub {
-        Some(s) => s.next().await,
         None => std::future::pending().await,
     }
 }

@@ -105,12 +105,13 @@ impl Rooms {
         }
     }
 
-    /// A connection closed: it leaves every room.
-    pub fn leave_all(&self, who: ConnAddr) {
+    /// A connection closed: it leaves every room. Returns the rooms it was in.
+    pub fn leave_all(&self, who: ConnAddr) -> Vec<String> {
         let joined = self.by_conn.lock().remove(&who).unwrap_or_default();
-        for room in joined {
-            self.leave(&room, who);
+        for room in &joined {
+            self.leave(room, who);
         }
+        joined.into_iter().collect()
     }
 
     /// Whether anyone on this node listens to `room`.

@@ -251,6 +251,18 @@ async fn keys_carry_the_prefix_and_idem_expires() {
         .await
         .expect("pttl");
     assert_eq!(route_ttl, -1, "routes live until removed");
+    // Derived state of users who never come back expires (30 days idle).
+    for key in [
+        format!("{p}:offline:{{2}}:{conv}"),
+        format!("{p}:unread:{{2}}"),
+    ] {
+        let ttl: i64 = pttl(key.clone()).query_async(&mut con).await.expect("pttl");
+        let month = 30 * 86_400_000;
+        assert!(
+            (month - 60_000..=month).contains(&ttl),
+            "{key} expires in {ttl} ms"
+        );
+    }
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     let exists: i64 = redis::cmd("EXISTS")

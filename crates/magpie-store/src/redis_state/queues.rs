@@ -1,5 +1,6 @@
 //! Offline queues (a sorted set per receiver and conversation) and the
-//! unread-count cache (a hash per user).
+//! unread-count cache (a hash per user), each expiring when left alone
+//! (`IDLE_EXPIRY_MS`).
 //!
 //! A queue member is `seq:payload`, not the bare payload: members of a
 //! sorted set are unique, and two messages may well carry the same payload.
@@ -15,6 +16,12 @@ use std::collections::HashMap;
 
 /// The marker field of a loaded unread cache (an empty cache still exists).
 const LOADED: &str = "loaded";
+
+/// An offline queue expires this long after its last write, an unread cache
+/// this long after it was loaded (30 days): derived state of users who do
+/// not come back must not stay in Redis forever. Both are rebuilt from the
+/// store when needed (sync reads the store; the next unread read reloads).
+pub(crate) const IDLE_EXPIRY_MS: u64 = 30 * 86_400_000;
 
 /// Groups per-item script arguments by key, keeping the items' order within
 /// each key, so a batch costs one script call per key.
@@ -57,6 +64,7 @@ impl RedisState {
             (key, [seq.to_string(), format!("{seq}:{payload}")])
         }));
         for (_, args) in &mut calls {
+            args.insert(0, IDLE_EXPIRY_MS.to_string());
             args.insert(0, crate::state::OFFLINE_CAP.to_string());
         }
         eval_each(&mut self.con(), &self.scripts.offline_add, &calls)
@@ -186,7 +194,13 @@ impl RedisState {
         // DEL + HSET in one MULTI: a reader never sees half a cache, and a
         // concurrent count lands wholly before or after the replacement.
         let mut pipe = redis::pipe();
-        pipe.atomic().del(&key).ignore().add_command(hset).ignore();
+        pipe.atomic()
+            .del(&key)
+            .ignore()
+            .add_command(hset)
+            .ignore()
+            .pexpire(&key, IDLE_EXPIRY_MS as i64)
+            .ignore();
         pipe.query_async::<()>(&mut self.con())
             .await
             .map_err(unavailable)

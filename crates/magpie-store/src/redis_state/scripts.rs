@@ -29,16 +29,19 @@ end
 return 0
 ";
 
-/// Adds (seq, member) pairs to one offline queue, replacing any entry that
-/// already has the seq (the member embeds the seq, so ZADD alone would keep
-/// both the old and the new payload), then keeps the newest `ARGV[1]`.
+/// Adds (seq, member) pairs (from `ARGV[3]` on) to one offline queue,
+/// replacing any entry that already has the seq (the member embeds the seq,
+/// so ZADD alone would keep both the old and the new payload), then keeps
+/// the newest `ARGV[1]` and lets the queue expire `ARGV[2]` ms after its
+/// last write.
 const OFFLINE_ADD: &str = r"
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])
   redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
-return (#ARGV - 1) / 2
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return (#ARGV - 2) / 2
 ";
 
 /// Counts (conv, seq) pairs into one user's unread cache: +1 and a raised

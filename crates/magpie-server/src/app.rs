@@ -89,7 +89,12 @@ impl App {
             p.store.clone(),
             delivery.clone(),
         ));
-        let rooms = Arc::new(Rooms::new(cfg.clone(), ids.clone(), delivery.clone()));
+        let rooms = Arc::new(Rooms::new(
+            cfg.clone(),
+            ids.clone(),
+            p.state.clone(),
+            delivery.clone(),
+        ));
         let messaging = Arc::new(Messaging::new(MessagingParts {
             cfg: cfg.clone(),
             store: p.store.clone(),

@@ -106,6 +106,11 @@ pub trait StateBackend: Send + Sync + 'static {
     /// Takes or renews the lease `name` for `holder` (SET NX PX, or PEXPIRE
     /// when `holder` already holds it); false if someone else holds it.
     async fn lease(&self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool>;
+    /// Counts one admission to live room `room` in window `window` (an
+    /// epoch second) and returns the window's count, this one included:
+    /// the cluster-wide admission point of a room's rate. A window's count
+    /// is forgotten soon after the window.
+    async fn room_admit(&self, room: &str, window: i64) -> Result<u64>;
 
     // -- idempotency fast path (SET NX with TTL), batch-shaped: one sender's
     // keys share a hash tag, so one MGET / one pipeline serves a whole batch.

@@ -284,6 +284,57 @@ async fn broadcasts_reach_only_nodes_with_an_audience() {
     panic!("node 2 still listens after its last member left");
 }
 
+/// A live room admits at most `rooms.max_rate` ordinary messages a second
+/// wherever they are sent: two nodes flooding one room at once share the
+/// one admission point (before, each node admitted the full rate).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_rate_holds_across_nodes() {
+    if !backends::needs_shared_store() {
+        return;
+    }
+    const CAP: u32 = 20;
+    let n1 = TestServer::start_with(|c| c.rooms.max_rate = CAP).await;
+    let n2 = second_node_with(&n1, "node-2", 2, |c| c.rooms.max_rate = CAP).await;
+    let [ta, tb] = n1.users(["alice", "bob"]).await;
+    let mut a = n1.conn_here(&ta, "ws").await;
+    let mut b = n2.conn_here(&tb, "tcp").await;
+    for c in [&mut a, &mut b] {
+        let joined = c
+            .request(ClientOp::RoomJoin {
+                room: "arena".into(),
+            })
+            .await;
+        assert!(
+            matches!(joined, ServerFrame::RoomJoined { .. }),
+            "{joined:?}"
+        );
+    }
+    async fn flood(c: &mut Conn, n: usize) -> usize {
+        let mut admitted = 0;
+        for i in 0..n {
+            let say = ClientOp::RoomSend {
+                room: "arena".into(),
+                body: format!("m{i}"),
+                to: None,
+            };
+            match c.request(say).await {
+                ServerFrame::RoomSent { shed, .. } => admitted += usize::from(!shed),
+                f => panic!("{f:?}"),
+            }
+        }
+        admitted
+    }
+    let start = magpie_core::now_ms();
+    let (x, y) = tokio::join!(flood(&mut a, 60), flood(&mut b, 60));
+    let end = magpie_core::now_ms();
+    let seconds = (end.div_euclid(1000) - start.div_euclid(1000) + 1) as usize;
+    assert!(
+        x + y <= CAP as usize * seconds,
+        "{x} + {y} admitted over {seconds} s at {CAP} a second"
+    );
+    assert!(x + y >= CAP as usize, "the room admitted only {}", x + y);
+}
+
 /// Deletes every state key of the test's namespace: what a Redis restart
 /// without persistence (or FLUSHALL) does to us, without touching the
 /// namespaces of tests running beside this one.

@@ -1,14 +1,18 @@
-//! Live rooms: join, leave, send. Nothing is stored: a message is checked
-//! against the room's rate on the sending node (ordinary ones beyond it are
-//! shed at once), broadcast to every connection node, and each node sheds
-//! again for its own audience (`conn::rooms`). VIP messages (from or to a
-//! user in `rooms.vip`) are never shed.
+//! Live rooms: join, leave, send. Nothing is stored. An ordinary message is
+//! sampled against the room's rate on the sending node, then admitted at
+//! the room's one admission point, a per-second counter in the state shared
+//! by every node (ordinary ones beyond `rooms.max_rate` in that second are
+//! shed at once, wherever they were sent); it is broadcast to the nodes with
+//! viewers, and each sheds again for its own audience should more arrive
+//! (`delivery/room_index.rs`). VIP messages (from or to a user in
+//! `rooms.vip`) are never shed.
 
 use super::delivery::Delivery;
 use crate::config::Config;
 use crate::error::{Result, ServerError};
 use crate::metrics as m;
 use magpie_core::{MsgIdGen, RoomMessage, UserId, now_ms, valid_room};
+use magpie_store::State;
 use std::sync::Arc;
 
 fn check_room(room: &str) -> Result<()> {
@@ -24,12 +28,24 @@ fn check_room(room: &str) -> Result<()> {
 pub struct Rooms {
     cfg: Arc<Config>,
     ids: Arc<MsgIdGen>,
+    /// The rooms' admission counters.
+    state: State,
     delivery: Arc<Delivery>,
 }
 
 impl Rooms {
-    pub fn new(cfg: Arc<Config>, ids: Arc<MsgIdGen>, delivery: Arc<Delivery>) -> Rooms {
-        Rooms { cfg, ids, delivery }
+    pub fn new(
+        cfg: Arc<Config>,
+        ids: Arc<MsgIdGen>,
+        state: State,
+        delivery: Arc<Delivery>,
+    ) -> Rooms {
+        Rooms {
+            cfg,
+            ids,
+            state,
+            delivery,
+        }
     }
 
     /// Joins a room's audience here; answers after this node listens to
@@ -46,6 +62,20 @@ impl Rooms {
         self.delivery.rooms.leave(room, (user, conn));
         self.delivery.reconcile_room(room).await;
         Ok(())
+    }
+
+    /// The room's one admission point: at most `cap` ordinary messages per
+    /// second across every node. A state that cannot answer leaves the
+    /// node's own limit in charge (a room then admits up to `cap` per
+    /// sending node until it answers again).
+    async fn admit_everywhere(&self, room: &str, now: i64, cap: u32) -> bool {
+        match self.state.room_admit(room, now.div_euclid(1000)).await {
+            Ok(n) => n <= u64::from(cap),
+            Err(e) => {
+                tracing::debug!(error = %e, room, "room admission point unreachable");
+                true
+            }
+        }
     }
 
     fn is_vip(&self, user: UserId) -> bool {
@@ -71,11 +101,10 @@ impl Rooms {
         let now = now_ms();
         let vip = self.is_vip(user) || to.is_some_and(|t| self.is_vip(t));
         let id = self.ids.next().to_string();
-        if !self
-            .delivery
-            .rooms
-            .admit_outgoing(room, now, vip, self.cfg.rooms.max_rate)
-        {
+        let cap = self.cfg.rooms.max_rate;
+        let admitted = self.delivery.rooms.admit_outgoing(room, now, vip, cap)
+            && (vip || self.admit_everywhere(room, now, cap).await);
+        if !admitted {
             metrics::counter!(m::ROOM_MESSAGES, "outcome" => "shed").increment(1);
             return Ok((id, true));
         }

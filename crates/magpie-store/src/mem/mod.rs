@@ -25,6 +25,8 @@ type OfflineKey = (UserId, ConvId);
 const IDEM_CAP: usize = 50_000;
 /// Unused connection tickets kept at most (they live 30 s anyway).
 const TICKET_CAP: usize = 100_000;
+/// Rooms' admission windows kept before stale ones are swept.
+const ROOM_WINDOWS_KEPT: usize = 10_000;
 
 pub struct MemState {
     routes: Mutex<Routes>,
@@ -35,6 +37,8 @@ pub struct MemState {
     tickets: Mutex<TtlMap<String, TicketClaims>>,
     offline: Mutex<HashMap<OfflineKey, BTreeMap<Seq, String>>>,
     unread: Mutex<HashMap<UserId, UnreadCache>>,
+    /// Per live room, its current admission window and count.
+    rooms: Mutex<HashMap<String, (i64, u64)>>,
 }
 
 impl MemState {
@@ -47,6 +51,7 @@ impl MemState {
             tickets: Mutex::new(TtlMap::with_cap(TICKET_CAP)),
             offline: Mutex::new(HashMap::new()),
             unread: Mutex::new(HashMap::new()),
+            rooms: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -186,6 +191,20 @@ impl StateBackend for MemState {
         }
         leases.put(key, holder.to_string(), ttl_ms, false);
         Ok(true)
+    }
+
+    async fn room_admit(&self, room: &str, window: i64) -> Result<u64> {
+        let mut rooms = self.rooms.lock();
+        if rooms.len() >= ROOM_WINDOWS_KEPT && !rooms.contains_key(room) {
+            // Forget rooms nobody sent to in this window or the last.
+            rooms.retain(|_, (w, _)| *w >= window - 1);
+        }
+        let (w, n) = rooms.entry(room.to_string()).or_insert((window, 0));
+        if *w != window {
+            (*w, *n) = (window, 0);
+        }
+        *n += 1;
+        Ok(*n)
     }
 
     async fn idem_put_many(

@@ -173,6 +173,9 @@ impl Keys {
     fn lease(&self, name: &str) -> String {
         format!("{}:lease:{{{name}}}", self.prefix)
     }
+    fn room(&self, room: &str, window: i64) -> String {
+        format!("{}:room:{{{room}}}:{window}", self.prefix)
+    }
 }
 
 /// Any Redis failure (connection, timeout, server error) may be retried.
@@ -238,6 +241,21 @@ impl StateBackend for RedisState {
 
     async fn lease(&self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
         self.lease_impl(name, holder, ttl_ms).await
+    }
+
+    async fn room_admit(&self, room: &str, window: i64) -> Result<u64> {
+        // INCR then a short expiry, one round trip: a window's counter
+        // outlives its second by at most two.
+        let key = self.keys.room(room, window);
+        let (n,): (u64,) = redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .pexpire(&key, 3_000)
+            .ignore()
+            .query_async(&mut self.con())
+            .await
+            .map_err(unavailable)?;
+        Ok(n)
     }
 
     async fn idem_put_many(

@@ -290,6 +290,7 @@ macro_rules! state_conformance {
             deregister_then_forget,
             nodes_sorted_with_fields_round_tripped,
             lease_exclusive_renewable_and_expiring,
+            room_admissions_count_per_window,
         );
     };
 }

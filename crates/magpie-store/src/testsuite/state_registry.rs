@@ -144,3 +144,16 @@ pub async fn lease_exclusive_renewable_and_expiring(st: State) {
     assert!(!st.lease("sweeper", "A", LONG).await.expect("A refused"));
     assert!(st.lease("sweeper", "B", LONG).await.expect("B renews"));
 }
+
+/// A live room's admissions are counted per window, across every caller
+/// (the cluster-wide admission point), separately per room, and a new
+/// window starts from one.
+pub async fn room_admissions_count_per_window(st: State) {
+    let window = 1_800_000_000;
+    for want in 1..=3 {
+        assert_eq!(st.room_admit("stage", window).await.expect("admit"), want);
+    }
+    assert_eq!(st.room_admit("other", window).await.expect("admit"), 1);
+    assert_eq!(st.room_admit("stage", window + 1).await.expect("admit"), 1);
+    assert_eq!(st.room_admit("stage", window + 1).await.expect("admit"), 2);
+}

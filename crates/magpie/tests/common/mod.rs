@@ -45,6 +45,17 @@ pub fn test_config(dir: &std::path::Path) -> Config {
 
 /// A second node on the same namespace as `first`.
 pub async fn second_node(first: &TestServer, name: &str, num: u16) -> TestServer {
+    second_node_with(first, name, num, |_| {}).await
+}
+
+/// A second node on the same namespace as `first`, its configuration
+/// adjusted by `f` after the namespace and identity are applied.
+pub async fn second_node_with(
+    first: &TestServer,
+    name: &str,
+    num: u16,
+    f: impl FnOnce(&mut Config),
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
     first
@@ -56,6 +67,7 @@ pub async fn second_node(first: &TestServer, name: &str, num: u16) -> TestServer
     cfg.node_num = num;
     // Every node must sign and check tokens with the same secret.
     cfg.auth.jwt_secret = std::fs::read_to_string(first.dir.path().join("jwt.secret")).unwrap();
+    f(&mut cfg);
     TestServer::launch(cfg, dir, first.ns.clone()).await
 }
 

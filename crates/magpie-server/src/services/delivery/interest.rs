@@ -89,11 +89,14 @@ impl Delivery {
         active.insert(topic, task.abort_handle());
     }
 
-    /// Reconciles the topics of these groups.
+    /// Reconciles the topics of these groups, all at once: a user's first
+    /// connection here may bring many groups, and each subscription may
+    /// wait for a round trip to the relay's server.
     pub(super) async fn reconcile_groups(&self, groups: Vec<GroupId>) {
-        for g in groups {
-            self.reconcile(Audience::Group(g)).await;
-        }
+        let all = groups
+            .into_iter()
+            .map(|g| self.reconcile(Audience::Group(g)));
+        futures_util::future::join_all(all).await;
     }
 
     /// Reconciles a room's topic.

@@ -383,6 +383,44 @@ async fn pushes_resume_at_once_after_the_state_comes_back_empty() {
     );
 }
 
+/// Routes lost on their own (a Redis shard restarted empty, an eviction)
+/// while the node's registry record survives: the registry heartbeat sees
+/// nothing wrong, the node's route audit (300 ms here) finds each missing
+/// route, writes it back and tells the client to sync; pushes resume
+/// without the connections' own heartbeats (25 s, kept here), which write
+/// nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_route_audit_restores_routes_lost_on_their_own() {
+    if !backends::cluster_only() {
+        return;
+    }
+    let n1 = TestServer::start_with(|c| c.cluster.route_audit_ms = 300).await;
+    let [ta, tb] = n1.users(["alice", "bob"]).await;
+    let mut a = n1.conn_here(&ta, "tcp").await;
+    let mut b = n1.conn_here(&tb, "ws").await;
+    let url = std::env::var("MAGPIE_TEST_REDIS_URL").unwrap();
+    let ns = n1.ns.as_ref().unwrap();
+    let prefix = ns.state.split("prefix=").nth(1).unwrap();
+    let lost = std::time::Instant::now();
+    assert!(backends::delete_keys(&url, &format!("{prefix}:route")).await >= 2);
+    let hint = b.expect(|f| matches!(f, ServerFrame::Resync { .. })).await;
+    let took = lost.elapsed();
+    assert!(
+        matches!(&hint, ServerFrame::Resync { reason } if reason == "route_restored"),
+        "{hint:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "restored only after {took:?}"
+    );
+    a.send_msg(tb.user_id, "after").await;
+    assert_eq!(
+        b.expect_msg().await.body,
+        "after",
+        "pushed, not only synced"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn losing_the_state_loses_no_message_and_reuses_no_sequence() {
     if !backends::cluster_only() {

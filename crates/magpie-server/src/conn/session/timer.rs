@@ -1,6 +1,6 @@
-//! The session's one timer: the idle deadline, the heartbeat (a `ping`; it
-//! re-asserts the route only after that failed) and the resends of unacknowledged pushes, whichever
-//! is due first.
+//! The session's one timer: the idle deadline, the heartbeat (a `ping`,
+//! and a retry of the route only if recording it failed) and the resends
+//! of unacknowledged pushes, whichever is due first.
 
 use super::{FAR, Session, encoded};
 use crate::conn::transport::Transport;

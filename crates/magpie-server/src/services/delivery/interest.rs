@@ -1,7 +1,8 @@
 //! Which broadcast topics this node listens to: a super group's topic while
 //! members of the group are connected here, a live room's while it has
 //! viewers here, no others. A broadcast then costs work on the nodes with
-//! an audience only, instead of on every connection node (docs/scale.md).
+//! an audience only, instead of on every connection node (ARCHITECTURE.md,
+//! "super groups").
 //!
 //! Invariant: the local indexes (`group_index.rs`, `room_index.rs`) are the
 //! truth; a subscription follows them. Every change that can empty or fill
@@ -11,7 +12,9 @@
 //! without one). A registration awaits its reconciles before the client is
 //! welcomed, so no broadcast meant for it is published before this node
 //! listens. Frames of every subscription reach the relay loop
-//! (`relay.rs`) through one channel; their losses become gaps there.
+//! (`relay.rs`) through one bounded channel: a loop that falls behind
+//! leaves frames in the subscriptions, whose relay reports the overflow as
+//! a gap (clients resync), instead of queueing without limit here.
 
 use super::Delivery;
 use magpie_bus::{RelayEvent, RelaySubscription};
@@ -21,19 +24,22 @@ use std::collections::HashMap;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+/// Broadcast frames waiting for the relay loop.
+const INBOX: usize = 1024;
+
 /// The node's broadcast subscriptions.
 pub(super) struct Interest {
     /// Topic → the task forwarding that subscription's frames.
     active: Mutex<HashMap<String, AbortHandle>>,
     /// Where the forwarding tasks put frames and gaps.
-    events: mpsc::UnboundedSender<RelayEvent>,
+    events: mpsc::Sender<RelayEvent>,
     /// The relay loop's end, taken once by `run_relay`.
-    pub(super) inbox: Mutex<Option<mpsc::UnboundedReceiver<RelayEvent>>>,
+    pub(super) inbox: Mutex<Option<mpsc::Receiver<RelayEvent>>>,
 }
 
 impl Interest {
     pub(super) fn new() -> Interest {
-        let (events, inbox) = mpsc::unbounded_channel();
+        let (events, inbox) = mpsc::channel(INBOX);
         Interest {
             active: Mutex::default(),
             events,
@@ -76,7 +82,11 @@ impl Delivery {
             Err(e) => {
                 // Its audience misses pushes until the next change: say so.
                 tracing::warn!(error = %e, topic, "broadcast subscription failed");
-                let _ = self.interest.events.send(RelayEvent::Gap { from: None });
+                let _ = self
+                    .interest
+                    .events
+                    .send(RelayEvent::Gap { from: None })
+                    .await;
                 return;
             }
         };
@@ -134,9 +144,9 @@ impl Audience<'_> {
 }
 
 /// Forwards one subscription's events to the relay loop until either ends.
-async fn forward(mut sub: RelaySubscription, to: mpsc::UnboundedSender<RelayEvent>) {
+async fn forward(mut sub: RelaySubscription, to: mpsc::Sender<RelayEvent>) {
     while let Some(event) = sub.next().await {
-        if to.send(event).is_err() {
+        if to.send(event).await.is_err() {
             return;
         }
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The real engines Magpie's cluster mode runs on, for tests and local use:
-# Redis, PostgreSQL, MariaDB and NATS JetStream, each on loopback with a test
+# Redis (one server and a three-primary cluster), PostgreSQL, MariaDB and
+# NATS JetStream (one server and a three-server cluster), each on loopback with a test
 # configuration and a data directory of its own under $MAGPIE_SERVICES_DIR.
 #
 #   scripts/services.sh start   install what is missing, start what is not
@@ -21,6 +22,9 @@ REDIS_CLUSTER_PORTS=${MAGPIE_REDIS_CLUSTER_PORTS:-7391 7392 7393}
 PG_PORT=${MAGPIE_PG_PORT:-5440}
 MYSQL_PORT=${MAGPIE_MYSQL_PORT:-3310}
 NATS_PORT=${MAGPIE_NATS_PORT:-4230}
+# A three-server NATS cluster (JetStream replicated) on these client ports;
+# cluster routes on port +2000, monitoring on port +4000.
+NATS_CLUSTER_PORTS=${MAGPIE_NATS_CLUSTER_PORTS:-4231 4232 4233}
 
 log() { echo "services: $*" >&2; }
 
@@ -148,6 +152,52 @@ CONF
   wait_port nats "$NATS_PORT"
 }
 
+# The monitoring endpoint's answer to GET $2 on port $1 (no curl needed).
+http_get() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET %s HTTP/1.0\r\n\r\n' "$2" >&3 && cat <&3) 2>/dev/null
+}
+
+start_nats_cluster() {
+  local port all_up=1 routes=()
+  for port in $NATS_CLUSTER_PORTS; do
+    listening "$port" || all_up=0
+    routes+=("nats-route://127.0.0.1:$((port + 2000))")
+  done
+  if [ "$all_up" = 0 ]; then
+    local bin; bin=$(nats_bin)
+    for port in $NATS_CLUSTER_PORTS; do
+      local d="$DIR/nats-cluster/$port"
+      rm -rf "$d"; mkdir -p "$d"
+      cat >"$d/nats.conf" <<CONF
+server_name: magpie-test-$port
+listen: 127.0.0.1:$port
+http: 127.0.0.1:$((port + 4000))
+jetstream {
+  store_dir: "$d/js"
+  sync_interval: always
+}
+cluster {
+  name: magpie-test
+  listen: 127.0.0.1:$((port + 2000))
+  routes: [$(IFS=,; echo "${routes[*]}")]
+}
+CONF
+      nohup "$bin" -c "$d/nats.conf" -P "$d/nats.pid" >"$d/nats.log" 2>&1 &
+    done
+    for port in $NATS_CLUSTER_PORTS; do wait_port "nats cluster server" "$port"; done
+  fi
+  # Usable once JetStream has a meta leader and every server is current.
+  for _ in $(seq 1 300); do
+    local ok=1
+    for port in $NATS_CLUSTER_PORTS; do
+      http_get "$((port + 4000))" /healthz | grep -q '"status":"ok"' || ok=0
+    done
+    [ "$ok" = 1 ] && return 0
+    sleep 0.2
+  done
+  log "nats cluster did not become ready"; return 1
+}
+
 print_env() {
   cat <<ENV
 export MAGPIE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/
@@ -155,6 +205,7 @@ export MAGPIE_TEST_REDIS_CLUSTER_URL=redis+cluster://$(echo $REDIS_CLUSTER_PORTS
 export MAGPIE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export MAGPIE_TEST_MYSQL_URL=mysql://root@127.0.0.1:$MYSQL_PORT/mysql
 export MAGPIE_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
+export MAGPIE_TEST_NATS_CLUSTER_URL=nats://$(echo $NATS_CLUSTER_PORTS | sed -E 's/([0-9]+)/127.0.0.1:\1/g; s/ /,/g')
 export MAGPIE_TEST_NATS_BIN=$(nats_bin)
 export MAGPIE_TEST_NATS_CONF=$DIR/nats/nats.conf
 ENV
@@ -168,13 +219,16 @@ stop_all() {
   [ -d "$DIR/pg/data" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$DIR/pg/data" -m fast stop >&2 2>/dev/null || true
   [ -f "$DIR/mysql/mysql.pid" ] && kill "$(cat "$DIR/mysql/mysql.pid")" 2>/dev/null || true
   [ -f "$DIR/nats/nats.pid" ] && kill "$(cat "$DIR/nats/nats.pid")" 2>/dev/null || true
+  for port in $NATS_CLUSTER_PORTS; do
+    [ -f "$DIR/nats-cluster/$port/nats.pid" ] && kill "$(cat "$DIR/nats-cluster/$port/nats.pid")" 2>/dev/null || true
+  done
 }
 
 mkdir -p "$DIR"; chmod 755 "$DIR"
 case "${1:-start}" in
   start)
     install_missing
-    start_redis; start_redis_cluster; start_postgres; start_mysql; start_nats
+    start_redis; start_redis_cluster; start_postgres; start_mysql; start_nats; start_nats_cluster
     print_env
     ;;
   stop) stop_all ;;

@@ -53,9 +53,10 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub topic: String,
-    /// Partition key (`magpie_core::BusEvent::partition_key`): a
-    /// partitioned log keeps one key's events in publish order. The
-    /// embedded log and JetStream keep one order per topic and ignore it.
+    /// Partition key (`magpie_core::BusEvent::partition_key`): the event
+    /// goes to partition [`partition_of`]`(key, partitions)`, and a
+    /// partition keeps its events in publish order, so one key's events
+    /// stay in order. A bus of one partition keeps one order per topic.
     pub key: String,
     /// De-duplication key: a second publish with the same id returns the
     /// first one's offset and appends nothing.
@@ -79,17 +80,42 @@ impl Default for ConsumerOptions {
 
 #[async_trait]
 pub trait BusBackend: Send + Sync + 'static {
-    /// Appends the events durably, in order; returns their offsets (for a
-    /// duplicate `msg_id`, the original offset).
+    /// How many partitions the log is split into (fixed for the life of a
+    /// deployment: changing it would move keys between partitions).
+    fn partitions(&self) -> u32 {
+        1
+    }
+    /// Appends the events durably, each to its key's partition, in order
+    /// within a partition; returns their offsets (for a duplicate `msg_id`,
+    /// the original offset). Offsets are unique across partitions.
     async fn publish(&self, events: Vec<Outgoing>) -> Result<Vec<u64>>;
     /// Joins (creating if needed) the durable consumer group `group` over
-    /// `topics`. A new group starts at the beginning of the retained log.
+    /// `topics` in one partition (`0..partitions()`): a group that wants
+    /// every event joins every partition. A new group starts at the
+    /// beginning of the retained log.
     async fn consumer(
         &self,
         group: &str,
         topics: &[&str],
+        partition: u32,
         opts: ConsumerOptions,
     ) -> Result<Box<dyn Consumer>>;
+}
+
+/// The partition of `key` among `partitions`: FNV-1a of the key, modulo.
+/// Stable across processes and releases (every node must agree), which the
+/// std hasher is not.
+pub fn partition_of(key: &str, partitions: u32) -> u32 {
+    if partitions <= 1 {
+        return 0;
+    }
+    (fnv1a(key.as_bytes()) % u64::from(partitions)) as u32
+}
+
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[async_trait]
@@ -112,7 +138,9 @@ impl Bus {
         Bus(Arc::new(backend))
     }
 
-    /// Opens the backend a URL names: `embedded://PATH`.
+    /// Opens the backend a URL names: `embedded://PATH`, or
+    /// `nats://HOST:PORT[,HOST:PORT…]/?stream=NAME&partitions=P&replicas=R`
+    /// (docs/config.md).
     pub async fn open(url: &str) -> Result<Bus> {
         if let Some(path) = url.strip_prefix("embedded://") {
             return Ok(Bus::new(EmbeddedBus::open(path).await?));

@@ -38,8 +38,42 @@ pub(crate) async fn connect(
     });
     // The URL may carry credentials: keep it out of the error.
     let client = options
-        .connect(url)
+        .connect(servers(url)?)
         .await
         .map_err(|e| BusError::Unavailable(format!("connecting to nats: {e}")))?;
     Ok((client, losses))
+}
+
+/// The servers of `nats://h:p[,h:p…]` (a scheme on any of them is kept;
+/// one missing takes the first's). The client dials one and fails over to
+/// the others, and learns the rest of a cluster from the one it reaches.
+pub(crate) fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>> {
+    let scheme = url.split_once("://").map_or("nats", |(s, _)| s);
+    url.split(',')
+        .map(|s| s.trim().trim_end_matches('/'))
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let full = if s.contains("://") {
+                s.to_string()
+            } else {
+                format!("{scheme}://{s}")
+            };
+            full.parse::<async_nats::ServerAddr>()
+                .map_err(|_| BusError::Config(format!("invalid nats server address {s:?}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_may_list_several_servers() {
+        let s = super::servers("nats://a:1,b:2, nats://c:3/").unwrap();
+        let hosts: Vec<String> = s
+            .iter()
+            .map(|a| format!("{}:{}", a.host(), a.port()))
+            .collect();
+        assert_eq!(hosts, ["a:1", "b:2", "c:3"]);
+        assert!(super::servers("nats://a:x").is_err());
+    }
 }

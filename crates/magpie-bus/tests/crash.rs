@@ -72,6 +72,7 @@ fn acknowledged_publishes_survive_sigkill() {
             .consumer(
                 "check",
                 &["crash"],
+                0,
                 ConsumerOptions {
                     ack_wait: Duration::from_secs(60),
                 },

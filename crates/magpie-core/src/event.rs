@@ -132,12 +132,13 @@ impl BusEvent {
         }
     }
 
-    /// The partition key: a partitioned log (Kafka) keeps the events of
-    /// one key in publish order, and only those. Per conversation for
-    /// messages and positions (a batch by its first message's: sequences
-    /// order the rest), per node for its pushes, per group or room for
-    /// broadcasts and membership. The embedded log and JetStream keep one
-    /// order per topic and need no key.
+    /// The partition key: a partitioned log (JetStream with
+    /// `partitions=P`, Kafka) keeps the events of one key in publish order,
+    /// and only those. Per conversation for messages and positions (a batch
+    /// by its first message's: the publisher puts only conversations of
+    /// one partition in a batch), per node for its pushes, per group or
+    /// room for broadcasts and membership. A log of one partition keeps one
+    /// order per topic.
     pub fn partition_key(&self) -> String {
         match self {
             BusEvent::Message { msg } => msg.conv.to_string(),

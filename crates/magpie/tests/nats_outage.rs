@@ -42,3 +42,98 @@ async fn clients_are_told_to_sync_after_a_short_nats_outage() {
         "{hint:?}"
     );
 }
+
+/// kill -9 of one server of a three-server NATS cluster under a node whose
+/// bus is three partitions replicated three times: the node keeps
+/// accepting messages (a send may be refused while the client fails over;
+/// its retry with the same cmid is accepted), and every message it
+/// acknowledged is in the streams afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_keeps_serving_when_one_of_three_nats_servers_dies() {
+    if std::env::var_os("MAGPIE_TEST_NATS_BIN").is_none() && std::env::var_os("CI").is_none() {
+        eprintln!("needs MAGPIE_TEST_NATS_BIN: run `eval \"$(scripts/services.sh start)\"`");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = services::NatsCluster::start(dir.path());
+    let url = format!("{}/?stream=three&partitions=3&replicas=3", nats.url());
+    // The cluster elects its JetStream leaders after it listens.
+    let bus = open_when_ready(&url).await;
+    let s = TestServer::start_with(|c| {
+        c.bus = url.clone();
+        c.store = String::new();
+        c.state = "mem://".into();
+    })
+    .await;
+    let [alice, bob] = s.users(["alice", "bob"]).await;
+    let mut acked = Vec::new();
+    for i in 0..60 {
+        if i == 20 {
+            nats.servers[0].kill9();
+        }
+        let body = format!("m{i:03}");
+        send_until_accepted(&s, &alice, bob.user_id, &body).await;
+        acked.push(body);
+    }
+
+    // Every acknowledged message, read back from every partition.
+    let mut found = Vec::new();
+    for p in 0..bus.partitions() {
+        let opts = magpie_bus::ConsumerOptions::default();
+        let mut c = bus.consumer("check", &["msg"], p, opts).await.unwrap();
+        loop {
+            let got = c.fetch(500, Duration::from_millis(500)).await.unwrap();
+            if got.is_empty() {
+                break;
+            }
+            for d in got {
+                if let Ok(magpie_core::BusEvent::Messages { msgs }) =
+                    magpie_core::Envelope::open(&d.payload)
+                {
+                    found.extend(msgs.into_iter().map(|m| m.body));
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    assert_eq!(found, acked, "acknowledged messages missing from the bus");
+}
+
+/// The bus at `url`, once the cluster can create replicated streams.
+async fn open_when_ready(url: &str) -> magpie_bus::Bus {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match magpie_bus::Bus::open(url).await {
+            Ok(bus) => return bus,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("cluster not ready yet: {e}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("nats cluster never became ready: {e}"),
+        }
+    }
+}
+
+/// Sends over HTTP, retrying with the same cmid while the node answers
+/// 503 (the bus failing over), for at most 30 s.
+async fn send_until_accepted(
+    s: &TestServer,
+    from: &magpie_proto::http::Tokens,
+    to: magpie_core::UserId,
+    body: &str,
+) {
+    let cmid = magpie_core::ClientMsgId::new_v7();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, answer) = s.http_send(from, to, cmid, body).await;
+        if status == 200 {
+            return;
+        }
+        assert!(
+            status == 503 && tokio::time::Instant::now() < deadline,
+            "send {body}: {status} {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -129,8 +129,15 @@ impl BusBackend for EmbeddedBus {
         &self,
         group: &str,
         topics: &[&str],
+        partition: u32,
         opts: ConsumerOptions,
     ) -> Result<Box<dyn Consumer>> {
+        // One log, one order: the only partition is 0.
+        if partition != 0 {
+            return Err(crate::BusError::Config(format!(
+                "partition {partition} of the embedded log, which has one"
+            )));
+        }
         let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
         // Membership is made durable first, so compaction and retention
         // account for this group before it ever sees an event.

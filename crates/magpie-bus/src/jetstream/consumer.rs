@@ -36,6 +36,8 @@ pub(super) struct JetStreamConsumer {
     /// `{stream}.`, stripped from subjects to give topics back.
     prefix: String,
     ack_wait: Duration,
+    /// (partition count, this partition): offsets are `names::offset`.
+    partition: (u32, u32),
     held: HashMap<u64, Held>,
 }
 
@@ -45,12 +47,14 @@ impl JetStreamConsumer {
         pull: PullConsumer,
         prefix: String,
         ack_wait: Duration,
+        partition: (u32, u32),
     ) -> Self {
         JetStreamConsumer {
             client,
             pull,
             prefix,
             ack_wait,
+            partition,
             held: HashMap::new(),
         }
     }
@@ -106,7 +110,7 @@ impl JetStreamConsumer {
     fn deliver(&mut self, m: Message) -> Option<Delivery> {
         let (offset, attempt) = match m.info() {
             Ok(info) => (
-                info.stream_sequence,
+                super::names::offset(info.stream_sequence, self.partition.0, self.partition.1),
                 u32::try_from(info.delivered).unwrap_or(u32::MAX),
             ),
             Err(e) => {

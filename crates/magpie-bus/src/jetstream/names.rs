@@ -7,27 +7,75 @@ use crate::{BusError, Result};
 /// The stream used when the URL names none.
 pub(super) const DEFAULT_STREAM: &str = "magpie";
 
-/// Splits `nats://HOST:PORT/?stream=NAME` into the server address to dial
-/// (query and trailing slash stripped: the client takes neither) and the
-/// stream name.
-pub(super) fn parse_url(url: &str) -> Result<(String, String)> {
+/// Upper bound on `partitions`: each partition is a stream with its own
+/// Raft group, and each consumer group pulls from every one.
+pub(super) const MAX_PARTITIONS: u32 = 256;
+
+/// What a `nats://` bus URL says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Options {
+    /// The servers to dial, `nats://h:p[,h:p…]` (query and trailing slash
+    /// stripped: the client takes neither).
+    pub server: String,
+    pub stream: String,
+    /// Streams the log is split into by partition key (1: one stream).
+    pub partitions: u32,
+    /// Replicas of a stream this backend creates (a stream that exists
+    /// keeps what an operator set).
+    pub replicas: usize,
+}
+
+/// Parses `nats://HOST:PORT[,HOST:PORT…]/?stream=NAME&partitions=P&replicas=R`.
+pub(super) fn parse_url(url: &str) -> Result<Options> {
     let (server, query) = url.split_once('?').unwrap_or((url, ""));
     let server = server.strip_suffix('/').unwrap_or(server).to_string();
-    let mut stream = DEFAULT_STREAM.to_string();
+    let mut opts = Options {
+        server,
+        stream: DEFAULT_STREAM.to_string(),
+        partitions: 1,
+        replicas: 1,
+    };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let number = |v: &str, max: u32| match v.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(BusError::Config(format!(
+                "nats bus option {pair:?}: expected a number from 1 to {max}"
+            ))),
+        };
         match pair.split_once('=') {
-            Some(("stream", name)) => stream = name.to_string(),
+            Some(("stream", name)) => opts.stream = name.to_string(),
+            Some(("partitions", n)) => opts.partitions = number(n, MAX_PARTITIONS)?,
+            // JetStream allows at most 5 replicas.
+            Some(("replicas", n)) => opts.replicas = number(n, 5)? as usize,
             // Strict: a misspelt option silently ignored would put every
             // event in the default stream.
             _ => {
                 return Err(BusError::Config(format!(
-                    "unknown nats bus option {pair:?}: expected stream=NAME"
+                    "unknown nats bus option {pair:?}: expected stream=NAME, partitions=P or replicas=R"
                 )));
             }
         }
     }
-    check_stream_name(&stream)?;
-    Ok((server, stream))
+    check_stream_name(&opts.stream)?;
+    Ok(opts)
+}
+
+/// The stream of partition `i`: the configured name itself when there is
+/// one partition (so an unpartitioned deployment keeps its stream), else
+/// `{name}-{i}`.
+pub(super) fn partition_stream(name: &str, partitions: u32, i: u32) -> String {
+    if partitions == 1 {
+        name.to_string()
+    } else {
+        format!("{name}-{i}")
+    }
+}
+
+/// A partition's offsets: its stream sequence times the partition count,
+/// plus the partition, so offsets of different partitions never collide
+/// and one partition's offsets still increase with its sequence.
+pub(super) fn offset(seq: u64, partitions: u32, i: u32) -> u64 {
+    seq * u64::from(partitions) + u64::from(i)
 }
 
 /// JetStream stream names become subject tokens and file names: no dots,
@@ -73,16 +121,9 @@ pub(super) fn durable_name(group: &str) -> String {
     if clean == group && !group.is_empty() {
         clean
     } else {
-        format!("{clean}_{:016x}", fnv1a(group.as_bytes()))
+        // FNV-1a is stable across releases, so the name survives restarts.
+        format!("{clean}_{:016x}", crate::fnv1a(group.as_bytes()))
     }
-}
-
-/// FNV-1a: tiny and stable across Rust releases and processes, unlike the
-/// std hasher, which matters because the name must survive restarts.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]
@@ -91,16 +132,45 @@ mod tests {
 
     #[test]
     fn url_takes_an_optional_stream() {
+        let o = parse_url("nats://h:4222/?stream=s1").unwrap();
         assert_eq!(
-            parse_url("nats://h:4222/?stream=s1").unwrap(),
-            ("nats://h:4222".into(), "s1".into())
+            (o.server.as_str(), o.stream.as_str()),
+            ("nats://h:4222", "s1")
         );
+        let o = parse_url("nats://h:4222").unwrap();
         assert_eq!(
-            parse_url("nats://h:4222").unwrap(),
-            ("nats://h:4222".into(), "magpie".into())
+            (o.stream.as_str(), o.partitions, o.replicas),
+            ("magpie", 1, 1)
         );
         assert!(parse_url("nats://h/?strem=x").is_err());
         assert!(parse_url("nats://h/?stream=a.b").is_err());
+    }
+
+    #[test]
+    fn url_takes_partitions_replicas_and_several_servers() {
+        let o = parse_url("nats://a:1,b:2,c:3/?stream=s&partitions=4&replicas=3").unwrap();
+        assert_eq!(o.server, "nats://a:1,b:2,c:3");
+        assert_eq!((o.partitions, o.replicas), (4, 3));
+        for bad in ["partitions=0", "partitions=257", "replicas=6", "replicas=x"] {
+            assert!(parse_url(&format!("nats://h/?{bad}")).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn partition_offsets_never_collide() {
+        assert_eq!(partition_stream("m", 1, 0), "m");
+        assert_eq!(partition_stream("m", 3, 2), "m-2");
+        assert_eq!(offset(7, 1, 0), 7);
+        let mut seen = std::collections::HashSet::new();
+        for seq in 1..50 {
+            for i in 0..3 {
+                assert!(seen.insert(offset(seq, 3, i)));
+            }
+        }
+        assert!(
+            offset(2, 3, 0) > offset(1, 3, 2),
+            "a partition's offsets increase"
+        );
     }
 
     #[test]

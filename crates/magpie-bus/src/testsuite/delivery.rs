@@ -154,3 +154,59 @@ pub async fn fetch_wakes_on_publish(f: &impl BusFactory) {
     task.await.expect("publisher");
     assert_eq!(ids(&got), vec!["late".to_string()]);
 }
+
+/// Events go to their key's partition; a group that joins every partition
+/// sees each event once, and each key's events in publish order, whatever
+/// the partition count (one, for a backend that does not partition).
+pub async fn keys_keep_their_order_across_partitions(f: &impl BusFactory) {
+    let bus = f.open().await;
+    let keyed = |i: usize| Outgoing {
+        key: format!("conv-{}", i % 7),
+        ..event("keys", &format!("k{}-{i:03}", i % 7))
+    };
+    // Some one by one, then a batch spanning every key.
+    for i in 0..14 {
+        publish(&bus, vec![keyed(i)]).await;
+    }
+    let offsets = publish(&bus, (14..70).map(keyed).collect()).await;
+    assert_eq!(
+        offsets.iter().collect::<HashSet<_>>().len(),
+        offsets.len(),
+        "offsets are unique across partitions"
+    );
+    let mut seen: Vec<(String, u32)> = Vec::new();
+    for p in 0..bus.partitions() {
+        let mut c = bus
+            .consumer("keys", &["keys"], p, opts(LONG))
+            .await
+            .expect("consumer");
+        loop {
+            let got = c.fetch(100, SHORT).await.expect("fetch");
+            if got.is_empty() {
+                break;
+            }
+            let offsets: Vec<u64> = got.iter().map(|d| d.offset).collect();
+            c.ack(&offsets).await.expect("ack");
+            seen.extend(ids(&got).into_iter().map(|id| (id, p)));
+        }
+    }
+    let all: Vec<String> = seen.iter().map(|(id, _)| id.clone()).collect();
+    let want: Vec<String> = (0..70).map(|i| format!("k{}-{i:03}", i % 7)).collect();
+    assert_eq!(sorted(all), sorted(want), "each event once");
+    for k in 0..7 {
+        let key = format!("conv-{k}");
+        let mine: Vec<&(String, u32)> = seen
+            .iter()
+            .filter(|(id, _)| id.starts_with(&format!("k{k}-")))
+            .collect();
+        let order: Vec<&String> = mine.iter().map(|(id, _)| id).collect();
+        let mut publish_order = order.clone();
+        publish_order.sort();
+        assert_eq!(order, publish_order, "key {key} out of order");
+        let home = crate::partition_of(&key, bus.partitions());
+        assert!(
+            mine.iter().all(|(_, p)| *p == home),
+            "key {key} left its partition"
+        );
+    }
+}

@@ -17,6 +17,7 @@ use crate::error::Result;
 use async_trait::async_trait;
 use magpie_bus::{ConsumerOptions, Delivery, Outgoing};
 use magpie_core::{Backoff, BusEvent, Envelope, EventId};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -54,7 +55,17 @@ pub async fn run_members(app: App) {
     run(app, Box::new(members::Members::for_node(&node))).await
 }
 
+/// Consumes every partition of the bus, one loop each: a partition's
+/// events are applied in order, partitions independently of one another
+/// (one conversation's events share a partition: `magpie_bus::partition_of`).
 async fn run(app: App, worker: Box<dyn Worker>) {
+    let worker: Arc<dyn Worker> = worker.into();
+    let loops =
+        (0..app.events.bus().partitions()).map(|p| run_partition(app.clone(), worker.clone(), p));
+    futures_util::future::join_all(loops).await;
+}
+
+async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
     let opts = ConsumerOptions {
         ack_wait: Duration::from_millis(app.cfg.workers.ack_wait_ms),
     };
@@ -65,12 +76,12 @@ async fn run(app: App, worker: Box<dyn Worker>) {
         match app
             .events
             .bus()
-            .consumer(&group, &topics, opts.clone())
+            .consumer(&group, &topics, partition, opts.clone())
             .await
         {
             Ok(c) => break c,
             Err(e) => {
-                tracing::error!(group = %group, error = %e, "cannot join consumer group; retrying");
+                tracing::error!(group = %group, partition, error = %e, "cannot join consumer group; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = app.shutdown.cancelled() => return,

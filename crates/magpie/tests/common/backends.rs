@@ -117,7 +117,15 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
             with_path(&admin, &name)
         },
         state: format!("{}?prefix={name}", with_path(&redis, "")),
-        bus: format!("{}?stream={name}", with_path(&nats, "")),
+        // MAGPIE_TEST_BUS_OPTIONS adds bus URL options (scripts/test.sh
+        // runs a phase on partitioned, replicated streams).
+        bus: format!(
+            "{}?stream={name}{}",
+            with_path(&nats, ""),
+            std::env::var("MAGPIE_TEST_BUS_OPTIONS")
+                .map(|o| format!("&{o}"))
+                .unwrap_or_default()
+        ),
         name,
         admin,
         redis,
@@ -202,9 +210,20 @@ impl Drop for Namespace {
                 .await;
             }
             delete_keys(&redis, &name).await;
-            if let Ok(client) = async_nats::connect(nats.as_str()).await {
+            let first = nats.split(',').next().unwrap_or_default().to_string();
+            if let Ok(client) = async_nats::connect(first.as_str()).await {
                 let js = async_nats::jetstream::new(client);
-                let _ = js.delete_stream(&name).await;
+                // The stream, or its partitions `{name}-{i}`.
+                let mut names = js.stream_names();
+                let mut mine = Vec::new();
+                while let Some(Ok(s)) = futures_util::StreamExt::next(&mut names).await {
+                    if s == name || s.strip_prefix(&format!("{name}-")).is_some() {
+                        mine.push(s);
+                    }
+                }
+                for s in mine {
+                    let _ = js.delete_stream(&s).await;
+                }
             }
         });
     }

@@ -109,14 +109,18 @@ pub struct Nats {
 
 impl Nats {
     pub fn start(parent: &Path) -> Nats {
-        let dir = parent.join("nats");
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
+        Nats::start_in(&parent.join("nats"), free_port(), "")
+    }
+
+    /// A server on `port` with its store under `dir`; `extra` is appended
+    /// to its configuration (a cluster block).
+    fn start_in(dir: &Path, port: u16, extra: &str) -> Nats {
+        std::fs::create_dir_all(dir).unwrap();
         let conf = dir.join("nats.conf");
         std::fs::write(
             &conf,
             format!(
-                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n{extra}",
                 dir.join("js").display()
             ),
         )
@@ -157,5 +161,43 @@ impl Nats {
 impl Drop for Nats {
     fn drop(&mut self) {
         kill9(&mut self.child);
+    }
+}
+
+/// Three nats-servers in one JetStream cluster, each as `Nats` (kill -9
+/// and restart one by one). Streams with three replicas survive any one.
+pub struct NatsCluster {
+    pub servers: Vec<Nats>,
+}
+
+impl NatsCluster {
+    pub fn start(parent: &Path) -> NatsCluster {
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, route)| format!("nats-route://127.0.0.1:{route}"))
+            .collect();
+        let servers = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (port, route))| {
+                let extra = format!(
+                    "server_name: n{i}\ncluster {{\n  name: test\n  listen: 127.0.0.1:{route}\n  routes: [{}]\n}}\n",
+                    routes.join(", ")
+                );
+                Nats::start_in(&parent.join(format!("nats-{i}")), *port, &extra)
+            })
+            .collect();
+        NatsCluster { servers }
+    }
+
+    /// Every server, for a client to fail over between.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!("nats://{}", hosts.join(","))
     }
 }

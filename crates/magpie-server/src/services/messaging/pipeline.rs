@@ -252,10 +252,12 @@ async fn publish_stage(app: Arc<Messaging>, mut rx: mpsc::Receiver<Vec<Stored>>)
 async fn publish(app: &Messaging, batch: Vec<Stored>) {
     let msgs: Vec<&Message> = batch.iter().flat_map(|s| s.publish.iter()).collect();
     let mut events = Vec::new();
-    for chunk in chunks(&msgs) {
-        match encode(chunk) {
-            Ok(e) => events.push(e),
-            Err(e) => tracing::error!(error = %e, "message event not encodable"),
+    for part in by_partition(msgs, app.events.bus().partitions()) {
+        for chunk in chunks(&part) {
+            match encode(chunk) {
+                Ok(e) => events.push(e),
+                Err(e) => tracing::error!(error = %e, "message event not encodable"),
+            }
         }
     }
     let published = if events.is_empty() {
@@ -301,6 +303,22 @@ async fn publish(app: &Messaging, batch: Vec<Stored>) {
             futures_util::future::join_all(puts).await;
         });
     }
+}
+
+/// Splits messages by bus partition, keeping their order in each: an event
+/// is keyed by its first message's conversation, so an event of several
+/// conversations must hold only conversations of one partition, or some
+/// would leave their partition and their order (`magpie_bus::partition_of`).
+fn by_partition(msgs: Vec<&Message>, partitions: u32) -> Vec<Vec<&Message>> {
+    if partitions <= 1 {
+        return vec![msgs];
+    }
+    let mut parts = vec![Vec::new(); partitions as usize];
+    for m in msgs {
+        parts[magpie_bus::partition_of(&m.conv.to_string(), partitions) as usize].push(m);
+    }
+    parts.retain(|p| !p.is_empty());
+    parts
 }
 
 /// Splits a batch into events of at most `EVENT_MSGS` messages and about
@@ -350,6 +368,28 @@ mod tests {
             body: "x".repeat(body),
             persistence: Persistence::Forever,
             sent_at: 0,
+        }
+    }
+
+    #[test]
+    fn an_event_holds_one_partition_of_conversations() {
+        let msgs: Vec<Message> = (1..=40)
+            .map(|i| Message {
+                conv: ConvId::direct(UserId(i % 9), UserId(100)),
+                ..msg(i, 10)
+            })
+            .collect();
+        let refs: Vec<&Message> = msgs.iter().collect();
+        let parts = by_partition(refs, 4);
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 40);
+        for part in &parts {
+            let key = part[0].conv.to_string();
+            let home = magpie_bus::partition_of(&key, 4);
+            assert!(
+                part.iter()
+                    .all(|m| magpie_bus::partition_of(&m.conv.to_string(), 4) == home)
+            );
+            assert!(part.windows(2).all(|w| w[0].seq < w[1].seq), "order kept");
         }
     }
 

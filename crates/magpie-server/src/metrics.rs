@@ -20,6 +20,9 @@ pub const STALE_ROUTES: &str = "magpie_stale_routes_removed_total";
 pub const ROUTE_REPAIRS: &str = "magpie_route_repairs_total";
 pub const ROUTE_LOOKUPS: &str = "magpie_route_lookups_total";
 pub const BUS_EVENTS: &str = "magpie_bus_events_published_total";
+/// Durable appends: calls to the bus's `publish`, each one durable write
+/// (one sync) however many events it carries.
+pub const BUS_APPENDS: &str = "magpie_bus_appends_total";
 pub const RELAYED: &str = "magpie_relay_messages_published_total";
 pub const STORE_ROWS: &str = "magpie_store_message_rows_total";
 pub const QUEUE_WRITES: &str = "magpie_state_queue_writes_total";
@@ -87,6 +90,7 @@ pub struct Meters {
     pub bad_frames: Counter,
     pub route_lookups: Counter,
     pub bus_events: Counter,
+    pub bus_appends: Counter,
     pub relayed: Counter,
     pub store_rows: Counter,
     pub queue_writes: Counter,
@@ -113,6 +117,7 @@ pub fn meters() -> &'static Meters {
             bad_frames: metrics::counter!(BAD_FRAMES),
             route_lookups: metrics::counter!(ROUTE_LOOKUPS),
             bus_events: metrics::counter!(BUS_EVENTS),
+            bus_appends: metrics::counter!(BUS_APPENDS),
             relayed: metrics::counter!(RELAYED),
             store_rows: metrics::counter!(STORE_ROWS),
             queue_writes: metrics::counter!(QUEUE_WRITES),

@@ -21,6 +21,7 @@ pub mod mem;
 mod plan;
 #[cfg(feature = "redis")]
 pub mod redis_state;
+pub mod round_trips;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod sqlite;

@@ -58,6 +58,16 @@ pub(crate) fn conversations(batch: &[NewMessage]) -> Vec<&ConvId> {
     convs
 }
 
+/// Each conversation of a batch (sorted: the lock order) with its number
+/// of messages, the most sequences the batch can take there.
+pub(crate) fn conversation_counts(batch: &[NewMessage]) -> Vec<(&ConvId, i64)> {
+    let mut counts: BTreeMap<&ConvId, i64> = BTreeMap::new();
+    for m in batch {
+        *counts.entry(&m.conv).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
 /// The (group, sender) pairs of a batch's group messages, sorted and deduplicated.
 pub(crate) fn group_senders(batch: &[NewMessage]) -> Vec<(GroupId, UserId)> {
     let mut pairs: Vec<(GroupId, UserId)> = batch

@@ -165,6 +165,17 @@ pub trait StateBackend: Send + Sync + 'static {
     /// (user, conv), count it (+1) and raise the watermark; otherwise ignore.
     /// Only applies to users whose cache exists (see `unread_load`).
     async fn unread_count(&self, items: &[(UserId, ConvId, Seq)]) -> Result<()>;
+    /// Messages arrived for their receivers: `offline_add` of every item
+    /// and `unread_count` of its (user, conv, seq), in one round trip where
+    /// the engine allows (both keys of a user share a Redis slot).
+    async fn arrived(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {
+        self.offline_add(items).await?;
+        let counts: Vec<(UserId, ConvId, Seq)> = items
+            .iter()
+            .map(|(u, c, s, _)| (*u, c.clone(), *s))
+            .collect();
+        self.unread_count(&counts).await
+    }
     /// Sets (user, conv) to `count` with watermark `upto` unless the cache
     /// already counted beyond `upto`. Only applies if the user's cache exists.
     async fn unread_reset(&self, user: UserId, conv: &ConvId, count: i64, upto: Seq) -> Result<()>;

@@ -50,7 +50,9 @@ impl Events {
 
     pub async fn publish_sealed(&self, out: Vec<Outgoing>) -> Result<()> {
         if !out.is_empty() {
-            meters().bus_events.increment(out.len() as u64);
+            let m = meters();
+            m.bus_events.increment(out.len() as u64);
+            m.bus_appends.increment(1);
             self.bus.publish(out).await?;
         }
         Ok(())

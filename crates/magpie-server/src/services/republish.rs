@@ -42,6 +42,7 @@ impl Events {
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = port.shutdown.cancelled() => break "dropped",
                 }
+                crate::metrics::meters().bus_appends.increment(1);
                 match port.bus.publish(events.clone()).await {
                     Ok(_) => break "published",
                     Err(_) if Instant::now() >= deadline => break "dropped",

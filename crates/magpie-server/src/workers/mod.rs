@@ -175,6 +175,7 @@ async fn dead_letter(app: &App, group: &str, d: &Delivery, why: &str) {
         msg_id: id.to_string(),
         payload: d.payload.clone(),
     };
+    crate::metrics::meters().bus_appends.increment(1);
     if let Err(e) = app.events.bus().publish(vec![out]).await {
         tracing::error!(group, error = %e, "dead-letter publish failed");
     }

@@ -33,57 +33,51 @@ impl Worker for DerivedState {
         ["msg", "read"].map(String::from).to_vec()
     }
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
-        let mut adds = Vec::new();
-        let mut counts = Vec::new();
+        let mut arrived = Vec::new();
         for ev in events {
             match ev {
-                BusEvent::Message { msg } => received(msg, &mut adds, &mut counts),
+                BusEvent::Message { msg } => received(msg, &mut arrived),
                 BusEvent::Messages { msgs } => {
                     for msg in msgs {
-                        received(msg, &mut adds, &mut counts);
+                        received(msg, &mut arrived);
                     }
                 }
                 BusEvent::Read(r) if r.conv.group_id().is_none() => {
                     // Apply what came before first: order matters.
-                    flush(app, &mut adds, &mut counts).await?;
+                    flush(app, &mut arrived).await?;
                     app.state.offline_trim(r.user, &r.conv, r.seq).await?;
                     app.messaging.refresh_unread(r.user, &r.conv).await?;
                 }
                 _ => {}
             }
         }
-        flush(app, &mut adds, &mut counts).await
+        flush(app, &mut arrived).await
     }
 }
 
 /// A direct message counts for its receiver (the sender has read its own;
 /// groups keep no per-member state).
-fn received(msg: &magpie_core::Message, adds: &mut Adds, counts: &mut Counts) {
+fn received(msg: &magpie_core::Message, arrived: &mut Arrived) {
     if msg.conv.group_id().is_none() && msg.from != msg.to {
         let id = msg.server_id.to_string();
-        adds.push((msg.to, msg.conv.clone(), msg.seq, id));
-        counts.push((msg.to, msg.conv.clone(), msg.seq));
+        arrived.push((msg.to, msg.conv.clone(), msg.seq, id));
     }
 }
 
-type Adds = Vec<(
+type Arrived = Vec<(
     magpie_core::UserId,
     magpie_core::ConvId,
     magpie_core::Seq,
     String,
 )>;
-type Counts = Vec<(magpie_core::UserId, magpie_core::ConvId, magpie_core::Seq)>;
 
-/// Writes the gathered queue entries and counts (one call each).
-async fn flush(app: &App, adds: &mut Adds, counts: &mut Counts) -> Result<()> {
-    if !adds.is_empty() {
-        meters()
-            .queue_writes
-            .increment((adds.len() + counts.len()) as u64);
-        app.state.offline_add(&std::mem::take(adds)).await?;
-    }
-    if !counts.is_empty() {
-        app.state.unread_count(&std::mem::take(counts)).await?;
+/// Writes the gathered queue entries and counts: one state call, one
+/// round trip on Redis.
+async fn flush(app: &App, arrived: &mut Arrived) -> Result<()> {
+    if !arrived.is_empty() {
+        // A queue entry and a count per message.
+        meters().queue_writes.increment(2 * arrived.len() as u64);
+        app.state.arrived(&std::mem::take(arrived)).await?;
     }
     Ok(())
 }

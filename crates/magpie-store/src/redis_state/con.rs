@@ -21,6 +21,7 @@ pub(crate) enum Con {
 
 impl ConnectionLike for Con {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        crate::round_trips::redis(1);
         match self {
             Con::Single(c) => c.req_packed_command(cmd),
             Con::Cluster(c) => c.req_packed_command(cmd),
@@ -34,7 +35,11 @@ impl ConnectionLike for Con {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Con::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Con::Single(c) => {
+                crate::round_trips::redis(1);
+                c.req_packed_commands(pipeline, offset, count)
+            }
+            // `per_slot` counts one per slot it sends to.
             Con::Cluster(c) => Box::pin(per_slot(c.clone(), pipeline, offset, count)),
         }
     }
@@ -73,6 +78,7 @@ async fn per_slot(
     count: usize,
 ) -> RedisResult<Vec<Value>> {
     if pipeline.is_transaction() || offset != 0 {
+        crate::round_trips::redis(1);
         return con.req_packed_commands(pipeline, offset, count).await;
     }
     // (slot, sub-pipeline, positions in the original) in first-seen order.
@@ -94,6 +100,7 @@ async fn per_slot(
         group.1.add_command(cmd.clone());
         group.2.push(i);
     }
+    crate::round_trips::redis(groups.len().max(1) as u64);
     if groups.len() <= 1 {
         return con.req_packed_commands(pipeline, offset, count).await;
     }

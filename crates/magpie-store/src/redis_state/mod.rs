@@ -287,6 +287,10 @@ impl StateBackend for RedisState {
         self.offline_add_impl(items).await
     }
 
+    async fn arrived(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {
+        self.arrived_impl(items).await
+    }
+
     async fn offline_newest(
         &self,
         user: UserId,

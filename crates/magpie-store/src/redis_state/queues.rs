@@ -7,7 +7,7 @@
 //! Reads take the seq from the member rather than from the score so it stays
 //! an exact `i64` (scores are doubles).
 
-use super::scripts::{Call, eval_each};
+use super::scripts::{Call, eval_each, evalsha, query_loading};
 use super::{RedisState, unavailable};
 use crate::error::{Result, StoreError};
 use crate::state::UnreadCache;
@@ -55,10 +55,8 @@ fn limit(n: usize) -> i64 {
 }
 
 impl RedisState {
-    pub(super) async fn offline_add_impl(
-        &self,
-        items: &[(UserId, ConvId, Seq, String)],
-    ) -> Result<()> {
+    /// The `OFFLINE_ADD` calls for `items`: one per queue.
+    fn offline_calls(&self, items: &[(UserId, ConvId, Seq, String)]) -> Vec<Call> {
         let mut calls = group(items.iter().map(|(user, conv, seq, payload)| {
             let key = self.keys.offline(*user, conv);
             (key, [seq.to_string(), format!("{seq}:{payload}")])
@@ -67,7 +65,45 @@ impl RedisState {
             args.insert(0, IDLE_EXPIRY_MS.to_string());
             args.insert(0, crate::state::OFFLINE_CAP.to_string());
         }
+        calls
+    }
+
+    /// The `UNREAD_COUNT` calls for `items`: one per user.
+    fn unread_calls<'a>(
+        &self,
+        items: impl Iterator<Item = (&'a UserId, &'a ConvId, &'a Seq)>,
+    ) -> Vec<Call> {
+        group(items.map(|(user, conv, seq)| {
+            (self.keys.unread(*user), [conv.to_string(), seq.to_string()])
+        }))
+    }
+
+    pub(super) async fn offline_add_impl(
+        &self,
+        items: &[(UserId, ConvId, Seq, String)],
+    ) -> Result<()> {
+        let calls = self.offline_calls(items);
         eval_each(&mut self.con(), &self.scripts.offline_add, &calls)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Both scripts' calls in one pipeline: one round trip (a user's queue
+    /// and unread hash share a slot, so a cluster splits it by user only).
+    pub(super) async fn arrived_impl(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (key, args) in self.offline_calls(items) {
+            evalsha(&mut pipe, &self.scripts.offline_add, &key, &args).ignore();
+        }
+        let counts = items.iter().map(|(u, c, s, _)| (u, c, s));
+        for (key, args) in self.unread_calls(counts) {
+            evalsha(&mut pipe, &self.scripts.unread_count, &key, &args).ignore();
+        }
+        let scripts = [&self.scripts.offline_add, &self.scripts.unread_count];
+        query_loading::<()>(&mut self.con(), &pipe, &scripts)
             .await
             .map_err(unavailable)
     }
@@ -154,9 +190,7 @@ impl RedisState {
     }
 
     pub(super) async fn unread_count_impl(&self, items: &[(UserId, ConvId, Seq)]) -> Result<()> {
-        let calls = group(items.iter().map(|(user, conv, seq)| {
-            (self.keys.unread(*user), [conv.to_string(), seq.to_string()])
-        }));
+        let calls = self.unread_calls(items.iter().map(|(u, c, s)| (u, c, s)));
         eval_each(&mut self.con(), &self.scripts.unread_count, &calls)
             .await
             .map_err(unavailable)

@@ -1,8 +1,10 @@
 //! `accept` on SQL. One transaction per batch: lock the batch's
-//! conversation rows in sorted order and read their last sequences, check
+//! conversation rows in sorted order, reserving as many sequences as the
+//! batch has messages in each (one statement), check
 //! the group senders, decide everything with the pure plan (`crate::plan`),
 //! then write it with one multi-row statement per step whatever the batch's
-//! size (`batch.rs`): bodies, index rows, summaries, last sequences.
+//! size (`batch.rs`): bodies, index rows, summaries, and last sequences
+//! only where the plan used fewer than it reserved.
 //!
 //! Invariants (ARCHITECTURE.md): sequences are contiguous per conversation
 //! and handed out only with their message in the same transaction (the
@@ -38,22 +40,39 @@ async fn each_chunk<R>(
 
 impl SqlStore {
     /// Creates or locks the conversation rows (sorted: one global order)
-    /// and returns their last sequences.
-    async fn lock_convs(&self, x: &mut Exec<'_>, convs: &[&ConvId]) -> Sqlx<HashMap<ConvId, Seq>> {
+    /// and reserves, in the same statement, as many sequences in each as
+    /// the batch has messages there: the most the plan can use. Returns,
+    /// per conversation, the last sequence before and after the
+    /// reservation; `write_plan` gives back what the plan did not use.
+    async fn lock_convs(
+        &self,
+        x: &mut Exec<'_>,
+        convs: &[(&ConvId, i64)],
+    ) -> Sqlx<HashMap<ConvId, (Seq, Seq)>> {
         let b = self.b;
+        let reserved: HashMap<&str, i64> = convs.iter().map(|(v, n)| (v.as_str(), *n)).collect();
         let mut last = HashMap::with_capacity(convs.len());
         for chunk in convs.chunks(CHUNK) {
             let n = chunk.len();
-            let lock = chunk.iter().flat_map(|v| args![v.as_str(), 0i64]).collect();
+            let lock = chunk
+                .iter()
+                .flat_map(|(v, k)| args![v.as_str(), *k])
+                .collect();
             let rows: Vec<(String, i64)> = if b.lock_returns() {
                 x.all(b.lock_convs(n), lock).await?
+            } else if let [(conv, count)] = chunk {
+                // MySQL, one conversation (the usual batch): one round trip.
+                let (_, id) = x.execute_last_id(b.lock_conv_mysql(), lock).await?;
+                let last = if id == 0 { *count } else { id as i64 };
+                vec![(conv.as_str().to_string(), last)]
             } else {
                 x.execute(b.lock_convs(n), lock).await?;
-                let a = chunk.iter().map(|v| Arg::from(v.as_str())).collect();
+                let a = chunk.iter().map(|(v, _)| Arg::from(v.as_str())).collect();
                 x.all(b.last_seqs(n), a).await?
             };
             for (conv, seq) in rows {
-                last.insert(conv_of(&conv)?, seq);
+                let before = seq - reserved.get(conv.as_str()).copied().unwrap_or(0);
+                last.insert(conv_of(&conv)?, (before, seq));
             }
         }
         Ok(last)
@@ -63,11 +82,25 @@ impl SqlStore {
     /// `all`, stored pairs are looked up only for refused group senders (a
     /// retry of a message accepted before a mute stays its duplicate); any
     /// other one fails the body insert instead.
-    async fn look_up(&self, x: &mut Exec<'_>, batch: &[NewMessage], all: bool) -> Sqlx<Found> {
+    async fn look_up(
+        &self,
+        x: &mut Exec<'_>,
+        batch: &[NewMessage],
+        all: bool,
+    ) -> Sqlx<(Found, HashMap<ConvId, Seq>)> {
+        let counts = plan::conversation_counts(batch);
+        let locked = self.lock_convs(x, &counts).await?;
         let mut found = Found {
-            last_seq: self.lock_convs(x, &plan::conversations(batch)).await?,
+            last_seq: locked
+                .iter()
+                .map(|(v, (before, _))| (v.clone(), *before))
+                .collect(),
             ..Found::default()
         };
+        let reserved = locked
+            .into_iter()
+            .map(|(v, (_, after))| (v, after))
+            .collect();
         for (g, u) in plan::group_senders(batch) {
             if let Some(StoreError::Forbidden(why)) = self.check_sender(x, g, u).await? {
                 found.refused.insert((g, u), why);
@@ -84,11 +117,20 @@ impl SqlStore {
                 found.stored.insert((m.from, m.cmid), a);
             }
         }
-        Ok(found)
+        Ok((found, reserved))
     }
 
-    /// Writes a plan: one statement per step and chunk.
-    async fn write_plan(&self, x: &mut Exec<'_>, p: &Plan<'_>) -> Sqlx<()> {
+    /// Writes a plan: one statement per step and chunk. `reserved` is each
+    /// conversation's last sequence as `lock_convs` left it; only where the
+    /// plan used fewer (duplicates, refused senders) is it set back, so a
+    /// batch of new messages writes no `last_seq` of its own.
+    async fn write_plan(
+        &self,
+        x: &mut Exec<'_>,
+        p: &Plan<'_>,
+        found: &Found,
+        reserved: &HashMap<ConvId, Seq>,
+    ) -> Sqlx<()> {
         let b = self.b;
         each_chunk(
             x,
@@ -128,9 +170,20 @@ impl SqlStore {
             |s| args![s.owner.0, s.conv.as_str(), s.peer.0, s.last_seq],
         )
         .await?;
+        let used: HashMap<&ConvId, Seq> = p.last_seqs.iter().copied().collect();
+        let give_back: Vec<(&ConvId, Seq)> = reserved
+            .iter()
+            .filter_map(|(v, &after)| {
+                let want = used
+                    .get(v)
+                    .copied()
+                    .or_else(|| found.last_seq.get(v).copied())?;
+                (want != after).then_some((v, want))
+            })
+            .collect();
         each_chunk(
             x,
-            &p.last_seqs,
+            &give_back,
             |n| b.set_last_seqs(n),
             |(v, s)| args![v.as_str(), *s],
         )
@@ -145,9 +198,10 @@ impl SqlStore {
     /// One attempt at `accept`: the whole batch in one transaction.
     pub(super) async fn accept_once(&self, batch: &[NewMessage], all: bool) -> Sqlx<Vec<Outcome>> {
         let mut tx = self.pool.begin().await?;
-        let found = self.look_up(&mut tx.exec(), batch, all).await?;
+        let (found, reserved) = self.look_up(&mut tx.exec(), batch, all).await?;
         let p = plan::plan(batch, &found, self.offline_ttl_ms);
-        self.write_plan(&mut tx.exec(), &p).await?;
+        self.write_plan(&mut tx.exec(), &p, &found, &reserved)
+            .await?;
         tx.commit().await?;
         Ok(p.outcomes)
     }

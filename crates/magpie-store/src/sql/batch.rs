@@ -59,10 +59,11 @@ impl BatchSql {
         }
     }
 
-    /// Creates or locks `rows` conversation rows without changing them, in
-    /// the order given (callers sort, so every transaction locks in one
-    /// global order and none deadlocks on another). On PostgreSQL the same
-    /// statement returns their `(conv, last_seq)` (see `lock_returns`).
+    /// Creates or locks `rows` conversation rows, in the order given
+    /// (callers sort, so every transaction locks in one global order and
+    /// none deadlocks on another), reserving sequences: each row's bound
+    /// `last_seq` is added to the stored one. On PostgreSQL the same
+    /// statement returns the new `(conv, last_seq)` (see `lock_returns`).
     pub fn lock_convs(&self, rows: usize) -> Sql {
         let returning = match self.dialect {
             Dialect::Postgres => " RETURNING conv, last_seq",
@@ -72,10 +73,20 @@ impl BatchSql {
             format!(
                 "INSERT INTO conversations (conv, last_seq) VALUES {} {}{returning}",
                 tuples(2, rows),
-                self.dialect
-                    .upsert_lock("conversations", "conv", "last_seq")
+                self.dialect.upsert_add("conversations", "conv", "last_seq")
             ),
             rows,
+        )
+    }
+
+    /// MySQL's `lock_convs` for one row, answering without a `SELECT`:
+    /// `LAST_INSERT_ID(expr)` puts the new `last_seq` of an existing row in
+    /// the statement's answer (a created row sets none: it holds what was
+    /// bound).
+    pub fn lock_conv_mysql(&self) -> Sql {
+        Sql::Static(
+            "INSERT INTO conversations (conv, last_seq) VALUES (?, ?) \
+             ON DUPLICATE KEY UPDATE last_seq = LAST_INSERT_ID(last_seq + VALUES(last_seq))",
         )
     }
 
@@ -208,13 +219,15 @@ mod tests {
         let pg = PG_BATCH.summaries(1).text().to_string();
         assert!(pg.contains("VALUES ($1, $2, $3, $4, 0) ON CONFLICT"));
         let lock = PG_BATCH.lock_convs(1).text().to_string();
-        assert!(lock.ends_with("SET last_seq = conversations.last_seq RETURNING conv, last_seq"));
+        assert!(lock.ends_with(
+            "SET last_seq = conversations.last_seq + EXCLUDED.last_seq RETURNING conv, last_seq"
+        ));
         assert!(
             MYSQL_BATCH
                 .lock_convs(1)
                 .text()
                 .to_string()
-                .ends_with("last_seq = last_seq")
+                .ends_with("last_seq = last_seq + VALUES(last_seq)")
         );
     }
 }

@@ -125,6 +125,7 @@ impl Exec<'_> {
     /// Runs a statement; returns the rows it affected.
     pub(crate) async fn execute(&mut self, sql: impl Into<Sql>, args: Vec<Arg<'_>>) -> Sqlx<u64> {
         let (sql, args) = (sql.into(), args);
+        crate::round_trips::sql();
         Ok(match self {
             Exec::Pg(c) => query::<Postgres>(sql, args)
                 .execute(&mut **c)
@@ -137,6 +138,26 @@ impl Exec<'_> {
         })
     }
 
+    /// MySQL only: runs a statement; returns the rows it affected and the
+    /// `LAST_INSERT_ID()` its answer carries (0 when it set none).
+    pub(crate) async fn execute_last_id(
+        &mut self,
+        sql: impl Into<Sql>,
+        args: Vec<Arg<'_>>,
+    ) -> Sqlx<(u64, u64)> {
+        let (sql, args) = (sql.into(), args);
+        crate::round_trips::sql();
+        match self {
+            Exec::Pg(_) => Err(sqlx::Error::Protocol(
+                "LAST_INSERT_ID is MySQL's; PostgreSQL has RETURNING".into(),
+            )),
+            Exec::My(c) => {
+                let done = query::<MySql>(sql, args).execute(&mut **c).await?;
+                Ok((done.rows_affected(), done.last_insert_id()))
+            }
+        }
+    }
+
     /// Every row, decoded.
     pub(crate) async fn all<T: Rec>(
         &mut self,
@@ -144,6 +165,7 @@ impl Exec<'_> {
         args: Vec<Arg<'_>>,
     ) -> Sqlx<Vec<T>> {
         let (sql, args) = (sql.into(), args);
+        crate::round_trips::sql();
         match self {
             Exec::Pg(c) => query::<Postgres>(sql, args)
                 .fetch_all(&mut **c)
@@ -193,6 +215,7 @@ impl Exec<'_> {
         match self {
             Exec::Pg(_) => Ok(self.one::<(i64,)>(sql, args).await?.0),
             Exec::My(c) => {
+                crate::round_trips::sql();
                 let done = query::<MySql>(Sql::Static(sql), args)
                     .execute(&mut **c)
                     .await?;

@@ -47,12 +47,15 @@ impl Dialect {
         }
     }
 
-    /// An upsert that changes nothing but locks the existing row (`col` is
-    /// set to itself) until the transaction ends.
-    pub(crate) fn upsert_lock(self, table: &str, key: &str, col: &str) -> String {
+    /// An upsert that adds the inserted value to `col` of an existing row
+    /// (a counter bumped by what the row would have been created with),
+    /// which also locks the row until the transaction ends.
+    pub(crate) fn upsert_add(self, table: &str, key: &str, col: &str) -> String {
         match self {
-            Dialect::Postgres => format!("ON CONFLICT ({key}) DO UPDATE SET {col} = {table}.{col}"),
-            Dialect::MySql => format!("ON DUPLICATE KEY UPDATE {col} = {col}"),
+            Dialect::Postgres => {
+                format!("ON CONFLICT ({key}) DO UPDATE SET {col} = {table}.{col} + EXCLUDED.{col}")
+            }
+            Dialect::MySql => format!("ON DUPLICATE KEY UPDATE {col} = {col} + VALUES({col})"),
         }
     }
 

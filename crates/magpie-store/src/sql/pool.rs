@@ -65,6 +65,7 @@ impl Pool {
     }
 
     pub(crate) async fn begin(&self) -> Sqlx<Tx> {
+        crate::round_trips::sql();
         Ok(match self {
             Pool::Pg(p) => Tx::Pg(p.begin().await?),
             Pool::My(p) => Tx::My(p.begin().await?),
@@ -95,6 +96,7 @@ impl Tx {
     }
 
     pub(crate) async fn commit(self) -> Sqlx<()> {
+        crate::round_trips::sql();
         match self {
             Tx::Pg(t) => t.commit().await,
             Tx::My(t) => t.commit().await,

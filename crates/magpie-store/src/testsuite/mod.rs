@@ -281,6 +281,7 @@ macro_rules! state_conformance {
             offline_trim_and_remove,
             offline_queue_is_capped,
             unread_ignored_without_cache,
+            arrivals_queue_and_count_once,
             unread_watermark_prevents_double_count,
             unread_reset_respects_newer_counts,
             unread_load_replaces_and_totals,

@@ -324,3 +324,39 @@ pub async fn unread_load_replaces_and_totals(st: State) {
         .expect("loaded even if empty");
     assert_eq!(empty.total(), 0);
 }
+
+/// `arrived` is `offline_add` and `unread_count` together: queue entries
+/// for every receiver, a count only where a cache is loaded, and a
+/// redelivered arrival neither queued twice nor counted twice.
+pub async fn arrivals_queue_and_count_once(st: State) {
+    let (c12, c32) = (conv(1, 2), conv(3, 2));
+    st.unread_load(UserId(2), &UnreadCache::default())
+        .await
+        .expect("load");
+    let batch = [
+        item(2, &c12, 1, "a"),
+        item(2, &c12, 2, "b"),
+        item(2, &c32, 1, "c"),
+        item(4, &c12, 1, "d"),
+    ];
+    st.arrived(&batch).await.expect("arrived");
+    st.arrived(&batch[..2]).await.expect("redelivered");
+    assert_eq!(
+        st.offline_after(UserId(2), &c12, 0, 10)
+            .await
+            .expect("queue"),
+        entries(&[(1, "a"), (2, "b")])
+    );
+    assert_eq!(
+        st.offline_after(UserId(4), &c12, 0, 10)
+            .await
+            .expect("queue")
+            .len(),
+        1,
+        "queued without a cache"
+    );
+    assert_eq!(per_conv(&st, 2, &c12).await, Some((2, 2)));
+    assert_eq!(per_conv(&st, 2, &c32).await, Some((1, 1)));
+    assert_eq!(st.unread_get(UserId(4)).await.expect("get"), None);
+    st.arrived(&[]).await.expect("nothing");
+}

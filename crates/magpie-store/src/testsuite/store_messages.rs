@@ -135,6 +135,9 @@ pub async fn duplicate_within_one_batch(s: Store) {
             .len(),
         2
     );
+    // The sequence the twin did not take is not skipped afterwards.
+    let after = accepted(&s, vec![new_msg(u[1], u[0], "later")]).await;
+    assert_eq!(after[0].seq, 3, "no gap after a duplicate in a batch");
 }
 
 /// A retry of a stored message between fresh ones in one batch: the retry
@@ -168,6 +171,8 @@ pub async fn stored_retry_between_fresh_messages(s: Store) {
         summary_of(&s, u[0], &first.conv).await.map(|c| c.last_seq),
         Some(3)
     );
+    let after = accepted(&s, vec![new_msg(u[0], u[1], "z")]).await;
+    assert_eq!(after[0].seq, 4, "no gap after a retry in a batch");
 }
 
 /// Twenty racing sends of one cmid: exactly one is new, all report its ids.

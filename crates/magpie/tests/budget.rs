@@ -1,0 +1,173 @@
+//! The per-message budget (docs/scale.md), read from the node's own
+//! counters in /metrics: SQL round trips, Redis round trips and durable bus
+//! appends, over everything a message causes — the send, the push, the
+//! receiver's delivery ack and the workers' derived state — divided by the
+//! messages. Messages go one at a time (no batching to share costs with),
+//! so these are the worst case per message.
+//!
+//! One test in this binary: the counters are per process. On the embedded
+//! backends the SQL and Redis counters stay at zero (nothing leaves the
+//! process); the bus budget holds everywhere.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const SQL: &str = "magpie_sql_round_trips_total";
+const REDIS: &str = "magpie_redis_round_trips_total";
+const APPENDS: &str = "magpie_bus_appends_total";
+
+#[derive(Debug, Clone, Copy)]
+struct Costs {
+    sql: f64,
+    redis: f64,
+    appends: f64,
+}
+
+async fn costs(s: &TestServer) -> Costs {
+    Costs {
+        sql: counter(s, SQL).await,
+        redis: counter(s, REDIS).await,
+        appends: counter(s, APPENDS).await,
+    }
+}
+
+/// The counters once the workers are done with what was sent: bus appends
+/// unchanged for a second, for at most 20 s. SQL and Redis never quite stop
+/// (the retention sweep and node heartbeats): their background counts in
+/// the figures, pessimistically.
+async fn settled(s: &TestServer) -> Costs {
+    let mut last = costs(s).await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = costs(s).await;
+        if now.appends == last.appends {
+            return now;
+        }
+        last = now;
+    }
+    panic!("bus appends never settled: {last:?}");
+}
+
+fn per_message(before: Costs, after: Costs, n: usize) -> Costs {
+    let n = n as f64;
+    Costs {
+        sql: (after.sql - before.sql) / n,
+        redis: (after.redis - before.redis) / n,
+        appends: (after.appends - before.appends) / n,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_stay_within_their_budget() {
+    // Background work slowed down, so the counts are the messages' own:
+    // no retention sweep, node heartbeats and sweeps every few seconds.
+    let s = TestServer::start_with(|c| {
+        c.retention.sweep_interval_secs = 3600;
+        c.cluster.heartbeat_ms = 5_000;
+        c.cluster.node_ttl_ms = 30_000;
+        c.cluster.sweep_interval_ms = 10_000;
+    })
+    .await;
+    let [ta, tb] = s.users(["alice", "bob"]).await;
+    let mut a = s.conn(&ta, "ws").await;
+    let mut b = s.conn(&tb, "ws").await;
+    // Warm-up: statement caches, the conversation's first rows.
+    for i in 0..5 {
+        a.send_msg(tb.user_id, &format!("warm {i}")).await;
+        b.expect_msg().await;
+    }
+    let before = settled(&s).await;
+    const N: usize = 40;
+    for i in 0..N {
+        a.send_msg(tb.user_id, &format!("m{i}")).await;
+        b.expect_msg().await;
+    }
+    let direct = per_message(before, settled(&s).await, N);
+    eprintln!("1:1 per message: {direct:?}");
+    // On a Redis Cluster the two parties' routes are in two slots: their
+    // lookups go out at once, but as two round trips.
+    let redis_budget = if redis_cluster() { 5.0 } else { 4.0 };
+    assert!(direct.sql <= 6.0, "1:1 SQL round trips: {direct:?}");
+    assert!(
+        direct.redis <= redis_budget,
+        "1:1 Redis round trips: {direct:?}"
+    );
+    assert!(direct.appends <= 1.0, "1:1 durable appends: {direct:?}");
+    if !backends::cluster_mode() {
+        // Embedded: nothing leaves the process but the bus append.
+        assert_eq!((direct.sql, direct.redis), (0.0, 0.0));
+    }
+
+    // Groups of 5 and of 20 online members, each acknowledging every
+    // message: the same cost per message whatever the size.
+    let small = group_costs(&s, &ta, &mut a, "small", 4).await;
+    let large = group_costs(&s, &ta, &mut a, "large", 19).await;
+    eprintln!("group of 5 per message: {small:?}; group of 20: {large:?}");
+    assert_eq!(
+        small.sql, large.sql,
+        "SQL per group message grows with size"
+    );
+    assert!(large.sql <= 12.0, "group SQL round trips: {large:?}");
+    assert!(large.appends <= 1.0, "group durable appends: {large:?}");
+    // Per-member route lookups are one pipeline: one round trip on one
+    // Redis, one per slot on a Redis Cluster (docs/scale.md).
+    if !redis_cluster() {
+        assert_eq!(
+            small.redis, large.redis,
+            "Redis per group message grows with size"
+        );
+        assert!(large.redis <= 4.0, "group Redis round trips: {large:?}");
+    }
+}
+
+fn redis_cluster() -> bool {
+    std::env::var("MAGPIE_TEST_REDIS_URL").is_ok_and(|u| u.starts_with("redis+cluster"))
+}
+
+/// Per message of a group of `others + 1` online members.
+async fn group_costs(
+    s: &TestServer,
+    owner: &magpie_proto::http::Tokens,
+    a: &mut Conn,
+    name: &str,
+    others: usize,
+) -> Costs {
+    let mut members = Vec::new();
+    for i in 0..others {
+        members.push(s.user(&format!("{name}{i}"), "phone").await);
+    }
+    let ids: Vec<i64> = members.iter().map(|t| t.user_id.0).collect();
+    let group = create_group(s, owner, &ids).await;
+    let mut conns = Vec::new();
+    for t in &members {
+        conns.push(s.conn(t, "ws").await);
+    }
+    a.send_group(group, "warm").await;
+    for c in conns.iter_mut() {
+        c.expect_msg().await;
+    }
+    let before = settled(s).await;
+    const G: usize = 10;
+    for i in 0..G {
+        a.send_group(group, &format!("g{i}")).await;
+        for c in conns.iter_mut() {
+            c.expect_msg().await;
+        }
+    }
+    per_message(before, settled(s).await, G)
+}
+
+async fn create_group(s: &TestServer, owner: &magpie_proto::http::Tokens, members: &[i64]) -> i64 {
+    let (status, body) = s
+        .send_json(
+            owner,
+            "POST",
+            "/v1/groups",
+            serde_json::json!({"name": "budget", "members": members}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_i64().unwrap()
+}

@@ -76,28 +76,60 @@ async fn a_node_keeps_serving_when_one_of_three_nats_servers_dies() {
         acked.push(body);
     }
 
-    // Every acknowledged message, read back from every partition.
+    // Every acknowledged message, read back from every partition (the
+    // cluster may still be electing leaders: a failed call is tried again).
     let mut found = Vec::new();
     for p in 0..bus.partitions() {
+        found.extend(bodies_in(&bus, p).await);
+    }
+    found.sort();
+    found.dedup();
+    assert_eq!(found, acked, "acknowledged messages missing from the bus");
+}
+
+/// The bodies of every message event in partition `p`, read by a consumer
+/// group of its own; calls that fail while the cluster recovers are tried
+/// again for up to 60 s.
+async fn bodies_in(bus: &magpie_bus::Bus, p: u32) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut bodies = Vec::new();
+    'again: loop {
+        let retry = |e: magpie_bus::BusError| {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "reading partition {p}: {e}"
+            );
+            eprintln!("reading partition {p}: {e}; trying again");
+        };
         let opts = magpie_bus::ConsumerOptions::default();
-        let mut c = bus.consumer("check", &["msg"], p, opts).await.unwrap();
+        let mut c = match bus.consumer("check", &["msg"], p, opts).await {
+            Ok(c) => c,
+            Err(e) => {
+                retry(e);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
         loop {
-            let got = c.fetch(500, Duration::from_millis(500)).await.unwrap();
+            let got = match c.fetch(500, Duration::from_millis(500)).await {
+                Ok(got) => got,
+                Err(e) => {
+                    retry(e);
+                    continue 'again;
+                }
+            };
             if got.is_empty() {
-                break;
+                return bodies;
             }
             for d in got {
                 if let Ok(magpie_core::BusEvent::Messages { msgs }) =
                     magpie_core::Envelope::open(&d.payload)
                 {
-                    found.extend(msgs.into_iter().map(|m| m.body));
+                    bodies.extend(msgs.into_iter().map(|m| m.body));
                 }
             }
         }
     }
-    found.sort();
-    found.dedup();
-    assert_eq!(found, acked, "acknowledged messages missing from the bus");
 }
 
 /// The bus at `url`, once the cluster can create replicated streams.

@@ -24,6 +24,16 @@ const MIN_WAIT: Duration = Duration::from_millis(1);
 /// client would wait on it forever, and this consumer would stop consuming.
 const PULL_GRACE: Duration = Duration::from_secs(5);
 
+/// The longest a pull that found no responder waits before answering
+/// "nothing ready".
+const NO_RESPONDER_PAUSE: Duration = Duration::from_millis(100);
+
+/// Whether a pull's error is a 503 status (no responders). The client
+/// reports a fetch's status only as text (`"… from the stream: 503, …"`).
+fn no_responders(e: &(dyn std::error::Error + Send + Sync)) -> bool {
+    e.to_string().contains(": 503,")
+}
+
 /// The ack subject of a delivery we handed out, and when.
 struct Held {
     reply: Subject,
@@ -93,6 +103,15 @@ impl JetStreamConsumer {
             };
             match item {
                 Ok(m) => out.push(m),
+                // Nobody answered the pull: the consumer's leader is being
+                // elected, or its interest has not reached our server yet.
+                // That is "nothing ready", after a pause the length of the
+                // wait asked for (bounded), so a fetch loop does not spin.
+                Err(e) if out.is_empty() && no_responders(&*e) => {
+                    let pause = wait.unwrap_or_default().min(NO_RESPONDER_PAUSE);
+                    tokio::time::sleep(pause.max(MIN_WAIT)).await;
+                    return Ok(Vec::new());
+                }
                 Err(e) if out.is_empty() => return Err(unavailable("pulling", e)),
                 // Messages already received are in flight for us: hand them
                 // out rather than leave them to wait for ack_wait.

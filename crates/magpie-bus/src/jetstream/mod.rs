@@ -28,31 +28,20 @@
 
 mod consumer;
 mod names;
+mod publish;
+mod streams;
 
 use crate::{BusBackend, BusError, Consumer, ConsumerOptions, Outgoing, Result};
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::context::ContextBuilder;
-use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{self, RetentionPolicy, StorageType};
+use async_nats::jetstream::stream;
 use async_trait::async_trait;
 use futures_util::future::join_all;
-use std::time::Duration;
 
-/// Retention of a stream this backend creates (operators may change it).
-const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
-/// JetStream's de-duplication window for `Nats-Msg-Id`.
-const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-/// Publishes sent before their acks are awaited. Bounding it (rather than
-/// sending a whole huge batch) keeps the ack permits one call holds small.
-const PUBLISH_WINDOW: usize = 1024;
 /// The client's cap on unawaited publish acks per connection. A publisher
 /// holds its permits until it awaits its acks, so concurrent publishers
 /// could deadlock on a small cap; this one needs over 1,000 concurrent full
 /// windows to bind.
 const MAX_ACK_INFLIGHT: usize = 1 << 20;
-
-/// The stream metadata key recording the partition count.
-const PARTITIONS_KEY: &str = "magpie_partitions";
 
 /// A bus on P JetStream streams. Wrap it in `crate::Bus` to share it.
 pub struct JetStreamBus {
@@ -99,7 +88,8 @@ impl JetStreamBus {
         let mut streams = Vec::with_capacity(opts.partitions as usize);
         for i in 0..opts.partitions {
             let name = names::partition_stream(&opts.stream, opts.partitions, i);
-            let stream = ensure_stream(&js, &name, opts).await?;
+            let mut stream = streams::ensure_stream(&js, &name, opts).await?;
+            streams::wait_for_leader(&mut stream, &name).await?;
             streams.push((stream, name));
         }
         Ok(JetStreamBus {
@@ -115,160 +105,6 @@ impl JetStreamBus {
     pub fn stream_name(&self) -> &str {
         &self.name
     }
-
-    /// Publishes one partition's events in order: the whole window is sent,
-    /// then its acks awaited (one round trip per window, not per event).
-    /// Sends are awaited one by one, which keeps the window in order.
-    async fn publish_partition(
-        &self,
-        i: u32,
-        events: Vec<(usize, Outgoing)>,
-    ) -> Result<Vec<(usize, u64)>> {
-        let stream = &self.streams[i as usize].1;
-        let subjects = events
-            .iter()
-            .map(|(_, e)| names::subject(stream, &e.topic))
-            .collect::<Result<Vec<_>>>()?;
-        let p = self.partitions();
-        let mut offsets = Vec::with_capacity(events.len());
-        let pairs: Vec<_> = events.into_iter().zip(subjects).collect();
-        for window in pairs.chunks(PUBLISH_WINDOW) {
-            let mut acks = Vec::with_capacity(window.len());
-            for ((at, event), subject) in window {
-                let mut msg = PublishMessage::build().payload(event.payload.clone());
-                if !event.msg_id.is_empty() {
-                    msg = msg.message_id(&event.msg_id);
-                }
-                let ack = self
-                    .js
-                    .send_publish(subject.clone(), msg)
-                    .await
-                    .map_err(|e| unavailable("publishing", e))?;
-                acks.push((*at, ack));
-            }
-            let mut conflicts = Vec::new();
-            for (k, (at, ack)) in acks.into_iter().enumerate() {
-                // A duplicate's ack carries `duplicate: true` and the first
-                // publish's sequence, which is the offset to return.
-                match ack.await {
-                    Ok(ack) => offsets.push((at, names::offset(ack.sequence, p, i))),
-                    Err(e) if in_process(&e) => conflicts.push(k),
-                    Err(e) => return Err(unavailable("publish ack", e)),
-                }
-            }
-            // A replicated stream refuses a `msg_id` whose first publish is
-            // still being replicated. That one has been acked by now, so a
-            // second try answers as a duplicate, with its offset.
-            for k in conflicts {
-                let ((at, event), subject) = &window[k];
-                let seq = self.publish_again(subject, event).await?;
-                offsets.push((*at, names::offset(seq, p, i)));
-            }
-        }
-        Ok(offsets)
-    }
-
-    /// Publishes one event alone, retrying while its `msg_id` is "in
-    /// process" (a few tries: the first publish is already acknowledged).
-    async fn publish_again(&self, subject: &str, event: &Outgoing) -> Result<u64> {
-        for _ in 0..50 {
-            let msg = PublishMessage::build()
-                .payload(event.payload.clone())
-                .message_id(&event.msg_id);
-            let ack = self
-                .js
-                .send_publish(subject.to_string(), msg)
-                .await
-                .map_err(|e| unavailable("publishing", e))?;
-            match ack.await {
-                Ok(ack) => return Ok(ack.sequence),
-                Err(e) if in_process(&e) => tokio::time::sleep(Duration::from_millis(10)).await,
-                Err(e) => return Err(unavailable("publish ack", e)),
-            }
-        }
-        Err(unavailable("publishing", "a duplicate stayed in process"))
-    }
-}
-
-/// Whether a publish failed only because an earlier publish of the same
-/// `msg_id` is still being replicated (JetStream error 10158).
-fn in_process(e: &async_nats::jetstream::context::PublishError) -> bool {
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
-        .is_some_and(|j| {
-            j.error_code() == async_nats::jetstream::ErrorCode::STREAM_DUPLICATE_MESSAGE_CONFLICT
-        })
-}
-
-/// Creates partition stream `name`, or checks an existing one: limits
-/// retention on file storage (work-queue or interest retention would delete
-/// an event once one group acked it, and neither can be changed in place),
-/// the subjects and duplicate window correctness needs, and the same
-/// partition count.
-async fn ensure_stream(
-    js: &async_nats::jetstream::Context,
-    name: &str,
-    opts: &names::Options,
-) -> Result<stream::Stream> {
-    let wanted = stream::Config {
-        name: name.to_string(),
-        subjects: vec![format!("{name}.>")],
-        storage: StorageType::File,
-        retention: RetentionPolicy::Limits,
-        max_age: MAX_AGE,
-        duplicate_window: DUPLICATE_WINDOW,
-        num_replicas: opts.replicas,
-        metadata: [(PARTITIONS_KEY.to_string(), opts.partitions.to_string())].into(),
-        ..Default::default()
-    };
-    let stream = js
-        .get_or_create_stream(wanted.clone())
-        .await
-        .map_err(|e| unavailable("creating the stream", e))?;
-    let found = stream.cached_info().config.clone();
-    if found.retention != RetentionPolicy::Limits || found.storage != StorageType::File {
-        return Err(BusError::Config(format!(
-            "stream {name:?} exists without limits retention on file storage"
-        )));
-    }
-    let recorded = found.metadata.get(PARTITIONS_KEY);
-    if recorded.is_some_and(|p| *p != opts.partitions.to_string()) {
-        return Err(BusError::Config(format!(
-            "stream {name:?} belongs to a bus of {} partitions, not {}: keys would change partitions",
-            recorded.map_or("?", |p| p.as_str()),
-            opts.partitions
-        )));
-    }
-    if found.num_replicas != opts.replicas {
-        tracing::warn!(
-            stream = name,
-            found = found.num_replicas,
-            configured = opts.replicas,
-            "the stream keeps the replica count it was given"
-        );
-    }
-    // Update only what correctness needs; max_age and replicas stay as an
-    // operator may have tuned them.
-    if found.subjects == wanted.subjects
-        && found.duplicate_window == DUPLICATE_WINDOW
-        && recorded.is_some()
-    {
-        return Ok(stream);
-    }
-    let mut metadata = found.metadata.clone();
-    metadata.insert(PARTITIONS_KEY.to_string(), opts.partitions.to_string());
-    let update = stream::Config {
-        subjects: wanted.subjects,
-        duplicate_window: DUPLICATE_WINDOW,
-        metadata,
-        ..found
-    };
-    js.update_stream(update)
-        .await
-        .map_err(|e| unavailable("updating the stream", e))?;
-    js.get_stream(name)
-        .await
-        .map_err(|e| unavailable("reading the stream", e))
 }
 
 #[async_trait]
@@ -325,55 +161,7 @@ impl BusBackend for JetStreamBus {
                 self.partitions()
             )));
         };
-        let mut filters = topics
-            .iter()
-            .map(|t| names::subject(stream_name, t))
-            .collect::<Result<Vec<_>>>()?;
-        filters.sort();
-        filters.dedup();
-        // Without a filter a JetStream consumer sees the whole stream.
-        if filters.is_empty() {
-            return Err(BusError::Config(format!("group {group:?} has no topics")));
-        }
-        let durable = names::durable_name(group);
-        let config = pull::Config {
-            durable_name: Some(durable.clone()),
-            filter_subjects: filters.clone(),
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: opts.ack_wait,
-            deliver_policy: DeliverPolicy::All,
-            // The worker runner dead-letters by `attempt` itself.
-            max_deliver: -1,
-            // In flight is bounded by what callers fetch; a server cap would
-            // make fetch come back empty while events are ready.
-            max_ack_pending: -1,
-            ..Default::default()
-        };
-        let mut pull = stream
-            .get_or_create_consumer(&durable, config.clone())
-            .await
-            .map_err(|e| unavailable("joining the consumer group", e))?;
-        let found = &pull.cached_info().config;
-        let mut have = found.filter_subjects.clone();
-        if !found.filter_subject.is_empty() {
-            have.push(found.filter_subject.clone());
-        }
-        let missing = filters.iter().any(|f| !have.contains(f));
-        // A joiner with more topics widens the group, like the embedded
-        // backend; ack_wait follows the latest joiner.
-        if missing || found.ack_wait != opts.ack_wait {
-            have.extend(filters);
-            have.sort();
-            have.dedup();
-            let widened = pull::Config {
-                filter_subjects: have,
-                ..config
-            };
-            pull = stream
-                .update_consumer(widened)
-                .await
-                .map_err(|e| unavailable("updating the consumer group", e))?;
-        }
+        let pull = streams::join_group(stream, stream_name, group, topics, opts.ack_wait).await?;
         Ok(Box::new(consumer::JetStreamConsumer::new(
             self.client.clone(),
             pull,

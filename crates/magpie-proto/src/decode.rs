@@ -42,6 +42,7 @@ struct Flat<'a> {
     before: Option<Seq>,
     ticket: Option<String>,
     room: Option<String>,
+    users: Option<Vec<UserId>>,
 }
 
 fn some_unsigned_seqs<'de, D: serde::Deserializer<'de>>(
@@ -95,6 +96,7 @@ fn decode_fast(bytes: &[u8]) -> Option<ClientFrame> {
             body: f.body?,
             to: f.to,
         },
+        "presence_watch" => ClientOp::PresenceWatch { users: f.users? },
         _ => return None,
     };
     Some(ClientFrame { rid: f.rid, op })
@@ -114,6 +116,7 @@ const OPS: &[&str] = &[
     "room_join",
     "room_leave",
     "room_send",
+    "presence_watch",
 ];
 
 /// Why a client frame could not be decoded, with the request id when it was readable.
@@ -191,6 +194,7 @@ mod tests {
             r#"{"op":"hello","ticket":"t"}"#.to_string(),
             r#"{"op":"room_send","room":"r","body":"b","to":5}"#.to_string(),
             r#"{"op":"room_join","room":"r","extra":[1,{"x":2}]}"#.to_string(),
+            r#"{"op":"presence_watch","rid":3,"users":[2,5]}"#.to_string(),
         ];
         for f in frames {
             let fast = decode_fast(f.as_bytes()).unwrap_or_else(|| panic!("fast path refused {f}"));

@@ -111,6 +111,11 @@ pub enum ClientOp {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<UserId>,
     },
+    /// The users whose presence this connection watches, replacing the
+    /// previous set (docs/protocol.md §5.7).
+    PresenceWatch {
+        users: Vec<UserId>,
+    },
 }
 
 impl ClientFrame {
@@ -215,6 +220,13 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
         room: String,
+    },
+    /// The watch set was replaced; `online` are the watched users with a
+    /// device online now.
+    PresenceWatchOk {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        online: Vec<UserId>,
     },
     /// The room message was taken (`shed: false`) or shed at once because
     /// the room is over its rate (`shed: true`).

@@ -144,6 +144,7 @@ impl Client {
             next_rid: AtomicU64::new(1),
             dedup: Mutex::new(Dedup::new(&opts.positions)),
             welcome: Mutex::new(welcome),
+            watching: Mutex::new(Vec::new()),
             opts,
         });
         let task = session::spawn(inner.clone(), connector, conn, events_tx, shutdown_rx);
@@ -322,6 +323,22 @@ impl Client {
     pub async fn unread(&self) -> Result<UnreadResponse> {
         match self.inner.request(ClientOp::Unread).await? {
             ServerFrame::UnreadResult { total, convs, .. } => Ok(UnreadResponse { total, convs }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Watches the presence of `users` (replacing what was watched; at most
+    /// 1,000): `presence` events follow for them, also after a reconnect.
+    /// Returns those of them online now.
+    pub async fn watch_presence(&self, users: &[UserId]) -> Result<Vec<UserId>> {
+        let op = ClientOp::PresenceWatch {
+            users: users.to_vec(),
+        };
+        match self.inner.request(op).await? {
+            ServerFrame::PresenceWatchOk { online, .. } => {
+                *lock(&self.inner.watching) = users.to_vec();
+                Ok(online)
+            }
             other => Err(unexpected(other)),
         }
     }

@@ -31,6 +31,9 @@ pub(crate) struct Inner {
     pub(crate) next_rid: AtomicU64,
     pub(crate) dedup: Mutex<Dedup>,
     pub(crate) welcome: Mutex<Welcome>,
+    /// The users whose presence the application watches: sent again on
+    /// every new connection (a watch ends with its connection).
+    pub(crate) watching: Mutex<Vec<magpie_core::UserId>>,
     pub(crate) opts: ClientOptions,
 }
 

@@ -62,6 +62,13 @@ async fn supervise<C: Connector>(
     let mut resync = inner.opts.sync_on_connect;
     loop {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
+        // A new connection watches nothing: repeat the application's watch
+        // (its answer, without an id, is ignored; presence frames follow).
+        let watching = lock(&inner.watching).clone();
+        if resync && !watching.is_empty() {
+            let op = ClientOp::PresenceWatch { users: watching };
+            let _ = out_tx.send(ClientFrame { rid: None, op });
+        }
         inner.link.send_replace(Link::Up(out_tx));
         if resync {
             let _ = inbound.send(Inbound::Resync);
@@ -254,6 +261,7 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
         | ServerFrame::SyncResult { rid: Some(rid), .. }
         | ServerFrame::HistoryResult { rid: Some(rid), .. }
         | ServerFrame::UnreadResult { rid: Some(rid), .. }
+        | ServerFrame::PresenceWatchOk { rid: Some(rid), .. }
         | ServerFrame::Pong { rid: Some(rid) } => {
             inner.resolve(rid, frame);
             Routed::Done

@@ -87,6 +87,8 @@ impl App {
         let presence = Arc::new(Presence::new(
             cfg.node.clone(),
             p.store.clone(),
+            p.state.clone(),
+            cfg.presence.fan_out,
             delivery.clone(),
         ));
         let rooms = Arc::new(Rooms::new(

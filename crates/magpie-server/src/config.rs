@@ -34,6 +34,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub groups: GroupsConfig,
     pub rooms: RoomsConfig,
+    pub presence: PresenceConfig,
     pub internal: InternalConfig,
     pub workers: WorkersConfig,
     pub cluster: ClusterConfig,
@@ -200,6 +201,26 @@ pub struct RoomsConfig {
     pub vip: Vec<i64>,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Who is told of a device's presence changes (docs/protocol.md §5.7).
+    pub fan_out: FanOut,
+}
+
+/// Who gets a user's presence changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FanOut {
+    /// Every device of every direct contact, and the connections watching
+    /// the user: one conversation-list read per change.
+    #[default]
+    Contacts,
+    /// Only the connections watching the user (`presence_watch`): one state
+    /// read per change, whatever the user's number of conversations.
+    Watchers,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InternalConfig {
@@ -242,6 +263,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             groups: GroupsConfig::default(),
             rooms: RoomsConfig::default(),
+            presence: PresenceConfig::default(),
             internal: InternalConfig::default(),
             workers: WorkersConfig::default(),
             cluster: ClusterConfig::default(),

@@ -30,7 +30,9 @@ mod store;
 pub mod testsuite;
 
 pub use error::StoreError;
-pub use state::{NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims, UnreadCache};
+pub use state::{
+    NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims, UnreadCache, Watcher,
+};
 pub use store::{
     ConvSummary, Outcome, Page, ReadBy, RetentionHit, Retire, Store, StoreOptions, UserRecord,
 };

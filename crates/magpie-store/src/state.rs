@@ -112,6 +112,21 @@ pub trait StateBackend: Send + Sync + 'static {
     /// is forgotten soon after the window.
     async fn room_admit(&self, room: &str, window: i64) -> Result<u64>;
 
+    // -- presence watches (docs/protocol.md §5.7): the connections watching
+    // a user's presence, each entry kept `ttl_ms` after it was written (a
+    // node that died leaves entries that only expire).
+    /// Adds `watcher` to the watchers of every user of `add`, and removes it
+    /// from those of every user of `remove`.
+    async fn presence_watch(
+        &self,
+        watcher: &Watcher,
+        add: &[UserId],
+        remove: &[UserId],
+        ttl_ms: u64,
+    ) -> Result<()>;
+    /// The connections watching `user` (entries past their time dropped).
+    async fn presence_watchers(&self, user: UserId) -> Result<Vec<Watcher>>;
+
     // -- idempotency fast path (SET NX with TTL), batch-shaped: one sender's
     // keys share a hash tag, so one MGET / one pipeline serves a whole batch.
     /// Records results of one sender's sends; each key is SET NX (the first
@@ -183,6 +198,32 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn unread_load(&self, user: UserId, cache: &UnreadCache) -> Result<()>;
     /// The user's cache, `None` if it was never loaded or was lost.
     async fn unread_get(&self, user: UserId) -> Result<Option<UnreadCache>>;
+}
+
+/// A connection watching presence: the address pushes take (its user, the
+/// node holding it and its id there).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Watcher {
+    pub user: UserId,
+    pub node: String,
+    pub conn: u64,
+}
+
+impl Watcher {
+    /// The entry's text: `{user}:{conn}:{node}` (the node last, as it is
+    /// the only part that is free text).
+    pub fn member(&self) -> String {
+        format!("{}:{}:{}", self.user.0, self.conn, self.node)
+    }
+
+    /// Reads `member` back; `None` for text that is not one.
+    pub fn parse(member: &str) -> Option<Watcher> {
+        let mut parts = member.splitn(3, ':');
+        let user = UserId(parts.next()?.parse().ok()?);
+        let conn = parts.next()?.parse().ok()?;
+        let node = parts.next().filter(|n| !n.is_empty())?.to_string();
+        Some(Watcher { user, node, conn })
+    }
 }
 
 /// Entries one offline queue (one receiver, one conversation) keeps at most.

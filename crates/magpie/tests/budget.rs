@@ -68,6 +68,7 @@ async fn messages_stay_within_their_budget() {
         c.cluster.heartbeat_ms = 5_000;
         c.cluster.node_ttl_ms = 30_000;
         c.cluster.sweep_interval_ms = 10_000;
+        c.presence.fan_out = magpie_server::config::FanOut::Watchers;
     })
     .await;
     let [ta, tb] = s.users(["alice", "bob"]).await;
@@ -104,6 +105,7 @@ async fn messages_stay_within_their_budget() {
     // message: the same cost per message whatever the size.
     let small = group_costs(&s, &ta, &mut a, "small", 4).await;
     let large = group_costs(&s, &ta, &mut a, "large", 19).await;
+    presence_touches_only_watchers(&s).await;
     eprintln!("group of 5 per message: {small:?}; group of 20: {large:?}");
     assert_eq!(
         small.sql, large.sql,
@@ -120,6 +122,73 @@ async fn messages_stay_within_their_budget() {
         );
         assert!(large.redis <= 4.0, "group Redis round trips: {large:?}");
     }
+}
+
+/// A user with 1,000 conversations, watched by one connection, connects:
+/// in watchers mode the presence change costs one state read and no route
+/// lookup nor conversation-list read (contacts mode would look up 1,000).
+async fn presence_touches_only_watchers(s: &TestServer) {
+    let star = s.user("star", "phone").await;
+    let mut fans = Vec::new();
+    for i in 0..1000 {
+        let name = format!("fan{i:04}");
+        let u = s
+            .app()
+            .store
+            .accounts()
+            .create_user(&name, "x")
+            .await
+            .unwrap();
+        fans.push(u.id);
+    }
+    let inputs = fans
+        .iter()
+        .map(|&to| magpie_server::services::SendInput {
+            to,
+            cmid: magpie_core::ClientMsgId::new_v7(),
+            body: "hello fan".into(),
+            persistence: None,
+            group: None,
+        })
+        .collect();
+    let sent = s
+        .app()
+        .messaging
+        .send_batch(
+            star.user_id,
+            None,
+            magpie_core::Persistence::Forever,
+            inputs,
+        )
+        .await;
+    assert!(sent.iter().all(|r| r.is_ok()), "1,000 conversations");
+    let watcher = s.user("watcher", "phone").await;
+    let mut w = s.conn(&watcher, "ws").await;
+    let op = magpie_proto::ClientOp::PresenceWatch {
+        users: vec![star.user_id],
+    };
+    w.request(op).await;
+    let ticket = s.ticket(&star, "ws").await;
+    let lookups = counter(s, "magpie_route_lookups_total").await;
+    let before = costs(s).await;
+    let _star = Conn::hello(ticket).await;
+    w.expect(|f| {
+        matches!(f, magpie_proto::ServerFrame::Presence { user, online: true, .. } if *user == star.user_id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = costs(s).await;
+    let looked_up = counter(s, "magpie_route_lookups_total").await - lookups;
+    eprintln!(
+        "a connect of a user with 1,000 conversations: {looked_up} route lookups, {} SQL, {} Redis",
+        after.sql - before.sql,
+        after.redis - before.redis
+    );
+    assert_eq!(looked_up, 0.0, "presence looked up routes");
+    // The connect's own work (settings, groups, route) and the watchers'
+    // read: a handful, not one per conversation.
+    assert!(after.sql - before.sql <= 5.0, "{before:?} → {after:?}");
+    assert!(after.redis - before.redis <= 8.0, "{before:?} → {after:?}");
 }
 
 fn redis_cluster() -> bool {

@@ -320,3 +320,37 @@ async fn sdk_group_send_read_and_receipt() {
         })
     );
 }
+
+/// The SDK repeats the application's presence watch on every new
+/// connection: after a restart, a watched user's change still arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_presence_watch_survives_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http_port, tcp_port) = (free_port(), free_port());
+    let ns = backends::namespace(dir.path());
+    let mut s = TestServer {
+        running: Some(start_fixed(dir.path(), http_port, tcp_port).await),
+        base: format!("http://127.0.0.1:{http_port}"),
+        dir,
+        http: reqwest::Client::new(),
+        ns,
+    };
+    // Not contacts: only the watch can bring carol alice's presence.
+    let [ta, tc] = s.users(["alice", "carol"]).await;
+    let carol = connect(&s, &tc, Transport::Ws).await;
+    assert_eq!(carol.watch_presence(&[ta.user_id]).await.unwrap(), vec![]);
+
+    s.stop().await;
+    wait_for(&carol, WAIT, |e| matches!(e, Event::Reconnecting { .. })).await;
+    s.running = Some(start_fixed(s.dir.path(), http_port, tcp_port).await);
+    wait_for(&carol, LONG, |e| *e == Event::Resynced).await;
+
+    let _alice = s.conn(&ta, "tcp").await;
+    let alice = ta.user_id;
+    wait_for(
+        &carol,
+        LONG,
+        |e| matches!(e, Event::Presence { user, online: true, .. } if *user == alice),
+    )
+    .await;
+}

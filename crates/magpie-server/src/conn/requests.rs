@@ -219,6 +219,11 @@ impl Requester {
                     messages: p.messages,
                     more: p.more,
                 }),
+            ClientOp::PresenceWatch { users } => app
+                .presence
+                .watch(user, conn, users)
+                .await
+                .map(|online| ServerFrame::PresenceWatchOk { rid, online }),
             ClientOp::Unread => app
                 .messaging
                 .unread(user, self.settings.unread_mode)

@@ -1,6 +1,10 @@
 //! Presence: a device's online and offline changes, fanned out by the node
-//! where they happen to the user's direct contacts (docs/protocol.md §5.7:
-//! users who share only a group get none; groups can be large).
+//! where they happen (docs/protocol.md §5.7) to the connections watching
+//! the user (`presence_watch`), and with `presence.fan_out = "contacts"`
+//! (the default) to every device of the user's direct contacts as well
+//! (users who share only a group get none; groups can be large). Watching
+//! costs one state read per change whatever the user's number of
+//! conversations; contacts cost a conversation-list read.
 //!
 //! Presence is ephemeral (ARCHITECTURE.md, "two bus paths"): a change is
 //! queued here and pushed through Delivery, so contacts on other nodes get
@@ -16,11 +20,14 @@
 //!   (`start.rs`).
 
 use super::delivery::{Delivery, Notice};
-use crate::error::Result;
+use crate::config::FanOut;
+use crate::error::{Result, ServerError};
 use crate::metrics as m;
 use magpie_core::{DeviceId, UserId, now_ms};
-use magpie_store::Store;
+use magpie_proto::ErrorCode;
+use magpie_store::{State, Store, Watcher};
 use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -31,11 +38,21 @@ use tokio_util::sync::CancellationToken;
 const SHARDS: usize = 4;
 /// Changes waiting per queue before new ones are dropped.
 const QUEUE: usize = 4096;
+/// Users one connection may watch at once (docs/protocol.md §5.7).
+pub const MAX_WATCH: usize = 1000;
+/// A watch entry outlives its connection by at most this much when the
+/// node dies without removing it (a day: clients re-send their watch set
+/// on every connection, and a watch is re-written when the set changes).
+const WATCH_TTL_MS: u64 = 86_400_000;
 
 pub struct Presence {
     node: String,
     store: Store,
+    state: State,
+    fan_out: FanOut,
     delivery: Arc<Delivery>,
+    /// What each of this node's connections watches (only those that do).
+    watching: Mutex<HashMap<u64, HashSet<UserId>>>,
     queues: Vec<mpsc::Sender<magpie_core::Presence>>,
     /// The queues' receiving ends until `spawn` takes them.
     pending: Mutex<Vec<mpsc::Receiver<magpie_core::Presence>>>,
@@ -44,12 +61,21 @@ pub struct Presence {
 }
 
 impl Presence {
-    pub fn new(node: String, store: Store, delivery: Arc<Delivery>) -> Presence {
+    pub fn new(
+        node: String,
+        store: Store,
+        state: State,
+        fan_out: FanOut,
+        delivery: Arc<Delivery>,
+    ) -> Presence {
         let (queues, pending) = (0..SHARDS).map(|_| mpsc::channel(QUEUE)).unzip();
         Presence {
             node,
             store,
+            state,
+            fan_out,
             delivery,
+            watching: Mutex::new(HashMap::new()),
             queues,
             pending: Mutex::new(pending),
             closed: CancellationToken::new(),
@@ -110,7 +136,8 @@ impl Presence {
         }
     }
 
-    /// Tells every direct contact of the change's user.
+    /// Tells the connections watching the change's user and, in contacts
+    /// mode, every direct contact (a watcher who is a contact is told once).
     async fn fan_out(&self, p: &magpie_core::Presence) -> Result<()> {
         let notice = Notice::Presence {
             user: p.user,
@@ -118,11 +145,84 @@ impl Presence {
             online: p.online,
             reason: p.reason.clone(),
         };
-        for c in self.store.messages().conversations(p.user).await? {
-            if c.peer != p.user {
-                self.delivery.notify(c.peer, notice.clone()).await;
+        let mut told = HashSet::new();
+        if self.fan_out == FanOut::Contacts {
+            for c in self.store.messages().conversations(p.user).await? {
+                if c.peer != p.user && told.insert(c.peer) {
+                    self.delivery.notify(c.peer, notice.clone()).await;
+                }
             }
         }
+        let watchers = self.state.presence_watchers(p.user).await?;
+        let conns: Vec<(&str, (UserId, u64))> = watchers
+            .iter()
+            .filter(|w| w.user != p.user && !told.contains(&w.user))
+            .map(|w| (w.node.as_str(), (w.user, w.conn)))
+            .collect();
+        if !conns.is_empty() {
+            self.delivery.notify_conns(&conns, notice);
+        }
         Ok(())
+    }
+
+    /// Replaces what connection `conn` of `user` watches with `users`;
+    /// returns those of them with a device online now.
+    pub async fn watch(&self, user: UserId, conn: u64, users: Vec<UserId>) -> Result<Vec<UserId>> {
+        if users.len() > MAX_WATCH {
+            return Err(ServerError::BadRequest(
+                ErrorCode::BadField,
+                format!("users: at most {MAX_WATCH} at once"),
+            ));
+        }
+        let wanted: HashSet<UserId> = users.into_iter().collect();
+        let had = self.watching.lock().get(&conn).cloned().unwrap_or_default();
+        let add: Vec<UserId> = wanted.difference(&had).copied().collect();
+        let remove: Vec<UserId> = had.difference(&wanted).copied().collect();
+        let me = self.watcher(user, conn);
+        self.state
+            .presence_watch(&me, &add, &remove, WATCH_TTL_MS)
+            .await?;
+        let mut online: Vec<UserId> = Vec::new();
+        if !wanted.is_empty() {
+            let list: Vec<UserId> = wanted.iter().copied().collect();
+            let routes = self.state.routes(&list).await?;
+            online = list
+                .into_iter()
+                .filter(|u| routes.get(u).is_some_and(|r| !r.is_empty()))
+                .collect();
+            online.sort_by_key(|u| u.0);
+        }
+        let mut watching = self.watching.lock();
+        if wanted.is_empty() {
+            watching.remove(&conn);
+        } else {
+            watching.insert(conn, wanted);
+        }
+        Ok(online)
+    }
+
+    /// Forgets what a closing connection watched (best effort: an entry
+    /// left behind expires, and pushes to a closed connection go nowhere).
+    pub async fn unwatch(&self, user: UserId, conn: u64) {
+        let Some(had) = self.watching.lock().remove(&conn) else {
+            return;
+        };
+        let remove: Vec<UserId> = had.into_iter().collect();
+        let me = self.watcher(user, conn);
+        if let Err(e) = self
+            .state
+            .presence_watch(&me, &[], &remove, WATCH_TTL_MS)
+            .await
+        {
+            tracing::debug!(%user, conn, error = %e, "presence watches not removed");
+        }
+    }
+
+    fn watcher(&self, user: UserId, conn: u64) -> Watcher {
+        Watcher {
+            user,
+            node: self.node.clone(),
+            conn,
+        }
     }
 }

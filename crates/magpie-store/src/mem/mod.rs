@@ -9,7 +9,9 @@
 //! abandoned keys do not accumulate.
 
 use crate::error::Result;
-use crate::state::{NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims, UnreadCache};
+use crate::state::{
+    NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims, UnreadCache, Watcher,
+};
 use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
 use maps::{Registry, Routes, TtlMap};
@@ -17,6 +19,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 
 mod maps;
+mod watches;
 
 type OfflineKey = (UserId, ConvId);
 
@@ -39,6 +42,7 @@ pub struct MemState {
     unread: Mutex<HashMap<UserId, UnreadCache>>,
     /// Per live room, its current admission window and count.
     rooms: Mutex<HashMap<String, (i64, u64)>>,
+    watches: Mutex<watches::Watches>,
 }
 
 impl MemState {
@@ -52,6 +56,7 @@ impl MemState {
             offline: Mutex::new(HashMap::new()),
             unread: Mutex::new(HashMap::new()),
             rooms: Mutex::new(HashMap::new()),
+            watches: Mutex::new(watches::Watches::default()),
         }
     }
 }
@@ -205,6 +210,22 @@ impl StateBackend for MemState {
         }
         *n += 1;
         Ok(*n)
+    }
+
+    async fn presence_watch(
+        &self,
+        watcher: &Watcher,
+        add: &[UserId],
+        remove: &[UserId],
+        ttl_ms: u64,
+    ) -> Result<()> {
+        let until = magpie_core::now_ms() + ttl_ms as i64;
+        self.watches.lock().watch(watcher, add, remove, until);
+        Ok(())
+    }
+
+    async fn presence_watchers(&self, user: UserId) -> Result<Vec<Watcher>> {
+        Ok(self.watches.lock().watchers(user, magpie_core::now_ms()))
     }
 
     async fn idem_put_many(

@@ -26,7 +26,7 @@
 //! is ever held across an `.await`.
 
 use crate::error::{Result, StoreError};
-use crate::state::{NodeInfo, Route, StateBackend, TicketClaims, UnreadCache};
+use crate::state::{NodeInfo, Route, StateBackend, TicketClaims, UnreadCache, Watcher};
 use async_trait::async_trait;
 use con::Con;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
@@ -40,6 +40,7 @@ mod queues;
 mod registry;
 mod routes;
 mod scripts;
+mod watches;
 
 /// The prefix used when a `redis://` URL does not name one.
 pub const DEFAULT_PREFIX: &str = "magpie";
@@ -176,6 +177,9 @@ impl Keys {
     fn room(&self, room: &str, window: i64) -> String {
         format!("{}:room:{{{room}}}:{window}", self.prefix)
     }
+    fn watch(&self, user: UserId) -> String {
+        format!("{}:watch:{{{}}}", self.prefix, user.0)
+    }
 }
 
 /// Any Redis failure (connection, timeout, server error) may be retried.
@@ -256,6 +260,20 @@ impl StateBackend for RedisState {
             .await
             .map_err(unavailable)?;
         Ok(n)
+    }
+
+    async fn presence_watch(
+        &self,
+        watcher: &Watcher,
+        add: &[UserId],
+        remove: &[UserId],
+        ttl_ms: u64,
+    ) -> Result<()> {
+        self.presence_watch_impl(watcher, add, remove, ttl_ms).await
+    }
+
+    async fn presence_watchers(&self, user: UserId) -> Result<Vec<Watcher>> {
+        self.presence_watchers_impl(user).await
     }
 
     async fn idem_put_many(

@@ -292,6 +292,7 @@ macro_rules! state_conformance {
             nodes_sorted_with_fields_round_tripped,
             lease_exclusive_renewable_and_expiring,
             room_admissions_count_per_window,
+            presence_watches_follow_watch_and_expire,
         );
     };
 }

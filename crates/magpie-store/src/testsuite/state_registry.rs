@@ -157,3 +157,60 @@ pub async fn room_admissions_count_per_window(st: State) {
     assert_eq!(st.room_admit("stage", window + 1).await.expect("admit"), 1);
     assert_eq!(st.room_admit("stage", window + 1).await.expect("admit"), 2);
 }
+
+/// Presence watches: a connection watches users until it stops or its
+/// entry expires; each watched user lists its watching connections.
+pub async fn presence_watches_follow_watch_and_expire(st: State) {
+    use crate::Watcher;
+    use magpie_core::UserId;
+    let w = |user: i64, node: &str, conn: u64| Watcher {
+        user: UserId(user),
+        node: node.into(),
+        conn,
+    };
+    let (w1, w2) = (w(1, "n1", 7), w(2, "zone:a", 9));
+    let sorted = |mut v: Vec<Watcher>| {
+        v.sort_by_key(|w| (w.user.0, w.conn));
+        v
+    };
+    st.presence_watch(&w1, &[UserId(10), UserId(11)], &[], 60_000)
+        .await
+        .expect("watch");
+    st.presence_watch(&w2, &[UserId(10)], &[], 60_000)
+        .await
+        .expect("watch");
+    let ten = st.presence_watchers(UserId(10)).await.expect("watchers");
+    assert_eq!(
+        sorted(ten),
+        vec![w1.clone(), w2.clone()],
+        "a node name may hold ':'"
+    );
+    assert_eq!(
+        st.presence_watchers(UserId(11)).await.expect("watchers"),
+        vec![w1.clone()]
+    );
+    st.presence_watch(&w1, &[], &[UserId(10)], 60_000)
+        .await
+        .expect("unwatch");
+    assert_eq!(
+        st.presence_watchers(UserId(10)).await.expect("watchers"),
+        vec![w2.clone()]
+    );
+    assert!(
+        st.presence_watchers(UserId(12))
+            .await
+            .expect("none")
+            .is_empty()
+    );
+    st.presence_watch(&w2, &[UserId(12)], &[], 1)
+        .await
+        .expect("short watch");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(
+        st.presence_watchers(UserId(12))
+            .await
+            .expect("expired")
+            .is_empty(),
+        "an expired watch is gone"
+    );
+}

@@ -205,6 +205,7 @@ pub fn frame_rid(f: &ServerFrame) -> Option<u64> {
         | ServerFrame::RoomJoined { rid, .. }
         | ServerFrame::RoomLeft { rid, .. }
         | ServerFrame::RoomSent { rid, .. }
+        | ServerFrame::PresenceWatchOk { rid, .. }
         | ServerFrame::Error { rid, .. } => *rid,
         _ => None,
     }

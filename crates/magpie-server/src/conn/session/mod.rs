@@ -250,6 +250,8 @@ impl<T: Transport> Session<T> {
             let _ = task.await;
         }
         let (app, user, conn) = (&self.app, self.user, self.conn);
+        // After the companion: no watch request of this connection is left.
+        app.presence.unwatch(user, conn).await;
         app.delivery.unregister(user, &self.device, conn).await;
         let why = if self.logout {
             "logout"

@@ -1,7 +1,9 @@
 //! What the other services tell online users besides messages, and the one
 //! mapping of each to its wire frame (docs/protocol.md §5).
 
-use super::Delivery;
+use super::hub::Outbound;
+use super::{ConnAddr, Delivery};
+use magpie_core::DeliverPayload;
 use magpie_core::{ConvId, DeviceId, Seq, UserId};
 use magpie_proto::ServerFrame;
 
@@ -64,5 +66,17 @@ impl Delivery {
     /// nodes (best effort, like every push).
     pub async fn notify(&self, user: UserId, notice: Notice) {
         self.push_frame(user, notice.into()).await
+    }
+
+    /// Sends `notice` to exactly these connections (`(node, (user, conn))`),
+    /// with no route lookup: the addresses come from the caller (presence
+    /// watchers). A connection gone meanwhile gets nothing.
+    pub fn notify_conns(&self, conns: &[(&str, ConnAddr)], notice: Notice) {
+        let frame: ServerFrame = notice.into();
+        self.push_conns(conns, Outbound::frame(&frame), || {
+            Some(DeliverPayload::Frame {
+                frame: String::from_utf8(frame.encode()).ok()?,
+            })
+        })
     }
 }

@@ -226,6 +226,38 @@ impl Delivery {
             return;
         }
         let Some(payload) = remote() else { return };
+        self.relay_deliver(nodes, payload);
+    }
+
+    /// `local` to the listed connections on this node, the payload `remote`
+    /// makes to those on other nodes (made only if there are any).
+    pub(super) fn push_conns(
+        &self,
+        conns: &[(&str, ConnAddr)],
+        local: Outbound,
+        remote: impl FnOnce() -> Option<DeliverPayload>,
+    ) {
+        let mut nodes: BTreeMap<String, Vec<ConnAddr>> = BTreeMap::new();
+        for &(node, (user, conn)) in conns {
+            if node == self.node() {
+                self.hub.deliver(user, conn, local.clone());
+            } else {
+                nodes
+                    .entry(node.to_string())
+                    .or_default()
+                    .push((user, conn));
+            }
+        }
+        if nodes.is_empty() {
+            return;
+        }
+        if let Some(payload) = remote() {
+            self.relay_deliver(nodes, payload);
+        }
+    }
+
+    /// One `Deliver` per node over the relay, naming its connections.
+    fn relay_deliver(&self, nodes: BTreeMap<String, Vec<ConnAddr>>, payload: DeliverPayload) {
         let events = nodes.into_iter().map(|(node, targets)| {
             let id = EventId::DeliverOther {
                 node: node.clone(),

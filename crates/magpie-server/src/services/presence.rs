@@ -40,9 +40,10 @@ const SHARDS: usize = 4;
 const QUEUE: usize = 4096;
 /// Users one connection may watch at once (docs/protocol.md §5.7).
 pub const MAX_WATCH: usize = 1000;
-/// A watch entry outlives its connection by at most this much when the
-/// node dies without removing it (a day: clients re-send their watch set
-/// on every connection, and a watch is re-written when the set changes).
+/// How long a watch lasts after the `presence_watch` that set it (a day;
+/// clients re-send their set on every connection and when it changes): also
+/// the most an entry outlives its connection when the node dies without
+/// removing it.
 const WATCH_TTL_MS: u64 = 86_400_000;
 
 pub struct Presence {
@@ -176,28 +177,30 @@ impl Presence {
         }
         let wanted: HashSet<UserId> = users.into_iter().collect();
         let had = self.watching.lock().get(&conn).cloned().unwrap_or_default();
-        let add: Vec<UserId> = wanted.difference(&had).copied().collect();
+        // Every wanted entry is written again, so a watch lasts
+        // `WATCH_TTL_MS` from the latest `presence_watch`.
+        let add: Vec<UserId> = wanted.iter().copied().collect();
         let remove: Vec<UserId> = had.difference(&wanted).copied().collect();
         let me = self.watcher(user, conn);
         self.state
             .presence_watch(&me, &add, &remove, WATCH_TTL_MS)
             .await?;
-        let mut online: Vec<UserId> = Vec::new();
-        if !wanted.is_empty() {
-            let list: Vec<UserId> = wanted.iter().copied().collect();
-            let routes = self.state.routes(&list).await?;
-            online = list
-                .into_iter()
-                .filter(|u| routes.get(u).is_some_and(|r| !r.is_empty()))
-                .collect();
-            online.sort_by_key(|u| u.0);
-        }
-        let mut watching = self.watching.lock();
+        // Recorded before anything else can fail, so `unwatch` removes
+        // exactly what the state holds.
         if wanted.is_empty() {
-            watching.remove(&conn);
+            self.watching.lock().remove(&conn);
         } else {
-            watching.insert(conn, wanted);
+            self.watching.lock().insert(conn, wanted);
         }
+        if add.is_empty() {
+            return Ok(Vec::new());
+        }
+        let routes = self.state.routes(&add).await?;
+        let mut online: Vec<UserId> = add
+            .into_iter()
+            .filter(|u| routes.get(u).is_some_and(|r| !r.is_empty()))
+            .collect();
+        online.sort_by_key(|u| u.0);
         Ok(online)
     }
 

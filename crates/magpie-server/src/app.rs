@@ -104,7 +104,6 @@ impl App {
             events: events.clone(),
             ids,
             users: users.clone(),
-            groups: groups.clone(),
             delivery: delivery.clone(),
         }));
         App(Arc::new(AppInner {

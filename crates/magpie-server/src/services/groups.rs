@@ -76,20 +76,6 @@ impl Groups {
         Ok((info, me))
     }
 
-    /// The send path's check (the store checks again in its transaction).
-    pub async fn check_sender(&self, g: GroupId, from: UserId) -> Result<()> {
-        let (info, me) = self.membership(from, g).await?;
-        if info.dissolved {
-            return Err(ServerError::Forbidden(format!("group {g} is dissolved")));
-        }
-        if me.muted {
-            return Err(ServerError::Forbidden(format!(
-                "you are muted in group {g}"
-            )));
-        }
-        Ok(())
-    }
-
     async fn check_users(&self, users: &[UserId]) -> Result<()> {
         for &u in users {
             if u == UserId::SYSTEM || !self.users.exists(u).await? {

@@ -24,7 +24,6 @@ use crate::config::FanOut;
 use crate::error::{Result, ServerError};
 use crate::metrics as m;
 use magpie_core::{DeviceId, UserId, now_ms};
-use magpie_proto::ErrorCode;
 use magpie_store::{State, Store, Watcher};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -170,10 +169,9 @@ impl Presence {
     /// returns those of them with a device online now.
     pub async fn watch(&self, user: UserId, conn: u64, users: Vec<UserId>) -> Result<Vec<UserId>> {
         if users.len() > MAX_WATCH {
-            return Err(ServerError::BadRequest(
-                ErrorCode::BadField,
-                format!("users: at most {MAX_WATCH} at once"),
-            ));
+            return Err(ServerError::bad_field(format!(
+                "users: at most {MAX_WATCH} at once"
+            )));
         }
         let wanted: HashSet<UserId> = users.into_iter().collect();
         let had = self.watching.lock().get(&conn).cloned().unwrap_or_default();

@@ -16,6 +16,9 @@ use magpie_proto::ServerFrame;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// Members read per page when a small group's audience is listed.
+const MEMBER_PAGE: usize = 1000;
+
 /// Pushes for other nodes, gathered per (node, message) before publishing them together.
 /// Per remote node, per message (by index), the connections there.
 type ElsewhereTargets = BTreeMap<String, BTreeMap<usize, Vec<ConnAddr>>>;
@@ -295,16 +298,21 @@ impl Delivery {
         self.relay_events(events);
     }
 
-    /// Every member of a group (one paged read; empty if it fails: the
-    /// members sync).
+    /// Every member of a group (paged reads, one for a group of fewer than
+    /// `MEMBER_PAGE`; empty if one fails: the members sync).
     async fn group_member_ids(&self, g: GroupId) -> Vec<UserId> {
         let mut out = Vec::new();
         let mut after = UserId(0);
         loop {
-            match self.store.groups().members(g, after, 1000).await {
+            match self.store.groups().members(g, after, MEMBER_PAGE).await {
                 Ok(page) if !page.is_empty() => {
+                    let last_page = page.len() < MEMBER_PAGE;
                     after = page[page.len() - 1].user;
                     out.extend(page.into_iter().map(|m| m.user));
+                    // A short page is the last: no read of an empty one.
+                    if last_page {
+                        return out;
+                    }
                 }
                 Ok(_) => return out,
                 Err(e) => {

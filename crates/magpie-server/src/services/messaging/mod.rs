@@ -16,7 +16,7 @@ mod send;
 mod sync;
 
 use super::delivery::Delivery;
-use super::{Events, Groups, Users};
+use super::{Events, Users};
 use crate::config::Config;
 use magpie_core::MsgIdGen;
 use magpie_store::{State, Store};
@@ -33,7 +33,6 @@ pub struct Messaging {
     events: Events,
     ids: Arc<MsgIdGen>,
     users: Arc<Users>,
-    groups: Arc<Groups>,
     delivery: Arc<Delivery>,
     /// Where every checked send goes to be made durable.
     pipeline: Pipeline,
@@ -49,7 +48,6 @@ pub struct MessagingParts {
     pub events: Events,
     pub ids: Arc<MsgIdGen>,
     pub users: Arc<Users>,
-    pub groups: Arc<Groups>,
     pub delivery: Arc<Delivery>,
 }
 
@@ -62,7 +60,6 @@ impl Messaging {
             events: p.events,
             ids: p.ids,
             users: p.users,
-            groups: p.groups,
             delivery: p.delivery,
             pipeline: Pipeline::default(),
             receipts: GroupReceipts::default(),

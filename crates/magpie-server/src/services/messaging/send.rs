@@ -11,7 +11,6 @@ use crate::metrics::meters;
 use magpie_core::{
     Accepted, ClientMsgId, ConvId, DeviceId, GroupId, NewMessage, Persistence, UserId, now_ms,
 };
-use std::collections::HashSet;
 
 /// One message to send, as the client gave it.
 #[derive(Debug, Clone)]
@@ -47,15 +46,13 @@ impl Messaging {
             .unwrap_or_default();
         let mut fresh = Vec::new();
         let mut fresh_idx = Vec::new();
-        // Groups this batch may send to, checked once per batch, not per
-        // message (the store checks again inside its transaction).
-        let mut allowed = HashSet::new();
+        // Group senders are checked by the store, inside the transaction
+        // that stores the message (membership, mute, dissolution): one
+        // check, under the locks, and a retry of a message accepted before
+        // a mute still answers with the original.
         for (i, input) in inputs.into_iter().enumerate() {
             let hit = known.get(i).cloned().flatten();
-            match self
-                .prepare(from, input, hit, persistence, &mut allowed)
-                .await
-            {
+            match self.prepare(from, input, hit, persistence).await {
                 Ok(Prepared::Known(acc)) => results[i] = Some(Ok(acc)),
                 Ok(Prepared::New(nm)) => {
                     fresh.push(nm);
@@ -104,7 +101,6 @@ impl Messaging {
         input: SendInput,
         known: Option<Accepted>,
         default_persistence: Persistence,
-        allowed: &mut HashSet<GroupId>,
     ) -> Result<Prepared> {
         if input.body.len() > self.cfg.limits.max_frame_bytes {
             return Err(ServerError::TooLarge("body too large".into()));
@@ -114,10 +110,6 @@ impl Messaging {
                 return Err(ServerError::bad_field("give either to or group, not both"));
             }
             Some(g) => {
-                if !allowed.contains(&g) {
-                    self.groups.check_sender(g, from).await?;
-                    allowed.insert(g);
-                }
                 // Read diffusion: one copy for every member, so per-receiver
                 // levels (none, offline) do not apply; days:N does.
                 let p = match input.persistence.unwrap_or(default_persistence) {

@@ -69,6 +69,8 @@ async fn messages_stay_within_their_budget() {
         c.cluster.node_ttl_ms = 30_000;
         c.cluster.sweep_interval_ms = 10_000;
         c.presence.fan_out = magpie_server::config::FanOut::Watchers;
+        // Pings every 100 ms, so idle connections heartbeat often below.
+        c.session.heartbeat_ms = 100;
     })
     .await;
     let [ta, tb] = s.users(["alice", "bob"]).await;
@@ -106,6 +108,7 @@ async fn messages_stay_within_their_budget() {
     let small = group_costs(&s, &ta, &mut a, "small", 4).await;
     let large = group_costs(&s, &ta, &mut a, "large", 19).await;
     presence_touches_only_watchers(&s).await;
+    heartbeats_write_nothing(&s).await;
     eprintln!("group of 5 per message: {small:?}; group of 20: {large:?}");
     assert_eq!(
         small.sql, large.sql,
@@ -189,6 +192,31 @@ async fn presence_touches_only_watchers(s: &TestServer) {
     // read: a handful, not one per conversation.
     assert!(after.sql - before.sql <= 5.0, "{before:?} → {after:?}");
     assert!(after.redis - before.redis <= 8.0, "{before:?} → {after:?}");
+}
+
+/// 1,000 idle connections heartbeating every 100 ms for two seconds (some
+/// 20,000 heartbeats) cost the state nothing per connection: what Redis
+/// sees meanwhile is the node's own upkeep (its registry record), the
+/// same with one connection or a million.
+async fn heartbeats_write_nothing(s: &TestServer) {
+    const IDLE: usize = 1000;
+    s.user("idler", "d0").await;
+    let mut conns = Vec::with_capacity(IDLE);
+    for i in 0..IDLE {
+        let t = s.login("idler", &format!("d{i}")).await;
+        conns.push(s.conn(&t, "tcp").await);
+    }
+    let before = costs(s).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = costs(s).await;
+    let calls = after.redis - before.redis;
+    eprintln!("{IDLE} idle connections, 2 s of 100 ms heartbeats: {calls} Redis round trips");
+    assert!(
+        calls <= 20.0,
+        "heartbeats reached Redis: {calls} round trips"
+    );
+    assert_eq!(after.sql, before.sql, "heartbeats reached the store");
+    drop(conns);
 }
 
 fn redis_cluster() -> bool {

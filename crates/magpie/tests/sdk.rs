@@ -140,17 +140,24 @@ async fn start_fixed(dir: &std::path::Path, http: u16, tcp: u16) -> magpie_serve
     }
 }
 
-async fn reconnects_and_resyncs_after_restart(transport: Transport) {
+/// A node on fixed ports (so it can come back where clients look for it),
+/// with those ports.
+async fn restartable() -> (TestServer, u16, u16) {
     let dir = tempfile::tempdir().unwrap();
     let (http_port, tcp_port) = (free_port(), free_port());
     let ns = backends::namespace(dir.path());
-    let mut s = TestServer {
+    let s = TestServer {
         running: Some(start_fixed(dir.path(), http_port, tcp_port).await),
         base: format!("http://127.0.0.1:{http_port}"),
         dir,
         http: reqwest::Client::new(),
         ns,
     };
+    (s, http_port, tcp_port)
+}
+
+async fn reconnects_and_resyncs_after_restart(transport: Transport) {
+    let (mut s, http_port, tcp_port) = restartable().await;
     let [ta, tb] = s.users(["alice", "bob"]).await;
     let opts = ClientOptions {
         // Short, so the "cannot send while down" check below fails fast.
@@ -325,16 +332,7 @@ async fn sdk_group_send_read_and_receipt() {
 /// connection: after a restart, a watched user's change still arrives.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_presence_watch_survives_a_reconnect() {
-    let dir = tempfile::tempdir().unwrap();
-    let (http_port, tcp_port) = (free_port(), free_port());
-    let ns = backends::namespace(dir.path());
-    let mut s = TestServer {
-        running: Some(start_fixed(dir.path(), http_port, tcp_port).await),
-        base: format!("http://127.0.0.1:{http_port}"),
-        dir,
-        http: reqwest::Client::new(),
-        ns,
-    };
+    let (mut s, http_port, tcp_port) = restartable().await;
     // Not contacts: only the watch can bring carol alice's presence.
     let [ta, tc] = s.users(["alice", "carol"]).await;
     let carol = connect(&s, &tc, Transport::Ws).await;

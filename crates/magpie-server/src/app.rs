@@ -88,7 +88,7 @@ impl App {
             cfg.node.clone(),
             p.store.clone(),
             p.state.clone(),
-            cfg.presence.fan_out,
+            &cfg.presence,
             delivery.clone(),
         ));
         let rooms = Arc::new(Rooms::new(

@@ -201,11 +201,23 @@ pub struct RoomsConfig {
     pub vip: Vec<i64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PresenceConfig {
     /// Who is told of a device's presence changes (docs/protocol.md §5.7).
     pub fan_out: FanOut,
+    /// How long an offline change waits: a device back within it shows no
+    /// change at all (0 = announce at once).
+    pub debounce_ms: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            fan_out: FanOut::default(),
+            debounce_ms: 1000,
+        }
+    }
 }
 
 /// Who gets a user's presence changes.

@@ -148,3 +148,29 @@ async fn a_watcher_on_another_node_hears_of_the_user() {
     let _a = s1.conn_here(&ta, "ws").await;
     c.expect(presence_of(ta.user_id, true)).await;
 }
+
+/// A device that drops and is back within `presence.debounce_ms` shows its
+/// watchers nothing; one that stays away shows offline after the wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_back_at_once_shows_no_change() {
+    let s = TestServer::start_with(|c| {
+        c.presence.fan_out = FanOut::Watchers;
+        c.presence.debounce_ms = 300;
+    })
+    .await;
+    let [ta, tc] = s.users(["alice", "carol"]).await;
+    let alice = ta.user_id;
+    let mut c = s.conn(&tc, "ws").await;
+    watch(&mut c, &[alice]).await;
+    let a1 = s.conn(&ta, "tcp").await;
+    c.expect(presence_of(alice, true)).await;
+
+    drop(a1);
+    let a2 = s.conn(&ta, "tcp").await;
+    assert!(
+        !heard_of(&mut c, alice, Duration::from_millis(1000)).await,
+        "a blip shows nothing"
+    );
+    drop(a2);
+    c.expect(presence_of(alice, false)).await;
+}

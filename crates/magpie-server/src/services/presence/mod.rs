@@ -19,6 +19,8 @@
 //!   the drain calls after its sessions ended and its routes were released
 //!   (`start.rs`).
 
+mod flaps;
+
 use super::delivery::{Delivery, Notice};
 use crate::config::FanOut;
 use crate::error::{Result, ServerError};
@@ -28,6 +30,7 @@ use magpie_store::{State, Store, Watcher};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +56,9 @@ pub struct Presence {
     delivery: Arc<Delivery>,
     /// What each of this node's connections watches (only those that do).
     watching: Mutex<HashMap<u64, HashSet<UserId>>>,
+    /// Offline changes held back for `debounce` (`flaps.rs`).
+    held: flaps::Held,
+    debounce: Duration,
     queues: Vec<mpsc::Sender<magpie_core::Presence>>,
     /// The queues' receiving ends until `spawn` takes them.
     pending: Mutex<Vec<mpsc::Receiver<magpie_core::Presence>>>,
@@ -65,7 +71,7 @@ impl Presence {
         node: String,
         store: Store,
         state: State,
-        fan_out: FanOut,
+        cfg: &crate::config::PresenceConfig,
         delivery: Arc<Delivery>,
     ) -> Presence {
         let (queues, pending) = (0..SHARDS).map(|_| mpsc::channel(QUEUE)).unzip();
@@ -73,9 +79,11 @@ impl Presence {
             node,
             store,
             state,
-            fan_out,
+            fan_out: cfg.fan_out,
             delivery,
             watching: Mutex::new(HashMap::new()),
+            held: flaps::Held::default(),
+            debounce: Duration::from_millis(cfg.debounce_ms),
             queues,
             pending: Mutex::new(pending),
             closed: CancellationToken::new(),
@@ -92,24 +100,70 @@ impl Presence {
                 let task = Arc::clone(self).run(rx);
                 (format!("presence-{i}"), tokio::spawn(task))
             })
+            .chain((!self.debounce.is_zero()).then(|| {
+                (
+                    "presence-held".to_string(),
+                    tokio::spawn(Arc::clone(self).release()),
+                )
+            }))
             .collect()
     }
 
-    /// Fans out what is queued, then stops the tasks; later changes are dropped.
+    /// Announces what is held, fans out what is queued, then stops the
+    /// tasks; later changes are dropped.
     pub fn close(&self) {
+        for p in self.held.all() {
+            self.announce(p);
+        }
         self.closed.cancel();
     }
 
     /// Announces that `device` of `user` came online or went offline here.
+    /// An offline change waits `presence.debounce_ms` (not a logout: that
+    /// one is meant), and a comeback here meanwhile drops both (`flaps.rs`).
     pub fn changed(&self, user: UserId, device: &DeviceId, online: bool, reason: Option<&str>) {
-        self.announce(magpie_core::Presence {
+        let p = magpie_core::Presence {
             user,
             device: device.clone(),
             online,
             node: self.node.clone(),
             at: now_ms(),
             reason: reason.map(Into::into),
-        });
+        };
+        if online {
+            if self.held.cancel(user, device) {
+                return;
+            }
+        } else if !self.debounce.is_zero() && reason != Some("logout") {
+            self.held
+                .hold(p, tokio::time::Instant::now() + self.debounce);
+            return;
+        }
+        self.announce(p);
+    }
+
+    /// Announces held offline changes as they come due, unless the device
+    /// is connected again somewhere (it may have come back on another node).
+    async fn release(self: Arc<Self>) {
+        let every = (self.debounce / 4).max(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.closed.cancelled() => return,
+            }
+            for p in self.held.due(tokio::time::Instant::now()) {
+                let back = match self.state.routes(&[p.user]).await {
+                    Ok(routes) => routes
+                        .get(&p.user)
+                        .is_some_and(|r| r.iter().any(|r| r.device == p.device)),
+                    // Unknown: announce, as without debouncing.
+                    Err(_) => false,
+                };
+                if !back {
+                    self.announce(p);
+                }
+            }
+        }
     }
 
     /// Queues a change (also one the sweeper makes for a dead node's devices).

@@ -17,6 +17,10 @@ use std::time::Duration;
 const SQL: &str = "magpie_sql_round_trips_total";
 const REDIS: &str = "magpie_redis_round_trips_total";
 const APPENDS: &str = "magpie_bus_appends_total";
+/// What the node's own upkeep (a registry heartbeat landing in a window)
+/// may add per message: a fraction of a call, where a regression adds at
+/// least one.
+const UPKEEP: f64 = 0.2;
 
 #[derive(Debug, Clone, Copy)]
 struct Costs {
@@ -77,12 +81,15 @@ fn per_message(before: Costs, after: Costs, n: usize) -> Costs {
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_stay_within_their_budget() {
     // Background work slowed down, so the counts are the messages' own:
-    // no retention sweep, node heartbeats and sweeps every few seconds.
+    // no retention sweep nor route audit, node heartbeats and sweeps every
+    // 20–30 s (one may still land in a window: a fraction of a call per
+    // message, which the comparisons below allow).
     let s = TestServer::start_with(|c| {
         c.retention.sweep_interval_secs = 3600;
-        c.cluster.heartbeat_ms = 5_000;
-        c.cluster.node_ttl_ms = 30_000;
-        c.cluster.sweep_interval_ms = 10_000;
+        c.cluster.heartbeat_ms = 20_000;
+        c.cluster.node_ttl_ms = 60_000;
+        c.cluster.sweep_interval_ms = 30_000;
+        c.cluster.route_audit_ms = 3_600_000;
         c.presence.fan_out = magpie_server::config::FanOut::Watchers;
         // Pings every 100 ms, so idle connections heartbeat often below.
         c.session.heartbeat_ms = 100;
@@ -107,12 +114,18 @@ async fn messages_stay_within_their_budget() {
     // On a Redis Cluster the two parties' routes are in two slots: their
     // lookups go out at once, but as two round trips.
     let redis_budget = if redis_cluster() { 5.0 } else { 4.0 };
-    assert!(direct.sql <= 6.0, "1:1 SQL round trips: {direct:?}");
     assert!(
-        direct.redis <= redis_budget,
+        direct.sql <= 6.0 + UPKEEP,
+        "1:1 SQL round trips: {direct:?}"
+    );
+    assert!(
+        direct.redis <= redis_budget + UPKEEP,
         "1:1 Redis round trips: {direct:?}"
     );
-    assert!(direct.appends <= 1.0, "1:1 durable appends: {direct:?}");
+    assert!(
+        direct.appends <= 1.0 + UPKEEP,
+        "1:1 durable appends: {direct:?}"
+    );
     if !backends::cluster_mode() {
         // Embedded: nothing leaves the process but the bus append.
         assert_eq!((direct.sql, direct.redis), (0.0, 0.0));
@@ -125,20 +138,30 @@ async fn messages_stay_within_their_budget() {
     presence_touches_only_watchers(&s).await;
     heartbeats_write_nothing(&s).await;
     eprintln!("group of 5 per message: {small:?}; group of 20: {large:?}");
-    assert_eq!(
-        small.sql, large.sql,
-        "SQL per group message grows with size"
+    assert!(
+        (large.sql - small.sql).abs() < UPKEEP,
+        "SQL per group message grows with size: {small:?} vs {large:?}"
     );
-    assert!(large.sql <= 9.0, "group SQL round trips: {large:?}");
-    assert!(large.appends <= 1.0, "group durable appends: {large:?}");
+    assert!(
+        large.sql <= 9.0 + UPKEEP,
+        "group SQL round trips: {large:?}"
+    );
+    assert!(
+        large.appends <= 1.0 + UPKEEP,
+        "group durable appends: {large:?}"
+    );
     // Per-member route lookups are one pipeline: one round trip on one
     // Redis, one per slot on a Redis Cluster (docs/scale.md).
     if !redis_cluster() {
-        assert_eq!(
-            small.redis, large.redis,
-            "Redis per group message grows with size"
+        // Per member it would be 15 more round trips a message.
+        assert!(
+            (large.redis - small.redis).abs() < UPKEEP,
+            "Redis per group message grows with size: {small:?} vs {large:?}"
         );
-        assert!(large.redis <= 4.0, "group Redis round trips: {large:?}");
+        assert!(
+            large.redis <= 4.0 + UPKEEP,
+            "group Redis round trips: {large:?}"
+        );
     }
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The real engines Magpie's cluster mode runs on, for tests and local use:
-# Redis (one server and a three-primary cluster), PostgreSQL, MariaDB and
-# NATS JetStream (one server and a three-server cluster), each on loopback with a test
-# configuration and a data directory of its own under $MAGPIE_SERVICES_DIR.
+# Redis (one server and a three-primary cluster), PostgreSQL and MariaDB (two
+# servers each: the shards of a sharded store) and NATS JetStream (one server
+# and a three-server cluster), each on loopback with a test configuration
+# and a data directory of its own under $MAGPIE_SERVICES_DIR.
 #
 #   scripts/services.sh start   install what is missing, start what is not
 #                               running, print `export MAGPIE_TEST_*_URL=...`
@@ -21,6 +22,9 @@ REDIS_PORT=${MAGPIE_REDIS_PORT:-6390}
 REDIS_CLUSTER_PORTS=${MAGPIE_REDIS_CLUSTER_PORTS:-7391 7392 7393}
 PG_PORT=${MAGPIE_PG_PORT:-5440}
 MYSQL_PORT=${MAGPIE_MYSQL_PORT:-3310}
+# A second server of each SQL engine: the shards of a sharded store.
+PG2_PORT=${MAGPIE_PG2_PORT:-5442}
+MYSQL2_PORT=${MAGPIE_MYSQL2_PORT:-3311}
 NATS_PORT=${MAGPIE_NATS_PORT:-4230}
 # A three-server NATS cluster (JetStream replicated) on these client ports;
 # cluster routes on port +2000, monitoring on port +4000.
@@ -112,28 +116,32 @@ start_redis_cluster() {
   log "redis cluster did not become ready"; return 1
 }
 
+# start_postgres PORT NAME: a server on PORT with its data under $DIR/NAME.
 start_postgres() {
-  listening "$PG_PORT" && return 0
+  local port=$1 name=$2
+  listening "$port" && return 0
   local bin; bin=$(pg_bin)
-  rm -rf "$DIR/pg"; mkdir -p "$DIR/pg"; chown postgres:postgres "$DIR/pg"; chmod 700 "$DIR/pg"
-  runuser -u postgres -- "$bin/initdb" -D "$DIR/pg/data" -A trust -U postgres >"$DIR/pg.init.log" 2>&1
-  runuser -u postgres -- "$bin/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/pg.log" -w \
-    -o "-p $PG_PORT -k $DIR/pg -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off" \
+  rm -rf "${DIR:?}/$name"; mkdir -p "$DIR/$name"; chown postgres:postgres "$DIR/$name"; chmod 700 "$DIR/$name"
+  runuser -u postgres -- "$bin/initdb" -D "$DIR/$name/data" -A trust -U postgres >"$DIR/$name.init.log" 2>&1
+  runuser -u postgres -- "$bin/pg_ctl" -D "$DIR/$name/data" -l "$DIR/$name/pg.log" -w \
+    -o "-p $port -k $DIR/$name -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off" \
     start >&2
-  wait_port postgres "$PG_PORT"
+  wait_port postgres "$port"
 }
 
+# start_mysql PORT NAME: a MariaDB server on PORT with its data under $DIR/NAME.
 start_mysql() {
-  listening "$MYSQL_PORT" && return 0
-  rm -rf "$DIR/mysql"; mkdir -p "$DIR/mysql"
-  mariadb-install-db --no-defaults --datadir="$DIR/mysql/data" --user=root \
-    --auth-root-authentication-method=normal --skip-test-db >"$DIR/mysql.init.log" 2>&1
+  local port=$1 name=$2
+  listening "$port" && return 0
+  rm -rf "${DIR:?}/$name"; mkdir -p "$DIR/$name"
+  mariadb-install-db --no-defaults --datadir="$DIR/$name/data" --user=root \
+    --auth-root-authentication-method=normal --skip-test-db >"$DIR/$name.init.log" 2>&1
   # Test instance: no grant checks, so tests connect as root without a password.
-  nohup mariadbd --no-defaults --datadir="$DIR/mysql/data" --user=root \
-    --port="$MYSQL_PORT" --bind-address=127.0.0.1 --socket="$DIR/mysql/mysql.sock" \
-    --pid-file="$DIR/mysql/mysql.pid" --skip-grant-tables --max-connections=500 \
-    --innodb-flush-log-at-trx-commit=2 --log-error="$DIR/mysql/error.log" >/dev/null 2>&1 &
-  wait_port mariadb "$MYSQL_PORT"
+  nohup mariadbd --no-defaults --datadir="$DIR/$name/data" --user=root \
+    --port="$port" --bind-address=127.0.0.1 --socket="$DIR/$name/mysql.sock" \
+    --pid-file="$DIR/$name/mysql.pid" --skip-grant-tables --max-connections=500 \
+    --innodb-flush-log-at-trx-commit=2 --log-error="$DIR/$name/error.log" >/dev/null 2>&1 &
+  wait_port mariadb "$port"
 }
 
 start_nats() {
@@ -204,6 +212,10 @@ export MAGPIE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/
 export MAGPIE_TEST_REDIS_CLUSTER_URL=redis+cluster://$(echo $REDIS_CLUSTER_PORTS | sed -E 's/([0-9]+)/127.0.0.1:\1/g; s/ /,/g')/
 export MAGPIE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export MAGPIE_TEST_MYSQL_URL=mysql://root@127.0.0.1:$MYSQL_PORT/mysql
+export MAGPIE_TEST_POSTGRES_SHARD_URLS="postgres://postgres@127.0.0.1:$PG_PORT/postgres postgres://postgres@127.0.0.1:$PG2_PORT/postgres"
+export MAGPIE_TEST_MYSQL_SHARD_URLS="mysql://root@127.0.0.1:$MYSQL_PORT/mysql mysql://root@127.0.0.1:$MYSQL2_PORT/mysql"
+export MAGPIE_TEST_MARIADBD=$(command -v mariadbd)
+export MAGPIE_TEST_MARIADB_INSTALL_DB=$(command -v mariadb-install-db)
 export MAGPIE_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
 export MAGPIE_TEST_NATS_CLUSTER_URL=nats://$(echo $NATS_CLUSTER_PORTS | sed -E 's/([0-9]+)/127.0.0.1:\1/g; s/ /,/g')
 export MAGPIE_TEST_NATS_BIN=$(nats_bin)
@@ -216,8 +228,12 @@ stop_all() {
   for port in $REDIS_CLUSTER_PORTS; do
     [ -f "$DIR/redis-cluster/$port/redis.pid" ] && kill "$(cat "$DIR/redis-cluster/$port/redis.pid")" 2>/dev/null || true
   done
-  [ -d "$DIR/pg/data" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$DIR/pg/data" -m fast stop >&2 2>/dev/null || true
-  [ -f "$DIR/mysql/mysql.pid" ] && kill "$(cat "$DIR/mysql/mysql.pid")" 2>/dev/null || true
+  for name in pg pg2; do
+    [ -d "$DIR/$name/data" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$DIR/$name/data" -m fast stop >&2 2>/dev/null || true
+  done
+  for name in mysql mysql2; do
+    [ -f "$DIR/$name/mysql.pid" ] && kill "$(cat "$DIR/$name/mysql.pid")" 2>/dev/null || true
+  done
   [ -f "$DIR/nats/nats.pid" ] && kill "$(cat "$DIR/nats/nats.pid")" 2>/dev/null || true
   for port in $NATS_CLUSTER_PORTS; do
     [ -f "$DIR/nats-cluster/$port/nats.pid" ] && kill "$(cat "$DIR/nats-cluster/$port/nats.pid")" 2>/dev/null || true
@@ -228,7 +244,10 @@ mkdir -p "$DIR"; chmod 755 "$DIR"
 case "${1:-start}" in
   start)
     install_missing
-    start_redis; start_redis_cluster; start_postgres; start_mysql; start_nats; start_nats_cluster
+    start_redis; start_redis_cluster
+    start_postgres "$PG_PORT" pg; start_postgres "$PG2_PORT" pg2
+    start_mysql "$MYSQL_PORT" mysql; start_mysql "$MYSQL2_PORT" mysql2
+    start_nats; start_nats_cluster
     print_env
     ;;
   stop) stop_all ;;

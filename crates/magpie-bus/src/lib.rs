@@ -102,20 +102,10 @@ pub trait BusBackend: Send + Sync + 'static {
     ) -> Result<Box<dyn Consumer>>;
 }
 
-/// The partition of `key` among `partitions`: FNV-1a of the key, modulo.
-/// Stable across processes and releases (every node must agree), which the
-/// std hasher is not.
+/// The partition of `key` among `partitions` (`magpie_core::bucket_of`:
+/// stable across processes and releases, as every node must agree).
 pub fn partition_of(key: &str, partitions: u32) -> u32 {
-    if partitions <= 1 {
-        return 0;
-    }
-    (fnv1a(key.as_bytes()) % u64::from(partitions)) as u32
-}
-
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    magpie_core::bucket_of(key, partitions)
 }
 
 #[async_trait]

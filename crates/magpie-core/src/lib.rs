@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod envelope;
 pub mod event;
 pub mod group;
+pub mod hash;
 pub mod ids;
 pub mod message;
 pub mod room;
@@ -23,6 +24,7 @@ pub use event::{
     room_topic,
 };
 pub use group::{GroupId, GroupInfo, GroupRole, MemberInfo};
+pub use hash::{bucket_of, stable_hash};
 pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};
 pub use message::{Accepted, Message, NewMessage};
 pub use room::{RoomMessage, valid_room};

@@ -14,10 +14,16 @@ pub struct Config {
     /// Directory for the embedded backends (SQLite store, bus log, JWT secret).
     pub data_dir: PathBuf,
     /// Durable store URL; empty = `sqlite://{data_dir}/magpie.sqlite3`.
+    /// Several `postgres://…` or `mysql://…` URLs separated by spaces are
+    /// the shard map: conversations spread over those databases, shard `k`
+    /// being the `k`-th (order and length fixed at first open;
+    /// docs/deploy.md, "SQL shards").
     pub store: String,
     /// Hash partitions of the message tables on PostgreSQL/MySQL (used when
     /// the schema is first created).
     pub store_partitions: u32,
+    /// Pooled connections per SQL database on this node.
+    pub store_pool_size: u32,
     /// Fast state URL; `mem://` keeps it in process.
     pub state: String,
     /// Bus URL; empty = `embedded://{data_dir}/bus.sqlite3`.
@@ -264,6 +270,7 @@ impl Default for Config {
             data_dir: PathBuf::from("magpie-data"),
             store: String::new(),
             store_partitions: 8,
+            store_pool_size: 5,
             state: "mem://".into(),
             bus: String::new(),
             relay: String::new(),
@@ -387,6 +394,15 @@ impl Default for WorkersConfig {
 }
 
 impl Config {
+    /// How the store is opened (`magpie serve` and `magpie migrate`).
+    pub fn store_options(&self) -> magpie_store::StoreOptions {
+        magpie_store::StoreOptions {
+            offline_ttl_ms: (self.retention.offline_ttl_secs * 1000) as i64,
+            partitions: self.store_partitions,
+            pool_size: self.store_pool_size,
+        }
+    }
+
     pub fn store_url(&self) -> String {
         if self.store.is_empty() {
             format!(

@@ -148,11 +148,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         .map_err(|e| ServerError::Internal(format!("create {}: {e}", cfg.data_dir.display())))?;
     crate::roles::check(&cfg)?;
     crate::metrics::exporter();
-    let store_opts = magpie_store::StoreOptions {
-        offline_ttl_ms: (cfg.retention.offline_ttl_secs * 1000) as i64,
-        partitions: cfg.store_partitions,
-    };
-    let store = Store::open_with(&cfg.store_url(), &store_opts).await?;
+    let store = Store::open_with(&cfg.store_url(), &cfg.store_options()).await?;
     let state = State::open(&cfg.state).await?;
     let bus = Bus::open(&cfg.bus_url()).await?;
     let relay_opts = RelayOptions {

@@ -1,6 +1,6 @@
 //! The one error type of this crate. Variants say what the caller must do.
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The thing being created exists already (e.g. a username).
     #[error("already exists: {0}")]

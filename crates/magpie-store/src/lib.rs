@@ -12,7 +12,8 @@
 //! Callers hold the concrete handles [`Store`] and [`State`]; a `Store`
 //! reaches its domains through `accounts()`, `messages()`, `groups()` and
 //! `retention()` (the traits are in [`backend`], for implementors). The backend is
-//! chosen by URL (`sqlite://path`, `mem://`). Backend error types never leave
+//! chosen by URL (`sqlite://path`, `mem://`); a store URL that lists
+//! several SQL databases is a [`ShardedStore`] over them. Backend error types never leave
 //! their module: they become [`StoreError`].
 
 pub mod backend;
@@ -22,6 +23,7 @@ mod plan;
 #[cfg(feature = "redis")]
 pub mod redis_state;
 pub mod round_trips;
+pub mod shards;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod sqlite;
@@ -30,6 +32,7 @@ mod store;
 pub mod testsuite;
 
 pub use error::StoreError;
+pub use shards::{Place, ShardedStore};
 pub use state::{
     NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims, UnreadCache, Watcher,
 };

@@ -132,16 +132,24 @@ impl Store {
 
     /// Opens the backend a URL names: `sqlite:///path/to/file.sqlite3` or
     /// `sqlite::memory:`; with the `sql` feature also `postgres://…` and
-    /// `mysql://…` (schema migrated at open).
+    /// `mysql://…` (schema migrated at open), or several of those separated
+    /// by whitespace: the shard map, shard `k` being the `k`-th URL (see
+    /// `shards`; the list's order and length are fixed once its databases
+    /// are first opened).
     pub async fn open_with(url: &str, opts: &StoreOptions) -> Result<Store> {
+        let urls: Vec<&str> = url.split_whitespace().collect();
+        if urls.len() > 1 {
+            return Store::open_shards(&urls, opts).await;
+        }
+        let url = url.trim();
         let ttl = opts.offline_ttl_ms;
         if let Some(path) = url.strip_prefix("sqlite://") {
             let store = crate::sqlite::SqliteStore::open(path).await?;
             return Ok(Store::new(store.with_offline_ttl_ms(ttl)));
         }
         #[cfg(feature = "sql")]
-        if url.starts_with("postgres") || url.starts_with("mysql://") {
-            let store = crate::sql::SqlStore::connect(url, ttl, opts.partitions).await?;
+        if is_sql(url) {
+            let store = crate::sql::SqlStore::open(url, &opts.sql(crate::Place::ALONE)).await?;
             return Ok(Store::new(store));
         }
         if url == "sqlite::memory:" {
@@ -152,6 +160,37 @@ impl Store {
             "unknown store url {url:?}: expected sqlite://PATH, postgres://… or mysql://… (the latter two need the `sql` feature)"
         )))
     }
+
+    /// One SQL store per URL, each told its place, behind a `ShardedStore`.
+    #[cfg(feature = "sql")]
+    async fn open_shards(urls: &[&str], opts: &StoreOptions) -> Result<Store> {
+        let shards = u32::try_from(urls.len())
+            .map_err(|_| StoreError::Config("too many shards".into()))?;
+        let mut opened = Vec::with_capacity(urls.len());
+        for (shard, url) in (0..shards).zip(urls) {
+            if !is_sql(url) {
+                return Err(StoreError::Config(format!(
+                    "shard {shard} is {url:?}: only postgres://… and mysql://… stores can be shards"
+                )));
+            }
+            let place = crate::Place { shards, shard };
+            let store = crate::sql::SqlStore::open(url, &opts.sql(place)).await?;
+            opened.push(Store::new(store));
+        }
+        Ok(Store::new(crate::ShardedStore::new(opened)))
+    }
+
+    #[cfg(not(feature = "sql"))]
+    async fn open_shards(_: &[&str], _: &StoreOptions) -> Result<Store> {
+        Err(StoreError::Config(
+            "a store of several shards needs the `sql` feature".into(),
+        ))
+    }
+}
+
+#[cfg(feature = "sql")]
+fn is_sql(url: &str) -> bool {
+    url.starts_with("postgres") || url.starts_with("mysql://")
 }
 
 /// How a store is opened.
@@ -162,6 +201,20 @@ pub struct StoreOptions {
     /// Hash partitions of the message tables (PostgreSQL, MySQL; fixed when
     /// the schema is first created).
     pub partitions: u32,
+    /// Pooled connections per SQL database, on each node.
+    pub pool_size: u32,
+}
+
+impl StoreOptions {
+    #[cfg(feature = "sql")]
+    fn sql(&self, place: crate::Place) -> crate::sql::SqlOptions {
+        crate::sql::SqlOptions {
+            offline_ttl_ms: self.offline_ttl_ms,
+            partitions: self.partitions,
+            pool_size: self.pool_size,
+            place,
+        }
+    }
 }
 
 impl Default for StoreOptions {
@@ -169,6 +222,7 @@ impl Default for StoreOptions {
         StoreOptions {
             offline_ttl_ms: crate::sqlite::DEFAULT_OFFLINE_TTL_MS,
             partitions: 8,
+            pool_size: 5,
         }
     }
 }

@@ -57,15 +57,17 @@ async fn terminated() {
     }
 }
 
-/// A URL without its password, for printing.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+/// A URL (or the space-separated URLs of a shard map) without passwords,
+/// for printing.
+fn redact(urls: &str) -> String {
+    let one = |url: &str| match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
             Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
             None => url.to_string(),
         },
         _ => url.to_string(),
-    }
+    };
+    urls.split_whitespace().map(one).collect::<Vec<_>>().join(" ")
 }
 
 #[tokio::main]
@@ -87,11 +89,7 @@ async fn main() -> anyhow::Result<()> {
             let cfg = config::load(&args)?;
             std::fs::create_dir_all(&cfg.data_dir)?;
             // Opening a store applies its migrations.
-            let opts = magpie_store::StoreOptions {
-                offline_ttl_ms: (cfg.retention.offline_ttl_secs * 1000) as i64,
-                partitions: cfg.store_partitions,
-            };
-            magpie_store::Store::open_with(&cfg.store_url(), &opts).await?;
+            magpie_store::Store::open_with(&cfg.store_url(), &cfg.store_options()).await?;
             println!(
                 "{}",
                 serde_json::json!({"event": "migrated", "store": redact(&cfg.store_url())})

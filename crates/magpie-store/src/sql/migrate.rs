@@ -4,7 +4,8 @@
 //! DDL): read the layout marker (`schema_version`, refusing a newer layout),
 //! run the versioned migrations of the engine (`migrations/postgres`,
 //! `migrations/mysql`, embedded at build time and applied by sqlx's
-//! migrator), create the partitions, record the marker. Migration 0001 is
+//! migrator), create the partitions, record the marker and the database's
+//! place in the shard map (`shard`). Migration 0001 is
 //! all `IF NOT EXISTS`: a database created before migrations were versioned
 //! adopts it without losing anything.
 
@@ -13,23 +14,38 @@ use super::dialect::Dialect;
 use super::pool::Pool;
 use super::{schema, store_err};
 use crate::error::{Result, StoreError};
+use crate::shards::Place;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 
 /// One engine's migrations: (version, description, SQL), in order.
 type Steps = &'static [(i64, &'static str, &'static str)];
 
-const POSTGRES: Steps = &[(
-    1,
-    "baseline",
-    include_str!("../../migrations/postgres/0001_baseline.sql"),
-)];
+const POSTGRES: Steps = &[
+    (
+        1,
+        "baseline",
+        include_str!("../../migrations/postgres/0001_baseline.sql"),
+    ),
+    (
+        2,
+        "shard",
+        include_str!("../../migrations/postgres/0002_shard.sql"),
+    ),
+];
 
-const MYSQL: Steps = &[(
-    1,
-    "baseline",
-    include_str!("../../migrations/mysql/0001_baseline.sql"),
-)];
+const MYSQL: Steps = &[
+    (
+        1,
+        "baseline",
+        include_str!("../../migrations/mysql/0001_baseline.sql"),
+    ),
+    (
+        2,
+        "shard",
+        include_str!("../../migrations/mysql/0002_shard.sql"),
+    ),
+];
 
 fn migrator(d: Dialect) -> Migrator {
     let steps = match d {
@@ -61,12 +77,12 @@ fn migrate_err(e: MigrateError) -> StoreError {
 
 /// Creates or upgrades the schema of the database `url` names
 /// (`postgres://…` or `mysql://…`) with `partitions` hash partitions for a
-/// new database.
-pub(crate) async fn migrate_with(url: &str, partitions: u32) -> Result<()> {
+/// new database, and records or checks its place in the shard map.
+pub(crate) async fn migrate_with(url: &str, partitions: u32, place: Place) -> Result<()> {
     let dialect = Dialect::of(url)?;
     // One connection: the migration lock belongs to its session, and
     // closing the session releases it in any case.
-    let pool = Pool::connect(dialect, url, 1).await?;
+    let pool = Pool::connect(dialect, url, 1, Place::ALONE).await?;
     let out = async {
         let mut c = pool.acquire().await.map_err(store_err)?;
         let mut x = c.exec();
@@ -79,7 +95,7 @@ pub(crate) async fn migrate_with(url: &str, partitions: u32) -> Result<()> {
                 "timed out waiting for another node's schema migration".into(),
             ));
         }
-        let done = locked(&mut x, dialect, partitions).await;
+        let done = locked(&mut x, dialect, partitions, place).await;
         x.execute(dialect.migration_unlock(), args![])
             .await
             .map_err(store_err)?;
@@ -91,7 +107,7 @@ pub(crate) async fn migrate_with(url: &str, partitions: u32) -> Result<()> {
 }
 
 /// Under the migration lock.
-async fn locked(x: &mut Exec<'_>, d: Dialect, partitions: u32) -> Result<()> {
+async fn locked(x: &mut Exec<'_>, d: Dialect, partitions: u32, place: Place) -> Result<()> {
     x.execute(schema::VERSION_TABLE, args![])
         .await
         .map_err(store_err)?;
@@ -111,7 +127,7 @@ async fn locked(x: &mut Exec<'_>, d: Dialect, partitions: u32) -> Result<()> {
     x.execute(set, args![schema::SCHEMA_VERSION, i64::from(n)])
         .await
         .map_err(store_err)?;
-    Ok(())
+    super::shard::settle(x, d, place).await
 }
 
 async fn run_all(x: &mut Exec<'_>, ddl: Vec<String>) -> Sqlx<()> {

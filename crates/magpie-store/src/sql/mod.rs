@@ -36,10 +36,11 @@ mod migrate;
 mod pool;
 mod queries;
 mod schema;
+mod shard;
 mod store;
 
 pub use schema::SCHEMA_VERSION;
-pub use store::SqlStore;
+pub use store::{SqlOptions, SqlStore};
 
 use crate::error::{Result, StoreError};
 
@@ -50,8 +51,9 @@ use std::time::Duration;
 /// Hash partitions of the message tables when the caller names none.
 pub const DEFAULT_PARTITIONS: u32 = 8;
 
-/// Connections per store. Small on purpose: every node holds one pool, and
-/// a transaction here is short (no waiting on anything but row locks).
+/// Connections per database unless configured (`store_pool_size`). Small on
+/// purpose: every node holds one pool per database, and a transaction here
+/// is short (no waiting on anything but row locks).
 pub const POOL_SIZE: u32 = 5;
 
 /// How long a caller waits for a pooled connection before `Unavailable`.
@@ -63,7 +65,7 @@ const MAX_ATTEMPTS: u32 = 8;
 /// Creates or upgrades the schema of the database `url` names
 /// (`postgres://…` or `mysql://…`) without opening a store: `magpie migrate`.
 pub async fn migrate(url: &str) -> Result<()> {
-    migrate::migrate_with(url, DEFAULT_PARTITIONS).await
+    migrate::migrate_with(url, DEFAULT_PARTITIONS, crate::shards::Place::ALONE).await
 }
 
 /// A `LIMIT` argument; `usize::MAX` means "no limit" and saturates.

@@ -6,6 +6,7 @@ use super::db::{Exec, Sqlx};
 use super::dialect::Dialect;
 use super::{ACQUIRE_TIMEOUT, store_err};
 use crate::error::{Result, StoreError};
+use crate::shards::Place;
 use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
@@ -38,8 +39,14 @@ pub(crate) enum Conn {
 }
 
 impl Pool {
-    /// Connects `size` connections to the database `url` names.
-    pub(crate) async fn connect(dialect: Dialect, url: &str, size: u32) -> Result<Pool> {
+    /// Connects `size` connections to the database `url` names; on MySQL
+    /// each session strides its generated ids for its `place` (`shard`).
+    pub(crate) async fn connect(
+        dialect: Dialect,
+        url: &str,
+        size: u32,
+        place: Place,
+    ) -> Result<Pool> {
         let bad = |e: sqlx::Error| StoreError::Config(format!("{url:?}: {e}"));
         Ok(match dialect {
             Dialect::Postgres => Pool::Pg(
@@ -54,8 +61,14 @@ impl Pool {
                 MySqlPoolOptions::new()
                     .max_connections(size)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .after_connect(|c, _| {
-                        Box::pin(async move { c.execute(READ_COMMITTED).await.map(drop) })
+                    .after_connect(move |c, _| {
+                        Box::pin(async move {
+                            c.execute(READ_COMMITTED).await?;
+                            if let Some(stride) = super::shard::mysql_stride(place) {
+                                c.execute(sqlx::AssertSqlSafe(stride)).await?;
+                            }
+                            Ok(())
+                        })
                     })
                     .connect_with(MySqlConnectOptions::from_str(url).map_err(bad)?)
                     .await

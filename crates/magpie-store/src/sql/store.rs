@@ -13,6 +13,7 @@ use super::queries::{Queries, Statements};
 use super::{POOL_SIZE, Retry, conv_of, device_of, limit_param, retrying, store_err};
 use crate::backend::{AccountStore, RetentionStore};
 use crate::error::{Result, StoreError};
+use crate::shards::Place;
 use crate::store::{RetentionHit, Retire, UserRecord};
 use async_trait::async_trait;
 use magpie_core::{ClientSettings, DeviceId, UserId, now_ms};
@@ -27,6 +28,30 @@ pub struct SqlStore {
     pub(super) offline_ttl_ms: i64,
 }
 
+/// How a SQL store is opened (`Store::open_with` fills it from `StoreOptions`).
+#[derive(Debug, Clone, Copy)]
+pub struct SqlOptions {
+    /// How long `none` and `offline` messages are kept at most, ms.
+    pub offline_ttl_ms: i64,
+    /// Hash partitions of the message tables of a new database.
+    pub partitions: u32,
+    /// Pooled connections (each node holds one pool per database).
+    pub pool_size: u32,
+    /// The database's place in the shard map.
+    pub place: Place,
+}
+
+impl Default for SqlOptions {
+    fn default() -> Self {
+        SqlOptions {
+            offline_ttl_ms: crate::sqlite::DEFAULT_OFFLINE_TTL_MS,
+            partitions: super::DEFAULT_PARTITIONS,
+            pool_size: POOL_SIZE,
+            place: Place::ALONE,
+        }
+    }
+}
+
 /// A message retention removes: server id, conv, seq, from, to.
 type DoomedRow = (i64, String, i64, i64, i64);
 
@@ -35,14 +60,25 @@ impl SqlStore {
     /// `mysql://…`, creating or upgrading the schema first (`partitions`
     /// applies only to a new database).
     pub async fn connect(url: &str, offline_ttl_ms: i64, partitions: u32) -> Result<SqlStore> {
+        let opts = SqlOptions {
+            offline_ttl_ms,
+            partitions,
+            ..SqlOptions::default()
+        };
+        SqlStore::open(url, &opts).await
+    }
+
+    /// Connects as `opts` says, creating or upgrading the schema first and
+    /// checking the database's place in the shard map.
+    pub async fn open(url: &str, opts: &SqlOptions) -> Result<SqlStore> {
         let dialect = Dialect::of(url)?;
-        super::migrate::migrate_with(url, partitions).await?;
+        super::migrate::migrate_with(url, opts.partitions, opts.place).await?;
         Ok(SqlStore {
-            pool: Pool::connect(dialect, url, POOL_SIZE).await?,
+            pool: Pool::connect(dialect, url, opts.pool_size.max(1), opts.place).await?,
             q: &Statements::of(dialect).q,
             g: &Statements::of(dialect).g,
             b: BatchSql::of(dialect),
-            offline_ttl_ms,
+            offline_ttl_ms: opts.offline_ttl_ms,
         })
     }
 

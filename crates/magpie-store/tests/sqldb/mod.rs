@@ -40,8 +40,8 @@ pub fn is_mysql(url: &str) -> bool {
     url.starts_with("mysql://")
 }
 
-/// Runs one statement on the admin connection.
-async fn exec(admin: &str, sql: String) -> Result<(), sqlx::Error> {
+/// Runs one statement on a new connection to `admin` (any database URL).
+pub async fn exec(admin: &str, sql: String) -> Result<(), sqlx::Error> {
     if is_mysql(admin) {
         let mut c = sqlx::MySqlConnection::connect(admin).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -77,6 +77,20 @@ impl FreshDb {
             admin: admin.to_string(),
             name,
         }
+    }
+}
+
+impl FreshDb {
+    /// Drops the database now, ending its sessions (the guard's drop then
+    /// finds nothing to drop).
+    pub async fn drop_now(&self) {
+        let force = if is_mysql(&self.admin) {
+            ""
+        } else {
+            " WITH (FORCE)"
+        };
+        let sql = format!("DROP DATABASE IF EXISTS {}{force}", self.name);
+        exec(&self.admin, sql).await.expect("drop database");
     }
 }
 
@@ -127,4 +141,31 @@ pub async fn fresh(var: &str) -> (Store, Box<dyn std::any::Any + Send>) {
     let db = FreshDb::create(&admin).await;
     let store = Store::open(&db.url).await.expect("open sql store");
     (store, Box::new(db))
+}
+
+/// A sharded store over one fresh database on each server `var` lists
+/// (admin URLs separated by spaces), the databases being the guard.
+pub async fn fresh_sharded(var: &str) -> (Store, Box<dyn std::any::Any + Send>) {
+    let (dbs, urls) = fresh_shards(var).await;
+    if dbs.is_empty() {
+        let stand_in = Store::open("sqlite::memory:").await;
+        return (stand_in.expect("sqlite stand-in"), Box::new(()));
+    }
+    let store = Store::open(&urls).await.expect("open sharded store");
+    (store, Box::new(dbs))
+}
+
+/// One fresh database per server `var` lists, and their URLs joined into
+/// a shard map; none when the case is skipped.
+pub async fn fresh_shards(var: &str) -> (Vec<FreshDb>, String) {
+    let Some(admins) = admin_url(var) else {
+        return (Vec::new(), String::new());
+    };
+    let mut dbs = Vec::new();
+    for admin in admins.split_whitespace() {
+        dbs.push(FreshDb::create(admin).await);
+    }
+    let urls = dbs.iter().map(|d| d.url.as_str()).collect::<Vec<_>>();
+    let urls = urls.join(" ");
+    (dbs, urls)
 }

@@ -1,0 +1,165 @@
+//! Accounts, groups and retention over shards. A user lives where its
+//! username hashes and its id says (`map`); a group where its id says,
+//! beside its conversation; retention's sweep asks every shard in turn.
+
+use super::ShardedStore;
+use crate::backend::{AccountStore, GroupStore, RetentionStore};
+use crate::error::Result;
+use crate::store::{ReadBy, RetentionHit, Retire, UserRecord};
+use async_trait::async_trait;
+use futures_util::future::try_join_all;
+use magpie_core::{
+    ClientSettings, DeviceId, GroupId, GroupInfo, GroupRole, MemberInfo, Seq, UserId,
+};
+
+#[async_trait]
+impl AccountStore for ShardedStore {
+    async fn create_user(&self, username: &str, password_hash: &str) -> Result<UserRecord> {
+        let k = self.map.of_key(username);
+        let user = self.shards[k]
+            .accounts()
+            .create_user(username, password_hash)
+            .await?;
+        self.check_id(k, user.id.0, "user")?;
+        Ok(user)
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        self.key(username).accounts().user_by_name(username).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
+        self.id(id.0).accounts().user_by_id(id).await
+    }
+
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        device: &DeviceId,
+        expires_at: i64,
+    ) -> Result<()> {
+        let s = self.key(token_hash).accounts();
+        s.put_refresh(token_hash, user, device, expires_at).await
+    }
+
+    async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>> {
+        self.key(token_hash).accounts().take_refresh(token_hash).await
+    }
+
+    async fn put_settings(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+        s: &ClientSettings,
+    ) -> Result<()> {
+        self.id(user.0).accounts().put_settings(user, device, s).await
+    }
+
+    async fn get_settings(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+    ) -> Result<ClientSettings> {
+        self.id(user.0).accounts().get_settings(user, device).await
+    }
+}
+
+#[async_trait]
+impl GroupStore for ShardedStore {
+    async fn create_group(
+        &self,
+        name: &str,
+        owner: UserId,
+        members: &[UserId],
+        history: i64,
+    ) -> Result<GroupInfo> {
+        let k = self.new_group_shard();
+        let g = self.shards[k].groups();
+        let info = g.create_group(name, owner, members, history).await?;
+        self.check_id(k, info.id.0, "group")?;
+        Ok(info)
+    }
+
+    async fn group(&self, id: GroupId) -> Result<Option<GroupInfo>> {
+        self.id(id.0).groups().group(id).await
+    }
+
+    async fn rename_group(&self, id: GroupId, name: &str) -> Result<()> {
+        self.id(id.0).groups().rename_group(id, name).await
+    }
+
+    async fn dissolve_group(&self, id: GroupId) -> Result<()> {
+        self.id(id.0).groups().dissolve_group(id).await
+    }
+
+    async fn add_members(&self, id: GroupId, users: &[UserId]) -> Result<Vec<UserId>> {
+        self.id(id.0).groups().add_members(id, users).await
+    }
+
+    async fn remove_member(&self, id: GroupId, user: UserId) -> Result<bool> {
+        self.id(id.0).groups().remove_member(id, user).await
+    }
+
+    async fn set_member(
+        &self,
+        id: GroupId,
+        user: UserId,
+        role: Option<GroupRole>,
+        muted: Option<bool>,
+    ) -> Result<bool> {
+        let g = self.id(id.0).groups();
+        g.set_member(id, user, role, muted).await
+    }
+
+    async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>> {
+        self.id(id.0).groups().member(id, user).await
+    }
+
+    async fn members(&self, id: GroupId, after: UserId, limit: usize) -> Result<Vec<MemberInfo>> {
+        self.id(id.0).groups().members(id, after, limit).await
+    }
+
+    async fn user_groups(&self, user: UserId) -> Result<Vec<GroupId>> {
+        let all = self.shards.iter().map(|s| s.groups().user_groups(user));
+        let mut all: Vec<GroupId> = try_join_all(all).await?.into_iter().flatten().collect();
+        all.sort_by_key(|g| g.0);
+        Ok(all)
+    }
+
+    async fn read_by(
+        &self,
+        id: GroupId,
+        seq: Seq,
+        read: bool,
+        after: UserId,
+        limit: usize,
+    ) -> Result<ReadBy> {
+        let g = self.id(id.0).groups();
+        g.read_by(id, seq, read, after, limit).await
+    }
+}
+
+#[async_trait]
+impl RetentionStore for ShardedStore {
+    /// By conversation, except the expiry sweep: each shard in turn with
+    /// what is left of the limit, so the call removes at most `limit`.
+    async fn retire(&self, what: Retire) -> Result<Vec<RetentionHit>> {
+        let (now, limit) = match &what {
+            Retire::Expired { now, limit } => (*now, *limit),
+            Retire::Delivered { conv, .. } | Retire::Read { conv, .. } => {
+                let shard = self.conv(conv);
+                return shard.retention().retire(what).await;
+            }
+        };
+        let mut hits = Vec::new();
+        for s in &self.shards {
+            let limit = limit.saturating_sub(hits.len());
+            if limit == 0 {
+                break;
+            }
+            hits.extend(s.retention().retire(Retire::Expired { now, limit }).await?);
+        }
+        Ok(hits)
+    }
+}

@@ -1,0 +1,103 @@
+//! The message domain over shards: by conversation, except the batch
+//! (split by shard) and a user's conversation list (every shard, merged).
+
+use super::ShardedStore;
+use crate::backend::{MessageStore, Messages};
+use crate::error::{Result, StoreError};
+use crate::store::{ConvSummary, Outcome, Page};
+use async_trait::async_trait;
+use futures_util::future::{join_all, try_join_all};
+use magpie_core::{Accepted, ClientMsgId, ConvId, NewMessage, Seq, UserId};
+
+/// Conversation summaries in the order one database gives them: direct
+/// chats by conversation id, then groups by group id.
+fn in_store_order(mut all: Vec<ConvSummary>) -> Vec<ConvSummary> {
+    all.sort_by(|a, b| {
+        let key = |c: &ConvSummary| match c.conv.group_id() {
+            Some(g) => (1, g.0, String::new()),
+            None => (0, 0, c.conv.as_str().to_string()),
+        };
+        key(a).cmp(&key(b))
+    });
+    all
+}
+
+#[async_trait]
+impl MessageStore for ShardedStore {
+    /// Each shard's part of the batch is one transaction there, the parts
+    /// side by side. A shard that fails answers `Err` for its own messages
+    /// only; `Err` for the whole call only when every part failed (then
+    /// nothing of the batch is stored, as the trait promises).
+    async fn accept(&self, batch: Vec<NewMessage>) -> Result<Vec<Outcome>> {
+        let total = batch.len();
+        let mut parts: Vec<(Vec<usize>, Vec<NewMessage>)> =
+            (0..self.shards.len()).map(|_| Default::default()).collect();
+        for (i, m) in batch.into_iter().enumerate() {
+            let part = &mut parts[self.map.of_conv(&m.conv)];
+            part.0.push(i);
+            part.1.push(m);
+        }
+        let runs = parts
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (at, _))| !at.is_empty())
+            .map(|(k, (at, msgs))| async move { (at, self.shards[k].messages().accept(msgs).await) });
+        let mut out: Vec<Option<Outcome>> = (0..total).map(|_| None).collect();
+        let mut failure = None;
+        let mut stored_any = false;
+        for (at, done) in join_all(runs).await {
+            match done {
+                Ok(outcomes) => {
+                    stored_any = true;
+                    for (i, o) in at.into_iter().zip(outcomes) {
+                        out[i] = Some(o);
+                    }
+                }
+                Err(e) => {
+                    for &i in &at {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                    failure = Some(e);
+                }
+            }
+        }
+        if let (false, Some(e)) = (stored_any, failure) {
+            return Err(e);
+        }
+        let short = || StoreError::Corrupt("a shard answered fewer outcomes than messages".into());
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(short())))
+            .collect())
+    }
+
+    /// The key is unique per shard: the first shard that knows it.
+    async fn lookup_cmid(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>> {
+        let all = self.shards.iter().map(|s| s.messages().lookup_cmid(from, cmid));
+        Ok(try_join_all(all).await?.into_iter().flatten().next())
+    }
+
+    async fn page(&self, owner: UserId, conv: &ConvId, page: Page, limit: usize) -> Messages {
+        self.conv(conv).messages().page(owner, conv, page, limit).await
+    }
+
+    async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
+        let all = self.shards.iter().map(|s| s.messages().conversations(owner));
+        let all = try_join_all(all).await?.into_iter().flatten().collect();
+        Ok(in_store_order(all))
+    }
+
+    async fn group_conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
+        let all = self.shards.iter().map(|s| s.messages().group_conversations(owner));
+        let all = try_join_all(all).await?.into_iter().flatten().collect();
+        Ok(in_store_order(all))
+    }
+
+    async fn conversation(&self, owner: UserId, conv: &ConvId) -> Result<Option<ConvSummary>> {
+        self.conv(conv).messages().conversation(owner, conv).await
+    }
+
+    async fn set_read(&self, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq> {
+        self.conv(conv).messages().set_read(owner, conv, seq).await
+    }
+}

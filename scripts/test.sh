@@ -6,18 +6,19 @@
 #    them when absent) and exports their URLs (MAGPIE_TEST_*_URL); the
 #    conformance suites run against every backend with them.
 # 2. The whole-server black-box tests (crates/magpie/tests) run three times:
-#    embedded, then on PostgreSQL + Redis + JetStream (one server, one
-#    stream), then on MySQL + a three-primary Redis Cluster + a three-server
-#    NATS cluster with four partition streams of three replicas each
-#    (MAGPIE_TEST_BACKENDS=cluster, MAGPIE_TEST_STORE=mysql, the clusters'
-#    URLs, MAGPIE_TEST_BUS_OPTIONS).
+#    embedded, then on PostgreSQL sharded over two servers + Redis +
+#    JetStream (one server, one stream), then on MariaDB sharded over two
+#    servers + a three-primary Redis Cluster + a three-server NATS cluster
+#    with four partition streams of three replicas each
+#    (MAGPIE_TEST_BACKENDS=cluster, MAGPIE_TEST_SHARDED=1,
+#    MAGPIE_TEST_STORE=mysql, the clusters' URLs, MAGPIE_TEST_BUS_OPTIONS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/services.sh start)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo test --workspace --all-features --locked --no-fail-fast
-MAGPIE_TEST_BACKENDS=cluster cargo test -p magpie --all-features --locked --no-fail-fast
-MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_STORE=mysql MAGPIE_TEST_REDIS_URL="$MAGPIE_TEST_REDIS_CLUSTER_URL" \
+MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_SHARDED=1 cargo test -p magpie --all-features --locked --no-fail-fast
+MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_SHARDED=1 MAGPIE_TEST_STORE=mysql MAGPIE_TEST_REDIS_URL="$MAGPIE_TEST_REDIS_CLUSTER_URL" \
   MAGPIE_TEST_NATS_URL="$MAGPIE_TEST_NATS_CLUSTER_URL" MAGPIE_TEST_BUS_OPTIONS="partitions=4&replicas=3" \
   cargo test -p magpie --all-features --locked --no-fail-fast

@@ -30,8 +30,9 @@ mod tests {
         assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(bucket_of("anything", 1), 0);
-        let spread: std::collections::HashSet<u32> =
-            (0..100).map(|i| bucket_of(&format!("d:{i}:{}", i + 1), 4)).collect();
+        let spread: std::collections::HashSet<u32> = (0..100)
+            .map(|i| bucket_of(&format!("d:{i}:{}", i + 1), 4))
+            .collect();
         assert_eq!(spread.len(), 4);
     }
 }

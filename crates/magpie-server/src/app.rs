@@ -70,7 +70,7 @@ impl App {
         let cfg = Arc::new(p.cfg);
         let ids = Arc::new(MsgIdGen::new(cfg.node_num));
         let events = Events::new(p.bus, p.shutdown.clone());
-        let users = Arc::new(Users::new(p.store.clone()));
+        let users = Arc::new(Users::new(p.store.clone(), cfg.limits.known_users));
         let delivery = Arc::new(Delivery::new(
             cfg.clone(),
             p.store.clone(),

@@ -174,6 +174,9 @@ pub struct LimitsConfig {
     /// serves at once; beyond it new ones are answered `busy`. 0: the
     /// process's open-file limit less 256.
     pub max_connections: usize,
+    /// User ids each node remembers as existing (the send path's recipient
+    /// check), most recently used kept; beyond it the store is asked.
+    pub known_users: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -351,6 +354,7 @@ impl Default for LimitsConfig {
             idempotency_ttl_secs: 1800,
             max_page: 200,
             max_connections: 0,
+            known_users: 1_000_000,
         }
     }
 }

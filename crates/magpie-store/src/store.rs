@@ -164,8 +164,8 @@ impl Store {
     /// One SQL store per URL, each told its place, behind a `ShardedStore`.
     #[cfg(feature = "sql")]
     async fn open_shards(urls: &[&str], opts: &StoreOptions) -> Result<Store> {
-        let shards = u32::try_from(urls.len())
-            .map_err(|_| StoreError::Config("too many shards".into()))?;
+        let shards =
+            u32::try_from(urls.len()).map_err(|_| StoreError::Config("too many shards".into()))?;
         let mut opened = Vec::with_capacity(urls.len());
         for (shard, url) in (0..shards).zip(urls) {
             if !is_sql(url) {

@@ -63,14 +63,25 @@ mod cases {
         assert_eq!(convs.len(), u.len() - 1 + groups.len());
         let unread: i64 = convs.iter().map(|c| c.unread).sum();
         let sent: i64 = (0..u.len() - 1).map(|i| (i % 3 + 1) as i64).sum();
-        assert_eq!(unread, sent + groups.len() as i64, "exact unread over both shards");
-        let tail: Vec<ConvId> = convs[u.len() - 1..].iter().map(|c| c.conv.clone()).collect();
+        assert_eq!(
+            unread,
+            sent + groups.len() as i64,
+            "exact unread over both shards"
+        );
+        let tail: Vec<ConvId> = convs[u.len() - 1..]
+            .iter()
+            .map(|c| c.conv.clone())
+            .collect();
         groups.sort_by_key(|g| g.0);
         let expected: Vec<ConvId> = groups.iter().map(|g| ConvId::group(*g)).collect();
         assert_eq!(tail, expected, "groups last, by id");
         let mine = s.groups().user_groups(u[0]).await.expect("groups");
         assert_eq!(mine, groups);
-        let only = s.messages().group_conversations(u[0]).await.expect("groups");
+        let only = s
+            .messages()
+            .group_conversations(u[0])
+            .await
+            .expect("groups");
         assert_eq!(only.len(), groups.len());
     }
 
@@ -91,7 +102,10 @@ mod cases {
         users(&single, &["already"]).await;
         drop(single);
         let map = format!("{} {}", more[0].url, more[1].url);
-        assert!(refused(Store::open(&map).await), "shard 0 of 1 named shard 0 of 2");
+        assert!(
+            refused(Store::open(&map).await),
+            "shard 0 of 1 named shard 0 of 2"
+        );
         // A database from before the shard map (no place recorded) with
         // data: its ids were not strided.
         exec(&more[0].url, "DELETE FROM shard_map".into())
@@ -125,14 +139,26 @@ mod cases {
             .await
             .expect("one shard still answers");
         assert_eq!(out[0].as_ref().map(|a| a.seq).ok(), Some(1));
-        assert!(matches!(out[1], Err(StoreError::Unavailable(_))), "{:?}", out[1]);
+        assert!(
+            matches!(out[1], Err(StoreError::Unavailable(_))),
+            "{:?}",
+            out[1]
+        );
         assert_eq!(
-            accept_one(&s, new_msg(kept, u[0], "still")).await.map(|a| a.seq).ok(),
+            accept_one(&s, new_msg(kept, u[0], "still"))
+                .await
+                .map(|a| a.seq)
+                .ok(),
             Some(2)
         );
-        // Every part failing is the call failing.
+        // Every part failing is the call failing; the lost shard is cut
+        // off now, so it fails at once, and so do lists that need it.
         let all_lost = s.messages().accept(vec![new_msg(u[0], lost, "c")]).await;
-        assert!(all_lost.is_err());
+        assert!(
+            matches!(&all_lost, Err(StoreError::Unavailable(e)) if e.contains("down")),
+            "{all_lost:?}"
+        );
+        assert!(s.messages().conversations(u[0]).await.is_err());
     }
 }
 

@@ -67,7 +67,10 @@ fn redact(urls: &str) -> String {
         },
         _ => url.to_string(),
     };
-    urls.split_whitespace().map(one).collect::<Vec<_>>().join(" ")
+    urls.split_whitespace()
+        .map(one)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[tokio::main]

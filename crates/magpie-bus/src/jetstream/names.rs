@@ -122,7 +122,10 @@ pub(super) fn durable_name(group: &str) -> String {
         clean
     } else {
         // FNV-1a is stable across releases, so the name survives restarts.
-        format!("{clean}_{:016x}", magpie_core::stable_hash(group.as_bytes()))
+        format!(
+            "{clean}_{:016x}",
+            magpie_core::stable_hash(group.as_bytes())
+        )
     }
 }
 

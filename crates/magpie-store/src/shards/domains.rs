@@ -7,7 +7,6 @@ use crate::backend::{AccountStore, GroupStore, RetentionStore};
 use crate::error::Result;
 use crate::store::{ReadBy, RetentionHit, Retire, UserRecord};
 use async_trait::async_trait;
-use futures_util::future::try_join_all;
 use magpie_core::{
     ClientSettings, DeviceId, GroupId, GroupInfo, GroupRole, MemberInfo, Seq, UserId,
 };
@@ -16,20 +15,21 @@ use magpie_core::{
 impl AccountStore for ShardedStore {
     async fn create_user(&self, username: &str, password_hash: &str) -> Result<UserRecord> {
         let k = self.map.of_key(username);
-        let user = self.shards[k]
-            .accounts()
-            .create_user(username, password_hash)
+        let user = self
+            .on(k, |s| s.accounts().create_user(username, password_hash))
             .await?;
         self.check_id(k, user.id.0, "user")?;
         Ok(user)
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
-        self.key(username).accounts().user_by_name(username).await
+        let k = self.map.of_key(username);
+        self.on(k, |s| s.accounts().user_by_name(username)).await
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
-        self.id(id.0).accounts().user_by_id(id).await
+        let k = self.map.of_id(id.0);
+        self.on(k, |s| s.accounts().user_by_id(id)).await
     }
 
     async fn put_refresh(
@@ -39,12 +39,17 @@ impl AccountStore for ShardedStore {
         device: &DeviceId,
         expires_at: i64,
     ) -> Result<()> {
-        let s = self.key(token_hash).accounts();
-        s.put_refresh(token_hash, user, device, expires_at).await
+        let k = self.map.of_key(token_hash);
+        self.on(k, |s| {
+            s.accounts()
+                .put_refresh(token_hash, user, device, expires_at)
+        })
+        .await
     }
 
     async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>> {
-        self.key(token_hash).accounts().take_refresh(token_hash).await
+        let k = self.map.of_key(token_hash);
+        self.on(k, |s| s.accounts().take_refresh(token_hash)).await
     }
 
     async fn put_settings(
@@ -53,7 +58,9 @@ impl AccountStore for ShardedStore {
         device: Option<&DeviceId>,
         s: &ClientSettings,
     ) -> Result<()> {
-        self.id(user.0).accounts().put_settings(user, device, s).await
+        let k = self.map.of_id(user.0);
+        self.on(k, |st| st.accounts().put_settings(user, device, s))
+            .await
     }
 
     async fn get_settings(
@@ -61,7 +68,9 @@ impl AccountStore for ShardedStore {
         user: UserId,
         device: Option<&DeviceId>,
     ) -> Result<ClientSettings> {
-        self.id(user.0).accounts().get_settings(user, device).await
+        let k = self.map.of_id(user.0);
+        self.on(k, |s| s.accounts().get_settings(user, device))
+            .await
     }
 }
 
@@ -75,30 +84,38 @@ impl GroupStore for ShardedStore {
         history: i64,
     ) -> Result<GroupInfo> {
         let k = self.new_group_shard();
-        let g = self.shards[k].groups();
-        let info = g.create_group(name, owner, members, history).await?;
+        let info = self
+            .on(k, |s| {
+                s.groups().create_group(name, owner, members, history)
+            })
+            .await?;
         self.check_id(k, info.id.0, "group")?;
         Ok(info)
     }
 
     async fn group(&self, id: GroupId) -> Result<Option<GroupInfo>> {
-        self.id(id.0).groups().group(id).await
+        self.on(self.map.of_id(id.0), |s| s.groups().group(id))
+            .await
     }
 
     async fn rename_group(&self, id: GroupId, name: &str) -> Result<()> {
-        self.id(id.0).groups().rename_group(id, name).await
+        self.on(self.map.of_id(id.0), |s| s.groups().rename_group(id, name))
+            .await
     }
 
     async fn dissolve_group(&self, id: GroupId) -> Result<()> {
-        self.id(id.0).groups().dissolve_group(id).await
+        self.on(self.map.of_id(id.0), |s| s.groups().dissolve_group(id))
+            .await
     }
 
     async fn add_members(&self, id: GroupId, users: &[UserId]) -> Result<Vec<UserId>> {
-        self.id(id.0).groups().add_members(id, users).await
+        self.on(self.map.of_id(id.0), |s| s.groups().add_members(id, users))
+            .await
     }
 
     async fn remove_member(&self, id: GroupId, user: UserId) -> Result<bool> {
-        self.id(id.0).groups().remove_member(id, user).await
+        self.on(self.map.of_id(id.0), |s| s.groups().remove_member(id, user))
+            .await
     }
 
     async fn set_member(
@@ -108,21 +125,26 @@ impl GroupStore for ShardedStore {
         role: Option<GroupRole>,
         muted: Option<bool>,
     ) -> Result<bool> {
-        let g = self.id(id.0).groups();
-        g.set_member(id, user, role, muted).await
+        let k = self.map.of_id(id.0);
+        self.on(k, |s| s.groups().set_member(id, user, role, muted))
+            .await
     }
 
     async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>> {
-        self.id(id.0).groups().member(id, user).await
+        self.on(self.map.of_id(id.0), |s| s.groups().member(id, user))
+            .await
     }
 
     async fn members(&self, id: GroupId, after: UserId, limit: usize) -> Result<Vec<MemberInfo>> {
-        self.id(id.0).groups().members(id, after, limit).await
+        self.on(self.map.of_id(id.0), |s| {
+            s.groups().members(id, after, limit)
+        })
+        .await
     }
 
     async fn user_groups(&self, user: UserId) -> Result<Vec<GroupId>> {
-        let all = self.shards.iter().map(|s| s.groups().user_groups(user));
-        let mut all: Vec<GroupId> = try_join_all(all).await?.into_iter().flatten().collect();
+        let all = self.on_all(|s| s.groups().user_groups(user)).await?;
+        let mut all: Vec<GroupId> = all.into_iter().flatten().collect();
         all.sort_by_key(|g| g.0);
         Ok(all)
     }
@@ -135,8 +157,9 @@ impl GroupStore for ShardedStore {
         after: UserId,
         limit: usize,
     ) -> Result<ReadBy> {
-        let g = self.id(id.0).groups();
-        g.read_by(id, seq, read, after, limit).await
+        let k = self.map.of_id(id.0);
+        self.on(k, |s| s.groups().read_by(id, seq, read, after, limit))
+            .await
     }
 }
 
@@ -148,17 +171,18 @@ impl RetentionStore for ShardedStore {
         let (now, limit) = match &what {
             Retire::Expired { now, limit } => (*now, *limit),
             Retire::Delivered { conv, .. } | Retire::Read { conv, .. } => {
-                let shard = self.conv(conv);
-                return shard.retention().retire(what).await;
+                let k = self.map.of_conv(conv);
+                return self.on(k, |s| s.retention().retire(what)).await;
             }
         };
         let mut hits = Vec::new();
-        for s in &self.shards {
+        for k in 0..self.shards.len() {
             let limit = limit.saturating_sub(hits.len());
             if limit == 0 {
                 break;
             }
-            hits.extend(s.retention().retire(Retire::Expired { now, limit }).await?);
+            let expired = Retire::Expired { now, limit };
+            hits.extend(self.on(k, |s| s.retention().retire(expired)).await?);
         }
         Ok(hits)
     }

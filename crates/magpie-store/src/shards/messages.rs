@@ -6,7 +6,7 @@ use crate::backend::{MessageStore, Messages};
 use crate::error::{Result, StoreError};
 use crate::store::{ConvSummary, Outcome, Page};
 use async_trait::async_trait;
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::join_all;
 use magpie_core::{Accepted, ClientMsgId, ConvId, NewMessage, Seq, UserId};
 
 /// Conversation summaries in the order one database gives them: direct
@@ -37,11 +37,14 @@ impl MessageStore for ShardedStore {
             part.0.push(i);
             part.1.push(m);
         }
-        let runs = parts
-            .into_iter()
-            .enumerate()
-            .filter(|(_, (at, _))| !at.is_empty())
-            .map(|(k, (at, msgs))| async move { (at, self.shards[k].messages().accept(msgs).await) });
+        let runs =
+            parts
+                .into_iter()
+                .enumerate()
+                .filter(|(_, (at, _))| !at.is_empty())
+                .map(|(k, (at, msgs))| async move {
+                    (at, self.on(k, |s| s.messages().accept(msgs)).await)
+                });
         let mut out: Vec<Option<Outcome>> = (0..total).map(|_| None).collect();
         let mut failure = None;
         let mut stored_any = false;
@@ -73,31 +76,36 @@ impl MessageStore for ShardedStore {
 
     /// The key is unique per shard: the first shard that knows it.
     async fn lookup_cmid(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>> {
-        let all = self.shards.iter().map(|s| s.messages().lookup_cmid(from, cmid));
-        Ok(try_join_all(all).await?.into_iter().flatten().next())
+        let all = self
+            .on_all(|s| s.messages().lookup_cmid(from, cmid))
+            .await?;
+        Ok(all.into_iter().flatten().next())
     }
 
     async fn page(&self, owner: UserId, conv: &ConvId, page: Page, limit: usize) -> Messages {
-        self.conv(conv).messages().page(owner, conv, page, limit).await
+        let k = self.map.of_conv(conv);
+        self.on(k, |s| s.messages().page(owner, conv, page, limit))
+            .await
     }
 
     async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
-        let all = self.shards.iter().map(|s| s.messages().conversations(owner));
-        let all = try_join_all(all).await?.into_iter().flatten().collect();
-        Ok(in_store_order(all))
+        let all = self.on_all(|s| s.messages().conversations(owner)).await?;
+        Ok(in_store_order(all.into_iter().flatten().collect()))
     }
 
     async fn group_conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
-        let all = self.shards.iter().map(|s| s.messages().group_conversations(owner));
-        let all = try_join_all(all).await?.into_iter().flatten().collect();
-        Ok(in_store_order(all))
+        let all = self.on_all(|s| s.messages().group_conversations(owner));
+        Ok(in_store_order(all.await?.into_iter().flatten().collect()))
     }
 
     async fn conversation(&self, owner: UserId, conv: &ConvId) -> Result<Option<ConvSummary>> {
-        self.conv(conv).messages().conversation(owner, conv).await
+        let k = self.map.of_conv(conv);
+        self.on(k, |s| s.messages().conversation(owner, conv)).await
     }
 
     async fn set_read(&self, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq> {
-        self.conv(conv).messages().set_read(owner, conv, seq).await
+        let k = self.map.of_conv(conv);
+        self.on(k, |s| s.messages().set_read(owner, conv, seq))
+            .await
     }
 }

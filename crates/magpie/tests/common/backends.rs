@@ -2,7 +2,9 @@
 //! `MAGPIE_TEST_BACKENDS=cluster`, a fresh namespace on the real services
 //! started by scripts/services.sh: a new database (PostgreSQL, or MySQL with
 //! `MAGPIE_TEST_STORE=mysql`), a Redis key prefix and a JetStream stream,
-//! all removed when the last handle to the namespace is dropped.
+//! all removed when the last handle to the namespace is dropped. With
+//! `MAGPIE_TEST_SHARDED=1` the store is sharded: a new database on each
+//! server of `MAGPIE_TEST_{POSTGRES,MYSQL}_SHARD_URLS`.
 
 use magpie_server::Config;
 use std::collections::HashMap;
@@ -14,7 +16,8 @@ pub struct Namespace {
     pub state: String,
     pub bus: String,
     name: String,
-    admin: String,
+    /// The admin URL of each SQL server holding one of the store's databases.
+    admins: Vec<String>,
     redis: String,
     nats: String,
 }
@@ -87,35 +90,38 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
     }
     let name = format!("magpie_e2e_{:016x}", rand::random::<u64>());
     let store_kind = std::env::var("MAGPIE_TEST_STORE").unwrap_or_default();
-    let admin = match store_kind.as_str() {
-        "mysql" => env("MAGPIE_TEST_MYSQL_URL"),
+    let sharded = std::env::var("MAGPIE_TEST_SHARDED").is_ok_and(|v| v == "1");
+    let admins: Vec<String> = match (store_kind.as_str(), sharded) {
         // The embedded store under shared Redis and JetStream.
-        "sqlite" => String::new(),
-        _ => env("MAGPIE_TEST_POSTGRES_URL"),
+        ("sqlite", _) => Vec::new(),
+        ("mysql", false) => vec![env("MAGPIE_TEST_MYSQL_URL")],
+        ("mysql", true) => split(&env("MAGPIE_TEST_MYSQL_SHARD_URLS")),
+        (_, false) => vec![env("MAGPIE_TEST_POSTGRES_URL")],
+        (_, true) => split(&env("MAGPIE_TEST_POSTGRES_SHARD_URLS")),
     };
-    let (a, n) = (admin.clone(), name.clone());
+    let (a, n) = (admins.clone(), name.clone());
     block_on(async move {
-        if a.is_empty() {
-            return;
-        }
         use sqlx::Connection;
-        let sql = sqlx::AssertSqlSafe(format!("CREATE DATABASE {n}"));
-        if a.starts_with("mysql") {
-            let mut c = sqlx::MySqlConnection::connect(&a).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        } else {
-            let mut c = sqlx::PgConnection::connect(&a).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        for admin in a {
+            let sql = sqlx::AssertSqlSafe(format!("CREATE DATABASE {n}"));
+            if admin.starts_with("mysql") {
+                let mut c = sqlx::MySqlConnection::connect(&admin).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            } else {
+                let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            }
         }
     });
     let redis = env("MAGPIE_TEST_REDIS_URL");
     let nats = env("MAGPIE_TEST_NATS_URL");
     let ns = Arc::new(Namespace {
-        store: if admin.is_empty() {
-            String::new()
-        } else {
-            with_path(&admin, &name)
-        },
+        // One database: its URL; several: the shard map.
+        store: admins
+            .iter()
+            .map(|a| with_path(a, &name))
+            .collect::<Vec<_>>()
+            .join(" "),
         state: format!("{}?prefix={name}", with_path(&redis, "")),
         // MAGPIE_TEST_BUS_OPTIONS adds bus URL options (scripts/test.sh
         // runs a phase on partitioned, replicated streams).
@@ -127,12 +133,16 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
                 .unwrap_or_default()
         ),
         name,
-        admin,
+        admins,
         redis,
         nats,
     });
     map.insert(dir.to_path_buf(), Arc::downgrade(&ns));
     Some(ns)
+}
+
+fn split(urls: &str) -> Vec<String> {
+    urls.split_whitespace().map(str::to_string).collect()
 }
 
 /// Each server of a Redis URL: the one of `redis://`, every listed primary
@@ -184,30 +194,30 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let (name, admin, redis, nats) = (
+        let (name, admins, redis, nats) = (
             self.name.clone(),
-            self.admin.clone(),
+            self.admins.clone(),
             self.redis.clone(),
             self.nats.clone(),
         );
         block_on(async move {
             use sqlx::Connection;
-            if admin.is_empty() {
-                // The embedded store: nothing shared to drop.
-            } else if admin.starts_with("mysql") {
-                if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
+            for admin in admins {
+                if admin.starts_with("mysql") {
+                    if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name}"
+                        )))
+                        .execute(&mut c)
+                        .await;
+                    }
+                } else if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name}"
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                     )))
                     .execute(&mut c)
                     .await;
                 }
-            } else if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut c)
-                .await;
             }
             delete_keys(&redis, &name).await;
             let first = nats.split(',').next().unwrap_or_default().to_string();

@@ -1,6 +1,7 @@
-//! A test's own redis-server and nats-server, on free loopback ports, which
-//! it may kill -9, restart or flush. Binaries come from scripts/services.sh
-//! (`redis-server` on PATH, `MAGPIE_TEST_NATS_BIN`).
+//! A test's own redis-server, nats-server and mariadbd, on free loopback
+//! ports, which it may kill -9, restart or flush. Binaries come from
+//! scripts/services.sh (`redis-server` on PATH, `MAGPIE_TEST_NATS_BIN`,
+//! `MAGPIE_TEST_MARIADBD` and `MAGPIE_TEST_MARIADB_INSTALL_DB`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -199,5 +200,81 @@ impl NatsCluster {
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
         format!("nats://{}", hosts.join(","))
+    }
+}
+
+/// mariadbd that flushes InnoDB's log at every commit: what it committed
+/// survives kill -9. Root without a password, like the services' servers.
+pub struct MariaDb {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+fn mariadb_bin(var: &str) -> String {
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is not set: run `eval \"$(scripts/services.sh start)\"`"))
+}
+
+impl MariaDb {
+    pub fn start(parent: &Path) -> MariaDb {
+        let dir = parent.join("mariadb");
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = Command::new(mariadb_bin("MAGPIE_TEST_MARIADB_INSTALL_DB"))
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .args(["--user=root", "--auth-root-authentication-method=normal"])
+            .arg("--skip-test-db")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mariadb-install-db");
+        assert!(made.success(), "mariadb-install-db failed");
+        let mut m = MariaDb {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        m.run();
+        m
+    }
+
+    fn run(&mut self) {
+        let mut cmd = Command::new(mariadb_bin("MAGPIE_TEST_MARIADBD"));
+        let d = &self.dir;
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--socket={}", d.join("mysql.sock").display()))
+            .arg(format!("--pid-file={}", d.join("mysql.pid").display()))
+            .args([
+                "--user=root",
+                "--bind-address=127.0.0.1",
+                "--skip-grant-tables",
+            ])
+            .args(["--skip-log-bin", "--innodb-flush-log-at-trx-commit=1"])
+            .arg("--innodb-buffer-pool-size=16M");
+        self.child = Some(spawn_listening(cmd, "mariadbd", self.port));
+    }
+
+    /// The admin URL (database `mysql`).
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/mysql", self.port)
+    }
+
+    pub fn kill9(&mut self) {
+        kill9(&mut self.child);
+    }
+
+    /// Starts again on the same port and data (InnoDB recovers its log).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "mariadbd is running");
+        self.run();
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        kill9(&mut self.child);
     }
 }

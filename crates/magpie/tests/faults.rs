@@ -3,8 +3,8 @@
 //! database on the shared PostgreSQL or MySQL and a redis-server and
 //! nats-server of the test's own, while paired SDK clients send 1,000
 //! messages a second for 30 s (`MAGPIE_TEST_FAULT_RATE`, `MAGPIE_TEST_FAULT_SECS`).
-//! Mid-run a node is killed or drained, Redis loses everything, or NATS is
-//! killed. Afterwards every message is acknowledged (failures are resent
+//! Mid-run a node is killed or drained, Redis loses everything, NATS is
+//! killed, or (on MySQL) the server of one of the store's shards is. Afterwards every message is acknowledged (failures are resent
 //! with the same id), reached the peer's application exactly once, and is
 //! stored exactly once at the sequence it was acknowledged with.
 //!
@@ -179,6 +179,60 @@ async fn nats_kill_9_and_restart_under_load() {
     let failed = load.ledger.lock().unwrap().errors.len();
     assert!(failed > 0, "no send failed while the bus was down");
     settle_and_check(&fleet, &load, started, "kill -9 and restart of NATS").await;
+}
+
+/// kill -9 of one SQL shard's server mid-run, restarted 5 s later: sends
+/// to that shard's conversations fail (retryable; the clients resend them
+/// with the same id afterwards), the other conversations keep being
+/// acknowledged meanwhile, and nothing acknowledged is lost. The MariaDB
+/// phase only: the killed shard is a mariadbd of the test's own, beside
+/// the namespace's shards on the services' servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_one_sql_shards_server_under_load() {
+    if std::env::var("MAGPIE_TEST_STORE").as_deref() != Ok("mysql") {
+        eprintln!("runs on MySQL stores (MAGPIE_TEST_STORE=mysql)");
+        return;
+    }
+    let Some(fleet) = Fleet::new() else {
+        return;
+    };
+    let mut fleet = fleet.with_own_shard().await;
+    sdk_warnings();
+    let _turn = SERIAL.lock().await;
+    for _ in 0..3 {
+        fleet.spawn("edge,conn,workers");
+    }
+    let load = Load::join(&fleet.edges(), USERS).await;
+    let running = start(&load);
+    running.at(0.3).await;
+    let shard = fleet.shard.as_mut().unwrap();
+    shard.kill9();
+    // Past the store's call timeout: the shard is cut off by now.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let acked = || lock_acked(&load);
+    let before = acked();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = acked() - before;
+    shard.restart();
+    let started = running.finish().await;
+    let failed = load.ledger.lock().unwrap().errors.len();
+    assert!(failed > 0, "no send failed while a shard was down");
+    assert!(
+        during > 0,
+        "nothing was acknowledged while one shard was down"
+    );
+    eprintln!("{during} sends acknowledged in 3 s with one of three shards down");
+    settle_and_check(
+        &fleet,
+        &load,
+        started,
+        "kill -9 and restart of one SQL shard",
+    )
+    .await;
+}
+
+fn lock_acked(load: &Load) -> usize {
+    load.ledger.lock().unwrap().acked.len()
 }
 
 /// A send that failed because the bus was down is stored; even if its

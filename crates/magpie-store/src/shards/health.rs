@@ -42,6 +42,10 @@ impl Health {
         }
     }
 
+    pub(super) fn is_down(&self, k: usize) -> bool {
+        self.shards[k].down.load(Ordering::Relaxed)
+    }
+
     /// Runs `op` on shard `k` unless it is down, within `CALL_TIMEOUT`.
     pub(super) async fn call<T>(
         &self,
@@ -49,7 +53,7 @@ impl Health {
         store: &Store,
         op: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        if self.shards[k].down.load(Ordering::Relaxed) {
+        if self.is_down(k) {
             return Err(StoreError::Unavailable(format!(
                 "store shard {k} is down (probing)"
             )));

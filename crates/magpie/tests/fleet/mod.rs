@@ -1,8 +1,9 @@
 //! A cluster of real `magpie` processes for fault injection: its own
 //! redis-server and nats-server (so a test may kill, restart or flush them
 //! without touching the tests beside it), a fresh database on the shared
-//! PostgreSQL or MySQL, and nodes that can be killed with SIGKILL or drained
-//! with SIGTERM.
+//! PostgreSQL or MySQL (one per shard on a sharded run), optionally one
+//! more shard on a mariadbd of its own (which it may kill), and nodes that
+//! can be killed with SIGKILL or drained with SIGTERM.
 #![allow(dead_code)]
 
 pub mod check;
@@ -10,7 +11,7 @@ pub mod load;
 pub mod services;
 
 use crate::common::backends;
-use services::{Nats, Redis};
+use services::{MariaDb, Nats, Redis};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -38,6 +39,10 @@ pub struct Fleet {
     pub nats: Nats,
     /// The database (its `store` URL); the namespace's Redis and stream parts are unused.
     pub ns: Arc<backends::Namespace>,
+    /// The nodes' store: the namespace's, plus `shard` when there is one.
+    store: String,
+    /// A last shard on a server of the fleet's own (`with_own_shard`).
+    pub shard: Option<MariaDb>,
     pub nodes: Vec<Option<NodeProc>>,
     secret: String,
     _dir: tempfile::TempDir,
@@ -55,11 +60,32 @@ impl Fleet {
         Some(Fleet {
             redis: Redis::start(dir.path()),
             nats: Nats::start(dir.path()),
+            store: ns.store.clone(),
+            shard: None,
             ns,
             nodes: Vec::new(),
             secret: format!("fleet-secret-{:016x}", rand::random::<u64>()),
             _dir: dir,
         })
+    }
+
+    /// Adds a shard on a mariadbd of the fleet's own to the namespace's
+    /// MySQL store, before any node starts.
+    pub async fn with_own_shard(mut self) -> Fleet {
+        assert!(
+            self.nodes.is_empty(),
+            "the shard map is fixed at first open"
+        );
+        let own = MariaDb::start(self._dir.path());
+        let admin = own.url();
+        use sqlx::Connection;
+        let mut c = sqlx::MySqlConnection::connect(&admin).await.unwrap();
+        let sql = sqlx::AssertSqlSafe("CREATE DATABASE fleet_shard");
+        sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        let url = format!("{}/fleet_shard", admin.trim_end_matches("/mysql"));
+        self.store = format!("{} {url}", self.store);
+        self.shard = Some(own);
+        self
     }
 
     pub fn state_url(&self) -> String {
@@ -78,7 +104,7 @@ impl Fleet {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
         cmd.args(["serve", "--node", &name, "--node-num", &i.to_string()])
             .args(["--roles", roles])
-            .args(["--store", &self.ns.store])
+            .args(["--store", &self.store])
             .args(["--state", &self.state_url()])
             .args(["--bus", &self.bus_url()])
             .args([
@@ -165,7 +191,7 @@ impl Fleet {
 
     /// The durable store, opened by the test itself: the truth the checks compare with.
     pub async fn store(&self) -> magpie_store::Store {
-        magpie_store::Store::open(&self.ns.store).await.unwrap()
+        magpie_store::Store::open(&self.store).await.unwrap()
     }
 
     pub async fn state(&self) -> magpie_store::State {

@@ -72,7 +72,9 @@ async fn a_node_keeps_serving_when_one_of_three_nats_servers_dies() {
             nats.servers[0].kill9();
         }
         let body = format!("m{i:03}");
-        send_until_accepted(&s, &alice, bob.user_id, &body).await;
+        let cmid = magpie_core::ClientMsgId::new_v7();
+        s.send_until_accepted(&alice, bob.user_id, cmid, &body)
+            .await;
         acked.push(body);
     }
 
@@ -144,28 +146,5 @@ async fn open_when_ready(url: &str) -> magpie_bus::Bus {
             }
             Err(e) => panic!("nats cluster never became ready: {e}"),
         }
-    }
-}
-
-/// Sends over HTTP, retrying with the same cmid while the node answers
-/// 503 (the bus failing over), for at most 30 s.
-async fn send_until_accepted(
-    s: &TestServer,
-    from: &magpie_proto::http::Tokens,
-    to: magpie_core::UserId,
-    body: &str,
-) {
-    let cmid = magpie_core::ClientMsgId::new_v7();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, answer) = s.http_send(from, to, cmid, body).await;
-        if status == 200 {
-            return;
-        }
-        assert!(
-            status == 503 && tokio::time::Instant::now() < deadline,
-            "send {body}: {status} {answer}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

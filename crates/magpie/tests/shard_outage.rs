@@ -14,7 +14,6 @@ mod services;
 
 use common::*;
 use magpie_core::{ClientMsgId, ConvId, UserId, bucket_of};
-use std::time::Duration;
 
 /// Creates database `name` on the server of `admin`; returns its URL.
 async fn database(admin: &str, name: &str) -> String {
@@ -64,7 +63,8 @@ async fn a_node_keeps_serving_one_shard_while_the_other_shards_server_is_down() 
     let mut acked: Vec<(UserId, String)> = Vec::new();
     for p in kept.iter().chain(&lost) {
         let body = format!("before-{}", p.0);
-        send_until_accepted(&s, &alice, *p, ClientMsgId::new_v7(), &body).await;
+        s.send_until_accepted(&alice, *p, ClientMsgId::new_v7(), &body)
+            .await;
         acked.push((*p, body));
     }
 
@@ -92,7 +92,7 @@ async fn a_node_keeps_serving_one_shard_while_the_other_shards_server_is_down() 
     eprintln!("outage: 30 sends in {:?}", t0.elapsed());
     own.restart();
     for (peer, cmid, body) in refused {
-        send_until_accepted(&s, &alice, peer, cmid, &body).await;
+        s.send_until_accepted(&alice, peer, cmid, &body).await;
         acked.push((peer, body));
     }
 
@@ -118,27 +118,4 @@ async fn a_node_keeps_serving_one_shard_while_the_other_shards_server_is_down() 
     let mut c = sqlx::MySqlConnection::connect(&shared).await.unwrap();
     let sql = sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"));
     sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-}
-
-/// Sends over HTTP with `cmid`, retrying while the node answers 503, for
-/// at most 60 s (a restarted server recovers its log first).
-async fn send_until_accepted(
-    s: &TestServer,
-    from: &magpie_proto::http::Tokens,
-    to: UserId,
-    cmid: ClientMsgId,
-    body: &str,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, answer) = s.http_send(from, to, cmid, body).await;
-        if status == 200 {
-            return;
-        }
-        assert!(
-            status == 503 && tokio::time::Instant::now() < deadline,
-            "send {body}: {status} {answer}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

@@ -12,12 +12,12 @@ use magpie_core::{Accepted, ClientMsgId, ConvId, NewMessage, Seq, UserId};
 /// Conversation summaries in the order one database gives them: direct
 /// chats by conversation id, then groups by group id.
 fn in_store_order(mut all: Vec<ConvSummary>) -> Vec<ConvSummary> {
-    all.sort_by(|a, b| {
-        let key = |c: &ConvSummary| match c.conv.group_id() {
-            Some(g) => (1, g.0, String::new()),
-            None => (0, 0, c.conv.as_str().to_string()),
-        };
-        key(a).cmp(&key(b))
+    use std::cmp::Ordering::{Greater, Less};
+    all.sort_by(|a, b| match (a.conv.group_id(), b.conv.group_id()) {
+        (None, None) => a.conv.as_str().cmp(b.conv.as_str()),
+        (Some(x), Some(y)) => x.0.cmp(&y.0),
+        (None, Some(_)) => Less,
+        (Some(_), None) => Greater,
     });
     all
 }

@@ -93,6 +93,29 @@ impl TestServer {
         .await
     }
 
+    /// `http_send`, retried with the same `cmid` while the node answers 503
+    /// (a backend failing over or coming back), for at most 60 s.
+    pub async fn send_until_accepted(
+        &self,
+        from: &Tokens,
+        to: UserId,
+        cmid: ClientMsgId,
+        body: &str,
+    ) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (status, answer) = self.http_send(from, to, cmid, body).await;
+            if status == 200 {
+                return;
+            }
+            assert!(
+                status == 503 && tokio::time::Instant::now() < deadline,
+                "send {body}: {status} {answer}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn ticket(&self, t: &Tokens, transport: &str) -> ConnectResponse {
         let (s, body) = self
             .call(

@@ -194,7 +194,9 @@ pub struct GroupsConfig {
     /// Users one request may add (create or add members).
     pub max_batch: usize,
     /// Above this many members a group is a super group: its messages are
-    /// broadcast to the connection nodes instead of pushed per member route.
+    /// broadcast to the connection nodes with members online instead of
+    /// pushed per member route (no member read, no route lookup: the cost
+    /// of a message stops growing with the group).
     pub super_threshold: i64,
 }
 
@@ -372,7 +374,7 @@ impl Default for GroupsConfig {
     fn default() -> Self {
         GroupsConfig {
             max_batch: 1000,
-            super_threshold: 500,
+            super_threshold: 50,
         }
     }
 }

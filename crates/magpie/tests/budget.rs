@@ -137,9 +137,20 @@ async fn messages_stay_within_their_budget() {
     // whose (debounced) work would land in a later window.
     let (small, _small_conns) = group_costs(&s, &ta, &mut a, "small", 4).await;
     let (large, _large_conns) = group_costs(&s, &ta, &mut a, "large", 19).await;
+    // Above `groups.super_threshold` (default 50): the broadcast path.
+    let (huge, _huge_conns) = group_costs(&s, &ta, &mut a, "huge", 60).await;
     presence_touches_only_watchers(&s).await;
     heartbeats_write_nothing(&s).await;
-    eprintln!("group of 5 per message: {small:?}; group of 20: {large:?}");
+    eprintln!("group of 5 per message: {small:?}; of 20: {large:?}; of 61: {huge:?}");
+    // No member read and no route lookups, on one Redis or a cluster.
+    assert!(
+        huge.sql <= large.sql - 1.0 + UPKEEP,
+        "a super group's message still reads its members: {huge:?} vs {large:?}"
+    );
+    assert!(
+        huge.redis <= large.redis - 1.0 + UPKEEP,
+        "a super group's message still looks up routes: {huge:?} vs {large:?}"
+    );
     assert!(
         (large.sql - small.sql).abs() < UPKEEP,
         "SQL per group message grows with size: {small:?} vs {large:?}"

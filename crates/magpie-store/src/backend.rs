@@ -159,6 +159,11 @@ pub trait GroupStore: Send + Sync + 'static {
         after: UserId,
         limit: usize,
     ) -> Result<ReadBy>;
+    /// `read_by`'s two counts, (read, unread), for each of `seqs` in order,
+    /// from the members who read at or past the oldest of them rather
+    /// than from every member once per message: what group receipts need
+    /// for many messages at once. Zeros for an unknown group.
+    async fn read_counts(&self, id: GroupId, seqs: &[Seq]) -> Result<Vec<(i64, i64)>>;
 }
 
 /// Retention (persistence levels): removing messages whose time is up.

@@ -20,6 +20,7 @@ pub mod backend;
 mod error;
 pub mod mem;
 mod plan;
+mod read_counts;
 #[cfg(feature = "redis")]
 pub mod redis_state;
 pub mod round_trips;

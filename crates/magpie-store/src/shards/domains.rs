@@ -161,6 +161,11 @@ impl GroupStore for ShardedStore {
         self.on(k, |s| s.groups().read_by(id, seq, read, after, limit))
             .await
     }
+
+    async fn read_counts(&self, id: GroupId, seqs: &[Seq]) -> Result<Vec<(i64, i64)>> {
+        let k = self.map.of_id(id.0);
+        self.on(k, |s| s.groups().read_counts(id, seqs)).await
+    }
 }
 
 #[async_trait]

@@ -8,7 +8,8 @@ use super::queries::{MESSAGE_COLUMNS, queries};
 queries! { GroupQueries:
     insert_group, last_seq, group_lock, group_share, group_count, group_rename, group_dissolve,
     group_info, member_lock, member_delete, member_set, member_advance,
-    member_read, member_info, member_page, user_groups, read_counts, read_page, group_after,
+    member_read, member_info, member_page, user_groups, read_counts, read_positions, member_count,
+    read_page, group_after,
     group_before, group_summaries, group_summary,
 }
 
@@ -93,6 +94,14 @@ impl GroupQueries {
             read_counts: "SELECT COUNT(*), COUNT(CASE WHEN read_seq >= ? THEN 1 END)
                  FROM im_group_member WHERE group_id = ? AND joined_seq < ?"
                 .into(),
+            // Members who read at or past ?: by read position, and by
+            // join position for those who joined at or after ?
+            // (`read_counts`; -1 is `read_counts::EARLY`).
+            read_positions: "SELECT read_seq, CASE WHEN joined_seq >= ? THEN joined_seq ELSE -1 END AS j,
+                 COUNT(*) FROM im_group_member WHERE group_id = ? AND read_seq >= ?
+                 GROUP BY read_seq, j"
+                .into(),
+            member_count: "SELECT members FROM im_group WHERE id = ?".into(),
             read_page: "SELECT user_id FROM im_group_member
                  WHERE group_id = ? AND joined_seq < ? AND (read_seq >= ?) = ? AND user_id > ?
                  ORDER BY user_id LIMIT ?"

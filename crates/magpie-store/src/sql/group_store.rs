@@ -162,4 +162,20 @@ impl GroupStore for SqlStore {
             unread: total - n_read,
         })
     }
+
+    async fn read_counts(&self, id: GroupId, seqs: &[Seq]) -> Result<Vec<(i64, i64)>> {
+        let Some(&lo) = seqs.iter().min() else {
+            return Ok(Vec::new());
+        };
+        let members: Option<(i64,)> = self
+            .read_opt(self.g.member_count.as_str(), args![id.0])
+            .await?;
+        let Some((members,)) = members else {
+            return Ok(vec![(0, 0); seqs.len()]);
+        };
+        let a = args![lo, id.0, lo];
+        let rows: Vec<(i64, i64, i64)> = self.read_all(self.g.read_positions.as_str(), a).await?;
+        let rows: Vec<_> = rows.into_iter().map(crate::read_counts::row).collect();
+        Ok(crate::read_counts::counts(members, &rows, seqs))
+    }
 }

@@ -11,7 +11,7 @@ use magpie_core::{
     Accepted, ClientMsgId, ConvId, GroupId, GroupInfo, GroupRole, MemberInfo, NewMessage, Seq,
     UserId, now_ms,
 };
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 #[async_trait]
 impl MessageStore for SqliteStore {
@@ -160,6 +160,34 @@ impl GroupStore for SqliteStore {
         })
         .await
     }
+    async fn read_counts(&self, id: GroupId, seqs: &[Seq]) -> Result<Vec<(i64, i64)>> {
+        let Some(&lo) = seqs.iter().min() else {
+            return Ok(Vec::new());
+        };
+        let seqs = seqs.to_vec();
+        // Both statements on one read connection: one snapshot.
+        self.read(move |c| {
+            let members: Option<i64> = c
+                .prepare_cached("SELECT members FROM im_group WHERE id = ?1")?
+                .query_row([id.0], |r| r.get(0))
+                .optional()?;
+            let Some(members) = members else {
+                return Ok(vec![(0, 0); seqs.len()]);
+            };
+            let rows = c
+                .prepare_cached(
+                    "SELECT read_seq, CASE WHEN joined_seq >= ?2 THEN joined_seq ELSE -1 END AS j,
+                     COUNT(*) FROM im_group_member WHERE group_id = ?1 AND read_seq >= ?2
+                     GROUP BY read_seq, j",
+                )?
+                .query_map(params![id.0, lo], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .map(|r| r.map(crate::read_counts::row))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(crate::read_counts::counts(members, &rows, &seqs))
+        })
+        .await
+    }
+
 }
 
 #[async_trait]

@@ -246,6 +246,7 @@ macro_rules! groups_conformance {
             groups_membership_and_roles,
             group_messages_are_stored_once_and_seen_by_members,
             group_unread_and_read_by_follow_positions,
+            read_counts_agree_with_read_by,
             refused_send_does_not_stop_the_batch,
         );
     };

@@ -184,3 +184,42 @@ pub async fn group_unread_and_read_by_follow_positions(s: Store) {
         (6, 5, 1, UserId(0))
     );
 }
+
+/// `read_counts` for many messages at once agrees with `read_by` for each,
+/// with members who joined late (with and without history), read to
+/// different positions, one removed; an unknown group counts nothing.
+pub async fn read_counts_agree_with_read_by(s: Store) {
+    let groups = s.groups();
+    let u = users(&s, &["c0", "c1", "c2", "c3", "c4", "c5"]).await;
+    let g = groups
+        .create_group("counts", u[0], &[u[1], u[2]], 2)
+        .await
+        .expect("create");
+    for i in 1..=4 {
+        post(&s, g.id, u[i % 3], &format!("m{i}")).await;
+    }
+    groups.add_members(g.id, &[u[3]]).await.expect("add"); // joined at 2 (history 2)
+    post(&s, g.id, u[0], "m5").await;
+    groups.add_members(g.id, &[u[4], u[5]]).await.expect("add"); // joined at 3
+    post(&s, g.id, u[1], "m6").await;
+    post(&s, g.id, u[2], "m7").await;
+    let conv = ConvId::group(g.id);
+    for (who, upto) in [(u[3], 6), (u[4], 4), (u[1], 7)] {
+        s.messages().set_read(who, &conv, upto).await.expect("read");
+    }
+    assert!(groups.remove_member(g.id, u[5]).await.expect("remove"));
+    let seqs: Vec<i64> = (1..=7).rev().collect();
+    let got = groups.read_counts(g.id, &seqs).await.expect("counts");
+    for (s_i, (read, unread)) in seqs.iter().zip(&got) {
+        let by = groups
+            .read_by(g.id, *s_i, true, UserId(0), 0)
+            .await
+            .expect("read_by");
+        assert_eq!((*read, *unread), (by.read, by.unread), "message {s_i}");
+    }
+    let late = groups.read_counts(g.id, &[6]).await.expect("one");
+    assert_eq!(late, vec![(got[1].0, got[1].1)]);
+    let none = groups.read_counts(magpie_core::GroupId(999_999), &[1, 2]);
+    assert_eq!(none.await.expect("unknown"), vec![(0, 0), (0, 0)]);
+    assert!(groups.read_counts(g.id, &[]).await.expect("none").is_empty());
+}

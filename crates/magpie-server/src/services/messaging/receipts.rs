@@ -5,7 +5,8 @@
 //! reads only widen a pending range per group here, and once a second the
 //! range is turned into at most one `group_receipt` per sender: for the
 //! sender's newest message in it, with the current counts (derived from
-//! read positions). Each node coalesces the reads it handles.
+//! read positions, all senders' in one store read: `read_counts`). Each
+//! node coalesces the reads it handles.
 
 use super::Messaging;
 use crate::services::delivery::Notice;
@@ -80,17 +81,16 @@ impl Messaging {
             let e = newest.entry(m.from).or_insert(m.seq);
             *e = (*e).max(m.seq);
         }
-        for (sender, seq) in newest {
-            let counts = self
-                .store
-                .groups()
-                .read_by(g, seq, true, UserId(0), 1)
-                .await?;
+        // Every sender's counts in one read, whose cost is the members who
+        // read at or past the oldest of these messages, not the group.
+        let (senders, seqs): (Vec<UserId>, Vec<Seq>) = newest.into_iter().unzip();
+        let counts = self.store.groups().read_counts(g, &seqs).await?;
+        for ((sender, seq), (read, unread)) in senders.into_iter().zip(seqs).zip(counts) {
             let notice = Notice::GroupReceipt {
                 conv: conv.clone(),
                 seq,
-                read: counts.read,
-                unread: counts.unread,
+                read,
+                unread,
             };
             self.delivery.notify(sender, notice).await;
         }

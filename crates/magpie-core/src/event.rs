@@ -80,6 +80,9 @@ pub enum DeliverPayload {
     },
     /// The user's settings changed: the connections read them again.
     Settings,
+    /// Group reads a node handled, for the group's receipts owner: per
+    /// group, the range of sequences newly read there (`targets` empty).
+    GroupReads { ranges: Vec<(GroupId, Seq, Seq)> },
 }
 
 /// A frame's text; events of a log written by an older version carry the

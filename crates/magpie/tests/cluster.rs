@@ -476,3 +476,83 @@ async fn losing_the_state_loses_no_message_and_reuses_no_sequence() {
         f => panic!("{f:?}"),
     }
 }
+
+/// A group's receipts come from its one owner (rendezvous over the live
+/// nodes, `services/delivery/reads.rs`): a node that handles a read of a
+/// group it does not own forwards the range instead of flushing it. With
+/// that node's relay dropping everything it publishes, a read there yields
+/// no receipt, even for a sender connected to the same node; once the
+/// relay carries again, the next read reaches the owner, whose receipt
+/// comes back over the relay.
+#[tokio::test(flavor = "multi_thread")]
+async fn group_receipts_come_from_the_groups_one_owner() {
+    if !backends::needs_shared_store() {
+        return;
+    }
+    let n1 = TestServer::start().await;
+    let n2 = second_node(&n1, "node-2", 2).await;
+    let [to, tr] = n1.users(["owner", "reader"]).await;
+    let (status, body) = n1
+        .send_json(
+            &to,
+            "POST",
+            "/v1/groups",
+            serde_json::json!({"name": "owned", "members": [tr.user_id]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let g = body["id"].as_i64().unwrap();
+    let nodes = ["node-1".to_string(), "node-2".to_string()];
+    let owner = magpie_server::services::delivery::owner_of(magpie_core::GroupId(g), &nodes);
+    // Both clients on the node that does not own the group.
+    let other = if owner == Some("node-1") { &n2 } else { &n1 };
+    let mut o = other.conn_here(&to, "ws").await;
+    let mut r = other.conn_here(&tr, "tcp").await;
+    let conv = ConvId::group(magpie_core::GroupId(g));
+    let read = |seq| ClientOp::Read {
+        conv: conv.clone(),
+        seq,
+    };
+
+    other.app().delivery.relay().set_drop(1.0);
+    o.send_group(g, "one").await;
+    r.expect_msg().await;
+    assert!(matches!(
+        r.request(read(1)).await,
+        ServerFrame::ReadOk { .. }
+    ));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while let Some(left) = deadline.checked_duration_since(tokio::time::Instant::now()) {
+        match o.try_recv(left).await {
+            Ok(Some(ServerFrame::GroupReceipt { .. })) => {
+                panic!("the node that does not own the group flushed its receipts")
+            }
+            Ok(Some(ServerFrame::Ping)) => o.send_op(None, ClientOp::Pong).await,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+
+    other.app().delivery.relay().set_drop(0.0);
+    o.send_group(g, "two").await;
+    r.expect_msg().await;
+    assert!(matches!(
+        r.request(read(2)).await,
+        ServerFrame::ReadOk { .. }
+    ));
+    let f = o
+        .expect(|f| matches!(f, ServerFrame::GroupReceipt { .. }))
+        .await;
+    assert!(
+        matches!(
+            f,
+            ServerFrame::GroupReceipt {
+                seq: 2,
+                read: 2,
+                unread: 0,
+                ..
+            }
+        ),
+        "{f:?}"
+    );
+}

@@ -97,10 +97,11 @@ impl GroupQueries {
             // Members who read at or past ?: by read position, and by
             // join position for those who joined at or after ?
             // (`read_counts`; -1 is `read_counts::EARLY`).
-            read_positions: "SELECT read_seq, CASE WHEN joined_seq >= ? THEN joined_seq ELSE -1 END AS j,
+            read_positions:
+                "SELECT read_seq, CASE WHEN joined_seq >= ? THEN joined_seq ELSE -1 END AS j,
                  COUNT(*) FROM im_group_member WHERE group_id = ? AND read_seq >= ?
                  GROUP BY read_seq, j"
-                .into(),
+                    .into(),
             member_count: "SELECT members FROM im_group WHERE id = ?".into(),
             read_page: "SELECT user_id FROM im_group_member
                  WHERE group_id = ? AND joined_seq < ? AND (read_seq >= ?) = ? AND user_id > ?

@@ -187,7 +187,6 @@ impl GroupStore for SqliteStore {
         })
         .await
     }
-
 }
 
 #[async_trait]

@@ -221,5 +221,11 @@ pub async fn read_counts_agree_with_read_by(s: Store) {
     assert_eq!(late, vec![(got[1].0, got[1].1)]);
     let none = groups.read_counts(magpie_core::GroupId(999_999), &[1, 2]);
     assert_eq!(none.await.expect("unknown"), vec![(0, 0), (0, 0)]);
-    assert!(groups.read_counts(g.id, &[]).await.expect("none").is_empty());
+    assert!(
+        groups
+            .read_counts(g.id, &[])
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }

@@ -39,6 +39,10 @@ impl Delivery {
                 }
                 DeliverPayload::Frame { frame } => Outbound::Frame(frame.clone().into()),
                 DeliverPayload::Settings => Outbound::Settings,
+                DeliverPayload::GroupReads { ranges } => {
+                    self.reads.merge_all(ranges);
+                    continue;
+                }
             };
             self.deliver_to(targets, &out, &mut pushed, &mut stale);
         }

@@ -23,6 +23,7 @@ mod interest;
 pub mod mailbox;
 mod notice;
 mod push;
+mod reads;
 mod relay;
 pub mod room_index;
 
@@ -39,6 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use audit::Audit;
 pub use connections::{Registered, RouteCheck};
 pub use notice::Notice;
+pub use reads::{PendingReads, owner_of, split_by_owner};
 
 /// Routes written back per state call.
 const RESTORE_BATCH: usize = 1000;
@@ -65,6 +67,8 @@ pub struct Delivery {
     interest: interest::Interest,
     /// Super-group and room messages that reached this node over the relay.
     broadcasts_arrived: AtomicU64,
+    /// Group reads waiting for their receipts' flush (`reads.rs`).
+    reads: reads::PendingReads,
 }
 
 impl Delivery {
@@ -86,6 +90,7 @@ impl Delivery {
             rooms: Default::default(),
             interest: interest::Interest::new(),
             broadcasts_arrived: AtomicU64::new(0),
+            reads: Default::default(),
         }
     }
 

@@ -23,7 +23,6 @@ use magpie_store::{State, Store};
 use std::sync::Arc;
 
 pub use pipeline::Pipeline;
-pub use receipts::GroupReceipts;
 pub use send::SendInput;
 
 pub struct Messaging {
@@ -36,8 +35,6 @@ pub struct Messaging {
     delivery: Arc<Delivery>,
     /// Where every checked send goes to be made durable.
     pipeline: Pipeline,
-    /// Group reads waiting to become coalesced receipts.
-    receipts: GroupReceipts,
 }
 
 /// What the messaging service is built from.
@@ -62,7 +59,6 @@ impl Messaging {
             users: p.users,
             delivery: p.delivery,
             pipeline: Pipeline::default(),
-            receipts: GroupReceipts::default(),
         }
     }
 

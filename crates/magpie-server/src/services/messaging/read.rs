@@ -26,8 +26,8 @@ impl Messaging {
         };
         let pos = self.store.messages().set_read(user, conv, seq).await?;
         if let Some(g) = conv.group_id() {
-            // Senders hear of it coalesced (logic::receipts), not per read.
-            self.receipts.note(g, before.read_seq, pos);
+            // Senders hear of it coalesced (`receipts.rs`), not per read.
+            self.delivery.reads().note(g, before.read_seq, pos);
         }
         let event = BusEvent::Read(ReadUpTo {
             user,

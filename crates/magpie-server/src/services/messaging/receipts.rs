@@ -6,12 +6,14 @@
 //! range is turned into at most one `group_receipt` per sender: for the
 //! sender's newest message in it, with the current counts (derived from
 //! read positions, all senders' in one store read: `read_counts`). Each
-//! node coalesces the reads it handles.
+//! node gathers the reads it handles (`delivery/reads.rs`) and forwards
+//! them to the group's one owner, which flushes: one count per group and
+//! second in the cluster, not one per node.
 
 use super::Messaging;
 use crate::services::delivery::Notice;
+use crate::services::delivery::split_by_owner;
 use magpie_core::{ConvId, GroupId, Seq, UserId};
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,29 +25,6 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// a receipt for a newer message, or will with the next read).
 const SCAN: usize = 200;
 
-#[derive(Default)]
-pub struct GroupReceipts {
-    /// Per group, the range of sequences newly read since the last flush.
-    pending: Mutex<HashMap<GroupId, (Seq, Seq)>>,
-}
-
-impl GroupReceipts {
-    /// Some member's read position moved from `old` to `new`.
-    pub fn note(&self, g: GroupId, old: Seq, new: Seq) {
-        if new <= old {
-            return;
-        }
-        let mut p = self.pending.lock();
-        let e = p.entry(g).or_insert((old, new));
-        e.0 = e.0.min(old);
-        e.1 = e.1.max(new);
-    }
-
-    fn take(&self) -> HashMap<GroupId, (Seq, Seq)> {
-        std::mem::take(&mut *self.pending.lock())
-    }
-}
-
 impl Messaging {
     /// Runs until shutdown: once a second, pending ranges become receipts.
     pub async fn run_group_receipts(self: Arc<Self>, shutdown: CancellationToken) {
@@ -55,7 +34,22 @@ impl Messaging {
                 _ = tick.tick() => {}
                 _ = shutdown.cancelled() => return,
             }
-            for (g, (lo, hi)) in self.receipts.take() {
+            let pending = self.delivery.reads().take();
+            if pending.is_empty() {
+                continue;
+            }
+            // The live nodes, each owning its share of the groups; without
+            // the registry, or alone, this node flushes everything.
+            let nodes: Vec<String> = match self.state.nodes().await {
+                Ok(nodes) => nodes.into_iter().map(|n| n.node).collect(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "registry unreadable: flushing every group here");
+                    Vec::new()
+                }
+            };
+            let (mine, theirs) = split_by_owner(pending, &nodes, &self.cfg.node);
+            self.delivery.forward_reads(theirs);
+            for (g, (lo, hi)) in mine {
                 if let Err(e) = self.flush_receipts(g, lo, hi).await {
                     tracing::debug!(error = %e, group = %g, "group receipts skipped");
                 }

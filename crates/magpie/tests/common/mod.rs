@@ -171,10 +171,12 @@ impl TestServer {
 /// The value of a counter in a node's /metrics, summed over its labels (0
 /// when absent).
 pub async fn counter(s: &TestServer, name: &str) -> f64 {
-    let text = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
+    counter_at(&s.base, name).await
+}
+
+/// `counter` of the node whose HTTP base URL is `base` (any process).
+pub async fn counter_at(base: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
         .await
         .unwrap()
         .text()

@@ -98,6 +98,12 @@ impl Fleet {
 
     /// Starts node `node-{i}` (numbered from 1) with `roles`.
     pub fn spawn(&mut self, roles: &str) -> usize {
+        self.spawn_with(roles, &[])
+    }
+
+    /// `spawn`, with environment variables (`MAGPIE_…` settings) that
+    /// override the fleet's.
+    pub fn spawn_with(&mut self, roles: &str, env: &[(&str, &str)]) -> usize {
         let i = self.nodes.len() + 1;
         let dir = tempfile::tempdir().unwrap();
         let name = format!("node-{i}");
@@ -129,6 +135,7 @@ impl Fleet {
                 "MAGPIE_LOG",
                 std::env::var("MAGPIE_TEST_FLEET_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log_path(&dir, &name)).unwrap());
         let mut child = cmd.spawn().expect("start magpie");

@@ -3,8 +3,9 @@
 //! database on the shared PostgreSQL or MySQL and a redis-server and
 //! nats-server of the test's own, while paired SDK clients send 1,000
 //! messages a second for 30 s (`MAGPIE_TEST_FAULT_RATE`, `MAGPIE_TEST_FAULT_SECS`).
-//! Mid-run a node is killed or drained, Redis loses everything, NATS is
-//! killed, or (on MySQL) the server of one of the store's shards is. Afterwards every message is acknowledged (failures are resent
+//! Mid-run a node is killed or drained, Redis loses everything, NATS (one
+//! server, or one of three) is killed, or (on MySQL) the server of one of
+//! the store's shards is. Afterwards every message is acknowledged (failures are resent
 //! with the same id), reached the peer's application exactly once, and is
 //! stored exactly once at the sequence it was acknowledged with.
 //!
@@ -179,6 +180,35 @@ async fn nats_kill_9_and_restart_under_load() {
     let failed = load.ledger.lock().unwrap().errors.len();
     assert!(failed > 0, "no send failed while the bus was down");
     settle_and_check(&fleet, &load, started, "kill -9 and restart of NATS").await;
+}
+
+/// kill -9 of one of three NATS servers mid-run, the bus in three
+/// partitions of three replicas: the nodes fail over (a send may fail
+/// while a stream elects a new leader; it is resent with the same id) and
+/// nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_one_of_three_nats_servers_under_load() {
+    let Some(fleet) = Fleet::new() else {
+        return;
+    };
+    let mut fleet = fleet.with_nats_cluster().await;
+    sdk_warnings();
+    let _turn = SERIAL.lock().await;
+    for _ in 0..3 {
+        fleet.spawn("edge,conn,workers");
+    }
+    let load = Load::join(&fleet.edges(), USERS).await;
+    let running = start(&load);
+    running.at(0.3).await;
+    fleet.nats_cluster.as_mut().unwrap().servers[0].kill9();
+    let started = running.finish().await;
+    settle_and_check(
+        &fleet,
+        &load,
+        started,
+        "kill -9 of one of three NATS servers",
+    )
+    .await;
 }
 
 /// kill -9 of one SQL shard's server mid-run, restarted 5 s later: sends

@@ -58,7 +58,7 @@ async fn a_node_keeps_serving_when_one_of_three_nats_servers_dies() {
     let mut nats = services::NatsCluster::start(dir.path());
     let url = format!("{}/?stream=three&partitions=3&replicas=3", nats.url());
     // The cluster elects its JetStream leaders after it listens.
-    let bus = open_when_ready(&url).await;
+    let bus = services::NatsCluster::bus_when_ready(&url).await;
     let s = TestServer::start_with(|c| {
         c.bus = url.clone();
         c.store = String::new();
@@ -130,21 +130,6 @@ async fn bodies_in(bus: &magpie_bus::Bus, p: u32) -> Vec<String> {
                     bodies.extend(msgs.into_iter().map(|m| m.body));
                 }
             }
-        }
-    }
-}
-
-/// The bus at `url`, once the cluster can create replicated streams.
-async fn open_when_ready(url: &str) -> magpie_bus::Bus {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match magpie_bus::Bus::open(url).await {
-            Ok(bus) => return bus,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                eprintln!("cluster not ready yet: {e}");
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            Err(e) => panic!("nats cluster never became ready: {e}"),
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod load;
 pub mod services;
 
 use crate::common::backends;
-use services::{MariaDb, Nats, Redis};
+use services::{MariaDb, Nats, NatsCluster, Redis};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -43,6 +43,9 @@ pub struct Fleet {
     store: String,
     /// A last shard on a server of the fleet's own (`with_own_shard`).
     pub shard: Option<MariaDb>,
+    /// Three NATS servers the bus and relay use instead of `nats`
+    /// (`with_nats_cluster`).
+    pub nats_cluster: Option<NatsCluster>,
     pub nodes: Vec<Option<NodeProc>>,
     secret: String,
     _dir: tempfile::TempDir,
@@ -62,6 +65,7 @@ impl Fleet {
             nats: Nats::start(dir.path()),
             store: ns.store.clone(),
             shard: None,
+            nats_cluster: None,
             ns,
             nodes: Vec::new(),
             secret: format!("fleet-secret-{:016x}", rand::random::<u64>()),
@@ -93,7 +97,23 @@ impl Fleet {
     }
 
     pub fn bus_url(&self) -> String {
-        format!("{}/?stream=fleet", self.nats.url())
+        match &self.nats_cluster {
+            Some(c) => format!("{}/?stream=fleet&partitions=3&replicas=3", c.url()),
+            None => format!("{}/?stream=fleet", self.nats.url()),
+        }
+    }
+
+    /// Puts the bus (and so the relay) on three NATS servers of the
+    /// fleet's own, in three partitions of three replicas, before any node
+    /// starts.
+    pub async fn with_nats_cluster(mut self) -> Fleet {
+        assert!(
+            self.nodes.is_empty(),
+            "nodes keep the bus they started with"
+        );
+        self.nats_cluster = Some(NatsCluster::start(self._dir.path()));
+        NatsCluster::bus_when_ready(&self.bus_url()).await;
+        self
     }
 
     /// Starts node `node-{i}` (numbered from 1) with `roles`.

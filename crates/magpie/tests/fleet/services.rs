@@ -201,6 +201,22 @@ impl NatsCluster {
             .collect();
         format!("nats://{}", hosts.join(","))
     }
+
+    /// The bus at `url` (on this cluster), once the cluster can create
+    /// replicated streams: it elects its JetStream leaders after it listens.
+    pub async fn bus_when_ready(url: &str) -> magpie_bus::Bus {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match magpie_bus::Bus::open(url).await {
+                Ok(bus) => return bus,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("nats cluster not ready yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => panic!("nats cluster never became ready: {e}"),
+            }
+        }
+    }
 }
 
 /// mariadbd that flushes InnoDB's log at every commit: what it committed

@@ -31,16 +31,23 @@ fn sdk_warnings() {
         .try_init();
 }
 
+type Turn = tokio::sync::MutexGuard<'static, ()>;
+
 /// Three nodes with every role and the clients joined, holding the turn.
-async fn three_full_nodes() -> Option<(Fleet, Load, tokio::sync::MutexGuard<'static, ()>)> {
-    let mut fleet = Fleet::new()?;
+async fn three_full_nodes() -> Option<(Fleet, Load, Turn)> {
+    let fleet = Fleet::new()?;
     sdk_warnings();
     let turn = SERIAL.lock().await;
+    Some(three_nodes_on(fleet, turn).await)
+}
+
+/// Three nodes with every role on `fleet`, and the clients joined.
+async fn three_nodes_on(mut fleet: Fleet, turn: Turn) -> (Fleet, Load, Turn) {
     for _ in 0..3 {
         fleet.spawn("edge,conn,workers");
     }
     let load = Load::join(&fleet.edges(), USERS).await;
-    Some((fleet, load, turn))
+    (fleet, load, turn)
 }
 
 /// The load running in the background, at the rate and for the time of
@@ -191,13 +198,10 @@ async fn kill_9_of_one_of_three_nats_servers_under_load() {
     let Some(fleet) = Fleet::new() else {
         return;
     };
-    let mut fleet = fleet.with_nats_cluster().await;
     sdk_warnings();
-    let _turn = SERIAL.lock().await;
-    for _ in 0..3 {
-        fleet.spawn("edge,conn,workers");
-    }
-    let load = Load::join(&fleet.edges(), USERS).await;
+    let turn = SERIAL.lock().await;
+    let fleet = fleet.with_nats_cluster().await;
+    let (mut fleet, load, _turn) = three_nodes_on(fleet, turn).await;
     let running = start(&load);
     running.at(0.3).await;
     fleet.nats_cluster.as_mut().unwrap().servers[0].kill9();
@@ -226,13 +230,10 @@ async fn kill_9_of_one_sql_shards_server_under_load() {
     let Some(fleet) = Fleet::new() else {
         return;
     };
-    let mut fleet = fleet.with_own_shard().await;
     sdk_warnings();
-    let _turn = SERIAL.lock().await;
-    for _ in 0..3 {
-        fleet.spawn("edge,conn,workers");
-    }
-    let load = Load::join(&fleet.edges(), USERS).await;
+    let turn = SERIAL.lock().await;
+    let fleet = fleet.with_own_shard().await;
+    let (mut fleet, load, _turn) = three_nodes_on(fleet, turn).await;
     let running = start(&load);
     running.at(0.3).await;
     let shard = fleet.shard.as_mut().unwrap();

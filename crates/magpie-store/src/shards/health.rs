@@ -95,11 +95,14 @@ impl Health {
                     break;
                 }
             }
-            // Probing first: a failure from here on starts a new probe.
+            // Probing first: a failure from here on starts a new probe
+            // (whose own end then finds the shard up already, and counts
+            // nothing twice).
             flags.probing.store(false, Ordering::Relaxed);
-            flags.down.store(false, Ordering::Relaxed);
-            metrics::gauge!("magpie_store_shards_down").decrement(1.0);
-            tracing::info!(shard = k, "store shard answers again");
+            if flags.down.swap(false, Ordering::Relaxed) {
+                metrics::gauge!("magpie_store_shards_down").decrement(1.0);
+                tracing::info!(shard = k, "store shard answers again");
+            }
         });
     }
 }

@@ -39,14 +39,20 @@ impl Messaging {
                 continue;
             }
             // The live nodes, each owning its share of the groups; without
-            // the registry, or alone, this node flushes everything.
-            let nodes: Vec<String> = match self.state.nodes().await {
+            // the registry, or alone, this node flushes everything. This
+            // node is always a candidate, even while its own record is
+            // missing: otherwise it and the others could hand a group's
+            // ranges back and forth until the record returns.
+            let mut nodes: Vec<String> = match self.state.nodes().await {
                 Ok(nodes) => nodes.into_iter().map(|n| n.node).collect(),
                 Err(e) => {
                     tracing::debug!(error = %e, "registry unreadable: flushing every group here");
                     Vec::new()
                 }
             };
+            if !nodes.contains(&self.cfg.node) {
+                nodes.push(self.cfg.node.clone());
+            }
             let (mine, theirs) = split_by_owner(pending, &nodes, &self.cfg.node);
             self.delivery.forward_reads(theirs);
             for (g, (lo, hi)) in mine {

@@ -187,6 +187,11 @@ mod sqlite_durability {
             Store::open("foo://x").await,
             Err(magpie_store::StoreError::Config(_))
         ));
+        // Only SQL databases can be shards (docs/deploy.md, "SQL shards").
+        assert!(matches!(
+            Store::open("sqlite::memory: sqlite::memory:").await,
+            Err(magpie_store::StoreError::Config(_))
+        ));
         assert!(State::open("redis://x").await.is_err());
     }
 }

@@ -292,8 +292,8 @@ async fn group_costs(
     for i in 0..others {
         members.push(s.user(&format!("{name}{i}"), "phone").await);
     }
-    let ids: Vec<i64> = members.iter().map(|t| t.user_id.0).collect();
-    let group = create_group(s, owner, &ids).await;
+    let ids: Vec<_> = members.iter().map(|t| t.user_id).collect();
+    let group = s.create_group(owner, &ids).await;
     let mut conns = Vec::new();
     for t in &members {
         conns.push(s.conn(t, "ws").await);
@@ -311,17 +311,4 @@ async fn group_costs(
         }
     }
     (per_message(before, settled(s).await, G), conns)
-}
-
-async fn create_group(s: &TestServer, owner: &magpie_proto::http::Tokens, members: &[i64]) -> i64 {
-    let (status, body) = s
-        .send_json(
-            owner,
-            "POST",
-            "/v1/groups",
-            serde_json::json!({"name": "budget", "members": members}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_i64().unwrap()
 }

@@ -495,16 +495,7 @@ async fn group_receipts_come_from_the_groups_one_owner() {
     let n1 = TestServer::start().await;
     let n2 = second_node(&n1, "node-2", 2).await;
     let [to, tr] = n1.users(["owner", "reader"]).await;
-    let (status, body) = n1
-        .send_json(
-            &to,
-            "POST",
-            "/v1/groups",
-            serde_json::json!({"name": "owned", "members": [tr.user_id]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let g = body["id"].as_i64().unwrap();
+    let g = n1.create_group(&to, &[tr.user_id]).await;
     let nodes = ["node-1".to_string(), "node-2".to_string()];
     let owner = magpie_server::services::delivery::owner_of(magpie_core::GroupId(g), &nodes);
     // Both clients on the node that does not own the group.

@@ -292,16 +292,7 @@ async fn sdk_send_with_the_same_cmid_is_idempotent() {
 async fn sdk_group_send_read_and_receipt() {
     let s = TestServer::start().await;
     let [ta, tb] = s.users(["alice", "bob"]).await;
-    let (st, body) = s
-        .send_json(
-            &ta,
-            "POST",
-            "/v1/groups",
-            serde_json::json!({"name": "pair", "members": [tb.user_id]}),
-        )
-        .await;
-    assert_eq!(st, 201, "{body}");
-    let g = magpie_core::GroupId(body["id"].as_i64().unwrap());
+    let g = magpie_core::GroupId(s.create_group(&ta, &[tb.user_id]).await);
     let a = connect(&s, &ta, Transport::Ws).await;
     let b = connect(&s, &tb, Transport::Tcp).await;
     let sent = a.send_group(g, "hello group").await.unwrap();

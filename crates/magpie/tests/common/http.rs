@@ -116,6 +116,14 @@ impl TestServer {
         }
     }
 
+    /// Creates a group owned by `owner` with `members` over HTTP; its id.
+    pub async fn create_group(&self, owner: &Tokens, members: &[UserId]) -> i64 {
+        let body = json!({"name": "group", "members": members});
+        let (status, body) = self.send_json(owner, "POST", "/v1/groups", body).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
     pub async fn ticket(&self, t: &Tokens, transport: &str) -> ConnectResponse {
         let (s, body) = self
             .call(

@@ -71,11 +71,24 @@ pub struct GroupInfo {
     pub created_at: i64,
     /// Current members (maintained with every join and leave).
     pub members: i64,
+    /// Grows by one with every join and leave: two reads with the same
+    /// version saw the same members (docs/protocol.md, groups).
+    #[serde(default)]
+    pub member_version: i64,
     /// The newest sequence of the group's conversation.
     pub last_seq: Seq,
     /// Messages a new member sees from before joining (0: from the join on).
     pub history: i64,
     pub dissolved: bool,
+}
+
+/// A group's membership as the transaction that accepted a message saw it
+/// (`MessageStore::accept`): a member list read at this `version` or later
+/// names no one who had left before the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStamp {
+    pub version: i64,
+    pub members: i64,
 }
 
 /// One member of one group.

@@ -23,7 +23,7 @@ pub use event::{
     BusEvent, DeliverPayload, MEMBERS_TOPIC, Presence, ReadUpTo, group_topic, node_topic,
     room_topic,
 };
-pub use group::{GroupId, GroupInfo, GroupRole, MemberInfo};
+pub use group::{GroupId, GroupInfo, GroupRole, GroupStamp, MemberInfo};
 pub use hash::{bucket_of, stable_hash};
 pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};
 pub use message::{Accepted, Message, NewMessage};

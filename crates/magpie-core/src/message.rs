@@ -41,6 +41,11 @@ pub struct Accepted {
     pub seq: Seq,
     pub sent_at: i64,
     pub duplicate: bool,
+    /// For a group message accepted now (not a duplicate): the group's
+    /// membership as the accepting transaction saw it, so pushes can use a
+    /// cached member list that is at least as new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<crate::GroupStamp>,
 }
 
 impl Message {

@@ -198,6 +198,11 @@ pub struct GroupsConfig {
     /// pushed per member route (no member read, no route lookup: the cost
     /// of a message stops growing with the group).
     pub super_threshold: i64,
+    /// Small groups whose member lists a node keeps in memory (0: none,
+    /// every message reads its group's list). A cached list is used only
+    /// when it is at least as new as the membership the message was
+    /// accepted under, so removal stays exact (docs/protocol.md, groups).
+    pub member_cache: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -375,6 +380,7 @@ impl Default for GroupsConfig {
         GroupsConfig {
             max_batch: 1000,
             super_threshold: 50,
+            member_cache: 10_000,
         }
     }
 }

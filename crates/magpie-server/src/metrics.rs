@@ -19,6 +19,8 @@ pub const RESYNC_HINTS: &str = "magpie_resync_hints_total";
 pub const STALE_ROUTES: &str = "magpie_stale_routes_removed_total";
 pub const ROUTE_REPAIRS: &str = "magpie_route_repairs_total";
 pub const ROUTE_LOOKUPS: &str = "magpie_route_lookups_total";
+/// Small groups' pushes served by a cached member list (no store read).
+pub const MEMBER_LIST_HITS: &str = "magpie_member_list_hits_total";
 pub const BUS_EVENTS: &str = "magpie_bus_events_published_total";
 /// Durable appends: calls to the bus's `publish`, each one durable write
 /// (one sync) however many events it carries.
@@ -89,6 +91,7 @@ pub struct Meters {
     pub slow_consumers: Counter,
     pub bad_frames: Counter,
     pub route_lookups: Counter,
+    pub member_list_hits: Counter,
     pub bus_events: Counter,
     pub bus_appends: Counter,
     pub relayed: Counter,
@@ -116,6 +119,7 @@ pub fn meters() -> &'static Meters {
             slow_consumers: metrics::counter!(SLOW_CONSUMERS),
             bad_frames: metrics::counter!(BAD_FRAMES),
             route_lookups: metrics::counter!(ROUTE_LOOKUPS),
+            member_list_hits: metrics::counter!(MEMBER_LIST_HITS),
             bus_events: metrics::counter!(BUS_EVENTS),
             bus_appends: metrics::counter!(BUS_APPENDS),
             relayed: metrics::counter!(RELAYED),

@@ -17,7 +17,9 @@
 
 use crate::error::StoreError;
 use crate::store::Outcome;
-use magpie_core::{Accepted, ClientMsgId, ConvId, GroupId, NewMessage, Persistence, Seq, UserId};
+use magpie_core::{
+    Accepted, ClientMsgId, ConvId, GroupId, GroupStamp, NewMessage, Persistence, Seq, UserId,
+};
 use std::collections::{BTreeMap, HashMap};
 
 /// `box_type` of the sender's copy (outbox) and the receiver's copy (inbox)
@@ -47,6 +49,8 @@ pub(crate) struct Found {
     pub last_seq: HashMap<ConvId, Seq>,
     /// Group senders who may not send, with the reason.
     pub refused: HashMap<(GroupId, UserId), String>,
+    /// Each group of the batch as the sender check saw it, under its lock.
+    pub groups: HashMap<GroupId, GroupStamp>,
 }
 
 /// The conversations of a batch, sorted and deduplicated: the order every
@@ -213,6 +217,7 @@ pub(crate) fn plan<'a>(batch: &'a [NewMessage], found: &Found, offline_ttl_ms: i
             seq,
             sent_at: m.sent_at,
             duplicate: false,
+            group: group.and_then(|g| found.groups.get(&g).copied()),
         }));
     }
     Plan {

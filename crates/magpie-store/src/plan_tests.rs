@@ -43,6 +43,7 @@ fn duplicates_write_nothing() {
         seq: 7,
         sent_at: 5,
         duplicate: true,
+        group: None,
     };
     found.stored.insert((a, old.cmid), original.clone());
     found.last_seq.insert(old.conv.clone(), 7);

@@ -211,6 +211,7 @@ async fn keys_carry_the_prefix_and_idem_expires() {
         seq: 1,
         sent_at: 0,
         duplicate: false,
+        group: None,
     };
     st.idem_put(one, cmid, &accepted, 300).await.expect("idem");
     let claims = TicketClaims { user: one, device };

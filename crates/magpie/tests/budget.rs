@@ -17,6 +17,7 @@ use std::time::Duration;
 const SQL: &str = "magpie_sql_round_trips_total";
 const REDIS: &str = "magpie_redis_round_trips_total";
 const APPENDS: &str = "magpie_bus_appends_total";
+const LIST_HITS: &str = "magpie_member_list_hits_total";
 /// What the node's own upkeep (a registry heartbeat landing in a window)
 /// may add per message: a fraction of a call, where a regression adds at
 /// least one.
@@ -27,6 +28,8 @@ struct Costs {
     sql: f64,
     redis: f64,
     appends: f64,
+    /// Small-group pushes served by the node's cached member list.
+    list_hits: f64,
 }
 
 async fn costs(s: &TestServer) -> Costs {
@@ -34,6 +37,7 @@ async fn costs(s: &TestServer) -> Costs {
         sql: counter(s, SQL).await,
         redis: counter(s, REDIS).await,
         appends: counter(s, APPENDS).await,
+        list_hits: counter(s, LIST_HITS).await,
     }
 }
 
@@ -75,6 +79,7 @@ fn per_message(before: Costs, after: Costs, n: usize) -> Costs {
         sql: (after.sql - before.sql) / n,
         redis: (after.redis - before.redis) / n,
         appends: (after.appends - before.appends) / n,
+        list_hits: (after.list_hits - before.list_hits) / n,
     }
 }
 
@@ -142,12 +147,20 @@ async fn messages_stay_within_their_budget() {
     presence_touches_only_watchers(&s).await;
     heartbeats_write_nothing(&s).await;
     eprintln!("group of 5 per message: {small:?}; of 20: {large:?}; of 61: {huge:?}");
-    // No member read and no route lookups, on one Redis or a cluster
-    // (the embedded backends count no round trips at all).
+    // Every message's group came with its size and membership version:
+    // no group read, and a small group's list from the node's cache.
+    for (size, c) in [(5, small), (20, large)] {
+        assert!(
+            c.list_hits >= 1.0 - UPKEEP,
+            "group of {size}: member list read per message: {c:?}"
+        );
+    }
+    // A super group's message reads no members and looks up no route, on
+    // one Redis or a cluster (the embedded backends count no round trips).
     if backends::cluster_mode() {
         assert!(
-            huge.sql <= large.sql - 1.0 + UPKEEP,
-            "a super group's message still reads its members: {huge:?} vs {large:?}"
+            huge.sql <= large.sql + UPKEEP,
+            "a super group's message costs more SQL: {huge:?} vs {large:?}"
         );
         assert!(
             huge.redis <= large.redis - 1.0 + UPKEEP,
@@ -159,7 +172,7 @@ async fn messages_stay_within_their_budget() {
         "SQL per group message grows with size: {small:?} vs {large:?}"
     );
     assert!(
-        large.sql <= 9.0 + UPKEEP,
+        large.sql <= 7.0 + UPKEEP,
         "group SQL round trips: {large:?}"
     );
     assert!(

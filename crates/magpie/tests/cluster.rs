@@ -550,3 +550,60 @@ async fn group_receipts_come_from_the_groups_one_owner() {
         "{f:?}"
     );
 }
+
+/// A small group's member list is cached on the node that pushes; a join
+/// or leave made through another node reaches that node's very next
+/// message, with nothing sent between the nodes: the store's membership
+/// version comes back with the acceptance (docs/protocol.md, groups).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_membership_change_on_one_node_holds_for_the_next_push_on_another() {
+    if !backends::needs_shared_store() {
+        return;
+    }
+    let n1 = TestServer::start().await;
+    let n2 = second_node(&n1, "node-2", 2).await;
+    let [to, ta, tb] = n1.users(["owner", "alice", "bob"]).await;
+    let g = n1.create_group(&to, &[ta.user_id, tb.user_id]).await;
+    // Every client on node 2, which pushes the group's messages.
+    let mut o = n2.conn_here(&to, "ws").await;
+    let mut a = n2.conn_here(&ta, "tcp").await;
+    let mut b = n2.conn_here(&tb, "ws").await;
+    let hits = || counter(&n2, "magpie_member_list_hits_total");
+    o.send_group(g, "one").await;
+    o.send_group(g, "two").await;
+    for c in [&mut a, &mut b] {
+        assert_eq!(c.expect_msg().await.body, "one");
+        assert_eq!(c.expect_msg().await.body, "two");
+    }
+    let before = hits().await;
+    o.send_group(g, "three").await;
+    assert_eq!(b.expect_msg().await.body, "three");
+    assert_eq!(a.expect_msg().await.body, "three");
+    assert!(hits().await > before, "node 2 read the list again");
+
+    let members = format!("/v1/groups/{g}/members");
+    let (st, _) = n1
+        .call(
+            "DELETE",
+            &format!("{members}/{}", tb.user_id),
+            Some(&to.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    o.send_group(g, "after bob left").await;
+    assert_eq!(a.expect_msg().await.body, "after bob left");
+    assert!(
+        !matches!(
+            b.try_recv(std::time::Duration::from_millis(300)).await,
+            Ok(Some(ServerFrame::Msg { .. }))
+        ),
+        "node 2 pushed from a list older than the message's membership"
+    );
+    let body = serde_json::json!({"users": [tb.user_id]});
+    let (st, _) = n1.send_json(&to, "POST", &members, body).await;
+    assert_eq!(st, 200);
+    o.send_group(g, "bob is back").await;
+    assert_eq!(a.expect_msg().await.body, "bob is back");
+    assert_eq!(b.expect_msg().await.body, "bob is back");
+}

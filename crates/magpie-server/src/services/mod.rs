@@ -24,6 +24,7 @@
 
 pub mod delivery;
 mod events;
+mod generations;
 mod groups;
 pub mod messaging;
 mod presence;

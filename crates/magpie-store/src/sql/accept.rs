@@ -102,7 +102,11 @@ impl SqlStore {
             .map(|(v, (_, after))| (v, after))
             .collect();
         for (g, u) in plan::group_senders(batch) {
-            if let Some(StoreError::Forbidden(why)) = self.check_sender(x, g, u).await? {
+            let (stamp, refusal) = self.check_sender(x, g, u).await?;
+            if let Some(stamp) = stamp {
+                found.groups.insert(g, stamp);
+            }
+            if let Some(StoreError::Forbidden(why)) = refusal {
                 found.refused.insert((g, u), why);
             }
         }

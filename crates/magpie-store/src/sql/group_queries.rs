@@ -17,7 +17,7 @@ queries! { GroupQueries:
 /// sequence comes from the group conversation's row (bound as `g:{id}`).
 const GROUP_COLUMNS: &str =
     "g.id, g.name, g.owner_uid, g.created_at, g.members, g.history, g.dissolved,
-     COALESCE((SELECT v.last_seq FROM conversations v WHERE v.conv = ?), 0)";
+     COALESCE((SELECT v.last_seq FROM conversations v WHERE v.conv = ?), 0), g.member_version";
 
 /// The member columns `sql::group_reads::member_of` decodes.
 const MEMBER_COLUMNS: &str = "user_id, role, muted, joined_seq, read_seq, joined_at";
@@ -62,10 +62,13 @@ impl GroupQueries {
             // accept takes the same order after its conversation row.
             group_lock: "SELECT history FROM im_group WHERE id = ? FOR UPDATE".into(),
             group_share: format!(
-                "SELECT dissolved FROM im_group WHERE id = ? {}",
+                "SELECT dissolved, member_version, members FROM im_group WHERE id = ? {}",
                 d.for_share()
             ),
-            group_count: "UPDATE im_group SET members = members + ? WHERE id = ?".into(),
+            // Every join and leave: the count and the membership version.
+            group_count: "UPDATE im_group
+                 SET members = members + ?, member_version = member_version + 1 WHERE id = ?"
+                .into(),
             group_rename: "UPDATE im_group SET name = ? WHERE id = ?".into(),
             group_dissolve: "UPDATE im_group SET dissolved = TRUE WHERE id = ?".into(),
             group_info: format!("SELECT {GROUP_COLUMNS} FROM im_group g WHERE g.id = ?"),

@@ -11,19 +11,20 @@ use crate::store::ConvSummary;
 use magpie_core::{ConvId, GroupId, GroupInfo, GroupRole, MemberInfo, Message, Seq, UserId};
 
 /// The columns of `queries::GROUP_COLUMNS`, in order.
-pub(super) type GroupRow = (i64, String, i64, i64, i64, i64, bool, i64);
+pub(super) type GroupRow = (i64, String, i64, i64, i64, i64, bool, i64, i64);
 
 /// The columns of `queries::MEMBER_COLUMNS`, in order.
 pub(super) type MemberRow = (i64, String, bool, i64, i64, i64);
 
 pub(super) fn group_of(r: GroupRow) -> GroupInfo {
-    let (id, name, owner, created_at, members, history, dissolved, last_seq) = r;
+    let (id, name, owner, created_at, members, history, dissolved, last_seq, member_version) = r;
     GroupInfo {
         id: GroupId(id),
         name,
         owner: UserId(owner),
         created_at,
         members,
+        member_version,
         last_seq,
         history,
         dissolved,

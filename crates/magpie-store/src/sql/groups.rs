@@ -21,19 +21,21 @@ use super::store::SqlStore;
 use super::{Retry, retrying};
 use crate::StoreError;
 use crate::error::Result;
-use magpie_core::{ConvId, GroupId, GroupRole, Seq, UserId};
+use magpie_core::{ConvId, GroupId, GroupRole, GroupStamp, Seq, UserId};
 use std::collections::HashSet;
 
 impl SqlStore {
-    /// In `accept`'s transaction, under the conversation locks: `Some(refusal)`
-    /// for a non-member, a dissolved group or a muted member.
+    /// In `accept`'s transaction, under the conversation locks: the group's
+    /// membership stamp (held by the shared lock until COMMIT), and
+    /// `Some(refusal)` for a non-member, a dissolved group or a muted member.
     pub(super) async fn check_sender(
         &self,
         x: &mut Exec<'_>,
         id: GroupId,
         from: UserId,
-    ) -> Sqlx<Option<StoreError>> {
-        let group: Option<(bool,)> = x.optional(self.g.group_share.as_str(), args![id.0]).await?;
+    ) -> Sqlx<(Option<GroupStamp>, Option<StoreError>)> {
+        let group: Option<(bool, i64, i64)> =
+            x.optional(self.g.group_share.as_str(), args![id.0]).await?;
         let member: Option<(bool,)> = match group {
             None => None,
             Some(_) => {
@@ -41,13 +43,15 @@ impl SqlStore {
                 x.optional(self.g.member_lock.as_str(), a).await?
             }
         };
+        let stamp = group.map(|(_, version, members)| GroupStamp { version, members });
         let refuse = |why: String| Some(StoreError::Forbidden(why));
-        Ok(match (group, member) {
+        let refusal = match (group, member) {
             (None, _) | (_, None) => refuse(format!("user {from} is not a member of group {id}")),
-            (Some((true,)), _) => refuse(format!("group {id} is dissolved")),
+            (Some((true, ..)), _) => refuse(format!("group {id} is dissolved")),
             (_, Some((true,))) => refuse(format!("user {from} is muted in group {id}")),
             _ => None,
-        })
+        };
+        Ok((stamp, refusal))
     }
 
     /// read_seq = max(read_seq, to): after a send (the sender has read it)

@@ -42,6 +42,7 @@ impl SqlStore {
                 seq,
                 sent_at,
                 duplicate: true,
+                group: None,
             })
         })
         .transpose()

@@ -32,6 +32,11 @@ const POSTGRES: Steps = &[
         "shard",
         include_str!("../../migrations/postgres/0002_shard.sql"),
     ),
+    (
+        3,
+        "member_version",
+        include_str!("../../migrations/postgres/0003_member_version.sql"),
+    ),
 ];
 
 const MYSQL: Steps = &[
@@ -44,6 +49,11 @@ const MYSQL: Steps = &[
         2,
         "shard",
         include_str!("../../migrations/mysql/0002_shard.sql"),
+    ),
+    (
+        3,
+        "member_version",
+        include_str!("../../migrations/mysql/0003_member_version.sql"),
     ),
 ];
 

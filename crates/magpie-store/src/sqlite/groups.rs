@@ -5,12 +5,12 @@
 //! `writes`; the reads are in `group_reads`.
 
 use crate::error::{Result, StoreError};
-use magpie_core::{ConvId, GroupId, GroupInfo, GroupRole, MemberInfo, Seq, UserId};
+use magpie_core::{ConvId, GroupId, GroupInfo, GroupRole, GroupStamp, MemberInfo, Seq, UserId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub(super) const GROUP_COLUMNS: &str =
     "g.id, g.name, g.owner_uid, g.created_at, g.members, g.history, g.dissolved,
-     COALESCE((SELECT last_seq FROM conversations WHERE conv = 'g:' || g.id), 0)";
+     COALESCE((SELECT last_seq FROM conversations WHERE conv = 'g:' || g.id), 0), g.member_version";
 pub(super) const MEMBER_COLUMNS: &str = "user_id, role, muted, joined_seq, read_seq, joined_at";
 
 pub(super) fn group_from_row(r: &Row<'_>) -> rusqlite::Result<GroupInfo> {
@@ -23,6 +23,7 @@ pub(super) fn group_from_row(r: &Row<'_>) -> rusqlite::Result<GroupInfo> {
         history: r.get(5)?,
         dissolved: r.get::<_, i64>(6)? != 0,
         last_seq: r.get(7)?,
+        member_version: r.get(8)?,
     })
 }
 
@@ -86,8 +87,11 @@ fn insert_member(
         )?
         .execute(params![id.0, user.0, role.as_str(), joined_seq, now])?;
     if n == 1 {
-        c.prepare_cached("UPDATE im_group SET members = members + 1 WHERE id = ?1")?
-            .execute([id.0])?;
+        c.prepare_cached(
+            "UPDATE im_group SET members = members + 1, member_version = member_version + 1
+             WHERE id = ?1",
+        )?
+        .execute([id.0])?;
     }
     Ok(n == 1)
 }
@@ -118,8 +122,11 @@ pub(crate) fn remove_member(c: &Connection, id: GroupId, user: UserId) -> Result
         .prepare_cached("DELETE FROM im_group_member WHERE group_id = ?1 AND user_id = ?2")?
         .execute(params![id.0, user.0])?;
     if n == 1 {
-        c.prepare_cached("UPDATE im_group SET members = members - 1 WHERE id = ?1")?
-            .execute([id.0])?;
+        c.prepare_cached(
+            "UPDATE im_group SET members = members - 1, member_version = member_version + 1
+             WHERE id = ?1",
+        )?
+        .execute([id.0])?;
     }
     Ok(n == 1)
 }
@@ -158,23 +165,25 @@ pub(crate) fn dissolve_group(c: &Connection, id: GroupId) -> Result<()> {
 }
 
 /// In `accept`'s transaction, before a group message is written.
-pub(crate) fn check_sender(c: &Connection, id: GroupId, from: UserId) -> Result<()> {
-    let row: Option<(i64, i64)> = c
+pub(crate) fn check_sender(c: &Connection, id: GroupId, from: UserId) -> Result<GroupStamp> {
+    let row: Option<(i64, i64, i64, i64)> = c
         .prepare_cached(
-            "SELECT g.dissolved, m.muted FROM im_group g
+            "SELECT g.dissolved, m.muted, g.member_version, g.members FROM im_group g
              JOIN im_group_member m ON m.group_id = g.id AND m.user_id = ?2 WHERE g.id = ?1",
         )?
-        .query_row(params![id.0, from.0], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![id.0, from.0], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
     match row {
         None => Err(StoreError::Forbidden(format!(
             "user {from} is not a member of group {id}"
         ))),
-        Some((1, _)) => Err(StoreError::Forbidden(format!("group {id} is dissolved"))),
-        Some((_, 1)) => Err(StoreError::Forbidden(format!(
+        Some((1, ..)) => Err(StoreError::Forbidden(format!("group {id} is dissolved"))),
+        Some((_, 1, ..)) => Err(StoreError::Forbidden(format!(
             "user {from} is muted in group {id}"
         ))),
-        Some(_) => Ok(()),
+        Some((_, _, version, members)) => Ok(GroupStamp { version, members }),
     }
 }
 

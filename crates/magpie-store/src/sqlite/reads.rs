@@ -129,6 +129,7 @@ pub(crate) fn lookup_cmid(
                 seq: r.get(2)?,
                 sent_at: r.get(3)?,
                 duplicate: true,
+                group: None,
             })
         })
         .optional()

@@ -11,8 +11,9 @@ use std::time::Duration;
 /// The layout of the last migration (`STEPS`); stored in `PRAGMA
 /// user_version` so an older binary refuses a database written by a newer
 /// one. Version 3 keeps client message ids as 16-byte blobs and has no
-/// inbox/outbox rows (see the module doc of `sqlite`).
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+/// inbox/outbox rows (see the module doc of `sqlite`); 4 adds the groups'
+/// `member_version`.
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits on a lock before giving up. Readers in WAL mode
 /// never wait on the writer; this covers checkpoints and a second process.
@@ -26,7 +27,13 @@ const STATEMENT_CACHE: usize = 64;
 /// number and is applied, in order and in its own transaction, to a file
 /// below it. A file at a layout older than the first step upgrades with its
 /// `LEGACY` scripts around that step, in the same transaction.
-const STEPS: &[(i64, &str)] = &[(3, include_str!("../../migrations/sqlite/0003_baseline.sql"))];
+const STEPS: &[(i64, &str)] = &[
+    (3, include_str!("../../migrations/sqlite/0003_baseline.sql")),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_member_version.sql"),
+    ),
+];
 
 /// Older layouts that can still be upgraded to the first step's: (their
 /// version, what runs before that step, what runs after it).

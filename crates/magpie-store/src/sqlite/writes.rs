@@ -127,7 +127,9 @@ fn look_up(c: &Connection, batch: &[NewMessage], every_cmid: bool) -> Result<Fou
     }
     for (g, u) in plan::group_senders(batch) {
         match super::groups::check_sender(c, g, u) {
-            Ok(()) => {}
+            Ok(stamp) => {
+                found.groups.insert(g, stamp);
+            }
             Err(StoreError::Forbidden(why)) => {
                 found.refused.insert((g, u), why);
             }

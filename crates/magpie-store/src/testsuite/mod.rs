@@ -248,6 +248,7 @@ macro_rules! groups_conformance {
             group_unread_and_read_by_follow_positions,
             read_counts_agree_with_read_by,
             refused_send_does_not_stop_the_batch,
+            accept_returns_the_membership_it_saw,
         );
     };
 }

@@ -32,6 +32,7 @@ fn accepted(seq: i64) -> Accepted {
         seq,
         sent_at: 7,
         duplicate: false,
+        group: None,
     }
 }
 

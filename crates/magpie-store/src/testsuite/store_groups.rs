@@ -122,3 +122,55 @@ pub async fn refused_send_does_not_stop_the_batch(s: Store) {
         3
     );
 }
+
+/// Every join and leave, and only those, moves the membership version, and
+/// `accept` returns the membership its transaction saw with each new group
+/// message (none with a duplicate or a direct message): what a node's
+/// cached member list is checked against (docs/protocol.md, groups).
+pub async fn accept_returns_the_membership_it_saw(s: Store) {
+    let groups = s.groups();
+    let u = users(&s, &["o", "a", "b"]).await;
+    let g = groups
+        .create_group("g", u[0], &[u[1]], 0)
+        .await
+        .expect("create");
+    let version = || async { groups.group(g.id).await.expect("read").expect("group") };
+    let v0 = version().await.member_version;
+    assert_eq!(g.member_version, v0, "create answers the stored version");
+    let first = group_msg(g.id, u[0], "1");
+    let out = accepted(&s, vec![first.clone(), new_msg(u[0], u[1], "d")]).await;
+    assert_eq!(
+        out[0].group,
+        Some(magpie_core::GroupStamp {
+            version: v0,
+            members: 2
+        })
+    );
+    assert_eq!(out[1].group, None, "a direct message has no group stamp");
+    groups.add_members(g.id, &[u[2]]).await.expect("add");
+    let v1 = version().await.member_version;
+    assert!(v1 > v0, "a join moves the version: {v0} → {v1}");
+    groups
+        .set_member(g.id, u[1], Some(GroupRole::Admin), Some(false))
+        .await
+        .expect("role");
+    groups.rename_group(g.id, "renamed").await.expect("rename");
+    assert_eq!(
+        version().await.member_version,
+        v1,
+        "only joins and leaves count"
+    );
+    assert!(groups.remove_member(g.id, u[2]).await.expect("remove"));
+    let v2 = version().await.member_version;
+    assert!(v2 > v1, "a leave moves the version: {v1} → {v2}");
+    let out = accepted(&s, vec![group_msg(g.id, u[1], "2"), first]).await;
+    assert_eq!(
+        out[0].group,
+        Some(magpie_core::GroupStamp {
+            version: v2,
+            members: 2
+        })
+    );
+    assert!(out[1].duplicate);
+    assert_eq!(out[1].group, None, "a stored duplicate has no stamp");
+}

@@ -21,6 +21,7 @@ pub mod group_index;
 pub mod hub;
 mod interest;
 pub mod mailbox;
+mod members;
 mod notice;
 mod push;
 mod reads;
@@ -39,6 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use audit::Audit;
 pub use connections::{Registered, RouteCheck};
+pub use members::{Stamps, note_stamp};
 pub use notice::Notice;
 pub use reads::{PendingReads, owner_of, split_by_owner};
 
@@ -69,6 +71,8 @@ pub struct Delivery {
     broadcasts_arrived: AtomicU64,
     /// Group reads waiting for their receipts' flush (`reads.rs`).
     reads: reads::PendingReads,
+    /// Small groups' member lists (`members.rs`).
+    member_lists: members::MemberLists,
 }
 
 impl Delivery {
@@ -80,7 +84,6 @@ impl Delivery {
         ids: Arc<MsgIdGen>,
     ) -> Delivery {
         Delivery {
-            cfg,
             store,
             state,
             relay,
@@ -91,6 +94,8 @@ impl Delivery {
             interest: interest::Interest::new(),
             broadcasts_arrived: AtomicU64::new(0),
             reads: Default::default(),
+            member_lists: members::MemberLists::new(cfg.groups.member_cache),
+            cfg,
         }
     }
 

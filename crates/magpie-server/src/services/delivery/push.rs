@@ -7,17 +7,16 @@
 //! it by resend or sync.
 
 use super::hub::{Outbound, Push};
+use super::members::Stamps;
 use super::{ConnAddr, Delivery};
 use crate::metrics::meters;
 use magpie_core::{
-    BusEvent, DeliverPayload, DeviceId, EventId, GroupId, Message, RoomMessage, UserId,
+    BusEvent, DeliverPayload, DeviceId, EventId, GroupId, GroupStamp, Message, RoomMessage, UserId,
 };
 use magpie_proto::ServerFrame;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-
-/// Members read per page when a small group's audience is listed.
-const MEMBER_PAGE: usize = 1000;
 
 /// Pushes for other nodes, gathered per (node, message) before publishing them together.
 /// Per remote node, per message (by index), the connections there.
@@ -29,7 +28,7 @@ const DELIVER_MSGS: usize = 256;
 #[derive(Default)]
 struct Audience {
     /// Members of each small group of the batch.
-    members: HashMap<GroupId, Vec<UserId>>,
+    members: HashMap<GroupId, Arc<[UserId]>>,
     /// Whether each group of the batch is a super group.
     supers: HashMap<GroupId, bool>,
 }
@@ -43,11 +42,14 @@ impl Audience {
 
     /// Both parties of a direct message (once for a note to self), every
     /// member of a small group.
-    fn targets(&self, m: &Message) -> Vec<UserId> {
+    fn targets(&self, m: &Message) -> Cow<'_, [UserId]> {
         match m.conv.group_id() {
-            Some(g) => self.members.get(&g).cloned().unwrap_or_default(),
-            None if m.from != m.to => vec![m.to, m.from],
-            None => vec![m.to],
+            Some(g) => self
+                .members
+                .get(&g)
+                .map_or(Cow::Borrowed(&[]), |l| Cow::Borrowed(l)),
+            None if m.from != m.to => Cow::Owned(vec![m.to, m.from]),
+            None => Cow::Owned(vec![m.to]),
         }
     }
 }
@@ -55,12 +57,14 @@ impl Audience {
 impl Delivery {
     /// Pushes each message to every device of its receiver and to the
     /// sender's devices other than its origin (the one that sent it).
-    /// Routes are looked up once for every user of the batch.
-    pub async fn push_messages(&self, msgs: Vec<(Message, Option<DeviceId>)>) {
+    /// Routes are looked up once for every user of the batch. `stamps`:
+    /// the membership each group's messages were accepted under
+    /// (`members.rs`); a group without one is read from the store.
+    pub async fn push_messages(&self, msgs: Vec<(Message, Option<DeviceId>)>, stamps: &Stamps) {
         if msgs.is_empty() {
             return;
         }
-        let audience = self.audience(&msgs).await;
+        let audience = self.audience(&msgs, stamps).await;
         // A super group's message is broadcast to the connection nodes
         // instead: no member list, no route lookup.
         let (broadcast, msgs): (Vec<_>, Vec<_>) =
@@ -71,7 +75,10 @@ impl Delivery {
         if msgs.is_empty() {
             return;
         }
-        let mut users: Vec<UserId> = msgs.iter().flat_map(|(m, _)| audience.targets(m)).collect();
+        let mut users: Vec<UserId> = msgs
+            .iter()
+            .flat_map(|(m, _)| audience.targets(m).into_owned())
+            .collect();
         users.sort();
         users.dedup();
         meters().route_lookups.increment(users.len() as u64);
@@ -91,21 +98,33 @@ impl Delivery {
     }
 
     /// Who each group message of the batch goes to: the members of a small
-    /// group (read once per group), or the broadcast path for a super group.
-    async fn audience(&self, msgs: &[(Message, Option<DeviceId>)]) -> Audience {
+    /// group (cached, `members.rs`), or the broadcast path for a super
+    /// group. The size and membership version come with the acceptance; a
+    /// group without them (a repeated duplicate) is read once.
+    async fn audience(&self, msgs: &[(Message, Option<DeviceId>)], stamps: &Stamps) -> Audience {
         let mut a = Audience::default();
         for (m, _) in msgs {
             if let Some(g) = m.conv.group_id()
                 && !a.supers.contains_key(&g)
             {
-                let size = match self.store.groups().group(g).await {
-                    Ok(Some(info)) => info.members,
-                    _ => 0,
+                let stamp = match stamps.get(&g) {
+                    Some(s) => *s,
+                    None => match self.store.groups().group(g).await {
+                        Ok(Some(info)) => GroupStamp {
+                            version: info.member_version,
+                            members: info.members,
+                        },
+                        // Gone, or the store failed: no push; members sync.
+                        _ => {
+                            a.supers.insert(g, false);
+                            continue;
+                        }
+                    },
                 };
-                let is_super = size > self.cfg.groups.super_threshold;
+                let is_super = stamp.members > self.cfg.groups.super_threshold;
                 a.supers.insert(g, is_super);
                 if !is_super {
-                    a.members.insert(g, self.group_member_ids(g).await);
+                    a.members.insert(g, self.members_at(g, stamp.version).await);
                 }
             }
         }
@@ -126,7 +145,7 @@ impl Delivery {
         let mut remote = ElsewhereTargets::new();
         for (i, (push, origin)) in pushes.iter().enumerate() {
             let msg = &push.msg;
-            for user in audience.targets(msg) {
+            for &user in audience.targets(msg).iter() {
                 for route in routes.get(&user).into_iter().flatten() {
                     if user == msg.from && Some(&route.device) == origin.as_ref() {
                         continue;
@@ -296,30 +315,5 @@ impl Delivery {
             })
             .collect();
         self.relay_events(events);
-    }
-
-    /// Every member of a group (paged reads, one for a group of fewer than
-    /// `MEMBER_PAGE`; empty if one fails: the members sync).
-    async fn group_member_ids(&self, g: GroupId) -> Vec<UserId> {
-        let mut out = Vec::new();
-        let mut after = UserId(0);
-        loop {
-            match self.store.groups().members(g, after, MEMBER_PAGE).await {
-                Ok(page) if !page.is_empty() => {
-                    let last_page = page.len() < MEMBER_PAGE;
-                    after = page[page.len() - 1].user;
-                    out.extend(page.into_iter().map(|m| m.user));
-                    // A short page is the last: no read of an empty one.
-                    if last_page {
-                        return out;
-                    }
-                }
-                Ok(_) => return out,
-                Err(e) => {
-                    tracing::warn!(error = %e, group = %g, "member list failed; members will sync");
-                    return out;
-                }
-            }
-        }
     }
 }

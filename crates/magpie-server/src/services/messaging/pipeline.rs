@@ -17,6 +17,7 @@
 use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::metrics::meters;
+use crate::services::delivery::{Stamps, note_stamp};
 use magpie_bus::Outgoing;
 use magpie_core::{
     Accepted, BusEvent, ClientMsgId, DeviceId, EventId, Message, NewMessage, ServerMsgId, UserId,
@@ -202,7 +203,14 @@ async fn accept(app: &Messaging, subs: Vec<Submission>) -> Vec<Stored> {
                     continue;
                 }
             };
-            remember.push((nm.cmid, acc.clone()));
+            // The fast path answers retries: the group stamp is for pushes.
+            remember.push((
+                nm.cmid,
+                Accepted {
+                    group: None,
+                    ..acc.clone()
+                },
+            ));
             if acc.duplicate {
                 match original(app, &nm, &acc).await {
                     Ok(Some(orig)) => s.publish.push(orig),
@@ -282,14 +290,20 @@ async fn publish(app: &Messaging, batch: Vec<Stored>) {
     let m = meters();
     let mut pushes = Vec::new();
     let mut remembered = Vec::new();
+    let mut stamps = Stamps::new();
     for s in batch {
+        for acc in s.outcomes.iter().flatten() {
+            if let (Some(g), Some(stamp)) = (acc.conv.group_id(), acc.group) {
+                note_stamp(&mut stamps, g, stamp);
+            }
+        }
         m.accepted.increment(s.fresh);
         m.store_rows.increment(s.rows);
         remembered.extend(s.remember);
         let _ = s.reply.send(s.outcomes);
         pushes.extend(s.publish.into_iter().map(|msg| (msg, s.origin.clone())));
     }
-    app.delivery.push_messages(pushes).await;
+    app.delivery.push_messages(pushes, &stamps).await;
     // The idempotency fast path, after the answers and off this stage (on
     // failure, or if it lands late, the store's durable key still answers a
     // retry); one call per sender, all at once.

@@ -225,6 +225,11 @@ pub struct PresenceConfig {
     /// How long an offline change waits: a device back within it shows no
     /// change at all (0 = announce at once).
     pub debounce_ms: u64,
+    /// Contacts mode: users whose peer lists a node keeps (0: none).
+    pub peer_cache: usize,
+    /// Contacts mode: how long a user's peer list is used before it is
+    /// read again (0: read on every change).
+    pub peer_cache_ms: u64,
 }
 
 impl Default for PresenceConfig {
@@ -232,6 +237,8 @@ impl Default for PresenceConfig {
         PresenceConfig {
             fan_out: FanOut::default(),
             debounce_ms: 1000,
+            peer_cache: 100_000,
+            peer_cache_ms: 30_000,
         }
     }
 }

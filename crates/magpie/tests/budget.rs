@@ -146,6 +146,7 @@ async fn messages_stay_within_their_budget() {
     let (huge, _huge_conns) = group_costs(&s, &ta, &mut a, "huge", 60).await;
     presence_touches_only_watchers(&s).await;
     heartbeats_write_nothing(&s).await;
+    contacts_take_one_lookup_and_one_list_read().await;
     eprintln!("group of 5 per message: {small:?}; of 20: {large:?}; of 61: {huge:?}");
     // Every message's group came with its size and membership version:
     // no group read, and a small group's list from the node's cache.
@@ -199,6 +200,42 @@ async fn messages_stay_within_their_budget() {
 /// lookup nor conversation-list read (contacts mode would look up 1,000).
 async fn presence_touches_only_watchers(s: &TestServer) {
     let star = s.user("star", "phone").await;
+    with_1000_conversations(s, &star).await;
+    let watcher = s.user("watcher", "phone").await;
+    let mut w = s.conn(&watcher, "ws").await;
+    let op = magpie_proto::ClientOp::PresenceWatch {
+        users: vec![star.user_id],
+    };
+    w.request(op).await;
+    let ticket = s.ticket(&star, "ws").await;
+    // The workers' derived state of the 1,000 messages (on a Redis Cluster,
+    // a round trip per receiver's slot) is done before the window opens.
+    redis_quiet(s).await;
+    let lookups = counter(s, "magpie_route_lookups_total").await;
+    let before = costs(s).await;
+    let _star = Conn::hello(ticket).await;
+    w.expect(|f| {
+        matches!(f, magpie_proto::ServerFrame::Presence { user, online: true, .. } if *user == star.user_id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = costs(s).await;
+    let looked_up = counter(s, "magpie_route_lookups_total").await - lookups;
+    eprintln!(
+        "a connect of a user with 1,000 conversations: {looked_up} route lookups, {} SQL, {} Redis",
+        after.sql - before.sql,
+        after.redis - before.redis
+    );
+    assert_eq!(looked_up, 0.0, "presence looked up routes");
+    // The connect's own work (settings, groups, route) and the watchers'
+    // read: a handful, not one per conversation.
+    assert!(after.sql - before.sql <= 5.0, "{before:?} → {after:?}");
+    assert!(after.redis - before.redis <= 8.0, "{before:?} → {after:?}");
+}
+
+/// Gives `star` 1,000 direct conversations (one message to each of 1,000
+/// new users, in one batch).
+async fn with_1000_conversations(s: &TestServer, star: &magpie_proto::http::Tokens) {
     let mut fans = Vec::new();
     for i in 0..1000 {
         let name = format!("fan{i:04}");
@@ -232,36 +269,70 @@ async fn presence_touches_only_watchers(s: &TestServer) {
         )
         .await;
     assert!(sent.iter().all(|r| r.is_ok()), "1,000 conversations");
-    let watcher = s.user("watcher", "phone").await;
-    let mut w = s.conn(&watcher, "ws").await;
-    let op = magpie_proto::ClientOp::PresenceWatch {
-        users: vec![star.user_id],
-    };
-    w.request(op).await;
-    let ticket = s.ticket(&star, "ws").await;
-    // The workers' derived state of the 1,000 messages (on a Redis Cluster,
-    // a round trip per receiver's slot) is done before the window opens.
-    redis_quiet(s).await;
-    let lookups = counter(s, "magpie_route_lookups_total").await;
-    let before = costs(s).await;
-    let _star = Conn::hello(ticket).await;
-    w.expect(|f| {
-        matches!(f, magpie_proto::ServerFrame::Presence { user, online: true, .. } if *user == star.user_id)
+}
+
+/// Contacts mode (the default), a second node in this process (the
+/// counters are per process: the first node is quiet by now). A connect of
+/// a user with 1,000 conversations tells its contacts with one route
+/// lookup for all of them (one Redis pipeline on one Redis), and a second
+/// connect within `presence.peer_cache_ms` reads no conversation list.
+async fn contacts_take_one_lookup_and_one_list_read() {
+    let s = TestServer::start_with(|c| {
+        c.retention.sweep_interval_secs = 3600;
+        c.cluster.heartbeat_ms = 20_000;
+        c.cluster.node_ttl_ms = 60_000;
+        c.cluster.sweep_interval_ms = 30_000;
+        c.cluster.route_audit_ms = 3_600_000;
+        c.presence.fan_out = magpie_server::config::FanOut::Contacts;
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = costs(s).await;
-    let looked_up = counter(s, "magpie_route_lookups_total").await - lookups;
+    let star = s.user("star", "phone").await;
+    let fan = s.user("fan", "phone").await;
+    with_1000_conversations(&s, &star).await;
+    let mut f = s.conn(&fan, "ws").await;
+    f.send_msg(star.user_id, "a contact online").await;
+    redis_quiet(&s).await;
+    let mut connect = async |device: &str| {
+        let t = s.login("star", device).await;
+        let ticket = s.ticket(&t, "ws").await;
+        let lookups = counter(&s, "magpie_route_lookups_total").await;
+        let before = costs(&s).await;
+        let c = Conn::hello(ticket).await;
+        f.expect(|fr| {
+            matches!(fr, magpie_proto::ServerFrame::Presence { user, online: true, .. } if *user == star.user_id)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = costs(&s).await;
+        let looked_up = counter(&s, "magpie_route_lookups_total").await - lookups;
+        (
+            c,
+            looked_up,
+            after.sql - before.sql,
+            after.redis - before.redis,
+        )
+    };
+    let (_c1, users1, sql1, redis1) = connect("laptop").await;
+    let (_c2, users2, sql2, redis2) = connect("tablet").await;
     eprintln!(
-        "a connect of a user with 1,000 conversations: {looked_up} route lookups, {} SQL, {} Redis",
-        after.sql - before.sql,
-        after.redis - before.redis
+        "contacts mode, a connect of a user with 1,000 conversations: \
+         first {users1} users looked up, {sql1} SQL, {redis1} Redis; \
+         second {users2} users, {sql2} SQL, {redis2} Redis"
     );
-    assert_eq!(looked_up, 0.0, "presence looked up routes");
-    // The connect's own work (settings, groups, route) and the watchers'
-    // read: a handful, not one per conversation.
-    assert!(after.sql - before.sql <= 5.0, "{before:?} → {after:?}");
-    assert!(after.redis - before.redis <= 8.0, "{before:?} → {after:?}");
+    assert!(
+        users1 >= 1001.0 && users2 >= 1001.0,
+        "every contact is told"
+    );
+    if backends::cluster_mode() {
+        assert!(
+            sql2 + 1.0 <= sql1,
+            "the second connect read the conversation list again: {sql1} then {sql2}"
+        );
+        if !redis_cluster() {
+            // Per contact it would be 1,000 more.
+            assert!(redis1 <= 10.0, "{redis1} Redis round trips");
+        }
+    }
 }
 
 /// 1,000 idle connections heartbeating every 100 ms for two seconds (some

@@ -3,6 +3,7 @@
 
 use super::hub::Outbound;
 use super::{ConnAddr, Delivery};
+use crate::metrics::meters;
 use magpie_core::DeliverPayload;
 use magpie_core::{ConvId, DeviceId, Seq, UserId};
 use magpie_proto::ServerFrame;
@@ -66,6 +67,27 @@ impl Delivery {
     /// nodes (best effort, like every push).
     pub async fn notify(&self, user: UserId, notice: Notice) {
         self.push_frame(user, notice.into()).await
+    }
+
+    /// Sends `notice` to every online device of each of `users`: one route
+    /// lookup for all of them, then one push per connection here and one
+    /// relay message per other node.
+    pub async fn notify_users(&self, users: &[UserId], notice: Notice) {
+        if users.is_empty() {
+            return;
+        }
+        meters().route_lookups.increment(users.len() as u64);
+        let Ok(routes) = self.state.routes(users).await else {
+            return;
+        };
+        let conns: Vec<(&str, ConnAddr)> = routes
+            .values()
+            .flatten()
+            .map(|r| (r.node.as_str(), (r.user, r.conn)))
+            .collect();
+        if !conns.is_empty() {
+            self.notify_conns(&conns, notice);
+        }
     }
 
     /// Sends `notice` to exactly these connections (`(node, (user, conn))`),

@@ -19,6 +19,7 @@
 //!   the drain calls after its sessions ended and its routes were released
 //!   (`start.rs`).
 
+mod contacts;
 mod flaps;
 
 use super::delivery::{Delivery, Notice};
@@ -64,6 +65,8 @@ pub struct Presence {
     pending: Mutex<Vec<mpsc::Receiver<magpie_core::Presence>>>,
     /// Cancelled by `close`: the tasks fan out what is queued and stop.
     closed: CancellationToken,
+    /// Contacts mode's peer lists (`contacts.rs`).
+    peers: contacts::PeerLists,
 }
 
 impl Presence {
@@ -87,6 +90,10 @@ impl Presence {
             queues,
             pending: Mutex::new(pending),
             closed: CancellationToken::new(),
+            peers: contacts::PeerLists::new(
+                cfg.peer_cache,
+                Duration::from_millis(cfg.peer_cache_ms),
+            ),
         }
     }
 
@@ -201,11 +208,10 @@ impl Presence {
         };
         let mut told = HashSet::new();
         if self.fan_out == FanOut::Contacts {
-            for c in self.store.messages().conversations(p.user).await? {
-                if c.peer != p.user && told.insert(c.peer) {
-                    self.delivery.notify(c.peer, notice.clone()).await;
-                }
-            }
+            let peers = self.contacts(p.user).await?;
+            told.extend(peers.iter().copied());
+            // Every contact's routes in one lookup.
+            self.delivery.notify_users(&peers, notice.clone()).await;
         }
         let watchers = self.state.presence_watchers(p.user).await?;
         let conns: Vec<(&str, (UserId, u64))> = watchers

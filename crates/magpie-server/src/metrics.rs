@@ -13,6 +13,8 @@ pub const ACKED: &str = "magpie_messages_acked_total";
 pub const RESENT: &str = "magpie_messages_resent_total";
 pub const DELIVERY_LATENCY: &str = "magpie_delivery_latency_seconds";
 pub const DEAD_LETTERS: &str = "magpie_dead_letters_total";
+/// Bus events a worker group applied and acknowledged (label `group`).
+pub const WORKER_EVENTS: &str = "magpie_worker_events_total";
 pub const SLOW_CONSUMERS: &str = "magpie_slow_consumers_total";
 pub const BAD_FRAMES: &str = "magpie_bad_frames_total";
 pub const RESYNC_HINTS: &str = "magpie_resync_hints_total";

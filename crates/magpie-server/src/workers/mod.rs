@@ -90,6 +90,7 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
         }
     };
     backoff.reset();
+    let applied = metrics::counter!(crate::metrics::WORKER_EVENTS, "group" => group.clone());
     let mut failing = false;
     loop {
         let batch = tokio::select! {
@@ -116,6 +117,7 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
             continue;
         }
         let acks = process(&app, worker.as_ref(), batch).await;
+        applied.increment(acks.len() as u64);
         if let Err(e) = consumer.ack(&acks).await {
             // Not acknowledged: the events come back and are applied again,
             // which every worker tolerates (idempotent apply).

@@ -64,6 +64,7 @@ pub(crate) fn conversations(batch: &[NewMessage]) -> Vec<&ConvId> {
 
 /// Each conversation of a batch (sorted: the lock order) with its number
 /// of messages, the most sequences the batch can take there.
+#[cfg_attr(not(feature = "sql"), allow(dead_code))] // the SQL engines reserve by these
 pub(crate) fn conversation_counts(batch: &[NewMessage]) -> Vec<(&ConvId, i64)> {
     let mut counts: BTreeMap<&ConvId, i64> = BTreeMap::new();
     for m in batch {

@@ -142,6 +142,11 @@ fn decode_slow(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
             "a frame must be a JSON object".into(),
         )
     })?;
+    // A parsed object keeps the last of repeated keys; a frame that says
+    // two things is refused instead (the fast path refuses repeated known
+    // fields too, so a repeat never decodes).
+    serde_json::from_str::<UniqueKeys>(text)
+        .map_err(|e| err(None, ErrorCode::BadJson, e.to_string()))?;
     let rid = match obj.get("rid") {
         None | Some(serde_json::Value::Null) => None,
         Some(v) => Some(v.as_u64().ok_or_else(|| {
@@ -171,9 +176,51 @@ fn decode_slow(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
     Ok(ClientFrame { rid, op })
 }
 
+/// A JSON object whose top-level keys are all different.
+struct UniqueKeys;
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    if !seen.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+                    }
+                }
+                Ok(UniqueKeys)
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_keys_are_refused() {
+        let cmid = ClientMsgId::new_v7();
+        for f in [
+            format!(r#"{{"op":"send","to":2,"to":3,"cmid":"{cmid}","body":"hi"}}"#),
+            r#"{"op":"ping","op":"logout"}"#.to_string(),
+        ] {
+            let e = decode_client(f.as_bytes()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadJson, "{f}");
+            assert!(e.message.contains("duplicate"), "{}", e.message);
+        }
+    }
 
     /// The fast path and the careful one agree on every valid frame.
     #[test]

@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorCode {
     /// The payload is not JSON.
     BadJson,
-    /// The payload is not valid UTF-8.
+    /// The payload is not valid UTF-8 (fatal in a WebSocket text message,
+    /// which must be UTF-8: close 1007).
     BadUtf8,
+    /// The WebSocket peer broke the framing protocol (RFC 6455): fatal,
+    /// close 1002.
+    ProtocolError,
     /// `op` names no operation.
     UnknownOp,
     /// A field is missing, has the wrong type, or an invalid value.
@@ -58,6 +62,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadJson => "bad_json",
             ErrorCode::BadUtf8 => "bad_utf8",
+            ErrorCode::ProtocolError => "protocol_error",
             ErrorCode::UnknownOp => "unknown_op",
             ErrorCode::BadField => "bad_field",
             ErrorCode::FrameTooLarge => "frame_too_large",
@@ -84,6 +89,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadJson
             | ErrorCode::BadUtf8
+            | ErrorCode::ProtocolError
             | ErrorCode::UnknownOp
             | ErrorCode::BadField => 400,
             ErrorCode::FrameTooLarge => 413,
@@ -107,6 +113,8 @@ impl ErrorCode {
     /// The WebSocket close code used when this error ends a connection.
     pub fn close_code(self) -> u16 {
         match self {
+            ErrorCode::ProtocolError => 1002,
+            ErrorCode::BadUtf8 => 1007,
             ErrorCode::FrameTooLarge => 1009,
             ErrorCode::Internal => 1011,
             ErrorCode::ShuttingDown => 1012,

@@ -162,11 +162,15 @@ impl Auth {
                 ),
                 _ => ServerError::unauthorized("invalid access token"),
             })?;
+        // Real users have positive ids: the system user (0) never holds a
+        // token, whatever a holder of the key signs.
         let user = data
             .claims
             .sub
             .parse::<i64>()
-            .map_err(|_| ServerError::unauthorized("invalid access token"))?;
+            .ok()
+            .filter(|u| *u > 0)
+            .ok_or_else(|| ServerError::unauthorized("invalid access token"))?;
         let device = DeviceId::new(data.claims.dev)
             .map_err(|_| ServerError::unauthorized("invalid access token"))?;
         Ok(Principal {
@@ -188,11 +192,13 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Parses `Authorization: Bearer <token>`.
+/// Parses `Authorization: Bearer <token>` (the scheme is case-insensitive,
+/// RFC 9110 §11.1).
 pub fn bearer(header: Option<&str>) -> Result<&str> {
     header
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ServerError::unauthorized("missing bearer token"))
 }
@@ -235,7 +241,7 @@ mod tests {
             a.verify_access(&t).unwrap(),
             Principal {
                 user: UserId(5),
-                device: dev
+                device: dev.clone()
             }
         );
         let other = Auth::new(b"another-secret-another-secret-aa", 60, 64, 1, 1).unwrap();
@@ -247,6 +253,21 @@ mod tests {
             a.verify_access("garbage").unwrap_err().code(),
             ErrorCode::Unauthorized
         );
+        for system in [0, -3] {
+            let t = a.issue_access(UserId(system), &dev).unwrap();
+            assert!(a.verify_access(&t).is_err(), "a token for user {system}");
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for h in ["Bearer abc", "bearer abc", "BEARER  abc "] {
+            assert_eq!(bearer(Some(h)).unwrap(), "abc", "{h:?}");
+        }
+        for h in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", ""] {
+            assert!(bearer(Some(h)).is_err(), "{h:?}");
+        }
+        assert!(bearer(None).is_err());
     }
 
     #[test]

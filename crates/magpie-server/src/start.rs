@@ -30,9 +30,21 @@ pub struct Running {
     tasks: Vec<(String, JoinHandle<()>)>,
 }
 
+/// The shortest `auth.jwt_secret` accepted: HS256's key should be at
+/// least as long as its output (RFC 7518 §3.2).
+pub const MIN_JWT_SECRET: usize = 32;
+
 fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
-    if !cfg.auth.jwt_secret.is_empty() {
-        return Ok(cfg.auth.jwt_secret.as_bytes().to_vec());
+    let configured = &cfg.auth.jwt_secret;
+    if configured.len() >= MIN_JWT_SECRET {
+        return Ok(configured.as_bytes().to_vec());
+    }
+    if !configured.is_empty() {
+        return Err(ServerError::Internal(format!(
+            "auth.jwt_secret is {} bytes: at least {MIN_JWT_SECRET} are needed \
+             (or leave it empty to generate one in the data directory)",
+            configured.len()
+        )));
     }
     // Generated once and kept in the data directory so tokens survive restarts.
     let path = cfg.data_dir.join("jwt.secret");

@@ -61,7 +61,7 @@ async fn only_members_see_and_only_managers_manage() {
     let msgs = || "/v1/messages".to_string();
     let member = |u: &Tokens| path(&format!("/members/{}", u.user_id));
     // A non-member can neither send, nor read history, nor see the group,
-    // its members or a read-by list.
+    // its members or a read-by list (edge_findings.rs: as if there were none).
     let cases = vec![(&x, "POST", msgs(), Some(group_send(g, "hi")))];
     all_refused(&s, forbidden, cases).await;
     let ok = call(&o, "POST", msgs(), Some(group_send(g, "m1"))).await;
@@ -75,8 +75,9 @@ async fn only_members_see_and_only_managers_manage() {
     )
     .await;
     assert_eq!(r.0, 404, "history of a group one is not in: {}", r.1);
+    // The group itself is hidden: it answers like one that does not exist.
     let hidden = ["", "/members", "/messages/1/read_by"].map(|p| (&x, "GET", path(p), None));
-    all_refused(&s, forbidden, hidden.into()).await;
+    all_refused(&s, (404, "not_found"), hidden.into()).await;
     let read = Some(json!({"seq": 1}));
     let r = call(&x, "POST", format!("/v1/conversations/{conv}/read"), read).await;
     assert_eq!(r.0, 404, "read of a group one is not in: {}", r.1);

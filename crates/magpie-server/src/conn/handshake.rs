@@ -49,6 +49,10 @@ pub async fn handshake<T: Transport>(app: &App, io: &mut T) -> Option<Handshake>
                 fail(io, None, ErrorCode::FrameTooLarge, msg).await;
                 return None;
             }
+            Ok(Inbound::Invalid(code, what)) => {
+                fail(io, None, code, what).await;
+                return None;
+            }
             Ok(Inbound::Frame(b)) => b,
         };
         if let Some((rid, ticket)) = hello(io, &bytes).await {

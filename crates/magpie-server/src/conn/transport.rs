@@ -25,6 +25,9 @@ pub enum Inbound {
     Frame(Bytes),
     /// Over the size limit: the stream cannot be trusted any more.
     TooLarge,
+    /// The transport's own rules broken (a WebSocket text message that is
+    /// not UTF-8, a framing violation): fatal, with the code to close with.
+    Invalid(ErrorCode, &'static str),
     /// The peer closed, or the connection failed.
     Closed,
 }
@@ -73,14 +76,7 @@ impl Transport for Ws {
                 // Control frames are answered by the library.
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
                 Some(Ok(WsMessage::Close(_))) | None => return Inbound::Closed,
-                Some(Err(e)) => {
-                    let text = e.to_string();
-                    return if text.contains("too long") || text.contains("Space limit") {
-                        Inbound::TooLarge
-                    } else {
-                        Inbound::Closed
-                    };
-                }
+                Some(Err(e)) => return ws_error(&e.to_string()),
             }
         }
     }
@@ -120,6 +116,20 @@ impl Transport for Ws {
         let _ = self.flush().await;
         let _ = self.socket.send(WsMessage::Close(Some(frame))).await;
         let _ = SinkExt::close(&mut self.socket).await;
+    }
+}
+
+/// What a WebSocket read error means for the session, from the library's
+/// error text (tungstenite's `Error` reaches us as text through axum).
+fn ws_error(text: &str) -> Inbound {
+    if text.contains("too long") || text.contains("Space limit") {
+        Inbound::TooLarge
+    } else if text.contains("UTF-8") || text.contains("utf-8") {
+        Inbound::Invalid(ErrorCode::BadUtf8, "a text message that is not UTF-8")
+    } else if text.contains("protocol error") || text.contains("Protocol error") {
+        Inbound::Invalid(ErrorCode::ProtocolError, "a WebSocket protocol violation")
+    } else {
+        Inbound::Closed
     }
 }
 

@@ -21,7 +21,14 @@ impl FromRequestParts<App> for AuthUser {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         let token = bearer(header)?;
-        Ok(AuthUser(app.auth.verify_access(token)?))
+        let p = app.auth.verify_access(token)?;
+        // A token signed for a user the store does not know (a key reused
+        // across deployments, a database restored to before the user) is
+        // no credential (cached: one store read per user and node).
+        if !app.users.exists(p.user).await? {
+            return Err(ServerError::unauthorized("invalid access token"));
+        }
+        Ok(AuthUser(p))
     }
 }
 

@@ -15,20 +15,21 @@ use magpie_proto::http::{
 };
 use serde::Deserialize;
 
-fn group_id(raw: &str) -> Result<GroupId> {
+/// An id in a path: a positive integer, else `bad_field` (a well-formed
+/// id that names nothing is `not_found`, later).
+fn positive_id(what: &str, raw: &str) -> Result<i64> {
     raw.parse::<i64>()
         .ok()
-        .filter(|g| *g > 0)
-        .map(GroupId)
-        .ok_or_else(|| ServerError::NotFound(format!("no group {raw}")))
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ServerError::bad_field(format!("{what}: a positive integer, not {raw:?}")))
+}
+
+fn group_id(raw: &str) -> Result<GroupId> {
+    positive_id("group id", raw).map(GroupId)
 }
 
 fn user_id(raw: &str) -> Result<UserId> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|u| *u > 0)
-        .map(UserId)
-        .ok_or_else(|| ServerError::NotFound(format!("no member {raw}")))
+    positive_id("user id", raw).map(UserId)
 }
 
 pub async fn create(

@@ -7,6 +7,7 @@
 //! by [`internal_router`], bound by `crate::start` to `internal.listen`.
 
 mod account;
+mod close;
 mod extract;
 mod groups;
 mod internal;
@@ -88,6 +89,7 @@ pub fn router(app: App) -> Router {
     }
     r.fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(close::close_after_refused_bodies))
         .with_state(app)
 }
 
@@ -101,5 +103,6 @@ pub fn internal_router(app: App) -> Router {
         .route("/internal/v1/messages", post(internal::send))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(close::close_after_refused_bodies))
         .with_state(app)
 }

@@ -27,8 +27,10 @@ fn check_name(name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
-fn not_member(g: GroupId) -> ServerError {
-    ServerError::Forbidden(format!("not a member of group {g}"))
+/// A group the caller is not in answers exactly like one that does not
+/// exist, so group ids cannot be probed (docs/protocol.md §3.14).
+fn no_group(g: GroupId) -> ServerError {
+    ServerError::NotFound(format!("no group {g}"))
 }
 
 pub struct Groups {
@@ -51,14 +53,14 @@ impl Groups {
     /// The group and the caller's membership, or why not.
     async fn membership(&self, user: UserId, g: GroupId) -> Result<(GroupInfo, MemberInfo)> {
         let Some(info) = self.store.groups().group(g).await? else {
-            return Err(ServerError::NotFound(format!("no group {g}")));
+            return Err(no_group(g));
         };
         let me = self
             .store
             .groups()
             .member(g, user)
             .await?
-            .ok_or_else(|| not_member(g))?;
+            .ok_or_else(|| no_group(g))?;
         Ok((info, me))
     }
 
@@ -78,6 +80,11 @@ impl Groups {
 
     async fn check_users(&self, users: &[UserId]) -> Result<()> {
         for &u in users {
+            if u.0 < 0 {
+                return Err(ServerError::bad_field(format!(
+                    "users: {u} is not a user id"
+                )));
+            }
             if u == UserId::SYSTEM || !self.users.exists(u).await? {
                 return Err(ServerError::UnknownRecipient(u.0));
             }

@@ -68,7 +68,7 @@ impl Fleet {
             nats_cluster: None,
             ns,
             nodes: Vec::new(),
-            secret: format!("fleet-secret-{:016x}", rand::random::<u64>()),
+            secret: format!("fleet-secret-{:032x}", rand::random::<u128>()),
             _dir: dir,
         })
     }

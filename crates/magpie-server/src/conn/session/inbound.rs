@@ -20,6 +20,11 @@ impl<T: Transport> Session<T> {
                 let f = ServerFrame::error(None, ErrorCode::FrameTooLarge, msg, true);
                 self.end(ErrorCode::FrameTooLarge, f);
             }
+            Inbound::Invalid(code, what) => {
+                meters().bad_frames.increment(1);
+                let f = ServerFrame::error(None, code, what.to_string(), true);
+                self.end(code, f);
+            }
             Inbound::Frame(bytes) => {
                 self.last_inbound = Instant::now();
                 match decode_client(&bytes) {

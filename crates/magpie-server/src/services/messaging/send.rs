@@ -105,6 +105,9 @@ impl Messaging {
         if input.body.len() > self.cfg.limits.max_frame_bytes {
             return Err(ServerError::TooLarge("body too large".into()));
         }
+        if input.to.0 < 0 || input.group.is_some_and(|g| g.0 <= 0) {
+            return Err(ServerError::bad_field("to, group: positive ids"));
+        }
         let (conv, persistence) = match input.group {
             Some(_) if !input.to.is_unset() => {
                 return Err(ServerError::bad_field("give either to or group, not both"));

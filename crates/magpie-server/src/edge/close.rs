@@ -1,0 +1,32 @@
+//! `Connection: close` on refusals of requests with a body.
+//!
+//! A request refused before its body is read (a missing token, an unknown
+//! route, a wrong method) leaves the body on the connection, so the server
+//! cannot read the next request from it and closes it after the answer.
+//! Saying so lets an HTTP/1 client open a new connection for its next
+//! request instead of writing it into one being closed. Any error answer
+//! to a request with a body says it: whether the body was read is not
+//! known here, and a reconnect after an error costs little. (HTTP/2 has
+//! no such header and no such problem: each request is its own stream.)
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, Version, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+pub async fn close_after_refused_bodies(req: Request, next: Next) -> Response {
+    let http1 = matches!(req.version(), Version::HTTP_10 | Version::HTTP_11);
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let mut res = next.run(req).await;
+    let refused = res.status().is_client_error() || res.status().is_server_error();
+    if http1 && has_body && refused {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}

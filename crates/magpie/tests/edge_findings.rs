@@ -221,8 +221,10 @@ async fn a_ws_text_message_that_is_not_utf8_closes_with_1007() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_ws_protocol_violation_closes_with_1002() {
     // A continuation with nothing to continue.
-    let mut header = FrameHeader::default();
-    header.opcode = OpCode::Data(Data::Continue);
+    let header = FrameHeader {
+        opcode: OpCode::Data(Data::Continue),
+        ..FrameHeader::default()
+    };
     let frame = Frame::from_payload(header, b"{}".to_vec().into());
     ws_broken_by(frame, ErrorCode::ProtocolError, 1002).await;
 }

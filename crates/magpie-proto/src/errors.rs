@@ -50,6 +50,9 @@ pub enum ErrorCode {
     ShuttingDown,
     /// A newer connection of the same device replaced this one.
     Replaced,
+    /// The request (its body, typically) did not complete within the
+    /// server's deadline: send it again, whole.
+    RequestTimeout,
     /// The server is at a capacity limit (open connections): retry after
     /// `Retry-After` (HTTP) or a second, or on another node.
     Busy,
@@ -80,6 +83,7 @@ impl ErrorCode {
             ErrorCode::IdleTimeout => "idle_timeout",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Replaced => "replaced",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal",
         }
@@ -106,6 +110,7 @@ impl ErrorCode {
             | ErrorCode::ShuttingDown
             | ErrorCode::IdleTimeout
             | ErrorCode::Busy => 503,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::Internal => 500,
         }
     }
@@ -133,6 +138,7 @@ impl ErrorCode {
         matches!(
             self,
             ErrorCode::Unavailable
+                | ErrorCode::RequestTimeout
                 | ErrorCode::ShuttingDown
                 | ErrorCode::Busy
                 | ErrorCode::Internal

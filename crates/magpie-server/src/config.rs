@@ -102,6 +102,13 @@ pub struct HttpConfig {
     /// Origins allowed to open a WebSocket; `*` allows any. A request without
     /// an `Origin` header (not a browser) is always allowed.
     pub allowed_origins: Vec<String>,
+    /// A request's headers (and a kept-alive connection's next request)
+    /// must arrive within this, or the connection is closed.
+    pub header_timeout_ms: u64,
+    /// A request must be answered within this once its headers have
+    /// arrived — its body read and handled — or it is answered 408
+    /// `request_timeout` (a body that never comes ends here).
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -313,6 +320,8 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: String::new(),
             allowed_origins: Vec::new(),
+            header_timeout_ms: 20_000,
+            request_timeout_ms: 30_000,
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum ServerError {
     /// Retry later with the same client message id.
     #[error("{0}")]
     Unavailable(String),
+    /// The request took too long to arrive: send it again, whole.
+    #[error("{0}")]
+    TimedOut(String),
     /// A bug; reported, not retried.
     #[error("{0}")]
     Internal(String),
@@ -47,6 +50,7 @@ impl ServerError {
             ServerError::NotFound(_) => ErrorCode::NotFound,
             ServerError::Conflict(_) => ErrorCode::Conflict,
             ServerError::Unavailable(_) => ErrorCode::Unavailable,
+            ServerError::TimedOut(_) => ErrorCode::RequestTimeout,
             ServerError::Internal(_) => ErrorCode::Internal,
         }
     }

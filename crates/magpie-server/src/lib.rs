@@ -16,6 +16,7 @@ pub mod config;
 pub mod conn;
 pub mod edge;
 pub mod error;
+mod http_conn;
 pub mod listener;
 pub mod metrics;
 mod roles;

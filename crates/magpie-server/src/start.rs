@@ -219,20 +219,13 @@ pub async fn start(cfg: Config) -> Result<Running> {
 fn serve(app: &App, l: Listeners) -> Vec<(String, JoinHandle<()>)> {
     let limit = ConnLimit::new(app.cfg.limits.max_connections);
     tracing::info!(max = limit.max(), "client connection cap");
-    let stop = &app.shutdown;
     let mut tasks = vec![(
         "http".to_string(),
-        serve_http(
-            "http",
-            l.http,
-            limit.clone(),
-            crate::edge::router(app.clone()),
-            stop.clone(),
-        ),
+        serve_http(app, l.http, limit.clone(), crate::edge::router(app.clone())),
     )];
     if let Some(internal) = l.internal {
         let router = crate::edge::internal_router(app.clone());
-        let task = serve_http("internal", internal, limit.clone(), router, stop.clone());
+        let task = serve_http(app, internal, limit.clone(), router);
         tasks.push(("internal".into(), task));
     }
     if let Some(tcp) = l.tcp {
@@ -243,22 +236,22 @@ fn serve(app: &App, l: Listeners) -> Vec<(String, JoinHandle<()>)> {
 }
 
 /// Serves `router` on `listener`, each connection holding a permit of
-/// `limit`, until `stop` is cancelled; requests in progress then finish
-/// (axum's graceful shutdown).
+/// `limit` and held to the header deadline, until `stop` is cancelled;
+/// requests in progress then finish (`http_conn.rs`).
 fn serve_http(
-    name: &'static str,
+    app: &App,
     listener: TcpListener,
     limit: ConnLimit,
     router: axum::Router,
-    stop: CancellationToken,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let listener = HttpListener { listener, limit };
-        let serve = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, listener = name, "http server failed");
-        }
-    })
+    let listener = HttpListener { listener, limit };
+    let headers = Duration::from_millis(app.cfg.http.header_timeout_ms.max(1));
+    tokio::spawn(crate::http_conn::serve(
+        listener,
+        router,
+        app.shutdown.clone(),
+        headers,
+    ))
 }
 
 impl Running {

@@ -1,4 +1,10 @@
-//! `Connection: close` on refusals of requests with a body.
+//! Two rules of every HTTP request's way through the edge:
+//!
+//! - a deadline (`http.request_timeout_ms`) from its headers to its
+//!   answer, body included: a body that never comes (shorter than its
+//!   `Content-Length`) ends with 408 `request_timeout` instead of holding
+//!   the connection and its task forever;
+//! - `Connection: close` on refusals of requests with a body.
 //!
 //! A request refused before its body is read (a missing token, an unknown
 //! route, a wrong method) leaves the body on the connection, so the server
@@ -9,10 +15,26 @@
 //! known here, and a reconnect after an error costs little. (HTTP/2 has
 //! no such header and no such problem: each request is its own stream.)
 
-use axum::extract::Request;
+use crate::app::App;
+use crate::error::ServerError;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Version, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+/// Runs the request under the node's deadline.
+pub async fn request_deadline(State(app): State<App>, req: Request, next: Next) -> Response {
+    let limit = Duration::from_millis(app.cfg.http.request_timeout_ms.max(1));
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ServerError::TimedOut(format!(
+            "the request was not complete within {} ms",
+            limit.as_millis()
+        ))
+        .into_response(),
+    }
+}
 
 pub async fn close_after_refused_bodies(req: Request, next: Next) -> Response {
     let http1 = matches!(req.version(), Version::HTTP_10 | Version::HTTP_11);

@@ -89,6 +89,10 @@ pub fn router(app: App) -> Router {
     }
     r.fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            close::request_deadline,
+        ))
         .layer(axum::middleware::from_fn(close::close_after_refused_bodies))
         .with_state(app)
 }
@@ -103,6 +107,10 @@ pub fn internal_router(app: App) -> Router {
         .route("/internal/v1/messages", post(internal::send))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            close::request_deadline,
+        ))
         .layer(axum::middleware::from_fn(close::close_after_refused_bodies))
         .with_state(app)
 }

@@ -187,6 +187,17 @@ pub fn random_token(n: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// A new refresh-token family: 16 URL-safe characters, no `.`.
+pub fn new_family() -> String {
+    random_token(12)
+}
+
+/// The family a refresh token `{family}.{secret}` belongs to (`""` for a
+/// token issued before families existed).
+pub fn refresh_family(token: &str) -> &str {
+    token.split_once('.').map_or("", |(family, _)| family)
+}
+
 /// Refresh tokens are stored by hash so a leaked database holds no usable token.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -12,7 +12,9 @@
 //! = durable").
 
 use crate::error::Result;
-use crate::store::{ConvSummary, Outcome, Page, ReadBy, RetentionHit, Retire, UserRecord};
+use crate::store::{
+    ConvSummary, Outcome, Page, ReadBy, RefreshUse, RetentionHit, Retire, UserRecord,
+};
 use async_trait::async_trait;
 use magpie_core::{
     Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, GroupRole,
@@ -32,16 +34,22 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn create_user(&self, username: &str, password_hash: &str) -> Result<UserRecord>;
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
-    /// Stores a refresh token (by its hash) for a user's device.
+    /// Stores a refresh token (by its hash) of `family` (the login it comes
+    /// from: every token rotated from one login shares it; `""` for none)
+    /// for a user's device.
     async fn put_refresh(
         &self,
         token_hash: &str,
+        family: &str,
         user: UserId,
         device: &DeviceId,
         expires_at: i64,
     ) -> Result<()>;
-    /// Removes and returns a refresh token: each one is usable once (rotation).
-    async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>>;
+    /// Uses a refresh token, once (rotation): the first use marks it used
+    /// and answers `Fresh`; a later one answers `Reused` and revokes the
+    /// token's whole family (reuse detection), or the token alone without
+    /// a family. Concurrent uses: exactly one is `Fresh`.
+    async fn use_refresh(&self, token_hash: &str, family: &str) -> Result<RefreshUse>;
 
     // -- settings
     /// `device = None` sets the user's default for devices without their own.

@@ -38,5 +38,6 @@ pub use state::{
     NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims, UnreadCache, Watcher,
 };
 pub use store::{
-    ConvSummary, Outcome, Page, ReadBy, RetentionHit, Retire, Store, StoreOptions, UserRecord,
+    ConvSummary, Outcome, Page, ReadBy, RefreshUse, RetentionHit, Retire, Store, StoreOptions,
+    UserRecord,
 };

@@ -3,7 +3,7 @@
 
 use crate::backend::{AccountStore, GroupStore, MessageStore, RetentionStore};
 use crate::error::{Result, StoreError};
-use magpie_core::{Accepted, ConvId, Seq, UserId};
+use magpie_core::{Accepted, ConvId, DeviceId, Seq, UserId};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +12,22 @@ pub struct UserRecord {
     pub username: String,
     pub password_hash: String,
     pub created_at: i64,
+}
+
+/// What using a refresh token found (`AccountStore::use_refresh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// Not used before: it is now, and a new pair may be issued.
+    Fresh {
+        user: UserId,
+        device: DeviceId,
+        expires_at: i64,
+    },
+    /// Used before: a copy is being replayed (stolen, or a client bug). The
+    /// whole family — every token issued from the same login — is revoked.
+    Reused { user: UserId, device: DeviceId },
+    /// Never issued, revoked, or gone.
+    Unknown,
 }
 
 /// One conversation as seen by one member.

@@ -262,3 +262,35 @@ async fn repeated_json_keys_are_refused() {
         }
     }
 }
+
+/// A refresh token replayed after its use revokes every token rotated from
+/// the same login (reuse detection); other logins keep theirs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_refresh_token_revokes_its_family() {
+    let s = TestServer::start().await;
+    let phone = s.user("alice", "phone").await;
+    let laptop = s.login("alice", "laptop").await;
+    let refresh = |token: String| {
+        let s = &s;
+        async move {
+            let body = json!({ "refresh_token": token });
+            s.call("POST", "/v1/auth/refresh", None, Some(body)).await
+        }
+    };
+    let (st, second) = refresh(phone.refresh_token.clone()).await;
+    assert_eq!(st, 200, "{second}");
+    let second = second["refresh_token"].as_str().unwrap().to_string();
+    // The first token again: a stolen copy, say.
+    let (st, body) = refresh(phone.refresh_token.clone()).await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+    // Its family is gone: the legitimate holder of the newer one too.
+    let (st, body) = refresh(second).await;
+    assert_eq!(st, 401, "the family's newer token still works: {body}");
+    // Another login of the same user is another family.
+    let (st, body) = refresh(laptop.refresh_token.clone()).await;
+    assert_eq!(st, 200, "{body}");
+}

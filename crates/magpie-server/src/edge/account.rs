@@ -2,7 +2,7 @@
 
 use super::extract::{ApiJson, AuthUser};
 use crate::app::App;
-use crate::auth::{random_token, token_hash};
+use crate::auth::{new_family, random_token, refresh_family, token_hash};
 use crate::error::{Result, ServerError};
 use axum::Json;
 use axum::extract::{Query, State};
@@ -13,7 +13,7 @@ use magpie_proto::http::{
     ConnectRequest, ConnectResponse, LoginRequest, RefreshRequest, RegisterRequest, Tokens,
     UserCreated,
 };
-use magpie_store::TicketClaims;
+use magpie_store::{RefreshUse, TicketClaims};
 use serde::Deserialize;
 
 fn check_credentials(username: &str, password: &str) -> Result<()> {
@@ -58,14 +58,22 @@ pub async fn register(
     ))
 }
 
-/// Issues an access token and a refresh token for a user's device.
-pub async fn issue_tokens(app: &App, user: UserId, device: DeviceId) -> Result<Tokens> {
+/// Issues an access token and a refresh token for a user's device: of a
+/// new family (a login), or of the family of the token it replaces (a
+/// refresh), which a replay revokes as a whole (`auth::refresh_family`).
+pub async fn issue_tokens(
+    app: &App,
+    user: UserId,
+    device: DeviceId,
+    family: Option<&str>,
+) -> Result<Tokens> {
     let access_token = app.auth.issue_access(user, &device)?;
-    let refresh_token = random_token(32);
+    let family = family.map_or_else(new_family, str::to_string);
+    let refresh_token = format!("{family}.{}", random_token(32));
     let expires = now_ms() + (app.cfg.auth.refresh_ttl_secs * 1000) as i64;
     app.store
         .accounts()
-        .put_refresh(&token_hash(&refresh_token), user, &device, expires)
+        .put_refresh(&token_hash(&refresh_token), &family, user, &device, expires)
         .await?;
     Ok(Tokens {
         user_id: user,
@@ -108,22 +116,37 @@ pub async fn login(
     let device = req
         .device
         .unwrap_or_else(|| DeviceId::new("default").expect("valid device id"));
-    Ok(Json(issue_tokens(&app, user.id, device).await?))
+    Ok(Json(issue_tokens(&app, user.id, device, None).await?))
 }
 
-/// Exchanges a refresh token (single use) for a new pair.
+/// Exchanges a refresh token (single use) for a new pair of the same
+/// family. A token used before is a replay (a stolen copy, or a client that
+/// lost the answer of its first use): refused, and every token of its
+/// family revoked, so whoever holds the newer one must log in again.
 pub async fn refresh(
     State(app): State<App>,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<Tokens>> {
-    let taken = app
+    let token = &req.refresh_token;
+    let family = refresh_family(token);
+    let used = app
         .store
         .accounts()
-        .take_refresh(&token_hash(&req.refresh_token))
+        .use_refresh(&token_hash(token), family)
         .await?;
-    match taken {
-        Some((user, device, expires)) if expires > now_ms() => {
-            Ok(Json(issue_tokens(&app, user, device).await?))
+    match used {
+        RefreshUse::Fresh {
+            user,
+            device,
+            expires_at,
+        } if expires_at > now_ms() => Ok(Json(
+            issue_tokens(&app, user, device, Some(family).filter(|f| !f.is_empty())).await?,
+        )),
+        RefreshUse::Reused { user, device } => {
+            tracing::warn!(user = %user, device = %device, "refresh token replayed: its family is revoked");
+            Err(ServerError::unauthorized(
+                "refresh token used before: every token of this login is revoked",
+            ))
         }
         _ => Err(ServerError::unauthorized(
             "refresh token unknown, used or expired",

@@ -40,7 +40,7 @@ pub async fn token(
     let device = req
         .device
         .unwrap_or_else(|| DeviceId::new("service").expect("valid device id"));
-    Ok(Json(issue_tokens(&app, user, device).await?))
+    Ok(Json(issue_tokens(&app, user, device, None).await?))
 }
 
 /// Sends as a user, or as the system (user 0) when `from` is absent.

@@ -3,6 +3,7 @@
 //! beside its conversation; retention's sweep asks every shard in turn.
 
 use super::ShardedStore;
+use crate::RefreshUse;
 use crate::backend::{AccountStore, GroupStore, RetentionStore};
 use crate::error::Result;
 use crate::store::{ReadBy, RetentionHit, Retire, UserRecord};
@@ -32,24 +33,29 @@ impl AccountStore for ShardedStore {
         self.on(k, |s| s.accounts().user_by_id(id)).await
     }
 
+    /// A family's tokens live together, on the shard its id hashes to (a
+    /// replay revokes them all in one statement); tokens without a family
+    /// on their own hash's.
     async fn put_refresh(
         &self,
         token_hash: &str,
+        family: &str,
         user: UserId,
         device: &DeviceId,
         expires_at: i64,
     ) -> Result<()> {
-        let k = self.map.of_key(token_hash);
+        let k = self.map.of_key(refresh_key(token_hash, family));
         self.on(k, |s| {
             s.accounts()
-                .put_refresh(token_hash, user, device, expires_at)
+                .put_refresh(token_hash, family, user, device, expires_at)
         })
         .await
     }
 
-    async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>> {
-        let k = self.map.of_key(token_hash);
-        self.on(k, |s| s.accounts().take_refresh(token_hash)).await
+    async fn use_refresh(&self, token_hash: &str, family: &str) -> Result<RefreshUse> {
+        let k = self.map.of_key(refresh_key(token_hash, family));
+        self.on(k, |s| s.accounts().use_refresh(token_hash, family))
+            .await
     }
 
     async fn put_settings(
@@ -190,5 +196,14 @@ impl RetentionStore for ShardedStore {
             hits.extend(self.on(k, |s| s.retention().retire(expired)).await?);
         }
         Ok(hits)
+    }
+}
+
+/// Where a refresh token lives: its family's key, or its own hash.
+fn refresh_key<'a>(token_hash: &'a str, family: &'a str) -> &'a str {
+    if family.is_empty() {
+        token_hash
+    } else {
+        family
     }
 }

@@ -37,6 +37,11 @@ const POSTGRES: Steps = &[
         "member_version",
         include_str!("../../migrations/postgres/0003_member_version.sql"),
     ),
+    (
+        4,
+        "refresh_family",
+        include_str!("../../migrations/postgres/0004_refresh_family.sql"),
+    ),
 ];
 
 const MYSQL: Steps = &[
@@ -54,6 +59,11 @@ const MYSQL: Steps = &[
         3,
         "member_version",
         include_str!("../../migrations/mysql/0003_member_version.sql"),
+    ),
+    (
+        4,
+        "refresh_family",
+        include_str!("../../migrations/mysql/0004_refresh_family.sql"),
     ),
 ];
 

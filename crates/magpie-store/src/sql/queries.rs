@@ -30,7 +30,8 @@ macro_rules! queries {
 pub(crate) use queries;
 
 queries! { Queries:
-    user_by_name, user_by_id, insert_user, put_refresh, get_refresh, del_refresh, put_settings,
+    user_by_name, user_by_id, insert_user, put_refresh, get_refresh, mark_refresh, del_refresh,
+    revoke_family, purge_family, put_settings,
     get_settings, lookup_cmid, messages_after, messages_before, conversations, conversation,
     set_read, get_read, expired, delivered, read_upto, del_box, del_body,
 }
@@ -104,9 +105,20 @@ impl Queries {
             insert_user: format!(
                 "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?){returning}"
             ),
-            put_refresh: "INSERT INTO refresh_tokens (token_hash, user_id, device, expires_at) VALUES (?, ?, ?, ?)".into(),
-            get_refresh: "SELECT user_id, device, expires_at FROM refresh_tokens WHERE token_hash = ?".into(),
+            put_refresh: "INSERT INTO refresh_tokens (token_hash, family, user_id, device, expires_at)
+                 VALUES (?, ?, ?, ?, ?)"
+                .into(),
+            get_refresh: "SELECT user_id, device, expires_at FROM refresh_tokens WHERE token_hash = ?"
+                .into(),
+            // Only one caller's UPDATE changes the row: that use is the fresh one.
+            mark_refresh: "UPDATE refresh_tokens SET used = TRUE WHERE token_hash = ? AND used = FALSE"
+                .into(),
             del_refresh: "DELETE FROM refresh_tokens WHERE token_hash = ?".into(),
+            revoke_family: "DELETE FROM refresh_tokens WHERE family = ? AND family <> ''".into(),
+            // Used tokens are kept to recognise a replay until they expire.
+            purge_family: "DELETE FROM refresh_tokens
+                 WHERE family = ? AND family <> '' AND used = TRUE AND expires_at < ?"
+                .into(),
             put_settings: format!(
                 "INSERT INTO settings (user_id, device, json) VALUES (?, ?, ?) {}",
                 d.upsert("user_id, device", &["json"])

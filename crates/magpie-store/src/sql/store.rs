@@ -14,7 +14,7 @@ use super::{POOL_SIZE, Retry, conv_of, device_of, limit_param, retrying, store_e
 use crate::backend::{AccountStore, RetentionStore};
 use crate::error::{Result, StoreError};
 use crate::shards::Place;
-use crate::store::{RetentionHit, Retire, UserRecord};
+use crate::store::{RefreshUse, RetentionHit, Retire, UserRecord};
 use async_trait::async_trait;
 use magpie_core::{ClientSettings, DeviceId, UserId, now_ms};
 
@@ -190,11 +190,12 @@ impl AccountStore for SqlStore {
     async fn put_refresh(
         &self,
         token_hash: &str,
+        family: &str,
         user: UserId,
         device: &DeviceId,
         expires_at: i64,
     ) -> Result<()> {
-        let a = args![token_hash, user.0, device.as_str(), expires_at];
+        let a = args![token_hash, family, user.0, device.as_str(), expires_at];
         let mut c = self.pool.acquire().await.map_err(store_err)?;
         c.exec()
             .execute(self.q.put_refresh.as_str(), a)
@@ -203,26 +204,39 @@ impl AccountStore for SqlStore {
         Ok(())
     }
 
-    /// Read, then delete: only the caller whose DELETE removed the row gets
-    /// it, so two concurrent takes cannot both succeed.
-    async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>> {
-        let row: Option<(i64, String, i64)> = self
-            .read_opt(self.q.get_refresh.as_str(), args![token_hash])
-            .await?;
-        let Some((user, device, expires_at)) = row else {
-            return Ok(None);
-        };
+    /// Mark, then read: only the caller whose UPDATE changed the row has
+    /// the fresh use; anyone else finding the row has replayed it.
+    async fn use_refresh(&self, token_hash: &str, family: &str) -> Result<RefreshUse> {
         let mut c = self.pool.acquire().await.map_err(store_err)?;
         let mut x = c.exec();
-        let gone = x.execute(self.q.del_refresh.as_str(), args![token_hash]);
-        if gone.await.map_err(store_err)? == 0 {
-            return Ok(None);
+        let marked = x.execute(self.q.mark_refresh.as_str(), args![token_hash]);
+        let marked = marked.await.map_err(store_err)? == 1;
+        let row: Option<(i64, String, i64)> = x
+            .optional(self.q.get_refresh.as_str(), args![token_hash])
+            .await
+            .map_err(store_err)?;
+        let Some((user, device, expires_at)) = row else {
+            return Ok(RefreshUse::Unknown);
+        };
+        let (user, device) = (UserId(user), device_of(device).map_err(store_err)?);
+        if marked {
+            let a = args![family, magpie_core::now_ms()];
+            x.execute(self.q.purge_family.as_str(), a)
+                .await
+                .map_err(store_err)?;
+            return Ok(RefreshUse::Fresh {
+                user,
+                device,
+                expires_at,
+            });
         }
-        Ok(Some((
-            UserId(user),
-            device_of(device).map_err(store_err)?,
-            expires_at,
-        )))
+        let revoke = if family.is_empty() {
+            x.execute(self.q.del_refresh.as_str(), args![token_hash])
+        } else {
+            x.execute(self.q.revoke_family.as_str(), args![family])
+        };
+        revoke.await.map_err(store_err)?;
+        Ok(RefreshUse::Reused { user, device })
     }
 
     async fn put_settings(

@@ -20,6 +20,7 @@ pub(crate) mod schema;
 mod writer;
 mod writes;
 
+use crate::RefreshUse;
 use crate::backend::AccountStore;
 use crate::error::{Result, StoreError};
 use crate::store::UserRecord;
@@ -125,19 +126,26 @@ impl AccountStore for SqliteStore {
     async fn put_refresh(
         &self,
         token_hash: &str,
+        family: &str,
         user: UserId,
         device: &DeviceId,
         expires_at: i64,
     ) -> Result<()> {
-        let (t, d) = (token_hash.to_string(), device.as_str().to_string());
+        let (t, f, d) = (
+            token_hash.to_string(),
+            family.to_string(),
+            device.as_str().to_string(),
+        );
         self.writer
-            .exec(move |c| writes::put_refresh(c, &t, user, &d, expires_at))
+            .exec(move |c| writes::put_refresh(c, &t, &f, user, &d, expires_at))
             .await
     }
 
-    async fn take_refresh(&self, token_hash: &str) -> Result<Option<(UserId, DeviceId, i64)>> {
-        let t = token_hash.to_string();
-        self.writer.exec(move |c| writes::take_refresh(c, &t)).await
+    async fn use_refresh(&self, token_hash: &str, family: &str) -> Result<RefreshUse> {
+        let (t, f) = (token_hash.to_string(), family.to_string());
+        self.writer
+            .exec(move |c| writes::use_refresh(c, &t, &f))
+            .await
     }
 
     async fn put_settings(

@@ -12,8 +12,8 @@ use std::time::Duration;
 /// user_version` so an older binary refuses a database written by a newer
 /// one. Version 3 keeps client message ids as 16-byte blobs and has no
 /// inbox/outbox rows (see the module doc of `sqlite`); 4 adds the groups'
-/// `member_version`.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+/// `member_version`; 5 refresh-token families.
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// How long a connection waits on a lock before giving up. Readers in WAL mode
 /// never wait on the writer; this covers checkpoints and a second process.
@@ -32,6 +32,10 @@ const STEPS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/sqlite/0004_member_version.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_refresh_family.sql"),
     ),
 ];
 

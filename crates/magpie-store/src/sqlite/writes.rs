@@ -4,6 +4,7 @@
 
 use super::reads::lookup_cmid;
 use super::schema::{conv_at, corrupt_or, device_at, sql_err};
+use crate::RefreshUse;
 use crate::error::{Result, StoreError};
 use crate::plan::{self, Found, Plan};
 use crate::store::{Outcome, RetentionHit, Retire, UserRecord};
@@ -31,30 +32,59 @@ pub(crate) fn create_user(
 pub(crate) fn put_refresh(
     c: &Connection,
     token_hash: &str,
+    family: &str,
     user: UserId,
     device: &str,
     expires_at: i64,
 ) -> Result<()> {
-    c.prepare_cached("INSERT INTO refresh_tokens (token_hash, user_id, device, expires_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![token_hash, user.0, device, expires_at])
-        .map_err(|e| sql_err(e, || "refresh token".to_string()))?;
+    c.prepare_cached(
+        "INSERT INTO refresh_tokens (token_hash, family, user_id, device, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![token_hash, family, user.0, device, expires_at])
+    .map_err(|e| sql_err(e, || "refresh token".to_string()))?;
     Ok(())
 }
 
-/// DELETE … RETURNING makes take-once atomic: two concurrent takes of the
-/// same token are serialized by the writer and only the first sees a row.
-pub(crate) fn take_refresh(
-    c: &Connection,
-    token_hash: &str,
-) -> Result<Option<(UserId, DeviceId, i64)>> {
-    c.prepare_cached(
-        "DELETE FROM refresh_tokens WHERE token_hash = ?1 RETURNING user_id, device, expires_at",
-    )?
-    .query_row([token_hash], |r| {
-        Ok((UserId(r.get(0)?), device_at(r, 1)?, r.get(2)?))
-    })
-    .optional()
-    .map_err(corrupt_or)
+/// On the writer, so the mark and what follows are one step: two uses of
+/// one token are serialised and only the first finds it unused.
+pub(crate) fn use_refresh(c: &Connection, token_hash: &str, family: &str) -> Result<RefreshUse> {
+    let row: Option<(i64, DeviceId, i64, i64)> = c
+        .prepare_cached(
+            "SELECT user_id, device, expires_at, used FROM refresh_tokens WHERE token_hash = ?1",
+        )?
+        .query_row([token_hash], |r| {
+            Ok((r.get(0)?, device_at(r, 1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()
+        .map_err(corrupt_or)?;
+    let Some((user, device, expires_at, used)) = row else {
+        return Ok(RefreshUse::Unknown);
+    };
+    let user = UserId(user);
+    if used == 0 {
+        c.prepare_cached("UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?1")?
+            .execute([token_hash])?;
+        // Used tokens are kept to recognise a replay until they expire.
+        c.prepare_cached(
+            "DELETE FROM refresh_tokens
+             WHERE family = ?1 AND family <> '' AND used = 1 AND expires_at < ?2",
+        )?
+        .execute(params![family, magpie_core::now_ms()])?;
+        return Ok(RefreshUse::Fresh {
+            user,
+            device,
+            expires_at,
+        });
+    }
+    if family.is_empty() {
+        c.prepare_cached("DELETE FROM refresh_tokens WHERE token_hash = ?1")?
+            .execute([token_hash])?;
+    } else {
+        c.prepare_cached("DELETE FROM refresh_tokens WHERE family = ?1")?
+            .execute([family])?;
+    }
+    Ok(RefreshUse::Reused { user, device })
 }
 
 /// `device = ""` is the user's default.

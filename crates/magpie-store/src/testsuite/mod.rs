@@ -213,6 +213,7 @@ macro_rules! accounts_conformance {
         $crate::__conformance_tests!($crate::Store, store_cases, $factory;
             users_create_conflict_lookup,
             refresh_token_is_single_use,
+            concurrent_refresh_uses_agree,
             settings_device_overrides_user_default,
         );
     };

@@ -1,6 +1,6 @@
 //! Store cases for accounts: users, refresh tokens and settings.
 
-use crate::{Store, StoreError};
+use crate::{RefreshUse, Store, StoreError};
 use magpie_core::{
     ClientSettings, DeviceId, Persistence, ResendLevel, Transport, UnreadMode, UserId,
 };
@@ -47,42 +47,102 @@ pub async fn users_create_conflict_lookup(s: Store) {
     );
 }
 
-/// A refresh token can be taken exactly once (rotation).
+/// A refresh token is used once (rotation); a second use is a replay that
+/// revokes every token of its family, and only its family. A token
+/// without a family is revoked alone.
 pub async fn refresh_token_is_single_use(s: Store) {
     let accounts = s.accounts();
     let u = accounts.create_user("alice", "h").await.expect("create").id;
-    let phone = device("phone");
-    accounts
-        .put_refresh("tok-1", u, &phone, 1_000)
-        .await
-        .expect("put");
-    accounts
-        .put_refresh("tok-2", u, &device("laptop"), 2_000)
-        .await
-        .expect("put");
-
+    let (phone, laptop) = (device("phone"), device("laptop"));
+    // Unexpired: a used token is kept (to recognise its replay) until then.
+    const LATER: i64 = 4_000_000_000_000;
+    let put = |hash: &'static str, family: &'static str, d: &DeviceId, exp: i64| {
+        let (accounts, d) = (s.accounts(), d.clone());
+        async move {
+            accounts
+                .put_refresh(hash, family, u, &d, exp)
+                .await
+                .expect("put")
+        }
+    };
+    put("tok-1", "fam-a", &phone, LATER + 1).await;
+    put("tok-2", "fam-a", &phone, LATER + 2).await;
+    put("tok-3", "fam-b", &laptop, LATER + 3).await;
+    put("old-1", "", &laptop, LATER + 4).await;
+    put("old-2", "", &laptop, LATER + 5).await;
+    let fresh = |d: &DeviceId, expires_at| RefreshUse::Fresh {
+        user: u,
+        device: d.clone(),
+        expires_at,
+    };
     assert_eq!(
-        accounts.take_refresh("tok-1").await.expect("take"),
-        Some((u, phone, 1_000))
+        accounts.use_refresh("tok-1", "fam-a").await.expect("use"),
+        fresh(&phone, LATER + 1)
     );
-    assert_eq!(
-        accounts.take_refresh("tok-1").await.expect("take again"),
-        None,
-        "second use must fail"
-    );
-    assert_eq!(
-        accounts.take_refresh("nope").await.expect("take unknown"),
-        None
-    );
-    // Other tokens are untouched.
     assert_eq!(
         accounts
-            .take_refresh("tok-2")
+            .use_refresh("nope", "fam-a")
             .await
-            .expect("take")
-            .map(|t| t.2),
-        Some(2_000)
+            .expect("unknown"),
+        RefreshUse::Unknown
     );
+    // The replay: refused, and the family's other token goes with it.
+    assert_eq!(
+        accounts
+            .use_refresh("tok-1", "fam-a")
+            .await
+            .expect("replay"),
+        RefreshUse::Reused {
+            user: u,
+            device: phone.clone()
+        }
+    );
+    assert_eq!(
+        accounts
+            .use_refresh("tok-2", "fam-a")
+            .await
+            .expect("revoked"),
+        RefreshUse::Unknown,
+        "a replay revokes the whole family"
+    );
+    // Other families, and tokens without one, are untouched.
+    assert_eq!(
+        accounts.use_refresh("tok-3", "fam-b").await.expect("use"),
+        fresh(&laptop, LATER + 3)
+    );
+    assert_eq!(
+        accounts.use_refresh("old-1", "").await.expect("use"),
+        fresh(&laptop, LATER + 4)
+    );
+    assert!(matches!(
+        accounts.use_refresh("old-1", "").await.expect("replay"),
+        RefreshUse::Reused { .. }
+    ));
+    assert_eq!(
+        accounts.use_refresh("old-2", "").await.expect("use"),
+        fresh(&laptop, LATER + 5),
+        "a token without a family is revoked alone"
+    );
+}
+
+/// Of many concurrent uses of one token, exactly one is fresh.
+pub async fn concurrent_refresh_uses_agree(s: Store) {
+    let accounts = s.accounts();
+    let u = accounts.create_user("alice", "h").await.expect("create").id;
+    accounts
+        .put_refresh("tok", "fam", u, &device("phone"), 1_000)
+        .await
+        .expect("put");
+    let uses = (0..8).map(|_| {
+        let accounts = s.accounts();
+        async move { accounts.use_refresh("tok", "fam").await.expect("use") }
+    });
+    let got = futures_util::future::join_all(uses).await;
+    let fresh = got
+        .iter()
+        .filter(|r| matches!(r, RefreshUse::Fresh { .. }))
+        .count();
+    assert_eq!(fresh, 1, "{got:?}");
 }
 
 /// Device settings win over the user default, which wins over the built-in

@@ -320,7 +320,7 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: String::new(),
             allowed_origins: Vec::new(),
-            header_timeout_ms: 20_000,
+            header_timeout_ms: 60_000,
             request_timeout_ms: 30_000,
         }
     }

@@ -823,30 +823,6 @@ async fn ws_frame_over_the_limit_ends_with_close_1009() {
     let mut p = pair_with("ws", |c| c.limits.max_frame_bytes = 4096).await;
     let big = big_send_frame(p.tb.user_id, 8 * 1024);
     p.a.send_text(&big).await;
-    let Wire::Ws(ws) = &mut p.a.wire else {
-        unreachable!()
-    };
-    let mut saw_error = false;
-    let close = loop {
-        let next = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("timed out waiting for the close frame");
-        match next {
-            Some(Ok(WsMsg::Text(t))) => {
-                if let ServerFrame::Error { code, fatal, .. } =
-                    ServerFrame::decode(t.as_bytes()).unwrap()
-                {
-                    assert_eq!((code, fatal), (ErrorCode::FrameTooLarge, true));
-                    saw_error = true;
-                }
-            }
-            Some(Ok(WsMsg::Close(cf))) => break cf,
-            Some(Ok(_)) => {}
-            other => panic!("connection ended without a close frame: {other:?}"),
-        }
-    };
-    assert!(saw_error, "the error frame comes before the close");
-    let cf = close.expect("a close frame with a code");
-    assert_eq!(u16::from(cf.code), 1009);
-    assert_eq!(cf.reason.as_str(), "frame_too_large");
+    let close = p.a.ws_fatal_close(ErrorCode::FrameTooLarge).await;
+    assert_eq!(close, (1009, "frame_too_large".to_string()));
 }

@@ -83,18 +83,22 @@ fn per_message(before: Costs, after: Costs, n: usize) -> Costs {
     }
 }
 
+/// Background work slowed down, so the counts are the messages' own: no
+/// retention sweep nor route audit, node heartbeats and sweeps every 20–30 s
+/// (one may still land in a window: a fraction of a call per message, which
+/// the comparisons allow).
+fn quiet(c: &mut magpie_server::Config) {
+    c.retention.sweep_interval_secs = 3600;
+    c.cluster.heartbeat_ms = 20_000;
+    c.cluster.node_ttl_ms = 60_000;
+    c.cluster.sweep_interval_ms = 30_000;
+    c.cluster.route_audit_ms = 3_600_000;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_stay_within_their_budget() {
-    // Background work slowed down, so the counts are the messages' own:
-    // no retention sweep nor route audit, node heartbeats and sweeps every
-    // 20–30 s (one may still land in a window: a fraction of a call per
-    // message, which the comparisons below allow).
     let s = TestServer::start_with(|c| {
-        c.retention.sweep_interval_secs = 3600;
-        c.cluster.heartbeat_ms = 20_000;
-        c.cluster.node_ttl_ms = 60_000;
-        c.cluster.sweep_interval_ms = 30_000;
-        c.cluster.route_audit_ms = 3_600_000;
+        quiet(c);
         c.presence.fan_out = magpie_server::config::FanOut::Watchers;
         // Pings every 100 ms, so idle connections heartbeat often below.
         c.session.heartbeat_ms = 100;
@@ -278,11 +282,7 @@ async fn with_1000_conversations(s: &TestServer, star: &magpie_proto::http::Toke
 /// connect within `presence.peer_cache_ms` reads no conversation list.
 async fn contacts_take_one_lookup_and_one_list_read() {
     let s = TestServer::start_with(|c| {
-        c.retention.sweep_interval_secs = 3600;
-        c.cluster.heartbeat_ms = 20_000;
-        c.cluster.node_ttl_ms = 60_000;
-        c.cluster.sweep_interval_ms = 30_000;
-        c.cluster.route_audit_ms = 3_600_000;
+        quiet(c);
         c.presence.fan_out = magpie_server::config::FanOut::Contacts;
     })
     .await;

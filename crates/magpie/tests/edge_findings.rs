@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use magpie_core::{DeviceId, UserId};
 use magpie_proto::{ErrorCode, ServerFrame};
 use serde_json::json;
@@ -178,31 +178,8 @@ async fn ws_broken_by(frame: Frame, want: ErrorCode, close_code: u16) {
         unreachable!()
     };
     ws.send(WsMsg::Frame(frame)).await.unwrap();
-    let mut saw_error = false;
-    let close = loop {
-        let next = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("no close in time");
-        match next {
-            Some(Ok(WsMsg::Text(text))) => {
-                if let ServerFrame::Error { code, fatal, .. } =
-                    ServerFrame::decode(text.as_bytes()).unwrap()
-                {
-                    assert_eq!((code, fatal), (want, true));
-                    saw_error = true;
-                }
-            }
-            Some(Ok(WsMsg::Close(cf))) => break cf,
-            Some(Ok(_)) => {}
-            other => panic!("the connection ended without a close frame: {other:?}"),
-        }
-    };
-    assert!(saw_error, "no {want:?} error frame before the close");
-    let cf = close.expect("a close code");
-    assert_eq!(
-        (u16::from(cf.code), cf.reason.as_str()),
-        (close_code, want.as_str())
-    );
+    let close = c.ws_fatal_close(want).await;
+    assert_eq!(close, (close_code, want.as_str().to_string()));
     // The server still serves everyone, the offender included.
     let mut again = s.conn(&t, "ws").await;
     assert!(matches!(

@@ -10,9 +10,9 @@
 //! route, a wrong method) leaves the body on the connection, so the server
 //! cannot read the next request from it and closes it after the answer.
 //! Saying so lets an HTTP/1 client open a new connection for its next
-//! request instead of writing it into one being closed. Any error answer
-//! to a request with a body says it: whether the body was read is not
-//! known here, and a reconnect after an error costs little. (HTTP/2 has
+//! request instead of writing it into one being closed. Any 4xx answer to
+//! a request with a body says it: whether the body was read is not known
+//! here, and a reconnect after a refusal costs little. (HTTP/2 has
 //! no such header and no such problem: each request is its own stream.)
 
 use crate::app::App;
@@ -45,7 +45,8 @@ pub async fn close_after_refused_bodies(req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() != "0");
     let mut res = next.run(req).await;
-    let refused = res.status().is_client_error() || res.status().is_server_error();
+    // Refusals are 4xx; a 5xx comes from a handler, which read the body.
+    let refused = res.status().is_client_error();
     if http1 && has_body && refused {
         res.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

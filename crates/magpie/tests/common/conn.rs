@@ -238,4 +238,35 @@ impl Conn {
             other => panic!("expected sync_result, got {other:?}"),
         }
     }
+
+    /// After a fatal error on a WebSocket: the `error` frame (`want`,
+    /// fatal) must come before the close frame; returns the close frame's
+    /// code and reason.
+    pub async fn ws_fatal_close(&mut self, want: magpie_proto::ErrorCode) -> (u16, String) {
+        let Wire::Ws(ws) = &mut self.wire else {
+            panic!("not a WebSocket connection")
+        };
+        let mut saw_error = false;
+        let close = loop {
+            let next = tokio::time::timeout(WAIT, ws.next())
+                .await
+                .expect("timed out waiting for the close frame");
+            match next {
+                Some(Ok(WsMsg::Text(t))) => {
+                    if let ServerFrame::Error { code, fatal, .. } =
+                        ServerFrame::decode(t.as_bytes()).unwrap()
+                    {
+                        assert_eq!((code, fatal), (want, true));
+                        saw_error = true;
+                    }
+                }
+                Some(Ok(WsMsg::Close(cf))) => break cf,
+                Some(Ok(_)) => {}
+                other => panic!("the connection ended without a close frame: {other:?}"),
+            }
+        };
+        assert!(saw_error, "no {want:?} error frame before the close");
+        let cf = close.expect("a close frame with a code");
+        (u16::from(cf.code), cf.reason.to_string())
+    }
 }

@@ -159,6 +159,8 @@ pub async fn start(cfg: Config) -> Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| ServerError::Internal(format!("create {}: {e}", cfg.data_dir.display())))?;
     crate::roles::check(&cfg)?;
+    // Configuration errors before any backend is touched.
+    let secret = jwt_secret(&cfg)?;
     crate::metrics::exporter();
     let store = Store::open_with(&cfg.store_url(), &cfg.store_options()).await?;
     let state = State::open(&cfg.state).await?;
@@ -171,7 +173,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     };
     let relay = Relay::open_with(&cfg.relay_url(), relay_opts).await?;
     let auth = Auth::new(
-        &jwt_secret(&cfg)?,
+        &secret,
         cfg.auth.access_ttl_secs,
         cfg.auth.argon2_m_kib,
         cfg.auth.argon2_t,

@@ -46,33 +46,39 @@ pub struct Auth {
     hashing: Semaphore,
     running: AtomicUsize,
     peak: AtomicUsize,
+    /// Hashes running or waiting for a permit; beyond `admit` a new one is
+    /// refused `busy` at once, so a burst cannot queue without bound.
+    admitted: AtomicUsize,
+    admit: usize,
 }
 
-/// Counts a hash as running for as long as it lives.
-struct Running<'a>(&'a AtomicUsize);
+/// Counts one hash in a counter for as long as it lives.
+struct Counted<'a>(&'a AtomicUsize);
 
-impl<'a> Running<'a> {
-    fn enter(running: &'a AtomicUsize, peak: &AtomicUsize) -> Running<'a> {
-        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-        peak.fetch_max(now, Ordering::SeqCst);
-        Running(running)
+impl<'a> Counted<'a> {
+    /// Counts one more; also the new count.
+    fn enter(counter: &'a AtomicUsize) -> (Counted<'a>, usize) {
+        let now = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        (Counted(counter), now)
     }
 }
 
-impl Drop for Running<'_> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 impl Auth {
-    /// `hash_limit`: password hashes run at once (at least one).
+    /// `hash_limit`: password hashes run at once (at least one);
+    /// `hash_queue`: more that may wait for their turn.
     pub fn new(
         secret: &[u8],
         access_ttl_secs: u64,
         m_kib: u32,
         t: u32,
         hash_limit: usize,
+        hash_queue: usize,
     ) -> Result<Auth> {
         let params = Params::new(m_kib, t, 1, None)
             .map_err(|e| ServerError::Internal(format!("argon2 params: {e}")))?;
@@ -89,21 +95,31 @@ impl Auth {
             hashing: Semaphore::new(hash_limit.max(1)),
             running: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            admitted: AtomicUsize::new(0),
+            admit: hash_limit.max(1) + hash_queue,
         })
     }
 
     /// Runs `work` (a password hash or check, CPU- and memory-heavy) on a
-    /// blocking thread once a hashing permit is free.
+    /// blocking thread once a hashing permit is free; `busy` at once when
+    /// the permits and the queue behind them are all taken.
     pub async fn hashing<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
+        let (_admitted, n) = Counted::enter(&self.admitted);
+        if n > self.admit {
+            return Err(ServerError::Busy(
+                "too many password checks at once: retry in a second".into(),
+            ));
+        }
         let _permit = self
             .hashing
             .acquire()
             .await
             .map_err(|_| ServerError::Unavailable("shutting down".into()))?;
-        let _running = Running::enter(&self.running, &self.peak);
+        let (_running, now) = Counted::enter(&self.running);
+        self.peak.fetch_max(now, Ordering::SeqCst);
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| ServerError::Internal(format!("password hashing failed: {e}")))
@@ -219,7 +235,7 @@ mod tests {
     use super::*;
 
     fn auth(ttl: u64) -> Auth {
-        Auth::new(b"test-secret-test-secret-test-sec", ttl, 64, 1, 2).unwrap()
+        Auth::new(b"test-secret-test-secret-test-sec", ttl, 64, 1, 2, 100).unwrap()
     }
 
     /// However many logins come at once, no more hashes run than permits:
@@ -243,6 +259,31 @@ mod tests {
         assert_eq!(a.peak_hashing(), 2, "two permits, both used, never more");
     }
 
+    /// Two permits and a queue of three: of twelve hashes asked for at once,
+    /// five are admitted and seven refused `busy` without waiting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_full_hashing_queue_answers_busy() {
+        let a = std::sync::Arc::new(
+            Auth::new(b"test-secret-test-secret-test-sec", 60, 64, 1, 2, 3).unwrap(),
+        );
+        let hashes = (0..12).map(|_| {
+            let a = a.clone();
+            async move {
+                a.hashing(|| std::thread::sleep(std::time::Duration::from_millis(50)))
+                    .await
+            }
+        });
+        let done = futures_util::future::join_all(hashes).await;
+        let busy = done
+            .iter()
+            .filter(|r| matches!(r, Err(e) if e.code() == ErrorCode::Busy))
+            .count();
+        assert_eq!((done.len() - busy, busy), (5, 7));
+        assert_eq!(a.peak_hashing(), 2);
+        // The queue drained: a new hash is admitted again.
+        assert!(a.hashing(|| ()).await.is_ok());
+    }
+
     #[test]
     fn tokens_round_trip_and_reject_tampering() {
         let a = auth(60);
@@ -255,7 +296,7 @@ mod tests {
                 device: dev.clone()
             }
         );
-        let other = Auth::new(b"another-secret-another-secret-aa", 60, 64, 1, 1).unwrap();
+        let other = Auth::new(b"another-secret-another-secret-aa", 60, 64, 1, 1, 0).unwrap();
         assert_eq!(
             other.verify_access(&t).unwrap_err().code(),
             ErrorCode::Unauthorized

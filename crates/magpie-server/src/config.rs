@@ -139,6 +139,9 @@ pub struct AuthConfig {
     /// `argon2_m_kib` of memory while it runs, the others wait. 0 = the
     /// number of CPU cores.
     pub hash_concurrency: usize,
+    /// Password hashes that may wait for one of those; beyond them a login
+    /// or registration is answered `busy` (503, `Retry-After: 1`) at once.
+    pub hash_queue: usize,
 }
 
 impl AuthConfig {
@@ -354,6 +357,7 @@ impl Default for AuthConfig {
             argon2_m_kib: 19_456,
             argon2_t: 2,
             hash_concurrency: 0,
+            hash_queue: 64,
         }
     }
 }

@@ -35,6 +35,9 @@ pub enum ServerError {
     /// The request took too long to arrive: send it again, whole.
     #[error("{0}")]
     TimedOut(String),
+    /// At a capacity limit: retry after a second (HTTP: `Retry-After`).
+    #[error("{0}")]
+    Busy(String),
     /// A bug; reported, not retried.
     #[error("{0}")]
     Internal(String),
@@ -51,6 +54,7 @@ impl ServerError {
             ServerError::Conflict(_) => ErrorCode::Conflict,
             ServerError::Unavailable(_) => ErrorCode::Unavailable,
             ServerError::TimedOut(_) => ErrorCode::RequestTimeout,
+            ServerError::Busy(_) => ErrorCode::Busy,
             ServerError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -93,7 +97,14 @@ impl IntoResponse for ServerError {
         }
         let status =
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response()
+        let mut res = (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response();
+        if code == ErrorCode::Busy {
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        res
     }
 }
 

@@ -178,6 +178,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         cfg.auth.argon2_m_kib,
         cfg.auth.argon2_t,
         cfg.auth.hash_concurrency(),
+        cfg.auth.hash_queue,
     )?;
     let listeners = Listeners::bind(&cfg).await?;
     let http_addr = listeners.http_addr()?;

@@ -271,3 +271,53 @@ async fn a_replayed_refresh_token_revokes_its_family() {
     let (st, body) = refresh(laptop.refresh_token.clone()).await;
     assert_eq!(st, 200, "{body}");
 }
+
+/// A burst of logins beyond the hashing permits and their queue is told
+/// `busy` (503, `Retry-After: 1`) at once instead of queueing without
+/// bound; once it passes, logins work again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_burst_beyond_the_hashing_queue_is_busy() {
+    let s = TestServer::start_with(|c| {
+        c.auth.hash_concurrency = 1;
+        c.auth.hash_queue = 2;
+        // Real hashing cost, so the burst meets a full queue.
+        c.auth.argon2_m_kib = 19_456;
+        c.auth.argon2_t = 2;
+    })
+    .await;
+    s.user("alice", "phone").await;
+    let login = |password: &'static str| {
+        let (http, url) = (s.http.clone(), format!("{}/v1/auth/login", s.base));
+        async move {
+            let body = json!({"username": "alice", "password": password, "device": "d"});
+            let resp = http.post(url).json(&body).send().await.unwrap();
+            let retry = resp.headers().get("retry-after").cloned();
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            (
+                status,
+                body["error"]["code"].as_str().map(String::from),
+                retry,
+            )
+        }
+    };
+    let burst = futures_util::future::join_all((0..32).map(|_| login("wrong-password"))).await;
+    let busy: Vec<_> = burst.iter().filter(|r| r.0 == 503).collect();
+    assert!(
+        !busy.is_empty(),
+        "32 at once with room for 3: none was busy"
+    );
+    for (status, code, retry) in &burst {
+        match status {
+            401 => assert_eq!(code.as_deref(), Some("bad_credentials")),
+            503 => {
+                assert_eq!(code.as_deref(), Some("busy"));
+                assert_eq!(retry.as_ref().map(|v| v.to_str().unwrap()), Some("1"));
+            }
+            other => panic!("a login in the burst got {other}"),
+        }
+    }
+    eprintln!("{} of 32 logins were busy", busy.len());
+    let (status, _, _) = login("password123").await;
+    assert_eq!(status, 200, "after the burst a login works");
+}

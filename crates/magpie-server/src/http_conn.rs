@@ -8,9 +8,9 @@
 //!   connection, the next request's) must arrive within it, or the
 //!   connection is closed — half-open requests and idle keep-alives do not
 //!   pile up (slowloris);
-//! - bodies have their own deadline in the extractors
-//!   (`edge/extract.rs`, `http.body_timeout_ms`), which answer
-//!   `request_timeout` (408).
+//! - the whole request, body included, has its own deadline, a layer of
+//!   the routers (`edge/close.rs`, `http.request_timeout_ms`), which
+//!   answers 408 `request_timeout`.
 //!
 //! WebSocket upgrades go on past hyper (`with_upgrades`); their sessions
 //! have the handshake's own `hello` deadline. On `stop`, accepting ends and

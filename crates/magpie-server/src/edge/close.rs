@@ -17,11 +17,21 @@
 
 use crate::app::App;
 use crate::error::ServerError;
+use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
+
+/// Both rules, on every route of `r` (the public and the internal router).
+pub fn guarded(r: Router<App>, app: &App) -> Router<App> {
+    r.layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        request_deadline,
+    ))
+    .layer(axum::middleware::from_fn(close_after_refused_bodies))
+}
 
 /// Runs the request under the node's deadline.
 pub async fn request_deadline(State(app): State<App>, req: Request, next: Next) -> Response {

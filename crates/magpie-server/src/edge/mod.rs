@@ -87,30 +87,19 @@ pub fn router(app: App) -> Router {
                 get(groups::read_by),
             );
     }
-    r.fallback(not_found)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            close::request_deadline,
-        ))
-        .layer(axum::middleware::from_fn(close::close_after_refused_bodies))
-        .with_state(app)
+    let r = r.fallback(not_found).layer(DefaultBodyLimit::max(limit));
+    close::guarded(r, &app).with_state(app)
 }
 
 /// The internal API's routes alone (no `/healthz`, `/metrics` or public
 /// API): what the internal listener serves, authorised by the service key.
 pub fn internal_router(app: App) -> Router {
     let limit = app.cfg.limits.max_frame_bytes;
-    Router::new()
+    let r = Router::new()
         .route("/internal/v1/users", post(internal::create))
         .route("/internal/v1/users/{user}/tokens", post(internal::token))
         .route("/internal/v1/messages", post(internal::send))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            close::request_deadline,
-        ))
-        .layer(axum::middleware::from_fn(close::close_after_refused_bodies))
-        .with_state(app)
+        .layer(DefaultBodyLimit::max(limit));
+    close::guarded(r, &app).with_state(app)
 }

@@ -14,7 +14,6 @@ use magpie_core::{
     BusEvent, DeliverPayload, DeviceId, EventId, GroupId, GroupStamp, Message, RoomMessage, UserId,
 };
 use magpie_proto::ServerFrame;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -42,14 +41,27 @@ impl Audience {
 
     /// Both parties of a direct message (once for a note to self), every
     /// member of a small group.
-    fn targets(&self, m: &Message) -> Cow<'_, [UserId]> {
+    fn targets(&self, m: &Message) -> Targets<'_> {
         match m.conv.group_id() {
-            Some(g) => self
-                .members
-                .get(&g)
-                .map_or(Cow::Borrowed(&[]), |l| Cow::Borrowed(l)),
-            None if m.from != m.to => Cow::Owned(vec![m.to, m.from]),
-            None => Cow::Owned(vec![m.to]),
+            Some(g) => Targets::Members(self.members.get(&g).map_or(&[], |l| l)),
+            None if m.from != m.to => Targets::Pair([m.to, m.from], 2),
+            None => Targets::Pair([m.to, m.to], 1),
+        }
+    }
+}
+
+/// A message's receivers without an allocation per message: a group's
+/// list, or the one or two parties of a direct message.
+enum Targets<'a> {
+    Members(&'a [UserId]),
+    Pair([UserId; 2], usize),
+}
+
+impl Targets<'_> {
+    fn as_slice(&self) -> &[UserId] {
+        match self {
+            Targets::Members(l) => l,
+            Targets::Pair(p, n) => &p[..*n],
         }
     }
 }
@@ -75,10 +87,10 @@ impl Delivery {
         if msgs.is_empty() {
             return;
         }
-        let mut users: Vec<UserId> = msgs
-            .iter()
-            .flat_map(|(m, _)| audience.targets(m).into_owned())
-            .collect();
+        let mut users: Vec<UserId> = Vec::with_capacity(2 * msgs.len());
+        for (m, _) in &msgs {
+            users.extend_from_slice(audience.targets(m).as_slice());
+        }
         users.sort();
         users.dedup();
         meters().route_lookups.increment(users.len() as u64);
@@ -145,7 +157,7 @@ impl Delivery {
         let mut remote = ElsewhereTargets::new();
         for (i, (push, origin)) in pushes.iter().enumerate() {
             let msg = &push.msg;
-            for &user in audience.targets(msg).iter() {
+            for &user in audience.targets(msg).as_slice() {
                 for route in routes.get(&user).into_iter().flatten() {
                     if user == msg.from && Some(&route.device) == origin.as_ref() {
                         continue;

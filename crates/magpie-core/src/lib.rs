@@ -5,6 +5,7 @@
 //! derives and the bus envelope (`envelope.rs`, the one place bus events
 //! are encoded); it can be used from the server, the SDK and tests alike.
 
+pub mod access;
 pub mod backoff;
 pub mod envelope;
 pub mod event;
@@ -17,6 +18,7 @@ pub mod settings;
 pub mod time;
 pub mod views;
 
+pub use access::AccessEvent;
 pub use backoff::Backoff;
 pub use envelope::{Envelope, EventId};
 pub use event::{

@@ -112,6 +112,36 @@ pub trait StateBackend: Send + Sync + 'static {
     /// is forgotten soon after the window.
     async fn room_admit(&self, room: &str, window: i64) -> Result<u64>;
 
+    // -- the edge guard (docs/edge.md): counters, one-time values and ban
+    // decisions every node shares. `key`s are the guard's own names (no
+    // braces: they become Redis hash tags).
+    /// Adds one hit to counter `key` and returns its count, this hit
+    /// included. A new counter lives `ttl_ms` from its first hit (a fixed
+    /// window: INCR, then PEXPIRE NX), so it can never be kept alive by
+    /// hitting it.
+    async fn guard_hit(&self, key: &str, ttl_ms: u64) -> Result<u64>;
+    /// The live count of counter `key` (0 when absent or expired).
+    async fn guard_count(&self, key: &str) -> Result<u64>;
+    /// Deletes counter or value `key`.
+    async fn guard_reset(&self, key: &str) -> Result<()>;
+    /// Writes `value` under `key` for `ttl_ms` and returns the value it
+    /// replaced (SET PX GET).
+    async fn guard_swap(&self, key: &str, value: &str, ttl_ms: u64) -> Result<Option<String>>;
+    /// Returns and deletes the value under `key` (GETDEL): a one-time
+    /// value such as a captcha's answer.
+    async fn guard_take(&self, key: &str) -> Result<Option<String>>;
+    /// Adds or replaces decision `id` (its JSON) and bumps the decisions'
+    /// version, atomically; returns the new version.
+    async fn decision_put(&self, id: &str, json: &str) -> Result<u64>;
+    /// Removes decision `id` and bumps the version if it was there;
+    /// returns whether it was.
+    async fn decision_remove(&self, id: &str) -> Result<bool>;
+    /// The decisions' version: 0 before the first change, then moving with
+    /// every change, so a node re-reads the decisions only when it moved.
+    async fn decisions_version(&self) -> Result<u64>;
+    /// Every decision (their JSON) and the version they are at, read together.
+    async fn decisions(&self) -> Result<(u64, Vec<String>)>;
+
     // -- presence watches (docs/protocol.md §5.7): the connections watching
     // a user's presence, each entry kept `ttl_ms` after it was written (a
     // node that died leaves entries that only expire).

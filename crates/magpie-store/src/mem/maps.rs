@@ -75,6 +75,15 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
         (*until > Instant::now()).then_some(v)
     }
 
+    /// The live entry, to change in place (its deadline unchanged).
+    pub(super) fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        let now = Instant::now();
+        match self.entries.get_mut(k) {
+            Some((v, until)) if *until > now => Some(v),
+            _ => None,
+        }
+    }
+
     /// DEL: removes the entry, live or not.
     pub(super) fn remove(&mut self, k: &K) {
         self.entries.remove(k);

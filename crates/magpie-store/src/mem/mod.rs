@@ -18,6 +18,7 @@ use maps::{Registry, Routes, TtlMap};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 
+mod guard;
 mod maps;
 mod watches;
 
@@ -42,6 +43,7 @@ pub struct MemState {
     unread: Mutex<HashMap<UserId, UnreadCache>>,
     /// Per live room, its current admission window and count.
     rooms: Mutex<HashMap<String, (i64, u64)>>,
+    guard: Mutex<guard::Guard>,
     watches: Mutex<watches::Watches>,
 }
 
@@ -56,6 +58,7 @@ impl MemState {
             offline: Mutex::new(HashMap::new()),
             unread: Mutex::new(HashMap::new()),
             rooms: Mutex::new(HashMap::new()),
+            guard: Mutex::new(guard::Guard::new()),
             watches: Mutex::new(watches::Watches::default()),
         }
     }
@@ -210,6 +213,64 @@ impl StateBackend for MemState {
         }
         *n += 1;
         Ok(*n)
+    }
+
+    async fn guard_hit(&self, key: &str, ttl_ms: u64) -> Result<u64> {
+        Ok(self.guard.lock().hit(key, ttl_ms))
+    }
+
+    async fn guard_count(&self, key: &str) -> Result<u64> {
+        Ok(self
+            .guard
+            .lock()
+            .counters
+            .get(&key.to_string())
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn guard_reset(&self, key: &str) -> Result<()> {
+        let mut g = self.guard.lock();
+        g.counters.remove(&key.to_string());
+        g.values.remove(&key.to_string());
+        Ok(())
+    }
+
+    async fn guard_swap(&self, key: &str, value: &str, ttl_ms: u64) -> Result<Option<String>> {
+        let mut g = self.guard.lock();
+        let old = g.values.take(&key.to_string());
+        g.values
+            .put(key.to_string(), value.to_string(), ttl_ms.max(1), false);
+        Ok(old)
+    }
+
+    async fn guard_take(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.guard.lock().values.take(&key.to_string()))
+    }
+
+    async fn decision_put(&self, id: &str, json: &str) -> Result<u64> {
+        let mut g = self.guard.lock();
+        g.decisions.insert(id.to_string(), json.to_string());
+        g.version += 1;
+        Ok(g.version)
+    }
+
+    async fn decision_remove(&self, id: &str) -> Result<bool> {
+        let mut g = self.guard.lock();
+        let was = g.decisions.remove(id).is_some();
+        if was {
+            g.version += 1;
+        }
+        Ok(was)
+    }
+
+    async fn decisions_version(&self) -> Result<u64> {
+        Ok(self.guard.lock().version)
+    }
+
+    async fn decisions(&self) -> Result<(u64, Vec<String>)> {
+        let g = self.guard.lock();
+        Ok((g.version, g.decisions.values().cloned().collect()))
     }
 
     async fn presence_watch(

@@ -15,6 +15,7 @@
 //! | `P:nodeinfo:{reg}:node` | string, PX | JSON [`NodeInfo`] (a heartbeat) |
 //! | `P:nodes:{reg}` | set | names of known nodes |
 //! | `P:lease:{name}` | string, PX | the holder's name |
+//! | `P:guard:…`, `P:decisions:{guard}…` | | the edge guard (`guard.rs`) |
 //!
 //! The braces are Redis Cluster hash tags: every key a Lua script touches is
 //! a single key, all keys of one user share a slot, and the registry keys
@@ -36,6 +37,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 mod con;
+mod guard;
 mod queues;
 mod registry;
 mod routes;
@@ -260,6 +262,42 @@ impl StateBackend for RedisState {
             .await
             .map_err(unavailable)?;
         Ok(n)
+    }
+
+    async fn guard_hit(&self, key: &str, ttl_ms: u64) -> Result<u64> {
+        self.guard_hit_impl(key, ttl_ms).await
+    }
+
+    async fn guard_count(&self, key: &str) -> Result<u64> {
+        self.guard_count_impl(key).await
+    }
+
+    async fn guard_reset(&self, key: &str) -> Result<()> {
+        self.guard_reset_impl(key).await
+    }
+
+    async fn guard_swap(&self, key: &str, value: &str, ttl_ms: u64) -> Result<Option<String>> {
+        self.guard_swap_impl(key, value, ttl_ms).await
+    }
+
+    async fn guard_take(&self, key: &str) -> Result<Option<String>> {
+        self.guard_take_impl(key).await
+    }
+
+    async fn decision_put(&self, id: &str, json: &str) -> Result<u64> {
+        self.decision_put_impl(id, json).await
+    }
+
+    async fn decision_remove(&self, id: &str) -> Result<bool> {
+        self.decision_remove_impl(id).await
+    }
+
+    async fn decisions_version(&self) -> Result<u64> {
+        self.decisions_version_impl().await
+    }
+
+    async fn decisions(&self) -> Result<(u64, Vec<String>)> {
+        self.decisions_impl().await
     }
 
     async fn presence_watch(

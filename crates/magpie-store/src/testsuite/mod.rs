@@ -25,6 +25,7 @@
 //! and panic on failure: this module is test code shipped in the library so
 //! other crates' backends can reuse it.
 
+mod state_guard;
 mod state_queues;
 mod state_registry;
 mod state_routes;
@@ -54,6 +55,7 @@ pub mod store_cases {
 
 /// The fast-state cases, one function per promise.
 pub mod state_cases {
+    pub use super::state_guard::*;
     pub use super::state_queues::*;
     pub use super::state_registry::*;
     pub use super::state_routes::*;
@@ -296,6 +298,9 @@ macro_rules! state_conformance {
             lease_exclusive_renewable_and_expiring,
             room_admissions_count_per_window,
             presence_watches_follow_watch_and_expire,
+            guard_counters_are_fixed_windows,
+            guard_values_swap_and_take_once,
+            decisions_are_versioned,
         );
     };
 }

@@ -5,7 +5,21 @@
 //! access log feed the same rules (docs/edge.md).
 //!
 //! The formats live beside the type: Magpie writes its access log in them
-//! and the log-file followers parse them back.
+//! and the log-file followers parse them back. They are pure text to and
+//! from events (this crate does no I/O): `nginx.rs` (nginx `combined`),
+//! `apisix.rs` (APISIX logger JSON), `format.rs` (the configurable
+//! [`LogFormat`] and the one [`ParseError`]), `civil.rs` (dates).
+
+pub mod apisix;
+mod civil;
+mod format;
+pub mod nginx;
+#[cfg(test)]
+mod round_trip_tests;
+
+pub use apisix::{format_apisix, parse_apisix};
+pub use format::{LogFormat, ParseError};
+pub use nginx::{format_combined, parse_combined};
 
 use crate::UserId;
 use serde::{Deserialize, Serialize};

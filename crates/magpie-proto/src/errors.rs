@@ -56,6 +56,19 @@ pub enum ErrorCode {
     /// The server is at a capacity limit (open connections): retry after
     /// `Retry-After` (HTTP) or a second, or on another node.
     Busy,
+    /// Over a rate limit (docs/edge.md): nothing of the request was done;
+    /// send it again after `retry_after_ms` (HTTP: `Retry-After`). A client
+    /// that keeps going is banned.
+    RateLimited,
+    /// Too many failed logins for this account or address: wait
+    /// `retry_after_ms` before the next attempt.
+    LockedOut,
+    /// Too many failed logins: this login needs a solved captcha
+    /// (`GET /v1/auth/captcha`, then `captcha` in the login body).
+    CaptchaRequired,
+    /// The client's address or account is banned (docs/edge.md) until the
+    /// time in the message; retrying does not help before then.
+    Banned,
     /// A bug on the server.
     Internal,
 }
@@ -85,6 +98,10 @@ impl ErrorCode {
             ErrorCode::Replaced => "replaced",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Busy => "busy",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::LockedOut => "locked_out",
+            ErrorCode::CaptchaRequired => "captcha_required",
+            ErrorCode::Banned => "banned",
             ErrorCode::Internal => "internal",
         }
     }
@@ -101,8 +118,10 @@ impl ErrorCode {
             | ErrorCode::TokenExpired
             | ErrorCode::BadTicket
             | ErrorCode::NotAuthenticated
-            | ErrorCode::BadCredentials => 401,
-            ErrorCode::Forbidden => 403,
+            | ErrorCode::BadCredentials
+            | ErrorCode::CaptchaRequired => 401,
+            ErrorCode::Forbidden | ErrorCode::Banned => 403,
+            ErrorCode::RateLimited | ErrorCode::LockedOut => 429,
             ErrorCode::UnknownRecipient | ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::SlowConsumer | ErrorCode::Replaced => 409,
@@ -129,6 +148,8 @@ impl ErrorCode {
             ErrorCode::IdleTimeout => 4003,
             ErrorCode::SlowConsumer => 4008,
             ErrorCode::Replaced => 4009,
+            ErrorCode::Banned => 4010,
+            ErrorCode::RateLimited => 4029,
             _ => 4000,
         }
     }
@@ -141,6 +162,8 @@ impl ErrorCode {
                 | ErrorCode::RequestTimeout
                 | ErrorCode::ShuttingDown
                 | ErrorCode::Busy
+                | ErrorCode::RateLimited
+                | ErrorCode::LockedOut
                 | ErrorCode::Internal
         )
     }
@@ -163,6 +186,10 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
     pub retryable: bool,
+    /// How long to wait before retrying (`rate_limited`, `locked_out`,
+    /// `busy`), also in the `Retry-After` header in whole seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ErrorBody {
@@ -172,7 +199,14 @@ impl ErrorBody {
                 code,
                 message: message.into(),
                 retryable: code.retryable(),
+                retry_after_ms: None,
             },
         }
+    }
+
+    /// With a retry hint (`retry_after_ms`).
+    pub fn with_retry_after(mut self, ms: Option<u64>) -> Self {
+        self.error.retry_after_ms = ms;
+        self
     }
 }

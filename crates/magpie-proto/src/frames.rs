@@ -118,6 +118,28 @@ pub enum ClientOp {
     },
 }
 
+impl ClientOp {
+    /// The operation's name on the wire (`op`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientOp::Hello { .. } => "hello",
+            ClientOp::Send { .. } => "send",
+            ClientOp::Ack { .. } => "ack",
+            ClientOp::Read { .. } => "read",
+            ClientOp::Sync { .. } => "sync",
+            ClientOp::History { .. } => "history",
+            ClientOp::Unread => "unread",
+            ClientOp::Ping => "ping",
+            ClientOp::Pong => "pong",
+            ClientOp::Logout => "logout",
+            ClientOp::RoomJoin { .. } => "room_join",
+            ClientOp::RoomLeave { .. } => "room_leave",
+            ClientOp::RoomSend { .. } => "room_send",
+            ClientOp::PresenceWatch { .. } => "presence_watch",
+        }
+    }
+}
+
 impl ClientFrame {
     pub fn encode(&self) -> Vec<u8> {
         let mut v = serde_json::to_value(&self.op).unwrap_or_default();
@@ -266,6 +288,9 @@ pub enum ServerFrame {
         message: String,
         /// True when the server closes the connection after this frame.
         fatal: bool,
+        /// How long to wait before sending again (`rate_limited`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -335,6 +360,7 @@ impl ServerFrame {
             code,
             message: message.into(),
             fatal,
+            retry_after_ms: None,
         }
     }
 }

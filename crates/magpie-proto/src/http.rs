@@ -26,6 +26,26 @@ pub struct LoginRequest {
     /// The device logging in; defaults to "default".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceId>,
+    /// A solved captcha, when the server asked for one (`captcha_required`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captcha: Option<CaptchaAnswer>,
+}
+
+/// A solved captcha, as a login carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptchaAnswer {
+    pub id: String,
+    pub answer: String,
+}
+
+/// `GET /v1/auth/captcha`: an image to solve, good for one login attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptchaChallenge {
+    pub id: String,
+    /// A PNG as a `data:` URL.
+    pub image: String,
+    /// Seconds it can be answered.
+    pub expires_in: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,9 +7,10 @@ use crate::error::{Result, SdkError};
 use magpie_core::{ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, Seq, Transport, UserId};
 use magpie_proto::ErrorBody;
 use magpie_proto::http::{
-    AddMembersRequest, AddMembersResponse, ConnectRequest, ConnectResponse, CreateGroupRequest,
-    Health, HistoryPage, LoginRequest, ReadRequest, ReadResponse, RefreshRequest, RegisterRequest,
-    SendRequest, SendResult, SyncRequest, SyncResponse, Tokens, UnreadResponse, UserCreated,
+    AddMembersRequest, AddMembersResponse, CaptchaAnswer, CaptchaChallenge, ConnectRequest,
+    ConnectResponse, CreateGroupRequest, Health, HistoryPage, LoginRequest, ReadRequest,
+    ReadResponse, RefreshRequest, RegisterRequest, SendRequest, SendResult, SyncRequest,
+    SyncResponse, Tokens, UnreadResponse, UserCreated,
 };
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -106,10 +107,29 @@ impl HttpClient {
         password: &str,
         device: Option<DeviceId>,
     ) -> Result<Tokens> {
+        self.login_with_captcha(username, password, device, None)
+            .await
+    }
+
+    /// A captcha to solve when a login was answered `captcha_required`.
+    pub async fn captcha(&self) -> Result<CaptchaChallenge> {
+        self.call(Method::GET, "/v1/auth/captcha", None, false)
+            .await
+    }
+
+    /// Logs in with a solved captcha (after `captcha_required`).
+    pub async fn login_with_captcha(
+        &self,
+        username: &str,
+        password: &str,
+        device: Option<DeviceId>,
+        captcha: Option<CaptchaAnswer>,
+    ) -> Result<Tokens> {
         let body = LoginRequest {
             username: username.into(),
             password: password.into(),
             device,
+            captcha,
         };
         let tokens: Tokens = self
             .call(Method::POST, "/v1/auth/login", Some(json(&body)?), false)

@@ -255,6 +255,7 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
             code,
             message,
             fatal,
+            ..
         } => route_error(inner, rid, code, message, fatal),
         ServerFrame::Sent { rid: Some(rid), .. }
         | ServerFrame::ReadOk { rid: Some(rid), .. }
@@ -296,6 +297,7 @@ fn route_error(
                 code,
                 message,
                 fatal,
+                retry_after_ms: None,
             },
         );
     } else if !fatal {

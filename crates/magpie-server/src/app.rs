@@ -8,6 +8,7 @@
 
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::guard::Guard;
 use crate::services::messaging::MessagingParts;
 use crate::services::{Delivery, Events, Groups, Messaging, Presence, Rooms, Users};
 use magpie_bus::{Bus, Relay};
@@ -32,6 +33,10 @@ pub struct AppInner {
     pub delivery: Arc<Delivery>,
     pub presence: Arc<Presence>,
     pub rooms: Arc<Rooms>,
+    /// Limits, bans and access events (docs/edge.md).
+    pub guard: Arc<Guard>,
+    /// The best-effort relay (access events reach the detector through it).
+    pub relay: Relay,
     /// Addresses clients are told to connect to.
     pub ws_url: String,
     pub tcp_addr: Option<String>,
@@ -71,11 +76,18 @@ impl App {
         let ids = Arc::new(MsgIdGen::new(cfg.node_num));
         let events = Events::new(p.bus, p.shutdown.clone());
         let users = Arc::new(Users::new(p.store.clone(), cfg.limits.known_users));
+        let (guard, drain) = Guard::new(
+            &cfg.guard,
+            p.state.clone(),
+            p.relay.clone(),
+            p.shutdown.clone(),
+        );
+        tokio::spawn(drain);
         let delivery = Arc::new(Delivery::new(
             cfg.clone(),
             p.store.clone(),
             p.state.clone(),
-            p.relay,
+            p.relay.clone(),
             ids.clone(),
         ));
         let groups = Arc::new(Groups::new(
@@ -118,6 +130,8 @@ impl App {
             delivery,
             presence,
             rooms,
+            guard: Arc::new(guard),
+            relay: p.relay,
             ws_url: p.ws_url,
             tcp_addr: p.tcp_addr,
             shutdown: p.shutdown,

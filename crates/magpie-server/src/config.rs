@@ -44,6 +44,8 @@ pub struct Config {
     pub internal: InternalConfig,
     pub workers: WorkersConfig,
     pub cluster: ClusterConfig,
+    /// Limits, login guard, bans, detector rules, access logs (docs/edge.md).
+    pub guard: crate::guard::GuardConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -313,6 +315,7 @@ impl Default for Config {
             internal: InternalConfig::default(),
             workers: WorkersConfig::default(),
             cluster: ClusterConfig::default(),
+            guard: crate::guard::GuardConfig::default(),
         }
     }
 }

@@ -38,6 +38,13 @@ pub enum ServerError {
     /// At a capacity limit: retry after a second (HTTP: `Retry-After`).
     #[error("{0}")]
     Busy(String),
+    /// Over a rate limit, or locked out after failed logins: wait the
+    /// milliseconds given, then retry (docs/edge.md).
+    #[error("{2}")]
+    Limited(ErrorCode, u64, String),
+    /// The client's address or account is banned: stop.
+    #[error("{0}")]
+    Banned(String),
     /// A bug; reported, not retried.
     #[error("{0}")]
     Internal(String),
@@ -55,6 +62,8 @@ impl ServerError {
             ServerError::Unavailable(_) => ErrorCode::Unavailable,
             ServerError::TimedOut(_) => ErrorCode::RequestTimeout,
             ServerError::Busy(_) => ErrorCode::Busy,
+            ServerError::Limited(c, _, _) => *c,
+            ServerError::Banned(_) => ErrorCode::Banned,
             ServerError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -65,6 +74,15 @@ impl ServerError {
 
     pub fn unauthorized(msg: impl Into<String>) -> Self {
         ServerError::Unauthenticated(ErrorCode::Unauthorized, msg.into())
+    }
+
+    /// How long the caller should wait before retrying, when the error says.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            ServerError::Busy(_) => Some(1_000),
+            ServerError::Limited(_, ms, _) => Some(*ms),
+            _ => None,
+        }
     }
 }
 
@@ -97,11 +115,17 @@ impl IntoResponse for ServerError {
         }
         let status =
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut res = (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response();
-        if code == ErrorCode::Busy {
+        let retry = self.retry_after_ms();
+        let body = ErrorBody::new(code, self.to_string()).with_retry_after(retry);
+        let mut res = (status, axum::Json(body)).into_response();
+        // For the access event (`edge/guarded.rs`).
+        res.extensions_mut().insert(code);
+        if let Some(ms) = retry {
+            // Whole seconds, rounded up: never earlier than the limit allows.
+            let secs = ms.div_ceil(1_000).max(1);
             res.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(secs),
             );
         }
         res

@@ -18,6 +18,7 @@
 
 use crate::listener::HttpListener;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -43,13 +44,19 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
     loop {
-        let (io, _peer) = tokio::select! {
+        let (io, peer) = tokio::select! {
             conn = listener.accept() => conn,
             _ = stop.cancelled() => break,
         };
+        // The peer rides on every request: the guard reads the client's
+        // address from it (`edge/guarded.rs`).
         let service = router
             .clone()
-            .map_request(|req: hyper::Request<Incoming>| req.map(Body::new));
+            .map_request(move |req: hyper::Request<Incoming>| {
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            });
         let conn = http1
             .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
             .with_upgrades();

@@ -1,7 +1,8 @@
 //! The Magpie server as a library: the services (`services`: messaging,
 //! groups, delivery, presence, rooms), the ways in (`edge` for HTTP,
 //! `conn` for client connections, `workers` for bus consumers, `cluster`
-//! for the node registry), and `start`, the composition root that wires
+//! for the node registry), `guard` (limits, bans and intrusion detection
+//! at every entrance), and `start`, the composition root that wires
 //! them to the backends named by configuration.
 //!
 //! Layering: `edge`, `conn`, `workers` and `cluster` call the services
@@ -16,6 +17,7 @@ pub mod config;
 pub mod conn;
 pub mod edge;
 pub mod error;
+pub mod guard;
 mod http_conn;
 pub mod listener;
 pub mod metrics;

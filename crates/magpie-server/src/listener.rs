@@ -12,9 +12,16 @@
 //!   room below the process's file limit for that answer and for the
 //!   backends' own files (docs/config.md, `limits.max_connections`).
 //! - Accept errors (out of file descriptors) back off instead of spinning.
+//! - With a guard (`crate::guard`), a connection is also admitted per
+//!   address before anything is read from it: a banned address is told
+//!   `banned`, one over its connect rate `rate_limited`, one at its cap
+//!   of open connections `busy`; each refusal is an access event.
 
+use crate::error::ServerError;
+use crate::guard::Guard;
+use crate::guard::limits::IpSlot;
 use magpie_core::Backoff;
-use magpie_proto::{ErrorBody, ErrorCode};
+use magpie_proto::ErrorBody;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -30,14 +37,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const FILE_RESERVE: u64 = 256;
 /// How long a refused client gets to read its answer.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
-/// What a refused client is told to wait before trying again, seconds.
-const RETRY_AFTER_SECS: u32 = 1;
 
 /// The node-wide cap on open client connections.
 #[derive(Clone)]
 pub struct ConnLimit {
     permits: Arc<Semaphore>,
     max: usize,
+    guard: Option<Arc<Guard>>,
 }
 
 impl ConnLimit {
@@ -52,7 +58,14 @@ impl ConnLimit {
         ConnLimit {
             permits: Arc::new(Semaphore::new(max)),
             max,
+            guard: None,
         }
+    }
+
+    /// Admits connections per address too, by `guard`'s rules.
+    pub fn with_guard(mut self, guard: Arc<Guard>) -> ConnLimit {
+        self.guard = Some(guard);
+        self
     }
 
     pub fn max(&self) -> usize {
@@ -102,27 +115,50 @@ fn file_limit() -> Option<u64> {
     None
 }
 
-/// Accepts the next connection that gets a permit; refused ones are
+/// What an admitted connection holds until it is dropped: its share of
+/// the node's cap and of its address's.
+pub struct Admission {
+    _permit: OwnedSemaphorePermit,
+    _slot: Option<IpSlot>,
+}
+
+/// Accepts the next connection that is admitted; refused ones are
 /// answered by `refuse` in their own task. Never returns an error: accept
 /// failures are logged and retried after a growing pause.
 pub async fn accept(
     listener: &TcpListener,
     limit: &ConnLimit,
-    refuse: fn(TcpStream) -> Refusal,
-) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
+    refuse: fn(TcpStream, ServerError) -> Refusal,
+) -> (TcpStream, SocketAddr, Admission) {
     let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_secs(1));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff.reset();
                 let _ = stream.set_nodelay(true);
-                match limit.try_admit() {
-                    Some(permit) => return (stream, peer, permit),
-                    None => {
-                        crate::metrics::meters().conn_refused.increment(1);
-                        tokio::spawn(refuse(stream));
-                    }
-                }
+                let Some(permit) = limit.try_admit() else {
+                    crate::metrics::meters().conn_refused.increment(1);
+                    let busy = ServerError::Busy(busy_message("connection"));
+                    tokio::spawn(refuse(stream, busy));
+                    continue;
+                };
+                let slot = match &limit.guard {
+                    None => None,
+                    Some(g) => match g.admit_conn(peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(e) => {
+                            crate::metrics::meters().conn_refused.increment(1);
+                            g.socket_event(peer.ip(), None, "tcp", "connect", e.code());
+                            tokio::spawn(refuse(stream, e));
+                            continue;
+                        }
+                    },
+                };
+                let admission = Admission {
+                    _permit: permit,
+                    _slot: slot,
+                };
+                return (stream, peer, admission);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -139,16 +175,24 @@ fn busy_message(limit_kind: &str) -> String {
     format!("the server is at its {limit_kind} limit; retry later")
 }
 
-/// HTTP over the cap: 503 with `Retry-After`, the usual error body, and
-/// `Connection: close`.
-pub fn refuse_http(mut stream: TcpStream) -> Refusal {
+/// An HTTP connection refused: the error's status (503 `busy`, 429
+/// `rate_limited`, 403 `banned`) with `Retry-After` when it has one, the
+/// usual error body, and `Connection: close`.
+pub fn refuse_http(mut stream: TcpStream, e: ServerError) -> Refusal {
     Box::pin(async move {
+        let code = e.code();
+        let retry = e.retry_after_ms();
         let body =
-            serde_json::to_string(&ErrorBody::new(ErrorCode::Busy, busy_message("connection")))
+            serde_json::to_string(&ErrorBody::new(code, e.to_string()).with_retry_after(retry))
                 .unwrap_or_default();
+        let retry_header = retry
+            .map(|ms| format!("retry-after: {}\r\n", ms.div_ceil(1000).max(1)))
+            .unwrap_or_default();
+        let status = axum::http::StatusCode::from_u16(code.http_status())
+            .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE);
         let answer = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-             retry-after: {RETRY_AFTER_SECS}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+             {retry_header}content-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         );
         let _ = tokio::time::timeout(REFUSAL_WRITE, async {
@@ -159,19 +203,21 @@ pub fn refuse_http(mut stream: TcpStream) -> Refusal {
     })
 }
 
-/// TCP over the cap: one fatal `busy` error frame, then close.
-pub fn refuse_tcp(stream: TcpStream) -> Refusal {
+/// A TCP connection refused: one fatal error frame, then close.
+pub fn refuse_tcp(stream: TcpStream, e: ServerError) -> Refusal {
     Box::pin(async move {
         use crate::conn::transport::{Tcp, Transport};
-        let frame = magpie_proto::ServerFrame::error(
-            None,
-            ErrorCode::Busy,
-            busy_message("connection"),
-            true,
-        );
+        let code = e.code();
+        let frame = magpie_proto::ServerFrame::Error {
+            rid: None,
+            code,
+            message: e.to_string(),
+            fatal: true,
+            retry_after_ms: e.retry_after_ms(),
+        };
         let mut io = Tcp::new(stream, 0);
         io.queue(frame.encode().into());
-        let _ = tokio::time::timeout(REFUSAL_WRITE, io.close(Some(ErrorCode::Busy))).await;
+        let _ = tokio::time::timeout(REFUSAL_WRITE, io.close(Some(code))).await;
     })
 }
 
@@ -187,11 +233,11 @@ impl axum::serve::Listener for HttpListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Admitted, SocketAddr) {
-        let (stream, peer, permit) = accept(&self.listener, &self.limit, refuse_http).await;
+        let (stream, peer, admission) = accept(&self.listener, &self.limit, refuse_http).await;
         (
             Admitted {
                 stream,
-                _permit: permit,
+                _admission: admission,
             },
             peer,
         )
@@ -202,10 +248,10 @@ impl axum::serve::Listener for HttpListener {
     }
 }
 
-/// A socket and the permit it holds until dropped.
+/// A socket and the admission it holds until dropped.
 pub struct Admitted {
     stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
+    _admission: Admission,
 }
 
 impl AsyncRead for Admitted {

@@ -35,6 +35,16 @@ pub const BROADCASTS_ARRIVED: &str = "magpie_broadcasts_arrived_total";
 pub const ROOM_MESSAGES: &str = "magpie_room_messages_total";
 pub const CONN_REFUSED: &str = "magpie_connections_refused_total";
 pub const PRESENCE_DROPPED: &str = "magpie_presence_dropped_total";
+/// Ban decisions made (by the detector, an operator or a rule).
+pub const BANS: &str = "magpie_bans_total";
+/// Requests, frames and connections refused over a rate limit.
+pub const RATE_LIMITED: &str = "magpie_rate_limited_total";
+/// Requests, frames and connections refused because of a ban.
+pub const BANNED: &str = "magpie_banned_refusals_total";
+/// Access events dropped because their queue was full.
+pub const ACCESS_DROPPED: &str = "magpie_access_events_dropped_total";
+/// Failed logins (wrong password, missing captcha, locked out).
+pub const LOGIN_FAILURES: &str = "magpie_login_failures_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -103,6 +113,11 @@ pub struct Meters {
     pub broadcasts_arrived: Counter,
     pub resync_hints: Counter,
     pub conn_refused: Counter,
+    pub bans: Counter,
+    pub rate_limited: Counter,
+    pub banned: Counter,
+    pub access_dropped: Counter,
+    pub login_failures: Counter,
 }
 
 static METERS: OnceLock<Meters> = OnceLock::new();
@@ -131,6 +146,11 @@ pub fn meters() -> &'static Meters {
             broadcasts_arrived: metrics::counter!(BROADCASTS_ARRIVED),
             resync_hints: metrics::counter!(RESYNC_HINTS),
             conn_refused: metrics::counter!(CONN_REFUSED),
+            bans: metrics::counter!(BANS),
+            rate_limited: metrics::counter!(RATE_LIMITED),
+            banned: metrics::counter!(BANNED),
+            access_dropped: metrics::counter!(ACCESS_DROPPED),
+            login_failures: metrics::counter!(LOGIN_FAILURES),
         }
     })
 }

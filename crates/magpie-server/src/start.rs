@@ -220,7 +220,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
 
 /// Serves the listeners, every one within the node's one connection cap.
 fn serve(app: &App, l: Listeners) -> Vec<(String, JoinHandle<()>)> {
-    let limit = ConnLimit::new(app.cfg.limits.max_connections);
+    let limit = ConnLimit::new(app.cfg.limits.max_connections).with_guard(app.guard.clone());
     tracing::info!(max = limit.max(), "client connection cap");
     let mut tasks = vec![(
         "http".to_string(),

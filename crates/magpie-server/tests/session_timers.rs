@@ -110,6 +110,7 @@ async fn connect(n: &Running) -> Client {
     tokio::spawn(magpie_server::conn::session::run(
         n.app.clone(),
         "test",
+        std::net::Ipv4Addr::LOCALHOST.into(),
         pipe,
     ));
     send.send(Bytes::from_static(br#"{"op":"hello","ticket":"t1"}"#))

@@ -59,6 +59,7 @@ async fn error_frame(c: &mut Conn) -> (Option<u64>, ErrorCode, bool) {
             code,
             fatal,
             message,
+            ..
         } => {
             assert!(!message.is_empty(), "error frames carry a message");
             (rid, code, fatal)

@@ -13,15 +13,15 @@ use tokio::net::TcpListener;
 
 pub async fn serve(app: App, listener: TcpListener, limit: ConnLimit) {
     loop {
-        let (stream, _peer, permit) = tokio::select! {
+        let (stream, peer, admission) = tokio::select! {
             a = accept(&listener, &limit, refuse_tcp) => a,
             _ = app.shutdown.cancelled() => return,
         };
         let io = Tcp::new(stream, app.cfg.limits.max_frame_bytes);
         let session_app = app.clone();
         app.sessions.spawn(async move {
-            session::run(session_app, "tcp", io).await;
-            drop(permit);
+            session::run(session_app, "tcp", peer.ip(), io).await;
+            drop(admission);
         });
     }
 }

@@ -6,7 +6,9 @@
 use super::session;
 use super::transport::Ws;
 use crate::app::App;
+use crate::edge::guarded::ClientIp;
 use crate::error::ServerError;
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::HeaderMap;
@@ -23,7 +25,12 @@ fn origin_allowed(app: &App, headers: &HeaderMap) -> bool {
         .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
 }
 
-pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(app): State<App>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !origin_allowed(&app, &headers) {
         return ServerError::Forbidden("origin not allowed".into()).into_response();
     }
@@ -35,5 +42,7 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
         .write_buffer_size(16 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| sessions.track_future(session::run(app, "ws", Ws::new(socket))))
+        .on_upgrade(move |socket| {
+            sessions.track_future(session::run(app, "ws", ip, Ws::new(socket)))
+        })
 }

@@ -1,17 +1,18 @@
 //! Accounts and sessions: register, login, refresh, settings, connect.
 
 use super::extract::{ApiJson, AuthUser};
+use super::guarded::ClientIp;
 use crate::app::App;
 use crate::auth::{new_family, random_token, refresh_family, token_hash};
 use crate::error::{Result, ServerError};
-use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use magpie_core::{ClientSettings, DeviceId, Transport, UserId, now_ms};
 use magpie_proto::ErrorCode;
 use magpie_proto::http::{
-    ConnectRequest, ConnectResponse, LoginRequest, RefreshRequest, RegisterRequest, Tokens,
-    UserCreated,
+    CaptchaChallenge, ConnectRequest, ConnectResponse, LoginRequest, RefreshRequest,
+    RegisterRequest, Tokens, UserCreated,
 };
 use magpie_store::{RefreshUse, TicketClaims};
 use serde::Deserialize;
@@ -84,8 +85,12 @@ pub async fn issue_tokens(
     })
 }
 
+/// A login, behind the login guard (`guard/login.rs`): locked out or
+/// without a needed captcha it is refused before any hash is computed;
+/// a wrong password counts against the account and the address.
 pub async fn login(
     State(app): State<App>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<Tokens>> {
     let bad = || {
@@ -94,6 +99,12 @@ pub async fn login(
             "wrong username or password".into(),
         )
     };
+    let guard = &app.guard.login;
+    if let Err(e) = guard.before(&req.username, ip, req.captcha.as_ref()).await {
+        crate::metrics::meters().login_failures.increment(1);
+        return Err(e);
+    }
+    let username = req.username.clone();
     let user = app.store.accounts().user_by_name(&req.username).await?;
     // An unknown username costs the same hash as a wrong password, so the
     // answer time does not tell which usernames exist.
@@ -111,12 +122,23 @@ pub async fn login(
         .await?;
     let user = match user {
         Some(u) if ok => u,
-        _ => return Err(bad()),
+        _ => {
+            crate::metrics::meters().login_failures.increment(1);
+            tracing::info!(target: "magpie::guard", %ip, "failed login");
+            guard.failed(&username, ip).await?;
+            return Err(bad());
+        }
     };
+    guard.succeeded(&username).await?;
     let device = req
         .device
         .unwrap_or_else(|| DeviceId::new("default").expect("valid device id"));
     Ok(Json(issue_tokens(&app, user.id, device, None).await?))
+}
+
+/// A captcha to solve before the next login (`guard/login.rs`).
+pub async fn captcha(State(app): State<App>) -> Result<Json<CaptchaChallenge>> {
+    Ok(Json(app.guard.login.challenge().await?))
 }
 
 /// Exchanges a refresh token (single use) for a new pair of the same

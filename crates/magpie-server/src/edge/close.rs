@@ -24,13 +24,30 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
-/// Both rules, on every route of `r` (the public and the internal router).
-pub fn guarded(r: Router<App>, app: &App) -> Router<App> {
-    r.layer(axum::middleware::from_fn_with_state(
+/// Both rules, on every route of `r` (the public and the internal
+/// router), inside the guard's (`guarded.rs`): a refusal by the guard
+/// closes a connection with a body too, and the deadline's 408 is an
+/// access event like any answer.
+/// The internal router's requests are recorded but not limited per
+/// address: its callers are the deployment's own services, holding the
+/// service key.
+pub fn guarded(r: Router<App>, app: &App, public: bool) -> Router<App> {
+    let r = r.layer(axum::middleware::from_fn_with_state(
         app.clone(),
         request_deadline,
-    ))
-    .layer(axum::middleware::from_fn(close_after_refused_bodies))
+    ));
+    let r = if public {
+        r.layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::guarded::guard_request,
+        ))
+    } else {
+        r.layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::guarded::record_request,
+        ))
+    };
+    r.layer(axum::middleware::from_fn(close_after_refused_bodies))
 }
 
 /// Runs the request under the node's deadline.

@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::auth::{Principal, bearer};
+use crate::edge::guarded::SeenUser;
 use crate::error::ServerError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -28,6 +29,10 @@ impl FromRequestParts<App> for AuthUser {
         if !app.users.exists(p.user).await? {
             return Err(ServerError::unauthorized("invalid access token"));
         }
+        if let Some(seen) = parts.extensions.get::<SeenUser>() {
+            seen.set(p.user);
+        }
+        app.guard.admit_user(p.user)?;
         Ok(AuthUser(p))
     }
 }

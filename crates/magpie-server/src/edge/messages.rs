@@ -20,6 +20,7 @@ pub async fn send(
     ApiJson(req): ApiJson<SendRequest>,
 ) -> Result<Json<SendResult>> {
     let cmid = req.cmid;
+    app.guard.admit_sends(p.user, 1)?;
     let input = SendInput {
         to: req.to,
         cmid,

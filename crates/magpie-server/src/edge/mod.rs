@@ -10,6 +10,7 @@ mod account;
 mod close;
 mod extract;
 mod groups;
+pub mod guarded;
 mod internal;
 mod messages;
 
@@ -56,6 +57,7 @@ pub fn router(app: App) -> Router {
         r = r
             .route("/v1/auth/register", post(account::register))
             .route("/v1/auth/login", post(account::login))
+            .route("/v1/auth/captcha", get(account::captcha))
             .route("/v1/auth/refresh", post(account::refresh))
             .route(
                 "/v1/settings",
@@ -88,7 +90,7 @@ pub fn router(app: App) -> Router {
             );
     }
     let r = r.fallback(not_found).layer(DefaultBodyLimit::max(limit));
-    close::guarded(r, &app).with_state(app)
+    close::guarded(r, &app, true).with_state(app)
 }
 
 /// The internal API's routes alone (no `/healthz`, `/metrics` or public
@@ -101,5 +103,5 @@ pub fn internal_router(app: App) -> Router {
         .route("/internal/v1/messages", post(internal::send))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit));
-    close::guarded(r, &app).with_state(app)
+    close::guarded(r, &app, false).with_state(app)
 }

@@ -39,7 +39,49 @@ impl<T: Transport> Session<T> {
         }
     }
 
+    /// The guard's word on a request: a ban ends the connection; a request
+    /// over the user's rate is answered `rate_limited` and not done (a
+    /// send is not accepted: the client sends it again, same client id,
+    /// after the wait). Pings and acks are never limited: an ack refused
+    /// would only bring the message back.
+    fn admitted(&mut self, frame: &ClientFrame) -> bool {
+        let guard = &self.app.guard;
+        let verdict = guard
+            .check_banned(self.ip, self.user)
+            .and_then(|()| match &frame.op {
+                ClientOp::Ping | ClientOp::Pong | ClientOp::Ack { .. } | ClientOp::Logout => Ok(()),
+                ClientOp::Send { .. } => guard.admit_sends(self.user, 1),
+                _ => guard.admit_frame(self.user),
+            });
+        let Err(e) = verdict else { return true };
+        let code = e.code();
+        guard.socket_event(
+            self.ip,
+            Some(self.user),
+            self.transport,
+            frame.op.name(),
+            code,
+        );
+        if code == ErrorCode::Banned {
+            let f = ServerFrame::error(None, code, e.to_string(), true);
+            self.end(code, f);
+        } else {
+            let f = ServerFrame::Error {
+                rid: frame.rid,
+                code,
+                message: e.to_string(),
+                fatal: false,
+                retry_after_ms: e.retry_after_ms(),
+            };
+            self.feed(encoded(&f));
+        }
+        false
+    }
+
     pub(super) fn on_request(&mut self, frame: ClientFrame) {
+        if !self.admitted(&frame) {
+            return;
+        }
         match frame.op {
             ClientOp::Ping => self.feed(encoded(&ServerFrame::Pong { rid: frame.rid })),
             ClientOp::Pong => {}

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use magpie_core::{ClientSettings, DeviceId, UserId};
 use magpie_proto::{ErrorCode, ServerFrame};
 use magpie_store::Route;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -53,13 +54,24 @@ fn encoded(f: &ServerFrame) -> Bytes {
     Bytes::from(f.encode())
 }
 
-pub async fn run<T: Transport>(app: App, transport: &'static str, mut io: T) {
+/// Serves one client connection from `ip` (its address as the guard
+/// knows it: the peer, or what a trusted proxy forwarded).
+pub async fn run<T: Transport>(app: App, transport: &'static str, ip: IpAddr, mut io: T) {
     // The one-off steps are boxed: their futures then live only while they
     // run, instead of widening the state every idle connection keeps.
     let Some(hs) = Box::pin(handshake(&app, &mut io)).await else {
         return;
     };
-    let mut s = Box::pin(Session::open(app, transport, io, hs)).await;
+    // A banned user is refused here, before the connection is registered.
+    if let Err(e) = app.guard.admit_user(hs.user) {
+        app.guard
+            .socket_event(ip, Some(hs.user), transport, "hello", e.code());
+        let f = ServerFrame::error(None, e.code(), e.to_string(), true);
+        io.queue(encoded(&f));
+        let _ = io.close(Some(e.code())).await;
+        return;
+    }
+    let mut s = Box::pin(Session::open(app, transport, ip, io, hs)).await;
     s.serve().await;
     Box::pin(s.close()).await;
 }
@@ -67,6 +79,7 @@ pub async fn run<T: Transport>(app: App, transport: &'static str, mut io: T) {
 struct Session<T> {
     app: App,
     transport: &'static str,
+    ip: IpAddr,
     io: T,
     user: UserId,
     device: DeviceId,
@@ -99,7 +112,13 @@ struct Session<T> {
 impl<T: Transport> Session<T> {
     /// Registers the connection (hub, group index, route, presence) and
     /// queues the welcome.
-    async fn open(app: App, transport: &'static str, io: T, hs: Handshake) -> Session<T> {
+    async fn open(
+        app: App,
+        transport: &'static str,
+        ip: IpAddr,
+        io: T,
+        hs: Handshake,
+    ) -> Session<T> {
         let Handshake {
             user,
             device,
@@ -122,6 +141,7 @@ impl<T: Transport> Session<T> {
         let heartbeat = Duration::from_millis(cfg.heartbeat_ms.max(10));
         let mut s = Session {
             transport,
+            ip,
             io,
             user,
             device: device.clone(),

@@ -157,6 +157,13 @@ impl Target {
                     "magpie-bench-jwt-secret-0123456789abcdef",
                 )
                 .env("MAGPIE_LOG", "warn")
+                // A load driver sends far beyond a person's rate per user:
+                // the per-user buckets stay on (their cost is measured) but
+                // never refuse (docs/edge.md).
+                .env("MAGPIE_GUARD__RATES__SENDS_USER__RATE", "1000000")
+                .env("MAGPIE_GUARD__RATES__SENDS_USER__BURST", "1000000")
+                .env("MAGPIE_GUARD__RATES__FRAMES_USER__RATE", "1000000")
+                .env("MAGPIE_GUARD__RATES__FRAMES_USER__BURST", "1000000")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .kill_on_drop(true);

@@ -28,7 +28,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -190,6 +190,10 @@ pub fn refuse_http(mut stream: TcpStream, e: ServerError) -> Refusal {
             .unwrap_or_default();
         let status = axum::http::StatusCode::from_u16(code.http_status())
             .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        // An answer before the request would be an unsolicited message to
+        // an HTTP client (it reports a broken connection, not our error):
+        // read the request's head first, within the same short time.
+        let _ = tokio::time::timeout(REFUSAL_WRITE, read_head(&mut stream)).await;
         let answer = format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
              {retry_header}content-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -201,6 +205,22 @@ pub fn refuse_http(mut stream: TcpStream, e: ServerError) -> Refusal {
         })
         .await;
     })
+}
+
+/// Reads until the end of a request head (or 16 KiB, or EOF).
+async fn read_head(stream: &mut TcpStream) -> io::Result<()> {
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if seen.windows(4).any(|w| w == b"\r\n\r\n") || seen.len() > 16 * 1024 {
+            return Ok(());
+        }
+    }
 }
 
 /// A TCP connection refused: one fatal error frame, then close.

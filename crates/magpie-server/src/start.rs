@@ -161,6 +161,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     crate::roles::check(&cfg)?;
     // Configuration errors before any backend is touched.
     let secret = jwt_secret(&cfg)?;
+    crate::guard::check(&cfg.guard)?;
     crate::metrics::exporter();
     let store = Store::open_with(&cfg.store_url(), &cfg.store_options()).await?;
     let state = State::open(&cfg.state).await?;
@@ -201,6 +202,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         shutdown,
     });
     let mut tasks = crate::roles::spawn(&app).await;
+    tasks.extend(crate::guard::spawn(&app));
     tasks.extend(serve(&app, listeners));
     tracing::info!(
         node = %app.cfg.node,

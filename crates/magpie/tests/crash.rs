@@ -46,6 +46,11 @@ fn spawn_cmd(mut cmd: Command, dir: &tempfile::TempDir) -> (Child, String) {
         .arg(dir.path())
         .env("MAGPIE_AUTH__ARGON2_M_KIB", "64")
         .env("MAGPIE_AUTH__ARGON2_T", "1")
+        // Bursts far beyond a person's rate from one user (docs/edge.md).
+        .env("MAGPIE_GUARD__RATES__SENDS_USER__RATE", "1000000")
+        .env("MAGPIE_GUARD__RATES__SENDS_USER__BURST", "1000000")
+        .env("MAGPIE_GUARD__RATES__FRAMES_USER__RATE", "1000000")
+        .env("MAGPIE_GUARD__RATES__FRAMES_USER__BURST", "1000000")
         .env("MAGPIE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("magpie.log")).unwrap())

@@ -43,6 +43,7 @@ pub async fn create_user(app: &App, username: &str, password: &str) -> Result<Us
         .hashing(move || a.auth.hash_password(&pw))
         .await??;
     let user = app.store.accounts().create_user(username, &hash).await?;
+    app.users.created(user.id);
     Ok(UserCreated {
         user_id: user.id,
         username: user.username,

@@ -7,6 +7,7 @@
 //! by [`internal_router`], bound by `crate::start` to `internal.listen`.
 
 mod account;
+mod admin;
 mod close;
 mod extract;
 mod groups;
@@ -101,6 +102,12 @@ pub fn internal_router(app: App) -> Router {
         .route("/internal/v1/users", post(internal::create))
         .route("/internal/v1/users/{user}/tokens", post(internal::token))
         .route("/internal/v1/messages", post(internal::send))
+        .route(
+            "/internal/v1/bans",
+            get(admin::list).post(admin::add).delete(admin::remove),
+        )
+        .route("/v1/decisions", get(admin::decisions))
+        .route("/v1/decisions/stream", get(admin::stream))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit));
     close::guarded(r, &app, false).with_state(app)

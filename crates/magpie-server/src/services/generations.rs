@@ -43,6 +43,11 @@ impl<K: Hash + Eq + Copy, V: Clone> Generations<K, V> {
         self.current.insert(key, value);
     }
 
+    pub(crate) fn remove(&mut self, key: K) {
+        self.current.remove(&key);
+        self.previous.remove(&key);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.current.len() + self.previous.len()
     }

@@ -37,6 +37,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     cfg.cluster.heartbeat_ms = 200;
     cfg.cluster.node_ttl_ms = 1_000;
     cfg.cluster.sweep_interval_ms = 300;
+    // Load and chaos tests send far beyond a person's rate from one user;
+    // the guard's tests set the production limits they exercise.
+    cfg.guard.rates.sends_user = magpie_server::guard::config::Rate::new(1e6, 1_000_000);
+    cfg.guard.rates.frames_user = magpie_server::guard::config::Rate::new(1e6, 1_000_000);
     if let Some(ns) = backends::namespace(dir) {
         ns.apply(&mut cfg);
     }

@@ -144,6 +144,11 @@ impl Fleet {
             .env("MAGPIE_AUTH__JWT_SECRET", &self.secret)
             .env("MAGPIE_AUTH__ARGON2_M_KIB", "64")
             .env("MAGPIE_AUTH__ARGON2_T", "1")
+            // Bursts far beyond a person's rate from one user (docs/edge.md).
+            .env("MAGPIE_GUARD__RATES__SENDS_USER__RATE", "1000000")
+            .env("MAGPIE_GUARD__RATES__SENDS_USER__BURST", "1000000")
+            .env("MAGPIE_GUARD__RATES__FRAMES_USER__RATE", "1000000")
+            .env("MAGPIE_GUARD__RATES__FRAMES_USER__BURST", "1000000")
             .env("MAGPIE_CLUSTER__HEARTBEAT_MS", "250")
             .env("MAGPIE_CLUSTER__NODE_TTL_MS", "1500")
             .env("MAGPIE_CLUSTER__SWEEP_INTERVAL_MS", "500")

@@ -12,6 +12,8 @@
 #    with four partition streams of three replicas each
 #    (MAGPIE_TEST_BACKENDS=cluster, MAGPIE_TEST_SHARDED=1,
 #    MAGPIE_TEST_STORE=mysql, the clusters' URLs, MAGPIE_TEST_BUS_OPTIONS).
+# 3. The fuzz targets (frame decoders, access-log parsers) run for a bounded
+#    number of inputs each (scripts/fuzz.sh, docs/fuzzing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/services.sh start)"
@@ -22,3 +24,4 @@ MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_SHARDED=1 cargo test -p magpie --all-fe
 MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_SHARDED=1 MAGPIE_TEST_STORE=mysql MAGPIE_TEST_REDIS_URL="$MAGPIE_TEST_REDIS_CLUSTER_URL" \
   MAGPIE_TEST_NATS_URL="$MAGPIE_TEST_NATS_CLUSTER_URL" MAGPIE_TEST_BUS_OPTIONS="partitions=4&replicas=3" \
   cargo test -p magpie --all-features --locked --no-fail-fast
+scripts/fuzz.sh 100000

@@ -35,6 +35,7 @@ pub mod testsuite;
 pub use error::StoreError;
 pub use shards::{Place, ShardedStore};
 pub use state::{
+    ChainAdvance,
     NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims, UnreadCache, Watcher,
 };
 pub use store::{

@@ -25,6 +25,7 @@
 //! and panic on failure: this module is test code shipped in the library so
 //! other crates' backends can reuse it.
 
+mod state_chains;
 mod state_queues;
 mod state_registry;
 mod state_routes;
@@ -54,6 +55,7 @@ pub mod store_cases {
 
 /// The fast-state cases, one function per promise.
 pub mod state_cases {
+    pub use super::state_chains::*;
     pub use super::state_queues::*;
     pub use super::state_registry::*;
     pub use super::state_routes::*;
@@ -296,6 +298,10 @@ macro_rules! state_conformance {
             lease_exclusive_renewable_and_expiring,
             room_admissions_count_per_window,
             presence_watches_follow_watch_and_expire,
+            chain_init_sets_only_if_absent,
+            chain_advance_is_compare_and_set,
+            chain_advance_has_one_winner,
+            chains_are_per_device_and_expire,
         );
     };
 }

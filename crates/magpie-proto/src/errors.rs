@@ -56,8 +56,32 @@ pub enum ErrorCode {
     /// The server is at a capacity limit (open connections): retry after
     /// `Retry-After` (HTTP) or a second, or on another node.
     Busy,
+    /// A chained send waited `chain.wait_ms` for its predecessor in vain
+    /// and the server refuses gaps (`chain.on_gap = "reject"`): nothing was
+    /// stored. The message ends with `expected=<id>`, the chain id the
+    /// server expects (read it with [`chain_expected`]): send that link
+    /// first, then this one again.
+    ChainGap,
+    /// This device's chained sends left too many gaps lately: wait before
+    /// sending chained messages again. The message ends with
+    /// `retry_after_ms=<n>` (read it with [`retry_after_ms`]); HTTP also
+    /// sets `Retry-After` (seconds, rounded up). Nothing was stored.
+    ChainSlowDown,
     /// A bug on the server.
     Internal,
+}
+
+/// The chain id a `chain_gap` error's message names: everything after its
+/// `expected=` (a chain id is free text, so it comes last).
+pub fn chain_expected(message: &str) -> Option<&str> {
+    message.split_once("expected=").map(|(_, id)| id)
+}
+
+/// The wait a `chain_slow_down` error's message asks for, in ms.
+pub fn retry_after_ms(message: &str) -> Option<u64> {
+    message
+        .split_once("retry_after_ms=")
+        .and_then(|(_, n)| n.trim().parse().ok())
 }
 
 impl ErrorCode {
@@ -85,6 +109,8 @@ impl ErrorCode {
             ErrorCode::Replaced => "replaced",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Busy => "busy",
+            ErrorCode::ChainGap => "chain_gap",
+            ErrorCode::ChainSlowDown => "chain_slow_down",
             ErrorCode::Internal => "internal",
         }
     }
@@ -111,6 +137,8 @@ impl ErrorCode {
             | ErrorCode::IdleTimeout
             | ErrorCode::Busy => 503,
             ErrorCode::RequestTimeout => 408,
+            ErrorCode::ChainGap => 409,
+            ErrorCode::ChainSlowDown => 429,
             ErrorCode::Internal => 500,
         }
     }
@@ -141,6 +169,7 @@ impl ErrorCode {
                 | ErrorCode::RequestTimeout
                 | ErrorCode::ShuttingDown
                 | ErrorCode::Busy
+                | ErrorCode::ChainSlowDown
                 | ErrorCode::Internal
         )
     }

@@ -38,6 +38,18 @@ pub enum ServerError {
     /// At a capacity limit: retry after a second (HTTP: `Retry-After`).
     #[error("{0}")]
     Busy(String),
+    /// A chained send's predecessor never came and gaps are refused
+    /// (`chain.on_gap = "reject"`): send the link the chain expects (named
+    /// last, after `expected=`), then this one again.
+    #[error("chain gap: the predecessor never came; expected={0}")]
+    ChainGap(String),
+    /// Too many chain gaps from this device lately: wait `retry_after_ms`
+    /// before the next chained send (the hint is last in the message).
+    #[error("{why}; retry_after_ms={retry_after_ms}")]
+    ChainSlowDown {
+        why: &'static str,
+        retry_after_ms: u64,
+    },
     /// A bug; reported, not retried.
     #[error("{0}")]
     Internal(String),
@@ -55,6 +67,8 @@ impl ServerError {
             ServerError::Unavailable(_) => ErrorCode::Unavailable,
             ServerError::TimedOut(_) => ErrorCode::RequestTimeout,
             ServerError::Busy(_) => ErrorCode::Busy,
+            ServerError::ChainGap(_) => ErrorCode::ChainGap,
+            ServerError::ChainSlowDown { .. } => ErrorCode::ChainSlowDown,
             ServerError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -97,12 +111,15 @@ impl IntoResponse for ServerError {
         }
         let status =
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = match &self {
+            ServerError::Busy(_) => Some(1),
+            ServerError::ChainSlowDown { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000)),
+            _ => None,
+        };
         let mut res = (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response();
-        if code == ErrorCode::Busy {
-            res.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            );
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
         }
         res
     }

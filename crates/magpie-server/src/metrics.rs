@@ -35,6 +35,14 @@ pub const BROADCASTS_ARRIVED: &str = "magpie_broadcasts_arrived_total";
 pub const ROOM_MESSAGES: &str = "magpie_room_messages_total";
 pub const CONN_REFUSED: &str = "magpie_connections_refused_total";
 pub const PRESENCE_DROPPED: &str = "magpie_presence_dropped_total";
+/// Chained sends whose predecessor never came within `chain.wait_ms` (the
+/// gap alarm; label `action`: `skip` or `reject`).
+pub const CHAIN_GAPS: &str = "magpie_chain_gaps_total";
+/// Chained sends held for their predecessor (not the gaps: every wait).
+pub const CHAIN_HELD: &str = "magpie_chain_held_total";
+/// Chained sends refused at once for a device over its gap limit (label
+/// `why`: `slow_down` or `penalty`).
+pub const CHAIN_REFUSED: &str = "magpie_chain_refused_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -92,6 +92,7 @@ impl<T: Transport> Session<T> {
                     device: self.device.clone(),
                     settings: self.settings,
                     tx: self.mailbox.clone(),
+                    chained: super::super::requests::chained_permits(),
                 };
                 (tx, tokio::spawn(requester.run(rx)))
             })

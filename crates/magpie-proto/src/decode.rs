@@ -246,7 +246,9 @@ mod tests {
             r#"{"op":"room_send","room":"r","body":"b","to":5}"#.to_string(),
             r#"{"op":"room_join","room":"r","extra":[1,{"x":2}]}"#.to_string(),
             r#"{"op":"presence_watch","rid":3,"users":[2,5]}"#.to_string(),
-            format!(r#"{{"op":"send","to":2,"cmid":"{cmid}","body":"x","chain":{{"id":"a","next":"b"}}}}"#),
+            format!(
+                r#"{{"op":"send","to":2,"cmid":"{cmid}","body":"x","chain":{{"id":"a","next":"b"}}}}"#
+            ),
             r#"{"op":"chain","rid":6}"#.to_string(),
         ];
         for f in frames {
@@ -284,7 +286,9 @@ mod tests {
         // An invalid chain link is a bad field (empty, too long, id == next).
         let cmid = ClientMsgId::new_v7();
         for link in [r#"{"id":"","next":"b"}"#, r#"{"id":"a","next":"a"}"#] {
-            let f = format!(r#"{{"op":"send","rid":2,"to":2,"cmid":"{cmid}","body":"x","chain":{link}}}"#);
+            let f = format!(
+                r#"{{"op":"send","rid":2,"to":2,"cmid":"{cmid}","body":"x","chain":{link}}}"#
+            );
             let e = decode_client(f.as_bytes()).unwrap_err();
             assert_eq!((e.code, e.rid), (ErrorCode::BadField, Some(2)), "{link}");
         }

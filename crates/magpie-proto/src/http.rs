@@ -2,8 +2,8 @@
 //! docs/protocol.md; errors use [`crate::ErrorBody`].
 
 use magpie_core::{
-    ChainLink, ClientMsgId, ClientSettings, DeviceId, GroupId, GroupInfo, GroupRole, MemberInfo, Persistence,
-    Seq, Transport, UserId,
+    ChainLink, ClientMsgId, ClientSettings, DeviceId, GroupId, GroupInfo, GroupRole, MemberInfo,
+    Persistence, Seq, Transport, UserId,
 };
 use serde::{Deserialize, Serialize};
 

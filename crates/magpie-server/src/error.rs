@@ -113,13 +113,17 @@ impl IntoResponse for ServerError {
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let retry_after = match &self {
             ServerError::Busy(_) => Some(1),
-            ServerError::ChainSlowDown { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000)),
+            ServerError::ChainSlowDown { retry_after_ms, .. } => {
+                Some(retry_after_ms.div_ceil(1000))
+            }
             _ => None,
         };
         let mut res = (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response();
         if let Some(secs) = retry_after {
-            res.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
         }
         res
     }

@@ -46,8 +46,14 @@ async fn send_link(
     i: usize,
 ) -> (u16, Value) {
     let body = link(to, cmid, ids, i);
-    s.call_at(base, "POST", "/v1/messages", Some(&t.access_token), Some(body))
-        .await
+    s.call_at(
+        base,
+        "POST",
+        "/v1/messages",
+        Some(&t.access_token),
+        Some(body),
+    )
+    .await
 }
 
 /// The bodies of the conversation, in sequence order.
@@ -58,7 +64,12 @@ async fn bodies(s: &TestServer, t: &Tokens, peer: UserId) -> Vec<String> {
     let msgs = page["messages"].as_array().expect("messages");
     let mut by_seq: Vec<(i64, String)> = msgs
         .iter()
-        .map(|m| (m["seq"].as_i64().unwrap(), m["body"].as_str().unwrap().into()))
+        .map(|m| {
+            (
+                m["seq"].as_i64().unwrap(),
+                m["body"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     by_seq.sort();
     by_seq.into_iter().map(|(_, b)| b).collect()
@@ -149,7 +160,10 @@ async fn a_missing_link_is_refused_with_the_expected_id_then_resent() {
     let to = b.user_id;
     let cmids: Vec<ClientMsgId> = (0..4).map(|_| ClientMsgId::new_v7()).collect();
     let gaps = counter(&s, "magpie_chain_gaps_total").await;
-    assert_eq!(send_link(&s, &s.base, &a, to, cmids[0], &ids, 0).await.0, 200);
+    assert_eq!(
+        send_link(&s, &s.base, &a, to, cmids[0], &ids, 0).await.0,
+        200
+    );
     let (st, body) = send_link(&s, &s.base, &a, to, cmids[2], &ids, 2).await;
     assert_eq!((st, error_code(&body)), (409, "chain_gap"), "{body}");
     assert_eq!(
@@ -249,14 +263,25 @@ async fn repeated_gaps_slow_the_device_down_then_refuse_it_for_a_while() {
     let mut answers = Vec::new();
     for n in 0..6 {
         let (st, body) = send_link(&s, &s.base, &a, to, ClientMsgId::new_v7(), &stray(n), 0).await;
-        answers.push((st, error_code(&body).to_string(), error_message(&body).to_string()));
+        answers.push((
+            st,
+            error_code(&body).to_string(),
+            error_message(&body).to_string(),
+        ));
     }
     let codes: Vec<&str> = answers.iter().map(|(_, c, _)| c.as_str()).collect();
     // Two gaps (the limit), then "slow down", then (past twice the limit)
     // the penalty, which names its length.
     assert_eq!(
         codes,
-        ["chain_gap", "chain_gap", "chain_slow_down", "chain_slow_down", "chain_slow_down", "chain_slow_down"],
+        [
+            "chain_gap",
+            "chain_gap",
+            "chain_slow_down",
+            "chain_slow_down",
+            "chain_slow_down",
+            "chain_slow_down"
+        ],
         "{answers:?}"
     );
     assert!(answers[2..].iter().all(|(st, _, _)| *st == 429));
@@ -290,7 +315,12 @@ async fn chained_sends_on_a_socket_are_ordered_and_not_blocking() {
             other => panic!("expected chain_result, got {other:?}"),
         };
         let tag = ClientMsgId::new_v7();
-        let ids = [next, format!("{tag}-1"), format!("{tag}-2"), format!("{tag}-3")];
+        let ids = [
+            next,
+            format!("{tag}-1"),
+            format!("{tag}-2"),
+            format!("{tag}-3"),
+        ];
         let send = |i: usize| ClientOp::Send {
             to: b.user_id,
             cmid: ClientMsgId::new_v7(),

@@ -9,8 +9,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use magpie_core::{ConvId, Seq};
 use magpie_proto::http::{
-    ChainResponse, HistoryPage, ReadRequest, ReadResponse, SendRequest, SendResult, SyncRequest, SyncResponse,
-    UnreadResponse,
+    ChainResponse, HistoryPage, ReadRequest, ReadResponse, SendRequest, SendResult, SyncRequest,
+    SyncResponse, UnreadResponse,
 };
 use serde::Deserialize;
 

@@ -27,7 +27,9 @@
 //! is ever held across an `.await`.
 
 use crate::error::{Result, StoreError};
-use crate::state::{ChainAdvance, NodeInfo, Route, StateBackend, TicketClaims, UnreadCache, Watcher};
+use crate::state::{
+    ChainAdvance, NodeInfo, Route, StateBackend, TicketClaims, UnreadCache, Watcher,
+};
 use async_trait::async_trait;
 use con::Con;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};

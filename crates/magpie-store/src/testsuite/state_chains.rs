@@ -18,7 +18,10 @@ pub async fn chain_init_sets_only_if_absent(st: State) {
     assert_eq!(st.chain_get(u, &d).await.expect("get"), None);
     assert_eq!(st.chain_init(u, &d, "a", LONG).await.expect("init"), "a");
     assert_eq!(st.chain_init(u, &d, "b", LONG).await.expect("init"), "a");
-    assert_eq!(st.chain_get(u, &d).await.expect("get").as_deref(), Some("a"));
+    assert_eq!(
+        st.chain_get(u, &d).await.expect("get").as_deref(),
+        Some("a")
+    );
 }
 
 /// `chain_advance` moves the chain only from the id it expects, and says
@@ -30,12 +33,19 @@ pub async fn chain_advance_is_compare_and_set(st: State) {
         async move { st.chain_advance(u, &d, e, n, LONG).await.expect("advance") }
     };
     assert_eq!(advance("a", "b").await, ChainAdvance::Absent);
-    assert_eq!(st.chain_get(u, &d).await.expect("get"), None, "absent stays absent");
+    assert_eq!(
+        st.chain_get(u, &d).await.expect("get"),
+        None,
+        "absent stays absent"
+    );
     st.chain_init(u, &d, "a", LONG).await.expect("init");
     assert_eq!(advance("a", "b").await, ChainAdvance::Advanced);
     assert_eq!(advance("a", "c").await, ChainAdvance::Expected("b".into()));
     assert_eq!(advance("b", "c").await, ChainAdvance::Advanced);
-    assert_eq!(st.chain_get(u, &d).await.expect("get").as_deref(), Some("c"));
+    assert_eq!(
+        st.chain_get(u, &d).await.expect("get").as_deref(),
+        Some("c")
+    );
     // Ids are opaque text: no pattern or prefix matching.
     assert_eq!(advance("", "x").await, ChainAdvance::Expected("c".into()));
 }
@@ -63,9 +73,15 @@ pub async fn chain_advance_has_one_winner(st: State) {
 /// Chains are per (user, device), and expire with their TTL.
 pub async fn chains_are_per_device_and_expire(st: State) {
     let (phone, laptop) = (dev("phone"), dev("laptop"));
-    st.chain_init(UserId(1), &phone, "p", LONG).await.expect("init");
-    st.chain_init(UserId(1), &laptop, "l", 100).await.expect("init");
-    st.chain_init(UserId(2), &phone, "q", LONG).await.expect("init");
+    st.chain_init(UserId(1), &phone, "p", LONG)
+        .await
+        .expect("init");
+    st.chain_init(UserId(1), &laptop, "l", 100)
+        .await
+        .expect("init");
+    st.chain_init(UserId(2), &phone, "q", LONG)
+        .await
+        .expect("init");
     let get = |u: i64, d: &DeviceId| {
         let (st, d) = (st.clone(), d.clone());
         async move { st.chain_get(UserId(u), &d).await.expect("get") }
@@ -77,7 +93,9 @@ pub async fn chains_are_per_device_and_expire(st: State) {
     assert_eq!(get(1, &laptop).await, None, "expired");
     assert_eq!(get(1, &phone).await.as_deref(), Some("p"));
     // An advance renews the TTL it is given.
-    st.chain_init(UserId(4), &phone, "a", 100).await.expect("init");
+    st.chain_init(UserId(4), &phone, "a", 100)
+        .await
+        .expect("init");
     let ttl = LONG;
     let adv = st.chain_advance(UserId(4), &phone, "a", "b", ttl).await;
     assert_eq!(adv.expect("advance"), ChainAdvance::Advanced);

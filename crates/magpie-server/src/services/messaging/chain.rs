@@ -142,7 +142,10 @@ impl Chains {
             o.offences += 1;
             o.last = now;
             m_refused("penalty");
-            return Err(slow_down("chained sends refused: too many chain gaps", until - now));
+            return Err(slow_down(
+                "chained sends refused: too many chain gaps",
+                until - now,
+            ));
         }
         o.penalty_until = None;
         o.roll(now, cfg);
@@ -166,7 +169,10 @@ impl Chains {
                 "chain penalty: chained sends refused"
             );
             m_refused("penalty");
-            return Err(slow_down("chained sends refused: too many chain gaps", penalty));
+            return Err(slow_down(
+                "chained sends refused: too many chain gaps",
+                penalty,
+            ));
         }
         let window_left = (o.window_start + Duration::from_millis(cfg.gap_window_ms))
             .saturating_duration_since(now);

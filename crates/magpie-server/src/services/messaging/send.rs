@@ -58,9 +58,7 @@ impl Messaging {
                 Some(link) => {
                     chained.push(async move {
                         let Some(device) = device else {
-                            return Err(ServerError::bad_field(
-                                "chain: only on sends of a device",
-                            ));
+                            return Err(ServerError::bad_field("chain: only on sends of a device"));
                         };
                         self.send_chained(from, device, persistence, input, link)
                             .await

@@ -173,8 +173,8 @@ async fn a_missing_link_is_refused_with_the_expected_id_then_resent() {
     assert!(counter(&s, "magpie_chain_gaps_total").await >= gaps + 1.0);
     assert_eq!(bodies(&s, &a, to).await, names([0]), "nothing stored");
     // The missing link, then the refused one again, then the rest.
-    for i in 1..4 {
-        let (st, body) = send_link(&s, &s.base, &a, to, cmids[i], &ids, i).await;
+    for (i, cmid) in cmids.iter().enumerate().skip(1) {
+        let (st, body) = send_link(&s, &s.base, &a, to, *cmid, &ids, i).await;
         assert_eq!(st, 200, "link {i}: {body}");
     }
     assert_eq!(bodies(&s, &a, to).await, names(0..4));
@@ -225,8 +225,8 @@ async fn a_retry_of_an_accepted_link_answers_the_original_at_once() {
     let ids = chain_ids(&s, &a, 3).await;
     let cmids: Vec<ClientMsgId> = (0..3).map(|_| ClientMsgId::new_v7()).collect();
     let mut first = Vec::new();
-    for i in 0..2 {
-        let (st, body) = send_link(&s, &s.base, &a, to, cmids[i], &ids, i).await;
+    for (i, cmid) in cmids.iter().enumerate().take(2) {
+        let (st, body) = send_link(&s, &s.base, &a, to, *cmid, &ids, i).await;
         assert_eq!(st, 200);
         first.push(body);
     }

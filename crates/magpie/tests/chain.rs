@@ -289,8 +289,20 @@ async fn repeated_gaps_slow_the_device_down_then_refuse_it_for_a_while() {
     assert!((900..=1_000).contains(&penalty), "{penalty}");
     assert!(magpie_proto::errors::retry_after_ms(&answers[5].2).unwrap() <= 1_000);
     // During the penalty even the right link is refused; unchained sends are not.
-    let (st, body) = send_link(&s, &s.base, &a, to, ClientMsgId::new_v7(), &ids, 0).await;
-    assert_eq!((st, error_code(&body)), (429, "chain_slow_down"), "{body}");
+    let resp = s
+        .http
+        .post(format!("{}/v1/messages", s.base))
+        .bearer_auth(&a.access_token)
+        .json(&link(to, ClientMsgId::new_v7(), &ids, 0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry_after = resp.headers()["retry-after"].to_str().unwrap().to_string();
+    assert_eq!(retry_after, "1", "seconds, rounded up");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), "chain_slow_down", "{body}");
+    assert_eq!(body["error"]["retryable"], true);
     let (st, _) = s.http_send(&a, to, ClientMsgId::new_v7(), "plain").await;
     assert_eq!(st, 200);
     // The hook a ban rule reads: every gap and refusal counted.

@@ -32,6 +32,7 @@ fn send_frame() -> Vec<u8> {
             body: "x".repeat(64),
             persistence: None,
             group: None,
+            chain: None,
         },
     }
     .encode()

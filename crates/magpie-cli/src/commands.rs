@@ -95,6 +95,7 @@ async fn authed(
                 body: text.join(" "),
                 persistence: None,
                 group: None,
+                chain: None,
             };
             let r = send_with_retry(http, &req).await?;
             out.value(&r, || {

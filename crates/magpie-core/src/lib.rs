@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod backoff;
+pub mod chain;
 pub mod envelope;
 pub mod event;
 pub mod group;
@@ -20,6 +21,7 @@ pub mod views;
 
 pub use access::AccessEvent;
 pub use backoff::Backoff;
+pub use chain::{CHAIN_ID_MAX, ChainLink};
 pub use envelope::{Envelope, EventId};
 pub use event::{
     BusEvent, DeliverPayload, MEMBERS_TOPIC, Presence, ReadUpTo, group_topic, node_topic,

@@ -7,7 +7,7 @@
 
 use crate::errors::ErrorCode;
 use crate::frames::{ClientFrame, ClientOp};
-use magpie_core::{ClientMsgId, ConvId, GroupId, Persistence, Seq, UserId};
+use magpie_core::{ChainLink, ClientMsgId, ConvId, GroupId, Persistence, Seq, UserId};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -43,6 +43,7 @@ struct Flat<'a> {
     ticket: Option<String>,
     room: Option<String>,
     users: Option<Vec<UserId>>,
+    chain: Option<ChainLink>,
 }
 
 fn some_unsigned_seqs<'de, D: serde::Deserializer<'de>>(
@@ -66,7 +67,9 @@ fn decode_fast(bytes: &[u8]) -> Option<ClientFrame> {
             body: f.body?,
             persistence: f.persistence,
             group: f.group,
+            chain: f.chain,
         },
+        "chain" => ClientOp::Chain,
         "ack" => ClientOp::Ack {
             conv: f.conv?,
             seqs: f.seqs?,
@@ -117,6 +120,7 @@ const OPS: &[&str] = &[
     "room_leave",
     "room_send",
     "presence_watch",
+    "chain",
 ];
 
 /// Why a client frame could not be decoded, with the request id when it was readable.
@@ -242,6 +246,10 @@ mod tests {
             r#"{"op":"room_send","room":"r","body":"b","to":5}"#.to_string(),
             r#"{"op":"room_join","room":"r","extra":[1,{"x":2}]}"#.to_string(),
             r#"{"op":"presence_watch","rid":3,"users":[2,5]}"#.to_string(),
+            format!(
+                r#"{{"op":"send","to":2,"cmid":"{cmid}","body":"x","chain":{{"id":"a","next":"b"}}}}"#
+            ),
+            r#"{"op":"chain","rid":6}"#.to_string(),
         ];
         for f in frames {
             let fast = decode_fast(f.as_bytes()).unwrap_or_else(|| panic!("fast path refused {f}"));
@@ -275,6 +283,15 @@ mod tests {
         };
         assert_eq!(decode_fast(odd).map(|f| f.op), Some(want.clone()));
         assert_eq!(decode_slow(odd).map(|f| f.op), Ok(want));
+        // An invalid chain link is a bad field (empty, too long, id == next).
+        let cmid = ClientMsgId::new_v7();
+        for link in [r#"{"id":"","next":"b"}"#, r#"{"id":"a","next":"a"}"#] {
+            let f = format!(
+                r#"{{"op":"send","rid":2,"to":2,"cmid":"{cmid}","body":"x","chain":{link}}}"#
+            );
+            let e = decode_client(f.as_bytes()).unwrap_err();
+            assert_eq!((e.code, e.rid), (ErrorCode::BadField, Some(2)), "{link}");
+        }
         // A field of another operation, mistyped, does not hurt this one.
         let ok = decode_client(br#"{"op":"ping","seq":"no"}"#).expect("ping");
         assert_eq!(ok.op, ClientOp::Ping);

@@ -69,8 +69,32 @@ pub enum ErrorCode {
     /// The client's address or account is banned (docs/edge.md) until the
     /// time in the message; retrying does not help before then.
     Banned,
+    /// A chained send waited `chain.wait_ms` for its predecessor in vain
+    /// and the server refuses gaps (`chain.on_gap = "reject"`): nothing was
+    /// stored. The message ends with `expected=<id>`, the chain id the
+    /// server expects (read it with [`chain_expected`]): send that link
+    /// first, then this one again.
+    ChainGap,
+    /// This device's chained sends left too many gaps lately: wait before
+    /// sending chained messages again. The message ends with
+    /// `retry_after_ms=<n>` (read it with [`retry_after_ms`]); HTTP also
+    /// sets `Retry-After` (seconds, rounded up). Nothing was stored.
+    ChainSlowDown,
     /// A bug on the server.
     Internal,
+}
+
+/// The chain id a `chain_gap` error's message names: everything after its
+/// `expected=` (a chain id is free text, so it comes last).
+pub fn chain_expected(message: &str) -> Option<&str> {
+    message.split_once("expected=").map(|(_, id)| id)
+}
+
+/// The wait a `chain_slow_down` error's message asks for, in ms.
+pub fn retry_after_ms(message: &str) -> Option<u64> {
+    message
+        .split_once("retry_after_ms=")
+        .and_then(|(_, n)| n.trim().parse().ok())
 }
 
 impl ErrorCode {
@@ -102,6 +126,8 @@ impl ErrorCode {
             ErrorCode::LockedOut => "locked_out",
             ErrorCode::CaptchaRequired => "captcha_required",
             ErrorCode::Banned => "banned",
+            ErrorCode::ChainGap => "chain_gap",
+            ErrorCode::ChainSlowDown => "chain_slow_down",
             ErrorCode::Internal => "internal",
         }
     }
@@ -130,6 +156,8 @@ impl ErrorCode {
             | ErrorCode::IdleTimeout
             | ErrorCode::Busy => 503,
             ErrorCode::RequestTimeout => 408,
+            ErrorCode::ChainGap => 409,
+            ErrorCode::ChainSlowDown => 429,
             ErrorCode::Internal => 500,
         }
     }
@@ -164,6 +192,7 @@ impl ErrorCode {
                 | ErrorCode::Busy
                 | ErrorCode::RateLimited
                 | ErrorCode::LockedOut
+                | ErrorCode::ChainSlowDown
                 | ErrorCode::Internal
         )
     }

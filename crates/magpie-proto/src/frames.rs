@@ -5,7 +5,8 @@
 pub use crate::decode::{DecodeError, decode_client};
 use crate::errors::ErrorCode;
 use magpie_core::{
-    ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, RoomMessage, Seq, UserId,
+    ChainLink, ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, RoomMessage, Seq,
+    UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -63,7 +64,14 @@ pub enum ClientOp {
         persistence: Option<Persistence>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group: Option<GroupId>,
+        /// This message's link in the device's ordering chain
+        /// (docs/protocol.md, "Ordering chain"); absent: not ordered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chain: Option<ChainLink>,
     },
+    /// The chain id the server expects on this device's next chained send
+    /// (starting a chain if there is none): answered by `chain_result`.
+    Chain,
     /// Delivery acknowledgement of pushed messages.
     Ack {
         conv: ConvId,
@@ -136,6 +144,7 @@ impl ClientOp {
             ClientOp::RoomLeave { .. } => "room_leave",
             ClientOp::RoomSend { .. } => "room_send",
             ClientOp::PresenceWatch { .. } => "presence_watch",
+            ClientOp::Chain => "chain",
         }
     }
 }
@@ -225,6 +234,12 @@ pub enum ServerFrame {
         rid: Option<u64>,
         total: i64,
         convs: Vec<UnreadConv>,
+    },
+    /// The answer to `chain`: the id this device's next chained send carries.
+    ChainResult {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        next: String,
     },
     Ping,
     Pong {
@@ -400,9 +415,15 @@ mod tests {
                 body: "hi".into(),
                 persistence: None,
                 group: None,
+                chain: Some(ChainLink::new("a", "b").unwrap()),
             },
         };
         assert_eq!(decode_client(&f.encode()).unwrap(), f);
+        let c = ClientFrame {
+            rid: Some(3),
+            op: ClientOp::Chain,
+        };
+        assert_eq!(decode_client(&c.encode()).unwrap(), c);
         let p = ClientFrame {
             rid: None,
             op: ClientOp::Ping,

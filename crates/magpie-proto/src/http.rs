@@ -2,8 +2,8 @@
 //! docs/protocol.md; errors use [`crate::ErrorBody`].
 
 use magpie_core::{
-    ClientMsgId, ClientSettings, DeviceId, GroupId, GroupInfo, GroupRole, MemberInfo, Persistence,
-    Seq, Transport, UserId,
+    ChainLink, ClientMsgId, ClientSettings, DeviceId, GroupId, GroupInfo, GroupRole, MemberInfo,
+    Persistence, Seq, Transport, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +96,17 @@ pub struct SendRequest {
     /// The group of a group message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupId>,
+    /// This message's link in the device's ordering chain
+    /// (docs/protocol.md, "Ordering chain"); absent: not ordered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainLink>,
+}
+
+/// `GET /v1/chain` (and the `chain_result` frame): the chain id this
+/// device's next chained send carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainResponse {
+    pub next: String,
 }
 
 /// Internal API: send as a user (`from`) or, without `from`, as the system.

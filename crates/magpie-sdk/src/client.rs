@@ -226,6 +226,7 @@ impl Client {
                 body: body.clone(),
                 persistence,
                 group,
+                chain: None,
             };
             match self.inner.request(op).await {
                 Ok(ServerFrame::Sent {

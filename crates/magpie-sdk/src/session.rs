@@ -263,6 +263,7 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
         | ServerFrame::HistoryResult { rid: Some(rid), .. }
         | ServerFrame::UnreadResult { rid: Some(rid), .. }
         | ServerFrame::PresenceWatchOk { rid: Some(rid), .. }
+        | ServerFrame::ChainResult { rid: Some(rid), .. }
         | ServerFrame::Pong { rid: Some(rid) } => {
             inner.resolve(rid, frame);
             Routed::Done

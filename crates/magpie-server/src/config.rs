@@ -46,6 +46,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Limits, login guard, bans, detector rules, access logs (docs/edge.md).
     pub guard: crate::guard::GuardConfig,
+    pub chain: ChainConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +292,57 @@ pub struct WorkersConfig {
     pub max_attempts: u32,
 }
 
+/// Client ordering chains (docs/protocol.md, "Ordering chain").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// How long a chained send whose predecessor has not been accepted yet
+    /// is held, waiting for it, ms; then the gap is handled per `on_gap`.
+    pub wait_ms: u64,
+    /// How often a held send re-reads the chain from the state, ms (an
+    /// advance on this node wakes it at once; this catches other nodes').
+    pub poll_ms: u64,
+    /// When the wait runs out: "skip" accepts the message and moves the
+    /// chain past the gap; "reject" refuses it with `chain_gap`.
+    pub on_gap: OnGap,
+    /// Gaps of one device within `gap_window_ms` before its chained sends
+    /// are answered `chain_slow_down`; beyond twice as many they are refused
+    /// for `penalty_ms` (0: no limit).
+    pub gap_limit: u32,
+    /// The window `gap_limit` counts in, ms.
+    pub gap_window_ms: u64,
+    /// How long a device beyond twice `gap_limit` has its chained sends
+    /// refused, ms.
+    pub penalty_ms: u64,
+    /// How long a device's chain is kept in the state after its last use, s.
+    pub ttl_secs: u64,
+}
+
+/// What a chained send does when its predecessor never came.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnGap {
+    /// Accept it and move the chain to its `next` (the gap is skipped).
+    #[default]
+    Skip,
+    /// Refuse it with `chain_gap` naming the expected id; nothing stored.
+    Reject,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig {
+            wait_ms: 2_000,
+            poll_ms: 25,
+            on_gap: OnGap::Skip,
+            gap_limit: 10,
+            gap_window_ms: 60_000,
+            penalty_ms: 30_000,
+            ttl_secs: 30 * 86_400,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -316,6 +368,7 @@ impl Default for Config {
             workers: WorkersConfig::default(),
             cluster: ClusterConfig::default(),
             guard: crate::guard::GuardConfig::default(),
+            chain: ChainConfig::default(),
         }
     }
 }

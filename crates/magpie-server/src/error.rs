@@ -45,6 +45,18 @@ pub enum ServerError {
     /// The client's address or account is banned: stop.
     #[error("{0}")]
     Banned(String),
+    /// A chained send's predecessor never came and gaps are refused
+    /// (`chain.on_gap = "reject"`): send the link the chain expects (named
+    /// last, after `expected=`), then this one again.
+    #[error("chain gap: the predecessor never came; expected={0}")]
+    ChainGap(String),
+    /// Too many chain gaps from this device lately: wait `retry_after_ms`
+    /// before the next chained send (the hint is last in the message).
+    #[error("{why}; retry_after_ms={retry_after_ms}")]
+    ChainSlowDown {
+        why: &'static str,
+        retry_after_ms: u64,
+    },
     /// A bug; reported, not retried.
     #[error("{0}")]
     Internal(String),
@@ -64,6 +76,8 @@ impl ServerError {
             ServerError::Busy(_) => ErrorCode::Busy,
             ServerError::Limited(c, _, _) => *c,
             ServerError::Banned(_) => ErrorCode::Banned,
+            ServerError::ChainGap(_) => ErrorCode::ChainGap,
+            ServerError::ChainSlowDown { .. } => ErrorCode::ChainSlowDown,
             ServerError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -81,6 +95,7 @@ impl ServerError {
         match self {
             ServerError::Busy(_) => Some(1_000),
             ServerError::Limited(_, ms, _) => Some(*ms),
+            ServerError::ChainSlowDown { retry_after_ms, .. } => Some(*retry_after_ms),
             _ => None,
         }
     }

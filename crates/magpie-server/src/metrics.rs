@@ -45,6 +45,14 @@ pub const BANNED: &str = "magpie_banned_refusals_total";
 pub const ACCESS_DROPPED: &str = "magpie_access_events_dropped_total";
 /// Failed logins (wrong password, missing captcha, locked out).
 pub const LOGIN_FAILURES: &str = "magpie_login_failures_total";
+/// Chained sends whose predecessor never came within `chain.wait_ms` (the
+/// gap alarm; label `action`: `skip` or `reject`).
+pub const CHAIN_GAPS: &str = "magpie_chain_gaps_total";
+/// Chained sends held for their predecessor (not the gaps: every wait).
+pub const CHAIN_HELD: &str = "magpie_chain_held_total";
+/// Chained sends refused at once for a device over its gap limit (label
+/// `why`: `slow_down` or `penalty`).
+pub const CHAIN_REFUSED: &str = "magpie_chain_refused_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

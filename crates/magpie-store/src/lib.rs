@@ -35,7 +35,8 @@ pub mod testsuite;
 pub use error::StoreError;
 pub use shards::{Place, ShardedStore};
 pub use state::{
-    NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims, UnreadCache, Watcher,
+    ChainAdvance, NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims, UnreadCache,
+    Watcher,
 };
 pub use store::{
     ConvSummary, Outcome, Page, ReadBy, RefreshUse, RetentionHit, Retire, Store, StoreOptions,

@@ -59,6 +59,18 @@ impl UnreadCache {
     }
 }
 
+/// What [`StateBackend::chain_advance`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainAdvance {
+    /// The chain expected `expect`; it now expects `next`.
+    Advanced,
+    /// The chain expects this other id; nothing changed.
+    Expected(String),
+    /// No chain is stored (never started, expired, or the state lost it);
+    /// nothing changed.
+    Absent,
+}
+
 /// Fast, derived state. Every operation is atomic on its own (a Lua script or
 /// a single command in Redis). Keys expire where a TTL is given.
 #[async_trait]
@@ -173,6 +185,35 @@ pub trait StateBackend: Send + Sync + 'static {
         from: UserId,
         cmids: &[ClientMsgId],
     ) -> Result<Vec<Option<Accepted>>>;
+
+    // -- client ordering chains (docs/protocol.md, "Ordering chain"): per
+    // (user, device) one string, the chain id the device's next chained
+    // send must carry. Every write renews the key's TTL; a key that expired
+    // or was lost reads as absent, which the send path treats as a chain to
+    // restart (ordering is broken only across the loss, nothing is lost).
+    /// The id (user, device)'s chain expects next (GET).
+    async fn chain_get(&self, user: UserId, device: &DeviceId) -> Result<Option<String>>;
+    /// Starts the chain at `fresh` unless one is stored, and returns what is
+    /// stored afterwards (the existing id, or `fresh`): SET NX + GET as one
+    /// atomic step; the TTL is (re)set to `ttl_ms` either way.
+    async fn chain_init(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        fresh: &str,
+        ttl_ms: u64,
+    ) -> Result<String>;
+    /// Compare-and-set, atomic: if the chain expects `expect`, it expects
+    /// `next` from now on (TTL `ttl_ms`); otherwise nothing changes and the
+    /// answer says what is there.
+    async fn chain_advance(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        expect: &str,
+        next: &str,
+        ttl_ms: u64,
+    ) -> Result<ChainAdvance>;
 
     // -- one-time connection tickets (SET with TTL, GETDEL)
     async fn ticket_put(&self, ticket: &str, claims: &TicketClaims, ttl_ms: u64) -> Result<()>;

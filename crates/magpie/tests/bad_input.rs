@@ -531,6 +531,7 @@ async fn op_before_hello_is_not_authenticated_and_not_fatal() {
             body: "sneaky".into(),
             persistence: None,
             group: None,
+            chain: None,
         };
         a.send_op(Some(6), sneaky).await;
         assert_eq!(

@@ -260,6 +260,7 @@ async fn with_1000_conversations(s: &TestServer, star: &magpie_proto::http::Toke
             body: "hello fan".into(),
             persistence: None,
             group: None,
+            chain: None,
         })
         .collect();
     let sent = s

@@ -104,6 +104,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
                 body: format!("b{next}"),
                 persistence: None,
                 group: None,
+                chain: None,
             };
             a.send_op(Some(next as u64), op).await;
             next += 1;
@@ -166,6 +167,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
                 body: format!("b{i}"),
                 persistence: None,
                 group: None,
+                chain: None,
             },
         )
         .await;
@@ -351,6 +353,7 @@ async fn group_unread_stays_exact_across_kill_9() {
                     body: format!("r{round}"),
                     persistence: None,
                     group: Some(magpie_core::GroupId(g)),
+                    chain: None,
                 }
             };
             c.send_op(Some(rid), op).await;

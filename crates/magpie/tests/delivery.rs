@@ -14,6 +14,7 @@ fn send_op(to: UserId, cmid: ClientMsgId, body: &str) -> ClientOp {
         body: body.into(),
         persistence: None,
         group: None,
+        chain: None,
     }
 }
 

@@ -297,6 +297,7 @@ async fn a_stored_message_whose_publish_failed_still_reaches_the_workers() {
         body: "while the bus was down".into(),
         persistence: None,
         group: None,
+        chain: None,
     };
     let err = a
         .send(&req)

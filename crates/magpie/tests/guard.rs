@@ -620,3 +620,53 @@ async fn the_access_log_is_written_in_the_configured_format() {
     );
     assert!(e.ip.is_loopback());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_that_keeps_breaking_its_chain_is_slowed_then_banned() {
+    let s = TestServer::start_with(|cfg| {
+        cfg.chain.wait_ms = 50;
+        cfg.chain.gap_limit = 1;
+        cfg.chain.penalty_ms = 60_000;
+        cfg.guard.ban_refresh_ms = 100;
+        cfg.guard.rules = default_rules()
+            .into_iter()
+            .map(|mut r| {
+                if r.name == "chain_abuse" {
+                    r.capacity = 3;
+                }
+                r
+            })
+            .collect();
+    })
+    .await;
+    let [a, b] = s.users(["erin", "finn"]).await;
+    let mut codes = Vec::new();
+    // Every link names an id the server does not expect: a gap each time.
+    for i in 0..12 {
+        let body = json!({"to": b.user_id, "cmid": ClientMsgId::new_v7(), "body": format!("x{i}"),
+            "chain": {"id": format!("bogus-{i}"), "next": format!("bogus-{}", i + 100)}});
+        let (st, body) = s
+            .call("POST", "/v1/messages", Some(&a.access_token), Some(body))
+            .await;
+        codes.push((st, code(&body).to_string()));
+        if code(&body) == "banned" {
+            break;
+        }
+        if code(&body) == "chain_slow_down" {
+            assert!(body["error"]["retry_after_ms"].as_u64().unwrap() > 0);
+        }
+    }
+    assert!(
+        codes.iter().any(|(_, c)| c == "chain_slow_down"),
+        "slowed first: {codes:?}"
+    );
+    until(Duration::from_secs(3), || async {
+        s.get(&a, "/v1/unread").await.0 == 403
+    })
+    .await;
+    assert_eq!(
+        banned_for(&s, &a.user_id.0.to_string()).await.as_deref(),
+        Some("chain_abuse")
+    );
+    assert_eq!(s.get(&b, "/v1/unread").await.0, 200, "others are untouched");
+}

@@ -35,6 +35,7 @@ async fn persistence_none_is_delivered_then_gone() {
         body: "ephemeral".into(),
         persistence: Some(Persistence::None),
         group: None,
+        chain: None,
     };
     sent_seq(&a.request(op).await);
     a.send_msg(tb.user_id, "kept").await;

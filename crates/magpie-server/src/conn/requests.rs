@@ -6,6 +6,13 @@
 //! Consecutive `send` requests waiting in the queue are taken together and
 //! handed to the node's send pipeline as one submission; deliveries to
 //! report (acks of `none`-level messages) are published together too.
+//!
+//! A chained send (docs/protocol.md, "Ordering chain") may be held until
+//! its predecessor arrives — possibly later on this very connection — so it
+//! runs in a task of its own and is answered when done, and later requests
+//! are not kept waiting behind it. At most `CHAINED_IN_FLIGHT` run at once
+//! per connection; beyond that the companion task waits for one to end
+//! (and the session stops reading), so a connection's held sends are bounded.
 
 use crate::app::App;
 use crate::error::ServerError;
@@ -15,6 +22,7 @@ use crate::services::delivery::mailbox::Mailbox;
 use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, UserId};
 use magpie_proto::{ClientOp, ServerFrame};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -29,6 +37,14 @@ pub enum Req {
 
 const MAX_BATCH: usize = 256;
 
+/// Chained sends one connection has in flight at most.
+const CHAINED_IN_FLIGHT: usize = 256;
+
+/// The permits of one connection's chained sends.
+pub fn chained_permits() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(CHAINED_IN_FLIGHT))
+}
+
 /// Who the requests are for.
 pub struct Requester {
     pub app: App,
@@ -38,13 +54,40 @@ pub struct Requester {
     pub settings: ClientSettings,
     /// The session's queue: replies wait for room there.
     pub tx: Arc<Mailbox>,
+    /// Bounds the chained sends in flight (`chained_permits`).
+    pub chained: Arc<tokio::sync::Semaphore>,
+    /// The client's address, for the access events of refused requests.
+    pub ip: IpAddr,
+    pub transport: &'static str,
 }
 
-fn error_frame(rid: Option<u64>, e: &ServerError) -> ServerFrame {
-    ServerFrame::error(rid, e.code(), e.to_string(), false)
+/// A request's refusal: its error frame (with the wait, when there is
+/// one), and an access event for the detector (docs/edge.md: failed
+/// socket requests are events; successful ones are not).
+fn refused(
+    app: &App,
+    who: (IpAddr, UserId, &str),
+    op: &str,
+    rid: Option<u64>,
+    e: &ServerError,
+) -> ServerFrame {
+    let (ip, user, transport) = who;
+    app.guard
+        .socket_event(ip, Some(user), transport, op, e.code());
+    ServerFrame::Error {
+        rid,
+        code: e.code(),
+        message: e.to_string(),
+        fatal: false,
+        retry_after_ms: e.retry_after_ms(),
+    }
 }
 
 impl Requester {
+    fn who(&self) -> (IpAddr, UserId, &'static str) {
+        (self.ip, self.user, self.transport)
+    }
+
     pub async fn run(mut self, mut rx: mpsc::Receiver<Req>) {
         while let Some(first) = rx.recv().await {
             let mut queue = vec![first];
@@ -81,16 +124,23 @@ impl Requester {
                             body,
                             persistence,
                             group,
+                            chain,
                         },
                 } => {
+                    let chained = chain.is_some();
                     let input = SendInput {
                         to,
                         cmid,
                         body,
                         persistence,
                         group,
+                        chain,
                     };
-                    sends.push((rid, input));
+                    if !chained {
+                        sends.push((rid, input));
+                    } else if !self.spawn_chained(rid, input).await {
+                        return false;
+                    }
                 }
                 // Keep order: pending sends go before any other request
                 // (sends queued before a settings change keep the old default).
@@ -165,15 +215,45 @@ impl Requester {
         for ((rid, cmid), result) in rids.into_iter().zip(cmids).zip(results) {
             let frame = match result {
                 Ok(a) => ServerFrame::sent(rid, cmid, a),
-                Err(e) => error_frame(rid, &e),
+                Err(e) => refused(&self.app, self.who(), "send", rid, &e),
             };
             frames.push(bytes::Bytes::from(frame.encode()));
         }
         self.tx.send(Outbound::Frames(frames)).await.is_ok()
     }
 
+    /// Runs one chained send in a task of its own, answered when it is
+    /// done; false once the connection is gone.
+    async fn spawn_chained(&self, rid: Option<u64>, input: SendInput) -> bool {
+        let Ok(permit) = Arc::clone(&self.chained).acquire_owned().await else {
+            return false;
+        };
+        let (app, user, device) = (self.app.clone(), self.user, self.device.clone());
+        let (persistence, tx) = (self.settings.persistence, Arc::clone(&self.tx));
+        let (ip, transport) = (self.ip, self.transport);
+        tokio::spawn(async move {
+            let cmid = input.cmid;
+            let result = app
+                .messaging
+                .send_batch(user, Some(&device), persistence, vec![input])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(ServerError::Internal("send result missing".into())));
+            let frame = match result {
+                Ok(a) => ServerFrame::sent(rid, cmid, a),
+                Err(e) => refused(&app, (ip, user, transport), "send", rid, &e),
+            };
+            // A closed connection drops the answer; the client's retry
+            // (same cmid) gets the original result.
+            let _ = tx.send(Outbound::frame(&frame)).await;
+            drop(permit);
+        });
+        true
+    }
+
     async fn answer(&self, rid: Option<u64>, op: ClientOp) -> Option<ServerFrame> {
         let (app, user, conn) = (&self.app, self.user, self.conn);
+        let name = op.name();
         let result = match op {
             ClientOp::RoomJoin { room } => app
                 .rooms
@@ -224,6 +304,11 @@ impl Requester {
                 .watch(user, conn, users)
                 .await
                 .map(|online| ServerFrame::PresenceWatchOk { rid, online }),
+            ClientOp::Chain => app
+                .messaging
+                .chain_next(user, &self.device)
+                .await
+                .map(|next| ServerFrame::ChainResult { rid, next }),
             ClientOp::Unread => app
                 .messaging
                 .unread(user, self.settings.unread_mode)
@@ -237,6 +322,6 @@ impl Requester {
             | ClientOp::Ack { .. }
             | ClientOp::Send { .. } => return None,
         };
-        Some(result.unwrap_or_else(|e| error_frame(rid, &e)))
+        Some(result.unwrap_or_else(|e| refused(app, self.who(), name, rid, &e)))
     }
 }

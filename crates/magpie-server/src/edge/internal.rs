@@ -60,6 +60,7 @@ pub async fn send(
         body: req.body,
         persistence: req.persistence,
         group: None,
+        chain: None,
     };
     let accepted = app.messaging.send_one(from, None, input).await?;
     Ok(Json(SendResult::new(cmid, accepted)))

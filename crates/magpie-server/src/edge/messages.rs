@@ -9,8 +9,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use magpie_core::{ConvId, Seq};
 use magpie_proto::http::{
-    HistoryPage, ReadRequest, ReadResponse, SendRequest, SendResult, SyncRequest, SyncResponse,
-    UnreadResponse,
+    ChainResponse, HistoryPage, ReadRequest, ReadResponse, SendRequest, SendResult, SyncRequest,
+    SyncResponse, UnreadResponse,
 };
 use serde::Deserialize;
 
@@ -27,12 +27,20 @@ pub async fn send(
         body: req.body,
         persistence: req.persistence,
         group: req.group,
+        chain: req.chain,
     };
     let accepted = app
         .messaging
         .send_one(p.user, Some(&p.device), input)
         .await?;
     Ok(Json(SendResult::new(cmid, accepted)))
+}
+
+/// `GET /v1/chain`: the chain id the caller's device (the token's) must
+/// put on its next chained send, a new chain started if there is none.
+pub async fn chain(State(app): State<App>, AuthUser(p): AuthUser) -> Result<Json<ChainResponse>> {
+    let next = app.messaging.chain_next(p.user, &p.device).await?;
+    Ok(Json(ChainResponse { next }))
 }
 
 pub async fn sync(

@@ -66,6 +66,7 @@ pub fn router(app: App) -> Router {
             )
             .route("/v1/connect", post(account::connect))
             .route("/v1/messages", post(messages::send))
+            .route("/v1/chain", get(messages::chain))
             .route("/v1/sync", post(messages::sync))
             .route("/v1/unread", get(messages::unread))
             .route("/v1/conversations/{conv}/messages", get(messages::history))

@@ -141,7 +141,7 @@ fn rule(name: &str, codes: &[&str], status: &[u16], f: impl FnOnce(&mut RuleConf
     r
 }
 
-/// The notes' three rules, plus brute-force logins and floods.
+/// The notes' three rules, plus brute-force logins, floods and chain abuse.
 pub fn default_rules() -> Vec<RuleConfig> {
     vec![
         rule(
@@ -185,6 +185,14 @@ pub fn default_rules() -> Vec<RuleConfig> {
             r.capacity = 200;
             r.leak_per_sec = 5.0;
             r.ban_secs = 300;
+        }),
+        // A device whose chained sends keep leaving gaps is told to slow
+        // down (`chain.gap_limit`); one that goes on regardless is banned.
+        rule("chain_abuse", &["chain_slow_down"], &[], |r| {
+            r.by = "user".into();
+            r.capacity = 20;
+            r.leak_per_sec = 0.1;
+            r.ban_secs = 600;
         }),
     ]
 }

@@ -10,7 +10,7 @@
 
 use crate::error::Result;
 use crate::state::{
-    NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims, UnreadCache, Watcher,
+    ChainAdvance, NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims, UnreadCache, Watcher,
 };
 use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
@@ -29,6 +29,9 @@ type OfflineKey = (UserId, ConvId);
 const IDEM_CAP: usize = 50_000;
 /// Unused connection tickets kept at most (they live 30 s anyway).
 const TICKET_CAP: usize = 100_000;
+/// Devices' ordering chains kept at most (about 150 bytes each); past it
+/// the soonest-expiring go, which the send path sees as a lost chain.
+const CHAIN_CAP: usize = 1_000_000;
 /// Rooms' admission windows kept before stale ones are swept.
 const ROOM_WINDOWS_KEPT: usize = 10_000;
 
@@ -39,6 +42,8 @@ pub struct MemState {
     /// Capped: the store's durable key answers what falls off.
     idem: Mutex<TtlMap<(UserId, ClientMsgId), Accepted>>,
     tickets: Mutex<TtlMap<String, TicketClaims>>,
+    /// Per (user, device), the chain id expected next.
+    chains: Mutex<TtlMap<(UserId, DeviceId), String>>,
     offline: Mutex<HashMap<OfflineKey, BTreeMap<Seq, String>>>,
     unread: Mutex<HashMap<UserId, UnreadCache>>,
     /// Per live room, its current admission window and count.
@@ -55,6 +60,7 @@ impl MemState {
             leases: Mutex::new(TtlMap::new()),
             idem: Mutex::new(TtlMap::with_cap(IDEM_CAP)),
             tickets: Mutex::new(TtlMap::with_cap(TICKET_CAP)),
+            chains: Mutex::new(TtlMap::with_cap(CHAIN_CAP)),
             offline: Mutex::new(HashMap::new()),
             unread: Mutex::new(HashMap::new()),
             rooms: Mutex::new(HashMap::new()),
@@ -323,6 +329,47 @@ impl StateBackend for MemState {
 
     async fn ticket_take(&self, ticket: &str) -> Result<Option<TicketClaims>> {
         Ok(self.tickets.lock().take(&ticket.to_string()))
+    }
+
+    async fn chain_get(&self, user: UserId, device: &DeviceId) -> Result<Option<String>> {
+        Ok(self.chains.lock().get(&(user, device.clone())).cloned())
+    }
+
+    async fn chain_init(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        fresh: &str,
+        ttl_ms: u64,
+    ) -> Result<String> {
+        let mut chains = self.chains.lock();
+        let key = (user, device.clone());
+        let id = chains
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| fresh.to_string());
+        chains.put(key, id.clone(), ttl_ms, false);
+        Ok(id)
+    }
+
+    async fn chain_advance(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        expect: &str,
+        next: &str,
+        ttl_ms: u64,
+    ) -> Result<ChainAdvance> {
+        let mut chains = self.chains.lock();
+        let key = (user, device.clone());
+        match chains.get(&key) {
+            None => Ok(ChainAdvance::Absent),
+            Some(cur) if cur != expect => Ok(ChainAdvance::Expected(cur.clone())),
+            Some(_) => {
+                chains.put(key, next.to_string(), ttl_ms, false);
+                Ok(ChainAdvance::Advanced)
+            }
+        }
     }
 
     async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {

@@ -16,6 +16,7 @@
 //! | `P:nodes:{reg}` | set | names of known nodes |
 //! | `P:lease:{name}` | string, PX | the holder's name |
 //! | `P:guard:…`, `P:decisions:{guard}…` | | the edge guard (`guard.rs`) |
+//! | `P:chain:{uid}:device` | string, PX | the chain id the device's next chained send carries |
 //!
 //! The braces are Redis Cluster hash tags: every key a Lua script touches is
 //! a single key, all keys of one user share a slot, and the registry keys
@@ -27,7 +28,9 @@
 //! is ever held across an `.await`.
 
 use crate::error::{Result, StoreError};
-use crate::state::{NodeInfo, Route, StateBackend, TicketClaims, UnreadCache, Watcher};
+use crate::state::{
+    ChainAdvance, NodeInfo, Route, StateBackend, TicketClaims, UnreadCache, Watcher,
+};
 use async_trait::async_trait;
 use con::Con;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
@@ -36,6 +39,7 @@ use scripts::Scripts;
 use std::collections::HashMap;
 use std::time::Duration;
 
+mod chains;
 mod con;
 mod guard;
 mod queues;
@@ -178,6 +182,9 @@ impl Keys {
     }
     fn room(&self, room: &str, window: i64) -> String {
         format!("{}:room:{{{room}}}:{window}", self.prefix)
+    }
+    fn chain(&self, user: UserId, device: &DeviceId) -> String {
+        format!("{}:chain:{{{}}}:{device}", self.prefix, user.0)
     }
     fn watch(&self, user: UserId) -> String {
         format!("{}:watch:{{{}}}", self.prefix, user.0)
@@ -331,6 +338,32 @@ impl StateBackend for RedisState {
         self.idem_get_impl(from, cmids).await
     }
 
+    async fn chain_get(&self, user: UserId, device: &DeviceId) -> Result<Option<String>> {
+        self.chain_get_impl(user, device).await
+    }
+
+    async fn chain_init(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        fresh: &str,
+        ttl_ms: u64,
+    ) -> Result<String> {
+        self.chain_init_impl(user, device, fresh, ttl_ms).await
+    }
+
+    async fn chain_advance(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        expect: &str,
+        next: &str,
+        ttl_ms: u64,
+    ) -> Result<ChainAdvance> {
+        self.chain_advance_impl(user, device, expect, next, ttl_ms)
+            .await
+    }
+
     async fn ticket_put(&self, ticket: &str, claims: &TicketClaims, ttl_ms: u64) -> Result<()> {
         self.ticket_put_impl(ticket, claims, ttl_ms).await
     }
@@ -419,5 +452,7 @@ mod tests {
         assert_eq!(k.node_info("n-1"), "m:nodeinfo:{reg}:n-1");
         assert_eq!(k.nodes(), "m:nodes:{reg}");
         assert_eq!(k.lease("sweeper"), "m:lease:{sweeper}");
+        let phone = DeviceId::new("phone").unwrap();
+        assert_eq!(k.chain(UserId(7), &phone), "m:chain:{7}:phone");
     }
 }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::state::NodeInfo;
 
 /// Redis rejects `PX 0`; a 1 ms TTL is as good as expired.
-fn px(ttl_ms: u64) -> u64 {
+pub(super) fn px(ttl_ms: u64) -> u64 {
     ttl_ms.max(1)
 }
 

@@ -83,6 +83,30 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
 ";
 
+/// Starts a device's ordering chain: `KEYS[1]` takes `ARGV[1]` unless it
+/// holds an id already; either way its TTL becomes `ARGV[2]` ms and the id
+/// it holds is returned (SET NX + GET in one step, valid on any Redis).
+const CHAIN_INIT: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return cur
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+";
+
+/// Advances a device's ordering chain: if `KEYS[1]` holds `ARGV[1]`, it
+/// takes `ARGV[2]` with a TTL of `ARGV[3]` ms. Returns `{'a'}` (advanced),
+/// `{'e', current}` (it expects another id) or `{'n'}` (no chain).
+const CHAIN_ADVANCE: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return {'n'} end
+if cur ~= ARGV[1] then return {'e', cur} end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return {'a'}
+";
+
 /// The scripts, hashed once per `RedisState`.
 pub(super) struct Scripts {
     pub(super) swap_field: Script,
@@ -91,6 +115,8 @@ pub(super) struct Scripts {
     pub(super) unread_count: Script,
     pub(super) unread_reset: Script,
     pub(super) lease: Script,
+    pub(super) chain_init: Script,
+    pub(super) chain_advance: Script,
 }
 
 impl Scripts {
@@ -102,6 +128,8 @@ impl Scripts {
             unread_count: Script::new(UNREAD_COUNT),
             unread_reset: Script::new(UNREAD_RESET),
             lease: Script::new(LEASE),
+            chain_init: Script::new(CHAIN_INIT),
+            chain_advance: Script::new(CHAIN_ADVANCE),
         }
     }
 }

@@ -25,6 +25,7 @@
 //! and panic on failure: this module is test code shipped in the library so
 //! other crates' backends can reuse it.
 
+mod state_chains;
 mod state_guard;
 mod state_queues;
 mod state_registry;
@@ -55,6 +56,7 @@ pub mod store_cases {
 
 /// The fast-state cases, one function per promise.
 pub mod state_cases {
+    pub use super::state_chains::*;
     pub use super::state_guard::*;
     pub use super::state_queues::*;
     pub use super::state_registry::*;
@@ -301,6 +303,10 @@ macro_rules! state_conformance {
             guard_counters_are_fixed_windows,
             guard_values_swap_and_take_once,
             decisions_are_versioned,
+            chain_init_sets_only_if_absent,
+            chain_advance_is_compare_and_set,
+            chain_advance_has_one_winner,
+            chains_are_per_device_and_expire,
         );
     };
 }

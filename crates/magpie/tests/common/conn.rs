@@ -154,6 +154,7 @@ impl Conn {
             body: body.into(),
             persistence: None,
             group: None,
+            chain: None,
         })
         .await
     }
@@ -165,6 +166,7 @@ impl Conn {
             body: body.into(),
             persistence: None,
             group: Some(magpie_core::GroupId(group)),
+            chain: None,
         })
         .await
     }

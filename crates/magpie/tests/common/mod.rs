@@ -212,6 +212,7 @@ pub fn frame_rid(f: &ServerFrame) -> Option<u64> {
         | ServerFrame::RoomLeft { rid, .. }
         | ServerFrame::RoomSent { rid, .. }
         | ServerFrame::PresenceWatchOk { rid, .. }
+        | ServerFrame::ChainResult { rid, .. }
         | ServerFrame::Error { rid, .. } => *rid,
         _ => None,
     }

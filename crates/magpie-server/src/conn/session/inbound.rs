@@ -134,6 +134,9 @@ impl<T: Transport> Session<T> {
                     device: self.device.clone(),
                     settings: self.settings,
                     tx: self.mailbox.clone(),
+                    chained: super::super::requests::chained_permits(),
+                    ip: self.ip,
+                    transport: self.transport,
                 };
                 (tx, tokio::spawn(requester.run(rx)))
             })

@@ -6,9 +6,11 @@
 //! store committed its message and the bus took its event
 //! (`pipeline.rs`); unread counts and read-by lists derive from sequences
 //! and read positions, any counter is a cache (`sync.rs`); a client message
-//! id answers with the original result (`send.rs`).
+//! id answers with the original result (`send.rs`); a device's chained
+//! sends are made durable in chain order (`chain.rs`).
 
 mod acks;
+mod chain;
 mod pipeline;
 mod read;
 mod receipts;
@@ -35,6 +37,8 @@ pub struct Messaging {
     delivery: Arc<Delivery>,
     /// Where every checked send goes to be made durable.
     pipeline: Pipeline,
+    /// Held chained sends and devices' chain gaps on this node.
+    chains: chain::Chains,
 }
 
 /// What the messaging service is built from.
@@ -59,6 +63,7 @@ impl Messaging {
             users: p.users,
             delivery: p.delivery,
             pipeline: Pipeline::default(),
+            chains: chain::Chains::default(),
         }
     }
 

@@ -9,7 +9,8 @@ use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::metrics::meters;
 use magpie_core::{
-    Accepted, ClientMsgId, ConvId, DeviceId, GroupId, NewMessage, Persistence, UserId, now_ms,
+    Accepted, ChainLink, ClientMsgId, ConvId, DeviceId, GroupId, NewMessage, Persistence, UserId,
+    now_ms,
 };
 
 /// One message to send, as the client gave it.
@@ -22,13 +23,78 @@ pub struct SendInput {
     pub persistence: Option<Persistence>,
     /// The group of a group message.
     pub group: Option<GroupId>,
+    /// The message's link in its device's ordering chain (`chain.rs`).
+    pub chain: Option<ChainLink>,
 }
 
 impl Messaging {
     /// Sends `inputs` from `from` (whose `device`, if any, is excluded from
     /// the echo to the sender's own devices); `persistence` is the sender's
     /// default. One result per input, in order.
+    ///
+    /// Chained inputs go their own way (`chain.rs`), each held until its
+    /// turn; a batch without one (the common case) takes the plain path
+    /// alone and never touches the chain state.
     pub async fn send_batch(
+        &self,
+        from: UserId,
+        device: Option<&DeviceId>,
+        persistence: Persistence,
+        inputs: Vec<SendInput>,
+    ) -> Vec<Result<Accepted>> {
+        if inputs.iter().all(|i| i.chain.is_none()) {
+            return self.send_plain(from, device, persistence, inputs).await;
+        }
+        let mut plain = Vec::new();
+        let mut plain_idx = Vec::new();
+        let mut chained = Vec::new();
+        let mut chained_idx = Vec::new();
+        for (i, mut input) in inputs.into_iter().enumerate() {
+            match input.chain.take() {
+                None => {
+                    plain.push(input);
+                    plain_idx.push(i);
+                }
+                Some(link) => {
+                    chained.push(async move {
+                        let Some(device) = device else {
+                            return Err(ServerError::bad_field("chain: only on sends of a device"));
+                        };
+                        self.send_chained(from, device, persistence, input, link)
+                            .await
+                    });
+                    chained_idx.push(i);
+                }
+            }
+        }
+        let n = plain_idx.len() + chained_idx.len();
+        let (plain_out, chained_out) = tokio::join!(
+            async {
+                if plain.is_empty() {
+                    Vec::new()
+                } else {
+                    self.send_plain(from, device, persistence, plain).await
+                }
+            },
+            futures_util::future::join_all(chained)
+        );
+        let mut results: Vec<Option<Result<Accepted>>> = (0..n).map(|_| None).collect();
+        for (i, r) in plain_idx
+            .into_iter()
+            .zip(plain_out)
+            .chain(chained_idx.into_iter().zip(chained_out))
+        {
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ServerError::Internal("send result missing".into()))))
+            .collect()
+    }
+
+    /// Sends un-chained inputs (a chained one's link is ignored here): the
+    /// idempotency fast path for the batch, the checks, the pipeline.
+    pub(super) async fn send_plain(
         &self,
         from: UserId,
         device: Option<&DeviceId>,

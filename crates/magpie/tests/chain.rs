@@ -258,7 +258,12 @@ async fn repeated_gaps_slow_the_device_down_then_refuse_it_for_a_while() {
     .await;
     let [a, b] = s.users(["alice", "bob"]).await;
     let to = b.user_id;
-    let ids = chain_ids(&s, &a, 2).await;
+    let ids = chain_ids(&s, &a, 3).await;
+    // One link accepted before the trouble: its retry is answered with the
+    // original even during the penalty below.
+    let first = ClientMsgId::new_v7();
+    let (st, _) = send_link(&s, &s.base, &a, to, first, &ids, 0).await;
+    assert_eq!(st, 200);
     let stray = |n: usize| -> Vec<String> { vec![format!("stray-{n}"), format!("stray-{n}-next")] };
     let mut answers = Vec::new();
     for n in 0..6 {
@@ -293,7 +298,7 @@ async fn repeated_gaps_slow_the_device_down_then_refuse_it_for_a_while() {
         .http
         .post(format!("{}/v1/messages", s.base))
         .bearer_auth(&a.access_token)
-        .json(&link(to, ClientMsgId::new_v7(), &ids, 0))
+        .json(&link(to, ClientMsgId::new_v7(), &ids, 1))
         .send()
         .await
         .unwrap();
@@ -305,6 +310,12 @@ async fn repeated_gaps_slow_the_device_down_then_refuse_it_for_a_while() {
     assert_eq!(body["error"]["retryable"], true);
     let (st, _) = s.http_send(&a, to, ClientMsgId::new_v7(), "plain").await;
     assert_eq!(st, 200);
+    let (st, body) = send_link(&s, &s.base, &a, to, first, &ids, 0).await;
+    assert_eq!(
+        (st, body["duplicate"].as_bool()),
+        (200, Some(true)),
+        "a retry during the penalty: {body}"
+    );
     // The hook a ban rule reads: every gap and refusal counted.
     let app = s.app();
     let device = magpie_core::DeviceId::new("phone").unwrap();
@@ -312,7 +323,7 @@ async fn repeated_gaps_slow_the_device_down_then_refuse_it_for_a_while() {
     assert_eq!(app.messaging.chain_offences(b.user_id, &device), 0);
     // After the penalty, the chain goes on.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let (st, body) = send_link(&s, &s.base, &a, to, ClientMsgId::new_v7(), &ids, 0).await;
+    let (st, body) = send_link(&s, &s.base, &a, to, ClientMsgId::new_v7(), &ids, 1).await;
     assert_eq!(st, 200, "{body}");
 }
 

@@ -275,7 +275,19 @@ impl Messaging {
     ) -> Result<Accepted> {
         let cfg = &self.cfg.chain;
         let key = (from, device.clone());
-        self.chains.admit(&key, cfg)?;
+        if let Err(e) = self.chains.admit(&key, cfg) {
+            // A retry of a message accepted before is answered with the
+            // original even while the device is slowed down: a retry
+            // always returns the original result.
+            if self.already_accepted(from, input.cmid).await? {
+                let mv = Move {
+                    expect: Some(&link.id),
+                    restart: false,
+                };
+                return self.accept_link(&key, persistence, input, &link, mv).await;
+            }
+            return Err(e);
+        }
         let first = match self.expected(from, device).await {
             Some(e) if e != link.id => e,
             // Its turn, or no chain (never started, expired, lost): accept.

@@ -148,7 +148,7 @@ pub async fn accept(
                         Ok(slot) => slot,
                         Err(e) => {
                             crate::metrics::meters().conn_refused.increment(1);
-                            g.socket_event(peer.ip(), None, "tcp", "connect", e.code());
+                            g.socket_event(peer.ip(), None, "tcp", "connect", Some(e.code()));
                             tokio::spawn(refuse(stream, e));
                             continue;
                         }

@@ -670,3 +670,30 @@ async fn a_device_that_keeps_breaking_its_chain_is_slowed_then_banned() {
     );
     assert_eq!(s.get(&b, "/v1/unread").await.0, 200, "others are untouched");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_tickets_on_a_socket_count_as_invalid_tokens() {
+    let s = TestServer::start_with(guarded).await;
+    let tcp = s.app().tcp_addr.clone().unwrap();
+    for _ in 0..8 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{ATTACKER}:0").parse().unwrap()).unwrap();
+        let Ok(mut c) = sock.connect(tcp.parse().unwrap()).await else {
+            continue;
+        };
+        let hello = br#"{"op":"hello","ticket":"forged"}"#;
+        let mut frame = (hello.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(hello);
+        let _ = c.write_all(&frame).await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(WAIT, c.read_to_end(&mut sink)).await;
+    }
+    until(Duration::from_secs(3), || async {
+        banned_for(&s, ATTACKER).await.as_deref() == Some("invalid_tokens")
+    })
+    .await;
+    match tcp_answer_from(ATTACKER, &tcp).await {
+        Some(ServerFrame::Error { code, .. }) => assert_eq!(code.as_str(), "banned"),
+        other => panic!("expected banned, got {other:?}"),
+    }
+}

@@ -27,31 +27,36 @@ async fn fail<T: Transport>(io: &mut T, rid: Option<u64>, code: ErrorCode, msg: 
     io.close(Some(code)).await;
 }
 
-pub async fn handshake<T: Transport>(app: &App, io: &mut T) -> Option<Handshake> {
+/// The handshake; a failure is the code the connection was closed with
+/// (`None`: the client went away), for the access event.
+pub async fn handshake<T: Transport>(
+    app: &App,
+    io: &mut T,
+) -> Result<Handshake, Option<ErrorCode>> {
     let deadline = Instant::now() + Duration::from_millis(app.cfg.session.hello_timeout_ms);
     loop {
         let inbound = tokio::select! {
             r = timeout_at(deadline, io.recv()) => r,
             _ = app.shutdown.cancelled() => {
                 fail(io, None, ErrorCode::ShuttingDown, "server shutting down").await;
-                return None;
+                return Err(Some(ErrorCode::ShuttingDown));
             }
         };
         let bytes = match inbound {
             Err(_) => {
                 let msg = "no hello within the timeout";
                 fail(io, None, ErrorCode::NotAuthenticated, msg).await;
-                return None;
+                return Err(Some(ErrorCode::NotAuthenticated));
             }
-            Ok(Inbound::Closed) => return None,
+            Ok(Inbound::Closed) => return Err(None),
             Ok(Inbound::TooLarge) => {
                 let msg = "frame over the size limit";
                 fail(io, None, ErrorCode::FrameTooLarge, msg).await;
-                return None;
+                return Err(Some(ErrorCode::FrameTooLarge));
             }
             Ok(Inbound::Invalid(code, what)) => {
                 fail(io, None, code, what).await;
-                return None;
+                return Err(Some(code));
             }
             Ok(Inbound::Frame(b)) => b,
         };
@@ -89,17 +94,17 @@ async fn redeem<T: Transport>(
     io: &mut T,
     rid: Option<u64>,
     ticket: &str,
-) -> Option<Handshake> {
+) -> Result<Handshake, Option<ErrorCode>> {
     let claims = match app.state.ticket_take(ticket).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             let msg = "ticket unknown, used or expired";
             fail(io, rid, ErrorCode::BadTicket, msg).await;
-            return None;
+            return Err(Some(ErrorCode::BadTicket));
         }
         Err(e) => {
             fail(io, rid, ErrorCode::Unavailable, &e.to_string()).await;
-            return None;
+            return Err(Some(ErrorCode::Unavailable));
         }
     };
     let settings = app
@@ -108,7 +113,7 @@ async fn redeem<T: Transport>(
         .get_settings(claims.user, Some(&claims.device))
         .await
         .unwrap_or_default();
-    Some(Handshake {
+    Ok(Handshake {
         user: claims.user,
         device: claims.device,
         settings,

@@ -73,7 +73,7 @@ fn refused(
 ) -> ServerFrame {
     let (ip, user, transport) = who;
     app.guard
-        .socket_event(ip, Some(user), transport, op, e.code());
+        .socket_event(ip, Some(user), transport, op, Some(e.code()));
     ServerFrame::Error {
         rid,
         code: e.code(),

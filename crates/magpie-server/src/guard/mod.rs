@@ -172,17 +172,18 @@ impl Guard {
         })
     }
 
-    /// Records a socket operation or connection attempt that was refused
-    /// or failed (successful socket operations are not recorded: the
-    /// detector counts refusals, and a log line per message would cost
-    /// more than the message).
+    /// Records a socket operation or connection attempt: refused or
+    /// failed ones (`code`), and each connection's successful `hello`
+    /// (`None`). Successful socket requests are not recorded: the detector
+    /// counts refusals, and an event per message would cost more than the
+    /// message.
     pub fn socket_event(
         &self,
         ip: IpAddr,
         user: Option<UserId>,
         transport: &str,
         op: &str,
-        code: ErrorCode,
+        code: Option<ErrorCode>,
     ) {
         self.access.record(AccessEvent {
             at_ms: now_ms(),
@@ -190,12 +191,12 @@ impl Guard {
             user,
             method: transport.to_ascii_uppercase(),
             path: op.into(),
-            status: code.http_status(),
-            code: Some(code.as_str().into()),
+            status: code.map_or(200, ErrorCode::http_status),
+            code: code.map(|c| c.as_str().into()),
             bytes: 0,
             latency_ms: 0.0,
             user_agent: None,
-            miss: is_miss(code),
+            miss: code.is_some_and(is_miss),
         });
     }
 }

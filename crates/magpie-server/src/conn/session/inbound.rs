@@ -60,7 +60,7 @@ impl<T: Transport> Session<T> {
             Some(self.user),
             self.transport,
             frame.op.name(),
-            code,
+            Some(code),
         );
         if code == ErrorCode::Banned {
             let f = ServerFrame::error(None, code, e.to_string(), true);

@@ -59,18 +59,28 @@ fn encoded(f: &ServerFrame) -> Bytes {
 pub async fn run<T: Transport>(app: App, transport: &'static str, ip: IpAddr, mut io: T) {
     // The one-off steps are boxed: their futures then live only while they
     // run, instead of widening the state every idle connection keeps.
-    let Some(hs) = Box::pin(handshake(&app, &mut io)).await else {
-        return;
+    let hs = match Box::pin(handshake(&app, &mut io)).await {
+        Ok(hs) => hs,
+        Err(code) => {
+            // A bad ticket counts like an invalid token (docs/edge.md).
+            if let Some(code) = code {
+                app.guard
+                    .socket_event(ip, None, transport, "hello", Some(code));
+            }
+            return;
+        }
     };
     // A banned user is refused here, before the connection is registered.
     if let Err(e) = app.guard.admit_user(hs.user) {
         app.guard
-            .socket_event(ip, Some(hs.user), transport, "hello", e.code());
+            .socket_event(ip, Some(hs.user), transport, "hello", Some(e.code()));
         let f = ServerFrame::error(None, e.code(), e.to_string(), true);
         io.queue(encoded(&f));
         let _ = io.close(Some(e.code())).await;
         return;
     }
+    app.guard
+        .socket_event(ip, Some(hs.user), transport, "hello", None);
     let mut s = Box::pin(Session::open(app, transport, ip, io, hs)).await;
     s.serve().await;
     Box::pin(s.close()).await;

@@ -93,6 +93,8 @@ fn quiet(c: &mut magpie_server::Config) {
     c.cluster.node_ttl_ms = 60_000;
     c.cluster.sweep_interval_ms = 30_000;
     c.cluster.route_audit_ms = 3_600_000;
+    c.guard.ban_refresh_ms = 3_600_000;
+    c.guard.detector_lease_ms = 3_600_000;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -150,6 +152,7 @@ async fn messages_stay_within_their_budget() {
     let (huge, _huge_conns) = group_costs(&s, &ta, &mut a, "huge", 60).await;
     presence_touches_only_watchers(&s).await;
     heartbeats_write_nothing(&s).await;
+    missing_ids_are_read_once(&s, &ta).await;
     contacts_take_one_lookup_and_one_list_read().await;
     eprintln!("group of 5 per message: {small:?}; of 20: {large:?}; of 61: {huge:?}");
     // Every message's group came with its size and membership version:
@@ -195,6 +198,34 @@ async fn messages_stay_within_their_budget() {
         assert!(
             large.redis <= 4.0 + UPKEEP,
             "group Redis round trips: {large:?}"
+        );
+    }
+}
+
+/// Negative caching (docs/edge.md): looking up a group or a user that does
+/// not exist 20 times in a row reads the store about once for each.
+async fn missing_ids_are_read_once(s: &TestServer, t: &magpie_proto::http::Tokens) {
+    // Over a socket: an HTTP send reads the sender's settings each time.
+    let mut c = s.conn(t, "ws").await;
+    settled(s).await;
+    let before = costs(s).await;
+    for _ in 0..20 {
+        assert_eq!(s.get(t, "/v1/groups/987654321").await.0, 404);
+        match c.send_msg(magpie_core::UserId(987_654_321), "?").await {
+            magpie_proto::ServerFrame::Error { code, .. } => {
+                assert_eq!(code.as_str(), "unknown_recipient")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let after = costs(s).await;
+    let per_lookup = (after.sql - before.sql) / 40.0;
+    eprintln!("SQL per look-up of a missing id: {per_lookup}");
+    if backends::cluster_mode() {
+        // Uncached it would be at least 1 per look-up (40 in all).
+        assert!(
+            per_lookup <= 0.2,
+            "missing ids reach the store: {per_lookup}"
         );
     }
 }

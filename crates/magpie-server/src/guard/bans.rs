@@ -18,6 +18,7 @@
 use super::addr::{Ranges, canonical};
 use crate::error::{Result, ServerError};
 use ipnet::IpNet;
+use magpie_bus::Relay;
 use magpie_core::{UserId, now_ms};
 use magpie_store::State;
 use parking_lot::RwLock;
@@ -26,6 +27,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Where a change of the decisions is announced (an empty frame).
+pub const BANS_SUBJECT: &str = "guard.bans";
 
 /// How long removed and expired decisions are kept for bouncers' streams.
 const TOMBSTONE_MS: i64 = 24 * 3600 * 1000;
@@ -141,6 +145,7 @@ impl BanSet {
 
 pub struct Bans {
     state: State,
+    relay: Relay,
     allow: Ranges,
     set: RwLock<Arc<BanSet>>,
     version: AtomicU64,
@@ -155,9 +160,10 @@ fn banned(what: &str, until: i64) -> ServerError {
 }
 
 impl Bans {
-    pub fn new(state: State, allow: Ranges) -> Bans {
+    pub fn new(state: State, relay: Relay, allow: Ranges) -> Bans {
         Bans {
             state,
+            relay,
             allow,
             set: RwLock::new(Arc::new(BanSet::default())),
             // Never a real version: the first refresh reads.
@@ -236,7 +242,7 @@ impl Bans {
         tracing::warn!(target: "magpie::guard", id = %d.id, reason = %d.reason,
             origin = %d.origin, until_ms = d.until_ms, "ban decision");
         crate::metrics::meters().bans.increment(1);
-        self.refresh().await?;
+        self.changed().await?;
         Ok(d)
     }
 
@@ -250,8 +256,17 @@ impl Bans {
         d.removed_ms = Some(now);
         let json = serde_json::to_string(&d).map_err(|e| ServerError::Internal(e.to_string()))?;
         self.state.decision_put(id, &json).await?;
-        self.refresh().await?;
+        self.changed().await?;
         Ok(true)
+    }
+
+    /// After a change here: this node's copy at once, the others told.
+    async fn changed(&self) -> Result<()> {
+        if let Err(e) = self.relay.publish(BANS_SUBJECT, bytes::Bytes::new()) {
+            // The others' poll finds it (`guard.ban_refresh_ms`).
+            tracing::warn!(error = %e, "ban change not announced");
+        }
+        self.refresh().await
     }
 
     /// Re-reads the decisions if their version moved.

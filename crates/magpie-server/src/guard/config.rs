@@ -20,8 +20,12 @@ pub struct GuardConfig {
     pub rates: RatesConfig,
     pub login: LoginGuardConfig,
     /// How often a node re-reads the ban decisions' version from the fast
-    /// state, ms: a ban made anywhere holds on every node within this.
+    /// state, ms. Changes are announced on the relay and applied at once;
+    /// this poll catches an announcement lost unseen.
     pub ban_refresh_ms: u64,
+    /// The detector's lease (one node runs it), ms: renewed every third;
+    /// a holder that died is replaced within it.
+    pub detector_lease_ms: u64,
     /// The detector's rules; the defaults are listed in docs/edge.md.
     /// Setting this replaces them all.
     pub rules: Vec<RuleConfig>,
@@ -208,7 +212,8 @@ impl Default for GuardConfig {
             conns_per_ip: 1_000,
             rates: RatesConfig::default(),
             login: LoginGuardConfig::default(),
-            ban_refresh_ms: 250,
+            ban_refresh_ms: 2_000,
+            detector_lease_ms: 10_000,
             rules: default_rules(),
             access_log: String::new(),
             access_log_format: "combined".into(),

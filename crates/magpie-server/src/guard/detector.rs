@@ -155,15 +155,22 @@ mod tests {
     }
 
     fn detector() -> Detector {
+        // Inside a runtime: the relay starts its heartbeat task.
+        let relay = magpie_bus::Relay::new(
+            magpie_bus::relay::MemRelay::open("detector-test", 64),
+            magpie_bus::RelayOptions::default(),
+        )
+        .expect("relay");
         let bans = Bans::new(
             State::new(MemState::new()),
+            relay,
             Ranges::new(&["127.0.0.0/8".parse().expect("net")]),
         );
         Detector::new(default_rules(), Arc::new(bans))
     }
 
-    #[test]
-    fn invalid_tokens_overflow_into_one_ban() {
+    #[tokio::test]
+    async fn invalid_tokens_overflow_into_one_ban() {
         let mut d = detector();
         let bad = event("192.0.2.9", "/v1/unread", 401, Some("unauthorized"));
         let out = d.feed(&vec![bad.clone(); 20]);
@@ -174,8 +181,8 @@ mod tests {
         assert_eq!(out[0].reason, "invalid_tokens");
     }
 
-    #[test]
-    fn gateway_lines_match_by_status_and_bans_and_allow_list_count_nothing() {
+    #[tokio::test]
+    async fn gateway_lines_match_by_status_and_bans_and_allow_list_count_nothing() {
         let mut d = detector();
         let out = d.feed(&vec![event("198.51.100.3", "/v1/unread", 401, None); 30]);
         assert_eq!(out.len(), 1, "a gateway's 401s without a code count");
@@ -207,8 +214,8 @@ mod tests {
         assert_eq!(out[0].reason, "lookups");
     }
 
-    #[test]
-    fn a_normal_session_triggers_nothing() {
+    #[tokio::test]
+    async fn a_normal_session_triggers_nothing() {
         let mut d = detector();
         let mut events = Vec::new();
         for _ in 0..100 {

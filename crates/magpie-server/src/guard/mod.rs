@@ -68,11 +68,11 @@ impl Guard {
                 None
             }
         };
-        let (access, drain) = AccessSink::new(relay, log, stop);
+        let (access, drain) = AccessSink::new(relay.clone(), log, stop);
         let guard = Guard {
             cfg: cfg.clone(),
             trusted: Ranges::new(&cfg.trusted_proxies),
-            bans: Arc::new(Bans::new(state.clone(), Ranges::new(&cfg.allow))),
+            bans: Arc::new(Bans::new(state.clone(), relay, Ranges::new(&cfg.allow))),
             limits: Limits::new(&cfg.rates),
             conns: ConnsPerIp::new(cfg.conns_per_ip),
             login: LoginGuard::new(state, cfg.login.clone()),

@@ -4,6 +4,7 @@
 //! running the detector over every node's access events.
 
 use super::access::ACCESS_SUBJECT;
+use super::bans::BANS_SUBJECT;
 use super::detector::Detector;
 use crate::app::App;
 use magpie_bus::RelayEvent;
@@ -13,7 +14,6 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 const DETECTOR_LEASE: &str = "guard-detector";
-const LEASE_TTL: Duration = Duration::from_secs(3);
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 pub fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
@@ -45,13 +45,33 @@ pub fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
     tasks
 }
 
+/// Re-reads the decisions when a node announces a change (or the relay
+/// may have lost an announcement), and every `guard.ban_refresh_ms`.
 async fn refresh_bans(app: App) {
     let every = Duration::from_millis(app.cfg.guard.ban_refresh_ms.max(10));
+    let mut notices = match app.relay.subscribe(BANS_SUBJECT).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "ban changes not heard: polling only");
+            None
+        }
+    };
     loop {
         if let Err(e) = app.guard.bans.refresh().await {
             tracing::debug!(error = %e, "bans not refreshed");
         }
+        let notice = async {
+            match notices.as_mut() {
+                Some(n) => n.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            n = notice => {
+                if n.is_none() {
+                    notices = None;
+                }
+            }
             _ = tokio::time::sleep(every) => {}
             _ = app.shutdown.cancelled() => return,
         }
@@ -79,6 +99,9 @@ async fn detect(app: App) {
         }
     };
     let mut detector = Detector::new(app.cfg.guard.rules.clone(), app.guard.bans.clone());
+    // Renewed at a third of its life: a holder that died is replaced
+    // within one lease.
+    let lease = Duration::from_millis(app.cfg.guard.detector_lease_ms.max(30));
     let mut holding = false;
     let mut lease_at = tokio::time::Instant::now();
     loop {
@@ -86,7 +109,7 @@ async fn detect(app: App) {
         if now >= lease_at {
             let held = app
                 .state
-                .lease(DETECTOR_LEASE, &app.cfg.node, LEASE_TTL.as_millis() as u64)
+                .lease(DETECTOR_LEASE, &app.cfg.node, lease.as_millis() as u64)
                 .await
                 .unwrap_or(false);
             if held && !holding {
@@ -102,7 +125,7 @@ async fn detect(app: App) {
                 }
             }
             holding = held;
-            lease_at = now + LEASE_TTL / 3;
+            lease_at = now + lease / 3;
         }
         let ev = tokio::select! {
             ev = sub.next() => ev,

@@ -6,6 +6,7 @@
 //! - the owner removes or mutes anyone else, an admin only plain members;
 //! - a muted member, and anyone once the group is dissolved, cannot send.
 
+use super::missing::Missing;
 use super::{Events, Users};
 use crate::config::Config;
 use crate::error::{Result, ServerError};
@@ -38,6 +39,8 @@ pub struct Groups {
     store: Store,
     events: Events,
     users: Arc<Users>,
+    /// Group ids found not to exist, a few seconds (`missing.rs`).
+    missing: Missing<GroupId>,
 }
 
 impl Groups {
@@ -47,12 +50,17 @@ impl Groups {
             store,
             events,
             users,
+            missing: Missing::new(),
         }
     }
 
     /// The group and the caller's membership, or why not.
     async fn membership(&self, user: UserId, g: GroupId) -> Result<(GroupInfo, MemberInfo)> {
+        if self.missing.is_missing(g) {
+            return Err(no_group(g));
+        }
         let Some(info) = self.store.groups().group(g).await? else {
+            self.missing.mark(g);
             return Err(no_group(g));
         };
         let me = self
@@ -115,6 +123,7 @@ impl Groups {
             .groups()
             .create_group(&name, owner, members, history)
             .await?;
+        self.missing.found(info.id);
         let mut all = vec![owner];
         all.extend(members.iter().copied().filter(|u| *u != owner));
         self.membership_changed(info.id, &all, true).await;

@@ -27,6 +27,7 @@ mod events;
 mod generations;
 mod groups;
 pub mod messaging;
+mod missing;
 mod presence;
 mod republish;
 mod rooms;

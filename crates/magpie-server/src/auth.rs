@@ -44,6 +44,8 @@ pub struct Auth {
     /// argon2 memory cost while it runs, so this bounds what a burst of
     /// logins or registrations can take (the rest wait their turn).
     hashing: Semaphore,
+    /// The threads hashes run on (one per permit).
+    hashers: crate::hashers::Hashers,
     running: AtomicUsize,
     peak: AtomicUsize,
     /// Hashes running or waiting for a permit; beyond `admit` a new one is
@@ -93,6 +95,7 @@ impl Auth {
             access_ttl_secs,
             dummy: std::sync::OnceLock::new(),
             hashing: Semaphore::new(hash_limit.max(1)),
+            hashers: crate::hashers::Hashers::new(hash_limit.max(1)),
             running: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             admitted: AtomicUsize::new(0),
@@ -100,8 +103,8 @@ impl Auth {
         })
     }
 
-    /// Runs `work` (a password hash or check, CPU- and memory-heavy) on a
-    /// blocking thread once a hashing permit is free; `busy` at once when
+    /// Runs `work` (a password hash or check, CPU- and memory-heavy) on one
+    /// of the hashing threads (`hashers.rs`) once a hashing permit is free; `busy` at once when
     /// the permits and the queue behind them are all taken.
     pub async fn hashing<T: Send + 'static>(
         &self,
@@ -120,9 +123,10 @@ impl Auth {
             .map_err(|_| ServerError::Unavailable("shutting down".into()))?;
         let (_running, now) = Counted::enter(&self.running);
         self.peak.fetch_max(now, Ordering::SeqCst);
-        tokio::task::spawn_blocking(work)
+        self.hashers
+            .run(work)
             .await
-            .map_err(|e| ServerError::Internal(format!("password hashing failed: {e}")))
+            .ok_or_else(|| ServerError::Internal("password hashing failed".into()))
     }
 
     /// The most hashes that ever ran at once.

@@ -18,6 +18,7 @@ pub mod conn;
 pub mod edge;
 pub mod error;
 pub mod guard;
+mod hashers;
 mod http_conn;
 pub mod listener;
 pub mod metrics;

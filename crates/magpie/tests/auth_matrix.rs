@@ -42,6 +42,8 @@ enum Auth {
     User,
     /// The internal service key (internal router).
     Service,
+    /// A bouncer's `X-Api-Key` (internal router, the CrowdSec routes).
+    Bouncer,
 }
 
 /// The values a route's path template and body are filled with.
@@ -117,6 +119,7 @@ fn routes() -> Vec<Route> {
             200,
         ),
         r("POST", "/v1/sync", User, |_| Some(json!({})), 200),
+        r("GET", "/v1/chain", User, no_body, 200),
         r("GET", "/v1/unread", User, no_body, 200),
         r(
             "GET",
@@ -200,6 +203,18 @@ fn routes() -> Vec<Route> {
             |i| Some(json!({"from": i.a, "to": i.b, "cmid": cmid(), "body": "from a service"})),
             200,
         ),
+        r("GET", "/internal/v1/bans", Service, no_body, 200),
+        r(
+            "POST",
+            "/internal/v1/bans",
+            Service,
+            |_| Some(json!({"scope": "ip", "value": "198.51.100.77", "secs": 60})),
+            201,
+        ),
+        // Without `?id=` (the path here has no query): refused as a bad field.
+        r("DELETE", "/internal/v1/bans", Service, no_body, 400),
+        r("GET", "/v1/decisions", Bouncer, no_body, 200),
+        r("GET", "/v1/decisions/stream", Bouncer, no_body, 200),
     ]
 }
 
@@ -260,7 +275,7 @@ fn the_route_table_lists_every_route() {
     let in_table: BTreeSet<_> = routes()
         .iter()
         .map(|r| {
-            let router = if r.auth == Auth::Service {
+            let router = if matches!(r.auth, Auth::Service | Auth::Bouncer) {
                 "internal"
             } else {
                 "public"
@@ -599,7 +614,7 @@ async fn the_internal_api_takes_the_service_key_only() {
     let internal = s.internal();
     let table = routes();
     let service_routes: Vec<&Route> = table.iter().filter(|r| r.auth == Auth::Service).collect();
-    assert_eq!(service_routes.len(), 3);
+    assert_eq!(service_routes.len(), 6);
     for r in &service_routes {
         let path = r.path(&ids);
         for (name, header, status, code) in &cases {
@@ -667,6 +682,7 @@ fn every_op() -> Vec<ClientOp> {
             body: "x".into(),
             persistence: None,
             group: None,
+            chain: None,
         },
         ClientOp::Ack {
             conv: conv.clone(),
@@ -696,6 +712,7 @@ fn every_op() -> Vec<ClientOp> {
             body: "x".into(),
             to: None,
         },
+        ClientOp::Chain,
         ClientOp::PresenceWatch {
             users: vec![UserId(2)],
         },
@@ -715,11 +732,12 @@ fn every_op() -> Vec<ClientOp> {
             | ClientOp::RoomJoin { .. }
             | ClientOp::RoomLeave { .. }
             | ClientOp::RoomSend { .. }
+            | ClientOp::Chain
             | ClientOp::PresenceWatch { .. } => {}
         }
     }
     let names: BTreeSet<_> = ops.iter().map(|o| o.name()).collect();
-    assert_eq!(names.len(), 14, "one sample per op");
+    assert_eq!(names.len(), ops.len(), "one sample per op");
     ops
 }
 
@@ -1539,4 +1557,50 @@ async fn socket_ids_of_others_are_refused_like_nothing() {
         assert_no_secret(&format!("{transport}: pushes"), &conn.backlog);
     }
     assert_untouched(&s, &w).await;
+}
+
+/// The CrowdSec routes take a bouncer key (`X-Api-Key`) and nothing else:
+/// no key, a wrong one, the service key or a user token are 403.
+#[tokio::test(flavor = "multi_thread")]
+async fn bouncer_routes_take_a_bouncer_key_only() {
+    let s = TestServer::start_with(|c| c.guard.bouncer_keys = vec!["a-bouncer-key".into()]).await;
+    let a = s.user("alice", "phone").await;
+    let table = routes();
+    let bouncer: Vec<&Route> = table.iter().filter(|r| r.auth == Auth::Bouncer).collect();
+    assert_eq!(bouncer.len(), 2);
+    let internal = s.internal();
+    for r in bouncer {
+        let url = format!("{internal}{}", r.path);
+        let service = format!("Bearer {}", "service-key-for-tests");
+        let user = format!("Bearer {}", a.access_token);
+        let cases: [(&str, Option<(&str, &str)>); 4] = [
+            ("no key", None),
+            ("a wrong key", Some(("x-api-key", "not-the-key"))),
+            ("the service key", Some(("authorization", service.as_str()))),
+            ("a user token", Some(("authorization", user.as_str()))),
+        ];
+        for (name, header) in cases {
+            let mut req = s.http.get(&url);
+            if let Some((k, v)) = header {
+                req = req.header(k, v);
+            }
+            let resp = req.send().await.unwrap();
+            let st = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            assert_eq!(
+                (st, body["error"]["code"].as_str()),
+                (403, Some("forbidden")),
+                "{} with {name}: {body}",
+                r.path
+            );
+        }
+        let resp = s
+            .http
+            .get(&url)
+            .header("x-api-key", "a-bouncer-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), r.ok, "{} with the key", r.path);
+    }
 }

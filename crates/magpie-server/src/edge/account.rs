@@ -101,7 +101,12 @@ pub async fn login(
         )
     };
     let guard = &app.guard.login;
-    if let Err(e) = guard.before(&req.username, ip, req.captcha.as_ref()).await {
+    // Allow-listed addresses and trusted proxies are counted by account only.
+    let counted = (!app.guard.exempt(ip)).then_some(ip);
+    if let Err(e) = guard
+        .before(&req.username, counted, req.captcha.as_ref())
+        .await
+    {
         crate::metrics::meters().login_failures.increment(1);
         return Err(e);
     }
@@ -126,7 +131,7 @@ pub async fn login(
         _ => {
             crate::metrics::meters().login_failures.increment(1);
             tracing::info!(target: "magpie::guard", %ip, "failed login");
-            guard.failed(&username, ip).await?;
+            guard.failed(&username, counted).await?;
             return Err(bad());
         }
     };

@@ -40,9 +40,10 @@ pub struct ListQuery {
     pub all: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 pub struct IdQuery {
-    pub id: String,
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 pub async fn list(
@@ -90,12 +91,16 @@ pub async fn remove(
     _: Service,
     Query(q): Query<IdQuery>,
 ) -> Result<StatusCode> {
-    if app.guard.bans.remove(&q.id).await? {
+    let Some(id) = q.id.filter(|i| !i.is_empty()) else {
+        return Err(ServerError::bad_field(
+            "id: the decision's id, e.g. ip:198.51.100.7",
+        ));
+    };
+    if app.guard.bans.remove(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ServerError::NotFound(format!(
-            "no decision {:?} in force",
-            q.id
+            "no decision {id:?} in force"
         )))
     }
 }

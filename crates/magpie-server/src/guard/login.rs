@@ -6,6 +6,11 @@
 //! ends — whatever the password, so a correct guess late in an attack
 //! tells the attacker nothing.
 //!
+//! Allow-listed addresses and trusted proxies are not counted per address
+//! (`ip` is `None`): behind a gateway that is not a trusted proxy, every
+//! client shares its address, and ten failures anywhere would lock
+//! everyone out. Their accounts are still counted.
+//!
 //! A success clears the account's count, not the address's: one valid
 //! account must not let an address reset its own count between guesses
 //! at others. Locking an account out is a denial of service an attacker
@@ -54,11 +59,14 @@ impl LoginGuard {
     pub async fn before(
         &self,
         username: &str,
-        ip: IpAddr,
+        ip: Option<IpAddr>,
         captcha: Option<&CaptchaAnswer>,
     ) -> Result<()> {
         let acct = self.state.guard_count(&account_key(username)).await?;
-        let addr = self.state.guard_count(&ip_key(ip)).await?;
+        let addr = match ip {
+            Some(ip) => self.state.guard_count(&ip_key(ip)).await?,
+            None => 0,
+        };
         let fails = acct.max(addr);
         if self.cfg.lockout_after > 0 && fails >= self.cfg.lockout_after {
             let ms = self.cfg.window_secs * 1000;
@@ -91,10 +99,12 @@ impl LoginGuard {
     }
 
     /// After a wrong password.
-    pub async fn failed(&self, username: &str, ip: IpAddr) -> Result<()> {
+    pub async fn failed(&self, username: &str, ip: Option<IpAddr>) -> Result<()> {
         let ttl = self.cfg.window_secs.max(1) * 1000;
         self.state.guard_hit(&account_key(username), ttl).await?;
-        self.state.guard_hit(&ip_key(ip), ttl).await?;
+        if let Some(ip) = ip {
+            self.state.guard_hit(&ip_key(ip), ttl).await?;
+        }
         Ok(())
     }
 

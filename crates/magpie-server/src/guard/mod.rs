@@ -89,7 +89,7 @@ impl Guard {
     /// Whether per-address limits pass over `ip`: allow-listed addresses,
     /// and trusted proxies (their clients are limited by the address they
     /// forward, request by request).
-    fn exempt(&self, ip: IpAddr) -> bool {
+    pub fn exempt(&self, ip: IpAddr) -> bool {
         self.bans.allowed(ip) || self.trusted.contains(ip)
     }
 

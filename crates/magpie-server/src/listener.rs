@@ -12,6 +12,10 @@
 //!   room below the process's file limit for that answer and for the
 //!   backends' own files (docs/config.md, `limits.max_connections`).
 //! - Accept errors (out of file descriptors) back off instead of spinning.
+//! - At most `MAX_REFUSING` refusals are being answered at once (an HTTP
+//!   one reads the request's head first, up to a second, so the client
+//!   reads an answer, not a broken connection); beyond, a refused
+//!   connection is closed at once.
 //! - With a guard (`crate::guard`), a connection is also admitted per
 //!   address before anything is read from it: a banned address is told
 //!   `banned`, one over its connect rate `rate_limited`, one at its cap
@@ -35,6 +39,28 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Files kept free below the file limit by the automatic cap: refusals,
 /// the store's and bus's files, backend connection pools.
 const FILE_RESERVE: u64 = 256;
+/// Refusals answered at once (each holds its socket up to twice
+/// `REFUSAL_WRITE`); beyond them a refused connection is closed without an
+/// answer, so a storm of refused connections cannot eat the files kept in
+/// reserve (`FILE_RESERVE`).
+const MAX_REFUSING: usize = 128;
+static REFUSING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Answers a refused connection in a task of its own, within
+/// `MAX_REFUSING`; closes it at once beyond.
+fn spawn_refusal(refuse: fn(TcpStream, ServerError) -> Refusal, stream: TcpStream, e: ServerError) {
+    use std::sync::atomic::Ordering;
+    if REFUSING.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSING {
+        REFUSING.fetch_sub(1, Ordering::AcqRel);
+        drop(stream);
+        return;
+    }
+    tokio::spawn(async move {
+        refuse(stream, e).await;
+        REFUSING.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
 /// How long a refused client gets to read its answer.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 
@@ -139,7 +165,7 @@ pub async fn accept(
                 let Some(permit) = limit.try_admit() else {
                     crate::metrics::meters().conn_refused.increment(1);
                     let busy = ServerError::Busy(busy_message("connection"));
-                    tokio::spawn(refuse(stream, busy));
+                    spawn_refusal(refuse, stream, busy);
                     continue;
                 };
                 let slot = match &limit.guard {
@@ -149,7 +175,7 @@ pub async fn accept(
                         Err(e) => {
                             crate::metrics::meters().conn_refused.increment(1);
                             g.socket_event(peer.ip(), None, "tcp", "connect", Some(e.code()));
-                            tokio::spawn(refuse(stream, e));
+                            spawn_refusal(refuse, stream, e);
                             continue;
                         }
                     },

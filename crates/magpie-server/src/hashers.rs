@@ -3,13 +3,14 @@
 //!
 //! A hash holds `auth.argon2_m_kib` (19 MiB by default) while it runs.
 //! Two things keep the memory of a burst of logins near
-//! `hash_concurrency × argon2_m_kib` (measured in `tests/guard_load.rs`:
-//! +52 MB for a storm of 256 at 19 MiB on two threads, +300 MB before):
-//! the hashes run on these few threads instead of tokio's blocking pool
-//! (whose many threads would each get an allocator arena of their own),
-//! and glibc is kept from holding on to freed hash blocks
-//! ([`large_blocks_go_back`]). The bound on waiting hashes is `Auth`'s
-//! (`auth.hash_queue`).
+//! `hash_concurrency × argon2_m_kib`: the hashes run on these few threads
+//! instead of tokio's blocking pool (whose many threads would each get an
+//! allocator arena of their own), and glibc's malloc is kept from holding
+//! on to freed hash blocks ([`large_blocks_go_back`]). Measured with glibc
+//! (the test process, `tests/guard_load.rs`): +52 MB for a storm of 256 at
+//! 19 MiB on two threads, +300 MB before; with the `magpie` binary's
+//! mimalloc (`magpie-bench login --real-hash --concurrency 256`): 90 ->
+//! 100 MB. The bound on waiting hashes is `Auth`'s (`auth.hash_queue`).
 
 use parking_lot::Mutex;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -64,12 +65,23 @@ impl Hashers {
 /// off: hashes' blocks are mapped and unmapped each time (a few page
 /// faults beside a hash's 50 ms).
 fn large_blocks_go_back() {
+    /// Blocks this large are mapped of their own (hash memory is 19 MiB;
+    /// the message path's allocations are far smaller).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    const MMAP_FROM: libc::c_int = 4 << 20;
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    const TRIM_FROM: libc::c_int = 64 << 20;
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
         // SAFETY: mallopt only sets an allocator parameter.
         ONCE.call_once(|| unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_FROM);
+            // Setting the first also fixes the heaps' trim threshold at
+            // its 128 KiB default, and trimming that eagerly costs the
+            // message path page faults (measured: 21 -> 40 µs a message);
+            // keep what the dynamic setting would have grown to.
+            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_FROM);
         });
     }
 }

@@ -124,10 +124,6 @@ impl Detector {
             self.buckets.retain(|_, b| b.level > cut);
         }
     }
-
-    pub fn buckets(&self) -> usize {
-        self.buckets.len()
-    }
 }
 
 #[cfg(test)]

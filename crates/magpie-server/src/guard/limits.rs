@@ -62,10 +62,6 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
             l.shrink_to_fit();
         }
     }
-
-    pub fn keys(&self) -> usize {
-        self.0.as_ref().map_or(0, |l| l.len())
-    }
 }
 
 /// Every bucket of a node.

@@ -11,13 +11,9 @@
 //! decision keys share the `{guard}` hash tag: a change and its version
 //! bump are one `MULTI`, and a reader gets both with one `MULTI` too.
 
+use super::registry::px;
 use super::{RedisState, unavailable};
 use crate::error::Result;
-
-/// Redis rejects `PX 0`.
-fn px(ttl_ms: u64) -> u64 {
-    ttl_ms.max(1)
-}
 
 impl RedisState {
     fn guard_key(&self, name: &str) -> String {

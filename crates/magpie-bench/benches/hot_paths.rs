@@ -112,6 +112,22 @@ fn batch_event_round_trip(b: divan::Bencher) {
     });
 }
 
+/// What each consuming worker pays to open that batch event, and what it
+/// paid with serde's derive for the internally tagged enum (which buffers
+/// the whole event before reading the variant).
+#[divan::bench(args = ["open", "derive"])]
+fn batch_event_open(b: divan::Bencher, how: &str) {
+    let event = magpie_core::BusEvent::Messages {
+        msgs: (0..256).map(|_| message(64)).collect(),
+    };
+    let payload = serde_json::to_vec(&event).expect("encodes");
+    b.bench(|| match how {
+        "open" => magpie_core::Envelope::open(divan::black_box(&payload)).expect("decodes"),
+        _ => serde_json::from_slice::<magpie_core::BusEvent>(divan::black_box(&payload))
+            .expect("decodes"),
+    });
+}
+
 /// Fan-out planning of the broadcast path: the members of a super group
 /// connected to this node, from the local index (10,000 of them here).
 #[divan::bench]

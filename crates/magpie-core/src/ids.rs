@@ -8,6 +8,7 @@
 //! - `ClientMsgId`: the client's UUID, the idempotency key scoped to the sender.
 //! - `Seq`: per-conversation sequence, contiguous from 1.
 
+use crate::text_form::{TextForm, text_serde};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,9 +48,9 @@ impl fmt::Display for UserId {
     }
 }
 
-/// The string form of an id (what serde reads and writes with
-/// `try_from = "String", into = "String"`, and what it shows): `$check`
-/// parses and checks a string, `$into` writes the inner value.
+/// The string form of an id (conversions to and from `String`, and what it
+/// shows; serde reads and writes the same form through `text_form`):
+/// `$check` parses and checks a string, `$into` writes the inner value.
 macro_rules! string_form {
     ($id:ident, $err:ty, $check:expr, $into:expr) => {
         impl TryFrom<String> for $id {
@@ -71,8 +72,7 @@ macro_rules! string_form {
     };
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceId(String);
 
 impl DeviceId {
@@ -95,8 +95,19 @@ impl DeviceId {
 
 string_form!(DeviceId, IdError, DeviceId::new, |s: String| s);
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+impl TextForm for DeviceId {
+    const EXPECTING: &'static str = "a device id";
+    type Error = IdError;
+    fn from_text(s: &str) -> Result<Self, IdError> {
+        DeviceId::new(s)
+    }
+    fn from_string(s: String) -> Result<Self, IdError> {
+        DeviceId::new(s)
+    }
+}
+text_serde!(DeviceId);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConvId(String);
 
 impl ConvId {
@@ -116,23 +127,23 @@ impl ConvId {
     }
     pub fn parse(s: &str) -> Result<ConvId, IdError> {
         let bad = || IdError::Conversation(s.to_string());
+        // Ids in their one written form (no sign, no leading zero), so a
+        // conversation has exactly one id.
+        let id = |t: &str| -> Option<i64> {
+            let canonical =
+                t == "0" || (!t.starts_with('0') && t.bytes().all(|b| b.is_ascii_digit()));
+            canonical.then(|| t.parse().ok()).flatten()
+        };
         let mut parts = s.split(':');
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some("g"), Some(g), None, None) => {
-                let g: i64 = g.parse().map_err(|_| bad())?;
-                if g <= 0 || g.to_string() != *s.split_at(2).1 {
-                    return Err(bad());
-                }
-                Ok(ConvId(s.to_string()))
-            }
-            (Some("d"), Some(a), Some(b), None) => {
-                let a: i64 = a.parse().map_err(|_| bad())?;
-                let b: i64 = b.parse().map_err(|_| bad())?;
-                if a < 0 || b < 0 || a > b {
-                    return Err(bad());
-                }
-                Ok(ConvId(s.to_string()))
-            }
+            (Some("g"), Some(g), None, None) => match id(g) {
+                Some(g) if g > 0 => Ok(ConvId(s.to_string())),
+                _ => Err(bad()),
+            },
+            (Some("d"), Some(a), Some(b), None) => match (id(a), id(b)) {
+                (Some(a), Some(b)) if a <= b => Ok(ConvId(s.to_string())),
+                _ => Err(bad()),
+            },
             _ => Err(bad()),
         }
     }
@@ -165,10 +176,18 @@ string_form!(
     |s: String| s
 );
 
+impl TextForm for ConvId {
+    const EXPECTING: &'static str = "a conversation id";
+    type Error = IdError;
+    fn from_text(s: &str) -> Result<Self, IdError> {
+        ConvId::parse(s)
+    }
+}
+text_serde!(ConvId);
+
 /// Server message id. Serialized as a string in JSON because 64-bit integers
 /// do not survive JavaScript clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerMsgId(pub i64);
 
 string_form!(
@@ -177,6 +196,15 @@ string_form!(
     |s: String| s.parse().map(ServerMsgId),
     |n: i64| n.to_string()
 );
+
+impl TextForm for ServerMsgId {
+    const EXPECTING: &'static str = "a server message id (a string of digits)";
+    type Error = std::num::ParseIntError;
+    fn from_text(s: &str) -> Result<Self, Self::Error> {
+        s.parse().map(ServerMsgId)
+    }
+}
+text_serde!(ServerMsgId);
 
 /// Custom epoch for server ids: 2024-01-01T00:00:00Z.
 const EPOCH_MS: i64 = 1_704_067_200_000;
@@ -223,8 +251,7 @@ impl MsgIdGen {
 /// The client's message id: a UUID the client generates (v7, time-ordered, is
 /// recommended). It makes a send idempotent for 30 minutes on the fast path and
 /// forever in the durable store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientMsgId(pub uuid::Uuid);
 
 impl ClientMsgId {
@@ -250,6 +277,17 @@ string_form!(
     |u: uuid::Uuid| u.to_string()
 );
 
+impl TextForm for ClientMsgId {
+    const EXPECTING: &'static str = "a client message id (a UUID)";
+    type Error = IdError;
+    fn from_text(s: &str) -> Result<Self, IdError> {
+        uuid::Uuid::parse_str(s)
+            .map(ClientMsgId)
+            .map_err(|_| IdError::ClientMsgId(s.to_string()))
+    }
+}
+text_serde!(ClientMsgId);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +310,11 @@ mod tests {
         assert_eq!(a.group_id(), None);
         assert_eq!(g.peer_of(UserId(42)), None);
         assert!(ConvId::parse("x").is_err());
+        // One id per conversation: no sign, no leading zero.
+        for odd in ["d:03:7", "d:+3:7", "d:3:07", "g:+42", "d:-1:2", "d::2"] {
+            assert!(ConvId::parse(odd).is_err(), "{odd}");
+        }
+        assert!(ConvId::parse("d:0:7").is_ok(), "the system user is 0");
     }
 
     #[test]

@@ -10,12 +10,14 @@ pub mod backoff;
 pub mod chain;
 pub mod envelope;
 pub mod event;
+mod event_open;
 pub mod group;
 pub mod hash;
 pub mod ids;
 pub mod message;
 pub mod room;
 pub mod settings;
+mod text_form;
 pub mod time;
 pub mod views;
 

@@ -19,8 +19,7 @@ pub enum Transport {
 
 /// How long a message is kept. Serialized as `"none"`, `"offline"`,
 /// `"days:N"` or `"forever"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Persistence {
     /// Delivered to online devices; removed from the server as soon as one
     /// device of the receiver acknowledges delivery (or the offline TTL ends).
@@ -61,6 +60,15 @@ impl FromStr for Persistence {
         }
     }
 }
+impl crate::text_form::TextForm for Persistence {
+    const EXPECTING: &'static str = "a persistence (none, offline, days:N or forever)";
+    type Error = String;
+    fn from_text(s: &str) -> Result<Self, String> {
+        s.parse()
+    }
+}
+crate::text_form::text_serde!(Persistence);
+
 impl TryFrom<String> for Persistence {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 /// `volatile-ttl`). Expiry is kept in deadline order, so removing what
 /// expired costs only what expired.
 pub(super) struct TtlMap<K, V> {
-    entries: HashMap<K, (V, Instant)>,
+    /// foldhash, not SipHash: the keys are ids the server made or checked,
+    /// and the idempotency map is written for every accepted message.
+    entries: HashMap<K, (V, Instant), foldhash::fast::RandomState>,
     /// (deadline, insertion number) → key; a record whose entry has since
     /// been replaced or removed is skipped when it comes up.
     expiry: BTreeMap<(Instant, u64), K>,
@@ -28,7 +30,7 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
 
     pub(super) fn with_cap(cap: usize) -> Self {
         TtlMap {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             expiry: BTreeMap::new(),
             next: 0,
             cap,
@@ -59,14 +61,27 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
 
     /// Inserts; `only_if_absent` is `NX`: a live entry is kept.
     pub(super) fn put(&mut self, k: K, v: V, ttl_ms: u64, only_if_absent: bool) {
+        self.put_many(std::iter::once((k, v)), ttl_ms, only_if_absent);
+    }
+
+    /// `put` of several entries under one reading of the clock and one
+    /// purge (a batch of accepted messages is one call).
+    pub(super) fn put_many(
+        &mut self,
+        items: impl IntoIterator<Item = (K, V)>,
+        ttl_ms: u64,
+        only_if_absent: bool,
+    ) {
         let now = Instant::now();
-        if only_if_absent && self.is_live(&k, now) {
-            return;
-        }
         let until = now + Duration::from_millis(ttl_ms);
-        self.expiry.insert((until, self.next), k.clone());
-        self.next += 1;
-        self.entries.insert(k, (v, until));
+        for (k, v) in items {
+            if only_if_absent && self.is_live(&k, now) {
+                continue;
+            }
+            self.expiry.insert((until, self.next), k.clone());
+            self.next += 1;
+            self.entries.insert(k, (v, until));
+        }
         self.purge(now);
     }
 

@@ -301,10 +301,8 @@ impl StateBackend for MemState {
         items: &[(ClientMsgId, Accepted)],
         ttl_ms: u64,
     ) -> Result<()> {
-        let mut idem = self.idem.lock();
-        for (cmid, accepted) in items {
-            idem.put((from, *cmid), accepted.clone(), ttl_ms, true);
-        }
+        let items = items.iter().map(|(c, a)| ((from, *c), a.clone()));
+        self.idem.lock().put_many(items, ttl_ms, true);
         Ok(())
     }
 

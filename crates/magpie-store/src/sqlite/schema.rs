@@ -12,8 +12,9 @@ use std::time::Duration;
 /// user_version` so an older binary refuses a database written by a newer
 /// one. Version 3 keeps client message ids as 16-byte blobs and has no
 /// inbox/outbox rows (see the module doc of `sqlite`); 4 adds the groups'
-/// `member_version`; 5 refresh-token families.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+/// `member_version`; 5 refresh-token families; 6 orders the idempotency
+/// key by client id first.
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// How long a connection waits on a lock before giving up. Readers in WAL mode
 /// never wait on the writer; this covers checkpoints and a second process.
@@ -36,6 +37,10 @@ const STEPS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/sqlite/0005_refresh_family.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_cmid_first.sql"),
     ),
 ];
 
@@ -240,6 +245,49 @@ mod tests {
             )
             .expect("count");
         assert_eq!(boxes, 0);
+    }
+
+    /// A version 5 file keeps its messages through the rebuild of version 6,
+    /// whose idempotency key is ordered by client id first, and still
+    /// refuses a repeated (from, cmid).
+    #[test]
+    fn version_5_is_upgraded_to_cmid_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.sqlite3");
+        let cmid = ClientMsgId::new_v7();
+        {
+            let c = Connection::open(&path).expect("open");
+            for &(to, sql) in STEPS.iter().filter(|(to, _)| *to <= 5) {
+                c.execute_batch(&format!("{sql}\nPRAGMA user_version = {to};"))
+                    .expect("step");
+            }
+            c.execute(
+                "INSERT INTO im_msg_content VALUES (7, 'd:1:2', 1, 1, 2, ?1, 'hi', 'forever', 5, NULL)",
+                [&cmid.as_bytes()[..]],
+            )
+            .expect("v5 row");
+        }
+        let conn = open_writer(&path).expect("upgrade");
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM im_msg_content c");
+        let m = conn.query_row(&sql, [], message_from_row).expect("row");
+        assert_eq!((m.server_id.0, m.cmid, m.body.as_str()), (7, cmid, "hi"));
+        let first: Vec<String> = conn
+            .prepare(
+                "SELECT ii.name FROM pragma_index_list('im_msg_content') il,
+                        pragma_index_info(il.name) ii
+                 WHERE il.[unique] = 1 AND ii.seqno = 0 ORDER BY ii.name",
+            )
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<std::result::Result<_, _>>()
+            .expect("columns");
+        assert_eq!(first, ["cmid", "conv"]);
+        let again = conn.execute(
+            "INSERT INTO im_msg_content VALUES (8, 'd:1:2', 2, 1, 2, ?1, 'hi', 'forever', 5, NULL)",
+            [&cmid.as_bytes()[..]],
+        );
+        assert!(again.is_err(), "a repeated (from, cmid) is refused");
     }
 
     /// Each connection keeps its own page cache: the bundled SQLite is built

@@ -115,7 +115,7 @@ pub(crate) fn put_settings(
 /// index, see the module doc of `sqlite`).
 pub(crate) fn accept(c: &Connection, batch: &[NewMessage], ttl_ms: i64) -> Result<Vec<Outcome>> {
     // A retry is rare: the cmids of direct messages are not looked up
-    // first. The unique (from, cmid) key finds one already stored; the
+    // first. The unique (cmid, from) key finds one already stored; the
     // bodies written so far are then deleted again and the batch planned
     // again knowing every stored cmid. (Not a savepoint: SQLite copies
     // every page a savepoint's statements touch into its sub-journal,
@@ -177,7 +177,7 @@ fn write(c: &Connection, p: &Plan<'_>) -> Result<bool> {
         "INSERT INTO im_msg_content
          (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (from_uid, cmid) DO NOTHING",
+         ON CONFLICT (cmid, from_uid) DO NOTHING",
     )?;
     for (i, r) in p.rows.iter().enumerate() {
         let m = r.msg;

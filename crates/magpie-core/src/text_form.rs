@@ -2,8 +2,9 @@
 //! `ServerMsgId`, `ClientMsgId`, `Persistence`): written with their
 //! `Display`, read from the borrowed text. serde's `try_from = "String"` /
 //! `into = "String"` made a `String` for every such field of every message,
-//! both ways (four per message per push frame, bus event and store row;
-//! docs/performance.md, "Ids without intermediate strings").
+//! both ways (four per message per push frame and bus event;
+//! docs/performance.md, "The store's key order, the release profile and
+//! the decoders").
 //!
 //! Invariant: the JSON is the same as before — a string holding the value's
 //! `Display` form — and what a value accepts is its `from_text`.

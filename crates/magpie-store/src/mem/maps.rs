@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 /// `volatile-ttl`). Expiry is kept in deadline order, so removing what
 /// expired costs only what expired.
 pub(super) struct TtlMap<K, V> {
-    /// foldhash, not SipHash: the keys are ids the server made or checked,
-    /// and the idempotency map is written for every accepted message.
-    entries: HashMap<K, (V, Instant), foldhash::fast::RandomState>,
+    /// std's SipHash: keys hold what clients chose (client message ids,
+    /// account names in the guard's counters), so no faster hash whose
+    /// collisions a client could aim for.
+    entries: HashMap<K, (V, Instant)>,
     /// (deadline, insertion number) → key; a record whose entry has since
     /// been replaced or removed is skipped when it comes up.
     expiry: BTreeMap<(Instant, u64), K>,
@@ -30,7 +31,7 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
 
     pub(super) fn with_cap(cap: usize) -> Self {
         TtlMap {
-            entries: HashMap::default(),
+            entries: HashMap::new(),
             expiry: BTreeMap::new(),
             next: 0,
             cap,

@@ -87,7 +87,7 @@ pub enum DeliverPayload {
 
 /// A frame's text; events of a log written by an older version carry the
 /// frame as a JSON object instead, read back as its text.
-pub(crate) fn frame_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+fn frame_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
         serde_json::Value::String(text) => text,
         object => object.to_string(),

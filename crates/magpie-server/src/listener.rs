@@ -46,18 +46,34 @@ const FILE_RESERVE: u64 = 256;
 const MAX_REFUSING: usize = 128;
 static REFUSING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// A refusal in progress: counted in `REFUSING` until dropped, so a
+/// refusal that ends in any way (a panic too) gives its place back.
+struct Refusing;
+
+impl Refusing {
+    fn take() -> Option<Refusing> {
+        use std::sync::atomic::Ordering;
+        let slot = Refusing;
+        (REFUSING.fetch_add(1, Ordering::AcqRel) < MAX_REFUSING).then_some(slot)
+    }
+}
+
+impl Drop for Refusing {
+    fn drop(&mut self) {
+        REFUSING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Answers a refused connection in a task of its own, within
 /// `MAX_REFUSING`; closes it at once beyond.
 fn spawn_refusal(refuse: fn(TcpStream, ServerError) -> Refusal, stream: TcpStream, e: ServerError) {
-    use std::sync::atomic::Ordering;
-    if REFUSING.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSING {
-        REFUSING.fetch_sub(1, Ordering::AcqRel);
+    let Some(slot) = Refusing::take() else {
         drop(stream);
         return;
-    }
+    };
     tokio::spawn(async move {
+        let _slot = slot;
         refuse(stream, e).await;
-        REFUSING.fetch_sub(1, Ordering::AcqRel);
     });
 }
 
@@ -337,5 +353,65 @@ impl AsyncWrite for Admitted {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use tokio::io::AsyncReadExt;
+
+    fn hold(stream: TcpStream, _: ServerError) -> Refusal {
+        Box::pin(async move {
+            let _held = stream;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        })
+    }
+
+    fn boom(_: TcpStream, _: ServerError) -> Refusal {
+        Box::pin(async { panic!("a refusal that fails") })
+    }
+
+    async fn refused(l: &TcpListener, refuse: fn(TcpStream, ServerError) -> Refusal) -> TcpStream {
+        let client = TcpStream::connect(l.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (stream, _) = l.accept().await.expect("accept");
+        spawn_refusal(refuse, stream, ServerError::Busy("test".into()));
+        client
+    }
+
+    /// At most `MAX_REFUSING` refusals are answered at once; beyond, a
+    /// refused connection is closed at once; a refusal that panics gives
+    /// its place back.
+    #[tokio::test]
+    async fn refusals_are_bounded_and_give_their_place_back() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        for _ in 0..MAX_REFUSING {
+            refused(&l, boom).await;
+        }
+        let freed = async {
+            while REFUSING.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), freed)
+            .await
+            .expect("panicked refusals gave their places back");
+
+        let mut held = Vec::new();
+        for _ in 0..MAX_REFUSING {
+            held.push(refused(&l, hold).await);
+        }
+        let mut beyond = refused(&l, hold).await;
+        let mut b = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(1), beyond.read(&mut b)).await;
+        assert!(matches!(read, Ok(Ok(0))), "closed at once: {read:?}");
+        let read = tokio::time::timeout(Duration::from_millis(100), held[0].read(&mut b)).await;
+        assert!(
+            read.is_err(),
+            "a refusal within the bound is still answering"
+        );
     }
 }

@@ -115,12 +115,6 @@ async fn ws_and_tcp_sdk_clients_exchange_messages_exactly_once() {
     bob.close().await.unwrap();
 }
 
-/// A port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// Starts a node on fixed ports in `dir`, retrying the bind for a while
 /// (the previous node's sockets may take a moment to go away).
 async fn start_fixed(dir: &std::path::Path, http: u16, tcp: u16) -> magpie_server::Running {

@@ -204,13 +204,15 @@ impl AccountStore for SqlStore {
         Ok(())
     }
 
-    /// Mark, then read: only the caller whose UPDATE changed the row has
-    /// the fresh use; anyone else finding the row has replayed it.
+    /// Read, then mark: only the caller whose UPDATE changed the row has
+    /// the fresh use; anyone else finding the row has replayed it. The read
+    /// comes first because a replayer revokes the family (deleting the row)
+    /// as soon as the winner's mark is committed: a winner reading after
+    /// its mark could find nothing and answer `Unknown`, leaving no use
+    /// fresh (`concurrent_refresh_uses_agree`).
     async fn use_refresh(&self, token_hash: &str, family: &str) -> Result<RefreshUse> {
         let mut c = self.pool.acquire().await.map_err(store_err)?;
         let mut x = c.exec();
-        let marked = x.execute(self.q.mark_refresh.as_str(), args![token_hash]);
-        let marked = marked.await.map_err(store_err)? == 1;
         let row: Option<(i64, String, i64)> = x
             .optional(self.q.get_refresh.as_str(), args![token_hash])
             .await
@@ -219,6 +221,8 @@ impl AccountStore for SqlStore {
             return Ok(RefreshUse::Unknown);
         };
         let (user, device) = (UserId(user), device_of(device).map_err(store_err)?);
+        let marked = x.execute(self.q.mark_refresh.as_str(), args![token_hash]);
+        let marked = marked.await.map_err(store_err)? == 1;
         if marked {
             let a = args![family, magpie_core::now_ms()];
             x.execute(self.q.purge_family.as_str(), a)

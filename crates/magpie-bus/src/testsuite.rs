@@ -26,6 +26,24 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// A loopback port that is free now and that no outbound connection will
+/// take before its user binds it: a port the kernel hands out for bind(:0)
+/// lies in the ephemeral range (32768–60999 by default), where every
+/// connect() of every parallel test also draws its local port, so a child
+/// process started on it a moment later may find it taken. Below that range
+/// only another listener can collide, and bind() here checks for one.
+pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    let seed = RandomState::new();
+    for i in 0u64.. {
+        let port = 20_000 + (seed.hash_one(i) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    unreachable!("some port in 20000-31999 is free")
+}
+
 /// Opens buses over one namespace. `open` is called again after every
 /// handle of the previous bus was dropped to simulate a restart: it must see
 /// the same durable state.

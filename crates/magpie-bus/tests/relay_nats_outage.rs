@@ -18,10 +18,7 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = magpie_bus::testsuite::free_port();
         let mut s = Server { port, child: None };
         s.run();
         s

@@ -21,23 +21,8 @@ use std::time::Duration;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A loopback port that is free now and that no outbound connection will
-/// take before its user binds it: a port the kernel hands out for bind(:0)
-/// lies in the ephemeral range (32768–60999 by default), where every
-/// connect() of every parallel test also draws its local port, so a child
-/// process started on it a moment later may find it taken. Below that range
-/// only another listener can collide, and bind() here checks for one.
-pub fn free_port() -> u16 {
-    use std::hash::{BuildHasher, RandomState};
-    let seed = RandomState::new();
-    for i in 0u64.. {
-        let port = 20_000 + (seed.hash_one(i) % 12_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    unreachable!("some port in 20000-31999 is free")
-}
+#[allow(unused_imports)]
+pub use magpie_bus::testsuite::free_port;
 
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut cfg = Config {

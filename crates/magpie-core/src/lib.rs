@@ -11,6 +11,7 @@ pub mod chain;
 pub mod envelope;
 pub mod event;
 mod event_open;
+pub mod feed;
 pub mod group;
 pub mod hash;
 pub mod ids;
@@ -29,6 +30,7 @@ pub use event::{
     BusEvent, DeliverPayload, MEMBERS_TOPIC, Presence, ReadUpTo, group_topic, node_topic,
     room_topic,
 };
+pub use feed::{NewPost, Post, PostId, newest_first};
 pub use group::{GroupId, GroupInfo, GroupRole, GroupStamp, MemberInfo};
 pub use hash::{bucket_of, stable_hash};
 pub use ids::{ClientMsgId, ConvId, DeviceId, IdError, MsgIdGen, Seq, ServerMsgId, UserId};

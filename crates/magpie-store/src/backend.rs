@@ -13,12 +13,13 @@
 
 use crate::error::Result;
 use crate::store::{
-    ConvSummary, Outcome, Page, ReadBy, RefreshUse, RetentionHit, Retire, UserRecord,
+    ConvSummary, FollowCounts, Outcome, Page, PostOutcome, ReadBy, RefreshUse, RetentionHit,
+    Retire, UserRecord,
 };
 use async_trait::async_trait;
 use magpie_core::{
     Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, GroupRole,
-    MemberInfo, Message, NewMessage, Seq, UserId,
+    MemberInfo, Message, NewMessage, NewPost, Post, PostId, Seq, UserId,
 };
 
 /// A page of messages, as `MessageStore::page` returns it.
@@ -195,4 +196,53 @@ pub trait RetentionStore: Send + Sync + 'static {
         let conv = conv.clone();
         self.retire(Retire::Read { to, conv, up_to }).await
     }
+}
+
+/// Follow edges, blocks and outboxes (docs/feeds.md). Every method touches
+/// the rows of one user only, so on a sharded store each is one call on
+/// one shard: a follow is two half-edges, the follower's `following` row
+/// (on the follower's shard) and the followee's `followers` row (on the
+/// followee's), written by the caller in that order-independent pair; a
+/// half-edge left alone by a failure is harmless (a feed read keeps only
+/// posts of authors in the reader's `following`) and the retry completes it.
+#[async_trait]
+pub trait FeedStore: Send + Sync + 'static {
+    /// `follower` follows `followee`, on the follower's side; `true` when
+    /// new (the following count moves only then). Refused with `Forbidden`
+    /// when the follower blocks the followee.
+    async fn add_following(&self, follower: UserId, followee: UserId, at: i64) -> Result<bool>;
+    /// The followee's side of the same follow; refused with `Forbidden`
+    /// when the followee blocks the follower.
+    async fn add_follower(&self, followee: UserId, follower: UserId, at: i64) -> Result<bool>;
+    /// Removes the follower's side; `true` when it was there.
+    async fn remove_following(&self, follower: UserId, followee: UserId) -> Result<bool>;
+    /// Removes the followee's side; `true` when it was there.
+    async fn remove_follower(&self, followee: UserId, follower: UserId) -> Result<bool>;
+    /// Whom `user` follows, by id, above `after`.
+    async fn following(&self, user: UserId, after: UserId, limit: usize) -> Result<Vec<UserId>>;
+    /// Who follows `user`, by id, above `after` (the fan-out's pages).
+    async fn followers(&self, user: UserId, after: UserId, limit: usize) -> Result<Vec<UserId>>;
+    /// Both counts; zeros for a user without follows.
+    async fn follow_counts(&self, user: UserId) -> Result<FollowCounts>;
+    /// `blocker` blocks (`on`) or unblocks `blocked`; `true` when it changed.
+    /// The caller removes the follow edges between them.
+    async fn set_block(&self, blocker: UserId, blocked: UserId, on: bool, at: i64) -> Result<bool>;
+    /// Whom `blocker` blocks, by id, above `after`.
+    async fn blocked(&self, blocker: UserId, after: UserId, limit: usize) -> Result<Vec<UserId>>;
+    /// Stores a post in its author's outbox, once per `(author, cmid)`.
+    async fn create_post(&self, post: NewPost) -> Result<PostOutcome>;
+    /// Deletes a post of `author`; `true` when it existed and was not
+    /// deleted before. The row stays, without its body.
+    async fn delete_post(&self, author: UserId, id: PostId) -> Result<bool>;
+    /// The outboxes of `authors` merged, newest first, below `before`
+    /// (everything for `None`), at most `limit`; deleted posts left out.
+    async fn outboxes(
+        &self,
+        authors: &[UserId],
+        before: Option<PostId>,
+        limit: usize,
+    ) -> Result<Vec<Post>>;
+    /// The posts of these `(author, id)` keys that exist and are not
+    /// deleted, newest first (an inbox page resolved against the outboxes).
+    async fn posts(&self, keys: &[(UserId, PostId)]) -> Result<Vec<Post>>;
 }

@@ -39,6 +39,6 @@ pub use state::{
     Watcher,
 };
 pub use store::{
-    ConvSummary, Outcome, Page, ReadBy, RefreshUse, RetentionHit, Retire, Store, StoreOptions,
-    UserRecord,
+    ConvSummary, FollowCounts, Outcome, Page, PostOutcome, ReadBy, RefreshUse, RetentionHit,
+    Retire, Store, StoreOptions, UserRecord,
 };

@@ -1,7 +1,7 @@
 //! The durable store's handle and the records it returns; the per-domain
 //! traits behind it are in `backend`.
 
-use crate::backend::{AccountStore, GroupStore, MessageStore, RetentionStore};
+use crate::backend::{AccountStore, FeedStore, GroupStore, MessageStore, RetentionStore};
 use crate::error::{Result, StoreError};
 use magpie_core::{Accepted, ConvId, DeviceId, Seq, UserId};
 use std::sync::Arc;
@@ -96,6 +96,22 @@ pub struct RetentionHit {
     pub to: UserId,
 }
 
+/// A user's follow counts, kept beside the follow edges in the same
+/// transaction as each edge's insert or delete, so they are exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FollowCounts {
+    pub followers: i64,
+    pub following: i64,
+}
+
+/// What storing a post did: the post as stored (the original one for a
+/// retry, `duplicate = true`, whatever body the retry carried).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostOutcome {
+    pub post: magpie_core::Post,
+    pub duplicate: bool,
+}
+
 /// Cheap, cloneable handle to the configured store: one trait object per
 /// domain (usually the same backend object behind all four).
 #[derive(Clone)]
@@ -104,20 +120,22 @@ pub struct Store {
     messages: Arc<dyn MessageStore>,
     groups: Arc<dyn GroupStore>,
     retention: Arc<dyn RetentionStore>,
+    feeds: Arc<dyn FeedStore>,
 }
 
 impl Store {
     /// A handle on one backend that serves every domain.
     pub fn new<B>(backend: B) -> Self
     where
-        B: AccountStore + MessageStore + GroupStore + RetentionStore,
+        B: AccountStore + MessageStore + GroupStore + RetentionStore + FeedStore,
     {
         let b = Arc::new(backend);
         Store {
             accounts: b.clone(),
             messages: b.clone(),
             groups: b.clone(),
-            retention: b,
+            retention: b.clone(),
+            feeds: b,
         }
     }
 
@@ -139,6 +157,11 @@ impl Store {
     /// Removal of messages whose time is up.
     pub fn retention(&self) -> &dyn RetentionStore {
         &*self.retention
+    }
+
+    /// Follow edges, blocks and the authors' outboxes of posts.
+    pub fn feeds(&self) -> &dyn FeedStore {
+        &*self.feeds
     }
 
     /// Opens the backend a URL names, with default options.

@@ -20,6 +20,7 @@ mod sqlite_file {
     magpie_store::messages_conformance!(super::sqlite_file);
     magpie_store::groups_conformance!(super::sqlite_file);
     magpie_store::retention_conformance!(super::sqlite_file);
+    magpie_store::feeds_conformance!(super::sqlite_file);
 }
 
 /// A fresh private in-memory database.
@@ -34,6 +35,7 @@ mod sqlite_memory {
     magpie_store::messages_conformance!(super::sqlite_memory);
     magpie_store::groups_conformance!(super::sqlite_memory);
     magpie_store::retention_conformance!(super::sqlite_memory);
+    magpie_store::feeds_conformance!(super::sqlite_memory);
 }
 
 mod mem_state {

@@ -176,6 +176,7 @@ macro_rules! shard_suite {
             magpie_store::messages_conformance!(fresh);
             magpie_store::groups_conformance!(fresh);
             magpie_store::retention_conformance!(fresh);
+            magpie_store::feeds_conformance!(fresh);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn keys_spread_and_lists_merge() {

@@ -237,6 +237,7 @@ macro_rules! sql_suite {
             magpie_store::messages_conformance!(fresh);
             magpie_store::groups_conformance!(fresh);
             magpie_store::retention_conformance!(fresh);
+            magpie_store::feeds_conformance!(fresh);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn message_tables_are_partitioned() {

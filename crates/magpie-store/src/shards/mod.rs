@@ -20,6 +20,7 @@
 //! fast path within its TTL, not by the store (docs/protocol.md §3).
 
 mod domains;
+mod feeds;
 mod health;
 mod map;
 mod messages;

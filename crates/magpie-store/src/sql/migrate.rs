@@ -42,6 +42,11 @@ const POSTGRES: Steps = &[
         "refresh_family",
         include_str!("../../migrations/postgres/0004_refresh_family.sql"),
     ),
+    (
+        5,
+        "feeds",
+        include_str!("../../migrations/postgres/0005_feeds.sql"),
+    ),
 ];
 
 const MYSQL: Steps = &[
@@ -64,6 +69,11 @@ const MYSQL: Steps = &[
         4,
         "refresh_family",
         include_str!("../../migrations/mysql/0004_refresh_family.sql"),
+    ),
+    (
+        5,
+        "feeds",
+        include_str!("../../migrations/mysql/0005_feeds.sql"),
     ),
 ];
 

@@ -27,6 +27,8 @@ mod accept;
 mod batch;
 mod db;
 mod dialect;
+mod feed_queries;
+mod feeds;
 mod group_queries;
 mod group_reads;
 mod group_store;

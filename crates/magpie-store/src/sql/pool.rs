@@ -39,6 +39,14 @@ pub(crate) enum Conn {
 }
 
 impl Pool {
+    /// The engine behind this pool.
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Pool::Pg(_) => Dialect::Postgres,
+            Pool::My(_) => Dialect::MySql,
+        }
+    }
+
     /// Connects `size` connections to the database `url` names; on MySQL
     /// each session strides its generated ids for its `place` (`shard`).
     pub(crate) async fn connect(

@@ -5,6 +5,7 @@
 //! differently (upserts, share locks, `RETURNING`) comes from `dialect`.
 
 use super::dialect::Dialect;
+use super::feed_queries::FeedQueries;
 use super::group_queries::GroupQueries;
 use crate::plan::{BOX_RECEIVED, BOX_SENT};
 use std::sync::LazyLock;
@@ -40,6 +41,7 @@ queries! { Queries:
 pub(crate) struct Statements {
     pub q: Queries,
     pub g: GroupQueries,
+    pub f: FeedQueries,
 }
 
 static PG: LazyLock<Statements> = LazyLock::new(|| Statements::new(Dialect::Postgres));
@@ -50,6 +52,7 @@ impl Statements {
         Statements {
             q: Queries::new(d),
             g: GroupQueries::new(d),
+            f: FeedQueries::new(d),
         }
     }
 

@@ -24,8 +24,9 @@ use crate::error::{Result, StoreError};
 /// Bumped whenever the layout changes shape; a database with a newer
 /// version is refused rather than half-understood. 2: groups (`im_group`,
 /// `im_group_member`), the layout of migration 0001; 3: `member_version`
-/// (migration 0003); 4: refresh-token families (migration 0004).
-pub const SCHEMA_VERSION: i64 = 4;
+/// (migration 0003); 4: refresh-token families (migration 0004); 5: follow
+/// edges, blocks and posts (migration 0005).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The partition count is an integer the DDL is built from; cap it so a typo
 /// cannot create thousands of tables.

@@ -7,6 +7,7 @@
 use super::batch::BatchSql;
 use super::db::{Arg, Exec, Rec, args};
 use super::dialect::Dialect;
+use super::feed_queries::FeedQueries;
 use super::group_queries::GroupQueries;
 use super::pool::Pool;
 use super::queries::{Queries, Statements};
@@ -24,6 +25,7 @@ pub struct SqlStore {
     /// The statements in this database's dialect.
     pub(super) q: &'static Queries,
     pub(super) g: &'static GroupQueries,
+    pub(super) f: &'static FeedQueries,
     pub(super) b: &'static BatchSql,
     pub(super) offline_ttl_ms: i64,
 }
@@ -77,6 +79,7 @@ impl SqlStore {
             pool: Pool::connect(dialect, url, opts.pool_size.max(1), opts.place).await?,
             q: &Statements::of(dialect).q,
             g: &Statements::of(dialect).g,
+            f: &Statements::of(dialect).f,
             b: BatchSql::of(dialect),
             offline_ttl_ms: opts.offline_ttl_ms,
         })

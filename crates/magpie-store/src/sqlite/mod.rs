@@ -13,6 +13,7 @@
 //! (conv, seq) index already give, at twice the writes per message.
 
 mod domains;
+mod feeds;
 mod group_reads;
 mod groups;
 mod reads;

@@ -13,8 +13,8 @@ use std::time::Duration;
 /// one. Version 3 keeps client message ids as 16-byte blobs and has no
 /// inbox/outbox rows (see the module doc of `sqlite`); 4 adds the groups'
 /// `member_version`; 5 refresh-token families; 6 orders the idempotency
-/// key by client id first.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+/// key by client id first; 7 follow edges, blocks and posts.
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 /// How long a connection waits on a lock before giving up. Readers in WAL mode
 /// never wait on the writer; this covers checkpoints and a second process.
@@ -22,7 +22,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Enough room for every statement this backend prepares, so `prepare_cached`
 /// never evicts on the hot path.
-const STATEMENT_CACHE: usize = 64;
+const STATEMENT_CACHE: usize = 96;
 
 /// The versioned migrations: each step brings `PRAGMA user_version` to its
 /// number and is applied, in order and in its own transaction, to a file
@@ -42,6 +42,7 @@ const STEPS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_cmid_first.sql"),
     ),
+    (7, include_str!("../../migrations/sqlite/0007_feeds.sql")),
 ];
 
 /// Older layouts that can still be upgraded to the first step's: (their
@@ -144,7 +145,7 @@ pub(crate) fn sql_err(e: rusqlite::Error, what: impl FnOnce() -> String) -> Stor
 
 /// Wraps a decoding failure so it travels through rusqlite's row mapping and
 /// comes out as `StoreError::Corrupt` (see `corrupt_or`).
-fn bad(col: usize, msg: String) -> rusqlite::Error {
+pub(crate) fn bad(col: usize, msg: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, msg.into())
 }
 

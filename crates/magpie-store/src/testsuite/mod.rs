@@ -8,7 +8,8 @@
 //! ([`accounts_conformance!`](crate::accounts_conformance),
 //! [`messages_conformance!`](crate::messages_conformance),
 //! [`groups_conformance!`](crate::groups_conformance),
-//! [`retention_conformance!`](crate::retention_conformance)) and
+//! [`retention_conformance!`](crate::retention_conformance),
+//! [`feeds_conformance!`](crate::feeds_conformance)) and
 //! [`state_conformance!`](crate::state_conformance) turn them into one
 //! `#[tokio::test]` per case, so a failure names the broken promise:
 //!
@@ -31,6 +32,7 @@ mod state_queues;
 mod state_registry;
 mod state_routes;
 mod store_accounts;
+mod store_feeds;
 mod store_group_reads;
 mod store_groups;
 mod store_messages;
@@ -47,6 +49,7 @@ use std::sync::OnceLock;
 /// The durable-store cases, one function per promise.
 pub mod store_cases {
     pub use super::store_accounts::*;
+    pub use super::store_feeds::*;
     pub use super::store_group_reads::*;
     pub use super::store_groups::*;
     pub use super::store_messages::*;
@@ -266,6 +269,21 @@ macro_rules! retention_conformance {
             retention_days_expire,
             retention_none_goes_on_delivery,
             retention_offline_goes_on_read,
+        );
+    };
+}
+
+/// One `#[tokio::test]` per feed case (follows, blocks, posts, outboxes);
+/// `$factory` as for `accounts_conformance!`.
+#[macro_export]
+macro_rules! feeds_conformance {
+    ($factory:expr) => {
+        $crate::__conformance_tests!($crate::Store, store_cases, $factory;
+            follow_edges_lists_and_counts,
+            concurrent_follows_count_once,
+            blocks_refuse_follows,
+            posts_are_idempotent_and_deletable,
+            outboxes_merge_and_keys_resolve,
         );
     };
 }

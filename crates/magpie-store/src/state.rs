@@ -2,7 +2,7 @@
 
 use crate::error::{Result, StoreError};
 use async_trait::async_trait;
-use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
+use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, PostId, Seq, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -245,6 +245,29 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn offline_trim(&self, user: UserId, conv: &ConvId, up_to: Seq) -> Result<usize>;
     /// Removes single entries (retention removed the message).
     async fn offline_remove(&self, user: UserId, conv: &ConvId, seqs: &[Seq]) -> Result<()>;
+
+    // -- feed inboxes (docs/feeds.md): per follower the keys `(author,
+    // post)` of the newest posts pushed to it, at most `cap`, and whether
+    // it is materialised (filled from the outboxes once, then kept by
+    // pushes). Derived state: a reader finding it unmaterialised pulls
+    // from the store and fills it; nothing is lost with it.
+    /// Adds `(follower, author, post)` keys to the followers' inboxes, one
+    /// round trip per batch; an inbox that is not materialised is left
+    /// alone (its reader pulls). Each inbox keeps its newest `cap` keys.
+    async fn feed_push(&self, items: &[(UserId, UserId, PostId)], cap: usize) -> Result<()>;
+    /// Adds `keys` to `user`'s inbox (a union: a push racing the fill is
+    /// kept), keeps the newest `cap` and marks it materialised.
+    async fn feed_fill(&self, user: UserId, keys: &[(UserId, PostId)], cap: usize) -> Result<()>;
+    /// Up to `n` keys of `user`'s inbox below `before`, newest first;
+    /// `None` when it is not materialised (never filled, expired or lost).
+    async fn feed_page(
+        &self,
+        user: UserId,
+        before: Option<PostId>,
+        n: usize,
+    ) -> Result<Option<Vec<(UserId, PostId)>>>;
+    /// Removes keys from `user`'s inbox (an unfollow, a block, a deletion).
+    async fn feed_remove(&self, user: UserId, keys: &[(UserId, PostId)]) -> Result<()>;
 
     // -- unread counters (cache of the store's truth)
     /// For each (user, conv, seq): if seq is above the counted watermark of

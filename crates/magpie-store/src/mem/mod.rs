@@ -13,12 +13,13 @@ use crate::state::{
     ChainAdvance, NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims, UnreadCache, Watcher,
 };
 use async_trait::async_trait;
-use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
+use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, PostId, Seq, UserId};
 use maps::{Registry, Routes, TtlMap};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 
 mod guard;
+mod inboxes;
 mod maps;
 mod watches;
 
@@ -50,6 +51,8 @@ pub struct MemState {
     rooms: Mutex<HashMap<String, (i64, u64)>>,
     guard: Mutex<guard::Guard>,
     watches: Mutex<watches::Watches>,
+    /// Not expired: each is capped, and only readers of feeds have one.
+    inboxes: Mutex<inboxes::Inboxes>,
 }
 
 impl MemState {
@@ -66,6 +69,7 @@ impl MemState {
             rooms: Mutex::new(HashMap::new()),
             guard: Mutex::new(guard::Guard::new()),
             watches: Mutex::new(watches::Watches::default()),
+            inboxes: Mutex::new(inboxes::Inboxes::default()),
         }
     }
 }
@@ -368,6 +372,30 @@ impl StateBackend for MemState {
                 Ok(ChainAdvance::Advanced)
             }
         }
+    }
+
+    async fn feed_push(&self, items: &[(UserId, UserId, PostId)], cap: usize) -> Result<()> {
+        self.inboxes.lock().push(items, cap);
+        Ok(())
+    }
+
+    async fn feed_fill(&self, user: UserId, keys: &[(UserId, PostId)], cap: usize) -> Result<()> {
+        self.inboxes.lock().fill(user, keys, cap);
+        Ok(())
+    }
+
+    async fn feed_page(
+        &self,
+        user: UserId,
+        before: Option<PostId>,
+        n: usize,
+    ) -> Result<Option<Vec<(UserId, PostId)>>> {
+        Ok(self.inboxes.lock().page(user, before, n))
+    }
+
+    async fn feed_remove(&self, user: UserId, keys: &[(UserId, PostId)]) -> Result<()> {
+        self.inboxes.lock().remove(user, keys);
+        Ok(())
     }
 
     async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {

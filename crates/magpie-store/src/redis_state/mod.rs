@@ -33,7 +33,7 @@ use crate::state::{
 };
 use async_trait::async_trait;
 use con::Con;
-use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, Seq, UserId};
+use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, PostId, Seq, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use scripts::Scripts;
 use std::collections::HashMap;
@@ -42,6 +42,7 @@ use std::time::Duration;
 mod chains;
 mod con;
 mod guard;
+mod inboxes;
 mod queues;
 mod registry;
 mod routes;
@@ -167,6 +168,9 @@ impl Keys {
     }
     fn offline(&self, user: UserId, conv: &ConvId) -> String {
         format!("{}:offline:{{{}}}:{conv}", self.prefix, user.0)
+    }
+    fn inbox(&self, user: UserId) -> String {
+        format!("{}:inbox:{{{}}}", self.prefix, user.0)
     }
     fn unread(&self, user: UserId) -> String {
         format!("{}:unread:{{{}}}", self.prefix, user.0)
@@ -315,6 +319,27 @@ impl StateBackend for RedisState {
         ttl_ms: u64,
     ) -> Result<()> {
         self.presence_watch_impl(watcher, add, remove, ttl_ms).await
+    }
+
+    async fn feed_push(&self, items: &[(UserId, UserId, PostId)], cap: usize) -> Result<()> {
+        self.feed_push_impl(items, cap).await
+    }
+
+    async fn feed_fill(&self, user: UserId, keys: &[(UserId, PostId)], cap: usize) -> Result<()> {
+        self.feed_fill_impl(user, keys, cap).await
+    }
+
+    async fn feed_page(
+        &self,
+        user: UserId,
+        before: Option<PostId>,
+        n: usize,
+    ) -> Result<Option<Vec<(UserId, PostId)>>> {
+        self.feed_page_impl(user, before, n).await
+    }
+
+    async fn feed_remove(&self, user: UserId, keys: &[(UserId, PostId)]) -> Result<()> {
+        self.feed_remove_impl(user, keys).await
     }
 
     async fn presence_watchers(&self, user: UserId) -> Result<Vec<Watcher>> {

@@ -107,6 +107,25 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return {'a'}
 ";
 
+/// Adds post-key members (from `ARGV[4]` on, score 0: ordered by their
+/// text, `redis_state/inboxes.rs`) to one feed inbox if it is
+/// materialised (holds the marker `!`), keeps the marker and the newest
+/// `ARGV[1]` keys and lets it expire `ARGV[2]` ms after its last write.
+/// `ARGV[3]` is `fill` (add the marker first: materialise it) or `push`.
+const FEED_ADD: &str = r"
+if ARGV[3] == 'fill' then
+  redis.call('ZADD', KEYS[1], 0, '!')
+elseif redis.call('ZSCORE', KEYS[1], '!') == false then
+  return 0
+end
+for i = 4, #ARGV do
+  redis.call('ZADD', KEYS[1], 0, ARGV[i])
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[1]) + 1))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
 /// The scripts, hashed once per `RedisState`.
 pub(super) struct Scripts {
     pub(super) swap_field: Script,
@@ -117,6 +136,7 @@ pub(super) struct Scripts {
     pub(super) lease: Script,
     pub(super) chain_init: Script,
     pub(super) chain_advance: Script,
+    pub(super) feed_add: Script,
 }
 
 impl Scripts {
@@ -130,6 +150,7 @@ impl Scripts {
             lease: Script::new(LEASE),
             chain_init: Script::new(CHAIN_INIT),
             chain_advance: Script::new(CHAIN_ADVANCE),
+            feed_add: Script::new(FEED_ADD),
         }
     }
 }

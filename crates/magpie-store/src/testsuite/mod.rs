@@ -28,6 +28,7 @@
 
 mod state_chains;
 mod state_guard;
+mod state_inboxes;
 mod state_queues;
 mod state_registry;
 mod state_routes;
@@ -61,6 +62,7 @@ pub mod store_cases {
 pub mod state_cases {
     pub use super::state_chains::*;
     pub use super::state_guard::*;
+    pub use super::state_inboxes::*;
     pub use super::state_queues::*;
     pub use super::state_registry::*;
     pub use super::state_routes::*;
@@ -294,6 +296,8 @@ macro_rules! feeds_conformance {
 macro_rules! state_conformance {
     ($factory:expr) => {
         $crate::__conformance_tests!($crate::State, state_cases, $factory;
+            feed_inbox_fills_then_takes_pushes,
+            feed_inbox_is_capped,
             route_add_replace_and_conditional_remove,
             routes_batch_and_node_index,
             restore_routes_writes_only_missing_ones,

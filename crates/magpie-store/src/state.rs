@@ -248,16 +248,25 @@ pub trait StateBackend: Send + Sync + 'static {
 
     // -- feed inboxes (docs/feeds.md): per follower the keys `(author,
     // post)` of the newest posts pushed to it, at most `cap`, and whether
-    // it is materialised (filled from the outboxes once, then kept by
-    // pushes). Derived state: a reader finding it unmaterialised pulls
-    // from the store and fills it; nothing is lost with it.
+    // it is materialised: filled by its reader, kept by pushes, expiring
+    // `ttl_ms` after its reader last filled it (an inactive follower's
+    // inbox goes away and pushes skip it). Derived state: a reader finding
+    // it unmaterialised pulls from the store and fills it again.
     /// Adds `(follower, author, post)` keys to the followers' inboxes, one
     /// round trip per batch; an inbox that is not materialised is left
-    /// alone (its reader pulls). Each inbox keeps its newest `cap` keys.
+    /// alone (its reader pulls). Each inbox keeps its newest `cap` keys; a
+    /// push does not extend its life.
     async fn feed_push(&self, items: &[(UserId, UserId, PostId)], cap: usize) -> Result<()>;
     /// Adds `keys` to `user`'s inbox (a union: a push racing the fill is
-    /// kept), keeps the newest `cap` and marks it materialised.
-    async fn feed_fill(&self, user: UserId, keys: &[(UserId, PostId)], cap: usize) -> Result<()>;
+    /// kept), keeps the newest `cap`, marks it materialised and makes it
+    /// live `ttl_ms` from now.
+    async fn feed_fill(
+        &self,
+        user: UserId,
+        keys: &[(UserId, PostId)],
+        cap: usize,
+        ttl_ms: u64,
+    ) -> Result<()>;
     /// Up to `n` keys of `user`'s inbox below `before`, newest first;
     /// `None` when it is not materialised (never filled, expired or lost).
     async fn feed_page(

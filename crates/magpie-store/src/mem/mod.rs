@@ -379,8 +379,15 @@ impl StateBackend for MemState {
         Ok(())
     }
 
-    async fn feed_fill(&self, user: UserId, keys: &[(UserId, PostId)], cap: usize) -> Result<()> {
-        self.inboxes.lock().fill(user, keys, cap);
+    async fn feed_fill(
+        &self,
+        user: UserId,
+        keys: &[(UserId, PostId)],
+        cap: usize,
+        ttl_ms: u64,
+    ) -> Result<()> {
+        let until = magpie_core::now_ms().saturating_add(ttl_ms as i64);
+        self.inboxes.lock().fill(user, keys, cap, until);
         Ok(())
     }
 
@@ -390,7 +397,10 @@ impl StateBackend for MemState {
         before: Option<PostId>,
         n: usize,
     ) -> Result<Option<Vec<(UserId, PostId)>>> {
-        Ok(self.inboxes.lock().page(user, before, n))
+        Ok(self
+            .inboxes
+            .lock()
+            .page(user, before, n, magpie_core::now_ms()))
     }
 
     async fn feed_remove(&self, user: UserId, keys: &[(UserId, PostId)]) -> Result<()> {

@@ -6,7 +6,6 @@
 //! inbox materialised; rank 0 is always the marker, so trimming starts at
 //! rank 1. The whole inbox is one key, so each script is valid on a cluster.
 
-use super::queues::IDLE_EXPIRY_MS;
 use super::scripts::{Call, eval_each};
 use super::{RedisState, unavailable};
 use crate::error::{Result, StoreError};
@@ -26,9 +25,9 @@ fn parse(m: &str) -> Result<(UserId, PostId)> {
     parsed.ok_or_else(|| StoreError::Corrupt(format!("inbox member {m:?}")))
 }
 
-/// A call's leading arguments: cap, expiry, mode.
-fn head(cap: usize, mode: &str) -> Vec<String> {
-    vec![cap.to_string(), IDLE_EXPIRY_MS.to_string(), mode.into()]
+/// A call's leading arguments: cap, expiry (for a fill), mode.
+fn head(cap: usize, ttl_ms: u64, mode: &str) -> Vec<String> {
+    vec![cap.to_string(), ttl_ms.max(1).to_string(), mode.into()]
 }
 
 impl RedisState {
@@ -42,7 +41,7 @@ impl RedisState {
         let mut at: HashMap<UserId, usize> = HashMap::new();
         for (follower, author, post) in items {
             let i = *at.entry(*follower).or_insert_with(|| {
-                calls.push((self.keys.inbox(*follower), head(cap, "push")));
+                calls.push((self.keys.inbox(*follower), head(cap, 0, "push")));
                 calls.len() - 1
             });
             calls[i].1.push(member(*author, *post));
@@ -57,8 +56,9 @@ impl RedisState {
         user: UserId,
         keys: &[(UserId, PostId)],
         cap: usize,
+        ttl_ms: u64,
     ) -> Result<()> {
-        let mut args = head(cap, "fill");
+        let mut args = head(cap, ttl_ms, "fill");
         args.extend(keys.iter().map(|(a, p)| member(*a, *p)));
         let calls = [(self.keys.inbox(user), args)];
         eval_each(&mut self.con(), &self.scripts.feed_add, &calls)

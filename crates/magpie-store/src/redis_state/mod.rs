@@ -325,8 +325,14 @@ impl StateBackend for RedisState {
         self.feed_push_impl(items, cap).await
     }
 
-    async fn feed_fill(&self, user: UserId, keys: &[(UserId, PostId)], cap: usize) -> Result<()> {
-        self.feed_fill_impl(user, keys, cap).await
+    async fn feed_fill(
+        &self,
+        user: UserId,
+        keys: &[(UserId, PostId)],
+        cap: usize,
+        ttl_ms: u64,
+    ) -> Result<()> {
+        self.feed_fill_impl(user, keys, cap, ttl_ms).await
     }
 
     async fn feed_page(

@@ -109,12 +109,14 @@ return {'a'}
 
 /// Adds post-key members (from `ARGV[4]` on, score 0: ordered by their
 /// text, `redis_state/inboxes.rs`) to one feed inbox if it is
-/// materialised (holds the marker `!`), keeps the marker and the newest
-/// `ARGV[1]` keys and lets it expire `ARGV[2]` ms after its last write.
-/// `ARGV[3]` is `fill` (add the marker first: materialise it) or `push`.
+/// materialised (holds the marker `!`) and keeps the marker and the
+/// newest `ARGV[1]` keys. `ARGV[3]` is `push`, or `fill`: add the marker
+/// first (materialise it) and make the inbox expire `ARGV[2]` ms from now
+/// (a push leaves the expiry alone: only reads keep an inbox alive).
 const FEED_ADD: &str = r"
 if ARGV[3] == 'fill' then
   redis.call('ZADD', KEYS[1], 0, '!')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 elseif redis.call('ZSCORE', KEYS[1], '!') == false then
   return 0
 end
@@ -122,7 +124,6 @@ for i = 4, #ARGV do
   redis.call('ZADD', KEYS[1], 0, ARGV[i])
 end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[1]) + 1))
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 

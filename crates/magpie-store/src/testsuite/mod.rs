@@ -298,6 +298,7 @@ macro_rules! state_conformance {
         $crate::__conformance_tests!($crate::State, state_cases, $factory;
             feed_inbox_fills_then_takes_pushes,
             feed_inbox_is_capped,
+            feed_inbox_expires_unless_filled,
             route_add_replace_and_conditional_remove,
             routes_batch_and_node_index,
             restore_routes_writes_only_missing_ones,

@@ -5,6 +5,8 @@
 use crate::State;
 use magpie_core::{PostId, UserId};
 
+const HOUR: u64 = 3_600_000;
+
 /// Post ids past 2^53 (a real id's size), which a double would round.
 fn key(author: i64, post: i64) -> (UserId, PostId) {
     (UserId(author), PostId((1 << 60) + post))
@@ -26,7 +28,7 @@ pub async fn feed_inbox_fills_then_takes_pushes(s: State) {
         "not materialised"
     );
 
-    s.feed_fill(reader, &[key(1, 5), key(2, 3)], 10)
+    s.feed_fill(reader, &[key(1, 5), key(2, 3)], 10, HOUR)
         .await
         .expect("fill");
     assert_eq!(
@@ -34,7 +36,9 @@ pub async fn feed_inbox_fills_then_takes_pushes(s: State) {
         Some(vec![key(1, 5), key(2, 3)]),
         "the earlier push went nowhere"
     );
-    s.feed_fill(other, &[], 10).await.expect("an empty feed");
+    s.feed_fill(other, &[], 10, HOUR)
+        .await
+        .expect("an empty feed");
     assert_eq!(s.feed_page(other, None, 10).await.unwrap(), Some(vec![]));
 
     let mut both = push(&[key(3, 9), key(1, 4)], reader);
@@ -63,7 +67,7 @@ pub async fn feed_inbox_fills_then_takes_pushes(s: State) {
 /// The cap keeps the newest keys and the inbox stays materialised.
 pub async fn feed_inbox_is_capped(s: State) {
     let reader = UserId(11);
-    s.feed_fill(reader, &[key(1, 1), key(1, 2), key(1, 3)], 4)
+    s.feed_fill(reader, &[key(1, 1), key(1, 2), key(1, 3)], 4, HOUR)
         .await
         .expect("fill");
     let more: Vec<(UserId, UserId, PostId)> = (4..=7)
@@ -79,4 +83,39 @@ pub async fn feed_inbox_is_capped(s: State) {
         .unwrap()
         .expect("still materialised");
     assert_eq!(kept, [key(2, 7), key(2, 6), key(2, 5), key(2, 4)]);
+}
+
+/// An inbox lives `ttl_ms` from its last fill, whatever is pushed to it.
+pub async fn feed_inbox_expires_unless_filled(s: State) {
+    let reader = UserId(21);
+    s.feed_fill(reader, &[key(1, 1)], 10, 300)
+        .await
+        .expect("fill");
+    for p in 2..5 {
+        let (a, post) = key(1, p);
+        s.feed_push(&[(reader, a, post)], 10).await.expect("push");
+    }
+    assert!(s.feed_page(reader, None, 10).await.unwrap().is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert_eq!(
+        s.feed_page(reader, None, 10).await.unwrap(),
+        None,
+        "expired"
+    );
+    s.feed_push(&[(reader, UserId(1), key(1, 9).1)], 10)
+        .await
+        .expect("push");
+    assert_eq!(
+        s.feed_page(reader, None, 10).await.unwrap(),
+        None,
+        "a push revives nothing"
+    );
+    s.feed_fill(reader, &[], 10, HOUR)
+        .await
+        .expect("fill again");
+    assert_eq!(
+        s.feed_page(reader, None, 10).await.unwrap(),
+        Some(vec![]),
+        "fresh"
+    );
 }

@@ -54,6 +54,9 @@ pub enum EventId {
         joined: bool,
         at: i64,
     },
+    /// A post stored (its id is unique per post: a retry that publishes
+    /// again is the same event).
+    Post { post: crate::feed::PostId },
     /// An event parked after failing in consumer group `group`.
     DeadLetter { group: String, offset: u64 },
 }
@@ -82,6 +85,7 @@ impl fmt::Display for EventId {
                 joined,
                 at,
             } => write!(f, "gm:{group}:{user}:{joined}:{at}"),
+            EventId::Post { post } => write!(f, "p:{post}"),
             EventId::DeadLetter { group, offset } => write!(f, "dead:{group}:{offset}"),
         }
     }

@@ -3,6 +3,7 @@
 //! Every event is applied idempotently by its consumers (insert-if-absent,
 //! max-of positions), because the bus delivers at least once.
 
+use crate::feed::PostId;
 use crate::group::GroupId;
 use crate::ids::{ConvId, DeviceId, Seq, UserId};
 use crate::message::Message;
@@ -58,6 +59,9 @@ pub enum BusEvent {
         user: UserId,
         joined: bool,
     },
+    /// `author` stored post `post` in its outbox (topic `post`): the feed
+    /// fan-out writes its key into the followers' inboxes (docs/feeds.md).
+    Posted { author: UserId, post: PostId },
 }
 
 /// What a `Deliver` event pushes.
@@ -132,6 +136,7 @@ impl BusEvent {
                 None => Borrowed(STRAY_BROADCAST_TOPIC),
             },
             BusEvent::RoomBroadcast { msg } => Owned(room_topic(&msg.room)),
+            BusEvent::Posted { .. } => Borrowed(POST_TOPIC),
         }
     }
 
@@ -154,6 +159,7 @@ impl BusEvent {
             BusEvent::GroupBroadcast { msg, .. } => msg.conv.to_string(),
             BusEvent::RoomBroadcast { msg } => format!("room:{}", msg.room),
             BusEvent::GroupMember { group, .. } => ConvId::group(*group).to_string(),
+            BusEvent::Posted { author, .. } => format!("u:{author}"),
         }
     }
 }
@@ -179,6 +185,9 @@ const STRAY_BROADCAST_TOPIC: &str = "bcast.stray";
 /// The durable topic of membership changes, which every connection node
 /// consumes (each with its own group) to keep its local group index.
 pub const MEMBERS_TOPIC: &str = "members";
+
+/// The durable topic of stored posts, consumed by the feed fan-out.
+pub const POST_TOPIC: &str = "post";
 
 /// The topic of pushes addressed to `node`.
 pub fn node_topic(node: &str) -> String {

@@ -266,6 +266,10 @@ mod tests {
                 user: UserId(2),
                 joined: true,
             },
+            BusEvent::Posted {
+                author: UserId(2),
+                post: crate::PostId(1 << 60),
+            },
         ];
         for event in events {
             let bytes = serde_json::to_vec(&event).expect("encodes");

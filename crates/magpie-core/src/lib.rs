@@ -27,8 +27,8 @@ pub use backoff::Backoff;
 pub use chain::{CHAIN_ID_MAX, ChainLink};
 pub use envelope::{Envelope, EventId};
 pub use event::{
-    BusEvent, DeliverPayload, MEMBERS_TOPIC, Presence, ReadUpTo, group_topic, node_topic,
-    room_topic,
+    BusEvent, DeliverPayload, MEMBERS_TOPIC, POST_TOPIC, Presence, ReadUpTo, group_topic,
+    node_topic, room_topic,
 };
 pub use feed::{NewPost, Post, PostId, newest_first};
 pub use group::{GroupId, GroupInfo, GroupRole, GroupStamp, MemberInfo};

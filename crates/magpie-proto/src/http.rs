@@ -3,7 +3,7 @@
 
 use magpie_core::{
     ChainLink, ClientMsgId, ClientSettings, DeviceId, GroupId, GroupInfo, GroupRole, MemberInfo,
-    Persistence, Seq, Transport, UserId,
+    Persistence, Post, PostId, Seq, Transport, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -267,4 +267,52 @@ pub struct ReadByPage {
     pub users: Vec<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<UserId>,
+}
+
+// -- follow feeds (docs/protocol.md §3.16, docs/feeds.md)
+
+/// `POST /v1/posts`: a post, idempotent by `cmid` like a message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostRequest {
+    pub cmid: ClientMsgId,
+    pub body: String,
+}
+
+/// The answer to `POST /v1/posts`: the post as stored; `duplicate` when
+/// `cmid` was seen before (the original post, whatever the retry carried).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostResponse {
+    pub post: Post,
+    pub duplicate: bool,
+}
+
+/// `GET /v1/feed` and `GET /v1/users/{id}/posts`: newest first; `next` is
+/// the `before` of the next page, absent on the last.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostsPage {
+    pub posts: Vec<Post>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<PostId>,
+}
+
+/// `GET /v1/users/{id}/followers`, `…/following` and `GET /v1/blocks`: a
+/// page by user id; `next` is the `after` of the next page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UsersPage {
+    pub users: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<UserId>,
+}
+
+/// `GET /v1/users/{id}/follows`: both counts, exact.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FollowCountsBody {
+    pub followers: i64,
+    pub following: i64,
+}
+
+/// `POST /v1/follows/{id}` and `POST /v1/blocks/{id}`: whether it is new.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Changed {
+    pub changed: bool,
 }

@@ -10,7 +10,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::guard::Guard;
 use crate::services::messaging::MessagingParts;
-use crate::services::{Delivery, Events, Groups, Messaging, Presence, Rooms, Users};
+use crate::services::{Delivery, Events, Feeds, Groups, Messaging, Presence, Rooms, Users};
 use magpie_bus::{Bus, Relay};
 use magpie_core::MsgIdGen;
 use magpie_store::{State, Store};
@@ -30,6 +30,7 @@ pub struct AppInner {
     pub users: Arc<Users>,
     pub messaging: Arc<Messaging>,
     pub groups: Arc<Groups>,
+    pub feeds: Arc<Feeds>,
     pub delivery: Arc<Delivery>,
     pub presence: Arc<Presence>,
     pub rooms: Arc<Rooms>,
@@ -109,6 +110,14 @@ impl App {
             p.state.clone(),
             delivery.clone(),
         ));
+        let feeds = Arc::new(Feeds::new(
+            cfg.clone(),
+            p.store.clone(),
+            p.state.clone(),
+            events.clone(),
+            users.clone(),
+            ids.clone(),
+        ));
         let messaging = Arc::new(Messaging::new(MessagingParts {
             cfg: cfg.clone(),
             store: p.store.clone(),
@@ -127,6 +136,7 @@ impl App {
             users,
             messaging,
             groups,
+            feeds,
             delivery,
             presence,
             rooms,

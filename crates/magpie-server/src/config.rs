@@ -39,6 +39,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub retention: RetentionConfig,
     pub groups: GroupsConfig,
+    pub feeds: FeedsConfig,
     pub rooms: RoomsConfig,
     pub presence: PresenceConfig,
     pub internal: InternalConfig,
@@ -220,6 +221,28 @@ pub struct GroupsConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct FeedsConfig {
+    /// Post keys a follower's inbox keeps (the newest); older pages are
+    /// pulled from the authors' outboxes (docs/feeds.md).
+    pub inbox_cap: usize,
+    /// A follower who has not read its feed for this many days is inactive:
+    /// its inbox expires, pushes skip it, its next read pulls and fills.
+    pub active_days: u64,
+    /// Authors with more followers than this are big: their posts are not
+    /// pushed, every reader pulls them from the outbox at read time.
+    pub big_threshold: i64,
+    /// Longest post, in characters.
+    pub max_post_chars: usize,
+    /// Followers read and pushed to per step of a fan-out (one store page
+    /// and one state round trip each).
+    pub fanout_batch: usize,
+    /// Followees a home-feed read takes into account (the oldest follows
+    /// past it are left out of the feed).
+    pub max_following: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RoomsConfig {
     /// Messages a second a live room carries to its audience; beyond it
     /// ordinary messages are shed (VIP ones never are).
@@ -362,6 +385,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             retention: RetentionConfig::default(),
             groups: GroupsConfig::default(),
+            feeds: FeedsConfig::default(),
             rooms: RoomsConfig::default(),
             presence: PresenceConfig::default(),
             internal: InternalConfig::default(),
@@ -457,6 +481,19 @@ impl Default for GroupsConfig {
             max_batch: 1000,
             super_threshold: 50,
             member_cache: 10_000,
+        }
+    }
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        FeedsConfig {
+            inbox_cap: 800,
+            active_days: 7,
+            big_threshold: 10_000,
+            max_post_chars: 5_000,
+            fanout_batch: 1_000,
+            max_following: 5_000,
         }
     }
 }

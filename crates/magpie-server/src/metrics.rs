@@ -45,6 +45,16 @@ pub const BANNED: &str = "magpie_banned_refusals_total";
 pub const ACCESS_DROPPED: &str = "magpie_access_events_dropped_total";
 /// Failed logins (wrong password, missing captcha, locked out).
 pub const LOGIN_FAILURES: &str = "magpie_login_failures_total";
+/// Posts stored (new ones; a retry answered with its original is not counted).
+pub const POSTS: &str = "magpie_feed_posts_total";
+/// Post keys written into followers' inboxes by the fan-out (asked for:
+/// an inbox that is not materialised takes nothing).
+pub const INBOX_WRITES: &str = "magpie_feed_inbox_writes_total";
+/// Posts whose author was big: not pushed, pulled by every reader.
+pub const FANOUT_SKIPPED: &str = "magpie_feed_fanout_skipped_total";
+/// Home-feed reads, by how they were served (label `from`: `inbox`,
+/// `inbox_and_pull` or `pull`).
+pub const FEED_READS: &str = "magpie_feed_reads_total";
 /// Chained sends whose predecessor never came within `chain.wait_ms` (the
 /// gap alarm; label `action`: `skip` or `reject`).
 pub const CHAIN_GAPS: &str = "magpie_chain_gaps_total";
@@ -126,6 +136,9 @@ pub struct Meters {
     pub banned: Counter,
     pub access_dropped: Counter,
     pub login_failures: Counter,
+    pub posts: Counter,
+    pub inbox_writes: Counter,
+    pub fanout_skipped: Counter,
 }
 
 static METERS: OnceLock<Meters> = OnceLock::new();
@@ -159,6 +172,9 @@ pub fn meters() -> &'static Meters {
             banned: metrics::counter!(BANNED),
             access_dropped: metrics::counter!(ACCESS_DROPPED),
             login_failures: metrics::counter!(LOGIN_FAILURES),
+            posts: metrics::counter!(POSTS),
+            inbox_writes: metrics::counter!(INBOX_WRITES),
+            fanout_skipped: metrics::counter!(FANOUT_SKIPPED),
         }
     })
 }

@@ -247,36 +247,43 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn offline_remove(&self, user: UserId, conv: &ConvId, seqs: &[Seq]) -> Result<()>;
 
     // -- feed inboxes (docs/feeds.md): per follower the keys `(author,
-    // post)` of the newest posts pushed to it, at most `cap`, and whether
-    // it is materialised: filled by its reader, kept by pushes, expiring
-    // `ttl_ms` after its reader last filled it (an inactive follower's
-    // inbox goes away and pushes skip it). Derived state: a reader finding
-    // it unmaterialised pulls from the store and fills it again.
+    // post)` pushed to it, at most `cap` (the newest), and its floor: every
+    // post of a pushing author at or above the floor is in the inbox. An
+    // inbox exists once its reader marked it (materialised it) and expires
+    // `ttl_ms` after its reader last filled it, so an inactive follower's
+    // inbox goes away and pushes skip it. Derived state: a reader finding
+    // none pulls from the store and marks it again.
     /// Adds `(follower, author, post)` keys to the followers' inboxes, one
-    /// round trip per batch; an inbox that is not materialised is left
-    /// alone (its reader pulls). Each inbox keeps its newest `cap` keys; a
-    /// push does not extend its life.
+    /// round trip per batch; an inbox that does not exist is left alone
+    /// (its reader pulls). A push does not extend an inbox's life. When
+    /// the cap drops keys, the floor rises to the oldest key kept.
     async fn feed_push(&self, items: &[(UserId, UserId, PostId)], cap: usize) -> Result<()>;
-    /// Adds `keys` to `user`'s inbox (a union: a push racing the fill is
-    /// kept), keeps the newest `cap`, marks it materialised and makes it
-    /// live `ttl_ms` from now.
+    /// Adds `keys` to `user`'s inbox (a union: a push racing it is kept)
+    /// and makes it live `ttl_ms` from now. `floor: Some(f)` sets the floor
+    /// (creating the inbox: `i64::MAX` for "nothing known yet", `0` for
+    /// "complete"); `None` leaves it, and touches only an inbox that exists.
     async fn feed_fill(
         &self,
         user: UserId,
         keys: &[(UserId, PostId)],
+        floor: Option<PostId>,
         cap: usize,
         ttl_ms: u64,
     ) -> Result<()>;
-    /// Up to `n` keys of `user`'s inbox below `before`, newest first;
-    /// `None` when it is not materialised (never filled, expired or lost).
+    /// Up to `n` keys of `user`'s inbox below `before`, newest first, and
+    /// its floor; `None` when it does not exist (never marked, expired or
+    /// lost).
     async fn feed_page(
         &self,
         user: UserId,
         before: Option<PostId>,
         n: usize,
-    ) -> Result<Option<Vec<(UserId, PostId)>>>;
+    ) -> Result<Option<InboxPage>>;
     /// Removes keys from `user`'s inbox (an unfollow, a block, a deletion).
     async fn feed_remove(&self, user: UserId, keys: &[(UserId, PostId)]) -> Result<()>;
+    /// Drops `user`'s inbox: its next read pulls and fills it again (after
+    /// a follow, whose older posts the inbox does not hold).
+    async fn feed_drop(&self, user: UserId) -> Result<()>;
 
     // -- unread counters (cache of the store's truth)
     /// For each (user, conv, seq): if seq is above the counted watermark of
@@ -301,6 +308,15 @@ pub trait StateBackend: Send + Sync + 'static {
     async fn unread_load(&self, user: UserId, cache: &UnreadCache) -> Result<()>;
     /// The user's cache, `None` if it was never loaded or was lost.
     async fn unread_get(&self, user: UserId) -> Result<Option<UnreadCache>>;
+}
+
+/// What a feed inbox holds below a cursor (`StateBackend::feed_page`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxPage {
+    /// Newest first.
+    pub keys: Vec<(UserId, PostId)>,
+    /// Every post of an author who pushes, at or above it, is in the inbox.
+    pub floor: PostId,
 }
 
 /// A connection watching presence: the address pushes take (its user, the

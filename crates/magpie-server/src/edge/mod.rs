@@ -10,6 +10,7 @@ mod account;
 mod admin;
 mod close;
 mod extract;
+mod feeds;
 mod groups;
 pub mod guarded;
 mod internal;
@@ -89,7 +90,26 @@ pub fn router(app: App) -> Router {
             .route(
                 "/v1/groups/{group}/messages/{seq}/read_by",
                 get(groups::read_by),
-            );
+            )
+            .route(
+                "/v1/follows/{user}",
+                post(feeds::follow).delete(feeds::unfollow),
+            )
+            .route("/v1/blocks", get(feeds::blocks))
+            .route(
+                "/v1/blocks/{user}",
+                post(feeds::block).delete(feeds::unblock),
+            )
+            .route("/v1/users/{user}/followers", get(feeds::followers))
+            .route("/v1/users/{user}/following", get(feeds::following))
+            .route("/v1/users/{user}/follows", get(feeds::counts))
+            .route("/v1/users/{user}/posts", get(feeds::user_posts))
+            .route("/v1/posts", post(feeds::post))
+            .route(
+                "/v1/posts/{post}",
+                axum::routing::delete(feeds::delete_post),
+            )
+            .route("/v1/feed", get(feeds::home));
     }
     let r = r.fallback(not_found).layer(DefaultBodyLimit::max(limit));
     close::guarded(r, &app, true).with_state(app)

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`Messaging`] | store, state, events, ids, users, groups, delivery | send (pipeline), sync, history, unread, read, delivered acks, group receipts |
 //! | [`Groups`] | store, events, users | group management and its rules; membership checks for sends |
+//! | [`Feeds`] | store, state, events, users, ids | follows, blocks, posts and the home feed (docs/feeds.md) |
 //! | [`Delivery`] | store, state, events, hub, local group and room indexes | pushes to online devices on this node and others, broadcasts, resync hints |
 //! | [`Presence`] | store, delivery | presence changes and their fan-out (relay, not the log) |
 //! | [`Rooms`] | events, delivery | live rooms: join, leave, send with shedding |
@@ -24,6 +25,7 @@
 
 pub mod delivery;
 mod events;
+mod feeds;
 mod generations;
 mod groups;
 pub mod messaging;
@@ -35,6 +37,7 @@ mod users;
 
 pub use delivery::Delivery;
 pub use events::Events;
+pub use feeds::{FeedPage, Feeds};
 pub use groups::Groups;
 pub use messaging::{Messaging, SendInput};
 pub use presence::Presence;

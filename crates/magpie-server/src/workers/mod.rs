@@ -1,6 +1,7 @@
 //! The worker role: consumers of the bus, one durable group each
 //! (retention; the offline index and unread cache as one `state` worker,
-//! which decodes each event once), and the retention sweeper. Presence
+//! which decodes each event once; the feed fan-out), and the retention
+//! sweeper. Presence
 //! is not here: it is ephemeral and fanned out by the node where it
 //! happens (`services/presence.rs`).
 //!
@@ -8,6 +9,7 @@
 //! event that keeps failing is parked on `dead.<group>` after
 //! `workers.max_attempts` attempts, with a metric — never silently skipped.
 
+mod fanout;
 mod members;
 mod retention;
 mod state;
@@ -36,6 +38,7 @@ pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
     let workers: Vec<Box<dyn Worker>> = vec![
         Box::new(state::DerivedState),
         Box::new(retention::Retention),
+        Box::new(fanout::Fanout),
     ];
     let mut handles: Vec<(String, JoinHandle<()>)> = workers
         .into_iter()

@@ -1,77 +1,110 @@
-//! Feed inboxes in process: per materialised follower, the newest post
-//! keys pushed to it and when it expires (Redis keeps the same in one
-//! sorted set per follower with a marker member and a TTL:
-//! `redis_state/inboxes.rs`). A follower's live entry in the map is its
-//! materialisation; the cap bounds each inbox, and expired inboxes are
-//! dropped on the next fill once there are many.
+//! Feed inboxes in process: per marked follower, the post keys pushed to
+//! it, its floor and when it expires (Redis keeps the same in one sorted
+//! set per follower, the floor in a marker member: `redis_state/inboxes.rs`).
+//! The cap bounds each inbox; expired inboxes are dropped on a mark once
+//! there are many.
 
+use crate::state::InboxPage;
 use magpie_core::{PostId, UserId};
 use std::collections::{BTreeSet, HashMap};
 
-/// Inboxes kept before a fill sweeps the expired ones.
+/// Inboxes kept before a mark sweeps the expired ones.
 const SWEEP_ABOVE: usize = 10_000;
 
-#[derive(Default)]
 struct Inbox {
     until: i64,
+    floor: PostId,
     keys: BTreeSet<(PostId, UserId)>,
+}
+
+impl Inbox {
+    /// Adds keys and keeps the newest `cap`; the floor rises past what
+    /// the cap drops.
+    fn add(&mut self, keys: impl Iterator<Item = (UserId, PostId)>, cap: usize) {
+        self.keys.extend(keys.map(|(author, post)| (post, author)));
+        let mut dropped = false;
+        while self.keys.len() > cap {
+            self.keys.pop_first();
+            dropped = true;
+        }
+        if dropped && let Some((oldest, _)) = self.keys.first() {
+            self.floor = self.floor.max(*oldest);
+        }
+    }
 }
 
 #[derive(Default)]
 pub(super) struct Inboxes(HashMap<UserId, Inbox>);
 
-fn add(
-    set: &mut BTreeSet<(PostId, UserId)>,
-    keys: impl Iterator<Item = (UserId, PostId)>,
-    cap: usize,
-) {
-    set.extend(keys.map(|(author, post)| (post, author)));
-    while set.len() > cap {
-        set.pop_first();
-    }
-}
-
 impl Inboxes {
-    /// Adds to live inboxes only (an expired one is as good as gone).
-    pub fn push(&mut self, items: &[(UserId, UserId, PostId)], cap: usize) {
-        let now = magpie_core::now_ms();
+    fn live(&mut self, user: UserId, now: i64) -> Option<&mut Inbox> {
+        self.0.get_mut(&user).filter(|i| i.until > now)
+    }
+
+    pub fn push(&mut self, items: &[(UserId, UserId, PostId)], cap: usize, now: i64) {
         for (follower, author, post) in items {
-            if let Some(inbox) = self.0.get_mut(follower).filter(|i| i.until > now) {
-                add(&mut inbox.keys, std::iter::once((*author, *post)), cap);
+            if let Some(inbox) = self.live(*follower, now) {
+                inbox.add(std::iter::once((*author, *post)), cap);
             }
         }
     }
 
-    pub fn fill(&mut self, user: UserId, keys: &[(UserId, PostId)], cap: usize, until: i64) {
-        if self.0.len() > SWEEP_ABOVE {
-            let now = magpie_core::now_ms();
-            self.0.retain(|_, i| i.until > now);
-        }
-        let now = magpie_core::now_ms();
-        let inbox = self.0.entry(user).or_default();
-        if inbox.until <= now {
-            inbox.keys.clear();
-        }
+    pub fn fill(
+        &mut self,
+        user: UserId,
+        keys: &[(UserId, PostId)],
+        floor: Option<PostId>,
+        cap: usize,
+        (now, until): (i64, i64),
+    ) {
+        let inbox = match floor {
+            Some(floor) => {
+                if self.0.len() > SWEEP_ABOVE {
+                    self.0.retain(|_, i| i.until > now);
+                }
+                let inbox = self.0.entry(user).or_insert_with(|| Inbox {
+                    until,
+                    floor,
+                    keys: BTreeSet::new(),
+                });
+                if inbox.until <= now {
+                    inbox.keys.clear();
+                }
+                inbox.floor = floor;
+                inbox
+            }
+            None => match self.live(user, now) {
+                Some(inbox) => inbox,
+                None => return,
+            },
+        };
         inbox.until = until;
-        add(&mut inbox.keys, keys.iter().copied(), cap);
+        inbox.add(keys.iter().copied(), cap);
     }
 
     pub fn page(
-        &self,
+        &mut self,
         user: UserId,
         before: Option<PostId>,
         n: usize,
         now: i64,
-    ) -> Option<Vec<(UserId, PostId)>> {
-        let inbox = self.0.get(&user).filter(|i| i.until > now)?;
+    ) -> Option<InboxPage> {
+        let inbox = self.live(user, now)?;
         let below = before.map_or(i64::MAX, |p| p.0);
         let keys = inbox.keys.range(..(PostId(below), UserId(i64::MIN)));
-        Some(
-            keys.rev()
-                .take(n)
-                .map(|(post, author)| (*author, *post))
-                .collect(),
-        )
+        let keys = keys
+            .rev()
+            .take(n)
+            .map(|(post, author)| (*author, *post))
+            .collect();
+        Some(InboxPage {
+            keys,
+            floor: inbox.floor,
+        })
+    }
+
+    pub fn drop_inbox(&mut self, user: UserId) {
+        self.0.remove(&user);
     }
 
     pub fn remove(&mut self, user: UserId, keys: &[(UserId, PostId)]) {

@@ -10,7 +10,8 @@
 
 use crate::error::Result;
 use crate::state::{
-    ChainAdvance, NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims, UnreadCache, Watcher,
+    ChainAdvance, InboxPage, NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims, UnreadCache,
+    Watcher,
 };
 use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, PostId, Seq, UserId};
@@ -375,7 +376,7 @@ impl StateBackend for MemState {
     }
 
     async fn feed_push(&self, items: &[(UserId, UserId, PostId)], cap: usize) -> Result<()> {
-        self.inboxes.lock().push(items, cap);
+        self.inboxes.lock().push(items, cap, magpie_core::now_ms());
         Ok(())
     }
 
@@ -383,11 +384,15 @@ impl StateBackend for MemState {
         &self,
         user: UserId,
         keys: &[(UserId, PostId)],
+        floor: Option<PostId>,
         cap: usize,
         ttl_ms: u64,
     ) -> Result<()> {
-        let until = magpie_core::now_ms().saturating_add(ttl_ms as i64);
-        self.inboxes.lock().fill(user, keys, cap, until);
+        let now = magpie_core::now_ms();
+        let until = now.saturating_add(ttl_ms as i64);
+        self.inboxes
+            .lock()
+            .fill(user, keys, floor, cap, (now, until));
         Ok(())
     }
 
@@ -396,7 +401,7 @@ impl StateBackend for MemState {
         user: UserId,
         before: Option<PostId>,
         n: usize,
-    ) -> Result<Option<Vec<(UserId, PostId)>>> {
+    ) -> Result<Option<InboxPage>> {
         Ok(self
             .inboxes
             .lock()
@@ -405,6 +410,11 @@ impl StateBackend for MemState {
 
     async fn feed_remove(&self, user: UserId, keys: &[(UserId, PostId)]) -> Result<()> {
         self.inboxes.lock().remove(user, keys);
+        Ok(())
+    }
+
+    async fn feed_drop(&self, user: UserId) -> Result<()> {
+        self.inboxes.lock().drop_inbox(user);
         Ok(())
     }
 

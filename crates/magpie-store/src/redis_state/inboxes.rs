@@ -1,18 +1,17 @@
 //! Feed inboxes on Redis (docs/feeds.md): one sorted set per follower
 //! (`inbox:{user}`), every member scored 0 so the set is ordered by member
-//! text. A member is `{post:019}:{author}`: post ids are 63-bit, past the
-//! 2^53 a score (a double) holds exactly, and zero-padded decimal sorts as
-//! the number does. The member `!` sorts before every key and marks the
-//! inbox materialised; rank 0 is always the marker, so trimming starts at
-//! rank 1. The whole inbox is one key, so each script is valid on a cluster.
+//! text. A key is `{post:019}:{author}`: post ids are 63-bit, past the 2^53
+//! a score (a double) holds exactly, and zero-padded decimal sorts as the
+//! number does. The marker `!{floor:019}` sorts before every key (rank 0)
+//! and holds the floor; the set exists exactly while it is marked, so each
+//! script touches one key and is valid on a cluster.
 
 use super::scripts::{Call, eval_each};
 use super::{RedisState, unavailable};
 use crate::error::{Result, StoreError};
+use crate::state::InboxPage;
 use magpie_core::{PostId, UserId};
 use std::collections::HashMap;
-
-const MARKER: &str = "!";
 
 fn member(author: UserId, post: PostId) -> String {
     format!("{:019}:{}", post.0, author.0)
@@ -25,9 +24,16 @@ fn parse(m: &str) -> Result<(UserId, PostId)> {
     parsed.ok_or_else(|| StoreError::Corrupt(format!("inbox member {m:?}")))
 }
 
-/// A call's leading arguments: cap, expiry (for a fill), mode.
-fn head(cap: usize, ttl_ms: u64, mode: &str) -> Vec<String> {
-    vec![cap.to_string(), ttl_ms.max(1).to_string(), mode.into()]
+fn parse_marker(m: &str) -> Result<PostId> {
+    let floor = m.strip_prefix('!').and_then(|f| f.parse().ok());
+    floor
+        .map(PostId)
+        .ok_or_else(|| StoreError::Corrupt(format!("inbox marker {m:?}")))
+}
+
+/// A call's leading arguments: cap, expiry, mode.
+fn head(cap: usize, ttl_ms: u64, mode: String) -> Vec<String> {
+    vec![cap.to_string(), ttl_ms.max(1).to_string(), mode]
 }
 
 impl RedisState {
@@ -41,7 +47,7 @@ impl RedisState {
         let mut at: HashMap<UserId, usize> = HashMap::new();
         for (follower, author, post) in items {
             let i = *at.entry(*follower).or_insert_with(|| {
-                calls.push((self.keys.inbox(*follower), head(cap, 0, "push")));
+                calls.push((self.keys.inbox(*follower), head(cap, 0, "push".into())));
                 calls.len() - 1
             });
             calls[i].1.push(member(*author, *post));
@@ -55,10 +61,11 @@ impl RedisState {
         &self,
         user: UserId,
         keys: &[(UserId, PostId)],
-        cap: usize,
-        ttl_ms: u64,
+        floor: Option<PostId>,
+        (cap, ttl_ms): (usize, u64),
     ) -> Result<()> {
-        let mut args = head(cap, ttl_ms, "fill");
+        let mode = floor.map_or_else(|| "fill".into(), |f| format!("mark:{:019}", f.0.max(0)));
+        let mut args = head(cap, ttl_ms, mode);
         args.extend(keys.iter().map(|(a, p)| member(*a, *p)));
         let calls = [(self.keys.inbox(user), args)];
         eval_each(&mut self.con(), &self.scripts.feed_add, &calls)
@@ -72,29 +79,28 @@ impl RedisState {
         user: UserId,
         before: Option<PostId>,
         n: usize,
-    ) -> Result<Option<Vec<(UserId, PostId)>>> {
+    ) -> Result<Option<InboxPage>> {
         let key = self.keys.inbox(user);
         let max = before.map_or_else(|| "+".to_string(), |p| format!("({:019}", p.0));
-        let (marked, members): (Option<f64>, Vec<String>) = redis::pipe()
-            .zscore(&key, MARKER)
+        let (marker, members): (Vec<String>, Vec<String>) = redis::pipe()
+            .zrange(&key, 0, 0)
             .cmd("ZREVRANGEBYLEX")
             .arg(&key)
             .arg(max)
-            .arg(format!("({MARKER}"))
+            // Above the markers (`!…`): every key starts with a digit.
+            .arg("(\"")
             .arg("LIMIT")
             .arg(0)
             .arg(i64::try_from(n).unwrap_or(i64::MAX))
             .query_async(&mut self.con())
             .await
             .map_err(unavailable)?;
-        if marked.is_none() {
+        let Some(marker) = marker.first() else {
             return Ok(None);
-        }
-        members
-            .iter()
-            .map(|m| parse(m))
-            .collect::<Result<_>>()
-            .map(Some)
+        };
+        let floor = parse_marker(marker)?;
+        let keys = members.iter().map(|m| parse(m)).collect::<Result<_>>()?;
+        Ok(Some(InboxPage { keys, floor }))
     }
 
     pub(super) async fn feed_remove_impl(

@@ -29,7 +29,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::state::{
-    ChainAdvance, NodeInfo, Route, StateBackend, TicketClaims, UnreadCache, Watcher,
+    ChainAdvance, InboxPage, NodeInfo, Route, StateBackend, TicketClaims, UnreadCache, Watcher,
 };
 use async_trait::async_trait;
 use con::Con;
@@ -329,10 +329,11 @@ impl StateBackend for RedisState {
         &self,
         user: UserId,
         keys: &[(UserId, PostId)],
+        floor: Option<PostId>,
         cap: usize,
         ttl_ms: u64,
     ) -> Result<()> {
-        self.feed_fill_impl(user, keys, cap, ttl_ms).await
+        self.feed_fill_impl(user, keys, floor, (cap, ttl_ms)).await
     }
 
     async fn feed_page(
@@ -340,12 +341,20 @@ impl StateBackend for RedisState {
         user: UserId,
         before: Option<PostId>,
         n: usize,
-    ) -> Result<Option<Vec<(UserId, PostId)>>> {
+    ) -> Result<Option<InboxPage>> {
         self.feed_page_impl(user, before, n).await
     }
 
     async fn feed_remove(&self, user: UserId, keys: &[(UserId, PostId)]) -> Result<()> {
         self.feed_remove_impl(user, keys).await
+    }
+
+    async fn feed_drop(&self, user: UserId) -> Result<()> {
+        redis::cmd("DEL")
+            .arg(self.keys.inbox(user))
+            .query_async::<()>(&mut self.con())
+            .await
+            .map_err(unavailable)
     }
 
     async fn presence_watchers(&self, user: UserId) -> Result<Vec<Watcher>> {

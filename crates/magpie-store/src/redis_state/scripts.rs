@@ -108,24 +108,36 @@ return {'a'}
 ";
 
 /// Adds post-key members (from `ARGV[4]` on, score 0: ordered by their
-/// text, `redis_state/inboxes.rs`) to one feed inbox if it is
-/// materialised (holds the marker `!`) and keeps the marker and the
-/// newest `ARGV[1]` keys. `ARGV[3]` is `push`, or `fill`: add the marker
-/// first (materialise it) and make the inbox expire `ARGV[2]` ms from now
-/// (a push leaves the expiry alone: only reads keep an inbox alive).
-const FEED_ADD: &str = r"
-if ARGV[3] == 'fill' then
-  redis.call('ZADD', KEYS[1], 0, '!')
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-elseif redis.call('ZSCORE', KEYS[1], '!') == false then
+/// text, `redis_state/inboxes.rs`) to one feed inbox and keeps its marker
+/// (`!{floor}`, rank 0) and its newest `ARGV[1]` keys; when that drops
+/// keys, the floor rises to the oldest key kept. `ARGV[3]` is `push` (an
+/// inbox that does not exist takes nothing, its expiry is left alone),
+/// `fill` (the same, and the inbox expires `ARGV[2]` ms from now) or
+/// `mark:{floor}` (a `fill` that sets the floor, creating the inbox).
+const FEED_ADD: &str = r#"
+local key, mode = KEYS[1], ARGV[3]
+if string.sub(mode, 1, 5) == 'mark:' then
+  redis.call('ZREMRANGEBYLEX', key, '[!', '("')
+  redis.call('ZADD', key, 0, '!' .. string.sub(mode, 6))
+elseif redis.call('EXISTS', key) == 0 then
   return 0
 end
 for i = 4, #ARGV do
-  redis.call('ZADD', KEYS[1], 0, ARGV[i])
+  redis.call('ZADD', key, 0, ARGV[i])
 end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[1]) + 1))
+if redis.call('ZREMRANGEBYRANK', key, 1, -(tonumber(ARGV[1]) + 1)) > 0 then
+  local oldest = redis.call('ZRANGE', key, 1, 1)[1]
+  local marker = redis.call('ZRANGE', key, 0, 0)[1]
+  if oldest and string.sub(oldest, 1, 19) > string.sub(marker, 2) then
+    redis.call('ZREM', key, marker)
+    redis.call('ZADD', key, 0, '!' .. string.sub(oldest, 1, 19))
+  end
+end
+if mode ~= 'push' then
+  redis.call('PEXPIRE', key, ARGV[2])
+end
 return 1
-";
+"#;
 
 /// The scripts, hashed once per `RedisState`.
 pub(super) struct Scripts {

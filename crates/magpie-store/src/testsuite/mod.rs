@@ -296,7 +296,7 @@ macro_rules! feeds_conformance {
 macro_rules! state_conformance {
     ($factory:expr) => {
         $crate::__conformance_tests!($crate::State, state_cases, $factory;
-            feed_inbox_fills_then_takes_pushes,
+            feed_inbox_is_marked_then_pushed_to,
             feed_inbox_is_capped,
             feed_inbox_expires_unless_filled,
             route_add_replace_and_conditional_remove,

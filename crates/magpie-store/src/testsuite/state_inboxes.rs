@@ -1,99 +1,124 @@
-//! Feed inbox cases (docs/feeds.md): pushes reach only materialised
-//! inboxes, pages are newest first below a cursor, the cap keeps the
-//! newest keys and the materialisation, removals take keys out.
+//! Feed inbox cases (docs/feeds.md): pushes reach only marked inboxes,
+//! pages are newest first below a cursor with the floor, the cap keeps the
+//! newest keys and raises the floor, an inbox lives from its last fill.
 
-use crate::State;
+use crate::{InboxPage, State};
 use magpie_core::{PostId, UserId};
 
 const HOUR: u64 = 3_600_000;
+const NOTHING_YET: Option<PostId> = Some(PostId(i64::MAX));
 
 /// Post ids past 2^53 (a real id's size), which a double would round.
 fn key(author: i64, post: i64) -> (UserId, PostId) {
     (UserId(author), PostId((1 << 60) + post))
 }
 
-/// An inbox takes pushes only once filled; its pages are newest first,
-/// below the cursor, and the fill and later pushes merge.
-pub async fn feed_inbox_fills_then_takes_pushes(s: State) {
+fn pushes(keys: &[(UserId, PostId)], to: UserId) -> Vec<(UserId, UserId, PostId)> {
+    keys.iter().map(|(a, p)| (to, *a, *p)).collect()
+}
+
+fn page(keys: Vec<(UserId, PostId)>, floor: PostId) -> Option<InboxPage> {
+    Some(InboxPage { keys, floor })
+}
+
+/// An inbox takes pushes only once marked; its pages are newest first,
+/// below the cursor, with the floor it was marked with.
+pub async fn feed_inbox_is_marked_then_pushed_to(s: State) {
     let (reader, other) = (UserId(7), UserId(8));
-    let push = |keys: &[(UserId, PostId)], to: UserId| -> Vec<(UserId, UserId, PostId)> {
-        keys.iter().map(|(a, p)| (to, *a, *p)).collect()
-    };
-    s.feed_push(&push(&[key(1, 10)], reader), 10)
+    s.feed_push(&pushes(&[key(1, 10)], reader), 10)
         .await
         .expect("push");
     assert_eq!(
         s.feed_page(reader, None, 10).await.unwrap(),
         None,
-        "not materialised"
+        "not marked"
     );
-
-    s.feed_fill(reader, &[key(1, 5), key(2, 3)], 10, HOUR)
+    s.feed_fill(other, &[key(1, 1)], None, 10, HOUR)
         .await
         .expect("fill");
     assert_eq!(
-        s.feed_page(reader, None, 10).await.unwrap(),
-        Some(vec![key(1, 5), key(2, 3)]),
-        "the earlier push went nowhere"
+        s.feed_page(other, None, 10).await.unwrap(),
+        None,
+        "a fill marks nothing"
     );
-    s.feed_fill(other, &[], 10, HOUR)
-        .await
-        .expect("an empty feed");
-    assert_eq!(s.feed_page(other, None, 10).await.unwrap(), Some(vec![]));
 
-    let mut both = push(&[key(3, 9), key(1, 4)], reader);
-    both.extend(push(&[key(3, 9)], other));
-    s.feed_push(&both, 10).await.expect("push");
-    let all = s.feed_page(reader, None, 10).await.unwrap().expect("inbox");
-    assert_eq!(all, [key(3, 9), key(1, 5), key(1, 4), key(2, 3)]);
+    let two = [key(1, 5), key(2, 3)];
+    s.feed_fill(reader, &two, NOTHING_YET, 10, HOUR)
+        .await
+        .expect("mark");
+    let got = s.feed_page(reader, None, 10).await.unwrap();
+    assert_eq!(got, page(vec![key(1, 5), key(2, 3)], PostId(i64::MAX)));
+    s.feed_fill(reader, &[], Some(key(2, 3).1), 10, HOUR)
+        .await
+        .expect("floor");
+    s.feed_fill(other, &[], Some(PostId(0)), 10, HOUR)
+        .await
+        .expect("mark");
     assert_eq!(
         s.feed_page(other, None, 10).await.unwrap(),
-        Some(vec![key(3, 9)])
+        page(vec![], PostId(0))
     );
-    let below = s.feed_page(reader, Some(key(1, 5).1), 2).await.unwrap();
+
+    let mut both = pushes(&[key(3, 9), key(1, 4)], reader);
+    both.extend(pushes(&[key(3, 9)], other));
+    s.feed_push(&both, 10).await.expect("push");
+    s.feed_fill(reader, &[key(4, 8)], None, 10, HOUR)
+        .await
+        .expect("fill");
+    let all = s.feed_page(reader, None, 10).await.unwrap().expect("inbox");
     assert_eq!(
-        below,
-        Some(vec![key(1, 4), key(2, 3)]),
-        "below the cursor, limited"
+        all.keys,
+        [key(3, 9), key(4, 8), key(1, 5), key(1, 4), key(2, 3)]
     );
+    assert_eq!(all.floor, key(2, 3).1, "the floor set last");
+    let theirs = s.feed_page(other, None, 10).await.unwrap();
+    assert_eq!(theirs, page(vec![key(3, 9)], PostId(0)));
+    let below = s.feed_page(reader, Some(key(1, 5).1), 2).await.unwrap();
+    assert_eq!(below.map(|p| p.keys), Some(vec![key(1, 4), key(2, 3)]));
 
     s.feed_remove(reader, &[key(1, 5), key(9, 9)])
         .await
         .expect("remove");
     let left = s.feed_page(reader, None, 10).await.unwrap().expect("inbox");
-    assert_eq!(left, [key(3, 9), key(1, 4), key(2, 3)]);
+    assert_eq!(left.keys, [key(3, 9), key(4, 8), key(1, 4), key(2, 3)]);
+    s.feed_drop(reader).await.expect("drop");
+    assert_eq!(
+        s.feed_page(reader, None, 10).await.unwrap(),
+        None,
+        "dropped"
+    );
+    let theirs = s.feed_page(other, None, 10).await.unwrap();
+    assert_eq!(theirs, page(vec![key(3, 9)], PostId(0)), "only that inbox");
 }
 
-/// The cap keeps the newest keys and the inbox stays materialised.
+/// The cap keeps the newest keys; the floor rises to the oldest kept.
 pub async fn feed_inbox_is_capped(s: State) {
     let reader = UserId(11);
-    s.feed_fill(reader, &[key(1, 1), key(1, 2), key(1, 3)], 4, HOUR)
+    let first = [key(1, 1), key(1, 2), key(1, 3)];
+    s.feed_fill(reader, &first, Some(PostId(0)), 4, HOUR)
         .await
-        .expect("fill");
-    let more: Vec<(UserId, UserId, PostId)> = (4..=7)
-        .map(|p| {
-            let (a, post) = key(2, p);
-            (reader, a, post)
-        })
-        .collect();
-    s.feed_push(&more, 4).await.expect("push");
+        .expect("mark");
+    let more: Vec<(UserId, PostId)> = (4..=7).map(|p| key(2, p)).collect();
+    s.feed_push(&pushes(&more, reader), 4).await.expect("push");
     let kept = s
         .feed_page(reader, None, 100)
         .await
         .unwrap()
-        .expect("still materialised");
-    assert_eq!(kept, [key(2, 7), key(2, 6), key(2, 5), key(2, 4)]);
+        .expect("inbox");
+    assert_eq!(kept.keys, [key(2, 7), key(2, 6), key(2, 5), key(2, 4)]);
+    assert_eq!(kept.floor, key(2, 4).1, "what fell off is below the floor");
 }
 
 /// An inbox lives `ttl_ms` from its last fill, whatever is pushed to it.
 pub async fn feed_inbox_expires_unless_filled(s: State) {
     let reader = UserId(21);
-    s.feed_fill(reader, &[key(1, 1)], 10, 300)
+    s.feed_fill(reader, &[key(1, 1)], Some(PostId(0)), 10, 300)
         .await
-        .expect("fill");
+        .expect("mark");
     for p in 2..5 {
-        let (a, post) = key(1, p);
-        s.feed_push(&[(reader, a, post)], 10).await.expect("push");
+        s.feed_push(&pushes(&[key(1, p)], reader), 10)
+            .await
+            .expect("push");
     }
     assert!(s.feed_page(reader, None, 10).await.unwrap().is_some());
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
@@ -102,20 +127,20 @@ pub async fn feed_inbox_expires_unless_filled(s: State) {
         None,
         "expired"
     );
-    s.feed_push(&[(reader, UserId(1), key(1, 9).1)], 10)
+    s.feed_push(&pushes(&[key(1, 9)], reader), 10)
         .await
         .expect("push");
+    s.feed_fill(reader, &[key(1, 9)], None, 10, HOUR)
+        .await
+        .expect("fill");
     assert_eq!(
         s.feed_page(reader, None, 10).await.unwrap(),
         None,
-        "a push revives nothing"
+        "nothing revives it"
     );
-    s.feed_fill(reader, &[], 10, HOUR)
+    s.feed_fill(reader, &[], NOTHING_YET, 10, HOUR)
         .await
-        .expect("fill again");
-    assert_eq!(
-        s.feed_page(reader, None, 10).await.unwrap(),
-        Some(vec![]),
-        "fresh"
-    );
+        .expect("mark again");
+    let fresh = s.feed_page(reader, None, 10).await.unwrap();
+    assert_eq!(fresh, page(vec![], PostId(i64::MAX)), "fresh");
 }

@@ -109,30 +109,35 @@ return {'a'}
 
 /// Adds post-key members (from `ARGV[4]` on, score 0: ordered by their
 /// text, `redis_state/inboxes.rs`) to one feed inbox and keeps its marker
-/// (`!{floor}`, rank 0) and its newest `ARGV[1]` keys; when that drops
-/// keys, the floor rises to the oldest key kept. `ARGV[3]` is `push` (an
-/// inbox that does not exist takes nothing, its expiry is left alone),
-/// `fill` (the same, and the inbox expires `ARGV[2]` ms from now) or
-/// `mark:{floor}` (a `fill` that sets the floor, creating the inbox).
+/// (`!{floor}`, rank 0) and its newest `ARGV[1]` keys. An inbox at its cap
+/// may have dropped keys (now or before), so its floor is at least its
+/// oldest key. `ARGV[3]` is `push` (an inbox that does not exist takes
+/// nothing, its expiry is left alone), `fill` (the same, and the inbox
+/// expires `ARGV[2]` ms from now) or `mark:{floor}` (a `fill` that sets the
+/// floor, creating the inbox).
 const FEED_ADD: &str = r#"
 local key, mode = KEYS[1], ARGV[3]
+local cap = tonumber(ARGV[1])
+local floor
 if string.sub(mode, 1, 5) == 'mark:' then
   redis.call('ZREMRANGEBYLEX', key, '[!', '("')
-  redis.call('ZADD', key, 0, '!' .. string.sub(mode, 6))
+  floor = string.sub(mode, 6)
 elseif redis.call('EXISTS', key) == 0 then
   return 0
+else
+  local marker = redis.call('ZRANGE', key, 0, 0)[1]
+  redis.call('ZREM', key, marker)
+  floor = string.sub(marker, 2)
 end
 for i = 4, #ARGV do
   redis.call('ZADD', key, 0, ARGV[i])
 end
-if redis.call('ZREMRANGEBYRANK', key, 1, -(tonumber(ARGV[1]) + 1)) > 0 then
-  local oldest = redis.call('ZRANGE', key, 1, 1)[1]
-  local marker = redis.call('ZRANGE', key, 0, 0)[1]
-  if oldest and string.sub(oldest, 1, 19) > string.sub(marker, 2) then
-    redis.call('ZREM', key, marker)
-    redis.call('ZADD', key, 0, '!' .. string.sub(oldest, 1, 19))
-  end
+redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
+if redis.call('ZCARD', key) >= cap then
+  local oldest = string.sub(redis.call('ZRANGE', key, 0, 0)[1], 1, 19)
+  if oldest > floor then floor = oldest end
 end
+redis.call('ZADD', key, 0, '!' .. floor)
 if mode ~= 'push' then
   redis.call('PEXPIRE', key, ARGV[2])
 end

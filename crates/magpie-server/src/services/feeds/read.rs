@@ -124,6 +124,10 @@ impl Feeds {
         if !big.is_empty() {
             posts.extend(feeds.outboxes(&big, before, n).await?);
         }
+        // A big author's post may be both pulled and in the inbox (a read
+        // filled it there): count it once.
+        newest_first(&mut posts);
+        posts.dedup_by_key(|p| p.id);
         let known = posts.iter().filter(|p| p.id >= bound).count();
         if known < n {
             // Below both the cursor and what the inbox covers.

@@ -128,6 +128,10 @@ async fn authed(
             let r = http.read(&ConvId::direct(me, UserId(peer)), seq).await?;
             out.value(&r, || format!("read {} up to #{}", r.conv, r.seq));
         }
+        Command::Follow { user } => crate::feeds::follow(http, user, true, out).await?,
+        Command::Unfollow { user } => crate::feeds::follow(http, user, false, out).await?,
+        Command::Post { text } => crate::feeds::post(http, &text.join(" "), out).await?,
+        Command::Feed { before, limit } => crate::feeds::feed(http, before, limit, out).await?,
         Command::Register { .. } | Command::Login { .. } => {
             unreachable!("handled without a profile")
         }

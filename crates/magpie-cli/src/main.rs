@@ -3,6 +3,7 @@
 
 mod commands;
 mod error;
+mod feeds;
 mod listen;
 mod profile;
 
@@ -84,6 +85,23 @@ pub enum Command {
     Unread,
     /// Mark the conversation with a user read up to a sequence
     Read { peer: i64, seq: i64 },
+    /// Follow a user: their posts come into your home feed
+    Follow { user: i64 },
+    /// Stop following a user
+    Unfollow { user: i64 },
+    /// Post to your followers; words are joined with spaces
+    Post {
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Show a page of your home feed, newest first
+    Feed {
+        /// Only posts older than this post id
+        #[arg(long)]
+        before: Option<i64>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -207,6 +225,36 @@ mod tests {
             device: Some("phone".into()),
         };
         assert_eq!(cli.command, want);
+    }
+
+    #[test]
+    fn feed_commands() {
+        assert_eq!(
+            parse(&["follow", "7"]).unwrap().command,
+            Command::Follow { user: 7 }
+        );
+        assert_eq!(
+            parse(&["unfollow", "7"]).unwrap().command,
+            Command::Unfollow { user: 7 }
+        );
+        let post = parse(&["post", "hello", "all"]).unwrap().command;
+        assert_eq!(
+            post,
+            Command::Post {
+                text: vec!["hello".into(), "all".into()]
+            }
+        );
+        assert!(parse(&["post"]).is_err());
+        let feed = parse(&["feed", "--before", "99", "--limit", "5"])
+            .unwrap()
+            .command;
+        assert_eq!(
+            feed,
+            Command::Feed {
+                before: Some(99),
+                limit: Some(5)
+            }
+        );
     }
 
     #[test]

@@ -262,3 +262,48 @@ async fn cli_drives_a_full_conversation_between_two_users() {
         r.shutdown(Duration::from_secs(3)).await;
     }
 }
+
+/// `follow`, `post`, `feed` and `unfollow` against a real node.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_follows_posts_and_reads_the_feed() {
+    let node = start_node().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let mut ids = Vec::new();
+    for name in ["carol", "dave"] {
+        ok_json(cli(
+            &node,
+            dir,
+            name,
+            &["register", name, "--password", "password123"],
+        ))
+        .await;
+        let mut c = cli(&node, dir, name, &["login", name]);
+        c.env("MAGPIE_PASSWORD", "password123");
+        ids.push(ok_json(c).await["user_id"].as_i64().unwrap().to_string());
+    }
+    let f = ok_json(cli(&node, dir, "dave", &["follow", &ids[0]])).await;
+    assert_eq!(f["changed"], true);
+    let p1 = ok_json(cli(&node, dir, "carol", &["post", "first", "words"])).await;
+    let p2 = ok_json(cli(&node, dir, "carol", &["post", "second"])).await;
+    assert_eq!(
+        (p1["post"]["body"].as_str(), p1["duplicate"].as_bool()),
+        (Some("first words"), Some(false))
+    );
+    let mut feed = Value::Null;
+    for _ in 0..100 {
+        feed = ok_json(cli(&node, dir, "dave", &["feed", "--limit", "1"])).await;
+        if feed["posts"][0]["id"] == p2["post"]["id"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(feed["posts"][0]["body"], "second", "{feed}");
+    let next = feed["next"].as_str().expect("an older page");
+    let older = ok_json(cli(&node, dir, "dave", &["feed", "--before", next])).await;
+    assert_eq!(older["posts"][0]["id"], p1["post"]["id"]);
+    assert!(older.get("next").is_none(), "{older}");
+    ok_json(cli(&node, dir, "dave", &["unfollow", &ids[0]])).await;
+    let empty = ok_json(cli(&node, dir, "dave", &["feed"])).await;
+    assert_eq!(empty["posts"], serde_json::json!([]));
+}

@@ -244,7 +244,7 @@ impl HttpClient {
 
     /// One call; on an authenticated route a rejected access token is refreshed
     /// once and the call repeated.
-    async fn call<R: DeserializeOwned>(
+    pub(crate) async fn call<R: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -300,7 +300,9 @@ impl HttpClient {
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(map_reqwest)?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(SdkError::protocol);
+            // A 204 has no body: it reads as `null` (for `()`).
+            let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(body).map_err(SdkError::protocol);
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => Err(SdkError::from_body(status.as_u16(), body)),
@@ -313,7 +315,7 @@ impl HttpClient {
     }
 }
 
-fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<serde_json::Value> {
+pub(crate) fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<serde_json::Value> {
     serde_json::to_value(v).map_err(SdkError::protocol)
 }
 

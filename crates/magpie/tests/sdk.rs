@@ -337,3 +337,51 @@ async fn a_presence_watch_survives_a_reconnect() {
     )
     .await;
 }
+
+/// Feeds over the SDK's HTTP client: follow, post (a retry is the same
+/// post), the home feed page by page, delete, unfollow, counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_follow_post_and_feed() {
+    let s = TestServer::start().await;
+    let [ta, tb] = s.users(["alice", "bob"]).await;
+    let (alice, bob) = (
+        HttpClient::new(&s.base).unwrap(),
+        HttpClient::new(&s.base).unwrap(),
+    );
+    alice.set_tokens(ta.clone());
+    bob.set_tokens(tb.clone());
+    assert!(bob.follow(ta.user_id).await.unwrap());
+    assert!(!bob.follow(ta.user_id).await.unwrap(), "already");
+    let cmid = ClientMsgId::new_v7();
+    let first = alice.post(cmid, "one").await.unwrap();
+    assert!(alice.post(cmid, "one").await.unwrap().duplicate);
+    let second = alice.post(ClientMsgId::new_v7(), "two").await.unwrap();
+    let deadline = tokio::time::Instant::now() + LONG;
+    let mut seen = Vec::new();
+    while seen.len() < 2 && tokio::time::Instant::now() < deadline {
+        let page = bob.feed(None, Some(1)).await.unwrap();
+        let rest = match page.next {
+            Some(next) => bob.feed(Some(next), Some(5)).await.unwrap().posts,
+            None => Vec::new(),
+        };
+        seen = page.posts.into_iter().chain(rest).map(|p| p.id).collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, [second.post.id, first.post.id]);
+    alice.delete_post(first.post.id).await.unwrap();
+    let left: Vec<_> = bob
+        .feed(None, None)
+        .await
+        .unwrap()
+        .posts
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(left, [second.post.id]);
+    let counts = alice.follow_counts(ta.user_id).await.unwrap();
+    assert_eq!((counts.followers, counts.following), (1, 0));
+    let followers = alice.follows(ta.user_id, false, None).await.unwrap();
+    assert_eq!(followers.users, [tb.user_id]);
+    bob.unfollow(ta.user_id).await.unwrap();
+    assert!(bob.feed(None, None).await.unwrap().posts.is_empty());
+}

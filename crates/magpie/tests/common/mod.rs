@@ -6,6 +6,7 @@
 pub mod backends;
 mod conn;
 mod http;
+pub mod process;
 
 // Each test binary uses some of these: the rest are unused there.
 #[allow(unused_imports)]

@@ -373,3 +373,35 @@ async fn random_interleavings_end_in_the_model() {
         feed_becomes(&s, r, &want).await;
     }
 }
+
+/// The state restarted empty (embedded: a restart, the state lives in the
+/// process; cluster: every key of the node's namespace deleted) loses no
+/// post from any feed: reads pull and mark the inboxes again, and pushes
+/// resume.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_state_loses_no_post() {
+    let mut s = TestServer::start().await;
+    let [author, a, b] = s.users(["author", "fan_a", "fan_b"]).await;
+    for f in [&a, &b] {
+        follow(&s, f, &author).await;
+        assert!(whole(&s, f, 2).await.is_empty());
+    }
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(post(&s, &author, &format!("p{i}")).await);
+    }
+    for f in [&a, &b] {
+        feed_becomes(&s, f, &newest_first(ids.clone())).await;
+    }
+    match s.ns.clone() {
+        Some(ns) => assert!(ns.wipe_state().await > 0, "the namespace had keys"),
+        None => s.restart().await,
+    }
+    for f in [&a, &b] {
+        assert_eq!(whole(&s, f, 2).await, newest_first(ids.clone()), "pulled");
+    }
+    ids.push(post(&s, &author, "after").await);
+    for f in [&a, &b] {
+        feed_becomes(&s, f, &newest_first(ids.clone())).await;
+    }
+}

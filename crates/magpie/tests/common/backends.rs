@@ -185,6 +185,12 @@ pub async fn delete_keys(url: &str, prefix: &str) -> usize {
 }
 
 impl Namespace {
+    /// Deletes every key of this namespace's state: as far as its nodes can
+    /// tell, Redis restarted empty.
+    pub async fn wipe_state(&self) -> usize {
+        delete_keys(&self.redis, &self.name).await
+    }
+
     pub fn apply(&self, cfg: &mut Config) {
         cfg.store = self.store.clone();
         cfg.state = self.state.clone();

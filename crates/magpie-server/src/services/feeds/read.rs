@@ -129,12 +129,13 @@ impl Feeds {
         newest_first(&mut posts);
         posts.dedup_by_key(|p| p.id);
         let known = posts.iter().filter(|p| p.id >= bound).count();
-        if known < n {
-            // Below both the cursor and what the inbox covers.
-            let below = match before {
-                Some(b) => Some(b.min(bound)),
-                None => Some(bound).filter(|b| b.0 < i64::MAX),
-            };
+        // Below both the cursor and what the inbox covers; nothing is below
+        // a floor of 0 (the inbox holds the whole feed).
+        let below = match before {
+            Some(b) => Some(b.min(bound)),
+            None => Some(bound).filter(|b| b.0 < i64::MAX),
+        };
+        if known < n && below != Some(PostId(0)) {
             posts.extend(feeds.outboxes(authors, below, n).await?);
             count("inbox_and_pull");
         } else {

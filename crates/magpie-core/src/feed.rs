@@ -48,6 +48,20 @@ pub struct NewPost {
     pub created_at: i64,
 }
 
+impl NewPost {
+    /// The post as stored when it is new.
+    pub fn stored(&self) -> Post {
+        Post {
+            id: self.id,
+            author: self.author,
+            cmid: self.cmid,
+            body: self.body.clone(),
+            created_at: self.created_at,
+            deleted: false,
+        }
+    }
+}
+
 /// A post as stored. A deleted post keeps its row (so a retry of its
 /// creation still answers with it) but loses its body, and no feed or
 /// outbox read returns it.

@@ -42,7 +42,38 @@ fn edge(d: Dialect, table: &str, user: &str, other: &str, count: &str) -> [Strin
     ]
 }
 
+/// One half-edge table's statements (`FeedQueries::following`, `followers`).
+pub(super) struct EdgeSql<'a> {
+    pub present: &'a str,
+    pub insert: &'a str,
+    pub delete: &'a str,
+    pub page: &'a str,
+    pub count: &'a str,
+}
+
 impl FeedQueries {
+    /// The follower's side: `follow_out`, the following count.
+    pub(super) fn following(&self) -> EdgeSql<'_> {
+        EdgeSql {
+            present: &self.out_present,
+            insert: &self.out_insert,
+            delete: &self.out_delete,
+            page: &self.out_page,
+            count: &self.out_count,
+        }
+    }
+
+    /// The followee's side: `follow_in`, the followers count.
+    pub(super) fn followers(&self) -> EdgeSql<'_> {
+        EdgeSql {
+            present: &self.in_present,
+            insert: &self.in_insert,
+            delete: &self.in_delete,
+            page: &self.in_page,
+            count: &self.in_count,
+        }
+    }
+
     pub(super) fn new(d: Dialect) -> FeedQueries {
         let [out_present, out_insert, out_delete, out_page, out_count] =
             edge(d, "follow_out", "follower", "followee", "following");

@@ -5,7 +5,7 @@
 //! finds the winner's row, so counts move once per edge.
 
 use super::db::{Arg, Exec, Sqlx, args};
-use super::feed_queries::{POST_COLUMNS, in_list};
+use super::feed_queries::{EdgeSql, POST_COLUMNS, in_list};
 use super::store::SqlStore;
 use super::{Retry, bad, limit_param, retrying, store_err};
 use crate::backend::FeedStore;
@@ -40,31 +40,17 @@ enum Side {
 }
 
 impl SqlStore {
-    fn side(&self, side: Side) -> [&'static str; 5] {
-        let f = self.f;
+    fn side(&self, side: Side) -> EdgeSql<'static> {
         match side {
-            Side::Following => [
-                &f.out_present,
-                &f.out_insert,
-                &f.out_delete,
-                &f.out_page,
-                &f.out_count,
-            ],
-            Side::Follower => [
-                &f.in_present,
-                &f.in_insert,
-                &f.in_delete,
-                &f.in_page,
-                &f.in_count,
-            ],
+            Side::Following => self.f.following(),
+            Side::Follower => self.f.followers(),
         }
-        .map(String::as_str)
     }
 
     /// Adds `user`'s half-edge to `other` unless `user` blocks `other`:
     /// `None` when blocked, else whether it is new.
     async fn add_edge(&self, side: Side, user: UserId, other: UserId, at: i64) -> Result<bool> {
-        let [present, insert, _, _, count] = self.side(side);
+        let e = self.side(side);
         let out = retrying("add_follow", Retry::TransientAndUnique, || async {
             let mut tx = self.pool.begin().await?;
             let mut x = tx.exec();
@@ -76,11 +62,11 @@ impl SqlStore {
                 return Ok(None);
             }
             let a = args![user.0, other.0];
-            if x.optional::<(i32,)>(present, a).await?.is_some() {
+            if x.optional::<(i32,)>(e.present, a).await?.is_some() {
                 return Ok(Some(false));
             }
-            x.execute(insert, args![user.0, other.0, at]).await?;
-            x.execute(count, args![user.0, 1i64]).await?;
+            x.execute(e.insert, args![user.0, other.0, at]).await?;
+            x.execute(e.count, args![user.0, 1i64]).await?;
             tx.commit().await?;
             Ok(Some(true))
         })
@@ -89,13 +75,13 @@ impl SqlStore {
     }
 
     async fn remove_edge(&self, side: Side, user: UserId, other: UserId) -> Result<bool> {
-        let [_, _, delete, _, count] = self.side(side);
+        let e = self.side(side);
         retrying("remove_follow", Retry::Transient, || async {
             let mut tx = self.pool.begin().await?;
             let mut x = tx.exec();
-            let gone = x.execute(delete, args![user.0, other.0]).await? == 1;
+            let gone = x.execute(e.delete, args![user.0, other.0]).await? == 1;
             if gone {
-                x.execute(count, args![user.0, -1i64]).await?;
+                x.execute(e.count, args![user.0, -1i64]).await?;
             }
             tx.commit().await?;
             Ok(gone)
@@ -142,12 +128,12 @@ impl FeedStore for SqlStore {
     }
 
     async fn following(&self, user: UserId, after: UserId, limit: usize) -> Result<Vec<UserId>> {
-        self.ids(self.side(Side::Following)[3], user, after, limit)
+        self.ids(self.side(Side::Following).page, user, after, limit)
             .await
     }
 
     async fn followers(&self, user: UserId, after: UserId, limit: usize) -> Result<Vec<UserId>> {
-        self.ids(self.side(Side::Follower)[3], user, after, limit)
+        self.ids(self.side(Side::Follower).page, user, after, limit)
             .await
     }
 
@@ -235,16 +221,8 @@ impl FeedStore for SqlStore {
                 p.created_at
             ];
             x.execute(self.f.post_insert.as_str(), a).await?;
-            let post = Post {
-                id: p.id,
-                author: p.author,
-                cmid: p.cmid,
-                body: p.body.clone(),
-                created_at: p.created_at,
-                deleted: false,
-            };
             Ok(PostOutcome {
-                post,
+                post: p.stored(),
                 duplicate: false,
             })
         })

@@ -136,16 +136,8 @@ fn create_post(c: &Connection, p: &NewPost) -> Result<PostOutcome> {
         "INSERT INTO posts (id, author, cmid, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![p.id.0, p.author.0, cmid, p.body, p.created_at])?;
-    let post = Post {
-        id: p.id,
-        author: p.author,
-        cmid: p.cmid,
-        body: p.body.clone(),
-        created_at: p.created_at,
-        deleted: false,
-    };
     Ok(PostOutcome {
-        post,
+        post: p.stored(),
         duplicate: false,
     })
 }

@@ -54,12 +54,14 @@ struct Ids {
     conv: String,
     group: i64,
     seq: i64,
+    /// A post of A's.
+    post: i64,
 }
 
 struct Route {
     method: &'static str,
-    /// As written in `edge/mod.rs`; `{conv}`, `{group}`, `{user}`, `{seq}`
-    /// are filled from `Ids`.
+    /// As written in `edge/mod.rs`; `{conv}`, `{group}`, `{user}`, `{seq}`,
+    /// `{post}` are filled from `Ids`.
     path: &'static str,
     auth: Auth,
     /// A valid body for the holder of a valid credential.
@@ -181,6 +183,26 @@ fn routes() -> Vec<Route> {
             no_body,
             200,
         ),
+        // Follows and blocks act on B: a follow, then a block (which ends
+        // it), each taken back by the DELETEs that run last.
+        r("POST", "/v1/follows/{user}", User, no_body, 201),
+        r("DELETE", "/v1/follows/{user}", User, no_body, 204),
+        r("GET", "/v1/blocks", User, no_body, 200),
+        r("POST", "/v1/blocks/{user}", User, no_body, 201),
+        r("DELETE", "/v1/blocks/{user}", User, no_body, 204),
+        r("GET", "/v1/users/{user}/followers", User, no_body, 200),
+        r("GET", "/v1/users/{user}/following", User, no_body, 200),
+        r("GET", "/v1/users/{user}/follows", User, no_body, 200),
+        r("GET", "/v1/users/{user}/posts", User, no_body, 200),
+        r(
+            "POST",
+            "/v1/posts",
+            User,
+            |_| Some(json!({"cmid": cmid(), "body": "a post"})),
+            201,
+        ),
+        r("DELETE", "/v1/posts/{post}", User, no_body, 204),
+        r("GET", "/v1/feed", User, no_body, 200),
         // internal_router
         r(
             "POST",
@@ -227,6 +249,7 @@ impl Route {
             .replace("{group}", &ids.group.to_string())
             .replace("{user}", &ids.b.to_string())
             .replace("{seq}", &ids.seq.to_string())
+            .replace("{post}", &ids.post.to_string())
     }
 }
 
@@ -502,6 +525,15 @@ async fn every_user_route_refuses_every_bad_credential() {
         .http_send(&a, b.user_id, ClientMsgId::new_v7(), "hi")
         .await;
     assert_eq!(st, 200);
+    let (st, posted) = s
+        .send_json(
+            &a,
+            "POST",
+            "/v1/posts",
+            json!({"cmid": cmid(), "body": "mine"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{posted}");
     let ids = Ids {
         a: a.user_id.0,
         b: b.user_id.0,
@@ -509,6 +541,7 @@ async fn every_user_route_refuses_every_bad_credential() {
         conv: magpie_core::ConvId::direct(a.user_id, b.user_id).to_string(),
         group: g,
         seq: sent["seq"].as_i64().unwrap(),
+        post: posted["post"]["id"].as_str().unwrap().parse().unwrap(),
     };
     let table = routes();
     let user_routes: Vec<&Route> = table.iter().filter(|r| r.auth == Auth::User).collect();
@@ -558,6 +591,7 @@ async fn the_internal_api_takes_the_service_key_only() {
         conv: String::new(),
         group: 0,
         seq: 0,
+        post: 0,
     };
     let n = now();
     let expired = sign(

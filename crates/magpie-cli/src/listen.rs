@@ -119,6 +119,7 @@ fn note(event: Event) -> String {
             format!("[{conv}] messages #{from}..#{to} are no longer available")
         }
         Event::Message(m) => message_line(&m),
+        Event::Post(p) => format!("new post {} by user {}: {}", p.id, p.author, p.body),
         Event::Closed { reason, .. } => reason,
     }
 }

@@ -5,8 +5,8 @@
 pub use crate::decode::{DecodeError, decode_client};
 use crate::errors::ErrorCode;
 use magpie_core::{
-    ChainLink, ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, RoomMessage, Seq,
-    UserId,
+    ChainLink, ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, Post, RoomMessage,
+    Seq, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -277,6 +277,11 @@ pub enum ServerFrame {
     /// A live-room message (not stored, not acknowledged, not resent).
     RoomMsg {
         msg: RoomMessage,
+    },
+    /// A new post of a user you follow, pushed by the feed fan-out (best
+    /// effort, not acknowledged: the home feed is the truth).
+    Post {
+        post: Post,
     },
     /// Coalesced group read receipt for the receiver's own message `seq`:
     /// `read` members who could see it have read it, `unread` have not.

@@ -54,6 +54,9 @@ pub enum Event {
         online: bool,
         reason: Option<String>,
     },
+    /// A new post of a user you follow (best effort: the home feed,
+    /// `HttpClient::feed`, is the truth).
+    Post(magpie_core::Post),
     /// The connection dropped (or the server asked us to move); reconnecting after `after`.
     Reconnecting { reason: String, after: Duration },
     /// Messages missed while disconnected have been delivered.

@@ -242,6 +242,7 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
             online,
             reason,
         })),
+        ServerFrame::Post { post } => to_app(Inbound::Event(Event::Post(post))),
         ServerFrame::Resync { reason } => {
             tracing::debug!(%reason, "server asked for a resync");
             to_app(Inbound::Resync)

@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use magpie_core::ClientMsgId;
 use magpie_proto::http::Tokens;
+use magpie_proto::{ClientOp, ServerFrame};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -403,5 +404,28 @@ async fn an_empty_state_loses_no_post() {
     ids.push(post(&s, &author, "after").await);
     for f in [&a, &b] {
         feed_becomes(&s, f, &newest_first(ids.clone())).await;
+    }
+}
+
+/// An online follower gets a small author's new post as a `post` frame
+/// (best effort; the feed is the truth).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_online_follower_gets_the_post_live() {
+    let s = server().await;
+    let [author, fan] = s.users(["author", "fan"]).await;
+    follow(&s, &fan, &author).await;
+    let mut c = s.conn(&fan, "ws").await;
+    let id = post(&s, &author, "live").await;
+    loop {
+        match c.recv(WAIT).await {
+            Some(ServerFrame::Post { post }) => {
+                assert_eq!((post.id.0, post.body.as_str()), (id, "live"));
+                assert_eq!(post.author, author.user_id);
+                break;
+            }
+            Some(ServerFrame::Ping) => c.send_op(None, ClientOp::Pong).await,
+            Some(_) => {}
+            None => panic!("no post frame"),
+        }
     }
 }

@@ -4,14 +4,19 @@
 //! pushed: every reader pulls it from the outbox at read time, so the work
 //! of a post does not grow past `feeds.big_threshold` followers.
 //!
+//! Each page's online followers also get a `post` frame (one route lookup
+//! per page; best effort, the feed read is the truth); a deleted post is
+//! neither pushed nor shown.
+//!
 //! Commit after apply: the event is acknowledged once every page is
 //! pushed; a crash in between applies it again from the first page, which
-//! adds nothing twice (an inbox is a set of keys).
+//! adds nothing twice (an inbox is a set of keys; a frame may repeat).
 
 use super::Worker;
 use crate::app::App;
 use crate::error::Result;
 use crate::metrics::meters;
+use crate::services::delivery::Notice;
 use async_trait::async_trait;
 use magpie_core::{BusEvent, POST_TOPIC, PostId, UserId};
 
@@ -42,6 +47,9 @@ async fn fan_out(app: &App, author: UserId, post: PostId) -> Result<()> {
         meters().fanout_skipped.increment(1);
         return Ok(());
     }
+    let Some(shown) = feeds.posts(&[(author, post)]).await?.pop() else {
+        return Ok(()); // deleted meanwhile
+    };
     let batch = f.fanout_batch.max(1);
     let mut after = UserId(0);
     loop {
@@ -53,6 +61,9 @@ async fn fan_out(app: &App, author: UserId, post: PostId) -> Result<()> {
             page.iter().map(|u| (*u, author, post)).collect();
         app.state.feed_push(&items, f.inbox_cap).await?;
         meters().inbox_writes.increment(items.len() as u64);
+        app.delivery
+            .notify_users(&page, Notice::Post(shown.clone()))
+            .await;
         if page.len() < batch {
             return Ok(());
         }

@@ -5,7 +5,7 @@ use super::hub::Outbound;
 use super::{ConnAddr, Delivery};
 use crate::metrics::meters;
 use magpie_core::DeliverPayload;
-use magpie_core::{ConvId, DeviceId, Seq, UserId};
+use magpie_core::{ConvId, DeviceId, Post, Seq, UserId};
 use magpie_proto::ServerFrame;
 
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub enum Notice {
         read: i64,
         unread: i64,
     },
+    /// A new post of a user the receiver follows.
+    Post(Post),
     /// A contact's device came online or went offline.
     Presence {
         user: UserId,
@@ -47,6 +49,7 @@ impl From<Notice> for ServerFrame {
                 read,
                 unread,
             },
+            Notice::Post(post) => ServerFrame::Post { post },
             Notice::Presence {
                 user,
                 device,

@@ -35,8 +35,8 @@ pub mod testsuite;
 pub use error::StoreError;
 pub use shards::{Place, ShardedStore};
 pub use state::{
-    ChainAdvance, InboxPage, NodeInfo, OFFLINE_CAP, Route, State, StateBackend, TicketClaims,
-    UnreadCache, Watcher,
+    ChainAdvance, FLOOR_UNKNOWN, Floor, InboxPage, NodeInfo, OFFLINE_CAP, Route, State,
+    StateBackend, TicketClaims, UnreadCache, Watcher,
 };
 pub use store::{
     ConvSummary, FollowCounts, Outcome, Page, PostOutcome, ReadBy, RefreshUse, RetentionHit,

@@ -258,15 +258,14 @@ pub trait StateBackend: Send + Sync + 'static {
     /// (its reader pulls). A push does not extend an inbox's life. When
     /// the cap drops keys, the floor rises to the oldest key kept.
     async fn feed_push(&self, items: &[(UserId, UserId, PostId)], cap: usize) -> Result<()>;
-    /// Adds `keys` to `user`'s inbox (a union: a push racing it is kept)
-    /// and makes it live `ttl_ms` from now. `floor: Some(f)` sets the floor
-    /// (creating the inbox: `i64::MAX` for "nothing known yet", `0` for
-    /// "complete"); `None` leaves it, and touches only an inbox that exists.
+    /// Adds `keys` to `user`'s inbox (a union: a push racing it is kept),
+    /// treats its floor as `floor` says, and makes it live `ttl_ms` from now
+    /// (an inbox that `floor` leaves absent takes nothing).
     async fn feed_fill(
         &self,
         user: UserId,
         keys: &[(UserId, PostId)],
-        floor: Option<PostId>,
+        floor: Floor,
         cap: usize,
         ttl_ms: u64,
     ) -> Result<()>;
@@ -309,6 +308,25 @@ pub trait StateBackend: Send + Sync + 'static {
     /// The user's cache, `None` if it was never loaded or was lost.
     async fn unread_get(&self, user: UserId) -> Result<Option<UnreadCache>>;
 }
+
+/// How `StateBackend::feed_fill` treats an inbox's floor (docs/feeds.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Floor {
+    /// Leave it; only an inbox that exists is touched.
+    Keep,
+    /// Create the inbox, or reset it, knowing nothing yet (the floor above
+    /// every post): pushes from now on are kept, no key is trusted.
+    Unknown,
+    /// A pull made after `Unknown` found everything from this post up: it
+    /// becomes the floor if the inbox still exists and still knows nothing.
+    /// A drop (a follow) or another reader's `Settle` in between wins.
+    Settle(PostId),
+    /// Set it outright, creating the inbox (an import, a test).
+    Set(PostId),
+}
+
+/// The floor of an inbox that knows nothing yet.
+pub const FLOOR_UNKNOWN: PostId = PostId(i64::MAX);
 
 /// What a feed inbox holds below a cursor (`StateBackend::feed_page`).
 #[derive(Debug, Clone, PartialEq, Eq)]

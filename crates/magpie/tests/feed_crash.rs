@@ -8,7 +8,7 @@ mod common;
 use common::process::node_with;
 use common::*;
 use magpie_core::{ClientMsgId, PostId, UserId};
-use magpie_store::{State, Store};
+use magpie_store::{Floor, State, Store};
 use serde_json::json;
 use std::time::Duration;
 
@@ -51,7 +51,7 @@ async fn kill_9_during_a_fan_out_skips_no_follower() {
         futures_util::future::try_join_all(adds).await.unwrap();
         let marks = chunk
             .iter()
-            .map(|f| state.feed_fill(*f, &[], Some(PostId(0)), 800, 3_600_000));
+            .map(|f| state.feed_fill(*f, &[], Floor::Set(PostId(0)), 800, 3_600_000));
         futures_util::future::try_join_all(marks).await.unwrap();
     }
     eprintln!("{n} followers set up in {:?}", started.elapsed());

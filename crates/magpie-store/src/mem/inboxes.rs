@@ -4,7 +4,7 @@
 //! The cap bounds each inbox; expired inboxes are dropped on a mark once
 //! there are many.
 
-use crate::state::InboxPage;
+use crate::state::{FLOOR_UNKNOWN, Floor, InboxPage};
 use magpie_core::{PostId, UserId};
 use std::collections::{BTreeSet, HashMap};
 
@@ -53,11 +53,16 @@ impl Inboxes {
         &mut self,
         user: UserId,
         keys: &[(UserId, PostId)],
-        floor: Option<PostId>,
+        floor: Floor,
         cap: usize,
         (now, until): (i64, i64),
     ) {
-        let inbox = match floor {
+        let set = match floor {
+            Floor::Unknown => Some(FLOOR_UNKNOWN),
+            Floor::Set(f) => Some(f),
+            Floor::Keep | Floor::Settle(_) => None,
+        };
+        let inbox = match set {
             Some(floor) => {
                 if self.0.len() > SWEEP_ABOVE {
                     self.0.retain(|_, i| i.until > now);
@@ -78,6 +83,11 @@ impl Inboxes {
                 None => return,
             },
         };
+        if let Floor::Settle(f) = floor
+            && inbox.floor == FLOOR_UNKNOWN
+        {
+            inbox.floor = f;
+        }
         inbox.until = until;
         inbox.add(keys.iter().copied(), cap);
     }

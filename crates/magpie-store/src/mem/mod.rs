@@ -10,8 +10,8 @@
 
 use crate::error::Result;
 use crate::state::{
-    ChainAdvance, InboxPage, NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims, UnreadCache,
-    Watcher,
+    ChainAdvance, Floor, InboxPage, NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims,
+    UnreadCache, Watcher,
 };
 use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, PostId, Seq, UserId};
@@ -384,7 +384,7 @@ impl StateBackend for MemState {
         &self,
         user: UserId,
         keys: &[(UserId, PostId)],
-        floor: Option<PostId>,
+        floor: Floor,
         cap: usize,
         ttl_ms: u64,
     ) -> Result<()> {

@@ -9,7 +9,7 @@
 use super::scripts::{Call, eval_each};
 use super::{RedisState, unavailable};
 use crate::error::{Result, StoreError};
-use crate::state::InboxPage;
+use crate::state::{FLOOR_UNKNOWN, Floor, InboxPage};
 use magpie_core::{PostId, UserId};
 use std::collections::HashMap;
 
@@ -61,10 +61,15 @@ impl RedisState {
         &self,
         user: UserId,
         keys: &[(UserId, PostId)],
-        floor: Option<PostId>,
+        floor: Floor,
         (cap, ttl_ms): (usize, u64),
     ) -> Result<()> {
-        let mode = floor.map_or_else(|| "fill".into(), |f| format!("mark:{:019}", f.0.max(0)));
+        let mode = match floor {
+            Floor::Keep => "fill".into(),
+            Floor::Unknown => format!("mark:{:019}", FLOOR_UNKNOWN.0),
+            Floor::Set(f) => format!("mark:{:019}", f.0.max(0)),
+            Floor::Settle(f) => format!("settle:{:019}", f.0.max(0)),
+        };
         let mut args = head(cap, ttl_ms, mode);
         args.extend(keys.iter().map(|(a, p)| member(*a, *p)));
         let calls = [(self.keys.inbox(user), args)];

@@ -29,7 +29,8 @@
 
 use crate::error::{Result, StoreError};
 use crate::state::{
-    ChainAdvance, InboxPage, NodeInfo, Route, StateBackend, TicketClaims, UnreadCache, Watcher,
+    ChainAdvance, Floor, InboxPage, NodeInfo, Route, StateBackend, TicketClaims, UnreadCache,
+    Watcher,
 };
 use async_trait::async_trait;
 use con::Con;
@@ -329,7 +330,7 @@ impl StateBackend for RedisState {
         &self,
         user: UserId,
         keys: &[(UserId, PostId)],
-        floor: Option<PostId>,
+        floor: Floor,
         cap: usize,
         ttl_ms: u64,
     ) -> Result<()> {

@@ -113,8 +113,9 @@ return {'a'}
 /// may have dropped keys (now or before), so its floor is at least its
 /// oldest key. `ARGV[3]` is `push` (an inbox that does not exist takes
 /// nothing, its expiry is left alone), `fill` (the same, and the inbox
-/// expires `ARGV[2]` ms from now) or `mark:{floor}` (a `fill` that sets the
-/// floor, creating the inbox).
+/// expires `ARGV[2]` ms from now), `mark:{floor}` (a `fill` that sets the
+/// floor, creating the inbox) or `settle:{floor}` (a `fill` that sets the
+/// floor only while it is the unknown one, `!9223372036854775807`).
 const FEED_ADD: &str = r#"
 local key, mode = KEYS[1], ARGV[3]
 local cap = tonumber(ARGV[1])
@@ -128,6 +129,9 @@ else
   local marker = redis.call('ZRANGE', key, 0, 0)[1]
   redis.call('ZREM', key, marker)
   floor = string.sub(marker, 2)
+  if string.sub(mode, 1, 7) == 'settle:' and floor == '9223372036854775807' then
+    floor = string.sub(mode, 8)
+  end
 end
 for i = 4, #ARGV do
   redis.call('ZADD', key, 0, ARGV[i])

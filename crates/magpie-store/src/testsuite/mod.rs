@@ -299,6 +299,7 @@ macro_rules! state_conformance {
             feed_inbox_is_marked_then_pushed_to,
             feed_inbox_is_capped,
             feed_inbox_expires_unless_filled,
+            feed_inbox_settles_once,
             route_add_replace_and_conditional_remove,
             routes_batch_and_node_index,
             restore_routes_writes_only_missing_ones,

@@ -2,11 +2,10 @@
 //! pages are newest first below a cursor with the floor, the cap keeps the
 //! newest keys and raises the floor, an inbox lives from its last fill.
 
-use crate::{InboxPage, State};
+use crate::{Floor, InboxPage, State};
 use magpie_core::{PostId, UserId};
 
 const HOUR: u64 = 3_600_000;
-const NOTHING_YET: Option<PostId> = Some(PostId(i64::MAX));
 
 /// Post ids past 2^53 (a real id's size), which a double would round.
 fn key(author: i64, post: i64) -> (UserId, PostId) {
@@ -33,7 +32,7 @@ pub async fn feed_inbox_is_marked_then_pushed_to(s: State) {
         None,
         "not marked"
     );
-    s.feed_fill(other, &[key(1, 1)], None, 10, HOUR)
+    s.feed_fill(other, &[key(1, 1)], Floor::Keep, 10, HOUR)
         .await
         .expect("fill");
     assert_eq!(
@@ -43,15 +42,15 @@ pub async fn feed_inbox_is_marked_then_pushed_to(s: State) {
     );
 
     let two = [key(1, 5), key(2, 3)];
-    s.feed_fill(reader, &two, NOTHING_YET, 10, HOUR)
+    s.feed_fill(reader, &two, Floor::Unknown, 10, HOUR)
         .await
         .expect("mark");
     let got = s.feed_page(reader, None, 10).await.unwrap();
     assert_eq!(got, page(vec![key(1, 5), key(2, 3)], PostId(i64::MAX)));
-    s.feed_fill(reader, &[], Some(key(2, 3).1), 10, HOUR)
+    s.feed_fill(reader, &[], Floor::Set(key(2, 3).1), 10, HOUR)
         .await
         .expect("floor");
-    s.feed_fill(other, &[], Some(PostId(0)), 10, HOUR)
+    s.feed_fill(other, &[], Floor::Set(PostId(0)), 10, HOUR)
         .await
         .expect("mark");
     assert_eq!(
@@ -62,7 +61,7 @@ pub async fn feed_inbox_is_marked_then_pushed_to(s: State) {
     let mut both = pushes(&[key(3, 9), key(1, 4)], reader);
     both.extend(pushes(&[key(3, 9)], other));
     s.feed_push(&both, 10).await.expect("push");
-    s.feed_fill(reader, &[key(4, 8)], None, 10, HOUR)
+    s.feed_fill(reader, &[key(4, 8)], Floor::Keep, 10, HOUR)
         .await
         .expect("fill");
     let all = s.feed_page(reader, None, 10).await.unwrap().expect("inbox");
@@ -95,7 +94,7 @@ pub async fn feed_inbox_is_marked_then_pushed_to(s: State) {
 pub async fn feed_inbox_is_capped(s: State) {
     let reader = UserId(11);
     let first = [key(1, 1), key(1, 2), key(1, 3)];
-    s.feed_fill(reader, &first, Some(PostId(0)), 4, HOUR)
+    s.feed_fill(reader, &first, Floor::Set(PostId(0)), 4, HOUR)
         .await
         .expect("mark");
     let more: Vec<(UserId, PostId)> = (4..=7).map(|p| key(2, p)).collect();
@@ -112,7 +111,7 @@ pub async fn feed_inbox_is_capped(s: State) {
 /// An inbox lives `ttl_ms` from its last fill, whatever is pushed to it.
 pub async fn feed_inbox_expires_unless_filled(s: State) {
     let reader = UserId(21);
-    s.feed_fill(reader, &[key(1, 1)], Some(PostId(0)), 10, 300)
+    s.feed_fill(reader, &[key(1, 1)], Floor::Set(PostId(0)), 10, 300)
         .await
         .expect("mark");
     for p in 2..5 {
@@ -130,7 +129,7 @@ pub async fn feed_inbox_expires_unless_filled(s: State) {
     s.feed_push(&pushes(&[key(1, 9)], reader), 10)
         .await
         .expect("push");
-    s.feed_fill(reader, &[key(1, 9)], None, 10, HOUR)
+    s.feed_fill(reader, &[key(1, 9)], Floor::Keep, 10, HOUR)
         .await
         .expect("fill");
     assert_eq!(
@@ -138,9 +137,44 @@ pub async fn feed_inbox_expires_unless_filled(s: State) {
         None,
         "nothing revives it"
     );
-    s.feed_fill(reader, &[], NOTHING_YET, 10, HOUR)
+    s.feed_fill(reader, &[], Floor::Unknown, 10, HOUR)
         .await
         .expect("mark again");
     let fresh = s.feed_page(reader, None, 10).await.unwrap();
     assert_eq!(fresh, page(vec![], PostId(i64::MAX)), "fresh");
+}
+
+/// A settle sets the floor only while the inbox knows nothing: not on an
+/// inbox that is gone (dropped meanwhile), not over another's settle.
+pub async fn feed_inbox_settles_once(s: State) {
+    let reader = UserId(31);
+    let settle = Floor::Settle(PostId(0));
+    s.feed_fill(reader, &[key(1, 5)], settle, 10, HOUR)
+        .await
+        .expect("settle");
+    assert_eq!(
+        s.feed_page(reader, None, 10).await.unwrap(),
+        None,
+        "nothing to settle"
+    );
+    s.feed_fill(reader, &[], Floor::Unknown, 10, HOUR)
+        .await
+        .expect("mark");
+    let unknown = s
+        .feed_page(reader, None, 10)
+        .await
+        .unwrap()
+        .expect("marked");
+    assert_eq!(unknown.floor, PostId(i64::MAX));
+    let first = Floor::Settle(key(1, 5).1);
+    s.feed_fill(reader, &[key(1, 5)], first, 10, HOUR)
+        .await
+        .expect("settle");
+    let second = Floor::Settle(key(1, 2).1);
+    s.feed_fill(reader, &[key(1, 2)], second, 10, HOUR)
+        .await
+        .expect("again");
+    let settled = s.feed_page(reader, None, 10).await.unwrap();
+    let want = page(vec![key(1, 5), key(1, 2)], key(1, 5).1);
+    assert_eq!(settled, want, "the first settle wins");
 }

@@ -15,7 +15,7 @@
 use super::Feeds;
 use crate::error::Result;
 use magpie_core::{Post, PostId, UserId, newest_first};
-use magpie_store::InboxPage;
+use magpie_store::{Floor, InboxPage};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -67,17 +67,18 @@ impl Feeds {
         let page = match inbox {
             Some(inbox) => self.merge(&authors, inbox, before, n).await?,
             None => {
-                self.fill(user, &[], Some(PostId(i64::MAX))).await;
+                let marked = self.fill(user, &[], Floor::Unknown).await;
                 let page = FeedPage::of(feeds.outboxes(&authors, before, n).await?, n);
                 count("pull");
-                if before.is_none() {
+                if before.is_none() && marked {
                     // Everything from the page's oldest post up is known
-                    // now; a short page is the whole feed.
+                    // now (a short page is the whole feed), unless the
+                    // inbox was dropped or settled meanwhile.
                     let oldest = page.posts.last().map(|p| p.id);
                     let floor = oldest.filter(|_| page.posts.len() == n);
                     let keys: Vec<(UserId, PostId)> = page.posts.iter().map(Post::key).collect();
-                    self.fill(user, &keys, Some(floor.unwrap_or(PostId(0))))
-                        .await;
+                    let settle = Floor::Settle(floor.unwrap_or(PostId(0)));
+                    self.fill(user, &keys, settle).await;
                 }
                 return Ok(page);
             }
@@ -86,7 +87,7 @@ impl Feeds {
             // What was read goes into the inbox (its next read is served
             // from it), and the read keeps the reader active.
             let keys: Vec<(UserId, PostId)> = page.posts.iter().map(Post::key).collect();
-            self.fill(user, &keys, None).await;
+            self.fill(user, &keys, Floor::Keep).await;
         }
         Ok(page)
     }
@@ -144,19 +145,20 @@ impl Feeds {
         Ok(FeedPage::of(posts, n))
     }
 
-    /// Adds keys to the reader's inbox (and sets its floor, marking it,
-    /// when given) and keeps it alive; a failure only costs a later read a
-    /// pull.
-    async fn fill(&self, user: UserId, keys: &[(UserId, PostId)], floor: Option<PostId>) {
+    /// Adds keys to the reader's inbox, treats its floor as `floor` says
+    /// and keeps it alive; `false` when the state failed (which only costs
+    /// a later read a pull).
+    async fn fill(&self, user: UserId, keys: &[(UserId, PostId)], floor: Floor) -> bool {
         let f = &self.cfg.feeds;
         let ttl = f.active_days.saturating_mul(86_400_000);
-        if let Err(e) = self
+        let filled = self
             .state
             .feed_fill(user, keys, floor, f.inbox_cap, ttl)
-            .await
-        {
+            .await;
+        if let Err(e) = &filled {
             tracing::warn!(%user, error = %e, "feed inbox not filled");
         }
+        filled.is_ok()
     }
 }
 

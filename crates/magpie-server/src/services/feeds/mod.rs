@@ -65,8 +65,10 @@ impl Feeds {
     /// first: it holds the followee's block, which must stop the follow
     /// before the follower's side (read by the feed) exists; a block of the
     /// follower's own makes its side refuse, and the followee's side is
-    /// taken back. The reader's inbox is dropped: it does not hold the
-    /// followee's earlier posts, and the next read pulls and fills it.
+    /// taken back. The reader's inbox is dropped, also when the follow was
+    /// there already (a retry after a failure between the edge and the
+    /// drop): it does not hold the followee's earlier posts, and the next
+    /// read pulls and fills it.
     pub async fn follow(&self, user: UserId, target: UserId) -> Result<bool> {
         self.other_user(user, target).await?;
         let (feeds, at) = (self.store.feeds(), now_ms());
@@ -81,9 +83,7 @@ impl Feeds {
                 return Err(blocked(e));
             }
         };
-        if mine {
-            self.forget_inbox(user).await;
-        }
+        self.forget_inbox(user).await;
         Ok(mine || theirs)
     }
 

@@ -121,6 +121,11 @@ const OPS: &[&str] = &[
     "room_send",
     "presence_watch",
     "chain",
+    "follow",
+    "unfollow",
+    "post",
+    "post_delete",
+    "feed",
 ];
 
 /// Why a client frame could not be decoded, with the request id when it was readable.

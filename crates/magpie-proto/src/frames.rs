@@ -5,8 +5,8 @@
 pub use crate::decode::{DecodeError, decode_client};
 use crate::errors::ErrorCode;
 use magpie_core::{
-    ChainLink, ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, Post, RoomMessage,
-    Seq, UserId,
+    ChainLink, ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, Post, PostId,
+    RoomMessage, Seq, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -124,6 +124,30 @@ pub enum ClientOp {
     PresenceWatch {
         users: Vec<UserId>,
     },
+    /// Follow a user (docs/protocol.md §3.16): answered by `follow_ok`.
+    Follow {
+        user: UserId,
+    },
+    /// Stop following a user: answered by `unfollow_ok`.
+    Unfollow {
+        user: UserId,
+    },
+    /// Publish a post, once per `cmid`: answered by `posted`.
+    Post {
+        cmid: ClientMsgId,
+        body: String,
+    },
+    /// Delete one of your posts: answered by `post_deleted`.
+    PostDelete {
+        post: PostId,
+    },
+    /// A page of your home feed below `before`: answered by `feed_result`.
+    Feed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<PostId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
 }
 
 impl ClientOp {
@@ -145,6 +169,11 @@ impl ClientOp {
             ClientOp::RoomSend { .. } => "room_send",
             ClientOp::PresenceWatch { .. } => "presence_watch",
             ClientOp::Chain => "chain",
+            ClientOp::Follow { .. } => "follow",
+            ClientOp::Unfollow { .. } => "unfollow",
+            ClientOp::Post { .. } => "post",
+            ClientOp::PostDelete { .. } => "post_delete",
+            ClientOp::Feed { .. } => "feed",
         }
     }
 }
@@ -282,6 +311,42 @@ pub enum ServerFrame {
     /// effort, not acknowledged: the home feed is the truth).
     Post {
         post: Post,
+    },
+    /// `follow` (`changed`: false when already following).
+    FollowOk {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        user: UserId,
+        changed: bool,
+    },
+    /// `unfollow` (`changed`: false when not following).
+    UnfollowOk {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        user: UserId,
+        changed: bool,
+    },
+    /// `post`: the post as stored; `duplicate` when `cmid` was seen before.
+    Posted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        post: Post,
+        duplicate: bool,
+    },
+    /// `post_delete`.
+    PostDeleted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        post: PostId,
+    },
+    /// `feed`: newest first; `next` is the `before` of the next page,
+    /// absent on the last.
+    FeedResult {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        posts: Vec<Post>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<PostId>,
     },
     /// Coalesced group read receipt for the receiver's own message `seq`:
     /// `read` members who could see it have read it, `unread` have not.

@@ -121,6 +121,26 @@ pub struct InternalSendRequest {
     pub persistence: Option<Persistence>,
 }
 
+/// Internal API: follows imported in bulk, every one of `followers`
+/// following `followee`; `read` also reads each follower's feed once (its
+/// inbox is marked: the follower is active).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InternalFollowsRequest {
+    pub followee: UserId,
+    pub followers: Vec<UserId>,
+    #[serde(default)]
+    pub read: bool,
+}
+
+/// The answer to `POST /internal/v1/follows`: follows that are new, that
+/// were there already, and that a block refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InternalFollowsResponse {
+    pub added: u64,
+    pub existing: u64,
+    pub refused: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InternalTokenRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]

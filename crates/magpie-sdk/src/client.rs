@@ -324,6 +324,11 @@ impl Client {
         }
     }
 
+    /// Sends `op` and waits for the frame that answers it.
+    pub(crate) async fn request(&self, op: ClientOp) -> Result<ServerFrame> {
+        self.inner.request(op).await
+    }
+
     pub async fn unread(&self) -> Result<UnreadResponse> {
         match self.inner.request(ClientOp::Unread).await? {
             ServerFrame::UnreadResult { total, convs, .. } => Ok(UnreadResponse { total, convs }),

@@ -25,6 +25,7 @@ pub mod connector;
 pub mod dedup;
 mod delivery;
 pub mod error;
+mod feed_ops;
 mod feeds;
 pub mod http;
 mod requests;

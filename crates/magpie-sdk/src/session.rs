@@ -265,6 +265,11 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
         | ServerFrame::UnreadResult { rid: Some(rid), .. }
         | ServerFrame::PresenceWatchOk { rid: Some(rid), .. }
         | ServerFrame::ChainResult { rid: Some(rid), .. }
+        | ServerFrame::FollowOk { rid: Some(rid), .. }
+        | ServerFrame::UnfollowOk { rid: Some(rid), .. }
+        | ServerFrame::Posted { rid: Some(rid), .. }
+        | ServerFrame::PostDeleted { rid: Some(rid), .. }
+        | ServerFrame::FeedResult { rid: Some(rid), .. }
         | ServerFrame::Pong { rid: Some(rid) } => {
             inner.resolve(rid, frame);
             Routed::Done

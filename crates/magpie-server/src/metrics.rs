@@ -50,8 +50,8 @@ pub const POSTS: &str = "magpie_feed_posts_total";
 /// Post keys written into followers' inboxes by the fan-out (asked for:
 /// an inbox that is not materialised takes nothing).
 pub const INBOX_WRITES: &str = "magpie_feed_inbox_writes_total";
-/// Posts whose author was big: not pushed, pulled by every reader.
-pub const FANOUT_SKIPPED: &str = "magpie_feed_fanout_skipped_total";
+/// Posts whose author was big: pushed to its subscribers (active followers) only.
+pub const FANOUT_BIG: &str = "magpie_feed_fanout_big_total";
 /// Home-feed reads, by how they were served (label `from`: `inbox`,
 /// `inbox_and_pull` or `pull`).
 pub const FEED_READS: &str = "magpie_feed_reads_total";
@@ -138,7 +138,7 @@ pub struct Meters {
     pub login_failures: Counter,
     pub posts: Counter,
     pub inbox_writes: Counter,
-    pub fanout_skipped: Counter,
+    pub fanout_big: Counter,
 }
 
 static METERS: OnceLock<Meters> = OnceLock::new();
@@ -174,7 +174,7 @@ pub fn meters() -> &'static Meters {
             login_failures: metrics::counter!(LOGIN_FAILURES),
             posts: metrics::counter!(POSTS),
             inbox_writes: metrics::counter!(INBOX_WRITES),
-            fanout_skipped: metrics::counter!(FANOUT_SKIPPED),
+            fanout_big: metrics::counter!(FANOUT_BIG),
         }
     })
 }

@@ -35,7 +35,7 @@ pub mod testsuite;
 pub use error::StoreError;
 pub use shards::{Place, ShardedStore};
 pub use state::{
-    ChainAdvance, FLOOR_UNKNOWN, Floor, InboxPage, NodeInfo, OFFLINE_CAP, Route, State,
+    BigAuthors, ChainAdvance, FLOOR_UNKNOWN, Floor, InboxPage, NodeInfo, OFFLINE_CAP, Route, State,
     StateBackend, TicketClaims, UnreadCache, Watcher,
 };
 pub use store::{

@@ -284,6 +284,38 @@ pub trait StateBackend: Send + Sync + 'static {
     /// a follow, whose older posts the inbox does not hold).
     async fn feed_drop(&self, user: UserId) -> Result<()>;
 
+    // -- big authors and their subscribers (docs/feeds.md, "Push, pull and
+    // activity"): an author flagged big pushes only to the readers
+    // subscribed to it, each until a deadline that the reader's reads
+    // extend. A flag stays (until the state is lost).
+    /// The flagged among `authors`, each with its flag's sequence, and the
+    /// last sequence given (every flag set later has a higher one).
+    async fn feed_big(&self, authors: &[UserId]) -> Result<BigAuthors>;
+    /// Flags `author` big with the next sequence unless it is flagged
+    /// already; returns its flag's sequence.
+    async fn feed_set_big(&self, author: UserId) -> Result<i64>;
+    /// Subscribes `reader` to each author's pushes until `until_ms`, or
+    /// extends it, one round trip; `true` when every subscription was
+    /// there and unexpired already (`false` on a refresh: pushes may have
+    /// been missed, the reader's inbox cannot be trusted).
+    async fn feed_subscribe(
+        &self,
+        reader: UserId,
+        authors: &[UserId],
+        until_ms: i64,
+    ) -> Result<bool>;
+    /// One step of a scan of `author`'s unexpired subscribers: up to about
+    /// `n` readers and the cursor of the next step (0: done; start with 0).
+    /// A reader subscribed for the whole scan is returned at least once
+    /// (maybe twice); one subscribing during it may be missed (it
+    /// subscribed before pulling, so the pull found the post).
+    async fn feed_subscribers(
+        &self,
+        author: UserId,
+        cursor: u64,
+        n: usize,
+    ) -> Result<(Vec<UserId>, u64)>;
+
     // -- unread counters (cache of the store's truth)
     /// For each (user, conv, seq): if seq is above the counted watermark of
     /// (user, conv), count it (+1) and raise the watermark; otherwise ignore.
@@ -319,10 +351,21 @@ pub enum Floor {
     Unknown,
     /// A pull made after `Unknown` found everything from this post up: it
     /// becomes the floor if the inbox still exists and still knows nothing.
-    /// A drop (a follow) or another reader's `Settle` in between wins.
-    Settle(PostId),
+    /// A drop (a follow) or another reader's `Settle` in between wins. The
+    /// second field becomes the inbox's `big_seen`: the flag sequence read
+    /// (`feed_big`) after the mark, before the reader subscribed and pulled.
+    Settle(PostId, i64),
     /// Set it outright, creating the inbox (an import, a test).
     Set(PostId),
+}
+
+/// Flagged big authors (`StateBackend::feed_big`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BigAuthors {
+    /// `(author, flag sequence)`.
+    pub flagged: Vec<(UserId, i64)>,
+    /// The last flag sequence given.
+    pub seq: i64,
 }
 
 /// The floor of an inbox that knows nothing yet.
@@ -335,6 +378,9 @@ pub struct InboxPage {
     pub keys: Vec<(UserId, PostId)>,
     /// Every post of an author who pushes, at or above it, is in the inbox.
     pub floor: PostId,
+    /// Its reader subscribed to the big authors it followed whose flag
+    /// sequence is at or below this (0 from the mark until it settles).
+    pub big_seen: i64,
 }
 
 /// A connection watching presence: the address pushes take (its user, the

@@ -225,6 +225,13 @@ fn routes() -> Vec<Route> {
             |i| Some(json!({"from": i.a, "to": i.b, "cmid": cmid(), "body": "from a service"})),
             200,
         ),
+        r(
+            "POST",
+            "/internal/v1/follows",
+            Service,
+            |i| Some(json!({"followee": i.a, "followers": [i.b], "read": true})),
+            200,
+        ),
         r("GET", "/internal/v1/bans", Service, no_body, 200),
         r(
             "POST",
@@ -750,6 +757,19 @@ fn every_op() -> Vec<ClientOp> {
         ClientOp::PresenceWatch {
             users: vec![UserId(2)],
         },
+        ClientOp::Follow { user: UserId(2) },
+        ClientOp::Unfollow { user: UserId(2) },
+        ClientOp::Post {
+            cmid: ClientMsgId::new_v7(),
+            body: "x".into(),
+        },
+        ClientOp::PostDelete {
+            post: magpie_core::PostId(1),
+        },
+        ClientOp::Feed {
+            before: None,
+            limit: None,
+        },
     ];
     for op in &ops {
         match op {
@@ -767,7 +787,12 @@ fn every_op() -> Vec<ClientOp> {
             | ClientOp::RoomLeave { .. }
             | ClientOp::RoomSend { .. }
             | ClientOp::Chain
-            | ClientOp::PresenceWatch { .. } => {}
+            | ClientOp::PresenceWatch { .. }
+            | ClientOp::Follow { .. }
+            | ClientOp::Unfollow { .. }
+            | ClientOp::Post { .. }
+            | ClientOp::PostDelete { .. }
+            | ClientOp::Feed { .. } => {}
         }
     }
     let names: BTreeSet<_> = ops.iter().map(|o| o.name()).collect();

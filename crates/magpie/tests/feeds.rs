@@ -429,3 +429,184 @@ async fn an_online_follower_gets_the_post_live() {
         }
     }
 }
+
+/// The feed's socket ops answer what the HTTP routes answer: follow,
+/// post (idempotent by cmid), the home feed in pages, delete, unfollow,
+/// and refusals as error frames on the same connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn socket_ops_follow_post_and_read() {
+    use magpie_core::PostId;
+    use magpie_proto::ErrorCode;
+    let s = server().await;
+    let [author, fan] = s.users(["author", "fan"]).await;
+    let (mut a, mut f) = (s.conn(&author, "tcp").await, s.conn(&fan, "ws").await);
+    let target = author.user_id;
+    for changed in [true, false] {
+        let got = f.request(ClientOp::Follow { user: target }).await;
+        let want = ServerFrame::FollowOk {
+            rid: frame_rid(&got),
+            user: target,
+            changed,
+        };
+        assert_eq!(got, want);
+    }
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let cmid = ClientMsgId::new_v7();
+        let op = |body: String| ClientOp::Post { cmid, body };
+        let first = a.request(op(format!("p{i}"))).await;
+        let ServerFrame::Posted {
+            post,
+            duplicate: false,
+            ..
+        } = first
+        else {
+            panic!("{first:?}")
+        };
+        let retry = a.request(op("other".into())).await;
+        match retry {
+            ServerFrame::Posted {
+                post: again,
+                duplicate: true,
+                ..
+            } => assert_eq!(again, post, "the original"),
+            other => panic!("{other:?}"),
+        }
+        ids.push(post.id.0);
+    }
+    let want = newest_first(ids.clone());
+    feed_becomes(&s, &fan, &want).await;
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let got = f
+            .request(ClientOp::Feed {
+                before,
+                limit: Some(2),
+            })
+            .await;
+        let ServerFrame::FeedResult { posts, next, .. } = got else {
+            panic!("{got:?}")
+        };
+        seen.extend(posts.iter().map(|p| p.id.0));
+        match next {
+            Some(n) => before = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, want, "the same feed as over HTTP");
+
+    let gone = PostId(ids[1]);
+    let got = a.request(ClientOp::PostDelete { post: gone }).await;
+    assert!(matches!(got, ServerFrame::PostDeleted { post, .. } if post == gone));
+    let got = f
+        .request(ClientOp::PostDelete {
+            post: PostId(ids[0]),
+        })
+        .await;
+    assert!(
+        matches!(
+            got,
+            ServerFrame::Error {
+                code: ErrorCode::NotFound,
+                fatal: false,
+                ..
+            }
+        ),
+        "not the fan's post: {got:?}"
+    );
+    let got = f
+        .request(ClientOp::Feed {
+            before: None,
+            limit: None,
+        })
+        .await;
+    let ServerFrame::FeedResult {
+        posts, next: None, ..
+    } = got
+    else {
+        panic!("{got:?}")
+    };
+    let left: Vec<i64> = posts.iter().map(|p| p.id.0).collect();
+    assert_eq!(left, newest_first(vec![ids[0], ids[2]]));
+
+    let got = f.request(ClientOp::Follow { user: fan.user_id }).await;
+    assert!(
+        matches!(
+            got,
+            ServerFrame::Error {
+                code: ErrorCode::BadField,
+                ..
+            }
+        ),
+        "not yourself: {got:?}"
+    );
+    let got = f.request(ClientOp::Unfollow { user: target }).await;
+    assert!(matches!(got, ServerFrame::UnfollowOk { changed: true, .. }));
+    let got = f
+        .request(ClientOp::Feed {
+            before: None,
+            limit: None,
+        })
+        .await;
+    assert!(
+        matches!(got, ServerFrame::FeedResult { ref posts, .. } if posts.is_empty()),
+        "{got:?}"
+    );
+}
+
+/// Follows imported in bulk on the internal API: counted as added,
+/// existing or refused (a block); with `read`, each follower's inbox is
+/// marked, so a post is pushed to it and its next read is served from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn imported_follows_are_ordinary_follows() {
+    let s = server().await;
+    let [author, fan, blocker] = s.users(["author", "fan", "blocker"]).await;
+    let path = format!("/v1/blocks/{}", author.user_id.0);
+    assert_eq!(s.send_json(&blocker, "POST", &path, json!({})).await.0, 201);
+    let import = |followers: Vec<i64>, followee: i64| {
+        let body = json!({"followee": followee, "followers": followers, "read": true});
+        let key = Some("service-key-for-tests");
+        let base = s.internal();
+        let s = &s;
+        async move {
+            s.call_at(&base, "POST", "/internal/v1/follows", key, Some(body))
+                .await
+        }
+    };
+    let a = author.user_id.0;
+    let (f, b) = (fan.user_id.0, blocker.user_id.0);
+    let (st, out) = import(vec![f, 5_000_001, b], a).await;
+    assert_eq!(st, 200, "{out}");
+    assert_eq!(out, json!({"added": 2, "existing": 0, "refused": 1}));
+    let (_, again) = import(vec![f], a).await;
+    assert_eq!(again, json!({"added": 0, "existing": 1, "refused": 0}));
+    let counts = s.get(&fan, &format!("/v1/users/{a}/follows")).await.1;
+    assert_eq!(counts, json!({"followers": 2, "following": 0}));
+
+    let writes = counter(&s, "magpie_feed_inbox_writes_total").await;
+    let id = post(&s, &author, "to the imported").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&s, "magpie_feed_inbox_writes_total").await < writes + 2.0 {
+        assert!(tokio::time::Instant::now() < deadline, "not pushed to both");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let inbox = "magpie_feed_reads_total{from=\"inbox\"}";
+    let reads = counter(&s, inbox).await;
+    assert_eq!(page(&s, &fan, None, 5).await.0, vec![id]);
+    assert_eq!(counter(&s, inbox).await, reads + 1.0, "from the inbox");
+
+    for (followers, followee, status, code) in [
+        (vec![a], a, 400, "bad_field"),
+        (vec![0], a, 400, "bad_field"),
+        ((1..=5_001).collect(), a, 400, "bad_field"),
+        (vec![f], 9_999_999, 404, "not_found"),
+    ] {
+        let (st, body) = import(followers, followee).await;
+        assert_eq!(
+            (st, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+}

@@ -385,3 +385,44 @@ async fn sdk_follow_post_and_feed() {
     bob.unfollow(ta.user_id).await.unwrap();
     assert!(bob.feed(None, None).await.unwrap().posts.is_empty());
 }
+
+/// The same over the SDK's socket client: follow, post (a retry is the
+/// same post), the `post` event, the home feed, delete, unfollow.
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_socket_follow_post_and_feed() {
+    let s = TestServer::start().await;
+    let [ta, tb] = s.users(["alice", "bob"]).await;
+    let alice = connect(&s, &ta, Transport::Tcp).await;
+    let bob = connect(&s, &tb, Transport::Ws).await;
+    assert!(bob.follow(ta.user_id).await.unwrap());
+    assert!(!bob.follow(ta.user_id).await.unwrap(), "already");
+    let cmid = ClientMsgId::new_v7();
+    let first = alice.post(cmid, "one").await.unwrap();
+    assert_eq!(alice.post(cmid, "one").await.unwrap().post, first.post);
+    wait_for(
+        &bob,
+        LONG,
+        |e| matches!(e, Event::Post(p) if p.id == first.post.id),
+    )
+    .await;
+    let second = alice.post(ClientMsgId::new_v7(), "two").await.unwrap();
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let page = bob.feed(None, Some(5)).await.unwrap();
+        let seen: Vec<_> = page.posts.iter().map(|p| p.id).collect();
+        if seen == [second.post.id, first.post.id] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    alice.delete_post(first.post.id).await.unwrap();
+    assert!(alice.delete_post(first.post.id).await.is_err(), "gone");
+    let left: Vec<_> = bob.feed(None, None).await.unwrap().posts;
+    assert_eq!(
+        left.iter().map(|p| p.id).collect::<Vec<_>>(),
+        [second.post.id]
+    );
+    assert!(bob.unfollow(ta.user_id).await.unwrap());
+    assert!(bob.feed(None, None).await.unwrap().posts.is_empty());
+}

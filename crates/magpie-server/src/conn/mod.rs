@@ -5,6 +5,7 @@
 //! Invariant: no business logic here beyond framing, heartbeats, the
 //! unacknowledged window and resends; requests go to `crate::services`.
 
+mod feed_ops;
 mod handshake;
 mod inflight;
 mod requests;

@@ -314,6 +314,11 @@ impl Requester {
                 .unread(user, self.settings.unread_mode)
                 .await
                 .map(|(total, convs)| ServerFrame::UnreadResult { rid, total, convs }),
+            op @ (ClientOp::Follow { .. }
+            | ClientOp::Unfollow { .. }
+            | ClientOp::Post { .. }
+            | ClientOp::PostDelete { .. }
+            | ClientOp::Feed { .. }) => self.feed_op(rid, op).await?,
             // Handled by the session loop itself.
             ClientOp::Hello { .. }
             | ClientOp::Ping

@@ -46,7 +46,7 @@ impl PostsQuery {
             .transpose()
     }
     fn limit(&self) -> usize {
-        self.limit.unwrap_or(20)
+        self.limit.unwrap_or(crate::services::FEED_PAGE)
     }
 }
 

@@ -13,7 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use magpie_core::{DeviceId, UserId};
 use magpie_proto::http::{
-    InternalSendRequest, InternalTokenRequest, RegisterRequest, SendResult, Tokens, UserCreated,
+    InternalFollowsRequest, InternalFollowsResponse, InternalSendRequest, InternalTokenRequest,
+    RegisterRequest, SendResult, Tokens, UserCreated,
 };
 
 pub async fn create(
@@ -64,4 +65,17 @@ pub async fn send(
     };
     let accepted = app.messaging.send_one(from, None, input).await?;
     Ok(Json(SendResult::new(cmid, accepted)))
+}
+
+/// Follows imported in bulk (`Feeds::import_followers`).
+pub async fn follows(
+    State(app): State<App>,
+    _s: Service,
+    ApiJson(req): ApiJson<InternalFollowsRequest>,
+) -> Result<Json<InternalFollowsResponse>> {
+    let out = app
+        .feeds
+        .import_followers(req.followee, &req.followers, req.read)
+        .await?;
+    Ok(Json(out))
 }

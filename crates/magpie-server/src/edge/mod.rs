@@ -122,6 +122,7 @@ pub fn internal_router(app: App) -> Router {
     let r = Router::new()
         .route("/internal/v1/users", post(internal::create))
         .route("/internal/v1/users/{user}/tokens", post(internal::token))
+        .route("/internal/v1/follows", post(internal::follows))
         .route("/internal/v1/messages", post(internal::send))
         .route(
             "/internal/v1/bans",

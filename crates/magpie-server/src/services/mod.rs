@@ -37,7 +37,7 @@ mod users;
 
 pub use delivery::Delivery;
 pub use events::Events;
-pub use feeds::{FeedPage, Feeds};
+pub use feeds::{DEFAULT_PAGE as FEED_PAGE, FeedPage, Feeds};
 pub use groups::Groups;
 pub use messaging::{Messaging, SendInput};
 pub use presence::Presence;

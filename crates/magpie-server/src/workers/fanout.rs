@@ -1,10 +1,14 @@
 //! The feed fan-out (group `feeds`, topic `post`; docs/feeds.md): a stored
-//! post's key goes into each follower's inbox, one page of followers from
-//! the store and one state round trip per step. A big author's post is not
-//! pushed: every reader pulls it from the outbox at read time, so the work
-//! of a post does not grow past `feeds.big_threshold` followers.
+//! post's key goes into its readers' inboxes, one page of readers and one
+//! state round trip per step. A small author's readers are its followers
+//! (paged from the store; an inbox that was never marked or expired is
+//! skipped). A big author's (flagged once its followers exceed
+//! `feeds.big_threshold`) are its subscribers only: the followers that
+//! read their feed within `feeds.active_days`, so a post's work grows with
+//! the author's active followers, not all of them; the others pull it when
+//! they read.
 //!
-//! Each page's online followers also get a `post` frame (one route lookup
+//! Each page's online readers also get a `post` frame (one route lookup
 //! per page; best effort, the feed read is the truth); a deleted post is
 //! neither pushed nor shown.
 //!
@@ -43,20 +47,20 @@ impl Worker for Fanout {
 async fn fan_out(app: &App, author: UserId, post: PostId) -> Result<()> {
     let f = &app.cfg.feeds;
     let feeds = app.store.feeds();
-    if feeds.follow_counts(author).await?.followers > f.big_threshold {
-        meters().fanout_skipped.increment(1);
-        return Ok(());
-    }
     let Some(shown) = feeds.posts(&[(author, post)]).await?.pop() else {
         return Ok(()); // deleted meanwhile
     };
+    let big = match app.state.feed_big(&[author]).await?.flagged.first() {
+        Some(_) => true,
+        None if feeds.follow_counts(author).await?.followers > f.big_threshold => {
+            app.state.feed_set_big(author).await?;
+            true
+        }
+        None => false,
+    };
     let batch = f.fanout_batch.max(1);
-    let mut after = UserId(0);
-    loop {
-        let page = feeds.followers(author, after, batch).await?;
-        let Some(last) = page.last().copied() else {
-            return Ok(());
-        };
+    let mut pages = Readers::new(app, author, big);
+    while let Some(page) = pages.next(batch).await? {
         let items: Vec<(UserId, UserId, PostId)> =
             page.iter().map(|u| (*u, author, post)).collect();
         app.state.feed_push(&items, f.inbox_cap).await?;
@@ -64,9 +68,54 @@ async fn fan_out(app: &App, author: UserId, post: PostId) -> Result<()> {
         app.delivery
             .notify_users(&page, Notice::Post(shown.clone()))
             .await;
-        if page.len() < batch {
-            return Ok(());
+    }
+    if big {
+        meters().fanout_big.increment(1);
+    }
+    Ok(())
+}
+
+/// The pages of a post's readers: a small author's followers from the
+/// store, a big author's subscribers from the state.
+struct Readers<'a> {
+    app: &'a App,
+    author: UserId,
+    big: bool,
+    /// The last follower of the previous page, or the scan's cursor.
+    after: Option<(UserId, u64)>,
+}
+
+impl<'a> Readers<'a> {
+    fn new(app: &'a App, author: UserId, big: bool) -> Self {
+        let after = Some((UserId(0), 0));
+        Readers {
+            app,
+            author,
+            big,
+            after,
         }
-        after = last;
+    }
+
+    async fn next(&mut self, batch: usize) -> Result<Option<Vec<UserId>>> {
+        let Some((after, cursor)) = self.after else {
+            return Ok(None);
+        };
+        if self.big {
+            let state = &self.app.state;
+            let (page, next) = state.feed_subscribers(self.author, cursor, batch).await?;
+            self.after = (next != 0).then_some((after, next));
+            return Ok(Some(page));
+        }
+        let page = self
+            .app
+            .store
+            .feeds()
+            .followers(self.author, after, batch)
+            .await?;
+        self.after = match page.last() {
+            Some(last) if page.len() == batch => Some((*last, 0)),
+            _ => None,
+        };
+        Ok(Some(page).filter(|p| !p.is_empty()))
     }
 }

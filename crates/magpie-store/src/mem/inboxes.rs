@@ -14,6 +14,7 @@ const SWEEP_ABOVE: usize = 10_000;
 struct Inbox {
     until: i64,
     floor: PostId,
+    big_seen: i64,
     keys: BTreeSet<(PostId, UserId)>,
 }
 
@@ -60,7 +61,7 @@ impl Inboxes {
         let set = match floor {
             Floor::Unknown => Some(FLOOR_UNKNOWN),
             Floor::Set(f) => Some(f),
-            Floor::Keep | Floor::Settle(_) => None,
+            Floor::Keep | Floor::Settle(..) => None,
         };
         let inbox = match set {
             Some(floor) => {
@@ -70,12 +71,14 @@ impl Inboxes {
                 let inbox = self.0.entry(user).or_insert_with(|| Inbox {
                     until,
                     floor,
+                    big_seen: 0,
                     keys: BTreeSet::new(),
                 });
                 if inbox.until <= now {
                     inbox.keys.clear();
                 }
                 inbox.floor = floor;
+                inbox.big_seen = 0;
                 inbox
             }
             None => match self.live(user, now) {
@@ -83,10 +86,11 @@ impl Inboxes {
                 None => return,
             },
         };
-        if let Floor::Settle(f) = floor
+        if let Floor::Settle(f, seen) = floor
             && inbox.floor == FLOOR_UNKNOWN
         {
             inbox.floor = f;
+            inbox.big_seen = seen;
         }
         inbox.until = until;
         inbox.add(keys.iter().copied(), cap);
@@ -110,6 +114,7 @@ impl Inboxes {
         Some(InboxPage {
             keys,
             floor: inbox.floor,
+            big_seen: inbox.big_seen,
         })
     }
 

@@ -10,8 +10,8 @@
 
 use crate::error::Result;
 use crate::state::{
-    ChainAdvance, Floor, InboxPage, NodeInfo, OFFLINE_CAP, Route, StateBackend, TicketClaims,
-    UnreadCache, Watcher,
+    BigAuthors, ChainAdvance, Floor, InboxPage, NodeInfo, OFFLINE_CAP, Route, StateBackend,
+    TicketClaims, UnreadCache, Watcher,
 };
 use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, PostId, Seq, UserId};
@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 mod guard;
 mod inboxes;
 mod maps;
+mod subscribers;
 mod watches;
 
 type OfflineKey = (UserId, ConvId);
@@ -54,6 +55,7 @@ pub struct MemState {
     watches: Mutex<watches::Watches>,
     /// Not expired: each is capped, and only readers of feeds have one.
     inboxes: Mutex<inboxes::Inboxes>,
+    subscribers: Mutex<subscribers::Subscribers>,
 }
 
 impl MemState {
@@ -71,6 +73,7 @@ impl MemState {
             guard: Mutex::new(guard::Guard::new()),
             watches: Mutex::new(watches::Watches::default()),
             inboxes: Mutex::new(inboxes::Inboxes::default()),
+            subscribers: Mutex::new(subscribers::Subscribers::default()),
         }
     }
 }
@@ -416,6 +419,35 @@ impl StateBackend for MemState {
     async fn feed_drop(&self, user: UserId) -> Result<()> {
         self.inboxes.lock().drop_inbox(user);
         Ok(())
+    }
+
+    async fn feed_big(&self, authors: &[UserId]) -> Result<BigAuthors> {
+        Ok(self.subscribers.lock().big(authors))
+    }
+
+    async fn feed_set_big(&self, author: UserId) -> Result<i64> {
+        Ok(self.subscribers.lock().set_big(author))
+    }
+
+    async fn feed_subscribe(
+        &self,
+        reader: UserId,
+        authors: &[UserId],
+        until_ms: i64,
+    ) -> Result<bool> {
+        let now = magpie_core::now_ms();
+        let mut subscribers = self.subscribers.lock();
+        Ok(subscribers.subscribe(reader, authors, until_ms, now))
+    }
+
+    async fn feed_subscribers(
+        &self,
+        author: UserId,
+        cursor: u64,
+        n: usize,
+    ) -> Result<(Vec<UserId>, u64)> {
+        let now = magpie_core::now_ms();
+        Ok(self.subscribers.lock().scan(author, cursor, n, now))
     }
 
     async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {

@@ -24,11 +24,14 @@ fn parse(m: &str) -> Result<(UserId, PostId)> {
     parsed.ok_or_else(|| StoreError::Corrupt(format!("inbox member {m:?}")))
 }
 
-fn parse_marker(m: &str) -> Result<PostId> {
-    let floor = m.strip_prefix('!').and_then(|f| f.parse().ok());
-    floor
-        .map(PostId)
-        .ok_or_else(|| StoreError::Corrupt(format!("inbox marker {m:?}")))
+/// `!{floor:019}:{big_seen}` (a marker without it reads as 0, which makes
+/// a reader with big authors mark again).
+fn parse_marker(m: &str) -> Result<(PostId, i64)> {
+    let parsed = m.strip_prefix('!').and_then(|rest| {
+        let (floor, stamp) = rest.split_once(':').unwrap_or((rest, "0"));
+        Some((PostId(floor.parse().ok()?), stamp.parse().ok()?))
+    });
+    parsed.ok_or_else(|| StoreError::Corrupt(format!("inbox marker {m:?}")))
 }
 
 /// A call's leading arguments: cap, expiry, mode.
@@ -66,9 +69,9 @@ impl RedisState {
     ) -> Result<()> {
         let mode = match floor {
             Floor::Keep => "fill".into(),
-            Floor::Unknown => format!("mark:{:019}", FLOOR_UNKNOWN.0),
-            Floor::Set(f) => format!("mark:{:019}", f.0.max(0)),
-            Floor::Settle(f) => format!("settle:{:019}", f.0.max(0)),
+            Floor::Unknown => format!("mark:{:019}:0", FLOOR_UNKNOWN.0),
+            Floor::Set(f) => format!("mark:{:019}:0", f.0.max(0)),
+            Floor::Settle(f, seen) => format!("settle:{:019}:{seen}", f.0.max(0)),
         };
         let mut args = head(cap, ttl_ms, mode);
         args.extend(keys.iter().map(|(a, p)| member(*a, *p)));
@@ -103,9 +106,13 @@ impl RedisState {
         let Some(marker) = marker.first() else {
             return Ok(None);
         };
-        let floor = parse_marker(marker)?;
+        let (floor, big_seen) = parse_marker(marker)?;
         let keys = members.iter().map(|m| parse(m)).collect::<Result<_>>()?;
-        Ok(Some(InboxPage { keys, floor }))
+        Ok(Some(InboxPage {
+            keys,
+            floor,
+            big_seen,
+        }))
     }
 
     pub(super) async fn feed_remove_impl(

@@ -29,8 +29,8 @@
 
 use crate::error::{Result, StoreError};
 use crate::state::{
-    ChainAdvance, Floor, InboxPage, NodeInfo, Route, StateBackend, TicketClaims, UnreadCache,
-    Watcher,
+    BigAuthors, ChainAdvance, Floor, InboxPage, NodeInfo, Route, StateBackend, TicketClaims,
+    UnreadCache, Watcher,
 };
 use async_trait::async_trait;
 use con::Con;
@@ -48,6 +48,7 @@ mod queues;
 mod registry;
 mod routes;
 mod scripts;
+mod subscribers;
 mod watches;
 
 /// The prefix used when a `redis://` URL does not name one.
@@ -172,6 +173,15 @@ impl Keys {
     }
     fn inbox(&self, user: UserId) -> String {
         format!("{}:inbox:{{{}}}", self.prefix, user.0)
+    }
+    fn feed_big(&self) -> String {
+        format!("{}:feedbig:{{feeds}}", self.prefix)
+    }
+    fn feed_big_seq(&self) -> String {
+        format!("{}:feedbig:{{feeds}}:seq", self.prefix)
+    }
+    fn subscribers(&self, author: UserId) -> String {
+        format!("{}:subs:{{{}}}", self.prefix, author.0)
     }
     fn unread(&self, user: UserId) -> String {
         format!("{}:unread:{{{}}}", self.prefix, user.0)
@@ -356,6 +366,32 @@ impl StateBackend for RedisState {
             .query_async::<()>(&mut self.con())
             .await
             .map_err(unavailable)
+    }
+
+    async fn feed_big(&self, authors: &[UserId]) -> Result<BigAuthors> {
+        self.feed_big_impl(authors).await
+    }
+
+    async fn feed_set_big(&self, author: UserId) -> Result<i64> {
+        self.feed_set_big_impl(author).await
+    }
+
+    async fn feed_subscribe(
+        &self,
+        reader: UserId,
+        authors: &[UserId],
+        until_ms: i64,
+    ) -> Result<bool> {
+        self.feed_subscribe_impl(reader, authors, until_ms).await
+    }
+
+    async fn feed_subscribers(
+        &self,
+        author: UserId,
+        cursor: u64,
+        n: usize,
+    ) -> Result<(Vec<UserId>, u64)> {
+        self.feed_subscribers_impl(author, cursor, n).await
     }
 
     async fn presence_watchers(&self, user: UserId) -> Result<Vec<Watcher>> {

@@ -119,18 +119,21 @@ return {'a'}
 const FEED_ADD: &str = r#"
 local key, mode = KEYS[1], ARGV[3]
 local cap = tonumber(ARGV[1])
-local floor
+local floor, stamp
 if string.sub(mode, 1, 5) == 'mark:' then
   redis.call('ZREMRANGEBYLEX', key, '[!', '("')
-  floor = string.sub(mode, 6)
+  floor = string.sub(mode, 6, 24)
+  stamp = string.sub(mode, 25)
 elseif redis.call('EXISTS', key) == 0 then
   return 0
 else
   local marker = redis.call('ZRANGE', key, 0, 0)[1]
   redis.call('ZREM', key, marker)
-  floor = string.sub(marker, 2)
+  floor = string.sub(marker, 2, 20)
+  stamp = string.sub(marker, 21)
   if string.sub(mode, 1, 7) == 'settle:' and floor == '9223372036854775807' then
-    floor = string.sub(mode, 8)
+    floor = string.sub(mode, 8, 26)
+    stamp = string.sub(mode, 27)
   end
 end
 for i = 4, #ARGV do
@@ -141,11 +144,37 @@ if redis.call('ZCARD', key) >= cap then
   local oldest = string.sub(redis.call('ZRANGE', key, 0, 0)[1], 1, 19)
   if oldest > floor then floor = oldest end
 end
-redis.call('ZADD', key, 0, '!' .. floor)
+redis.call('ZADD', key, 0, '!' .. floor .. stamp)
 if mode ~= 'push' then
   redis.call('PEXPIRE', key, ARGV[2])
 end
 return 1
+"#;
+
+/// Subscribes ARGV[1] to the big author of KEYS[1] until ARGV[2] (ms),
+/// dropping expired subscriptions (ARGV[3] is now); the set lives as long
+/// as its latest deadline. Returns 1 when the subscription was there and
+/// unexpired already.
+const FEED_SUB: &str = r#"
+local key, reader = KEYS[1], ARGV[1]
+local now = tonumber(ARGV[3])
+local old = tonumber(redis.call('ZSCORE', key, reader) or '0')
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+redis.call('ZADD', key, ARGV[2], reader)
+local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
+redis.call('PEXPIREAT', key, last)
+if old > now then return 1 end
+return 0
+"#;
+
+/// Flags the author ARGV[1] in the hash KEYS[1] with the next sequence of
+/// KEYS[2] (both in one slot), unless it is flagged; returns its sequence.
+const FEED_FLAG: &str = r#"
+local at = redis.call('HGET', KEYS[1], ARGV[1])
+if at then return tonumber(at) end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], seq)
+return seq
 "#;
 
 /// The scripts, hashed once per `RedisState`.
@@ -159,6 +188,8 @@ pub(super) struct Scripts {
     pub(super) chain_init: Script,
     pub(super) chain_advance: Script,
     pub(super) feed_add: Script,
+    pub(super) feed_sub: Script,
+    pub(super) feed_flag: Script,
 }
 
 impl Scripts {
@@ -173,6 +204,8 @@ impl Scripts {
             chain_init: Script::new(CHAIN_INIT),
             chain_advance: Script::new(CHAIN_ADVANCE),
             feed_add: Script::new(FEED_ADD),
+            feed_sub: Script::new(FEED_SUB),
+            feed_flag: Script::new(FEED_FLAG),
         }
     }
 }

@@ -300,6 +300,7 @@ macro_rules! state_conformance {
             feed_inbox_is_capped,
             feed_inbox_expires_unless_filled,
             feed_inbox_settles_once,
+            feed_subscribers_scan_and_expire,
             route_add_replace_and_conditional_remove,
             routes_batch_and_node_index,
             restore_routes_writes_only_missing_ones,

@@ -17,7 +17,15 @@ fn pushes(keys: &[(UserId, PostId)], to: UserId) -> Vec<(UserId, UserId, PostId)
 }
 
 fn page(keys: Vec<(UserId, PostId)>, floor: PostId) -> Option<InboxPage> {
-    Some(InboxPage { keys, floor })
+    Some(InboxPage {
+        keys,
+        floor,
+        big_seen: 0,
+    })
+}
+
+async fn inbox(s: &State, user: UserId, before: Option<PostId>, n: usize) -> Option<InboxPage> {
+    s.feed_page(user, before, n).await.expect("page")
 }
 
 /// An inbox takes pushes only once marked; its pages are newest first,
@@ -27,16 +35,12 @@ pub async fn feed_inbox_is_marked_then_pushed_to(s: State) {
     s.feed_push(&pushes(&[key(1, 10)], reader), 10)
         .await
         .expect("push");
-    assert_eq!(
-        s.feed_page(reader, None, 10).await.unwrap(),
-        None,
-        "not marked"
-    );
+    assert_eq!(inbox(&s, reader, None, 10).await, None, "not marked");
     s.feed_fill(other, &[key(1, 1)], Floor::Keep, 10, HOUR)
         .await
         .expect("fill");
     assert_eq!(
-        s.feed_page(other, None, 10).await.unwrap(),
+        inbox(&s, other, None, 10).await,
         None,
         "a fill marks nothing"
     );
@@ -45,7 +49,7 @@ pub async fn feed_inbox_is_marked_then_pushed_to(s: State) {
     s.feed_fill(reader, &two, Floor::Unknown, 10, HOUR)
         .await
         .expect("mark");
-    let got = s.feed_page(reader, None, 10).await.unwrap();
+    let got = inbox(&s, reader, None, 10).await;
     assert_eq!(got, page(vec![key(1, 5), key(2, 3)], PostId(i64::MAX)));
     s.feed_fill(reader, &[], Floor::Set(key(2, 3).1), 10, HOUR)
         .await
@@ -53,10 +57,7 @@ pub async fn feed_inbox_is_marked_then_pushed_to(s: State) {
     s.feed_fill(other, &[], Floor::Set(PostId(0)), 10, HOUR)
         .await
         .expect("mark");
-    assert_eq!(
-        s.feed_page(other, None, 10).await.unwrap(),
-        page(vec![], PostId(0))
-    );
+    assert_eq!(inbox(&s, other, None, 10).await, page(vec![], PostId(0)));
 
     let mut both = pushes(&[key(3, 9), key(1, 4)], reader);
     both.extend(pushes(&[key(3, 9)], other));
@@ -64,13 +65,13 @@ pub async fn feed_inbox_is_marked_then_pushed_to(s: State) {
     s.feed_fill(reader, &[key(4, 8)], Floor::Keep, 10, HOUR)
         .await
         .expect("fill");
-    let all = s.feed_page(reader, None, 10).await.unwrap().expect("inbox");
+    let all = inbox(&s, reader, None, 10).await.expect("inbox");
     assert_eq!(
         all.keys,
         [key(3, 9), key(4, 8), key(1, 5), key(1, 4), key(2, 3)]
     );
     assert_eq!(all.floor, key(2, 3).1, "the floor set last");
-    let theirs = s.feed_page(other, None, 10).await.unwrap();
+    let theirs = inbox(&s, other, None, 10).await;
     assert_eq!(theirs, page(vec![key(3, 9)], PostId(0)));
     let below = s.feed_page(reader, Some(key(1, 5).1), 2).await.unwrap();
     assert_eq!(below.map(|p| p.keys), Some(vec![key(1, 4), key(2, 3)]));
@@ -78,15 +79,11 @@ pub async fn feed_inbox_is_marked_then_pushed_to(s: State) {
     s.feed_remove(reader, &[key(1, 5), key(9, 9)])
         .await
         .expect("remove");
-    let left = s.feed_page(reader, None, 10).await.unwrap().expect("inbox");
+    let left = inbox(&s, reader, None, 10).await.expect("inbox");
     assert_eq!(left.keys, [key(3, 9), key(4, 8), key(1, 4), key(2, 3)]);
     s.feed_drop(reader).await.expect("drop");
-    assert_eq!(
-        s.feed_page(reader, None, 10).await.unwrap(),
-        None,
-        "dropped"
-    );
-    let theirs = s.feed_page(other, None, 10).await.unwrap();
+    assert_eq!(inbox(&s, reader, None, 10).await, None, "dropped");
+    let theirs = inbox(&s, other, None, 10).await;
     assert_eq!(theirs, page(vec![key(3, 9)], PostId(0)), "only that inbox");
 }
 
@@ -99,11 +96,7 @@ pub async fn feed_inbox_is_capped(s: State) {
         .expect("mark");
     let more: Vec<(UserId, PostId)> = (4..=7).map(|p| key(2, p)).collect();
     s.feed_push(&pushes(&more, reader), 4).await.expect("push");
-    let kept = s
-        .feed_page(reader, None, 100)
-        .await
-        .unwrap()
-        .expect("inbox");
+    let kept = inbox(&s, reader, None, 100).await.expect("inbox");
     assert_eq!(kept.keys, [key(2, 7), key(2, 6), key(2, 5), key(2, 4)]);
     assert_eq!(kept.floor, key(2, 4).1, "what fell off is below the floor");
 }
@@ -119,13 +112,9 @@ pub async fn feed_inbox_expires_unless_filled(s: State) {
             .await
             .expect("push");
     }
-    assert!(s.feed_page(reader, None, 10).await.unwrap().is_some());
+    assert!(inbox(&s, reader, None, 10).await.is_some());
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
-    assert_eq!(
-        s.feed_page(reader, None, 10).await.unwrap(),
-        None,
-        "expired"
-    );
+    assert_eq!(inbox(&s, reader, None, 10).await, None, "expired");
     s.feed_push(&pushes(&[key(1, 9)], reader), 10)
         .await
         .expect("push");
@@ -133,14 +122,14 @@ pub async fn feed_inbox_expires_unless_filled(s: State) {
         .await
         .expect("fill");
     assert_eq!(
-        s.feed_page(reader, None, 10).await.unwrap(),
+        inbox(&s, reader, None, 10).await,
         None,
         "nothing revives it"
     );
     s.feed_fill(reader, &[], Floor::Unknown, 10, HOUR)
         .await
         .expect("mark again");
-    let fresh = s.feed_page(reader, None, 10).await.unwrap();
+    let fresh = inbox(&s, reader, None, 10).await;
     assert_eq!(fresh, page(vec![], PostId(i64::MAX)), "fresh");
 }
 
@@ -148,33 +137,107 @@ pub async fn feed_inbox_expires_unless_filled(s: State) {
 /// inbox that is gone (dropped meanwhile), not over another's settle.
 pub async fn feed_inbox_settles_once(s: State) {
     let reader = UserId(31);
-    let settle = Floor::Settle(PostId(0));
+    let settle = Floor::Settle(PostId(0), 3);
     s.feed_fill(reader, &[key(1, 5)], settle, 10, HOUR)
         .await
         .expect("settle");
-    assert_eq!(
-        s.feed_page(reader, None, 10).await.unwrap(),
-        None,
-        "nothing to settle"
-    );
+    assert_eq!(inbox(&s, reader, None, 10).await, None, "nothing to settle");
     s.feed_fill(reader, &[], Floor::Unknown, 10, HOUR)
         .await
         .expect("mark");
-    let unknown = s
-        .feed_page(reader, None, 10)
-        .await
-        .unwrap()
-        .expect("marked");
+    let unknown = inbox(&s, reader, None, 10).await.expect("marked");
     assert_eq!(unknown.floor, PostId(i64::MAX));
-    let first = Floor::Settle(key(1, 5).1);
+    let first = Floor::Settle(key(1, 5).1, 7);
     s.feed_fill(reader, &[key(1, 5)], first, 10, HOUR)
         .await
         .expect("settle");
-    let second = Floor::Settle(key(1, 2).1);
+    let second = Floor::Settle(key(1, 2).1, 8);
     s.feed_fill(reader, &[key(1, 2)], second, 10, HOUR)
         .await
         .expect("again");
-    let settled = s.feed_page(reader, None, 10).await.unwrap();
-    let want = page(vec![key(1, 5), key(1, 2)], key(1, 5).1);
+    let settled = inbox(&s, reader, None, 10).await;
+    let mut want = page(vec![key(1, 5), key(1, 2)], key(1, 5).1);
+    want.as_mut().unwrap().big_seen = 7;
     assert_eq!(settled, want, "the first settle wins");
+    s.feed_push(&pushes(&[key(2, 9)], reader), 10)
+        .await
+        .unwrap();
+    s.feed_fill(reader, &[], Floor::Keep, 10, HOUR)
+        .await
+        .unwrap();
+    let kept = inbox(&s, reader, None, 10).await.expect("inbox");
+    assert_eq!(
+        (kept.floor, kept.big_seen),
+        (key(1, 5).1, 7),
+        "kept by pushes and fills"
+    );
+    s.feed_fill(reader, &[], Floor::Unknown, 10, HOUR)
+        .await
+        .unwrap();
+    let again = inbox(&s, reader, None, 10).await.expect("inbox");
+    assert_eq!(
+        (again.floor, again.big_seen),
+        (PostId(i64::MAX), 0),
+        "a mark forgets"
+    );
+}
+
+/// Flags stay; a subscription is seen by a scan until its deadline; a
+/// refresh tells whether every subscription was still there.
+pub async fn feed_subscribers_scan_and_expire(s: State) {
+    let (big, other) = (UserId(41), UserId(42));
+    let none = s.feed_big(&[big, other]).await.unwrap();
+    assert_eq!(none.flagged, vec![]);
+    let at = s.feed_set_big(big).await.unwrap();
+    assert!(at > none.seq, "a later flag has a higher sequence");
+    assert_eq!(s.feed_set_big(big).await.unwrap(), at, "it stays");
+    let one = s.feed_big(&[big, other]).await.unwrap();
+    assert_eq!((one.flagged, one.seq), (vec![(big, at)], at));
+    let second = s.feed_set_big(other).await.unwrap();
+    assert!(second > at);
+    assert_eq!(s.feed_big(&[]).await.unwrap().seq, second);
+
+    let now = magpie_core::now_ms();
+    let long = now + HOUR as i64;
+    let readers: Vec<UserId> = (1..=250).map(UserId).collect();
+    for r in &readers {
+        let fresh = s.feed_subscribe(*r, &[big], long).await.unwrap();
+        assert!(!fresh, "a first subscription was not there");
+    }
+    assert!(s.feed_subscribe(UserId(1), &[big], long).await.unwrap());
+    assert!(
+        !s.feed_subscribe(UserId(1), &[big, other], long)
+            .await
+            .unwrap(),
+        "one of two was not there"
+    );
+    s.feed_subscribe(UserId(999), &[big], now + 300)
+        .await
+        .unwrap();
+
+    let scan = |s: State| async move {
+        let (mut seen, mut cursor) = (Vec::new(), 0);
+        loop {
+            let (page, next) = s.feed_subscribers(big, cursor, 40).await.unwrap();
+            seen.extend(page);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    let mut with_short = readers.clone();
+    with_short.push(UserId(999));
+    assert_eq!(scan(s.clone()).await, with_short);
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert_eq!(scan(s.clone()).await, readers, "the short one expired");
+    assert!(
+        !s.feed_subscribe(UserId(999), &[big], long).await.unwrap(),
+        "an expired subscription counts as missing"
+    );
+    let (page, _) = s.feed_subscribers(other, 0, 40).await.unwrap();
+    assert_eq!(page, vec![UserId(1)]);
 }

@@ -217,6 +217,11 @@ pub fn frame_rid(f: &ServerFrame) -> Option<u64> {
         | ServerFrame::RoomSent { rid, .. }
         | ServerFrame::PresenceWatchOk { rid, .. }
         | ServerFrame::ChainResult { rid, .. }
+        | ServerFrame::FollowOk { rid, .. }
+        | ServerFrame::UnfollowOk { rid, .. }
+        | ServerFrame::Posted { rid, .. }
+        | ServerFrame::PostDeleted { rid, .. }
+        | ServerFrame::FeedResult { rid, .. }
         | ServerFrame::Error { rid, .. } => *rid,
         _ => None,
     }

@@ -10,10 +10,14 @@
 //! - a feed shows posts only of authors the reader follows now and does
 //!   not block, and never a deleted post, whatever an inbox still holds.
 
+mod import;
 mod posts;
 mod read;
 
 pub use read::FeedPage;
+
+/// Posts or users per page when a request does not say.
+pub const DEFAULT_PAGE: usize = 20;
 
 use super::{Events, Users};
 use crate::config::Config;
@@ -71,6 +75,11 @@ impl Feeds {
     /// read pulls and fills it.
     pub async fn follow(&self, user: UserId, target: UserId) -> Result<bool> {
         self.other_user(user, target).await?;
+        self.follow_edges(user, target).await
+    }
+
+    /// `follow` without its checks of the two users.
+    async fn follow_edges(&self, user: UserId, target: UserId) -> Result<bool> {
         let (feeds, at) = (self.store.feeds(), now_ms());
         let theirs = feeds
             .add_follower(target, user, at)

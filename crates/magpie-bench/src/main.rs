@@ -50,6 +50,9 @@ enum Scenario {
     Supergroup(scenarios::group::SuperArgs),
     /// One live room: an audience and senders at a fixed total rate.
     Liveroom(scenarios::room::RoomArgs),
+    /// Follow feeds: a post's fan-out to an active audience, and home-feed
+    /// reads of a user following many authors.
+    Feed(scenarios::feed::FeedArgs),
     /// A burst of concurrent logins with the production password hash: the
     /// server's memory must stay bounded.
     Login(scenarios::login::LoginArgs),
@@ -87,6 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Supergroup(a) => scenarios::group::run(&a.clone().into(), &run).await,
         Scenario::Liveroom(a) => scenarios::room::run(a, &run).await,
         Scenario::Login(a) => scenarios::login::run(a, &run).await,
+        Scenario::Feed(a) => scenarios::feed::run(a, &run).await,
     };
     let json = run.args.json;
     run.target.stop().await;

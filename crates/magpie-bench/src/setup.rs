@@ -11,7 +11,9 @@ use crate::target::Target;
 use anyhow::Context;
 use futures_util::{StreamExt, stream};
 use magpie_core::{DeviceId, GroupId, Transport, UserId};
-use magpie_proto::http::{CreateGroupRequest, InternalTokenRequest, Tokens};
+use magpie_proto::http::{
+    CreateGroupRequest, InternalFollowsRequest, InternalTokenRequest, Tokens,
+};
 use magpie_sdk::HttpClient;
 use std::time::Duration;
 
@@ -171,6 +173,63 @@ impl Setup {
             .collect()
             .await;
         links.into_iter().collect()
+    }
+
+    /// `followers` follow `followee`, in requests of 2,000 (the
+    /// internal API's bulk import: the tool needs the service key); with
+    /// `read`, each follower reads its feed once (it becomes active).
+    pub async fn import_follows(
+        &self,
+        followee: i64,
+        followers: &[i64],
+        read: bool,
+    ) -> anyhow::Result<()> {
+        let internal = self.internal.as_ref().context(
+            "follows are imported on the internal API: give --internal-url and --service-key",
+        )?;
+        let chunks: Vec<&[i64]> = followers.chunks(2_000).collect();
+        let done: Vec<anyhow::Result<()>> = stream::iter(chunks.into_iter().enumerate())
+            .map(|(i, chunk)| async move {
+                let base = &internal.urls[i % internal.urls.len()];
+                let body = InternalFollowsRequest {
+                    followee: UserId(followee),
+                    followers: chunk.iter().map(|f| UserId(*f)).collect(),
+                    read,
+                };
+                self.http
+                    .post(format!("{base}/internal/v1/follows"))
+                    .bearer_auth(&internal.key)
+                    .json(&body)
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                Ok(())
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        done.into_iter().collect()
+    }
+
+    /// The sum of a counter's series on every node's `/metrics` (a name
+    /// with its labels, e.g. `magpie_feed_reads_total{from="pull"}`).
+    pub async fn counter(&self, name: &str) -> anyhow::Result<f64> {
+        let mut sum = 0.0;
+        for url in &self.urls {
+            let text = self
+                .http
+                .get(format!("{url}/metrics"))
+                .send()
+                .await?
+                .text()
+                .await?;
+            let values = text
+                .lines()
+                .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+            sum += values.sum::<f64>();
+        }
+        Ok(sum)
     }
 
     /// A group owned by `owner` with every one of `members`.

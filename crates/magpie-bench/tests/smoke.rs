@@ -118,3 +118,28 @@ fn login_burst() {
     let r = run(&["login", "--concurrency", "4", "--users", "2"]);
     assert!(count(&r, "server_rss_kib_max") > 0, "{r}");
 }
+
+#[test]
+fn feed_fan_out_and_reads() {
+    let r = run(&[
+        "--server-env",
+        "MAGPIE_FEEDS__BIG_THRESHOLD=30",
+        "feed",
+        "--followers",
+        "50",
+        "--posts",
+        "2",
+        "--authors",
+        "6",
+        "--big-authors",
+        "2",
+        "--big-followers",
+        "31",
+        "--reads",
+        "20",
+    ]);
+    assert_eq!(count(&r, "delivered"), 100, "{r}");
+    assert_eq!(r["latency"]["count"], 20, "{r}");
+    let readable = r["extra"]["readable_by_all_ms"].as_array().expect("list");
+    assert_eq!(readable.len(), 2, "{r}");
+}

@@ -228,8 +228,9 @@ pub struct FeedsConfig {
     /// A follower who has not read its feed for this many days is inactive:
     /// its inbox expires, pushes skip it, its next read pulls and fills.
     pub active_days: u64,
-    /// Authors with more followers than this are big: their posts are not
-    /// pushed, every reader pulls them from the outbox at read time.
+    /// Authors with more followers than this are big (flagged at their next
+    /// post, for good): their posts are pushed only to the followers that
+    /// read within `active_days`; the others pull them at read time.
     pub big_threshold: i64,
     /// Longest post, in characters.
     pub max_post_chars: usize,

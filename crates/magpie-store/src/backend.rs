@@ -224,9 +224,6 @@ pub trait FeedStore: Send + Sync + 'static {
     async fn followers(&self, user: UserId, after: UserId, limit: usize) -> Result<Vec<UserId>>;
     /// Both counts; zeros for a user without follows.
     async fn follow_counts(&self, user: UserId) -> Result<FollowCounts>;
-    /// Those of `users` with more than `threshold` followers (the big
-    /// authors a feed read pulls), in no particular order.
-    async fn with_followers_over(&self, users: &[UserId], threshold: i64) -> Result<Vec<UserId>>;
     /// `blocker` blocks (`on`) or unblocks `blocked`; `true` when it changed.
     /// The caller removes the follow edges between them.
     async fn set_block(&self, blocker: UserId, blocked: UserId, on: bool, at: i64) -> Result<bool>;

@@ -5,6 +5,7 @@
 
 pub mod chat;
 mod fanout;
+pub mod feed;
 pub mod group;
 pub mod idle;
 pub mod login;

@@ -19,16 +19,16 @@ struct Inbox {
 }
 
 impl Inbox {
-    /// Adds keys and keeps the newest `cap`. An inbox at its cap may have
-    /// dropped keys (now or before), so its floor is at least its oldest key.
+    /// Adds keys and keeps the newest `cap`. Keys dropped raise the floor
+    /// to the oldest key kept: every post at or above it is still here.
     fn add(&mut self, keys: impl Iterator<Item = (UserId, PostId)>, cap: usize) {
         self.keys.extend(keys.map(|(author, post)| (post, author)));
+        let mut dropped = false;
         while self.keys.len() > cap {
             self.keys.pop_first();
+            dropped = true;
         }
-        if self.keys.len() >= cap
-            && let Some((oldest, _)) = self.keys.first()
-        {
+        if dropped && let Some((oldest, _)) = self.keys.first() {
             self.floor = self.floor.max(*oldest);
         }
     }

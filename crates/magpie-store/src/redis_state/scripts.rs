@@ -109,16 +109,25 @@ return {'a'}
 
 /// Adds post-key members (from `ARGV[4]` on, score 0: ordered by their
 /// text, `redis_state/inboxes.rs`) to one feed inbox and keeps its marker
-/// (`!{floor}`, rank 0) and its newest `ARGV[1]` keys. An inbox at its cap
-/// may have dropped keys (now or before), so its floor is at least its
-/// oldest key. `ARGV[3]` is `push` (an inbox that does not exist takes
-/// nothing, its expiry is left alone), `fill` (the same, and the inbox
-/// expires `ARGV[2]` ms from now), `mark:{floor}` (a `fill` that sets the
-/// floor, creating the inbox) or `settle:{floor}` (a `fill` that sets the
-/// floor only while it is the unknown one, `!9223372036854775807`).
+/// (`!{floor}:{big_seen}`, rank 0) and its newest `ARGV[1]` keys; keys
+/// dropped raise the floor to the oldest key kept. `ARGV[3]` is `push` (an
+/// inbox that does not exist takes nothing, its expiry is left alone),
+/// `fill` (the same, and the inbox expires `ARGV[2]` ms from now),
+/// `mark:{floor}:0` (a `fill` that sets the floor and forgets `big_seen`,
+/// creating the inbox) or `settle:{floor}:{big_seen}` (a `fill` that sets
+/// both only while the floor is the unknown one, `9223372036854775807`).
 const FEED_ADD: &str = r#"
 local key, mode = KEYS[1], ARGV[3]
 local cap = tonumber(ARGV[1])
+if mode == 'push' then
+  -- The common case, cheap: the key added, nothing to trim, the marker
+  -- untouched.
+  if redis.call('EXISTS', key) == 0 then return 0 end
+  for i = 4, #ARGV do
+    redis.call('ZADD', key, 0, ARGV[i])
+  end
+  if redis.call('ZCARD', key) <= cap + 1 then return 1 end
+end
 local floor, stamp
 if string.sub(mode, 1, 5) == 'mark:' then
   redis.call('ZREMRANGEBYLEX', key, '[!', '("')
@@ -139,10 +148,12 @@ end
 for i = 4, #ARGV do
   redis.call('ZADD', key, 0, ARGV[i])
 end
-redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
-if redis.call('ZCARD', key) >= cap then
-  local oldest = string.sub(redis.call('ZRANGE', key, 0, 0)[1], 1, 19)
-  if oldest > floor then floor = oldest end
+if redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) > 0 then
+  local first = redis.call('ZRANGE', key, 0, 0)[1]
+  if first then
+    local oldest = string.sub(first, 1, 19)
+    if oldest > floor then floor = oldest end
+  end
 end
 redis.call('ZADD', key, 0, '!' .. floor .. stamp)
 if mode ~= 'push' then

@@ -72,14 +72,6 @@ impl FeedStore for ShardedStore {
         self.on(k, |s| s.feeds().follow_counts(user)).await
     }
 
-    async fn with_followers_over(&self, users: &[UserId], threshold: i64) -> Result<Vec<UserId>> {
-        let parts = self.by_user_shard(users, |u| *u);
-        let asks = parts.iter().enumerate().filter(|(_, p)| !p.is_empty());
-        let asks = asks.map(|(k, p)| self.on(k, |s| s.feeds().with_followers_over(p, threshold)));
-        let found = futures_util::future::try_join_all(asks).await?;
-        Ok(found.into_iter().flatten().collect())
-    }
-
     async fn set_block(&self, blocker: UserId, blocked: UserId, on: bool, at: i64) -> Result<bool> {
         let k = self.map.of_id(blocker.0);
         self.on(k, |s| s.feeds().set_block(blocker, blocked, on, at))

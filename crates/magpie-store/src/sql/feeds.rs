@@ -154,24 +154,6 @@ impl FeedStore for SqlStore {
         )
     }
 
-    async fn with_followers_over(&self, users: &[UserId], threshold: i64) -> Result<Vec<UserId>> {
-        let d = self.pool.dialect();
-        let mut c = self.pool.acquire().await.map_err(store_err)?;
-        let mut x = c.exec();
-        let mut big = Vec::new();
-        for chunk in users.chunks(CHUNK) {
-            let sql = d.finish(&format!(
-                "SELECT user_id FROM follow_counts WHERE user_id IN ({}) AND followers > ?",
-                in_list(chunk.len())
-            ));
-            let mut a: Vec<Arg<'_>> = chunk.iter().map(|u| Arg::from(u.0)).collect();
-            a.push(threshold.into());
-            let rows: Vec<(i64,)> = x.all(sql, a).await.map_err(store_err)?;
-            big.extend(rows.into_iter().map(|(u,)| UserId(u)));
-        }
-        Ok(big)
-    }
-
     async fn set_block(&self, blocker: UserId, blocked: UserId, on: bool, at: i64) -> Result<bool> {
         retrying("set_block", Retry::TransientAndUnique, || async {
             let mut c = self.pool.acquire().await?;

@@ -238,26 +238,6 @@ impl FeedStore for SqliteStore {
         .await
     }
 
-    async fn with_followers_over(&self, users: &[UserId], threshold: i64) -> Result<Vec<UserId>> {
-        let users = users.to_vec();
-        self.read(move |c| {
-            let sql = "SELECT 1 FROM follow_counts WHERE user_id = ?1 AND followers > ?2";
-            let mut st = c.prepare_cached(sql)?;
-            let mut big = Vec::new();
-            for u in users {
-                if st
-                    .query_row(params![u.0, threshold], |_| Ok(()))
-                    .optional()?
-                    .is_some()
-                {
-                    big.push(u);
-                }
-            }
-            Ok(big)
-        })
-        .await
-    }
-
     async fn set_block(&self, blocker: UserId, blocked: UserId, on: bool, at: i64) -> Result<bool> {
         self.writer
             .exec(move |c| {

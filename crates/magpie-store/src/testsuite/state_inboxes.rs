@@ -99,6 +99,23 @@ pub async fn feed_inbox_is_capped(s: State) {
     let kept = inbox(&s, reader, None, 100).await.expect("inbox");
     assert_eq!(kept.keys, [key(2, 7), key(2, 6), key(2, 5), key(2, 4)]);
     assert_eq!(kept.floor, key(2, 4).1, "what fell off is below the floor");
+
+    // Full, but nothing dropped: the floor stays.
+    let full = UserId(12);
+    s.feed_fill(full, &[key(1, 1)], Floor::Set(PostId(0)), 2, HOUR)
+        .await
+        .expect("mark");
+    s.feed_push(&pushes(&[key(1, 2)], full), 2)
+        .await
+        .expect("push");
+    let kept = inbox(&s, full, None, 10).await.expect("inbox");
+    assert_eq!((kept.keys.len(), kept.floor), (2, PostId(0)));
+    s.feed_push(&pushes(&[key(1, 3)], full), 2)
+        .await
+        .expect("push");
+    let kept = inbox(&s, full, None, 10).await.expect("inbox");
+    assert_eq!(kept.keys, [key(1, 3), key(1, 2)]);
+    assert_eq!(kept.floor, key(1, 2).1, "one dropped: the floor rises");
 }
 
 /// An inbox lives `ttl_ms` from its last fill, whatever is pushed to it.

@@ -61,12 +61,11 @@ impl Feeds {
         if authors.is_empty() {
             return Ok(FeedPage::of(Vec::new(), n));
         }
-        let known = async {
-            let inbox = self.state.feed_page(user, before, n).await?;
-            let big = self.state.feed_big(&authors).await?;
-            Ok::<_, magpie_store::StoreError>((inbox, big))
-        };
-        let (inbox, big) = match known.await {
+        let known = tokio::try_join!(
+            self.state.feed_page(user, before, n),
+            self.state.feed_big(&authors)
+        );
+        let (inbox, big) = match known {
             Ok(known) => known,
             Err(e) => {
                 tracing::warn!(%user, error = %e, "feed inbox unreadable: pulling");
@@ -136,8 +135,8 @@ impl Feeds {
 
     /// Subscribes `user` to the pushes of the flagged authors for as long
     /// as its inbox lives, and a margin; `false` when a subscription was
-    /// missing or the state failed (the inbox is then unmarked unless the
-    /// state failed: a later read marks it again).
+    /// missing (pushes were missed: the caller marks the inbox again) or
+    /// the state failed (the inbox is dropped, so a later read marks it).
     async fn subscribe(&self, user: UserId, big: &[(UserId, i64)]) -> bool {
         if big.is_empty() {
             return true;
@@ -159,9 +158,9 @@ impl Feeds {
         }
     }
 
-    /// The inbox's keys of followed authors, resolved, with the big
-    /// authors pulled below the cursor; everyone pulled below what the
-    /// inbox covers when that does not fill the page (see the module doc).
+    /// The inbox's keys of followed authors, resolved; everyone pulled
+    /// below what the inbox covers when that does not fill the page (see
+    /// the module doc).
     async fn merge(
         &self,
         authors: &[UserId],

@@ -1,6 +1,8 @@
 //! kill -9 of the node running the feed fan-out in the middle of a post's
-//! fan-out (docs/feeds.md): after the restart every follower's inbox holds
-//! the post, and once (an inbox is a set of keys). Cluster only: the
+//! fan-out (docs/feeds.md), of a small author (its followers paged from the
+//! store) and of a big one (its subscribers scanned in the state): after
+//! the restart every follower's inbox holds the post, and once (an inbox is
+//! a set of keys). Cluster only: the
 //! embedded state lives in the process, so a kill takes every inbox with it
 //! and the next reads pull (the feed tests cover that).
 
@@ -20,20 +22,33 @@ fn followers() -> i64 {
         .unwrap_or(5_000)
 }
 
-const ENV: &[(&str, &str)] = &[
-    ("MAGPIE_FEEDS__FANOUT_BATCH", "50"),
-    // The unacknowledged event comes back this long after the kill.
-    ("MAGPIE_WORKERS__ACK_WAIT_MS", "2000"),
-    ("MAGPIE_FEEDS__BIG_THRESHOLD", "100000000"),
-];
+/// The node's settings; `threshold` decides whether the author is big.
+fn env(threshold: &'static str) -> [(&'static str, &'static str); 3] {
+    [
+        ("MAGPIE_FEEDS__FANOUT_BATCH", "50"),
+        // The unacknowledged event comes back this long after the kill.
+        ("MAGPIE_WORKERS__ACK_WAIT_MS", "2000"),
+        ("MAGPIE_FEEDS__BIG_THRESHOLD", threshold),
+    ]
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_a_fan_out_skips_no_follower() {
+    crash_during_fan_out(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_a_big_authors_fan_out_skips_no_subscriber() {
+    crash_during_fan_out(true).await;
+}
+
+async fn crash_during_fan_out(big: bool) {
     if !backends::cluster_only() {
         return;
     }
     let n = followers();
-    let mut node = node_with(tempfile::tempdir().unwrap(), ENV);
+    let env = env(if big { "10" } else { "100000000" });
+    let mut node = node_with(tempfile::tempdir().unwrap(), &env);
     let ns = node.server.ns.clone().expect("cluster namespace");
     let author = node.server.user("author", "phone").await;
     let (store, state) = (
@@ -41,7 +56,8 @@ async fn kill_9_during_a_fan_out_skips_no_follower() {
         State::open(&ns.state).await.unwrap(),
     );
     // Followers need no account: the fan-out pages the author's follower
-    // edges. Each is active: its inbox is marked (complete from 0).
+    // edges (or, big, its subscribers). Each is active: its inbox is
+    // marked (complete from 0) and, for a big author, it is subscribed.
     let started = std::time::Instant::now();
     let ids: Vec<UserId> = (0..n).map(|i| UserId(1_000_000 + i)).collect();
     for chunk in ids.chunks(500) {
@@ -53,6 +69,13 @@ async fn kill_9_during_a_fan_out_skips_no_follower() {
             .iter()
             .map(|f| state.feed_fill(*f, &[], Floor::Set(PostId(0)), 800, 3_600_000));
         futures_util::future::try_join_all(marks).await.unwrap();
+        if big {
+            let until = magpie_core::now_ms() + 3_600_000;
+            let subs = chunk
+                .iter()
+                .map(|f| state.feed_subscribe(*f, &[author.user_id], until));
+            futures_util::future::try_join_all(subs).await.unwrap();
+        }
     }
     eprintln!("{n} followers set up in {:?}", started.elapsed());
     let req = json!({"cmid": ClientMsgId::new_v7(), "body": "to everyone"});
@@ -87,11 +110,17 @@ async fn kill_9_during_a_fan_out_skips_no_follower() {
         }
         have
     };
+    let flagged = state.feed_big(&[author.user_id]).await.unwrap().flagged;
+    assert_eq!(
+        !flagged.is_empty(),
+        big,
+        "the fan-out took the path asked for"
+    );
     let at_kill = holding(state.clone(), ids.clone()).await;
     eprintln!("{at_kill} of {n} inboxes held the post at the kill");
 
     let dir = std::mem::replace(&mut node.server.dir, tempfile::tempdir().unwrap());
-    let _node = node_with(dir, ENV);
+    let _node = node_with(dir, &env);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let have = holding(state.clone(), ids.clone()).await;

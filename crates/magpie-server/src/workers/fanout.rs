@@ -80,42 +80,48 @@ async fn fan_out(app: &App, author: UserId, post: PostId) -> Result<()> {
 struct Readers<'a> {
     app: &'a App,
     author: UserId,
-    big: bool,
-    /// The last follower of the previous page, or the scan's cursor.
-    after: Option<(UserId, u64)>,
+    next: Cursor,
+}
+
+enum Cursor {
+    /// Followers above this one (a small author).
+    After(UserId),
+    /// The state's scan of subscribers, from this cursor (a big author).
+    Scan(u64),
+    Done,
 }
 
 impl<'a> Readers<'a> {
     fn new(app: &'a App, author: UserId, big: bool) -> Self {
-        let after = Some((UserId(0), 0));
-        Readers {
-            app,
-            author,
-            big,
-            after,
-        }
+        let next = if big {
+            Cursor::Scan(0)
+        } else {
+            Cursor::After(UserId(0))
+        };
+        Readers { app, author, next }
     }
 
     async fn next(&mut self, batch: usize) -> Result<Option<Vec<UserId>>> {
-        let Some((after, cursor)) = self.after else {
-            return Ok(None);
-        };
-        if self.big {
-            let state = &self.app.state;
-            let (page, next) = state.feed_subscribers(self.author, cursor, batch).await?;
-            self.after = (next != 0).then_some((after, next));
-            return Ok(Some(page));
+        let (feeds, state) = (self.app.store.feeds(), &self.app.state);
+        match self.next {
+            Cursor::Done => Ok(None),
+            Cursor::Scan(cursor) => {
+                let (page, next) = state.feed_subscribers(self.author, cursor, batch).await?;
+                self.next = if next == 0 {
+                    Cursor::Done
+                } else {
+                    Cursor::Scan(next)
+                };
+                Ok(Some(page))
+            }
+            Cursor::After(after) => {
+                let page = feeds.followers(self.author, after, batch).await?;
+                self.next = match page.last() {
+                    Some(last) if page.len() == batch => Cursor::After(*last),
+                    _ => Cursor::Done,
+                };
+                Ok(Some(page).filter(|p| !p.is_empty()))
+            }
         }
-        let page = self
-            .app
-            .store
-            .feeds()
-            .followers(self.author, after, batch)
-            .await?;
-        self.after = match page.last() {
-            Some(last) if page.len() == batch => Some((*last, 0)),
-            _ => None,
-        };
-        Ok(Some(page).filter(|p| !p.is_empty()))
     }
 }

@@ -2,13 +2,14 @@
 //! it, its floor and when it expires (Redis keeps the same in one sorted
 //! set per follower, the floor in a marker member: `redis_state/inboxes.rs`).
 //! The cap bounds each inbox; expired inboxes are dropped on a mark once
-//! there are many.
+//! their number has doubled since the last sweep (so a sweep's cost is
+//! spread over as many marks as it walks inboxes).
 
 use crate::state::{FLOOR_UNKNOWN, Floor, InboxPage};
 use magpie_core::{PostId, UserId};
 use std::collections::{BTreeSet, HashMap};
 
-/// Inboxes kept before a mark sweeps the expired ones.
+/// Inboxes kept at least before a mark sweeps the expired ones.
 const SWEEP_ABOVE: usize = 10_000;
 
 struct Inbox {
@@ -34,12 +35,33 @@ impl Inbox {
     }
 }
 
-#[derive(Default)]
-pub(super) struct Inboxes(HashMap<UserId, Inbox>);
+pub(super) struct Inboxes {
+    all: HashMap<UserId, Inbox>,
+    /// The next sweep comes when there are more inboxes than this.
+    sweep_at: usize,
+}
+
+impl Default for Inboxes {
+    fn default() -> Self {
+        Inboxes {
+            all: HashMap::new(),
+            sweep_at: SWEEP_ABOVE,
+        }
+    }
+}
 
 impl Inboxes {
     fn live(&mut self, user: UserId, now: i64) -> Option<&mut Inbox> {
-        self.0.get_mut(&user).filter(|i| i.until > now)
+        self.all.get_mut(&user).filter(|i| i.until > now)
+    }
+
+    /// Drops the expired inboxes once their number doubled since the last
+    /// sweep: each mark pays for a constant share of the walk.
+    fn sweep(&mut self, now: i64) {
+        if self.all.len() > self.sweep_at {
+            self.all.retain(|_, i| i.until > now);
+            self.sweep_at = SWEEP_ABOVE.max(2 * self.all.len());
+        }
     }
 
     pub fn push(&mut self, items: &[(UserId, UserId, PostId)], cap: usize, now: i64) {
@@ -65,10 +87,8 @@ impl Inboxes {
         };
         let inbox = match set {
             Some(floor) => {
-                if self.0.len() > SWEEP_ABOVE {
-                    self.0.retain(|_, i| i.until > now);
-                }
-                let inbox = self.0.entry(user).or_insert_with(|| Inbox {
+                self.sweep(now);
+                let inbox = self.all.entry(user).or_insert_with(|| Inbox {
                     until,
                     floor,
                     big_seen: 0,
@@ -119,11 +139,11 @@ impl Inboxes {
     }
 
     pub fn drop_inbox(&mut self, user: UserId) {
-        self.0.remove(&user);
+        self.all.remove(&user);
     }
 
     pub fn remove(&mut self, user: UserId, keys: &[(UserId, PostId)]) {
-        if let Some(inbox) = self.0.get_mut(&user) {
+        if let Some(inbox) = self.all.get_mut(&user) {
             for (author, post) in keys {
                 inbox.keys.remove(&(*post, *author));
             }

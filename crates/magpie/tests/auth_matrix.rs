@@ -655,7 +655,7 @@ async fn the_internal_api_takes_the_service_key_only() {
     let internal = s.internal();
     let table = routes();
     let service_routes: Vec<&Route> = table.iter().filter(|r| r.auth == Auth::Service).collect();
-    assert_eq!(service_routes.len(), 6);
+    assert_eq!(service_routes.len(), 7);
     for r in &service_routes {
         let path = r.path(&ids);
         for (name, header, status, code) in &cases {

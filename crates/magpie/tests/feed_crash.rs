@@ -71,9 +71,8 @@ async fn crash_during_fan_out(big: bool) {
         futures_util::future::try_join_all(marks).await.unwrap();
         if big {
             let until = magpie_core::now_ms() + 3_600_000;
-            let subs = chunk
-                .iter()
-                .map(|f| state.feed_subscribe(*f, &[author.user_id], until));
+            let to = [author.user_id];
+            let subs = chunk.iter().map(|f| state.feed_subscribe(*f, &to, until));
             futures_util::future::try_join_all(subs).await.unwrap();
         }
     }

@@ -77,5 +77,9 @@ pub async fn follows(
         .feeds
         .import_followers(req.followee, &req.followers, req.read)
         .await?;
-    Ok(Json(out))
+    Ok(Json(InternalFollowsResponse {
+        added: out.added,
+        existing: out.existing,
+        refused: out.refused,
+    }))
 }

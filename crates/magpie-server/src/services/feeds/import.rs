@@ -9,7 +9,15 @@ use super::Feeds;
 use crate::error::{Result, ServerError};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use magpie_core::UserId;
-use magpie_proto::http::InternalFollowsResponse;
+
+/// What an import did: follows that are new, that were there already,
+/// and that a block refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub added: u64,
+    pub existing: u64,
+    pub refused: u64,
+}
 
 /// Followers one request may name.
 pub const IMPORT_MAX: usize = 5_000;
@@ -25,7 +33,7 @@ impl Feeds {
         followee: UserId,
         followers: &[UserId],
         read: bool,
-    ) -> Result<InternalFollowsResponse> {
+    ) -> Result<ImportOutcome> {
         if followers.len() > IMPORT_MAX {
             return Err(ServerError::bad_field(format!(
                 "followers: at most {IMPORT_MAX}"
@@ -57,7 +65,7 @@ impl Feeds {
                 .try_collect::<()>()
                 .await?;
         }
-        let mut out = InternalFollowsResponse::default();
+        let mut out = ImportOutcome::default();
         for o in outcomes {
             match o {
                 Some(true) => out.added += 1,

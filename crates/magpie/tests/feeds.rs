@@ -12,7 +12,8 @@ use magpie_proto::{ClientOp, ServerFrame};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Above this many followers an author is big (pulled, never pushed).
+/// Above this many followers an author is big (pushed to its subscribed,
+/// active readers only; the others pull).
 const BIG: i64 = 2;
 
 async fn server() -> TestServer {

@@ -20,6 +20,7 @@ fn message(body: usize) -> Message {
         body: "x".repeat(body),
         persistence: Persistence::Forever,
         sent_at: 1_764_000_000_000,
+        search: true,
     }
 }
 

@@ -210,6 +210,7 @@ mod tests {
                 body: "1.2.3.xx".into(),
                 persistence: magpie_core::Persistence::Forever,
                 sent_at: 0,
+                search: false,
             },
             attempt: 1,
         }

@@ -132,6 +132,22 @@ async fn authed(
         Command::Unfollow { user } => crate::feeds::follow(http, user, false, out).await?,
         Command::Post { text } => crate::feeds::post(http, &text.join(" "), out).await?,
         Command::Feed { before, limit } => crate::feeds::feed(http, before, limit, out).await?,
+        Command::Search {
+            text,
+            from,
+            relevance,
+            cursor,
+            limit,
+        } => {
+            let s = crate::search::Search {
+                text: text.join(" "),
+                from,
+                relevance,
+                cursor,
+                limit,
+            };
+            crate::search::search(http, s, out).await?
+        }
         Command::Register { .. } | Command::Login { .. } => {
             unreachable!("handled without a profile")
         }
@@ -244,6 +260,7 @@ mod tests {
             body: "hello".into(),
             persistence: Persistence::Forever,
             sent_at: 0,
+            search: false,
         };
         assert_eq!(message_line(&m), "[d:1:2 #5] 1: hello");
     }

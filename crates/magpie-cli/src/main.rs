@@ -6,6 +6,7 @@ mod error;
 mod feeds;
 mod listen;
 mod profile;
+mod search;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -99,6 +100,22 @@ pub enum Command {
         /// Only posts older than this post id
         #[arg(long)]
         before: Option<i64>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Search the messages you may see; words are joined with spaces
+    Search {
+        #[arg(required = true)]
+        text: Vec<String>,
+        /// Only messages from this user id
+        #[arg(long)]
+        from: Option<i64>,
+        /// Best match first instead of newest first
+        #[arg(long)]
+        relevance: bool,
+        /// Where the previous page said to go on
+        #[arg(long)]
+        cursor: Option<String>,
         #[arg(long)]
         limit: Option<usize>,
     },
@@ -255,6 +272,13 @@ mod tests {
                 limit: Some(5)
             }
         );
+        let search = parse(&["search", "安装", "简单", "--relevance"])
+            .unwrap()
+            .command;
+        assert!(matches!(
+            search,
+            Command::Search { ref text, relevance: true, .. } if text.join(" ") == "安装 简单"
+        ));
     }
 
     #[test]

@@ -263,7 +263,7 @@ async fn cli_drives_a_full_conversation_between_two_users() {
     }
 }
 
-/// `follow`, `post`, `feed` and `unfollow` against a real node.
+/// `follow`, `post`, `feed`, `unfollow` and `search` against a real node.
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_follows_posts_and_reads_the_feed() {
     let node = start_node().await;
@@ -306,4 +306,31 @@ async fn cli_follows_posts_and_reads_the_feed() {
     ok_json(cli(&node, dir, "dave", &["unfollow", &ids[0]])).await;
     let empty = ok_json(cli(&node, dir, "dave", &["feed"])).await;
     assert_eq!(empty["posts"], serde_json::json!([]));
+
+    // Search: what carol told dave, found by a word inside a Chinese run.
+    ok_json(cli(
+        &node,
+        dir,
+        "carol",
+        &["send", &ids[1], "这个软件安装简单"],
+    ))
+    .await;
+    let mut found = Value::Null;
+    for _ in 0..100 {
+        found = ok_json(cli(&node, dir, "dave", &["search", "简单"])).await;
+        if found["hits"].as_array().is_some_and(|h| !h.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let marked: Vec<&str> = found["hits"][0]["snippet"]
+        .as_array()
+        .expect("a hit")
+        .iter()
+        .filter(|p| p["hit"] == true)
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, ["简单"], "{found}");
+    let none = ok_json(cli(&node, dir, "dave", &["search", "nothing", "here"])).await;
+    assert_eq!(none["hits"], serde_json::json!([]));
 }

@@ -197,6 +197,7 @@ mod tests {
             body: body.into(),
             persistence: Persistence::Forever,
             sent_at: 5,
+            search: true,
         }
     }
 

@@ -210,6 +210,14 @@ text_serde!(ServerMsgId);
 /// Custom epoch for server ids: 2024-01-01T00:00:00Z.
 const EPOCH_MS: i64 = 1_704_067_200_000;
 
+impl ServerMsgId {
+    /// When the id was taken, epoch ms (its top 41 bits, `MsgIdGen`'s
+    /// layout); `None` for a negative id, which no generator makes.
+    pub fn unix_ms(self) -> Option<i64> {
+        (self.0 >= 0).then(|| (self.0 >> 22) + EPOCH_MS)
+    }
+}
+
 /// Generates time-ordered server message ids for one node.
 ///
 /// Layout: 41 bits of milliseconds since `EPOCH_MS`, 10 bits of node id,
@@ -292,6 +300,16 @@ text_serde!(ClientMsgId);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_ids_tell_when_they_were_taken() {
+        let before = crate::now_ms();
+        let id = MsgIdGen::new(5).next();
+        let at = id.unix_ms().expect("time");
+        assert!((before..=crate::now_ms()).contains(&at), "{at}");
+        assert_eq!(ServerMsgId(0).unix_ms(), Some(EPOCH_MS));
+        assert_eq!(ServerMsgId(-1).unix_ms(), None);
+    }
 
     #[test]
     fn direct_conversation_is_symmetric() {

@@ -15,6 +15,8 @@ pub struct NewMessage {
     pub body: String,
     pub persistence: Persistence,
     pub sent_at: i64,
+    /// The sender's `search` setting at acceptance (docs/search.md).
+    pub search: bool,
 }
 
 /// A message as stored and delivered.
@@ -29,6 +31,12 @@ pub struct Message {
     pub body: String,
     pub persistence: Persistence,
     pub sent_at: i64,
+    /// Whether the message may be indexed for search: its sender's `search`
+    /// setting when it was accepted, kept with the message so a rebuilt
+    /// index decides the same (docs/search.md). On the wire only when true;
+    /// absent (an event or row from before it was recorded) means false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub search: bool,
 }
 
 /// The outcome of accepting a send: the ids the sender is acknowledged with.
@@ -60,6 +68,7 @@ impl Message {
             body: m.body,
             persistence: m.persistence,
             sent_at: m.sent_at,
+            search: m.search,
         }
     }
 }

@@ -143,14 +143,28 @@ impl ResendLevel {
 }
 
 /// The settings a client keeps on the server. Unset fields take defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClientSettings {
     pub transport: Transport,
+    /// Whether messages this client sends may be indexed for search
+    /// (docs/search.md): decided per message at acceptance. On by default.
     pub search: bool,
     pub persistence: Persistence,
     pub unread_mode: UnreadMode,
     pub resend: ResendLevel,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            transport: Transport::default(),
+            search: true,
+            persistence: Persistence::default(),
+            unread_mode: UnreadMode::default(),
+            resend: ResendLevel::default(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -176,5 +190,6 @@ mod tests {
         let s: ClientSettings = serde_json::from_str(r#"{"resend":"high"}"#).unwrap();
         assert_eq!(s.resend, ResendLevel::High);
         assert_eq!(s.persistence, Persistence::Forever);
+        assert!(s.search, "search is on unless turned off");
     }
 }

@@ -126,6 +126,7 @@ const OPS: &[&str] = &[
     "post",
     "post_delete",
     "feed",
+    "search",
 ];
 
 /// Why a client frame could not be decoded, with the request id when it was readable.

@@ -148,6 +148,12 @@ pub enum ClientOp {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
     },
+    /// Search the messages you may see (docs/search.md): answered by
+    /// `search_result`.
+    Search {
+        #[serde(flatten)]
+        query: crate::search::SearchParams,
+    },
 }
 
 impl ClientOp {
@@ -174,6 +180,7 @@ impl ClientOp {
             ClientOp::Post { .. } => "post",
             ClientOp::PostDelete { .. } => "post_delete",
             ClientOp::Feed { .. } => "feed",
+            ClientOp::Search { .. } => "search",
         }
     }
 }
@@ -348,6 +355,13 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         next: Option<PostId>,
     },
+    /// `search`: one page of hits.
+    SearchResult {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        #[serde(flatten)]
+        page: crate::search::SearchPage,
+    },
     /// Coalesced group read receipt for the receiver's own message `seq`:
     /// `read` members who could see it have read it, `unread` have not.
     GroupReceipt {
@@ -513,6 +527,7 @@ mod tests {
             body: "hi \"there\"".into(),
             persistence: Persistence::Days(3),
             sent_at: 5,
+            search: false,
         };
         let f = ServerFrame::decode(&encode_push(&msg, 2)).expect("decodes");
         assert_eq!(f, ServerFrame::Msg { msg, attempt: 2 });

@@ -9,6 +9,7 @@ mod decode;
 pub mod errors;
 pub mod frames;
 pub mod http;
+pub mod search;
 
 pub use codec::{DEFAULT_MAX_FRAME, MAX_SERVER_FRAME, TcpCodec};
 pub use errors::{ErrorBody, ErrorCode};

@@ -246,6 +246,7 @@ mod tests {
             body: format!("m{seq}"),
             persistence: Persistence::Forever,
             sent_at: 0,
+            search: false,
         }
     }
 

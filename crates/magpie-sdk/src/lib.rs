@@ -29,6 +29,7 @@ mod feed_ops;
 mod feeds;
 pub mod http;
 mod requests;
+pub mod search;
 pub mod session;
 
 pub use backoff::Backoff;

@@ -270,6 +270,7 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
         | ServerFrame::Posted { rid: Some(rid), .. }
         | ServerFrame::PostDeleted { rid: Some(rid), .. }
         | ServerFrame::FeedResult { rid: Some(rid), .. }
+        | ServerFrame::SearchResult { rid: Some(rid), .. }
         | ServerFrame::Pong { rid: Some(rid) } => {
             inner.resolve(rid, frame);
             Routed::Done

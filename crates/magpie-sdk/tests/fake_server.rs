@@ -37,6 +37,7 @@ fn msg(seq: i64) -> Message {
         body: format!("m{seq}"),
         persistence: Persistence::Forever,
         sent_at: 1,
+        search: true,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::guard::Guard;
 use crate::services::messaging::MessagingParts;
-use crate::services::{Delivery, Events, Feeds, Groups, Messaging, Presence, Rooms, Users};
+use crate::services::{Delivery, Events, Feeds, Groups, Messaging, Presence, Rooms, Search, Users};
 use magpie_bus::{Bus, Relay};
 use magpie_core::MsgIdGen;
 use magpie_store::{State, Store};
@@ -34,6 +34,7 @@ pub struct AppInner {
     pub delivery: Arc<Delivery>,
     pub presence: Arc<Presence>,
     pub rooms: Arc<Rooms>,
+    pub search: Arc<Search>,
     /// Limits, bans and access events (docs/edge.md).
     pub guard: Arc<Guard>,
     /// The best-effort relay (access events reach the detector through it).
@@ -68,6 +69,8 @@ pub struct AppParts {
     pub ws_url: String,
     pub tcp_addr: Option<String>,
     pub shutdown: CancellationToken,
+    /// This node's search index (role `search`), opened by `start`.
+    pub search: Option<magpie_search::SearchIndex>,
 }
 
 impl App {
@@ -118,6 +121,7 @@ impl App {
             users.clone(),
             ids.clone(),
         ));
+        let search = Arc::new(Search::new(cfg.clone(), p.store.clone(), p.search));
         let messaging = Arc::new(Messaging::new(MessagingParts {
             cfg: cfg.clone(),
             store: p.store.clone(),
@@ -140,6 +144,7 @@ impl App {
             delivery,
             presence,
             rooms,
+            search,
             guard: Arc::new(guard),
             relay: p.relay,
             ws_url: p.ws_url,

@@ -40,6 +40,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub groups: GroupsConfig,
     pub feeds: FeedsConfig,
+    pub search: SearchConfig,
     pub rooms: RoomsConfig,
     pub presence: PresenceConfig,
     pub internal: InternalConfig,
@@ -54,7 +55,8 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Roles this node runs: any of "edge" (HTTP API), "conn" (WebSocket and
-    /// TCP), "workers" (bus consumers); the logic runs wherever edge or conn does.
+    /// TCP), "workers" (bus consumers), "search" (keeps a search index and
+    /// answers queries: docs/search.md); the logic runs wherever edge or conn does.
     pub roles: Vec<String>,
     /// How often the node refreshes its registry record, ms.
     pub heartbeat_ms: u64,
@@ -77,7 +79,9 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
-            roles: ["edge", "conn", "workers"].map(String::from).to_vec(),
+            roles: ["edge", "conn", "workers", "search"]
+                .map(String::from)
+                .to_vec(),
             heartbeat_ms: 500,
             node_ttl_ms: 6_000,
             route_audit_ms: 30_000,
@@ -244,6 +248,36 @@ pub struct FeedsConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Where a node with the `search` role keeps its index; empty =
+    /// `{data_dir}/search`. A missing or deleted directory is rebuilt from
+    /// the store at start (docs/search.md).
+    pub dir: String,
+    /// Results per page when the query does not say.
+    pub page: usize,
+    /// Most results per page a query may ask for.
+    pub max_page: usize,
+    /// How often documents of expired (`days:N`) messages are deleted from
+    /// the index, ms (queries never return them in between).
+    pub sweep_ms: u64,
+    /// Messages read from the store per step of a rebuild.
+    pub rebuild_batch: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            dir: String::new(),
+            page: 20,
+            max_page: 100,
+            sweep_ms: 60_000,
+            rebuild_batch: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RoomsConfig {
     /// Messages a second a live room carries to its audience; beyond it
     /// ordinary messages are shed (VIP ones never are).
@@ -387,6 +421,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             groups: GroupsConfig::default(),
             feeds: FeedsConfig::default(),
+            search: SearchConfig::default(),
             rooms: RoomsConfig::default(),
             presence: PresenceConfig::default(),
             internal: InternalConfig::default(),
@@ -537,6 +572,15 @@ impl Config {
             )
         } else {
             self.store.clone()
+        }
+    }
+
+    /// Where this node's search index lives (`search.dir`).
+    pub fn search_dir(&self) -> PathBuf {
+        if self.search.dir.is_empty() {
+            self.data_dir.join("search")
+        } else {
+            PathBuf::from(&self.search.dir)
         }
     }
 

@@ -113,6 +113,17 @@ impl From<magpie_store::StoreError> for ServerError {
     }
 }
 
+impl From<magpie_search::SearchError> for ServerError {
+    fn from(e: magpie_search::SearchError) -> Self {
+        match e {
+            magpie_search::SearchError::BadQuery(m) => ServerError::bad_field(m),
+            magpie_search::SearchError::Unavailable(m) => {
+                ServerError::Unavailable(format!("search: {m}"))
+            }
+        }
+    }
+}
+
 impl From<magpie_bus::BusError> for ServerError {
     fn from(e: magpie_bus::BusError) -> Self {
         match e {

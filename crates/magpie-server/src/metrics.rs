@@ -55,6 +55,14 @@ pub const FANOUT_BIG: &str = "magpie_feed_fanout_big_total";
 /// Home-feed reads, by how they were served (label `from`: `inbox`,
 /// `inbox_and_pull` or `pull`).
 pub const FEED_READS: &str = "magpie_feed_reads_total";
+/// Messages written into this node's search index (re-indexing counts again).
+pub const SEARCH_INDEXED: &str = "magpie_search_indexed_total";
+/// 1 while this node rebuilds its search index from the store, else 0.
+pub const SEARCH_REBUILDING: &str = "magpie_search_rebuilding";
+/// Documents in this node's search index (after its last commit).
+pub const SEARCH_DOCS: &str = "magpie_search_documents";
+/// Search queries answered (label `outcome`: `ok` or `error`).
+pub const SEARCH_QUERIES: &str = "magpie_search_queries_total";
 /// Chained sends whose predecessor never came within `chain.wait_ms` (the
 /// gap alarm; label `action`: `skip` or `reject`).
 pub const CHAIN_GAPS: &str = "magpie_chain_gaps_total";

@@ -1,17 +1,19 @@
-//! The roles a node runs (`cluster.roles`: `edge`, `conn`, `workers`) and
+//! The roles a node runs (`cluster.roles`: `edge`, `conn`, `workers`,
+//! `search`) and
 //! the background tasks each needs. Every node runs the send pipeline, the
 //! group receipts, the registry heartbeat and the relay subscription of
 //! the pushes other nodes address to it; `workers` runs the bus consumers
 //! and the sweeper; `conn` also takes the relay's broadcasts, consumes
 //! membership changes for its local group index and audits the routes of
-//! its connections.
+//! its connections; `search` keeps a search index of its own (its own
+//! consumer group, rebuilt from the store when missing) and answers queries.
 
 use crate::app::App;
 use crate::config::Config;
 use crate::error::{Result, ServerError};
 use tokio::task::JoinHandle;
 
-const ROLES: [&str; 3] = ["edge", "conn", "workers"];
+const ROLES: [&str; 4] = ["edge", "conn", "workers", "search"];
 
 /// Refuses a configuration naming a role this server does not have.
 pub fn check(cfg: &Config) -> Result<()> {
@@ -22,7 +24,7 @@ pub fn check(cfg: &Config) -> Result<()> {
         .find(|r| !ROLES.contains(&r.as_str()))
     {
         Some(role) => Err(ServerError::Internal(format!(
-            "unknown role {role:?}: expected edge, conn or workers"
+            "unknown role {role:?}: expected edge, conn, workers or search"
         ))),
         None => Ok(()),
     }
@@ -36,6 +38,9 @@ pub async fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
         tasks.extend(crate::workers::spawn_all(app));
         let sweeper = tokio::spawn(crate::cluster::sweeper::run(app.clone()));
         tasks.push(("sweeper".into(), sweeper));
+    }
+    if let Some(index) = app.search.index() {
+        tasks.extend(crate::workers::spawn_search(app, index.clone()));
     }
     let conn = app.cfg.cluster.has("conn");
     if conn {

@@ -166,6 +166,11 @@ pub async fn start(cfg: Config) -> Result<Running> {
     let store = Store::open_with(&cfg.store_url(), &cfg.store_options()).await?;
     let state = State::open(&cfg.state).await?;
     let bus = Bus::open(&cfg.bus_url()).await?;
+    let search = if cfg.cluster.has("search") {
+        Some(magpie_search::SearchIndex::open(&cfg.search_dir())?)
+    } else {
+        None
+    };
     let relay_opts = RelayOptions {
         // A restarted node is recognised: its possibly lost last frames
         // are reported to the subscribers.
@@ -200,6 +205,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         ws_url,
         tcp_addr: tcp_public,
         shutdown,
+        search,
     });
     let mut tasks = crate::roles::spawn(&app).await;
     tasks.extend(crate::guard::spawn(&app));
@@ -304,6 +310,11 @@ impl Running {
             {
                 tracing::warn!(task = name, "did not stop in time");
             }
+        }
+        // The indexer has stopped: let the index finish its merges and
+        // release its directory before the process (or a restart) goes on.
+        if let Some(index) = self.app.search.index().cloned() {
+            let _ = tokio::task::spawn_blocking(move || index.close()).await;
         }
         tracing::info!(node = %self.app.cfg.node, "magpie node stopped");
     }

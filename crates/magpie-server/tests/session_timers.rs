@@ -205,6 +205,7 @@ async fn unacknowledged_pushes_are_resent_on_schedule_and_acks_stop_them() {
             body: format!("m{seq}"),
             persistence: Persistence::Forever,
             sent_at: 1,
+            search: false,
         };
         Outbound::Push(Push::new(msg))
     };

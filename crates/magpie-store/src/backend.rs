@@ -105,6 +105,11 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> Messages {
         self.page(owner, conv, Page::Before(before), n).await
     }
+    /// The stored messages whose `search` flag is set, in (conversation,
+    /// sequence) order after `after` (from the start without one), at most
+    /// `limit`: what rebuilding a search index reads (docs/search.md).
+    /// Conversations are ordered by their id's bytes, within one database.
+    async fn scan_searchable(&self, after: Option<(ConvId, Seq)>, limit: usize) -> Messages;
     /// Every conversation `owner` has, with sequences and exact unread counts
     /// (groups included: `peer` is 0, unread is `last_seq` minus the read position).
     async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>>;

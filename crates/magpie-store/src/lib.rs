@@ -19,6 +19,7 @@
 pub mod backend;
 mod error;
 pub mod mem;
+pub mod offline;
 mod plan;
 mod read_counts;
 #[cfg(feature = "redis")]
@@ -33,6 +34,7 @@ mod store;
 pub mod testsuite;
 
 pub use error::StoreError;
+pub use offline::{Bucket, BucketUnit, OfflineOptions, Segment};
 pub use shards::{Place, ShardedStore};
 pub use state::{
     BigAuthors, ChainAdvance, FLOOR_UNKNOWN, Floor, InboxPage, NodeInfo, OFFLINE_CAP, Route, State,

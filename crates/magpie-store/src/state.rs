@@ -1,6 +1,7 @@
 //! The fast-state trait (shaped after Redis) and its handle.
 
 use crate::error::{Result, StoreError};
+use crate::offline::{OfflineOptions, Segment};
 use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, PostId, Seq, UserId};
 use serde::{Deserialize, Serialize};
@@ -220,20 +221,32 @@ pub trait StateBackend: Send + Sync + 'static {
     /// Returns the claims and deletes the ticket; `None` if unknown or expired.
     async fn ticket_take(&self, ticket: &str) -> Result<Option<TicketClaims>>;
 
-    // -- offline queues: one sorted set per (receiver, conversation), score =
-    // seq, holding what the receiver has not read yet as message ids (never
-    // bodies: sync reads those from the store). Each keeps only its newest
-    // `OFFLINE_CAP` entries; what falls off is still in the store, for sync.
-    /// ZADD for many (receiver, conv, seq, payload) at once; an existing seq is replaced.
-    async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()>;
-    /// Newest `n` entries (ZREVRANGE 0 n-1): highest seq first.
+    // -- offline queues: per (receiver, conversation), what the receiver has
+    // not read yet as (seq, message id) (never bodies: sync reads those from
+    // the store), segmented by time bucket (`offline.rs`): one sorted set
+    // per bucket, score = seq, each keeping its newest `opts.cap` entries
+    // and expiring whole `opts.keep_ms` after its bucket ends. What falls
+    // off is still in the store, for sync. Reads and removals span every
+    // live segment and answer as one sorted set would.
+    /// ZADD for many (receiver, conv, seq, payload) at once, each into the
+    /// bucket of its message's time (`OfflineOptions::place`); an existing
+    /// seq is replaced, in whichever segment it was. Callers holding a
+    /// `State` call `State::offline_add`, which passes the handle's options.
+    async fn offline_add(
+        &self,
+        items: &[(UserId, ConvId, Seq, String)],
+        opts: &OfflineOptions,
+    ) -> Result<()>;
+    /// Newest `n` entries of the whole queue, highest seq first (the newest
+    /// `n` of each segment, merged).
     async fn offline_newest(
         &self,
         user: UserId,
         conv: &ConvId,
         n: usize,
     ) -> Result<Vec<(Seq, String)>>;
-    /// Entries with seq > `after`, ascending, at most `n` (ZRANGEBYSCORE (after +inf LIMIT 0 n).
+    /// Entries with seq > `after`, ascending, at most `n` (ZRANGEBYSCORE
+    /// (after +inf LIMIT 0 n on each segment, merged).
     async fn offline_after(
         &self,
         user: UserId,
@@ -241,10 +254,15 @@ pub trait StateBackend: Send + Sync + 'static {
         after: Seq,
         n: usize,
     ) -> Result<Vec<(Seq, String)>>;
-    /// ZREMRANGEBYSCORE 0 up_to: removes what the client has read; returns how many.
+    /// ZREMRANGEBYSCORE -inf up_to on every segment: removes what the
+    /// client has read; returns how many.
     async fn offline_trim(&self, user: UserId, conv: &ConvId, up_to: Seq) -> Result<usize>;
     /// Removes single entries (retention removed the message).
     async fn offline_remove(&self, user: UserId, conv: &ConvId, seqs: &[Seq]) -> Result<()>;
+    /// The queue's live segments and their sizes, newest bucket first (the
+    /// unsegmented key of an older version last): what ops and tests check
+    /// the per-key cap and the expiry against.
+    async fn offline_segments(&self, user: UserId, conv: &ConvId) -> Result<Vec<Segment>>;
 
     // -- feed inboxes (docs/feeds.md): per follower the keys `(author,
     // post)` pushed to it, at most `cap` (the newest), and its floor: every
@@ -324,8 +342,12 @@ pub trait StateBackend: Send + Sync + 'static {
     /// Messages arrived for their receivers: `offline_add` of every item
     /// and `unread_count` of its (user, conv, seq), in one round trip where
     /// the engine allows (both keys of a user share a Redis slot).
-    async fn arrived(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {
-        self.offline_add(items).await?;
+    async fn arrived(
+        &self,
+        items: &[(UserId, ConvId, Seq, String)],
+        opts: &OfflineOptions,
+    ) -> Result<()> {
+        self.offline_add(items, opts).await?;
         let counts: Vec<(UserId, ConvId, Seq)> = items
             .iter()
             .map(|(u, c, s, _)| (*u, c.clone(), *s))
@@ -409,28 +431,57 @@ impl Watcher {
     }
 }
 
-/// Entries one offline queue (one receiver, one conversation) keeps at most.
+/// Entries one offline segment (one receiver, one conversation, one time
+/// bucket) keeps at most unless the state URL says otherwise (`offline_cap`).
 pub const OFFLINE_CAP: usize = 100;
 
-/// Cheap, cloneable handle to the configured fast state.
+/// Cheap, cloneable handle to the configured fast state, with the options
+/// its offline calls pass to the backend (`offline.rs`).
 #[derive(Clone)]
-pub struct State(Arc<dyn StateBackend>);
+pub struct State {
+    backend: Arc<dyn StateBackend>,
+    offline: OfflineOptions,
+}
 
 impl State {
+    /// The backend with the default offline options.
     pub fn new(backend: impl StateBackend) -> Self {
-        State(Arc::new(backend))
+        State {
+            backend: Arc::new(backend),
+            offline: OfflineOptions::default(),
+        }
     }
 
-    /// Opens the backend a URL names: `mem://`, `redis://…`, `redis+cluster://…`.
+    /// The same backend (same keys, same connection) with other offline
+    /// options.
+    pub fn with_offline(&self, offline: OfflineOptions) -> State {
+        State {
+            backend: self.backend.clone(),
+            offline,
+        }
+    }
+
+    /// The offline options this handle writes with.
+    pub fn offline(&self) -> &OfflineOptions {
+        &self.offline
+    }
+
+    pub(crate) fn backend(&self) -> &dyn StateBackend {
+        &*self.backend
+    }
+
+    /// Opens the backend a URL names: `mem://`, `redis://…`, `redis+cluster://…`,
+    /// any of them with the offline options as query parameters
+    /// (`offline_bucket`, `offline_cap`, `offline_keep_ms`; docs/config.md).
     pub async fn open(url: &str) -> Result<State> {
-        if url == "mem://" || url.starts_with("mem://") {
-            return Ok(State::new(crate::mem::MemState::new()));
+        let (url, offline) = OfflineOptions::split_url(url)?;
+        if url.starts_with("mem://") {
+            return Ok(State::new(crate::mem::MemState::new()).with_offline(offline));
         }
         #[cfg(feature = "redis")]
         if url.starts_with("redis://") || url.starts_with("redis+cluster://") {
-            return Ok(State::new(
-                crate::redis_state::RedisState::open_url(url).await?,
-            ));
+            let backend = crate::redis_state::RedisState::open_url(&url).await?;
+            return Ok(State::new(backend).with_offline(offline));
         }
         Err(StoreError::Config(format!(
             "unknown state url {url:?}: expected mem://, redis:// or redis+cluster://"
@@ -447,20 +498,25 @@ impl State {
         accepted: &Accepted,
         ttl_ms: u64,
     ) -> Result<()> {
-        self.0
+        self.backend
             .idem_put_many(from, &[(cmid, accepted.clone())], ttl_ms)
             .await
     }
 
     /// One key of the idempotency fast path (see `idem_get_many`).
     pub async fn idem_get(&self, from: UserId, cmid: ClientMsgId) -> Result<Option<Accepted>> {
-        Ok(self.0.idem_get_many(from, &[cmid]).await?.pop().flatten())
+        Ok(self
+            .backend
+            .idem_get_many(from, &[cmid])
+            .await?
+            .pop()
+            .flatten())
     }
 }
 
 impl std::ops::Deref for State {
     type Target = dyn StateBackend;
     fn deref(&self) -> &Self::Target {
-        &*self.0
+        &*self.backend
     }
 }

@@ -44,6 +44,16 @@ mod mem_state {
     });
 }
 
+/// Issue 12's figure on the in-process state: 1,000,000 offline entries
+/// over 12 months (the suite runs 50,000; this takes tens of seconds in a
+/// debug build: run with `--ignored`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "1,000,000 entries: run with --ignored"]
+async fn mem_state_million_offline_entries() {
+    let st = State::new(magpie_store::mem::MemState::new());
+    magpie_store::testsuite::state_cases::offline_big_user_of(&st, 1_000_000).await;
+}
+
 mod sqlite_durability {
     use super::*;
     use magpie_core::{ConvId, DeviceId};

@@ -10,10 +10,10 @@
 //! each other's keys.
 #![cfg(feature = "redis")]
 
-use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, UserId};
+use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, UserId, now_ms};
 use magpie_store::redis_state::RedisState;
 use magpie_store::testsuite::{next_server_id, state_cases};
-use magpie_store::{Route, State, StoreError, TicketClaims, UnreadCache};
+use magpie_store::{Bucket, BucketUnit, Route, State, StoreError, TicketClaims, UnreadCache};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
@@ -172,6 +172,9 @@ async fn fresh_cluster() -> (State, ClusterCleanup) {
     (State::new(st), ClusterCleanup { url, prefix })
 }
 
+/// The offline index's Redis-only checks: old keys, key sizes.
+mod redis_offline;
+
 /// The same promises on a three-primary Redis Cluster: every multi-key
 /// update stays in one slot, and batches spanning users are split per slot.
 mod cluster_conformance {
@@ -224,13 +227,16 @@ async fn keys_carry_the_prefix_and_idem_expires() {
         .expect("unread");
 
     let p = &prefix;
+    let week = Bucket::of(BucketUnit::Week, now_ms());
+    let segment = format!("{p}:offb:{{2}}:{conv}:{}", week.id());
     let idem_key = format!("{p}:idem:{{1}}:{cmid}");
     let expected: BTreeSet<String> = [
         format!("{p}:route:{{1}}"),
         format!("{p}:node:{{n1}}"),
         idem_key.clone(),
         format!("{p}:ticket:t"),
-        format!("{p}:offline:{{2}}:{conv}"),
+        segment.clone(),
+        format!("{p}:offix:{{2}}:{conv}"),
         format!("{p}:unread:{{2}}"),
     ]
     .into();
@@ -252,15 +258,23 @@ async fn keys_carry_the_prefix_and_idem_expires() {
         .await
         .expect("pttl");
     assert_eq!(route_ttl, -1, "routes live until removed");
-    // Derived state of users who never come back expires (30 days idle).
-    for key in [
-        format!("{p}:offline:{{2}}:{conv}"),
-        format!("{p}:unread:{{2}}"),
-    ] {
+    // Derived state of users who never come back expires: the unread
+    // cache 30 days after it was built, an offline segment (and the index
+    // of its queue) 30 days after its week ends.
+    let month = 30 * 86_400_000;
+    let ttl: i64 = pttl(format!("{p}:unread:{{2}}"))
+        .query_async(&mut con)
+        .await
+        .expect("pttl");
+    assert!(
+        (month - 60_000..=month).contains(&ttl),
+        "unread expires in {ttl} ms"
+    );
+    let until = week.end_ms() + month - now_ms();
+    for key in [segment, format!("{p}:offix:{{2}}:{conv}")] {
         let ttl: i64 = pttl(key.clone()).query_async(&mut con).await.expect("pttl");
-        let month = 30 * 86_400_000;
         assert!(
-            (month - 60_000..=month).contains(&ttl),
+            (until - 60_000..=until).contains(&ttl),
             "{key} expires in {ttl} ms"
         );
     }

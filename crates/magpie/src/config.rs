@@ -39,7 +39,7 @@ pub struct ServeArgs {
     /// Relay URL (relay; default: derived from the bus).
     #[arg(long)]
     pub relay: Option<String>,
-    /// Roles to run, comma-separated: edge, conn, workers (cluster.roles; default all).
+    /// Roles to run, comma-separated: edge, conn, workers, search (cluster.roles; default all).
     #[arg(long, value_delimiter = ',')]
     pub roles: Option<Vec<String>>,
     /// Node number embedded in server ids, unique per cluster (node_num).

@@ -300,7 +300,7 @@ async fn with_1000_conversations(s: &TestServer, star: &magpie_proto::http::Toke
         .send_batch(
             star.user_id,
             None,
-            magpie_core::Persistence::Forever,
+            magpie_core::ClientSettings::default().into(),
             inputs,
         )
         .await;

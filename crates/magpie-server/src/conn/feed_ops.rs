@@ -1,6 +1,7 @@
 //! The feed's socket ops (docs/protocol.md §3.16 and §5): follow, unfollow,
-//! post, delete a post and read the home feed, the same services the HTTP
-//! routes call, answered on the connection that asked.
+//! post, delete a post and read the home feed; and `search` (§3.17). The
+//! same services the HTTP routes call, answered on the connection that
+//! asked.
 
 use super::requests::Requester;
 use crate::error::Result;
@@ -58,6 +59,17 @@ impl Requester {
                         rid,
                         posts: page.posts,
                         next: page.next,
+                    })
+            }
+            ClientOp::Search { query } => {
+                let app = &self.app;
+                let request = crate::edge::search::request_of(query);
+                app.search
+                    .query(user, request)
+                    .await
+                    .map(|found| ServerFrame::SearchResult {
+                        rid,
+                        page: crate::edge::search::page_of(app, found),
                     })
             }
             _ => return None,

@@ -180,6 +180,7 @@ mod tests {
             body: "x".into(),
             persistence,
             sent_at: 0,
+            search: false,
         })
     }
 

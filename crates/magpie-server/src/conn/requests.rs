@@ -16,9 +16,9 @@
 
 use crate::app::App;
 use crate::error::ServerError;
-use crate::services::SendInput;
 use crate::services::delivery::hub::Outbound;
 use crate::services::delivery::mailbox::Mailbox;
+use crate::services::{SendDefaults, SendInput};
 use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, UserId};
 use magpie_proto::{ClientOp, ServerFrame};
 use std::collections::BTreeMap;
@@ -207,7 +207,7 @@ impl Requester {
             .send_batch(
                 self.user,
                 Some(&self.device),
-                self.settings.persistence,
+                self.settings.into(),
                 batch.into_iter().map(|(_, s)| s).collect(),
             )
             .await;
@@ -229,13 +229,13 @@ impl Requester {
             return false;
         };
         let (app, user, device) = (self.app.clone(), self.user, self.device.clone());
-        let (persistence, tx) = (self.settings.persistence, Arc::clone(&self.tx));
+        let (defaults, tx) = (SendDefaults::from(self.settings), Arc::clone(&self.tx));
         let (ip, transport) = (self.ip, self.transport);
         tokio::spawn(async move {
             let cmid = input.cmid;
             let result = app
                 .messaging
-                .send_batch(user, Some(&device), persistence, vec![input])
+                .send_batch(user, Some(&device), defaults, vec![input])
                 .await
                 .pop()
                 .unwrap_or_else(|| Err(ServerError::Internal("send result missing".into())));
@@ -318,7 +318,8 @@ impl Requester {
             | ClientOp::Unfollow { .. }
             | ClientOp::Post { .. }
             | ClientOp::PostDelete { .. }
-            | ClientOp::Feed { .. }) => self.feed_op(rid, op).await?,
+            | ClientOp::Feed { .. }
+            | ClientOp::Search { .. }) => self.feed_op(rid, op).await?,
             // Handled by the session loop itself.
             ClientOp::Hello { .. }
             | ClientOp::Ping

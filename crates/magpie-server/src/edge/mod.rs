@@ -15,6 +15,7 @@ mod groups;
 pub mod guarded;
 mod internal;
 mod messages;
+pub(crate) mod search;
 
 use crate::app::App;
 use crate::error::ServerError;
@@ -109,7 +110,8 @@ pub fn router(app: App) -> Router {
                 "/v1/posts/{post}",
                 axum::routing::delete(feeds::delete_post),
             )
-            .route("/v1/feed", get(feeds::home));
+            .route("/v1/feed", get(feeds::home))
+            .route("/v1/search", get(search::search));
     }
     let r = r.fallback(not_found).layer(DefaultBodyLimit::max(limit));
     close::guarded(r, &app, true).with_state(app)

@@ -10,6 +10,7 @@
 //! | [`Delivery`] | store, state, events, hub, local group and room indexes | pushes to online devices on this node and others, broadcasts, resync hints |
 //! | [`Presence`] | store, delivery | presence changes and their fan-out (relay, not the log) |
 //! | [`Rooms`] | events, delivery | live rooms: join, leave, send with shedding |
+//! | [`Search`] | store, search index | message search within what the caller may see (docs/search.md) |
 //!
 //! Direction (checked by `tests/layers.rs`): `edge` and `conn` call the
 //! services; services, workers and `cluster` never import `conn` or `edge`.
@@ -33,13 +34,15 @@ mod missing;
 mod presence;
 mod republish;
 mod rooms;
+mod search;
 mod users;
 
 pub use delivery::Delivery;
 pub use events::Events;
 pub use feeds::{DEFAULT_PAGE as FEED_PAGE, FeedPage, Feeds};
 pub use groups::Groups;
-pub use messaging::{Messaging, SendInput};
+pub use messaging::{Messaging, SendDefaults, SendInput};
 pub use presence::Presence;
 pub use rooms::Rooms;
+pub use search::{Search, SearchRequest};
 pub use users::Users;

@@ -12,6 +12,7 @@
 mod fanout;
 mod members;
 mod retention;
+mod search;
 mod state;
 
 use crate::app::App;
@@ -49,6 +50,12 @@ pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
         tokio::spawn(retention::sweep(app.clone())),
     ));
     handles
+}
+
+/// The search role's tasks: the indexer of this node's index (rebuilt
+/// first when fresh) and its sweep (`workers/search.rs`).
+pub fn spawn_search(app: &App, index: magpie_search::SearchIndex) -> Vec<(String, JoinHandle<()>)> {
+    search::spawn(app, index)
 }
 
 /// The membership consumer of every connection node: keeps its local

@@ -1,11 +1,12 @@
 //! The state worker: keeps the fast state derived from messages and reads
 //! in step with the store, in one consumer group (each event decoded once):
 //!
-//! - the offline index: per-(user, conversation) sorted sets of unread
-//!   message ids (score = seq, the member the server id; never the body,
-//!   which the store has), trimmed up to what the user has read (ZADD /
-//!   ZREMRANGEBYSCORE on Redis). Each set is capped; sync reads the store, so
-//!   nothing depends on what falls off.
+//! - the offline index: per-(user, conversation) queues of unread message
+//!   ids (score = seq, the member the server id; never the body, which the
+//!   store has), segmented by week or month of the message (one sorted set
+//!   per bucket on Redis, docs/deploy.md "Big keys"), trimmed up to what the
+//!   user has read. Each segment is capped and expires whole; sync reads the
+//!   store, so nothing depends on what falls off.
 //! - the unread-count cache: a message counts once for its receiver (the
 //!   watermark makes a redelivered event harmless); a read sets the count
 //!   of the conversation read from the store, the truth (the reader's

@@ -9,23 +9,23 @@
 //! abandoned keys do not accumulate.
 
 use crate::error::Result;
+use crate::offline::{OfflineOptions, Segment};
 use crate::state::{
-    BigAuthors, ChainAdvance, Floor, InboxPage, NodeInfo, OFFLINE_CAP, Route, StateBackend,
-    TicketClaims, UnreadCache, Watcher,
+    BigAuthors, ChainAdvance, Floor, InboxPage, NodeInfo, Route, StateBackend, TicketClaims,
+    UnreadCache, Watcher,
 };
 use async_trait::async_trait;
-use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, PostId, Seq, UserId};
+use magpie_core::{Accepted, ClientMsgId, ConvId, DeviceId, PostId, Seq, UserId, now_ms};
 use maps::{Registry, Routes, TtlMap};
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 mod guard;
 mod inboxes;
 mod maps;
+mod offline;
 mod subscribers;
 mod watches;
-
-type OfflineKey = (UserId, ConvId);
 
 /// Entries of the idempotency fast path kept at most (about 200 bytes
 /// each): the newest sends; older retries are answered by the store.
@@ -47,7 +47,8 @@ pub struct MemState {
     tickets: Mutex<TtlMap<String, TicketClaims>>,
     /// Per (user, device), the chain id expected next.
     chains: Mutex<TtlMap<(UserId, DeviceId), String>>,
-    offline: Mutex<HashMap<OfflineKey, BTreeMap<Seq, String>>>,
+    /// Segmented by time bucket, each segment capped and expiring.
+    offline: Mutex<offline::Offline>,
     unread: Mutex<HashMap<UserId, UnreadCache>>,
     /// Per live room, its current admission window and count.
     rooms: Mutex<HashMap<String, (i64, u64)>>,
@@ -67,7 +68,7 @@ impl MemState {
             idem: Mutex::new(TtlMap::with_cap(IDEM_CAP)),
             tickets: Mutex::new(TtlMap::with_cap(TICKET_CAP)),
             chains: Mutex::new(TtlMap::with_cap(CHAIN_CAP)),
-            offline: Mutex::new(HashMap::new()),
+            offline: Mutex::new(offline::Offline::default()),
             unread: Mutex::new(HashMap::new()),
             rooms: Mutex::new(HashMap::new()),
             guard: Mutex::new(guard::Guard::new()),
@@ -450,15 +451,12 @@ impl StateBackend for MemState {
         Ok(self.subscribers.lock().scan(author, cursor, n, now))
     }
 
-    async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {
-        let mut q = self.offline.lock();
-        for (user, conv, seq, payload) in items {
-            let set = q.entry((*user, conv.clone())).or_default();
-            set.insert(*seq, payload.clone());
-            if set.len() > OFFLINE_CAP {
-                set.pop_first();
-            }
-        }
+    async fn offline_add(
+        &self,
+        items: &[(UserId, ConvId, Seq, String)],
+        opts: &OfflineOptions,
+    ) -> Result<()> {
+        self.offline.lock().add(items, opts, now_ms());
         Ok(())
     }
 
@@ -468,16 +466,8 @@ impl StateBackend for MemState {
         conv: &ConvId,
         n: usize,
     ) -> Result<Vec<(Seq, String)>> {
-        let q = self.offline.lock();
-        let Some(set) = q.get(&(user, conv.clone())) else {
-            return Ok(Vec::new());
-        };
-        Ok(set
-            .iter()
-            .rev()
-            .take(n)
-            .map(|(s, p)| (*s, p.clone()))
-            .collect())
+        let key = (user, conv.clone());
+        Ok(self.offline.lock().newest(&key, n, now_ms()))
     }
 
     async fn offline_after(
@@ -487,47 +477,24 @@ impl StateBackend for MemState {
         after: Seq,
         n: usize,
     ) -> Result<Vec<(Seq, String)>> {
-        let q = self.offline.lock();
-        let Some(set) = q.get(&(user, conv.clone())) else {
-            return Ok(Vec::new());
-        };
-        let from = after.saturating_add(1);
-        Ok(set
-            .range(from..)
-            .take(n)
-            .map(|(s, p)| (*s, p.clone()))
-            .collect())
+        let key = (user, conv.clone());
+        Ok(self.offline.lock().after(&key, after, n, now_ms()))
     }
 
     async fn offline_trim(&self, user: UserId, conv: &ConvId, up_to: Seq) -> Result<usize> {
-        let mut q = self.offline.lock();
         let key = (user, conv.clone());
-        let Some(set) = q.get_mut(&key) else {
-            return Ok(0);
-        };
-        // split_off keeps seq > up_to; what remains in `set` is removed.
-        let kept = set.split_off(&up_to.saturating_add(1));
-        let removed = set.len();
-        if kept.is_empty() {
-            q.remove(&key);
-        } else {
-            *set = kept;
-        }
-        Ok(removed)
+        Ok(self.offline.lock().trim(key, up_to, now_ms()))
     }
 
     async fn offline_remove(&self, user: UserId, conv: &ConvId, seqs: &[Seq]) -> Result<()> {
-        let mut q = self.offline.lock();
         let key = (user, conv.clone());
-        if let Some(set) = q.get_mut(&key) {
-            for s in seqs {
-                set.remove(s);
-            }
-            if set.is_empty() {
-                q.remove(&key);
-            }
-        }
+        self.offline.lock().remove(key, seqs, now_ms());
         Ok(())
+    }
+
+    async fn offline_segments(&self, user: UserId, conv: &ConvId) -> Result<Vec<Segment>> {
+        let key = (user, conv.clone());
+        Ok(self.offline.lock().segments(&key, now_ms()))
     }
 
     async fn unread_count(&self, items: &[(UserId, ConvId, Seq)]) -> Result<()> {

@@ -10,7 +10,9 @@
 //! | `P:node:{node}` | hash | `uid:device` → JSON [`Route`] (an index) |
 //! | `P:idem:{from}:cmid` | string, PX | JSON [`Accepted`] |
 //! | `P:ticket:t` | string, PX | JSON [`TicketClaims`] |
-//! | `P:offline:{uid}:conv` | zset | score seq, member `seq:payload` |
+//! | `P:offb:{uid}:conv:BUCKET` | zset, PXAT | an offline segment: score seq, member `seq:payload` (`offline.rs`) |
+//! | `P:offix:{uid}:conv` | zset, PXAT | the offline queue's live buckets |
+//! | `P:offline:{uid}:conv` | zset | an offline queue of the unsegmented layout (read, drained) |
 //! | `P:unread:{uid}` | hash | `c:conv` count, `w:conv` watermark, `loaded` |
 //! | `P:nodeinfo:{reg}:node` | string, PX | JSON [`NodeInfo`] (a heartbeat) |
 //! | `P:nodes:{reg}` | set | names of known nodes |
@@ -28,6 +30,7 @@
 //! is ever held across an `.await`.
 
 use crate::error::{Result, StoreError};
+use crate::offline::{OfflineOptions, Segment};
 use crate::state::{
     BigAuthors, ChainAdvance, Floor, InboxPage, NodeInfo, Route, StateBackend, TicketClaims,
     UnreadCache, Watcher,
@@ -44,6 +47,8 @@ mod chains;
 mod con;
 mod guard;
 mod inboxes;
+mod offline;
+mod offline_lua;
 mod queues;
 mod registry;
 mod routes;
@@ -168,8 +173,16 @@ impl Keys {
     fn ticket(&self, ticket: &str) -> String {
         format!("{}:ticket:{ticket}", self.prefix)
     }
+    /// The unsegmented offline queue of an older version (`offline.rs`).
     fn offline(&self, user: UserId, conv: &ConvId) -> String {
         format!("{}:offline:{{{}}}:{conv}", self.prefix, user.0)
+    }
+    fn offline_index(&self, user: UserId, conv: &ConvId) -> String {
+        format!("{}:offix:{{{}}}:{conv}", self.prefix, user.0)
+    }
+    /// A segment's key is this and its bucket id.
+    fn offline_base(&self, user: UserId, conv: &ConvId) -> String {
+        format!("{}:offb:{{{}}}:{conv}:", self.prefix, user.0)
     }
     fn inbox(&self, user: UserId) -> String {
         format!("{}:inbox:{{{}}}", self.prefix, user.0)
@@ -449,12 +462,20 @@ impl StateBackend for RedisState {
         self.ticket_take_impl(ticket).await
     }
 
-    async fn offline_add(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {
-        self.offline_add_impl(items).await
+    async fn offline_add(
+        &self,
+        items: &[(UserId, ConvId, Seq, String)],
+        opts: &OfflineOptions,
+    ) -> Result<()> {
+        self.offline_add_impl(items, opts).await
     }
 
-    async fn arrived(&self, items: &[(UserId, ConvId, Seq, String)]) -> Result<()> {
-        self.arrived_impl(items).await
+    async fn arrived(
+        &self,
+        items: &[(UserId, ConvId, Seq, String)],
+        opts: &OfflineOptions,
+    ) -> Result<()> {
+        self.arrived_impl(items, opts).await
     }
 
     async fn offline_newest(
@@ -482,6 +503,10 @@ impl StateBackend for RedisState {
 
     async fn offline_remove(&self, user: UserId, conv: &ConvId, seqs: &[Seq]) -> Result<()> {
         self.offline_remove_impl(user, conv, seqs).await
+    }
+
+    async fn offline_segments(&self, user: UserId, conv: &ConvId) -> Result<Vec<Segment>> {
+        self.offline_segments_impl(user, conv).await
     }
 
     async fn unread_count(&self, items: &[(UserId, ConvId, Seq)]) -> Result<()> {
@@ -524,6 +549,8 @@ mod tests {
         let c = ConvId::direct(UserId(1), UserId(2));
         assert_eq!(k.route(UserId(7)), "m:route:{7}");
         assert_eq!(k.offline(UserId(7), &c), "m:offline:{7}:d:1:2");
+        assert_eq!(k.offline_index(UserId(7), &c), "m:offix:{7}:d:1:2");
+        assert_eq!(k.offline_base(UserId(7), &c), "m:offb:{7}:d:1:2:");
         assert_eq!(k.unread(UserId(7)), "m:unread:{7}");
         assert_eq!(k.node("n-1"), "m:node:{n-1}");
         assert_eq!(k.node_info("n-1"), "m:nodeinfo:{reg}:n-1");

@@ -2,8 +2,10 @@
 //! atomically, and the pipelined `EVALSHA` used to run one script over many
 //! keys in a single round trip.
 //!
-//! Every script touches exactly one key (`KEYS[1]`), so it is valid in
-//! Redis Cluster whatever slot the key hashes to. Sequences and watermarks
+//! Every script here touches exactly one key (`KEYS[1]`), so it is valid in
+//! Redis Cluster whatever slot the key hashes to; the offline index's
+//! scripts (`offline_lua.rs`) touch one queue's keys, all in its receiver's
+//! slot. Sequences and watermarks
 //! reach Lua as strings and are compared with `tonumber` (a double): exact
 //! below 2^53, far above any sequence a conversation reaches.
 
@@ -27,21 +29,6 @@ if cur and string.find(cur, ARGV[2], 1, true) then
   return 1
 end
 return 0
-";
-
-/// Adds (seq, member) pairs (from `ARGV[3]` on) to one offline queue,
-/// replacing any entry that already has the seq (the member embeds the seq,
-/// so ZADD alone would keep both the old and the new payload), then keeps
-/// the newest `ARGV[1]` and lets the queue expire `ARGV[2]` ms after its
-/// last write.
-const OFFLINE_ADD: &str = r"
-for i = 3, #ARGV, 2 do
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])
-  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return (#ARGV - 2) / 2
 ";
 
 /// Counts (conv, seq) pairs into one user's unread cache: +1 and a raised
@@ -192,7 +179,7 @@ return seq
 pub(super) struct Scripts {
     pub(super) swap_field: Script,
     pub(super) del_field_if: Script,
-    pub(super) offline_add: Script,
+    pub(super) offline: super::offline::OfflineScripts,
     pub(super) unread_count: Script,
     pub(super) unread_reset: Script,
     pub(super) lease: Script,
@@ -208,7 +195,7 @@ impl Scripts {
         Scripts {
             swap_field: Script::new(SWAP_FIELD),
             del_field_if: Script::new(DEL_FIELD_IF),
-            offline_add: Script::new(OFFLINE_ADD),
+            offline: super::offline::OfflineScripts::new(),
             unread_count: Script::new(UNREAD_COUNT),
             unread_reset: Script::new(UNREAD_RESET),
             lease: Script::new(LEASE),

@@ -88,6 +88,25 @@ impl MessageStore for ShardedStore {
             .await
     }
 
+    /// Shard after shard: the cursor's conversation names its shard, which
+    /// is read on from it; an exhausted shard hands over to the next one
+    /// from its start, so the walk sees every shard's rows once.
+    async fn scan_searchable(&self, after: Option<(ConvId, Seq)>, limit: usize) -> Messages {
+        let mut k = after.as_ref().map_or(0, |(c, _)| self.map.of_conv(c));
+        let mut after = after;
+        while k < self.shards.len() {
+            let cursor = after.take();
+            let page = self
+                .on(k, |s| s.messages().scan_searchable(cursor.clone(), limit))
+                .await?;
+            if !page.is_empty() {
+                return Ok(page);
+            }
+            k += 1;
+        }
+        Ok(Vec::new())
+    }
+
     async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
         let all = self.on_all(|s| s.messages().conversations(owner)).await?;
         Ok(in_store_order(all.into_iter().flatten().collect()))

@@ -153,6 +153,7 @@ impl SqlStore {
                     m.persistence.to_string(),
                     m.sent_at,
                     r.expire_at,
+                    i64::from(m.search),
                 ]
             },
         )

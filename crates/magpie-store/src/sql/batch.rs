@@ -124,9 +124,10 @@ impl BatchSql {
         self.finish(
             format!(
                 "INSERT INTO im_msg_content
-             (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
+             (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at,
+              searchable)
              VALUES {}",
-                tuples(10, rows)
+                tuples(11, rows)
             ),
             rows,
         )
@@ -183,9 +184,9 @@ mod tests {
     #[test]
     fn statements_have_one_parameter_per_value() {
         let pg = PG_BATCH.contents(3).text().to_string();
-        assert!(pg.contains("$30") && !pg.contains("$31") && !pg.contains('?'));
+        assert!(pg.contains("$33") && !pg.contains("$34") && !pg.contains('?'));
         let my = MYSQL_BATCH.contents(3).text().to_string();
-        assert_eq!(my.matches('?').count(), 30);
+        assert_eq!(my.matches('?').count(), 33);
         assert!(
             PG_BATCH
                 .last_seqs(2)

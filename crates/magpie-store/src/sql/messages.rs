@@ -118,6 +118,19 @@ impl MessageStore for SqlStore {
             .await
     }
 
+    async fn scan_searchable(&self, after: Option<(ConvId, Seq)>, limit: usize) -> Messages {
+        // No cursor: every conversation id sorts after the empty text.
+        let (conv, seq) = after
+            .map(|(c, s)| (c.as_str().to_owned(), s))
+            .unwrap_or_default();
+        let a = args![conv.as_str(), conv.as_str(), seq, limit_param(limit)];
+        let rows: Vec<MessageRow> = self.read_all(self.q.scan_searchable.as_str(), a).await?;
+        rows.into_iter()
+            .map(message_of)
+            .collect::<Sqlx<_>>()
+            .map_err(store_err)
+    }
+
     /// Direct conversations, then groups by group id.
     async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
         let mut all = self.summaries(owner, None).await?;

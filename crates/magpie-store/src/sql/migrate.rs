@@ -47,6 +47,11 @@ const POSTGRES: Steps = &[
         "feeds",
         include_str!("../../migrations/postgres/0005_feeds.sql"),
     ),
+    (
+        6,
+        "search",
+        include_str!("../../migrations/postgres/0006_search.sql"),
+    ),
 ];
 
 const MYSQL: Steps = &[
@@ -74,6 +79,11 @@ const MYSQL: Steps = &[
         5,
         "feeds",
         include_str!("../../migrations/mysql/0005_feeds.sql"),
+    ),
+    (
+        6,
+        "search",
+        include_str!("../../migrations/mysql/0006_search.sql"),
     ),
 ];
 

@@ -34,7 +34,7 @@ queries! { Queries:
     user_by_name, user_by_id, insert_user, put_refresh, get_refresh, mark_refresh, del_refresh,
     revoke_family, purge_family, put_settings,
     get_settings, lookup_cmid, messages_after, messages_before, conversations, conversation,
-    set_read, get_read, expired, delivered, read_upto, del_box, del_body,
+    set_read, get_read, expired, delivered, read_upto, del_box, del_body, scan_searchable,
 }
 
 /// Every statement of one dialect, built once per process.
@@ -65,8 +65,7 @@ impl Statements {
 }
 
 /// The message columns `sql::message_of` decodes, from `im_msg_content c`.
-pub(super) const MESSAGE_COLUMNS: &str =
-    "c.server_id, c.conv, c.seq, c.from_uid, c.to_uid, c.cmid, c.body, c.persistence, c.sent_at";
+pub(super) const MESSAGE_COLUMNS: &str = "c.server_id, c.conv, c.seq, c.from_uid, c.to_uid, c.cmid, c.body, c.persistence, c.sent_at, c.searchable";
 
 /// The body a box row points at. The content table is partitioned by sender,
 /// so the join names the sender (the owner of an outbox row, the other party
@@ -139,6 +138,13 @@ impl Queries {
                 "SELECT {MESSAGE_COLUMNS} FROM {}
                  WHERE b.owner_uid = ? AND b.conv = ? AND b.seq < ? ORDER BY b.seq DESC LIMIT ?",
                 box_join()
+            ),
+            // A walk of the (conv, seq) index; the bound is written out
+            // rather than as a row comparison so both engines range-scan it.
+            scan_searchable: format!(
+                "SELECT {MESSAGE_COLUMNS} FROM im_msg_content c
+                 WHERE (c.conv > ? OR (c.conv = ? AND c.seq > ?)) AND c.searchable = 1
+                 ORDER BY c.conv, c.seq LIMIT ?"
             ),
             conversations: summaries(""),
             conversation: summaries("AND u.conv = ?"),

@@ -25,8 +25,9 @@ use crate::error::{Result, StoreError};
 /// version is refused rather than half-understood. 2: groups (`im_group`,
 /// `im_group_member`), the layout of migration 0001; 3: `member_version`
 /// (migration 0003); 4: refresh-token families (migration 0004); 5: follow
-/// edges, blocks and posts (migration 0005).
-pub const SCHEMA_VERSION: i64 = 5;
+/// edges, blocks and posts (migration 0005); 6: each message's search flag
+/// (migration 0006).
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The partition count is an integer the DDL is built from; cap it so a typo
 /// cannot create thousands of tables.

@@ -32,6 +32,11 @@ impl MessageStore for SqliteStore {
             .await
     }
 
+    async fn scan_searchable(&self, after: Option<(ConvId, Seq)>, limit: usize) -> Messages {
+        self.read(move |c| reads::scan_searchable(c, after, limit))
+            .await
+    }
+
     async fn conversations(&self, owner: UserId) -> Result<Vec<ConvSummary>> {
         self.read(move |c| reads::conversations(c, owner)).await
     }

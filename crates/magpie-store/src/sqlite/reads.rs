@@ -8,7 +8,9 @@
 use super::schema::{MESSAGE_COLUMNS, conv_at, corrupt_or, message_from_row, open_reader};
 use crate::error::{Result, StoreError};
 use crate::store::{ConvSummary, Page, UserRecord};
-use magpie_core::{Accepted, ClientMsgId, ClientSettings, ConvId, Message, ServerMsgId, UserId};
+use magpie_core::{
+    Accepted, ClientMsgId, ClientSettings, ConvId, Message, Seq, ServerMsgId, UserId,
+};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
@@ -176,6 +178,27 @@ pub(crate) fn page(
             params![conv.as_str(), floor, bound, limit_param(limit)],
             message_from_row,
         )?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(corrupt_or)
+}
+
+/// Searchable messages after `after` in (conv, seq) order: a walk of the
+/// unique (conv, seq) index (`MessageStore::scan_searchable`).
+pub(crate) fn scan_searchable(
+    c: &Connection,
+    after: Option<(ConvId, Seq)>,
+    limit: usize,
+) -> Result<Vec<Message>> {
+    let (conv, seq) = after
+        .map(|(c, s)| (c.as_str().to_owned(), s))
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM im_msg_content c
+         WHERE (c.conv > ?1 OR (c.conv = ?1 AND c.seq > ?2)) AND c.searchable = 1
+         ORDER BY c.conv, c.seq LIMIT ?3"
+    );
+    c.prepare_cached(&sql)?
+        .query_map(params![conv, seq, limit_param(limit)], message_from_row)?
         .collect::<rusqlite::Result<_>>()
         .map_err(corrupt_or)
 }

@@ -13,8 +13,9 @@ use std::time::Duration;
 /// one. Version 3 keeps client message ids as 16-byte blobs and has no
 /// inbox/outbox rows (see the module doc of `sqlite`); 4 adds the groups'
 /// `member_version`; 5 refresh-token families; 6 orders the idempotency
-/// key by client id first; 7 follow edges, blocks and posts.
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+/// key by client id first; 7 follow edges, blocks and posts; 8 each
+/// message's search flag.
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// How long a connection waits on a lock before giving up. Readers in WAL mode
 /// never wait on the writer; this covers checkpoints and a second process.
@@ -43,6 +44,7 @@ const STEPS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0006_cmid_first.sql"),
     ),
     (7, include_str!("../../migrations/sqlite/0007_feeds.sql")),
+    (8, include_str!("../../migrations/sqlite/0008_search.sql")),
 ];
 
 /// Older layouts that can still be upgraded to the first step's: (their
@@ -54,8 +56,7 @@ const LEGACY: &[(i64, &str, &str)] = &[(
 )];
 
 /// The columns `message_from_row` expects, in order, from `im_msg_content c`.
-pub(crate) const MESSAGE_COLUMNS: &str =
-    "c.server_id, c.conv, c.seq, c.from_uid, c.to_uid, c.cmid, c.body, c.persistence, c.sent_at";
+pub(crate) const MESSAGE_COLUMNS: &str = "c.server_id, c.conv, c.seq, c.from_uid, c.to_uid, c.cmid, c.body, c.persistence, c.sent_at, c.searchable";
 
 fn common_pragmas(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -184,6 +185,7 @@ pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         body: row.get(6)?,
         persistence: persistence.parse::<Persistence>().map_err(|e| bad(7, e))?,
         sent_at: row.get(8)?,
+        search: row.get::<_, i64>(9)? != 0,
     })
 }
 

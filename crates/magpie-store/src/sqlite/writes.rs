@@ -175,8 +175,9 @@ fn look_up(c: &Connection, batch: &[NewMessage], every_cmid: bool) -> Result<Fou
 fn write(c: &Connection, p: &Plan<'_>) -> Result<bool> {
     let mut content = c.prepare_cached(
         "INSERT INTO im_msg_content
-         (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at,
+          searchable)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (cmid, from_uid) DO NOTHING",
     )?;
     for (i, r) in p.rows.iter().enumerate() {
@@ -193,6 +194,7 @@ fn write(c: &Connection, p: &Plan<'_>) -> Result<bool> {
                 m.persistence.to_string(),
                 m.sent_at,
                 r.expire_at,
+                m.search,
             ])
             .map_err(|e| sql_err(e, || format!("server id {}", m.server_id)))?;
         if inserted == 0 {

@@ -26,6 +26,8 @@
 //! and panic on failure: this module is test code shipped in the library so
 //! other crates' backends can reuse it.
 
+mod state_big_user;
+mod state_buckets;
 mod state_chains;
 mod state_guard;
 mod state_inboxes;
@@ -39,6 +41,7 @@ mod store_groups;
 mod store_messages;
 mod store_reads;
 mod store_retention;
+mod store_search;
 
 use crate::{State, Store};
 use magpie_core::{
@@ -56,10 +59,16 @@ pub mod store_cases {
     pub use super::store_messages::*;
     pub use super::store_reads::*;
     pub use super::store_retention::*;
+    pub use super::store_search::*;
 }
 
 /// The fast-state cases, one function per promise.
 pub mod state_cases {
+    pub use super::state_big_user::*;
+    pub use super::state_buckets::{
+        offline_cap_applies_per_segment, offline_reads_in_order_across_buckets,
+        offline_segments_expire_whole, server_id_at,
+    };
     pub use super::state_chains::*;
     pub use super::state_guard::*;
     pub use super::state_inboxes::*;
@@ -115,6 +124,7 @@ pub fn new_msg(from: UserId, to: UserId, body: &str) -> NewMessage {
         body: body.to_string(),
         persistence: Persistence::Forever,
         sent_at: now_ms(),
+        search: true,
     }
 }
 
@@ -137,6 +147,7 @@ pub fn group_msg(g: GroupId, from: UserId, body: &str) -> NewMessage {
         body: body.to_string(),
         persistence: Persistence::Forever,
         sent_at: now_ms(),
+        search: true,
     }
 }
 
@@ -244,6 +255,7 @@ macro_rules! messages_conformance {
             system_user_may_send_without_a_user_row,
             conversations_count_unread_exactly,
             set_read_caps_and_never_moves_back,
+            scan_searchable_walks_every_flagged_message_once,
         );
     };
 }
@@ -312,6 +324,10 @@ macro_rules! state_conformance {
             offline_queue_order_and_limits,
             offline_trim_and_remove,
             offline_queue_is_capped,
+            offline_reads_in_order_across_buckets,
+            offline_cap_applies_per_segment,
+            offline_segments_expire_whole,
+            offline_big_user,
             unread_ignored_without_cache,
             arrivals_queue_and_count_once,
             unread_watermark_prevents_double_count,

@@ -222,6 +222,7 @@ pub fn frame_rid(f: &ServerFrame) -> Option<u64> {
         | ServerFrame::Posted { rid, .. }
         | ServerFrame::PostDeleted { rid, .. }
         | ServerFrame::FeedResult { rid, .. }
+        | ServerFrame::SearchResult { rid, .. }
         | ServerFrame::Error { rid, .. } => *rid,
         _ => None,
     }

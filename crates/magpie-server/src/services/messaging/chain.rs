@@ -20,11 +20,12 @@
 //!   the hook a ban rule can read ([`Messaging::chain_offences`]).
 
 use super::Messaging;
+use super::send::SendDefaults;
 use super::send::SendInput;
 use crate::config::{ChainConfig, OnGap};
 use crate::error::{Result, ServerError};
 use crate::metrics as m;
-use magpie_core::{Accepted, ChainLink, ClientMsgId, DeviceId, Persistence, UserId};
+use magpie_core::{Accepted, ChainLink, ClientMsgId, DeviceId, UserId};
 use magpie_store::ChainAdvance;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -269,7 +270,7 @@ impl Messaging {
         &self,
         from: UserId,
         device: &DeviceId,
-        persistence: Persistence,
+        defaults: SendDefaults,
         input: SendInput,
         link: ChainLink,
     ) -> Result<Accepted> {
@@ -284,7 +285,7 @@ impl Messaging {
                     expect: Some(&link.id),
                     restart: false,
                 };
-                return self.accept_link(&key, persistence, input, &link, mv).await;
+                return self.accept_link(&key, defaults, input, &link, mv).await;
             }
             return Err(e);
         }
@@ -296,7 +297,7 @@ impl Messaging {
                     expect: Some(&link.id),
                     restart: true,
                 };
-                return self.accept_link(&key, persistence, input, &link, mv).await;
+                return self.accept_link(&key, defaults, input, &link, mv).await;
             }
         };
         // Not its turn: a retry of a message accepted before answers at
@@ -306,7 +307,7 @@ impl Messaging {
                 expect: Some(&link.id),
                 restart: false,
             };
-            return self.accept_link(&key, persistence, input, &link, mv).await;
+            return self.accept_link(&key, defaults, input, &link, mv).await;
         }
         metrics::counter!(m::CHAIN_HELD).increment(1);
         let guard = self.chains.hold(key.clone(), &link);
@@ -332,7 +333,7 @@ impl Messaging {
                         expect: Some(&link.id),
                         restart: true,
                     };
-                    return self.accept_link(&key, persistence, input, &link, mv).await;
+                    return self.accept_link(&key, defaults, input, &link, mv).await;
                 }
             }
             let now = Instant::now();
@@ -369,7 +370,7 @@ impl Messaging {
                     expect: (last == first).then_some(last.as_str()),
                     restart: false,
                 };
-                self.accept_link(&key, persistence, input, &link, mv).await
+                self.accept_link(&key, defaults, input, &link, mv).await
             }
         }
     }
@@ -408,14 +409,14 @@ impl Messaging {
     async fn accept_link(
         &self,
         key: &Key,
-        persistence: Persistence,
+        defaults: SendDefaults,
         input: SendInput,
         link: &ChainLink,
         mv: Move<'_>,
     ) -> Result<Accepted> {
         let (from, device) = (key.0, &key.1);
         let result = self
-            .send_plain(from, Some(device), persistence, vec![input])
+            .send_plain(from, Some(device), defaults, vec![input])
             .await
             .pop()
             .unwrap_or_else(|| Err(ServerError::Internal("send result missing".into())));

@@ -25,7 +25,7 @@ use magpie_store::{State, Store};
 use std::sync::Arc;
 
 pub use pipeline::Pipeline;
-pub use send::SendInput;
+pub use send::{SendDefaults, SendInput};
 
 pub struct Messaging {
     cfg: Arc<Config>,

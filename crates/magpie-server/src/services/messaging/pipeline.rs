@@ -382,6 +382,7 @@ mod tests {
             body: "x".repeat(body),
             persistence: Persistence::Forever,
             sent_at: 0,
+            search: false,
         }
     }
 

@@ -9,9 +9,27 @@ use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::metrics::meters;
 use magpie_core::{
-    Accepted, ChainLink, ClientMsgId, ConvId, DeviceId, GroupId, NewMessage, Persistence, UserId,
-    now_ms,
+    Accepted, ChainLink, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, NewMessage,
+    Persistence, UserId, now_ms,
 };
+
+/// What a send takes from its sender's settings (the device's, else the
+/// user's): the persistence an input does not name, and whether the
+/// message may be indexed for search (docs/search.md), fixed at acceptance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendDefaults {
+    pub persistence: Persistence,
+    pub search: bool,
+}
+
+impl From<ClientSettings> for SendDefaults {
+    fn from(s: ClientSettings) -> Self {
+        SendDefaults {
+            persistence: s.persistence,
+            search: s.search,
+        }
+    }
+}
 
 /// One message to send, as the client gave it.
 #[derive(Debug, Clone)]
@@ -29,8 +47,8 @@ pub struct SendInput {
 
 impl Messaging {
     /// Sends `inputs` from `from` (whose `device`, if any, is excluded from
-    /// the echo to the sender's own devices); `persistence` is the sender's
-    /// default. One result per input, in order.
+    /// the echo to the sender's own devices), with its sender's `defaults`.
+    /// One result per input, in order.
     ///
     /// Chained inputs go their own way (`chain.rs`), each held until its
     /// turn; a batch without one (the common case) takes the plain path
@@ -39,11 +57,11 @@ impl Messaging {
         &self,
         from: UserId,
         device: Option<&DeviceId>,
-        persistence: Persistence,
+        defaults: SendDefaults,
         inputs: Vec<SendInput>,
     ) -> Vec<Result<Accepted>> {
         if inputs.iter().all(|i| i.chain.is_none()) {
-            return self.send_plain(from, device, persistence, inputs).await;
+            return self.send_plain(from, device, defaults, inputs).await;
         }
         let mut plain = Vec::new();
         let mut plain_idx = Vec::new();
@@ -60,8 +78,7 @@ impl Messaging {
                         let Some(device) = device else {
                             return Err(ServerError::bad_field("chain: only on sends of a device"));
                         };
-                        self.send_chained(from, device, persistence, input, link)
-                            .await
+                        self.send_chained(from, device, defaults, input, link).await
                     });
                     chained_idx.push(i);
                 }
@@ -73,7 +90,7 @@ impl Messaging {
                 if plain.is_empty() {
                     Vec::new()
                 } else {
-                    self.send_plain(from, device, persistence, plain).await
+                    self.send_plain(from, device, defaults, plain).await
                 }
             },
             futures_util::future::join_all(chained)
@@ -98,7 +115,7 @@ impl Messaging {
         &self,
         from: UserId,
         device: Option<&DeviceId>,
-        persistence: Persistence,
+        defaults: SendDefaults,
         inputs: Vec<SendInput>,
     ) -> Vec<Result<Accepted>> {
         let mut results: Vec<Option<Result<Accepted>>> = (0..inputs.len()).map(|_| None).collect();
@@ -118,7 +135,7 @@ impl Messaging {
         // a mute still answers with the original.
         for (i, input) in inputs.into_iter().enumerate() {
             let hit = known.get(i).cloned().flatten();
-            match self.prepare(from, input, hit, persistence).await {
+            match self.prepare(from, input, hit, defaults).await {
                 Ok(Prepared::Known(acc)) => results[i] = Some(Ok(acc)),
                 Ok(Prepared::New(nm)) => {
                     fresh.push(nm);
@@ -140,21 +157,16 @@ impl Messaging {
     }
 
     /// Sends one message (HTTP and the internal API), with the sender's
-    /// stored default persistence.
+    /// stored settings.
     pub async fn send_one(
         &self,
         from: UserId,
         device: Option<&DeviceId>,
         input: SendInput,
     ) -> Result<Accepted> {
-        let persistence = self
-            .store
-            .accounts()
-            .get_settings(from, device)
-            .await?
-            .persistence;
+        let settings = self.store.accounts().get_settings(from, device).await?;
         let mut results = self
-            .send_batch(from, device, persistence, vec![input])
+            .send_batch(from, device, settings.into(), vec![input])
             .await;
         results
             .pop()
@@ -166,8 +178,9 @@ impl Messaging {
         from: UserId,
         input: SendInput,
         known: Option<Accepted>,
-        default_persistence: Persistence,
+        defaults: SendDefaults,
     ) -> Result<Prepared> {
+        let default_persistence = defaults.persistence;
         if input.body.len() > self.cfg.limits.max_frame_bytes {
             return Err(ServerError::TooLarge("body too large".into()));
         }
@@ -213,6 +226,7 @@ impl Messaging {
             body: input.body,
             persistence,
             sent_at: now_ms(),
+            search: defaults.search,
         }))
     }
 }

@@ -1,0 +1,159 @@
+//! The search indexer every node with the `search` role runs: its own
+//! consumer group on `msg` (each such node keeps a whole index), writing
+//! the messages their senders allowed into the node's index, acknowledged
+//! only once the index commit holding them is durable (docs/search.md).
+//!
+//! Exactly once in the index: a document is keyed by the message's server
+//! id and replaced when written again, so a redelivered batch (a kill
+//! before the ack) or a rebuild racing the stream leaves one document.
+//! A fresh index (none in `search.dir`, or the directory deleted) is first
+//! rebuilt from the store, whose rows carry each message's search flag;
+//! the stream then goes on from its group's position.
+
+use super::Worker;
+use crate::app::App;
+use crate::error::Result;
+use async_trait::async_trait;
+use magpie_core::{BusEvent, Message, now_ms};
+use magpie_search::{Batch, SearchIndex, schema::indexable};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+pub struct Indexer {
+    node: String,
+    index: SearchIndex,
+}
+
+#[async_trait]
+impl Worker for Indexer {
+    fn group(&self) -> String {
+        format!("search-{}", self.node)
+    }
+    fn topics(&self) -> Vec<String> {
+        vec!["msg".to_string()]
+    }
+    async fn apply(&self, _app: &App, events: &[BusEvent]) -> Result<()> {
+        let mut upsert: Vec<Message> = Vec::new();
+        for e in events {
+            match e {
+                BusEvent::Messages { msgs } => {
+                    upsert.extend(msgs.iter().filter(|m| indexable(m)).cloned())
+                }
+                BusEvent::Message { msg } if indexable(msg) => upsert.push(msg.clone()),
+                _ => {}
+            }
+        }
+        if upsert.is_empty() {
+            return Ok(());
+        }
+        let n = upsert.len() as u64;
+        self.index
+            .apply(Batch {
+                upsert,
+                expire_before: None,
+            })
+            .await?;
+        metrics::counter!(crate::metrics::SEARCH_INDEXED).increment(n);
+        Ok(())
+    }
+}
+
+/// The indexer (after a rebuild when the index is fresh) and the sweep of
+/// expired documents.
+pub fn spawn(app: &App, index: SearchIndex) -> Vec<(String, JoinHandle<()>)> {
+    let indexer = Indexer {
+        node: app.node().to_string(),
+        index: index.clone(),
+    };
+    let run = {
+        let app = app.clone();
+        let index = index.clone();
+        async move {
+            if index.fresh() && !rebuild(&app, &index).await {
+                return;
+            }
+            super::run(app, Box::new(indexer)).await
+        }
+    };
+    let sweep = sweep(app.clone(), index);
+    vec![
+        ("search-indexer".into(), tokio::spawn(run)),
+        ("search-sweep".into(), tokio::spawn(sweep)),
+    ]
+}
+
+/// Reads every searchable message from the store into the index, page by
+/// page, retrying a failed page; false if shutdown came first.
+async fn rebuild(app: &App, index: &SearchIndex) -> bool {
+    let gauge = metrics::gauge!(crate::metrics::SEARCH_REBUILDING);
+    index.set_rebuilding(true);
+    gauge.set(1.0);
+    tracing::info!(node = %app.node(), "search index missing: rebuilding it from the store");
+    let batch = app.cfg.search.rebuild_batch.max(1);
+    let mut after = None;
+    let mut total = 0u64;
+    let mut backoff = magpie_core::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        if app.shutdown.is_cancelled() {
+            return false;
+        }
+        let page = match app
+            .store
+            .messages()
+            .scan_searchable(after.clone(), batch)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "search rebuild: store read failed; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
+                continue;
+            }
+        };
+        let Some(last) = page.last() else { break };
+        let next = Some((last.conv.clone(), last.seq));
+        let upsert: Vec<Message> = page.into_iter().filter(indexable).collect();
+        let n = upsert.len() as u64;
+        if let Err(e) = index
+            .apply(Batch {
+                upsert,
+                expire_before: Some(now_ms()),
+            })
+            .await
+        {
+            // The same page again: the cursor moves only past what is in.
+            tracing::warn!(error = %e, "search rebuild: index write failed; retrying");
+            tokio::time::sleep(backoff.next_delay()).await;
+            continue;
+        }
+        after = next;
+        backoff.reset();
+        total += n;
+        metrics::counter!(crate::metrics::SEARCH_INDEXED).increment(n);
+    }
+    index.set_rebuilding(false);
+    gauge.set(0.0);
+    metrics::gauge!(crate::metrics::SEARCH_DOCS).set(index.num_docs() as f64);
+    tracing::info!(node = %app.node(), messages = total, "search index rebuilt");
+    true
+}
+
+/// Deletes the documents of expired (`days:N`) messages now and then, and
+/// publishes the document count.
+async fn sweep(app: App, index: SearchIndex) {
+    let every = Duration::from_millis(app.cfg.search.sweep_ms.max(100));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = app.shutdown.cancelled() => return,
+        }
+        let expired = Batch {
+            upsert: Vec::new(),
+            expire_before: Some(now_ms()),
+        };
+        if let Err(e) = index.apply(expired).await {
+            tracing::warn!(error = %e, "search sweep failed");
+        }
+        metrics::gauge!(crate::metrics::SEARCH_DOCS).set(index.num_docs() as f64);
+    }
+}

@@ -13,6 +13,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::state::{OFFLINE_CAP, State};
+use magpie_core::time::{civil_from_days, days_from_civil};
 use magpie_core::{ConvId, Seq, ServerMsgId, UserId};
 
 const DAY_MS: i64 = 86_400_000;
@@ -45,8 +46,8 @@ impl Bucket {
             // 1970-01-01 was a Thursday: +3 days puts Mondays on multiples of 7.
             BucketUnit::Week => (days + 3).div_euclid(7),
             BucketUnit::Month => {
-                let (y, m) = civil_from_days(days);
-                y * 12 + m - 1
+                let (y, m, _) = civil_from_days(days);
+                y * 12 + i64::from(m) - 1
             }
         };
         Bucket { unit, n }
@@ -58,7 +59,7 @@ impl Bucket {
         match self.unit {
             BucketUnit::Week => (next * 7 - 3) * DAY_MS,
             BucketUnit::Month => {
-                days_from_civil(next.div_euclid(12), next.rem_euclid(12) + 1) * DAY_MS
+                days_from_civil(next.div_euclid(12), next.rem_euclid(12) as u32 + 1, 1) * DAY_MS
             }
         }
     }
@@ -81,28 +82,6 @@ impl Bucket {
             n: id[1..].parse().ok()?,
         })
     }
-}
-
-/// (year, month 1–12) of a day counted from 1970-01-01 (proleptic
-/// Gregorian; H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m)
-}
-
-/// The day (from 1970-01-01) of the first of month `m` of year `y`.
-fn days_from_civil(y: i64, m: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
 }
 
 /// How a `State` segments its offline index; set by the state URL's

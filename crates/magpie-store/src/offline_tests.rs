@@ -4,7 +4,7 @@ use super::*;
 
 /// Epoch ms of a UTC date at midnight.
 fn day(y: i64, m: i64, d: i64) -> i64 {
-    (days_from_civil(y, m) + d - 1) * DAY_MS
+    days_from_civil(y, m as u32, d as u32) * DAY_MS
 }
 
 #[test]

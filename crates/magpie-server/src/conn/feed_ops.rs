@@ -63,13 +63,14 @@ impl Requester {
             }
             ClientOp::Search { query } => {
                 let app = &self.app;
+                let relevance = query.order == magpie_proto::search::SearchOrder::Relevance;
                 let request = crate::edge::search::request_of(query);
                 app.search
                     .query(user, request)
                     .await
                     .map(|found| ServerFrame::SearchResult {
                         rid,
-                        page: crate::edge::search::page_of(app, found),
+                        page: crate::edge::search::page_of(app, found, relevance),
                     })
             }
             _ => return None,

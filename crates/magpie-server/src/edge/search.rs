@@ -61,8 +61,10 @@ pub async fn search(
     AuthUser(p): AuthUser,
     Query(q): Query<SearchQueryString>,
 ) -> Result<Json<SearchPage>> {
-    let found = app.search.query(p.user, request_of(q.params()?)).await?;
-    Ok(Json(page_of(&app, found)))
+    let params = q.params()?;
+    let relevance = params.order == SearchOrder::Relevance;
+    let found = app.search.query(p.user, request_of(params)).await?;
+    Ok(Json(page_of(&app, found, relevance)))
 }
 
 /// The service's request for a wire query.
@@ -82,9 +84,8 @@ pub(crate) fn request_of(p: SearchParams) -> SearchRequest {
     }
 }
 
-/// The wire page for the service's hits.
-pub(crate) fn page_of(app: &App, found: Found) -> SearchPage {
-    let relevance = found.hits.iter().any(|h| h.score > 0.0);
+/// The wire page for the service's hits; scores only when ranked by them.
+pub(crate) fn page_of(app: &App, found: Found, relevance: bool) -> SearchPage {
     SearchPage {
         hits: found
             .hits

@@ -192,6 +192,12 @@ async fn every_script_is_found_and_only_by_those_who_may_see_it() {
         (400, Some("bad_field")),
         "{err}"
     );
+    let (st, err) = s.get(&alice, "/v1/search?limit=5").await;
+    assert_eq!(
+        (st, err["error"]["code"].as_str()),
+        (400, Some("bad_field")),
+        "no text: {err}"
+    );
     let (st, err) = s
         .get(&alice, &format!("/v1/search?{}&limit=1000", q("a")))
         .await;

@@ -1,5 +1,6 @@
 //! Request extractors: the authenticated user, the internal service
-//! credential, and a JSON body whose rejections use our error codes.
+//! credential, and a JSON body and a query string whose rejections use our
+//! error codes.
 
 use crate::app::App;
 use crate::auth::{Principal, bearer};
@@ -90,6 +91,20 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         ApiJson::from_request(req, state)
             .await
             .map(|ApiJson(v)| OptionalJson(v))
+    }
+}
+
+/// `axum::extract::Query` with a rejection (a missing or malformed
+/// parameter) answered `bad_field` in the error body like every other.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ServerError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ServerError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(rej) => Err(ServerError::bad_field(rej.body_text())),
+        }
     }
 }
 

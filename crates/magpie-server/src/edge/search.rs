@@ -1,12 +1,12 @@
 //! Search over HTTP (`GET /v1/search`, docs/protocol.md §3.17) and the
 //! mapping both ways in share: wire query → service request, hits → page.
 
-use super::extract::AuthUser;
+use super::extract::{ApiQuery, AuthUser};
 use crate::app::App;
 use crate::error::{Result, ServerError};
 use crate::services::SearchRequest;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use magpie_core::{ConvId, UserId};
 use magpie_proto::search::{SearchHit, SearchOrder, SearchPage, SearchParams, SnippetPart};
 use magpie_search::{Found, Ranking};
@@ -59,7 +59,7 @@ impl SearchQueryString {
 pub async fn search(
     State(app): State<App>,
     AuthUser(p): AuthUser,
-    Query(q): Query<SearchQueryString>,
+    ApiQuery(q): ApiQuery<SearchQueryString>,
 ) -> Result<Json<SearchPage>> {
     let params = q.params()?;
     let relevance = params.order == SearchOrder::Relevance;

@@ -53,6 +53,9 @@ enum Scenario {
     /// Follow feeds: a post's fan-out to an active audience, and home-feed
     /// reads of a user following many authors.
     Feed(scenarios::feed::FeedArgs),
+    /// Search: chat traffic with text bodies while the index keeps up, then
+    /// timed queries over what was indexed.
+    Search(scenarios::search::SearchArgs),
     /// A burst of concurrent logins with the production password hash: the
     /// server's memory must stay bounded.
     Login(scenarios::login::LoginArgs),
@@ -78,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let target = Target::open(&cli.target, real_hash).await?;
     let concurrency = cli.run.setup_concurrency.max(1);
     let setup = Setup::new(&target, cli.run.transport, cli.run.source_ips, concurrency)?;
+    wire::pad_with_words(cli.run.body_words || matches!(cli.scenario, Scenario::Search(_)));
     let run = Run {
         target,
         setup,
@@ -91,6 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Liveroom(a) => scenarios::room::run(a, &run).await,
         Scenario::Login(a) => scenarios::login::run(a, &run).await,
         Scenario::Feed(a) => scenarios::feed::run(a, &run).await,
+        Scenario::Search(a) => scenarios::search::run(a, &run).await,
     };
     let json = run.args.json;
     run.target.stop().await;

@@ -10,6 +10,141 @@
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Bodies are padded with words rather than `x` (`--body-words`; the
+/// `search` scenario): set once at start, for the whole run.
+static WORDS: AtomicBool = AtomicBool::new(false);
+
+pub fn pad_with_words(on: bool) {
+    WORDS.store(on, Ordering::Relaxed);
+}
+
+/// The words of padded bodies, most frequent first: English and Chinese,
+/// picked with a skew towards the front as in real text (a few words in
+/// most messages, most words in few). Nothing here needs JSON escaping.
+pub const VOCABULARY: &[&str] = &[
+    "the",
+    "to",
+    "and",
+    "you",
+    "我们",
+    "meeting",
+    "今天",
+    "time",
+    "please",
+    "好的",
+    "will",
+    "send",
+    "report",
+    "明天",
+    "project",
+    "会议",
+    "check",
+    "update",
+    "问题",
+    "team",
+    "review",
+    "客户",
+    "deploy",
+    "release",
+    "时间",
+    "server",
+    "安装",
+    "build",
+    "test",
+    "简单",
+    "coffee",
+    "lunch",
+    "文件",
+    "design",
+    "budget",
+    "合同",
+    "weekend",
+    "customer",
+    "invoice",
+    "系统",
+    "travel",
+    "数据",
+    "ticket",
+    "部署",
+    "dinner",
+    "price",
+    "价格",
+    "schedule",
+    "测试",
+    "bug",
+    "feature",
+    "需求",
+    "office",
+    "北京",
+    "上海",
+    "contract",
+    "market",
+    "产品",
+    "holiday",
+    "birthday",
+    "手机",
+    "quarter",
+    "plan",
+    "计划",
+    "database",
+    "migration",
+    "服务器",
+    "network",
+    "latency",
+    "延迟",
+    "mobile",
+    "android",
+    "iphone",
+    "版本",
+    "launch",
+    "发布",
+    "sales",
+    "销售",
+    "training",
+    "培训",
+    "hiring",
+    "招聘",
+    "interview",
+    "面试",
+    "salary",
+    "工资",
+    "expense",
+    "报销",
+    "airport",
+    "机场",
+    "hotel",
+    "酒店",
+    "weather",
+    "天气",
+    "football",
+    "足球",
+    "concert",
+    "音乐会",
+    "museum",
+    "博物馆",
+    "tantivy",
+    "鲍勃",
+    "zebra",
+    "长城",
+];
+
+/// A cheap, deterministic mix of the numbers given (splitmix64).
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The `i`-th word of a body: skewed towards the vocabulary's front.
+pub fn word(seed: u64, i: u64) -> &'static str {
+    let r = mix(seed ^ mix(i));
+    let n = VOCABULARY.len() as u64;
+    let (a, b) = (r % n, (r >> 32) % n);
+    VOCABULARY[(a * b / n) as usize]
+}
 
 /// A server frame, as far as the tool cares.
 #[derive(Debug, Deserialize)]
@@ -89,6 +224,16 @@ impl Stamp {
     pub fn write_body(&self, out: &mut Vec<u8>, size: usize) {
         let start = out.len();
         let _ = write!(out, "{}.{}.{}.", self.at_ns, self.sender, self.n);
+        if WORDS.load(Ordering::Relaxed) {
+            let seed = (u64::from(self.sender) << 40) ^ self.n;
+            let mut i = 0;
+            while out.len() - start < size {
+                out.push(b' ');
+                out.extend_from_slice(word(seed, i).as_bytes());
+                i += 1;
+            }
+            return;
+        }
         let written = out.len() - start;
         out.resize(start + size.max(written), b'x');
     }

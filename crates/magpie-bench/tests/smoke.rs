@@ -143,3 +143,26 @@ fn feed_fan_out_and_reads() {
     let readable = r["extra"]["readable_by_all_ms"].as_array().expect("list");
     assert_eq!(readable.len(), 2, "{r}");
 }
+
+#[test]
+fn search_indexes_the_traffic_and_answers_queries() {
+    let r = run(&[
+        "--server-env",
+        "MAGPIE_SEARCH__COMMIT_MS=200",
+        "search",
+        "--pairs",
+        "4",
+        "--inflight",
+        "2",
+        "--queries",
+        "40",
+    ]);
+    assert_eq!(r["latency"]["count"], 40, "{r}");
+    let extra = &r["extra"];
+    assert!(extra["chat_acked"].as_u64().unwrap_or_default() > 0, "{r}");
+    assert!(
+        extra["hits_per_query"].as_f64().unwrap_or_default() > 0.0,
+        "{r}"
+    );
+    assert!(extra["index_bytes"].as_u64().unwrap_or_default() > 0, "{r}");
+}

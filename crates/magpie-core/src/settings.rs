@@ -150,6 +150,10 @@ pub struct ClientSettings {
     /// Whether messages this client sends may be indexed for search
     /// (docs/search.md): decided per message at acceptance. On by default.
     pub search: bool,
+    /// Whether this client's own searches return anything (docs/search.md,
+    /// "Opting out"): `false` with `search: false` takes the user out of
+    /// search both ways. On by default.
+    pub search_view: bool,
     pub persistence: Persistence,
     pub unread_mode: UnreadMode,
     pub resend: ResendLevel,
@@ -160,6 +164,7 @@ impl Default for ClientSettings {
         ClientSettings {
             transport: Transport::default(),
             search: true,
+            search_view: true,
             persistence: Persistence::default(),
             unread_mode: UnreadMode::default(),
             resend: ResendLevel::default(),

@@ -6,6 +6,9 @@ pub enum SearchError {
     /// The query cannot be run as given (no words, a bad cursor): fix it.
     #[error("bad query: {0}")]
     BadQuery(String),
+    /// The configuration names what this build cannot do: fix it.
+    #[error("search configuration: {0}")]
+    Config(String),
     /// The index cannot be used now (I/O, a writer that stopped): retry later.
     #[error("search index unavailable: {0}")]
     Unavailable(String),

@@ -1,18 +1,29 @@
 //! The index handle: a tantivy index in a directory (or in memory), one
-//! writer thread that group-commits, and a reader reloaded after each
-//! commit, so what `apply` returned for is visible to the next query.
+//! writer thread, and a reader reloaded after each commit, so what a
+//! commit returned for is visible to the next query.
+//!
+//! Writing is two steps: `stage` hands documents to the writer (buffered,
+//! not yet durable), `commit` makes everything staged so far durable, one
+//! commit for every caller waiting (group commit). A failed commit rolls
+//! back whatever was staged, by anyone: `epoch` counts those losses, so a
+//! caller that staged under one epoch and sees another after its commit
+//! knows its documents are gone and must write them again.
 
 use crate::error::{Result, SearchError};
 use crate::schema::{self, Fields};
+use crate::segment::Segmenter;
 use magpie_core::Message;
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use tantivy::query::RangeQuery;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 use tokio::sync::oneshot;
+
+/// The file beside the index naming the segmenter that wrote it.
+const SEGMENTER_FILE: &str = "magpie-tokenizer";
 
 /// Memory the writer buffers before it flushes a segment.
 const WRITER_HEAP: usize = 64 << 20;
@@ -25,9 +36,9 @@ pub struct Batch {
     pub expire_before: Option<i64>,
 }
 
-struct Job {
-    batch: Batch,
-    done: oneshot::Sender<Result<()>>,
+enum Job {
+    Stage(Batch, oneshot::Sender<Result<()>>),
+    Commit(oneshot::Sender<Result<u64>>),
 }
 
 /// Cheap, cloneable handle to one search index.
@@ -40,11 +51,14 @@ pub(crate) struct Inner {
     pub(crate) index: Index,
     pub(crate) reader: IndexReader,
     pub(crate) fields: Fields,
+    pub(crate) segmenter: Segmenter,
     /// Taken by `close` (or the last handle's drop), which ends the writer
     /// thread; joined so the index's lock is released.
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     rebuilding: AtomicBool,
+    /// Rolled-back commits so far (see the module's comment).
+    epoch: Arc<AtomicU64>,
     fresh: bool,
 }
 
@@ -66,27 +80,44 @@ impl Drop for Inner {
 
 impl SearchIndex {
     /// Opens the index in `dir`, creating it (and the directory) if there
-    /// is none: `fresh()` then says it must be rebuilt from the store.
-    pub fn open(dir: &Path) -> Result<SearchIndex> {
-        std::fs::create_dir_all(dir).map_err(|e| SearchError::Unavailable(e.to_string()))?;
-        let fresh = !dir.join("meta.json").exists();
+    /// is none: `fresh()` then says it must be rebuilt from the store. An
+    /// index written with another segmenter is dropped and created anew
+    /// (fresh): its tokens would not match this one's queries.
+    pub fn open(dir: &Path, segmenter: Segmenter) -> Result<SearchIndex> {
+        let io = |e: std::io::Error| SearchError::Unavailable(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let marker = dir.join(SEGMENTER_FILE);
+        let mut fresh = !dir.join("meta.json").exists();
+        if !fresh {
+            // Indexes from before the marker were all written by bigram.
+            let wrote = std::fs::read_to_string(&marker).unwrap_or_else(|_| "bigram".into());
+            if wrote.trim() != segmenter.name() {
+                tracing::warn!(dir = %dir.display(), was = wrote.trim(), now = segmenter.name(),
+                    "search index written by another tokenizer: dropping it to rebuild");
+                std::fs::remove_dir_all(dir).map_err(io)?;
+                std::fs::create_dir_all(dir).map_err(io)?;
+                fresh = true;
+            }
+        }
         let (s, _) = schema::schema();
         let index = if fresh {
-            Index::create_in_dir(dir, s)?
+            let index = Index::create_in_dir(dir, s)?;
+            std::fs::write(&marker, segmenter.name()).map_err(io)?;
+            index
         } else {
             Index::open_in_dir(dir)?
         };
-        Self::start(index, fresh)
+        Self::start(index, fresh, segmenter)
     }
 
     /// An index in memory (tests, and `search.dir = ""` for a node that
     /// rebuilds at every start).
-    pub fn in_memory() -> Result<SearchIndex> {
-        Self::start(Index::create_in_ram(schema::schema().0), true)
+    pub fn in_memory(segmenter: Segmenter) -> Result<SearchIndex> {
+        Self::start(Index::create_in_ram(schema::schema().0), true, segmenter)
     }
 
-    fn start(index: Index, fresh: bool) -> Result<SearchIndex> {
-        schema::register(&index);
+    fn start(index: Index, fresh: bool, segmenter: Segmenter) -> Result<SearchIndex> {
+        schema::register(&index, segmenter);
         let fields = fields_of(&index)?;
         let writer: IndexWriter = index.writer_with_num_threads(1, WRITER_HEAP)?;
         let reader = index
@@ -94,18 +125,27 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         let (jobs, rx) = mpsc::channel();
-        let for_thread = (reader.clone(), fields);
+        let epoch = Arc::new(AtomicU64::new(0));
+        let state = Writer {
+            reader: reader.clone(),
+            f: fields,
+            writer,
+            epoch: epoch.clone(),
+            dirty: false,
+        };
         let thread = std::thread::Builder::new()
             .name("search-writer".into())
-            .spawn(move || write_loop(&for_thread.0, for_thread.1, writer, rx))
+            .spawn(move || state.run(rx))
             .map_err(|e| SearchError::Unavailable(e.to_string()))?;
         let inner = Arc::new(Inner {
             index,
             reader,
             fields,
+            segmenter,
             jobs: Mutex::new(Some(jobs)),
             writer: Mutex::new(Some(thread)),
             rebuilding: AtomicBool::new(false),
+            epoch,
             fresh,
         });
         Ok(SearchIndex { inner })
@@ -129,18 +169,47 @@ impl SearchIndex {
     /// contains it is on disk and visible to queries. Batches arriving
     /// while a commit runs share the next one.
     pub async fn apply(&self, batch: Batch) -> Result<()> {
-        let (done, answer) = oneshot::channel();
-        let stopped = || SearchError::Unavailable("the index writer stopped".into());
-        let jobs = self.inner.jobs.lock().clone().ok_or_else(stopped)?;
-        jobs.send(Job { batch, done }).map_err(|_| stopped())?;
-        answer
-            .await
-            .map_err(|_| SearchError::Unavailable("the index writer stopped".into()))?
+        let epoch = self.epoch();
+        self.stage(batch).await?;
+        if self.commit().await? != epoch {
+            return Err(SearchError::Unavailable(
+                "a failed commit dropped the batch; write it again".into(),
+            ));
+        }
+        Ok(())
     }
 
-    /// Stops the writer once the work sent to it is committed, waits for
-    /// its merges and releases the index's lock (blocking). `apply` then
-    /// answers `Unavailable`; queries still read what was committed.
+    /// Hands `batch` to the writer: in the next commit, not durable nor
+    /// visible before it. Read `epoch` first to know whether it survived.
+    pub async fn stage(&self, batch: Batch) -> Result<()> {
+        let (done, answer) = oneshot::channel();
+        self.send(Job::Stage(batch, done))?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Commits everything staged so far (one commit for every caller
+    /// waiting) and returns the epoch it holds: different from the one
+    /// read before a `stage` means that stage was rolled back.
+    pub async fn commit(&self) -> Result<u64> {
+        let (done, answer) = oneshot::channel();
+        self.send(Job::Commit(done))?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Rolled-back commits so far.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        let jobs = self.inner.jobs.lock().clone().ok_or_else(stopped)?;
+        jobs.send(job).map_err(|_| stopped())
+    }
+
+    /// Stops the writer (work staged and not committed is dropped: its
+    /// stagers never saw a commit for it), waits for its merges and
+    /// releases the index's lock (blocking). Writing then answers
+    /// `Unavailable`; queries still read what was committed.
     pub fn close(&self) {
         self.inner.close();
     }
@@ -149,6 +218,10 @@ impl SearchIndex {
     pub fn num_docs(&self) -> u64 {
         self.inner.reader.searcher().num_docs()
     }
+}
+
+fn stopped() -> SearchError {
+    SearchError::Unavailable("the index writer stopped".into())
 }
 
 fn fields_of(index: &Index) -> Result<Fields> {
@@ -169,52 +242,85 @@ fn fields_of(index: &Index) -> Result<Fields> {
     })
 }
 
-/// The writer thread: takes every job waiting, applies them all, commits
-/// once, reloads the reader, then answers them all (group commit).
-fn write_loop(reader: &IndexReader, f: Fields, mut writer: IndexWriter, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        jobs.extend(rx.try_iter());
-        let mut result = Ok(());
-        for job in &mut jobs {
-            let batch = std::mem::take(&mut job.batch);
-            for m in &batch.upsert {
-                writer.delete_term(schema::id_term(&f, m.server_id.0));
-                if let Err(e) = writer.add_document(schema::document(&f, m)) {
-                    result = Err(SearchError::from(e));
+/// The writer thread's state.
+struct Writer {
+    reader: IndexReader,
+    f: Fields,
+    writer: IndexWriter,
+    epoch: Arc<AtomicU64>,
+    /// Something was staged since the last commit.
+    dirty: bool,
+}
+
+impl Writer {
+    /// Takes every job waiting, stages the batches in order, then commits
+    /// once for all the commits asked (group commit) and reloads the
+    /// reader before answering them.
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut waiting = Vec::new();
+            for job in std::iter::once(first).chain(rx.try_iter()) {
+                match job {
+                    Job::Stage(batch, done) => {
+                        let _ = done.send(self.stage(batch));
+                    }
+                    Job::Commit(done) => waiting.push(done),
                 }
             }
-            if let Some(t) = batch.expire_before {
-                let lower = Term::from_field_i64(f.expire_at, i64::MIN);
-                let upper = Term::from_field_i64(f.expire_at, t);
-                let expired = RangeQuery::new(
-                    std::ops::Bound::Included(lower),
-                    std::ops::Bound::Excluded(upper),
-                );
-                if let Err(e) = writer.delete_query(Box::new(expired)) {
-                    result = Err(SearchError::from(e));
-                }
+            if waiting.is_empty() {
+                continue;
+            }
+            let result = self.commit();
+            for done in waiting {
+                let _ = done.send(result.clone());
             }
         }
-        let result = result.and_then(|()| {
-            writer.commit()?;
-            reader.reload()?;
-            Ok(())
-        });
-        if let Err(e) = &result {
-            // Uncommitted work is dropped; every job is answered with the
-            // error and retried by its worker (idempotent: keyed by id).
-            tracing::warn!(error = %e, "search index commit failed");
-            if let Err(e) = writer.rollback() {
-                tracing::error!(error = %e, "search index rollback failed");
-            }
-        }
-        for job in jobs {
-            let _ = job.done.send(result.clone());
+        // Closed: what was staged and not committed is dropped (its events
+        // were not acknowledged); merges still running finish before the
+        // lock is let go.
+        if let Err(e) = self.writer.wait_merging_threads() {
+            tracing::warn!(error = %e, "search index merges did not finish");
         }
     }
-    // Closed: merges still running finish before the lock is let go.
-    if let Err(e) = writer.wait_merging_threads() {
-        tracing::warn!(error = %e, "search index merges did not finish");
+
+    fn stage(&mut self, batch: Batch) -> Result<()> {
+        let f = self.f;
+        self.dirty = true;
+        for m in &batch.upsert {
+            // Keyed by server id: a message written again replaces itself.
+            self.writer.delete_term(schema::id_term(&f, m.server_id.0));
+            self.writer.add_document(schema::document(&f, m))?;
+        }
+        if let Some(t) = batch.expire_before {
+            let lower = Term::from_field_i64(f.expire_at, i64::MIN);
+            let upper = Term::from_field_i64(f.expire_at, t);
+            let expired = RangeQuery::new(
+                std::ops::Bound::Included(lower),
+                std::ops::Bound::Excluded(upper),
+            );
+            self.writer.delete_query(Box::new(expired))?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<u64> {
+        if !std::mem::take(&mut self.dirty) {
+            return Ok(self.epoch.load(Ordering::Acquire));
+        }
+        let done = self
+            .writer
+            .commit()
+            .and_then(|_| self.reader.reload())
+            .map_err(SearchError::from);
+        if let Err(e) = &done {
+            // Everything staged since the last commit is dropped: the epoch
+            // tells its stagers, who write it again (keyed by id).
+            tracing::warn!(error = %e, "search index commit failed");
+            if let Err(e) = self.writer.rollback() {
+                tracing::error!(error = %e, "search index rollback failed");
+            }
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        done.map(|()| self.epoch.load(Ordering::Acquire))
     }
 }

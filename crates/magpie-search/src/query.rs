@@ -199,7 +199,8 @@ impl SearchIndex {
     }
 
     /// All the words of `text` must match; a CJK run matches as written
-    /// (its bigrams at consecutive positions).
+    /// (bigram: its bigrams at consecutive positions) or by every word the
+    /// segmenter cuts from it (jieba).
     fn text_query(&self, text: &str) -> Result<Box<dyn Query>> {
         let body = self.inner.fields.body;
         let mut analyzer = self
@@ -220,28 +221,27 @@ impl SearchIndex {
                     Box::new(TermQuery::new(term(&t), IndexRecordOption::WithFreqs))
                 }
                 Piece::Cjk(run, _) => {
-                    let chars: Vec<&str> = run
-                        .char_indices()
-                        .map(|(i, c)| &run[i..i + c.len_utf8()])
-                        .collect();
-                    if chars.len() == 1 {
-                        Box::new(TermQuery::new(term(chars[0]), IndexRecordOption::WithFreqs))
-                    } else {
-                        let bigrams: Vec<(usize, Term)> = chars
-                            .windows(2)
-                            .enumerate()
-                            .map(|(k, w)| (k, term(&format!("{}{}", w[0], w[1]))))
-                            .collect();
-                        if bigrams.len() == 1 {
-                            let t = bigrams
+                    let (terms, phrase) = self.inner.segmenter.query_run(run);
+                    let mut terms: Vec<Term> = terms.iter().map(|t| term(t)).collect();
+                    match terms.len() {
+                        0 => continue,
+                        1 => Box::new(TermQuery::new(
+                            terms.remove(0),
+                            IndexRecordOption::WithFreqs,
+                        )),
+                        _ if phrase => Box::new(PhraseQuery::new_with_offset(
+                            terms.into_iter().enumerate().collect(),
+                        )),
+                        _ => Box::new(BooleanQuery::new(
+                            terms
                                 .into_iter()
-                                .next()
-                                .map(|(_, t)| t)
-                                .unwrap_or_else(|| term(run));
-                            Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs))
-                        } else {
-                            Box::new(PhraseQuery::new_with_offset(bigrams))
-                        }
+                                .map(|t| {
+                                    let q: Box<dyn Query> =
+                                        Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs));
+                                    (Occur::Must, q)
+                                })
+                                .collect(),
+                        )),
                     }
                 }
             };

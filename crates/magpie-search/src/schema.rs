@@ -5,7 +5,8 @@
 //! message stream (a worker restarted before it acknowledged, a rebuild
 //! racing the stream) leaves exactly one document per message.
 
-use crate::tokenizer::CjkBigrams;
+use crate::segment::Segmenter;
+use crate::tokenizer::BodyTokenizer;
 use magpie_core::{Message, Persistence};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
@@ -53,10 +54,11 @@ pub fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
-/// Registers the analyzer: CJK bigrams and lowercased words, long tokens
-/// dropped, English stems (a stemmer leaves CJK tokens as they are).
-pub fn register(index: &Index) {
-    let analyzer = TextAnalyzer::builder(CjkBigrams)
+/// Registers the analyzer: CJK tokens of `segmenter` and lowercased
+/// words, long tokens dropped, English stems (a stemmer leaves CJK tokens
+/// as they are).
+pub fn register(index: &Index, segmenter: Segmenter) {
+    let analyzer = TextAnalyzer::builder(BodyTokenizer { segmenter })
         .filter(RemoveLongFilter::limit(64))
         .filter(Stemmer::new(Language::English))
         .build();

@@ -1,14 +1,17 @@
 //! The tokenizer of message bodies: words for alphabetic scripts, and for
-//! Chinese, Japanese and Korean (which write no spaces between words) every
-//! character and every pair of neighbouring characters, so any substring of
-//! a CJK run is found without a dictionary: 简单 inside 安装简单, 鲍勃 inside
-//! 你好，鲍勃 (docs/search.md, "Tokens").
+//! Chinese, Japanese and Korean (which write no spaces between words) the
+//! segmenter's tokens (`segment.rs`). By default every character and every
+//! pair of neighbouring characters, so any substring of a CJK run is found
+//! without a dictionary: 简单 inside 安装简单, 鲍勃 inside 你好，鲍勃
+//! (docs/search.md, "Tokens").
 //!
-//! Positions: a run's unigram and the bigram starting at the same character
-//! share a position, so the bigrams of a query run are a phrase at
-//! consecutive positions and match only where the run appears as written.
-//! Words are lowercased here and stemmed by the analyzer's next filter.
+//! Positions: one per character of a CJK run; a run's unigram and the
+//! bigram starting at the same character share it, so the bigrams of a
+//! query run are a phrase at consecutive positions and match only where
+//! the run appears as written. Words are lowercased here and stemmed by
+//! the analyzer's next filter.
 
+use crate::segment::Segmenter;
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
 /// Whether `c` belongs to a script written without spaces between words
@@ -75,16 +78,18 @@ pub fn pieces<'a>(text: &'a str) -> Vec<Piece<'a>> {
     out
 }
 
-/// The tokenizer registered as `magpie` (see `index.rs`).
+/// The tokenizer registered as `magpie` (see `schema.rs`).
 #[derive(Clone, Default)]
-pub struct CjkBigrams;
+pub struct BodyTokenizer {
+    pub segmenter: Segmenter,
+}
 
 pub struct Stream {
     tokens: Vec<Token>,
     at: usize,
 }
 
-impl Tokenizer for CjkBigrams {
+impl Tokenizer for BodyTokenizer {
     type TokenStream<'a> = Stream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Stream {
@@ -106,16 +111,10 @@ impl Tokenizer for CjkBigrams {
                     position += 1;
                 }
                 Piece::Cjk(run, at) => {
-                    let chars: Vec<(usize, char)> = run.char_indices().collect();
-                    for (k, &(off, c)) in chars.iter().enumerate() {
-                        let from = at + off;
-                        push(from, from + c.len_utf8(), c.to_string(), position);
-                        if let Some(&(next_off, next)) = chars.get(k + 1) {
-                            let to = at + next_off + next.len_utf8();
-                            push(from, to, text[from..to].to_string(), position);
-                        }
-                        position += 1;
+                    for (from, to, p, t) in self.segmenter.index_run(text, run, at, position) {
+                        push(from, to, t, p);
                     }
+                    position += run.chars().count();
                 }
             }
         }
@@ -141,7 +140,7 @@ mod tests {
     use super::*;
 
     fn texts(s: &str) -> Vec<(String, usize)> {
-        let mut t = CjkBigrams;
+        let mut t = BodyTokenizer::default();
         let mut stream = t.token_stream(s);
         let mut out = Vec::new();
         while stream.advance() {

@@ -2,7 +2,7 @@
 //! expiry, idempotent re-indexing, paging, durability across a reopen.
 
 use magpie_core::{ClientMsgId, ConvId, GroupId, Message, Persistence, ServerMsgId, UserId};
-use magpie_search::{Batch, Ranking, SearchIndex, SearchQuery};
+use magpie_search::{Batch, Ranking, SearchIndex, SearchQuery, Segmenter};
 
 fn msg(id: i64, conv: &ConvId, seq: i64, from: i64, body: &str) -> Message {
     Message {
@@ -49,7 +49,7 @@ fn ids(index: &SearchIndex, q: &SearchQuery) -> Vec<i64> {
 }
 
 async fn corpus() -> (SearchIndex, ConvId, ConvId) {
-    let index = SearchIndex::in_memory().expect("index");
+    let index = SearchIndex::in_memory(Segmenter::Bigram).expect("index");
     let a = ConvId::direct(UserId(1), UserId(2));
     let b = ConvId::group(GroupId(7));
     let upsert = vec![
@@ -193,7 +193,7 @@ async fn reindexing_keeps_one_document_and_expiry_removes() {
 
 #[tokio::test]
 async fn pages_by_cursor_newest_first_and_by_relevance() {
-    let index = SearchIndex::in_memory().unwrap();
+    let index = SearchIndex::in_memory(Segmenter::Bigram).unwrap();
     let a = ConvId::group(GroupId(9));
     let upsert: Vec<Message> = (1..=50)
         .map(|i| msg(i, &a, i, 1, &format!("report {i} 报告")))
@@ -255,7 +255,7 @@ async fn a_reopened_index_keeps_what_was_applied() {
     let dir = tempfile::tempdir().unwrap();
     let a = ConvId::direct(UserId(1), UserId(2));
     {
-        let index = SearchIndex::open(dir.path()).unwrap();
+        let index = SearchIndex::open(dir.path(), Segmenter::Bigram).unwrap();
         assert!(index.fresh());
         index
             .apply(Batch {
@@ -265,7 +265,92 @@ async fn a_reopened_index_keeps_what_was_applied() {
             .await
             .unwrap();
     }
-    let index = SearchIndex::open(dir.path()).unwrap();
+    let index = SearchIndex::open(dir.path(), Segmenter::Bigram).unwrap();
     assert!(!index.fresh());
     assert_eq!(ids(&index, &query("简单", &[(a, 0)])), [1]);
+}
+
+#[tokio::test]
+async fn staged_work_is_seen_only_after_its_commit() {
+    let index = SearchIndex::in_memory(Segmenter::Bigram).unwrap();
+    let a = ConvId::direct(UserId(1), UserId(2));
+    let epoch = index.epoch();
+    for (id, body) in [(1, "staged 暂存"), (2, "staged again")] {
+        let upsert = vec![msg(id, &a, id, 1, body)];
+        index
+            .stage(Batch {
+                upsert,
+                expire_before: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert!(ids(&index, &query("staged", &[(a.clone(), 0)])).is_empty());
+    assert_eq!(index.commit().await.unwrap(), epoch, "nothing rolled back");
+    assert_eq!(ids(&index, &query("staged", &[(a.clone(), 0)])), [2, 1]);
+    // A commit with nothing staged is a no-op that answers the same epoch.
+    assert_eq!(index.commit().await.unwrap(), epoch);
+}
+
+#[tokio::test]
+async fn an_index_written_by_another_tokenizer_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = ConvId::direct(UserId(1), UserId(2));
+    {
+        let index = SearchIndex::open(dir.path(), Segmenter::Bigram).unwrap();
+        let upsert = vec![msg(1, &a, 1, 1, "安装简单")];
+        let batch = Batch {
+            upsert,
+            expire_before: None,
+        };
+        index.apply(batch).await.unwrap();
+    }
+    let again = SearchIndex::open(dir.path(), Segmenter::Bigram).unwrap();
+    assert!(!again.fresh(), "same tokenizer: kept");
+    drop(again);
+    #[cfg(feature = "jieba")]
+    {
+        let other = SearchIndex::open(dir.path(), Segmenter::Jieba).unwrap();
+        assert!(other.fresh(), "another tokenizer: dropped, to be rebuilt");
+        assert_eq!(other.num_docs(), 0);
+    }
+}
+
+#[cfg(feature = "jieba")]
+#[tokio::test]
+async fn jieba_finds_chinese_words_and_keeps_latin_words() {
+    let index = SearchIndex::in_memory(Segmenter::Jieba).unwrap();
+    let a = ConvId::direct(UserId(1), UserId(2));
+    let upsert = vec![
+        msg(1, &a, 1, 1, "这个软件安装简单"),
+        msg(2, &a, 2, 2, "我来到北京清华大学"),
+        msg(3, &a, 3, 1, "iPhone价格太贵了 running"),
+        msg(4, &a, 4, 2, "中华人民共和国成立了"),
+        msg(5, &a, 5, 1, "你好，鲍勃"),
+    ];
+    let batch = Batch {
+        upsert,
+        expire_before: None,
+    };
+    index.apply(batch).await.unwrap();
+    let scope = [(a.clone(), 0)];
+    assert_eq!(ids(&index, &query("简单", &scope)), [1]);
+    assert_eq!(ids(&index, &query("安装", &scope)), [1]);
+    assert_eq!(ids(&index, &query("鲍勃", &scope)), [5]);
+    assert_eq!(ids(&index, &query("清华大学", &scope)), [2]);
+    // Search mode indexes the words inside a long word too.
+    assert_eq!(ids(&index, &query("大学", &scope)), [2]);
+    assert_eq!(ids(&index, &query("共和国", &scope)), [4]);
+    assert_eq!(ids(&index, &query("价格 iphone run", &scope)), [3]);
+    // A word never cut out of any document is not found (the trade-off
+    // against bigrams, docs/search.md): 京清 straddles 北京 and 清华.
+    assert!(ids(&index, &query("京清", &scope)).is_empty());
+    let hit = &index.search(&query("北京", &scope)).unwrap().hits[0];
+    let marked: Vec<&str> = hit
+        .snippet
+        .iter()
+        .filter(|f| f.hit)
+        .map(|f| f.text.as_str())
+        .collect();
+    assert_eq!(marked, ["北京"]);
 }

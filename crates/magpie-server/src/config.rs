@@ -262,6 +262,14 @@ pub struct SearchConfig {
     pub sweep_ms: u64,
     /// Messages read from the store per step of a rebuild.
     pub rebuild_batch: usize,
+    /// How long an indexed message may wait for the index commit that
+    /// makes it durable and searchable, ms (one commit for every batch in
+    /// between; the bus events are acknowledged after it).
+    pub commit_ms: u64,
+    /// How CJK text is cut into tokens: "bigram" (no dictionary; any
+    /// substring is found) or "jieba" (Chinese words; needs the `jieba`
+    /// feature). Changing it rebuilds the index at the next start.
+    pub tokenizer: String,
 }
 
 impl Default for SearchConfig {
@@ -272,6 +280,8 @@ impl Default for SearchConfig {
             max_page: 100,
             sweep_ms: 60_000,
             rebuild_batch: 2_000,
+            commit_ms: 1_000,
+            tokenizer: "bigram".into(),
         }
     }
 }

@@ -117,6 +117,7 @@ impl From<magpie_search::SearchError> for ServerError {
     fn from(e: magpie_search::SearchError) -> Self {
         match e {
             magpie_search::SearchError::BadQuery(m) => ServerError::bad_field(m),
+            magpie_search::SearchError::Config(m) => ServerError::Internal(m),
             magpie_search::SearchError::Unavailable(m) => {
                 ServerError::Unavailable(format!("search: {m}"))
             }

@@ -167,7 +167,11 @@ pub async fn start(cfg: Config) -> Result<Running> {
     let state = State::open(&cfg.state).await?;
     let bus = Bus::open(&cfg.bus_url()).await?;
     let search = if cfg.cluster.has("search") {
-        Some(magpie_search::SearchIndex::open(&cfg.search_dir())?)
+        let segmenter = magpie_search::Segmenter::parse(&cfg.search.tokenizer)?;
+        Some(magpie_search::SearchIndex::open(
+            &cfg.search_dir(),
+            segmenter,
+        )?)
     } else {
         None
     };

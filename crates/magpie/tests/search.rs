@@ -3,7 +3,8 @@
 //! every word inside its runs, by nobody outside its conversations; a late
 //! joiner finds nothing from before its join (unless the group's history
 //! setting shows it), a member who left finds nothing of the group; a
-//! sender with `search: false` is found by no one, from the change on; the
+//! sender with `search: false` is found by no one, from the change on, and
+//! `search_view: false` finds nothing itself; the
 //! socket op answers as HTTP does; a deleted index is rebuilt from the store.
 
 mod common;
@@ -226,6 +227,32 @@ async fn search_false_hides_a_senders_messages_from_the_change_on() {
         assert_eq!(got, sorted(want));
         assert!(find(&s, who, &q("期间")).await.is_empty());
     }
+    // Out both ways: alice's own queries find nothing, on HTTP and the
+    // socket; bob still finds what he may see; back on, alice finds again.
+    s.set_settings(&alice, "", json!({"search": false, "search_view": false}))
+        .await;
+    assert!(find(&s, &alice, &q("quiet")).await.is_empty());
+    let mut c = s.conn(&alice, "ws").await;
+    let op = ClientOp::Search {
+        query: SearchParams {
+            text: "quiet".into(),
+            ..Default::default()
+        },
+    };
+    match c.request(op).await {
+        ServerFrame::SearchResult { page, .. } => assert!(page.hits.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(find(&s, &bob, &q("quiet")).await.len(), 3);
+    let (st, err) = s
+        .get(&alice, &format!("/v1/search?{}&limit=1000", q("quiet")))
+        .await;
+    assert_eq!(
+        st, 400,
+        "a bad limit is refused whatever the setting: {err}"
+    );
+    s.set_settings(&alice, "", json!({"search": true})).await;
+    assert_eq!(find(&s, &alice, &q("quiet")).await.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

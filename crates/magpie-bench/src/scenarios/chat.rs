@@ -82,6 +82,15 @@ struct Pair {
 
 pub async fn run(args: &ChatArgs, run: &Run) -> anyhow::Result<Report> {
     let users = run.setup.users(args.pairs * 2).await?;
+    run_with(args, run, &users).await
+}
+
+/// The traffic between `users` taken two by two (`args.pairs` pairs).
+pub async fn run_with(
+    args: &ChatArgs,
+    run: &Run,
+    users: &[crate::setup::Account],
+) -> anyhow::Result<Report> {
     let mut links = run.setup.connect_all(&users).await?.into_iter();
     let senders = if args.both {
         args.pairs * 2

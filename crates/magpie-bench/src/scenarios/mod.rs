@@ -10,6 +10,7 @@ pub mod group;
 pub mod idle;
 pub mod login;
 pub mod room;
+pub mod search;
 
 use crate::meter::{Clock, Counters, Recorder, RssSampler, Shared, Snapshot};
 use crate::report::Report;
@@ -33,6 +34,10 @@ pub struct RunArgs {
     /// Message body size in bytes (at least the stamp, ~25 bytes).
     #[arg(long, global = true, default_value_t = 64)]
     pub body_bytes: usize,
+    /// Pad bodies with words (English and Chinese, skewed like text)
+    /// rather than `x`: text a search index has to work on.
+    #[arg(long, global = true)]
+    pub body_words: bool,
     /// Loopback source addresses (127.0.0.2..) the sockets are spread over.
     #[arg(long, global = true, default_value_t = 16)]
     pub source_ips: usize,

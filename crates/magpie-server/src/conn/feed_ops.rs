@@ -66,7 +66,7 @@ impl Requester {
                 let relevance = query.order == magpie_proto::search::SearchOrder::Relevance;
                 let request = crate::edge::search::request_of(query);
                 app.search
-                    .query(user, request)
+                    .query(user, &self.device, request)
                     .await
                     .map(|found| ServerFrame::SearchResult {
                         rid,

@@ -63,7 +63,10 @@ pub async fn search(
 ) -> Result<Json<SearchPage>> {
     let params = q.params()?;
     let relevance = params.order == SearchOrder::Relevance;
-    let found = app.search.query(p.user, request_of(params)).await?;
+    let found = app
+        .search
+        .query(p.user, &p.device, request_of(params))
+        .await?;
     Ok(Json(page_of(&app, found, relevance)))
 }
 

@@ -8,11 +8,14 @@
 //! when it joined). A user who left a group finds nothing of it, as its
 //! history shows them nothing. Enforced inside the query, never by
 //! filtering what a client asked for.
+//!
+//! A caller whose effective settings say `search_view: false` opted out of
+//! search: its queries find nothing (docs/search.md, "Opting out").
 
 use crate::config::Config;
 use crate::error::{Result, ServerError};
 use futures_util::StreamExt;
-use magpie_core::{ConvId, Seq, UserId, now_ms};
+use magpie_core::{ConvId, DeviceId, Seq, UserId, now_ms};
 use magpie_search::{Found, Ranking, SearchIndex, SearchQuery};
 use magpie_store::Store;
 use std::sync::Arc;
@@ -49,14 +52,20 @@ impl Search {
         self.index.as_ref()
     }
 
-    pub async fn query(&self, user: UserId, req: SearchRequest) -> Result<Found> {
-        let outcome = self.run(user, req).await;
+    /// `device`: the calling device, whose effective settings apply.
+    pub async fn query(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        req: SearchRequest,
+    ) -> Result<Found> {
+        let outcome = self.run(user, device, req).await;
         let label = if outcome.is_ok() { "ok" } else { "error" };
         metrics::counter!(crate::metrics::SEARCH_QUERIES, "outcome" => label).increment(1);
         outcome
     }
 
-    async fn run(&self, user: UserId, req: SearchRequest) -> Result<Found> {
+    async fn run(&self, user: UserId, device: &DeviceId, req: SearchRequest) -> Result<Found> {
         let Some(index) = self.index.clone() else {
             return Err(ServerError::Unavailable(
                 "this node keeps no search index (role `search`)".into(),
@@ -69,6 +78,19 @@ impl Search {
         if limit == 0 || limit > self.cfg.search.max_page {
             let max = self.cfg.search.max_page;
             return Err(ServerError::bad_field(format!("limit: 1 to {max}")));
+        }
+        let settings = self
+            .store
+            .accounts()
+            .get_settings(user, Some(device))
+            .await?;
+        if !settings.search_view {
+            // After the checks above (a bad length or limit is refused
+            // whatever the setting); the index is not queried.
+            return Ok(Found {
+                hits: Vec::new(),
+                next: None,
+            });
         }
         let (party, groups) = match &req.conv {
             // One conversation: in scope only if the caller may see it.

@@ -13,6 +13,7 @@ mod fanout;
 mod members;
 mod retention;
 mod search;
+mod staged;
 mod state;
 
 use crate::app::App;
@@ -31,6 +32,22 @@ pub trait Worker: Send + Sync + 'static {
     fn topics(&self) -> Vec<String>;
     /// Applies a batch; on error every event is retried one by one.
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()>;
+    /// For a worker whose `apply` only stages its work (the search index,
+    /// where one commit per batch would cost more than the indexing): the
+    /// longest staged work waits for a `flush`. The runner acknowledges
+    /// staged events only once a flush that holds them has returned.
+    fn flush_every(&self) -> Option<Duration> {
+        None
+    }
+    /// Changes whenever staged work is lost (a failed flush rolled it
+    /// back): events staged under another mark are not acknowledged.
+    fn mark(&self) -> u64 {
+        0
+    }
+    /// Makes everything staged so far durable; returns the mark it holds.
+    async fn flush(&self) -> Result<u64> {
+        Ok(self.mark())
+    }
 }
 
 /// Starts every worker kind; they stop after their current batch once the
@@ -101,11 +118,23 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
     };
     backoff.reset();
     let applied = metrics::counter!(crate::metrics::WORKER_EVENTS, "group" => group.clone());
+    let mut staged = staged::Staged::new(worker.flush_every());
     let mut failing = false;
     loop {
+        if staged.due() {
+            staged
+                .flush(worker.as_ref(), consumer.as_mut(), &group)
+                .await;
+        }
+        let wait = staged.wait(Duration::from_millis(500));
         let batch = tokio::select! {
-            b = consumer.fetch(app.cfg.workers.batch, Duration::from_millis(500)) => b,
-            _ = app.shutdown.cancelled() => return,
+            b = consumer.fetch(app.cfg.workers.batch, wait) => b,
+            _ = app.shutdown.cancelled() => {
+                // What is staged is made durable and acknowledged now
+                // rather than applied again after the restart.
+                staged.flush(worker.as_ref(), consumer.as_mut(), &group).await;
+                return;
+            }
         };
         let batch = match batch {
             Ok(b) => b,
@@ -126,8 +155,13 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
         if batch.is_empty() {
             continue;
         }
+        let mark = worker.mark();
         let acks = process(&app, worker.as_ref(), batch).await;
         applied.increment(acks.len() as u64);
+        if staged.enabled() {
+            staged.add(acks, mark);
+            continue;
+        }
         if let Err(e) = consumer.ack(&acks).await {
             // Not acknowledged: the events come back and are applied again,
             // which every worker tolerates (idempotent apply).

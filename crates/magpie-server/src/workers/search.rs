@@ -2,6 +2,9 @@
 //! consumer group on `msg` (each such node keeps a whole index), writing
 //! the messages their senders allowed into the node's index, acknowledged
 //! only once the index commit holding them is durable (docs/search.md).
+//! Batches are staged and committed together every `search.commit_ms`
+//! (`Worker::flush_every`): a commit per batch cost more CPU than the
+//! indexing itself (docs/performance.md).
 //!
 //! Exactly once in the index: a document is keyed by the message's server
 //! id and replaced when written again, so a redelivered batch (a kill
@@ -22,6 +25,7 @@ use tokio::task::JoinHandle;
 pub struct Indexer {
     node: String,
     index: SearchIndex,
+    every: Duration,
 }
 
 #[async_trait]
@@ -48,13 +52,22 @@ impl Worker for Indexer {
         }
         let n = upsert.len() as u64;
         self.index
-            .apply(Batch {
+            .stage(Batch {
                 upsert,
                 expire_before: None,
             })
             .await?;
         metrics::counter!(crate::metrics::SEARCH_INDEXED).increment(n);
         Ok(())
+    }
+    fn flush_every(&self) -> Option<Duration> {
+        Some(self.every)
+    }
+    fn mark(&self) -> u64 {
+        self.index.epoch()
+    }
+    async fn flush(&self) -> Result<u64> {
+        Ok(self.index.commit().await?)
     }
 }
 
@@ -64,6 +77,7 @@ pub fn spawn(app: &App, index: SearchIndex) -> Vec<(String, JoinHandle<()>)> {
     let indexer = Indexer {
         node: app.node().to_string(),
         index: index.clone(),
+        every: Duration::from_millis(app.cfg.search.commit_ms.max(1)),
     };
     let run = {
         let app = app.clone();

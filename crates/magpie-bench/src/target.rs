@@ -210,12 +210,12 @@ impl Target {
         (sum(&self.pids), sum(&self.watched))
     }
 
-    /// Resident memory of the Magpie processes, KiB.
     /// The first node's data directory, when the tool started the nodes.
     pub fn data_dir(&self) -> Option<&std::path::Path> {
         self.data_dirs.first().map(|d| d.path())
     }
 
+    /// Resident memory of the Magpie processes, KiB.
     pub fn rss_kib(&self) -> u64 {
         self.pids.iter().filter_map(|p| procfs::rss_kib(*p)).sum()
     }

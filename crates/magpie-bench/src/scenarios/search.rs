@@ -42,7 +42,19 @@ pub struct SearchArgs {
     /// Hits per page asked for.
     #[arg(long, default_value_t = 20)]
     pub page: usize,
+    /// Before the queries, wait up to this long for the server to go
+    /// quiet (its index merges done): 0s queries at once, merges and all.
+    #[arg(long, default_value = "0s", value_parser = super::parse_duration)]
+    #[serde(serialize_with = "secs")]
+    pub settle: Duration,
 }
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Server CPU below this (cores, over a second) counts as quiet.
+const QUIET_CORES: f64 = 0.1;
 
 const INDEXED: &str = "magpie_search_indexed_total";
 /// How long the index may take to catch up once the traffic stopped.
@@ -83,8 +95,18 @@ pub async fn run(args: &SearchArgs, run: &Run) -> anyhow::Result<Report> {
     };
     let indexed_per_s = indexing_rate(&samples.lock().expect("samples"), stopped);
 
-    // The queries, once the last commit made everything searchable.
+    // The queries, once the last commit made everything searchable (and,
+    // with --settle, the merges are over).
     tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let settled = Instant::now();
+    while settled.elapsed() < args.settle {
+        let before = run.target.cpu().0;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if run.target.cpu().0 - before < QUIET_CORES {
+            break;
+        }
+    }
+    let settle_secs = settled.elapsed().as_secs_f64();
     let mut apis = Vec::new();
     for (i, u) in users.iter().take(QUERIERS).enumerate() {
         apis.push(setup.api(u, "search", i).await?);
@@ -123,6 +145,9 @@ pub async fn run(args: &SearchArgs, run: &Run) -> anyhow::Result<Report> {
     extra.insert("chat_lost".into(), traffic.lost.into());
     extra.insert("indexed_per_s".into(), round(indexed_per_s));
     extra.insert("catch_up_ms".into(), round((caught_up - stopped) * 1e3));
+    if !args.settle.is_zero() {
+        extra.insert("settled_after_s".into(), round(settle_secs));
+    }
     extra.insert(
         "hits_per_query".into(),
         round(hits as f64 / args.queries as f64),

@@ -1,11 +1,11 @@
 //! Accounts and sessions: register, login, refresh, settings, connect.
 
-use super::extract::{ApiJson, AuthUser};
+use super::extract::{ApiJson, ApiQuery, AuthUser};
 use super::guarded::ClientIp;
 use crate::app::App;
 use crate::auth::{new_family, random_token, refresh_family, token_hash};
 use crate::error::{Result, ServerError};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use magpie_core::{ClientSettings, DeviceId, Transport, UserId, now_ms};
@@ -203,7 +203,7 @@ pub async fn get_settings(
 pub async fn put_settings(
     State(app): State<App>,
     AuthUser(p): AuthUser,
-    Query(q): Query<SettingsScope>,
+    ApiQuery(q): ApiQuery<SettingsScope>,
     ApiJson(s): ApiJson<ClientSettings>,
 ) -> Result<Json<ClientSettings>> {
     let device = match q.scope.as_deref() {

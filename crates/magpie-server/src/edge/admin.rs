@@ -12,12 +12,12 @@
 //! time of each pull is kept per key in the fast state, so any node can
 //! answer the next one.
 
-use super::extract::{ApiJson, Service};
+use super::extract::{ApiJson, ApiQuery, Service};
 use crate::app::App;
 use crate::error::{Result, ServerError};
 use crate::guard::bans::{Decision, Scope};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use magpie_core::now_ms;
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ pub struct IdQuery {
 pub async fn list(
     State(app): State<App>,
     _: Service,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Json<Vec<Decision>> {
     let now = now_ms();
     let mut all: Vec<Decision> = app
@@ -89,7 +89,7 @@ pub async fn add(
 pub async fn remove(
     State(app): State<App>,
     _: Service,
-    Query(q): Query<IdQuery>,
+    ApiQuery(q): ApiQuery<IdQuery>,
 ) -> Result<StatusCode> {
     let Some(id) = q.id.filter(|i| !i.is_empty()) else {
         return Err(ServerError::bad_field(
@@ -168,7 +168,7 @@ pub struct CsQuery {
 pub async fn decisions(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(q): Query<CsQuery>,
+    ApiQuery(q): ApiQuery<CsQuery>,
 ) -> Result<Json<Option<Vec<CsDecision>>>> {
     bouncer(&app, &headers)?;
     let now = now_ms();
@@ -224,7 +224,7 @@ const PULL_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 pub async fn stream(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(q): Query<StreamQuery>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Json<Stream>> {
     let who = bouncer(&app, &headers)?;
     let now = now_ms();

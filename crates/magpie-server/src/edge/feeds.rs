@@ -2,12 +2,12 @@
 //! the home feed (docs/protocol.md §3.16). The rules live in
 //! `services/feeds`; this file only maps requests and answers.
 
-use super::extract::{ApiJson, AuthUser};
+use super::extract::{ApiJson, ApiQuery, AuthUser};
 use crate::app::App;
 use crate::error::{Result, ServerError};
 use crate::services::FeedPage;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use magpie_core::{PostId, UserId};
 use magpie_proto::http::{
@@ -110,7 +110,7 @@ pub async fn unblock(
 pub async fn blocks(
     State(app): State<App>,
     AuthUser(p): AuthUser,
-    Query(q): Query<UsersQuery>,
+    ApiQuery(q): ApiQuery<UsersQuery>,
 ) -> Result<Json<UsersPage>> {
     let limit = q.limit.unwrap_or(100).clamp(1, app.cfg.limits.max_page);
     let users = app
@@ -124,7 +124,7 @@ pub async fn followers(
     State(app): State<App>,
     AuthUser(_): AuthUser,
     Path(user): Path<String>,
-    Query(q): Query<UsersQuery>,
+    ApiQuery(q): ApiQuery<UsersQuery>,
 ) -> Result<Json<UsersPage>> {
     let limit = q.limit.unwrap_or(100).clamp(1, app.cfg.limits.max_page);
     let after = UserId(q.after.unwrap_or(0));
@@ -136,7 +136,7 @@ pub async fn following(
     State(app): State<App>,
     AuthUser(_): AuthUser,
     Path(user): Path<String>,
-    Query(q): Query<UsersQuery>,
+    ApiQuery(q): ApiQuery<UsersQuery>,
 ) -> Result<Json<UsersPage>> {
     let limit = q.limit.unwrap_or(100).clamp(1, app.cfg.limits.max_page);
     let after = UserId(q.after.unwrap_or(0));
@@ -188,7 +188,7 @@ pub async fn user_posts(
     State(app): State<App>,
     AuthUser(_): AuthUser,
     Path(user): Path<String>,
-    Query(q): Query<PostsQuery>,
+    ApiQuery(q): ApiQuery<PostsQuery>,
 ) -> Result<Json<PostsPage>> {
     let page = app
         .feeds
@@ -200,7 +200,7 @@ pub async fn user_posts(
 pub async fn home(
     State(app): State<App>,
     AuthUser(p): AuthUser,
-    Query(q): Query<PostsQuery>,
+    ApiQuery(q): ApiQuery<PostsQuery>,
 ) -> Result<Json<PostsPage>> {
     Ok(posts_page(
         app.feeds.home(p.user, q.before()?, q.limit()).await?,

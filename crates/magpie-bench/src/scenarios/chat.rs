@@ -91,7 +91,7 @@ pub async fn run_with(
     run: &Run,
     users: &[crate::setup::Account],
 ) -> anyhow::Result<Report> {
-    let mut links = run.setup.connect_all(&users).await?.into_iter();
+    let mut links = run.setup.connect_all(users).await?.into_iter();
     let senders = if args.both {
         args.pairs * 2
     } else {

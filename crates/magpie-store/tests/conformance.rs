@@ -45,10 +45,8 @@ mod mem_state {
 }
 
 /// Issue 12's figure on the in-process state: 1,000,000 offline entries
-/// over 12 months (the suite runs 50,000; this takes tens of seconds in a
-/// debug build: run with `--ignored`).
+/// over 12 months (the conformance suite runs 50,000 on every backend).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "1,000,000 entries: run with --ignored"]
 async fn mem_state_million_offline_entries() {
     let st = State::new(magpie_store::mem::MemState::new());
     magpie_store::testsuite::state_cases::offline_big_user_of(&st, 1_000_000).await;

@@ -1,5 +1,6 @@
 //! The big-user case of issue 12: one receiver with many offline entries
-//! (50,000 in the suite, 1,000,000 in an ignored run) spread over 12
+//! (50,000 in the suite, 1,000,000 in the mem, Redis and Redis Cluster
+//! test binaries) spread over 12
 //! months in one conversation, the worst case for a single key.
 
 use super::state_buckets::{DAY, Model, check_reads, opts, server_id_at};

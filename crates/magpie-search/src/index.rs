@@ -94,8 +94,7 @@ impl SearchIndex {
             if wrote.trim() != segmenter.name() {
                 tracing::warn!(dir = %dir.display(), was = wrote.trim(), now = segmenter.name(),
                     "search index written by another tokenizer: dropping it to rebuild");
-                std::fs::remove_dir_all(dir).map_err(io)?;
-                std::fs::create_dir_all(dir).map_err(io)?;
+                drop_index_files(dir)?;
                 fresh = true;
             }
         }
@@ -218,6 +217,41 @@ impl SearchIndex {
     pub fn num_docs(&self) -> u64 {
         self.inner.reader.searcher().num_docs()
     }
+}
+
+/// Deletes the index in `dir` file by file — those tantivy lists as its
+/// own (`.managed.json`), its meta and locks, the marker — and nothing
+/// else: `search.dir` may be shared with other files.
+fn drop_index_files(dir: &Path) -> Result<()> {
+    let unavailable = |why: String| {
+        SearchError::Unavailable(format!(
+            "{}: cannot drop the index written by another tokenizer ({why}); delete it by hand",
+            dir.display()
+        ))
+    };
+    let listed =
+        std::fs::read(dir.join(".managed.json")).map_err(|e| unavailable(e.to_string()))?;
+    let files: Vec<String> =
+        serde_json::from_slice(&listed).map_err(|e| unavailable(e.to_string()))?;
+    let own = [
+        ".managed.json",
+        "meta.json",
+        ".tantivy-meta.lock",
+        ".tantivy-writer.lock",
+        SEGMENTER_FILE,
+    ];
+    for name in files.iter().map(String::as_str).chain(own) {
+        // Only plain names: a listed path never leaves the directory.
+        if name.contains(['/', '\\']) || name == ".." {
+            continue;
+        }
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(unavailable(e.to_string())),
+        }
+    }
+    Ok(())
 }
 
 fn stopped() -> SearchError {

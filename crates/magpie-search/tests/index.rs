@@ -310,9 +310,22 @@ async fn an_index_written_by_another_tokenizer_is_rebuilt() {
     drop(again);
     #[cfg(feature = "jieba")]
     {
+        // Only the index's own files go: search.dir may hold others.
+        std::fs::write(dir.path().join("keep.txt"), "not the index's").unwrap();
         let other = SearchIndex::open(dir.path(), Segmenter::Jieba).unwrap();
         assert!(other.fresh(), "another tokenizer: dropped, to be rebuilt");
         assert_eq!(other.num_docs(), 0);
+        assert!(dir.path().join("keep.txt").exists());
+        let upsert = vec![msg(2, &a, 2, 1, "安装简单")];
+        let batch = Batch {
+            upsert,
+            expire_before: None,
+        };
+        other.apply(batch).await.unwrap();
+        assert_eq!(ids(&other, &query("简单", &[(a.clone(), 0)])), [2]);
+        drop(other);
+        let back = SearchIndex::open(dir.path(), Segmenter::Jieba).unwrap();
+        assert!(!back.fresh(), "its own tokenizer: kept");
     }
 }
 

@@ -87,10 +87,7 @@ impl Search {
         if !settings.search_view {
             // After the checks above (a bad length or limit is refused
             // whatever the setting); the index is not queried.
-            return Ok(Found {
-                hits: Vec::new(),
-                next: None,
-            });
+            return Ok(Found::default());
         }
         let (party, groups) = match &req.conv {
             // One conversation: in scope only if the caller may see it.

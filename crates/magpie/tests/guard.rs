@@ -306,7 +306,14 @@ async fn each_rule_fires_on_its_traffic_and_a_normal_session_fires_none() {
         let (st, body) = as_client(&s, ip, "GET", "/healthz", None, None).await;
         assert_eq!((st, code(&body)), (403, "banned"));
     }
-    let by_user = banned_for(&s, &flooder.user_id.0.to_string()).await;
+    // The detector makes its decisions one after another (the address's
+    // first), so the user's ban may land a moment after the address's.
+    let flooder_id = flooder.user_id.0.to_string();
+    until(Duration::from_secs(3), || async {
+        banned_for(&s, &flooder_id).await.is_some()
+    })
+    .await;
+    let by_user = banned_for(&s, &flooder_id).await;
     assert_eq!(
         by_user.as_deref(),
         Some("flood_user"),

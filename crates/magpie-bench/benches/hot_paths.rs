@@ -11,6 +11,7 @@ fn main() {
 
 fn message(body: usize) -> Message {
     Message {
+        trace: None,
         server_id: ServerMsgId(1 << 40),
         conv: ConvId::direct(UserId(1001), UserId(1002)),
         seq: 123_456,
@@ -28,6 +29,8 @@ fn send_frame() -> Vec<u8> {
     ClientFrame {
         rid: Some(42),
         op: ClientOp::Send {
+            traceparent: None,
+            sample: false,
             to: UserId(1002),
             cmid: ClientMsgId::new_v7(),
             body: "x".repeat(64),

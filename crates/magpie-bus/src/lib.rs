@@ -117,6 +117,11 @@ pub trait Consumer: Send + 'static {
     async fn ack(&mut self, offsets: &[u64]) -> Result<()>;
     /// Asks for a redelivery as soon as possible.
     async fn nak(&mut self, offset: u64) -> Result<()>;
+    /// The group's backlog in this partition: events of its topics not yet
+    /// delivered to it, as of the last `fetch` (None before the first).
+    /// Consumer lag for the operators (docs/observability.md); cheap enough
+    /// to ask once a second, not per event.
+    fn pending(&self) -> Option<u64>;
 }
 
 /// Cheap, cloneable handle to the configured bus.

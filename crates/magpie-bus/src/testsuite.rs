@@ -70,6 +70,7 @@ macro_rules! bus_conformance {
             fetch_wakes_on_publish,
             concurrent_publishes_are_delivered_exactly_once,
             keys_keep_their_order_across_partitions,
+            pending_counts_the_groups_backlog,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

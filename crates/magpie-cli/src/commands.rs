@@ -90,6 +90,7 @@ async fn authed(
     match command {
         Command::Send { to, text } => {
             let req = SendRequest {
+                sample: false,
                 to: UserId(to),
                 cmid: ClientMsgId::new_v7(),
                 body: text.join(" "),
@@ -251,6 +252,7 @@ mod tests {
     #[test]
     fn message_lines_are_readable() {
         let m = Message {
+            trace: None,
             server_id: ServerMsgId(1),
             conv: ConvId::direct(UserId(2), UserId(1)),
             seq: 5,

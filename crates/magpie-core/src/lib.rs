@@ -20,6 +20,7 @@ pub mod room;
 pub mod settings;
 mod text_form;
 pub mod time;
+pub mod trace;
 pub mod views;
 
 pub use access::AccessEvent;
@@ -38,4 +39,5 @@ pub use message::{Accepted, Message, NewMessage};
 pub use room::{RoomMessage, valid_room};
 pub use settings::{ClientSettings, Persistence, ResendLevel, ResendPolicy, Transport, UnreadMode};
 pub use time::now_ms;
+pub use trace::TraceContext;
 pub use views::{HistoryPage, SyncConv, UnreadConv};

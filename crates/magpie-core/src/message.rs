@@ -2,6 +2,7 @@
 
 use crate::ids::{ClientMsgId, ConvId, Seq, ServerMsgId, UserId};
 use crate::settings::Persistence;
+use crate::trace::TraceContext;
 use serde::{Deserialize, Serialize};
 
 /// A send request after validation, before it has a sequence.
@@ -17,6 +18,8 @@ pub struct NewMessage {
     pub sent_at: i64,
     /// The sender's `search` setting at acceptance (docs/search.md).
     pub search: bool,
+    /// The message's trace (`trace.rs`; docs/observability.md).
+    pub trace: Option<TraceContext>,
 }
 
 /// A message as stored and delivered.
@@ -37,6 +40,11 @@ pub struct Message {
     /// absent (an event or row from before it was recorded) means false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub search: bool,
+    /// Its trace context (`trace.rs`): on the bus and the relay, so every
+    /// node records its hops under one trace id; also on a push, where a
+    /// client may continue it. Not stored: history and sync carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
 }
 
 /// The outcome of accepting a send: the ids the sender is acknowledged with.
@@ -69,6 +77,7 @@ impl Message {
             persistence: m.persistence,
             sent_at: m.sent_at,
             search: m.search,
+            trace: m.trace,
         }
     }
 }

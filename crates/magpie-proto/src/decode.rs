@@ -44,6 +44,9 @@ struct Flat<'a> {
     room: Option<String>,
     users: Option<Vec<UserId>>,
     chain: Option<ChainLink>,
+    traceparent: Option<String>,
+    #[serde(default)]
+    sample: bool,
 }
 
 fn some_unsigned_seqs<'de, D: serde::Deserializer<'de>>(
@@ -62,6 +65,8 @@ fn decode_fast(bytes: &[u8]) -> Option<ClientFrame> {
     let f: Flat = serde_json::from_slice(bytes).ok()?;
     let op = match f.op.as_ref() {
         "send" => ClientOp::Send {
+            traceparent: f.traceparent,
+            sample: f.sample,
             to: f.to.unwrap_or_default(),
             cmid: f.cmid?,
             body: f.body?,

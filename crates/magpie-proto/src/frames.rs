@@ -68,6 +68,14 @@ pub enum ClientOp {
         /// (docs/protocol.md, "Ordering chain"); absent: not ordered.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         chain: Option<ChainLink>,
+        /// The client's W3C trace context to continue (docs/observability.md);
+        /// one that is not valid is ignored and a new trace started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
+        /// Sample this message's trace whatever the sampling ratio (support
+        /// cases).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        sample: bool,
     },
     /// The chain id the server expects on this device's next chained send
     /// (starting a chain if there is none): answered by `chain_result`.
@@ -410,6 +418,10 @@ pub fn encode_push(msg: &Message, attempt: u32) -> Vec<u8> {
         persistence: Persistence,
         sent_at: i64,
         attempt: u32,
+        /// Only a sampled trace: the others are not worth the bytes on
+        /// every push (docs/observability.md).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trace: Option<magpie_core::TraceContext>,
     }
     let frame = Push {
         op: "msg",
@@ -423,6 +435,7 @@ pub fn encode_push(msg: &Message, attempt: u32) -> Vec<u8> {
         persistence: msg.persistence,
         sent_at: msg.sent_at,
         attempt,
+        trace: msg.trace.filter(|t| t.sampled),
     };
     serde_json::to_vec(&frame).unwrap_or_default()
 }
@@ -494,6 +507,8 @@ mod tests {
         let f = ClientFrame {
             rid: Some(9),
             op: ClientOp::Send {
+                traceparent: None,
+                sample: false,
                 to: UserId(2),
                 cmid: ClientMsgId::new_v7(),
                 body: "hi".into(),
@@ -518,6 +533,7 @@ mod tests {
     #[test]
     fn encoded_push_is_a_msg_frame() {
         let msg = Message {
+            trace: None,
             server_id: magpie_core::ServerMsgId(7),
             conv: ConvId::direct(UserId(1), UserId(2)),
             seq: 3,

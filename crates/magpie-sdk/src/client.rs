@@ -224,6 +224,8 @@ impl Client {
         lock(&self.inner.dedup).begin_send(me, cmid);
         loop {
             let op = ClientOp::Send {
+                traceparent: None,
+                sample: false,
                 to,
                 cmid,
                 body: body.clone(),

@@ -6,6 +6,7 @@ use magpie_search::{Batch, Ranking, SearchIndex, SearchQuery, Segmenter};
 
 fn msg(id: i64, conv: &ConvId, seq: i64, from: i64, body: &str) -> Message {
     Message {
+        trace: None,
         server_id: ServerMsgId(id),
         conv: conv.clone(),
         seq,

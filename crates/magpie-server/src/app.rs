@@ -10,7 +10,9 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::guard::Guard;
 use crate::services::messaging::MessagingParts;
-use crate::services::{Delivery, Events, Feeds, Groups, Messaging, Presence, Rooms, Search, Users};
+use crate::services::{
+    Delivery, Events, Feeds, Groups, Messaging, Presence, Rooms, Search, Traces, Users,
+};
 use magpie_bus::{Bus, Relay};
 use magpie_core::MsgIdGen;
 use magpie_store::{State, Store};
@@ -35,6 +37,8 @@ pub struct AppInner {
     pub presence: Arc<Presence>,
     pub rooms: Arc<Rooms>,
     pub search: Arc<Search>,
+    /// This node's message hops (`services/trace`).
+    pub traces: Arc<Traces>,
     /// Limits, bans and access events (docs/edge.md).
     pub guard: Arc<Guard>,
     /// The best-effort relay (access events reach the detector through it).
@@ -87,12 +91,14 @@ impl App {
             p.shutdown.clone(),
         );
         tokio::spawn(drain);
+        let traces = Arc::new(Traces::new(&cfg.node, &cfg.trace, p.relay.clone()));
         let delivery = Arc::new(Delivery::new(
             cfg.clone(),
             p.store.clone(),
             p.state.clone(),
             p.relay.clone(),
             ids.clone(),
+            traces.clone(),
         ));
         let groups = Arc::new(Groups::new(
             cfg.clone(),
@@ -130,6 +136,7 @@ impl App {
             ids,
             users: users.clone(),
             delivery: delivery.clone(),
+            traces: traces.clone(),
         }));
         App(Arc::new(AppInner {
             cfg,
@@ -145,6 +152,7 @@ impl App {
             presence,
             rooms,
             search,
+            traces,
             guard: Arc::new(guard),
             relay: p.relay,
             ws_url: p.ws_url,

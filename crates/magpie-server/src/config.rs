@@ -49,6 +49,8 @@ pub struct Config {
     /// Limits, login guard, bans, detector rules, access logs (docs/edge.md).
     pub guard: crate::guard::GuardConfig,
     pub chain: ChainConfig,
+    /// Message traces: hop buffer and sampling (docs/observability.md).
+    pub trace: crate::services::TraceConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -439,6 +441,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             guard: crate::guard::GuardConfig::default(),
             chain: ChainConfig::default(),
+            trace: Default::default(),
         }
     }
 }

@@ -104,6 +104,9 @@ impl ServerError {
 impl From<magpie_store::StoreError> for ServerError {
     fn from(e: magpie_store::StoreError) -> Self {
         use magpie_store::StoreError as E;
+        if matches!(e, E::Unavailable(_) | E::Corrupt(_)) {
+            crate::metrics::meters().store_errors.increment(1);
+        }
         match e {
             E::Conflict(m) => ServerError::Conflict(m),
             E::Forbidden(m) => ServerError::Forbidden(m),
@@ -127,6 +130,7 @@ impl From<magpie_search::SearchError> for ServerError {
 
 impl From<magpie_bus::BusError> for ServerError {
     fn from(e: magpie_bus::BusError) -> Self {
+        crate::metrics::meters().bus_errors.increment(1);
         match e {
             magpie_bus::BusError::Unavailable(m) => ServerError::Unavailable(format!("bus: {m}")),
             magpie_bus::BusError::Config(m) => ServerError::Internal(m),

@@ -21,6 +21,7 @@ pub mod guard;
 mod hashers;
 mod http_conn;
 pub mod listener;
+pub mod logs;
 pub mod metrics;
 mod roles;
 pub mod services;

@@ -52,6 +52,9 @@ pub async fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
     // Pushes other nodes address here, and (connection nodes) broadcasts.
     let relay = app.delivery.clone().run_relay(app.shutdown.clone());
     tasks.push(("relay".into(), tokio::spawn(relay)));
+    // Every node answers trace queries (`services/trace/gather.rs`).
+    let traces = tokio::spawn(app.traces.clone().answer_queries(app.shutdown.clone()));
+    tasks.push(("trace-queries".into(), traces));
     let receipts = app.messaging.clone();
     let receipts = tokio::spawn(receipts.run_group_receipts(app.shutdown.clone()));
     tasks.push(("group-receipts".into(), receipts));

@@ -162,7 +162,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     // Configuration errors before any backend is touched.
     let secret = jwt_secret(&cfg)?;
     crate::guard::check(&cfg.guard)?;
-    crate::metrics::exporter();
+    crate::metrics::catalog::register_all();
     let store = Store::open_with(&cfg.store_url(), &cfg.store_options()).await?;
     let state = State::open(&cfg.state).await?;
     let bus = Bus::open(&cfg.bus_url()).await?;

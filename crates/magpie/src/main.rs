@@ -5,6 +5,7 @@
 //! file (`--config`) < `MAGPIE_*` environment (`__` separates sections) < flags.
 
 mod config;
+mod trace_cmd;
 
 /// mimalloc instead of the system allocator. Measured on the message path
 /// (docs/performance.md): glibc's malloc and free were a fifth of the
@@ -33,19 +34,34 @@ enum Cmd {
     Config(config::ServeArgs),
     /// Create or upgrade the durable store's schema (also done at start), then exit.
     Migrate(config::ServeArgs),
+    /// Print the hops of one message on every node (accepted, durable,
+    /// published, pushed, delivered, read, indexed), from the nodes' trace buffers.
+    Trace(trace_cmd::TraceArgs),
 }
 
+/// Logs to stderr, filtered by `MAGPIE_LOG` (default `info`); the filter
+/// can be replaced at run time (`PUT /internal/v1/log`, `magpie_server::logs`).
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MAGPIE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::{
+        EnvFilter, fmt, layer::SubscriberExt, reload, util::SubscriberInitExt,
+    };
+    let initial = std::env::var("MAGPIE_LOG").unwrap_or_else(|_| "info".into());
+    let filter = EnvFilter::try_new(&initial).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
     if json {
-        builder.json().init();
+        registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init();
     } else {
-        builder.init();
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .init();
     }
+    magpie_server::logs::install(&initial, move |directives| {
+        let f = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        handle.reload(f).map_err(|e| e.to_string())
+    });
 }
 
 async fn terminated() {
@@ -98,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
                 serde_json::json!({"event": "migrated", "store": redact(&cfg.store_url())})
             );
         }
+        Cmd::Trace(args) => trace_cmd::run(args).await?,
         Cmd::Serve(args) => {
             init_logging(args.log_json);
             let cfg = config::load(&args)?;

@@ -721,6 +721,8 @@ fn every_op() -> Vec<ClientOp> {
     let ops = vec![
         ClientOp::Hello { ticket: "t".into() },
         ClientOp::Send {
+            traceparent: None,
+            sample: false,
             to: UserId(2),
             cmid: ClientMsgId::new_v7(),
             body: "x".into(),

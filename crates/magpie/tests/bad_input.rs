@@ -526,6 +526,8 @@ async fn op_before_hello_is_not_authenticated_and_not_fatal() {
             (Some(5), ErrorCode::NotAuthenticated, false)
         );
         let sneaky = ClientOp::Send {
+            traceparent: None,
+            sample: false,
             to: h.tb.user_id,
             cmid: ClientMsgId::new_v7(),
             body: "sneaky".into(),

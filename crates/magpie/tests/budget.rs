@@ -286,6 +286,8 @@ async fn with_1000_conversations(s: &TestServer, star: &magpie_proto::http::Toke
     let inputs = fans
         .iter()
         .map(|&to| magpie_server::services::SendInput {
+            trace: None,
+            sample: false,
             to,
             cmid: magpie_core::ClientMsgId::new_v7(),
             body: "hello fan".into(),

@@ -345,6 +345,8 @@ async fn chained_sends_on_a_socket_are_ordered_and_not_blocking() {
             format!("{tag}-3"),
         ];
         let send = |i: usize| ClientOp::Send {
+            traceparent: None,
+            sample: false,
             to: b.user_id,
             cmid: ClientMsgId::new_v7(),
             body: format!("{transport}{i}"),

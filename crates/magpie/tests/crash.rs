@@ -26,6 +26,8 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
     while acked.len() < TOTAL {
         while next < TOTAL && next - acked.len() < 200 && !killed {
             let op = ClientOp::Send {
+                traceparent: None,
+                sample: false,
                 to: tb.user_id,
                 cmid: cmids[next],
                 body: format!("b{next}"),
@@ -89,6 +91,8 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
         a.send_op(
             Some(i as u64),
             ClientOp::Send {
+                traceparent: None,
+                sample: false,
                 to: tb.user_id,
                 cmid: *cmid,
                 body: format!("b{i}"),
@@ -275,6 +279,8 @@ async fn group_unread_stays_exact_across_kill_9() {
                 }
             } else {
                 ClientOp::Send {
+                    traceparent: None,
+                    sample: false,
                     to: magpie_core::UserId(0),
                     cmid: ClientMsgId::new_v7(),
                     body: format!("r{round}"),

@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 
 fn send_op(to: UserId, cmid: ClientMsgId, body: &str) -> ClientOp {
     ClientOp::Send {
+        traceparent: None,
+        sample: false,
         to,
         cmid,
         body: body.into(),

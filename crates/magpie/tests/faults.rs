@@ -292,6 +292,7 @@ async fn a_stored_message_whose_publish_failed_still_reaches_the_workers() {
     );
     fleet.nats.kill9();
     let req = magpie_proto::http::SendRequest {
+        sample: false,
         to: bob,
         cmid: magpie_core::ClientMsgId::new_v7(),
         body: "while the bus was down".into(),

@@ -58,6 +58,8 @@ fn frame(f: ClientFrame) -> WsMsg {
 
 fn send_op(to: UserId, body: &str) -> ClientOp {
     ClientOp::Send {
+        traceparent: None,
+        sample: false,
         to,
         cmid: ClientMsgId::new_v7(),
         body: body.into(),

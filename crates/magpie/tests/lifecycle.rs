@@ -30,6 +30,8 @@ async fn persistence_none_is_delivered_then_gone() {
     let mut a = s.conn(&ta, "ws").await;
     let mut b = s.conn(&tb, "tcp").await;
     let op = ClientOp::Send {
+        traceparent: None,
+        sample: false,
         to: tb.user_id,
         cmid: ClientMsgId::new_v7(),
         body: "ephemeral".into(),

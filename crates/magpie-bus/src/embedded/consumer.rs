@@ -286,6 +286,14 @@ impl Consumer for EmbeddedConsumer {
         Ok(())
     }
 
+    fn pending(&self) -> Option<u64> {
+        let (cursor, topics) = {
+            let st = self.group.state.lock();
+            (st.cursor(), st.topics())
+        };
+        Some(self.inner.tail.pending(cursor, &topics))
+    }
+
     async fn nak(&mut self, offset: u64) -> Result<()> {
         if self.group.state.lock().nak(offset, Instant::now()) {
             self.inner.wake_all();

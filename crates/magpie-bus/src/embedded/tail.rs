@@ -73,6 +73,22 @@ impl Tail {
         t.start = t.start.max(upto + 1);
     }
 
+    /// Events of `topics` at or after `cursor` (a consumer's backlog): exact
+    /// while the tail covers the cursor; for a consumer further behind, the
+    /// offsets before the tail are counted whatever their topic (an upper
+    /// bound, never an under-count).
+    pub(super) fn pending(&self, cursor: u64, topics: &[String]) -> u64 {
+        let t = self.inner.lock();
+        let before = t.start.saturating_sub(cursor);
+        let from = Self::index(&t.events, cursor);
+        let held = t
+            .events
+            .range(from..)
+            .filter(|r| topics.contains(&r.1))
+            .count() as u64;
+        before + held
+    }
+
     fn index(events: &VecDeque<Row>, offset: u64) -> usize {
         events.partition_point(|r| r.0 < offset)
     }

@@ -49,6 +49,8 @@ pub(super) struct JetStreamConsumer {
     /// (partition count, this partition): offsets are `names::offset`.
     partition: (u32, u32),
     held: HashMap<u64, Held>,
+    /// What the last fetch said remains (`Consumer::pending`).
+    pending: Option<u64>,
 }
 
 impl JetStreamConsumer {
@@ -66,6 +68,7 @@ impl JetStreamConsumer {
             ack_wait,
             partition,
             held: HashMap::new(),
+            pending: None,
         }
     }
 
@@ -176,7 +179,16 @@ impl Consumer for JetStreamConsumer {
                 got.extend(self.pull(max - 1, None).await?);
             }
         }
+        // The server says with each message how many remain after it.
+        self.pending = Some(match got.last().and_then(|m| m.info().ok()) {
+            Some(info) => info.pending,
+            None => 0,
+        });
         Ok(got.into_iter().filter_map(|m| self.deliver(m)).collect())
+    }
+
+    fn pending(&self) -> Option<u64> {
+        self.pending
     }
 
     async fn ack(&mut self, offsets: &[u64]) -> Result<()> {

@@ -155,6 +155,26 @@ pub async fn fetch_wakes_on_publish(f: &impl BusFactory) {
     assert_eq!(ids(&got), vec!["late".to_string()]);
 }
 
+/// `pending` is the group's backlog of its own topics as of the last
+/// fetch: what it has not been given yet, other topics not counted.
+pub async fn pending_counts_the_groups_backlog(f: &impl BusFactory) {
+    let bus = f.open().await;
+    publish_names(&bus, "lag.mine", "l", 10).await;
+    publish_names(&bus, "lag.other", "o", 5).await;
+    let mut c = consumer(&bus, "lag", &["lag.mine"], LONG).await;
+    let mut got = Vec::new();
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while got.len() < 4 && Instant::now() < give_up {
+        got.extend(c.fetch(4 - got.len(), SHORT).await.expect("fetch"));
+    }
+    assert_eq!(got.len(), 4);
+    assert_eq!(c.pending(), Some(6), "10 published, 4 given");
+    let offsets: Vec<u64> = got.iter().map(|d| d.offset).collect();
+    c.ack(&offsets).await.expect("ack");
+    take(&mut c, 6, true).await;
+    assert_eq!(c.pending(), Some(0), "caught up");
+}
+
 /// Events go to their key's partition; a group that joins every partition
 /// sees each event once, and each key's events in publish order, whatever
 /// the partition count (one, for a backend that does not partition).

@@ -95,7 +95,12 @@ async fn redeem<T: Transport>(
     rid: Option<u64>,
     ticket: &str,
 ) -> Result<Handshake, Option<ErrorCode>> {
-    let claims = match app.state.ticket_take(ticket).await {
+    let started = std::time::Instant::now();
+    let taken = app.state.ticket_take(ticket).await;
+    crate::metrics::meters()
+        .stage_auth
+        .record(started.elapsed().as_secs_f64());
+    let claims = match taken {
         Ok(Some(c)) => c,
         Ok(None) => {
             let msg = "ticket unknown, used or expired";

@@ -35,10 +35,10 @@ pub struct Inflight {
 pub struct WindowFull;
 
 /// What an acknowledgement settled.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Acked {
-    /// When each acknowledged, tracked message was first pushed.
-    pub pushed_at: Vec<i64>,
+    /// The acknowledged pushes this window tracked.
+    pub pushes: Vec<Arc<Push>>,
     /// Sequences whose removal on delivery may be due: `none`-level
     /// messages, and anything this window did not track (it cannot tell).
     pub deliveries: Vec<Seq>,
@@ -101,10 +101,10 @@ impl Inflight {
             match tracked.remove(&s) {
                 Some(e) => {
                     self.len -= 1;
-                    out.pushed_at.push(e.push.msg.sent_at);
                     if e.push.msg.persistence == Persistence::None {
                         out.deliveries.push(s);
                     }
+                    out.pushes.push(e.push);
                 }
                 None => out.deliveries.push(s),
             }
@@ -171,6 +171,7 @@ mod tests {
 
     fn push(seq: Seq, persistence: Persistence) -> Arc<Push> {
         Push::new(Message {
+            trace: None,
             server_id: ServerMsgId(seq),
             conv: ConvId::direct(UserId(1), UserId(2)),
             seq,
@@ -203,7 +204,7 @@ mod tests {
         w.track(msg(2), now).unwrap();
         assert!(w.track(msg(3), now).is_err());
         let conv = msg(1).msg.conv.clone();
-        assert_eq!(w.ack(&conv, &[1]).pushed_at.len(), 1);
+        assert_eq!(w.ack(&conv, &[1]).pushes.len(), 1);
         w.track(msg(3), now).unwrap();
     }
 
@@ -242,7 +243,7 @@ mod tests {
         w.track(push(2, Persistence::None), now).unwrap();
         let conv = msg(1).msg.conv.clone();
         let acked = w.ack(&conv, &[1, 2, 3]);
-        assert_eq!(acked.pushed_at.len(), 2);
+        assert_eq!(acked.pushes.len(), 2);
         assert_eq!(acked.deliveries, vec![2, 3]);
         assert!(w.is_empty());
     }

@@ -19,7 +19,7 @@ use crate::error::ServerError;
 use crate::services::delivery::hub::Outbound;
 use crate::services::delivery::mailbox::Mailbox;
 use crate::services::{SendDefaults, SendInput};
-use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, UserId};
+use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, TraceContext, UserId};
 use magpie_proto::{ClientOp, ServerFrame};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -125,6 +125,8 @@ impl Requester {
                             persistence,
                             group,
                             chain,
+                            traceparent,
+                            sample,
                         },
                 } => {
                     let chained = chain.is_some();
@@ -135,6 +137,8 @@ impl Requester {
                         persistence,
                         group,
                         chain,
+                        trace: traceparent.as_deref().and_then(TraceContext::parse),
+                        sample,
                     };
                     if !chained {
                         sends.push((rid, input));

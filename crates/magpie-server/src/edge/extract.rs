@@ -22,6 +22,7 @@ impl FromRequestParts<App> for AuthUser {
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok());
+        let started = std::time::Instant::now();
         let token = bearer(header)?;
         let p = app.auth.verify_access(token)?;
         // A token signed for a user the store does not know (a key reused
@@ -30,6 +31,9 @@ impl FromRequestParts<App> for AuthUser {
         if !app.users.exists(p.user).await? {
             return Err(ServerError::unauthorized("invalid access token"));
         }
+        crate::metrics::meters()
+            .stage_auth
+            .record(started.elapsed().as_secs_f64());
         if let Some(seen) = parts.extensions.get::<SeenUser>() {
             seen.set(p.user);
         }

@@ -62,6 +62,8 @@ pub async fn send(
         persistence: req.persistence,
         group: None,
         chain: None,
+        trace: None,
+        sample: false,
     };
     let accepted = app.messaging.send_one(from, None, input).await?;
     Ok(Json(SendResult::new(cmid, accepted)))

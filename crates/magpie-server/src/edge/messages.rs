@@ -7,7 +7,8 @@ use crate::error::{Result, ServerError};
 use crate::services::SendInput;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use magpie_core::{ConvId, Seq};
+use axum::http::HeaderMap;
+use magpie_core::{ConvId, Seq, TraceContext};
 use magpie_proto::http::{
     ChainResponse, HistoryPage, ReadRequest, ReadResponse, SendRequest, SendResult, SyncRequest,
     SyncResponse, UnreadResponse,
@@ -17,6 +18,7 @@ use serde::Deserialize;
 pub async fn send(
     State(app): State<App>,
     AuthUser(p): AuthUser,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<SendRequest>,
 ) -> Result<Json<SendResult>> {
     let cmid = req.cmid;
@@ -28,6 +30,12 @@ pub async fn send(
         persistence: req.persistence,
         group: req.group,
         chain: req.chain,
+        // W3C Trace Context: one that is not valid starts a new trace.
+        trace: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse),
+        sample: req.sample,
     };
     let accepted = app
         .messaging

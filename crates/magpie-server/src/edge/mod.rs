@@ -15,6 +15,7 @@ mod groups;
 pub mod guarded;
 mod internal;
 mod messages;
+mod observe;
 pub(crate) mod search;
 
 use crate::app::App;
@@ -129,6 +130,11 @@ pub fn internal_router(app: App) -> Router {
         .route(
             "/internal/v1/bans",
             get(admin::list).post(admin::add).delete(admin::remove),
+        )
+        .route("/internal/v1/trace/{id}", get(observe::trace))
+        .route(
+            "/internal/v1/log",
+            get(observe::log_get).put(observe::log_put),
         )
         .route("/v1/decisions", get(admin::decisions))
         .route("/v1/decisions/stream", get(admin::stream))

@@ -11,6 +11,7 @@
 //! | [`Presence`] | store, delivery | presence changes and their fan-out (relay, not the log) |
 //! | [`Rooms`] | events, delivery | live rooms: join, leave, send with shedding |
 //! | [`Search`] | store, search index | message search within what the caller may see (docs/search.md) |
+//! | [`Traces`] | relay | the hops of each message on this node, and one message's hops gathered from every node (docs/observability.md) |
 //!
 //! Direction (checked by `tests/layers.rs`): `edge` and `conn` call the
 //! services; services, workers and `cluster` never import `conn` or `edge`.
@@ -35,6 +36,7 @@ mod presence;
 mod republish;
 mod rooms;
 mod search;
+pub mod trace;
 mod users;
 
 pub use delivery::Delivery;
@@ -45,4 +47,5 @@ pub use messaging::{Messaging, SendDefaults, SendInput};
 pub use presence::Presence;
 pub use rooms::Rooms;
 pub use search::{Search, SearchRequest};
+pub use trace::{Hop, HopKind, TraceConfig, Traces};
 pub use users::Users;

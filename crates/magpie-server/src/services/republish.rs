@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 const MAX_PENDING: usize = 100_000;
 const GIVE_UP: Duration = Duration::from_secs(600);
-const REPUBLISHED: &str = "magpie_republished_events_total";
+use crate::metrics::REPUBLISHED;
 
 /// Events waiting to be published again, across the process.
 static PENDING: AtomicUsize = AtomicUsize::new(0);

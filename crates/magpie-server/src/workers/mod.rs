@@ -10,6 +10,7 @@
 //! `workers.max_attempts` attempts, with a metric — never silently skipped.
 
 mod fanout;
+mod lag;
 mod members;
 mod retention;
 mod search;
@@ -118,6 +119,10 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
     };
     backoff.reset();
     let applied = metrics::counter!(crate::metrics::WORKER_EVENTS, "group" => group.clone());
+    // Shown at 0 from the start (docs/observability.md).
+    metrics::counter!(crate::metrics::DEAD_LETTERS, "group" => group.clone()).increment(0);
+    applied.increment(0);
+    let mut lag = lag::Lag::new(&group, partition);
     let mut staged = staged::Staged::new(worker.flush_every());
     let mut failing = false;
     loop {
@@ -139,6 +144,7 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
         let batch = match batch {
             Ok(b) => b,
             Err(e) => {
+                crate::metrics::meters().bus_errors.increment(1);
                 tracing::warn!(group = %group, error = %e, "fetch failed");
                 failing = true;
                 tokio::select! {
@@ -152,6 +158,7 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
             backoff.reset();
             tracing::info!(group = %group, "fetching again");
         }
+        lag.sample(consumer.as_ref(), &batch);
         if batch.is_empty() {
             continue;
         }
@@ -165,6 +172,7 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
         if let Err(e) = consumer.ack(&acks).await {
             // Not acknowledged: the events come back and are applied again,
             // which every worker tolerates (idempotent apply).
+            crate::metrics::meters().bus_errors.increment(1);
             tracing::warn!(group = %group, error = %e, "ack failed");
         }
     }

@@ -16,9 +16,12 @@
 use super::Worker;
 use crate::app::App;
 use crate::error::Result;
+use crate::services::trace::{self, Hop, HopKind, Traces};
 use async_trait::async_trait;
 use magpie_core::{BusEvent, Message, now_ms};
 use magpie_search::{Batch, SearchIndex, schema::indexable};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -26,6 +29,11 @@ pub struct Indexer {
     node: String,
     index: SearchIndex,
     every: Duration,
+    traces: Arc<Traces>,
+    /// What was staged since the last commit: each message's hop and
+    /// acceptance time, recorded (`indexed`, and the indexing delay) once
+    /// a commit made it searchable.
+    staged: Mutex<Vec<(Hop, i64)>>,
 }
 
 #[async_trait]
@@ -51,6 +59,13 @@ impl Worker for Indexer {
             return Ok(());
         }
         let n = upsert.len() as u64;
+        {
+            let mut staged = self.staged.lock();
+            for m in &upsert {
+                let hop = self.traces.enabled().then(|| Hop::of(HopKind::Indexed, m));
+                staged.push((hop.unwrap_or_default(), m.sent_at));
+            }
+        }
         self.index
             .stage(Batch {
                 upsert,
@@ -67,7 +82,21 @@ impl Worker for Indexer {
         self.index.epoch()
     }
     async fn flush(&self) -> Result<u64> {
-        Ok(self.index.commit().await?)
+        let committed = self.index.commit().await;
+        let staged = std::mem::take(&mut *self.staged.lock());
+        // A failed commit drops the hops with the staged documents: the
+        // events come again, and so will their hops.
+        let epoch = committed?;
+        let now = now_ms();
+        let delay = metrics::histogram!(crate::metrics::SEARCH_DELAY);
+        for (mut hop, sent_at) in staged {
+            delay.record((now - sent_at).max(0) as f64 / 1000.0);
+            if hop.server_id != 0 {
+                hop.at_us = trace::now_us();
+                self.traces.record(hop);
+            }
+        }
+        Ok(epoch)
     }
 }
 
@@ -78,6 +107,8 @@ pub fn spawn(app: &App, index: SearchIndex) -> Vec<(String, JoinHandle<()>)> {
         node: app.node().to_string(),
         index: index.clone(),
         every: Duration::from_millis(app.cfg.search.commit_ms.max(1)),
+        traces: app.traces.clone(),
+        staged: Mutex::new(Vec::new()),
     };
     let run = {
         let app = app.clone();

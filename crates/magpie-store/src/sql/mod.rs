@@ -91,6 +91,7 @@ pub(crate) type MessageRow = (i64, String, i64, i64, i64, String, String, String
 pub(crate) fn message_of(r: MessageRow) -> std::result::Result<Message, sqlx::Error> {
     let (server_id, conv, seq, from, to, cmid, body, persistence, sent_at, searchable) = r;
     Ok(Message {
+        trace: None,
         server_id: ServerMsgId(server_id),
         conv: conv_of(&conv)?,
         seq,

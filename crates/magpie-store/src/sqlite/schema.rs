@@ -176,6 +176,7 @@ pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     let cmid: Vec<u8> = row.get(5)?;
     let persistence: String = row.get(7)?;
     Ok(Message {
+        trace: None,
         server_id: ServerMsgId(row.get(0)?),
         conv: conv_at(row, 1)?,
         seq: row.get(2)?,

@@ -116,6 +116,7 @@ pub fn next_server_id() -> magpie_core::ServerMsgId {
 /// A new `forever` message from `from` to `to` in their direct conversation.
 pub fn new_msg(from: UserId, to: UserId, body: &str) -> NewMessage {
     NewMessage {
+        trace: None,
         server_id: next_server_id(),
         conv: ConvId::direct(from, to),
         from,
@@ -139,6 +140,7 @@ pub fn new_msg_kept(from: UserId, to: UserId, body: &str, p: Persistence) -> New
 /// A new `forever` message from `from` to group `g`.
 pub fn group_msg(g: GroupId, from: UserId, body: &str) -> NewMessage {
     NewMessage {
+        trace: None,
         server_id: next_server_id(),
         conv: ConvId::group(g),
         from,

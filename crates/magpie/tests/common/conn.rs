@@ -149,6 +149,8 @@ impl Conn {
 
     pub async fn send_msg(&mut self, to: UserId, body: &str) -> ServerFrame {
         self.request(ClientOp::Send {
+            traceparent: None,
+            sample: false,
             to,
             cmid: ClientMsgId::new_v7(),
             body: body.into(),
@@ -161,6 +163,8 @@ impl Conn {
 
     pub async fn send_group(&mut self, group: i64, body: &str) -> ServerFrame {
         self.request(ClientOp::Send {
+            traceparent: None,
+            sample: false,
             to: UserId(0),
             cmid: ClientMsgId::new_v7(),
             body: body.into(),

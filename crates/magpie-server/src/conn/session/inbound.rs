@@ -5,7 +5,8 @@
 use super::{Session, encoded};
 use crate::conn::requests::{Req, Requester};
 use crate::conn::transport::{Inbound, Transport};
-use crate::metrics::meters;
+use crate::metrics::{meters, transport_index};
+use crate::services::trace::HopKind;
 use magpie_proto::{ClientFrame, ClientOp, ErrorCode, ServerFrame, decode_client};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -102,8 +103,10 @@ impl<T: Transport> Session<T> {
                 let acked = self.inflight.ack(&conv, &seqs);
                 let m = meters();
                 let now = magpie_core::now_ms();
-                for at in acked.pushed_at {
-                    m.delivery_latency.record((now - at).max(0) as f64 / 1000.0);
+                let latency = &m.delivery_latency[transport_index(self.transport)];
+                for push in &acked.pushes {
+                    latency.record((now - push.msg.sent_at).max(0) as f64 / 1000.0);
+                    self.hop(HopKind::Delivered, &push.msg);
                 }
                 m.acked.increment(seqs.len() as u64);
                 // Group messages are kept for every member (read diffusion):

@@ -93,6 +93,8 @@ struct Session<T> {
     io: T,
     user: UserId,
     device: DeviceId,
+    /// The device id as trace hops keep it (`services/trace`).
+    device_key: Arc<str>,
     conn: u64,
     route: Route,
     settings: ClientSettings,
@@ -154,6 +156,7 @@ impl<T: Transport> Session<T> {
             ip,
             io,
             user,
+            device_key: device.as_str().into(),
             device: device.clone(),
             conn,
             route,

@@ -4,8 +4,10 @@
 use super::Session;
 use crate::conn::requests::Req;
 use crate::conn::transport::Transport;
-use crate::metrics::meters;
+use crate::metrics::{meters, transport_index};
 use crate::services::delivery::hub::{Outbound, Push};
+use crate::services::trace::{Hop, HopKind};
+use magpie_core::Message;
 use magpie_proto::{ErrorCode, ServerFrame};
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -38,6 +40,21 @@ impl<T: Transport> Session<T> {
             self.end(ErrorCode::SlowConsumer, f);
         } else {
             self.feed(push.frame.clone());
+            let late = (magpie_core::now_ms() - push.msg.sent_at).max(0) as f64 / 1000.0;
+            meters().delivery_written[transport_index(self.transport)].record(late);
+            self.hop(HopKind::Pushed, &push.msg);
+        }
+    }
+
+    /// Records a hop of `msg` at this device (`services/trace`).
+    pub(super) fn hop(&self, kind: HopKind, msg: &Message) {
+        let traces = &self.app.traces;
+        if traces.enabled() {
+            let mut hop = Hop::of(kind, msg)
+                .user(self.user)
+                .device(Some(&self.device_key));
+            hop.transport = Some(self.transport);
+            traces.record(hop);
         }
     }
 }

@@ -51,6 +51,8 @@ const RESTORE_BATCH: usize = 1000;
 pub type ConnAddr = (UserId, u64);
 
 pub struct Delivery {
+    /// This node's message hops (forwarded, offline; sessions record pushes).
+    pub traces: Arc<crate::services::Traces>,
     cfg: Arc<Config>,
     /// Group sizes and member lists (who a small group's message goes to).
     store: Store,
@@ -82,8 +84,10 @@ impl Delivery {
         state: State,
         relay: Relay,
         ids: Arc<MsgIdGen>,
+        traces: Arc<crate::services::Traces>,
     ) -> Delivery {
         Delivery {
+            traces,
             store,
             state,
             relay,

@@ -10,6 +10,7 @@ use super::hub::{Outbound, Push};
 use super::members::Stamps;
 use super::{ConnAddr, Delivery};
 use crate::metrics::meters;
+use crate::services::trace::{Hop, HopKind};
 use magpie_core::{
     BusEvent, DeliverPayload, DeviceId, EventId, GroupId, GroupStamp, Message, RoomMessage, UserId,
 };
@@ -155,9 +156,20 @@ impl Delivery {
         let mut pushed = 0u64;
         let mut stale = Vec::new();
         let mut remote = ElsewhereTargets::new();
+        let tracing = self.traces.enabled();
         for (i, (push, origin)) in pushes.iter().enumerate() {
             let msg = &push.msg;
             for &user in audience.targets(msg).as_slice() {
+                // The receiver of a direct message with no device online:
+                // the answer to "why did Bob not get it" (he syncs later).
+                if tracing
+                    && user == msg.to
+                    && msg.conv.group_id().is_none()
+                    && routes.get(&user).is_none_or(|r| r.is_empty())
+                {
+                    self.traces
+                        .record(Hop::of(HopKind::Offline, msg).user(user));
+                }
                 for route in routes.get(&user).into_iter().flatten() {
                     if user == msg.from && Some(&route.device) == origin.as_ref() {
                         continue;
@@ -195,6 +207,13 @@ impl Delivery {
         let mut events = Vec::new();
         for (node, per_msg) in remote {
             let per_msg: Vec<_> = per_msg.into_iter().collect();
+            if self.traces.enabled() {
+                let to: Arc<str> = node.as_str().into();
+                for (i, _) in &per_msg {
+                    let hop = Hop::of(HopKind::Forwarded, &pushes[*i].0.msg);
+                    self.traces.record(hop.detail(to.clone()));
+                }
+            }
             for chunk in per_msg.chunks(DELIVER_MSGS) {
                 let id = EventId::DeliverMessages {
                     node: node.clone(),

@@ -18,7 +18,7 @@ mod send;
 mod sync;
 
 use super::delivery::Delivery;
-use super::{Events, Users};
+use super::{Events, Traces, Users};
 use crate::config::Config;
 use magpie_core::MsgIdGen;
 use magpie_store::{State, Store};
@@ -35,6 +35,7 @@ pub struct Messaging {
     ids: Arc<MsgIdGen>,
     users: Arc<Users>,
     delivery: Arc<Delivery>,
+    traces: Arc<Traces>,
     /// Where every checked send goes to be made durable.
     pipeline: Pipeline,
     /// Held chained sends and devices' chain gaps on this node.
@@ -50,6 +51,7 @@ pub struct MessagingParts {
     pub ids: Arc<MsgIdGen>,
     pub users: Arc<Users>,
     pub delivery: Arc<Delivery>,
+    pub traces: Arc<Traces>,
 }
 
 impl Messaging {
@@ -62,6 +64,7 @@ impl Messaging {
             ids: p.ids,
             users: p.users,
             delivery: p.delivery,
+            traces: p.traces,
             pipeline: Pipeline::default(),
             chains: chain::Chains::default(),
         }

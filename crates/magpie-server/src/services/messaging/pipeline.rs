@@ -18,6 +18,7 @@ use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::metrics::meters;
 use crate::services::delivery::{Stamps, note_stamp};
+use crate::services::trace::{Hop, HopKind};
 use magpie_bus::Outgoing;
 use magpie_core::{
     Accepted, BusEvent, ClientMsgId, DeviceId, EventId, Message, NewMessage, ServerMsgId, UserId,
@@ -165,9 +166,13 @@ async fn accept_stage(
 async fn accept(app: &Messaging, subs: Vec<Submission>) -> Vec<Stored> {
     let counts: Vec<usize> = subs.iter().map(|s| s.msgs.len()).collect();
     let all: Vec<NewMessage> = subs.iter().flat_map(|s| s.msgs.iter().cloned()).collect();
-    let outcomes = match app.store.messages().accept(all).await {
+    let started = std::time::Instant::now();
+    let accepted = app.store.messages().accept(all).await;
+    meters().stage_store.record(started.elapsed().as_secs_f64());
+    let outcomes = match accepted {
         Ok(o) => o,
         Err(e) => {
+            meters().store_errors.increment(1);
             let msg = e.to_string();
             for (sub, n) in subs.into_iter().zip(counts) {
                 let err = || Err(ServerError::Unavailable(format!("storage: {msg}")));
@@ -228,7 +233,13 @@ async fn accept(app: &Messaging, subs: Vec<Submission>) -> Vec<Stored> {
                     None if nm.from == nm.to => 2,
                     None => 3,
                 };
-                s.publish.push(Message::from_new(nm, acc.seq));
+                let msg = Message::from_new(nm, acc.seq);
+                if app.traces.enabled() {
+                    let conv: Arc<str> = msg.conv.as_str().into();
+                    app.traces
+                        .record(Hop::of(HopKind::Durable, &msg).detail(conv));
+                }
+                s.publish.push(msg);
             }
             s.outcomes.push(Ok(acc));
         }
@@ -268,13 +279,16 @@ async fn publish(app: &Messaging, batch: Vec<Stored>) {
             }
         }
     }
+    let started = std::time::Instant::now();
     let published = if events.is_empty() {
         Ok(())
     } else {
         app.events.publish_sealed(events.clone()).await
     };
+    meters().stage_bus.record(started.elapsed().as_secs_f64());
     if let Err(e) = published {
         // Stored but not published: the senders retry, and so do we.
+        meters().bus_errors.increment(1);
         app.events.republish_later(events);
         let msg = format!("bus: {e}");
         for s in batch {
@@ -301,6 +315,12 @@ async fn publish(app: &Messaging, batch: Vec<Stored>) {
         m.store_rows.increment(s.rows);
         remembered.extend(s.remember);
         let _ = s.reply.send(s.outcomes);
+        if app.traces.enabled() {
+            for msg in &s.publish {
+                app.traces
+                    .record(Hop::of(HopKind::Published, msg).user(msg.from));
+            }
+        }
         pushes.extend(s.publish.into_iter().map(|msg| (msg, s.origin.clone())));
     }
     app.delivery.push_messages(pushes, &stamps).await;
@@ -373,6 +393,7 @@ mod tests {
 
     fn msg(id: i64, body: usize) -> Message {
         Message {
+            trace: None,
             server_id: ServerMsgId(id),
             conv: ConvId::direct(UserId(1), UserId(2)),
             seq: id,

@@ -4,6 +4,7 @@
 use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::services::delivery::Notice;
+use crate::services::trace::{self, Hop, HopKind};
 use magpie_core::{BusEvent, ConvId, EventId, ReadUpTo, Seq, UserId, now_ms};
 
 impl Messaging {
@@ -41,6 +42,17 @@ impl Messaging {
             seq: pos,
         };
         self.events.publish(event, id).await?;
+        if self.traces.enabled() && pos > before.read_seq {
+            // A read names a position: it covers every message up to it.
+            self.traces.record(Hop {
+                kind: HopKind::Read,
+                at_us: trace::now_us(),
+                conv: trace::conv_key(conv),
+                seq: pos,
+                user: user.0,
+                ..Hop::default()
+            });
+        }
         if let Some(peer) = conv.peer_of(user).filter(|p| *p != user) {
             self.delivery
                 .notify(

@@ -8,10 +8,12 @@
 use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::metrics::meters;
+use crate::services::trace::{self, Hop, HopKind};
 use magpie_core::{
     Accepted, ChainLink, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, NewMessage,
-    Persistence, UserId, now_ms,
+    Persistence, TraceContext, UserId, now_ms,
 };
+use std::sync::Arc;
 
 /// What a send takes from its sender's settings (the device's, else the
 /// user's): the persistence an input does not name, and whether the
@@ -43,6 +45,10 @@ pub struct SendInput {
     pub group: Option<GroupId>,
     /// The message's link in its device's ordering chain (`chain.rs`).
     pub chain: Option<ChainLink>,
+    /// The client's trace context, if it sent a valid one.
+    pub trace: Option<TraceContext>,
+    /// The client asked that this message's trace be sampled.
+    pub sample: bool,
 }
 
 impl Messaging {
@@ -122,11 +128,18 @@ impl Messaging {
         // The fast path for the whole batch in one round trip; if the state
         // is unreachable, the store's durable key still answers.
         let cmids: Vec<ClientMsgId> = inputs.iter().map(|i| i.cmid).collect();
+        let started = std::time::Instant::now();
         let known = self
             .state
             .idem_get_many(from, &cmids)
             .await
             .unwrap_or_default();
+        meters()
+            .stage_idempotency
+            .record(started.elapsed().as_secs_f64());
+        let dev: Option<Arc<str>> = device
+            .filter(|_| self.traces.enabled())
+            .map(|d| d.as_str().into());
         let mut fresh = Vec::new();
         let mut fresh_idx = Vec::new();
         // Group senders are checked by the store, inside the transaction
@@ -138,6 +151,18 @@ impl Messaging {
             match self.prepare(from, input, hit, defaults).await {
                 Ok(Prepared::Known(acc)) => results[i] = Some(Ok(acc)),
                 Ok(Prepared::New(nm)) => {
+                    self.traces.record(
+                        Hop {
+                            kind: HopKind::Accepted,
+                            server_id: nm.server_id.0,
+                            conv: trace::conv_key(&nm.conv),
+                            trace: nm.trace,
+                            at_us: trace::now_us(),
+                            ..Hop::default()
+                        }
+                        .user(from)
+                        .device(dev.as_ref()),
+                    );
                     fresh.push(nm);
                     fresh_idx.push(i);
                 }
@@ -218,6 +243,7 @@ impl Messaging {
             return Ok(Prepared::Known(acc));
         }
         Ok(Prepared::New(NewMessage {
+            trace: Some(self.traces.decide(input.trace, input.sample)),
             server_id: self.ids.next(),
             conv,
             from,

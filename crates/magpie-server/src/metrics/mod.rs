@@ -1,5 +1,8 @@
 //! Prometheus metrics, rendered by our own `GET /metrics` route (no extra
-//! listener). The recorder is process-global, installed once.
+//! listener). The recorder is process-global, installed once. Every series
+//! is listed in `catalog.rs` and docs/observability.md.
+
+pub mod catalog;
 
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -11,7 +14,17 @@ pub const DUPLICATES: &str = "magpie_messages_duplicate_total";
 pub const PUSHED: &str = "magpie_messages_pushed_total";
 pub const ACKED: &str = "magpie_messages_acked_total";
 pub const RESENT: &str = "magpie_messages_resent_total";
+/// Accept → the receiving device's ack, by transport.
 pub const DELIVERY_LATENCY: &str = "magpie_delivery_latency_seconds";
+/// Accept → the push written to the receiving device's socket, by transport.
+pub const DELIVERY_WRITTEN: &str = "magpie_delivery_written_seconds";
+/// Time a send spends in each stage of acceptance (label `stage`: `auth`,
+/// `idempotency`, `store`, `bus`); store and bus per batch.
+pub const ACCEPT_STAGE: &str = "magpie_accept_stage_seconds";
+/// Store and bus calls that failed (unreachable, timed out, corrupt), not
+/// the domain's refusals.
+pub const STORE_ERRORS: &str = "magpie_store_errors_total";
+pub const BUS_ERRORS: &str = "magpie_bus_errors_total";
 pub const DEAD_LETTERS: &str = "magpie_dead_letters_total";
 /// Bus events a worker group applied and acknowledged (label `group`).
 pub const WORKER_EVENTS: &str = "magpie_worker_events_total";
@@ -61,11 +74,24 @@ pub const SEARCH_INDEXED: &str = "magpie_search_indexed_total";
 pub const SEARCH_REBUILDING: &str = "magpie_search_rebuilding";
 /// Documents in this node's search index (after its last commit).
 pub const SEARCH_DOCS: &str = "magpie_search_documents";
+/// A consumer group's backlog in a partition (labels `group`, `partition`):
+/// events not yet given to it, and the age of the oldest message in the
+/// batch it last took (0 once it finds nothing new). Sampled each second.
+pub const CONSUMER_LAG: &str = "magpie_consumer_lag_events";
+pub const CONSUMER_LAG_SECONDS: &str = "magpie_consumer_lag_seconds";
+/// Acceptance → searchable (the index commit holding it), per message.
+pub const SEARCH_DELAY: &str = "magpie_search_index_delay_seconds";
 /// Search queries answered (label `outcome`: `ok` or `error`).
 pub const SEARCH_QUERIES: &str = "magpie_search_queries_total";
 /// Chained sends whose predecessor never came within `chain.wait_ms` (the
 /// gap alarm; label `action`: `skip` or `reject`).
 pub const CHAIN_GAPS: &str = "magpie_chain_gaps_total";
+/// Events given back to the bus after a failed publish, by outcome
+/// (`published` in the end, or `dropped` after the give-up time).
+pub const REPUBLISHED: &str = "magpie_republished_events_total";
+/// Store shards found down, and how many are down now (sharded stores).
+pub const STORE_SHARD_DOWN: &str = "magpie_store_shard_down_total";
+pub const STORE_SHARDS_DOWN: &str = "magpie_store_shards_down";
 /// Chained sends held for their predecessor (not the gaps: every wait).
 pub const CHAIN_HELD: &str = "magpie_chain_held_total";
 /// Chained sends refused at once for a device over its gap limit (label
@@ -80,9 +106,10 @@ pub fn exporter() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(
-                Matcher::Full(DELIVERY_LATENCY.into()),
+                Matcher::Suffix("_seconds".into()),
                 &[
-                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0,
                 ],
             )
             .unwrap_or_else(|_| PrometheusBuilder::new());
@@ -125,7 +152,15 @@ pub struct Meters {
     pub pushed: Counter,
     pub acked: Counter,
     pub resent: Counter,
-    pub delivery_latency: Histogram,
+    /// By transport (`transport_index`): accept → ack, accept → written.
+    pub delivery_latency: [Histogram; 2],
+    pub delivery_written: [Histogram; 2],
+    pub stage_auth: Histogram,
+    pub stage_idempotency: Histogram,
+    pub stage_store: Histogram,
+    pub stage_bus: Histogram,
+    pub store_errors: Counter,
+    pub bus_errors: Counter,
     pub slow_consumers: Counter,
     pub bad_frames: Counter,
     pub route_lookups: Counter,
@@ -151,6 +186,14 @@ pub struct Meters {
 
 static METERS: OnceLock<Meters> = OnceLock::new();
 
+/// The transports, in the order of the per-transport handles.
+pub const TRANSPORTS: [&str; 2] = ["ws", "tcp"];
+
+/// The index of `transport` among `TRANSPORTS`.
+pub fn transport_index(transport: &str) -> usize {
+    usize::from(transport == "tcp")
+}
+
 /// The cached handles (the recorder is installed first).
 pub fn meters() -> &'static Meters {
     METERS.get_or_init(|| {
@@ -161,7 +204,16 @@ pub fn meters() -> &'static Meters {
             pushed: metrics::counter!(PUSHED),
             acked: metrics::counter!(ACKED),
             resent: metrics::counter!(RESENT),
-            delivery_latency: metrics::histogram!(DELIVERY_LATENCY),
+            delivery_latency: TRANSPORTS
+                .map(|t| metrics::histogram!(DELIVERY_LATENCY, "transport" => t)),
+            delivery_written: TRANSPORTS
+                .map(|t| metrics::histogram!(DELIVERY_WRITTEN, "transport" => t)),
+            stage_auth: metrics::histogram!(ACCEPT_STAGE, "stage" => "auth"),
+            stage_idempotency: metrics::histogram!(ACCEPT_STAGE, "stage" => "idempotency"),
+            stage_store: metrics::histogram!(ACCEPT_STAGE, "stage" => "store"),
+            stage_bus: metrics::histogram!(ACCEPT_STAGE, "stage" => "bus"),
+            store_errors: metrics::counter!(STORE_ERRORS),
+            bus_errors: metrics::counter!(BUS_ERRORS),
             slow_consumers: metrics::counter!(SLOW_CONSUMERS),
             bad_frames: metrics::counter!(BAD_FRAMES),
             route_lookups: metrics::counter!(ROUTE_LOOKUPS),

@@ -1,0 +1,48 @@
+//! Operator routes for following messages and tuning logs, on the internal
+//! listener with the service key (docs/observability.md):
+//!
+//! - `GET /internal/v1/trace/{server_id}`: the hops of one message, gathered
+//!   from every node (`services/trace`), what `magpie trace` prints;
+//! - `GET /internal/v1/log` and `PUT /internal/v1/log` `{"filter": …}`: this
+//!   node's log filter, read and changed at run time (`crate::logs`).
+
+use super::extract::{ApiJson, Service};
+use crate::app::App;
+use crate::error::{Result, ServerError};
+use axum::Json;
+use axum::extract::{Path, State};
+use magpie_core::ServerMsgId;
+use magpie_proto::http::TraceReport;
+use serde::{Deserialize, Serialize};
+
+pub async fn trace(
+    State(app): State<App>,
+    _: Service,
+    Path(id): Path<String>,
+) -> Result<Json<TraceReport>> {
+    let id = id
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .map(ServerMsgId)
+        .ok_or_else(|| ServerError::bad_field("server_id: a positive integer"))?;
+    Ok(Json(app.traces.gather(&app.state, id).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogFilter {
+    pub filter: String,
+}
+
+pub async fn log_get(_: Service) -> Result<Json<LogFilter>> {
+    let filter = crate::logs::current().ok_or_else(|| {
+        ServerError::Unavailable("log levels are not controllable in this process".into())
+    })?;
+    Ok(Json(LogFilter { filter }))
+}
+
+pub async fn log_put(_: Service, ApiJson(req): ApiJson<LogFilter>) -> Result<Json<LogFilter>> {
+    Ok(Json(LogFilter {
+        filter: crate::logs::set(&req.filter)?,
+    }))
+}

@@ -1,0 +1,26 @@
+//! `[trace]`: message traces (docs/observability.md, docs/config.md).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TraceConfig {
+    /// Hops this node keeps for `magpie trace` (about 100 bytes each); the
+    /// oldest are forgotten first. 0 keeps none.
+    pub buffer: usize,
+    /// Share of messages whose trace is sampled (0.0 to 1.0), besides those
+    /// a client asked to sample or sent with a sampled `traceparent`.
+    pub sample_ratio: f64,
+    /// How long a trace query waits for every node's answer, ms.
+    pub gather_ms: u64,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig {
+            buffer: 200_000,
+            sample_ratio: 0.01,
+            gather_ms: 1_000,
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Message traces: the hops of each message on this node — accepted,
+//! durable, published, forwarded, offline, pushed (per device), delivered,
+//! read, indexed — in a bounded buffer (`ring.rs`), and the question "what
+//! happened to message N" asked of every node at once over the relay
+//! (`gather.rs`). docs/observability.md.
+//!
+//! Invariants: recording never blocks on I/O and never fails a message
+//! (a hop is a few words pushed under a short lock, or nothing when
+//! `trace.buffer` is 0); no body is ever recorded; a message's trace
+//! context is decided once, at acceptance (`decide`), and travels with it.
+
+mod config;
+mod gather;
+mod ring;
+
+use magpie_bus::Relay;
+use magpie_core::{ConvId, Message, Seq, TraceContext, UserId, stable_hash};
+use magpie_proto::http::TraceHop;
+use std::sync::Arc;
+
+pub use config::TraceConfig;
+pub use gather::TRACE_SUBJECT;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HopKind {
+    #[default]
+    Accepted,
+    Durable,
+    Published,
+    Forwarded,
+    Offline,
+    Pushed,
+    Delivered,
+    Read,
+    Indexed,
+}
+
+impl HopKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HopKind::Accepted => "accepted",
+            HopKind::Durable => "durable",
+            HopKind::Published => "published",
+            HopKind::Forwarded => "forwarded",
+            HopKind::Offline => "offline",
+            HopKind::Pushed => "pushed",
+            HopKind::Delivered => "delivered",
+            HopKind::Read => "read",
+            HopKind::Indexed => "indexed",
+        }
+    }
+}
+
+/// One hop as kept: ids and a time, no body.
+#[derive(Debug, Clone, Default)]
+pub struct Hop {
+    pub kind: HopKind,
+    pub at_us: i64,
+    /// 0 for a read (it names a conversation and a sequence).
+    pub server_id: i64,
+    /// The conversation's stable hash (`conv_key`).
+    pub conv: u64,
+    pub seq: Seq,
+    /// The sender (accepted) or the receiver (pushed, delivered, read,
+    /// offline); 0 when none.
+    pub user: i64,
+    pub device: Option<Arc<str>>,
+    pub transport: Option<&'static str>,
+    pub trace: Option<TraceContext>,
+    pub detail: Option<Arc<str>>,
+}
+
+impl Hop {
+    /// A hop of `msg` now.
+    pub fn of(kind: HopKind, msg: &Message) -> Hop {
+        Hop {
+            kind,
+            at_us: now_us(),
+            server_id: msg.server_id.0,
+            conv: conv_key(&msg.conv),
+            seq: msg.seq,
+            trace: msg.trace,
+            ..Hop::default()
+        }
+    }
+
+    pub fn user(mut self, user: UserId) -> Hop {
+        self.user = user.0;
+        self
+    }
+
+    pub fn device(mut self, device: Option<&Arc<str>>) -> Hop {
+        self.device = device.cloned();
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<Arc<str>>) -> Hop {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// The key hops of one conversation are found by.
+pub fn conv_key(conv: &ConvId) -> u64 {
+    stable_hash(conv.as_str().as_bytes())
+}
+
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+pub struct Traces {
+    node: Arc<str>,
+    ring: ring::Ring,
+    sample_ratio: f64,
+    relay: Relay,
+    wait: std::time::Duration,
+}
+
+impl Traces {
+    pub fn new(node: &str, cfg: &TraceConfig, relay: Relay) -> Traces {
+        Traces {
+            node: node.into(),
+            ring: ring::Ring::new(cfg.buffer),
+            sample_ratio: cfg.sample_ratio.clamp(0.0, 1.0),
+            relay,
+            wait: std::time::Duration::from_millis(cfg.gather_ms.max(1)),
+        }
+    }
+
+    /// Whether hops are kept at all (`trace.buffer` > 0).
+    pub fn enabled(&self) -> bool {
+        self.ring.enabled()
+    }
+
+    pub fn record(&self, hop: Hop) {
+        self.ring.push(hop);
+    }
+
+    /// The trace context of a message accepted now: the client's, one hop
+    /// further, or a new trace; sampled when the client's context was, when
+    /// the client asked (`sample`), or by `trace.sample_ratio`.
+    pub fn decide(&self, client: Option<TraceContext>, sample: bool) -> TraceContext {
+        let sampled = sample
+            || client.is_some_and(|c| c.sampled)
+            || (self.sample_ratio > 0.0 && rand::random::<f64>() < self.sample_ratio);
+        match client {
+            Some(c) => TraceContext {
+                sampled,
+                ..c.child()
+            },
+            None => TraceContext::root(sampled),
+        }
+    }
+
+    fn view(&self, node: &str, h: &Hop) -> TraceHop {
+        TraceHop {
+            hop: h.kind.as_str().into(),
+            node: node.into(),
+            at_us: h.at_us,
+            user: (h.user != 0).then_some(UserId(h.user)),
+            device: h.device.as_deref().map(String::from),
+            transport: h.transport.map(String::from),
+            seq: (h.seq > 0).then_some(h.seq),
+            trace_id: h.trace.map(|t| t.trace_hex()),
+            detail: h.detail.as_deref().map(String::from),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The node's bounded buffer of hops: sharded by conversation so hops of
+//! different conversations (recorded from different threads) rarely meet
+//! on one lock, each shard a ring that forgets its oldest hop when full.
+//!
+//! Invariant: memory is bounded by `trace.buffer` hops, whatever the
+//! traffic; a query scans every shard (queries are rare, hops are not).
+
+use super::{Hop, HopKind};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+
+const SHARDS: usize = 16;
+
+pub struct Ring {
+    shards: Vec<Mutex<VecDeque<Hop>>>,
+    per_shard: usize,
+}
+
+/// What a query asks for: the hops of message `id`, and, once its
+/// conversation and sequence are known, the reads that cover it.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    pub id: i64,
+    pub conv: Option<u64>,
+    pub seq: i64,
+}
+
+impl Ring {
+    pub fn new(capacity: usize) -> Ring {
+        let per_shard = capacity.div_ceil(SHARDS);
+        Ring {
+            shards: (0..SHARDS).map(|_| Mutex::new(VecDeque::new())).collect(),
+            per_shard,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.per_shard > 0
+    }
+
+    pub fn push(&self, hop: Hop) {
+        if self.per_shard == 0 {
+            return;
+        }
+        let mut shard = self.shards[(hop.conv % SHARDS as u64) as usize].lock();
+        if shard.len() >= self.per_shard {
+            shard.pop_front();
+        }
+        shard.push_back(hop);
+    }
+
+    /// The matching hops, oldest first, at most `limit`.
+    pub fn find(&self, w: Wanted, limit: usize) -> Vec<Hop> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock();
+            out.extend(shard.iter().filter(|h| matches(h, w)).cloned());
+        }
+        out.sort_by_key(|h| h.at_us);
+        out.truncate(limit);
+        out
+    }
+}
+
+fn matches(h: &Hop, w: Wanted) -> bool {
+    if h.server_id == w.id && w.id != 0 {
+        return true;
+    }
+    // A read names no message: it covers every sequence up to its own.
+    h.kind == HopKind::Read && w.conv == Some(h.conv) && h.seq >= w.seq && w.seq > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hop(kind: HopKind, id: i64, conv: u64, seq: i64, at_us: i64) -> Hop {
+        Hop {
+            kind,
+            at_us,
+            server_id: id,
+            conv,
+            seq,
+            ..Hop::default()
+        }
+    }
+
+    #[test]
+    fn a_full_shard_forgets_its_oldest_and_memory_stays_bounded() {
+        let r = Ring::new(32);
+        for i in 0..1_000 {
+            r.push(hop(HopKind::Accepted, i, 7, i, i));
+        }
+        let all = r.find(
+            Wanted {
+                id: 999,
+                conv: None,
+                seq: 0,
+            },
+            10,
+        );
+        assert_eq!(all.len(), 1);
+        let gone = r.find(
+            Wanted {
+                id: 3,
+                conv: None,
+                seq: 0,
+            },
+            10,
+        );
+        assert!(gone.is_empty(), "the oldest went first");
+        let kept: usize = r.shards.iter().map(|s| s.lock().len()).sum();
+        assert_eq!(kept, 2, "32 hops over 16 shards: 2 for this conversation");
+    }
+
+    #[test]
+    fn reads_that_cover_the_sequence_match_and_others_do_not() {
+        let r = Ring::new(1_000);
+        r.push(hop(HopKind::Pushed, 42, 9, 5, 2));
+        r.push(hop(HopKind::Accepted, 42, 9, 0, 1));
+        r.push(hop(HopKind::Read, 0, 9, 4, 3));
+        r.push(hop(HopKind::Read, 0, 9, 6, 4));
+        r.push(hop(HopKind::Read, 0, 8, 9, 5));
+        let w = Wanted {
+            id: 42,
+            conv: Some(9),
+            seq: 5,
+        };
+        let kinds: Vec<HopKind> = r.find(w, 10).iter().map(|h| h.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![HopKind::Accepted, HopKind::Pushed, HopKind::Read],
+            "in time order; the read up to 4 and the other conversation's do not cover it"
+        );
+        assert!(!Ring::new(0).enabled());
+    }
+}

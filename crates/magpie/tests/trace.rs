@@ -1,0 +1,210 @@
+//! One message followed through the server: its hops on every node, in
+//! order, with node names, from the trace buffers (`magpie trace` and
+//! `GET /internal/v1/trace/{id}`; docs/observability.md). Across two nodes
+//! with `MAGPIE_TEST_BACKENDS=cluster`; on one node with the embedded
+//! backends.
+
+mod common;
+use common::*;
+use magpie_core::{ClientMsgId, ConvId, TraceContext};
+use magpie_proto::http::TraceReport;
+use magpie_proto::{ClientOp, ServerFrame};
+use std::time::{Duration, Instant};
+
+const CLIENT_TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+
+async fn report(s: &TestServer, id: i64) -> (u16, serde_json::Value) {
+    let r = s
+        .http
+        .get(format!("{}/internal/v1/trace/{id}", s.internal()))
+        .bearer_auth("service-key-for-tests")
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Asks until the report has every hop in `want` (hops arrive as the
+/// workers and the receiver get to them).
+async fn trace_with(s: &TestServer, id: i64, want: &[&str]) -> TraceReport {
+    let give_up = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (st, v) = report(s, id).await;
+        assert_eq!(st, 200, "{v}");
+        let r: TraceReport = serde_json::from_value(v).unwrap();
+        if want.iter().all(|w| r.hops.iter().any(|h| h.hop == *w)) {
+            return r;
+        }
+        assert!(Instant::now() < give_up, "hops still missing: {r:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn first(r: &TraceReport, hop: &str) -> usize {
+    r.hops
+        .iter()
+        .position(|h| h.hop == hop)
+        .unwrap_or_else(|| panic!("no {hop} in {r:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_message_is_followed_hop_by_hop_across_nodes() {
+    let n1 = TestServer::start().await;
+    let cluster = backends::needs_shared_store();
+    let n2 = if cluster {
+        Some(second_node(&n1, "node-2", 2).await)
+    } else {
+        None
+    };
+    let bob_node = n2.as_ref().unwrap_or(&n1);
+    let (ta, tb) = (
+        n1.user("alice", "phone").await,
+        bob_node.user("bob", "laptop").await,
+    );
+    let mut a = n1.conn_here(&ta, "ws").await;
+
+    // Bob is away: the trace says so.
+    let away = a.send_msg(tb.user_id, "while bob is away").await;
+    let (away_id, _, _) = sent_seq(&away);
+    let r = trace_with(
+        &n1,
+        away_id.0,
+        &["accepted", "durable", "published", "offline"],
+    )
+    .await;
+    let off = &r.hops[first(&r, "offline")];
+    assert_eq!(off.user, Some(tb.user_id));
+
+    // Bob on his node over TCP; alice's next send continues her client's
+    // trace and asks for it to be sampled.
+    let mut b = bob_node.conn_here(&tb, "tcp").await;
+    let sent = a
+        .request(ClientOp::Send {
+            to: tb.user_id,
+            cmid: ClientMsgId::new_v7(),
+            body: "hello bob".into(),
+            persistence: None,
+            group: None,
+            chain: None,
+            traceparent: Some(CLIENT_TRACE.into()),
+            sample: true,
+        })
+        .await;
+    let (id, seq, _) = sent_seq(&sent);
+    let msg = loop {
+        let m = b.expect_msg().await; // acknowledged: the `delivered` hop
+        if m.server_id == id {
+            break m;
+        }
+    };
+    let pushed = msg.trace.expect("a push carries the message's trace");
+    let client = TraceContext::parse(CLIENT_TRACE).unwrap();
+    assert_eq!(
+        pushed.trace_id, client.trace_id,
+        "the client's trace goes on"
+    );
+    assert!(pushed.sampled, "the client asked for it to be sampled");
+    let conv = ConvId::direct(ta.user_id, tb.user_id);
+    assert!(matches!(
+        b.read(&conv, seq).await,
+        ServerFrame::ReadOk { .. }
+    ));
+
+    let mut want = vec![
+        "accepted",
+        "durable",
+        "published",
+        "pushed",
+        "delivered",
+        "read",
+        "indexed",
+    ];
+    if cluster {
+        want.push("forwarded");
+    }
+    // Asked of node 1: bob's hops are on node 2 and come back merged.
+    let r = trace_with(&n1, id.0, &want).await;
+    assert_eq!(r.server_id, id);
+    assert_eq!(r.conv.as_ref(), Some(&conv));
+    assert_eq!(r.seq, Some(seq));
+    assert_eq!(r.trace_id.as_deref(), Some(client.trace_hex().as_str()));
+    assert!(r.missing.is_empty(), "every node answered: {r:#?}");
+    let order: Vec<usize> = [
+        "accepted",
+        "durable",
+        "published",
+        "pushed",
+        "delivered",
+        "read",
+    ]
+    .iter()
+    .map(|h| first(&r, h))
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "hops in order: {r:#?}"
+    );
+    assert!(r.hops.windows(2).all(|w| w[0].at_us <= w[1].at_us));
+    let node_of = |hop: &str| r.hops[first(&r, hop)].node.clone();
+    assert_eq!(node_of("accepted"), "node-1");
+    assert_eq!(node_of("durable"), "node-1");
+    let bob_here = if cluster { "node-2" } else { "node-1" };
+    assert_eq!(node_of("pushed"), bob_here);
+    assert_eq!(node_of("delivered"), bob_here);
+    let push = &r.hops[first(&r, "pushed")];
+    assert_eq!(push.user, Some(tb.user_id));
+    assert_eq!(push.device.as_deref(), Some("laptop"));
+    assert_eq!(push.transport.as_deref(), Some("tcp"));
+    let acc = &r.hops[first(&r, "accepted")];
+    assert_eq!(
+        (acc.user, acc.device.as_deref()),
+        (Some(ta.user_id), Some("phone"))
+    );
+    if cluster {
+        let fwd = &r.hops[first(&r, "forwarded")];
+        assert_eq!(fwd.detail.as_deref(), Some("node-2"));
+        assert_eq!(r.nodes, vec!["node-1".to_string(), "node-2".to_string()]);
+    }
+    // Every hop that names a trace names the message's one trace.
+    assert!(
+        r.hops
+            .iter()
+            .filter_map(|h| h.trace_id.as_deref())
+            .all(|t| t == client.trace_hex())
+    );
+    // Bob's read up to the second message covers the first too.
+    let before = trace_with(&n1, away_id.0, &["read"]).await;
+    assert_eq!(before.hops[first(&before, "read")].user, Some(tb.user_id));
+
+    // The same through the command line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_magpie"))
+        .args(["trace", &id.0.to_string(), "--url", &n1.internal()])
+        .env("MAGPIE_INTERNAL__SERVICE_KEY", "service-key-for-tests")
+        .output()
+        .expect("magpie trace");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&client.trace_hex()), "{text}");
+    for hop in &want {
+        assert!(text.contains(hop), "{hop} missing from:\n{text}");
+    }
+    assert!(text.contains(&format!("user {} device laptop over tcp", tb.user_id)));
+
+    // Bad and unknown ids.
+    assert_eq!(report(&n1, 0).await.0, 400);
+    let (st, v) = report(&n1, 12_345).await;
+    assert_eq!(st, 200);
+    assert!(v["hops"].as_array().unwrap().is_empty(), "{v}");
+    // The service key is required.
+    let anon = n1
+        .http
+        .get(format!("{}/internal/v1/trace/{}", n1.internal(), id.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status().as_u16(), 401);
+}

@@ -243,6 +243,18 @@ fn routes() -> Vec<Route> {
         ),
         // Without `?id=` (the path here has no query): refused as a bad field.
         r("DELETE", "/internal/v1/bans", Service, no_body, 400),
+        // An id no node remembers: an empty trace.
+        r("GET", "/internal/v1/trace/{id}", Service, no_body, 200),
+        // The test process does not hand its log filter over (the binary
+        // does: tests/observability.rs): answered, with the reason.
+        r("GET", "/internal/v1/log", Service, no_body, 503),
+        r(
+            "PUT",
+            "/internal/v1/log",
+            Service,
+            |_| Some(json!({"filter": "info"})),
+            503,
+        ),
         r("GET", "/v1/decisions", Bouncer, no_body, 200),
         r("GET", "/v1/decisions/stream", Bouncer, no_body, 200),
     ]
@@ -258,6 +270,7 @@ impl Route {
             .replace("{user}", &ids.b.to_string())
             .replace("{seq}", &ids.seq.to_string())
             .replace("{post}", &ids.post.to_string())
+            .replace("{id}", "12345")
     }
 }
 
@@ -658,7 +671,7 @@ async fn the_internal_api_takes_the_service_key_only() {
     let internal = s.internal();
     let table = routes();
     let service_routes: Vec<&Route> = table.iter().filter(|r| r.auth == Auth::Service).collect();
-    assert_eq!(service_routes.len(), 7);
+    assert_eq!(service_routes.len(), 10);
     for r in &service_routes {
         let path = r.path(&ids);
         for (name, header, status, code) in &cases {

@@ -134,3 +134,25 @@ fn touch(name: &'static str, kind: Kind, label: Option<(&'static str, &'static s
         Kind::Histogram => drop(metrics::histogram!(name, &labels)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_is_documented() {
+        let doc = include_str!("../../../../docs/observability.md");
+        let by_workers = [
+            WORKER_EVENTS,
+            DEAD_LETTERS,
+            CONSUMER_LAG,
+            CONSUMER_LAG_SECONDS,
+        ];
+        for name in CATALOG.iter().map(|e| e.name).chain(by_workers) {
+            assert!(
+                doc.contains(&format!("| `{name}` |")),
+                "{name} is not in docs/observability.md"
+            );
+        }
+    }
+}

@@ -32,7 +32,17 @@ pub fn spawn_node(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> (Child, Stri
     spawn_cmd(cmd, dir)
 }
 
-pub fn spawn_cmd(mut cmd: Command, dir: &tempfile::TempDir) -> (Child, String) {
+pub fn spawn_cmd(cmd: Command, dir: &tempfile::TempDir) -> (Child, String) {
+    let (child, line) = spawn_cmd_line(cmd, dir);
+    (child, format!("http://{}", line["http"].as_str().unwrap()))
+}
+
+/// `spawn_cmd`, answering the node's whole start line (its addresses).
+/// `MAGPIE_LOG` is `warn` unless the command sets it.
+pub fn spawn_cmd_line(mut cmd: Command, dir: &tempfile::TempDir) -> (Child, serde_json::Value) {
+    if !cmd.get_envs().any(|(k, _)| k == "MAGPIE_LOG") {
+        cmd.env("MAGPIE_LOG", "warn");
+    }
     let mut child = cmd
         .args([
             "--http-listen",
@@ -49,7 +59,6 @@ pub fn spawn_cmd(mut cmd: Command, dir: &tempfile::TempDir) -> (Child, String) {
         .env("MAGPIE_GUARD__RATES__SENDS_USER__BURST", "1000000")
         .env("MAGPIE_GUARD__RATES__FRAMES_USER__RATE", "1000000")
         .env("MAGPIE_GUARD__RATES__FRAMES_USER__BURST", "1000000")
-        .env("MAGPIE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("magpie.log")).unwrap())
         .spawn()
@@ -62,7 +71,7 @@ pub fn spawn_cmd(mut cmd: Command, dir: &tempfile::TempDir) -> (Child, String) {
         let log = std::fs::read_to_string(dir.path().join("magpie.log")).unwrap_or_default();
         panic!("no listening line ({e}); the node said:\n{log}")
     });
-    (child, format!("http://{}", v["http"].as_str().unwrap()))
+    (child, v)
 }
 
 pub fn node(dir: tempfile::TempDir) -> Node {

@@ -6,7 +6,7 @@ use crate::conn::requests::Req;
 use crate::conn::transport::Transport;
 use crate::metrics::{meters, transport_index};
 use crate::services::delivery::hub::{Outbound, Push};
-use crate::services::trace::{Hop, HopKind};
+use crate::services::trace::{Hop, HopKind, trace_hex};
 use magpie_core::Message;
 use magpie_proto::{ErrorCode, ServerFrame};
 use std::sync::Arc;
@@ -43,6 +43,18 @@ impl<T: Transport> Session<T> {
             let late = (magpie_core::now_ms() - push.msg.sent_at).max(0) as f64 / 1000.0;
             meters().delivery_written[transport_index(self.transport)].record(late);
             self.hop(HopKind::Pushed, &push.msg);
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let msg = &push.msg;
+                tracing::debug!(
+                    trace_id = %trace_hex(msg),
+                    server_id = msg.server_id.0,
+                    user = self.user.0,
+                    device = %self.device,
+                    transport = self.transport,
+                    node = %self.app.cfg.node,
+                    "message pushed"
+                );
+            }
         }
     }
 

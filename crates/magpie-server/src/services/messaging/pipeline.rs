@@ -315,12 +315,7 @@ async fn publish(app: &Messaging, batch: Vec<Stored>) {
         m.store_rows.increment(s.rows);
         remembered.extend(s.remember);
         let _ = s.reply.send(s.outcomes);
-        if app.traces.enabled() {
-            for msg in &s.publish {
-                app.traces
-                    .record(Hop::of(HopKind::Published, msg).user(msg.from));
-            }
-        }
+        app.traces.published(&s.publish, &app.cfg);
         pushes.extend(s.publish.into_iter().map(|msg| (msg, s.origin.clone())));
     }
     app.delivery.push_messages(pushes, &stamps).await;

@@ -13,6 +13,7 @@ mod config;
 mod gather;
 mod ring;
 
+use crate::config::Config;
 use magpie_bus::Relay;
 use magpie_core::{ConvId, Message, Seq, TraceContext, UserId, stable_hash};
 use magpie_proto::http::TraceHop;
@@ -100,6 +101,11 @@ impl Hop {
     }
 }
 
+/// A message's trace id as logs write it (empty when it has none).
+pub fn trace_hex(msg: &Message) -> String {
+    msg.trace.map(|t| t.trace_hex()).unwrap_or_default()
+}
+
 /// The key hops of one conversation are found by.
 pub fn conv_key(conv: &ConvId) -> u64 {
     stable_hash(conv.as_str().as_bytes())
@@ -152,6 +158,31 @@ impl Traces {
                 ..c.child()
             },
             None => TraceContext::root(sampled),
+        }
+    }
+
+    /// Messages just made durable and published: their hops, and (at debug
+    /// level) one log line each, by ids only, never the body.
+    pub fn published(&self, msgs: &[Message], cfg: &Config) {
+        if self.enabled() {
+            for msg in msgs {
+                self.record(Hop::of(HopKind::Published, msg).user(msg.from));
+            }
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let roles = cfg.cluster.roles.join(",");
+            for msg in msgs {
+                tracing::debug!(
+                    trace_id = %trace_hex(msg),
+                    server_id = msg.server_id.0,
+                    user = msg.from.0,
+                    conv = %msg.conv,
+                    seq = msg.seq,
+                    node = %cfg.node,
+                    roles = %roles,
+                    "message durable and published"
+                );
+            }
         }
     }
 

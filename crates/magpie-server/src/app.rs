@@ -39,6 +39,8 @@ pub struct AppInner {
     pub search: Arc<Search>,
     /// This node's message hops (`services/trace`).
     pub traces: Arc<Traces>,
+    /// Worker groups paused here by an operator (`workers/paused.rs`).
+    pub paused: crate::workers::Paused,
     /// Limits, bans and access events (docs/edge.md).
     pub guard: Arc<Guard>,
     /// The best-effort relay (access events reach the detector through it).
@@ -153,6 +155,7 @@ impl App {
             rooms,
             search,
             traces,
+            paused: Default::default(),
             guard: Arc::new(guard),
             relay: p.relay,
             ws_url: p.ws_url,

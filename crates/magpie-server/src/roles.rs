@@ -62,5 +62,7 @@ pub async fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
     crate::cluster::registry::beat(app).await;
     let registry = tokio::spawn(crate::cluster::registry::run(app.clone()));
     tasks.push(("registry".into(), registry));
+    let gauges = tokio::spawn(crate::cluster::gauges::run(app.clone()));
+    tasks.push(("node-gauges".into(), gauges));
     tasks
 }

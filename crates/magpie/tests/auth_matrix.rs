@@ -243,6 +243,15 @@ fn routes() -> Vec<Route> {
         ),
         // Without `?id=` (the path here has no query): refused as a bad field.
         r("DELETE", "/internal/v1/bans", Service, no_body, 400),
+        r("GET", "/internal/v1/workers", Service, no_body, 200),
+        // A group no worker runs: paused for nothing, harmless.
+        r(
+            "PUT",
+            "/internal/v1/workers/{group}",
+            Service,
+            |_| Some(json!({"paused": false})),
+            200,
+        ),
         // An id no node remembers: an empty trace.
         r("GET", "/internal/v1/trace/{id}", Service, no_body, 200),
         // The test process does not hand its log filter over (the binary
@@ -671,7 +680,7 @@ async fn the_internal_api_takes_the_service_key_only() {
     let internal = s.internal();
     let table = routes();
     let service_routes: Vec<&Route> = table.iter().filter(|r| r.auth == Auth::Service).collect();
-    assert_eq!(service_routes.len(), 10);
+    assert_eq!(service_routes.len(), 12);
     for r in &service_routes {
         let path = r.path(&ids);
         for (name, header, status, code) in &cases {

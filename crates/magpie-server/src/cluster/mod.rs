@@ -6,6 +6,7 @@
 //! Invariant: all of it is derived state. A lost registry only means a
 //! `connect` may pick this node and a late clean-up; no message depends on it.
 
+pub mod gauges;
 pub mod placement;
 pub mod registry;
 pub mod sweeper;

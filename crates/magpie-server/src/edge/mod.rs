@@ -24,7 +24,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use magpie_proto::http::Health;
 
 async fn healthz(State(app): State<App>) -> axum::Json<Health> {
@@ -132,6 +132,8 @@ pub fn internal_router(app: App) -> Router {
             get(admin::list).post(admin::add).delete(admin::remove),
         )
         .route("/internal/v1/trace/{id}", get(observe::trace))
+        .route("/internal/v1/workers", get(observe::workers_get))
+        .route("/internal/v1/workers/{group}", put(observe::workers_put))
         .route(
             "/internal/v1/log",
             get(observe::log_get).put(observe::log_put),

@@ -4,7 +4,10 @@
 //! - `GET /internal/v1/trace/{server_id}`: the hops of one message, gathered
 //!   from every node (`services/trace`), what `magpie trace` prints;
 //! - `GET /internal/v1/log` and `PUT /internal/v1/log` `{"filter": …}`: this
-//!   node's log filter, read and changed at run time (`crate::logs`).
+//!   node's log filter, read and changed at run time (`crate::logs`);
+//! - `GET /internal/v1/workers` and `PUT /internal/v1/workers/{group}`
+//!   `{"paused": true}`: worker groups paused on this node
+//!   (`workers/paused.rs`).
 
 use super::extract::{ApiJson, Service};
 use crate::app::App;
@@ -44,5 +47,41 @@ pub async fn log_get(_: Service) -> Result<Json<LogFilter>> {
 pub async fn log_put(_: Service, ApiJson(req): ApiJson<LogFilter>) -> Result<Json<LogFilter>> {
     Ok(Json(LogFilter {
         filter: crate::logs::set(&req.filter)?,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PauseRequest {
+    pub paused: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PausedGroups {
+    pub paused: Vec<String>,
+}
+
+pub async fn workers_get(State(app): State<App>, _: Service) -> Json<PausedGroups> {
+    Json(PausedGroups {
+        paused: app.paused.list(),
+    })
+}
+
+pub async fn workers_put(
+    State(app): State<App>,
+    _: Service,
+    Path(group): Path<String>,
+    ApiJson(req): ApiJson<PauseRequest>,
+) -> Result<Json<PausedGroups>> {
+    if group.is_empty() || group.len() > 200 {
+        return Err(ServerError::bad_field("group: 1 to 200 bytes"));
+    }
+    app.paused.set(&group, req.paused);
+    tracing::warn!(
+        group,
+        paused = req.paused,
+        "worker group paused or resumed by an operator"
+    );
+    Ok(Json(PausedGroups {
+        paused: app.paused.list(),
     }))
 }

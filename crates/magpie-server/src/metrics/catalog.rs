@@ -110,6 +110,9 @@ pub const CATALOG: &[Entry] = &[
     plain(magpie_store::round_trips::REDIS_ROUND_TRIPS, C),
     plain(STORE_SHARD_DOWN, C),
     plain(STORE_SHARDS_DOWN, G),
+    plain(DATA_DIR_FREE, G),
+    plain(DATA_DIR_CAPACITY, G),
+    plain(CLUSTER_NODES, G),
 ];
 
 /// Registers every catalogued series at zero (a counter or gauge that has

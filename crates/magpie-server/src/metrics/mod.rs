@@ -79,6 +79,11 @@ pub const SEARCH_DOCS: &str = "magpie_search_documents";
 /// batch it last took (0 once it finds nothing new). Sampled each second.
 pub const CONSUMER_LAG: &str = "magpie_consumer_lag_events";
 pub const CONSUMER_LAG_SECONDS: &str = "magpie_consumer_lag_seconds";
+/// The data directory's file system: bytes free (to this process) and in
+/// all; and the live nodes in the registry as this node sees it.
+pub const DATA_DIR_FREE: &str = "magpie_data_dir_free_bytes";
+pub const DATA_DIR_CAPACITY: &str = "magpie_data_dir_capacity_bytes";
+pub const CLUSTER_NODES: &str = "magpie_cluster_nodes";
 /// Acceptance → searchable (the index commit holding it), per message.
 pub const SEARCH_DELAY: &str = "magpie_search_index_delay_seconds";
 /// Search queries answered (label `outcome`: `ok` or `error`).

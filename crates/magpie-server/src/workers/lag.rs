@@ -1,13 +1,12 @@
 //! Consumer lag, per group and partition (docs/observability.md): the
 //! backlog in events, as the bus counts it at the last fetch, and in
-//! seconds, the age of the oldest message of the batch just taken (0 when
-//! a fetch finds nothing new: caught up). Sampled at most once a second,
-//! so its cost (one envelope read, one backlog count) stays off the
-//! per-event path.
+//! seconds since the group last drained what was ready (a fetch that came
+//! back with less than a full batch), so it is 0 for a group keeping up and
+//! grows for one that falls behind, is stuck or is paused, traffic or not.
+//! Sampled at most once a second, off the per-event path.
 
 use crate::metrics::{CONSUMER_LAG, CONSUMER_LAG_SECONDS};
-use magpie_bus::{Consumer, Delivery};
-use magpie_core::{BusEvent, Envelope, now_ms};
+use magpie_bus::Consumer;
 use metrics::Gauge;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ const EVERY: Duration = Duration::from_secs(1);
 pub struct Lag {
     events: Gauge,
     seconds: Gauge,
+    drained_at: Instant,
     next: Instant,
 }
 
@@ -30,35 +30,42 @@ impl Lag {
         let seconds = metrics::gauge!(CONSUMER_LAG_SECONDS, &labels);
         events.set(0.0);
         seconds.set(0.0);
+        let now = Instant::now();
         Lag {
             events,
             seconds,
-            next: Instant::now(),
+            drained_at: now,
+            next: now,
         }
     }
 
-    /// After a fetch that returned `batch`.
-    pub fn sample(&mut self, consumer: &dyn Consumer, batch: &[Delivery]) {
+    /// After a fetch that returned `got` events of at most `max`.
+    pub fn fetched(&mut self, consumer: &dyn Consumer, got: usize, max: usize) {
         let now = Instant::now();
+        if got < max {
+            self.drained_at = now;
+        }
         if now < self.next {
             return;
         }
-        self.next = now + EVERY;
         if let Some(n) = consumer.pending() {
             self.events.set(n as f64);
         }
-        let oldest = batch
-            .first()
-            .and_then(|d| match Envelope::open(&d.payload) {
-                Ok(BusEvent::Messages { msgs }) => msgs.first().map(|m| m.sent_at),
-                Ok(BusEvent::Message { msg }) => Some(msg.sent_at),
-                _ => None,
-            });
-        match oldest {
-            Some(at) => self.seconds.set((now_ms() - at).max(0) as f64 / 1000.0),
-            None if batch.is_empty() => self.seconds.set(0.0),
-            // A batch of other events: no message time to tell; unchanged.
-            None => {}
+        self.tick(now);
+    }
+
+    /// While the group takes nothing (paused): the seconds go on growing.
+    pub fn idle(&mut self) {
+        let now = Instant::now();
+        if now >= self.next {
+            self.tick(now);
         }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.next = now + EVERY;
+        let behind = now.duration_since(self.drained_at).as_secs_f64();
+        // Under a second is the batch being worked on, not lag.
+        self.seconds.set(if behind < 1.0 { 0.0 } else { behind });
     }
 }

@@ -12,6 +12,7 @@
 mod fanout;
 mod lag;
 mod members;
+mod paused;
 mod retention;
 mod search;
 mod staged;
@@ -23,6 +24,8 @@ use async_trait::async_trait;
 use magpie_bus::{ConsumerOptions, Delivery, Outgoing};
 use magpie_core::{Backoff, BusEvent, Envelope, EventId};
 use std::sync::Arc;
+
+pub use paused::Paused;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -126,6 +129,19 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
     let mut staged = staged::Staged::new(worker.flush_every());
     let mut failing = false;
     loop {
+        if app.paused.is_paused(&group) {
+            // An operator paused the group here (docs/observability.md):
+            // what is staged still becomes durable; nothing new is taken.
+            staged
+                .flush(worker.as_ref(), consumer.as_mut(), &group)
+                .await;
+            lag.idle();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = app.shutdown.cancelled() => return,
+            }
+            continue;
+        }
         if staged.due() {
             staged
                 .flush(worker.as_ref(), consumer.as_mut(), &group)
@@ -158,7 +174,7 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
             backoff.reset();
             tracing::info!(group = %group, "fetching again");
         }
-        lag.sample(consumer.as_ref(), &batch);
+        lag.fetched(consumer.as_ref(), batch.len(), app.cfg.workers.batch);
         if batch.is_empty() {
             continue;
         }

@@ -162,6 +162,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     // Configuration errors before any backend is touched.
     let secret = jwt_secret(&cfg)?;
     crate::guard::check(&cfg.guard)?;
+    crate::services::trace::check(&cfg.trace)?;
     crate::metrics::catalog::register_all();
     let store = Store::open_with(&cfg.store_url(), &cfg.store_options()).await?;
     let state = State::open(&cfg.state).await?;
@@ -320,6 +321,9 @@ impl Running {
         if let Some(index) = self.app.search.index().cloned() {
             let _ = tokio::task::spawn_blocking(move || index.close()).await;
         }
+        // Spans still batched go to the collector (docs/observability.md).
+        let traces = self.app.traces.clone();
+        let _ = tokio::task::spawn_blocking(move || traces.flush()).await;
         tracing::info!(node = %self.app.cfg.node, "magpie node stopped");
     }
 }

@@ -208,3 +208,157 @@ async fn one_message_is_followed_hop_by_hop_across_nodes() {
         .unwrap();
     assert_eq!(anon.status().as_u16(), 401);
 }
+
+/// An in-test OTLP/HTTP collector: every JSON export request it received.
+async fn collector() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use axum::routing::post;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    keep.lock().unwrap().push(v);
+                }
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), got)
+}
+
+/// The spans received: (name, trace id, span id, parent span id, attributes).
+fn spans(got: &[serde_json::Value]) -> Vec<(String, String, String, String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for req in got {
+        for rs in req["resourceSpans"].as_array().into_iter().flatten() {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for sp in ss["spans"].as_array().into_iter().flatten() {
+                    let s = |k: &str| sp[k].as_str().unwrap_or_default().to_lowercase();
+                    out.push((
+                        s("name"),
+                        s("traceId"),
+                        s("spanId"),
+                        s("parentSpanId"),
+                        sp["attributes"].clone(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn attr(attrs: &serde_json::Value, key: &str) -> Option<String> {
+    attrs.as_array()?.iter().find(|a| a["key"] == key).map(|a| {
+        let v = &a["value"];
+        v["stringValue"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| v["intValue"].to_string())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sampled_message_is_one_otlp_trace_across_nodes() {
+    let (endpoint, got) = collector().await;
+    let otlp = endpoint.clone();
+    let n1 = TestServer::start_with(|c| {
+        c.trace.otlp_endpoint = otlp;
+        c.trace.sample_ratio = 0.0;
+    })
+    .await;
+    let cluster = backends::needs_shared_store();
+    let n2 = if cluster {
+        let otlp = endpoint.clone();
+        Some(second_node_with(&n1, "node-2", 2, |c| c.trace.otlp_endpoint = otlp).await)
+    } else {
+        None
+    };
+    let bob_node = n2.as_ref().unwrap_or(&n1);
+    let (ta, tb) = (
+        n1.user("alice", "phone").await,
+        bob_node.user("bob", "laptop").await,
+    );
+    let mut a = n1.conn_here(&ta, "ws").await;
+    let mut b = bob_node.conn_here(&tb, "tcp").await;
+    let send = |sample: bool, body: &str| ClientOp::Send {
+        to: tb.user_id,
+        cmid: ClientMsgId::new_v7(),
+        body: body.into(),
+        persistence: None,
+        group: None,
+        chain: None,
+        traceparent: None,
+        sample,
+    };
+    let (quiet, _, _) = sent_seq(&a.request(send(false, "not sampled")).await);
+    b.expect_msg().await;
+    let (id, seq, _) = sent_seq(&a.request(send(true, "sampled")).await);
+    let msg = b.expect_msg().await;
+    let t = msg.trace.expect("a sampled push carries its trace");
+    let conv = ConvId::direct(ta.user_id, tb.user_id);
+    assert!(matches!(
+        b.read(&conv, seq).await,
+        ServerFrame::ReadOk { .. }
+    ));
+
+    // A read names a position, not a message: it is in `magpie trace`
+    // (which matches it to the messages it covers), not a span of theirs.
+    let want = [
+        "magpie.accepted",
+        "magpie.durable",
+        "magpie.published",
+        "magpie.pushed",
+        "magpie.delivered",
+        "magpie.indexed",
+    ];
+    let trace_hex = t.trace_hex();
+    let give_up = Instant::now() + Duration::from_secs(30);
+    let mine = loop {
+        let all = spans(&got.lock().unwrap());
+        let mine: Vec<_> = all.into_iter().filter(|s| s.1 == trace_hex).collect();
+        if want.iter().all(|w| mine.iter().any(|s| s.0 == *w)) {
+            break mine;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "spans missing: {:?}",
+            mine.iter().map(|s| &s.0).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // One connected trace: the acceptance is its root, every other hop its child.
+    let root = mine.iter().find(|s| s.0 == "magpie.accepted").unwrap();
+    assert!(root.3.is_empty(), "the root has no parent: {root:?}");
+    assert_eq!(root.2, format!("{:016x}", t.span_id));
+    for s in &mine {
+        if s.0 != "magpie.accepted" {
+            assert_eq!(s.3, root.2, "{} hangs under the message's span", s.0);
+        }
+        assert_eq!(
+            attr(&s.4, "magpie.server_id").as_deref(),
+            Some(id.0.to_string().as_str())
+        );
+    }
+    let node_of = |name: &str| attr(&mine.iter().find(|s| s.0 == name).unwrap().4, "magpie.node");
+    assert_eq!(node_of("magpie.accepted").as_deref(), Some("node-1"));
+    let bob_here = if cluster { "node-2" } else { "node-1" };
+    assert_eq!(node_of("magpie.pushed").as_deref(), Some(bob_here));
+    // The unsampled message exported nothing.
+    let quiet_id = quiet.0.to_string();
+    assert!(
+        spans(&got.lock().unwrap())
+            .iter()
+            .all(|s| attr(&s.4, "magpie.server_id").as_deref() != Some(quiet_id.as_str())),
+        "an unsampled message was exported"
+    );
+}

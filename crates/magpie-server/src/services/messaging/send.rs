@@ -146,6 +146,8 @@ impl Messaging {
         // that stores the message (membership, mute, dissolution): one
         // check, under the locks, and a retry of a message accepted before
         // a mute still answers with the original.
+        // Which messages start their own trace (no client context).
+        let root_trace: Vec<bool> = inputs.iter().map(|i| i.trace.is_none()).collect();
         for (i, input) in inputs.into_iter().enumerate() {
             let hit = known.get(i).cloned().flatten();
             match self.prepare(from, input, hit, defaults).await {
@@ -157,6 +159,7 @@ impl Messaging {
                             server_id: nm.server_id.0,
                             conv: trace::conv_key(&nm.conv),
                             trace: nm.trace,
+                            root: root_trace[i],
                             at_us: trace::now_us(),
                             ..Hop::default()
                         }

@@ -13,6 +13,10 @@ pub struct TraceConfig {
     pub sample_ratio: f64,
     /// How long a trace query waits for every node's answer, ms.
     pub gather_ms: u64,
+    /// Base URL of an OTLP/HTTP collector (e.g. `http://127.0.0.1:4318`)
+    /// sampled messages' hops are exported to as spans; empty exports
+    /// nothing.
+    pub otlp_endpoint: String,
 }
 
 impl Default for TraceConfig {
@@ -21,6 +25,7 @@ impl Default for TraceConfig {
             buffer: 200_000,
             sample_ratio: 0.01,
             gather_ms: 1_000,
+            otlp_endpoint: String::new(),
         }
     }
 }

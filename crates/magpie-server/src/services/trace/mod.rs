@@ -10,6 +10,8 @@
 //! context is decided once, at acceptance (`decide`), and travels with it.
 
 mod config;
+#[cfg(feature = "otlp")]
+mod export;
 mod gather;
 mod ring;
 
@@ -50,6 +52,21 @@ impl HopKind {
             HopKind::Indexed => "indexed",
         }
     }
+
+    /// The name of its exported span.
+    pub fn span_name(self) -> &'static str {
+        match self {
+            HopKind::Accepted => "magpie.accepted",
+            HopKind::Durable => "magpie.durable",
+            HopKind::Published => "magpie.published",
+            HopKind::Forwarded => "magpie.forwarded",
+            HopKind::Offline => "magpie.offline",
+            HopKind::Pushed => "magpie.pushed",
+            HopKind::Delivered => "magpie.delivered",
+            HopKind::Read => "magpie.read",
+            HopKind::Indexed => "magpie.indexed",
+        }
+    }
 }
 
 /// One hop as kept: ids and a time, no body.
@@ -69,6 +86,9 @@ pub struct Hop {
     pub transport: Option<&'static str>,
     pub trace: Option<TraceContext>,
     pub detail: Option<Arc<str>>,
+    /// The `accepted` hop of a message whose trace the server started: its
+    /// exported span is the trace's root (`export.rs`).
+    pub root: bool,
 }
 
 impl Hop {
@@ -123,6 +143,18 @@ pub struct Traces {
     sample_ratio: f64,
     relay: Relay,
     wait: std::time::Duration,
+    #[cfg(feature = "otlp")]
+    exporter: Option<export::Exporter>,
+}
+
+/// Refuses an OTLP endpoint this build cannot export to.
+pub fn check(cfg: &TraceConfig) -> crate::error::Result<()> {
+    if !cfg.otlp_endpoint.is_empty() && !cfg!(feature = "otlp") {
+        return Err(crate::error::ServerError::Internal(
+            "trace.otlp_endpoint is set but this build has no `otlp` feature".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Traces {
@@ -133,30 +165,54 @@ impl Traces {
             sample_ratio: cfg.sample_ratio.clamp(0.0, 1.0),
             relay,
             wait: std::time::Duration::from_millis(cfg.gather_ms.max(1)),
+            #[cfg(feature = "otlp")]
+            exporter: (!cfg.otlp_endpoint.is_empty())
+                .then(|| export::Exporter::new(&cfg.otlp_endpoint, node))
+                .and_then(|made| {
+                    made.map_err(
+                        |e| tracing::error!(error = %e, "no OTLP export: exporter not built"),
+                    )
+                    .ok()
+                }),
         }
     }
 
-    /// Whether hops are kept at all (`trace.buffer` > 0).
+    /// Sends the spans still batched (at shutdown; blocks on the network).
+    pub fn flush(&self) {
+        #[cfg(feature = "otlp")]
+        if let Some(x) = &self.exporter {
+            x.shutdown();
+        }
+    }
+
+    /// Whether hops go anywhere: the buffer (`trace.buffer` > 0) or an
+    /// OTLP collector. Callers skip building hops otherwise.
     pub fn enabled(&self) -> bool {
+        #[cfg(feature = "otlp")]
+        if self.exporter.is_some() {
+            return true;
+        }
         self.ring.enabled()
     }
 
     pub fn record(&self, hop: Hop) {
+        #[cfg(feature = "otlp")]
+        if let Some(x) = &self.exporter {
+            x.export(&hop);
+        }
         self.ring.push(hop);
     }
 
-    /// The trace context of a message accepted now: the client's, one hop
-    /// further, or a new trace; sampled when the client's context was, when
+    /// The trace context of a message accepted now: the client's (its
+    /// span the parent of every hop), or a new trace whose root span is the
+    /// message's acceptance; sampled when the client's context was, when
     /// the client asked (`sample`), or by `trace.sample_ratio`.
     pub fn decide(&self, client: Option<TraceContext>, sample: bool) -> TraceContext {
         let sampled = sample
             || client.is_some_and(|c| c.sampled)
             || (self.sample_ratio > 0.0 && rand::random::<f64>() < self.sample_ratio);
         match client {
-            Some(c) => TraceContext {
-                sampled,
-                ..c.child()
-            },
+            Some(c) => TraceContext { sampled, ..c },
             None => TraceContext::root(sampled),
         }
     }

@@ -40,9 +40,11 @@ pub struct Message {
     /// absent (an event or row from before it was recorded) means false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub search: bool,
-    /// Its trace context (`trace.rs`): on the bus and the relay, so every
-    /// node records its hops under one trace id; also on a push, where a
-    /// client may continue it. Not stored: history and sync carry none.
+    /// Its trace context (`trace.rs`) when it must travel: sampled, or the
+    /// client's; on the bus and the relay, so every node records its hops
+    /// under one trace id, and on a push, where a client may continue it.
+    /// Absent, every node derives the same one (`trace_context`). Not
+    /// stored: history and sync carry none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
 }
@@ -65,6 +67,13 @@ pub struct Accepted {
 }
 
 impl Message {
+    /// Its trace context: the one it carries (sampled, or the client's), else
+    /// the one derived from its server id (`TraceContext::derived`).
+    pub fn trace_context(&self) -> TraceContext {
+        self.trace
+            .unwrap_or_else(|| TraceContext::derived(self.server_id.0))
+    }
+
     pub fn from_new(m: NewMessage, seq: Seq) -> Message {
         Message {
             server_id: m.server_id,

@@ -158,7 +158,10 @@ impl Messaging {
                             kind: HopKind::Accepted,
                             server_id: nm.server_id.0,
                             conv: trace::conv_key(&nm.conv),
-                            trace: nm.trace,
+                            trace: Some(
+                                nm.trace
+                                    .unwrap_or_else(|| TraceContext::derived(nm.server_id.0)),
+                            ),
                             root: root_trace[i],
                             at_us: trace::now_us(),
                             ..Hop::default()
@@ -246,7 +249,7 @@ impl Messaging {
             return Ok(Prepared::Known(acc));
         }
         Ok(Prepared::New(NewMessage {
-            trace: Some(self.traces.decide(input.trace, input.sample)),
+            trace: self.traces.decide(input.trace, input.sample),
             server_id: self.ids.next(),
             conv,
             from,

@@ -69,7 +69,8 @@ impl HopKind {
     }
 }
 
-/// One hop as kept: ids and a time, no body.
+/// One hop as kept: ids and a time, no body. Its `trace` is always set
+/// (the message's, or derived from its server id); a read's is `None`.
 #[derive(Debug, Clone, Default)]
 pub struct Hop {
     pub kind: HopKind,
@@ -100,7 +101,7 @@ impl Hop {
             server_id: msg.server_id.0,
             conv: conv_key(&msg.conv),
             seq: msg.seq,
-            trace: msg.trace,
+            trace: Some(msg.trace_context()),
             ..Hop::default()
         }
     }
@@ -123,7 +124,7 @@ impl Hop {
 
 /// A message's trace id as logs write it (empty when it has none).
 pub fn trace_hex(msg: &Message) -> String {
-    msg.trace.map(|t| t.trace_hex()).unwrap_or_default()
+    msg.trace_context().trace_hex()
 }
 
 /// The key hops of one conversation are found by.
@@ -207,13 +208,18 @@ impl Traces {
     /// span the parent of every hop), or a new trace whose root span is the
     /// message's acceptance; sampled when the client's context was, when
     /// the client asked (`sample`), or by `trace.sample_ratio`.
-    pub fn decide(&self, client: Option<TraceContext>, sample: bool) -> TraceContext {
+    ///
+    /// `None`: an unsampled message the server started the trace of carries
+    /// nothing; every node derives its trace from its server id
+    /// (`Message::trace_context`), which saves ~70 bytes in every event.
+    pub fn decide(&self, client: Option<TraceContext>, sample: bool) -> Option<TraceContext> {
         let sampled = sample
             || client.is_some_and(|c| c.sampled)
             || (self.sample_ratio > 0.0 && rand::random::<f64>() < self.sample_ratio);
         match client {
-            Some(c) => TraceContext { sampled, ..c },
-            None => TraceContext::root(sampled),
+            Some(c) => Some(TraceContext { sampled, ..c }),
+            None if sampled => Some(TraceContext::root(true)),
+            None => None,
         }
     }
 

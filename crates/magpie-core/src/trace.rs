@@ -11,6 +11,7 @@
 //! specification's invalid values); a context that says otherwise is
 //! refused by `parse`, never propagated.
 
+use crate::ids::{ConvId, Seq, ServerMsgId, UserId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -128,6 +129,52 @@ impl<'de> Deserialize<'de> for TraceContext {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         TraceContext::parse(&s).ok_or_else(|| serde::de::Error::custom("invalid traceparent"))
     }
+}
+
+/// `GET /internal/v1/trace/{server_id}` (and `magpie trace`): the hops of
+/// one message from every node's trace buffer, oldest first
+/// (docs/observability.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TraceReport {
+    pub server_id: ServerMsgId,
+    /// The message's trace id (32 hex digits), once a hop named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv: Option<ConvId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<Seq>,
+    /// The nodes that answered; `missing` were asked (live in the registry)
+    /// and did not answer in time.
+    pub nodes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+    pub hops: Vec<TraceHop>,
+}
+
+/// One hop: what happened to the message, where and when.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TraceHop {
+    /// `accepted`, `durable`, `published`, `forwarded`, `offline`,
+    /// `pushed`, `delivered`, `read` or `indexed`.
+    pub hop: String,
+    pub node: String,
+    /// Wall-clock time on that node, microseconds since the Unix epoch.
+    pub at_us: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<Seq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// What else the hop says: the conversation (durable), the node a push
+    /// was forwarded to (forwarded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[cfg(test)]

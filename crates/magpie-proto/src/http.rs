@@ -2,8 +2,8 @@
 //! docs/protocol.md; errors use [`crate::ErrorBody`].
 
 use magpie_core::{
-    ChainLink, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, GroupRole,
-    MemberInfo, Persistence, Post, PostId, Seq, ServerMsgId, Transport, UserId,
+    ChainLink, ClientMsgId, ClientSettings, DeviceId, GroupId, GroupInfo, GroupRole, MemberInfo,
+    Persistence, Post, PostId, Seq, Transport, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -342,47 +342,5 @@ pub struct Changed {
 }
 
 /// `GET /internal/v1/trace/{server_id}` (and `magpie trace`): the hops of
-/// one message from every node's trace buffer, oldest first
-/// (docs/observability.md).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TraceReport {
-    pub server_id: ServerMsgId,
-    /// The message's trace id (32 hex digits), once a hop named it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conv: Option<ConvId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<Seq>,
-    /// The nodes that answered; `missing` were asked (live in the registry)
-    /// and did not answer in time.
-    pub nodes: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub missing: Vec<String>,
-    pub hops: Vec<TraceHop>,
-}
-
-/// One hop: what happened to the message, where and when.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TraceHop {
-    /// `accepted`, `durable`, `published`, `forwarded`, `offline`,
-    /// `pushed`, `delivered`, `read` or `indexed`.
-    pub hop: String,
-    pub node: String,
-    /// Wall-clock time on that node, microseconds since the Unix epoch.
-    pub at_us: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<UserId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transport: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<Seq>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
-    /// What else the hop says: the conversation (durable), the node a push
-    /// was forwarded to (forwarded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
+/// one message from every node (docs/observability.md).
+pub use magpie_core::trace::{TraceHop, TraceReport};

@@ -17,8 +17,8 @@ mod ring;
 
 use crate::config::Config;
 use magpie_bus::Relay;
+use magpie_core::trace::TraceHop;
 use magpie_core::{ConvId, Message, Seq, TraceContext, UserId, stable_hash};
-use magpie_proto::http::TraceHop;
 use std::sync::Arc;
 
 pub use config::TraceConfig;

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-pub const TRACE_SUBJECT: &str = "trace.query";
+const TRACE_SUBJECT: &str = "trace.query";
 /// Hops one node answers with at most (a read-heavy group's reads).
 const MAX_HOPS: usize = 2_000;
 

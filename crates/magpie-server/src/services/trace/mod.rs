@@ -22,7 +22,6 @@ use magpie_core::{ConvId, Message, Seq, TraceContext, UserId, stable_hash};
 use std::sync::Arc;
 
 pub use config::TraceConfig;
-pub use gather::TRACE_SUBJECT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HopKind {

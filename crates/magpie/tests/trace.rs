@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use magpie_core::{ClientMsgId, ConvId, TraceContext};
+use magpie_core::{ClientMsgId, ConvId, Persistence, TraceContext};
 use magpie_proto::http::TraceReport;
 use magpie_proto::{ClientOp, ServerFrame};
 use std::time::{Duration, Instant};
@@ -118,6 +118,7 @@ async fn one_message_is_followed_hop_by_hop_across_nodes() {
         "delivered",
         "read",
         "indexed",
+        "unread",
     ];
     if cluster {
         want.push("forwarded");
@@ -175,6 +176,30 @@ async fn one_message_is_followed_hop_by_hop_across_nodes() {
     // Bob's read up to the second message covers the first too.
     let before = trace_with(&n1, away_id.0, &["read"]).await;
     assert_eq!(before.hops[first(&before, "read")].user, Some(tb.user_id));
+    let unread = &r.hops[first(&r, "unread")];
+    assert_eq!(unread.user, Some(tb.user_id), "counted for the receiver");
+    assert!(first(&r, "unread") > first(&r, "durable"));
+
+    // A `none` message is removed from the store once delivered: the trace
+    // says so, and why.
+    let gone = a
+        .request(ClientOp::Send {
+            to: tb.user_id,
+            cmid: ClientMsgId::new_v7(),
+            body: "read once".into(),
+            persistence: Some(Persistence::None),
+            group: None,
+            chain: None,
+            traceparent: None,
+            sample: false,
+        })
+        .await;
+    let (gone_id, _, _) = sent_seq(&gone);
+    while b.expect_msg().await.server_id != gone_id {}
+    let r = trace_with(&n1, gone_id.0, &["delivered", "removed"]).await;
+    let removed = &r.hops[first(&r, "removed")];
+    assert_eq!(removed.detail.as_deref(), Some("delivered"));
+    assert!(first(&r, "removed") > first(&r, "delivered"));
 
     // The same through the command line.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_magpie"))

@@ -28,6 +28,7 @@ use std::sync::Arc;
 pub use paused::Paused;
 use std::time::Duration;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// One kind of worker: its group, its topics and how it applies events.
 #[async_trait]
@@ -179,7 +180,11 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
             continue;
         }
         let mark = worker.mark();
-        let acks = process(&app, worker.as_ref(), batch).await;
+        // A span per batch (debug: free unless the log filter asks for it,
+        // GET/PUT /internal/v1/log), so each line logged while applying it
+        // names the group and partition.
+        let span = tracing::debug_span!("apply", group = %group, partition, events = batch.len());
+        let acks = process(&app, worker.as_ref(), batch).instrument(span).await;
         applied.increment(acks.len() as u64);
         if staged.enabled() {
             staged.add(acks, mark);
@@ -208,7 +213,7 @@ async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u6
             }
             Err(e) => {
                 // Undecodable: it can never succeed, park it right away.
-                dead_letter(app, &group, &d, &e.to_string()).await;
+                dead_letter(app, &group, &d, "", &e.to_string()).await;
                 acks.push(d.offset);
             }
         }
@@ -221,20 +226,34 @@ async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u6
         match worker.apply(app, std::slice::from_ref(&ev)).await {
             Ok(()) => acks.push(d.offset),
             Err(e) if d.attempt >= app.cfg.workers.max_attempts => {
-                dead_letter(app, &group, &d, &e.to_string()).await;
+                dead_letter(app, &group, &d, &trace_ids(&ev), &e.to_string()).await;
                 acks.push(d.offset);
             }
             Err(e) => {
-                tracing::warn!(group = %group, offset = d.offset, attempt = d.attempt, error = %e, "event failed; will retry")
+                tracing::warn!(group = %group, offset = d.offset, attempt = d.attempt,
+                    trace_id = %trace_ids(&ev), error = %e, "event failed; will retry")
             }
         }
     }
     acks
 }
 
-async fn dead_letter(app: &App, group: &str, d: &Delivery, why: &str) {
+/// The trace ids of the messages an event carries, for the lines logged
+/// about it (docs/observability.md "Logs"); empty for other events.
+fn trace_ids(ev: &BusEvent) -> String {
+    let ids: Vec<String> = match ev {
+        BusEvent::Message { msg } | BusEvent::GroupBroadcast { msg, .. } => {
+            vec![msg.trace_context().trace_hex()]
+        }
+        BusEvent::Messages { msgs } => msgs.iter().map(|m| m.trace_context().trace_hex()).collect(),
+        _ => Vec::new(),
+    };
+    ids.join(",")
+}
+
+async fn dead_letter(app: &App, group: &str, d: &Delivery, trace_id: &str, why: &str) {
     metrics::counter!(crate::metrics::DEAD_LETTERS, "group" => group.to_string()).increment(1);
-    tracing::error!(group, offset = d.offset, topic = %d.topic, error = why, "event parked on the dead-letter topic");
+    tracing::error!(group, offset = d.offset, topic = %d.topic, trace_id, error = why, "event parked on the dead-letter topic");
     let id = EventId::DeadLetter {
         group: group.to_string(),
         offset: d.offset,

@@ -7,6 +7,7 @@
 use super::Worker;
 use crate::app::App;
 use crate::error::Result;
+use crate::services::trace::{self, Hop, HopKind};
 use async_trait::async_trait;
 use magpie_core::{BusEvent, now_ms};
 use magpie_store::RetentionHit;
@@ -14,12 +15,25 @@ use std::time::Duration;
 
 pub struct Retention;
 
-async fn forget(app: &App, hits: Vec<RetentionHit>) -> Result<()> {
+/// Drops removed messages from the offline sets; each removal is a
+/// `removed` hop of its message's trace (`why`: delivered, read, expired).
+async fn forget(app: &App, hits: Vec<RetentionHit>, why: &'static str) -> Result<()> {
     for h in hits {
         let seqs = [h.seq];
         app.state.offline_remove(h.to, &h.conv, &seqs).await?;
         if let Some(peer) = h.conv.peer_of(h.to).filter(|p| *p != h.to) {
             app.state.offline_remove(peer, &h.conv, &seqs).await?;
+        }
+        if app.traces.enabled() {
+            app.traces.record(Hop {
+                kind: HopKind::Removed,
+                at_us: trace::now_us(),
+                conv: trace::conv_key(&h.conv),
+                seq: h.seq,
+                user: h.to.0,
+                detail: Some(why.into()),
+                ..Hop::default()
+            });
         }
     }
     Ok(())
@@ -35,24 +49,26 @@ impl Worker for Retention {
     }
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
         for ev in events {
-            let hits = match ev {
+            let (hits, why) = match ev {
                 BusEvent::Delivered {
                     user, conv, seqs, ..
-                } => {
+                } => (
                     app.store
                         .retention()
                         .delete_delivered(*user, conv, seqs)
-                        .await?
-                }
-                BusEvent::Read(r) => {
+                        .await?,
+                    "delivered",
+                ),
+                BusEvent::Read(r) => (
                     app.store
                         .retention()
                         .delete_read(r.user, &r.conv, r.seq)
-                        .await?
-                }
+                        .await?,
+                    "read",
+                ),
                 _ => continue,
             };
-            forget(app, hits).await?;
+            forget(app, hits, why).await?;
         }
         Ok(())
     }
@@ -70,7 +86,7 @@ pub async fn sweep(app: App) {
             match app.store.retention().delete_expired(now_ms(), 1000).await {
                 Ok(hits) => {
                     let n = hits.len();
-                    if let Err(e) = forget(&app, hits).await {
+                    if let Err(e) = forget(&app, hits, "expired").await {
                         tracing::warn!(error = %e, "retention cache trim failed");
                     }
                     if n < 1000 {

@@ -20,6 +20,7 @@ use super::Worker;
 use crate::app::App;
 use crate::error::Result;
 use crate::metrics::meters;
+use crate::services::trace::{Hop, HopKind};
 use async_trait::async_trait;
 use magpie_core::BusEvent;
 
@@ -35,12 +36,14 @@ impl Worker for DerivedState {
     }
     async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
         let mut arrived = Vec::new();
+        // The `unread` hops, recorded once everything is applied.
+        let mut hops = app.traces.enabled().then(Vec::new);
         for ev in events {
             match ev {
-                BusEvent::Message { msg } => received(msg, &mut arrived),
+                BusEvent::Message { msg } => received(msg, &mut arrived, &mut hops),
                 BusEvent::Messages { msgs } => {
                     for msg in msgs {
-                        received(msg, &mut arrived);
+                        received(msg, &mut arrived, &mut hops);
                     }
                 }
                 BusEvent::Read(r) if r.conv.group_id().is_none() => {
@@ -52,16 +55,23 @@ impl Worker for DerivedState {
                 _ => {}
             }
         }
-        flush(app, &mut arrived).await
+        flush(app, &mut arrived).await?;
+        for hop in hops.into_iter().flatten() {
+            app.traces.record(hop);
+        }
+        Ok(())
     }
 }
 
 /// A direct message counts for its receiver (the sender has read its own;
 /// groups keep no per-member state).
-fn received(msg: &magpie_core::Message, arrived: &mut Arrived) {
+fn received(msg: &magpie_core::Message, arrived: &mut Arrived, hops: &mut Option<Vec<Hop>>) {
     if msg.conv.group_id().is_none() && msg.from != msg.to {
         let id = msg.server_id.to_string();
         arrived.push((msg.to, msg.conv.clone(), msg.seq, id));
+        if let Some(hops) = hops {
+            hops.push(Hop::of(HopKind::Unread, msg).user(msg.to));
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use magpie_core::{
     Persistence, TraceContext, UserId, now_ms,
 };
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What a send takes from its sender's settings (the device's, else the
 /// user's): the persistence an input does not name, and whether the
@@ -176,7 +177,28 @@ impl Messaging {
             }
         }
         if !fresh.is_empty() {
-            let outcomes = self.pipeline.submit(device, fresh).await;
+            // Debug: free at the default filter; when an operator turns it
+            // on (docs/observability.md "Logs"), a line logged while these
+            // messages wait for the pipeline names their sender and traces
+            // (its stages log each message themselves: `Traces::published`).
+            let span = tracing::debug_span!(
+                "accept",
+                user = from.0,
+                messages = fresh.len(),
+                trace_id = tracing::field::Empty,
+            );
+            if !span.is_disabled() {
+                let ids: Vec<String> = fresh
+                    .iter()
+                    .map(|m| {
+                        m.trace
+                            .unwrap_or_else(|| TraceContext::derived(m.server_id.0))
+                            .trace_hex()
+                    })
+                    .collect();
+                span.record("trace_id", ids.join(","));
+            }
+            let outcomes = self.pipeline.submit(device, fresh).instrument(span).await;
             for (i, outcome) in fresh_idx.into_iter().zip(outcomes) {
                 results[i] = Some(outcome);
             }

@@ -1,6 +1,6 @@
 //! Message traces: the hops of each message on this node — accepted,
-//! durable, published, forwarded, offline, pushed (per device), delivered,
-//! read, indexed — in a bounded buffer (`ring.rs`), and the question "what
+//! durable, published, forwarded, offline, unread, pushed (per device),
+//! delivered, read, indexed, removed — in a bounded buffer (`ring.rs`), and the question "what
 //! happened to message N" asked of every node at once over the relay
 //! (`gather.rs`). docs/observability.md.
 //!
@@ -31,10 +31,16 @@ pub enum HopKind {
     Published,
     Forwarded,
     Offline,
+    /// Counted in its receiver's unread count and offline queue (the state
+    /// worker; direct messages only: groups keep no per-member state).
+    Unread,
     Pushed,
     Delivered,
     Read,
     Indexed,
+    /// Deleted by its persistence level (`detail`: delivered, read or
+    /// expired). Names a conversation and a sequence, like a read.
+    Removed,
 }
 
 impl HopKind {
@@ -45,10 +51,12 @@ impl HopKind {
             HopKind::Published => "published",
             HopKind::Forwarded => "forwarded",
             HopKind::Offline => "offline",
+            HopKind::Unread => "unread",
             HopKind::Pushed => "pushed",
             HopKind::Delivered => "delivered",
             HopKind::Read => "read",
             HopKind::Indexed => "indexed",
+            HopKind::Removed => "removed",
         }
     }
 
@@ -60,10 +68,12 @@ impl HopKind {
             HopKind::Published => "magpie.published",
             HopKind::Forwarded => "magpie.forwarded",
             HopKind::Offline => "magpie.offline",
+            HopKind::Unread => "magpie.unread",
             HopKind::Pushed => "magpie.pushed",
             HopKind::Delivered => "magpie.delivered",
             HopKind::Read => "magpie.read",
             HopKind::Indexed => "magpie.indexed",
+            HopKind::Removed => "magpie.removed",
         }
     }
 }

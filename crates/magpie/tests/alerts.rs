@@ -2,7 +2,9 @@
 //! (docs/observability.md, "Dashboard and alerts"):
 //!
 //! - `promtool check rules` and `promtool test rules` on the shipped files;
-//! - the dashboard's structure (what Grafana needs of a dashboard model);
+//! - the dashboard against Grafana's published schema (the TypeScript types
+//!   of npm's `@grafana/schema`, checked by `tsc`) and what it promises
+//!   (panel ids, grid, targets on the `datasource` variable);
 //! - with `MAGPIE_TEST_BACKENDS=cluster`: Debian's Prometheus scraping three
 //!   `magpie` processes on the shared store and state and a NATS server of
 //!   the test's own, with the shipped rules, their windows shortened from
@@ -109,6 +111,71 @@ fn the_dashboard_is_a_well_formed_grafana_model() {
             );
             assert_eq!(t["datasource"]["uid"], "${datasource}");
         }
+    }
+}
+
+/// Type-checks `json` as a Grafana dashboard model with `tsc`: the JSON as
+/// an object literal that `satisfies` the `Dashboard` type of
+/// `@grafana/schema` (generated from Grafana's CUE dashboard kind), so every
+/// field's type and enum value is checked and an unknown property refused.
+fn tsc_dashboard(schema: &str, json: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        Path::new(schema).join("node_modules"),
+        dir.path().join("node_modules"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("check.ts"),
+        format!(
+            "import type {{ Dashboard }} from \
+             '@grafana/schema/dist/types/raw/dashboard/x/types.gen';\n\
+             export const dashboard = {} satisfies Dashboard;\n",
+            json.trim_end()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tsconfig.json"),
+        r#"{"compilerOptions": {"strict": true, "noEmit": true, "module": "commonjs",
+            "moduleResolution": "node", "skipLibCheck": true}, "files": ["check.ts"]}"#,
+    )
+    .unwrap();
+    Command::new("node")
+        .arg(Path::new(schema).join("node_modules/typescript/bin/tsc"))
+        .arg("-p")
+        .arg(dir.path())
+        .output()
+        .expect("node runs tsc")
+}
+
+#[test]
+fn the_dashboard_satisfies_grafanas_published_schema() {
+    let Some(schema) = tool("MAGPIE_TEST_GRAFANA_SCHEMA_DIR") else {
+        return;
+    };
+    let json = std::fs::read_to_string(ops("grafana/magpie-dashboard.json")).unwrap();
+    let out = tsc_dashboard(&schema, &json);
+    assert!(
+        out.status.success(),
+        "the dashboard does not satisfy Grafana's schema:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The check has teeth: a property Grafana does not know, and a grid
+    // width that is not a number, are each refused.
+    let good: Value = serde_json::from_str(&json).unwrap();
+    let mut unknown = good.clone();
+    unknown["refreshEvery"] = json!("10s");
+    let mut mistyped = good;
+    mistyped["panels"][0]["gridPos"]["w"] = json!("wide");
+    for (bad, why) in [
+        (unknown, "refreshEvery\"' does not exist in type 'Dashboard'"),
+        (mistyped, "not assignable to type 'number'"),
+    ] {
+        let out = tsc_dashboard(&schema, &serde_json::to_string(&bad).unwrap());
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success() && said.contains(why), "{said}");
     }
 }
 

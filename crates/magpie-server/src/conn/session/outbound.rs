@@ -52,6 +52,7 @@ impl<T: Transport> Session<T> {
                     device = %self.device,
                     transport = self.transport,
                     node = %self.app.cfg.node,
+                    roles = %self.app.cfg.cluster.roles.join(","),
                     "message pushed"
                 );
             }

@@ -20,6 +20,8 @@ mod embedded;
 mod error;
 #[cfg(feature = "jetstream")]
 mod jetstream;
+#[cfg(feature = "kafka")]
+mod kafka;
 #[cfg(feature = "nats")]
 mod nats_conn;
 pub mod relay;
@@ -34,6 +36,8 @@ pub use embedded::{EmbeddedBus, EmbeddedOptions};
 pub use error::BusError;
 #[cfg(feature = "jetstream")]
 pub use jetstream::JetStreamBus;
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaBus;
 pub use relay::{Relay, RelayEvent, RelayOptions, RelayStats, RelaySubscription};
 
 pub type Result<T> = std::result::Result<T, BusError>;
@@ -133,8 +137,9 @@ impl Bus {
         Bus(Arc::new(backend))
     }
 
-    /// Opens the backend a URL names: `embedded://PATH`, or
+    /// Opens the backend a URL names: `embedded://PATH`,
     /// `nats://HOST:PORT[,HOST:PORT…]/?stream=NAME&partitions=P&replicas=R`
+    /// or `kafka://HOST:PORT[,HOST:PORT…]/PREFIX?partitions=P&replicas=R`
     /// (docs/config.md).
     pub async fn open(url: &str) -> Result<Bus> {
         if let Some(path) = url.strip_prefix("embedded://") {
@@ -143,6 +148,10 @@ impl Bus {
         #[cfg(feature = "jetstream")]
         if url.starts_with("nats://") {
             return Ok(Bus::new(JetStreamBus::open(url).await?));
+        }
+        #[cfg(feature = "kafka")]
+        if url.starts_with("kafka://") {
+            return Ok(Bus::new(KafkaBus::open(url).await?));
         }
         Err(BusError::Config(format!(
             "unknown bus url {url:?}: expected embedded://PATH"

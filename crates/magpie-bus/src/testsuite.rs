@@ -49,6 +49,17 @@ pub fn free_port() -> u16 {
 /// the same durable state.
 pub trait BusFactory: Send + Sync {
     fn open(&self) -> impl Future<Output = Bus> + Send;
+    /// Whether consumers of one group on one partition compete for its
+    /// events (embedded, JetStream), or one of them holds the partition
+    /// while the others stand by to take it over (Kafka's groups).
+    fn competing(&self) -> bool {
+        true
+    }
+    /// Whether `pending` counts the partition's events of every topic the
+    /// group has not read (Kafka's consumer lag), not only its own topics'.
+    fn pending_counts_other_topics(&self) -> bool {
+        false
+    }
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each evaluating

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The real engines Magpie's cluster mode runs on, for tests and local use:
 # Redis (one server and a three-primary cluster), PostgreSQL and MariaDB (two
-# servers each: the shards of a sharded store) and NATS JetStream (one server
-# and a three-server cluster), each on loopback with a test configuration
+# servers each: the shards of a sharded store), NATS JetStream (one server
+# and a three-server cluster) and a Kafka-protocol broker (tansu), each on
+# loopback with a test configuration
 # and a data directory of its own under $MAGPIE_SERVICES_DIR.
 #
 #   scripts/services.sh start   install what is missing, start what is not
@@ -36,6 +37,9 @@ NATS_PORT=${MAGPIE_NATS_PORT:-4230}
 # A three-server NATS cluster (JetStream replicated) on these client ports;
 # cluster routes on port +2000, monitoring on port +4000.
 NATS_CLUSTER_PORTS=${MAGPIE_NATS_CLUSTER_PORTS:-4231 4232 4233}
+# A Kafka-protocol broker (tansu, storage in SQLite under $DIR/tansu).
+KAFKA_PORT=${MAGPIE_KAFKA_PORT:-9392}
+TANSU_VERSION=0.6.0
 
 log() { echo "services: $*" >&2; }
 
@@ -103,6 +107,34 @@ grafana_schema() {
       @grafana/schema@13.2.3 typescript@5.9.3 >&2)
   fi
   echo "$d"
+}
+
+# tansu, a Kafka-protocol broker, built once from crates.io (about 25
+# minutes on two cores) into $DIR/tansu-bin, outside the work tree; with
+# its SQLite storage (feature libsql), so what it acknowledged survives a
+# kill -9 of the broker.
+tansu_bin() {
+  local root="$DIR/tansu-bin"
+  if [ ! -x "$root/bin/tansu" ]; then
+    log "building tansu $TANSU_VERSION from crates.io into $root (once)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql \
+      --root "$root" --target-dir "$DIR/tansu-build" >&2
+    rm -rf "$DIR/tansu-build"
+  fi
+  echo "$root/bin/tansu"
+}
+
+start_kafka() {
+  local d="$DIR/tansu"
+  mkdir -p "$d"
+  if listening "$KAFKA_PORT"; then return; fi
+  local bin; bin=$(tansu_bin)
+  (cd "$d" && nohup "$bin" broker \
+      --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --storage-engine "sqlite://tansu.db" > "$d/tansu.log" 2>&1 &
+    echo $! > "$d/tansu.pid")
+  wait_port tansu "$KAFKA_PORT"
 }
 
 # A nats-server that understands `sync_interval`.
@@ -262,6 +294,8 @@ export MAGPIE_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
 export MAGPIE_TEST_NATS_CLUSTER_URL=nats://$(echo $NATS_CLUSTER_PORTS | sed -E 's/([0-9]+)/127.0.0.1:\1/g; s/ /,/g')
 export MAGPIE_TEST_NATS_BIN=$(nats_bin)
 export MAGPIE_TEST_NATS_CONF=$DIR/nats/nats.conf
+export MAGPIE_TEST_KAFKA_URL=127.0.0.1:$KAFKA_PORT
+export MAGPIE_TEST_TANSU_BIN=$DIR/tansu-bin/bin/tansu
 export MAGPIE_TEST_PROMETHEUS_BIN=$(command -v prometheus)
 export MAGPIE_TEST_PROMTOOL_BIN=$(command -v promtool)
 export MAGPIE_TEST_GRAFANA_SCHEMA_DIR=$(grafana_schema)
@@ -281,6 +315,7 @@ stop_all() {
     [ -f "$DIR/$name/mysql.pid" ] && kill "$(cat "$DIR/$name/mysql.pid")" 2>/dev/null || true
   done
   [ -f "$DIR/nats/nats.pid" ] && kill "$(cat "$DIR/nats/nats.pid")" 2>/dev/null || true
+  [ -f "$DIR/tansu/tansu.pid" ] && kill "$(cat "$DIR/tansu/tansu.pid")" 2>/dev/null || true
   for port in $NATS_CLUSTER_PORTS; do
     [ -f "$DIR/nats-cluster/$port/nats.pid" ] && kill "$(cat "$DIR/nats-cluster/$port/nats.pid")" 2>/dev/null || true
   done
@@ -295,6 +330,7 @@ case "${1:-start}" in
     start_postgres "$PG_PORT" pg; start_postgres "$PG2_PORT" pg2
     start_mysql "$MYSQL_PORT" mysql; start_mysql "$MYSQL2_PORT" mysql2
     start_nats; start_nats_cluster
+    start_kafka
     print_env
     ;;
   stop) stop_all ;;

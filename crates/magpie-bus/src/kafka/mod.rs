@@ -63,6 +63,7 @@ impl KafkaBus {
     /// partition count, loads the de-duplication window from the log's tail.
     pub async fn open(url: &str) -> Result<KafkaBus> {
         let opts = names::parse_url(url)?;
+        create_topics(&opts).await?;
         let producer: FutureProducer = base_config(&opts.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -72,7 +73,6 @@ impl KafkaBus {
             .set("message.timeout.ms", "10000")
             .create()
             .map_err(|e| BusError::Config(format!("kafka producer: {e}")))?;
-        create_topics(&opts).await?;
         let dedup = publish::Dedup::load(&opts).await?;
         Ok(KafkaBus {
             opts,
@@ -89,6 +89,9 @@ pub(super) fn base_config(brokers: &str) -> ClientConfig {
         .set("client.id", "magpie")
         .set("socket.keepalive.enable", "true")
         .set("log_level", "4");
+    if let Ok(d) = std::env::var("MAGPIE_KAFKA_DEBUG") {
+        c.set("debug", d).set("log_level", "7");
+    }
     c
 }
 

@@ -16,6 +16,8 @@
 mod delivery;
 mod durability;
 pub mod relay;
+#[cfg(feature = "kafka")]
+pub mod tansu;
 
 pub use delivery::*;
 pub use durability::*;
@@ -59,6 +61,14 @@ pub trait BusFactory: Send + Sync {
     /// group has not read (Kafka's consumer lag), not only its own topics'.
     fn pending_counts_other_topics(&self) -> bool {
         false
+    }
+    /// Whether, after a restart, exactly the unacked events come again
+    /// also when the acked ones were not contiguous. `false` only for a
+    /// broker known to drop what a Kafka commit carries beside its offset
+    /// (tansu 0.6): events acked above an unacked one may then come again
+    /// (at least once; consumers are idempotent), never fewer.
+    fn exact_redelivery(&self) -> bool {
+        true
     }
 }
 

@@ -15,11 +15,18 @@ pub struct Namespace {
     pub store: String,
     pub state: String,
     pub bus: String,
+    /// The relay when the bus is not NATS (`MAGPIE_TEST_BUS=kafka`): NATS
+    /// core under the namespace's prefix; empty otherwise (the bus's NATS).
+    pub relay: String,
     name: String,
     /// The admin URL of each SQL server holding one of the store's databases.
     admins: Vec<String>,
     redis: String,
     nats: String,
+    /// The namespace's own Kafka-protocol broker (`MAGPIE_TEST_BUS=kafka`):
+    /// one per namespace, as tansu cannot be shared (testsuite/tansu.rs).
+    #[cfg(feature = "kafka")]
+    _kafka: Option<magpie_bus::testsuite::tansu::Tansu>,
 }
 
 static NAMESPACES: Mutex<Option<HashMap<PathBuf, Weak<Namespace>>>> = Mutex::new(None);
@@ -115,6 +122,16 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
     });
     let redis = env("MAGPIE_TEST_REDIS_URL");
     let nats = env("MAGPIE_TEST_NATS_URL");
+    let kafka_bus = std::env::var("MAGPIE_TEST_BUS").is_ok_and(|b| b == "kafka");
+    #[cfg(feature = "kafka")]
+    let broker = kafka_bus.then(|| {
+        magpie_bus::testsuite::tansu::Tansu::start()
+            .expect("MAGPIE_TEST_BUS=kafka needs MAGPIE_TEST_TANSU_BIN")
+    });
+    #[cfg(feature = "kafka")]
+    let kafka = broker.as_ref().map(|b| b.addr.clone());
+    #[cfg(not(feature = "kafka"))]
+    let kafka: Option<String> = kafka_bus.then(|| panic!("MAGPIE_TEST_BUS=kafka needs the kafka feature"));
     let ns = Arc::new(Namespace {
         // One database: its URL; several: the shard map.
         store: admins
@@ -125,13 +142,16 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
         state: format!("{}?prefix={name}", with_path(&redis, "")),
         // MAGPIE_TEST_BUS_OPTIONS adds bus URL options (scripts/test.sh
         // runs a phase on partitioned, replicated streams).
-        bus: format!(
-            "{}?stream={name}{}",
-            with_path(&nats, ""),
-            std::env::var("MAGPIE_TEST_BUS_OPTIONS")
-                .map(|o| format!("&{o}"))
-                .unwrap_or_default()
-        ),
+        bus: match &kafka {
+            Some(addr) => format!("kafka://{addr}/{name}{}", options("?")),
+            None => format!("{}?stream={name}{}", with_path(&nats, ""), options("&")),
+        },
+        relay: match &kafka {
+            Some(_) => format!("{}?prefix={name}_relay", with_path(&nats, "")),
+            None => String::new(),
+        },
+        #[cfg(feature = "kafka")]
+        _kafka: broker,
         name,
         admins,
         redis,
@@ -139,6 +159,13 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
     });
     map.insert(dir.to_path_buf(), Arc::downgrade(&ns));
     Some(ns)
+}
+
+/// `MAGPIE_TEST_BUS_OPTIONS` after `sep`, or nothing.
+fn options(sep: &str) -> String {
+    std::env::var("MAGPIE_TEST_BUS_OPTIONS")
+        .map(|o| format!("{sep}{o}"))
+        .unwrap_or_default()
 }
 
 fn split(urls: &str) -> Vec<String> {
@@ -195,6 +222,9 @@ impl Namespace {
         cfg.store = self.store.clone();
         cfg.state = self.state.clone();
         cfg.bus = self.bus.clone();
+        if !self.relay.is_empty() {
+            cfg.relay = self.relay.clone();
+        }
     }
 }
 

@@ -170,7 +170,10 @@ fn the_dashboard_satisfies_grafanas_published_schema() {
     let mut mistyped = good;
     mistyped["panels"][0]["gridPos"]["w"] = json!("wide");
     for (bad, why) in [
-        (unknown, "refreshEvery\"' does not exist in type 'Dashboard'"),
+        (
+            unknown,
+            "refreshEvery\"' does not exist in type 'Dashboard'",
+        ),
         (mistyped, "not assignable to type 'number'"),
     ] {
         let out = tsc_dashboard(&schema, &serde_json::to_string(&bad).unwrap());

@@ -156,7 +156,7 @@ pub struct TraceReport {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TraceHop {
     /// `accepted`, `durable`, `published`, `forwarded`, `offline`,
-    /// `pushed`, `delivered`, `read` or `indexed`.
+    /// `unread`, `pushed`, `delivered`, `read`, `indexed` or `removed`.
     pub hop: String,
     pub node: String,
     /// Wall-clock time on that node, microseconds since the Unix epoch.
@@ -172,7 +172,8 @@ pub struct TraceHop {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
     /// What else the hop says: the conversation (durable), the node a push
-    /// was forwarded to (forwarded).
+    /// was forwarded to (forwarded), why it was deleted (removed:
+    /// delivered, read or expired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }

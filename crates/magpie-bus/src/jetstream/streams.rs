@@ -39,10 +39,21 @@ pub(super) async fn ensure_stream(
         metadata: [(PARTITIONS_KEY.to_string(), opts.partitions.to_string())].into(),
         ..Default::default()
     };
-    let stream = js
-        .get_or_create_stream(wanted.clone())
-        .await
-        .map_err(|e| unavailable("creating the stream", e))?;
+    // A replicated stream's creation can fail on one member for a moment
+    // ("error creating store for stream", 10049, seen while another stream
+    // of the account was being deleted): two more tries before giving up.
+    let mut tries = 0;
+    let stream = loop {
+        match js.get_or_create_stream(wanted.clone()).await {
+            Ok(s) => break s,
+            Err(e) if tries < 2 => {
+                tries += 1;
+                tracing::warn!(stream = name, error = %e, "creating the stream failed; retrying");
+                tokio::time::sleep(Duration::from_millis(250 * tries)).await;
+            }
+            Err(e) => return Err(unavailable("creating the stream", e)),
+        }
+    };
     let found = stream.cached_info().config.clone();
     if found.retention != RetentionPolicy::Limits || found.storage != StorageType::File {
         return Err(BusError::Config(format!(

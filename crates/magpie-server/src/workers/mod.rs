@@ -231,7 +231,8 @@ async fn process(app: &App, worker: &dyn Worker, batch: Vec<Delivery>) -> Vec<u6
             }
             Err(e) => {
                 tracing::warn!(group = %group, offset = d.offset, attempt = d.attempt,
-                    trace_id = %trace_ids(&ev), error = %e, "event failed; will retry")
+                    trace_id = %trace_ids(&ev), node = %app.cfg.node, error = %e,
+                    "event failed; will retry")
             }
         }
     }
@@ -253,7 +254,8 @@ fn trace_ids(ev: &BusEvent) -> String {
 
 async fn dead_letter(app: &App, group: &str, d: &Delivery, trace_id: &str, why: &str) {
     metrics::counter!(crate::metrics::DEAD_LETTERS, "group" => group.to_string()).increment(1);
-    tracing::error!(group, offset = d.offset, topic = %d.topic, trace_id, error = why, "event parked on the dead-letter topic");
+    tracing::error!(group, offset = d.offset, topic = %d.topic, trace_id, node = %app.cfg.node,
+        error = why, "event parked on the dead-letter topic");
     let id = EventId::DeadLetter {
         group: group.to_string(),
         offset: d.offset,

@@ -1,8 +1,8 @@
 //! Message traces: the hops of each message on this node — accepted,
 //! durable, published, forwarded, offline, unread, pushed (per device),
-//! delivered, read, indexed, removed — in a bounded buffer (`ring.rs`), and the question "what
-//! happened to message N" asked of every node at once over the relay
-//! (`gather.rs`). docs/observability.md.
+//! delivered, read, indexed, removed — in a bounded buffer (`ring.rs`), and
+//! the question "what happened to message N" asked of every node at once
+//! over the relay (`gather.rs`). docs/observability.md.
 //!
 //! Invariants: recording never blocks on I/O and never fails a message
 //! (a hop is a few words pushed under a short lock, or nothing when

@@ -168,22 +168,11 @@ async fn the_sweeper_cleans_up_after_a_killed_node() {
     let secret = std::fs::read_to_string(n1.dir.path().join("jwt.secret")).unwrap();
     let dir_b = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_magpie"));
-    cmd.args([
-        "serve",
-        "--node",
-        "node-b",
-        "--node-num",
-        "9",
-        "--store",
-        &ns.store,
-        "--state",
-        &ns.state,
-        "--bus",
-        &ns.bus,
-    ])
-    .env("MAGPIE_AUTH__JWT_SECRET", &secret)
-    .env("MAGPIE_CLUSTER__HEARTBEAT_MS", "200")
-    .env("MAGPIE_CLUSTER__NODE_TTL_MS", "1000");
+    cmd.args(["serve", "--node", "node-b", "--node-num", "9"])
+        .args(ns.args())
+        .env("MAGPIE_AUTH__JWT_SECRET", &secret)
+        .env("MAGPIE_CLUSTER__HEARTBEAT_MS", "200")
+        .env("MAGPIE_CLUSTER__NODE_TTL_MS", "1000");
     let (child, base_b) = spawn_cmd(cmd, &dir_b);
     let mut b_node = Node {
         child,

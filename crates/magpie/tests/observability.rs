@@ -39,7 +39,7 @@ fn spawn(env: &[(&str, &str)], args: &[&str]) -> Proc {
         .args(["--internal-listen", "127.0.0.1:0"])
         .args(args);
     if let Some(ns) = &ns {
-        cmd.args(["--store", &ns.store, "--state", &ns.state, "--bus", &ns.bus]);
+        cmd.args(ns.args());
     }
     let (child, line) = spawn_cmd_line(cmd, &dir);
     let base = format!("http://{}", line["http"].as_str().unwrap());

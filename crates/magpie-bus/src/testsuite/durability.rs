@@ -66,7 +66,11 @@ pub async fn unacked_events_are_redelivered_after_reopen(f: &impl BusFactory) {
         }
         assert!(got.iter().filter(|g| **g == six).count() <= 1, "{got:?}");
         got.retain(|g| *g != six);
-        assert_eq!(sorted(got), want, "an acked event below the first unacked came again");
+        assert_eq!(
+            sorted(got),
+            want,
+            "an acked event below the first unacked came again"
+        );
     }
     assert_idle(&mut c, SHORT).await;
     drop(c);

@@ -43,7 +43,11 @@ impl Tansu {
         let tansu = Tansu { child, dir, addr };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&tansu.addr).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {}", tansu.addr);
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {}",
+                tansu.addr
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Some(tansu)

@@ -131,7 +131,8 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
     #[cfg(feature = "kafka")]
     let kafka = broker.as_ref().map(|b| b.addr.clone());
     #[cfg(not(feature = "kafka"))]
-    let kafka: Option<String> = kafka_bus.then(|| panic!("MAGPIE_TEST_BUS=kafka needs the kafka feature"));
+    let kafka: Option<String> =
+        kafka_bus.then(|| panic!("MAGPIE_TEST_BUS=kafka needs the kafka feature"));
     let ns = Arc::new(Namespace {
         // One database: its URL; several: the shard map.
         store: admins
@@ -216,6 +217,22 @@ impl Namespace {
     /// tell, Redis restarted empty.
     pub async fn wipe_state(&self) -> usize {
         delete_keys(&self.redis, &self.name).await
+    }
+
+    /// The same backends as `magpie serve` flags, for a node run as a process.
+    pub fn args(&self) -> Vec<String> {
+        let mut a = vec![
+            "--store",
+            &self.store,
+            "--state",
+            &self.state,
+            "--bus",
+            &self.bus,
+        ];
+        if !self.relay.is_empty() {
+            a.extend(["--relay", &self.relay]);
+        }
+        a.into_iter().map(String::from).collect()
     }
 
     pub fn apply(&self, cfg: &mut Config) {

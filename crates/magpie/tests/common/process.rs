@@ -27,7 +27,7 @@ pub fn spawn_node(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> (Child, Stri
     cmd.envs(env.iter().copied());
     cmd.arg("serve");
     if let Some(ns) = backends::namespace(dir.path()) {
-        cmd.args(["--store", &ns.store, "--state", &ns.state, "--bus", &ns.bus]);
+        cmd.args(ns.args());
     }
     spawn_cmd(cmd, dir)
 }

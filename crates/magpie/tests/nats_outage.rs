@@ -25,7 +25,9 @@ async fn clients_are_told_to_sync_after_a_short_nats_outage() {
     let url = format!("{}/?stream=outage", nats.url());
     let s = TestServer::start_with(|c| {
         // Only the bus is NATS: the store and state stay in this process.
+        // The relay follows the bus (a Kafka test phase sets its own).
         c.bus = url;
+        c.relay = String::new();
         c.store = String::new();
         c.state = "mem://".into();
     })
@@ -61,6 +63,7 @@ async fn a_node_keeps_serving_when_one_of_three_nats_servers_dies() {
     let bus = services::NatsCluster::bus_when_ready(&url).await;
     let s = TestServer::start_with(|c| {
         c.bus = url.clone();
+        c.relay = String::new();
         c.store = String::new();
         c.state = "mem://".into();
     })

@@ -39,7 +39,7 @@ use async_trait::async_trait;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
 
@@ -73,6 +73,7 @@ impl KafkaBus {
             .set("message.timeout.ms", "10000")
             .create()
             .map_err(|e| BusError::Config(format!("kafka producer: {e}")))?;
+        warm_up(&producer, &opts).await?;
         let dedup = publish::Dedup::load(&opts).await?;
         Ok(KafkaBus {
             opts,
@@ -80,6 +81,28 @@ impl KafkaBus {
             dedup,
         })
     }
+}
+
+/// Asks the producer's client for the metadata of every partition topic
+/// before the first publish: without it librdkafka learns a topic on its
+/// first produce, and a fresh node's first send waited ~1 s for that
+/// (KAFKA-STATUS.md).
+async fn warm_up(producer: &FutureProducer, opts: &names::Options) -> Result<()> {
+    let client = producer.clone();
+    let topics: Vec<String> = (0..opts.partitions)
+        .map(|i| names::partition_topic(&opts.prefix, i))
+        .collect();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        for t in &topics {
+            client
+                .client()
+                .fetch_metadata(Some(t), ADMIN_TIMEOUT)
+                .map_err(|e| unavailable("kafka metadata", e))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| unavailable("kafka metadata", e))?
 }
 
 /// What every client of this backend sets.

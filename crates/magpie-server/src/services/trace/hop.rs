@@ -1,9 +1,10 @@
 //! One hop as the ring keeps it: a few words, no body.
 //!
 //! Why so small: at full load a node records ~7 hops per message into a
-//! buffer far larger than the CPU's caches, so every hop written evicts
-//! something the message path needed (docs/performance.md "Tracing
-//! overhead"). A hop is 72 bytes: the device or the detail share one slot
+//! buffer far larger than the CPU's caches, so every hop written misses the
+//! cache (the oldest hop it replaces is read first) and pushes out lines the
+//! message path uses (docs/performance.md "Where tracing's cost was"). A
+//! hop is 72 bytes: the device or the detail share one slot
 //! (no hop has both), the transport is a byte, and a trace context is kept
 //! only when the message carries one (sampled or given by its client); an
 //! unsampled message's is derived from its server id when read.

@@ -7,7 +7,7 @@
 use super::Worker;
 use crate::app::App;
 use crate::error::Result;
-use crate::services::trace::{self, Hop, HopKind};
+use crate::services::trace::{Hop, HopKind};
 use async_trait::async_trait;
 use magpie_core::{BusEvent, now_ms};
 use magpie_store::RetentionHit;
@@ -25,15 +25,8 @@ async fn forget(app: &App, hits: Vec<RetentionHit>, why: &'static str) -> Result
             app.state.offline_remove(peer, &h.conv, &seqs).await?;
         }
         if app.traces.enabled() {
-            app.traces.record(Hop {
-                kind: HopKind::Removed,
-                at_us: trace::now_us(),
-                conv: trace::conv_key(&h.conv),
-                seq: h.seq,
-                user: h.to.0,
-                detail: Some(why.into()),
-                ..Hop::default()
-            });
+            let hop = Hop::at(HopKind::Removed, &h.conv, h.seq).user(h.to);
+            app.traces.record(hop.detail(why));
         }
     }
     Ok(())

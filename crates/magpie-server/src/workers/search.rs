@@ -89,13 +89,16 @@ impl Worker for Indexer {
         let epoch = committed?;
         let now = now_ms();
         let delay = metrics::histogram!(crate::metrics::SEARCH_DELAY);
+        let at_us = trace::now_us();
+        let mut hops = Vec::with_capacity(staged.len());
         for (mut hop, sent_at) in staged {
             delay.record((now - sent_at).max(0) as f64 / 1000.0);
             if hop.server_id != 0 {
-                hop.at_us = trace::now_us();
-                self.traces.record(hop);
+                hop.at_us = at_us;
+                hops.push(hop);
             }
         }
+        self.traces.record_all(hops);
         Ok(epoch)
     }
 }

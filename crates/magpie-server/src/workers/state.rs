@@ -56,8 +56,8 @@ impl Worker for DerivedState {
             }
         }
         flush(app, &mut arrived).await?;
-        for hop in hops.into_iter().flatten() {
-            app.traces.record(hop);
+        if let Some(hops) = hops {
+            app.traces.record_all(hops);
         }
         Ok(())
     }

@@ -104,10 +104,12 @@ impl<T: Transport> Session<T> {
                 let m = meters();
                 let now = magpie_core::now_ms();
                 let latency = &m.delivery_latency[transport_index(self.transport)];
+                let mut hops = Vec::new();
                 for push in &acked.pushes {
                     latency.record((now - push.msg.sent_at).max(0) as f64 / 1000.0);
-                    self.hop(HopKind::Delivered, &push.msg);
+                    hops.extend(self.hop_of(HopKind::Delivered, &push.msg));
                 }
+                self.app.traces.record_all(hops);
                 m.acked.increment(seqs.len() as u64);
                 // Group messages are kept for every member (read diffusion):
                 // their deliveries change nothing, so they are not published.

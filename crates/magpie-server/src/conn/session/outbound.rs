@@ -61,13 +61,18 @@ impl<T: Transport> Session<T> {
 
     /// Records a hop of `msg` at this device (`services/trace`).
     pub(super) fn hop(&self, kind: HopKind, msg: &Message) {
-        let traces = &self.app.traces;
-        if traces.enabled() {
-            let mut hop = Hop::of(kind, msg)
-                .user(self.user)
-                .device(Some(&self.device_key));
-            hop.transport = Some(self.transport);
-            traces.record(hop);
+        if let Some(hop) = self.hop_of(kind, msg) {
+            self.app.traces.record(hop);
         }
+    }
+
+    /// A hop of `msg` at this device, if traces go anywhere.
+    pub(super) fn hop_of(&self, kind: HopKind, msg: &Message) -> Option<Hop> {
+        self.app.traces.enabled().then(|| {
+            Hop::of(kind, msg)
+                .user(self.user)
+                .device(Some(&self.device_key))
+                .transport(self.transport)
+        })
     }
 }

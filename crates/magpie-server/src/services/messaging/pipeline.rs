@@ -183,6 +183,8 @@ async fn accept(app: &Messaging, subs: Vec<Submission>) -> Vec<Stored> {
     };
     let mut outcomes = outcomes.into_iter();
     let mut stored = Vec::with_capacity(subs.len());
+    // The `durable` hops of the batch, recorded together.
+    let mut hops = app.traces.enabled().then(Vec::new);
     for sub in subs {
         let from = sub.msgs.first().map(|m| m.from);
         let mut s = Stored {
@@ -234,10 +236,9 @@ async fn accept(app: &Messaging, subs: Vec<Submission>) -> Vec<Stored> {
                     None => 3,
                 };
                 let msg = Message::from_new(nm, acc.seq);
-                if app.traces.enabled() {
+                if let Some(hops) = &mut hops {
                     let conv: Arc<str> = msg.conv.as_str().into();
-                    app.traces
-                        .record(Hop::of(HopKind::Durable, &msg).detail(conv));
+                    hops.push(Hop::of(HopKind::Durable, &msg).detail(conv));
                 }
                 s.publish.push(msg);
             }
@@ -245,6 +246,9 @@ async fn accept(app: &Messaging, subs: Vec<Submission>) -> Vec<Stored> {
         }
         s.remember = from.filter(|_| !remember.is_empty()).map(|f| (f, remember));
         stored.push(s);
+    }
+    if let Some(hops) = hops {
+        app.traces.record_all(hops);
     }
     stored
 }

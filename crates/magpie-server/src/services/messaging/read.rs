@@ -4,7 +4,7 @@
 use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::services::delivery::Notice;
-use crate::services::trace::{self, Hop, HopKind};
+use crate::services::trace::{Hop, HopKind};
 use magpie_core::{BusEvent, ConvId, EventId, ReadUpTo, Seq, UserId, now_ms};
 
 impl Messaging {
@@ -44,14 +44,8 @@ impl Messaging {
         self.events.publish(event, id).await?;
         if self.traces.enabled() && pos > before.read_seq {
             // A read names a position: it covers every message up to it.
-            self.traces.record(Hop {
-                kind: HopKind::Read,
-                at_us: trace::now_us(),
-                conv: trace::conv_key(conv),
-                seq: pos,
-                user: user.0,
-                ..Hop::default()
-            });
+            self.traces
+                .record(Hop::at(HopKind::Read, conv, pos).user(user));
         }
         if let Some(peer) = conv.peer_of(user).filter(|p| *p != user) {
             self.delivery

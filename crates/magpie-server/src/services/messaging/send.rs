@@ -8,7 +8,7 @@
 use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::metrics::meters;
-use crate::services::trace::{self, Hop, HopKind};
+use crate::services::trace::{Hop, HopKind};
 use magpie_core::{
     Accepted, ChainLink, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, NewMessage,
     Persistence, TraceContext, UserId, now_ms,
@@ -141,6 +141,8 @@ impl Messaging {
         let dev: Option<Arc<str>> = device
             .filter(|_| self.traces.enabled())
             .map(|d| d.as_str().into());
+        // The `accepted` hops (none when traces go nowhere).
+        let mut hops = self.traces.enabled().then(Vec::new);
         let mut fresh = Vec::new();
         let mut fresh_idx = Vec::new();
         // Group senders are checked by the store, inside the transaction
@@ -154,27 +156,23 @@ impl Messaging {
             match self.prepare(from, input, hit, defaults).await {
                 Ok(Prepared::Known(acc)) => results[i] = Some(Ok(acc)),
                 Ok(Prepared::New(nm)) => {
-                    self.traces.record(
-                        Hop {
-                            kind: HopKind::Accepted,
-                            server_id: nm.server_id.0,
-                            conv: trace::conv_key(&nm.conv),
-                            trace: Some(
-                                nm.trace
-                                    .unwrap_or_else(|| TraceContext::derived(nm.server_id.0)),
-                            ),
-                            root: root_trace[i],
-                            at_us: trace::now_us(),
-                            ..Hop::default()
-                        }
-                        .user(from)
-                        .device(dev.as_ref()),
-                    );
+                    if let Some(hops) = &mut hops {
+                        let mut hop = Hop::at(HopKind::Accepted, &nm.conv, 0)
+                            .carrying(nm.trace)
+                            .user(from)
+                            .device(dev.as_ref());
+                        hop.server_id = nm.server_id.0;
+                        hop.root = root_trace[i];
+                        hops.push(hop);
+                    }
                     fresh.push(nm);
                     fresh_idx.push(i);
                 }
                 Err(e) => results[i] = Some(Err(e)),
             }
+        }
+        if let Some(hops) = hops {
+            self.traces.record_all(hops);
         }
         if !fresh.is_empty() {
             // Debug: free at the default filter; when an operator turns it

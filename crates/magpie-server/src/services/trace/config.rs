@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TraceConfig {
-    /// Hops this node keeps for `magpie trace` (about 100 bytes each); the
+    /// Hops this node keeps for `magpie trace` (72 bytes each); the
     /// oldest are forgotten first. 0 keeps none.
     pub buffer: usize,
     /// Share of messages whose trace is sampled (0.0 to 1.0), besides those

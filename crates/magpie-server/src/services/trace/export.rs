@@ -66,7 +66,7 @@ impl Exporter {
 
     /// One span for `hop`, if its message's trace is sampled.
     pub fn export(&self, hop: &Hop) {
-        let Some(t) = hop.trace.filter(|t| t.sampled) else {
+        let Some(t) = hop.trace().filter(|t| t.sampled) else {
             return;
         };
         let at = UNIX_EPOCH + Duration::from_micros(hop.at_us.max(0) as u64);
@@ -82,13 +82,13 @@ impl Exporter {
         if hop.user != 0 {
             attrs.push(KeyValue::new("magpie.user", hop.user));
         }
-        if let Some(d) = &hop.device {
+        if let Some(d) = hop.device_name() {
             attrs.push(KeyValue::new("magpie.device", d.to_string()));
         }
-        if let Some(tr) = hop.transport {
+        if let Some(tr) = hop.transport_name() {
             attrs.push(KeyValue::new("magpie.transport", tr));
         }
-        if let Some(d) = &hop.detail {
+        if let Some(d) = hop.detail_text() {
             attrs.push(KeyValue::new("magpie.detail", d.to_string()));
         }
         let builder = self

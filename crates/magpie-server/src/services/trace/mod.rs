@@ -13,123 +13,17 @@ mod config;
 #[cfg(feature = "otlp")]
 mod export;
 mod gather;
+mod hop;
 mod ring;
 
 use crate::config::Config;
 use magpie_bus::Relay;
 use magpie_core::trace::TraceHop;
-use magpie_core::{ConvId, Message, Seq, TraceContext, UserId, stable_hash};
+use magpie_core::{ConvId, Message, TraceContext, UserId, stable_hash};
 use std::sync::Arc;
 
 pub use config::TraceConfig;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HopKind {
-    #[default]
-    Accepted,
-    Durable,
-    Published,
-    Forwarded,
-    Offline,
-    /// Counted in its receiver's unread count and offline queue (the state
-    /// worker; direct messages only: groups keep no per-member state).
-    Unread,
-    Pushed,
-    Delivered,
-    Read,
-    Indexed,
-    /// Deleted by its persistence level (`detail`: delivered, read or
-    /// expired). Names a conversation and a sequence, like a read.
-    Removed,
-}
-
-impl HopKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HopKind::Accepted => "accepted",
-            HopKind::Durable => "durable",
-            HopKind::Published => "published",
-            HopKind::Forwarded => "forwarded",
-            HopKind::Offline => "offline",
-            HopKind::Unread => "unread",
-            HopKind::Pushed => "pushed",
-            HopKind::Delivered => "delivered",
-            HopKind::Read => "read",
-            HopKind::Indexed => "indexed",
-            HopKind::Removed => "removed",
-        }
-    }
-
-    /// The name of its exported span.
-    pub fn span_name(self) -> &'static str {
-        match self {
-            HopKind::Accepted => "magpie.accepted",
-            HopKind::Durable => "magpie.durable",
-            HopKind::Published => "magpie.published",
-            HopKind::Forwarded => "magpie.forwarded",
-            HopKind::Offline => "magpie.offline",
-            HopKind::Unread => "magpie.unread",
-            HopKind::Pushed => "magpie.pushed",
-            HopKind::Delivered => "magpie.delivered",
-            HopKind::Read => "magpie.read",
-            HopKind::Indexed => "magpie.indexed",
-            HopKind::Removed => "magpie.removed",
-        }
-    }
-}
-
-/// One hop as kept: ids and a time, no body. Its `trace` is always set
-/// (the message's, or derived from its server id); a read's is `None`.
-#[derive(Debug, Clone, Default)]
-pub struct Hop {
-    pub kind: HopKind,
-    pub at_us: i64,
-    /// 0 for a read (it names a conversation and a sequence).
-    pub server_id: i64,
-    /// The conversation's stable hash (`conv_key`).
-    pub conv: u64,
-    pub seq: Seq,
-    /// The sender (accepted) or the receiver (pushed, delivered, read,
-    /// offline); 0 when none.
-    pub user: i64,
-    pub device: Option<Arc<str>>,
-    pub transport: Option<&'static str>,
-    pub trace: Option<TraceContext>,
-    pub detail: Option<Arc<str>>,
-    /// The `accepted` hop of a message whose trace the server started: its
-    /// exported span is the trace's root (`export.rs`).
-    pub root: bool,
-}
-
-impl Hop {
-    /// A hop of `msg` now.
-    pub fn of(kind: HopKind, msg: &Message) -> Hop {
-        Hop {
-            kind,
-            at_us: now_us(),
-            server_id: msg.server_id.0,
-            conv: conv_key(&msg.conv),
-            seq: msg.seq,
-            trace: Some(msg.trace_context()),
-            ..Hop::default()
-        }
-    }
-
-    pub fn user(mut self, user: UserId) -> Hop {
-        self.user = user.0;
-        self
-    }
-
-    pub fn device(mut self, device: Option<&Arc<str>>) -> Hop {
-        self.device = device.cloned();
-        self
-    }
-
-    pub fn detail(mut self, detail: impl Into<Arc<str>>) -> Hop {
-        self.detail = Some(detail.into());
-        self
-    }
-}
+pub use hop::{Hop, HopKind};
 
 /// A message's trace id as logs write it (empty when it has none).
 pub fn trace_hex(msg: &Message) -> String {
@@ -213,6 +107,15 @@ impl Traces {
         self.ring.push(hop);
     }
 
+    /// Records the hops of a batch (cheaper than one by one: `Ring::push_all`).
+    pub fn record_all(&self, hops: Vec<Hop>) {
+        #[cfg(feature = "otlp")]
+        if let Some(x) = &self.exporter {
+            hops.iter().for_each(|h| x.export(h));
+        }
+        self.ring.push_all(hops);
+    }
+
     /// The trace context of a message accepted now: the client's (its
     /// span the parent of every hop), or a new trace whose root span is the
     /// message's acceptance; sampled when the client's context was, when
@@ -236,9 +139,11 @@ impl Traces {
     /// level) one log line each, by ids only, never the body.
     pub fn published(&self, msgs: &[Message], cfg: &Config) {
         if self.enabled() {
-            for msg in msgs {
-                self.record(Hop::of(HopKind::Published, msg).user(msg.from));
-            }
+            self.record_all(
+                msgs.iter()
+                    .map(|m| Hop::of(HopKind::Published, m).user(m.from))
+                    .collect(),
+            );
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             let roles = cfg.cluster.roles.join(",");
@@ -263,11 +168,11 @@ impl Traces {
             node: node.into(),
             at_us: h.at_us,
             user: (h.user != 0).then_some(UserId(h.user)),
-            device: h.device.as_deref().map(String::from),
-            transport: h.transport.map(String::from),
+            device: h.device_name().map(String::from),
+            transport: h.transport_name().map(String::from),
             seq: (h.seq > 0).then_some(h.seq),
-            trace_id: h.trace.map(|t| t.trace_hex()),
-            detail: h.detail.as_deref().map(String::from),
+            trace_id: h.trace().map(|t| t.trace_hex()),
+            detail: h.detail_text().map(String::from),
         }
     }
 }

@@ -2,16 +2,20 @@
 # The whole test suite: formatting, lints, then every test of every crate,
 # against the embedded backends and the real services.
 #
-# 1. scripts/services.sh starts PostgreSQL, MariaDB, Redis and NATS (installing
-#    them when absent) and exports their URLs (MAGPIE_TEST_*_URL); the
-#    conformance suites run against every backend with them.
-# 2. The whole-server black-box tests (crates/magpie/tests) run three times:
+# 1. scripts/services.sh starts PostgreSQL, MariaDB, Redis, NATS and a Kafka
+#    broker (installing them when absent; tansu is built once, about 25
+#    minutes) and exports their URLs (MAGPIE_TEST_*_URL); the conformance
+#    suites run against every backend with them.
+# 2. The whole-server black-box tests (crates/magpie/tests) run four times:
 #    embedded, then on PostgreSQL sharded over two servers + Redis +
 #    JetStream (one server, one stream), then on MariaDB sharded over two
 #    servers + a three-primary Redis Cluster + a three-server NATS cluster
 #    with four partition streams of three replicas each
 #    (MAGPIE_TEST_BACKENDS=cluster, MAGPIE_TEST_SHARDED=1,
 #    MAGPIE_TEST_STORE=mysql, the clusters' URLs, MAGPIE_TEST_BUS_OPTIONS).
+#    A fourth run puts the bus on Kafka: PostgreSQL + Redis + a tansu
+#    broker of each test's own (four partition topics) with the relay on
+#    NATS core (MAGPIE_TEST_BUS=kafka; docs/deploy.md, "Kafka").
 # 3. The fuzz targets (frame decoders, access-log parsers) run for a bounded
 #    number of inputs each (scripts/fuzz.sh, docs/fuzzing.md).
 set -euo pipefail
@@ -33,5 +37,7 @@ cargo test --workspace --all-features --locked --no-fail-fast
 MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_SHARDED=1 cargo test -p magpie --all-features --locked --no-fail-fast
 MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_SHARDED=1 MAGPIE_TEST_STORE=mysql MAGPIE_TEST_REDIS_URL="$MAGPIE_TEST_REDIS_CLUSTER_URL" \
   MAGPIE_TEST_NATS_URL="$MAGPIE_TEST_NATS_CLUSTER_URL" MAGPIE_TEST_BUS_OPTIONS="partitions=4&replicas=3" \
+  cargo test -p magpie --all-features --locked --no-fail-fast
+MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_BUS=kafka MAGPIE_TEST_BUS_OPTIONS="partitions=4" \
   cargo test -p magpie --all-features --locked --no-fail-fast
 scripts/fuzz.sh 100000

@@ -6,7 +6,7 @@
 //! each case starts its own tansu on a free loopback port with SQLite
 //! storage in a temporary directory, so cases run in parallel without
 //! sharing a broker (tansu 0.6's idempotent-producer bookkeeping breaks
-//! under unrelated concurrent producers: KAFKA-STATUS.md); otherwise
+//! under unrelated concurrent producers: docs/deploy.md, "Kafka"); otherwise
 //! `MAGPIE_TEST_KAFKA_URL` (`host:port`) names a running broker the cases
 //! share. Without either the cases are skipped with a notice, except under
 //! CI (`CI` set), where a missing broker must fail rather than pass silently.
@@ -69,7 +69,7 @@ impl BusFactory for Kafka {
         true
     }
     /// The test broker is tansu 0.6, whose OffsetFetch drops a commit's
-    /// metadata (the offsets acked above the committed one): KAFKA-STATUS.md.
+    /// metadata (the offsets acked above the committed one): docs/deploy.md, "Kafka".
     /// The mock cluster below keeps it, and so does Apache Kafka.
     fn exact_redelivery(&self) -> bool {
         false

@@ -182,6 +182,17 @@ pub async fn start(cfg: Config) -> Result<Running> {
         publisher: Some(cfg.node.clone()),
         ..RelayOptions::default()
     };
+    // A Kafka bus carries no relay: left to default, each node would relay
+    // in process only, and pushes for another node's connections would be
+    // lost without a word. Say so at start instead (docs/deploy.md).
+    if cfg.relay.is_empty() && cfg.bus_url().starts_with("kafka://") {
+        return Err(magpie_bus::BusError::Config(
+            "a kafka:// bus needs `relay`: nats://HOST:PORT/?prefix=P for a cluster, \
+             mem://NAME for one node (docs/deploy.md)"
+                .into(),
+        )
+        .into());
+    }
     let relay = Relay::open_with(&cfg.relay_url(), relay_opts).await?;
     let auth = Auth::new(
         &secret,

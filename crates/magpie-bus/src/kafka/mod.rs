@@ -32,6 +32,7 @@
 
 mod consumer;
 mod names;
+mod producer;
 mod publish;
 
 use crate::{BusBackend, BusError, Consumer, ConsumerOptions, Outgoing, Result};
@@ -53,7 +54,7 @@ pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> BusError {
 /// A bus on P Kafka topics. Wrap it in `crate::Bus` to share it.
 pub struct KafkaBus {
     opts: names::Options,
-    producer: FutureProducer,
+    producers: producer::Producers,
     dedup: publish::Dedup,
 }
 
@@ -64,20 +65,20 @@ impl KafkaBus {
     pub async fn open(url: &str) -> Result<KafkaBus> {
         let opts = names::parse_url(url)?;
         create_topics(&opts).await?;
-        let producer: FutureProducer = base_config(&opts.brokers)
+        let mut config = base_config(&opts.brokers);
+        config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "1")
             // A publish fails (unavailable, retryable) rather than waits
             // without end when the broker is gone.
-            .set("message.timeout.ms", "10000")
-            .create()
-            .map_err(|e| BusError::Config(format!("kafka producer: {e}")))?;
-        warm_up(&producer, &opts).await?;
+            .set("message.timeout.ms", "10000");
+        let producers = producer::Producers::new(config)?;
+        warm_up(&producers.get().1, &opts).await?;
         let dedup = publish::Dedup::load(&opts).await?;
         Ok(KafkaBus {
             opts,
-            producer,
+            producers,
             dedup,
         })
     }
@@ -85,8 +86,7 @@ impl KafkaBus {
 
 /// Asks the producer's client for the metadata of every partition topic
 /// before the first publish: without it librdkafka learns a topic on its
-/// first produce, and a fresh node's first send waited ~1 s for that
-/// (KAFKA-STATUS.md).
+/// first produce, and a fresh node's first send waited ~1 s for that.
 async fn warm_up(producer: &FutureProducer, opts: &names::Options) -> Result<()> {
     let client = producer.clone();
     let topics: Vec<String> = (0..opts.partitions)

@@ -149,6 +149,7 @@ pub(super) async fn publish(bus: &KafkaBus, events: Vec<Outgoing>) -> Result<Vec
             }
         }
     }
+    let (generation, producer) = bus.producers.get();
     let futures: Vec<_> = sends
         .iter()
         .map(|&n| {
@@ -169,16 +170,22 @@ pub(super) async fn publish(bus: &KafkaBus, events: Vec<Outgoing>) -> Result<Vec
                 .key(ev.key.as_bytes())
                 .payload(ev.payload.as_ref())
                 .headers(headers);
-            let sent = bus
-                .producer
-                .send_result(record)
-                .map_err(|(e, _)| unavailable("kafka produce", e));
+            let sent = producer.send_result(record).map_err(|(e, _)| e);
             async move {
-                let delivered = sent?
-                    .await
-                    .map_err(|_| BusError::Unavailable("kafka producer gone".into()))?
-                    .map_err(|(e, _)| unavailable("kafka produce", e))?;
-                Ok::<u64, BusError>(names::offset(delivered.offset, parts, i))
+                let delivered = match sent {
+                    Ok(delivery) => delivery
+                        .await
+                        .map_err(|_| BusError::Unavailable("kafka producer gone".into()))?
+                        .map_err(|(e, _)| e),
+                    Err(e) => Err(e),
+                };
+                match delivered {
+                    Ok(d) => Ok(names::offset(d.offset, parts, i)),
+                    Err(e) => {
+                        bus.producers.failed(generation, &e);
+                        Err(unavailable("kafka produce", e))
+                    }
+                }
             }
         })
         .collect();

@@ -47,6 +47,11 @@ pub fn shared_store() -> bool {
     cluster_mode() && !std::env::var("MAGPIE_TEST_STORE").is_ok_and(|v| v == "sqlite")
 }
 
+/// Whether this run puts the bus on Kafka (`MAGPIE_TEST_BUS=kafka`).
+pub fn kafka_bus() -> bool {
+    std::env::var("MAGPIE_TEST_BUS").is_ok_and(|b| b == "kafka")
+}
+
 /// `shared_store()`, saying on stderr why a test is skipped when not.
 pub fn needs_shared_store() -> bool {
     let ok = shared_store();
@@ -122,7 +127,7 @@ pub fn namespace(dir: &Path) -> Option<Arc<Namespace>> {
     });
     let redis = env("MAGPIE_TEST_REDIS_URL");
     let nats = env("MAGPIE_TEST_NATS_URL");
-    let kafka_bus = std::env::var("MAGPIE_TEST_BUS").is_ok_and(|b| b == "kafka");
+    let kafka_bus = kafka_bus();
     #[cfg(feature = "kafka")]
     let broker = kafka_bus.then(|| {
         magpie_bus::testsuite::tansu::Tansu::start()

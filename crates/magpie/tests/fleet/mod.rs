@@ -37,6 +37,10 @@ impl Drop for NodeProc {
 pub struct Fleet {
     pub redis: Redis,
     pub nats: Nats,
+    /// The bus on a Kafka-protocol broker of the fleet's own instead of
+    /// JetStream (`MAGPIE_TEST_BUS=kafka`); the relay stays on `nats`.
+    #[cfg(feature = "kafka")]
+    pub kafka: Option<magpie_bus::testsuite::tansu::Tansu>,
     /// The database (its `store` URL); the namespace's Redis and stream parts are unused.
     pub ns: Arc<backends::Namespace>,
     /// The nodes' store: the namespace's, plus `shard` when there is one.
@@ -63,6 +67,11 @@ impl Fleet {
         Some(Fleet {
             redis: Redis::start(dir.path()),
             nats: Nats::start(dir.path()),
+            #[cfg(feature = "kafka")]
+            kafka: backends::kafka_bus().then(|| {
+                magpie_bus::testsuite::tansu::Tansu::start()
+                    .expect("MAGPIE_TEST_BUS=kafka needs MAGPIE_TEST_TANSU_BIN")
+            }),
             store: ns.store.clone(),
             shard: None,
             nats_cluster: None,
@@ -97,10 +106,46 @@ impl Fleet {
     }
 
     pub fn bus_url(&self) -> String {
+        #[cfg(feature = "kafka")]
+        if let Some(k) = &self.kafka {
+            return format!("kafka://{}/fleet?partitions=3", k.addr);
+        }
         match &self.nats_cluster {
             Some(c) => format!("{}/?stream=fleet&partitions=3&replicas=3", c.url()),
             None => format!("{}/?stream=fleet", self.nats.url()),
         }
+    }
+
+    /// Whether the bus is on Kafka (the relay then on NATS core).
+    pub fn on_kafka(&self) -> bool {
+        #[cfg(feature = "kafka")]
+        return self.kafka.is_some();
+        #[cfg(not(feature = "kafka"))]
+        false
+    }
+
+    /// The relay's URL: none (it rides the bus) unless the bus is Kafka.
+    fn relay_url(&self) -> Option<String> {
+        self.on_kafka()
+            .then(|| format!("{}/?prefix=fleet_relay", self.nats.url()))
+    }
+
+    /// SIGKILL of the bus's engine: the NATS server, or the Kafka broker.
+    pub fn kill9_bus(&mut self) {
+        #[cfg(feature = "kafka")]
+        if let Some(k) = &mut self.kafka {
+            return k.kill9();
+        }
+        self.nats.kill9();
+    }
+
+    /// Starts the bus's engine again on its address and storage.
+    pub fn restart_bus(&mut self) {
+        #[cfg(feature = "kafka")]
+        if let Some(k) = &mut self.kafka {
+            return k.restart();
+        }
+        self.nats.restart();
     }
 
     /// Puts the bus (and so the relay) on three NATS servers of the
@@ -133,6 +178,12 @@ impl Fleet {
             .args(["--store", &self.store])
             .args(["--state", &self.state_url()])
             .args(["--bus", &self.bus_url()])
+            .args(
+                self.relay_url()
+                    .map(|r| ["--relay".to_string(), r])
+                    .into_iter()
+                    .flatten(),
+            )
             .args([
                 "--http-listen",
                 "127.0.0.1:0",

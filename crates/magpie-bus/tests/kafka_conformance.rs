@@ -74,6 +74,12 @@ impl BusFactory for Kafka {
     fn exact_redelivery(&self) -> bool {
         false
     }
+    /// tansu 0.6 answers a new group's first offset fetch over a log of
+    /// 10,000 records after more than the consumer's 10 s (docs/deploy.md,
+    /// "Kafka"); the mock cluster below runs the full 10 × 1,000.
+    fn concurrent_events(&self) -> usize {
+        300
+    }
 }
 
 impl Drop for Kafka {

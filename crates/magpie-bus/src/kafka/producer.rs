@@ -80,9 +80,14 @@ fn create(config: &ClientConfig) -> Result<FutureProducer> {
 /// record (too large, a topic missing) leave the producer as it was.
 fn needs_new_producer(e: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
-    match e.rdkafka_error_code() {
-        Some(C::PurgeQueue | C::PurgeInflight) => false,
-        Some(C::MessageSizeTooLarge | C::UnknownTopicOrPartition | C::InvalidRecord) => false,
-        _ => true,
-    }
+    !matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::PurgeQueue
+                | C::PurgeInflight
+                | C::MessageSizeTooLarge
+                | C::UnknownTopicOrPartition
+                | C::InvalidRecord
+        )
+    )
 }

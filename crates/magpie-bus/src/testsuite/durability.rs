@@ -133,15 +133,17 @@ pub async fn msg_id_deduplicates(f: &impl BusFactory) {
     assert_idle(&mut c, SHORT).await;
 }
 
-/// 10 tasks publish 1,000 events each (one or a few per call); one group
+/// 10 tasks publish 1,000 events each (`concurrent_events`; one or a few
+/// per call); one group
 /// acking everything receives each exactly once.
 pub async fn concurrent_publishes_are_delivered_exactly_once(f: &impl BusFactory) {
     let bus = f.open().await;
+    let each = f.concurrent_events();
     let tasks: Vec<_> = (0..10)
         .map(|t| {
             let bus = bus.clone();
             tokio::spawn(async move {
-                let all = names(&format!("p{t}"), 1000);
+                let all = names(&format!("p{t}"), each);
                 let mut offsets = Vec::new();
                 // Alternate single events and small batches.
                 for chunk in all.chunks(1 + (t % 4)) {
@@ -159,14 +161,14 @@ pub async fn concurrent_publishes_are_delivered_exactly_once(f: &impl BusFactory
             assert!(offsets.insert(o), "offset {o} handed out twice");
         }
     }
-    assert_eq!(offsets.len(), 10_000);
+    assert_eq!(offsets.len(), 10 * each);
 
     let mut c = consumer(&bus, "load", &["load"], LONG).await;
-    let got = take(&mut c, 10_000, true).await;
+    let got = take(&mut c, 10 * each, true).await;
     let seen: HashSet<u64> = got.iter().map(|d| d.offset).collect();
     assert_eq!(seen, offsets, "lost or duplicated events");
     let want: Vec<String> = (0..10)
-        .flat_map(|t| names(&format!("p{t}"), 1000))
+        .flat_map(|t| names(&format!("p{t}"), each))
         .collect();
     assert_eq!(sorted(ids(&got)), sorted(want));
     assert_idle(&mut c, SHORT).await;

@@ -283,6 +283,13 @@ async fn keys_carry_the_prefix_and_idem_expires() {
         );
     }
 
+    // Time passes: the entry's remaining TTL cut to 100 ms.
+    let _: i64 = redis::cmd("PEXPIRE")
+        .arg(&idem_key)
+        .arg(100)
+        .query_async(&mut con)
+        .await
+        .expect("pexpire");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let exists: i64 = redis::cmd("EXISTS")
         .arg(&idem_key)

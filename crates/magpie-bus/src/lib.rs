@@ -165,3 +165,15 @@ impl std::ops::Deref for Bus {
         &*self.0
     }
 }
+
+/// A bus URL option's number `v`, from 1 to `max` (`pair` is the option as
+/// written, `bus` the backend's name, both for the error).
+#[cfg(any(feature = "jetstream", feature = "kafka"))]
+pub(crate) fn url_number(bus: &str, pair: &str, v: &str, max: u32) -> Result<u32> {
+    match v.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(BusError::Config(format!(
+            "{bus} bus option {pair:?}: expected a number from 1 to {max}"
+        ))),
+    }
+}

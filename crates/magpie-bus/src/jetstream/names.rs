@@ -36,12 +36,7 @@ pub(super) fn parse_url(url: &str) -> Result<Options> {
         replicas: 1,
     };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let number = |v: &str, max: u32| match v.parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(BusError::Config(format!(
-                "nats bus option {pair:?}: expected a number from 1 to {max}"
-            ))),
-        };
+        let number = |v: &str, max: u32| crate::url_number("nats", pair, v, max);
         match pair.split_once('=') {
             Some(("stream", name)) => opts.stream = name.to_string(),
             Some(("partitions", n)) => opts.partitions = number(n, MAX_PARTITIONS)?,

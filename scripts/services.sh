@@ -129,10 +129,15 @@ start_kafka() {
   mkdir -p "$d"
   if listening "$KAFKA_PORT"; then return; fi
   local bin; bin=$(tansu_bin)
-  (cd "$d" && nohup "$bin" broker \
+  # Only the broker goes to the background, with every descriptor
+  # redirected: a background subshell would keep this script's stdout open,
+  # and `eval "$(scripts/services.sh start)"` (scripts/test.sh) would wait
+  # for it forever. Its pid is the broker's, so `stop` stops the broker.
+  (cd "$d" || exit 1
+    nohup "$bin" broker \
       --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-      --storage-engine "sqlite://tansu.db" > "$d/tansu.log" 2>&1 &
+      --storage-engine "sqlite://tansu.db" </dev/null >"$d/tansu.log" 2>&1 &
     echo $! > "$d/tansu.pid")
   wait_port tansu "$KAFKA_PORT"
 }

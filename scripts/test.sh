@@ -30,7 +30,14 @@ if [ -d "$target/debug" ] && [ "$(du -s --block-size=1G "$target/debug" | cut -f
   echo "test: $target/debug is over $cap_gb GB: removing it" >&2
   rm -rf "$target/debug"
 fi
-eval "$(scripts/services.sh start)"
+# The exports go through a file, not `$(...)`: a command substitution waits
+# until every process holding its pipe exits, so one daemon that kept the
+# script's stdout would hang the run before the first test.
+env_file=$(mktemp)
+scripts/services.sh start >"$env_file"
+# shellcheck disable=SC1090
+. "$env_file"
+rm -f "$env_file"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo test --workspace --all-features --locked --no-fail-fast

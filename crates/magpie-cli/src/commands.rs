@@ -5,8 +5,9 @@
 use crate::error::CliError;
 use crate::listen::listen;
 use crate::profile::{Profile, ProfileStore};
+use crate::users::resolve;
 use crate::{Cli, Command, DEFAULT_SERVER};
-use magpie_core::{ClientMsgId, ConvId, DeviceId, Message, UserId};
+use magpie_core::{ClientMsgId, ConvId, DeviceId, Message};
 use magpie_proto::http::{SendRequest, SendResult};
 use magpie_sdk::{HistoryQuery, HttpClient, SdkError};
 use serde::Serialize;
@@ -91,7 +92,7 @@ async fn authed(
         Command::Send { to, text } => {
             let req = SendRequest {
                 sample: false,
-                to: UserId(to),
+                to: resolve(http, &to).await?,
                 cmid: ClientMsgId::new_v7(),
                 body: text.join(" "),
                 persistence: None,
@@ -123,14 +124,25 @@ async fn authed(
             peer,
             before,
             limit,
-        } => history(http, ConvId::direct(me, UserId(peer)), before, limit, out).await?,
+        } => {
+            let peer = resolve(http, &peer).await?;
+            history(http, ConvId::direct(me, peer), before, limit, out).await?
+        }
         Command::Unread => unread(http, out).await?,
         Command::Read { peer, seq } => {
-            let r = http.read(&ConvId::direct(me, UserId(peer)), seq).await?;
+            let peer = resolve(http, &peer).await?;
+            let r = http.read(&ConvId::direct(me, peer), seq).await?;
             out.value(&r, || format!("read {} up to #{}", r.conv, r.seq));
         }
-        Command::Follow { user } => crate::feeds::follow(http, user, true, out).await?,
-        Command::Unfollow { user } => crate::feeds::follow(http, user, false, out).await?,
+        Command::Follow { user } => {
+            let user = resolve(http, &user).await?;
+            crate::feeds::follow(http, user, true, out).await?
+        }
+        Command::Unfollow { user } => {
+            let user = resolve(http, &user).await?;
+            crate::feeds::follow(http, user, false, out).await?
+        }
+        Command::Whois { user } => crate::users::whois(http, &user, out).await?,
         Command::Post { text } => crate::feeds::post(http, &text.join(" "), out).await?,
         Command::Feed { before, limit } => crate::feeds::feed(http, before, limit, out).await?,
         Command::Search {
@@ -247,7 +259,7 @@ impl Out {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use magpie_core::{Persistence, ServerMsgId};
+    use magpie_core::{Persistence, ServerMsgId, UserId};
 
     #[test]
     fn message_lines_are_readable() {

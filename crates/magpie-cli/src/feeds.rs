@@ -13,11 +13,10 @@ fn post_line(p: &Post) -> String {
 
 pub(crate) async fn follow(
     http: &HttpClient,
-    user: i64,
+    user: UserId,
     on: bool,
     out: Out,
 ) -> Result<(), CliError> {
-    let user = UserId(user);
     if on {
         let changed = http.follow(user).await?;
         let v = serde_json::json!({"following": user, "changed": changed});

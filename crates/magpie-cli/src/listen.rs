@@ -120,6 +120,17 @@ fn note(event: Event) -> String {
         }
         Event::Message(m) => message_line(&m),
         Event::Post(p) => format!("new post {} by user {}: {}", p.id, p.author, p.body),
+        Event::Typing {
+            conv, user, active, ..
+        } => format!(
+            "[{conv}] user {user} {}",
+            if active {
+                "is typing"
+            } else {
+                "stopped typing"
+            }
+        ),
+        Event::ReadSync { conv, seq } => format!("[{conv}] read up to #{seq} on another device"),
         Event::Closed { reason, .. } => reason,
     }
 }

@@ -7,6 +7,7 @@ mod feeds;
 mod listen;
 mod profile;
 mod search;
+mod users;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -56,7 +57,8 @@ pub enum Command {
     },
     /// Send a direct message
     Send {
-        to: i64,
+        /// A user id, or a username (`@name` for one that is all digits)
+        to: String,
         /// The message; words are joined with spaces (put text starting with '-' after `--`)
         #[arg(required = true)]
         text: Vec<String>,
@@ -75,7 +77,8 @@ pub enum Command {
     },
     /// Show a page of the conversation with a user, newest first
     History {
-        peer: i64,
+        /// A user id or a username
+        peer: String,
         /// Only messages before this sequence
         #[arg(long)]
         before: Option<i64>,
@@ -85,11 +88,17 @@ pub enum Command {
     /// Show unread counts
     Unread,
     /// Mark the conversation with a user read up to a sequence
-    Read { peer: i64, seq: i64 },
-    /// Follow a user: their posts come into your home feed
-    Follow { user: i64 },
-    /// Stop following a user
-    Unfollow { user: i64 },
+    Read {
+        /// A user id or a username
+        peer: String,
+        seq: i64,
+    },
+    /// Follow a user (id or username): their posts come into your home feed
+    Follow { user: String },
+    /// Stop following a user (id or username)
+    Unfollow { user: String },
+    /// Show who a user is: id and username (give either)
+    Whois { user: String },
     /// Post to your followers; words are joined with spaces
     Post {
         #[arg(required = true)]
@@ -177,7 +186,13 @@ mod tests {
         assert!(cli.json);
         assert_eq!(cli.profile, "bob");
         assert_eq!(cli.server.as_deref(), Some("http://x:1"));
-        assert_eq!(cli.command, Command::Read { peer: 7, seq: 12 });
+        assert_eq!(
+            cli.command,
+            Command::Read {
+                peer: "7".into(),
+                seq: 12
+            }
+        );
     }
 
     #[test]
@@ -187,7 +202,7 @@ mod tests {
         assert_eq!(
             cli.command,
             Command::Send {
-                to: 2,
+                to: "2".into(),
                 text: vec!["hello".into(), "there".into()]
             }
         );
@@ -195,12 +210,19 @@ mod tests {
         assert_eq!(
             cli.command,
             Command::Send {
-                to: 2,
+                to: "2".into(),
                 text: vec!["-1".into(), "is".into(), "negative".into()]
             }
         );
         assert!(parse(&["send", "2"]).is_err());
-        assert!(parse(&["send", "bob", "hi"]).is_err());
+        let cli = parse(&["send", "bob", "hi"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Send {
+                to: "bob".into(),
+                text: vec!["hi".into()]
+            }
+        );
     }
 
     #[test]
@@ -226,7 +248,7 @@ mod tests {
         assert_eq!(
             cli.command,
             Command::History {
-                peer: 3,
+                peer: "3".into(),
                 before: Some(10),
                 limit: Some(5)
             }
@@ -248,11 +270,11 @@ mod tests {
     fn feed_commands() {
         assert_eq!(
             parse(&["follow", "7"]).unwrap().command,
-            Command::Follow { user: 7 }
+            Command::Follow { user: "7".into() }
         );
         assert_eq!(
             parse(&["unfollow", "7"]).unwrap().command,
-            Command::Unfollow { user: 7 }
+            Command::Unfollow { user: "7".into() }
         );
         let post = parse(&["post", "hello", "all"]).unwrap().command;
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The command-line client drives a full conversation between two users
 //! against a real in-process node: register, login, `listen` over both
-//! transports, `send`, `history`, `unread`, `read`, and a failing command.
+//! transports, `send` (to an id and to a username), `history`, `unread`,
+//! `read`, `whois`, and failing commands.
 //! Every child process is killed if the test ends early (`kill_on_drop`).
 
 use serde_json::Value;
@@ -174,7 +175,8 @@ async fn cli_drives_a_full_conversation_between_two_users() {
         (s1["seq"].as_i64(), s1["duplicate"].as_bool()),
         (Some(1), Some(false))
     );
-    let s2 = ok_json(cli(&node, dir, "alice", &["send", &bob_s, "second"])).await;
+    // By username as well as by id.
+    let s2 = ok_json(cli(&node, dir, "alice", &["send", "bob", "second"])).await;
     assert_eq!(s2["seq"].as_i64(), Some(2));
     let o = finish(bob_listen).await;
     assert!(o.status.success(), "{}", describe(&o));
@@ -213,7 +215,7 @@ async fn cli_drives_a_full_conversation_between_two_users() {
     );
 
     // History: newest first, three messages.
-    let page = ok_json(cli(&node, dir, "alice", &["history", &bob_s])).await;
+    let page = ok_json(cli(&node, dir, "alice", &["history", "@bob"])).await;
     let seqs: Vec<i64> = page["messages"]
         .as_array()
         .expect("messages")
@@ -234,7 +236,7 @@ async fn cli_drives_a_full_conversation_between_two_users() {
         .clone();
     assert_eq!(conv["unread"].as_i64(), Some(1), "{u}");
     assert_eq!(conv["last_seq"].as_i64(), Some(3), "{u}");
-    let r = ok_json(cli(&node, dir, "alice", &["read", &bob_s, "3"])).await;
+    let r = ok_json(cli(&node, dir, "alice", &["read", "bob", "3"])).await;
     assert_eq!(r["seq"].as_i64(), Some(3));
     let u = unread_until(&node, dir, |u| u["total"] == 0).await;
     assert!(
@@ -257,6 +259,17 @@ async fn cli_drives_a_full_conversation_between_two_users() {
         describe(&o)
     );
     assert_eq!(json_lines(&o)[0]["error"]["code"], "unknown_recipient");
+    // Who a name is, and a name nobody has.
+    let w = ok_json(cli(&node, dir, "bob", &["whois", "alice"])).await;
+    assert_eq!(
+        (w["id"].as_i64(), w["username"].as_str()),
+        (Some(alice_id), Some("alice"))
+    );
+    let w = ok_json(cli(&node, dir, "bob", &["whois", &alice_s])).await;
+    assert_eq!(w["username"], "alice");
+    let o = run(cli(&node, dir, "alice", &["send", "nobody", "hi"])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    assert_eq!(json_lines(&o)[0]["error"]["code"], "not_found");
 
     if let Some(r) = node.running.take() {
         r.shutdown(Duration::from_secs(3)).await;

@@ -47,6 +47,7 @@ struct Flat<'a> {
     traceparent: Option<String>,
     #[serde(default)]
     sample: bool,
+    active: Option<bool>,
 }
 
 fn some_unsigned_seqs<'de, D: serde::Deserializer<'de>>(
@@ -105,6 +106,10 @@ fn decode_fast(bytes: &[u8]) -> Option<ClientFrame> {
             to: f.to,
         },
         "presence_watch" => ClientOp::PresenceWatch { users: f.users? },
+        "typing" => ClientOp::Typing {
+            conv: f.conv?,
+            active: f.active.unwrap_or(true),
+        },
         _ => return None,
     };
     Some(ClientFrame { rid: f.rid, op })
@@ -132,6 +137,7 @@ const OPS: &[&str] = &[
     "post_delete",
     "feed",
     "search",
+    "typing",
 ];
 
 /// Why a client frame could not be decoded, with the request id when it was readable.
@@ -261,6 +267,8 @@ mod tests {
                 r#"{{"op":"send","to":2,"cmid":"{cmid}","body":"x","chain":{{"id":"a","next":"b"}}}}"#
             ),
             r#"{"op":"chain","rid":6}"#.to_string(),
+            r#"{"op":"typing","conv":"d:1:2"}"#.to_string(),
+            r#"{"op":"typing","rid":7,"conv":"g:3","active":false}"#.to_string(),
         ];
         for f in frames {
             let fast = decode_fast(f.as_bytes()).unwrap_or_else(|| panic!("fast path refused {f}"));

@@ -162,6 +162,18 @@ pub enum ClientOp {
         #[serde(flatten)]
         query: crate::search::SearchParams,
     },
+    /// "I am typing in `conv`" (`active`, the default) or "I stopped":
+    /// ephemeral, never stored, not answered unless refused
+    /// (docs/protocol.md, "Typing").
+    Typing {
+        conv: ConvId,
+        #[serde(default = "active_default")]
+        active: bool,
+    },
+}
+
+fn active_default() -> bool {
+    true
 }
 
 impl ClientOp {
@@ -189,6 +201,7 @@ impl ClientOp {
             ClientOp::PostDelete { .. } => "post_delete",
             ClientOp::Feed { .. } => "feed",
             ClientOp::Search { .. } => "search",
+            ClientOp::Typing { .. } => "typing",
         }
     }
 }
@@ -377,6 +390,20 @@ pub enum ServerFrame {
         seq: Seq,
         read: i64,
         unread: i64,
+    },
+    /// `user` is typing in `conv` (`active`), for at most `ttl_ms` unless
+    /// told again, or stopped (docs/protocol.md, "Typing").
+    Typing {
+        conv: ConvId,
+        user: UserId,
+        active: bool,
+        ttl_ms: u64,
+    },
+    /// The user, on one of their devices, read `conv` up to `seq`: clear
+    /// its unread count and notifications here too.
+    ReadSync {
+        conv: ConvId,
+        seq: Seq,
     },
     /// Pushes may have been missed without a later one to reveal the gap
     /// (the server's fast state lost this connection's route): sync now.

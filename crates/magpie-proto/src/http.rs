@@ -328,6 +328,13 @@ pub struct UsersPage {
     pub next: Option<UserId>,
 }
 
+/// `GET /v1/users?name=…` and `GET /v1/users/{id}`: who a user is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    pub id: UserId,
+    pub username: String,
+}
+
 /// `GET /v1/users/{id}/follows`: both counts, exact.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FollowCountsBody {

@@ -54,6 +54,17 @@ pub enum Event {
         online: bool,
         reason: Option<String>,
     },
+    /// `user` is typing in `conv` (`active`): show it for `ttl` unless told
+    /// again; or they stopped. Best effort, never resent.
+    Typing {
+        conv: ConvId,
+        user: UserId,
+        active: bool,
+        ttl: Duration,
+    },
+    /// You read `conv` up to `seq` on another device: clear its unread
+    /// count and notifications here.
+    ReadSync { conv: ConvId, seq: Seq },
     /// A new post of a user you follow (best effort: the home feed,
     /// `HttpClient::feed`, is the truth).
     Post(magpie_core::Post),
@@ -329,6 +340,11 @@ impl Client {
     /// Sends `op` and waits for the frame that answers it.
     pub(crate) async fn request(&self, op: ClientOp) -> Result<ServerFrame> {
         self.inner.request(op).await
+    }
+
+    /// Sends `op`, which has no reply, if connected.
+    pub(crate) fn send_oneway(&self, op: ClientOp) {
+        self.inner.send_oneway(op)
     }
 
     pub async fn unread(&self) -> Result<UnreadResponse> {

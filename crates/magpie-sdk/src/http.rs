@@ -10,7 +10,7 @@ use magpie_proto::http::{
     AddMembersRequest, AddMembersResponse, CaptchaAnswer, CaptchaChallenge, ConnectRequest,
     ConnectResponse, CreateGroupRequest, Health, HistoryPage, LoginRequest, ReadRequest,
     ReadResponse, RefreshRequest, RegisterRequest, SendRequest, SendResult, SyncRequest,
-    SyncResponse, Tokens, UnreadResponse, UserCreated,
+    SyncResponse, Tokens, UnreadResponse, UserCreated, UserProfile,
 };
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -208,6 +208,22 @@ impl HttpClient {
     pub async fn read(&self, conv: &ConvId, seq: Seq) -> Result<ReadResponse> {
         let path = format!("/v1/conversations/{conv}/read");
         self.call(Method::POST, &path, Some(json(&ReadRequest { seq })?), true)
+            .await
+    }
+
+    /// The user named exactly `name` (`GET /v1/users?name=…`);
+    /// `not_found` if there is none.
+    pub async fn user_by_name(&self, name: &str) -> Result<UserProfile> {
+        // Only the query string of a parsed URL: the name percent-encoded.
+        let url = reqwest::Url::parse_with_params("http://x/v1/users", [("name", name)])
+            .map_err(SdkError::protocol)?;
+        let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        self.call(Method::GET, &path, None, true).await
+    }
+
+    /// The user with id `user` (`GET /v1/users/{id}`).
+    pub async fn user(&self, user: UserId) -> Result<UserProfile> {
+        self.call(Method::GET, &format!("/v1/users/{user}"), None, true)
             .await
     }
 

@@ -31,6 +31,7 @@ pub mod http;
 mod requests;
 pub mod search;
 pub mod session;
+mod typing;
 
 pub use backoff::Backoff;
 pub use client::{Client, ClientOptions, Event};

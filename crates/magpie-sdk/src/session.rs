@@ -243,6 +243,20 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
             reason,
         })),
         ServerFrame::Post { post } => to_app(Inbound::Event(Event::Post(post))),
+        ServerFrame::Typing {
+            conv,
+            user,
+            active,
+            ttl_ms,
+        } => to_app(Inbound::Event(Event::Typing {
+            conv,
+            user,
+            active,
+            ttl: Duration::from_millis(ttl_ms),
+        })),
+        ServerFrame::ReadSync { conv, seq } => {
+            to_app(Inbound::Event(Event::ReadSync { conv, seq }))
+        }
         ServerFrame::Resync { reason } => {
             tracing::debug!(%reason, "server asked for a resync");
             to_app(Inbound::Resync)

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::guard::Guard;
 use crate::services::messaging::MessagingParts;
 use crate::services::{
-    Delivery, Events, Feeds, Groups, Messaging, Presence, Rooms, Search, Traces, Users,
+    Delivery, Events, Feeds, Groups, Messaging, Presence, Rooms, Search, Traces, Typing, Users,
 };
 use magpie_bus::{Bus, Relay};
 use magpie_core::MsgIdGen;
@@ -37,6 +37,7 @@ pub struct AppInner {
     pub presence: Arc<Presence>,
     pub rooms: Arc<Rooms>,
     pub search: Arc<Search>,
+    pub typing: Arc<Typing>,
     /// This node's message hops (`services/trace`).
     pub traces: Arc<Traces>,
     /// Worker groups paused here by an operator (`workers/paused.rs`).
@@ -93,6 +94,7 @@ impl App {
             p.shutdown.clone(),
         );
         tokio::spawn(drain);
+        let guard = Arc::new(guard);
         let traces = Arc::new(Traces::new(&cfg.node, &cfg.trace, p.relay.clone()));
         let delivery = Arc::new(Delivery::new(
             cfg.clone(),
@@ -130,6 +132,12 @@ impl App {
             ids.clone(),
         ));
         let search = Arc::new(Search::new(cfg.clone(), p.store.clone(), p.search));
+        let typing = Arc::new(Typing::new(
+            cfg.typing.clone(),
+            groups.clone(),
+            delivery.clone(),
+            guard.clone(),
+        ));
         let messaging = Arc::new(Messaging::new(MessagingParts {
             cfg: cfg.clone(),
             store: p.store.clone(),
@@ -154,9 +162,10 @@ impl App {
             presence,
             rooms,
             search,
+            typing,
             traces,
             paused: Default::default(),
-            guard: Arc::new(guard),
+            guard,
             relay: p.relay,
             ws_url: p.ws_url,
             tcp_addr: p.tcp_addr,

@@ -51,6 +51,8 @@ pub struct Config {
     pub chain: ChainConfig,
     /// Message traces: hop buffer and sampling (docs/observability.md).
     pub trace: crate::services::TraceConfig,
+    /// Typing indicators (docs/protocol.md, "Typing").
+    pub typing: crate::services::TypingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -442,6 +444,7 @@ impl Default for Config {
             guard: crate::guard::GuardConfig::default(),
             chain: ChainConfig::default(),
             trace: Default::default(),
+            typing: Default::default(),
         }
     }
 }

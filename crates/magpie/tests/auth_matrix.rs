@@ -15,7 +15,7 @@
 mod common;
 use base64::Engine;
 use common::*;
-use magpie_core::{ClientMsgId, DeviceId, UserId};
+use magpie_core::{ClientMsgId, ConvId, DeviceId, UserId};
 use magpie_proto::http::Tokens;
 use magpie_proto::{ClientOp, ErrorCode, ServerFrame};
 use serde_json::{Value, json};
@@ -204,6 +204,8 @@ fn routes() -> Vec<Route> {
         r("DELETE", "/v1/posts/{post}", User, no_body, 204),
         r("GET", "/v1/feed", User, no_body, 200),
         r("GET", "/v1/search?text=hello", User, no_body, 200),
+        r("GET", "/v1/users?name=bob", User, no_body, 200),
+        r("GET", "/v1/users/{user}", User, no_body, 200),
         // internal_router
         r(
             "POST",
@@ -803,6 +805,10 @@ fn every_op() -> Vec<ClientOp> {
                 ..Default::default()
             },
         },
+        ClientOp::Typing {
+            conv: ConvId::direct(UserId(1), UserId(2)),
+            active: true,
+        },
     ];
     for op in &ops {
         match op {
@@ -826,7 +832,8 @@ fn every_op() -> Vec<ClientOp> {
             | ClientOp::Post { .. }
             | ClientOp::PostDelete { .. }
             | ClientOp::Feed { .. }
-            | ClientOp::Search { .. } => {}
+            | ClientOp::Search { .. }
+            | ClientOp::Typing { .. } => {}
         }
     }
     let names: BTreeSet<_> = ops.iter().map(|o| o.name()).collect();

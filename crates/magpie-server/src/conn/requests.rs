@@ -281,7 +281,7 @@ impl Requester {
                 }),
             ClientOp::Read { conv, seq } => app
                 .messaging
-                .read(user, &conv, seq)
+                .read(user, &self.device, &conv, seq)
                 .await
                 .map(|seq| ServerFrame::ReadOk { rid, conv, seq }),
             ClientOp::Sync { convs, limit } => app
@@ -308,6 +308,12 @@ impl Requester {
                 .watch(user, conn, users)
                 .await
                 .map(|online| ServerFrame::PresenceWatchOk { rid, online }),
+            // Answered only when refused (docs/protocol.md, "Typing").
+            ClientOp::Typing { conv, active } => match app.typing.typing(user, &conv, active).await
+            {
+                Ok(()) => return None,
+                Err(e) => Err(e),
+            },
             ClientOp::Chain => app
                 .messaging
                 .chain_next(user, &self.device)

@@ -104,6 +104,9 @@ pub async fn read(
     ApiJson(req): ApiJson<ReadRequest>,
 ) -> Result<Json<ReadResponse>> {
     let conv = parse_conv(&conv)?;
-    let seq = app.messaging.read(p.user, &conv, req.seq).await?;
+    let seq = app
+        .messaging
+        .read(p.user, &p.device, &conv, req.seq)
+        .await?;
     Ok(Json(ReadResponse { conv, seq }))
 }

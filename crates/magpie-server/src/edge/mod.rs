@@ -17,6 +17,7 @@ mod internal;
 mod messages;
 mod observe;
 pub(crate) mod search;
+mod users;
 
 use crate::app::App;
 use crate::error::ServerError;
@@ -102,6 +103,8 @@ pub fn router(app: App) -> Router {
                 "/v1/blocks/{user}",
                 post(feeds::block).delete(feeds::unblock),
             )
+            .route("/v1/users", get(users::by_name))
+            .route("/v1/users/{user}", get(users::by_id))
             .route("/v1/users/{user}/followers", get(feeds::followers))
             .route("/v1/users/{user}/following", get(feeds::following))
             .route("/v1/users/{user}/follows", get(feeds::counts))

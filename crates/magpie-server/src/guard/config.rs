@@ -71,6 +71,10 @@ pub struct RatesConfig {
     pub frames_user: Rate,
     /// Messages sent per user, socket and HTTP (on one node).
     pub sends_user: Rate,
+    /// Typing indicators forwarded per user (on one node).
+    pub typing_user: Rate,
+    /// User look-ups (by name or id) per user (on one node).
+    pub lookups_user: Rate,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,6 +236,8 @@ impl Default for RatesConfig {
             register_ip: Rate::new(0.2, 10),
             frames_user: Rate::new(2_000.0, 4_000),
             sends_user: Rate::new(1_000.0, 2_000),
+            typing_user: Rate::new(5.0, 10),
+            lookups_user: Rate::new(5.0, 50),
         }
     }
 }

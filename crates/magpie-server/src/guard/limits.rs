@@ -72,6 +72,8 @@ pub struct Limits {
     pub register_ip: Bucket<IpAddr>,
     pub frames_user: Bucket<UserId>,
     pub sends_user: Bucket<UserId>,
+    pub typing_user: Bucket<UserId>,
+    pub lookups_user: Bucket<UserId>,
 }
 
 impl Limits {
@@ -83,6 +85,8 @@ impl Limits {
             register_ip: Bucket::new(r.register_ip),
             frames_user: Bucket::new(r.frames_user),
             sends_user: Bucket::new(r.sends_user),
+            typing_user: Bucket::new(r.typing_user),
+            lookups_user: Bucket::new(r.lookups_user),
         }
     }
 
@@ -93,6 +97,8 @@ impl Limits {
         self.register_ip.sweep();
         self.frames_user.sweep();
         self.sends_user.sweep();
+        self.typing_user.sweep();
+        self.lookups_user.sweep();
     }
 
     /// `n` messages from `user`.
@@ -100,6 +106,22 @@ impl Limits {
         self.sends_user
             .take(&user, n)
             .map_err(|ms| limited(ms, "messages"))
+    }
+}
+
+impl Limits {
+    /// One typing indicator of `user` forwarded.
+    pub fn typing(&self, user: UserId) -> Result<(), ServerError> {
+        self.typing_user
+            .take(&user, 1)
+            .map_err(|ms| limited(ms, "typing indicators"))
+    }
+
+    /// One user look-up by `user`.
+    pub fn lookup(&self, user: UserId) -> Result<(), ServerError> {
+        self.lookups_user
+            .take(&user, 1)
+            .map_err(|ms| limited(ms, "user look-ups"))
     }
 }
 

@@ -55,7 +55,11 @@ impl Groups {
     }
 
     /// The group and the caller's membership, or why not.
-    async fn membership(&self, user: UserId, g: GroupId) -> Result<(GroupInfo, MemberInfo)> {
+    pub(crate) async fn membership(
+        &self,
+        user: UserId,
+        g: GroupId,
+    ) -> Result<(GroupInfo, MemberInfo)> {
         if self.missing.is_missing(g) {
             return Err(no_group(g));
         }

@@ -11,6 +11,7 @@
 //! | [`Presence`] | store, delivery | presence changes and their fan-out (relay, not the log) |
 //! | [`Rooms`] | events, delivery | live rooms: join, leave, send with shedding |
 //! | [`Search`] | store, search index | message search within what the caller may see (docs/search.md) |
+//! | [`Typing`] | groups, delivery, guard | typing indicators: checked, throttled, pushed (relay, never stored) |
 //! | [`Traces`] | relay | the hops of each message on this node, and one message's hops gathered from every node (docs/observability.md) |
 //!
 //! Direction (checked by `tests/layers.rs`): `edge` and `conn` call the
@@ -37,6 +38,7 @@ mod republish;
 mod rooms;
 mod search;
 pub mod trace;
+mod typing;
 mod users;
 
 pub use delivery::Delivery;
@@ -48,4 +50,5 @@ pub use presence::Presence;
 pub use rooms::Rooms;
 pub use search::{Search, SearchRequest};
 pub use trace::{Hop, HopKind, TraceConfig, Traces};
+pub use typing::{Typing, TypingConfig};
 pub use users::Users;

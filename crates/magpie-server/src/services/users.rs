@@ -1,5 +1,6 @@
 //! Whether a user exists, with a cache: users are never deleted, so a hit
-//! needs no store round trip on the send path.
+//! needs no store round trip on the send path; and who a user is, by id or
+//! by exact username (docs/protocol.md §3.18).
 //!
 //! The cache is bounded (`limits.known_users`, `generations.rs`): ids in
 //! use stay, and the memory is at most the bound whatever the number of
@@ -9,8 +10,9 @@
 
 use super::generations::Generations;
 use super::missing::Missing;
-use crate::error::Result;
+use crate::error::{Result, ServerError};
 use magpie_core::UserId;
+use magpie_proto::http::UserProfile;
 use magpie_store::Store;
 use parking_lot::Mutex;
 
@@ -45,6 +47,38 @@ impl Users {
             self.missing.mark(user);
         }
         Ok(found)
+    }
+
+    /// The user named exactly `name`; `not_found` otherwise. Usernames
+    /// are looked up whole, never listed or matched by prefix: finding
+    /// users costs a request each, rate-limited per user, and misses feed
+    /// the guard's `lookups` rule (docs/edge.md).
+    pub async fn by_name(&self, name: &str) -> Result<UserProfile> {
+        let record = self.store.accounts().user_by_name(name).await?;
+        let record = record.ok_or_else(|| ServerError::NotFound(format!("no user {name:?}")))?;
+        self.known.lock().insert(record.id, ());
+        Ok(UserProfile {
+            id: record.id,
+            username: record.username,
+        })
+    }
+
+    /// The user with id `user`; `not_found` otherwise.
+    pub async fn by_id(&self, user: UserId) -> Result<UserProfile> {
+        let not_found = || ServerError::NotFound(format!("no user {user}"));
+        if user == UserId::SYSTEM || self.missing.is_missing(user) {
+            return Err(not_found());
+        }
+        match self.store.accounts().user_by_id(user).await? {
+            Some(record) => Ok(UserProfile {
+                id: record.id,
+                username: record.username,
+            }),
+            None => {
+                self.missing.mark(user);
+                Err(not_found())
+            }
+        }
     }
 
     /// A user was just created here: it exists from now on.

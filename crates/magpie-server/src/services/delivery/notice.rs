@@ -5,7 +5,7 @@ use super::hub::Outbound;
 use super::{ConnAddr, Delivery};
 use crate::metrics::meters;
 use magpie_core::DeliverPayload;
-use magpie_core::{ConvId, DeviceId, Post, Seq, UserId};
+use magpie_core::{ConvId, DeviceId, GroupId, Post, Seq, UserId};
 use magpie_proto::ServerFrame;
 
 #[derive(Debug, Clone)]
@@ -25,6 +25,15 @@ pub enum Notice {
     },
     /// A new post of a user the receiver follows.
     Post(Post),
+    /// A member of `conv` is typing, or stopped.
+    Typing {
+        conv: ConvId,
+        user: UserId,
+        active: bool,
+        ttl_ms: u64,
+    },
+    /// The receiver read `conv` up to `seq` on one of their devices.
+    ReadSync { conv: ConvId, seq: Seq },
     /// A contact's device came online or went offline.
     Presence {
         user: UserId,
@@ -50,6 +59,18 @@ impl From<Notice> for ServerFrame {
                 unread,
             },
             Notice::Post(post) => ServerFrame::Post { post },
+            Notice::Typing {
+                conv,
+                user,
+                active,
+                ttl_ms,
+            } => ServerFrame::Typing {
+                conv,
+                user,
+                active,
+                ttl_ms,
+            },
+            Notice::ReadSync { conv, seq } => ServerFrame::ReadSync { conv, seq },
             Notice::Presence {
                 user,
                 device,
@@ -72,6 +93,12 @@ impl Delivery {
         self.push_frame(user, notice.into()).await
     }
 
+    /// Sends `notice` to every online device of `user` but `device`.
+    pub async fn notify_except(&self, user: UserId, device: &DeviceId, notice: Notice) {
+        self.push_frame_except(user, Some(device), notice.into())
+            .await
+    }
+
     /// Sends `notice` to every online device of each of `users`: one route
     /// lookup for all of them, then one push per connection here and one
     /// relay message per other node.
@@ -91,6 +118,15 @@ impl Delivery {
         if !conns.is_empty() {
             self.notify_conns(&conns, notice);
         }
+    }
+
+    /// Sends `notice` to the online devices of every member of `g` but
+    /// `except`, from the member list at membership `version` or later
+    /// (cached: `members.rs`).
+    pub async fn notify_members(&self, g: GroupId, version: i64, except: UserId, notice: Notice) {
+        let members = self.members_at(g, version).await;
+        let others: Vec<UserId> = members.iter().copied().filter(|u| *u != except).collect();
+        self.notify_users(&others, notice).await
     }
 
     /// Sends `notice` to exactly these connections (`(node, (user, conn))`),

@@ -237,8 +237,18 @@ impl Delivery {
 
     /// Sends one event frame to every online device of `user`.
     pub(super) async fn push_frame(&self, user: UserId, frame: ServerFrame) {
+        self.push_frame_except(user, None, frame).await
+    }
+
+    /// Sends one event frame to every online device of `user` but `skip`.
+    pub(super) async fn push_frame_except(
+        &self,
+        user: UserId,
+        skip: Option<&DeviceId>,
+        frame: ServerFrame,
+    ) {
         let local = Outbound::frame(&frame);
-        self.push_user(user, local, || {
+        self.push_user(user, skip, local, || {
             Some(DeliverPayload::Frame {
                 frame: String::from_utf8(frame.encode()).ok()?,
             })
@@ -248,15 +258,19 @@ impl Delivery {
 
     /// Tells every connection of `user` that their settings changed.
     pub async fn settings_changed(&self, user: UserId) {
-        self.push_user(user, Outbound::Settings, || Some(DeliverPayload::Settings))
-            .await
+        self.push_user(user, None, Outbound::Settings, || {
+            Some(DeliverPayload::Settings)
+        })
+        .await
     }
 
-    /// `local` to this node's connections of `user`, the payload `remote`
-    /// makes to the other nodes holding one (made only if there are any).
+    /// `local` to this node's connections of `user` (but `skip`'s), the
+    /// payload `remote` makes to the other nodes holding one (made only if
+    /// there are any).
     async fn push_user(
         &self,
         user: UserId,
+        skip: Option<&DeviceId>,
         local: Outbound,
         remote: impl FnOnce() -> Option<DeliverPayload>,
     ) {
@@ -265,7 +279,8 @@ impl Delivery {
             return;
         };
         let mut nodes: BTreeMap<String, Vec<ConnAddr>> = BTreeMap::new();
-        for route in routes.get(&user).into_iter().flatten() {
+        let routes = routes.get(&user).into_iter().flatten();
+        for route in routes.filter(|r| skip != Some(&r.device)) {
             if route.node == self.node() {
                 self.hub.deliver(user, route.conn, local.clone());
             } else {

@@ -1,15 +1,23 @@
 //! Read acknowledgements: move the read position, tell the workers (topic
-//! `read`) and send the peer a read receipt (docs/protocol.md §3.12).
+//! `read`), the reader's other devices (`read_sync`) and the peer (a read
+//! receipt) (docs/protocol.md §3.12).
 
 use super::Messaging;
 use crate::error::{Result, ServerError};
 use crate::services::delivery::Notice;
 use crate::services::trace::{Hop, HopKind};
-use magpie_core::{BusEvent, ConvId, EventId, ReadUpTo, Seq, UserId, now_ms};
+use magpie_core::{BusEvent, ConvId, DeviceId, EventId, ReadUpTo, Seq, UserId, now_ms};
 
 impl Messaging {
-    /// `user` has read `conv` up to `seq`; returns the new read position.
-    pub async fn read(&self, user: UserId, conv: &ConvId, seq: Seq) -> Result<Seq> {
+    /// `user` has read `conv` up to `seq` on `device`; returns the new read
+    /// position.
+    pub async fn read(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        conv: &ConvId,
+        seq: Seq,
+    ) -> Result<Seq> {
         if seq < 0 {
             return Err(ServerError::bad_field("seq: must not be negative"));
         }
@@ -46,6 +54,15 @@ impl Messaging {
             // A read names a position: it covers every message up to it.
             self.traces
                 .record(Hop::at(HopKind::Read, conv, pos).user(user));
+        }
+        if pos > before.read_seq {
+            // The reader's other devices clear the conversation's unread
+            // count and notifications at once.
+            let notice = Notice::ReadSync {
+                conv: conv.clone(),
+                seq: pos,
+            };
+            self.delivery.notify_except(user, device, notice).await;
         }
         if let Some(peer) = conv.peer_of(user).filter(|p| *p != user) {
             self.delivery

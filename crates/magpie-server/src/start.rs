@@ -327,6 +327,15 @@ impl Running {
                 tracing::warn!(task = name, "did not stop in time");
             }
         }
+        // What the last tasks published (the offline presence above, the
+        // final pushes) must leave the process before the relay's
+        // connection is dropped with it; closing also ends this node's
+        // relay numbering, so subscribers see no gap from a node that left.
+        match tokio::time::timeout(Duration::from_secs(2), self.app.relay.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "relay not flushed at shutdown"),
+            Err(_) => tracing::warn!("relay not flushed within 2 s of shutdown"),
+        }
         // The indexer has stopped: let the index finish its merges and
         // release its directory before the process (or a restart) goes on.
         if let Some(index) = self.app.search.index().cloned() {

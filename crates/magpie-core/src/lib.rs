@@ -40,4 +40,4 @@ pub use room::{RoomMessage, valid_room};
 pub use settings::{ClientSettings, Persistence, ResendLevel, ResendPolicy, Transport, UnreadMode};
 pub use time::now_ms;
 pub use trace::TraceContext;
-pub use views::{HistoryPage, SyncConv, UnreadConv};
+pub use views::{HistoryPage, SyncConv, UnreadConv, UserProfile};

@@ -43,3 +43,11 @@ pub struct HistoryPage {
     pub messages: Vec<Message>,
     pub more: bool,
 }
+
+/// Who a user is: what a look-up by name or id answers (docs/protocol.md
+/// §3.18).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    pub id: UserId,
+    pub username: String,
+}

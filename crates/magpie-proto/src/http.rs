@@ -329,11 +329,7 @@ pub struct UsersPage {
 }
 
 /// `GET /v1/users?name=…` and `GET /v1/users/{id}`: who a user is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserProfile {
-    pub id: UserId,
-    pub username: String,
-}
+pub use magpie_core::UserProfile;
 
 /// `GET /v1/users/{id}/follows`: both counts, exact.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -11,8 +11,7 @@
 use super::generations::Generations;
 use super::missing::Missing;
 use crate::error::{Result, ServerError};
-use magpie_core::UserId;
-use magpie_proto::http::UserProfile;
+use magpie_core::{UserId, UserProfile};
 use magpie_store::Store;
 use parking_lot::Mutex;
 

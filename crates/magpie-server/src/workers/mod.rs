@@ -103,6 +103,14 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
     };
     let (group, topics) = (worker.group(), worker.topics());
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    // Shown at 0 from the start (docs/observability.md), before the group
+    // is joined: a join can take a while (a replicated stream's consumer,
+    // a Kafka rebalance), and a series that appears late misleads
+    // dashboards and absence-based alerts.
+    let applied = metrics::counter!(crate::metrics::WORKER_EVENTS, "group" => group.clone());
+    metrics::counter!(crate::metrics::DEAD_LETTERS, "group" => group.clone()).increment(0);
+    applied.increment(0);
+    let mut lag = lag::Lag::new(&group, partition);
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut consumer = loop {
         match app
@@ -122,11 +130,6 @@ async fn run_partition(app: App, worker: Arc<dyn Worker>, partition: u32) {
         }
     };
     backoff.reset();
-    let applied = metrics::counter!(crate::metrics::WORKER_EVENTS, "group" => group.clone());
-    // Shown at 0 from the start (docs/observability.md).
-    metrics::counter!(crate::metrics::DEAD_LETTERS, "group" => group.clone()).increment(0);
-    applied.increment(0);
-    let mut lag = lag::Lag::new(&group, partition);
     let mut staged = staged::Staged::new(worker.flush_every());
     let mut failing = false;
     loop {

@@ -22,7 +22,7 @@ fn positive(what: &str, raw: &str) -> Result<i64> {
         .ok_or_else(|| ServerError::bad_field(format!("{what}: a positive integer, not {raw:?}")))
 }
 
-fn user_id(raw: &str) -> Result<UserId> {
+pub(super) fn user_id(raw: &str) -> Result<UserId> {
     positive("user id", raw).map(UserId)
 }
 

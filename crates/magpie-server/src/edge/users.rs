@@ -6,10 +6,9 @@
 
 use super::extract::{ApiQuery, AuthUser};
 use crate::app::App;
-use crate::error::{Result, ServerError};
+use crate::error::Result;
 use axum::Json;
 use axum::extract::{Path, State};
-use magpie_core::UserId;
 use magpie_proto::http::UserProfile;
 use serde::Deserialize;
 
@@ -34,14 +33,7 @@ pub async fn by_id(
     AuthUser(p): AuthUser,
     Path(raw): Path<String>,
 ) -> Result<Json<UserProfile>> {
-    let user = raw
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .map(UserId)
-        .ok_or_else(|| {
-            ServerError::bad_field(format!("user id: a positive integer, not {raw:?}"))
-        })?;
+    let user = super::feeds::user_id(&raw)?;
     app.guard.limits.lookup(p.user)?;
     Ok(Json(app.users.by_id(user).await?))
 }

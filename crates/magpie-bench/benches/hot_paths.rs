@@ -11,6 +11,7 @@ fn main() {
 
 fn message(body: usize) -> Message {
     Message {
+        meta: None,
         trace: None,
         server_id: ServerMsgId(1 << 40),
         conv: ConvId::direct(UserId(1001), UserId(1002)),
@@ -29,6 +30,9 @@ fn send_frame() -> Vec<u8> {
     ClientFrame {
         rid: Some(42),
         op: ClientOp::Send {
+            reply_to: None,
+            recall: None,
+            edit: None,
             traceparent: None,
             sample: false,
             to: UserId(1002),

@@ -346,6 +346,7 @@ mod tests {
     fn server_frames_decode_borrowed() {
         let msg = magpie_proto::ServerFrame::Msg {
             msg: magpie_core::Message {
+                meta: None,
                 trace: None,
                 server_id: magpie_core::ServerMsgId(1),
                 conv: magpie_core::ConvId::direct(magpie_core::UserId(1), magpie_core::UserId(2)),

@@ -2,12 +2,13 @@
 //! through the SDK, printing the result (text, or one JSON value per line with
 //! `--json`), and saving tokens the SDK refreshed along the way.
 
+use crate::chat::{Refs, Target};
 use crate::error::CliError;
 use crate::listen::listen;
 use crate::profile::{Profile, ProfileStore};
 use crate::users::resolve;
 use crate::{Cli, Command, DEFAULT_SERVER};
-use magpie_core::{ClientMsgId, ConvId, DeviceId, Message};
+use magpie_core::{ConvId, DeviceId, Message};
 use magpie_proto::http::{SendRequest, SendResult};
 use magpie_sdk::{HistoryQuery, HttpClient, SdkError};
 use serde::Serialize;
@@ -89,22 +90,31 @@ async fn authed(
 ) -> Result<(), CliError> {
     let me = profile.user_id;
     match command {
-        Command::Send { to, text } => {
-            let req = SendRequest {
-                sample: false,
-                to: resolve(http, &to).await?,
-                cmid: ClientMsgId::new_v7(),
-                body: text.join(" "),
-                persistence: None,
-                group: None,
-                chain: None,
+        Command::Send { to, text, reply_to } => {
+            let target = Target::resolve(http, &to).await?;
+            let refs = Refs {
+                reply_to,
+                ..Refs::default()
             };
-            let r = send_with_retry(http, &req).await?;
-            out.value(&r, || {
-                let dup = if r.duplicate { " (duplicate)" } else { "" };
-                format!("sent [{} #{}] id {}{dup}", r.conv, r.seq, r.server_id)
-            });
+            crate::chat::send(http, &target, text.join(" "), refs, out).await?
         }
+        Command::Edit { to, seq, text } => {
+            let target = Target::resolve(http, &to).await?;
+            let refs = Refs {
+                edit: Some(seq),
+                ..Refs::default()
+            };
+            crate::chat::send(http, &target, text.join(" "), refs, out).await?
+        }
+        Command::Recall { to, seq } => {
+            let target = Target::resolve(http, &to).await?;
+            let refs = Refs {
+                recall: Some(seq),
+                ..Refs::default()
+            };
+            crate::chat::send(http, &target, String::new(), refs, out).await?
+        }
+        Command::Group { command } => crate::groups::run(http, command, out).await?,
         Command::Listen {
             transport,
             count,
@@ -125,13 +135,13 @@ async fn authed(
             before,
             limit,
         } => {
-            let peer = resolve(http, &peer).await?;
-            history(http, ConvId::direct(me, peer), before, limit, out).await?
+            let conv = Target::resolve(http, &peer).await?.conv(me);
+            history(http, conv, before, limit, out).await?
         }
         Command::Unread => unread(http, out).await?,
         Command::Read { peer, seq } => {
-            let peer = resolve(http, &peer).await?;
-            let r = http.read(&ConvId::direct(me, peer), seq).await?;
+            let conv = Target::resolve(http, &peer).await?.conv(me);
+            let r = http.read(&conv, seq).await?;
             out.value(&r, || format!("read {} up to #{}", r.conv, r.seq));
         }
         Command::Follow { user } => {
@@ -213,7 +223,10 @@ async fn unread(http: &HttpClient, out: Out) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn send_with_retry(http: &HttpClient, req: &SendRequest) -> Result<SendResult, SdkError> {
+pub(crate) async fn send_with_retry(
+    http: &HttpClient,
+    req: &SendRequest,
+) -> Result<SendResult, SdkError> {
     let mut backoff = magpie_sdk::Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
     let mut attempt = 1;
     loop {
@@ -227,9 +240,25 @@ async fn send_with_retry(http: &HttpClient, req: &SendRequest) -> Result<SendRes
     }
 }
 
-/// `[d:1:2 #5] 1: hello`
+/// `[d:1:2 #5] 1: hello`, with what it refers to or what happened to it:
+/// `(reply to #2)`, `(edits #3)`, `(recalls #4)`, `(edited)`, `(recalled)`.
 pub(crate) fn message_line(m: &Message) -> String {
-    format!("[{} #{}] {}: {}", m.conv, m.seq, m.from, m.body)
+    let mut line = format!("[{} #{}] {}: {}", m.conv, m.seq, m.from, m.body);
+    let Some(meta) = m.meta.as_deref() else {
+        return line;
+    };
+    let notes = [
+        meta.reply_to.map(|s| format!("(reply to #{s})")),
+        meta.edit_of.map(|s| format!("(edits #{s})")),
+        meta.recall_of.map(|s| format!("(recalls #{s})")),
+        meta.edited_at.map(|_| "(edited)".to_string()),
+        meta.recalled.then(|| "(recalled)".to_string()),
+    ];
+    for n in notes.into_iter().flatten() {
+        line.push(' ');
+        line.push_str(&n);
+    }
+    line
 }
 
 /// Output mode: results on stdout (JSON lines or text); notes on stderr so
@@ -259,11 +288,12 @@ impl Out {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use magpie_core::{Persistence, ServerMsgId, UserId};
+    use magpie_core::{ClientMsgId, Persistence, ServerMsgId, UserId};
 
     #[test]
     fn message_lines_are_readable() {
         let m = Message {
+            meta: None,
             trace: None,
             server_id: ServerMsgId(1),
             conv: ConvId::direct(UserId(2), UserId(1)),

@@ -1,9 +1,11 @@
 //! `magpie-cli`: the command-line client. This module owns the argument
 //! grammar and the process exit status; `commands` does the work.
 
+mod chat;
 mod commands;
 mod error;
 mod feeds;
+mod groups;
 mod listen;
 mod profile;
 mod search;
@@ -55,13 +57,37 @@ pub enum Command {
         #[arg(long)]
         device: Option<String>,
     },
-    /// Send a direct message
+    /// Send a message to a user or a group
     Send {
-        /// A user id, or a username (`@name` for one that is all digits)
+        /// A user id, a username (`@name` for one that is all digits), or a group `g:<id>`
         to: String,
         /// The message; words are joined with spaces (put text starting with '-' after `--`)
         #[arg(required = true)]
         text: Vec<String>,
+        /// A reply to this message (its sequence in the conversation)
+        #[arg(long)]
+        reply_to: Option<i64>,
+    },
+    /// Replace the text of one of your messages
+    Edit {
+        /// The conversation: a user or a group `g:<id>`
+        to: String,
+        /// The message's sequence
+        seq: i64,
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Recall (unsend) a message: your own, or any as a group's owner or admin
+    Recall {
+        /// The conversation: a user or a group `g:<id>`
+        to: String,
+        /// The message's sequence
+        seq: i64,
+    },
+    /// Groups: create, list, members, roles, leave
+    Group {
+        #[command(subcommand)]
+        command: crate::groups::GroupCommand,
     },
     /// Print incoming messages until Ctrl-C (or --count / --timeout-secs)
     Listen {
@@ -75,9 +101,9 @@ pub enum Command {
         #[arg(long)]
         timeout_secs: Option<u64>,
     },
-    /// Show a page of the conversation with a user, newest first
+    /// Show a page of a conversation (with a user, or a group `g:<id>`)
     History {
-        /// A user id or a username
+        /// A user id, a username or a group `g:<id>`
         peer: String,
         /// Only messages before this sequence
         #[arg(long)]
@@ -87,9 +113,9 @@ pub enum Command {
     },
     /// Show unread counts
     Unread,
-    /// Mark the conversation with a user read up to a sequence
+    /// Mark a conversation read up to a sequence
     Read {
-        /// A user id or a username
+        /// A user id, a username or a group `g:<id>`
         peer: String,
         seq: i64,
     },
@@ -202,6 +228,7 @@ mod tests {
         assert_eq!(
             cli.command,
             Command::Send {
+                reply_to: None,
                 to: "2".into(),
                 text: vec!["hello".into(), "there".into()]
             }
@@ -210,6 +237,7 @@ mod tests {
         assert_eq!(
             cli.command,
             Command::Send {
+                reply_to: None,
                 to: "2".into(),
                 text: vec!["-1".into(), "is".into(), "negative".into()]
             }
@@ -219,6 +247,7 @@ mod tests {
         assert_eq!(
             cli.command,
             Command::Send {
+                reply_to: None,
                 to: "bob".into(),
                 text: vec!["hi".into()]
             }

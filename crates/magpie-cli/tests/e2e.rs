@@ -347,3 +347,115 @@ async fn cli_follows_posts_and_reads_the_feed() {
     let none = ok_json(cli(&node, dir, "dave", &["search", "nothing", "here"])).await;
     assert_eq!(none["hits"], serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_drives_a_group_with_a_reply_an_edit_and_a_recall() {
+    let node = start_node().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    for name in ["erin", "frank", "grace"] {
+        ok_json(cli(
+            &node,
+            dir,
+            name,
+            &["register", name, "--password", "password123"],
+        ))
+        .await;
+        let mut c = cli(&node, dir, name, &["login", name]);
+        c.env("MAGPIE_PASSWORD", "password123");
+        ok_json(c).await;
+    }
+    let g = ok_json(cli(
+        &node,
+        dir,
+        "erin",
+        &["group", "create", "trip", "frank", "grace"],
+    ))
+    .await;
+    assert_eq!(g["members"], 3, "{g}");
+    let gid = format!("g:{}", g["id"].as_i64().unwrap());
+    let num = g["id"].as_i64().unwrap().to_string();
+    let o = run(cli(
+        &node,
+        dir,
+        "grace",
+        &["group", "role", &num, "frank", "admin"],
+    ))
+    .await;
+    assert!(!o.status.success(), "only the owner and admins set roles");
+    assert_eq!(
+        json_lines(&o)[0]["error"]["code"],
+        "forbidden",
+        "{}",
+        describe(&o)
+    );
+    let r = ok_json(cli(
+        &node,
+        dir,
+        "erin",
+        &["group", "role", &num, "frank", "admin"],
+    ))
+    .await;
+    assert_eq!(r["role"], "admin", "{r}");
+
+    let s1 = ok_json(cli(&node, dir, "grace", &["send", &gid, "leaving at 9"])).await;
+    let seq1 = s1["seq"].as_i64().unwrap().to_string();
+    let reply = ok_json(cli(
+        &node,
+        dir,
+        "erin",
+        &["send", &gid, "make it 10", "--reply-to", &seq1],
+    ))
+    .await;
+    let seq2 = reply["seq"].as_i64().unwrap().to_string();
+    ok_json(cli(
+        &node,
+        dir,
+        "grace",
+        &["edit", &gid, &seq1, "leaving at 10"],
+    ))
+    .await;
+    // Frank is an admin now: he recalls erin's message.
+    ok_json(cli(&node, dir, "frank", &["recall", &gid, &seq2])).await;
+
+    let page = ok_json(cli(&node, dir, "frank", &["history", &gid])).await;
+    let msgs = page["messages"].as_array().unwrap();
+    let by_seq = |s: i64| msgs.iter().find(|m| m["seq"] == s).unwrap();
+    assert_eq!(by_seq(1)["body"], "leaving at 10");
+    assert!(by_seq(1)["meta"]["edited_at"].is_i64(), "{page}");
+    assert_eq!(by_seq(2)["meta"]["recalled"], true);
+    assert_eq!(by_seq(2)["meta"]["reply_to"], 1);
+    assert_eq!(by_seq(2)["body"], "");
+    assert_eq!(by_seq(3)["meta"]["edit_of"], 1);
+    assert_eq!(by_seq(4)["meta"]["recall_of"], 2);
+
+    // Members, leaving, and the text form of history.
+    ok_json(cli(&node, dir, "grace", &["group", "leave", &num])).await;
+    let members = ok_json(cli(&node, dir, "erin", &["group", "members", &num])).await;
+    assert_eq!(members.as_array().unwrap().len(), 2, "{members}");
+    let o = run(cli_text(&node, dir, "erin", &["history", &gid])).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("(edited)") && out.contains("(recalled)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("(reply to #1)") && out.contains("(recalls #2)"),
+        "{out}"
+    );
+}
+
+/// `cli` without `--json`: the text a person reads.
+fn cli_text(node: &Node, dir: &Path, profile: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_magpie-cli"));
+    c.args(["--server", &node.base])
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["--profile", profile])
+        .args(args)
+        .env_remove("MAGPIE_SERVER")
+        .env_remove("MAGPIE_CLI_DIR")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    c
+}

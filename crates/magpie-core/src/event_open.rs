@@ -188,6 +188,7 @@ mod tests {
 
     fn message(seq: Seq, body: &str) -> Message {
         Message {
+            meta: None,
             trace: None,
             server_id: ServerMsgId(seq + 100),
             conv: ConvId::direct(UserId(1), UserId(2)),

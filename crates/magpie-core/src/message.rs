@@ -1,6 +1,7 @@
 //! Messages as the server accepts, stores and delivers them.
 
 use crate::ids::{ClientMsgId, ConvId, Seq, ServerMsgId, UserId};
+use crate::meta::MessageMeta;
 use crate::settings::Persistence;
 use crate::trace::TraceContext;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,8 @@ pub struct NewMessage {
     pub search: bool,
     /// The message's trace (`trace.rs`; docs/observability.md).
     pub trace: Option<TraceContext>,
+    /// What it refers to: a reply, an edit or a recall (`meta.rs`).
+    pub meta: Option<Box<MessageMeta>>,
 }
 
 /// A message as stored and delivered.
@@ -47,6 +50,11 @@ pub struct Message {
     /// stored: history and sync carry none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    /// A reply, an edit or a recall, and whether this message was edited or
+    /// recalled since (`meta.rs`, docs/protocol.md §5.10). Absent for a plain
+    /// message: the hot path carries one null pointer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Box<MessageMeta>>,
 }
 
 /// The outcome of accepting a send: the ids the sender is acknowledged with.
@@ -87,6 +95,7 @@ impl Message {
             sent_at: m.sent_at,
             search: m.search,
             trace: m.trace,
+            meta: m.meta,
         }
     }
 }

@@ -48,6 +48,9 @@ struct Flat<'a> {
     #[serde(default)]
     sample: bool,
     active: Option<bool>,
+    reply_to: Option<Seq>,
+    edit: Option<Seq>,
+    recall: Option<Seq>,
 }
 
 fn some_unsigned_seqs<'de, D: serde::Deserializer<'de>>(
@@ -74,6 +77,9 @@ fn decode_fast(bytes: &[u8]) -> Option<ClientFrame> {
             persistence: f.persistence,
             group: f.group,
             chain: f.chain,
+            reply_to: f.reply_to,
+            edit: f.edit,
+            recall: f.recall,
         },
         "chain" => ClientOp::Chain,
         "ack" => ClientOp::Ack {

@@ -76,6 +76,17 @@ pub enum ClientOp {
         /// cases).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         sample: bool,
+        /// A reply: the sequence of the message of this conversation it
+        /// answers (docs/protocol.md §5.10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Seq>,
+        /// An edit: `body` is the new text of this sequence, a message of the
+        /// sender's in this conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edit: Option<Seq>,
+        /// A recall of this sequence (`body` empty).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recall: Option<Seq>,
     },
     /// The chain id the server expects on this device's next chained send
     /// (starting a chain if there is none): answered by `chain_result`.
@@ -449,8 +460,11 @@ pub fn encode_push(msg: &Message, attempt: u32) -> Vec<u8> {
         /// every push (docs/observability.md).
         #[serde(skip_serializing_if = "Option::is_none")]
         trace: Option<magpie_core::TraceContext>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        meta: Option<&'a magpie_core::MessageMeta>,
     }
     let frame = Push {
+        meta: msg.meta.as_deref(),
         op: "msg",
         server_id: msg.server_id,
         conv: &msg.conv,
@@ -534,6 +548,9 @@ mod tests {
         let f = ClientFrame {
             rid: Some(9),
             op: ClientOp::Send {
+                reply_to: None,
+                recall: None,
+                edit: None,
                 traceparent: None,
                 sample: false,
                 to: UserId(2),
@@ -560,6 +577,7 @@ mod tests {
     #[test]
     fn encoded_push_is_a_msg_frame() {
         let msg = Message {
+            meta: None,
             trace: None,
             server_id: magpie_core::ServerMsgId(7),
             conv: ConvId::direct(UserId(1), UserId(2)),

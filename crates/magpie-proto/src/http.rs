@@ -104,6 +104,17 @@ pub struct SendRequest {
     /// context itself comes in the `traceparent` header).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sample: bool,
+    /// A reply: the sequence of the message of this conversation it
+    /// answers (docs/protocol.md §5.10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Seq>,
+    /// An edit: `body` is the new text of this sequence, a message of the
+    /// sender's in this conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<Seq>,
+    /// A recall of this sequence (`body` empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recall: Option<Seq>,
 }
 
 /// `GET /v1/chain` (and the `chain_result` frame): the chain id this

@@ -12,7 +12,8 @@ use crate::http::HttpClient;
 use crate::requests::{Inner, Link, lock, unexpected};
 use crate::session;
 use magpie_core::{
-    ClientMsgId, ConvId, DeviceId, GroupId, Message, Persistence, Seq, Transport, UserId,
+    ClientMsgId, ConvId, DeviceId, GroupId, Message, MessageMeta, Persistence, Seq, Transport,
+    UserId,
 };
 use magpie_proto::http::{
     HistoryPage, ReadResponse, SendResult, SyncResponse, Tokens, UnreadResponse,
@@ -202,7 +203,7 @@ impl Client {
         body: String,
         persistence: Option<Persistence>,
     ) -> Result<SendResult> {
-        self.send_to(to, None, cmid, body, persistence).await
+        self.send_to(to, None, cmid, body, persistence, None).await
     }
 
     /// Sends a group message with a fresh client message id.
@@ -218,7 +219,65 @@ impl Client {
         cmid: ClientMsgId,
         body: String,
     ) -> Result<SendResult> {
-        self.send_to(UserId(0), Some(group), cmid, body, None).await
+        self.send_to(UserId(0), Some(group), cmid, body, None, None)
+            .await
+    }
+
+    /// Replies in `conv` to its message `seq` (docs/protocol.md §5.10).
+    pub async fn reply(
+        &self,
+        conv: &ConvId,
+        seq: Seq,
+        body: impl Into<String>,
+    ) -> Result<SendResult> {
+        let refs = MessageMeta::references(Some(seq), None, None);
+        self.send_in(conv, body.into(), refs).await
+    }
+
+    /// Replaces the text of one's message `seq` of `conv` (within the
+    /// server's edit window).
+    pub async fn edit(
+        &self,
+        conv: &ConvId,
+        seq: Seq,
+        body: impl Into<String>,
+    ) -> Result<SendResult> {
+        let refs = MessageMeta::references(None, Some(seq), None);
+        self.send_in(conv, body.into(), refs).await
+    }
+
+    /// Recalls message `seq` of `conv` (one's own within the server's
+    /// recall window; any, as a group's owner or admin).
+    pub async fn recall(&self, conv: &ConvId, seq: Seq) -> Result<SendResult> {
+        let refs = MessageMeta::references(None, None, Some(seq));
+        self.send_in(conv, String::new(), refs).await
+    }
+
+    /// Sends into an existing conversation: its group, or the peer of a
+    /// direct one (oneself for a note to self).
+    async fn send_in(
+        &self,
+        conv: &ConvId,
+        body: String,
+        refs: Option<Box<MessageMeta>>,
+    ) -> Result<SendResult> {
+        let cmid = ClientMsgId::new_v7();
+        if let Some(g) = conv.group_id() {
+            return self
+                .send_to(UserId(0), Some(g), cmid, body, None, refs)
+                .await;
+        }
+        let me = lock(&self.inner.welcome).user;
+        let peer = match conv.direct_members() {
+            Some((a, b)) if a == me => b,
+            Some((a, b)) if b == me => a,
+            _ => {
+                return Err(SdkError::Usage(format!(
+                    "{conv}: not a conversation of yours"
+                )));
+            }
+        };
+        self.send_to(peer, None, cmid, body, None, refs).await
     }
 
     async fn send_to(
@@ -228,13 +287,18 @@ impl Client {
         cmid: ClientMsgId,
         body: String,
         persistence: Option<Persistence>,
+        refs: Option<Box<MessageMeta>>,
     ) -> Result<SendResult> {
+        let refs = refs.unwrap_or_default();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
         let mut attempt = 1;
         let me = lock(&self.inner.welcome).user;
         lock(&self.inner.dedup).begin_send(me, cmid);
         loop {
             let op = ClientOp::Send {
+                reply_to: refs.reply_to,
+                recall: refs.recall_of,
+                edit: refs.edit_of,
                 traceparent: None,
                 sample: false,
                 to,

@@ -237,6 +237,7 @@ mod tests {
 
     fn msg(seq: Seq) -> Message {
         Message {
+            meta: None,
             trace: None,
             server_id: ServerMsgId(1000 + seq),
             conv: ConvId::direct(UserId(1), UserId(2)),

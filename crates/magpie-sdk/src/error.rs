@@ -26,6 +26,9 @@ pub enum SdkError {
     /// No reply within the request timeout.
     #[error("request timed out")]
     Timeout,
+    /// The call cannot be made as asked (fix the arguments): nothing was sent.
+    #[error("usage: {0}")]
+    Usage(String),
 }
 
 pub type Result<T, E = SdkError> = std::result::Result<T, E>;
@@ -64,6 +67,7 @@ impl SdkError {
             SdkError::Protocol(_) => "protocol",
             SdkError::Closed => "closed",
             SdkError::Timeout => "timeout",
+            SdkError::Usage(_) => "usage",
         }
     }
 
@@ -71,7 +75,7 @@ impl SdkError {
     pub fn message(&self) -> String {
         match self {
             SdkError::Server { message, .. } => message.clone(),
-            SdkError::Transport(m) | SdkError::Protocol(m) => m.clone(),
+            SdkError::Transport(m) | SdkError::Protocol(m) | SdkError::Usage(m) => m.clone(),
             SdkError::Closed => "client closed".into(),
             SdkError::Timeout => "request timed out".into(),
         }
@@ -84,7 +88,7 @@ impl SdkError {
         match self {
             SdkError::Server { code, .. } => code.retryable(),
             SdkError::Transport(_) | SdkError::Timeout => true,
-            SdkError::Protocol(_) | SdkError::Closed => false,
+            SdkError::Protocol(_) | SdkError::Closed | SdkError::Usage(_) => false,
         }
     }
 

@@ -4,13 +4,12 @@
 //! access token).
 
 use crate::error::{Result, SdkError};
-use magpie_core::{ClientSettings, ConvId, DeviceId, GroupId, GroupInfo, Seq, Transport, UserId};
+use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, Transport, UserId};
 use magpie_proto::ErrorBody;
 use magpie_proto::http::{
-    AddMembersRequest, AddMembersResponse, CaptchaAnswer, CaptchaChallenge, ConnectRequest,
-    ConnectResponse, CreateGroupRequest, Health, HistoryPage, LoginRequest, ReadRequest,
-    ReadResponse, RefreshRequest, RegisterRequest, SendRequest, SendResult, SyncRequest,
-    SyncResponse, Tokens, UnreadResponse, UserCreated, UserProfile,
+    CaptchaAnswer, CaptchaChallenge, ConnectRequest, ConnectResponse, Health, HistoryPage,
+    LoginRequest, ReadRequest, ReadResponse, RefreshRequest, RegisterRequest, SendRequest,
+    SendResult, SyncRequest, SyncResponse, Tokens, UnreadResponse, UserCreated, UserProfile,
 };
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -225,24 +224,6 @@ impl HttpClient {
     pub async fn user(&self, user: UserId) -> Result<UserProfile> {
         self.call(Method::GET, &format!("/v1/users/{user}"), None, true)
             .await
-    }
-
-    /// Creates a group owned by the caller (`POST /v1/groups`).
-    pub async fn create_group(&self, req: &CreateGroupRequest) -> Result<GroupInfo> {
-        self.call(Method::POST, "/v1/groups", Some(json(req)?), true)
-            .await
-    }
-
-    /// Adds members to a group the caller manages; returns those added.
-    pub async fn add_members(&self, group: GroupId, users: &[UserId]) -> Result<Vec<UserId>> {
-        let path = format!("/v1/groups/{group}/members");
-        let body = AddMembersRequest {
-            users: users.to_vec(),
-        };
-        let added: AddMembersResponse = self
-            .call(Method::POST, &path, Some(json(&body)?), true)
-            .await?;
-        Ok(added.added)
     }
 
     async fn refresh_locked(&self) -> Result<Tokens> {

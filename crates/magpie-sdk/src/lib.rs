@@ -27,6 +27,7 @@ mod delivery;
 pub mod error;
 mod feed_ops;
 mod feeds;
+mod groups;
 pub mod http;
 mod requests;
 pub mod search;

@@ -28,6 +28,7 @@ fn conv() -> ConvId {
 
 fn msg(seq: i64) -> Message {
     Message {
+        meta: None,
         trace: None,
         server_id: ServerMsgId(500 + seq),
         conv: conv(),

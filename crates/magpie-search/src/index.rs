@@ -28,11 +28,13 @@ const SEGMENTER_FILE: &str = "magpie-tokenizer";
 /// Memory the writer buffers before it flushes a segment.
 const WRITER_HEAP: usize = 64 << 20;
 
-/// One unit of work for the writer: messages to (re)index, and a time
-/// before which every expiring document goes.
+/// One unit of work for the writer: messages to (re)index, then documents
+/// to drop by server id (recalled messages), and a time before which every
+/// expiring document goes.
 #[derive(Default)]
 pub struct Batch {
     pub upsert: Vec<Message>,
+    pub delete: Vec<i64>,
     pub expire_before: Option<i64>,
 }
 
@@ -324,6 +326,11 @@ impl Writer {
             // Keyed by server id: a message written again replaces itself.
             self.writer.delete_term(schema::id_term(&f, m.server_id.0));
             self.writer.add_document(schema::document(&f, m))?;
+        }
+        // After the upserts: a message recalled in the same batch it was
+        // indexed in is gone at the end of it.
+        for &id in &batch.delete {
+            self.writer.delete_term(schema::id_term(&f, id));
         }
         if let Some(t) = batch.expire_before {
             let lower = Term::from_field_i64(f.expire_at, i64::MIN);

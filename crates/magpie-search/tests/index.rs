@@ -6,6 +6,7 @@ use magpie_search::{Batch, Ranking, SearchIndex, SearchQuery, Segmenter};
 
 fn msg(id: i64, conv: &ConvId, seq: i64, from: i64, body: &str) -> Message {
     Message {
+        meta: None,
         trace: None,
         server_id: ServerMsgId(id),
         conv: conv.clone(),
@@ -65,6 +66,7 @@ async fn corpus() -> (SearchIndex, ConvId, ConvId) {
     ];
     index
         .apply(Batch {
+            delete: Vec::new(),
             upsert,
             expire_before: None,
         })
@@ -152,6 +154,7 @@ async fn reindexing_keeps_one_document_and_expiry_removes() {
     let again = vec![msg(1, &a, 1, 1, "这个软件安装简单")];
     index
         .apply(Batch {
+            delete: Vec::new(),
             upsert: again.clone(),
             expire_before: None,
         })
@@ -159,6 +162,7 @@ async fn reindexing_keeps_one_document_and_expiry_removes() {
         .unwrap();
     index
         .apply(Batch {
+            delete: Vec::new(),
             upsert: again,
             expire_before: None,
         })
@@ -171,6 +175,7 @@ async fn reindexing_keeps_one_document_and_expiry_removes() {
     week.persistence = Persistence::Days(1);
     index
         .apply(Batch {
+            delete: Vec::new(),
             upsert: vec![week],
             expire_before: None,
         })
@@ -184,6 +189,7 @@ async fn reindexing_keeps_one_document_and_expiry_removes() {
     let expire_before = Some(1_021 + 86_400_000);
     index
         .apply(Batch {
+            delete: Vec::new(),
             upsert: vec![],
             expire_before,
         })
@@ -201,6 +207,7 @@ async fn pages_by_cursor_newest_first_and_by_relevance() {
         .collect();
     index
         .apply(Batch {
+            delete: Vec::new(),
             upsert,
             expire_before: None,
         })
@@ -260,6 +267,7 @@ async fn a_reopened_index_keeps_what_was_applied() {
         assert!(index.fresh());
         index
             .apply(Batch {
+                delete: Vec::new(),
                 upsert: vec![msg(1, &a, 1, 1, "安装简单")],
                 expire_before: None,
             })
@@ -280,6 +288,7 @@ async fn staged_work_is_seen_only_after_its_commit() {
         let upsert = vec![msg(id, &a, id, 1, body)];
         index
             .stage(Batch {
+                delete: Vec::new(),
                 upsert,
                 expire_before: None,
             })
@@ -301,6 +310,7 @@ async fn an_index_written_by_another_tokenizer_is_rebuilt() {
         let index = SearchIndex::open(dir.path(), Segmenter::Bigram).unwrap();
         let upsert = vec![msg(1, &a, 1, 1, "安装简单")];
         let batch = Batch {
+            delete: Vec::new(),
             upsert,
             expire_before: None,
         };
@@ -319,6 +329,7 @@ async fn an_index_written_by_another_tokenizer_is_rebuilt() {
         assert!(dir.path().join("keep.txt").exists());
         let upsert = vec![msg(2, &a, 2, 1, "安装简单")];
         let batch = Batch {
+            delete: Vec::new(),
             upsert,
             expire_before: None,
         };
@@ -343,6 +354,7 @@ async fn jieba_finds_chinese_words_and_keeps_latin_words() {
         msg(5, &a, 5, 1, "你好，鲍勃"),
     ];
     let batch = Batch {
+        delete: Vec::new(),
         upsert,
         expire_before: None,
     };

@@ -53,6 +53,8 @@ pub struct Config {
     pub trace: crate::services::TraceConfig,
     /// Typing indicators (docs/protocol.md, "Typing").
     pub typing: crate::services::TypingConfig,
+    /// Edits and recalls (docs/protocol.md §5.10).
+    pub messages: crate::services::MessagesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -445,6 +447,7 @@ impl Default for Config {
             chain: ChainConfig::default(),
             trace: Default::default(),
             typing: Default::default(),
+            messages: Default::default(),
         }
     }
 }

@@ -196,6 +196,7 @@ async fn unacknowledged_pushes_are_resent_on_schedule_and_acks_stop_them() {
     let me = c.user;
     let push = |seq: i64| {
         let msg = Message {
+            meta: None,
             trace: None,
             server_id: ServerMsgId(100 + seq),
             conv: ConvId::direct(UserId(8), me),

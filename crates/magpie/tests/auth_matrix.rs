@@ -745,6 +745,9 @@ fn every_op() -> Vec<ClientOp> {
     let ops = vec![
         ClientOp::Hello { ticket: "t".into() },
         ClientOp::Send {
+            reply_to: None,
+            recall: None,
+            edit: None,
             traceparent: None,
             sample: false,
             to: UserId(2),

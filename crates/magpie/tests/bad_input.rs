@@ -526,6 +526,9 @@ async fn op_before_hello_is_not_authenticated_and_not_fatal() {
             (Some(5), ErrorCode::NotAuthenticated, false)
         );
         let sneaky = ClientOp::Send {
+            reply_to: None,
+            recall: None,
+            edit: None,
             traceparent: None,
             sample: false,
             to: h.tb.user_id,

@@ -288,6 +288,7 @@ async fn with_1000_conversations(s: &TestServer, star: &magpie_proto::http::Toke
         .map(|&to| magpie_server::services::SendInput {
             trace: None,
             sample: false,
+            refs: None,
             to,
             cmid: magpie_core::ClientMsgId::new_v7(),
             body: "hello fan".into(),

@@ -345,6 +345,9 @@ async fn chained_sends_on_a_socket_are_ordered_and_not_blocking() {
             format!("{tag}-3"),
         ];
         let send = |i: usize| ClientOp::Send {
+            reply_to: None,
+            recall: None,
+            edit: None,
             traceparent: None,
             sample: false,
             to: b.user_id,

@@ -26,6 +26,9 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
     while acked.len() < TOTAL {
         while next < TOTAL && next - acked.len() < 200 && !killed {
             let op = ClientOp::Send {
+                reply_to: None,
+                recall: None,
+                edit: None,
                 traceparent: None,
                 sample: false,
                 to: tb.user_id,
@@ -91,6 +94,9 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
         a.send_op(
             Some(i as u64),
             ClientOp::Send {
+                reply_to: None,
+                recall: None,
+                edit: None,
                 traceparent: None,
                 sample: false,
                 to: tb.user_id,
@@ -268,6 +274,9 @@ async fn group_unread_stays_exact_across_kill_9() {
                 }
             } else {
                 ClientOp::Send {
+                    reply_to: None,
+                    recall: None,
+                    edit: None,
                     traceparent: None,
                     sample: false,
                     to: magpie_core::UserId(0),

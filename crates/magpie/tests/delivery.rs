@@ -9,6 +9,9 @@ use std::collections::BTreeSet;
 
 fn send_op(to: UserId, cmid: ClientMsgId, body: &str) -> ClientOp {
     ClientOp::Send {
+        reply_to: None,
+        recall: None,
+        edit: None,
         traceparent: None,
         sample: false,
         to,

@@ -338,6 +338,9 @@ async fn a_stored_message_whose_publish_failed_still_reaches_the_workers() {
     );
     fleet.kill9_bus();
     let req = magpie_proto::http::SendRequest {
+        reply_to: None,
+        recall: None,
+        edit: None,
         sample: false,
         to: bob,
         cmid: magpie_core::ClientMsgId::new_v7(),

@@ -58,6 +58,9 @@ fn frame(f: ClientFrame) -> WsMsg {
 
 fn send_op(to: UserId, body: &str) -> ClientOp {
     ClientOp::Send {
+        reply_to: None,
+        recall: None,
+        edit: None,
         traceparent: None,
         sample: false,
         to,

@@ -30,6 +30,9 @@ async fn persistence_none_is_delivered_then_gone() {
     let mut a = s.conn(&ta, "ws").await;
     let mut b = s.conn(&tb, "tcp").await;
     let op = ClientOp::Send {
+        reply_to: None,
+        recall: None,
+        edit: None,
         traceparent: None,
         sample: false,
         to: tb.user_id,

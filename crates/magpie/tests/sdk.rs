@@ -426,3 +426,58 @@ async fn sdk_socket_follow_post_and_feed() {
     assert!(bob.unfollow(ta.user_id).await.unwrap());
     assert!(bob.feed(None, None).await.unwrap().posts.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_replies_edits_and_recalls_and_manages_a_group() {
+    let s = TestServer::start().await;
+    let [ta, tb, tc] = s.users(["alice", "bob", "carol"]).await;
+    let alice = connect(&s, &ta, Transport::Tcp).await;
+    let bob = connect(&s, &tb, Transport::Ws).await;
+    wait_for(&alice, WAIT, |e| *e == Event::Resynced).await;
+    wait_for(&bob, WAIT, |e| *e == Event::Resynced).await;
+    let conv = ConvId::direct(ta.user_id, tb.user_id);
+    let first = alice.send(tb.user_id, "lunch at 12?").await.unwrap();
+    assert_eq!(next_message(&bob).await.seq, first.seq);
+    let reply = bob.reply(&conv, first.seq, "yes").await.unwrap();
+    let m = next_message(&alice).await;
+    assert_eq!(m.meta.unwrap().reply_to, Some(first.seq));
+    let edit = alice.edit(&conv, first.seq, "lunch at 1?").await.unwrap();
+    let m = next_message(&bob).await;
+    assert_eq!((m.seq, m.body.as_str()), (edit.seq, "lunch at 1?"));
+    assert_eq!(m.meta.unwrap().edit_of, Some(first.seq));
+    let err = alice.recall(&conv, reply.seq).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(magpie_proto::ErrorCode::Forbidden),
+        "{err}"
+    );
+    let other = ConvId::direct(tb.user_id, tc.user_id);
+    let err = alice.recall(&other, 1).await.unwrap_err();
+    assert_eq!(err.code_str(), "usage", "not alice's conversation: {err}");
+
+    // Groups over HTTP: create, a role, members, leave.
+    let http = HttpClient::new(&s.base).unwrap();
+    http.set_tokens(ta.clone());
+    let req = magpie_proto::http::CreateGroupRequest {
+        name: "lunch".into(),
+        members: vec![tb.user_id],
+        history: 0,
+    };
+    let g = http.create_group(&req).await.unwrap();
+    assert_eq!(
+        http.add_members(g.id, &[tc.user_id]).await.unwrap(),
+        [tc.user_id]
+    );
+    let m = http
+        .set_role(g.id, tb.user_id, magpie_core::GroupRole::Admin)
+        .await
+        .unwrap();
+    assert_eq!(m.role, magpie_core::GroupRole::Admin);
+    let sent = bob.send_group(g.id, "in the group").await.unwrap();
+    // The owner recalls a member's message, whatever the window.
+    alice.recall(&sent.conv, sent.seq).await.unwrap();
+    http.remove_member(g.id, tc.user_id).await.unwrap();
+    let members: Vec<_> = http.members(g.id).await.unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(http.my_groups().await.unwrap().len(), 1);
+}

@@ -80,6 +80,9 @@ async fn one_message_is_followed_hop_by_hop_across_nodes() {
     let mut b = bob_node.conn_here(&tb, "tcp").await;
     let sent = a
         .request(ClientOp::Send {
+            reply_to: None,
+            recall: None,
+            edit: None,
             to: tb.user_id,
             cmid: ClientMsgId::new_v7(),
             body: "hello bob".into(),
@@ -184,6 +187,9 @@ async fn one_message_is_followed_hop_by_hop_across_nodes() {
     // says so, and why.
     let gone = a
         .request(ClientOp::Send {
+            reply_to: None,
+            recall: None,
+            edit: None,
             to: tb.user_id,
             cmid: ClientMsgId::new_v7(),
             body: "read once".into(),
@@ -316,6 +322,9 @@ async fn a_sampled_message_is_one_otlp_trace_across_nodes() {
     let mut a = n1.conn_here(&ta, "ws").await;
     let mut b = bob_node.conn_here(&tb, "tcp").await;
     let send = |sample: bool, body: &str| ClientOp::Send {
+        reply_to: None,
+        recall: None,
+        edit: None,
         to: tb.user_id,
         cmid: ClientMsgId::new_v7(),
         body: body.into(),

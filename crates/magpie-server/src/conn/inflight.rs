@@ -171,6 +171,7 @@ mod tests {
 
     fn push(seq: Seq, persistence: Persistence) -> Arc<Push> {
         Push::new(Message {
+            meta: None,
             trace: None,
             server_id: ServerMsgId(seq),
             conv: ConvId::direct(UserId(1), UserId(2)),

@@ -19,7 +19,7 @@ use crate::error::ServerError;
 use crate::services::delivery::hub::Outbound;
 use crate::services::delivery::mailbox::Mailbox;
 use crate::services::{SendDefaults, SendInput};
-use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, TraceContext, UserId};
+use magpie_core::{ClientSettings, ConvId, DeviceId, MessageMeta, Seq, TraceContext, UserId};
 use magpie_proto::{ClientOp, ServerFrame};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -127,6 +127,9 @@ impl Requester {
                             chain,
                             traceparent,
                             sample,
+                            reply_to,
+                            edit,
+                            recall,
                         },
                 } => {
                     let chained = chain.is_some();
@@ -139,6 +142,7 @@ impl Requester {
                         chain,
                         trace: traceparent.as_deref().and_then(TraceContext::parse),
                         sample,
+                        refs: MessageMeta::references(reply_to, edit, recall),
                     };
                     if !chained {
                         sends.push((rid, input));

@@ -64,6 +64,7 @@ pub async fn send(
         chain: None,
         trace: None,
         sample: false,
+        refs: None,
     };
     let accepted = app.messaging.send_one(from, None, input).await?;
     Ok(Json(SendResult::new(cmid, accepted)))

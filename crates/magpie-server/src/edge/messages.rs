@@ -8,7 +8,7 @@ use crate::services::SendInput;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use magpie_core::{ConvId, Seq, TraceContext};
+use magpie_core::{ConvId, MessageMeta, Seq, TraceContext};
 use magpie_proto::http::{
     ChainResponse, HistoryPage, ReadRequest, ReadResponse, SendRequest, SendResult, SyncRequest,
     SyncResponse, UnreadResponse,
@@ -36,6 +36,7 @@ pub async fn send(
             .and_then(|v| v.to_str().ok())
             .and_then(TraceContext::parse),
         sample: req.sample,
+        refs: MessageMeta::references(req.reply_to, req.edit, req.recall),
     };
     let accepted = app
         .messaging

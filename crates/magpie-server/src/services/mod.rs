@@ -45,7 +45,7 @@ pub use delivery::Delivery;
 pub use events::Events;
 pub use feeds::{DEFAULT_PAGE as FEED_PAGE, FeedPage, Feeds};
 pub use groups::Groups;
-pub use messaging::{Messaging, SendDefaults, SendInput};
+pub use messaging::{MessagesConfig, Messaging, SendDefaults, SendInput};
 pub use presence::Presence;
 pub use rooms::Rooms;
 pub use search::{Search, SearchRequest};

@@ -44,18 +44,28 @@ impl Worker for Indexer {
     fn topics(&self) -> Vec<String> {
         vec!["msg".to_string()]
     }
-    async fn apply(&self, _app: &App, events: &[BusEvent]) -> Result<()> {
+    async fn apply(&self, app: &App, events: &[BusEvent]) -> Result<()> {
         let mut upsert: Vec<Message> = Vec::new();
+        let mut revisions: Vec<&Message> = Vec::new();
         for e in events {
-            match e {
-                BusEvent::Messages { msgs } => {
-                    upsert.extend(msgs.iter().filter(|m| indexable(m)).cloned())
+            let msgs = match e {
+                BusEvent::Messages { msgs } => msgs.as_slice(),
+                BusEvent::Message { msg } => std::slice::from_ref(msg),
+                _ => continue,
+            };
+            for m in msgs {
+                if m.meta.as_ref().is_some_and(|x| x.revises().is_some()) {
+                    revisions.push(m);
+                } else if indexable(m) {
+                    upsert.push(m.clone());
                 }
-                BusEvent::Message { msg } if indexable(msg) => upsert.push(msg.clone()),
-                _ => {}
             }
         }
-        if upsert.is_empty() {
+        let mut delete = Vec::new();
+        for m in revisions {
+            revised(app, m, &mut upsert, &mut delete).await?;
+        }
+        if upsert.is_empty() && delete.is_empty() {
             return Ok(());
         }
         let n = upsert.len() as u64;
@@ -69,6 +79,7 @@ impl Worker for Indexer {
         self.index
             .stage(Batch {
                 upsert,
+                delete,
                 expire_before: None,
             })
             .await?;
@@ -101,6 +112,36 @@ impl Worker for Indexer {
         self.traces.record_all(hops);
         Ok(epoch)
     }
+}
+
+/// An edit or recall event (`magpie_core::meta`): the message it revises,
+/// as the store has it now (the store commits before the event is
+/// published, docs/protocol.md §5.10), is indexed again after this batch's
+/// messages, or dropped once recalled. The event itself is not indexed.
+/// One store read per revision: they are rare beside messages.
+async fn revised(
+    app: &App,
+    event: &Message,
+    upsert: &mut Vec<Message>,
+    delete: &mut Vec<i64>,
+) -> Result<()> {
+    let Some(seq) = event.meta.as_ref().and_then(|m| m.revises()) else {
+        return Ok(());
+    };
+    let page = app
+        .store
+        .messages()
+        .messages_after(event.from, &event.conv, seq - 1, 1)
+        .await?;
+    let Some(target) = page.into_iter().find(|t| t.seq == seq) else {
+        return Ok(()); // gone (retention): nothing left to index
+    };
+    if target.meta.as_ref().is_some_and(|m| m.recalled) {
+        delete.push(target.server_id.0);
+    } else if indexable(&target) {
+        upsert.push(target);
+    }
+    Ok(())
 }
 
 /// The indexer (after a rebuild when the index is fresh) and the sweep of
@@ -164,6 +205,7 @@ async fn rebuild(app: &App, index: &SearchIndex) -> bool {
         let n = upsert.len() as u64;
         if let Err(e) = index
             .apply(Batch {
+                delete: Vec::new(),
                 upsert,
                 expire_before: Some(now_ms()),
             })
@@ -196,6 +238,7 @@ async fn sweep(app: App, index: SearchIndex) {
             _ = app.shutdown.cancelled() => return,
         }
         let expired = Batch {
+            delete: Vec::new(),
             upsert: Vec::new(),
             expire_before: Some(now_ms()),
         };

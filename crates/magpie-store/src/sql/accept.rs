@@ -21,7 +21,7 @@ use super::store::SqlStore;
 use crate::StoreError;
 use crate::plan::{self, Found, Plan};
 use crate::store::Outcome;
-use magpie_core::{ConvId, NewMessage, Seq};
+use magpie_core::{ConvId, MessageMeta, NewMessage, Revision, Seq};
 use std::collections::HashMap;
 
 /// Runs `sql(n)` over `rows` in chunks, each row giving its arguments.
@@ -39,6 +39,26 @@ async fn each_chunk<R>(
 }
 
 impl SqlStore {
+    /// An edit or recall event rewrites the message it names, in the
+    /// transaction that stores the event (`magpie_core::meta`): an edit
+    /// replaces the text unless the message was recalled, a recall removes
+    /// the text and takes the message out of search.
+    async fn revise(&self, x: &mut Exec<'_>, m: &NewMessage) -> Sqlx<()> {
+        let Some(meta) = m.meta.as_deref() else {
+            return Ok(());
+        };
+        let conv = m.conv.as_str();
+        if let Some(seq) = meta.recall_of {
+            x.execute(self.q.revise_recall.as_str(), args![conv, seq])
+                .await?;
+        } else if let Some(seq) = meta.edit_of {
+            let at = Revision::Edited(m.sent_at).to_column();
+            let a = args![m.body.as_str(), at, conv, seq];
+            x.execute(self.q.revise_edit.as_str(), a).await?;
+        }
+        Ok(())
+    }
+
     /// Creates or locks the conversation rows (sorted: one global order)
     /// and reserves, in the same statement, as many sequences in each as
     /// the batch has messages there: the most the plan can use. Returns,
@@ -136,11 +156,16 @@ impl SqlStore {
         reserved: &HashMap<ConvId, Seq>,
     ) -> Sqlx<()> {
         let b = self.b;
+        let rows: Vec<_> = p
+            .rows
+            .iter()
+            .map(|r| (r, MessageMeta::references_json(r.msg.meta.as_deref())))
+            .collect();
         each_chunk(
             x,
-            &p.rows,
+            &rows,
             |n| b.contents(n),
-            |r| {
+            |(r, meta)| {
                 let m = r.msg;
                 args![
                     m.server_id.0,
@@ -154,6 +179,7 @@ impl SqlStore {
                     m.sent_at,
                     r.expire_at,
                     i64::from(m.search),
+                    meta.as_deref(),
                 ]
             },
         )
@@ -196,6 +222,9 @@ impl SqlStore {
         for &(g, u, seq) in &p.group_reads {
             // Read diffusion: no per-member rows; the sender has read it.
             self.advance_read(x, g, u, seq).await?;
+        }
+        for r in &p.rows {
+            self.revise(x, r.msg).await?;
         }
         Ok(())
     }

@@ -125,9 +125,9 @@ impl BatchSql {
             format!(
                 "INSERT INTO im_msg_content
              (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at,
-              searchable)
+              searchable, meta)
              VALUES {}",
-                tuples(11, rows)
+                tuples(12, rows)
             ),
             rows,
         )
@@ -184,9 +184,9 @@ mod tests {
     #[test]
     fn statements_have_one_parameter_per_value() {
         let pg = PG_BATCH.contents(3).text().to_string();
-        assert!(pg.contains("$33") && !pg.contains("$34") && !pg.contains('?'));
+        assert!(pg.contains("$36") && !pg.contains("$37") && !pg.contains('?'));
         let my = MYSQL_BATCH.contents(3).text().to_string();
-        assert_eq!(my.matches('?').count(), 33);
+        assert_eq!(my.matches('?').count(), 36);
         assert!(
             PG_BATCH
                 .last_seqs(2)

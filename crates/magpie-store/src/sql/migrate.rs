@@ -52,6 +52,11 @@ const POSTGRES: Steps = &[
         "search",
         include_str!("../../migrations/postgres/0006_search.sql"),
     ),
+    (
+        7,
+        "revisions",
+        include_str!("../../migrations/postgres/0007_revisions.sql"),
+    ),
 ];
 
 const MYSQL: Steps = &[
@@ -84,6 +89,11 @@ const MYSQL: Steps = &[
         6,
         "search",
         include_str!("../../migrations/mysql/0006_search.sql"),
+    ),
+    (
+        7,
+        "revisions",
+        include_str!("../../migrations/mysql/0007_revisions.sql"),
     ),
 ];
 

@@ -86,10 +86,36 @@ pub(crate) fn conv_of(s: &str) -> std::result::Result<ConvId, sqlx::Error> {
 }
 
 /// The columns of `queries::MESSAGE_COLUMNS`, in order.
-pub(crate) type MessageRow = (i64, String, i64, i64, i64, String, String, String, i64, i16);
+pub(crate) type MessageRow = (
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i16,
+    Option<String>,
+    i64,
+);
 
 pub(crate) fn message_of(r: MessageRow) -> std::result::Result<Message, sqlx::Error> {
-    let (server_id, conv, seq, from, to, cmid, body, persistence, sent_at, searchable) = r;
+    let (
+        server_id,
+        conv,
+        seq,
+        from,
+        to,
+        cmid,
+        body,
+        persistence,
+        sent_at,
+        searchable,
+        meta,
+        revised,
+    ) = r;
     Ok(Message {
         trace: None,
         server_id: ServerMsgId(server_id),
@@ -104,6 +130,7 @@ pub(crate) fn message_of(r: MessageRow) -> std::result::Result<Message, sqlx::Er
             .map_err(|e| bad("persistence", e))?,
         sent_at,
         search: searchable != 0,
+        meta: magpie_core::MessageMeta::from_columns(meta.as_deref(), revised),
     })
 }
 

@@ -35,6 +35,7 @@ queries! { Queries:
     revoke_family, purge_family, put_settings,
     get_settings, lookup_cmid, messages_after, messages_before, conversations, conversation,
     set_read, get_read, expired, delivered, read_upto, del_box, del_body, scan_searchable,
+    revise_edit, revise_recall,
 }
 
 /// Every statement of one dialect, built once per process.
@@ -65,7 +66,7 @@ impl Statements {
 }
 
 /// The message columns `sql::message_of` decodes, from `im_msg_content c`.
-pub(super) const MESSAGE_COLUMNS: &str = "c.server_id, c.conv, c.seq, c.from_uid, c.to_uid, c.cmid, c.body, c.persistence, c.sent_at, c.searchable";
+pub(super) const MESSAGE_COLUMNS: &str = "c.server_id, c.conv, c.seq, c.from_uid, c.to_uid, c.cmid, c.body, c.persistence, c.sent_at, c.searchable, c.meta, c.revised";
 
 /// The body a box row points at. The content table is partitioned by sender,
 /// so the join names the sender (the owner of an outbox row, the other party
@@ -146,6 +147,12 @@ impl Queries {
                  WHERE (c.conv > ? OR (c.conv = ? AND c.seq > ?)) AND c.searchable = 1
                  ORDER BY c.conv, c.seq LIMIT ?"
             ),
+            revise_edit: "UPDATE im_msg_content SET body = ?, revised = ?
+                 WHERE conv = ? AND seq = ? AND revised >= 0"
+                .into(),
+            revise_recall: "UPDATE im_msg_content SET body = '', revised = -1, searchable = 0
+                 WHERE conv = ? AND seq = ?"
+                .into(),
             conversations: summaries(""),
             conversation: summaries("AND u.conv = ?"),
             set_read: "UPDATE user_conv SET read_seq = GREATEST(read_seq, LEAST(?, last_seq))

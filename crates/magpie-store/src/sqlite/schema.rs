@@ -3,7 +3,9 @@
 //! and the read pool: table layout, pragmas and how columns map to domain types.
 
 use crate::error::{Result, StoreError};
-use magpie_core::{ClientMsgId, ConvId, DeviceId, Message, Persistence, ServerMsgId, UserId};
+use magpie_core::{
+    ClientMsgId, ConvId, DeviceId, Message, MessageMeta, Persistence, ServerMsgId, UserId,
+};
 use rusqlite::{Connection, OpenFlags, Row};
 use std::path::Path;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use std::time::Duration;
 /// `member_version`; 5 refresh-token families; 6 orders the idempotency
 /// key by client id first; 7 follow edges, blocks and posts; 8 each
 /// message's search flag.
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// How long a connection waits on a lock before giving up. Readers in WAL mode
 /// never wait on the writer; this covers checkpoints and a second process.
@@ -45,6 +47,10 @@ const STEPS: &[(i64, &str)] = &[
     ),
     (7, include_str!("../../migrations/sqlite/0007_feeds.sql")),
     (8, include_str!("../../migrations/sqlite/0008_search.sql")),
+    (
+        9,
+        include_str!("../../migrations/sqlite/0009_revisions.sql"),
+    ),
 ];
 
 /// Older layouts that can still be upgraded to the first step's: (their
@@ -56,7 +62,7 @@ const LEGACY: &[(i64, &str, &str)] = &[(
 )];
 
 /// The columns `message_from_row` expects, in order, from `im_msg_content c`.
-pub(crate) const MESSAGE_COLUMNS: &str = "c.server_id, c.conv, c.seq, c.from_uid, c.to_uid, c.cmid, c.body, c.persistence, c.sent_at, c.searchable";
+pub(crate) const MESSAGE_COLUMNS: &str = "c.server_id, c.conv, c.seq, c.from_uid, c.to_uid, c.cmid, c.body, c.persistence, c.sent_at, c.searchable, c.meta, c.revised";
 
 fn common_pragmas(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -187,6 +193,7 @@ pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         persistence: persistence.parse::<Persistence>().map_err(|e| bad(7, e))?,
         sent_at: row.get(8)?,
         search: row.get::<_, i64>(9)? != 0,
+        meta: MessageMeta::from_columns(row.get::<_, Option<String>>(10)?.as_deref(), row.get(11)?),
     })
 }
 

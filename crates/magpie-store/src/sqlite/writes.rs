@@ -8,7 +8,9 @@ use crate::RefreshUse;
 use crate::error::{Result, StoreError};
 use crate::plan::{self, Found, Plan};
 use crate::store::{Outcome, RetentionHit, Retire, UserRecord};
-use magpie_core::{ClientSettings, ConvId, DeviceId, NewMessage, Seq, UserId};
+use magpie_core::{
+    ClientSettings, ConvId, DeviceId, MessageMeta, NewMessage, Revision, Seq, UserId,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub(crate) fn create_user(
@@ -176,8 +178,8 @@ fn write(c: &Connection, p: &Plan<'_>) -> Result<bool> {
     let mut content = c.prepare_cached(
         "INSERT INTO im_msg_content
          (server_id, conv, seq, from_uid, to_uid, cmid, body, persistence, sent_at, expire_at,
-          searchable)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+          searchable, meta)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (cmid, from_uid) DO NOTHING",
     )?;
     for (i, r) in p.rows.iter().enumerate() {
@@ -195,6 +197,7 @@ fn write(c: &Connection, p: &Plan<'_>) -> Result<bool> {
                 m.sent_at,
                 r.expire_at,
                 m.search,
+                MessageMeta::references_json(m.meta.as_deref()),
             ])
             .map_err(|e| sql_err(e, || format!("server id {}", m.server_id)))?;
         if inserted == 0 {
@@ -223,7 +226,40 @@ fn write(c: &Connection, p: &Plan<'_>) -> Result<bool> {
         // Read diffusion: no per-member rows; the sender has read it.
         super::groups::sender_read(c, g, u, seq)?;
     }
+    for r in &p.rows {
+        revise(c, r.msg)?;
+    }
     Ok(true)
+}
+
+/// An edit or recall event rewrites the message it names, in the
+/// transaction that stores the event (`magpie_core::meta`): an edit
+/// replaces the text unless the message was recalled, a recall removes the
+/// text and takes the message out of search.
+fn revise(c: &Connection, m: &NewMessage) -> Result<()> {
+    let Some(meta) = m.meta.as_deref() else {
+        return Ok(());
+    };
+    let conv = m.conv.as_str();
+    if let Some(seq) = meta.recall_of {
+        c.prepare_cached(
+            "UPDATE im_msg_content SET body = '', revised = -1, searchable = 0
+             WHERE conv = ?1 AND seq = ?2",
+        )?
+        .execute(params![conv, seq])?;
+    } else if let Some(seq) = meta.edit_of {
+        c.prepare_cached(
+            "UPDATE im_msg_content SET body = ?1, revised = ?2
+             WHERE conv = ?3 AND seq = ?4 AND revised >= 0",
+        )?
+        .execute(params![
+            m.body,
+            Revision::Edited(m.sent_at).to_column(),
+            conv,
+            seq
+        ])?;
+    }
+    Ok(())
 }
 
 /// max(current, min(seq, last_seq)); 0 without writing for an unknown conversation.

@@ -41,6 +41,7 @@ mod store_groups;
 mod store_messages;
 mod store_reads;
 mod store_retention;
+mod store_revisions;
 mod store_search;
 
 use crate::{State, Store};
@@ -59,6 +60,7 @@ pub mod store_cases {
     pub use super::store_messages::*;
     pub use super::store_reads::*;
     pub use super::store_retention::*;
+    pub use super::store_revisions::*;
     pub use super::store_search::*;
 }
 
@@ -116,6 +118,7 @@ pub fn next_server_id() -> magpie_core::ServerMsgId {
 /// A new `forever` message from `from` to `to` in their direct conversation.
 pub fn new_msg(from: UserId, to: UserId, body: &str) -> NewMessage {
     NewMessage {
+        meta: None,
         trace: None,
         server_id: next_server_id(),
         conv: ConvId::direct(from, to),
@@ -140,6 +143,7 @@ pub fn new_msg_kept(from: UserId, to: UserId, body: &str, p: Persistence) -> New
 /// A new `forever` message from `from` to group `g`.
 pub fn group_msg(g: GroupId, from: UserId, body: &str) -> NewMessage {
     NewMessage {
+        meta: None,
         trace: None,
         server_id: next_server_id(),
         conv: ConvId::group(g),
@@ -258,6 +262,7 @@ macro_rules! messages_conformance {
             conversations_count_unread_exactly,
             set_read_caps_and_never_moves_back,
             scan_searchable_walks_every_flagged_message_once,
+            revisions_rewrite_the_message_they_name,
         );
     };
 }

@@ -149,6 +149,9 @@ impl Conn {
 
     pub async fn send_msg(&mut self, to: UserId, body: &str) -> ServerFrame {
         self.request(ClientOp::Send {
+            reply_to: None,
+            recall: None,
+            edit: None,
             traceparent: None,
             sample: false,
             to,
@@ -163,6 +166,9 @@ impl Conn {
 
     pub async fn send_group(&mut self, group: i64, body: &str) -> ServerFrame {
         self.request(ClientOp::Send {
+            reply_to: None,
+            recall: None,
+            edit: None,
             traceparent: None,
             sample: false,
             to: UserId(0),

@@ -14,6 +14,7 @@ mod chain;
 mod pipeline;
 mod read;
 mod receipts;
+mod revise;
 mod send;
 mod sync;
 
@@ -25,6 +26,7 @@ use magpie_store::{State, Store};
 use std::sync::Arc;
 
 pub use pipeline::Pipeline;
+pub use revise::MessagesConfig;
 pub use send::{SendDefaults, SendInput};
 
 pub struct Messaging {

@@ -392,6 +392,7 @@ mod tests {
 
     fn msg(id: i64, body: usize) -> Message {
         Message {
+            meta: None,
             trace: None,
             server_id: ServerMsgId(id),
             conv: ConvId::direct(UserId(1), UserId(2)),

@@ -10,8 +10,8 @@ use crate::error::{Result, ServerError};
 use crate::metrics::meters;
 use crate::services::trace::{Hop, HopKind};
 use magpie_core::{
-    Accepted, ChainLink, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, NewMessage,
-    Persistence, TraceContext, UserId, now_ms,
+    Accepted, ChainLink, ClientMsgId, ClientSettings, ConvId, DeviceId, GroupId, MessageMeta,
+    NewMessage, Persistence, TraceContext, UserId, now_ms,
 };
 use std::sync::Arc;
 use tracing::Instrument;
@@ -50,6 +50,9 @@ pub struct SendInput {
     pub trace: Option<TraceContext>,
     /// The client asked that this message's trace be sampled.
     pub sample: bool,
+    /// What it replies to, edits or recalls, as the client named it
+    /// (`revise.rs`); checked before it is stored.
+    pub refs: Option<Box<MessageMeta>>,
 }
 
 impl Messaging {
@@ -268,6 +271,13 @@ impl Messaging {
             meters().duplicates.increment(1);
             return Ok(Prepared::Known(acc));
         }
+        let meta = match self.check_refs(from, &conv, &input).await {
+            Ok(meta) => meta,
+            Err(e) => return self.refused_unless_known(from, input.cmid, e).await,
+        };
+        // An edit or recall is not itself a searchable text: the message it
+        // revises is re-indexed instead (docs/search.md).
+        let search = defaults.search && meta.as_ref().is_none_or(|m| m.revises().is_none());
         Ok(Prepared::New(NewMessage {
             trace: self.traces.decide(input.trace, input.sample),
             server_id: self.ids.next(),
@@ -278,12 +288,13 @@ impl Messaging {
             body: input.body,
             persistence,
             sent_at: now_ms(),
-            search: defaults.search,
+            search,
+            meta,
         }))
     }
 }
 
-enum Prepared {
+pub(super) enum Prepared {
     Known(Accepted),
     New(NewMessage),
 }

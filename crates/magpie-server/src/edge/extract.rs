@@ -69,6 +69,20 @@ impl FromRequestParts<App> for Service {
     }
 }
 
+/// A positive id from a path or query segment; `what` names it in the
+/// `bad_field` refusal.
+pub fn positive_id(what: &str, raw: &str) -> Result<i64, ServerError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ServerError::bad_field(format!("{what}: a positive integer, not {raw:?}")))
+}
+
+/// A user id from a path segment.
+pub fn user_id(raw: &str) -> Result<magpie_core::UserId, ServerError> {
+    positive_id("user id", raw).map(magpie_core::UserId)
+}
+
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -2,9 +2,9 @@
 //! the home feed (docs/protocol.md §3.16). The rules live in
 //! `services/feeds`; this file only maps requests and answers.
 
-use super::extract::{ApiJson, ApiQuery, AuthUser};
+use super::extract::{ApiJson, ApiQuery, AuthUser, positive_id, user_id};
 use crate::app::App;
-use crate::error::{Result, ServerError};
+use crate::error::Result;
 use crate::services::FeedPage;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,17 +14,6 @@ use magpie_proto::http::{
     Changed, FollowCountsBody, PostRequest, PostResponse, PostsPage, UsersPage,
 };
 use serde::Deserialize;
-
-fn positive(what: &str, raw: &str) -> Result<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ServerError::bad_field(format!("{what}: a positive integer, not {raw:?}")))
-}
-
-pub(super) fn user_id(raw: &str) -> Result<UserId> {
-    positive("user id", raw).map(UserId)
-}
 
 #[derive(Deserialize)]
 pub struct UsersQuery {
@@ -42,7 +31,7 @@ impl PostsQuery {
     fn before(&self) -> Result<Option<PostId>> {
         self.before
             .as_deref()
-            .map(|b| positive("before", b).map(PostId))
+            .map(|b| positive_id("before", b).map(PostId))
             .transpose()
     }
     fn limit(&self) -> usize {
@@ -179,7 +168,7 @@ pub async fn delete_post(
     AuthUser(p): AuthUser,
     Path(post): Path<String>,
 ) -> Result<StatusCode> {
-    let post = PostId(positive("post id", &post)?);
+    let post = PostId(positive_id("post id", &post)?);
     app.feeds.delete_post(p.user, post).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,7 @@
 //! change, remove or leave) and read-by lists. The rules live in
 //! `logic::groups`; this file only maps requests and answers.
 
-use super::extract::{ApiJson, AuthUser};
+use super::extract::{ApiJson, AuthUser, positive_id, user_id};
 use crate::app::App;
 use crate::error::{Result, ServerError};
 use axum::Json;
@@ -17,19 +17,8 @@ use serde::Deserialize;
 
 /// An id in a path: a positive integer, else `bad_field` (a well-formed
 /// id that names nothing is `not_found`, later).
-fn positive_id(what: &str, raw: &str) -> Result<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ServerError::bad_field(format!("{what}: a positive integer, not {raw:?}")))
-}
-
 fn group_id(raw: &str) -> Result<GroupId> {
     positive_id("group id", raw).map(GroupId)
-}
-
-fn user_id(raw: &str) -> Result<UserId> {
-    positive_id("user id", raw).map(UserId)
 }
 
 pub async fn create(

@@ -33,7 +33,7 @@ pub async fn by_id(
     AuthUser(p): AuthUser,
     Path(raw): Path<String>,
 ) -> Result<Json<UserProfile>> {
-    let user = super::feeds::user_id(&raw)?;
+    let user = super::extract::user_id(&raw)?;
     app.guard.limits.lookup(p.user)?;
     Ok(Json(app.users.by_id(user).await?))
 }

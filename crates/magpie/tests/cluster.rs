@@ -103,20 +103,17 @@ async fn a_draining_node_moves_its_clients_and_cleans_up() {
             .await,
         ServerFrame::Reconnect { .. }
     ));
-    // Alice hears bob go offline; node-2 left the registry and holds no route.
-    // KNOWN GAP, bus on Kafka only: there the drained node's offline
-    // presence intermittently never arrives (2 of 5 full runs on
-    // 2026-12-03, not reproduced alone; not yet understood). The other
-    // configurations check it; this one checks the rest of the drain.
-    if !backends::kafka_bus() {
-        let f = a
-            .expect(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
-            .await;
-        assert!(
-            matches!(f, ServerFrame::Presence { user, .. } if user == tb.user_id),
-            "{f:?}"
-        );
-    }
+    // Alice hears bob go offline (node-2's own announcement reaches her
+    // although bob's contacts were cached before their conversation began:
+    // its first message dropped the cached list); node-2 left the registry
+    // and holds no route.
+    let f = a
+        .expect(|f| matches!(f, ServerFrame::Presence { online: false, .. }))
+        .await;
+    assert!(
+        matches!(f, ServerFrame::Presence { user, .. } if user == tb.user_id),
+        "{f:?}"
+    );
     assert!(
         !state
             .nodes()

@@ -111,6 +111,38 @@ async fn contacts_mode_tells_contacts_and_watchers_once_each() {
     );
 }
 
+/// A conversation begun after a user's contacts were cached: its first
+/// message (received over a socket, or sent over HTTP) drops the cached
+/// lists, so the user's next change reaches the new peer at once, not
+/// after `presence.peer_cache_ms`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_conversation_hears_the_peers_next_change() {
+    let s = TestServer::start().await;
+    let [ta, tb, tc] = s.users(["alice", "bob", "carol"]).await;
+    // Bob and carol come online with no contact: their empty lists are cached.
+    let mut b = s.conn(&tb, "tcp").await;
+    let mut c = s.conn(&tc, "ws").await;
+    // Alice writes to bob over the socket (bob receives it pushed), carol
+    // writes to alice over HTTP.
+    let mut a = s.conn(&ta, "ws").await;
+    sent_seq(&a.send_msg(tb.user_id, "hello bob").await);
+    b.expect_msg().await;
+    let (st, body) = s
+        .http_send(
+            &tc,
+            ta.user_id,
+            magpie_core::ClientMsgId::new_v7(),
+            "hi alice",
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    a.expect_msg().await;
+    b.send_op(None, ClientOp::Logout).await;
+    a.expect(presence_of(tb.user_id, false)).await;
+    c.send_op(None, ClientOp::Logout).await;
+    a.expect(presence_of(tc.user_id, false)).await;
+}
+
 /// A watch ends with its connection: a new connection of the same device
 /// hears nothing until it watches again.
 #[tokio::test(flavor = "multi_thread")]

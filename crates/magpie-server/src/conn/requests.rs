@@ -222,7 +222,10 @@ impl Requester {
         let mut frames = Vec::with_capacity(results.len());
         for ((rid, cmid), result) in rids.into_iter().zip(cmids).zip(results) {
             let frame = match result {
-                Ok(a) => ServerFrame::sent(rid, cmid, a),
+                Ok(a) => {
+                    self.app.presence.conversation_started(&a.conv, a.seq);
+                    ServerFrame::sent(rid, cmid, a)
+                }
                 Err(e) => refused(&self.app, self.who(), "send", rid, &e),
             };
             frames.push(bytes::Bytes::from(frame.encode()));

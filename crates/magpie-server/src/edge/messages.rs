@@ -42,6 +42,8 @@ pub async fn send(
         .messaging
         .send_one(p.user, Some(&p.device), input)
         .await?;
+    app.presence
+        .conversation_started(&accepted.conv, accepted.seq);
     Ok(Json(SendResult::new(cmid, accepted)))
 }
 

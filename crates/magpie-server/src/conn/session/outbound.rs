@@ -39,6 +39,9 @@ impl<T: Transport> Session<T> {
             let f = ServerFrame::error(None, ErrorCode::SlowConsumer, text, true);
             self.end(ErrorCode::SlowConsumer, f);
         } else {
+            self.app
+                .presence
+                .conversation_started(&push.msg.conv, push.msg.seq);
             self.feed(push.frame.clone());
             let late = (magpie_core::now_ms() - push.msg.sent_at).max(0) as f64 / 1000.0;
             meters().delivery_written[transport_index(self.transport)].record(late);

@@ -6,14 +6,18 @@
 //! shard) at most once per `presence.peer_cache_ms` per user and node, and
 //! kept in a bounded cache (`generations.rs`, `presence.peer_cache`
 //! users), so a reconnect storm or a device that flaps reads it once
-//! instead of per change. A conversation started meanwhile reaches the
-//! list when it expires: presence is best effort (ARCHITECTURE.md), and a
-//! client showing a peer's presence watches it anyway (`presence_watch`).
+//! instead of per change. A conversation started meanwhile drops both
+//! parties' lists on the nodes that see its first message (the sender's
+//! node when it is accepted, each receiving device's node when it is
+//! pushed: `conversation_started`), so a change that follows it is told to
+//! the new peer; elsewhere it reaches the list when the list expires.
+//! Presence is best effort (ARCHITECTURE.md), and a client showing a
+//! peer's presence watches it anyway (`presence_watch`).
 
 use super::Presence;
 use crate::error::Result;
 use crate::services::generations::Generations;
-use magpie_core::UserId;
+use magpie_core::{ConvId, Seq, UserId};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +44,10 @@ impl PeerLists {
         (now.duration_since(at) < self.ttl).then_some(peers)
     }
 
+    fn forget(&self, user: UserId) {
+        self.lists.lock().remove(user);
+    }
+
     fn put(&self, user: UserId, at: Instant, peers: Peers) {
         if !self.ttl.is_zero() {
             self.lists.lock().insert(user, (at, peers));
@@ -48,6 +56,19 @@ impl PeerLists {
 }
 
 impl Presence {
+    /// `conv` got message `seq`: if it is the first of a direct
+    /// conversation, both parties have a new peer, so their cached lists
+    /// on this node are dropped. One comparison for every other message.
+    pub fn conversation_started(&self, conv: &ConvId, seq: Seq) {
+        if seq != 1 {
+            return;
+        }
+        if let Some((a, b)) = conv.direct_members() {
+            self.peers.forget(a);
+            self.peers.forget(b);
+        }
+    }
+
     /// The peers of `user`'s direct conversations (not `user`), from the
     /// cache while it is fresh.
     pub(super) async fn contacts(&self, user: UserId) -> Result<Peers> {

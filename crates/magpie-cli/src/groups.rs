@@ -1,6 +1,6 @@
 //! `magpie-cli group …`: create a group, list one's groups and a group's
-//! members, add and remove members, set roles, leave (docs/protocol.md
-//! §3.14). Messages to a group: `send g:<id> …`.
+//! members, add and remove members, set roles, hand over ownership, leave
+//! (docs/protocol.md §3.14). Messages to a group: `send g:<id> …`.
 
 use crate::commands::Out;
 use crate::error::CliError;
@@ -39,6 +39,8 @@ pub enum GroupCommand {
         /// admin or member
         role: String,
     },
+    /// Hand a group you own to another member (you become an admin)
+    Owner { group: i64, user: String },
     /// Leave a group
     Leave { group: i64 },
 }
@@ -121,6 +123,11 @@ pub(crate) async fn run(http: &HttpClient, cmd: GroupCommand, out: Out) -> Resul
             out.value(&m, || {
                 format!("{} is {} of g:{group}", m.user, m.role.as_str())
             });
+        }
+        GroupCommand::Owner { group, user } => {
+            let user = resolve(http, &user).await?;
+            let g = http.transfer_owner(GroupId(group), user).await?;
+            out.value(&g, || format!("{} owns {}", g.owner, group_line(&g)));
         }
         GroupCommand::Leave { group } => {
             let me = http.tokens().map(|t| t.user_id).unwrap_or_default();

@@ -429,7 +429,9 @@ async fn cli_drives_a_group_with_a_reply_an_edit_and_a_recall() {
     assert_eq!(by_seq(3)["meta"]["edit_of"], 1);
     assert_eq!(by_seq(4)["meta"]["recall_of"], 2);
 
-    // Members, leaving, and the text form of history.
+    // Members, handing over, leaving, and the text form of history.
+    let g = ok_json(cli(&node, dir, "erin", &["group", "owner", &num, "frank"])).await;
+    assert_eq!(g["owner"], by_seq(4)["from"], "frank owns the group: {g}");
     ok_json(cli(&node, dir, "grace", &["group", "leave", &num])).await;
     let members = ok_json(cli(&node, dir, "erin", &["group", "members", &num])).await;
     assert_eq!(members.as_array().unwrap().len(), 2, "{members}");

@@ -271,6 +271,13 @@ pub struct AddMembersResponse {
     pub added: Vec<UserId>,
 }
 
+/// `PUT /v1/groups/{id}/owner`: the member who becomes the owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerRequest {
+    pub user: UserId,
+}
+
 /// `PATCH /v1/groups/{id}/members/{user}`: either or both.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

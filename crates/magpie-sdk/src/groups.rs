@@ -7,6 +7,7 @@ use crate::http::{HttpClient, json};
 use magpie_core::{GroupId, GroupInfo, GroupRole, MemberInfo, UserId};
 use magpie_proto::http::{
     AddMembersRequest, AddMembersResponse, CreateGroupRequest, GroupList, MemberPatch, MembersPage,
+    OwnerRequest,
 };
 use reqwest::Method;
 
@@ -54,6 +55,14 @@ impl HttpClient {
             muted: None,
         };
         self.call(Method::PATCH, &path, Some(json(&patch)?), true)
+            .await
+    }
+
+    /// Hands `group` to member `to`; the caller (the owner) becomes an admin.
+    pub async fn transfer_owner(&self, group: GroupId, to: UserId) -> Result<GroupInfo> {
+        let path = format!("/v1/groups/{group}/owner");
+        let body = OwnerRequest { user: to };
+        self.call(Method::PUT, &path, Some(json(&body)?), true)
             .await
     }
 

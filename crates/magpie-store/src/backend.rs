@@ -157,6 +157,10 @@ pub trait GroupStore: Send + Sync + 'static {
         role: Option<GroupRole>,
         muted: Option<bool>,
     ) -> Result<bool>;
+    /// Makes member `to` the owner and the owner `from` an admin, in one
+    /// transaction; `Forbidden` (nothing changed) unless `from` owns the
+    /// group and `to` is another member of it.
+    async fn transfer_owner(&self, id: GroupId, from: UserId, to: UserId) -> Result<()>;
     async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>>;
     /// Members with a user id above `after`, ascending, at most `limit`.
     async fn members(&self, id: GroupId, after: UserId, limit: usize) -> Result<Vec<MemberInfo>>;

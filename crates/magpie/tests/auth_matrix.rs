@@ -163,6 +163,13 @@ fn routes() -> Vec<Route> {
         ),
         r("GET", "/v1/groups/{group}/members", User, no_body, 200),
         r(
+            "PUT",
+            "/v1/groups/{group}/owner",
+            User,
+            |i| Some(json!({"user": i.c})),
+            200,
+        ),
+        r(
             "PATCH",
             "/v1/groups/{group}/members/{user}",
             User,
@@ -607,6 +614,12 @@ async fn every_user_route_refuses_every_bad_credential() {
         let (st, body) =
             call_raw(&s, &s.base, r.method, &path, Some(&header), (r.body)(&ids)).await;
         assert_eq!(st, r.ok, "{} {path} with a valid token: {body}", r.method);
+        if r.path.ends_with("/owner") {
+            // Carol hands the group back: A's later requests are an owner's.
+            let back = json!({"user": ids.a});
+            let (st, body) = s.send_json(&c, "PUT", &path, back).await;
+            assert_eq!(st, 200, "ownership back to A: {body}");
+        }
     }
 }
 

@@ -373,3 +373,67 @@ async fn group_unread_counts_in_every_unread_mode() {
         );
     }
 }
+
+/// The owner hands the group to a member (docs/protocol.md §3.14): the new
+/// owner manages it as owner, the old one is an admin; nobody else may.
+#[tokio::test(flavor = "multi_thread")]
+async fn ownership_is_handed_to_a_member() {
+    let s = TestServer::start().await;
+    let [to, tm, tx] = s.users(["owner", "member", "outsider"]).await;
+    let g = s.create_group(&to, &[tm.user_id]).await;
+    let path = format!("/v1/groups/{g}/owner");
+    let (st, body) = s
+        .send_json(&tm, "PUT", &path, json!({"user": tm.user_id}))
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    let (st, body) = s
+        .send_json(&to, "PUT", &path, json!({"user": tx.user_id}))
+        .await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (st, body) = s
+        .send_json(&to, "PUT", &path, json!({"user": tm.user_id}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["owner"], tm.user_id.0);
+    let (_, me) = s.get(&to, &format!("/v1/groups/{g}/members?after=0")).await;
+    let roles: Vec<(i64, String)> = me["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["user"].as_i64().unwrap(),
+                m["role"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(roles.contains(&(to.user_id.0, "admin".into())), "{roles:?}");
+    assert!(roles.contains(&(tm.user_id.0, "owner".into())), "{roles:?}");
+    // Only the owner dissolves: now the member, not the former owner.
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/groups/{g}"),
+            Some(&to.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/groups/{g}"),
+            Some(&tm.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+}

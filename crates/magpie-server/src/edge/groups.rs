@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use magpie_core::{GroupId, GroupInfo, MemberInfo, Seq, UserId};
 use magpie_proto::http::{
     AddMembersRequest, AddMembersResponse, CreateGroupRequest, GroupList, MemberPatch, MembersPage,
-    ReadByPage, RenameGroupRequest,
+    OwnerRequest, ReadByPage, RenameGroupRequest,
 };
 use serde::Deserialize;
 
@@ -116,6 +116,17 @@ pub async fn set_member(
             .set_member(p.user, g, user, req.role, req.muted)
             .await?,
     ))
+}
+
+/// The owner hands the group to another member and becomes an admin.
+pub async fn transfer_owner(
+    State(app): State<App>,
+    AuthUser(p): AuthUser,
+    Path(g): Path<String>,
+    ApiJson(req): ApiJson<OwnerRequest>,
+) -> Result<Json<GroupInfo>> {
+    let g = group_id(&g)?;
+    Ok(Json(app.groups.transfer_owner(p.user, g, req.user).await?))
 }
 
 pub async fn remove_member(

@@ -82,6 +82,7 @@ pub fn router(app: App) -> Router {
                     .patch(groups::rename)
                     .delete(groups::dissolve),
             )
+            .route("/v1/groups/{group}/owner", put(groups::transfer_owner))
             .route(
                 "/v1/groups/{group}/members",
                 post(groups::add_members).get(groups::members),

@@ -271,6 +271,24 @@ impl Groups {
             .ok_or_else(|| ServerError::NotFound(format!("{target} is not a member")))
     }
 
+    /// `user`, the owner, makes member `to` the owner and becomes an admin.
+    pub async fn transfer_owner(&self, user: UserId, g: GroupId, to: UserId) -> Result<GroupInfo> {
+        let (_, me) = self.managing(user, g).await?;
+        if me.role != GroupRole::Owner {
+            return Err(ServerError::Forbidden(
+                "only the owner hands the group over".into(),
+            ));
+        }
+        if to == user {
+            return Err(ServerError::bad_field("user: another member"));
+        }
+        if self.store.groups().member(g, to).await?.is_none() {
+            return Err(ServerError::NotFound(format!("{to} is not a member")));
+        }
+        self.store.groups().transfer_owner(g, user, to).await?;
+        self.group_info(user, g).await
+    }
+
     pub async fn group_members(
         &self,
         user: UserId,

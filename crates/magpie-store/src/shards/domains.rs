@@ -136,6 +136,12 @@ impl GroupStore for ShardedStore {
             .await
     }
 
+    async fn transfer_owner(&self, id: GroupId, from: UserId, to: UserId) -> Result<()> {
+        let k = self.map.of_id(id.0);
+        self.on(k, |s| s.groups().transfer_owner(id, from, to))
+            .await
+    }
+
     async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>> {
         self.on(self.map.of_id(id.0), |s| s.groups().member(id, user))
             .await

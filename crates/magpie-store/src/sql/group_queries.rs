@@ -7,7 +7,8 @@ use super::queries::{MESSAGE_COLUMNS, queries};
 
 queries! { GroupQueries:
     insert_group, last_seq, group_lock, group_share, group_count, group_rename, group_dissolve,
-    group_info, member_lock, member_delete, member_set, member_advance,
+    group_info, member_lock, member_delete, member_set, member_advance, group_owner, owner_set,
+    member_role,
     member_read, member_info, member_page, user_groups, read_counts, read_positions, member_count,
     read_page, group_after,
     group_before, group_summaries, group_summary,
@@ -70,6 +71,10 @@ impl GroupQueries {
                  SET members = members + ?, member_version = member_version + 1 WHERE id = ?"
                 .into(),
             group_rename: "UPDATE im_group SET name = ? WHERE id = ?".into(),
+            group_owner: "SELECT owner_uid FROM im_group WHERE id = ? FOR UPDATE".into(),
+            owner_set: "UPDATE im_group SET owner_uid = ? WHERE id = ?".into(),
+            member_role: "UPDATE im_group_member SET role = ? WHERE group_id = ? AND user_id = ?"
+                .into(),
             group_dissolve: "UPDATE im_group SET dissolved = TRUE WHERE id = ?".into(),
             group_info: format!("SELECT {GROUP_COLUMNS} FROM im_group g WHERE g.id = ?"),
             member_lock: "SELECT muted FROM im_group_member WHERE group_id = ? AND user_id = ?

@@ -120,6 +120,35 @@ impl GroupStore for SqlStore {
         .await
     }
 
+    /// The group row locked first (the order of every membership change),
+    /// then the new owner's member row.
+    async fn transfer_owner(&self, id: GroupId, from: UserId, to: UserId) -> Result<()> {
+        let done = retrying("transfer_owner", Retry::Transient, || async {
+            let mut tx = self.pool.begin().await?;
+            let mut x = tx.exec();
+            let owner: Option<(i64,)> =
+                x.optional(self.g.group_owner.as_str(), args![id.0]).await?;
+            if owner != Some((from.0,)) || from == to {
+                return Ok(Err(format!("{from} does not own group {id}")));
+            }
+            let a = args![id.0, to.0];
+            let found: Option<(bool,)> = x.optional(self.g.member_lock.as_str(), a).await?;
+            if found.is_none() {
+                return Ok(Err(format!("{to} is not a member of {id}")));
+            }
+            let a = args![GroupRole::Owner.as_str(), id.0, to.0];
+            x.execute(self.g.member_role.as_str(), a).await?;
+            let a = args![GroupRole::Admin.as_str(), id.0, from.0];
+            x.execute(self.g.member_role.as_str(), a).await?;
+            x.execute(self.g.owner_set.as_str(), args![to.0, id.0])
+                .await?;
+            tx.commit().await?;
+            Ok(Ok(()))
+        })
+        .await?;
+        done.map_err(StoreError::Forbidden)
+    }
+
     async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>> {
         let a = args![id.0, user.0];
         let row: Option<MemberRow> = self.read_opt(self.g.member_info.as_str(), a).await?;

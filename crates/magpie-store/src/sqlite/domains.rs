@@ -117,6 +117,12 @@ impl GroupStore for SqliteStore {
             .await
     }
 
+    async fn transfer_owner(&self, id: GroupId, from: UserId, to: UserId) -> Result<()> {
+        self.writer
+            .exec(move |c| groups::transfer_owner(c, id, from, to))
+            .await
+    }
+
     async fn member(&self, id: GroupId, user: UserId) -> Result<Option<MemberInfo>> {
         self.read(move |c| group_reads::member(c, id, user)).await
     }

@@ -152,6 +152,33 @@ pub(crate) fn set_member(
     Ok(n == 1)
 }
 
+/// On the writer: the checks and the three updates are one step.
+pub(crate) fn transfer_owner(c: &Connection, id: GroupId, from: UserId, to: UserId) -> Result<()> {
+    let owner: Option<i64> = c
+        .prepare_cached("SELECT owner_uid FROM im_group WHERE id = ?1")?
+        .query_row([id.0], |r| r.get(0))
+        .optional()?;
+    if owner != Some(from.0) || from == to {
+        return Err(StoreError::Forbidden(format!(
+            "{from} does not own group {id}"
+        )));
+    }
+    let role = "UPDATE im_group_member SET role = ?3 WHERE group_id = ?1 AND user_id = ?2";
+    let n = c
+        .prepare_cached(role)?
+        .execute(params![id.0, to.0, GroupRole::Owner.as_str()])?;
+    if n != 1 {
+        return Err(StoreError::Forbidden(format!(
+            "{to} is not a member of {id}"
+        )));
+    }
+    c.prepare_cached(role)?
+        .execute(params![id.0, from.0, GroupRole::Admin.as_str()])?;
+    c.prepare_cached("UPDATE im_group SET owner_uid = ?2 WHERE id = ?1")?
+        .execute(params![id.0, to.0])?;
+    Ok(())
+}
+
 pub(crate) fn rename_group(c: &Connection, id: GroupId, name: &str) -> Result<()> {
     c.prepare_cached("UPDATE im_group SET name = ?2 WHERE id = ?1")?
         .execute(params![id.0, name])?;

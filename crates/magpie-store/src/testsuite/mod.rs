@@ -273,6 +273,7 @@ macro_rules! groups_conformance {
     ($factory:expr) => {
         $crate::__conformance_tests!($crate::Store, store_cases, $factory;
             groups_membership_and_roles,
+            ownership_transfers_to_a_member,
             group_messages_are_stored_once_and_seen_by_members,
             group_unread_and_read_by_follow_positions,
             read_counts_agree_with_read_by,

@@ -174,3 +174,39 @@ pub async fn accept_returns_the_membership_it_saw(s: Store) {
     assert!(out[1].duplicate);
     assert_eq!(out[1].group, None, "a stored duplicate has no stamp");
 }
+
+/// Ownership moves to a member in one step (the old owner an admin);
+/// refused, changing nothing, from a non-owner or to a non-member.
+pub async fn ownership_transfers_to_a_member(s: Store) {
+    let groups = s.groups();
+    let u = users(&s, &["o", "m", "x"]).await;
+    let g = groups
+        .create_group("team", u[0], &[u[1]], 0)
+        .await
+        .expect("create")
+        .id;
+    let role = |who: UserId| {
+        let groups = s.groups();
+        async move { groups.member(g, who).await.unwrap().map(|m| m.role) }
+    };
+    for (from, to) in [(u[1], u[0]), (u[0], u[2]), (u[0], u[0])] {
+        let refused = groups.transfer_owner(g, from, to).await;
+        assert!(
+            matches!(refused, Err(StoreError::Forbidden(_))),
+            "{from}→{to}: {refused:?}"
+        );
+    }
+    assert_eq!(role(u[0]).await, Some(GroupRole::Owner));
+    groups
+        .transfer_owner(g, u[0], u[1])
+        .await
+        .expect("transfer");
+    assert_eq!(role(u[1]).await, Some(GroupRole::Owner));
+    assert_eq!(role(u[0]).await, Some(GroupRole::Admin));
+    assert_eq!(groups.group(g).await.unwrap().unwrap().owner, u[1]);
+    let refused = groups.transfer_owner(g, u[0], u[1]).await;
+    assert!(
+        matches!(refused, Err(StoreError::Forbidden(_))),
+        "no longer the owner"
+    );
+}

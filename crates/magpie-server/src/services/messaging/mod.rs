@@ -11,6 +11,7 @@
 
 mod acks;
 mod chain;
+mod mentions;
 mod pipeline;
 mod read;
 mod receipts;

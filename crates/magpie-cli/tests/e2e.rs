@@ -421,13 +421,16 @@ async fn cli_drives_a_group_with_mentions_a_reply_an_edit_and_a_recall() {
     let page = ok_json(cli(&node, dir, "frank", &["history", &gid])).await;
     let msgs = page["messages"].as_array().unwrap();
     let by_seq = |s: i64| msgs.iter().find(|m| m["seq"] == s).unwrap();
-    assert_eq!(by_seq(1)["body"], "leaving at 10");
-    assert!(by_seq(1)["meta"]["edited_at"].is_i64(), "{page}");
-    assert_eq!(by_seq(2)["meta"]["recalled"], true);
-    assert_eq!(by_seq(2)["meta"]["reply_to"], 1);
-    assert_eq!(by_seq(2)["body"], "");
-    assert_eq!(by_seq(3)["meta"]["edit_of"], 1);
-    assert_eq!(by_seq(4)["meta"]["recall_of"], 2);
+    // #1 is the role change, announced by the server (a member event).
+    assert_eq!(by_seq(1)["meta"]["event"]["kind"], "role", "{page}");
+    assert_eq!(by_seq(1)["from"], 0);
+    assert_eq!(by_seq(2)["body"], "leaving at 10");
+    assert!(by_seq(2)["meta"]["edited_at"].is_i64(), "{page}");
+    assert_eq!(by_seq(3)["meta"]["recalled"], true);
+    assert_eq!(by_seq(3)["meta"]["reply_to"], 2);
+    assert_eq!(by_seq(3)["body"], "");
+    assert_eq!(by_seq(4)["meta"]["edit_of"], 2);
+    assert_eq!(by_seq(5)["meta"]["recall_of"], 3);
 
     // Mentions: `@name` and `@all` in the text; `@all` is the owner's and
     // admins'. Frank's count is exact; a mute keeps it and is shown.
@@ -483,7 +486,7 @@ async fn cli_drives_a_group_with_mentions_a_reply_an_edit_and_a_recall() {
 
     // Members, handing over, leaving, and the text form of history.
     let g = ok_json(cli(&node, dir, "erin", &["group", "owner", &num, "frank"])).await;
-    assert_eq!(g["owner"], by_seq(4)["from"], "frank owns the group: {g}");
+    assert_eq!(g["owner"], by_seq(5)["from"], "frank owns the group: {g}");
     ok_json(cli(&node, dir, "grace", &["group", "leave", &num])).await;
     let members = ok_json(cli(&node, dir, "erin", &["group", "members", &num])).await;
     assert_eq!(members.as_array().unwrap().len(), 2, "{members}");
@@ -494,7 +497,7 @@ async fn cli_drives_a_group_with_mentions_a_reply_an_edit_and_a_recall() {
         "{out}"
     );
     assert!(
-        out.contains("(reply to #1)") && out.contains("(recalls #2)"),
+        out.contains("(reply to #2)") && out.contains("(recalls #3)"),
         "{out}"
     );
 }

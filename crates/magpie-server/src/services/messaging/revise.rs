@@ -50,7 +50,12 @@ impl Messaging {
         };
         let (mentions, all) = self.check_mentions(from, conv, refs).await?;
         let checked = self.check_references(from, conv, input, refs).await?;
-        Ok(MessageMeta::with_mentions(checked, mentions, all))
+        let mut meta = MessageMeta::with_mentions(checked, mentions, all);
+        // A member event is the server's own (`Messaging::member_event`).
+        if from == UserId::SYSTEM && refs.event.is_some() {
+            meta.get_or_insert_default().event = refs.event.clone();
+        }
+        Ok(meta)
     }
 
     async fn check_references(

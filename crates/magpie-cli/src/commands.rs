@@ -159,6 +159,10 @@ async fn authed(
             crate::feeds::follow(http, user, false, out).await?
         }
         Command::Whois { user } => crate::users::whois(http, &user, out).await?,
+        Command::SetProfile { name, avatar } => {
+            let p = http.set_profile(&name, &avatar).await?;
+            out.value(&p, || crate::users::describe(&p));
+        }
         Command::Post { text } => crate::feeds::post(http, &text.join(" "), out).await?,
         Command::Feed { before, limit } => crate::feeds::feed(http, before, limit, out).await?,
         Command::Search {

@@ -131,8 +131,17 @@ pub enum Command {
     Follow { user: String },
     /// Stop following a user (id or username)
     Unfollow { user: String },
-    /// Show who a user is: id and username (give either)
+    /// Show who a user is: id, username, display name (give id or username)
     Whois { user: String },
+    /// Set your display name and avatar URL (an empty value clears it)
+    SetProfile {
+        /// The name others see instead of your username
+        #[arg(long, default_value = "")]
+        name: String,
+        /// An http(s) URL of your picture
+        #[arg(long, default_value = "")]
+        avatar: String,
+    },
     /// Post to your followers; words are joined with spaces
     Post {
         #[arg(required = true)]

@@ -22,8 +22,18 @@ pub(crate) async fn resolve(http: &HttpClient, who: &str) -> Result<UserId, CliE
 pub(crate) async fn whois(http: &HttpClient, who: &str, out: Out) -> Result<(), CliError> {
     let id = resolve(http, who).await?;
     let profile = http.user(id).await?;
-    out.value(&profile, || {
-        format!("user {} is {}", profile.id, profile.username)
-    });
+    out.value(&profile, || describe(&profile));
     Ok(())
+}
+
+/// One line: id, username, and the profile's fields when set.
+pub(crate) fn describe(p: &magpie_core::UserProfile) -> String {
+    let mut line = format!("user {} is {}", p.id, p.username);
+    if let Some(name) = &p.display_name {
+        line.push_str(&format!(" ({name})"));
+    }
+    if let Some(url) = &p.avatar_url {
+        line.push_str(&format!(", avatar {url}"));
+    }
+    line
 }

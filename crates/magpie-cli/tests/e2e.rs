@@ -484,6 +484,19 @@ async fn cli_drives_a_group_with_mentions_a_reply_an_edit_and_a_recall() {
         "a mention of no user is an error before sending"
     );
 
+    // A profile: frank's display name is what others see of him.
+    let p = ok_json(cli(
+        &node,
+        dir,
+        "frank",
+        &["set-profile", "--name", "Frank F."],
+    ))
+    .await;
+    assert_eq!(p["display_name"], "Frank F.", "{p}");
+    let o = run(cli_text(&node, dir, "erin", &["whois", "frank"])).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("is frank (Frank F.)"), "{out}");
+
     // Members, handing over, leaving, and the text form of history.
     let g = ok_json(cli(&node, dir, "erin", &["group", "owner", &num, "frank"])).await;
     assert_eq!(g["owner"], by_seq(5)["from"], "frank owns the group: {g}");

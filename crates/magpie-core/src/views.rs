@@ -57,4 +57,10 @@ pub struct HistoryPage {
 pub struct UserProfile {
     pub id: UserId,
     pub username: String,
+    /// The name to show, if the user set one (else show `username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// An image URL (http or https), if the user set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
 }

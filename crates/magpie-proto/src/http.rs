@@ -362,6 +362,29 @@ pub struct UsersPage {
 /// `GET /v1/users?name=…` and `GET /v1/users/{id}`: who a user is.
 pub use magpie_core::UserProfile;
 
+/// `PUT /v1/profile`: the caller's display name and avatar (docs/protocol.md
+/// §3.18); `""` (or absent) clears a field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRequest {
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub avatar_url: String,
+}
+
+/// `POST /v1/users/lookup`: up to 100 user ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersLookup {
+    pub ids: Vec<UserId>,
+}
+
+/// The answer of `POST /v1/users/lookup`: the users that exist, in the
+/// order asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profiles {
+    pub users: Vec<UserProfile>,
+}
+
 /// `GET /v1/users/{id}/follows`: both counts, exact.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FollowCountsBody {

@@ -8,9 +8,9 @@ use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, Transport, UserId};
 use magpie_proto::ErrorBody;
 use magpie_proto::http::{
     CaptchaAnswer, CaptchaChallenge, ConnectRequest, ConnectResponse, Health, HistoryPage,
-    LoginRequest, MuteRequest, ReadRequest, ReadResponse, RefreshRequest, RegisterRequest,
-    SendRequest, SendResult, SyncRequest, SyncResponse, Tokens, UnreadResponse, UserCreated,
-    UserProfile,
+    LoginRequest, MuteRequest, ProfileRequest, Profiles, ReadRequest, ReadResponse, RefreshRequest,
+    RegisterRequest, SendRequest, SendResult, SyncRequest, SyncResponse, Tokens, UnreadResponse,
+    UserCreated, UserProfile, UsersLookup,
 };
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -222,6 +222,26 @@ impl HttpClient {
             true,
         )
         .await
+    }
+
+    /// Sets the caller's display name and avatar URL (`""` clears one):
+    /// docs/protocol.md §3.18.
+    pub async fn set_profile(&self, display_name: &str, avatar_url: &str) -> Result<UserProfile> {
+        let req = ProfileRequest {
+            display_name: display_name.into(),
+            avatar_url: avatar_url.into(),
+        };
+        self.call(Method::PUT, "/v1/profile", Some(json(&req)?), true)
+            .await
+    }
+
+    /// The users of `ids` that exist (up to 100), with their profiles.
+    pub async fn users(&self, ids: &[UserId]) -> Result<Vec<UserProfile>> {
+        let req = UsersLookup { ids: ids.to_vec() };
+        let page: Profiles = self
+            .call(Method::POST, "/v1/users/lookup", Some(json(&req)?), true)
+            .await?;
+        Ok(page.users)
     }
 
     /// The user named exactly `name` (`GET /v1/users?name=…`);

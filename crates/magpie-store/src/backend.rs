@@ -13,8 +13,8 @@
 
 use crate::error::Result;
 use crate::store::{
-    ConvSummary, FollowCounts, Outcome, Page, PostOutcome, ReadBy, RefreshUse, RetentionHit,
-    Retire, UserRecord,
+    ConvSummary, FollowCounts, Outcome, Page, PostOutcome, ProfileRecord, ReadBy, RefreshUse,
+    RetentionHit, Retire, UserRecord,
 };
 use async_trait::async_trait;
 use magpie_core::{
@@ -61,6 +61,10 @@ pub trait AccountStore: Send + Sync + 'static {
         s: &ClientSettings,
     ) -> Result<()>;
     /// Device settings, else the user's default, else `ClientSettings::default()`.
+    /// Sets `user`'s profile (both fields; `""` clears one).
+    async fn put_profile(&self, p: &ProfileRecord) -> Result<()>;
+    /// The profiles of those of `users` who set one, in no order.
+    async fn profiles(&self, users: &[UserId]) -> Result<Vec<ProfileRecord>>;
     async fn get_settings(&self, user: UserId, device: Option<&DeviceId>)
     -> Result<ClientSettings>;
 }

@@ -41,6 +41,6 @@ pub use state::{
     StateBackend, TicketClaims, UnreadCache, Watcher,
 };
 pub use store::{
-    ConvSummary, FollowCounts, Outcome, Page, PostOutcome, ReadBy, RefreshUse, RetentionHit,
-    Retire, Store, StoreOptions, UserRecord,
+    ConvSummary, FollowCounts, Outcome, Page, PostOutcome, ProfileRecord, ReadBy, RefreshUse,
+    RetentionHit, Retire, Store, StoreOptions, UserRecord,
 };

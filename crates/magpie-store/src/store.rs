@@ -14,6 +14,15 @@ pub struct UserRecord {
     pub created_at: i64,
 }
 
+/// What a user shows of themselves (docs/protocol.md §3.18); `""` for a
+/// field not set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProfileRecord {
+    pub user: UserId,
+    pub display_name: String,
+    pub avatar_url: String,
+}
+
 /// What using a refresh token found (`AccountStore::use_refresh`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshUse {

@@ -219,6 +219,20 @@ fn routes() -> Vec<Route> {
         r("GET", "/v1/feed", User, no_body, 200),
         r("GET", "/v1/search?text=hello", User, no_body, 200),
         r("GET", "/v1/users?name=bob", User, no_body, 200),
+        r(
+            "POST",
+            "/v1/users/lookup",
+            User,
+            |i| Some(json!({"ids": [i.b]})),
+            200,
+        ),
+        r(
+            "PUT",
+            "/v1/profile",
+            User,
+            |_| Some(json!({"display_name": "A"})),
+            200,
+        ),
         r("GET", "/v1/users/{user}", User, no_body, 200),
         // internal_router
         r(

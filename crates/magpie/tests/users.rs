@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use magpie_server::guard::config::{Rate, default_rules};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,59 @@ async fn users_are_found_by_exact_name_and_by_id_only() {
         let (st, v) = s.get(&ta, path).await;
         assert_eq!((st, code(&v)), (400, "bad_field"), "{path}: {v}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profiles_are_set_by_their_user_and_shown_by_every_lookup() {
+    let s = TestServer::start_with(|c| c.guard.rates.lookups_user = Rate::new(0.5, 6)).await;
+    let [ta, tb, tc] = s.users(["alice", "bob", "carol"]).await;
+    let set = json!({"display_name": "  鲍勃 B. ", "avatar_url": "https://cdn.example/b.png"});
+    let (st, v) = s.send_json(&tb, "PUT", "/v1/profile", set).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["display_name"].as_str(), v["username"].as_str()),
+        (Some("鲍勃 B."), Some("bob"))
+    );
+    let (_, v) = s.get(&ta, "/v1/users?name=bob").await;
+    assert_eq!(v["avatar_url"], "https://cdn.example/b.png", "{v}");
+    let (_, v) = s.get(&ta, &format!("/v1/users/{}", tb.user_id)).await;
+    assert_eq!(v["display_name"], "鲍勃 B.", "{v}");
+    // One request for several: in the order asked, each once, the unknown
+    // left out; a user without a profile has just a username.
+    let ids = json!({"ids": [tc.user_id, tb.user_id, 987654321, tc.user_id]});
+    let (st, v) = s.send_json(&ta, "POST", "/v1/users/lookup", ids).await;
+    assert_eq!(st, 200, "{v}");
+    let users = v["users"].as_array().unwrap();
+    assert_eq!(users.len(), 2, "{v}");
+    assert_eq!(
+        (users[0]["username"].as_str(), users[0].get("display_name")),
+        (Some("carol"), None)
+    );
+    assert_eq!(users[1]["display_name"], "鲍勃 B.");
+    // Each id costs a look-up token: six allowed, the batch took four.
+    let ids = json!({"ids": [ta.user_id, tb.user_id, tc.user_id]});
+    let (st, v) = s.send_json(&ta, "POST", "/v1/users/lookup", ids).await;
+    assert_eq!((st, code(&v)), (429, "rate_limited"), "{v}");
+    // Clearing, and what is refused.
+    let (_, v) = s.send_json(&tb, "PUT", "/v1/profile", json!({})).await;
+    assert!(
+        v.get("display_name").is_none() && v.get("avatar_url").is_none(),
+        "{v}"
+    );
+    for bad in [
+        json!({"display_name": "x".repeat(65)}),
+        json!({"display_name": "tab\there"}),
+        json!({"avatar_url": "javascript:alert(1)"}),
+        json!({"avatar_url": "https://a b"}),
+    ] {
+        let (st, v) = s.send_json(&tb, "PUT", "/v1/profile", bad.clone()).await;
+        assert_eq!((st, code(&v)), (400, "bad_field"), "{bad}: {v}");
+    }
+    let many: Vec<i64> = (1..=101).collect();
+    let (st, v) = s
+        .send_json(&tc, "POST", "/v1/users/lookup", json!({"ids": many}))
+        .await;
+    assert_eq!((st, code(&v)), (400, "bad_field"), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

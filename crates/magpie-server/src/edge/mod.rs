@@ -106,6 +106,8 @@ pub fn router(app: App) -> Router {
                 post(feeds::block).delete(feeds::unblock),
             )
             .route("/v1/users", get(users::by_name))
+            .route("/v1/users/lookup", post(users::lookup))
+            .route("/v1/profile", put(users::set_profile))
             .route("/v1/users/{user}", get(users::by_id))
             .route("/v1/users/{user}/followers", get(feeds::followers))
             .route("/v1/users/{user}/following", get(feeds::following))

@@ -35,6 +35,7 @@ mod groups;
 pub mod messaging;
 mod missing;
 mod presence;
+mod profiles;
 mod republish;
 mod rooms;
 mod search;

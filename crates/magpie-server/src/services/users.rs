@@ -16,7 +16,7 @@ use magpie_store::Store;
 use parking_lot::Mutex;
 
 pub struct Users {
-    store: Store,
+    pub(super) store: Store,
     known: Mutex<Generations<UserId, ()>>,
     missing: Missing<UserId>,
 }
@@ -56,10 +56,13 @@ impl Users {
         let record = self.store.accounts().user_by_name(name).await?;
         let record = record.ok_or_else(|| ServerError::NotFound(format!("no user {name:?}")))?;
         self.known.lock().insert(record.id, ());
-        Ok(UserProfile {
+        self.with_profile(UserProfile {
             id: record.id,
             username: record.username,
+            display_name: None,
+            avatar_url: None,
         })
+        .await
     }
 
     /// The user with id `user`; `not_found` otherwise.
@@ -69,10 +72,15 @@ impl Users {
             return Err(not_found());
         }
         match self.store.accounts().user_by_id(user).await? {
-            Some(record) => Ok(UserProfile {
-                id: record.id,
-                username: record.username,
-            }),
+            Some(record) => {
+                self.with_profile(UserProfile {
+                    id: record.id,
+                    username: record.username,
+                    display_name: None,
+                    avatar_url: None,
+                })
+                .await
+            }
             None => {
                 self.missing.mark(user);
                 Err(not_found())

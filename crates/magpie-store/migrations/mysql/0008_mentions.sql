@@ -11,6 +11,6 @@ CREATE TABLE IF NOT EXISTS im_mention (
     from_uid  BIGINT NOT NULL,
     expire_at BIGINT NULL,
     PRIMARY KEY (conv, seq, user_id),
-    KEY im_mention_expire (expire_at)) ENGINE=InnoDB;
+    KEY im_mention_expire (expire_at)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 ALTER TABLE user_conv ADD COLUMN notify_muted BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE im_group_member ADD COLUMN notify_muted BOOLEAN NOT NULL DEFAULT FALSE;

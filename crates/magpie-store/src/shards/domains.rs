@@ -6,7 +6,7 @@ use super::ShardedStore;
 use crate::RefreshUse;
 use crate::backend::{AccountStore, GroupStore, RetentionStore};
 use crate::error::Result;
-use crate::store::{ReadBy, RetentionHit, Retire, UserRecord};
+use crate::store::{ProfileRecord, ReadBy, RetentionHit, Retire, UserRecord};
 use async_trait::async_trait;
 use magpie_core::{
     ClientSettings, DeviceId, GroupId, GroupInfo, GroupRole, MemberInfo, Seq, UserId,
@@ -31,6 +31,24 @@ impl AccountStore for ShardedStore {
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
         let k = self.map.of_id(id.0);
         self.on(k, |s| s.accounts().user_by_id(id)).await
+    }
+
+    /// A profile lives with its user's account row.
+    async fn put_profile(&self, p: &ProfileRecord) -> Result<()> {
+        let k = self.map.of_id(p.user.0);
+        self.on(k, |s| s.accounts().put_profile(p)).await
+    }
+
+    async fn profiles(&self, users: &[UserId]) -> Result<Vec<ProfileRecord>> {
+        let mut by_shard: std::collections::BTreeMap<usize, Vec<UserId>> = Default::default();
+        for &u in users {
+            by_shard.entry(self.map.of_id(u.0)).or_default().push(u);
+        }
+        let mut out = Vec::new();
+        for (k, us) in by_shard {
+            out.extend(self.on(k, |s| s.accounts().profiles(&us)).await?);
+        }
+        Ok(out)
     }
 
     /// A family's tokens live together, on the shard its id hashes to (a

@@ -156,6 +156,17 @@ impl BatchSql {
         )
     }
 
+    /// The profiles of `rows` users.
+    pub fn profiles(&self, rows: usize) -> Sql {
+        self.finish(
+            format!(
+                "SELECT user_id, display_name, avatar_url FROM user_profile WHERE user_id IN ({})",
+                vec!["?"; rows].join(", ")
+            ),
+            rows,
+        )
+    }
+
     /// Mention rows of group messages (docs/protocol.md §5.11).
     pub fn mentions(&self, rows: usize) -> Sql {
         self.finish(

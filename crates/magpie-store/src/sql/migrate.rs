@@ -62,6 +62,11 @@ const POSTGRES: Steps = &[
         "mentions",
         include_str!("../../migrations/postgres/0008_mentions.sql"),
     ),
+    (
+        9,
+        "profiles",
+        include_str!("../../migrations/postgres/0009_profiles.sql"),
+    ),
 ];
 
 const MYSQL: Steps = &[
@@ -104,6 +109,11 @@ const MYSQL: Steps = &[
         8,
         "mentions",
         include_str!("../../migrations/mysql/0008_mentions.sql"),
+    ),
+    (
+        9,
+        "profiles",
+        include_str!("../../migrations/mysql/0009_profiles.sql"),
     ),
 ];
 

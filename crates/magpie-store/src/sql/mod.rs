@@ -37,6 +37,7 @@ mod messages;
 mod migrate;
 mod mutes;
 mod pool;
+mod profiles;
 mod queries;
 mod schema;
 mod shard;

@@ -35,7 +35,7 @@ queries! { Queries:
     revoke_family, purge_family, put_settings,
     get_settings, lookup_cmid, messages_after, messages_before, conversations, conversation,
     set_read, get_read, expired, delivered, read_upto, del_box, del_body, scan_searchable,
-    revise_edit, revise_recall, mute_direct, mute_group,
+    revise_edit, revise_recall, mute_direct, mute_group, put_profile,
 }
 
 /// Every statement of one dialect, built once per process.
@@ -154,6 +154,11 @@ impl Queries {
             revise_recall: "UPDATE im_msg_content SET body = '', revised = -1, searchable = 0
                  WHERE conv = ? AND seq = ?"
                 .into(),
+            put_profile: format!(
+                "INSERT INTO user_profile (user_id, display_name, avatar_url, updated_at)
+                 VALUES (?, ?, ?, ?) {}",
+                d.upsert("user_id", &["display_name", "avatar_url", "updated_at"])
+            ),
             mute_direct: "UPDATE user_conv SET notify_muted = ? WHERE owner_uid = ? AND conv = ?"
                 .into(),
             mute_group: "UPDATE im_group_member SET notify_muted = ? WHERE group_id = ? AND user_id = ?"

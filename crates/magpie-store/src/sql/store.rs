@@ -15,7 +15,7 @@ use super::{POOL_SIZE, Retry, conv_of, device_of, limit_param, retrying, store_e
 use crate::backend::{AccountStore, RetentionStore};
 use crate::error::{Result, StoreError};
 use crate::shards::Place;
-use crate::store::{RefreshUse, RetentionHit, Retire, UserRecord};
+use crate::store::{ProfileRecord, RefreshUse, RetentionHit, Retire, UserRecord};
 use async_trait::async_trait;
 use magpie_core::{ClientSettings, DeviceId, UserId, now_ms};
 
@@ -263,6 +263,14 @@ impl AccountStore for SqlStore {
         })
         .await?;
         Ok(())
+    }
+
+    async fn put_profile(&self, p: &ProfileRecord) -> Result<()> {
+        self.put_profile_row(p).await
+    }
+
+    async fn profiles(&self, users: &[UserId]) -> Result<Vec<ProfileRecord>> {
+        self.profile_rows(users).await
     }
 
     async fn get_settings(

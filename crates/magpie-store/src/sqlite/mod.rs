@@ -17,6 +17,7 @@ mod feeds;
 mod group_reads;
 mod groups;
 mod mutes;
+mod profiles;
 mod reads;
 pub(crate) mod schema;
 mod writer;
@@ -25,7 +26,7 @@ mod writes;
 use crate::RefreshUse;
 use crate::backend::AccountStore;
 use crate::error::{Result, StoreError};
-use crate::store::UserRecord;
+use crate::store::{ProfileRecord, UserRecord};
 use async_trait::async_trait;
 use magpie_core::{ClientSettings, DeviceId, UserId, now_ms};
 use reads::ReadPool;
@@ -160,6 +161,16 @@ impl AccountStore for SqliteStore {
         self.writer
             .exec(move |c| writes::put_settings(c, user, &d, &s))
             .await
+    }
+
+    async fn put_profile(&self, p: &ProfileRecord) -> Result<()> {
+        let p = p.clone();
+        self.writer.exec(move |c| profiles::put(c, &p)).await
+    }
+
+    async fn profiles(&self, users: &[UserId]) -> Result<Vec<ProfileRecord>> {
+        let users = users.to_vec();
+        self.read(move |c| profiles::get(c, &users)).await
     }
 
     async fn get_settings(

@@ -245,6 +245,7 @@ macro_rules! accounts_conformance {
             refresh_token_is_single_use,
             concurrent_refresh_uses_agree,
             settings_device_overrides_user_default,
+            profiles_are_set_and_read_in_batches,
         );
     };
 }

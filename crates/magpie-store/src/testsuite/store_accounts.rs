@@ -214,3 +214,37 @@ pub async fn settings_device_overrides_user_default(s: Store) {
         default
     );
 }
+
+/// A profile is set whole, replaced whole, and read in batches: users who
+/// set none are absent from the answer.
+pub async fn profiles_are_set_and_read_in_batches(s: Store) {
+    let u = super::users(&s, &["a", "b", "c"]).await;
+    let accounts = s.accounts();
+    assert!(accounts.profiles(&u).await.expect("none").is_empty());
+    let p = |user, name: &str, avatar: &str| crate::ProfileRecord {
+        user,
+        display_name: name.into(),
+        avatar_url: avatar.into(),
+    };
+    accounts
+        .put_profile(&p(u[0], "Alice A.", ""))
+        .await
+        .expect("put");
+    accounts
+        .put_profile(&p(u[2], "鲍勃", "https://x.example/c.png"))
+        .await
+        .expect("put");
+    accounts
+        .put_profile(&p(u[0], "Alice", "https://x.example/a.png"))
+        .await
+        .expect("again");
+    let mut got = accounts.profiles(&u).await.expect("read");
+    got.sort_by_key(|p| p.user);
+    assert_eq!(
+        got,
+        vec![
+            p(u[0], "Alice", "https://x.example/a.png"),
+            p(u[2], "鲍勃", "https://x.example/c.png")
+        ]
+    );
+}

@@ -13,7 +13,7 @@
 //! conversation; a recalled message is never edited again (the store's
 //! update is conditional, docs/protocol.md §5.10).
 
-use crate::ids::Seq;
+use crate::ids::{Seq, UserId};
 use serde::{Deserialize, Serialize};
 
 /// On the wire as the `meta` object of a message; absent for a plain one.
@@ -28,6 +28,14 @@ pub struct MessageMeta {
     /// A recall event: `recall_of` is withdrawn (this body is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recall_of: Option<Seq>,
+    /// Mentions of a group message (docs/protocol.md §5.11): the members it
+    /// names. Each raises that member's mention count until they read past
+    /// it, and reaches them through a muted conversation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// `@all`: a mention of every member (owners and admins only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mention_all: bool,
     /// State, not reference: when this message was last edited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<i64>,
@@ -81,6 +89,36 @@ impl MessageMeta {
         (!m.is_empty()).then(|| Box::new(m))
     }
 
+    /// `meta` with mentions added (`mentions` as the client named them:
+    /// the server checks and orders them).
+    pub fn with_mentions(
+        meta: Option<Box<MessageMeta>>,
+        mentions: Vec<UserId>,
+        mention_all: bool,
+    ) -> Option<Box<MessageMeta>> {
+        if mentions.is_empty() && !mention_all {
+            return meta;
+        }
+        let mut m = meta.unwrap_or_default();
+        m.mentions = mentions;
+        m.mention_all = mention_all;
+        Some(m)
+    }
+
+    /// Whether this message mentions `user` (by name or by `@all`).
+    pub fn mentions_user(&self, user: UserId) -> bool {
+        self.mention_all || self.mentions.contains(&user)
+    }
+
+    /// The users of the mention rows a store keeps (`UserId(0)` for
+    /// `@all`), each once.
+    pub fn mention_rows(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.mention_all
+            .then_some(UserId(0))
+            .into_iter()
+            .chain(self.mentions.iter().copied())
+    }
+
     /// Nothing to say: the message is plain.
     pub fn is_empty(&self) -> bool {
         *self == MessageMeta::default()
@@ -94,6 +132,8 @@ impl MessageMeta {
             reply_to: m.reply_to,
             edit_of: m.edit_of,
             recall_of: m.recall_of,
+            mentions: m.mentions.clone(),
+            mention_all: m.mention_all,
             ..MessageMeta::default()
         };
         (!refs.is_empty()).then(|| serde_json::to_string(&refs).unwrap_or_default())
@@ -142,6 +182,19 @@ mod tests {
             MessageMeta::references_json(Some(&MessageMeta::default())),
             None
         );
+    }
+
+    #[test]
+    fn mentions_are_references() {
+        let m = MessageMeta::with_mentions(None, vec![UserId(7)], true).unwrap();
+        assert!(m.mentions_user(UserId(9)), "@all mentions everyone");
+        let refs = MessageMeta::references_json(Some(&m));
+        let back = MessageMeta::from_columns(refs.as_deref(), 0).unwrap();
+        assert_eq!(back.mentions, vec![UserId(7)]);
+        assert!(back.mention_all);
+        let rows: Vec<_> = back.mention_rows().collect();
+        assert_eq!(rows, vec![UserId(0), UserId(7)]);
+        assert!(MessageMeta::with_mentions(None, vec![], false).is_none());
     }
 
     #[test]

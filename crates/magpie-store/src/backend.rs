@@ -127,6 +127,12 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Moves `owner`'s read position in `conv` to max(current, seq), capped at
     /// the conversation's last sequence; returns the new position.
     async fn set_read(&self, owner: UserId, conv: &ConvId, seq: Seq) -> Result<Seq>;
+    /// Mutes or unmutes `owner`'s notifications of `conv` (docs/protocol.md
+    /// §5.11); false, with nothing written, for a conversation `owner` does
+    /// not have.
+    async fn set_muted(&self, owner: UserId, conv: &ConvId, muted: bool) -> Result<bool>;
+    /// Which of `users` muted `conv`'s notifications.
+    async fn muted_among(&self, conv: &ConvId, users: &[UserId]) -> Result<Vec<UserId>>;
 }
 
 /// Groups and their members. Read diffusion: a group message is one row of

@@ -111,6 +111,16 @@ pub(crate) struct BoxRow<'a> {
     pub box_type: i64,
 }
 
+/// One mention of a group message (`UserId(0)`: `@all`), the key of a
+/// member's mention count (docs/protocol.md §5.11).
+pub(crate) struct MentionRow<'a> {
+    pub conv: &'a ConvId,
+    pub seq: Seq,
+    pub user: UserId,
+    pub from: UserId,
+    pub expire_at: Option<i64>,
+}
+
 /// What one batch writes, and what each of its messages is answered.
 pub(crate) struct Plan<'a> {
     /// One outcome per message, in batch order.
@@ -145,6 +155,28 @@ impl<'a> Plan<'a> {
             if m.from != m.to {
                 out.push(row(m.to, m.from, BOX_RECEIVED));
             }
+        }
+        out
+    }
+
+    /// The mention rows of the batch's group messages, each (message,
+    /// user) once.
+    pub(crate) fn mentions(&self) -> Vec<MentionRow<'a>> {
+        let mut out = Vec::new();
+        for r in self.rows.iter().filter(|r| r.msg.conv.group_id().is_some()) {
+            let Some(meta) = r.msg.meta.as_deref() else {
+                continue;
+            };
+            let mut users: Vec<UserId> = meta.mention_rows().collect();
+            users.sort_unstable();
+            users.dedup();
+            out.extend(users.into_iter().map(|user| MentionRow {
+                conv: &r.msg.conv,
+                seq: r.seq,
+                user,
+                from: r.msg.from,
+                expire_at: r.expire_at,
+            }));
         }
         out
     }

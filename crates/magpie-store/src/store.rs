@@ -42,6 +42,11 @@ pub struct ConvSummary {
     pub read_seq: Seq,
     /// Messages received (not sent) by this member with seq > read_seq.
     pub unread: i64,
+    /// Of those, the group messages that mention this member (by name or
+    /// `@all`) and are not recalled: exact, like `unread`.
+    pub mentions: i64,
+    /// This member muted the conversation's notifications.
+    pub muted: bool,
 }
 
 /// Which page of a conversation's timeline (`MessageStore::page`).

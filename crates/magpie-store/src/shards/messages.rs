@@ -127,4 +127,15 @@ impl MessageStore for ShardedStore {
         self.on(k, |s| s.messages().set_read(owner, conv, seq))
             .await
     }
+
+    async fn set_muted(&self, owner: UserId, conv: &ConvId, muted: bool) -> Result<bool> {
+        let k = self.map.of_conv(conv);
+        self.on(k, |s| s.messages().set_muted(owner, conv, muted))
+            .await
+    }
+
+    async fn muted_among(&self, conv: &ConvId, users: &[UserId]) -> Result<Vec<UserId>> {
+        let k = self.map.of_conv(conv);
+        self.on(k, |s| s.messages().muted_among(conv, users)).await
+    }
 }

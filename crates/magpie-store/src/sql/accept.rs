@@ -226,6 +226,13 @@ impl SqlStore {
         for r in &p.rows {
             self.revise(x, r.msg).await?;
         }
+        each_chunk(
+            x,
+            &p.mentions(),
+            |n| b.mentions(n),
+            |m| args![m.conv.as_str(), m.seq, m.user.0, m.from.0, m.expire_at],
+        )
+        .await?;
         Ok(())
     }
 

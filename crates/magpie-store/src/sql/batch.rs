@@ -140,6 +140,33 @@ impl BatchSql {
         ), rows)
     }
 
+    /// Which of `rows` users muted a conversation (bind the group id, or
+    /// the direct conversation's id, first).
+    pub fn muted_among(&self, group: bool, rows: usize) -> Sql {
+        let (user, table, key) = match group {
+            true => ("user_id", "im_group_member", "group_id"),
+            false => ("owner_uid", "user_conv", "conv"),
+        };
+        self.finish(
+            format!(
+                "SELECT {user} FROM {table} WHERE {key} = ? AND notify_muted = TRUE AND {user} IN ({})",
+                vec!["?"; rows].join(", ")
+            ),
+            rows,
+        )
+    }
+
+    /// Mention rows of group messages (docs/protocol.md §5.11).
+    pub fn mentions(&self, rows: usize) -> Sql {
+        self.finish(
+            format!(
+                "INSERT INTO im_mention (conv, seq, user_id, from_uid, expire_at) VALUES {}",
+                tuples(5, rows)
+            ),
+            rows,
+        )
+    }
+
     /// Which of `rows` users are already members of a group (bind the
     /// group first).
     pub fn members_present(&self, rows: usize) -> Sql {

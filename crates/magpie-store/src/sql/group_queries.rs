@@ -35,12 +35,21 @@ fn group_messages(window: &str, order: &str) -> String {
 }
 
 /// A member's group positions and each group's last sequence (the
-/// group conversation's row, a primary-key seek per membership).
+/// group conversation's row, a primary-key seek per membership), their
+/// mention count (a range of `im_mention`'s key, docs/protocol.md §5.11) and
+/// their mute.
 fn group_summaries(filter: &str) -> String {
     format!(
         "SELECT m.group_id, m.read_seq, m.joined_seq,
                 COALESCE((SELECT v.last_seq FROM conversations v
-                          WHERE v.conv = CONCAT('g:', m.group_id)), 0)
+                          WHERE v.conv = CONCAT('g:', m.group_id)), 0),
+                (SELECT COUNT(DISTINCT x.seq) FROM im_mention x
+                 WHERE x.conv = CONCAT('g:', m.group_id)
+                   AND x.seq > GREATEST(m.read_seq, m.joined_seq)
+                   AND x.user_id IN (m.user_id, 0) AND x.from_uid <> m.user_id
+                   AND EXISTS (SELECT 1 FROM im_msg_content c
+                               WHERE c.conv = x.conv AND c.seq = x.seq AND c.revised >= 0)),
+                m.notify_muted
          FROM im_group_member m WHERE m.user_id = ? {filter} ORDER BY m.group_id"
     )
 }

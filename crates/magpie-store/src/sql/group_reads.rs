@@ -79,7 +79,7 @@ impl SqlStore {
         user: UserId,
         only: Option<GroupId>,
     ) -> Result<Vec<ConvSummary>> {
-        let rows: Vec<(i64, i64, i64, i64)> = match only {
+        let rows: Vec<(i64, i64, i64, i64, i64, bool)> = match only {
             Some(g) => {
                 let a = args![user.0, g.0];
                 self.read_all(self.g.group_summary.as_str(), a).await?
@@ -91,7 +91,7 @@ impl SqlStore {
         };
         Ok(rows
             .into_iter()
-            .map(|(id, read, joined, last)| {
+            .map(|(id, read, joined, last, mentions, muted)| {
                 let pos = read.max(joined);
                 ConvSummary {
                     conv: ConvId::group(GroupId(id)),
@@ -99,6 +99,8 @@ impl SqlStore {
                     last_seq: last,
                     read_seq: pos,
                     unread: (last - pos).max(0),
+                    mentions,
+                    muted,
                 }
             })
             .collect())

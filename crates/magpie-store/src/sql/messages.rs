@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use magpie_core::{Accepted, ClientMsgId, ConvId, Message, NewMessage, Seq, ServerMsgId, UserId};
 
 fn summary_of(
-    (conv, peer, last_seq, read_seq, unread): (String, i64, i64, i64, i64),
+    (conv, peer, last_seq, read_seq, unread, muted): (String, i64, i64, i64, i64, bool),
 ) -> Sqlx<ConvSummary> {
     Ok(ConvSummary {
         conv: conv_of(&conv)?,
@@ -21,6 +21,8 @@ fn summary_of(
         last_seq,
         read_seq,
         unread,
+        mentions: 0,
+        muted,
     })
 }
 
@@ -50,7 +52,7 @@ impl SqlStore {
 
     /// Direct conversations' summaries of `owner` (or the one of `conv`).
     async fn summaries(&self, owner: UserId, conv: Option<&ConvId>) -> Result<Vec<ConvSummary>> {
-        let rows: Vec<(String, i64, i64, i64, i64)> = match conv {
+        let rows: Vec<(String, i64, i64, i64, i64, bool)> = match conv {
             Some(conv) => {
                 let a = args![owner.0, conv.as_str()];
                 self.read_all(self.q.conversation.as_str(), a).await?
@@ -167,5 +169,13 @@ impl MessageStore for SqlStore {
             Ok(pos.map_or(0, |(p,)| p))
         })
         .await
+    }
+
+    async fn set_muted(&self, owner: UserId, conv: &ConvId, muted: bool) -> Result<bool> {
+        self.set_muted_flag(owner, conv, muted).await
+    }
+
+    async fn muted_among(&self, conv: &ConvId, users: &[UserId]) -> Result<Vec<UserId>> {
+        self.muted_of(conv, users).await
     }
 }

@@ -57,6 +57,11 @@ const POSTGRES: Steps = &[
         "revisions",
         include_str!("../../migrations/postgres/0007_revisions.sql"),
     ),
+    (
+        8,
+        "mentions",
+        include_str!("../../migrations/postgres/0008_mentions.sql"),
+    ),
 ];
 
 const MYSQL: Steps = &[
@@ -94,6 +99,11 @@ const MYSQL: Steps = &[
         7,
         "revisions",
         include_str!("../../migrations/mysql/0007_revisions.sql"),
+    ),
+    (
+        8,
+        "mentions",
+        include_str!("../../migrations/mysql/0008_mentions.sql"),
     ),
 ];
 

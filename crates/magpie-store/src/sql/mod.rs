@@ -35,6 +35,7 @@ mod group_store;
 mod groups;
 mod messages;
 mod migrate;
+mod mutes;
 mod pool;
 mod queries;
 mod schema;

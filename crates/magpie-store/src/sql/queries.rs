@@ -35,7 +35,7 @@ queries! { Queries:
     revoke_family, purge_family, put_settings,
     get_settings, device_settings, lookup_cmid, messages_after, messages_before, conversations, conversation,
     set_read, get_read, expired, delivered, read_upto, del_box, del_body, scan_searchable,
-    revise_edit, revise_recall,
+    revise_edit, revise_recall, mute_direct, mute_group,
 }
 
 /// Every statement of one dialect, built once per process.
@@ -89,7 +89,8 @@ fn summaries(filter: &str) -> String {
         "SELECT u.conv, u.peer_uid, u.last_seq, u.read_seq,
                 (SELECT COUNT(*) FROM im_user_msg_box b
                  WHERE b.owner_uid = u.owner_uid AND b.conv = u.conv
-                   AND b.seq > u.read_seq AND b.box_type = {BOX_RECEIVED})
+                   AND b.seq > u.read_seq AND b.box_type = {BOX_RECEIVED}),
+                u.notify_muted
          FROM user_conv u WHERE u.owner_uid = ? {filter} ORDER BY u.conv"
     )
 }
@@ -154,6 +155,10 @@ impl Queries {
                 .into(),
             revise_recall: "UPDATE im_msg_content SET body = '', revised = -1, searchable = 0
                  WHERE conv = ? AND seq = ?"
+                .into(),
+            mute_direct: "UPDATE user_conv SET notify_muted = ? WHERE owner_uid = ? AND conv = ?"
+                .into(),
+            mute_group: "UPDATE im_group_member SET notify_muted = ? WHERE group_id = ? AND user_id = ?"
                 .into(),
             conversations: summaries(""),
             conversation: summaries("AND u.conv = ?"),

@@ -27,7 +27,7 @@ use crate::error::{Result, StoreError};
 /// (migration 0003); 4: refresh-token families (migration 0004); 5: follow
 /// edges, blocks and posts (migration 0005); 6: each message's search flag
 /// (migration 0006).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The partition count is an integer the DDL is built from; cap it so a typo
 /// cannot create thousands of tables.

@@ -2,7 +2,7 @@
 //! becomes one job on the writer thread (writes, group-committed) or one
 //! read on the pool (see the module doc of `sqlite`).
 
-use super::{SqliteStore, group_reads, groups, reads, writes};
+use super::{SqliteStore, group_reads, groups, mutes, reads, writes};
 use crate::backend::{GroupStore, MessageStore, Messages, RetentionStore};
 use crate::error::Result;
 use crate::store::{ConvSummary, Outcome, Page, ReadBy, RetentionHit, Retire};
@@ -56,6 +56,19 @@ impl MessageStore for SqliteStore {
         let conv = conv.clone();
         self.writer
             .exec(move |c| writes::set_read(c, owner, &conv, seq))
+            .await
+    }
+
+    async fn set_muted(&self, owner: UserId, conv: &ConvId, muted: bool) -> Result<bool> {
+        let conv = conv.clone();
+        self.writer
+            .exec(move |c| mutes::set_muted(c, owner, &conv, muted))
+            .await
+    }
+
+    async fn muted_among(&self, conv: &ConvId, users: &[UserId]) -> Result<Vec<UserId>> {
+        let (conv, users) = (conv.clone(), users.to_vec());
+        self.read(move |c| mutes::muted_among(c, &conv, &users))
             .await
     }
 }

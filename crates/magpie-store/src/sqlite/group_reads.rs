@@ -58,7 +58,9 @@ pub(crate) fn joined(c: &Connection, id: GroupId, user: UserId) -> Result<Option
     .optional()?)
 }
 
-/// The member's group conversations: unread is `last_seq` minus the read position.
+/// The member's group conversations: unread is `last_seq` minus the read
+/// position; mentions are counted from the same position, a recalled or
+/// removed message no longer counting (docs/protocol.md §5.11).
 pub(crate) fn summaries(
     c: &Connection,
     user: UserId,
@@ -71,7 +73,13 @@ pub(crate) fn summaries(
     };
     let sql = format!(
         "SELECT m.group_id, m.read_seq, m.joined_seq,
-                COALESCE((SELECT last_seq FROM conversations WHERE conv = 'g:' || m.group_id), 0)
+                COALESCE((SELECT last_seq FROM conversations WHERE conv = 'g:' || m.group_id), 0),
+                (SELECT COUNT(DISTINCT x.seq) FROM im_mention x
+                 WHERE x.conv = 'g:' || m.group_id AND x.seq > MAX(m.read_seq, m.joined_seq)
+                   AND x.user_id IN (m.user_id, 0) AND x.from_uid <> m.user_id
+                   AND EXISTS (SELECT 1 FROM im_msg_content c
+                               WHERE c.conv = x.conv AND c.seq = x.seq AND c.revised >= 0)),
+                m.notify_muted
          FROM im_group_member m WHERE m.user_id = ?1 {filter} ORDER BY m.group_id"
     );
     let mut stmt = c.prepare_cached(&sql)?;
@@ -85,6 +93,8 @@ pub(crate) fn summaries(
             last_seq: last,
             read_seq: pos,
             unread: (last - pos).max(0),
+            mentions: r.get(4)?,
+            muted: r.get::<_, i64>(5)? != 0,
         })
     };
     let rows: rusqlite::Result<Vec<ConvSummary>> = match only {

@@ -16,6 +16,7 @@ mod domains;
 mod feeds;
 mod group_reads;
 mod groups;
+mod mutes;
 mod reads;
 pub(crate) mod schema;
 mod writer;

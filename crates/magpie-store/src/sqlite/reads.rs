@@ -242,7 +242,8 @@ fn summaries(c: &Connection, owner: UserId, conv: Option<&ConvId>) -> Result<Vec
         "SELECT u.conv, u.peer_uid, u.last_seq, u.read_seq,
                 (SELECT COUNT(*) FROM im_msg_content c
                  WHERE c.conv = u.conv AND c.seq > u.read_seq
-                   AND c.to_uid = u.owner_uid AND c.from_uid <> u.owner_uid)
+                   AND c.to_uid = u.owner_uid AND c.from_uid <> u.owner_uid),
+                u.notify_muted
          FROM user_conv u WHERE u.owner_uid = ?1 {filter} ORDER BY u.conv"
     );
     let mut stmt = c.prepare_cached(&sql)?;
@@ -253,6 +254,8 @@ fn summaries(c: &Connection, owner: UserId, conv: Option<&ConvId>) -> Result<Vec
             last_seq: r.get(2)?,
             read_seq: r.get(3)?,
             unread: r.get(4)?,
+            mentions: 0,
+            muted: r.get::<_, i64>(5)? != 0,
         })
     };
     let rows = match conv {

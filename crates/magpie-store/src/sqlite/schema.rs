@@ -17,7 +17,7 @@ use std::time::Duration;
 /// `member_version`; 5 refresh-token families; 6 orders the idempotency
 /// key by client id first; 7 follow edges, blocks and posts; 8 each
 /// message's search flag.
-pub(crate) const SCHEMA_VERSION: i64 = 9;
+pub(crate) const SCHEMA_VERSION: i64 = 10;
 
 /// How long a connection waits on a lock before giving up. Readers in WAL mode
 /// never wait on the writer; this covers checkpoints and a second process.
@@ -50,6 +50,10 @@ const STEPS: &[(i64, &str)] = &[
     (
         9,
         include_str!("../../migrations/sqlite/0009_revisions.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_mentions.sql"),
     ),
 ];
 

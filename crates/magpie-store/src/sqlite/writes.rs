@@ -229,6 +229,19 @@ fn write(c: &Connection, p: &Plan<'_>) -> Result<bool> {
     for r in &p.rows {
         revise(c, r.msg)?;
     }
+    let mut mention = c.prepare_cached(
+        "INSERT INTO im_mention (conv, seq, user_id, from_uid, expire_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT DO NOTHING",
+    )?;
+    for m in p.mentions() {
+        mention.execute(params![
+            m.conv.as_str(),
+            m.seq,
+            m.user.0,
+            m.from.0,
+            m.expire_at
+        ])?;
+    }
     Ok(true)
 }
 

@@ -38,6 +38,7 @@ mod store_accounts;
 mod store_feeds;
 mod store_group_reads;
 mod store_groups;
+mod store_mentions;
 mod store_messages;
 mod store_reads;
 mod store_retention;
@@ -57,6 +58,7 @@ pub mod store_cases {
     pub use super::store_feeds::*;
     pub use super::store_group_reads::*;
     pub use super::store_groups::*;
+    pub use super::store_mentions::*;
     pub use super::store_messages::*;
     pub use super::store_reads::*;
     pub use super::store_retention::*;
@@ -279,6 +281,7 @@ macro_rules! groups_conformance {
             read_counts_agree_with_read_by,
             refused_send_does_not_stop_the_batch,
             accept_returns_the_membership_it_saw,
+            mentions_are_counted_from_read_positions,
         );
     };
 }

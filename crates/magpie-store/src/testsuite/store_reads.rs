@@ -30,6 +30,8 @@ pub async fn conversations_count_unread_exactly(s: Store) {
         last_seq,
         read_seq,
         unread,
+        mentions: 0,
+        muted: false,
     };
     let mut of_a = messages.conversations(a).await.expect("list a");
     of_a.sort_by(|x, y| x.conv.cmp(&y.conv));

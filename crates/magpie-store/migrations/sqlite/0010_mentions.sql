@@ -1,0 +1,16 @@
+-- Mentions and conversation mute (docs/protocol.md §5.11). A mention is one
+-- row per mentioned user of a group message (user_id 0: `@all`), so a
+-- member's mention count is an index range counted from their read
+-- position, exact like unread. `notify_muted` is a member's own mute of a
+-- conversation's notifications (not the moderation `muted` of a group
+-- member, which stops sending).
+CREATE TABLE IF NOT EXISTS im_mention (
+    conv      TEXT    NOT NULL,
+    seq       INTEGER NOT NULL,
+    user_id   INTEGER NOT NULL,
+    from_uid  INTEGER NOT NULL,
+    expire_at INTEGER,
+    PRIMARY KEY (conv, seq, user_id));
+CREATE INDEX IF NOT EXISTS im_mention_expire ON im_mention (expire_at) WHERE expire_at IS NOT NULL;
+ALTER TABLE user_conv ADD COLUMN notify_muted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE im_group_member ADD COLUMN notify_muted INTEGER NOT NULL DEFAULT 0;

@@ -189,3 +189,65 @@ async fn devices_that_opted_out_are_left_out_and_none_left_means_no_call() {
 fn hook_has(calls: &[push_hook::Recorded], user: i64) -> bool {
     calls.iter().any(|r| r.body["user"] == user)
 }
+
+/// A group message from `from` mentioning `users`, as the pipeline
+/// publishes an accepted one. The send path does not take mentions yet
+/// (docs/protocol.md §5.11: the stores keep them), so the test publishes
+/// the event the worker reads; only the worker is under test here.
+async fn publish_mention(s: &TestServer, group: i64, from: &Tokens, users: &[&Tokens]) {
+    let conv = ConvId::group(magpie_core::GroupId(group));
+    let msg = magpie_core::Message {
+        server_id: magpie_core::MsgIdGen::new(999).next(),
+        conv,
+        seq: 1_000,
+        from: from.user_id,
+        to: magpie_core::UserId(0),
+        cmid: ClientMsgId::new_v7(),
+        body: "look here".into(),
+        persistence: Default::default(),
+        sent_at: magpie_core::now_ms(),
+        search: false,
+        trace: None,
+        meta: magpie_core::MessageMeta::with_mentions(
+            None,
+            users.iter().map(|t| t.user_id).collect(),
+            false,
+        ),
+    };
+    let id = magpie_core::EventId::Messages {
+        first: msg.server_id,
+        count: 1,
+    };
+    let event = magpie_core::BusEvent::Messages { msgs: vec![msg] };
+    s.app().events.publish(event, id).await.expect("published");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_muted_conversation_gets_no_call_but_a_mention_in_it_does() {
+    let hook = Hook::start(0).await;
+    let s = server(&hook, 100, 5).await;
+    let [alice, bob, carol] = s.users(["alice", "bob", "carol"]).await;
+    let group = s
+        .create_group(&alice, &[bob.user_id, carol.user_id])
+        .await;
+    let conv = ConvId::group(magpie_core::GroupId(group));
+    let muted = s.app().store.messages().set_muted(carol.user_id, &conv, true);
+    assert!(muted.await.expect("mute"), "carol has the conversation");
+
+    let mut a = s.conn(&alice, "ws").await;
+    a.send_group(group, "plain").await;
+    let calls = hook.until(WAIT, |c| hook_has(c, bob.user_id.0)).await;
+    assert_eq!(calls[0].body["mentioned"], false);
+    tokio::time::sleep(QUIET).await;
+    assert!(hook.delivered_to(carol.user_id.0).is_empty(), "muted: {:?}", hook.calls());
+
+    publish_mention(&s, group, &alice, &[&carol]).await;
+    let calls = hook.until(WAIT, |c| hook_has(c, carol.user_id.0)).await;
+    let to_carol: Vec<_> = calls
+        .iter()
+        .filter(|c| c.body["user"] == carol.user_id.0)
+        .collect();
+    assert_eq!(to_carol.len(), 1, "the mention goes through the mute");
+    assert_eq!(to_carol[0].body["mentioned"], true);
+    assert_eq!(to_carol[0].body["last"]["preview"], "look here");
+}

@@ -124,17 +124,20 @@ async fn opted_in(app: &App, user: UserId) -> Result<(Vec<DeviceId>, bool)> {
     Ok((devices, others))
 }
 
-// -- mentions and conversation mutes (main's "Mentions" change): until it is
-// merged nobody is mentioned and nobody has muted a conversation.
+// -- mentions and conversation mutes (docs/protocol.md §5.11)
 
-fn mentions(_m: &Message, _u: UserId) -> bool {
-    false
+/// Whether `m` mentions `u`, by name or by `@all`.
+fn mentions(m: &Message, u: UserId) -> bool {
+    m.meta.as_ref().is_some_and(|x| x.mentions_user(u))
 }
 
-fn mentioned_users(_m: &Message) -> Vec<UserId> {
-    Vec::new()
+/// The users `m` names. Not `@all`: in a super group that would be every
+/// member, the cost this path must not pay.
+fn mentioned_users(m: &Message) -> Vec<UserId> {
+    m.meta.as_ref().map(|x| x.mentions.clone()).unwrap_or_default()
 }
 
-async fn muted_among(_app: &App, _m: &Message, _users: &[UserId]) -> Result<Vec<UserId>> {
-    Ok(Vec::new())
+/// Which of `users` muted `m`'s conversation (one store read).
+async fn muted_among(app: &App, m: &Message, users: &[UserId]) -> Result<Vec<UserId>> {
+    Ok(app.store.messages().muted_among(&m.conv, users).await?)
 }

@@ -61,13 +61,20 @@ async fn an_offline_recipient_gets_one_signed_call_with_the_message() {
     let p = &call.body;
     assert_eq!(p["user"], bob.user_id.0);
     assert_eq!(p["devices"], json!(["phone"]));
-    assert_eq!(p["conv"], ConvId::direct(alice.user_id, bob.user_id).as_str());
+    assert_eq!(
+        p["conv"],
+        ConvId::direct(alice.user_id, bob.user_id).as_str()
+    );
     assert_eq!(p["count"], 1);
     assert_eq!(p["mentioned"], false);
     assert_eq!(p["last"]["seq"], seq);
     assert_eq!(p["last"]["from"], alice.user_id.0);
     assert_eq!(p["last"]["from_name"], "alice");
-    assert_eq!(p["last"]["preview"], "x".repeat(100), "cut to 100 characters");
+    assert_eq!(
+        p["last"]["preview"],
+        "x".repeat(100),
+        "cut to 100 characters"
+    );
     assert!(p["last"]["sent_at"].as_i64().unwrap() > 0);
     assert!(!p["id"].as_str().unwrap().is_empty());
     // The sender gets nothing.
@@ -89,7 +96,11 @@ async fn an_online_recipient_gets_no_call() {
     hook.until(WAIT, |c| !c.is_empty()).await;
     tokio::time::sleep(QUIET).await;
     assert_eq!(hook.delivered_to(carol.user_id.0).len(), 1);
-    assert!(hook.delivered_to(bob.user_id.0).is_empty(), "{:?}", hook.calls());
+    assert!(
+        hook.delivered_to(bob.user_id.0).is_empty(),
+        "{:?}",
+        hook.calls()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,9 +108,7 @@ async fn a_group_calls_its_offline_members_but_not_the_sender_or_online_ones() {
     let hook = Hook::start(0).await;
     let s = server(&hook, 100, 5).await;
     let [alice, bob, carol] = s.users(["alice", "bob", "carol"]).await;
-    let group = s
-        .create_group(&alice, &[bob.user_id, carol.user_id])
-        .await;
+    let group = s.create_group(&alice, &[bob.user_id, carol.user_id]).await;
     let mut b = s.conn(&bob, "ws").await;
     let mut a = s.conn(&alice, "ws").await;
     a.send_group(group, "hello all").await;
@@ -133,10 +142,15 @@ async fn a_failing_receiver_gets_the_call_again_until_it_answers() {
     let s = server(&hook, 100, 5).await;
     let [alice, bob] = s.users(["alice", "bob"]).await;
     send(&s, &alice, &bob, "third time lucky").await;
-    let calls = hook.until(WAIT, |c| c.iter().any(|r| r.status == 200)).await;
+    let calls = hook
+        .until(WAIT, |c| c.iter().any(|r| r.status == 200))
+        .await;
     let statuses: Vec<u16> = calls.iter().map(|c| c.status).collect();
     assert_eq!(statuses, [500, 500, 200], "{calls:?}");
-    assert!(calls.iter().all(|c| c.body == calls[0].body), "the same call each time");
+    assert!(
+        calls.iter().all(|c| c.body == calls[0].body),
+        "the same call each time"
+    );
     assert!(calls.iter().all(|c| c.signed_with(SECRET)));
 }
 
@@ -150,7 +164,10 @@ async fn a_call_that_keeps_failing_ends_in_the_dead_letter_counter() {
     send(&s, &alice, &bob, "nobody listens").await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while counter(&s, "magpie_push_dead_letters_total").await < before + 1.0 {
-        assert!(tokio::time::Instant::now() < deadline, "never dead-lettered");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never dead-lettered"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let failed = r#"magpie_push_calls_total{outcome="failed"}"#;
@@ -183,7 +200,12 @@ async fn devices_that_opted_out_are_left_out_and_none_left_means_no_call() {
     send(&s, &alice, &carol, "control").await;
     hook.until(WAIT, |c| hook_has(c, carol.user_id.0)).await;
     tokio::time::sleep(QUIET).await;
-    assert_eq!(hook.delivered_to(bob.user_id.0).len(), 1, "{:?}", hook.calls());
+    assert_eq!(
+        hook.delivered_to(bob.user_id.0).len(),
+        1,
+        "{:?}",
+        hook.calls()
+    );
 }
 
 fn hook_has(calls: &[push_hook::Recorded], user: i64) -> bool {
@@ -227,11 +249,13 @@ async fn a_muted_conversation_gets_no_call_but_a_mention_in_it_does() {
     let hook = Hook::start(0).await;
     let s = server(&hook, 100, 5).await;
     let [alice, bob, carol] = s.users(["alice", "bob", "carol"]).await;
-    let group = s
-        .create_group(&alice, &[bob.user_id, carol.user_id])
-        .await;
+    let group = s.create_group(&alice, &[bob.user_id, carol.user_id]).await;
     let conv = ConvId::group(magpie_core::GroupId(group));
-    let muted = s.app().store.messages().set_muted(carol.user_id, &conv, true);
+    let muted = s
+        .app()
+        .store
+        .messages()
+        .set_muted(carol.user_id, &conv, true);
     assert!(muted.await.expect("mute"), "carol has the conversation");
 
     let mut a = s.conn(&alice, "ws").await;
@@ -239,7 +263,11 @@ async fn a_muted_conversation_gets_no_call_but_a_mention_in_it_does() {
     let calls = hook.until(WAIT, |c| hook_has(c, bob.user_id.0)).await;
     assert_eq!(calls[0].body["mentioned"], false);
     tokio::time::sleep(QUIET).await;
-    assert!(hook.delivered_to(carol.user_id.0).is_empty(), "muted: {:?}", hook.calls());
+    assert!(
+        hook.delivered_to(carol.user_id.0).is_empty(),
+        "muted: {:?}",
+        hook.calls()
+    );
 
     publish_mention(&s, group, &alice, &[&carol]).await;
     let calls = hook.until(WAIT, |c| hook_has(c, carol.user_id.0)).await;

@@ -217,7 +217,13 @@ pub async fn settings_device_overrides_user_default(s: Store) {
 
     // Settings are per user.
     let other = accounts.create_user("bob", "h").await.expect("create").id;
-    assert!(accounts.device_settings(other).await.expect("list").is_empty());
+    assert!(
+        accounts
+            .device_settings(other)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert_eq!(
         accounts
             .get_settings(other, Some(&phone))

@@ -100,7 +100,8 @@ impl Coalescer {
             mentioned: item.mentioned,
         };
         let first = w.closing.is_empty();
-        w.closing.push_back((Instant::now() + self.window, key.clone()));
+        w.closing
+            .push_back((Instant::now() + self.window, key.clone()));
         w.open.insert(key, Open { call });
         drop(w);
         if first {

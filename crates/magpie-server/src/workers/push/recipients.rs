@@ -54,7 +54,11 @@ async fn candidates(app: &App, m: &Message) -> Result<Vec<(UserId, bool)>> {
     let mut out = Vec::new();
     let mut after = UserId(0);
     loop {
-        let page = app.store.groups().members(group, after, MEMBER_PAGE).await?;
+        let page = app
+            .store
+            .groups()
+            .members(group, after, MEMBER_PAGE)
+            .await?;
         let Some(last) = page.last() else { break };
         after = last.user;
         let full = page.len() == MEMBER_PAGE;
@@ -134,7 +138,10 @@ fn mentions(m: &Message, u: UserId) -> bool {
 /// The users `m` names. Not `@all`: in a super group that would be every
 /// member, the cost this path must not pay.
 fn mentioned_users(m: &Message) -> Vec<UserId> {
-    m.meta.as_ref().map(|x| x.mentions.clone()).unwrap_or_default()
+    m.meta
+        .as_ref()
+        .map(|x| x.mentions.clone())
+        .unwrap_or_default()
 }
 
 /// Which of `users` muted `m`'s conversation (one store read).

@@ -1,43 +1,17 @@
-//! The offline push webhook (docs/protocol.md, "Offline push webhook"): a
+//! The offline push webhook (docs/protocol.md §8), direct conversations: a
 //! recipient with no device online gets one signed call per conversation
 //! and coalescing window, retried on failure and counted when given up;
-//! online recipients, the sender and opted-out devices get none.
+//! online recipients, the sender, edits and opted-out devices get none.
+//! Groups, super groups, mutes and mentions: `tests/push_groups.rs`.
 
 mod common;
 mod push_hook;
 
 use common::*;
 use magpie_core::{ClientMsgId, ConvId};
-use magpie_proto::http::Tokens;
-use push_hook::{Hook, SECRET};
+use push_hook::{Hook, QUIET, SECRET, has_call_for, send, server};
 use serde_json::json;
 use std::time::Duration;
-
-/// Long enough for a call that was going to come (a coalescing window and
-/// the worker's fetch), not a performance bound.
-const QUIET: Duration = Duration::from_millis(1_500);
-
-async fn server(hook: &Hook, coalesce_ms: u64, max_attempts: u32) -> TestServer {
-    let url = hook.url.clone();
-    TestServer::start_with(move |cfg| {
-        cfg.push.webhook_url = url;
-        cfg.push.secret = SECRET.into();
-        cfg.push.coalesce_ms = coalesce_ms;
-        cfg.push.max_attempts = max_attempts;
-        cfg.push.backoff_ms = 20;
-        cfg.push.max_backoff_ms = 50;
-        cfg.push.timeout_ms = 2_000;
-    })
-    .await
-}
-
-async fn send(s: &TestServer, from: &Tokens, to: &Tokens, body: &str) -> i64 {
-    let (st, resp) = s
-        .http_send(from, to.user_id, ClientMsgId::new_v7(), body)
-        .await;
-    assert_eq!(st, 200, "send: {resp}");
-    resp["seq"].as_i64().expect("seq")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_offline_recipient_gets_one_signed_call_with_the_message() {
@@ -101,23 +75,6 @@ async fn an_online_recipient_gets_no_call() {
         "{:?}",
         hook.calls()
     );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_group_calls_its_offline_members_but_not_the_sender_or_online_ones() {
-    let hook = Hook::start(0).await;
-    let s = server(&hook, 100, 5).await;
-    let [alice, bob, carol] = s.users(["alice", "bob", "carol"]).await;
-    let group = s.create_group(&alice, &[bob.user_id, carol.user_id]).await;
-    let mut b = s.conn(&bob, "ws").await;
-    let mut a = s.conn(&alice, "ws").await;
-    a.send_group(group, "hello all").await;
-    assert_eq!(b.expect_msg().await.body, "hello all");
-    let calls = hook.until(WAIT, |c| !c.is_empty()).await;
-    tokio::time::sleep(QUIET).await;
-    assert_eq!(calls[0].body["user"], carol.user_id.0);
-    assert_eq!(calls[0].body["conv"], format!("g:{group}"));
-    assert_eq!(hook.calls().len(), 1, "{:?}", hook.calls());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -198,7 +155,7 @@ async fn devices_that_opted_out_are_left_out_and_none_left_means_no_call() {
         .await;
     send(&s, &alice, &bob, "to nobody").await;
     send(&s, &alice, &carol, "control").await;
-    hook.until(WAIT, |c| hook_has(c, carol.user_id.0)).await;
+    hook.until(WAIT, |c| has_call_for(c, carol.user_id.0)).await;
     tokio::time::sleep(QUIET).await;
     assert_eq!(
         hook.delivered_to(bob.user_id.0).len(),
@@ -208,74 +165,43 @@ async fn devices_that_opted_out_are_left_out_and_none_left_means_no_call() {
     );
 }
 
-fn hook_has(calls: &[push_hook::Recorded], user: i64) -> bool {
-    calls.iter().any(|r| r.body["user"] == user)
-}
-
-/// A group message from `from` mentioning `users`, as the pipeline
-/// publishes an accepted one. The send path does not take mentions yet
-/// (docs/protocol.md §5.11: the stores keep them), so the test publishes
-/// the event the worker reads; only the worker is under test here.
-async fn publish_mention(s: &TestServer, group: i64, from: &Tokens, users: &[&Tokens]) {
-    let conv = ConvId::group(magpie_core::GroupId(group));
-    let msg = magpie_core::Message {
-        server_id: magpie_core::MsgIdGen::new(999).next(),
-        conv,
-        seq: 1_000,
-        from: from.user_id,
-        to: magpie_core::UserId(0),
-        cmid: ClientMsgId::new_v7(),
-        body: "look here".into(),
-        persistence: Default::default(),
-        sent_at: magpie_core::now_ms(),
-        search: false,
-        trace: None,
-        meta: magpie_core::MessageMeta::with_mentions(
-            None,
-            users.iter().map(|t| t.user_id).collect(),
-            false,
-        ),
-    };
-    let id = magpie_core::EventId::Messages {
-        first: msg.server_id,
-        count: 1,
-    };
-    let event = magpie_core::BusEvent::Messages { msgs: vec![msg] };
-    s.app().events.publish(event, id).await.expect("published");
-}
-
 #[tokio::test(flavor = "multi_thread")]
-async fn a_muted_conversation_gets_no_call_but_a_mention_in_it_does() {
+async fn an_edit_makes_no_call() {
     let hook = Hook::start(0).await;
     let s = server(&hook, 100, 5).await;
-    let [alice, bob, carol] = s.users(["alice", "bob", "carol"]).await;
-    let group = s.create_group(&alice, &[bob.user_id, carol.user_id]).await;
-    let conv = ConvId::group(magpie_core::GroupId(group));
-    let muted = s
-        .app()
-        .store
-        .messages()
-        .set_muted(carol.user_id, &conv, true);
-    assert!(muted.await.expect("mute"), "carol has the conversation");
-
+    let [alice, bob] = s.users(["alice", "bob"]).await;
+    let first = send(&s, &alice, &bob, "see you at 5").await;
+    hook.until(WAIT, |c| !c.is_empty()).await;
     let mut a = s.conn(&alice, "ws").await;
-    a.send_group(group, "plain").await;
-    let calls = hook.until(WAIT, |c| hook_has(c, bob.user_id.0)).await;
-    assert_eq!(calls[0].body["mentioned"], false);
-    tokio::time::sleep(QUIET).await;
-    assert!(
-        hook.delivered_to(carol.user_id.0).is_empty(),
-        "muted: {:?}",
-        hook.calls()
-    );
-
-    publish_mention(&s, group, &alice, &[&carol]).await;
-    let calls = hook.until(WAIT, |c| hook_has(c, carol.user_id.0)).await;
-    let to_carol: Vec<_> = calls
+    let edit = a
+        .request(magpie_proto::ClientOp::Send {
+            to: bob.user_id,
+            cmid: ClientMsgId::new_v7(),
+            body: "see you at 6".into(),
+            persistence: None,
+            group: None,
+            chain: None,
+            traceparent: None,
+            sample: false,
+            reply_to: None,
+            edit: Some(first),
+            recall: None,
+        })
+        .await;
+    let (_, edit_seq, _) = sent_seq(&edit);
+    // A later message in the same conversation: its call proves the
+    // worker went past the edit (one conversation's events in order).
+    let after = send(&s, &alice, &bob, "bring cake").await;
+    let calls = hook
+        .until(WAIT, |c| c.iter().any(|r| r.body["last"]["seq"] == after))
+        .await;
+    let seqs: Vec<_> = calls
         .iter()
-        .filter(|c| c.body["user"] == carol.user_id.0)
+        .map(|c| c.body["last"]["seq"].clone())
         .collect();
-    assert_eq!(to_carol.len(), 1, "the mention goes through the mute");
-    assert_eq!(to_carol[0].body["mentioned"], true);
-    assert_eq!(to_carol[0].body["last"]["preview"], "look here");
+    assert_eq!(
+        seqs,
+        [json!(first), json!(after)],
+        "none for edit {edit_seq}"
+    );
 }

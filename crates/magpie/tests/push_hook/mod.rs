@@ -1,11 +1,16 @@
 //! A webhook receiver for the offline push tests: an HTTP server on
 //! 127.0.0.1:0 that records every call (headers and body) and answers 500
-//! to the first `fail_first` of them, 200 after.
+//! to the first `fail_first` of them, 200 after; and a node configured to
+//! call it.
+#![allow(dead_code)]
 
+use super::common::TestServer;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
+use magpie_core::ClientMsgId;
+use magpie_proto::http::Tokens;
 use serde_json::Value;
 use sha2::Sha256;
 use std::sync::Arc;
@@ -13,6 +18,50 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub const SECRET: &str = "push-secret-for-tests";
+
+/// Long enough for a call that was going to come (a coalescing window and
+/// the worker's fetch), not a performance bound.
+pub const QUIET: Duration = Duration::from_millis(1_500);
+
+/// A node calling `hook`, with short retry delays.
+pub async fn server(hook: &Hook, coalesce_ms: u64, max_attempts: u32) -> TestServer {
+    server_with(hook, coalesce_ms, max_attempts, |_| {}).await
+}
+
+/// `server`, its configuration further adjusted by `f`.
+pub async fn server_with(
+    hook: &Hook,
+    coalesce_ms: u64,
+    max_attempts: u32,
+    f: impl FnOnce(&mut magpie_server::Config),
+) -> TestServer {
+    let url = hook.url.clone();
+    TestServer::start_with(move |cfg| {
+        cfg.push.webhook_url = url;
+        cfg.push.secret = SECRET.into();
+        cfg.push.coalesce_ms = coalesce_ms;
+        cfg.push.max_attempts = max_attempts;
+        cfg.push.backoff_ms = 20;
+        cfg.push.max_backoff_ms = 50;
+        cfg.push.timeout_ms = 2_000;
+        f(cfg);
+    })
+    .await
+}
+
+/// A direct message over HTTP, which must be accepted; its sequence.
+pub async fn send(s: &TestServer, from: &Tokens, to: &Tokens, body: &str) -> i64 {
+    let (st, resp) = s
+        .http_send(from, to.user_id, ClientMsgId::new_v7(), body)
+        .await;
+    assert_eq!(st, 200, "send: {resp}");
+    resp["seq"].as_i64().expect("seq")
+}
+
+/// Whether one of `calls` is for `user`.
+pub fn has_call_for(calls: &[Recorded], user: i64) -> bool {
+    calls.iter().any(|r| r.body["user"] == user)
+}
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]

@@ -122,6 +122,11 @@ pub fn spawn(app: &App) -> Option<(String, JoinHandle<()>)> {
     if !cfg.enabled() {
         return None;
     }
+    if !cfg.webhook_url.starts_with("http://") {
+        // The client is built without TLS (docs/config.md `[push]`): every
+        // call would fail and end in the dead-letter counter.
+        tracing::warn!(url = %cfg.webhook_url, "push.webhook_url is not http://; calls will fail");
+    }
     let sender = sender::Sender::start(cfg, app.shutdown.clone());
     let coalescer = Coalescer::start(
         Duration::from_millis(cfg.coalesce_ms),

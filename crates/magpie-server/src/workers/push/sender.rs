@@ -10,6 +10,7 @@
 
 use super::config::PushConfig;
 use super::payload::{Call, signature};
+use crate::error::{Result, ServerError};
 use magpie_core::Backoff;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +52,8 @@ struct Shared {
     cfg: PushConfig,
 }
 
-pub fn outcome(what: &'static str) {
+/// Counts how a call ended (`magpie_push_calls_total{outcome}`).
+pub(super) fn outcome(what: &'static str) {
     metrics::counter!(crate::metrics::PUSH_CALLS, "outcome" => what).increment(1);
 }
 
@@ -118,8 +120,8 @@ async fn deliver(shared: &Shared, call: &Call) {
     metrics::counter!(crate::metrics::PUSH_DEAD_LETTERS).increment(1);
 }
 
-/// One POST, signed now; Ok on a 2xx answer.
-async fn attempt_once(shared: &Shared, body: &[u8]) -> Result<(), String> {
+/// One POST, signed now; Ok on a 2xx answer, `Unavailable` otherwise.
+async fn attempt_once(shared: &Shared, body: &[u8]) -> Result<()> {
     let ts = magpie_core::now_ms() / 1000;
     let sig = signature(shared.cfg.secret.as_bytes(), ts, body);
     let resp = shared
@@ -131,10 +133,11 @@ async fn attempt_once(shared: &Shared, body: &[u8]) -> Result<(), String> {
         .body(body.to_vec())
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ServerError::Unavailable(format!("push webhook: {e}")))?;
     if resp.status().is_success() {
         Ok(())
     } else {
-        Err(format!("answered {}", resp.status()))
+        let why = format!("push webhook answered {}", resp.status());
+        Err(ServerError::Unavailable(why))
     }
 }

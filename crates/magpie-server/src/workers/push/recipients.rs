@@ -42,10 +42,11 @@ async fn candidates(app: &App, m: &Message) -> Result<Vec<(UserId, bool)>> {
     };
     if info.members > app.cfg.groups.super_threshold {
         let named = mentioned_users(m).into_iter().filter(|u| *u != m.from);
-        // Still members? A mention of a stranger notifies nobody.
+        // Members who can see it? A mention of a stranger notifies nobody.
         let mut out = Vec::new();
         for u in named {
-            if app.store.groups().member(group, u).await?.is_some() {
+            let member = app.store.groups().member(group, u).await?;
+            if member.is_some_and(|x| x.joined_seq < m.seq) {
                 out.push((u, true));
             }
         }
@@ -64,7 +65,8 @@ async fn candidates(app: &App, m: &Message) -> Result<Vec<(UserId, bool)>> {
         let full = page.len() == MEMBER_PAGE;
         out.extend(
             page.into_iter()
-                .filter(|x| x.user != m.from)
+                // Not the sender, nor who joined after it (cannot see it).
+                .filter(|x| x.user != m.from && x.joined_seq < m.seq)
                 .map(|x| (x.user, mentions(m, x.user))),
         );
         if !full {

@@ -32,6 +32,8 @@ fn send_frame() -> Vec<u8> {
         op: ClientOp::Send {
             reply_to: None,
             recall: None,
+            mentions: Vec::new(),
+            mention_all: false,
             edit: None,
             traceparent: None,
             sample: false,

@@ -1,7 +1,8 @@
 //! Sending into a conversation: who a target names (a user or a group),
-//! and the sends that refer to a message — replies, edits, recalls
-//! (docs/protocol.md §5.10). Every send is retried with its client id, so
-//! a retry cannot store it twice.
+//! the sends that refer to a message — replies, edits, recalls
+//! (docs/protocol.md §5.10) — and the mentions a group message's text
+//! makes (`@name`, `@all`: §5.11). Every send is retried with its client
+//! id, so a retry cannot store it twice.
 
 use crate::commands::{Out, send_with_retry};
 use crate::error::CliError;
@@ -61,7 +62,13 @@ pub(crate) async fn send(
         (_, Some(_)) => "recalled",
         _ => "sent",
     };
+    let (mentions, mention_all) = match (target, refs.edit.or(refs.recall)) {
+        (Target::Group(_), None) => mentions_in(http, &body).await?,
+        _ => (Vec::new(), false),
+    };
     let req = SendRequest {
+        mentions,
+        mention_all,
         sample: false,
         to,
         cmid: ClientMsgId::new_v7(),
@@ -79,4 +86,25 @@ pub(crate) async fn send(
         format!("{what} [{} #{}] id {}{dup}", r.conv, r.seq, r.server_id)
     });
     Ok(())
+}
+
+/// The mentions in a group message's text: each `@all` or `@username`
+/// word (trailing punctuation ignored). A name that is no user is an
+/// error before anything is sent.
+async fn mentions_in(http: &HttpClient, body: &str) -> Result<(Vec<UserId>, bool), CliError> {
+    let (mut users, mut all) = (Vec::new(), false);
+    for word in body.split_whitespace() {
+        let Some(name) = word.strip_prefix('@') else {
+            continue;
+        };
+        let name = name.trim_end_matches(|c: char| !c.is_alphanumeric() && c != '_');
+        match name {
+            "" => {}
+            "all" => all = true,
+            name => users.push(http.user_by_name(name).await?.id),
+        }
+    }
+    users.sort_unstable();
+    users.dedup();
+    Ok((users, all))
 }

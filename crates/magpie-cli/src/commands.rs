@@ -114,6 +114,12 @@ async fn authed(
             };
             crate::chat::send(http, &target, String::new(), refs, out).await?
         }
+        Command::Mute { to, off } => {
+            let conv = Target::resolve(http, &to).await?.conv(me);
+            let r = http.mute(&conv, !off).await?;
+            let what = if r.muted { "muted" } else { "unmuted" };
+            out.value(&r, || format!("{what} {conv}"));
+        }
         Command::Group { command } => crate::groups::run(http, command, out).await?,
         Command::Listen {
             transport,
@@ -213,8 +219,14 @@ async fn unread(http: &HttpClient, out: Out) -> Result<(), CliError> {
     out.value(&u, || {
         let mut lines = vec![format!("total unread: {}", u.total)];
         for c in &u.convs {
+            let mentions = match c.mentions {
+                0 => String::new(),
+                1 => " (1 mention)".to_string(),
+                n => format!(" ({n} mentions)"),
+            };
+            let muted = if c.muted { ", muted" } else { "" };
             lines.push(format!(
-                "  {} (user {}): {} unread, last #{}, read #{}",
+                "  {} (user {}): {} unread{mentions}, last #{}, read #{}{muted}",
                 c.conv, c.peer, c.unread, c.last_seq, c.read_seq
             ));
         }

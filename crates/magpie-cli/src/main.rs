@@ -84,6 +84,14 @@ pub enum Command {
         /// The message's sequence
         seq: i64,
     },
+    /// Mute a conversation's notifications (mentions still reach you)
+    Mute {
+        /// The conversation: a user or a group `g:<id>`
+        to: String,
+        /// Unmute instead
+        #[arg(long)]
+        off: bool,
+    },
     /// Groups: create, list, members, roles, leave
     Group {
         #[command(subcommand)]

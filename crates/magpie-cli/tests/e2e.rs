@@ -349,7 +349,7 @@ async fn cli_follows_posts_and_reads_the_feed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cli_drives_a_group_with_a_reply_an_edit_and_a_recall() {
+async fn cli_drives_a_group_with_mentions_a_reply_an_edit_and_a_recall() {
     let node = start_node().await;
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
@@ -421,17 +421,72 @@ async fn cli_drives_a_group_with_a_reply_an_edit_and_a_recall() {
     let page = ok_json(cli(&node, dir, "frank", &["history", &gid])).await;
     let msgs = page["messages"].as_array().unwrap();
     let by_seq = |s: i64| msgs.iter().find(|m| m["seq"] == s).unwrap();
-    assert_eq!(by_seq(1)["body"], "leaving at 10");
-    assert!(by_seq(1)["meta"]["edited_at"].is_i64(), "{page}");
-    assert_eq!(by_seq(2)["meta"]["recalled"], true);
-    assert_eq!(by_seq(2)["meta"]["reply_to"], 1);
-    assert_eq!(by_seq(2)["body"], "");
-    assert_eq!(by_seq(3)["meta"]["edit_of"], 1);
-    assert_eq!(by_seq(4)["meta"]["recall_of"], 2);
+    // #1 is the role change, announced by the server (a member event).
+    assert_eq!(by_seq(1)["meta"]["event"]["kind"], "role", "{page}");
+    assert_eq!(by_seq(1)["from"], 0);
+    assert_eq!(by_seq(2)["body"], "leaving at 10");
+    assert!(by_seq(2)["meta"]["edited_at"].is_i64(), "{page}");
+    assert_eq!(by_seq(3)["meta"]["recalled"], true);
+    assert_eq!(by_seq(3)["meta"]["reply_to"], 2);
+    assert_eq!(by_seq(3)["body"], "");
+    assert_eq!(by_seq(4)["meta"]["edit_of"], 2);
+    assert_eq!(by_seq(5)["meta"]["recall_of"], 3);
+
+    // Mentions: `@name` and `@all` in the text; `@all` is the owner's and
+    // admins'. Frank's count is exact; a mute keeps it and is shown.
+    let o = run(cli(&node, dir, "grace", &["send", &gid, "@all", "hurry"])).await;
+    assert!(!o.status.success(), "@all by a plain member");
+    assert_eq!(
+        json_lines(&o)[0]["error"]["code"],
+        "forbidden",
+        "{}",
+        describe(&o)
+    );
+    let m = ok_json(cli(
+        &node,
+        dir,
+        "erin",
+        &["send", &gid, "@frank, pack", "@all"],
+    ))
+    .await;
+    assert!(m["seq"].is_i64(), "{m}");
+    ok_json(cli(
+        &node,
+        dir,
+        "grace",
+        &["send", &gid, "@frank", "the", "tent!"],
+    ))
+    .await;
+    ok_json(cli(&node, dir, "frank", &["mute", &gid])).await;
+    let u = ok_json(cli(&node, dir, "frank", &["unread"])).await;
+    let entry = u["convs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["conv"] == gid.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{gid} in {u}"));
+    assert_eq!(
+        (entry["unread"].as_i64(), entry["mentions"].as_i64()),
+        (Some(2), Some(2)),
+        "{u}"
+    );
+    assert_eq!(entry["muted"], true, "{u}");
+    let o = run(cli_text(&node, dir, "frank", &["unread"])).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("2 unread (2 mentions)") && out.contains("muted"),
+        "{out}"
+    );
+    let o = run(cli(&node, dir, "erin", &["send", &gid, "hi", "@nobody"])).await;
+    assert!(
+        !o.status.success(),
+        "a mention of no user is an error before sending"
+    );
 
     // Members, handing over, leaving, and the text form of history.
     let g = ok_json(cli(&node, dir, "erin", &["group", "owner", &num, "frank"])).await;
-    assert_eq!(g["owner"], by_seq(4)["from"], "frank owns the group: {g}");
+    assert_eq!(g["owner"], by_seq(5)["from"], "frank owns the group: {g}");
     ok_json(cli(&node, dir, "grace", &["group", "leave", &num])).await;
     let members = ok_json(cli(&node, dir, "erin", &["group", "members", &num])).await;
     assert_eq!(members.as_array().unwrap().len(), 2, "{members}");
@@ -442,7 +497,7 @@ async fn cli_drives_a_group_with_a_reply_an_edit_and_a_recall() {
         "{out}"
     );
     assert!(
-        out.contains("(reply to #1)") && out.contains("(recalls #2)"),
+        out.contains("(reply to #2)") && out.contains("(recalls #3)"),
         "{out}"
     );
 }

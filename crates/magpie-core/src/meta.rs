@@ -14,6 +14,7 @@
 //! update is conditional, docs/protocol.md §5.10).
 
 use crate::ids::{Seq, UserId};
+use crate::member_event::MemberEvent;
 use serde::{Deserialize, Serialize};
 
 /// On the wire as the `meta` object of a message; absent for a plain one.
@@ -36,6 +37,10 @@ pub struct MessageMeta {
     /// `@all`: a mention of every member (owners and admins only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mention_all: bool,
+    /// A member event (`magpie_core::member_event`): only the system user
+    /// sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<MemberEvent>,
     /// State, not reference: when this message was last edited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<i64>,
@@ -134,6 +139,7 @@ impl MessageMeta {
             recall_of: m.recall_of,
             mentions: m.mentions.clone(),
             mention_all: m.mention_all,
+            event: m.event.clone(),
             ..MessageMeta::default()
         };
         (!refs.is_empty()).then(|| serde_json::to_string(&refs).unwrap_or_default())

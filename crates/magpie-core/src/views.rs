@@ -33,6 +33,13 @@ pub struct UnreadConv {
     pub unread: i64,
     pub last_seq: Seq,
     pub read_seq: Seq,
+    /// Of the unread, the group messages that mention this user by name or
+    /// `@all` (docs/protocol.md §5.11); 0 in a direct conversation.
+    #[serde(default)]
+    pub mentions: i64,
+    /// This user muted the conversation's notifications.
+    #[serde(default)]
+    pub muted: bool,
 }
 
 /// A page of history: `GET /v1/conversations/{conv}/messages`.

@@ -51,6 +51,10 @@ struct Flat<'a> {
     reply_to: Option<Seq>,
     edit: Option<Seq>,
     recall: Option<Seq>,
+    #[serde(default)]
+    mentions: Vec<UserId>,
+    #[serde(default)]
+    mention_all: bool,
 }
 
 fn some_unsigned_seqs<'de, D: serde::Deserializer<'de>>(
@@ -80,6 +84,8 @@ fn decode_fast(bytes: &[u8]) -> Option<ClientFrame> {
             reply_to: f.reply_to,
             edit: f.edit,
             recall: f.recall,
+            mentions: f.mentions,
+            mention_all: f.mention_all,
         },
         "chain" => ClientOp::Chain,
         "ack" => ClientOp::Ack {

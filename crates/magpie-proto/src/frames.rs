@@ -87,6 +87,12 @@ pub enum ClientOp {
         /// A recall of this sequence (`body` empty).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         recall: Option<Seq>,
+        /// Members of the group this message mentions (docs/protocol.md §5.11).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<UserId>,
+        /// `@all`: mentions every member (owners and admins only).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mention_all: bool,
     },
     /// The chain id the server expects on this device's next chained send
     /// (starting a chain if there is none): answered by `chain_result`.
@@ -550,6 +556,8 @@ mod tests {
             op: ClientOp::Send {
                 reply_to: None,
                 recall: None,
+                mentions: Vec::new(),
+                mention_all: false,
                 edit: None,
                 traceparent: None,
                 sample: false,

@@ -115,6 +115,12 @@ pub struct SendRequest {
     /// A recall of this sequence (`body` empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recall: Option<Seq>,
+    /// Members of the group this message mentions (docs/protocol.md §5.11).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// `@all`: mentions every member (owners and admins only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mention_all: bool,
 }
 
 /// `GET /v1/chain` (and the `chain_result` frame): the chain id this
@@ -171,6 +177,13 @@ pub struct SettingsBody {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadRequest {
     pub seq: i64,
+}
+
+/// `PUT /v1/conversations/{conv}/mute` (docs/protocol.md §5.11), and its
+/// answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MuteRequest {
+    pub muted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -234,6 +234,19 @@ impl Client {
         self.send_in(conv, body.into(), refs).await
     }
 
+    /// Sends to a group, mentioning `users` (and everyone with `all`, for
+    /// its owner and admins): docs/protocol.md §5.11.
+    pub async fn mention(
+        &self,
+        group: GroupId,
+        body: impl Into<String>,
+        users: Vec<UserId>,
+        all: bool,
+    ) -> Result<SendResult> {
+        let refs = MessageMeta::with_mentions(None, users, all);
+        self.send_in(&ConvId::group(group), body.into(), refs).await
+    }
+
     /// Replaces the text of one's message `seq` of `conv` (within the
     /// server's edit window).
     pub async fn edit(
@@ -299,6 +312,8 @@ impl Client {
                 reply_to: refs.reply_to,
                 recall: refs.recall_of,
                 edit: refs.edit_of,
+                mentions: refs.mentions.clone(),
+                mention_all: refs.mention_all,
                 traceparent: None,
                 sample: false,
                 to,

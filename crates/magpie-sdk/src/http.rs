@@ -8,8 +8,9 @@ use magpie_core::{ClientSettings, ConvId, DeviceId, Seq, Transport, UserId};
 use magpie_proto::ErrorBody;
 use magpie_proto::http::{
     CaptchaAnswer, CaptchaChallenge, ConnectRequest, ConnectResponse, Health, HistoryPage,
-    LoginRequest, ReadRequest, ReadResponse, RefreshRequest, RegisterRequest, SendRequest,
-    SendResult, SyncRequest, SyncResponse, Tokens, UnreadResponse, UserCreated, UserProfile,
+    LoginRequest, MuteRequest, ReadRequest, ReadResponse, RefreshRequest, RegisterRequest,
+    SendRequest, SendResult, SyncRequest, SyncResponse, Tokens, UnreadResponse, UserCreated,
+    UserProfile,
 };
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -208,6 +209,19 @@ impl HttpClient {
         let path = format!("/v1/conversations/{conv}/read");
         self.call(Method::POST, &path, Some(json(&ReadRequest { seq })?), true)
             .await
+    }
+
+    /// Mutes (or unmutes) the caller's notifications of `conv`
+    /// (docs/protocol.md §5.11).
+    pub async fn mute(&self, conv: &ConvId, muted: bool) -> Result<MuteRequest> {
+        let path = format!("/v1/conversations/{conv}/mute");
+        self.call(
+            Method::PUT,
+            &path,
+            Some(json(&MuteRequest { muted })?),
+            true,
+        )
+        .await
     }
 
     /// The user named exactly `name` (`GET /v1/users?name=…`);

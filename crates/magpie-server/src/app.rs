@@ -104,11 +104,22 @@ impl App {
             ids.clone(),
             traces.clone(),
         ));
+        let messaging = Arc::new(Messaging::new(MessagingParts {
+            cfg: cfg.clone(),
+            store: p.store.clone(),
+            state: p.state.clone(),
+            events: events.clone(),
+            ids: ids.clone(),
+            users: users.clone(),
+            delivery: delivery.clone(),
+            traces: traces.clone(),
+        }));
         let groups = Arc::new(Groups::new(
             cfg.clone(),
             p.store.clone(),
             events.clone(),
             users.clone(),
+            messaging.clone(),
         ));
         let presence = Arc::new(Presence::new(
             cfg.node.clone(),
@@ -138,16 +149,6 @@ impl App {
             delivery.clone(),
             guard.clone(),
         ));
-        let messaging = Arc::new(Messaging::new(MessagingParts {
-            cfg: cfg.clone(),
-            store: p.store.clone(),
-            state: p.state.clone(),
-            events: events.clone(),
-            ids,
-            users: users.clone(),
-            delivery: delivery.clone(),
-            traces: traces.clone(),
-        }));
         App(Arc::new(AppInner {
             cfg,
             store: p.store,

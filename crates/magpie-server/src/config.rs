@@ -229,6 +229,10 @@ pub struct GroupsConfig {
     /// when it is at least as new as the membership the message was
     /// accepted under, so removal stays exact (docs/protocol.md, groups).
     pub member_cache: usize,
+    /// Membership changes (joined, left, removed, role, renamed, owner) are
+    /// announced in the group's conversation as messages of the system
+    /// user (docs/protocol.md §3.14, "Member events").
+    pub member_events: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -539,6 +543,7 @@ impl Default for GroupsConfig {
             max_batch: 1000,
             super_threshold: 50,
             member_cache: 10_000,
+            member_events: true,
         }
     }
 }

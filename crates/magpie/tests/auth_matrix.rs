@@ -138,6 +138,13 @@ fn routes() -> Vec<Route> {
             200,
         ),
         r(
+            "PUT",
+            "/v1/conversations/{conv}/mute",
+            User,
+            |_| Some(json!({"muted": true})),
+            200,
+        ),
+        r(
             "POST",
             "/v1/groups",
             User,
@@ -760,6 +767,8 @@ fn every_op() -> Vec<ClientOp> {
         ClientOp::Send {
             reply_to: None,
             recall: None,
+            mentions: Vec::new(),
+            mention_all: false,
             edit: None,
             traceparent: None,
             sample: false,

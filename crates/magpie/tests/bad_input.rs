@@ -528,6 +528,8 @@ async fn op_before_hello_is_not_authenticated_and_not_fatal() {
         let sneaky = ClientOp::Send {
             reply_to: None,
             recall: None,
+            mentions: Vec::new(),
+            mention_all: false,
             edit: None,
             traceparent: None,
             sample: false,

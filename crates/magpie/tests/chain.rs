@@ -347,6 +347,8 @@ async fn chained_sends_on_a_socket_are_ordered_and_not_blocking() {
         let send = |i: usize| ClientOp::Send {
             reply_to: None,
             recall: None,
+            mentions: Vec::new(),
+            mention_all: false,
             edit: None,
             traceparent: None,
             sample: false,

@@ -28,6 +28,8 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
             let op = ClientOp::Send {
                 reply_to: None,
                 recall: None,
+                mentions: Vec::new(),
+                mention_all: false,
                 edit: None,
                 traceparent: None,
                 sample: false,
@@ -96,6 +98,8 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
             ClientOp::Send {
                 reply_to: None,
                 recall: None,
+                mentions: Vec::new(),
+                mention_all: false,
                 edit: None,
                 traceparent: None,
                 sample: false,
@@ -276,6 +280,8 @@ async fn group_unread_stays_exact_across_kill_9() {
                 ClientOp::Send {
                     reply_to: None,
                     recall: None,
+                    mentions: Vec::new(),
+                    mention_all: false,
                     edit: None,
                     traceparent: None,
                     sample: false,

@@ -11,6 +11,8 @@ fn send_op(to: UserId, cmid: ClientMsgId, body: &str) -> ClientOp {
     ClientOp::Send {
         reply_to: None,
         recall: None,
+        mentions: Vec::new(),
+        mention_all: false,
         edit: None,
         traceparent: None,
         sample: false,

@@ -340,6 +340,8 @@ async fn a_stored_message_whose_publish_failed_still_reaches_the_workers() {
     let req = magpie_proto::http::SendRequest {
         reply_to: None,
         recall: None,
+        mentions: Vec::new(),
+        mention_all: false,
         edit: None,
         sample: false,
         to: bob,

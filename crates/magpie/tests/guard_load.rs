@@ -60,6 +60,8 @@ fn send_op(to: UserId, body: &str) -> ClientOp {
     ClientOp::Send {
         reply_to: None,
         recall: None,
+        mentions: Vec::new(),
+        mention_all: false,
         edit: None,
         traceparent: None,
         sample: false,

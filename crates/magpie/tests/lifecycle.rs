@@ -32,6 +32,8 @@ async fn persistence_none_is_delivered_then_gone() {
     let op = ClientOp::Send {
         reply_to: None,
         recall: None,
+        mentions: Vec::new(),
+        mention_all: false,
         edit: None,
         traceparent: None,
         sample: false,

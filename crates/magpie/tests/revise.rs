@@ -26,6 +26,8 @@ fn op(to: UserId, group: Option<i64>, body: &str, refs: [Option<Seq>; 3]) -> Cli
         reply_to,
         edit,
         recall,
+        mentions: Vec::new(),
+        mention_all: false,
     }
 }
 

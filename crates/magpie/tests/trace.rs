@@ -82,6 +82,8 @@ async fn one_message_is_followed_hop_by_hop_across_nodes() {
         .request(ClientOp::Send {
             reply_to: None,
             recall: None,
+            mentions: Vec::new(),
+            mention_all: false,
             edit: None,
             to: tb.user_id,
             cmid: ClientMsgId::new_v7(),
@@ -189,6 +191,8 @@ async fn one_message_is_followed_hop_by_hop_across_nodes() {
         .request(ClientOp::Send {
             reply_to: None,
             recall: None,
+            mentions: Vec::new(),
+            mention_all: false,
             edit: None,
             to: tb.user_id,
             cmid: ClientMsgId::new_v7(),
@@ -324,6 +328,8 @@ async fn a_sampled_message_is_one_otlp_trace_across_nodes() {
     let send = |sample: bool, body: &str| ClientOp::Send {
         reply_to: None,
         recall: None,
+        mentions: Vec::new(),
+        mention_all: false,
         edit: None,
         to: tb.user_id,
         cmid: ClientMsgId::new_v7(),

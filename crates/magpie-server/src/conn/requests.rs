@@ -130,6 +130,8 @@ impl Requester {
                             reply_to,
                             edit,
                             recall,
+                            mentions,
+                            mention_all,
                         },
                 } => {
                     let chained = chain.is_some();
@@ -142,7 +144,11 @@ impl Requester {
                         chain,
                         trace: traceparent.as_deref().and_then(TraceContext::parse),
                         sample,
-                        refs: MessageMeta::references(reply_to, edit, recall),
+                        refs: MessageMeta::with_mentions(
+                            MessageMeta::references(reply_to, edit, recall),
+                            mentions,
+                            mention_all,
+                        ),
                     };
                     if !chained {
                         sends.push((rid, input));

@@ -10,8 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use magpie_core::{ConvId, MessageMeta, Seq, TraceContext};
 use magpie_proto::http::{
-    ChainResponse, HistoryPage, ReadRequest, ReadResponse, SendRequest, SendResult, SyncRequest,
-    SyncResponse, UnreadResponse,
+    ChainResponse, HistoryPage, MuteRequest, ReadRequest, ReadResponse, SendRequest, SendResult,
+    SyncRequest, SyncResponse, UnreadResponse,
 };
 use serde::Deserialize;
 
@@ -36,7 +36,11 @@ pub async fn send(
             .and_then(|v| v.to_str().ok())
             .and_then(TraceContext::parse),
         sample: req.sample,
-        refs: MessageMeta::references(req.reply_to, req.edit, req.recall),
+        refs: MessageMeta::with_mentions(
+            MessageMeta::references(req.reply_to, req.edit, req.recall),
+            req.mentions,
+            req.mention_all,
+        ),
     };
     let accepted = app
         .messaging
@@ -112,4 +116,17 @@ pub async fn read(
         .read(p.user, &p.device, &conv, req.seq)
         .await?;
     Ok(Json(ReadResponse { conv, seq }))
+}
+
+/// `PUT /v1/conversations/{conv}/mute`: the caller's mute of `conv`'s
+/// notifications (docs/protocol.md §5.11).
+pub async fn mute(
+    State(app): State<App>,
+    AuthUser(p): AuthUser,
+    Path(conv): Path<String>,
+    ApiJson(req): ApiJson<MuteRequest>,
+) -> Result<Json<MuteRequest>> {
+    let conv = parse_conv(&conv)?;
+    app.messaging.set_muted(p.user, &conv, req.muted).await?;
+    Ok(Json(req))
 }

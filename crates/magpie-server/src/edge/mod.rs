@@ -75,6 +75,7 @@ pub fn router(app: App) -> Router {
             .route("/v1/unread", get(messages::unread))
             .route("/v1/conversations/{conv}/messages", get(messages::history))
             .route("/v1/conversations/{conv}/read", post(messages::read))
+            .route("/v1/conversations/{conv}/mute", put(messages::mute))
             .route("/v1/groups", post(groups::create).get(groups::list))
             .route(
                 "/v1/groups/{group}",

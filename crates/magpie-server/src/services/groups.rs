@@ -1,16 +1,18 @@
 //! Group management and its permission rules, stated once here:
 //! - only members see a group, its members, its messages and read-by lists;
 //! - owners and admins rename it and add members; the owner alone dissolves
-//!   it and changes roles (ownership is not transferable: no second owner);
+//!   it, changes roles and hands the group to a member (one owner at a time);
 //! - a member may leave, except the owner (who dissolves instead);
 //! - the owner removes or mutes anyone else, an admin only plain members;
-//! - a muted member, and anyone once the group is dissolved, cannot send.
+//! - a muted member, and anyone once the group is dissolved, cannot send;
+//! - every change of members, roles, name or owner is announced in the
+//!   group's conversation (`group_events.rs`).
 
 use super::missing::Missing;
-use super::{Events, Users};
+use super::{Events, Messaging, Users};
 use crate::config::Config;
 use crate::error::{Result, ServerError};
-use magpie_core::{GroupId, GroupInfo, GroupRole, MemberInfo, Seq, UserId};
+use magpie_core::{GroupId, GroupInfo, GroupRole, MemberEvent, MemberInfo, Seq, UserId};
 use magpie_store::ReadBy;
 use magpie_store::Store;
 use std::sync::Arc;
@@ -35,21 +37,30 @@ fn no_group(g: GroupId) -> ServerError {
 }
 
 pub struct Groups {
-    cfg: Arc<Config>,
+    pub(super) cfg: Arc<Config>,
     store: Store,
     events: Events,
     users: Arc<Users>,
+    /// Member events are sent as messages (`group_events.rs`).
+    pub(super) messaging: Arc<Messaging>,
     /// Group ids found not to exist, a few seconds (`missing.rs`).
     missing: Missing<GroupId>,
 }
 
 impl Groups {
-    pub fn new(cfg: Arc<Config>, store: Store, events: Events, users: Arc<Users>) -> Groups {
+    pub fn new(
+        cfg: Arc<Config>,
+        store: Store,
+        events: Events,
+        users: Arc<Users>,
+        messaging: Arc<Messaging>,
+    ) -> Groups {
         Groups {
             cfg,
             store,
             events,
             users,
+            messaging,
             missing: Missing::new(),
         }
     }
@@ -153,7 +164,10 @@ impl Groups {
         let name = check_name(name)?;
         self.managing(user, g).await?;
         self.store.groups().rename_group(g, &name).await?;
-        self.group_info(user, g).await
+        let info = self.group_info(user, g).await?;
+        self.announce(g, MemberEvent::Renamed { name, by: user })
+            .await;
+        Ok(info)
     }
 
     pub async fn dissolve_group(&self, user: UserId, g: GroupId) -> Result<()> {
@@ -182,6 +196,13 @@ impl Groups {
         self.check_users(users).await?;
         let added = self.store.groups().add_members(g, users).await?;
         self.membership_changed(g, &added, true).await;
+        if !added.is_empty() {
+            let event = MemberEvent::Joined {
+                users: added.clone(),
+                by: user,
+            };
+            self.announce(g, event).await;
+        }
         Ok(added)
     }
 
@@ -229,6 +250,14 @@ impl Groups {
         }
         if self.store.groups().remove_member(g, target).await? {
             self.membership_changed(g, &[target], false).await;
+            let event = match target == user {
+                true => MemberEvent::Left { user },
+                false => MemberEvent::Removed {
+                    user: target,
+                    by: user,
+                },
+            };
+            self.announce(g, event).await;
         }
         Ok(())
     }
@@ -264,11 +293,17 @@ impl Groups {
             .groups()
             .set_member(g, target, role, muted)
             .await?;
-        self.store
-            .groups()
-            .member(g, target)
-            .await?
-            .ok_or_else(|| ServerError::NotFound(format!("{target} is not a member")))
+        let now = self.store.groups().member(g, target).await?;
+        let now = now.ok_or_else(|| ServerError::NotFound(format!("{target} is not a member")))?;
+        if role.is_some() && now.role != them.role {
+            let event = MemberEvent::Role {
+                user: target,
+                role: now.role,
+                by: user,
+            };
+            self.announce(g, event).await;
+        }
+        Ok(now)
     }
 
     /// `user`, the owner, makes member `to` the owner and becomes an admin.
@@ -286,7 +321,10 @@ impl Groups {
             return Err(ServerError::NotFound(format!("{to} is not a member")));
         }
         self.store.groups().transfer_owner(g, user, to).await?;
-        self.group_info(user, g).await
+        let info = self.group_info(user, g).await?;
+        self.announce(g, MemberEvent::Owner { from: user, to })
+            .await;
+        Ok(info)
     }
 
     pub async fn group_members(

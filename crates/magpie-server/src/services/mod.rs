@@ -30,6 +30,7 @@ pub mod delivery;
 mod events;
 mod feeds;
 mod generations;
+mod group_events;
 mod groups;
 pub mod messaging;
 mod missing;

@@ -36,8 +36,11 @@ impl SqlStore {
     ) -> Sqlx<(Option<GroupStamp>, Option<StoreError>)> {
         let group: Option<(bool, i64, i64)> =
             x.optional(self.g.group_share.as_str(), args![id.0]).await?;
+        // The system user writes member events (`magpie_core::member_event`):
+        // no member, never muted.
         let member: Option<(bool,)> = match group {
             None => None,
+            Some(_) if from == UserId::SYSTEM => Some((false,)),
             Some(_) => {
                 let a = args![id.0, from.0];
                 x.optional(self.g.member_lock.as_str(), a).await?

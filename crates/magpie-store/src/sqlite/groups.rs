@@ -191,13 +191,19 @@ pub(crate) fn dissolve_group(c: &Connection, id: GroupId) -> Result<()> {
     Ok(())
 }
 
-/// In `accept`'s transaction, before a group message is written.
+/// In `accept`'s transaction, before a group message is written. The
+/// system user, who writes member events (`magpie_core::member_event`),
+/// is no member but may write to any group not dissolved.
 pub(crate) fn check_sender(c: &Connection, id: GroupId, from: UserId) -> Result<GroupStamp> {
+    let sql = if from == UserId::SYSTEM {
+        "SELECT g.dissolved, 0, g.member_version, g.members FROM im_group g
+         WHERE g.id = ?1 AND ?2 = 0"
+    } else {
+        "SELECT g.dissolved, m.muted, g.member_version, g.members FROM im_group g
+         JOIN im_group_member m ON m.group_id = g.id AND m.user_id = ?2 WHERE g.id = ?1"
+    };
     let row: Option<(i64, i64, i64, i64)> = c
-        .prepare_cached(
-            "SELECT g.dissolved, m.muted, g.member_version, g.members FROM im_group g
-             JOIN im_group_member m ON m.group_id = g.id AND m.user_id = ?2 WHERE g.id = ?1",
-        )?
+        .prepare_cached(sql)?
         .query_row(params![id.0, from.0], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })

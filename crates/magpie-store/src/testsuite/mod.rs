@@ -38,6 +38,7 @@ mod store_accounts;
 mod store_feeds;
 mod store_group_reads;
 mod store_groups;
+mod store_member_events;
 mod store_mentions;
 mod store_messages;
 mod store_reads;
@@ -58,6 +59,7 @@ pub mod store_cases {
     pub use super::store_feeds::*;
     pub use super::store_group_reads::*;
     pub use super::store_groups::*;
+    pub use super::store_member_events::*;
     pub use super::store_mentions::*;
     pub use super::store_messages::*;
     pub use super::store_reads::*;
@@ -282,6 +284,7 @@ macro_rules! groups_conformance {
             refused_send_does_not_stop_the_batch,
             accept_returns_the_membership_it_saw,
             mentions_are_counted_from_read_positions,
+            the_system_user_writes_member_events,
         );
     };
 }

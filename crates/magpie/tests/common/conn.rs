@@ -151,6 +151,8 @@ impl Conn {
         self.request(ClientOp::Send {
             reply_to: None,
             recall: None,
+            mentions: Vec::new(),
+            mention_all: false,
             edit: None,
             traceparent: None,
             sample: false,
@@ -168,6 +170,8 @@ impl Conn {
         self.request(ClientOp::Send {
             reply_to: None,
             recall: None,
+            mentions: Vec::new(),
+            mention_all: false,
             edit: None,
             traceparent: None,
             sample: false,

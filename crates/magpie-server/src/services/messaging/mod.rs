@@ -11,6 +11,8 @@
 
 mod acks;
 mod chain;
+mod member_events;
+mod mentions;
 mod pipeline;
 mod read;
 mod receipts;

@@ -78,4 +78,16 @@ impl Messaging {
         }
         Ok(pos)
     }
+
+    /// Mutes or unmutes `user`'s notifications of `conv` (docs/protocol.md
+    /// §5.11): the offline push leaves them out, unless a message mentions
+    /// them; delivery, sync and counts are unchanged.
+    pub async fn set_muted(&self, user: UserId, conv: &ConvId, muted: bool) -> Result<()> {
+        if self.store.messages().set_muted(user, conv, muted).await? {
+            return Ok(());
+        }
+        Err(ServerError::NotFound(format!(
+            "no conversation {conv} of yours (a direct one exists from its first message)"
+        )))
+    }
 }

@@ -36,9 +36,9 @@ impl Default for MessagesConfig {
 }
 
 impl Messaging {
-    /// The references `input` may carry in `conv`, checked: `None` for a
-    /// plain message. State a client sent (`edited_at`, `recalled`) is
-    /// dropped: only the store sets it.
+    /// The references and mentions `input` may carry in `conv`, checked:
+    /// `None` for a plain message. State a client sent (`edited_at`,
+    /// `recalled`) is dropped: only the store sets it.
     pub(super) async fn check_refs(
         &self,
         from: UserId,
@@ -48,6 +48,23 @@ impl Messaging {
         let Some(refs) = input.refs.as_deref() else {
             return Ok(None);
         };
+        let (mentions, all) = self.check_mentions(from, conv, refs).await?;
+        let checked = self.check_references(from, conv, input, refs).await?;
+        let mut meta = MessageMeta::with_mentions(checked, mentions, all);
+        // A member event is the server's own (`Messaging::member_event`).
+        if from == UserId::SYSTEM && refs.event.is_some() {
+            meta.get_or_insert_default().event = refs.event.clone();
+        }
+        Ok(meta)
+    }
+
+    async fn check_references(
+        &self,
+        from: UserId,
+        conv: &ConvId,
+        input: &SendInput,
+        refs: &MessageMeta,
+    ) -> Result<Option<Box<MessageMeta>>> {
         let m = MessageMeta::references(refs.reply_to, refs.edit_of, refs.recall_of);
         let Some(m) = m else { return Ok(None) };
         let named: Vec<_> = [m.reply_to, m.edit_of, m.recall_of]
@@ -128,7 +145,7 @@ impl Messaging {
     }
 
     /// Whether `user` is an owner or admin of the group `conv` is.
-    async fn moderates(&self, user: UserId, conv: &ConvId) -> Result<bool> {
+    pub(super) async fn moderates(&self, user: UserId, conv: &ConvId) -> Result<bool> {
         let Some(g) = conv.group_id() else {
             return Ok(false);
         };

@@ -277,7 +277,11 @@ impl Messaging {
         };
         // An edit or recall is not itself a searchable text: the message it
         // revises is re-indexed instead (docs/search.md).
-        let search = defaults.search && meta.as_ref().is_none_or(|m| m.revises().is_none());
+        // Nor is a member event.
+        let search = defaults.search
+            && meta
+                .as_ref()
+                .is_none_or(|m| m.revises().is_none() && m.event.is_none());
         Ok(Prepared::New(NewMessage {
             trace: self.traces.decide(input.trace, input.sample),
             server_id: self.ids.next(),

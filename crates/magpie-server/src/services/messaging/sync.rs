@@ -133,6 +133,8 @@ impl Messaging {
                     unread,
                     last_seq: c.last_seq,
                     read_seq: c.read_seq,
+                    mentions: c.mentions,
+                    muted: c.muted,
                 });
             }
         }

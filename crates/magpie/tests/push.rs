@@ -186,6 +186,8 @@ async fn an_edit_makes_no_call() {
             reply_to: None,
             edit: Some(first),
             recall: None,
+            mentions: Vec::new(),
+            mention_all: false,
         })
         .await;
     let (_, edit_seq, _) = sent_seq(&edit);

@@ -1,5 +1,6 @@
 //! The offline push webhook (docs/protocol.md §8) in groups: offline
-//! members are called, never the sender or online members; a super group
+//! members are called, never the sender, online members or for member
+//! events; a super group
 //! calls only the members it mentions; a muted conversation calls nobody
 //! but the members a message mentions.
 
@@ -7,9 +8,11 @@ mod common;
 mod push_hook;
 
 use common::*;
-use magpie_core::{ClientMsgId, ConvId, GroupId};
+use magpie_core::{ClientMsgId, ConvId, GroupId, UserId};
 use magpie_proto::http::Tokens;
+use magpie_proto::{ClientOp, ServerFrame};
 use push_hook::{Hook, QUIET, has_call_for, server, server_with};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_group_calls_its_offline_members_but_not_the_sender_or_online_ones() {
@@ -21,43 +24,39 @@ async fn a_group_calls_its_offline_members_but_not_the_sender_or_online_ones() {
     let mut a = s.conn(&alice, "ws").await;
     a.send_group(group, "hello all").await;
     assert_eq!(b.expect_msg().await.body, "hello all");
-    let calls = hook.until(WAIT, |c| !c.is_empty()).await;
+    hook.until(WAIT, |c| !c.is_empty()).await;
     tokio::time::sleep(QUIET).await;
+    let calls = hook.calls();
+    // One call: carol's, for alice's message alone (the member events of
+    // the group's creation notify nobody).
+    assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].body["user"], carol.user_id.0);
     assert_eq!(calls[0].body["conv"], format!("g:{group}"));
-    assert_eq!(hook.calls().len(), 1, "{:?}", hook.calls());
+    assert_eq!(calls[0].body["count"], 1);
+    assert_eq!(calls[0].body["last"]["preview"], "hello all");
 }
 
-/// A group message from `from` mentioning `users`, as the pipeline
-/// publishes an accepted one. The send path does not take mentions yet
-/// (docs/protocol.md §5.11: the stores keep them), so the test publishes
-/// the event the worker reads; only the worker is under test here.
-async fn publish_mention(s: &TestServer, group: i64, from: &Tokens, users: &[&Tokens]) {
-    let conv = ConvId::group(GroupId(group));
-    let msg = magpie_core::Message {
-        server_id: magpie_core::MsgIdGen::new(999).next(),
-        conv,
-        seq: 1_000,
-        from: from.user_id,
-        to: magpie_core::UserId(0),
-        cmid: ClientMsgId::new_v7(),
-        body: "look here".into(),
-        persistence: Default::default(),
-        sent_at: magpie_core::now_ms(),
-        search: false,
-        trace: None,
-        meta: magpie_core::MessageMeta::with_mentions(
-            None,
-            users.iter().map(|t| t.user_id).collect(),
-            false,
-        ),
-    };
-    let id = magpie_core::EventId::Messages {
-        first: msg.server_id,
-        count: 1,
-    };
-    let event = magpie_core::BusEvent::Messages { msgs: vec![msg] };
-    s.app().events.publish(event, id).await.expect("published");
+/// A group message over the socket mentioning `users` (docs/protocol.md
+/// §5.11), which must be accepted.
+async fn send_mention(c: &mut Conn, group: i64, users: &[&Tokens], body: &str) {
+    let answer = c
+        .request(ClientOp::Send {
+            to: UserId(0),
+            cmid: ClientMsgId::new_v7(),
+            body: body.into(),
+            persistence: None,
+            group: Some(GroupId(group)),
+            chain: None,
+            traceparent: None,
+            sample: false,
+            reply_to: None,
+            edit: None,
+            recall: None,
+            mentions: users.iter().map(|t| t.user_id).collect(),
+            mention_all: false,
+        })
+        .await;
+    assert!(matches!(answer, ServerFrame::Sent { .. }), "{answer:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -67,12 +66,11 @@ async fn a_muted_conversation_gets_no_call_but_a_mention_in_it_does() {
     let [alice, bob, carol] = s.users(["alice", "bob", "carol"]).await;
     let group = s.create_group(&alice, &[bob.user_id, carol.user_id]).await;
     let conv = ConvId::group(GroupId(group));
-    let muted = s
-        .app()
-        .store
-        .messages()
-        .set_muted(carol.user_id, &conv, true);
-    assert!(muted.await.expect("mute"), "carol has the conversation");
+    let path = format!("/v1/conversations/{conv}/mute");
+    let (st, body) = s
+        .send_json(&carol, "PUT", &path, json!({"muted": true}))
+        .await;
+    assert_eq!(st, 200, "mute: {body}");
 
     let mut a = s.conn(&alice, "ws").await;
     a.send_group(group, "plain").await;
@@ -85,7 +83,7 @@ async fn a_muted_conversation_gets_no_call_but_a_mention_in_it_does() {
         hook.calls()
     );
 
-    publish_mention(&s, group, &alice, &[&carol]).await;
+    send_mention(&mut a, group, &[&carol], "look here").await;
     let calls = hook.until(WAIT, |c| has_call_for(c, carol.user_id.0)).await;
     let to_carol: Vec<_> = calls
         .iter()
@@ -105,9 +103,9 @@ async fn a_super_group_calls_only_the_members_it_mentions() {
     let group = s.create_group(&alice, &members).await;
     let mut a = s.conn(&alice, "ws").await;
     a.send_group(group, "to everyone, nobody called").await;
-    // Published after the plain message, in the same conversation (so
-    // consumed after it): once carol's call is in, the plain one had none.
-    publish_mention(&s, group, &alice, &[&carol]).await;
+    // After the plain message, in the same conversation (so consumed after
+    // it): once carol's call is in, the plain one had none.
+    send_mention(&mut a, group, &[&carol], "look here").await;
     hook.until(WAIT, |c| has_call_for(c, carol.user_id.0)).await;
     tokio::time::sleep(QUIET).await;
     let calls = hook.calls();

@@ -1,9 +1,9 @@
-//! The offline push webhook (docs/protocol.md, "Offline push webhook";
+//! The offline push webhook (docs/protocol.md §8;
 //! docs/config.md `[push]`): a consumer group of its own, `push`, on `msg`.
-//! For each accepted message (not an edit or recall event) it finds the
-//! recipients with no device online (`recipients.rs`), coalesces their
-//! messages per (user, conversation) (`coalesce.rs`) and POSTs one signed
-//! call per window to `push.webhook_url` (`sender.rs`, `payload.rs`).
+//! For each accepted message (not an edit, a recall or a member event) it
+//! finds the recipients with no device online (`recipients.rs`), coalesces
+//! their messages per (user, conversation) (`coalesce.rs`) and POSTs one
+//! signed call per window to `push.webhook_url` (`sender.rs`, `payload.rs`).
 //!
 //! Invariants: the group acknowledges an event once its recipients are in
 //! a coalescing window (commit after apply); sending happens elsewhere and
@@ -25,7 +25,7 @@ use crate::app::App;
 use crate::error::Result;
 use async_trait::async_trait;
 use coalesce::{Coalescer, Item};
-use magpie_core::{BusEvent, Message, UserId};
+use magpie_core::{BusEvent, Message, MessageMeta, UserId};
 use parking_lot::Mutex;
 use payload::Last;
 use std::collections::HashMap;
@@ -60,8 +60,10 @@ impl Worker for Push {
                 _ => continue,
             };
             for m in msgs {
-                // Edits and recalls change a message already told of.
-                if m.meta.as_ref().is_some_and(|x| x.revises().is_some()) {
+                // Edits and recalls change a message already told of; a
+                // member event (joined, left, …) is no news to wake for.
+                let quiet = |x: &MessageMeta| x.revises().is_some() || x.event.is_some();
+                if m.meta.as_deref().is_some_and(quiet) {
                     continue;
                 }
                 self.items(app, m, &mut items).await?;

@@ -18,22 +18,35 @@ use serde_json::json;
 async fn a_group_calls_its_offline_members_but_not_the_sender_or_online_ones() {
     let hook = Hook::start(0).await;
     let s = server(&hook, 100, 5).await;
-    let [alice, bob, carol] = s.users(["alice", "bob", "carol"]).await;
+    let [alice, bob, carol, dave] = s.users(["alice", "bob", "carol", "dave"]).await;
     let group = s.create_group(&alice, &[bob.user_id, carol.user_id]).await;
     let mut b = s.conn(&bob, "ws").await;
     let mut a = s.conn(&alice, "ws").await;
+    // dave joins: a member event (system user) in the conversation first.
+    let path = format!("/v1/groups/{group}/members");
+    let add = json!({"users": [dave.user_id]});
+    let (st, body) = s.send_json(&alice, "POST", &path, add).await;
+    assert_eq!(st, 200, "{body}");
     a.send_group(group, "hello all").await;
-    assert_eq!(b.expect_msg().await.body, "hello all");
-    hook.until(WAIT, |c| !c.is_empty()).await;
+    loop {
+        if b.expect_msg().await.body == "hello all" {
+            break;
+        }
+    }
+    let offline = [carol.user_id.0, dave.user_id.0];
+    hook.until(WAIT, |c| offline.iter().all(|u| has_call_for(c, *u)))
+        .await;
     tokio::time::sleep(QUIET).await;
     let calls = hook.calls();
-    // One call: carol's, for alice's message alone (the member events of
-    // the group's creation notify nobody).
-    assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(calls[0].body["user"], carol.user_id.0);
-    assert_eq!(calls[0].body["conv"], format!("g:{group}"));
-    assert_eq!(calls[0].body["count"], 1);
-    assert_eq!(calls[0].body["last"]["preview"], "hello all");
+    // One call each for carol and dave, for alice's message alone (the
+    // member event notifies nobody); none for bob (online) or alice.
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for c in &calls {
+        assert!(offline.contains(&c.body["user"].as_i64().unwrap()), "{c:?}");
+        assert_eq!(c.body["conv"], format!("g:{group}"));
+        assert_eq!(c.body["count"], 1, "{c:?}");
+        assert_eq!(c.body["last"]["preview"], "hello all");
+    }
 }
 
 /// A group message over the socket mentioning `users` (docs/protocol.md

@@ -157,6 +157,11 @@ pub struct ClientSettings {
     pub persistence: Persistence,
     pub unread_mode: UnreadMode,
     pub resend: ResendLevel,
+    /// Whether the offline push webhook may name this device (or, in the
+    /// user default, the user's devices with no settings of their own)
+    /// when a message arrives while none of the user's devices is online
+    /// (docs/protocol.md, "Offline push webhook"). On by default.
+    pub offline_push: bool,
 }
 
 impl Default for ClientSettings {
@@ -168,6 +173,7 @@ impl Default for ClientSettings {
             persistence: Persistence::default(),
             unread_mode: UnreadMode::default(),
             resend: ResendLevel::default(),
+            offline_push: true,
         }
     }
 }
@@ -196,5 +202,6 @@ mod tests {
         assert_eq!(s.resend, ResendLevel::High);
         assert_eq!(s.persistence, Persistence::Forever);
         assert!(s.search, "search is on unless turned off");
+        assert!(s.offline_push, "offline push is on unless turned off");
     }
 }

@@ -55,6 +55,8 @@ pub struct Config {
     pub typing: crate::services::TypingConfig,
     /// Edits and recalls (docs/protocol.md §5.10).
     pub messages: crate::services::MessagesConfig,
+    /// The offline push webhook (docs/protocol.md, "Offline push webhook").
+    pub push: crate::workers::PushConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -452,6 +454,7 @@ impl Default for Config {
             trace: Default::default(),
             typing: Default::default(),
             messages: Default::default(),
+            push: Default::default(),
         }
     }
 }

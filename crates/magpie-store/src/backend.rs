@@ -67,6 +67,12 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn profiles(&self, users: &[UserId]) -> Result<Vec<ProfileRecord>>;
     async fn get_settings(&self, user: UserId, device: Option<&DeviceId>)
     -> Result<ClientSettings>;
+    /// The devices of `user` that stored settings of their own (`PUT
+    /// /v1/settings?scope=device`), with them, by device id: the devices
+    /// the store knows of (the offline push webhook names them,
+    /// docs/protocol.md "Offline push webhook"). The user default is not
+    /// among them.
+    async fn device_settings(&self, user: UserId) -> Result<Vec<(DeviceId, ClientSettings)>>;
 }
 
 /// Messages: accepting sends, the idempotency key, timelines, conversation

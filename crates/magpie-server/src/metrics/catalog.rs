@@ -106,6 +106,13 @@ pub const CATALOG: &[Entry] = &[
     plain(CHAIN_HELD, C),
     by(CHAIN_REFUSED, C, "why", &["slow_down", "penalty"]),
     by(REPUBLISHED, C, "outcome", &["published", "dropped"]),
+    by(
+        PUSH_CALLS,
+        C,
+        "outcome",
+        &["sent", "retried", "failed", "dropped"],
+    ),
+    plain(PUSH_DEAD_LETTERS, C),
     plain(magpie_store::round_trips::SQL_ROUND_TRIPS, C),
     plain(magpie_store::round_trips::REDIS_ROUND_TRIPS, C),
     plain(STORE_SHARD_DOWN, C),

@@ -26,6 +26,12 @@ pub const ACCEPT_STAGE: &str = "magpie_accept_stage_seconds";
 pub const STORE_ERRORS: &str = "magpie_store_errors_total";
 pub const BUS_ERRORS: &str = "magpie_bus_errors_total";
 pub const DEAD_LETTERS: &str = "magpie_dead_letters_total";
+/// Offline push webhook calls by how they ended (label `outcome`: `sent`
+/// on the first attempt, `retried` on a later one, `failed` after the
+/// last, `dropped` when a queue was full).
+pub const PUSH_CALLS: &str = "magpie_push_calls_total";
+/// Offline push webhook calls given up after `push.max_attempts`.
+pub const PUSH_DEAD_LETTERS: &str = "magpie_push_dead_letters_total";
 /// Bus events a worker group applied and acknowledged (label `group`).
 pub const WORKER_EVENTS: &str = "magpie_worker_events_total";
 pub const SLOW_CONSUMERS: &str = "magpie_slow_consumers_total";

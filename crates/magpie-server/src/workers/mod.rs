@@ -1,7 +1,7 @@
 //! The worker role: consumers of the bus, one durable group each
 //! (retention; the offline index and unread cache as one `state` worker,
-//! which decodes each event once; the feed fan-out), and the retention
-//! sweeper. Presence
+//! which decodes each event once; the feed fan-out; the offline push
+//! webhook when configured), and the retention sweeper. Presence
 //! is not here: it is ephemeral and fanned out by the node where it
 //! happens (`services/presence.rs`).
 //!
@@ -13,6 +13,7 @@ mod fanout;
 mod lag;
 mod members;
 mod paused;
+mod push;
 mod retention;
 mod search;
 mod staged;
@@ -26,6 +27,7 @@ use magpie_core::{Backoff, BusEvent, Envelope, EventId};
 use std::sync::Arc;
 
 pub use paused::Paused;
+pub use push::PushConfig;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -71,6 +73,8 @@ pub fn spawn_all(app: &App) -> Vec<(String, JoinHandle<()>)> {
         "retention-sweeper".into(),
         tokio::spawn(retention::sweep(app.clone())),
     ));
+    // The offline push webhook, when configured (`push.webhook_url`).
+    handles.extend(push::spawn(app));
     handles
 }
 

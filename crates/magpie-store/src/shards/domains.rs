@@ -96,6 +96,11 @@ impl AccountStore for ShardedStore {
         self.on(k, |s| s.accounts().get_settings(user, device))
             .await
     }
+
+    async fn device_settings(&self, user: UserId) -> Result<Vec<(DeviceId, ClientSettings)>> {
+        let k = self.map.of_id(user.0);
+        self.on(k, |s| s.accounts().device_settings(user)).await
+    }
 }
 
 #[async_trait]

@@ -33,7 +33,7 @@ pub(crate) use queries;
 queries! { Queries:
     user_by_name, user_by_id, insert_user, put_refresh, get_refresh, mark_refresh, del_refresh,
     revoke_family, purge_family, put_settings,
-    get_settings, lookup_cmid, messages_after, messages_before, conversations, conversation,
+    get_settings, device_settings, lookup_cmid, messages_after, messages_before, conversations, conversation,
     set_read, get_read, expired, delivered, read_upto, del_box, del_body, scan_searchable,
     revise_edit, revise_recall, mute_direct, mute_group, put_profile,
 }
@@ -130,6 +130,8 @@ impl Queries {
             // The device's own row sorts before the user default (`device = ''`).
             get_settings: "SELECT json FROM settings WHERE user_id = ? AND device IN (?, '')
                  ORDER BY device = '' LIMIT 1".into(),
+            device_settings: "SELECT device, json FROM settings WHERE user_id = ? AND device <> ''
+                 ORDER BY device".into(),
             lookup_cmid: "SELECT server_id, conv, seq, sent_at FROM im_msg_content WHERE from_uid = ? AND cmid = ?".into(),
             messages_after: format!(
                 "SELECT {MESSAGE_COLUMNS} FROM {}

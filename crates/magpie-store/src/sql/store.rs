@@ -288,6 +288,22 @@ impl AccountStore for SqlStore {
             None => Ok(ClientSettings::default()),
         }
     }
+
+    async fn device_settings(&self, user: UserId) -> Result<Vec<(DeviceId, ClientSettings)>> {
+        let rows: Vec<(String, String)> = self
+            .read_all(self.q.device_settings.as_str(), args![user.0])
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (device, json) in rows {
+            let s: ClientSettings = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("settings of user {user}: {e}")))?;
+            // A row whose device id is no longer valid is skipped.
+            if let Ok(d) = DeviceId::new(device) {
+                out.push((d, s));
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[async_trait]

@@ -181,4 +181,8 @@ impl AccountStore for SqliteStore {
         let d = device_key(device);
         self.read(move |c| reads::get_settings(c, user, &d)).await
     }
+
+    async fn device_settings(&self, user: UserId) -> Result<Vec<(DeviceId, ClientSettings)>> {
+        self.read(move |c| reads::device_settings(c, user)).await
+    }
 }

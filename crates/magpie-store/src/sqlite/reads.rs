@@ -9,7 +9,7 @@ use super::schema::{MESSAGE_COLUMNS, conv_at, corrupt_or, message_from_row, open
 use crate::error::{Result, StoreError};
 use crate::store::{ConvSummary, Page, UserRecord};
 use magpie_core::{
-    Accepted, ClientMsgId, ClientSettings, ConvId, Message, Seq, ServerMsgId, UserId,
+    Accepted, ClientMsgId, ClientSettings, ConvId, DeviceId, Message, Seq, ServerMsgId, UserId,
 };
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -115,6 +115,30 @@ pub(crate) fn get_settings(c: &Connection, user: UserId, device: &str) -> Result
             .map_err(|e| StoreError::Corrupt(format!("settings of user {user}: {e}"))),
         None => Ok(ClientSettings::default()),
     }
+}
+
+/// The rows of the user's devices (not the user default, `device = ''`),
+/// by device id; a row whose device id is not valid any more is skipped.
+pub(crate) fn device_settings(
+    c: &Connection,
+    user: UserId,
+) -> Result<Vec<(DeviceId, ClientSettings)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT device, json FROM settings WHERE user_id = ?1 AND device <> '' ORDER BY device",
+    )?;
+    let rows = stmt.query_map([user.0], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (device, json) = row?;
+        let s: ClientSettings = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("settings of user {user}: {e}")))?;
+        if let Ok(d) = DeviceId::new(device) {
+            out.push((d, s));
+        }
+    }
+    Ok(out)
 }
 
 /// The stored result for (from, cmid), marked as a duplicate.

@@ -204,8 +204,26 @@ pub async fn settings_device_overrides_user_default(s: Store) {
         phone_again
     );
 
+    // The devices with settings of their own, by id; not the user default.
+    let tablet = device("tablet");
+    accounts
+        .put_settings(u, Some(&tablet), &user_wide)
+        .await
+        .expect("put tablet");
+    assert_eq!(
+        accounts.device_settings(u).await.expect("list"),
+        vec![(phone.clone(), phone_again), (tablet, user_wide)]
+    );
+
     // Settings are per user.
     let other = accounts.create_user("bob", "h").await.expect("create").id;
+    assert!(
+        accounts
+            .device_settings(other)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert_eq!(
         accounts
             .get_settings(other, Some(&phone))

@@ -121,6 +121,12 @@ async fn authed(
             out.value(&r, || format!("{what} {conv}"));
         }
         Command::Group { command } => crate::groups::run(http, command, out).await?,
+        Command::Room {
+            name,
+            say,
+            count,
+            timeout_secs,
+        } => crate::rooms::room(http, &name, say, count, timeout_secs, out).await?,
         Command::Listen {
             transport,
             count,

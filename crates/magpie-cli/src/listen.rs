@@ -120,6 +120,7 @@ fn note(event: Event) -> String {
         }
         Event::Message(m) => message_line(&m),
         Event::Post(p) => format!("new post {} by user {}: {}", p.id, p.author, p.body),
+        Event::Room(m) => crate::rooms::line(&m),
         Event::Typing {
             conv, user, active, ..
         } => format!(

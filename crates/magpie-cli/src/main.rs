@@ -8,6 +8,7 @@ mod feeds;
 mod groups;
 mod listen;
 mod profile;
+mod rooms;
 mod search;
 mod users;
 
@@ -103,6 +104,20 @@ pub enum Command {
         #[arg(long, value_enum)]
         transport: Option<TransportArg>,
         /// Stop after this many messages
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds
+        #[arg(long)]
+        timeout_secs: Option<u64>,
+    },
+    /// Join a live room: print its recent and new messages, say something
+    Room {
+        /// The room's name
+        name: String,
+        /// Say this once joined
+        #[arg(long)]
+        say: Option<String>,
+        /// Stop after this many new messages
         #[arg(long)]
         count: Option<u64>,
         /// Stop after this many seconds

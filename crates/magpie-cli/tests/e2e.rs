@@ -529,3 +529,54 @@ fn cli_text(node: &Node, dir: &Path, profile: &str, args: &[&str]) -> Command {
         .kill_on_drop(true);
     c
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_hears_and_says_something_in_a_live_room() {
+    let node = start_node().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    for name in ["hana", "ivan"] {
+        ok_json(cli(
+            &node,
+            dir,
+            name,
+            &["register", name, "--password", "password123"],
+        ))
+        .await;
+        let mut c = cli(&node, dir, name, &["login", name]);
+        c.env("MAGPIE_PASSWORD", "password123");
+        ok_json(c).await;
+    }
+    // Ivan listens for one message; hana says it until he has heard one (a
+    // room keeps nothing for who was not there: she may speak before he
+    // joined).
+    let mut ivan = cli_text(
+        &node,
+        dir,
+        "ivan",
+        &["room", "stage", "--count", "1", "--timeout-secs", "30"],
+    );
+    ivan.stdout(Stdio::piped());
+    let ivan = ivan.spawn().expect("spawn magpie-cli");
+    let heard = tokio::spawn(async move { ivan.wait_with_output().await });
+    let deadline = tokio::time::Instant::now() + CMD_WAIT;
+    while !heard.is_finished() {
+        assert!(tokio::time::Instant::now() < deadline, "ivan heard nothing");
+        let said = run(cli(
+            &node,
+            dir,
+            "hana",
+            &["room", "stage", "--say", "doors open", "--count", "0"],
+        ))
+        .await;
+        assert!(said.status.success(), "{}", describe(&said));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let o = heard.await.unwrap().expect("ivan's output");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", describe(&o));
+    assert!(
+        out.contains("[room stage]") && out.contains("doors open"),
+        "{out}"
+    );
+}

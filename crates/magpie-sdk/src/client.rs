@@ -69,6 +69,9 @@ pub enum Event {
     /// A new post of a user you follow (best effort: the home feed,
     /// `HttpClient::feed`, is the truth).
     Post(magpie_core::Post),
+    /// A message in a live room this client joined (not stored: what is
+    /// said while disconnected is not recovered).
+    Room(magpie_core::RoomMessage),
     /// The connection dropped (or the server asked us to move); reconnecting after `after`.
     Reconnecting { reason: String, after: Duration },
     /// Messages missed while disconnected have been delivered.
@@ -117,7 +120,7 @@ impl Default for ClientOptions {
 
 /// A connected session. Cheap to share behind an `Arc`: every method takes `&self`.
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
     /// Dropping it (with the client) stops the background tasks.
     shutdown: watch::Sender<bool>,
@@ -160,6 +163,7 @@ impl Client {
             dedup: Mutex::new(Dedup::new(&opts.positions)),
             welcome: Mutex::new(welcome),
             watching: Mutex::new(Vec::new()),
+            rooms: Mutex::new(Vec::new()),
             opts,
         });
         let task = session::spawn(inner.clone(), connector, conn, events_tx, shutdown_rx);

@@ -30,6 +30,7 @@ mod feeds;
 mod groups;
 pub mod http;
 mod requests;
+mod rooms;
 pub mod search;
 pub mod session;
 mod typing;
@@ -40,6 +41,7 @@ pub use conn::{Conn, Welcome};
 pub use connector::{Connector, HttpConnector};
 pub use error::{Result, SdkError};
 pub use http::{HistoryQuery, HttpClient};
+pub use rooms::RoomSent;
 
 /// The domain and wire types the API speaks, re-exported so applications need no other dependency.
 pub use magpie_core as core;

@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     /// The users whose presence the application watches: sent again on
     /// every new connection (a watch ends with its connection).
     pub(crate) watching: Mutex<Vec<magpie_core::UserId>>,
+    /// The live rooms the application joined, joined again on reconnect.
+    pub(crate) rooms: Mutex<Vec<String>>,
     pub(crate) opts: ClientOptions,
 }
 

@@ -69,6 +69,16 @@ async fn supervise<C: Connector>(
             let op = ClientOp::PresenceWatch { users: watching };
             let _ = out_tx.send(ClientFrame { rid: None, op });
         }
+        // Nor is it in any room: join the application's rooms again (what
+        // was said between is not recovered: rooms keep no history).
+        if resync {
+            for room in lock(&inner.rooms).iter().cloned() {
+                let _ = out_tx.send(ClientFrame {
+                    rid: None,
+                    op: ClientOp::RoomJoin { room },
+                });
+            }
+        }
         inner.link.send_replace(Link::Up(out_tx));
         if resync {
             let _ = inbound.send(Inbound::Resync);
@@ -243,6 +253,7 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
             reason,
         })),
         ServerFrame::Post { post } => to_app(Inbound::Event(Event::Post(post))),
+        ServerFrame::RoomMsg { msg } => to_app(Inbound::Event(Event::Room(msg))),
         ServerFrame::Typing {
             conv,
             user,
@@ -285,6 +296,9 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
         | ServerFrame::PostDeleted { rid: Some(rid), .. }
         | ServerFrame::FeedResult { rid: Some(rid), .. }
         | ServerFrame::SearchResult { rid: Some(rid), .. }
+        | ServerFrame::RoomJoined { rid: Some(rid), .. }
+        | ServerFrame::RoomLeft { rid: Some(rid), .. }
+        | ServerFrame::RoomSent { rid: Some(rid), .. }
         | ServerFrame::Pong { rid: Some(rid) } => {
             inner.resolve(rid, frame);
             Routed::Done

@@ -481,3 +481,67 @@ async fn sdk_replies_edits_and_recalls_and_manages_a_group() {
     assert_eq!(members.len(), 2);
     assert_eq!(http.my_groups().await.unwrap().len(), 1);
 }
+
+/// Live rooms over the SDK: join (the recent messages), say, hear, and
+/// after a restart the client is in its rooms again without asking; a
+/// room left is heard no more.
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_live_rooms_survive_a_reconnect() {
+    let (mut s, http_port, tcp_port) = restartable().await;
+    let [ta, tb] = s.users(["alice", "bob"]).await;
+    let alice = connect(&s, &ta, Transport::Ws).await;
+    let bob = connect(&s, &tb, Transport::Tcp).await;
+    assert!(alice.join_room("stage").await.unwrap().is_empty());
+    let sent = bob.room_send("stage", "not joined").await;
+    assert!(sent.is_err(), "saying something needs a join: {sent:?}");
+    bob.join_room("stage").await.unwrap();
+    let sent = bob.room_send("stage", "hello room").await.unwrap();
+    assert!(!sent.shed);
+    let heard = wait_for(&alice, WAIT, |e| matches!(e, Event::Room(_))).await;
+    let Some(Event::Room(m)) = heard.last() else {
+        unreachable!()
+    };
+    assert_eq!(
+        (m.body.as_str(), m.from, &m.id),
+        ("hello room", tb.user_id, &sent.id)
+    );
+
+    s.stop().await;
+    wait_for(&alice, WAIT, |e| matches!(e, Event::Reconnecting { .. })).await;
+    s.running = Some(start_fixed(s.dir.path(), http_port, tcp_port).await);
+    wait_for(&alice, LONG, |e| *e == Event::Resynced).await;
+    wait_for(&bob, LONG, |e| *e == Event::Resynced).await;
+    // Alice's join went out with her new connection; bob's may land first
+    // on the server, so he says it until she hears one.
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice never heard bob again"
+        );
+        let said = bob.room_send("stage", "after the restart").await.unwrap();
+        let heard = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                if let Some(Event::Room(m)) = alice.next_event().await {
+                    return m;
+                }
+            }
+        })
+        .await;
+        if let Ok(m) = heard {
+            assert_eq!(m.id, said.id);
+            break;
+        }
+    }
+    alice.leave_room("stage").await.unwrap();
+    bob.room_send("stage", "anyone?").await.unwrap();
+    let more = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            if let Some(Event::Room(m)) = alice.next_event().await {
+                return m;
+            }
+        }
+    })
+    .await;
+    assert!(more.is_err(), "a room left is heard no more: {more:?}");
+}

@@ -124,10 +124,9 @@ pub fn spawn(app: &App) -> Option<(String, JoinHandle<()>)> {
     if !cfg.enabled() {
         return None;
     }
-    if !cfg.webhook_url.starts_with("http://") {
-        // The client is built without TLS (docs/config.md `[push]`): every
-        // call would fail and end in the dead-letter counter.
-        tracing::warn!(url = %cfg.webhook_url, "push.webhook_url is not http://; calls will fail");
+    if !(cfg.webhook_url.starts_with("http://") || cfg.webhook_url.starts_with("https://")) {
+        // Every call would fail and end in the dead-letter counter.
+        tracing::warn!(url = %cfg.webhook_url, "push.webhook_url is not http(s)://; calls will fail");
     }
     let sender = sender::Sender::start(cfg, app.shutdown.clone());
     let coalescer = Coalescer::start(

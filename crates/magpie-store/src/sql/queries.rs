@@ -35,7 +35,7 @@ queries! { Queries:
     revoke_family, purge_family, put_settings,
     get_settings, device_settings, lookup_cmid, messages_after, messages_before, conversations, conversation,
     set_read, get_read, expired, delivered, read_upto, del_box, del_body, scan_searchable,
-    revise_edit, revise_recall, mute_direct, mute_group, put_profile,
+    revise_edit, revise_recall, mute_direct, mute_group, put_profile, expired_mentions,
 }
 
 /// Every statement of one dialect, built once per process.
@@ -161,6 +161,8 @@ impl Queries {
                  VALUES (?, ?, ?, ?) {}",
                 d.upsert("user_id", &["display_name", "avatar_url", "updated_at"])
             ),
+            expired_mentions: "DELETE FROM im_mention WHERE expire_at IS NOT NULL AND expire_at <= ?"
+                .into(),
             mute_direct: "UPDATE user_conv SET notify_muted = ? WHERE owner_uid = ? AND conv = ?"
                 .into(),
             mute_group: "UPDATE im_group_member SET notify_muted = ? WHERE group_id = ? AND user_id = ?"

@@ -328,6 +328,10 @@ pub(crate) fn retire(c: &Connection, what: &Retire) -> Result<Vec<RetentionHit>>
 
 fn delete_expired(c: &Connection, now: i64, limit: usize) -> Result<Vec<RetentionHit>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // Mentions of expired messages already count for no one (the count
+    // joins the message); their rows go with the sweep.
+    c.prepare_cached("DELETE FROM im_mention WHERE expire_at IS NOT NULL AND expire_at <= ?1")?
+        .execute([now])?;
     delete_selected(
         c,
         "SELECT server_id, conv, seq, from_uid, to_uid FROM im_msg_content

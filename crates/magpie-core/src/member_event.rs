@@ -12,6 +12,9 @@ use crate::group::GroupRole;
 use crate::ids::UserId;
 use serde::{Deserialize, Serialize};
 
+/// A join of many users names this many of them in its sentence.
+pub const NAMED_AT_MOST: usize = 5;
+
 /// What happened, and who did it (`by`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -35,22 +38,52 @@ pub enum MemberEvent {
 }
 
 impl MemberEvent {
-    /// The message's body: a plain sentence for a client that does not
-    /// read `meta.event` (user ids, as the event names them).
+    /// A plain sentence with user ids (`user 3`): see `describe`.
     pub fn text(&self) -> String {
-        let list = |us: &[UserId]| {
-            let ids: Vec<String> = us.iter().map(|u| format!("user {u}")).collect();
-            ids.join(", ")
-        };
+        self.describe(|u| format!("user {u}"))
+    }
+
+    /// The users a sentence about this event names, the first
+    /// `NAMED_AT_MOST` of a join only.
+    pub fn named(&self) -> Vec<UserId> {
         match self {
-            MemberEvent::Joined { users, by } => format!("user {by} added {}", list(users)),
-            MemberEvent::Left { user } => format!("user {user} left"),
-            MemberEvent::Removed { user, by } => format!("user {by} removed user {user}"),
-            MemberEvent::Role { user, role, by } => {
-                format!("user {by} made user {user} {}", role.as_str())
+            MemberEvent::Joined { users, by } => {
+                let mut v = vec![*by];
+                v.extend(users.iter().take(NAMED_AT_MOST));
+                v
             }
-            MemberEvent::Renamed { name, by } => format!("user {by} renamed the group {name:?}"),
-            MemberEvent::Owner { from, to } => format!("user {from} handed the group to user {to}"),
+            MemberEvent::Left { user } => vec![*user],
+            MemberEvent::Removed { user, by } | MemberEvent::Role { user, by, .. } => {
+                vec![*by, *user]
+            }
+            MemberEvent::Renamed { by, .. } => vec![*by],
+            MemberEvent::Owner { from, to } => vec![*from, *to],
+        }
+    }
+
+    /// The message's body: a plain sentence for a client that does not
+    /// read `meta.event`, naming each user as `name` says.
+    pub fn describe(&self, name: impl Fn(UserId) -> String) -> String {
+        match self {
+            MemberEvent::Joined { users, by } => {
+                let mut list: Vec<String> =
+                    users.iter().take(NAMED_AT_MOST).map(|u| name(*u)).collect();
+                if users.len() > NAMED_AT_MOST {
+                    list.push(format!("{} others", users.len() - NAMED_AT_MOST));
+                }
+                format!("{} added {}", name(*by), list.join(", "))
+            }
+            MemberEvent::Left { user } => format!("{} left", name(*user)),
+            MemberEvent::Removed { user, by } => format!("{} removed {}", name(*by), name(*user)),
+            MemberEvent::Role { user, role, by } => {
+                format!("{} made {} {}", name(*by), name(*user), role.as_str())
+            }
+            MemberEvent::Renamed { name: n, by } => {
+                format!("{} renamed the group {n:?}", name(*by))
+            }
+            MemberEvent::Owner { from, to } => {
+                format!("{} handed the group to {}", name(*from), name(*to))
+            }
         }
     }
 }
@@ -70,5 +103,12 @@ mod tests {
         assert_eq!(json, r#"{"kind":"role","user":3,"role":"admin","by":1}"#);
         assert_eq!(serde_json::from_str::<MemberEvent>(&json).unwrap(), e);
         assert_eq!(e.text(), "user 1 made user 3 admin");
+        let many = MemberEvent::Joined {
+            users: (2..=9).map(UserId).collect(),
+            by: UserId(1),
+        };
+        assert_eq!(many.named().len(), 1 + NAMED_AT_MOST);
+        let said = many.describe(|u| format!("u{u}"));
+        assert_eq!(said, "u1 added u2, u3, u4, u5, u6, 3 others");
     }
 }

@@ -413,6 +413,10 @@ pub enum ServerFrame {
     Typing {
         conv: ConvId,
         user: UserId,
+        /// What to show for `user`: their display name, else username
+        /// (docs/protocol.md §3.18).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        name: String,
         active: bool,
         ttl_ms: u64,
     },

@@ -60,6 +60,8 @@ pub enum Event {
     Typing {
         conv: ConvId,
         user: UserId,
+        /// What to show for `user` (display name, else username).
+        name: String,
         active: bool,
         ttl: Duration,
     },

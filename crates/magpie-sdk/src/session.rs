@@ -257,11 +257,13 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
         ServerFrame::Typing {
             conv,
             user,
+            name,
             active,
             ttl_ms,
         } => to_app(Inbound::Event(Event::Typing {
             conv,
             user,
+            name,
             active,
             ttl: Duration::from_millis(ttl_ms),
         })),

@@ -148,6 +148,7 @@ impl App {
             groups.clone(),
             delivery.clone(),
             guard.clone(),
+            users.clone(),
         ));
         App(Arc::new(AppInner {
             cfg,

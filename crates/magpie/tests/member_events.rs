@@ -152,7 +152,10 @@ async fn member_events_are_sequenced_messages_of_the_group() {
     assert_eq!(events, want);
     let seqs: Vec<i64> = all.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=8).collect::<Vec<_>>(), "contiguous");
-    assert_eq!(all[2].body, format!("user {o} made user {a} admin"));
+    assert_eq!(
+        all[2].body, "owner made alice admin",
+        "names as frames show them"
+    );
     // Alice heard them live, in order, over TCP.
     for (i, e) in want.iter().enumerate().skip(1) {
         let seq = if i == 1 { 3 } else { i as i64 + 2 };

@@ -53,9 +53,13 @@ async fn the_peer_sees_typing_start_and_stop_over_both_transports() {
         a.send_op(None, typing(&conv, true)).await;
         match b.expect(typing_of(alice, true)).await {
             ServerFrame::Typing {
-                conv: c, ttl_ms, ..
+                conv: c,
+                ttl_ms,
+                name,
+                ..
             } => {
                 assert_eq!(c, conv);
+                assert_eq!(name, "alice", "no display name: the username");
                 assert_eq!(ttl_ms, 6_000, "the default typing.ttl_ms");
             }
             other => unreachable!("{other:?}"),
@@ -83,6 +87,16 @@ async fn the_peer_sees_typing_start_and_stop_over_both_transports() {
         );
         a.send_op(None, typing(&conv, false)).await;
         b.expect(typing_of(alice, false)).await;
+    }
+    // A display name, once set, is what the frame shows.
+    let body = serde_json::json!({"display_name": "Alice A."});
+    assert_eq!(s.send_json(&ta, "PUT", "/v1/profile", body).await.0, 200);
+    let mut a = s.conn(&ta, "ws").await;
+    let mut b = s.conn(&tb, "tcp").await;
+    a.send_op(None, typing(&conv, true)).await;
+    match b.expect(typing_of(alice, true)).await {
+        ServerFrame::Typing { name, .. } => assert_eq!(name, "Alice A."),
+        other => unreachable!("{other:?}"),
     }
 }
 

@@ -21,7 +21,21 @@ impl Groups {
         if !self.cfg.groups.member_events {
             return;
         }
-        let outcome = match self.messaging.member_event(g, event).await {
+        // The sentence names users as frames show them (docs/protocol.md
+        // §3.18); one whose name cannot be read now is `user N`.
+        let mut names = std::collections::HashMap::new();
+        for u in event.named() {
+            if let Ok(n) = self.users.shown_name(u).await {
+                names.insert(u, n);
+            }
+        }
+        let body = event.describe(|u| {
+            names
+                .get(&u)
+                .cloned()
+                .unwrap_or_else(|| format!("user {u}"))
+        });
+        let outcome = match self.messaging.member_event(g, event, body).await {
             Ok(_) => "sent",
             Err(e) => {
                 tracing::warn!(error = %e, group = %g, "member event not written; the change stands");

@@ -40,7 +40,7 @@ pub struct Groups {
     pub(super) cfg: Arc<Config>,
     store: Store,
     events: Events,
-    users: Arc<Users>,
+    pub(super) users: Arc<Users>,
     /// Member events are sent as messages (`group_events.rs`).
     pub(super) messaging: Arc<Messaging>,
     /// Group ids found not to exist, a few seconds (`missing.rs`).

@@ -55,6 +55,8 @@ impl Users {
             avatar_url: check_url(avatar_url)?,
         };
         self.store.accounts().put_profile(&record).await?;
+        // This node shows the new name at once; others within NAME_TTL.
+        self.names.lock().remove(user);
         self.by_id(user).await
     }
 

@@ -14,6 +14,7 @@
 
 use super::delivery::{Delivery, Notice};
 use super::groups::Groups;
+use super::users::Users;
 use crate::error::{Result, ServerError};
 use crate::guard::Guard;
 use magpie_core::{ConvId, UserId};
@@ -55,6 +56,7 @@ pub struct Typing {
     groups: Arc<Groups>,
     delivery: Arc<Delivery>,
     guard: Arc<Guard>,
+    users: Arc<Users>,
     /// When each (user, conversation) last had an "active" forwarded here.
     last: Mutex<HashMap<(UserId, ConvId), Instant>>,
 }
@@ -65,12 +67,14 @@ impl Typing {
         groups: Arc<Groups>,
         delivery: Arc<Delivery>,
         guard: Arc<Guard>,
+        users: Arc<Users>,
     ) -> Typing {
         Typing {
             cfg,
             groups,
             delivery,
             guard,
+            users,
             last: Mutex::default(),
         }
     }
@@ -88,6 +92,7 @@ impl Typing {
         let notice = Notice::Typing {
             conv: conv.clone(),
             user,
+            name: self.users.shown_name(user).await?,
             active,
             ttl_ms: self.cfg.ttl_ms,
         };

@@ -14,11 +14,18 @@ use crate::error::{Result, ServerError};
 use magpie_core::{UserId, UserProfile};
 use magpie_store::Store;
 use parking_lot::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a node shows a name it read before reading it again: a
+/// renamed user is seen by their new name within this.
+const NAME_TTL: Duration = Duration::from_secs(60);
 
 pub struct Users {
     pub(super) store: Store,
     known: Mutex<Generations<UserId, ()>>,
     missing: Missing<UserId>,
+    /// Names shown in frames (`shown_name`), with when they were read.
+    pub(super) names: Mutex<Generations<UserId, (std::sync::Arc<str>, Instant)>>,
 }
 
 impl Users {
@@ -28,6 +35,7 @@ impl Users {
             store,
             known: Mutex::new(Generations::new(bound)),
             missing: Missing::new(),
+            names: Mutex::new(Generations::new(bound)),
         }
     }
 
@@ -86,6 +94,22 @@ impl Users {
                 Err(not_found())
             }
         }
+    }
+
+    /// What frames show for `user` (docs/protocol.md §3.18): the display
+    /// name, else the username; read at most once per `NAME_TTL` on a node.
+    pub async fn shown_name(&self, user: UserId) -> Result<String> {
+        if let Some((name, at)) = self.names.lock().get(user)
+            && at.elapsed() < NAME_TTL
+        {
+            return Ok(name.to_string());
+        }
+        let p = self.by_id(user).await?;
+        let name = p.display_name.unwrap_or(p.username);
+        self.names
+            .lock()
+            .insert(user, (name.as_str().into(), Instant::now()));
+        Ok(name)
     }
 
     /// A user was just created here: it exists from now on.

@@ -314,12 +314,12 @@ impl RetentionStore for SqlStore {
             Retire::Expired { now, limit } => {
                 // Mentions of expired messages already count for no one
                 // (the count joins the message); their rows go with the sweep.
-                let mut c = self.pool.acquire().await.map_err(store_err)?;
-                let mut x = c.exec();
-                let gone = x.execute(q.expired_mentions.as_str(), args![now]);
-                gone.await.map_err(store_err)?;
-                drop(x);
-                drop(c);
+                {
+                    let mut c = self.pool.acquire().await.map_err(store_err)?;
+                    let mut x = c.exec();
+                    let gone = x.execute(q.expired_mentions.as_str(), args![now]);
+                    gone.await.map_err(store_err)?;
+                }
                 let a = || args![now, limit_param(limit)];
                 self.delete_selected("delete_expired", q.expired.as_str(), a)
                     .await

@@ -29,6 +29,7 @@ pub enum Notice {
     Typing {
         conv: ConvId,
         user: UserId,
+        name: String,
         active: bool,
         ttl_ms: u64,
     },
@@ -62,11 +63,13 @@ impl From<Notice> for ServerFrame {
             Notice::Typing {
                 conv,
                 user,
+                name,
                 active,
                 ttl_ms,
             } => ServerFrame::Typing {
                 conv,
                 user,
+                name,
                 active,
                 ttl_ms,
             },

@@ -10,12 +10,17 @@ use crate::error::Result;
 use magpie_core::{Accepted, ClientMsgId, GroupId, MemberEvent, MessageMeta, UserId};
 
 impl Messaging {
-    /// Writes `event` into group `g`'s conversation.
-    pub async fn member_event(&self, g: GroupId, event: MemberEvent) -> Result<Accepted> {
+    /// Writes `event` into group `g`'s conversation, `body` its sentence.
+    pub async fn member_event(
+        &self,
+        g: GroupId,
+        event: MemberEvent,
+        body: String,
+    ) -> Result<Accepted> {
         let input = SendInput {
             to: UserId(0),
             cmid: ClientMsgId::new_v7(),
-            body: event.text(),
+            body,
             persistence: None,
             group: Some(g),
             chain: None,

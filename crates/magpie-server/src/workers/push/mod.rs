@@ -22,23 +22,16 @@ pub use config::PushConfig;
 
 use super::Worker;
 use crate::app::App;
-use crate::error::Result;
+use crate::error::{Result, ServerError};
 use async_trait::async_trait;
 use coalesce::{Coalescer, Item};
 use magpie_core::{BusEvent, Message, MessageMeta, UserId};
-use parking_lot::Mutex;
 use payload::Last;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// Usernames kept for `from_name` before the cache starts over.
-const NAMES: usize = 100_000;
-
 struct Push {
     coalescer: Coalescer,
-    /// Sender names, read once each (a username never changes).
-    names: Mutex<HashMap<UserId, String>>,
 }
 
 #[async_trait]
@@ -96,25 +89,14 @@ impl Push {
         Ok(())
     }
 
-    /// The sender's username, from the cache or the store (empty for a
-    /// user the store does not know any more).
+    /// What to show for the sender (docs/protocol.md §3.18: display name,
+    /// else username; the node's bounded cache of names); empty for a
+    /// sender with no account (the system user).
     async fn name(&self, app: &App, user: UserId) -> Result<String> {
-        if let Some(n) = self.names.lock().get(&user) {
-            return Ok(n.clone());
+        match app.users.shown_name(user).await {
+            Err(ServerError::NotFound(_)) => Ok(String::new()),
+            other => other,
         }
-        let name = app
-            .store
-            .accounts()
-            .user_by_id(user)
-            .await?
-            .map(|u| u.username)
-            .unwrap_or_default();
-        let mut names = self.names.lock();
-        if names.len() >= NAMES {
-            names.clear();
-        }
-        names.insert(user, name.clone());
-        Ok(name)
     }
 }
 
@@ -135,10 +117,7 @@ pub fn spawn(app: &App) -> Option<(String, JoinHandle<()>)> {
         sender,
         app.shutdown.clone(),
     );
-    let worker = Push {
-        coalescer,
-        names: Mutex::new(HashMap::new()),
-    };
+    let worker = Push { coalescer };
     let run = super::run(app.clone(), Box::new(worker));
     Some(("push".into(), tokio::spawn(run)))
 }

@@ -63,6 +63,25 @@ async fn run(mut cmd: Command) -> Output {
         .expect("spawn magpie-cli")
 }
 
+/// Registers and logs in each of `names` (password `password123`), each in
+/// the profile of its name; their user ids.
+async fn sign_up(node: &Node, dir: &Path, names: &[&str]) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for &name in names {
+        ok_json(cli(
+            node,
+            dir,
+            name,
+            &["register", name, "--password", "password123"],
+        ))
+        .await;
+        let mut c = cli(node, dir, name, &["login", name]);
+        c.env("MAGPIE_PASSWORD", "password123");
+        ids.push(ok_json(c).await["user_id"].as_i64().unwrap());
+    }
+    ids
+}
+
 fn describe(o: &Output) -> String {
     format!(
         "status {:?}\nstdout: {}\nstderr: {}",
@@ -282,19 +301,11 @@ async fn cli_follows_posts_and_reads_the_feed() {
     let node = start_node().await;
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let mut ids = Vec::new();
-    for name in ["carol", "dave"] {
-        ok_json(cli(
-            &node,
-            dir,
-            name,
-            &["register", name, "--password", "password123"],
-        ))
-        .await;
-        let mut c = cli(&node, dir, name, &["login", name]);
-        c.env("MAGPIE_PASSWORD", "password123");
-        ids.push(ok_json(c).await["user_id"].as_i64().unwrap().to_string());
-    }
+    let ids: Vec<String> = sign_up(&node, dir, &["carol", "dave"])
+        .await
+        .iter()
+        .map(i64::to_string)
+        .collect();
     let f = ok_json(cli(&node, dir, "dave", &["follow", &ids[0]])).await;
     assert_eq!(f["changed"], true);
     let p1 = ok_json(cli(&node, dir, "carol", &["post", "first", "words"])).await;
@@ -353,18 +364,7 @@ async fn cli_drives_a_group_with_mentions_a_reply_an_edit_and_a_recall() {
     let node = start_node().await;
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    for name in ["erin", "frank", "grace"] {
-        ok_json(cli(
-            &node,
-            dir,
-            name,
-            &["register", name, "--password", "password123"],
-        ))
-        .await;
-        let mut c = cli(&node, dir, name, &["login", name]);
-        c.env("MAGPIE_PASSWORD", "password123");
-        ok_json(c).await;
-    }
+    sign_up(&node, dir, &["erin", "frank", "grace"]).await;
     let g = ok_json(cli(
         &node,
         dir,
@@ -535,18 +535,7 @@ async fn cli_hears_and_says_something_in_a_live_room() {
     let node = start_node().await;
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    for name in ["hana", "ivan"] {
-        ok_json(cli(
-            &node,
-            dir,
-            name,
-            &["register", name, "--password", "password123"],
-        ))
-        .await;
-        let mut c = cli(&node, dir, name, &["login", name]);
-        c.env("MAGPIE_PASSWORD", "password123");
-        ok_json(c).await;
-    }
+    sign_up(&node, dir, &["hana", "ivan"]).await;
     // Ivan listens for one message; hana says it until he has heard one (a
     // room keeps nothing for who was not there: she may speak before he
     // joined).

@@ -78,12 +78,7 @@ impl Users {
                 continue;
             }
             if let Some(r) = self.store.accounts().user_by_id(id).await? {
-                out.push(UserProfile {
-                    id: r.id,
-                    username: r.username,
-                    display_name: None,
-                    avatar_url: None,
-                });
+                out.push(super::users::bare(r));
             }
         }
         let found: Vec<UserId> = out.iter().map(|p| p.id).collect();

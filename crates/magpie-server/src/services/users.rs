@@ -20,6 +20,16 @@ use std::time::{Duration, Instant};
 /// renamed user is seen by their new name within this.
 const NAME_TTL: Duration = Duration::from_secs(60);
 
+/// Who an account is, before its profile is read.
+pub(super) fn bare(record: magpie_store::UserRecord) -> UserProfile {
+    UserProfile {
+        id: record.id,
+        username: record.username,
+        display_name: None,
+        avatar_url: None,
+    }
+}
+
 pub struct Users {
     pub(super) store: Store,
     known: Mutex<Generations<UserId, ()>>,
@@ -64,13 +74,7 @@ impl Users {
         let record = self.store.accounts().user_by_name(name).await?;
         let record = record.ok_or_else(|| ServerError::NotFound(format!("no user {name:?}")))?;
         self.known.lock().insert(record.id, ());
-        self.with_profile(UserProfile {
-            id: record.id,
-            username: record.username,
-            display_name: None,
-            avatar_url: None,
-        })
-        .await
+        self.with_profile(bare(record)).await
     }
 
     /// The user with id `user`; `not_found` otherwise.
@@ -80,15 +84,7 @@ impl Users {
             return Err(not_found());
         }
         match self.store.accounts().user_by_id(user).await? {
-            Some(record) => {
-                self.with_profile(UserProfile {
-                    id: record.id,
-                    username: record.username,
-                    display_name: None,
-                    avatar_url: None,
-                })
-                .await
-            }
+            Some(record) => self.with_profile(bare(record)).await,
             None => {
                 self.missing.mark(user);
                 Err(not_found())

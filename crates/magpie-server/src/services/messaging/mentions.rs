@@ -5,7 +5,7 @@
 //! `meta` and the store keeps one row per mentioned user in the accepting
 //! transaction, so each member's mention count is derived from their read
 //! position like unread. Mentions reach a member through a muted
-//! conversation (the offline push honours them, docs/protocol.md §5.12).
+//! conversation (the offline push honours them, docs/protocol.md §8).
 //!
 //! Not checked: whether a named user is a member. A non-member has no
 //! conversation summary to count it in, and a later joiner counts only from

@@ -21,11 +21,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The debug build directory (.cargo/config.toml) grows with every run:
-# incremental caches and test binaries of earlier builds. Past the cap it is
-# dropped and rebuilt (about 20 minutes on two cores) rather than left to
-# fill the disk, which stops everything on the machine.
+# incremental caches and test binaries of earlier builds (a run from a new
+# clone adds about 15 GB). Past the cap it is dropped and rebuilt (about 20
+# minutes on two cores) rather than left to fill the disk, which stops
+# everything on the machine: this machine's disk has about 90 GB to give,
+# and a 66 GB directory filled it (2026-12-04).
 target=${CARGO_TARGET_DIR:-/var/tmp/magpie-target}
-cap_gb=${MAGPIE_TARGET_CAP_GB:-60}
+cap_gb=${MAGPIE_TARGET_CAP_GB:-40}
 if [ -d "$target/debug" ] && [ "$(du -s --block-size=1G "$target/debug" | cut -f1)" -gt "$cap_gb" ]; then
   echo "test: $target/debug is over $cap_gb GB: removing it" >&2
   rm -rf "$target/debug"

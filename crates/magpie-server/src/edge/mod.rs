@@ -1,6 +1,7 @@
 //! The edge role: the HTTP API (public `/v1`, operations `/healthz` and
 //! `/metrics`) and the WebSocket upgrade route on the public listener, and
-//! the internal API (`/internal/v1`) on a router of its own.
+//! the internal API (`/internal/v1`) on a router of its own. With `edge`,
+//! the web chat client's files at `/` (`web.rs`, docs/web.md).
 //!
 //! Invariant: the public router never routes `/internal/v1/*` (it answers
 //! `not_found` like any unknown path); the internal routes are only served
@@ -18,6 +19,7 @@ mod messages;
 mod observe;
 pub(crate) mod search;
 mod users;
+mod web;
 
 use crate::app::App;
 use crate::error::ServerError;
@@ -120,6 +122,9 @@ pub fn router(app: App) -> Router {
             )
             .route("/v1/feed", get(feeds::home))
             .route("/v1/search", get(search::search));
+        if app.cfg.http.web_client {
+            r = web::routes(r);
+        }
     }
     let r = r.fallback(not_found).layer(DefaultBodyLimit::max(limit));
     close::guarded(r, &app, true).with_state(app)

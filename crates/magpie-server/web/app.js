@@ -1,0 +1,458 @@
+// The web chat client (docs/web.md): the socket's pushes and answers
+// applied to the state (state.js), sending, reading, history and the forms.
+
+import * as api from "./api.js";
+import { Socket } from "./socket.js";
+import * as view from "./view.js";
+import { S, conv, wantNames, addNewer, received, loadGroups, onChange } from "./state.js";
+import { wireSearch } from "./search.js";
+
+const PAGE = 30;
+const SEND_TIMEOUT_MS = 15_000;
+
+let socket = null;
+const $ = (id) => document.getElementById(id);
+
+function onPush(f) {
+  switch (f.op) {
+    case "msg": {
+      socket.tell({ op: "ack", conv: f.conv, seqs: [f.seq] });
+      const c = conv(f.conv);
+      const isNew = f.seq > c.hi;
+      // Another device's send, or this one's before its `sent`: either way
+      // the message is durable now and shown once, by its sequence.
+      if (f.from === S.me) c.pending = c.pending.filter((p) => p.cmid !== f.cmid);
+      if (!addNewer(c, f, false)) {
+        catchUp({ [c.id]: c.hi });
+        return;
+      }
+      if (isNew) received(c, f);
+      if (f.from !== S.me) clearTyping(c.id, f.from);
+      redraw();
+      markRead();
+      break;
+    }
+    case "receipt": {
+      const c = conv(f.conv);
+      if (f.reader !== S.me) c.peer_read = Math.max(c.peer_read, f.seq);
+      redraw();
+      break;
+    }
+    case "group_receipt": {
+      conv(f.conv).readBy.set(f.seq, f.read);
+      redraw();
+      break;
+    }
+    case "read_sync": {
+      const c = conv(f.conv);
+      c.read_seq = Math.max(c.read_seq, f.seq);
+      refreshUnread();
+      break;
+    }
+    case "presence":
+      if (f.online) S.online.add(f.user);
+      else S.online.delete(f.user);
+      redraw();
+      break;
+    case "typing":
+      onTyping(f);
+      break;
+    case "resync":
+      catchUp();
+      break;
+    default:
+      break;
+  }
+}
+
+/// Everything missed since this page's positions: sync until no
+/// conversation has more. A conversation the page holds nothing of starts
+/// at its newest message (older ones come by history when it is opened).
+async function catchUp(only) {
+  let positions = only;
+  if (!positions) {
+    positions = {};
+    for (const c of S.convs.values()) {
+      positions[c.id] = c.hi || Math.max(0, c.last_seq - 1);
+    }
+  }
+  try {
+    for (;;) {
+      const r = await socket.request({ op: "sync", convs: positions, limit: 100 });
+      const again = {};
+      for (const sc of r.convs) {
+        const c = conv(sc.conv);
+        if (!c.hi && !sc.messages.length) c.hi = sc.last_seq;
+        for (const m of sc.messages) {
+          const isNew = m.seq > c.hi;
+          addNewer(c, m, true);
+          // A full catch-up follows `unread`, which counted these already.
+          if (isNew && only) received(c, m);
+        }
+        c.last_seq = sc.last_seq;
+        c.read_seq = Math.max(c.read_seq, sc.read_seq);
+        if (sc.more) again[sc.conv] = c.hi;
+        else c.hi = Math.max(c.hi, sc.last_seq);
+      }
+      if (!Object.keys(again).length) break;
+      positions = again;
+    }
+  } catch {
+    return; // disconnected: the next welcome syncs again
+  }
+  redraw();
+  markRead();
+}
+
+async function refreshUnread() {
+  try {
+    const r = await socket.request({ op: "unread" });
+    for (const u of r.convs) {
+      const c = conv(u.conv);
+      c.unread = u.unread;
+      c.last_seq = Math.max(c.last_seq, u.last_seq);
+      c.read_seq = Math.max(c.read_seq, u.read_seq);
+    }
+    redraw();
+  } catch {
+    /* the next welcome reads it again */
+  }
+}
+
+async function onWelcome() {
+  await loadGroups();
+  await refreshUnread();
+  await catchUp();
+  watchPresence();
+}
+
+// ------------------------------------------------------------ reading
+
+let readTimer = null;
+/// The open conversation is read up to what it shows, while the page is seen.
+function markRead() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(async () => {
+    const c = S.convs.get(S.open);
+    if (!c || document.visibilityState !== "visible" || c.hi <= c.read_seq) return;
+    try {
+      const r = await socket.request({ op: "read", conv: c.id, seq: c.hi });
+      c.read_seq = Math.max(c.read_seq, r.seq);
+      if (c.read_seq >= c.last_seq) c.unread = 0;
+      else await refreshUnread();
+      redraw();
+    } catch {
+      /* read again after the next welcome */
+    }
+  }, 200);
+}
+
+// ------------------------------------------------------------ sending
+
+function uuidv7() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  let ms = Date.now();
+  for (let i = 5; i >= 0; i--) {
+    b[i] = ms % 256;
+    ms = Math.floor(ms / 256);
+  }
+  b[6] = (b[6] & 0x0f) | 0x70;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/// Sends (or sends again, with the same cmid: the server answers a retry
+/// with the original message, docs/protocol.md §1.3) one pending message.
+async function deliver(c, p) {
+  p.state = "sending";
+  p.error = "";
+  redraw();
+  const frame = { op: "send", cmid: p.cmid, body: p.body };
+  if (c.group) frame.group = c.group;
+  else frame.to = c.peer;
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject({ message: "no answer" }), SEND_TIMEOUT_MS);
+  });
+  try {
+    const r = await Promise.race([socket.request(frame), timeout]);
+    c.pending = c.pending.filter((x) => x !== p);
+    const m = { server_id: r.server_id, conv: r.conv, seq: r.seq, from: S.me, to: c.peer, cmid: p.cmid, body: p.body, sent_at: r.sent_at };
+    if (!addNewer(c, m, false)) catchUp({ [c.id]: c.hi });
+    c.read_seq = Math.max(c.read_seq, c.group ? r.seq : c.read_seq);
+  } catch (e) {
+    p.state = "failed";
+    p.error = e.message || e.code || "";
+  } finally {
+    clearTimeout(timer);
+  }
+  redraw();
+}
+
+function retry(c, p) {
+  deliver(c, p);
+}
+
+function discard(c, p) {
+  c.pending = c.pending.filter((x) => x !== p);
+  redraw();
+}
+
+// ---------------------------------------------------- typing, presence
+
+let typedAt = 0;
+function typed() {
+  const c = S.convs.get(S.open);
+  if (!c || Date.now() - typedAt < 3000) return;
+  typedAt = Date.now();
+  socket.tell({ op: "typing", conv: c.id });
+}
+
+const typing = new Map(); // conv -> Map(user -> {name, until})
+function onTyping(f) {
+  const t = typing.get(f.conv) || new Map();
+  typing.set(f.conv, t);
+  if (f.active) t.set(f.user, { name: f.name, until: Date.now() + f.ttl_ms });
+  else t.delete(f.user);
+  setTimeout(drawTyping, f.ttl_ms + 50);
+  drawTyping();
+}
+
+function clearTyping(convId, user) {
+  typing.get(convId)?.delete(user);
+  drawTyping();
+}
+
+function drawTyping() {
+  const t = typing.get(S.open);
+  const names = t ? [...t.values()].filter((x) => x.until > Date.now()).map((x) => x.name) : [];
+  view.showTyping(names.length ? `${names.join(", ")} ${names.length > 1 ? "are" : "is"} typing…` : "");
+}
+
+function watchPresence() {
+  const c = S.convs.get(S.open);
+  const users = c && c.peer ? [c.peer] : [];
+  socket
+    .request({ op: "presence_watch", users })
+    .then((r) => {
+      for (const u of users) S.online.delete(u);
+      for (const u of r.online) S.online.add(u);
+      redraw();
+    })
+    .catch(() => {});
+}
+
+// ------------------------------------------------------- conversations
+
+const loadingOlder = new Map(); // conv -> the page being loaded
+/// One older page at a time per conversation; resolves when it is drawn.
+function loadOlder(c) {
+  if (!loadingOlder.has(c.id)) {
+    loadingOlder.set(c.id, olderPage(c).finally(() => loadingOlder.delete(c.id)));
+  }
+  return loadingOlder.get(c.id);
+}
+
+async function olderPage(c) {
+  if (!c.more_older || (c.hi && c.lo <= 1)) return;
+  try {
+    const before = c.hi ? c.lo : c.last_seq + 1;
+    const r = await socket.request({ op: "history", conv: c.id, before, limit: PAGE });
+    for (const m of r.messages) {
+      if (!c.hi) c.hi = m.seq;
+      c.msgs.set(m.seq, m);
+      c.lo = c.lo ? Math.min(c.lo, m.seq) : m.seq;
+      wantNames([m.from]);
+    }
+    c.more_older = r.more && c.lo > 1;
+    if (!r.messages.length) c.more_older = false;
+    if (S.open === c.id) view.drawConversation(S, c, handlers, true);
+  } catch {
+    /* tried again on the next scroll */
+  }
+  const ol = $("messages");
+  if (S.open === c.id && c.more_older && ol.scrollHeight <= ol.clientHeight) {
+    setTimeout(() => loadOlder(c), 0);
+  }
+}
+
+/// Opens a conversation at one message (a search hit), loading older
+/// pages until it is there.
+async function reveal(id, seq) {
+  pick(id);
+  const c = conv(id);
+  for (let i = 0; i < 50 && (!c.hi || c.lo > seq) && c.more_older; i++) {
+    await loadOlder(c);
+  }
+  S.found = { conv: id, seq };
+  view.drawConversation(S, c, handlers);
+  document.querySelector(`#messages li.msg[data-seq="${seq}"]`)?.scrollIntoView({ block: "center" });
+}
+
+function pick(id) {
+  S.open = id;
+  S.found = null;
+  const c = conv(id);
+  redraw();
+  $("messages").scrollTop = $("messages").scrollHeight;
+  if (c.hi - c.lo < PAGE) loadOlder(c);
+  markRead();
+  watchPresence();
+  drawTyping();
+  $("compose").focus();
+}
+
+async function readBy(c, seq) {
+  try {
+    const r = await api.call("GET", `/v1/groups/${c.group}/messages/${seq}/read_by?limit=100`);
+    const others = r.users.filter((u) => u !== S.me);
+    wantNames(others);
+    if (others.some((u) => !S.names.has(u))) await new Promise((res) => setTimeout(res, 300));
+    view.showReaders(others.map((u) => S.name(u)));
+  } catch {
+    /* the count stays shown */
+  }
+}
+
+const handlers = { retry, discard, readBy };
+
+// One redraw for everything that changed in one turn of the event loop.
+// (A timer, not requestAnimationFrame: a page in the background gets no
+// animation frames, and its list and badges must still be right when the
+// user comes back.)
+let frame = 0;
+function redraw() {
+  if (frame) return;
+  frame = setTimeout(() => {
+    frame = 0;
+    view.drawList(S, pick);
+    const c = S.convs.get(S.open);
+    view.drawHeader(S, c);
+    if (c) view.drawConversation(S, c, handlers);
+    let total = 0;
+    for (const x of S.convs.values()) total += x.unread;
+    view.showTotal(total);
+  }, 0);
+}
+
+// --------------------------------------------------------------- forms
+
+async function startChat(name) {
+  const u = await api.call("GET", `/v1/users?name=${encodeURIComponent(name)}`);
+  S.names.set(u.id, u.display_name || u.username);
+  const [a, b] = u.id < S.me ? [u.id, S.me] : [S.me, u.id];
+  pick(`d:${a}:${b}`);
+}
+
+async function createGroup(name, members) {
+  const ids = [];
+  for (const m of members) {
+    const u = await api.call("GET", `/v1/users?name=${encodeURIComponent(m)}`);
+    S.names.set(u.id, u.display_name || u.username);
+    ids.push(u.id);
+  }
+  const g = await api.call("POST", "/v1/groups", { name, members: ids });
+  S.groups.set(g.id, g);
+  pick(`g:${g.id}`);
+}
+
+function showError(id, e) {
+  $(id).textContent = e ? e.message || String(e) : "";
+}
+
+function enter(session) {
+  S.me = session.user_id;
+  S.names.set(S.me, session.username);
+  $("me").textContent = session.username;
+  $("auth").hidden = true;
+  $("chat").hidden = false;
+  socket = new Socket({ onPush, onState: view.showBanner, onWelcome });
+  socket.start();
+}
+
+function leave() {
+  socket?.stop();
+  socket = null;
+  api.end();
+  location.reload();
+}
+
+function wire() {
+  onChange(redraw);
+  $("auth-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const username = $("username").value.trim();
+    const password = $("password").value;
+    showError("auth-error", null);
+    try {
+      if (e.submitter?.value === "register") await api.register(username, password);
+      enter(await api.login(username, password));
+    } catch (err) {
+      showError("auth-error", err);
+    }
+  });
+  $("logout").addEventListener("click", leave);
+  $("new-chat").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError("new-chat-error", null);
+    try {
+      await startChat($("new-chat-name").value.trim());
+      $("new-chat-name").value = "";
+    } catch (err) {
+      showError("new-chat-error", err.status === 404 ? { message: "No such user" } : err);
+    }
+  });
+  $("new-group").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError("new-group-error", null);
+    const members = $("group-members").value.split(/[\s,]+/).filter(Boolean);
+    try {
+      await createGroup($("group-name").value.trim(), members);
+      $("group-name").value = "";
+      $("group-members").value = "";
+      $("new-group").closest("details").open = false;
+    } catch (err) {
+      showError("new-group-error", err.status === 404 ? { message: "No such user" } : err);
+    }
+  });
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const c = S.convs.get(S.open);
+    const body = $("compose").value;
+    if (!c || !body.trim()) return;
+    $("compose").value = "";
+    const p = { cmid: uuidv7(), body, state: "sending" };
+    c.pending.push(p);
+    deliver(c, p);
+  });
+  $("compose").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  $("compose").addEventListener("input", typed);
+  $("messages").addEventListener("scroll", () => {
+    const c = S.convs.get(S.open);
+    if (c && $("messages").scrollTop < 80) loadOlder(c);
+  });
+  $("readers-close").addEventListener("click", () => $("readers").close());
+  document.addEventListener("visibilitychange", markRead);
+  wireSearch({ title: (id) => S.title(conv(id)), open: reveal });
+  api.onSessionEnded(leave);
+}
+
+async function main() {
+  wire();
+  let restored = null;
+  try {
+    restored = await api.restore();
+  } catch {
+    restored = null; // the kept session could not be renewed: log in again
+  }
+  if (restored) enter(restored);
+  else $("auth").hidden = false;
+}
+
+main();

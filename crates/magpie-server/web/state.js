@@ -1,0 +1,123 @@
+// What the page knows (docs/web.md, "Catching up"). Invariant: for each
+// conversation the page holds one contiguous run of sequences [lo, hi]
+// (retention's removed ones skipped); a message beyond hi + 1 is a gap,
+// filled by sync before it is shown, so messages appear in order, each once.
+
+import * as api from "./api.js";
+
+let changed = () => {};
+/// What to call when something shown has changed (app.js: a redraw).
+export function onChange(fn) {
+  changed = fn;
+}
+
+export const S = {
+  me: 0,
+  convs: new Map(),
+  open: null,
+  found: null, // the search hit shown: {conv, seq}
+  names: new Map(),
+  online: new Set(),
+  groups: new Map(),
+  title: (c) => (c.group ? S.groups.get(c.group)?.name || `Group ${c.group}` : S.name(c.peer)),
+  name: (u) => (u === 0 ? "Magpie" : S.names.get(u) || `User ${u}`),
+};
+
+/// The conversation `id` ("d:1:2", "g:7"), made on first sight.
+export function conv(id) {
+  let c = S.convs.get(id);
+  if (!c) {
+    const [kind, a, b] = id.split(":");
+    c = {
+      id,
+      group: kind === "g" ? Number(a) : 0,
+      peer: kind === "d" ? (Number(a) === S.me ? Number(b) : Number(a)) : 0,
+      msgs: new Map(),
+      lo: 0,
+      hi: 0,
+      last_seq: 0,
+      read_seq: 0,
+      peer_read: 0,
+      unread: 0,
+      more_older: true,
+      pending: [],
+      readBy: new Map(),
+      created: Date.now(),
+    };
+    S.convs.set(id, c);
+    if (c.peer) wantNames([c.peer]);
+    if (c.group && !S.groups.has(c.group)) loadGroup(c.group);
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------- names
+
+const unknown = new Set();
+let namesTimer = null;
+export function wantNames(ids) {
+  for (const u of ids) if (u && !S.names.has(u)) unknown.add(u);
+  if (unknown.size && !namesTimer) namesTimer = setTimeout(lookupNames, 50);
+}
+
+async function lookupNames() {
+  namesTimer = null;
+  const ids = [...unknown].slice(0, 100);
+  ids.forEach((u) => unknown.delete(u));
+  try {
+    const r = await api.call("POST", "/v1/users/lookup", { ids });
+    for (const u of r.users) S.names.set(u.id, u.display_name || u.username);
+    changed();
+  } catch {
+    /* names are cosmetic: ids stay shown */
+  }
+  if (unknown.size) namesTimer = setTimeout(lookupNames, 1000);
+}
+
+// ------------------------------------------------------------- messages
+
+/// A message from a push, a send's answer or sync (newer than hi).
+export function addNewer(c, m, fromSync) {
+  if (m.seq <= c.hi) {
+    if (m.seq >= c.lo) c.msgs.set(m.seq, m); // an edit of a held message
+    return true;
+  }
+  if (c.hi && m.seq > c.hi + 1 && !fromSync) return false; // a gap: sync fills it
+  if (!c.hi) c.lo = m.seq;
+  c.msgs.set(m.seq, m);
+  c.hi = m.seq;
+  c.last_seq = Math.max(c.last_seq, m.seq);
+  if (m.from !== S.me && m.from !== 0) wantNames([m.from]);
+  return true;
+}
+
+/// Counts a message the user has not read, unless it lands in the open
+/// conversation of a page they are looking at (read at once: markRead).
+export function received(c, m) {
+  const seen = S.open === c.id && document.visibilityState === "visible";
+  if (m.from !== S.me && m.seq > c.read_seq && !seen) c.unread += 1;
+}
+
+export async function loadGroups() {
+  try {
+    const r = await api.call("GET", "/v1/groups");
+    for (const g of r.groups) {
+      S.groups.set(g.id, g);
+      conv(`g:${g.id}`);
+    }
+  } catch {
+    /* shown as "Group N" */
+  }
+}
+
+/// A group the page learns of by a push (added by someone else).
+async function loadGroup(id) {
+  S.groups.set(id, { id, name: `Group ${id}` });
+  try {
+    S.groups.set(id, await api.call("GET", `/v1/groups/${id}`));
+    changed();
+  } catch {
+    /* shown as "Group N" */
+  }
+}
+

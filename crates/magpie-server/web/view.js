@@ -1,0 +1,157 @@
+// Drawing: the conversation list and the open conversation, from the
+// state app.js keeps. Nothing here talks to the server.
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) {
+    if (c !== null && c !== undefined) e.append(c);
+  }
+  return e;
+}
+
+export function time(ms) {
+  const d = new Date(ms);
+  const today = new Date().toDateString() === d.toDateString();
+  return today
+    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+export function showBanner(state) {
+  const b = $("banner");
+  b.hidden = state === "online";
+  b.textContent = state === "reconnecting" ? "Reconnecting…" : "Connecting…";
+}
+
+export function showTotal(total) {
+  const t = $("total-unread");
+  t.hidden = total === 0;
+  t.textContent = String(total);
+  t.setAttribute("aria-label", `${total} unread`);
+  document.title = total ? `(${total}) Magpie` : "Magpie";
+}
+
+/// The list, newest conversation first; `pick(conv)` opens one.
+export function drawList(S, pick) {
+  const ul = $("conv-list");
+  const items = [...S.convs.values()].sort((a, b) => lastAt(b) - lastAt(a));
+  ul.replaceChildren(
+    ...items.map((c) => {
+      const last = c.msgs.get(c.hi);
+      const preview = last ? `${last.from === S.me ? "You: " : ""}${last.body}` : "";
+      const badge = c.unread
+        ? el("span", { class: "badge", "aria-label": `${c.unread} unread` }, String(c.unread))
+        : null;
+      const btn = el(
+        "button",
+        {
+          type: "button",
+          class: "conv",
+          "data-conv": c.id,
+          "aria-current": S.open === c.id ? "true" : null,
+          onclick: () => pick(c.id),
+        },
+        el("span", { class: "conv-title" }, S.title(c)),
+        badge,
+        el("span", { class: "conv-preview" }, preview),
+        last ? el("time", { datetime: new Date(last.sent_at).toISOString() }, time(last.sent_at)) : null,
+      );
+      return el("li", {}, btn);
+    }),
+  );
+}
+
+function lastAt(c) {
+  const last = c.msgs.get(c.hi);
+  return last ? last.sent_at : c.created || 0;
+}
+
+/// The state shown beside one of the user's own messages.
+function ownState(c, m) {
+  if (c.group) {
+    // The count includes the sender, who has read their own message
+    // (docs/protocol.md §3.14): others are one fewer.
+    const n = (c.readBy.get(m.seq) || 1) - 1;
+    return n ? `Read by ${n}` : "Sent";
+  }
+  return m.seq <= c.peer_read ? "Read" : "Sent";
+}
+
+/// Redraws the open conversation. Keeps the reader where they were: at the
+/// bottom if they were there, else at the same message (older pages added
+/// above shift the content by their height, which is given back: `older`).
+export function drawConversation(S, c, { retry, discard, readBy }, older = false) {
+  const ol = $("messages");
+  const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
+  const before = ol.scrollHeight;
+  const top = ol.scrollTop;
+  const rows = [];
+  if (c.lo > 1 && c.more_older) rows.push(el("li", { class: "older" }, "Loading older messages…"));
+  else if (c.hi > 0) rows.push(el("li", { class: "older", "data-first": "" }, "Start of the conversation"));
+  for (let s = c.lo; s <= c.hi; s++) {
+    const m = c.msgs.get(s);
+    if (!m) continue;
+    const mine = m.from === S.me;
+    const state = mine ? ownState(c, m) : null;
+    rows.push(
+      el(
+        "li",
+        {
+          class: `${mine ? "msg mine" : m.from === 0 ? "msg system" : "msg"}${S.found?.conv === c.id && S.found.seq === m.seq ? " found" : ""}`,
+          "data-seq": String(m.seq),
+          "data-cmid": mine ? m.cmid : null,
+        },
+        el("span", { class: "who" }, mine ? "You" : S.name(m.from)),
+        el("time", { datetime: new Date(m.sent_at).toISOString() }, time(m.sent_at)),
+        el("p", { class: "body" }, m.body),
+        state && c.group && c.readBy.get(m.seq) > 1
+          ? el("button", { type: "button", class: "state link", onclick: () => readBy(c, m.seq) }, state)
+          : state
+            ? el("span", { class: "state" }, state)
+            : null,
+      ),
+    );
+  }
+  for (const p of c.pending) {
+    rows.push(
+      el(
+        "li",
+        { class: `msg mine ${p.state}`, "data-cmid": p.cmid },
+        el("span", { class: "who" }, "You"),
+        el("p", { class: "body" }, p.body),
+        el("span", { class: "state", role: p.state === "failed" ? "alert" : null },
+          p.state === "failed" ? `Not sent${p.error ? `: ${p.error}` : ""}` : "Sending…"),
+        p.state === "failed" ? el("button", { type: "button", class: "retry", onclick: () => retry(c, p) }, "Retry") : null,
+        p.state === "failed" ? el("button", { type: "button", class: "discard", onclick: () => discard(c, p) }, "Delete") : null,
+      ),
+    );
+  }
+  ol.replaceChildren(...rows);
+  if (atBottom) ol.scrollTop = ol.scrollHeight;
+  else ol.scrollTop = older ? top + (ol.scrollHeight - before) : top;
+}
+
+export function drawHeader(S, c) {
+  $("conv-title").textContent = c ? S.title(c) : "Pick a conversation";
+  $("composer").hidden = !c;
+  const p = $("presence");
+  p.textContent = c && !c.group && S.online.has(c.peer) ? "online" : "";
+}
+
+export function showTyping(text) {
+  $("typing").textContent = text;
+}
+
+export function showReaders(names) {
+  const d = $("readers");
+  $("readers-list").replaceChildren(...names.map((n) => el("li", {}, n)));
+  if (!d.open) d.showModal();
+}

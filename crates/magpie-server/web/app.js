@@ -6,9 +6,10 @@ import { Socket } from "./socket.js";
 import * as view from "./view.js";
 import { S, conv, wantNames, addNewer, received, loadGroups, onChange } from "./state.js";
 import { wireSearch } from "./search.js";
+import { composer } from "./compose.js";
+import { wireFeed, hideFeed, onPost } from "./feed.js";
 
 const PAGE = 30;
-const SEND_TIMEOUT_MS = 15_000;
 
 let socket = null;
 const $ = (id) => document.getElementById(id);
@@ -56,6 +57,9 @@ function onPush(f) {
       break;
     case "typing":
       onTyping(f);
+      break;
+    case "post":
+      onPost(f);
       break;
     case "resync":
       catchUp();
@@ -110,6 +114,7 @@ async function refreshUnread() {
     for (const u of r.convs) {
       const c = conv(u.conv);
       c.unread = u.unread;
+      c.mentions = u.mentions || 0;
       c.last_seq = Math.max(c.last_seq, u.last_seq);
       c.read_seq = Math.max(c.read_seq, u.read_seq);
     }
@@ -138,65 +143,16 @@ function markRead() {
     try {
       const r = await socket.request({ op: "read", conv: c.id, seq: c.hi });
       c.read_seq = Math.max(c.read_seq, r.seq);
-      if (c.read_seq >= c.last_seq) c.unread = 0;
+      if (c.read_seq >= c.last_seq) {
+        c.unread = 0;
+        c.mentions = 0;
+      }
       else await refreshUnread();
       redraw();
     } catch {
       /* read again after the next welcome */
     }
   }, 200);
-}
-
-// ------------------------------------------------------------ sending
-
-function uuidv7() {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  let ms = Date.now();
-  for (let i = 5; i >= 0; i--) {
-    b[i] = ms % 256;
-    ms = Math.floor(ms / 256);
-  }
-  b[6] = (b[6] & 0x0f) | 0x70;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-/// Sends (or sends again, with the same cmid: the server answers a retry
-/// with the original message, docs/protocol.md §1.3) one pending message.
-async function deliver(c, p) {
-  p.state = "sending";
-  p.error = "";
-  redraw();
-  const frame = { op: "send", cmid: p.cmid, body: p.body };
-  if (c.group) frame.group = c.group;
-  else frame.to = c.peer;
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject({ message: "no answer" }), SEND_TIMEOUT_MS);
-  });
-  try {
-    const r = await Promise.race([socket.request(frame), timeout]);
-    c.pending = c.pending.filter((x) => x !== p);
-    const m = { server_id: r.server_id, conv: r.conv, seq: r.seq, from: S.me, to: c.peer, cmid: p.cmid, body: p.body, sent_at: r.sent_at };
-    if (!addNewer(c, m, false)) catchUp({ [c.id]: c.hi });
-    c.read_seq = Math.max(c.read_seq, c.group ? r.seq : c.read_seq);
-  } catch (e) {
-    p.state = "failed";
-    p.error = e.message || e.code || "";
-  } finally {
-    clearTimeout(timer);
-  }
-  redraw();
-}
-
-function retry(c, p) {
-  deliver(c, p);
-}
-
-function discard(c, p) {
-  c.pending = c.pending.filter((x) => x !== p);
-  redraw();
 }
 
 // ---------------------------------------------------- typing, presence
@@ -291,6 +247,7 @@ async function reveal(id, seq) {
 }
 
 function pick(id) {
+  hideFeed();
   S.open = id;
   S.found = null;
   const c = conv(id);
@@ -315,7 +272,12 @@ async function readBy(c, seq) {
   }
 }
 
-const handlers = { retry, discard, readBy };
+const writer = composer({
+  request: (frame) => socket.request(frame),
+  redraw: () => redraw(),
+  catchUp: (convs) => catchUp(convs),
+});
+const handlers = { retry: writer.deliver, discard: writer.discard, readBy, act: writer.act };
 
 // One redraw for everything that changed in one turn of the event loop.
 // (A timer, not requestAnimationFrame: a page in the background gets no
@@ -418,14 +380,9 @@ function wire() {
   });
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();
-    const c = S.convs.get(S.open);
-    const body = $("compose").value;
-    if (!c || !body.trim()) return;
-    $("compose").value = "";
-    const p = { cmid: uuidv7(), body, state: "sending" };
-    c.pending.push(p);
-    deliver(c, p);
+    writer.submit(S.convs.get(S.open));
   });
+  $("compose-cancel").addEventListener("click", writer.cancel);
   $("compose").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
@@ -440,6 +397,10 @@ function wire() {
   $("readers-close").addEventListener("click", () => $("readers").close());
   document.addEventListener("visibilitychange", markRead);
   wireSearch({ title: (id) => S.title(conv(id)), open: reveal });
+  wireFeed(() => {
+    S.open = null;
+    redraw();
+  });
   api.onSessionEnded(leave);
 }
 

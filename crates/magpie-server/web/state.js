@@ -17,6 +17,7 @@ export const S = {
   open: null,
   found: null, // the search hit shown: {conv, seq}
   names: new Map(),
+  usernames: new Map(), // lower-cased username -> id (mentions)
   online: new Set(),
   groups: new Map(),
   title: (c) => (c.group ? S.groups.get(c.group)?.name || `Group ${c.group}` : S.name(c.peer)),
@@ -39,6 +40,7 @@ export function conv(id) {
       read_seq: 0,
       peer_read: 0,
       unread: 0,
+      mentions: 0,
       more_older: true,
       pending: [],
       readBy: new Map(),
@@ -53,6 +55,13 @@ export function conv(id) {
 
 // ---------------------------------------------------------------- names
 
+/// A user profile from a look-up: shown by display name, mentioned by
+/// username.
+export function known(u) {
+  S.names.set(u.id, u.display_name || u.username);
+  S.usernames.set(u.username.toLowerCase(), u.id);
+}
+
 const unknown = new Set();
 let namesTimer = null;
 export function wantNames(ids) {
@@ -66,7 +75,7 @@ async function lookupNames() {
   ids.forEach((u) => unknown.delete(u));
   try {
     const r = await api.call("POST", "/v1/users/lookup", { ids });
-    for (const u of r.users) S.names.set(u.id, u.display_name || u.username);
+    for (const u of r.users) known(u);
     changed();
   } catch {
     /* names are cosmetic: ids stay shown */
@@ -79,7 +88,9 @@ async function lookupNames() {
 /// A message from a push, a send's answer or sync (newer than hi).
 export function addNewer(c, m, fromSync) {
   if (m.seq <= c.hi) {
-    if (m.seq >= c.lo) c.msgs.set(m.seq, m); // an edit of a held message
+    // Held already (a resend, or the push of one's own send): the held
+    // copy stays, with any edit or recall applied to it since.
+    if (m.seq >= c.lo && !c.msgs.has(m.seq)) c.msgs.set(m.seq, m);
     return true;
   }
   if (c.hi && m.seq > c.hi + 1 && !fromSync) return false; // a gap: sync fills it
@@ -88,14 +99,41 @@ export function addNewer(c, m, fromSync) {
   c.hi = m.seq;
   c.last_seq = Math.max(c.last_seq, m.seq);
   if (m.from !== S.me && m.from !== 0) wantNames([m.from]);
+  if (isEvent(m)) applyEvent(c, m);
   return true;
+}
+
+/// An edit or a recall: a message of its own (it has a sequence) that
+/// changes another (docs/protocol.md §5.10); not shown by itself.
+export function isEvent(m) {
+  return Boolean(m.meta && (m.meta.edit_of || m.meta.recall_of));
+}
+
+/// Applies an edit or a recall to the message it names, if held (history
+/// and sync give messages already rewritten). A recall wins over an edit.
+function applyEvent(c, m) {
+  const t = c.msgs.get(m.meta.edit_of || m.meta.recall_of);
+  if (!t || t.meta?.recalled) return;
+  if (m.meta.recall_of) {
+    c.msgs.set(t.seq, { ...t, body: "", meta: { ...t.meta, recalled: true } });
+  } else {
+    c.msgs.set(t.seq, { ...t, body: m.body, meta: { ...t.meta, edited_at: m.sent_at } });
+  }
+}
+
+/// Whether `m` mentions this user, by name or `@all` (§5.11).
+export function mentionsMe(m) {
+  return Boolean(m.meta && (m.meta.mention_all || m.meta.mentions?.includes(S.me)));
 }
 
 /// Counts a message the user has not read, unless it lands in the open
 /// conversation of a page they are looking at (read at once: markRead).
 export function received(c, m) {
   const seen = S.open === c.id && document.visibilityState === "visible";
-  if (m.from !== S.me && m.seq > c.read_seq && !seen) c.unread += 1;
+  if (m.from !== S.me && m.seq > c.read_seq && !seen) {
+    c.unread += 1;
+    if (mentionsMe(m)) c.mentions += 1;
+  }
 }
 
 export async function loadGroups() {

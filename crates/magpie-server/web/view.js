@@ -1,6 +1,8 @@
 // Drawing: the conversation list and the open conversation, from the
 // state app.js keeps. Nothing here talks to the server.
 
+import { isEvent, mentionsMe } from "./state.js";
+
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, ...children) {
@@ -46,9 +48,13 @@ export function drawList(S, pick) {
   ul.replaceChildren(
     ...items.map((c) => {
       const last = c.msgs.get(c.hi);
-      const preview = last ? `${last.from === S.me ? "You: " : ""}${last.body}` : "";
+      const preview = last ? `${last.from === S.me ? "You: " : ""}${summary(last)}` : "";
       const badge = c.unread
-        ? el("span", { class: "badge", "aria-label": `${c.unread} unread` }, String(c.unread))
+        ? el(
+            "span",
+            { class: "badge", "aria-label": `${c.unread} unread${c.mentions ? `, ${c.mentions} mentioning you` : ""}` },
+            c.mentions ? `@${c.unread}` : String(c.unread),
+          )
         : null;
       const btn = el(
         "button",
@@ -69,6 +75,12 @@ export function drawList(S, pick) {
   );
 }
 
+function summary(m) {
+  if (m.meta?.recall_of || m.meta?.recalled) return "(recalled a message)";
+  if (m.meta?.edit_of) return `(edited) ${m.body}`;
+  return m.body;
+}
+
 function lastAt(c) {
   const last = c.msgs.get(c.hi);
   return last ? last.sent_at : c.created || 0;
@@ -85,10 +97,52 @@ function ownState(c, m) {
   return m.seq <= c.peer_read ? "Read" : "Sent";
 }
 
+const EDIT_WINDOW_MS = 24 * 3600 * 1000; // messages.edit_window_secs
+const RECALL_WINDOW_MS = 120 * 1000; // messages.recall_window_secs
+
+/// One message: sender, time, the message it replies to, its text (or the
+/// recalled placeholder), its state if it is one's own, and its actions.
+function message(S, c, m, { readBy, act }) {
+  const mine = m.from === S.me;
+  const state = mine ? ownState(c, m) : null;
+  const recalled = Boolean(m.meta?.recalled);
+  const found = S.found?.conv === c.id && S.found.seq === m.seq;
+  const cls = ["msg", mine ? "mine" : m.from === 0 ? "system" : "", mentionsMe(m) ? "mention" : "", found ? "found" : ""];
+  let quote = null;
+  if (m.meta?.reply_to) {
+    const t = c.msgs.get(m.meta.reply_to);
+    const text = t ? `${t.from === S.me ? "You" : S.name(t.from)}: ${t.meta?.recalled ? "(recalled)" : t.body}` : `message #${m.meta.reply_to}`;
+    quote = el("p", { class: "quote" }, `Reply to ${text}`);
+  }
+  const age = Date.now() - m.sent_at;
+  const actions = [];
+  if (!recalled && m.from !== 0) {
+    actions.push(el("button", { type: "button", onclick: () => act("reply", c, m) }, "Reply"));
+    if (mine && age < EDIT_WINDOW_MS) actions.push(el("button", { type: "button", onclick: () => act("edit", c, m) }, "Edit"));
+    if (mine && age < RECALL_WINDOW_MS) actions.push(el("button", { type: "button", onclick: () => act("recall", c, m) }, "Recall"));
+  }
+  return el(
+    "li",
+    { class: cls.filter(Boolean).join(" "), "data-seq": String(m.seq), "data-cmid": mine ? m.cmid : null },
+    el("span", { class: "who" }, mine ? "You" : S.name(m.from)),
+    el("time", { datetime: new Date(m.sent_at).toISOString() }, time(m.sent_at)),
+    m.meta?.edited_at && !recalled ? el("span", { class: "edited" }, " (edited)") : null,
+    quote,
+    recalled ? el("p", { class: "body recalled" }, "This message was recalled") : el("p", { class: "body" }, m.body),
+    state && c.group && c.readBy.get(m.seq) > 1
+      ? el("button", { type: "button", class: "state link", onclick: () => readBy(c, m.seq) }, state)
+      : state
+        ? el("span", { class: "state" }, state)
+        : null,
+    actions.length ? el("span", { class: "actions" }, ...actions) : null,
+  );
+}
+
 /// Redraws the open conversation. Keeps the reader where they were: at the
 /// bottom if they were there, else at the same message (older pages added
 /// above shift the content by their height, which is given back: `older`).
-export function drawConversation(S, c, { retry, discard, readBy }, older = false) {
+export function drawConversation(S, c, handlers, older = false) {
+  const { retry, discard } = handlers;
   const ol = $("messages");
   const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
   const before = ol.scrollHeight;
@@ -98,29 +152,11 @@ export function drawConversation(S, c, { retry, discard, readBy }, older = false
   else if (c.hi > 0) rows.push(el("li", { class: "older", "data-first": "" }, "Start of the conversation"));
   for (let s = c.lo; s <= c.hi; s++) {
     const m = c.msgs.get(s);
-    if (!m) continue;
-    const mine = m.from === S.me;
-    const state = mine ? ownState(c, m) : null;
-    rows.push(
-      el(
-        "li",
-        {
-          class: `${mine ? "msg mine" : m.from === 0 ? "msg system" : "msg"}${S.found?.conv === c.id && S.found.seq === m.seq ? " found" : ""}`,
-          "data-seq": String(m.seq),
-          "data-cmid": mine ? m.cmid : null,
-        },
-        el("span", { class: "who" }, mine ? "You" : S.name(m.from)),
-        el("time", { datetime: new Date(m.sent_at).toISOString() }, time(m.sent_at)),
-        el("p", { class: "body" }, m.body),
-        state && c.group && c.readBy.get(m.seq) > 1
-          ? el("button", { type: "button", class: "state link", onclick: () => readBy(c, m.seq) }, state)
-          : state
-            ? el("span", { class: "state" }, state)
-            : null,
-      ),
-    );
+    if (!m || isEvent(m)) continue; // an edit or recall shows on its message
+    rows.push(message(S, c, m, handlers));
   }
   for (const p of c.pending) {
+    if (p.silent) continue; // an edit or recall in flight
     rows.push(
       el(
         "li",

@@ -46,6 +46,8 @@ fn the_web_client_works_in_chromium() {
         .arg("--test")
         .arg("--test-concurrency=1")
         .arg(dir.join("chat.test.mjs"))
+        .arg(dir.join("revise.test.mjs"))
+        .arg(dir.join("feed.test.mjs"))
         .env("MAGPIE_TEST_SERVER_BIN", env!("CARGO_BIN_EXE_magpie"))
         .env("MAGPIE_TEST_CHROMIUM", chromium)
         .env("MAGPIE_TEST_BROWSER_MODULES", modules)

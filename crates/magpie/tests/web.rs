@@ -32,6 +32,8 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
         ("view.js", "text/javascript; charset=utf-8"),
         ("search.js", "text/javascript; charset=utf-8"),
         ("state.js", "text/javascript; charset=utf-8"),
+        ("compose.js", "text/javascript; charset=utf-8"),
+        ("feed.js", "text/javascript; charset=utf-8"),
         ("app.css", "text/css; charset=utf-8"),
     ] {
         let r = get(&s, &format!("/web/{file}")).await;

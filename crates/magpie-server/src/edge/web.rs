@@ -30,6 +30,8 @@ const FILES: &[(&str, &str, &str)] = &[
     ("view.js", JS, include_str!("../../web/view.js")),
     ("search.js", JS, include_str!("../../web/search.js")),
     ("state.js", JS, include_str!("../../web/state.js")),
+    ("compose.js", JS, include_str!("../../web/compose.js")),
+    ("feed.js", JS, include_str!("../../web/feed.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

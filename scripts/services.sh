@@ -100,33 +100,36 @@ install_tools() {
   fi
 }
 
+# npm packages into $DIR/<name>, once, pinned, outside the work tree:
+# `npm_modules NAME PACKAGE@VERSION…` installs them unless each is there.
+npm_modules() {
+  local d="$DIR/$1" pkg missing=
+  shift
+  for pkg in "$@"; do
+    [ -f "$d/node_modules/${pkg%@*}/package.json" ] || missing=1
+  done
+  if [ -n "$missing" ]; then
+    log "installing $* from npm into $d"
+    mkdir -p "$d"
+    (cd "$d" && npm install --no-audit --no-fund --silent --prefix "$d" "$@" >&2)
+  fi
+}
+
 # Grafana's published dashboard schema (the TypeScript types npm's
 # @grafana/schema generates from Grafana's CUE kinds) and the TypeScript
 # compiler that checks ops/grafana/magpie-dashboard.json against them
-# (tests/alerts.rs), from the npm registry, once, pinned.
+# (tests/alerts.rs).
 grafana_schema() {
-  local d="$DIR/grafana-schema"
-  if [ ! -f "$d/node_modules/@grafana/schema/package.json" ] || [ ! -f "$d/node_modules/typescript/bin/tsc" ]; then
-    log "installing @grafana/schema and typescript from npm into $d"
-    mkdir -p "$d"
-    (cd "$d" && npm install --no-audit --no-fund --silent --prefix "$d" \
-      @grafana/schema@13.2.3 typescript@5.9.3 >&2)
-  fi
-  echo "$d"
+  npm_modules grafana-schema @grafana/schema@13.2.3 typescript@5.9.3
+  echo "$DIR/grafana-schema"
 }
 
 # playwright-core (drives the installed chromium; it downloads no browser)
 # and axe-core (the accessibility check) for the web client's browser
-# tests, from the npm registry, once, pinned, outside the work tree.
+# tests.
 browser_modules() {
-  local d="$DIR/browser"
-  if [ ! -f "$d/node_modules/playwright-core/package.json" ] || [ ! -f "$d/node_modules/axe-core/axe.min.js" ]; then
-    log "installing playwright-core and axe-core from npm into $d"
-    mkdir -p "$d"
-    (cd "$d" && npm install --no-audit --no-fund --silent --prefix "$d" \
-      playwright-core@1.65.2 axe-core@4.14.1 >&2)
-  fi
-  echo "$d/node_modules"
+  npm_modules browser playwright-core@1.65.2 axe-core@4.14.1
+  echo "$DIR/browser/node_modules"
 }
 
 # tansu, a Kafka-protocol broker, built once from crates.io (about 25

@@ -33,18 +33,6 @@ fn ops(file: &str) -> PathBuf {
         .join(file)
 }
 
-/// A tool the services script installs; CI without it is a failure.
-fn tool(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var_os("CI").is_some() => panic!("{var} is not set: scripts/services.sh"),
-        _ => {
-            eprintln!("needs {var}: run `eval \"$(scripts/services.sh start)\"`");
-            None
-        }
-    }
-}
-
 fn run_ok(cmd: &mut Command) {
     let out = cmd.output().expect("run");
     assert!(

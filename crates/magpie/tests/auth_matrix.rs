@@ -284,6 +284,8 @@ fn routes() -> Vec<Route> {
         ),
         // An id no node remembers: an empty trace.
         r("GET", "/internal/v1/trace/{id}", Service, no_body, 200),
+        r("GET", "/internal/v1/nodes", Service, no_body, 200),
+        r("GET", "/internal/v1/metrics", Service, no_body, 200),
         // The test process does not hand its log filter over (the binary
         // does: tests/observability.rs): answered, with the reason.
         r("GET", "/internal/v1/log", Service, no_body, 503),
@@ -716,7 +718,7 @@ async fn the_internal_api_takes_the_service_key_only() {
     let internal = s.internal();
     let table = routes();
     let service_routes: Vec<&Route> = table.iter().filter(|r| r.auth == Auth::Service).collect();
-    assert_eq!(service_routes.len(), 12);
+    assert_eq!(service_routes.len(), 14);
     for r in &service_routes {
         let path = r.path(&ids);
         for (name, header, status, code) in &cases {

@@ -13,20 +13,9 @@
 
 mod common;
 
-use common::backends;
+use common::{backends, tool};
 use std::path::Path;
 use std::process::Command;
-
-fn tool(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var_os("CI").is_some() => panic!("{var} is not set: scripts/services.sh"),
-        _ => {
-            eprintln!("needs {var}: run `eval \"$(scripts/services.sh start)\"`");
-            None
-        }
-    }
-}
 
 #[test]
 fn the_web_client_works_in_chromium() {
@@ -48,6 +37,7 @@ fn the_web_client_works_in_chromium() {
         .arg(dir.join("chat.test.mjs"))
         .arg(dir.join("revise.test.mjs"))
         .arg(dir.join("feed.test.mjs"))
+        .arg(dir.join("console.test.mjs"))
         .env("MAGPIE_TEST_SERVER_BIN", env!("CARGO_BIN_EXE_magpie"))
         .env("MAGPIE_TEST_CHROMIUM", chromium)
         .env("MAGPIE_TEST_BROWSER_MODULES", modules)

@@ -89,3 +89,40 @@ async fn the_nodes_own_origin_opens_a_websocket() {
         }
     }
 }
+
+/// The operator console is on the internal listener only, with the
+/// internal API it calls; the node list it shows needs the service key.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_is_served_on_the_internal_listener_only() {
+    let s = TestServer::start().await;
+    assert_eq!(get(&s, "/console").await.status(), 404);
+    let internal = s.internal();
+    let page = reqwest::get(format!("{internal}/console")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("/console/console.js"));
+    for file in ["console.js", "app.css", "magpie-dashboard.json"] {
+        let r = reqwest::get(format!("{internal}/console/{file}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{file}");
+    }
+    let nodes = format!("{internal}/internal/v1/nodes");
+    assert_eq!(reqwest::get(&nodes).await.unwrap().status(), 401);
+    let r = reqwest::Client::new()
+        .get(&nodes)
+        .bearer_auth("service-key-for-tests")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["here"], s.app().cfg.node.as_str());
+    assert!(
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["node"] == v["here"]),
+        "{v}"
+    );
+}

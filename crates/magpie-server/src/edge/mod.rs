@@ -1,7 +1,8 @@
 //! The edge role: the HTTP API (public `/v1`, operations `/healthz` and
 //! `/metrics`) and the WebSocket upgrade route on the public listener, and
 //! the internal API (`/internal/v1`) on a router of its own. With `edge`,
-//! the web chat client's files at `/` (`web.rs`, docs/web.md).
+//! the web chat client's files at `/`; the operator console at `/console`
+//! on the internal listener (`web.rs`, docs/web.md).
 //!
 //! Invariant: the public router never routes `/internal/v1/*` (it answers
 //! `not_found` like any unknown path); the internal routes are only served
@@ -144,6 +145,8 @@ pub fn internal_router(app: App) -> Router {
             get(admin::list).post(admin::add).delete(admin::remove),
         )
         .route("/internal/v1/trace/{id}", get(observe::trace))
+        .route("/internal/v1/nodes", get(observe::nodes))
+        .route("/internal/v1/metrics", get(observe::metrics))
         .route("/internal/v1/workers", get(observe::workers_get))
         .route("/internal/v1/workers/{group}", put(observe::workers_put))
         .route(
@@ -151,7 +154,8 @@ pub fn internal_router(app: App) -> Router {
             get(observe::log_get).put(observe::log_put),
         )
         .route("/v1/decisions", get(admin::decisions))
-        .route("/v1/decisions/stream", get(admin::stream))
+        .route("/v1/decisions/stream", get(admin::stream));
+    let r = web::console_routes(r)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit));
     close::guarded(r, &app, false).with_state(app)

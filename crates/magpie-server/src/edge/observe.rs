@@ -7,7 +7,10 @@
 //!   node's log filter, read and changed at run time (`crate::logs`);
 //! - `GET /internal/v1/workers` and `PUT /internal/v1/workers/{group}`
 //!   `{"paused": true}`: worker groups paused on this node
-//!   (`workers/paused.rs`).
+//!   (`workers/paused.rs`);
+//! - `GET /internal/v1/nodes` and `GET /internal/v1/metrics`: the live
+//!   nodes of the registry and this node's metrics, for the operator
+//!   console (docs/web.md).
 
 use super::extract::{ApiJson, Service};
 use crate::app::App;
@@ -17,6 +20,34 @@ use axum::extract::{Path, State};
 use magpie_core::ServerMsgId;
 use magpie_proto::http::TraceReport;
 use serde::{Deserialize, Serialize};
+
+/// The registry's live nodes and the name of the one answering.
+#[derive(Debug, Serialize)]
+pub struct NodesReport {
+    pub here: String,
+    pub nodes: Vec<magpie_store::NodeInfo>,
+}
+
+pub async fn nodes(State(app): State<App>, _: Service) -> Result<Json<NodesReport>> {
+    let mut nodes = app.state.nodes().await?;
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok(Json(NodesReport {
+        here: app.cfg.node.clone(),
+        nodes,
+    }))
+}
+
+/// This node's metrics, as `/metrics` serves them on the public address,
+/// for the operator console (which reaches only this listener).
+pub async fn metrics(_: Service) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        crate::metrics::render(),
+    )
+}
 
 pub async fn trace(
     State(app): State<App>,

@@ -4,6 +4,10 @@
 //! (docs/protocol.md); its WebSocket is allowed as same-origin
 //! (`conn/ws.rs`), whatever `http.allowed_origins` says.
 //!
+//! The operator console (`/console`) is served the same way, but on the
+//! internal listener only (`internal.listen`, with the internal API it
+//! calls), never on the public address.
+//!
 //! Invariant: nothing here reads state or calls a service; these routes
 //! answer the same bytes to everyone, before any authentication.
 
@@ -35,6 +39,23 @@ const FILES: &[(&str, &str, &str)] = &[
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";
+
+const CONSOLE_HTML: &str = include_str!("../../web/console.html");
+
+/// The console's files under `/console/` (its stylesheet is the client's).
+const CONSOLE_FILES: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/app.css"),
+    ),
+    ("console.js", JS, include_str!("../../web/console.js")),
+    (
+        "magpie-dashboard.json",
+        "application/json",
+        include_str!("../../../../ops/grafana/magpie-dashboard.json"),
+    ),
+];
 
 /// Scripts and styles only from this origin, no inline code, no framing;
 /// sockets and API calls to any node (a cluster's `connect` may place the
@@ -69,14 +90,35 @@ async fn index() -> Response {
     file(INDEX_HTML, "text/html; charset=utf-8")
 }
 
-async fn asset(Path(name): Path<String>) -> Response {
-    match FILES.iter().find(|(n, _, _)| *n == name) {
+fn lookup(files: &[(&str, &'static str, &'static str)], name: &str) -> Response {
+    match files.iter().find(|(n, _, _)| *n == name) {
         Some((_, content_type, body)) => file(body, content_type),
         None => ServerError::NotFound("no such file".into()).into_response(),
     }
 }
 
+async fn asset(Path(name): Path<String>) -> Response {
+    lookup(FILES, &name)
+}
+
+async fn console() -> Response {
+    file(CONSOLE_HTML, "text/html; charset=utf-8")
+}
+
+async fn console_asset(Path(name): Path<String>) -> Response {
+    lookup(CONSOLE_FILES, &name)
+}
+
 /// `/` and the page's files under `/web/`.
 pub fn routes(r: Router<App>) -> Router<App> {
     r.route("/", get(index)).route("/web/{name}", get(asset))
+}
+
+/// The operator console on the internal listener: `/console` and its files
+/// under `/console/`. The page asks for the service key and sends it with
+/// every call of the internal API it makes; the files themselves hold no
+/// secret.
+pub fn console_routes(r: Router<App>) -> Router<App> {
+    r.route("/console", get(console))
+        .route("/console/{name}", get(console_asset))
 }

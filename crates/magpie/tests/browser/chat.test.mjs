@@ -4,28 +4,17 @@
 // a server restart loses and doubles nothing, a failed send succeeding on
 // retry with its client id.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as h from "./harness.mjs";
 
-let server;
-let chrome;
-
-before(async () => {
-  server = await new h.Server().start();
-  chrome = await h.browser();
-});
-
-after(async () => {
-  await chrome?.close();
-  await server?.close();
-});
+const env = h.setup();
 
 test("two users chat: unread badges rise and clear, the sender sees Read", async () => {
   const alice = h.uniqueName("alice");
   const bob = h.uniqueName("bob");
-  const a = await h.page(chrome, server.base);
-  const b = await h.page(chrome, server.base);
+  const a = await h.page(env.chrome, env.server.base);
+  const b = await h.page(env.chrome, env.server.base);
   await h.screenshot(a, "login");
   assert.deepEqual(await h.accessibility(a), [], "login screen");
   await h.register(a, alice);
@@ -75,18 +64,9 @@ test("two users chat: unread badges rise and clear, the sender sees Read", async
 
 test("a group of three: the sender sees the read-by count reach two", async () => {
   const [owner, m1, m2] = [h.uniqueName("owner"), h.uniqueName("mem"), h.uniqueName("mem")];
-  const pages = [];
-  for (const name of [owner, m1, m2]) {
-    const p = await h.page(chrome, server.base);
-    await h.register(p, name);
-    pages.push(p);
-  }
+  const pages = await h.signUp(env, [owner, m1, m2]);
   const [o, p1, p2] = pages;
-  await o.getByText("New group").click();
-  await o.getByLabel("Group name").fill("Trio");
-  await o.getByLabel("Members (usernames)").fill(`${m1}, ${m2}`);
-  await o.getByRole("button", { name: "Create" }).click();
-  await o.locator("#conv-title", { hasText: "Trio" }).waitFor();
+  await h.createGroup(o, "Trio", [m1, m2]);
   await h.say(o, "welcome both");
   await o.locator("#messages li.msg.mine", { hasText: "welcome both" }).locator(".state", { hasText: "Sent" }).waitFor();
   for (const p of [p1, p2]) {
@@ -107,9 +87,9 @@ test("a group of three: the sender sees the read-by count reach two", async () =
 test("history scrolls up to the first message and keeps the reader's place", async () => {
   const alice = h.uniqueName("hist");
   const bob = h.uniqueName("hist");
-  const a = await h.page(chrome, server.base);
+  const a = await h.page(env.chrome, env.server.base);
   await h.register(a, alice);
-  const b = await h.page(chrome, server.base, { width: 400, height: 600 });
+  const b = await h.page(env.chrome, env.server.base, { width: 400, height: 600 });
   await h.register(b, bob);
   // 75 messages over HTTP as alice, with the page's own token.
   await a.evaluate(
@@ -167,8 +147,8 @@ test("history scrolls up to the first message and keeps the reader's place", asy
 test("a server restart: the page reconnects, a failed send succeeds on retry, nothing lost or doubled", async () => {
   const alice = h.uniqueName("rs");
   const bob = h.uniqueName("rs");
-  const a = await h.page(chrome, server.base);
-  const b = await h.page(chrome, server.base);
+  const a = await h.page(env.chrome, env.server.base);
+  const b = await h.page(env.chrome, env.server.base);
   await h.register(a, alice);
   await h.register(b, bob);
   await h.openChatWith(a, bob);
@@ -176,7 +156,7 @@ test("a server restart: the page reconnects, a failed send succeeds on retry, no
   await h.say(a, "before restart");
   await b.locator("#messages li.msg", { hasText: "before restart" }).waitFor();
 
-  await server.stop();
+  await env.server.stop();
   await a.locator("#banner", { hasText: "Reconnecting" }).waitFor();
   await h.say(a, "while down");
   const failed = a.locator("#messages li.msg.failed", { hasText: "while down" });
@@ -184,7 +164,7 @@ test("a server restart: the page reconnects, a failed send succeeds on retry, no
   const cmid = await failed.getAttribute("data-cmid");
   await h.screenshot(a, "send-failed");
 
-  await server.start();
+  await env.server.start();
   await a.locator("#banner").waitFor({ state: "hidden", timeout: 30_000 });
   await b.locator("#banner").waitFor({ state: "hidden", timeout: 30_000 });
   await failed.getByRole("button", { name: "Retry" }).click();

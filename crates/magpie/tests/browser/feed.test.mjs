@@ -1,27 +1,16 @@
 // Follows and the home feed in the web client (docs/web.md, docs/feeds.md).
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as h from "./harness.mjs";
 
-let server;
-let chrome;
-
-before(async () => {
-  server = await new h.Server().start();
-  chrome = await h.browser();
-});
-
-after(async () => {
-  await chrome?.close();
-  await server?.close();
-});
+const env = h.setup();
 
 test("a follower reads the posts of those they follow, newest first", async () => {
   const author = h.uniqueName("writer");
   const reader = h.uniqueName("reader");
-  const a = await h.page(chrome, server.base);
-  const r = await h.page(chrome, server.base);
+  const a = await h.page(env.chrome, env.server.base);
+  const r = await h.page(env.chrome, env.server.base);
   await h.register(a, author);
   await h.register(r, reader);
 

@@ -9,6 +9,7 @@
 // developing the page, MAGPIE_TEST_WEB_DIR (its files from disk).
 
 import { spawn } from "node:child_process";
+import { before, after } from "node:test";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -50,13 +51,28 @@ export class Server {
   constructor() {
     this.dir = mkdtempSync(join(tmpdir(), "magpie-browser-"));
     this.listen = "127.0.0.1:0";
+    this.internalListen = "127.0.0.1:0";
+    // The internal API (and the console) is served only with a key.
+    this.serviceKey = `console-key-${process.pid}-${Date.now()}`;
     this.proc = null;
   }
 
   async start() {
     this.proc = spawn(
       need("MAGPIE_TEST_SERVER_BIN"),
-      ["serve", "--data-dir", this.dir, "--http-listen", this.listen, "--tcp-listen", "127.0.0.1:0", "--shutdown-grace-ms", "1000"],
+      [
+        "serve",
+        "--data-dir",
+        this.dir,
+        "--http-listen",
+        this.listen,
+        "--tcp-listen",
+        "127.0.0.1:0",
+        "--internal-listen",
+        this.internalListen,
+        "--shutdown-grace-ms",
+        "1000",
+      ],
       {
         // Only what it needs: every `MAGPIE_*` variable is configuration
         // to the server (docs/config.md), and unknown keys are refused.
@@ -64,14 +80,17 @@ export class Server {
           PATH: process.env.PATH,
           MAGPIE_AUTH__ARGON2_M_KIB: "64",
           MAGPIE_AUTH__ARGON2_T: "1",
+          MAGPIE_INTERNAL__SERVICE_KEY: this.serviceKey,
           MAGPIE_LOG: "warn",
         },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
     const v = await listening(this.proc);
-    this.listen = v.http; // a restart comes back on the same port
+    this.listen = v.http; // a restart comes back on the same ports
+    this.internalListen = v.internal;
     this.base = `http://${v.http}`;
+    this.internal = `http://${v.internal}`;
     return this;
   }
 
@@ -90,6 +109,21 @@ export class Server {
   }
 }
 
+/// One server and one browser for a test file: started before its tests,
+/// stopped after them. The returned object holds `server` and `chrome`.
+export function setup() {
+  const env = {};
+  before(async () => {
+    env.server = await new Server().start();
+    env.chrome = await browser();
+  });
+  after(async () => {
+    await env.chrome?.close();
+    await env.server?.close();
+  });
+  return env;
+}
+
 export async function browser() {
   return chromium.launch({
     executablePath: need("MAGPIE_TEST_CHROMIUM"),
@@ -104,7 +138,7 @@ export async function browser() {
 /// A page of its own (a context: its own storage, like another person's
 /// browser). CSP is bypassed only so the accessibility checker can be
 /// injected; the page's own code runs under the server's policy otherwise.
-export async function page(b, base, viewport = { width: 1100, height: 720 }) {
+export async function page(b, base, viewport = { width: 1100, height: 720 }, path = "/") {
   const ctx = await b.newContext({ baseURL: base, bypassCSP: true, viewport });
   const p = await ctx.newPage();
   const dev = process.env.MAGPIE_TEST_WEB_DIR;
@@ -112,9 +146,9 @@ export async function page(b, base, viewport = { width: 1100, height: 720 }) {
     // Developing the page: its files from this directory, not the ones
     // built into the server (no rebuild per change). Never set in CI.
     const { readFileSync } = await import("node:fs");
-    await p.route(/\/(web\/[a-z]+\.(js|css))?$/, async (route) => {
-      const path = new URL(route.request().url()).pathname;
-      const name = path === "/" ? "index.html" : path.slice("/web/".length);
+    await p.route(/\/((web|console)\/[a-z]+\.(js|css)|console)?$/, async (route) => {
+      const at = new URL(route.request().url()).pathname;
+      const name = at === "/" ? "index.html" : at === "/console" ? "console.html" : at.split("/").pop();
       const type = name.endsWith(".css") ? "text/css" : name.endsWith(".js") ? "text/javascript" : "text/html";
       await route.fulfill({ body: readFileSync(join(dev, name), "utf8"), contentType: type });
     });
@@ -123,7 +157,7 @@ export async function page(b, base, viewport = { width: 1100, height: 720 }) {
   const errors = [];
   p.on("pageerror", (e) => errors.push(String(e)));
   p.errors = errors;
-  await p.goto("/");
+  await p.goto(path);
   return p;
 }
 
@@ -150,6 +184,26 @@ export async function openChatWith(p, username) {
 export async function say(p, text) {
   await p.getByLabel("Message", { exact: true }).fill(text);
   await p.getByRole("button", { name: "Send" }).click();
+}
+
+/// A page per name, each registered and logged in.
+export async function signUp(env, names) {
+  const pages = [];
+  for (const name of names) {
+    const p = await page(env.chrome, env.server.base);
+    await register(p, name);
+    pages.push(p);
+  }
+  return pages;
+}
+
+/// Creates a group from the page's form; the group's conversation opens.
+export async function createGroup(p, name, members) {
+  await p.getByText("New group").click();
+  await p.getByLabel("Group name").fill(name);
+  await p.getByLabel("Members (usernames)").fill(members.join(", "));
+  await p.getByRole("button", { name: "Create" }).click();
+  await p.locator("#conv-title", { hasText: name }).waitFor();
 }
 
 /// Searches until a hit shows (a message is searchable about

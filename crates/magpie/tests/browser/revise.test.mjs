@@ -1,30 +1,19 @@
 // Replies, edits, recalls and mentions in the web client (docs/web.md;
 // docs/protocol.md §5.10, §5.11): what one page does, the other shows.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as h from "./harness.mjs";
 
-let server;
-let chrome;
-
-before(async () => {
-  server = await new h.Server().start();
-  chrome = await h.browser();
-});
-
-after(async () => {
-  await chrome?.close();
-  await server?.close();
-});
+const env = h.setup();
 
 const row = (p, text) => p.locator("#messages li.msg", { hasText: text });
 
 test("a reply, an edit and a recall reach the other page", async () => {
   const alice = h.uniqueName("ann");
   const bob = h.uniqueName("ben");
-  const a = await h.page(chrome, server.base);
-  const b = await h.page(chrome, server.base);
+  const a = await h.page(env.chrome, env.server.base);
+  const b = await h.page(env.chrome, env.server.base);
   await h.register(a, alice);
   await h.register(b, bob);
   await h.openChatWith(a, bob);
@@ -64,18 +53,9 @@ test("a reply, an edit and a recall reach the other page", async () => {
 
 test("a mention shows on the mentioned member's conversation, not on the others'", async () => {
   const [owner, m1, m2] = [h.uniqueName("own"), h.uniqueName("mia"), h.uniqueName("max")];
-  const pages = [];
-  for (const name of [owner, m1, m2]) {
-    const p = await h.page(chrome, server.base);
-    await h.register(p, name);
-    pages.push(p);
-  }
+  const pages = await h.signUp(env, [owner, m1, m2]);
   const [o, p1, p2] = pages;
-  await o.getByText("New group").click();
-  await o.getByLabel("Group name").fill("Planning");
-  await o.getByLabel("Members (usernames)").fill(`${m1} ${m2}`);
-  await o.getByRole("button", { name: "Create" }).click();
-  await o.locator("#conv-title", { hasText: "Planning" }).waitFor();
+  await h.createGroup(o, "Planning", [m1, m2]);
   await h.say(o, `@${m1} can you take notes?`);
   await row(o, "take notes").locator(".state").waitFor();
   const mentioned = p1.locator("#conv-list button.conv", { hasText: "Planning" }).locator(".badge");

@@ -25,6 +25,20 @@ pub const WAIT: Duration = Duration::from_secs(10);
 #[allow(unused_imports)]
 pub use magpie_bus::testsuite::free_port;
 
+/// A program or directory a test needs from `scripts/services.sh`, named
+/// by an environment variable: `None` (the test skips, saying why) when it
+/// is not set, except under CI, where a missing service is a failure.
+pub fn tool(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var_os("CI").is_some() => panic!("{var} is not set: scripts/services.sh"),
+        _ => {
+            eprintln!("needs {var}: run `eval \"$(scripts/services.sh start)\"`");
+            None
+        }
+    }
+}
+
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut cfg = Config {
         data_dir: dir.to_path_buf(),

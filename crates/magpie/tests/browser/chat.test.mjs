@@ -147,12 +147,8 @@ test("history scrolls up to the first message and keeps the reader's place", asy
 test("a server restart: the page reconnects, a failed send succeeds on retry, nothing lost or doubled", async () => {
   const alice = h.uniqueName("rs");
   const bob = h.uniqueName("rs");
-  const a = await h.page(env.chrome, env.server.base);
-  const b = await h.page(env.chrome, env.server.base);
-  await h.register(a, alice);
-  await h.register(b, bob);
-  await h.openChatWith(a, bob);
-  await h.openChatWith(b, alice);
+  const [a, b] = await h.signUp(env, [alice, bob]);
+  await h.chatting(a, bob, b, alice);
   await h.say(a, "before restart");
   await b.locator("#messages li.msg", { hasText: "before restart" }).waitFor();
 

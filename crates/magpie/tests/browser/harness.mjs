@@ -197,6 +197,12 @@ export async function signUp(env, names) {
   return pages;
 }
 
+/// Two pages with each other's conversation open.
+export async function chatting(a, bobName, b, aliceName) {
+  await openChatWith(a, bobName);
+  await openChatWith(b, aliceName);
+}
+
 /// Creates a group from the page's form; the group's conversation opens.
 export async function createGroup(p, name, members) {
   await p.getByText("New group").click();

@@ -12,12 +12,8 @@ const row = (p, text) => p.locator("#messages li.msg", { hasText: text });
 test("a reply, an edit and a recall reach the other page", async () => {
   const alice = h.uniqueName("ann");
   const bob = h.uniqueName("ben");
-  const a = await h.page(env.chrome, env.server.base);
-  const b = await h.page(env.chrome, env.server.base);
-  await h.register(a, alice);
-  await h.register(b, bob);
-  await h.openChatWith(a, bob);
-  await h.openChatWith(b, alice);
+  const [a, b] = await h.signUp(env, [alice, bob]);
+  await h.chatting(a, bob, b, alice);
   await h.say(a, "lunch at noon?");
   await h.say(a, "wrong chat, sorry");
   await row(b, "wrong chat").waitFor();

@@ -86,7 +86,12 @@ async function catchUp(only) {
       const again = {};
       for (const sc of r.convs) {
         const c = conv(sc.conv);
-        if (!c.hi && !sc.messages.length) c.hi = sc.last_seq;
+        if (!c.hi && !sc.messages.length) {
+          // Nothing left to show (retention removed it): older pages may
+          // still come by history, below lo.
+          c.hi = sc.last_seq;
+          c.lo = sc.last_seq + 1;
+        }
         for (const m of sc.messages) {
           const isNew = m.seq > c.hi;
           addNewer(c, m, true);
@@ -146,8 +151,9 @@ function markRead() {
       if (c.read_seq >= c.last_seq) {
         c.unread = 0;
         c.mentions = 0;
+      } else {
+        await refreshUnread();
       }
-      else await refreshUnread();
       redraw();
     } catch {
       /* read again after the next welcome */

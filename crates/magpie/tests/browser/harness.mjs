@@ -48,7 +48,9 @@ function listening(proc) {
 }
 
 export class Server {
-  constructor() {
+  /// `config`: more `MAGPIE_*` settings for this server (docs/config.md).
+  constructor(config = {}) {
+    this.config = config;
     this.dir = mkdtempSync(join(tmpdir(), "magpie-browser-"));
     this.listen = "127.0.0.1:0";
     this.internalListen = "127.0.0.1:0";
@@ -82,6 +84,7 @@ export class Server {
           MAGPIE_AUTH__ARGON2_T: "1",
           MAGPIE_INTERNAL__SERVICE_KEY: this.serviceKey,
           MAGPIE_LOG: "warn",
+          ...this.config,
         },
         stdio: ["ignore", "pipe", "pipe"],
       },
@@ -111,10 +114,10 @@ export class Server {
 
 /// One server and one browser for a test file: started before its tests,
 /// stopped after them. The returned object holds `server` and `chrome`.
-export function setup() {
+export function setup(config = {}) {
   const env = {};
   before(async () => {
-    env.server = await new Server().start();
+    env.server = await new Server(config).start();
     env.chrome = await browser();
   });
   after(async () => {

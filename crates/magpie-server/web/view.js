@@ -89,10 +89,15 @@ function lastAt(c) {
 /// The state shown beside one of the user's own messages.
 function ownState(c, m) {
   if (c.group) {
-    // The count includes the sender, who has read their own message
-    // (docs/protocol.md §3.14): others are one fewer.
-    const n = (c.readBy.get(m.seq) || 1) - 1;
-    return n ? `Read by ${n}` : "Sent";
+    // Receipts name the sender's newest message read (docs/protocol.md
+    // §4.4); who read a later message read this one too (read positions),
+    // so it shows the count of the newest one read (a member who joined
+    // between the two would be counted wrongly here; the list on click is
+    // exact). The count includes the sender, who has read their own
+    // message: others are one fewer.
+    let read = 1;
+    for (const [seq, n] of c.readBy) if (seq >= m.seq) read = Math.max(read, n);
+    return read > 1 ? `Read by ${read - 1}` : "Sent";
   }
   return m.seq <= c.peer_read ? "Read" : "Sent";
 }
@@ -129,7 +134,7 @@ function message(S, c, m, { readBy, act }) {
     m.meta?.edited_at && !recalled ? el("span", { class: "edited" }, " (edited)") : null,
     quote,
     recalled ? el("p", { class: "body recalled" }, "This message was recalled") : el("p", { class: "body" }, m.body),
-    state && c.group && c.readBy.get(m.seq) > 1
+    state && c.group && state !== "Sent"
       ? el("button", { type: "button", class: "state link", onclick: () => readBy(c, m.seq) }, state)
       : state
         ? el("span", { class: "state" }, state)

@@ -68,15 +68,18 @@ test("a group of three: the sender sees the read-by count reach two", async () =
   const [o, p1, p2] = pages;
   await h.createGroup(o, "Trio", [m1, m2]);
   await h.say(o, "welcome both");
-  await o.locator("#messages li.msg.mine", { hasText: "welcome both" }).locator(".state", { hasText: "Sent" }).waitFor();
+  await h.say(o, "agenda follows");
+  await o.locator("#messages li.msg.mine", { hasText: "agenda follows" }).locator(".state", { hasText: "Sent" }).waitFor();
   for (const p of [p1, p2]) {
     const entry = p.locator("#conv-list button.conv", { hasText: "Trio" });
     await entry.locator(".badge").waitFor();
     await entry.click();
-    await p.locator("#messages li.msg", { hasText: "welcome both" }).waitFor();
+    await p.locator("#messages li.msg", { hasText: "agenda follows" }).waitFor();
   }
+  // Receipts come for the newest message read; the earlier one is read too.
+  await o.locator("#messages li.msg.mine", { hasText: "agenda follows" }).locator(".state", { hasText: "Read by 2" }).waitFor({ timeout: 20_000 });
   const state = o.locator("#messages li.msg.mine", { hasText: "welcome both" }).locator(".state");
-  await state.filter({ hasText: "Read by 2" }).waitFor({ timeout: 20_000 });
+  await state.filter({ hasText: "Read by 2" }).waitFor();
   await state.click();
   await o.locator("#readers-list li", { hasText: m2 }).waitFor();
   assert.equal(await o.locator("#readers-list li").count(), 2);

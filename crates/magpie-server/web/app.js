@@ -8,6 +8,8 @@ import { S, conv, wantNames, addNewer, received, loadGroups, onChange } from "./
 import { wireSearch } from "./search.js";
 import { composer } from "./compose.js";
 import { wireFeed, hideFeed, onPost } from "./feed.js";
+import { showMembers, wireMembers } from "./members.js";
+import { wireProfile } from "./profile.js";
 
 const PAGE = 30;
 
@@ -266,6 +268,15 @@ function pick(id) {
   $("compose").focus();
 }
 
+/// One has left group `g`: its conversation goes from the list (the
+/// server shows none of it any more).
+function left(g) {
+  S.convs.delete(`g:${g}`);
+  S.groups.delete(g);
+  if (S.open === `g:${g}`) S.open = null;
+  redraw();
+}
+
 async function readBy(c, seq) {
   try {
     const r = await api.call("GET", `/v1/groups/${c.group}/messages/${seq}/read_by?limit=100`);
@@ -403,6 +414,12 @@ function wire() {
   $("readers-close").addEventListener("click", () => $("readers").close());
   document.addEventListener("visibilitychange", markRead);
   wireSearch({ title: (id) => S.title(conv(id)), open: reveal });
+  wireMembers();
+  wireProfile(redraw);
+  $("open-members").addEventListener("click", () => {
+    const c = S.convs.get(S.open);
+    if (c?.group) showMembers(c.group, left);
+  });
   wireFeed(() => {
     S.open = null;
     redraw();

@@ -183,6 +183,7 @@ export function drawConversation(S, c, handlers, older = false) {
 export function drawHeader(S, c) {
   $("conv-title").textContent = c ? S.title(c) : "Pick a conversation";
   $("composer").hidden = !c;
+  $("open-members").hidden = !c?.group;
   const p = $("presence");
   p.textContent = c && !c.group && S.online.has(c.peer) ? "online" : "";
 }

@@ -34,6 +34,8 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
         ("state.js", "text/javascript; charset=utf-8"),
         ("compose.js", "text/javascript; charset=utf-8"),
         ("feed.js", "text/javascript; charset=utf-8"),
+        ("members.js", "text/javascript; charset=utf-8"),
+        ("profile.js", "text/javascript; charset=utf-8"),
         ("app.css", "text/css; charset=utf-8"),
     ] {
         let r = get(&s, &format!("/web/{file}")).await;

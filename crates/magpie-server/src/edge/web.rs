@@ -36,6 +36,8 @@ const FILES: &[(&str, &str, &str)] = &[
     ("state.js", JS, include_str!("../../web/state.js")),
     ("compose.js", JS, include_str!("../../web/compose.js")),
     ("feed.js", JS, include_str!("../../web/feed.js")),
+    ("members.js", JS, include_str!("../../web/members.js")),
+    ("profile.js", JS, include_str!("../../web/profile.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

@@ -39,7 +39,7 @@ async fn healthz(State(app): State<App>) -> axum::Json<Health> {
     })
 }
 
-async fn metrics_route() -> impl IntoResponse {
+pub(super) async fn metrics_route() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(),

@@ -40,13 +40,7 @@ pub async fn nodes(State(app): State<App>, _: Service) -> Result<Json<NodesRepor
 /// This node's metrics, as `/metrics` serves them on the public address,
 /// for the operator console (which reaches only this listener).
 pub async fn metrics(_: Service) -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        crate::metrics::render(),
-    )
+    super::metrics_route().await
 }
 
 pub async fn trace(

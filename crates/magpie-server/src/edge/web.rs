@@ -21,13 +21,16 @@ use axum::routing::get;
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 
+/// One stylesheet for the client and the console.
+const APP_CSS: (&str, &str, &str) = (
+    "app.css",
+    "text/css; charset=utf-8",
+    include_str!("../../web/app.css"),
+);
+
 /// The page's files under `/web/`: name, content type, bytes.
 const FILES: &[(&str, &str, &str)] = &[
-    (
-        "app.css",
-        "text/css; charset=utf-8",
-        include_str!("../../web/app.css"),
-    ),
+    APP_CSS,
     ("app.js", JS, include_str!("../../web/app.js")),
     ("api.js", JS, include_str!("../../web/api.js")),
     ("socket.js", JS, include_str!("../../web/socket.js")),
@@ -46,11 +49,7 @@ const CONSOLE_HTML: &str = include_str!("../../web/console.html");
 
 /// The console's files under `/console/` (its stylesheet is the client's).
 const CONSOLE_FILES: &[(&str, &str, &str)] = &[
-    (
-        "app.css",
-        "text/css; charset=utf-8",
-        include_str!("../../web/app.css"),
-    ),
+    APP_CSS,
     ("console.js", JS, include_str!("../../web/console.js")),
     (
         "magpie-dashboard.json",

@@ -98,6 +98,11 @@ async fn print_events(
 fn note(event: Event) -> String {
     match event {
         Event::Receipt { conv, reader, seq } => format!("[{conv}] user {reader} read up to #{seq}"),
+        Event::Delivered {
+            conv,
+            receiver,
+            seq,
+        } => format!("[{conv}] delivered to user {receiver} up to #{seq}"),
         Event::GroupReceipt {
             conv,
             seq,

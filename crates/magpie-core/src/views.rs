@@ -49,6 +49,10 @@ pub struct HistoryPage {
     /// Newest first with `before` (or neither); ascending with `after`.
     pub messages: Vec<Message>,
     pub more: bool,
+    /// In a direct conversation, the peer's read position: the sender's
+    /// "read" marks survive a reload (docs/protocol.md §3.10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_read_seq: Option<Seq>,
 }
 
 /// Who a user is: what a look-up by name or id answers (docs/protocol.md

@@ -277,6 +277,13 @@ pub enum ServerFrame {
         reader: UserId,
         seq: Seq,
     },
+    /// A device of `receiver` received your messages of the direct
+    /// conversation `conv` up to `seq` (best effort, not stored).
+    Delivered {
+        conv: ConvId,
+        receiver: UserId,
+        seq: Seq,
+    },
     Presence {
         user: UserId,
         device: DeviceId,
@@ -302,6 +309,9 @@ pub enum ServerFrame {
         /// Newest first.
         messages: Vec<Message>,
         more: bool,
+        /// A direct conversation's peer's read position (§3.10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer_read_seq: Option<Seq>,
     },
     UnreadResult {
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,7 +35,6 @@ pub enum Event {
     /// for a send that failed too: retry it with the same `cmid` and the
     /// result (`duplicate: true` if it was stored) is its delivery.
     Message(Message),
-    /// `reader` has read `conv` up to `seq`.
     /// In a group, `read` members have read your message `seq` (and
     /// `unread` have not); coalesced, at most about one a second per message.
     GroupReceipt {
@@ -44,9 +43,17 @@ pub enum Event {
         read: i64,
         unread: i64,
     },
+    /// `reader` has read `conv` up to `seq`.
     Receipt {
         conv: ConvId,
         reader: UserId,
+        seq: Seq,
+    },
+    /// A device of `receiver` received your messages of `conv` up to
+    /// `seq`; merged, a few a second at most per conversation.
+    Delivered {
+        conv: ConvId,
+        receiver: UserId,
         seq: Seq,
     },
     Presence {
@@ -412,11 +419,13 @@ impl Client {
                 conv,
                 messages,
                 more,
+                peer_read_seq,
                 ..
             } => Ok(HistoryPage {
                 conv,
                 messages,
                 more,
+                peer_read_seq,
             }),
             other => Err(unexpected(other)),
         }

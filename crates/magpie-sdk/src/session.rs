@@ -241,6 +241,15 @@ fn route(inner: &Inner, frame: ServerFrame, inbound: &mpsc::UnboundedSender<Inbo
         ServerFrame::Receipt { conv, reader, seq } => {
             to_app(Inbound::Event(Event::Receipt { conv, reader, seq }))
         }
+        ServerFrame::Delivered {
+            conv,
+            receiver,
+            seq,
+        } => to_app(Inbound::Event(Event::Delivered {
+            conv,
+            receiver,
+            seq,
+        })),
         ServerFrame::Presence {
             user,
             device,

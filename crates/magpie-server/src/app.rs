@@ -9,6 +9,7 @@
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::guard::Guard;
+use crate::services::alarms::Alarms;
 use crate::services::messaging::MessagingParts;
 use crate::services::{
     Delivery, Events, Feeds, Groups, Messaging, Presence, Rooms, Search, Traces, Typing, Users,
@@ -18,6 +19,7 @@ use magpie_core::MsgIdGen;
 use magpie_store::{State, Store};
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,6 +44,11 @@ pub struct AppInner {
     pub traces: Arc<Traces>,
     /// Worker groups paused here by an operator (`workers/paused.rs`).
     pub paused: crate::workers::Paused,
+    /// This node's recent alarms, for the console (`services/alarms.rs`).
+    pub alarms: Arc<Alarms>,
+    /// An operator drains this node (`cluster/drain.rs`): new connections
+    /// go to other nodes while any is not draining.
+    pub draining: AtomicBool,
     /// Limits, bans and access events (docs/edge.md).
     pub guard: Arc<Guard>,
     /// The best-effort relay (access events reach the detector through it).
@@ -104,6 +111,7 @@ impl App {
             ids.clone(),
             traces.clone(),
         ));
+        let alarms = Arc::new(Alarms::default());
         let messaging = Arc::new(Messaging::new(MessagingParts {
             cfg: cfg.clone(),
             store: p.store.clone(),
@@ -113,6 +121,7 @@ impl App {
             users: users.clone(),
             delivery: delivery.clone(),
             traces: traces.clone(),
+            alarms: alarms.clone(),
         }));
         let groups = Arc::new(Groups::new(
             cfg.clone(),
@@ -167,6 +176,8 @@ impl App {
             typing,
             traces,
             paused: Default::default(),
+            alarms,
+            draining: AtomicBool::new(false),
             guard,
             relay: p.relay,
             ws_url: p.ws_url,

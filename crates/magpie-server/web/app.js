@@ -8,8 +8,11 @@ import { S, conv, wantNames, addNewer, received, loadGroups, onChange } from "./
 import { wireSearch } from "./search.js";
 import { composer } from "./compose.js";
 import { wireFeed, hideFeed, onPost } from "./feed.js";
-import { showMembers, wireMembers } from "./members.js";
+import { readBy, wireMembers } from "./members.js";
 import { wireProfile } from "./profile.js";
+import { wireSettings } from "./settings.js";
+import { loadBlocks, wireBlocks } from "./blocks.js";
+import { unreadTotal, wireMute } from "./mute.js";
 
 const PAGE = 30;
 
@@ -38,6 +41,12 @@ function onPush(f) {
     case "receipt": {
       const c = conv(f.conv);
       if (f.reader !== S.me) c.peer_read = Math.max(c.peer_read, f.seq);
+      redraw();
+      break;
+    }
+    case "delivered": {
+      const c = conv(f.conv);
+      c.peer_delivered = Math.max(c.peer_delivered, f.seq);
       redraw();
       break;
     }
@@ -122,6 +131,7 @@ async function refreshUnread() {
       const c = conv(u.conv);
       c.unread = u.unread;
       c.mentions = u.mentions || 0;
+      c.muted = Boolean(u.muted);
       c.last_seq = Math.max(c.last_seq, u.last_seq);
       c.read_seq = Math.max(c.read_seq, u.read_seq);
     }
@@ -132,7 +142,7 @@ async function refreshUnread() {
 }
 
 async function onWelcome() {
-  await loadGroups();
+  await Promise.all([loadGroups(), loadBlocks()]);
   await refreshUnread();
   await catchUp();
   watchPresence();
@@ -223,6 +233,7 @@ async function olderPage(c) {
   try {
     const before = c.hi ? c.lo : c.last_seq + 1;
     const r = await socket.request({ op: "history", conv: c.id, before, limit: PAGE });
+    peerRead(c, r);
     for (const m of r.messages) {
       if (!c.hi) c.hi = m.seq;
       c.msgs.set(m.seq, m);
@@ -238,6 +249,15 @@ async function olderPage(c) {
   const ol = $("messages");
   if (S.open === c.id && c.more_older && ol.scrollHeight <= ol.clientHeight) {
     setTimeout(() => loadOlder(c), 0);
+  }
+}
+
+/// A direct conversation's peer's read position, as history tells it
+/// (docs/protocol.md §3.10): "Read" marks that survive a reload.
+function peerRead(c, page) {
+  if (page.peer_read_seq > c.peer_read) {
+    c.peer_read = page.peer_read_seq;
+    if (S.open === c.id) redraw();
   }
 }
 
@@ -262,6 +282,7 @@ function pick(id) {
   redraw();
   $("messages").scrollTop = $("messages").scrollHeight;
   if (c.hi - c.lo < PAGE) loadOlder(c);
+  else if (c.peer) socket.request({ op: "history", conv: c.id, limit: 1 }).then((r) => peerRead(c, r), () => {});
   markRead();
   watchPresence();
   drawTyping();
@@ -275,18 +296,6 @@ function left(g) {
   S.groups.delete(g);
   if (S.open === `g:${g}`) S.open = null;
   redraw();
-}
-
-async function readBy(c, seq) {
-  try {
-    const r = await api.call("GET", `/v1/groups/${c.group}/messages/${seq}/read_by?limit=100`);
-    const others = r.users.filter((u) => u !== S.me);
-    wantNames(others);
-    if (others.some((u) => !S.names.has(u))) await new Promise((res) => setTimeout(res, 300));
-    view.showReaders(others.map((u) => S.name(u)));
-  } catch {
-    /* the count stays shown */
-  }
 }
 
 const writer = composer({
@@ -309,9 +318,7 @@ function redraw() {
     const c = S.convs.get(S.open);
     view.drawHeader(S, c);
     if (c) view.drawConversation(S, c, handlers);
-    let total = 0;
-    for (const x of S.convs.values()) total += x.unread;
-    view.showTotal(total);
+    view.showTotal(unreadTotal()); // muted conversations left out
   }, 0);
 }
 
@@ -414,12 +421,11 @@ function wire() {
   $("readers-close").addEventListener("click", () => $("readers").close());
   document.addEventListener("visibilitychange", markRead);
   wireSearch({ title: (id) => S.title(conv(id)), open: reveal });
-  wireMembers();
+  wireMembers(left, redraw);
   wireProfile(redraw);
-  $("open-members").addEventListener("click", () => {
-    const c = S.convs.get(S.open);
-    if (c?.group) showMembers(c.group, left);
-  });
+  wireSettings();
+  wireBlocks(redraw);
+  wireMute(redraw);
   wireFeed(() => {
     S.open = null;
     redraw();

@@ -47,7 +47,7 @@ export function composer({ request, redraw, catchUp }) {
       if (c.group) c.read_seq = Math.max(c.read_seq, r.seq);
     } catch (e) {
       p.state = "failed";
-      p.error = e.message || e.code || "";
+      p.error = why(c, e);
       if (p.silent) {
         c.pending = c.pending.filter((x) => x !== p);
         $("compose-error").textContent = p.error;
@@ -110,6 +110,19 @@ export function composer({ request, redraw, catchUp }) {
       redraw();
     },
   };
+}
+
+/// Why a send failed, as the sender should read it: a refusal by the
+/// server's rules (docs/protocol.md §7, `forbidden`: a group's moderation
+/// mute, a group one is no longer in; a user who does not take one's
+/// messages) says so, and retrying will not help until that changes.
+function why(c, e) {
+  if (e.code === "forbidden") {
+    return c.group
+      ? "you cannot send to this group now (muted by its admins, or no longer a member)"
+      : `${S.name(c.peer)} does not accept your messages`;
+  }
+  return e.message || e.code || "";
 }
 
 function metaOf(refs = {}) {

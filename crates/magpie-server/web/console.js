@@ -9,6 +9,8 @@ const $ = (id) => document.getElementById(id);
 let key = sessionStorage.getItem(KEY) || "";
 let timer = null;
 let last = null; // the previous poll's counters, for rates
+let draining = false; // this node, as the registry last said
+let lastByNode = new Map(); // each node's counters at the last survey
 
 class ApiError extends Error {
   constructor(status, code, message) {
@@ -94,10 +96,14 @@ async function poll() {
           n.roles.join(", "),
           n.version,
           n.load,
+          n.draining ? "draining" : "serving",
           `${Math.max(0, Math.round((now - n.seen_at) / 1000))} s ago`,
         ),
       ),
     );
+    const me = nodes.nodes.find((n) => n.node === nodes.here);
+    draining = Boolean(me?.draining);
+    $("drain").textContent = draining ? "End the drain" : "Drain this node";
     const all = samples(metrics);
     const accepted = sum(all, "magpie_messages_accepted_total");
     const rate = last ? ((accepted - last.accepted) * 1000) / Math.max(1, now - last.at) : 0;
@@ -127,8 +133,54 @@ async function poll() {
       lag.set(s.labels.group, (lag.get(s.labels.group) || 0) + s.value);
     }
     $("lag").replaceChildren(...[...lag.entries()].sort().map(([g, n]) => row(g, n)));
+    await cluster(now);
   } catch (e) {
     if (e.status === 401) return logout();
+  }
+}
+
+/// Every node's figures and alarms (`GET /internal/v1/cluster`, gathered
+/// over the relay): one row per node, and the alarms of all, newest first.
+async function cluster(now) {
+  const r = await call("GET", "/internal/v1/cluster");
+  const rates = new Map();
+  $("cluster").replaceChildren(
+    ...r.nodes.map((n) => {
+      const all = samples(n.metrics);
+      const accepted = sum(all, "magpie_messages_accepted_total");
+      const before = lastByNode.get(n.node);
+      rates.set(n.node, { accepted, at: now });
+      const rate = before ? ((accepted - before.accepted) * 1000) / Math.max(1, now - before.at) : 0;
+      return row(
+        n.node + (n.draining ? " · draining" : ""),
+        sum(all, "magpie_connections"),
+        rate.toFixed(1),
+        ms(quantile(all, "magpie_delivery_latency_seconds", 0.99)),
+        sum(all, "magpie_consumer_lag_events"),
+        n.alarms.length,
+      );
+    }),
+  );
+  lastByNode = rates;
+  $("cluster-missing").textContent = r.missing.length ? `No answer from ${r.missing.join(", ")}` : "";
+  const alarms = r.nodes.flatMap((n) => n.alarms.map((a) => ({ ...a, node: n.node }))).sort((a, b) => b.at - a.at);
+  $("alarms-empty").hidden = alarms.length > 0;
+  $("alarms").replaceChildren(...alarms.map((a) => row(new Date(a.at).toLocaleString(), a.node, a.kind.replace("_", " "), a.detail)));
+}
+
+async function drain() {
+  const on = !draining;
+  $("drain-status").textContent = on ? "Draining…" : "Ending the drain…";
+  try {
+    const r = await call("PUT", "/internal/v1/drain", { draining: on });
+    draining = r.draining;
+    $("drain").textContent = draining ? "End the drain" : "Drain this node";
+    $("drain-status").textContent = draining
+      ? `Draining: ${r.closed} connection${r.closed === 1 ? "" : "s"} told to reconnect elsewhere`
+      : "Serving: new connections may come here again";
+    poll();
+  } catch (e) {
+    $("drain-status").textContent = e.message;
   }
 }
 
@@ -200,6 +252,7 @@ function wire() {
     }
   });
   $("logout").addEventListener("click", logout);
+  $("drain").addEventListener("click", drain);
   $("ban-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     $("ban-error").textContent = "";

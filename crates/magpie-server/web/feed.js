@@ -115,7 +115,9 @@ export function wireFeed(onShow) {
       $("feed-status").textContent = `You follow ${u.display_name || u.username}`;
       await load(false);
     } catch (err) {
-      $("feed-status").textContent = err.status === 404 ? "No such user" : err.message;
+      // 403: a block, by either side (§3.16).
+      const why = { 404: "No such user", 403: `You cannot follow ${name}` }[err.status];
+      $("feed-status").textContent = why || err.message;
     }
   });
   $("post-form").addEventListener("submit", async (e) => {

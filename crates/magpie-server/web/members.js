@@ -1,14 +1,18 @@
 // A group's members (docs/protocol.md §3.14): the list with roles; owners
-// and admins add members by name and remove plain members (the owner
-// anyone), the owner changes roles, anyone but the owner leaves. The
-// server decides; a refusal is shown as it answered.
+// and admins add members by name, remove plain members (the owner anyone)
+// and rename the group; the owner changes roles and hands the group to
+// another member; anyone but the owner leaves. The server decides; a
+// refusal is shown as it answered. Also the read-by list of a message.
 
 import { call } from "./api.js";
-import { S, known, wantNames } from "./state.js";
+import { S, known, wantNames, onMemberEvent } from "./state.js";
+import { showReaders } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 let group = 0;
 let onLeft = () => {};
+let changed = () => {};
+let heir = 0; // the member the owner is asked to confirm handing the group to
 
 /// A button whose accessible name starts with its visible text (so a
 /// voice user can say what they see) and names whom it acts on.
@@ -36,6 +40,7 @@ async function draw() {
   if (all.some((m) => !S.names.has(m.user))) await new Promise((res) => setTimeout(res, 300));
   const mine = all.find((m) => m.user === S.me)?.role || "member";
   const manage = mine === "owner" || mine === "admin";
+  title();
   $("members-list").replaceChildren(
     ...all.map((m) => {
       const li = document.createElement("li");
@@ -50,12 +55,47 @@ async function draw() {
         if (mine === "owner" || (manage && m.role === "member")) {
           li.append(" ", button("Remove", `Remove: ${name}`, () => remove(m.user)));
         }
+        if (mine === "owner") li.append(" ", button("Make owner", `Make owner: ${name}`, async () => ask(m.user)));
       }
       return li;
     }),
   );
   $("members-add").hidden = !manage;
+  $("members-rename").hidden = !manage;
   $("members-leave").hidden = mine === "owner";
+  if (mine !== "owner") confirmed(false);
+}
+
+function title() {
+  $("members-title").textContent = `Members of ${S.groups.get(group)?.name || `group ${group}`}`;
+}
+
+/// Asks the owner to confirm handing the group to `user`.
+function ask(user) {
+  heir = user;
+  $("members-confirm-text").textContent = `Make ${S.name(user)} the owner? You will be an admin.`;
+  $("members-confirm").hidden = false;
+  $("members-confirm-yes").focus();
+}
+
+async function confirmed(yes) {
+  const user = heir;
+  heir = 0;
+  $("members-confirm").hidden = true;
+  if (!yes || !user) return;
+  const g = await call("PUT", `/v1/groups/${group}/owner`, { user });
+  S.groups.set(g.id, g);
+  $("members-status").textContent = `${S.name(user)} is the owner now`;
+  changed();
+  await draw();
+}
+
+async function rename(name) {
+  const g = await call("PATCH", `/v1/groups/${group}`, { name });
+  S.groups.set(g.id, g);
+  $("members-status").textContent = `Renamed to ${g.name}`;
+  title();
+  changed();
 }
 
 async function patch(user, body) {
@@ -68,17 +108,67 @@ async function remove(user) {
   await draw();
 }
 
-/// Opens the members dialog of group `id`; `left()` runs after leaving.
-export async function showMembers(id, left) {
+/// Opens the members dialog of group `id`.
+async function showMembers(id) {
   group = id;
-  onLeft = left;
+  heir = 0;
+  $("members-confirm").hidden = true;
   $("members-error").textContent = "";
-  $("members-title").textContent = `Members of ${S.groups.get(id)?.name || `group ${id}`}`;
+  $("members-status").textContent = "";
+  $("members-rename-name").value = S.groups.get(id)?.name || "";
+  title();
   if (!$("members").open) $("members").showModal();
   await draw().catch((e) => ($("members-error").textContent = e.message));
 }
 
-export function wireMembers() {
+/// Who read one's group message `seq` (the list a "Read by N" opens).
+export async function readBy(c, seq) {
+  try {
+    const r = await call("GET", `/v1/groups/${c.group}/messages/${seq}/read_by?limit=100`);
+    const others = r.users.filter((u) => u !== S.me);
+    wantNames(others);
+    if (others.some((u) => !S.names.has(u))) await new Promise((res) => setTimeout(res, 300));
+    showReaders(others.map((u) => S.name(u)));
+  } catch {
+    /* the count stays shown */
+  }
+}
+
+/// `left(group)` runs after leaving; `redraw()` after a rename or a new
+/// owner.
+export function wireMembers(left, redraw) {
+  onLeft = left;
+  changed = redraw;
+  $("open-members").addEventListener("click", () => {
+    const c = S.convs.get(S.open);
+    if (c?.group) showMembers(c.group);
+  });
+  // Another member's change, seen while the dialog is open: drawn again.
+  onMemberEvent((c, e) => {
+    if (!$("members").open || c.group !== group) return;
+    if (e.kind !== "renamed") {
+      draw().catch(() => {});
+      return;
+    }
+    title();
+    if (document.activeElement !== $("members-rename-name")) $("members-rename-name").value = e.name;
+  });
+  $("members-rename").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    $("members-error").textContent = "";
+    $("members-status").textContent = "";
+    try {
+      await rename($("members-rename-name").value.trim());
+    } catch (err) {
+      $("members-error").textContent = err.message;
+    }
+  });
+  const settle = (yes) => {
+    $("members-close").focus(); // the question goes away: keep the focus in the dialog
+    confirmed(yes).catch((err) => ($("members-error").textContent = err.message));
+  };
+  $("members-confirm-yes").addEventListener("click", () => settle(true));
+  $("members-confirm-no").addEventListener("click", () => settle(false));
   $("members-add").addEventListener("submit", async (e) => {
     e.preventDefault();
     $("members-error").textContent = "";

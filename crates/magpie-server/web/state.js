@@ -20,6 +20,7 @@ export const S = {
   usernames: new Map(), // lower-cased username -> id (mentions)
   online: new Set(),
   groups: new Map(),
+  blocked: new Set(), // users this user blocks (blocks.js)
   title: (c) => (c.group ? S.groups.get(c.group)?.name || `Group ${c.group}` : S.name(c.peer)),
   name: (u) => (u === 0 ? "Magpie" : S.names.get(u) || `User ${u}`),
 };
@@ -38,9 +39,11 @@ export function conv(id) {
       hi: 0,
       last_seq: 0,
       read_seq: 0,
-      peer_read: 0,
+      peer_read: 0, // the peer's read position (receipts, history)
+      peer_delivered: 0, // a device of the peer received up to here (`delivered`)
       unread: 0,
       mentions: 0,
+      muted: false, // the user's own mute of its notifications (mute.js)
       more_older: true,
       pending: [],
       readBy: new Map(),
@@ -100,7 +103,24 @@ export function addNewer(c, m, fromSync) {
   c.last_seq = Math.max(c.last_seq, m.seq);
   if (m.from !== S.me && m.from !== 0) wantNames([m.from]);
   if (isEvent(m)) applyEvent(c, m);
+  if (m.from === 0 && m.meta?.event && c.group) memberEvent(c, m.meta.event);
   return true;
+}
+
+const watchers = [];
+/// `fn(c, event)` after each member event (members.js redraws its dialog).
+export function onMemberEvent(fn) {
+  watchers.push(fn);
+}
+
+/// A member event (docs/protocol.md §3.14) as it arrives, in order: a
+/// rename or a new owner changes the group the page shows. (A reload reads
+/// the group itself: `loadGroups`.)
+function memberEvent(c, e) {
+  const g = S.groups.get(c.group);
+  if (g && e.kind === "renamed") S.groups.set(c.group, { ...g, name: e.name });
+  if (g && e.kind === "owner") S.groups.set(c.group, { ...g, owner: e.to });
+  for (const fn of watchers) fn(c, e);
 }
 
 /// An edit or a recall: a message of its own (it has a sequence) that

@@ -52,10 +52,14 @@ export function drawList(S, pick) {
       const badge = c.unread
         ? el(
             "span",
-            { class: "badge", "aria-label": `${c.unread} unread${c.mentions ? `, ${c.mentions} mentioning you` : ""}` },
+            {
+              class: c.muted ? "badge muted" : "badge",
+              "aria-label": `${c.unread} unread${c.mentions ? `, ${c.mentions} mentioning you` : ""}${c.muted ? ", muted" : ""}`,
+            },
             c.mentions ? `@${c.unread}` : String(c.unread),
           )
         : null;
+      const marks = [c.muted ? "muted" : "", c.peer && S.blocked.has(c.peer) ? "blocked" : ""].filter(Boolean);
       const btn = el(
         "button",
         {
@@ -65,7 +69,7 @@ export function drawList(S, pick) {
           "aria-current": S.open === c.id ? "true" : null,
           onclick: () => pick(c.id),
         },
-        el("span", { class: "conv-title" }, S.title(c)),
+        el("span", { class: "conv-title" }, S.title(c), marks.length ? el("span", { class: "mark" }, ` · ${marks.join(", ")}`) : null),
         badge,
         el("span", { class: "conv-preview" }, preview),
         last ? el("time", { datetime: new Date(last.sent_at).toISOString() }, time(last.sent_at)) : null,
@@ -99,7 +103,8 @@ function ownState(c, m) {
     for (const [seq, n] of c.readBy) if (seq >= m.seq) read = Math.max(read, n);
     return read > 1 ? `Read by ${read - 1}` : "Sent";
   }
-  return m.seq <= c.peer_read ? "Read" : "Sent";
+  if (m.seq <= c.peer_read) return "Read";
+  return m.seq <= c.peer_delivered ? "Delivered" : "Sent";
 }
 
 const EDIT_WINDOW_MS = 24 * 3600 * 1000; // messages.edit_window_secs
@@ -186,6 +191,19 @@ export function drawHeader(S, c) {
   $("open-members").hidden = !c?.group;
   const p = $("presence");
   p.textContent = c && !c.group && S.online.has(c.peer) ? "online" : "";
+  // Muting needs a conversation the server knows: a direct one exists from
+  // its first message (mute.js).
+  const mute = $("mute-toggle");
+  mute.hidden = !c || (!c.group && !c.last_seq);
+  mute.textContent = c?.muted ? "Unmute" : "Mute";
+  const block = $("block-toggle");
+  const blocked = Boolean(c?.peer && S.blocked.has(c.peer));
+  block.hidden = !c?.peer || c.peer === S.me;
+  block.textContent = blocked ? "Unblock" : "Block";
+  block.setAttribute("aria-label", `${blocked ? "Unblock" : "Block"} ${c?.peer ? S.name(c.peer) : ""}`);
+  $("conv-note").textContent = blocked
+    ? `You blocked ${S.name(c.peer)}: they cannot follow you, and their posts are kept out of your feed.`
+    : "";
 }
 
 export function showTyping(text) {

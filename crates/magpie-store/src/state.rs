@@ -38,6 +38,10 @@ pub struct NodeInfo {
     pub canary: bool,
     /// When this record was written, epoch ms.
     pub seen_at: i64,
+    /// An operator is draining the node: `connect` places no new
+    /// connection on it while another node can take them.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// What a connection ticket stands for.

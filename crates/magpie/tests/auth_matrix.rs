@@ -286,6 +286,17 @@ fn routes() -> Vec<Route> {
         r("GET", "/internal/v1/trace/{id}", Service, no_body, 200),
         r("GET", "/internal/v1/nodes", Service, no_body, 200),
         r("GET", "/internal/v1/metrics", Service, no_body, 200),
+        r("GET", "/internal/v1/alarms", Service, no_body, 200),
+        r("GET", "/internal/v1/cluster", Service, no_body, 200),
+        r("GET", "/internal/v1/drain", Service, no_body, 200),
+        // Ending a drain that never began: harmless to the other rows.
+        r(
+            "PUT",
+            "/internal/v1/drain",
+            Service,
+            |_| Some(json!({"draining": false})),
+            200,
+        ),
         // The test process does not hand its log filter over (the binary
         // does: tests/observability.rs): answered, with the reason.
         r("GET", "/internal/v1/log", Service, no_body, 503),
@@ -718,7 +729,7 @@ async fn the_internal_api_takes_the_service_key_only() {
     let internal = s.internal();
     let table = routes();
     let service_routes: Vec<&Route> = table.iter().filter(|r| r.auth == Auth::Service).collect();
-    assert_eq!(service_routes.len(), 14);
+    assert_eq!(service_routes.len(), 18);
     for r in &service_routes {
         let path = r.path(&ids);
         for (name, header, status, code) in &cases {

@@ -40,6 +40,7 @@ fn the_web_client_works_in_chromium() {
         .arg(dir.join("console.test.mjs"))
         .arg(dir.join("session.test.mjs"))
         .arg(dir.join("admin.test.mjs"))
+        .arg(dir.join("manage.test.mjs"))
         .env("MAGPIE_TEST_SERVER_BIN", env!("CARGO_BIN_EXE_magpie"))
         .env("MAGPIE_TEST_CHROMIUM", chromium)
         .env("MAGPIE_TEST_BROWSER_MODULES", modules)

@@ -140,6 +140,17 @@ async fn a_missing_link_is_skipped_after_the_wait_with_an_alarm() {
     assert_eq!(st, 200, "{body}");
     assert!(started.elapsed() >= Duration::from_millis(250), "it waited");
     assert!(counter(&s, "magpie_chain_gaps_total").await >= gaps + 1.0);
+    // The console's list of recent alarms has it, naming the device.
+    let (st, alarms) = s.operator("GET", "/internal/v1/alarms", None).await;
+    assert_eq!(st, 200, "{alarms}");
+    let gap = &alarms["alarms"][0];
+    assert_eq!(gap["kind"], "chain_gap", "{alarms}");
+    let detail = gap["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("user {}", a.user_id.0)),
+        "{detail}"
+    );
+    assert!(detail.contains(&ids[1]), "the missing link: {detail}");
     // The chain moved past the gap: link 3 is taken at once.
     let started = Instant::now();
     let (st, _) = send_link(&s, &s.base, &a, to, ClientMsgId::new_v7(), &ids, 3).await;

@@ -47,6 +47,12 @@ async fn a_poison_event_is_parked_and_the_workers_go_on() {
         parked.extend(got.into_iter().map(|d| d.payload.to_vec()));
     }
     assert_eq!(parked, vec![poison]);
+    // And listed among the node's recent alarms, for the console.
+    let (_, alarms) = s.operator("GET", "/internal/v1/alarms", None).await;
+    let listed = alarms["alarms"].as_array().unwrap().iter().any(|a| {
+        a["kind"] == "dead_letter" && a["detail"].as_str().unwrap().starts_with("state: ")
+    });
+    assert!(listed, "{alarms}");
 
     // The state worker goes on: a message sent afterwards is applied.
     let applied = counter(&s, APPLIED).await;

@@ -38,7 +38,11 @@ pub fn choose(
     transport: Transport,
     canary_percent: u32,
 ) -> Option<&NodeInfo> {
-    let candidates: Vec<&NodeInfo> = nodes.iter().filter(|n| serves(n, transport)).collect();
+    let serving: Vec<&NodeInfo> = nodes.iter().filter(|n| serves(n, transport)).collect();
+    // A draining node takes new connections only when every node drains:
+    // better a node on its way out than no connection at all.
+    let open: Vec<&NodeInfo> = serving.iter().copied().filter(|n| !n.draining).collect();
+    let candidates = if open.is_empty() { serving } else { open };
     let wants_canary = bucket(user) < canary_percent;
     let side: Vec<&NodeInfo> = candidates
         .iter()
@@ -68,6 +72,7 @@ mod tests {
             load,
             canary,
             seen_at: 0,
+            draining: false,
         }
     }
 
@@ -90,6 +95,27 @@ mod tests {
             "a"
         );
         assert!(choose(&[], UserId(1), Transport::Ws, 0).is_none());
+    }
+
+    #[test]
+    fn a_draining_node_gets_connections_only_when_every_node_drains() {
+        let drained = NodeInfo {
+            draining: true,
+            ..node("a", 0, false)
+        };
+        let busy = node("b", 5_000, false);
+        for u in 0..50 {
+            let pair = [drained.clone(), busy.clone()];
+            assert_eq!(
+                choose(&pair, UserId(u), Transport::Ws, 0).unwrap().node,
+                "b"
+            );
+        }
+        let alone = [drained];
+        assert_eq!(
+            choose(&alone, UserId(1), Transport::Ws, 0).unwrap().node,
+            "a"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use crate::app::App;
 use magpie_core::now_ms;
 use magpie_store::NodeInfo;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// This node's record as of now.
@@ -26,6 +27,7 @@ pub fn node_info(app: &App) -> NodeInfo {
         load: app.delivery.hub.len() as u64,
         canary: c.canary,
         seen_at: now_ms(),
+        draining: app.draining.load(Ordering::Relaxed),
     }
 }
 

@@ -8,6 +8,7 @@
 mod feed_ops;
 mod handshake;
 mod inflight;
+mod receipts;
 mod requests;
 pub mod session;
 pub mod tcp;

@@ -16,6 +16,7 @@
 
 use crate::app::App;
 use crate::error::ServerError;
+use crate::services::delivery::Notice;
 use crate::services::delivery::hub::Outbound;
 use crate::services::delivery::mailbox::Mailbox;
 use crate::services::{SendDefaults, SendInput};
@@ -31,6 +32,9 @@ pub enum Req {
     Client { rid: Option<u64>, op: ClientOp },
     /// Acknowledged deliveries that retention may act on.
     Delivered { conv: ConvId, seqs: Vec<Seq> },
+    /// A delivery receipt for the peer of a direct conversation, due now
+    /// (the session paces them: `receipts.rs`).
+    Received { conv: ConvId, seq: Seq },
     /// The user's settings changed: read them again.
     Settings,
 }
@@ -109,8 +113,13 @@ impl Requester {
     async fn serve_batch(&mut self, queue: Vec<Req>) -> bool {
         let mut sends: Vec<(Option<u64>, SendInput)> = Vec::new();
         let mut delivered: BTreeMap<ConvId, Vec<Seq>> = BTreeMap::new();
+        let mut received: BTreeMap<ConvId, Seq> = BTreeMap::new();
         for req in queue {
             match req {
+                Req::Received { conv, seq } => {
+                    let top = received.entry(conv).or_default();
+                    *top = (*top).max(seq);
+                }
                 // Deliveries reply nothing and touch only retention:
                 // gathering them across other requests reorders nothing a
                 // client sees.
@@ -178,7 +187,23 @@ impl Requester {
             // Deliveries feed retention only; a failure here loses nothing.
             tracing::warn!(error = %e, "delivery events not published");
         }
+        self.send_receipts(received).await;
         true
+    }
+
+    /// Tells each conversation's peer what this device received (best
+    /// effort, like every push).
+    async fn send_receipts(&self, receipts: BTreeMap<ConvId, Seq>) {
+        for (conv, seq) in receipts {
+            if let Some(peer) = conv.peer_of(self.user) {
+                let notice = Notice::Delivered {
+                    conv,
+                    receiver: self.user,
+                    seq,
+                };
+                self.app.delivery.notify(peer, notice).await;
+            }
+        }
     }
 
     /// A request other than a send or a delivery; false once the
@@ -203,7 +228,7 @@ impl Requester {
                 Some(frame) => self.tx.send(Outbound::frame(&frame)).await.is_ok(),
                 None => true,
             },
-            Req::Delivered { .. } => true,
+            Req::Delivered { .. } | Req::Received { .. } => true,
         }
     }
 
@@ -315,6 +340,7 @@ impl Requester {
                     conv: p.conv,
                     messages: p.messages,
                     more: p.more,
+                    peer_read_seq: p.peer_read_seq,
                 }),
             ClientOp::PresenceWatch { users } => app
                 .presence

@@ -147,6 +147,12 @@ pub fn internal_router(app: App) -> Router {
         .route("/internal/v1/trace/{id}", get(observe::trace))
         .route("/internal/v1/nodes", get(observe::nodes))
         .route("/internal/v1/metrics", get(observe::metrics))
+        .route("/internal/v1/alarms", get(observe::alarms))
+        .route("/internal/v1/cluster", get(observe::cluster))
+        .route(
+            "/internal/v1/drain",
+            get(observe::drain_get).put(observe::drain_put),
+        )
         .route("/internal/v1/workers", get(observe::workers_get))
         .route("/internal/v1/workers/{group}", put(observe::workers_put))
         .route(

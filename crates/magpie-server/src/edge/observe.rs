@@ -10,10 +10,17 @@
 //!   (`workers/paused.rs`);
 //! - `GET /internal/v1/nodes` and `GET /internal/v1/metrics`: the live
 //!   nodes of the registry and this node's metrics, for the operator
-//!   console (docs/web.md).
+//!   console (docs/web.md);
+//! - `GET /internal/v1/alarms`: this node's recent alarms
+//!   (`services/alarms.rs`); `GET /internal/v1/cluster`: every node's
+//!   metrics and alarms (`cluster/survey.rs`);
+//! - `GET /internal/v1/drain` and `PUT /internal/v1/drain`
+//!   `{"draining": true}`: drain this node of its clients, or end the
+//!   drain (`cluster/drain.rs`).
 
 use super::extract::{ApiJson, Service};
 use crate::app::App;
+use crate::cluster::drain::DrainReport;
 use crate::error::{Result, ServerError};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -35,6 +42,50 @@ pub async fn nodes(State(app): State<App>, _: Service) -> Result<Json<NodesRepor
         here: app.cfg.node.clone(),
         nodes,
     }))
+}
+
+/// This node's recent alarms, newest first.
+#[derive(Debug, Serialize)]
+pub struct AlarmsReport {
+    pub node: String,
+    pub alarms: Vec<crate::services::alarms::Alarm>,
+}
+
+pub async fn alarms(State(app): State<App>, _: Service) -> Json<AlarmsReport> {
+    Json(AlarmsReport {
+        node: app.cfg.node.clone(),
+        alarms: app.alarms.recent(),
+    })
+}
+
+/// Every live node's metrics and alarms, gathered over the relay.
+pub async fn cluster(
+    State(app): State<App>,
+    _: Service,
+) -> Result<Json<crate::cluster::survey::ClusterSurvey>> {
+    Ok(Json(crate::cluster::survey::gather(&app).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainRequest {
+    pub draining: bool,
+}
+
+pub async fn drain_get(State(app): State<App>, _: Service) -> Json<DrainReport> {
+    Json(DrainReport {
+        node: app.cfg.node.clone(),
+        draining: app.draining.load(std::sync::atomic::Ordering::Relaxed),
+        closed: 0,
+    })
+}
+
+pub async fn drain_put(
+    State(app): State<App>,
+    _: Service,
+    ApiJson(req): ApiJson<DrainRequest>,
+) -> Json<DrainReport> {
+    Json(crate::cluster::drain::set(&app, req.draining).await)
 }
 
 /// This node's metrics, as `/metrics` serves them on the public address,

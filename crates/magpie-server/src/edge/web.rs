@@ -41,6 +41,9 @@ const FILES: &[(&str, &str, &str)] = &[
     ("feed.js", JS, include_str!("../../web/feed.js")),
     ("members.js", JS, include_str!("../../web/members.js")),
     ("profile.js", JS, include_str!("../../web/profile.js")),
+    ("settings.js", JS, include_str!("../../web/settings.js")),
+    ("blocks.js", JS, include_str!("../../web/blocks.js")),
+    ("mute.js", JS, include_str!("../../web/mute.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

@@ -26,6 +26,7 @@
 //! - a client message id, scoped to its sender, always answers with the
 //!   original server id and sequence (fast path in state, truth in the store).
 
+pub mod alarms;
 pub mod delivery;
 mod events;
 mod feeds;
@@ -37,6 +38,7 @@ mod missing;
 mod presence;
 mod profiles;
 mod republish;
+pub mod roll_call;
 mod rooms;
 mod search;
 pub mod trace;

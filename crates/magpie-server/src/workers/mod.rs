@@ -263,6 +263,13 @@ async fn dead_letter(app: &App, group: &str, d: &Delivery, trace_id: &str, why: 
     metrics::counter!(crate::metrics::DEAD_LETTERS, "group" => group.to_string()).increment(1);
     tracing::error!(group, offset = d.offset, topic = %d.topic, trace_id, node = %app.cfg.node,
         error = why, "event parked on the dead-letter topic");
+    app.alarms.raise(
+        "dead_letter",
+        format!(
+            "{group}: the event at offset {} of {} parked on dead.{group}: {why}",
+            d.offset, d.topic
+        ),
+    );
     let id = EventId::DeadLetter {
         group: group.to_string(),
         offset: d.offset,

@@ -13,6 +13,7 @@ fn info(node: &str, load: u64) -> NodeInfo {
         load,
         canary: false,
         seen_at: 1_700_000_000_000,
+        draining: false,
     }
 }
 
@@ -27,7 +28,11 @@ pub async fn heartbeat_registers_node(st: State) {
     assert_eq!(st.nodes().await.expect("nodes"), vec![a.clone()]);
     assert_eq!(st.known_nodes().await.expect("known"), vec!["node-a"]);
     // A later heartbeat replaces the record; the node is known once.
-    let a2 = NodeInfo { load: 9, ..a };
+    let a2 = NodeInfo {
+        load: 9,
+        draining: true,
+        ..a
+    };
     st.node_heartbeat(&a2, LONG).await.expect("heartbeat again");
     assert_eq!(st.nodes().await.expect("nodes"), vec![a2]);
     assert_eq!(st.known_nodes().await.expect("known"), vec!["node-a"]);

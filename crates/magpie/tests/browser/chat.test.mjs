@@ -22,8 +22,10 @@ test("two users chat: unread badges rise and clear, the sender sees Read", async
 
   await h.openChatWith(a, bob);
   await h.say(a, "hello bob");
+  // Bob's page received it (its socket acknowledged the push) but Bob has
+  // not opened the conversation: delivered, not read.
   const mine = a.locator("#messages li.msg.mine", { hasText: "hello bob" });
-  await mine.locator(".state", { hasText: "Sent" }).waitFor();
+  await mine.locator(".state", { hasText: "Delivered" }).waitFor();
 
   // Bob has not opened it: the conversation and the total show 1.
   const entry = b.locator(`#conv-list button.conv`, { hasText: alice });
@@ -60,6 +62,31 @@ test("two users chat: unread badges rise and clear, the sender sees Read", async
   assert.deepEqual([...a.errors, ...b.errors], [], "no script errors");
   await a.context().close();
   await b.context().close();
+});
+
+test("the sender's own states: Delivered, Read, Sent while the peer is away, and Read again after a reload", async () => {
+  const [alice, bob] = [h.uniqueName("ali"), h.uniqueName("bob")];
+  const [a, b] = await h.signUp(env, [alice, bob]);
+  const state = (text) => a.locator("#messages li.msg.mine", { hasText: text }).locator(".state");
+  await h.openChatWith(a, bob);
+  await h.say(a, "first");
+  await state("first").filter({ hasText: "Delivered" }).waitFor();
+  await b.locator("#conv-list button.conv", { hasText: alice }).click();
+  await state("first").filter({ hasText: "Read" }).waitFor();
+  // Bob's page is gone: the next message reaches no device of his.
+  await b.context().close();
+  await h.say(a, "second");
+  await state("second").filter({ hasText: "Sent" }).waitFor();
+  await a.waitForTimeout(500);
+  assert.equal(await state("second").textContent(), "Sent", "no device of Bob's got it");
+  // A reload knows what Bob read from history (peer_read_seq), not from
+  // the receipt the page saw.
+  await a.reload();
+  await a.locator("#banner").waitFor({ state: "hidden" });
+  await a.locator("#conv-list button.conv", { hasText: bob }).click();
+  await state("first").filter({ hasText: "Read" }).waitFor();
+  assert.equal(await state("second").textContent(), "Sent");
+  await a.context().close();
 });
 
 test("a group of three: the sender sees the read-by count reach two", async () => {
@@ -128,7 +155,7 @@ test("history scrolls up to the first message and keeps the reader's place", asy
     const [topSeq, y0] = await list.evaluate((ol) => {
       ol.scrollTop = 0;
       const li = ol.querySelector("li.msg");
-      return [li.dataset.seq, li.getBoundingClientRect().top];
+      return [li.dataset.seq, li.getBoundingClientRect().top - ol.getBoundingClientRect().top];
     });
     await b.waitForFunction(
       (seq) =>
@@ -136,7 +163,16 @@ test("history scrolls up to the first message and keeps the reader's place", asy
         document.querySelector("#messages li[data-first]"),
       topSeq,
     );
-    const y1 = await b.locator(`#messages li.msg[data-seq="${topSeq}"]`).evaluate((li) => li.getBoundingClientRect().top);
+    // Found and measured in one step: a redraw between the two (a receipt,
+    // the next page) would leave a detached element, whose box is all 0.
+    // Measured from the list's top, as above: the header may wrap
+    // differently meanwhile (its buttons come with the conversation's
+    // state), which moves the whole list, not the reader's place in it.
+    const y1 = await b.evaluate((seq) => {
+      const ol = document.querySelector("#messages");
+      const li = ol.querySelector(`li.msg[data-seq="${seq}"]`);
+      return li.getBoundingClientRect().top - ol.getBoundingClientRect().top;
+    }, topSeq);
     assert.ok(Math.abs(y1 - y0) < 5, `message ${topSeq} moved from ${y0} to ${y1} when an older page came`);
   }
   assert.ok(pages >= 2, `history came in ${pages} pages`);

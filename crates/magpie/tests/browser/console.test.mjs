@@ -1,6 +1,8 @@
 // The operator console (docs/web.md, "Operator console"), on the internal
 // listener: a wrong key refused, the node and its connections shown, an
-// address banned and the ban lifted, a message traced through its hops.
+// address banned and the ban lifted, a message traced through its hops, an
+// ordering-chain gap listed among the alarms, the node drained (the chat
+// pages reconnect) and the drain ended.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -42,6 +44,9 @@ test("the console logs in, shows the node and its connections, bans and lifts, t
   await c.getByRole("button", { name: "Log in" }).click();
 
   await c.locator("#nodes tr", { hasText: "(this one)" }).waitFor();
+  // The cluster view: every node's row (here the one node), from the survey.
+  const here = (await c.locator("#here").textContent()).replace("node ", "");
+  await c.locator("#cluster tr", { hasText: here }).waitFor();
   // Two pages hold a WebSocket each.
   await c.waitForFunction(() => {
     const dt = [...document.querySelectorAll("#stats dt")].find((d) => d.textContent === "WebSocket connections");
@@ -62,7 +67,38 @@ test("the console logs in, shows the node and its connections, bans and lifts, t
   await c.getByRole("button", { name: "Trace" }).click();
   await c.locator("#hops tr", { hasText: "accepted" }).waitFor();
   await c.locator("#hops tr", { hasText: "durable" }).waitFor();
+
+  // A chained send whose predecessor never comes: after chain.wait_ms, the
+  // gap alarm is listed.
+  await c.locator("#alarms-empty").waitFor();
+  const gap = await a.evaluate(async (bob) => {
+    const s = JSON.parse(sessionStorage.getItem("magpie.session"));
+    const auth = { authorization: `Bearer ${s.access_token}`, "content-type": "application/json" };
+    const u = await (await fetch(`/v1/users?name=${bob}`, { headers: auth })).json();
+    const { next } = await (await fetch("/v1/chain", { headers: auth })).json();
+    const send = (id, nextId) =>
+      fetch("/v1/messages", {
+        method: "POST",
+        headers: auth,
+        body: JSON.stringify({ to: u.id, cmid: crypto.randomUUID(), body: id, chain: { id, next: nextId } }),
+      });
+    await send(next, "link-1");
+    return (await send("link-2", "link-3")).status;
+  }, bob);
+  assert.equal(gap, 200, "skipped past the gap");
+  await c.locator("#alarms tr", { hasText: "chain gap" }).filter({ hasText: "link-1" }).waitFor();
   await h.screenshot(c, "console");
   assert.deepEqual(await h.accessibility(c), [], "console");
+
+  // Drain: both chat pages are told to reconnect; with no other node they
+  // come back here. Then the drain ends.
+  await c.getByRole("button", { name: "Drain this node" }).click();
+  await c.locator("#drain-status", { hasText: /Draining: [2-9] connections/ }).waitFor();
+  await c.locator("#nodes tr", { hasText: "(this one)" }).filter({ hasText: "draining" }).waitFor();
+  await c.locator("#cluster tr", { hasText: "draining" }).waitFor();
+  for (const p of [a, b]) await p.locator("#banner", { hasText: "Reconnecting" }).waitFor();
+  for (const p of [a, b]) await p.locator("#banner").waitFor({ state: "hidden", timeout: 15000 });
+  await c.getByRole("button", { name: "End the drain" }).click();
+  await c.locator("#nodes tr", { hasText: "(this one)" }).filter({ hasText: "serving" }).waitFor();
   for (const p of [a, b, c]) await p.context().close();
 });

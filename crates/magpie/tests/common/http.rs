@@ -51,6 +51,14 @@ impl TestServer {
         )
     }
 
+    /// `method path` on this node's internal API with the service key
+    /// (docs/protocol.md §3.13).
+    pub async fn operator(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let key = self.app().cfg.internal.service_key.clone();
+        self.call_at(&self.internal(), method, path, Some(&key), body)
+            .await
+    }
+
     pub async fn user(&self, name: &str, device: &str) -> Tokens {
         let (s, _) = self
             .call(

@@ -7,6 +7,7 @@ use crate::conn::requests::{Req, Requester};
 use crate::conn::transport::{Inbound, Transport};
 use crate::metrics::{meters, transport_index};
 use crate::services::trace::HopKind;
+use magpie_core::{Seq, UserId};
 use magpie_proto::{ClientFrame, ClientOp, ErrorCode, ServerFrame, decode_client};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -105,7 +106,15 @@ impl<T: Transport> Session<T> {
                 let now = magpie_core::now_ms();
                 let latency = &m.delivery_latency[transport_index(self.transport)];
                 let mut hops = Vec::new();
+                // The highest of the peer's messages acknowledged here: a
+                // delivery receipt for a direct conversation (`receipts.rs`;
+                // one's own messages echoed to this device and system
+                // messages are not the peer's).
+                let mut received: Option<Seq> = None;
                 for push in &acked.pushes {
+                    if push.msg.from != self.user && push.msg.from != UserId::SYSTEM {
+                        received = received.max(Some(push.msg.seq));
+                    }
                     latency.record((now - push.msg.sent_at).max(0) as f64 / 1000.0);
                     hops.extend(self.hop_of(HopKind::Delivered, &push.msg));
                 }
@@ -113,6 +122,17 @@ impl<T: Transport> Session<T> {
                 m.acked.increment(seqs.len() as u64);
                 // Group messages are kept for every member (read diffusion):
                 // their deliveries change nothing, so they are not published.
+                if conv.group_id().is_none()
+                    && let Some(seq) = received
+                {
+                    let receipts = self.receipts.get_or_insert_with(Default::default);
+                    if receipts.offer(&conv, seq, Instant::now()) {
+                        self.queue(Req::Received {
+                            conv: conv.clone(),
+                            seq,
+                        });
+                    }
+                }
                 if conv.group_id().is_none() && !acked.deliveries.is_empty() {
                     self.queue(Req::Delivered {
                         conv,

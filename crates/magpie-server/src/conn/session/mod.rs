@@ -15,6 +15,7 @@ mod timer;
 
 use super::handshake::{Handshake, handshake};
 use super::inflight::Inflight;
+use super::receipts::Receipts;
 use super::requests::Req;
 use super::transport::{Inbound, Transport};
 use crate::app::App;
@@ -35,6 +36,9 @@ use tokio::time::{Instant, sleep_until};
 
 /// Outbound frames taken in one turn before flushing.
 const MAX_TURN: usize = 256;
+
+/// A drained node's clients are told to come back after 0.5 s to this.
+const DRAIN_SPREAD_MS: u64 = 5_000;
 /// A bound on how long nothing is looked at: the timer's farthest wake-up.
 const FAR: Duration = Duration::from_secs(3600);
 
@@ -101,6 +105,9 @@ struct Session<T> {
     mailbox: Arc<Mailbox>,
     kill: Arc<Kill>,
     inflight: Inflight,
+    /// Delivery receipts sent and held back; made at the first one, so a
+    /// connection that never receives costs nothing here.
+    receipts: Option<Box<Receipts>>,
     /// The companion task, once the first request came.
     requests: Option<(mpsc::Sender<Req>, JoinHandle<()>)>,
     /// A request waiting for room in the companion's queue (reading stops).
@@ -161,6 +168,7 @@ impl<T: Transport> Session<T> {
             conn,
             route,
             inflight: Inflight::new(cfg.window, settings.resend.policy()),
+            receipts: None,
             settings,
             mailbox,
             kill,
@@ -206,7 +214,16 @@ impl<T: Transport> Session<T> {
             }
             tokio::select! {
                 code = &mut killed => {
-                    let f = ServerFrame::error(None, code, code.as_str(), true);
+                    let f = match code {
+                        // An operator drains the node (`cluster/drain.rs`):
+                        // the clients come back to other nodes, spread over
+                        // a few seconds rather than all at once.
+                        ErrorCode::ShuttingDown => ServerFrame::Reconnect {
+                            reason: "draining".into(),
+                            after_ms: rand::random_range(500..=DRAIN_SPREAD_MS),
+                        },
+                        _ => ServerFrame::error(None, code, code.as_str(), true),
+                    };
                     self.end(code, f);
                 }
                 _ = &mut stopping => {

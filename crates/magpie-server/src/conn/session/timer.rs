@@ -1,8 +1,10 @@
 //! The session's one timer: the idle deadline, the heartbeat (a `ping`,
 //! and a retry of the route only if recording it failed) and the resends
-//! of unacknowledged pushes, whichever is due first.
+//! of unacknowledged pushes and the delivery receipts held back
+//! (`conn/receipts.rs`), whichever is due first.
 
 use super::{FAR, Session, encoded};
+use crate::conn::requests::Req;
 use crate::conn::transport::Transport;
 use crate::metrics::meters;
 use crate::services::delivery::RouteCheck;
@@ -15,6 +17,9 @@ impl<T: Transport> Session<T> {
         let idle_at = self.last_inbound + self.idle;
         let mut at = idle_at.min(self.heartbeat_at);
         if let Some(due) = self.inflight.next_due() {
+            at = at.min(due);
+        }
+        if let Some(due) = self.receipts.as_ref().and_then(|r| r.due()) {
             at = at.min(due);
         }
         at.min(Instant::now() + FAR)
@@ -38,6 +43,13 @@ impl<T: Transport> Session<T> {
                 let frame = magpie_proto::encode_push(&push.msg, attempt);
                 self.feed(Bytes::from(frame));
             }
+        }
+        let held = match self.receipts.as_mut() {
+            Some(r) if r.due().is_some_and(|d| d <= now) => r.take_due(now),
+            _ => Vec::new(),
+        };
+        for (conv, seq) in held {
+            self.queue(Req::Received { conv, seq });
         }
     }
 

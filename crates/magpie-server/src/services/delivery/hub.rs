@@ -158,6 +158,17 @@ impl Hub {
         }
     }
 
+    /// Closes every connection here with `code`; returns how many.
+    pub fn kill_all(&self, code: ErrorCode) -> u64 {
+        let map = self.by_user.lock();
+        let mut n = 0;
+        for c in map.values().flatten() {
+            c.kill.fire(code);
+            n += 1;
+        }
+        n
+    }
+
     /// Queues `out` for one connection; false if it is not here (or full).
     pub fn deliver(&self, user: UserId, conn: u64, out: Outbound) -> bool {
         let map = self.by_user.lock();

@@ -16,6 +16,13 @@ pub enum Notice {
         reader: UserId,
         seq: Seq,
     },
+    /// A device of `receiver` received the sender's messages of the
+    /// direct conversation `conv` up to `seq`.
+    Delivered {
+        conv: ConvId,
+        receiver: UserId,
+        seq: Seq,
+    },
     /// How many members have read a sender's newest message of a group.
     GroupReceipt {
         conv: ConvId,
@@ -48,6 +55,15 @@ impl From<Notice> for ServerFrame {
     fn from(n: Notice) -> ServerFrame {
         match n {
             Notice::Receipt { conv, reader, seq } => ServerFrame::Receipt { conv, reader, seq },
+            Notice::Delivered {
+                conv,
+                receiver,
+                seq,
+            } => ServerFrame::Delivered {
+                conv,
+                receiver,
+                seq,
+            },
             Notice::GroupReceipt {
                 conv,
                 seq,

@@ -358,6 +358,15 @@ impl Messaging {
             action,
             "chain gap: the predecessor never came"
         );
+        self.alarms.raise(
+            "chain_gap",
+            format!(
+                "user {} device {device}: link {} waited {} ms for {last}, which never came ({action})",
+                from.0,
+                link.id,
+                start.elapsed().as_millis()
+            ),
+        );
         self.chains.gap(&key, cfg);
         match cfg.on_gap {
             OnGap::Reject => Err(ServerError::ChainGap(last)),

@@ -20,6 +20,7 @@ mod revise;
 mod send;
 mod sync;
 
+use super::alarms::Alarms;
 use super::delivery::Delivery;
 use super::{Events, Traces, Users};
 use crate::config::Config;
@@ -44,6 +45,8 @@ pub struct Messaging {
     pipeline: Pipeline,
     /// Held chained sends and devices' chain gaps on this node.
     chains: chain::Chains,
+    /// Where a chain gap is raised for the console (`services/alarms.rs`).
+    alarms: Arc<Alarms>,
 }
 
 /// What the messaging service is built from.
@@ -56,6 +59,7 @@ pub struct MessagingParts {
     pub users: Arc<Users>,
     pub delivery: Arc<Delivery>,
     pub traces: Arc<Traces>,
+    pub alarms: Arc<Alarms>,
 }
 
 impl Messaging {
@@ -71,6 +75,7 @@ impl Messaging {
             traces: p.traces,
             pipeline: Pipeline::default(),
             chains: chain::Chains::default(),
+            alarms: p.alarms,
         }
     }
 

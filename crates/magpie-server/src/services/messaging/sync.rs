@@ -88,10 +88,22 @@ impl Messaging {
         };
         let more = messages.len() > limit;
         messages.truncate(limit);
+        // The peer's own summary holds their read position; a direct
+        // conversation to oneself has no peer to report.
+        let peer_read_seq = match conv.peer_of(user).filter(|p| *p != user) {
+            Some(peer) => self
+                .store
+                .messages()
+                .conversation(peer, conv)
+                .await?
+                .map(|c| c.read_seq),
+            None => None,
+        };
         Ok(HistoryPage {
             conv: conv.clone(),
             messages,
             more,
+            peer_read_seq,
         })
     }
 

@@ -13,8 +13,7 @@
 use super::ring::Wanted;
 use super::{HopKind, Traces, conv_key};
 use crate::error::{Result, ServerError};
-use bytes::Bytes;
-use magpie_bus::RelayEvent;
+use crate::services::roll_call;
 use magpie_core::trace::{TraceHop, TraceReport};
 use magpie_core::{ConvId, ServerMsgId};
 use magpie_store::State;
@@ -37,49 +36,47 @@ struct Query {
     seq: i64,
 }
 
+impl roll_call::Question for Query {
+    fn reply(&self) -> &str {
+        &self.reply
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Answer {
     node: String,
     hops: Vec<TraceHop>,
 }
 
+impl roll_call::Answer for Answer {
+    fn node(&self) -> &str {
+        &self.node
+    }
+}
+
 impl Traces {
     /// Answers the trace queries of every node until shutdown.
     pub async fn answer_queries(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut sub = match self.relay.subscribe(TRACE_SUBJECT).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "trace queries not answered on this node");
-                return;
-            }
-        };
-        loop {
-            let ev = tokio::select! {
-                ev = sub.next() => ev,
-                _ = shutdown.cancelled() => return,
-            };
-            let payload = match ev {
-                Some(RelayEvent::Message { payload, .. }) => payload,
-                Some(RelayEvent::Gap { .. }) => continue,
-                None => return,
-            };
-            let Ok(q) = serde_json::from_slice::<Query>(&payload) else {
-                continue;
-            };
-            let w = Wanted {
-                id: q.id,
-                conv: q.conv,
-                seq: q.seq,
-            };
-            let hops = self.ring.find(w, MAX_HOPS);
-            let answer = Answer {
-                node: self.node.to_string(),
-                hops: hops.iter().map(|h| self.view(&self.node, h)).collect(),
-            };
-            if let Ok(body) = serde_json::to_vec(&answer) {
-                let _ = self.relay.publish(&q.reply, Bytes::from(body));
-            }
-        }
+        let relay = self.relay.clone();
+        roll_call::answer(
+            relay,
+            TRACE_SUBJECT,
+            "trace queries",
+            shutdown,
+            |q: &Query| {
+                let w = Wanted {
+                    id: q.id,
+                    conv: q.conv,
+                    seq: q.seq,
+                };
+                let hops = self.ring.find(w, MAX_HOPS);
+                Answer {
+                    node: self.node.to_string(),
+                    hops: hops.iter().map(|h| self.view(&self.node, h)).collect(),
+                }
+            },
+        )
+        .await
     }
 
     /// The hops of message `id` on every node, oldest first.
@@ -136,39 +133,14 @@ impl Traces {
         conv: Option<u64>,
         seq: i64,
     ) -> Result<BTreeMap<String, Vec<TraceHop>>> {
-        let reply = format!("trace.reply.{}.{:016x}", self.node, rand::random::<u64>());
-        let mut sub = self
-            .relay
-            .subscribe(&reply)
-            .await
-            .map_err(|e| ServerError::Unavailable(format!("relay: {e}")))?;
-        let q = serde_json::to_vec(&Query {
-            reply: reply.clone(),
+        let q = Query {
+            reply: roll_call::reply_subject("trace.reply", &self.node),
             id,
             conv,
             seq,
-        })
-        .map_err(|e| ServerError::Internal(e.to_string()))?;
-        self.relay
-            .publish(TRACE_SUBJECT, Bytes::from(q))
-            .map_err(|e| ServerError::Unavailable(format!("relay: {e}")))?;
-        let mut answers = BTreeMap::new();
-        let deadline = tokio::time::Instant::now() + self.wait;
-        while !nodes.iter().all(|n| answers.contains_key(n)) {
-            let ev = tokio::select! {
-                ev = sub.next() => ev,
-                _ = tokio::time::sleep_until(deadline) => break,
-            };
-            match ev {
-                Some(RelayEvent::Message { payload, .. }) => {
-                    if let Ok(a) = serde_json::from_slice::<Answer>(&payload) {
-                        answers.insert(a.node, a.hops);
-                    }
-                }
-                Some(RelayEvent::Gap { .. }) => {}
-                None => break,
-            }
-        }
-        Ok(answers)
+        };
+        let answers: BTreeMap<String, Answer> =
+            roll_call::ask(&self.relay, TRACE_SUBJECT, &q, nodes, self.wait).await?;
+        Ok(answers.into_iter().map(|(n, a)| (n, a.hops)).collect())
     }
 }

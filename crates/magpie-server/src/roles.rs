@@ -55,9 +55,11 @@ pub async fn spawn(app: &App) -> Vec<(String, JoinHandle<()>)> {
     // Every node answers trace queries (`services/trace/gather.rs`).
     let traces = tokio::spawn(app.traces.clone().answer_queries(app.shutdown.clone()));
     tasks.push(("trace-queries".into(), traces));
-    // And the console's cluster surveys (`cluster/survey.rs`).
+    // And the console's cluster surveys and drain orders (`cluster/`).
     let survey = tokio::spawn(crate::cluster::survey::answer(app.clone()));
     tasks.push(("survey-queries".into(), survey));
+    let drains = tokio::spawn(crate::cluster::drain::answer(app.clone()));
+    tasks.push(("drain-orders".into(), drains));
     let receipts = app.messaging.clone();
     let receipts = tokio::spawn(receipts.run_group_receipts(app.shutdown.clone()));
     tasks.push(("group-receipts".into(), receipts));

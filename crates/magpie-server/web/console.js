@@ -9,7 +9,6 @@ const $ = (id) => document.getElementById(id);
 let key = sessionStorage.getItem(KEY) || "";
 let timer = null;
 let last = null; // the previous poll's counters, for rates
-let draining = false; // this node, as the registry last said
 let lastByNode = new Map(); // each node's counters at the last survey
 
 class ApiError extends Error {
@@ -98,12 +97,10 @@ async function poll() {
           n.load,
           n.draining ? "draining" : "serving",
           `${Math.max(0, Math.round((now - n.seen_at) / 1000))} s ago`,
+          drainButton(n),
         ),
       ),
     );
-    const me = nodes.nodes.find((n) => n.node === nodes.here);
-    draining = Boolean(me?.draining);
-    $("drain").textContent = draining ? "End the drain" : "Drain this node";
     const all = samples(metrics);
     const accepted = sum(all, "magpie_messages_accepted_total");
     const rate = last ? ((accepted - last.accepted) * 1000) / Math.max(1, now - last.at) : 0;
@@ -168,16 +165,28 @@ async function cluster(now) {
   $("alarms").replaceChildren(...alarms.map((a) => row(new Date(a.at).toLocaleString(), a.node, a.kind.replace("_", " "), a.detail)));
 }
 
-async function drain() {
-  const on = !draining;
-  $("drain-status").textContent = on ? "Draining…" : "Ending the drain…";
+/// A node's drain button: any node is drained through this one (the
+/// order travels over the relay, docs/protocol.md §3.13).
+function drainButton(n) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "secondary";
+  b.textContent = n.draining ? "End the drain" : "Drain";
+  b.setAttribute("aria-label", `${n.draining ? "End the drain of" : "Drain"} ${n.node}`);
+  b.setAttribute("aria-describedby", "drain-help");
+  b.addEventListener("click", () => drain(n.node, !n.draining));
+  const td = document.createElement("td");
+  td.append(b);
+  return td;
+}
+
+async function drain(node, on) {
+  $("drain-status").textContent = on ? `Draining ${node}…` : `Ending the drain of ${node}…`;
   try {
-    const r = await call("PUT", "/internal/v1/drain", { draining: on });
-    draining = r.draining;
-    $("drain").textContent = draining ? "End the drain" : "Drain this node";
-    $("drain-status").textContent = draining
-      ? `Draining: ${r.closed} connection${r.closed === 1 ? "" : "s"} told to reconnect elsewhere`
-      : "Serving: new connections may come here again";
+    const r = await call("PUT", "/internal/v1/drain", { node, draining: on });
+    $("drain-status").textContent = r.draining
+      ? `${r.node} drains: ${r.closed} connection${r.closed === 1 ? "" : "s"} told to reconnect elsewhere`
+      : `${r.node} serves: new connections may go there again`;
     poll();
   } catch (e) {
     $("drain-status").textContent = e.message;
@@ -252,7 +261,6 @@ function wire() {
     }
   });
   $("logout").addEventListener("click", logout);
-  $("drain").addEventListener("click", drain);
   $("ban-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     $("ban-error").textContent = "";

@@ -97,13 +97,9 @@ async fn a_drain_sends_the_clients_away_and_loses_nothing() {
         .collect();
     assert_eq!(bodies, ["during"]);
 
-    let (st, v) = s
-        .operator(
-            "PUT",
-            "/internal/v1/drain",
-            Some(json!({"draining": false})),
-        )
-        .await;
+    // Naming this node is the same as naming none.
+    let order = json!({"draining": false, "node": node});
+    let (st, v) = s.operator("PUT", "/internal/v1/drain", Some(order)).await;
     assert_eq!(
         (st, &v["draining"], &v["closed"]),
         (200, &json!(false), &json!(0))
@@ -130,10 +126,18 @@ async fn connect_avoids_a_draining_node_while_another_serves() {
     }
     let n1 = TestServer::start().await;
     let n2 = second_node(&n1, "node-2", 2).await;
-    let (st, _) = n1
-        .operator("PUT", "/internal/v1/drain", Some(json!({"draining": true})))
+    let mut a = n1.conn_here(&n1.user("alice", "phone").await, "ws").await;
+    // Node 1 drained from node 2's internal API (over the relay): it acts
+    // and answers, its client is told to go.
+    let order = json!({"draining": true, "node": "node-1"});
+    let (st, v) = n2.operator("PUT", "/internal/v1/drain", Some(order)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["node"], "node-1");
+    assert_eq!((&v["draining"], &v["closed"]), (&json!(true), &json!(1)));
+    let f = a
+        .expect(|f| matches!(f, ServerFrame::Reconnect { .. }))
         .await;
-    assert_eq!(st, 200);
+    reconnect_after(&f);
     let states: Vec<(String, bool)> = survey(&n2)
         .await
         .into_iter()
@@ -156,4 +160,9 @@ async fn connect_avoids_a_draining_node_while_another_serves() {
     )
     .await;
     assert!(!draining_in_registry(&n2, "node-1").await);
+    // A node nobody runs never answers: unavailable, after the wait.
+    let order = json!({"draining": true, "node": "node-9"});
+    let (st, v) = n2.operator("PUT", "/internal/v1/drain", Some(order)).await;
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["error"]["code"], "unavailable");
 }

@@ -84,8 +84,8 @@ fn here(app: &App) -> NodeSurvey {
 /// Answers the survey queries of every node until shutdown.
 pub async fn answer(app: App) {
     let (relay, shutdown) = (app.relay.clone(), app.shutdown.clone());
-    roll_call::answer(relay, SUBJECT, "cluster surveys", shutdown, |_: &Query| {
-        here(&app)
+    roll_call::answer(relay, SUBJECT, "cluster surveys", shutdown, |_: Query| {
+        std::future::ready(Some(here(&app)))
     })
     .await
 }

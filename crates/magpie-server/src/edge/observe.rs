@@ -70,6 +70,9 @@ pub async fn cluster(
 #[serde(deny_unknown_fields)]
 pub struct DrainRequest {
     pub draining: bool,
+    /// The node to drain; this one when absent.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 pub async fn drain_get(State(app): State<App>, _: Service) -> Json<DrainReport> {
@@ -84,8 +87,11 @@ pub async fn drain_put(
     State(app): State<App>,
     _: Service,
     ApiJson(req): ApiJson<DrainRequest>,
-) -> Json<DrainReport> {
-    Json(crate::cluster::drain::set(&app, req.draining).await)
+) -> Result<Json<DrainReport>> {
+    let node = req.node.as_deref().unwrap_or(&app.cfg.node);
+    Ok(Json(
+        crate::cluster::drain::set_on(&app, node, req.draining).await?,
+    ))
 }
 
 /// This node's metrics, as `/metrics` serves them on the public address,

@@ -1,6 +1,7 @@
 //! A question asked of every node at once over the relay, and the answers
-//! gathered by node: what `trace` (`trace/gather.rs`) and the console's
-//! cluster survey (`cluster/survey.rs`) are made of.
+//! gathered by node: what `trace` (`trace/gather.rs`), the console's
+//! cluster survey (`cluster/survey.rs`) and a drain of another node
+//! (`cluster/drain.rs`) are made of.
 //!
 //! The asker subscribes a reply subject of its own, publishes the question
 //! (which names that subject) on the question's subject, and reads answers
@@ -16,6 +17,7 @@ use magpie_bus::{Relay, RelayEvent};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -68,15 +70,21 @@ pub async fn ask<Q: Question, A: Answer>(
     Ok(answers)
 }
 
-/// Answers the questions heard on `subject` with `answer` until shutdown;
+/// Answers the questions heard on `subject` with `answer` until shutdown,
+/// one at a time (`None`: no answer, the question was not this node's);
 /// `what` names them in the warning when the relay cannot be subscribed.
-pub async fn answer<Q: Question, A: Answer>(
+pub async fn answer<Q, A, F, Fut>(
     relay: Relay,
     subject: &str,
     what: &str,
     shutdown: CancellationToken,
-    answer: impl Fn(&Q) -> A,
-) {
+    answer: F,
+) where
+    Q: Question,
+    A: Answer,
+    F: Fn(Q) -> Fut,
+    Fut: Future<Output = Option<A>>,
+{
     let mut sub = match relay.subscribe(subject).await {
         Ok(s) => s,
         Err(e) => {
@@ -97,8 +105,11 @@ pub async fn answer<Q: Question, A: Answer>(
         let Ok(q) = serde_json::from_slice::<Q>(&payload) else {
             continue;
         };
-        if let Ok(body) = serde_json::to_vec(&answer(&q)) {
-            let _ = relay.publish(q.reply(), Bytes::from(body));
+        let reply = q.reply().to_string();
+        if let Some(a) = answer(q).await
+            && let Ok(body) = serde_json::to_vec(&a)
+        {
+            let _ = relay.publish(&reply, Bytes::from(body));
         }
     }
 }

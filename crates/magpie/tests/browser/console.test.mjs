@@ -92,13 +92,13 @@ test("the console logs in, shows the node and its connections, bans and lifts, t
 
   // Drain: both chat pages are told to reconnect; with no other node they
   // come back here. Then the drain ends.
-  await c.getByRole("button", { name: "Drain this node" }).click();
-  await c.locator("#drain-status", { hasText: /Draining: [2-9] connections/ }).waitFor();
+  await c.getByRole("button", { name: `Drain ${here}` }).click();
+  await c.locator("#drain-status", { hasText: new RegExp(`${here} drains: [2-9] connections`) }).waitFor();
   await c.locator("#nodes tr", { hasText: "(this one)" }).filter({ hasText: "draining" }).waitFor();
   await c.locator("#cluster tr", { hasText: "draining" }).waitFor();
   for (const p of [a, b]) await p.locator("#banner", { hasText: "Reconnecting" }).waitFor();
   for (const p of [a, b]) await p.locator("#banner").waitFor({ state: "hidden", timeout: 15000 });
-  await c.getByRole("button", { name: "End the drain" }).click();
+  await c.getByRole("button", { name: `End the drain of ${here}` }).click();
   await c.locator("#nodes tr", { hasText: "(this one)" }).filter({ hasText: "serving" }).waitFor();
   for (const p of [a, b, c]) await p.context().close();
 });

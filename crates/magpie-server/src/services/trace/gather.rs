@@ -63,17 +63,17 @@ impl Traces {
             TRACE_SUBJECT,
             "trace queries",
             shutdown,
-            |q: &Query| {
+            |q: Query| {
                 let w = Wanted {
                     id: q.id,
                     conv: q.conv,
                     seq: q.seq,
                 };
                 let hops = self.ring.find(w, MAX_HOPS);
-                Answer {
+                std::future::ready(Some(Answer {
                     node: self.node.to_string(),
                     hops: hops.iter().map(|h| self.view(&self.node, h)).collect(),
-                }
+                }))
             },
         )
         .await

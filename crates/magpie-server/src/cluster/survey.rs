@@ -9,11 +9,11 @@
 //! that did not answer is listed as `missing`, never silently left out.
 
 use crate::app::App;
-use crate::error::{Result, ServerError};
+use crate::error::Result;
 use crate::services::alarms::Alarm;
 use crate::services::roll_call;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const SUBJECT: &str = "cluster.survey";
@@ -92,14 +92,7 @@ pub async fn answer(app: App) {
 
 /// Every live node's answer, by name.
 pub async fn gather(app: &App) -> Result<ClusterSurvey> {
-    let nodes: BTreeSet<String> = app
-        .state
-        .nodes()
-        .await
-        .map_err(|e| ServerError::Unavailable(format!("registry: {e}")))?
-        .into_iter()
-        .map(|n| n.node)
-        .collect();
+    let nodes = roll_call::live_nodes(&app.state).await?;
     let q = Query {
         reply: roll_call::reply_subject("cluster.reply", &app.cfg.node),
     };

@@ -6,11 +6,10 @@
 //! paces them (its timer sends the held ones), so an ack costs a map
 //! look-up here and a receipt is queued to the companion task only when it
 //! goes out. Cost is bounded per connection and conversation: the first
-//! goes out at once,
-//! later ones within `EVERY` of it are merged (the highest sequence wins)
-//! and go out when the interval ends, so a busy conversation costs a few
-//! receipts a second, not one per message, and the last one is never
-//! dropped.
+//! goes out at once, later ones within `EVERY` of it are merged (the
+//! highest sequence wins) and go out when the interval ends, so a busy
+//! conversation costs a few receipts a second, not one per message, and
+//! the last one is never dropped.
 
 use magpie_core::{ConvId, Seq};
 use std::collections::{BTreeMap, HashMap};
@@ -63,17 +62,14 @@ impl Receipts {
 
     /// The held receipts due by `now`, recorded as sent.
     pub fn take_due(&mut self, now: Instant) -> Vec<(ConvId, Seq)> {
-        let due: Vec<ConvId> = self
-            .pending
-            .iter()
-            .filter(|(_, (_, at))| *at <= now)
-            .map(|(c, _)| c.clone())
-            .collect();
+        let (due, held) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition::<BTreeMap<_, _>, _>(|(_, (_, at))| *at <= now);
+        self.pending = held;
         due.into_iter()
-            .filter_map(|c| {
-                let (seq, _) = self.pending.remove(&c)?;
+            .map(|(c, (seq, _))| {
                 self.last.insert(c.clone(), now);
-                Some((c, seq))
+                (c, seq)
             })
             .collect()
     }

@@ -14,6 +14,7 @@
 use crate::error::{Result, ServerError};
 use bytes::Bytes;
 use magpie_bus::{Relay, RelayEvent};
+use magpie_store::State;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +30,15 @@ pub trait Question: Serialize + DeserializeOwned {
 /// An answer: which node gave it.
 pub trait Answer: Serialize + DeserializeOwned {
     fn node(&self) -> &str;
+}
+
+/// The nodes to expect answers from: the live ones of the registry.
+pub async fn live_nodes(state: &State) -> Result<BTreeSet<String>> {
+    let nodes = state
+        .nodes()
+        .await
+        .map_err(|e| ServerError::Unavailable(format!("registry: {e}")))?;
+    Ok(nodes.into_iter().map(|n| n.node).collect())
 }
 
 /// A reply subject no other asker uses: `{prefix}.{node}.{random}`.

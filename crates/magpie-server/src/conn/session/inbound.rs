@@ -120,8 +120,7 @@ impl<T: Transport> Session<T> {
                 }
                 self.app.traces.record_all(hops);
                 m.acked.increment(seqs.len() as u64);
-                // Group messages are kept for every member (read diffusion):
-                // their deliveries change nothing, so they are not published.
+                // Groups have no delivery receipts: their read counts say more.
                 if conv.group_id().is_none()
                     && let Some(seq) = received
                 {
@@ -133,6 +132,8 @@ impl<T: Transport> Session<T> {
                         });
                     }
                 }
+                // Group messages are kept for every member (read diffusion):
+                // their deliveries change nothing, so they are not published.
                 if conv.group_id().is_none() && !acked.deliveries.is_empty() {
                     self.queue(Req::Delivered {
                         conv,

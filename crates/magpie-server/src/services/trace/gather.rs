@@ -12,7 +12,7 @@
 
 use super::ring::Wanted;
 use super::{HopKind, Traces, conv_key};
-use crate::error::{Result, ServerError};
+use crate::error::Result;
 use crate::services::roll_call;
 use magpie_core::trace::{TraceHop, TraceReport};
 use magpie_core::{ConvId, ServerMsgId};
@@ -81,13 +81,7 @@ impl Traces {
 
     /// The hops of message `id` on every node, oldest first.
     pub async fn gather(&self, state: &State, id: ServerMsgId) -> Result<TraceReport> {
-        let nodes: BTreeSet<String> = state
-            .nodes()
-            .await
-            .map_err(|e| ServerError::Unavailable(format!("registry: {e}")))?
-            .into_iter()
-            .map(|n| n.node)
-            .collect();
+        let nodes = roll_call::live_nodes(state).await?;
         let first = self.ask(&nodes, id.0, None, 0).await?;
         let durable = first
             .values()

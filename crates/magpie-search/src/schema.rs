@@ -47,8 +47,12 @@ pub fn schema() -> (Schema, Fields) {
         party: b.add_i64_field("party", INDEXED),
         seq: b.add_i64_field("seq", STORED),
         from: b.add_i64_field("from", INDEXED | STORED),
-        sent_at: b.add_i64_field("sent_at", INDEXED | FAST | STORED),
-        expire_at: b.add_i64_field("expire_at", INDEXED | FAST),
+        // Ranges only (`RangeQuery` reads a fast field when there is one):
+        // not in the inverted index, where each distinct time would be a
+        // term to write and merge. Indexes created before kept `INDEXED`
+        // on both; their schema is their own and queries run the same.
+        sent_at: b.add_i64_field("sent_at", FAST | STORED),
+        expire_at: b.add_i64_field("expire_at", FAST),
         body: b.add_text_field("body", text),
     };
     (b.build(), fields)
@@ -99,4 +103,17 @@ pub fn document(f: &Fields, m: &Message) -> TantivyDocument {
 
 pub fn id_term(f: &Fields, id: i64) -> Term {
     Term::from_field_i64(f.id, id)
+}
+
+/// The highest server id among the documents `searcher` sees (deleted ones
+/// included), `i64::MIN` in an empty index.
+pub fn highest_id(searcher: &tantivy::Searcher) -> i64 {
+    searcher
+        .segment_readers()
+        .iter()
+        .filter_map(|s| s.fast_fields().i64("id").ok())
+        .filter(|c| c.num_docs() > 0)
+        .map(|c| c.max_value())
+        .max()
+        .unwrap_or(i64::MIN)
 }

@@ -276,7 +276,32 @@ async fn a_reopened_index_keeps_what_was_applied() {
     }
     let index = SearchIndex::open(dir.path(), Segmenter::Bigram).unwrap();
     assert!(!index.fresh());
-    assert_eq!(ids(&index, &query("简单", &[(a, 0)])), [1]);
+    assert_eq!(ids(&index, &query("简单", &[(a.clone(), 0)])), [1]);
+
+    // Written again after the reopen (a redelivery, an edit): replaced,
+    // whether its id is the highest the index holds or below a newer one
+    // (server ids of several nodes arrive out of order).
+    let apply = |upsert| async {
+        index
+            .apply(Batch {
+                delete: Vec::new(),
+                upsert,
+                expire_before: None,
+            })
+            .await
+            .unwrap()
+    };
+    apply(vec![msg(1, &a, 1, 1, "安装 edited")]).await;
+    apply(vec![msg(9, &a, 3, 2, "later 简单")]).await;
+    apply(vec![msg(5, &a, 2, 1, "late 简单")]).await;
+    apply(vec![
+        msg(5, &a, 2, 1, "late 简单"),
+        msg(9, &a, 3, 2, "later 简单"),
+    ])
+    .await;
+    assert_eq!(index.num_docs(), 3, "one document per message");
+    assert_eq!(ids(&index, &query("简单", &[(a.clone(), 0)])), [9, 5]);
+    assert_eq!(ids(&index, &query("edited", &[(a, 0)])), [1]);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 use crate::state::{NodeInfo, Route};
 use magpie_core::{DeviceId, UserId};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -38,10 +39,6 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
         }
     }
 
-    fn is_live(&self, k: &K, now: Instant) -> bool {
-        self.entries.get(k).is_some_and(|(_, until)| *until > now)
-    }
-
     /// Drops expired entries, then the soonest-expiring ones over the cap.
     fn purge(&mut self, now: Instant) {
         while let Some(entry) = self.expiry.first_entry() {
@@ -50,12 +47,11 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
                 break;
             }
             let k = entry.remove();
-            if self
-                .entries
-                .get(&k)
-                .is_some_and(|(_, until)| *until == deadline)
+            // One hash and probe for the check and the removal.
+            if let Entry::Occupied(e) = self.entries.entry(k)
+                && e.get().1 == deadline
             {
-                self.entries.remove(&k);
+                e.remove();
             }
         }
     }
@@ -76,12 +72,19 @@ impl<K: Eq + Hash + Clone, V> TtlMap<K, V> {
         let now = Instant::now();
         let until = now + Duration::from_millis(ttl_ms);
         for (k, v) in items {
-            if only_if_absent && self.is_live(&k, now) {
-                continue;
+            // One hash and probe for the `NX` check and the insert.
+            match self.entries.entry(k) {
+                Entry::Occupied(e) if only_if_absent && e.get().1 > now => continue,
+                Entry::Occupied(mut e) => {
+                    self.expiry.insert((until, self.next), e.key().clone());
+                    e.insert((v, until));
+                }
+                Entry::Vacant(e) => {
+                    self.expiry.insert((until, self.next), e.key().clone());
+                    e.insert((v, until));
+                }
             }
-            self.expiry.insert((until, self.next), k.clone());
             self.next += 1;
-            self.entries.insert(k, (v, until));
         }
         self.purge(now);
     }

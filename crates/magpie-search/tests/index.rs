@@ -50,11 +50,21 @@ fn ids(index: &SearchIndex, q: &SearchQuery) -> Vec<i64> {
     found.hits.iter().map(|h| h.server_id.0).collect()
 }
 
+/// Indexes `msgs` durably (a batch of upserts only).
+async fn upsert(index: &SearchIndex, msgs: Vec<Message>) {
+    let batch = Batch {
+        delete: Vec::new(),
+        upsert: msgs,
+        expire_before: None,
+    };
+    index.apply(batch).await.expect("apply");
+}
+
 async fn corpus() -> (SearchIndex, ConvId, ConvId) {
     let index = SearchIndex::in_memory(Segmenter::Bigram).expect("index");
     let a = ConvId::direct(UserId(1), UserId(2));
     let b = ConvId::group(GroupId(7));
-    let upsert = vec![
+    let msgs = vec![
         msg(1, &a, 1, 1, "这个软件安装简单"),
         msg(2, &a, 2, 2, "你好，鲍勃"),
         msg(3, &a, 3, 1, "東京タワーに行きました"),
@@ -64,14 +74,7 @@ async fn corpus() -> (SearchIndex, ConvId, ConvId) {
         msg(7, &b, 1, 3, "安装简单 for someone else"),
         msg(8, &a, 7, 1, "简 alone"),
     ];
-    index
-        .apply(Batch {
-            delete: Vec::new(),
-            upsert,
-            expire_before: None,
-        })
-        .await
-        .expect("apply");
+    upsert(&index, msgs).await;
     (index, a, b)
 }
 
@@ -152,35 +155,14 @@ async fn reindexing_keeps_one_document_and_expiry_removes() {
     let (index, a, _) = corpus().await;
     let before = index.num_docs();
     let again = vec![msg(1, &a, 1, 1, "这个软件安装简单")];
-    index
-        .apply(Batch {
-            delete: Vec::new(),
-            upsert: again.clone(),
-            expire_before: None,
-        })
-        .await
-        .unwrap();
-    index
-        .apply(Batch {
-            delete: Vec::new(),
-            upsert: again,
-            expire_before: None,
-        })
-        .await
-        .unwrap();
+    upsert(&index, again.clone()).await;
+    upsert(&index, again).await;
     assert_eq!(index.num_docs(), before, "one document per message");
     assert_eq!(ids(&index, &query("简单", &[(a.clone(), 0)])), [1]);
 
     let mut week = msg(20, &a, 20, 1, "ephemeral 简单");
     week.persistence = Persistence::Days(1);
-    index
-        .apply(Batch {
-            delete: Vec::new(),
-            upsert: vec![week],
-            expire_before: None,
-        })
-        .await
-        .unwrap();
+    upsert(&index, vec![week]).await;
     let mut q = query("ephemeral", &[(a.clone(), 0)]);
     q.now = 1_000;
     assert_eq!(ids(&index, &q), [20]);
@@ -202,17 +184,10 @@ async fn reindexing_keeps_one_document_and_expiry_removes() {
 async fn pages_by_cursor_newest_first_and_by_relevance() {
     let index = SearchIndex::in_memory(Segmenter::Bigram).unwrap();
     let a = ConvId::group(GroupId(9));
-    let upsert: Vec<Message> = (1..=50)
+    let msgs: Vec<Message> = (1..=50)
         .map(|i| msg(i, &a, i, 1, &format!("report {i} 报告")))
         .collect();
-    index
-        .apply(Batch {
-            delete: Vec::new(),
-            upsert,
-            expire_before: None,
-        })
-        .await
-        .unwrap();
+    upsert(&index, msgs).await;
     // The caller joined at 10: the first ten are not theirs to see.
     for ranking in [Ranking::Newest, Ranking::Relevance] {
         let mut q = query("报告", &[(a.clone(), 10)]);
@@ -265,14 +240,7 @@ async fn a_reopened_index_keeps_what_was_applied() {
     {
         let index = SearchIndex::open(dir.path(), Segmenter::Bigram).unwrap();
         assert!(index.fresh());
-        index
-            .apply(Batch {
-                delete: Vec::new(),
-                upsert: vec![msg(1, &a, 1, 1, "安装简单")],
-                expire_before: None,
-            })
-            .await
-            .unwrap();
+        upsert(&index, vec![msg(1, &a, 1, 1, "安装简单")]).await;
     }
     let index = SearchIndex::open(dir.path(), Segmenter::Bigram).unwrap();
     assert!(!index.fresh());
@@ -281,23 +249,16 @@ async fn a_reopened_index_keeps_what_was_applied() {
     // Written again after the reopen (a redelivery, an edit): replaced,
     // whether its id is the highest the index holds or below a newer one
     // (server ids of several nodes arrive out of order).
-    let apply = |upsert| async {
-        index
-            .apply(Batch {
-                delete: Vec::new(),
-                upsert,
-                expire_before: None,
-            })
-            .await
-            .unwrap()
-    };
-    apply(vec![msg(1, &a, 1, 1, "安装 edited")]).await;
-    apply(vec![msg(9, &a, 3, 2, "later 简单")]).await;
-    apply(vec![msg(5, &a, 2, 1, "late 简单")]).await;
-    apply(vec![
-        msg(5, &a, 2, 1, "late 简单"),
-        msg(9, &a, 3, 2, "later 简单"),
-    ])
+    upsert(&index, vec![msg(1, &a, 1, 1, "安装 edited")]).await;
+    upsert(&index, vec![msg(9, &a, 3, 2, "later 简单")]).await;
+    upsert(&index, vec![msg(5, &a, 2, 1, "late 简单")]).await;
+    upsert(
+        &index,
+        vec![
+            msg(5, &a, 2, 1, "late 简单"),
+            msg(9, &a, 3, 2, "later 简单"),
+        ],
+    )
     .await;
     assert_eq!(index.num_docs(), 3, "one document per message");
     assert_eq!(ids(&index, &query("简单", &[(a.clone(), 0)])), [9, 5]);
@@ -371,19 +332,14 @@ async fn an_index_written_by_another_tokenizer_is_rebuilt() {
 async fn jieba_finds_chinese_words_and_keeps_latin_words() {
     let index = SearchIndex::in_memory(Segmenter::Jieba).unwrap();
     let a = ConvId::direct(UserId(1), UserId(2));
-    let upsert = vec![
+    let msgs = vec![
         msg(1, &a, 1, 1, "这个软件安装简单"),
         msg(2, &a, 2, 2, "我来到北京清华大学"),
         msg(3, &a, 3, 1, "iPhone价格太贵了 running"),
         msg(4, &a, 4, 2, "中华人民共和国成立了"),
         msg(5, &a, 5, 1, "你好，鲍勃"),
     ];
-    let batch = Batch {
-        delete: Vec::new(),
-        upsert,
-        expire_before: None,
-    };
-    index.apply(batch).await.unwrap();
+    upsert(&index, msgs).await;
     let scope = [(a.clone(), 0)];
     assert_eq!(ids(&index, &query("简单", &scope)), [1]);
     assert_eq!(ids(&index, &query("安装", &scope)), [1]);

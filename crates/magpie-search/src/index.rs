@@ -14,18 +14,20 @@ use crate::schema::{self, Fields};
 use crate::segment::Segmenter;
 use magpie_core::Message;
 use parking_lot::Mutex;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use tantivy::query::RangeQuery;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
 use tokio::sync::oneshot;
 
 /// The file beside the index naming the segmenter that wrote it.
 const SEGMENTER_FILE: &str = "magpie-tokenizer";
 
-/// Memory the writer buffers before it flushes a segment.
+/// Memory the writer buffers before it flushes a segment. A smaller one
+/// saved no memory under load and cost more merging (docs/performance.md).
 const WRITER_HEAP: usize = 64 << 20;
 
 /// One unit of work for the writer: messages to (re)index, then documents
@@ -134,6 +136,8 @@ impl SearchIndex {
             writer,
             epoch: epoch.clone(),
             dirty: false,
+            staged_ids: HashSet::new(),
+            stale: false,
         };
         let thread = std::thread::Builder::new()
             .name("search-writer".into())
@@ -289,11 +293,19 @@ struct Writer {
     dirty: bool,
     /// The highest server id staged since the start, or in the index when
     /// it opened. Invariant: no document has a higher id, so a message
-    /// above it is new and its upsert needs no delete (a delete term costs
-    /// a dictionary look-up in every segment at each commit). Only ever
-    /// raised: after a rollback it may be above what the index holds,
-    /// which costs deletes, never a duplicate.
+    /// above it is new and its upsert needs neither a look-up nor a delete.
+    /// Only ever raised: after a rollback it may be above what the index
+    /// holds, which costs look-ups, never a duplicate.
     highest: i64,
+    /// The ids staged since the last commit. With the committed documents
+    /// (`reader`, reloaded by each commit) they are every document the
+    /// index may hold: a commit makes them visible or drops them, and
+    /// clears this either way.
+    staged_ids: HashSet<i64>,
+    /// The last commit or reload failed: `reader` may miss committed
+    /// documents, so every id at or below `highest` is deleted before it
+    /// is added, until a commit and reload succeed.
+    stale: bool,
 }
 
 impl Writer {
@@ -330,15 +342,21 @@ impl Writer {
     fn stage(&mut self, batch: Batch) -> Result<()> {
         let f = self.f;
         self.dirty = true;
+        let committed = self.reader.searcher();
         for m in &batch.upsert {
             // Keyed by server id: a message written again replaces itself.
-            // A node's server ids increase, so most messages are above
-            // `highest` and skip the delete.
+            // A node's ids increase, so most messages are above `highest`.
+            // Below it (ids taken by concurrent sends reach the bus in
+            // commit order, not id order) the id is looked up first: a
+            // delete term would cost the same look-up in every segment at
+            // the commit, and hold a query's weight until then, for the
+            // many ids that were never indexed.
             let id = m.server_id.0;
-            if id <= self.highest {
+            if id <= self.highest && self.may_hold(&committed, id) {
                 self.writer.delete_term(schema::id_term(&f, id));
             }
             self.highest = self.highest.max(id);
+            self.staged_ids.insert(id);
             self.writer.add_document(schema::document(&f, m))?;
         }
         // After the upserts: a message recalled in the same batch it was
@@ -358,15 +376,29 @@ impl Writer {
         Ok(())
     }
 
+    /// Whether a document with `id` may be in the index: staged since the
+    /// last commit, or in a committed segment (deleted ones included; a
+    /// failed look-up answers yes).
+    fn may_hold(&self, committed: &Searcher, id: i64) -> bool {
+        self.stale
+            || self.staged_ids.contains(&id)
+            || committed
+                .doc_freq(&schema::id_term(&self.f, id))
+                .map_or(true, |n| n > 0)
+    }
+
     fn commit(&mut self) -> Result<u64> {
         if !std::mem::take(&mut self.dirty) {
             return Ok(self.epoch.load(Ordering::Acquire));
         }
+        // Committed (and visible after the reload) or rolled back below.
+        self.staged_ids.clear();
         let done = self
             .writer
             .commit()
             .and_then(|_| self.reader.reload())
             .map_err(SearchError::from);
+        self.stale = done.is_err();
         if let Err(e) = &done {
             // Everything staged since the last commit is dropped: the epoch
             // tells its stagers, who write it again (keyed by id).

@@ -289,6 +289,31 @@ async fn staged_work_is_seen_only_after_its_commit() {
 }
 
 #[tokio::test]
+async fn an_id_below_the_highest_staged_twice_before_a_commit_stays_one() {
+    // Ids of concurrent sends reach the indexer out of order; one staged
+    // twice between commits (a redelivery) is not yet in any segment the
+    // reader sees, and must still replace itself.
+    let index = SearchIndex::in_memory(Segmenter::Bigram).unwrap();
+    let a = ConvId::direct(UserId(1), UserId(2));
+    upsert(&index, vec![msg(1, &a, 1, 1, "first 一")]).await;
+    for batch in [
+        vec![msg(9, &a, 3, 1, "nine 九")],
+        vec![msg(5, &a, 2, 1, "five 五")],
+        vec![msg(5, &a, 2, 1, "five 五 again")],
+    ] {
+        let batch = Batch {
+            upsert: batch,
+            ..Batch::default()
+        };
+        index.stage(batch).await.unwrap();
+    }
+    index.commit().await.unwrap();
+    assert_eq!(index.num_docs(), 3, "one document per message");
+    assert_eq!(ids(&index, &query("again", &[(a.clone(), 0)])), [5]);
+    assert_eq!(ids(&index, &query("five", &[(a, 0)])), [5]);
+}
+
+#[tokio::test]
 async fn an_index_written_by_another_tokenizer_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let a = ConvId::direct(UserId(1), UserId(2));

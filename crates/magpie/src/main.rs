@@ -4,16 +4,9 @@
 //! unless configuration names others. Configuration layers: defaults < TOML
 //! file (`--config`) < `MAGPIE_*` environment (`__` separates sections) < flags.
 
+mod allocator;
 mod config;
 mod trace_cmd;
-
-/// mimalloc instead of the system allocator. Measured on the message path
-/// (docs/performance.md): glibc's malloc and free were a fifth of the
-/// server's CPU per message, and its arenas kept the 19 MiB of every
-/// password hash after the hash was done (a login burst grew the process
-/// to 4 GB with at most `auth.hash_concurrency` hashes alive).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use std::time::Duration;
@@ -89,8 +82,16 @@ fn redact(urls: &str) -> String {
         .join(" ")
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime's threads: allocator options are not thread-safe.
+    allocator::tune();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Config(args) => {

@@ -28,8 +28,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub enum Req {
-    /// A client request and its id.
-    Client { rid: Option<u64>, op: ClientOp },
+    /// A client request and its id. Boxed: a `ClientOp` is ~220 bytes and
+    /// every slot of the connection's queue is as large as its largest
+    /// variant, which made the queue ~16 KB per connection that ever sent
+    /// (docs/performance.md, "Where the memory under 1,000 pairs goes").
+    Client { rid: Option<u64>, op: Box<ClientOp> },
     /// Acknowledged deliveries that retention may act on.
     Delivered { conv: ConvId, seqs: Vec<Seq> },
     /// A delivery receipt for the peer of a direct conversation, due now
@@ -124,25 +127,25 @@ impl Requester {
                 // gathering them across other requests reorders nothing a
                 // client sees.
                 Req::Delivered { conv, seqs } => delivered.entry(conv).or_default().extend(seqs),
-                Req::Client {
-                    rid,
-                    op:
-                        ClientOp::Send {
-                            to,
-                            cmid,
-                            body,
-                            persistence,
-                            group,
-                            chain,
-                            traceparent,
-                            sample,
-                            reply_to,
-                            edit,
-                            recall,
-                            mentions,
-                            mention_all,
-                        },
-                } => {
+                Req::Client { rid, op } if matches!(*op, ClientOp::Send { .. }) => {
+                    let ClientOp::Send {
+                        to,
+                        cmid,
+                        body,
+                        persistence,
+                        group,
+                        chain,
+                        traceparent,
+                        sample,
+                        reply_to,
+                        edit,
+                        recall,
+                        mentions,
+                        mention_all,
+                    } = *op
+                    else {
+                        unreachable!("the guard matched a send")
+                    };
                     let chained = chain.is_some();
                     let input = SendInput {
                         to,
@@ -224,7 +227,7 @@ impl Requester {
                 }
                 true
             }
-            Req::Client { rid, op } => match self.answer(rid, op).await {
+            Req::Client { rid, op } => match self.answer(rid, *op).await {
                 Some(frame) => self.tx.send(Outbound::frame(&frame)).await.is_ok(),
                 None => true,
             },
@@ -378,5 +381,19 @@ impl Requester {
             | ClientOp::Send { .. } => return None,
         };
         Some(result.unwrap_or_else(|e| refused(app, self.who(), name, rid, &e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_queued_request_is_small() {
+        // Each slot of a connection's request queue is this large, 32
+        // slots to a block (docs/performance.md).
+        assert!(
+            std::mem::size_of::<super::Req>() <= 64,
+            "{}",
+            std::mem::size_of::<super::Req>()
+        );
     }
 }

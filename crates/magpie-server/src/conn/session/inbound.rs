@@ -141,7 +141,10 @@ impl<T: Transport> Session<T> {
                     });
                 }
             }
-            op => self.queue(Req::Client { rid: frame.rid, op }),
+            op => self.queue(Req::Client {
+                rid: frame.rid,
+                op: Box::new(op),
+            }),
         }
     }
 

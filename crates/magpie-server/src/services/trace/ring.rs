@@ -68,6 +68,11 @@ impl Ring {
     fn append(&self, shard: &mut VecDeque<Hop>, hop: Hop) {
         if shard.len() >= self.per_shard {
             shard.pop_front();
+        } else if shard.len() == shard.capacity() {
+            // Doubling, but never past the bound: a full shard holds
+            // `per_shard` hops, not the next power of two (a third more).
+            let grown = (shard.capacity() * 2).max(64).min(self.per_shard);
+            shard.reserve_exact(grown - shard.len());
         }
         shard.push_back(hop);
     }
@@ -172,6 +177,19 @@ mod tests {
              the removal of 4 are not its"
         );
         assert!(!Ring::new(0).enabled());
+    }
+
+    #[test]
+    fn a_full_shard_holds_its_bound_not_the_next_power_of_two() {
+        let r = Ring::new(16 * 100);
+        r.push_all(
+            (0..1_000)
+                .map(|i| hop(HopKind::Durable, i + 1, 7, i, i))
+                .collect(),
+        );
+        let shard = r.shards[shard_of(&hop(HopKind::Durable, 1, 7, 0, 0))].lock();
+        assert_eq!(shard.len(), 100);
+        assert!(shard.capacity() < 128, "capacity {}", shard.capacity());
     }
 
     #[test]

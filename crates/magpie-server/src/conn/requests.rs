@@ -127,47 +127,20 @@ impl Requester {
                 // gathering them across other requests reorders nothing a
                 // client sees.
                 Req::Delivered { conv, seqs } => delivered.entry(conv).or_default().extend(seqs),
-                Req::Client { rid, op } if matches!(*op, ClientOp::Send { .. }) => {
-                    let ClientOp::Send {
-                        to,
-                        cmid,
-                        body,
-                        persistence,
-                        group,
-                        chain,
-                        traceparent,
-                        sample,
-                        reply_to,
-                        edit,
-                        recall,
-                        mentions,
-                        mention_all,
-                    } = *op
-                    else {
-                        unreachable!("the guard matched a send")
-                    };
-                    let chained = chain.is_some();
-                    let input = SendInput {
-                        to,
-                        cmid,
-                        body,
-                        persistence,
-                        group,
-                        chain,
-                        trace: traceparent.as_deref().and_then(TraceContext::parse),
-                        sample,
-                        refs: MessageMeta::with_mentions(
-                            MessageMeta::references(reply_to, edit, recall),
-                            mentions,
-                            mention_all,
-                        ),
-                    };
-                    if !chained {
-                        sends.push((rid, input));
-                    } else if !self.spawn_chained(rid, input).await {
-                        return false;
+                Req::Client { rid, op } => match send_input(*op) {
+                    Ok(input) if input.chain.is_none() => sends.push((rid, input)),
+                    Ok(input) => {
+                        if !self.spawn_chained(rid, input).await {
+                            return false;
+                        }
                     }
-                }
+                    // Keep order: pending sends go before any other request.
+                    Err(op) => {
+                        if !self.flush_sends(&mut sends).await || !self.reply(rid, *op).await {
+                            return false;
+                        }
+                    }
+                },
                 // Keep order: pending sends go before any other request
                 // (sends queued before a settings change keep the old default).
                 other => {
@@ -227,11 +200,17 @@ impl Requester {
                 }
                 true
             }
-            Req::Client { rid, op } => match self.answer(rid, *op).await {
-                Some(frame) => self.tx.send(Outbound::frame(&frame)).await.is_ok(),
-                None => true,
-            },
+            Req::Client { rid, op } => self.reply(rid, *op).await,
             Req::Delivered { .. } | Req::Received { .. } => true,
+        }
+    }
+
+    /// Answers a client request other than a send; false once the
+    /// connection is gone.
+    async fn reply(&mut self, rid: Option<u64>, op: ClientOp) -> bool {
+        match self.answer(rid, op).await {
+            Some(frame) => self.tx.send(Outbound::frame(&frame)).await.is_ok(),
+            None => true,
         }
     }
 
@@ -382,6 +361,44 @@ impl Requester {
         };
         Some(result.unwrap_or_else(|e| refused(app, self.who(), name, rid, &e)))
     }
+}
+
+/// The send a client op carries, ready for the pipeline; any other op back
+/// (boxed again: one allocation for a request rarer than a send).
+fn send_input(op: ClientOp) -> Result<SendInput, Box<ClientOp>> {
+    let ClientOp::Send {
+        to,
+        cmid,
+        body,
+        persistence,
+        group,
+        chain,
+        traceparent,
+        sample,
+        reply_to,
+        edit,
+        recall,
+        mentions,
+        mention_all,
+    } = op
+    else {
+        return Err(Box::new(op));
+    };
+    Ok(SendInput {
+        to,
+        cmid,
+        body,
+        persistence,
+        group,
+        chain,
+        trace: traceparent.as_deref().and_then(TraceContext::parse),
+        sample,
+        refs: MessageMeta::with_mentions(
+            MessageMeta::references(reply_to, edit, recall),
+            mentions,
+            mention_all,
+        ),
+    })
 }
 
 #[cfg(test)]

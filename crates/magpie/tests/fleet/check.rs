@@ -71,6 +71,7 @@ impl Load {
                 acked: l.acked.clone(),
                 errors: l.errors.clone(),
                 skipped: l.skipped,
+                slowest_ack: l.slowest_ack,
             }
         };
         for cmid in ledger.sent.keys() {
@@ -176,13 +177,14 @@ impl Load {
         kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
         kinds.truncate(4);
         format!(
-            "{what}: {} messages sent by {} clients in {:.1}s, {} failed attempts ({} retryable; most common {kinds:?}), {} ticks skipped, {} reconnects ({why:?})",
+            "{what}: {} messages sent by {} clients in {:.1}s, {} failed attempts ({} retryable; most common {kinds:?}), {} ticks skipped, slowest acknowledgement {:.1}s, {} reconnects ({why:?})",
             l.sent.len(),
             self.members.len(),
             started.elapsed().as_secs_f64(),
             l.errors.len(),
             retryable,
             l.skipped,
+            l.slowest_ack.as_secs_f64(),
             reconnects
         )
     }

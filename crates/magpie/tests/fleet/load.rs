@@ -151,6 +151,8 @@ pub struct Ledger {
     pub errors: Vec<(String, bool)>,
     /// Ticks skipped because a client already had too many sends in flight.
     pub skipped: u64,
+    /// The longest a send waited for its acknowledgement.
+    pub slowest_ack: Duration,
 }
 
 pub struct Load {
@@ -283,9 +285,11 @@ async fn send_once(
     cmid: ClientMsgId,
     body: String,
 ) {
+    let asked = Instant::now();
     match client.send_with(to, cmid, body, None).await {
         Ok(r) => {
             let mut l = lock(ledger);
+            l.slowest_ack = l.slowest_ack.max(asked.elapsed());
             if let Some(prev) = l.acked.get(&cmid) {
                 assert_eq!(
                     prev,

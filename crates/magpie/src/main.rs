@@ -84,6 +84,8 @@ fn redact(urls: &str) -> String {
 
 fn main() -> anyhow::Result<()> {
     // Before the runtime's threads: allocator options are not thread-safe.
+    // On Linux this ran before `main` already (see `allocator::tune`).
+    #[cfg(not(target_os = "linux"))]
     allocator::tune();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

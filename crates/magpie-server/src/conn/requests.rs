@@ -127,7 +127,7 @@ impl Requester {
                 // gathering them across other requests reorders nothing a
                 // client sees.
                 Req::Delivered { conv, seqs } => delivered.entry(conv).or_default().extend(seqs),
-                Req::Client { rid, op } => match send_input(*op) {
+                Req::Client { rid, op } => match send_input(op) {
                     Ok(input) if input.chain.is_none() => sends.push((rid, input)),
                     Ok(input) => {
                         if !self.spawn_chained(rid, input).await {
@@ -364,8 +364,8 @@ impl Requester {
 }
 
 /// The send a client op carries, ready for the pipeline; any other op back
-/// (boxed again: one allocation for a request rarer than a send).
-fn send_input(op: ClientOp) -> Result<SendInput, Box<ClientOp>> {
+/// as it came.
+fn send_input(op: Box<ClientOp>) -> Result<SendInput, Box<ClientOp>> {
     let ClientOp::Send {
         to,
         cmid,
@@ -380,9 +380,9 @@ fn send_input(op: ClientOp) -> Result<SendInput, Box<ClientOp>> {
         recall,
         mentions,
         mention_all,
-    } = op
+    } = *op
     else {
-        return Err(Box::new(op));
+        return Err(op);
     };
     Ok(SendInput {
         to,

@@ -138,9 +138,7 @@ fn rss_peak() -> (Arc<AtomicBool>, tokio::task::JoinHandle<u64>) {
 
 const MB: u64 = 1 << 20;
 
-/// The tests measure latency and the process's RSS: one at a time (under
-/// cargo-nextest, a process per test, the `load` test group of
-/// .config/nextest.toml keeps them apart instead).
+/// The tests measure latency and the process's RSS: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn p99(lat: &mut [Duration]) -> Duration {

@@ -10,15 +10,21 @@ use std::time::Duration;
 
 const EVERY: Duration = Duration::from_secs(5);
 
-/// Until shutdown, every `EVERY`.
+/// Until shutdown, every `EVERY`; the registry (a state round trip) no more
+/// often than the nodes write it, every `cluster.heartbeat_ms`.
 pub async fn run(app: App) {
+    let registry_every = EVERY.max(Duration::from_millis(app.cfg.cluster.heartbeat_ms));
+    let mut registry_read: Option<tokio::time::Instant> = None;
     loop {
         if let Some((free, total)) = space(&app.cfg.data_dir) {
             metrics::gauge!(DATA_DIR_FREE).set(free as f64);
             metrics::gauge!(DATA_DIR_CAPACITY).set(total as f64);
         }
-        if let Ok(nodes) = app.state.nodes().await {
-            metrics::gauge!(CLUSTER_NODES).set(nodes.len() as f64);
+        if registry_read.is_none_or(|at| at.elapsed() >= registry_every) {
+            registry_read = Some(tokio::time::Instant::now());
+            if let Ok(nodes) = app.state.nodes().await {
+                metrics::gauge!(CLUSTER_NODES).set(nodes.len() as f64);
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}

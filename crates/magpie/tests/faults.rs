@@ -11,7 +11,9 @@
 //! with the same id), reached the peer's application exactly once, and is
 //! stored exactly once at the sequence it was acknowledged with.
 //!
-//! The runs share two cores, so they take turns.
+//! The runs share two cores, so they take turns: `SERIAL` under `cargo
+//! test` (one process), the `faults` test group of .config/nextest.toml
+//! under scripts/test.sh (a process per test).
 
 mod common;
 mod fleet;

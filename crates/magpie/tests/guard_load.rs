@@ -138,7 +138,9 @@ fn rss_peak() -> (Arc<AtomicBool>, tokio::task::JoinHandle<u64>) {
 
 const MB: u64 = 1 << 20;
 
-/// The tests measure latency and the process's RSS: one at a time.
+/// The tests measure latency and the process's RSS: one at a time (under
+/// cargo-nextest, a process per test, the `load` test group of
+/// .config/nextest.toml keeps them apart instead).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn p99(lat: &mut [Duration]) -> Duration {

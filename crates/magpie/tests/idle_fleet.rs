@@ -24,9 +24,10 @@ async fn ten_thousand_idle_connections_cost_no_redis_per_heartbeat() {
         return;
     };
     // Only the connections' own heartbeats in the window: the node's
-    // registry heartbeat, route audit and sweeper slowed down. The clients
-    // answer no ping, so the idle timeout is put out of reach: on a loaded
-    // machine connecting all of them can take longer than its default.
+    // registry heartbeat, route audit, sweeper and retention sweep slowed
+    // down. The clients answer no ping, so the idle timeout is put out of
+    // reach: on a loaded machine connecting all of them can take longer
+    // than its default.
     fleet.spawn_with(
         "edge,conn,workers",
         &[
@@ -36,6 +37,9 @@ async fn ten_thousand_idle_connections_cost_no_redis_per_heartbeat() {
             ("MAGPIE_CLUSTER__NODE_TTL_MS", "60000"),
             ("MAGPIE_CLUSTER__ROUTE_AUDIT_MS", "3600000"),
             ("MAGPIE_CLUSTER__SWEEP_INTERVAL_MS", "30000"),
+            // The retention sweep's statements (first one a minute after
+            // start, when the connects on a loaded machine end).
+            ("MAGPIE_RETENTION__SWEEP_INTERVAL_SECS", "3600"),
         ],
     );
     let base = fleet.node(1).base.clone();

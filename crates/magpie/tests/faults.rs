@@ -50,6 +50,7 @@ async fn three_nodes_on(mut fleet: Fleet, turn: Turn) -> (Fleet, Load, Turn) {
     for _ in 0..3 {
         fleet.spawn("edge,conn,workers");
     }
+    fleet.registered().await;
     let load = Load::join(&fleet.edges(), USERS).await;
     (fleet, load, turn)
 }
@@ -111,6 +112,7 @@ async fn kill_9_a_conn_node_and_a_worker_node_under_load() {
     fleet.spawn("edge,conn"); // node-2: connections only
     fleet.spawn("workers"); // node-3: bus consumers only
     let edges = vec![fleet.node(1).base.clone(), fleet.node(2).base.clone()];
+    fleet.registered().await;
     let load = Load::join(&edges, USERS).await;
     let on_2 = nodes_of(&load).iter().filter(|n| *n == "node-2").count();
     assert!(on_2 > 0, "placement put nobody on node-2");
@@ -229,6 +231,7 @@ async fn kill_9_of_a_worker_node_during_a_rebalance_under_load() {
     fleet.spawn("edge,conn,workers");
     fleet.spawn("workers"); // node-3: bus consumers only
     let edges = vec![fleet.node(1).base.clone(), fleet.node(2).base.clone()];
+    fleet.registered().await;
     let load = Load::join(&edges, USERS).await;
     let running = start(&load);
     running.at(0.3).await;

@@ -280,6 +280,31 @@ impl Fleet {
     pub async fn state(&self) -> magpie_store::State {
         magpie_store::State::open(&self.state_url()).await.unwrap()
     }
+
+    /// Waits until every running node is in the registry, where placement
+    /// looks for it: a node prints its listening line before its first
+    /// heartbeat lands, and clients placed before that land elsewhere.
+    pub async fn registered(&self) {
+        let state = self.state().await;
+        let names: Vec<&str> = self
+            .nodes
+            .iter()
+            .flatten()
+            .map(|n| n.name.as_str())
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let live = state.nodes().await.unwrap_or_default();
+            if names.iter().all(|n| live.iter().any(|l| l.node == *n)) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nodes {names:?} not all in the registry after 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// Nodes stop before the namespace (their database) is dropped.

@@ -42,21 +42,11 @@ scripts/services.sh start >"$env_file"
 rm -f "$env_file"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
-# Test binaries run side by side under cargo-nextest (.config/nextest.toml:
-# four tests at a time, the load runs taking turns); doc tests are cargo's.
-if ! cargo nextest --version >/dev/null 2>&1; then
-  cargo install cargo-nextest --locked
-fi
-status=0
-phase() { "$@" || status=1; }
-phase cargo nextest run --workspace --all-features --locked
-phase cargo test --workspace --all-features --locked --doc
-phase env MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_SHARDED=1 cargo nextest run -p magpie --all-features --locked
-phase env MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_SHARDED=1 MAGPIE_TEST_STORE=mysql \
-  MAGPIE_TEST_REDIS_URL="$MAGPIE_TEST_REDIS_CLUSTER_URL" MAGPIE_TEST_NATS_URL="$MAGPIE_TEST_NATS_CLUSTER_URL" \
-  MAGPIE_TEST_BUS_OPTIONS="partitions=4&replicas=3" \
-  cargo nextest run -p magpie --all-features --locked
-phase env MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_BUS=kafka MAGPIE_TEST_BUS_OPTIONS="partitions=4" \
-  cargo nextest run -p magpie --all-features --locked
-phase scripts/fuzz.sh 100000
-exit "$status"
+cargo test --workspace --all-features --locked --no-fail-fast
+MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_SHARDED=1 cargo test -p magpie --all-features --locked --no-fail-fast
+MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_SHARDED=1 MAGPIE_TEST_STORE=mysql MAGPIE_TEST_REDIS_URL="$MAGPIE_TEST_REDIS_CLUSTER_URL" \
+  MAGPIE_TEST_NATS_URL="$MAGPIE_TEST_NATS_CLUSTER_URL" MAGPIE_TEST_BUS_OPTIONS="partitions=4&replicas=3" \
+  cargo test -p magpie --all-features --locked --no-fail-fast
+MAGPIE_TEST_BACKENDS=cluster MAGPIE_TEST_BUS=kafka MAGPIE_TEST_BUS_OPTIONS="partitions=4" \
+  cargo test -p magpie --all-features --locked --no-fail-fast
+scripts/fuzz.sh 100000

@@ -13,7 +13,7 @@
 //!
 //! The runs share two cores, so they take turns: `SERIAL` under `cargo
 //! test` (one process), the `faults` test group of .config/nextest.toml
-//! under scripts/test.sh (a process per test).
+//! under `cargo nextest run` (a process per test).
 
 mod common;
 mod fleet;

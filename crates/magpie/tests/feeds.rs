@@ -596,8 +596,8 @@ async fn imported_follows_are_ordinary_follows() {
     // read feeds at the same time. A read served from the inbox shows as
     // exactly one more in a quiet moment; one served elsewhere shows so only
     // if another test's inbox read lands in that very moment (a weaker check
-    // than one run alone: under scripts/test.sh, cargo-nextest, each test has
-    // its process and the first read decides).
+    // than one run alone: under `cargo nextest run` each test has its
+    // process and the first read decides).
     let inbox = "magpie_feed_reads_total{from=\"inbox\"}";
     let mut from_inbox = false;
     for _ in 0..20 {

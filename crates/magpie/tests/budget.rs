@@ -83,25 +83,13 @@ fn per_message(before: Costs, after: Costs, n: usize) -> Costs {
     }
 }
 
-/// Background work out of the test's minute, so the counts are the
-/// messages' own: no retention sweep, route audit, node heartbeat or sweep
-/// after the start. (Every 20–30 s, one landed in a window often enough on a
-/// loaded machine: two round trips over ten group messages is the whole
-/// `UPKEEP`.)
-fn quiet(c: &mut magpie_server::Config) {
-    c.retention.sweep_interval_secs = 3600;
-    c.cluster.heartbeat_ms = 3_600_000;
-    c.cluster.node_ttl_ms = 7_200_000;
-    c.cluster.sweep_interval_ms = 3_600_000;
-    c.cluster.route_audit_ms = 3_600_000;
-    c.guard.ban_refresh_ms = 3_600_000;
-    c.guard.detector_lease_ms = 3_600_000;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_stay_within_their_budget() {
     let s = TestServer::start_with(|c| {
-        quiet(c);
+        // Background work out of the test's minute, so the counts are the
+        // messages' own (one upkeep round trip in a window of ten group
+        // messages is the whole `UPKEEP`).
+        quiet_upkeep(c);
         c.presence.fan_out = magpie_server::config::FanOut::Watchers;
         // Pings every 100 ms, so idle connections heartbeat often below.
         c.session.heartbeat_ms = 100;
@@ -318,7 +306,10 @@ async fn with_1000_conversations(s: &TestServer, star: &magpie_proto::http::Toke
 /// connect within `presence.peer_cache_ms` reads no conversation list.
 async fn contacts_take_one_lookup_and_one_list_read() {
     let s = TestServer::start_with(|c| {
-        quiet(c);
+        // Background work out of the test's minute, so the counts are the
+        // messages' own (one upkeep round trip in a window of ten group
+        // messages is the whole `UPKEEP`).
+        quiet_upkeep(c);
         c.presence.fan_out = magpie_server::config::FanOut::Contacts;
     })
     .await;

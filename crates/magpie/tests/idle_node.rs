@@ -25,17 +25,7 @@ async fn round_trips(s: &TestServer) -> (f64, f64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_node_makes_no_round_trip_beyond_its_upkeep() {
-    let s = TestServer::start_with(|c| {
-        c.retention.sweep_interval_secs = 3600;
-        c.search.sweep_ms = 3_600_000;
-        c.cluster.heartbeat_ms = 3_600_000;
-        c.cluster.node_ttl_ms = 7_200_000;
-        c.cluster.sweep_interval_ms = 3_600_000;
-        c.cluster.route_audit_ms = 3_600_000;
-        c.guard.ban_refresh_ms = 3_600_000;
-        c.guard.detector_lease_ms = 3_600_000;
-    })
-    .await;
+    let s = TestServer::start_with(quiet_upkeep).await;
     // The start's own work (registration, leases, the first reads of each
     // timer) done: both counters unchanged for two seconds.
     let mut last = round_trips(&s).await;

@@ -253,3 +253,18 @@ pub fn sent_seq(f: &ServerFrame) -> (magpie_core::ServerMsgId, Seq, bool) {
         other => panic!("expected sent, got {other:?}"),
     }
 }
+
+/// A node's own periodic upkeep moved beyond any test's length: no
+/// retention or search sweep, node heartbeat, node sweep, route audit, ban
+/// refresh or detector lease after the start, so a test counting round
+/// trips counts only what it causes.
+pub fn quiet_upkeep(c: &mut Config) {
+    c.retention.sweep_interval_secs = 3600;
+    c.search.sweep_ms = 3_600_000;
+    c.cluster.heartbeat_ms = 3_600_000;
+    c.cluster.node_ttl_ms = 7_200_000;
+    c.cluster.sweep_interval_ms = 3_600_000;
+    c.cluster.route_audit_ms = 3_600_000;
+    c.guard.ban_refresh_ms = 3_600_000;
+    c.guard.detector_lease_ms = 3_600_000;
+}
